@@ -1,0 +1,52 @@
+"""The `brokerflow` command line. Each subcommand lives in `brokerflow/commands/<name>.py` and
+exposes `register(subparsers, common)`; this module only dispatches and turns errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from domain.errors import BrokerflowError
+
+# Order is the order of `brokerflow --help`.
+COMMANDS = ("demo", "replay", "simulate", "sql", "services", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="TOML file with BROKERFLOW_* keys")
+    common.add_argument("--data-dir", type=Path, help="where embedded services keep their data")
+    parser = argparse.ArgumentParser(
+        prog="brokerflow",
+        description="FIX in; quotes, stops, margin, surveillance and audit out.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"brokerflow.commands.{name}")
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("brokerflow: interrupted", file=sys.stderr)
+        return 130
+    except (BrokerflowError, OSError) as exc:
+        # Bad input or an unreachable service: one line, never a traceback.
+        print(f"brokerflow: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

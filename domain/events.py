@@ -1,0 +1,139 @@
+"""Domain layer: typed events decoded from FIX, shared by every flow.
+
+Timestamps are int UTC nanoseconds (`ts_event`: from the message, TransactTime (60), else
+MDEntryTime (273), else SendingTime (52); never the wall clock). Market-data prices and sizes are
+floats: the quote flow only compares and forwards them, and `repr(float(s))` round-trips the wire
+decimal. Order and execution quantities and prices are `Decimal` (ledger arithmetic must be exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+# MDEntryType (269)
+MD_BID = "0"
+MD_OFFER = "1"
+MD_TRADE = "2"
+MD_OPEN = "4"
+MD_CLOSE = "5"
+MD_HIGH = "7"
+MD_LOW = "8"
+MD_VOLUME = "B"
+
+# MDUpdateAction (279)
+MD_NEW = "0"
+MD_CHANGE = "1"
+MD_DELETE = "2"
+MD_DELETE_THRU = "3"
+MD_DELETE_FROM = "4"
+MD_OVERLAY = "5"
+
+
+@dataclass(frozen=True, slots=True)
+class MdEntry:
+    """One entry of the NoMDEntries (268) group.
+
+    Attributes:
+        entry_type: MDEntryType (269).
+        action: MDUpdateAction (279); "0" (new) for full refreshes (35=W).
+        price: MDEntryPx (270), or None.
+        size: MDEntrySize (271), or None.
+        entry_id: MDEntryID (278), or None.
+    """
+
+    entry_type: str
+    action: str
+    price: float | None
+    size: float | None
+    entry_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataSnapshot:
+    """A full refresh (35=W) of one symbol: replaces its book."""
+
+    symbol: str
+    ts_event: int
+    entries: tuple[MdEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataIncrement:
+    """The entries of one incremental refresh (35=X) that concern one symbol, in message order.
+
+    An X message that carries several symbols becomes one increment per symbol (Symbol (55)
+    is inherited from the previous entry when an entry omits it).
+    """
+
+    symbol: str
+    ts_event: int
+    entries: tuple[MdEntry, ...]
+
+
+MarketDataEvent = MarketDataSnapshot | MarketDataIncrement
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """An execution report (35=8), normalised. FIX 4.2's ExecType 1/2 (partial fill/fill) map to "F".
+
+    Attributes mirror FIX names: ExecID (17), OrderID (37), ClOrdID (11), OrigClOrdID (41),
+    ExecType (150), OrdStatus (39), Account (1), Symbol (55), Side (54), OrderQty (38),
+    OrdType (40), Price (44), StopPx (99), LastQty (32), LastPx (31), CumQty (14),
+    LeavesQty (151), AvgPx (6), TrdMatchID (880), ExecRefID (19), Text (58).
+    """
+
+    exec_id: str
+    order_id: str
+    cl_ord_id: str | None
+    orig_cl_ord_id: str | None
+    exec_type: str
+    ord_status: str
+    account: str | None
+    symbol: str
+    side: str
+    order_qty: Decimal | None
+    ord_type: str | None
+    price: Decimal | None
+    stop_px: Decimal | None
+    last_qty: Decimal
+    last_px: Decimal
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    avg_px: Decimal
+    ts_event: int
+    trd_match_id: str | None = None
+    exec_ref_id: str | None = None
+    text: str | None = None
+    poss_dup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A new order (35=D), cancel (35=F) or cancel/replace (35=G) request.
+
+    Attributes mirror FIX names: MsgType (35), ClOrdID (11), OrigClOrdID (41), Account (1),
+    Symbol (55), Side (54), OrderQty (38), OrdType (40), Price (44), StopPx (99),
+    TimeInForce (59), ExpireTime (126), ExecInst (18), PegOffsetValue (211), PegOffsetType (836).
+    """
+
+    msg_type: str
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    account: str | None
+    symbol: str
+    side: str
+    order_qty: Decimal | None
+    ord_type: str | None
+    price: Decimal | None
+    stop_px: Decimal | None
+    time_in_force: str | None
+    ts_event: int
+    expire_time: int | None = None
+    exec_inst: str | None = None
+    peg_offset_value: Decimal | None = None
+    peg_offset_type: str | None = None
+
+
+OrderEvent = ExecutionReport | OrderRequest
