@@ -11,7 +11,8 @@ class DecodeError(BrokerflowError):
     """A message could not be framed or decoded (BodyLength, CheckSum, garbled tag).
 
     Attributes:
-        reason: one line saying what was wrong, naming the tag ("CheckSum(10) was 000, computed 187").
+        reason: one line saying what was wrong, naming the tag
+            ("CheckSum(10) was 000, computed 187").
         tag: the FIX tag at fault, when there is one.
     """
 

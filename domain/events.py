@@ -76,7 +76,7 @@ MarketDataEvent = MarketDataSnapshot | MarketDataIncrement
 
 @dataclass(frozen=True, slots=True)
 class ExecutionReport:
-    """An execution report (35=8), normalised. FIX 4.2's ExecType 1/2 (partial fill/fill) map to "F".
+    """An execution report (35=8), normalised; FIX 4.2 ExecType 1/2 (partial fill/fill) become "F".
 
     Attributes mirror FIX names: ExecID (17), OrderID (37), ClOrdID (11), OrigClOrdID (41),
     ExecType (150), OrdStatus (39), Account (1), Symbol (55), Side (54), OrderQty (38),

@@ -1,0 +1,384 @@
+"""Domain layer: the L1 book per symbol and the event-time coalescer of quote updates.
+
+Pure logic, no clock and no I/O: the flow feeds market-data events in, and gets `Quote` values out
+to publish. Decisions where FIX leaves room (documented in the README, "Market data"):
+
+- Each side of the book keeps its price levels keyed by MDEntryID (278), or by price when the feed
+  sends no IDs, so a depth feed's NEW/DELETE pairs arrive in any order within one message and the
+  best level is still right. A CHANGE (279=1) of a level we do not know is top-of-book semantics
+  (L1 feeds): the side becomes that one level. DELETE without ID or price removes the best level;
+  DELETE THRU/FROM (3/4) clear the side. A side keeps at most `MAX_LEVELS` levels.
+- Trades (269=2) in incrementals set last price/size, add to the day volume (unless the feed sends
+  its own cumulative volume, 269=B, which then wins) and build the day's OHLC. A trade entry inside
+  a full refresh (35=W) is the last trade's state, not a new trade: it sets LTP/LTQ only. A
+  DELETE of a trade (a bust) is ignored by the book.
+- The trading day is the UTC date of the event time; a new day resets volume and OHLC.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from domain.events import (
+    MD_BID,
+    MD_CHANGE,
+    MD_CLOSE,
+    MD_DELETE,
+    MD_DELETE_FROM,
+    MD_DELETE_THRU,
+    MD_HIGH,
+    MD_LOW,
+    MD_OFFER,
+    MD_OPEN,
+    MD_TRADE,
+    MD_VOLUME,
+    MarketDataIncrement,
+    MarketDataSnapshot,
+    MdEntry,
+)
+
+NS_PER_DAY = 86_400_000_000_000
+NS_PER_MS = 1_000_000
+MAX_LEVELS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A published L1 quote of one symbol: the contract's `quote:{SYMBOL}` plus its day's OHLC.
+
+    Attributes:
+        ts: event time of the last change, epoch milliseconds.
+        seq: increases by one with every published update of the symbol.
+        day: days since 1970-01-01 (UTC) of `ts`; names the OHLC key.
+    """
+
+    symbol: str
+    bid: float | None
+    bid_size: float | None
+    ask: float | None
+    ask_size: float | None
+    ltp: float | None
+    ltq: float | None
+    volume: float
+    ts: int
+    seq: int
+    day: int
+    open: float | None
+    high: float | None
+    low: float | None
+    close: float | None
+
+
+@dataclass(slots=True)
+class SymbolBook:
+    """Mutable L1 state of one symbol. Levels map a key (MDEntryID or price) to [price, size]."""
+
+    symbol: str
+    bids: dict[object, list] = field(default_factory=dict)
+    asks: dict[object, list] = field(default_factory=dict)
+    ltp: float | None = None
+    ltq: float | None = None
+    volume: float = 0.0
+    feed_volume: bool = False  # a 269=B entry was seen today: the feed's volume wins
+    day: int = -1
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+    ts_event: int = 0
+    seq: int = 0
+
+    def best_bid(self) -> list | None:
+        levels = self.bids
+        if not levels:
+            return None
+        return max(levels.values(), key=_level_price) if len(levels) > 1 else next(
+            iter(levels.values())
+        )
+
+    def best_ask(self) -> list | None:
+        levels = self.asks
+        if not levels:
+            return None
+        return min(levels.values(), key=_level_price) if len(levels) > 1 else next(
+            iter(levels.values())
+        )
+
+    def to_quote(self) -> Quote:
+        """Return the current state as a `Quote` (does not bump `seq`)."""
+        bid = self.best_bid()
+        ask = self.best_ask()
+        return Quote(
+            self.symbol,
+            bid[0] if bid else None,
+            bid[1] if bid else None,
+            ask[0] if ask else None,
+            ask[1] if ask else None,
+            self.ltp,
+            self.ltq,
+            self.volume,
+            self.ts_event // NS_PER_MS,
+            self.seq,
+            self.day,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+        )
+
+
+def _level_price(level: list) -> float:
+    return level[0]
+
+
+def _roll_day(book: SymbolBook, ts_event: int) -> None:
+    day = ts_event // NS_PER_DAY
+    if day != book.day:
+        if day < book.day:
+            return  # a late message from yesterday does not reopen yesterday's bar
+        book.day = day
+        book.volume = 0.0
+        book.feed_volume = False
+        book.open = book.high = book.low = book.close = None
+
+
+def _trim(levels: dict[object, list], keep_high: bool) -> None:
+    if len(levels) > MAX_LEVELS:
+        ordered = sorted(levels.items(), key=lambda kv: kv[1][0], reverse=keep_high)
+        for key, _ in ordered[MAX_LEVELS:]:
+            del levels[key]
+
+
+def _apply_level(levels: dict[object, list], entry: MdEntry, keep_high: bool) -> None:
+    action = entry.action
+    key = entry.entry_id if entry.entry_id is not None else entry.price
+    if action == MD_DELETE:
+        if key is not None and key in levels:
+            del levels[key]
+        elif entry.entry_id is None and entry.price is None and levels:
+            best = max(levels.items(), key=lambda kv: kv[1][0]) if keep_high else min(
+                levels.items(), key=lambda kv: kv[1][0]
+            )
+            del levels[best[0]]
+        elif entry.price is not None:
+            # Deleted by ID we never saw, or keyed differently: fall back to the price.
+            for k, level in list(levels.items()):
+                if level[0] == entry.price:
+                    del levels[k]
+        return
+    if action == MD_DELETE_THRU or action == MD_DELETE_FROM:
+        levels.clear()
+        return
+    if entry.price is None:
+        return
+    size = entry.size if entry.size is not None else 0.0
+    if action == MD_CHANGE and key not in levels:
+        levels.clear()  # top-of-book feed: the change replaces the side
+    levels[key] = [entry.price, size]
+    if len(levels) > MAX_LEVELS:
+        _trim(levels, keep_high)
+
+
+def _apply_trade(book: SymbolBook, entry: MdEntry, is_new_trade: bool) -> None:
+    px = entry.price
+    if px is None or entry.action == MD_DELETE:
+        return
+    book.ltp = px
+    book.ltq = entry.size
+    if not is_new_trade:
+        return
+    if not book.feed_volume and entry.size is not None:
+        book.volume += entry.size
+    if book.open is None:
+        book.open = px
+    if book.high is None or px > book.high:
+        book.high = px
+    if book.low is None or px < book.low:
+        book.low = px
+    book.close = px
+
+
+def _apply_entries(book: SymbolBook, entries: tuple[MdEntry, ...], snapshot: bool) -> None:
+    for entry in entries:
+        kind = entry.entry_type
+        if kind == MD_BID:
+            _apply_level(book.bids, entry, True)
+        elif kind == MD_OFFER:
+            _apply_level(book.asks, entry, False)
+        elif kind == MD_TRADE:
+            _apply_trade(book, entry, not snapshot)
+        elif entry.action == MD_DELETE:
+            continue
+        elif kind == MD_VOLUME:
+            if entry.size is not None:
+                book.volume = entry.size
+                book.feed_volume = True
+        elif kind == MD_OPEN:
+            book.open = entry.price
+        elif kind == MD_CLOSE:
+            book.close = entry.price
+        elif kind == MD_HIGH:
+            book.high = entry.price
+        elif kind == MD_LOW:
+            book.low = entry.price
+        # Other entry types (imbalance, settlement, ...) do not touch L1.
+
+
+def apply_snapshot(book: SymbolBook, event: MarketDataSnapshot) -> None:
+    """Apply a full refresh (35=W): the book's sides become the snapshot's levels."""
+    _roll_day(book, event.ts_event)
+    book.bids.clear()
+    book.asks.clear()
+    _apply_entries(book, event.entries, True)
+    if event.ts_event > book.ts_event:
+        book.ts_event = event.ts_event
+
+
+def apply_increment(book: SymbolBook, event: MarketDataIncrement) -> None:
+    """Apply the entries of an incremental refresh (35=X) for this symbol, in message order."""
+    _roll_day(book, event.ts_event)
+    _apply_entries(book, event.entries, False)
+    if event.ts_event > book.ts_event:
+        book.ts_event = event.ts_event
+
+
+@dataclass(frozen=True, slots=True)
+class CoalescePolicy:
+    """How often a symbol may publish.
+
+    Attributes:
+        interval_ns: at most one published update per symbol per interval of event time.
+        min_move_bps: publish only when bid, ask or last moved more than this (0 = every change);
+            a withheld change is still published when the stream ends or goes quiet.
+    """
+
+    interval_ns: int = 100 * NS_PER_MS
+    min_move_bps: float = 0.0
+
+
+def _moved(last: Quote, now: Quote, min_move_bps: float) -> bool:
+    for a, b in ((last.bid, now.bid), (last.ask, now.ask), (last.ltp, now.ltp)):
+        if a is None or b is None:
+            if a is not b:
+                return True
+        elif abs(b - a) * 10_000 > min_move_bps * abs(a):
+            return True
+    return False
+
+
+class QuoteCoalescer:
+    """Books and coalescing state for a set of symbols (one shard of the symbol space).
+
+    Leading edge: a change to a symbol that has not published for an interval goes out at once.
+    Within an interval further changes are held; the latest state goes out when the interval ends
+    (when event time, the highest seen in this shard, passes the deadline), at `flush_due` from an
+    idle timer, or at `flush_all` when the stream ends: the last state is never withheld.
+    """
+
+    __slots__ = ("books", "policy", "_last_pub_ns", "_last_quote", "_pending", "_heap", "watermark")
+
+    def __init__(self, policy: CoalescePolicy) -> None:
+        self.policy = policy
+        self.books: dict[str, SymbolBook] = {}
+        self._last_pub_ns: dict[str, int] = {}
+        self._last_quote: dict[str, Quote] = {}
+        self._pending: dict[str, int] = {}  # symbol -> deadline (event time, ns)
+        self._heap: list[tuple[int, str]] = []
+        self.watermark = 0
+
+    def apply(self, events: list[MarketDataSnapshot | MarketDataIncrement]) -> list[Quote]:
+        """Apply events in order and return the quotes to publish now."""
+        out: list[Quote] = []
+        books = self.books
+        heap = self._heap
+        for event in events:
+            ts = event.ts_event
+            if ts >= self.watermark:
+                self.watermark = ts
+                if heap and heap[0][0] <= ts:
+                    self._flush_until(ts, out)
+            symbol = event.symbol
+            book = books.get(symbol)
+            if book is None:
+                book = books[symbol] = SymbolBook(symbol)
+            if type(event) is MarketDataIncrement:
+                apply_increment(book, event)
+            else:
+                apply_snapshot(book, event)
+            self._changed(symbol, book, ts, out)
+        return out
+
+    def _changed(self, symbol: str, book: SymbolBook, ts: int, out: list[Quote]) -> None:
+        if symbol in self._pending:
+            return  # already waiting for its interval's end; that publish will carry this change
+        last = self._last_pub_ns.get(symbol)
+        if last is not None and ts < last + self.policy.interval_ns:
+            deadline = last + self.policy.interval_ns
+            self._pending[symbol] = deadline
+            heapq.heappush(self._heap, (deadline, symbol))
+            return
+        if not self._publish(symbol, book, ts, out, force=False):
+            # Filtered as too small a move: hold it until the next interval's end.
+            deadline = ts + self.policy.interval_ns
+            self._pending[symbol] = deadline
+            heapq.heappush(self._heap, (deadline, symbol))
+
+    def _publish(
+        self, symbol: str, book: SymbolBook, pub_ns: int, out: list[Quote], force: bool
+    ) -> bool:
+        min_move = self.policy.min_move_bps
+        if min_move > 0 and not force:
+            last = self._last_quote.get(symbol)
+            if last is not None and not _moved(last, book.to_quote(), min_move):
+                return False
+        book.seq += 1
+        quote = book.to_quote()
+        self._last_pub_ns[symbol] = pub_ns
+        self._last_quote[symbol] = quote
+        out.append(quote)
+        return True
+
+    def _flush_until(self, now_ns: int, out: list[Quote], force: bool = False) -> None:
+        heap = self._heap
+        pending = self._pending
+        while heap and heap[0][0] <= now_ns:
+            deadline, symbol = heapq.heappop(heap)
+            if pending.get(symbol) != deadline:
+                continue
+            del pending[symbol]
+            if not self._publish(symbol, self.books[symbol], deadline, out, force):
+                # Still too small a move: keep holding it, next check one interval later.
+                nxt = deadline + self.policy.interval_ns
+                pending[symbol] = nxt
+                heapq.heappush(heap, (nxt, symbol))
+
+    def flush_due(self, now_ns: int) -> list[Quote]:
+        """Publish the held states whose interval ended by `now_ns` (event time)."""
+        out: list[Quote] = []
+        if self._heap and self._heap[0][0] <= now_ns:
+            self._flush_until(now_ns, out)
+        return out
+
+    def flush_all(self) -> list[Quote]:
+        """Publish every held state, filtered or not (end of stream)."""
+        out: list[Quote] = []
+        for symbol, deadline in sorted(self._pending.items(), key=lambda kv: (kv[1], kv[0])):
+            self._publish(symbol, self.books[symbol], deadline, out, force=True)
+        self._pending.clear()
+        self._heap.clear()
+        return out
+
+    def next_deadline(self) -> int | None:
+        """Event time of the earliest held state, or None."""
+        while self._heap and self._pending.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def __getstate__(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
