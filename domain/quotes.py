@@ -276,7 +276,16 @@ class QuoteCoalescer:
     idle timer, or at `flush_all` when the stream ends: the last state is never withheld.
     """
 
-    __slots__ = ("books", "policy", "_last_pub_ns", "_last_quote", "_pending", "_heap", "watermark")
+    __slots__ = (
+        "books",
+        "policy",
+        "watermark",
+        "_last_pub_ns",
+        "_last_quote",
+        "_pending",
+        "_heap",
+        "_withheld",
+    )
 
     def __init__(self, policy: CoalescePolicy) -> None:
         self.policy = policy
@@ -285,6 +294,7 @@ class QuoteCoalescer:
         self._last_quote: dict[str, Quote] = {}
         self._pending: dict[str, int] = {}  # symbol -> deadline (event time, ns)
         self._heap: list[tuple[int, str]] = []
+        self._withheld: set[str] = set()  # published nothing since a change the filter held back
         self.watermark = 0
 
     def apply(self, events: list[MarketDataSnapshot | MarketDataIncrement]) -> list[Quote]:
@@ -318,11 +328,7 @@ class QuoteCoalescer:
             self._pending[symbol] = deadline
             heapq.heappush(self._heap, (deadline, symbol))
             return
-        if not self._publish(symbol, book, ts, out, force=False):
-            # Filtered as too small a move: hold it until the next interval's end.
-            deadline = ts + self.policy.interval_ns
-            self._pending[symbol] = deadline
-            heapq.heappush(self._heap, (deadline, symbol))
+        self._publish(symbol, book, ts, out, force=False)
 
     def _publish(
         self, symbol: str, book: SymbolBook, pub_ns: int, out: list[Quote], force: bool
@@ -331,7 +337,9 @@ class QuoteCoalescer:
         if min_move > 0 and not force:
             last = self._last_quote.get(symbol)
             if last is not None and not _moved(last, book.to_quote(), min_move):
+                self._withheld.add(symbol)
                 return False
+        self._withheld.discard(symbol)
         book.seq += 1
         quote = book.to_quote()
         self._last_pub_ns[symbol] = pub_ns
@@ -339,7 +347,7 @@ class QuoteCoalescer:
         out.append(quote)
         return True
 
-    def _flush_until(self, now_ns: int, out: list[Quote], force: bool = False) -> None:
+    def _flush_until(self, now_ns: int, out: list[Quote]) -> None:
         heap = self._heap
         pending = self._pending
         while heap and heap[0][0] <= now_ns:
@@ -347,11 +355,7 @@ class QuoteCoalescer:
             if pending.get(symbol) != deadline:
                 continue
             del pending[symbol]
-            if not self._publish(symbol, self.books[symbol], deadline, out, force):
-                # Still too small a move: keep holding it, next check one interval later.
-                nxt = deadline + self.policy.interval_ns
-                pending[symbol] = nxt
-                heapq.heappush(heap, (nxt, symbol))
+            self._publish(symbol, self.books[symbol], deadline, out, force=False)
 
     def flush_due(self, now_ns: int) -> list[Quote]:
         """Publish the held states whose interval ended by `now_ns` (event time)."""
@@ -360,13 +364,22 @@ class QuoteCoalescer:
             self._flush_until(now_ns, out)
         return out
 
+    def flush_withheld(self) -> list[Quote]:
+        """Publish the changes the move filter withheld (the stream went quiet)."""
+        out: list[Quote] = []
+        for symbol in sorted(self._withheld - self._pending.keys()):
+            book = self.books[symbol]
+            self._publish(symbol, book, self._last_pub_ns[symbol], out, force=True)
+        return out
+
     def flush_all(self) -> list[Quote]:
-        """Publish every held state, filtered or not (end of stream)."""
+        """Publish every held or withheld state (end of stream): the last state is never lost."""
         out: list[Quote] = []
         for symbol, deadline in sorted(self._pending.items(), key=lambda kv: (kv[1], kv[0])):
             self._publish(symbol, self.books[symbol], deadline, out, force=True)
         self._pending.clear()
         self._heap.clear()
+        out += self.flush_withheld()
         return out
 
     def next_deadline(self) -> int | None:
