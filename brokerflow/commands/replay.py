@@ -1,10 +1,59 @@
-"""`brokerflow replay` (placeholder until implemented)."""
+"""`brokerflow replay FILE… [--json]`: run every flow over FIX log files, to the end."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
+
+from brokerflow.runner import Progress, RunSummary, run_dataflow
+from brokerflow.services import ensure_services
+from brokerflow.settings import Settings, load_settings
+from connectors.file import FixLogSource, check_fix_file
+from flows.context import FlowContext
+from flows.pipeline import build_pipeline
+from sinks.postgres import migrate
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("replay", parents=[common], help="(not yet implemented)")
-    p.set_defaults(func=lambda args: 0)
+    p = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="run all flows over FIX log files to the end, writing to the configured stores",
+        description="Replay FIX log files through the same flows that run live.",
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="FIX log files")
+    p.add_argument("--json", action="store_true", help="make the last line a JSON summary")
+    p.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def replay(
+    files: list[Path], settings: Settings, workers: int = 1, progress: bool = True
+) -> RunSummary:
+    """Replay `files` through all flows; return what happened."""
+    for path in files:
+        check_fix_file(path)
+    endpoints = ensure_services(settings, {"redis", "postgres"})
+    migrate(endpoints.postgres_dsn)
+    ctx = FlowContext(settings, endpoints.redis_url, endpoints.postgres_dsn)
+    flow = build_pipeline(FixLogSource(files), ctx)
+    t0 = time.perf_counter()
+    if progress:
+        with Progress(ctx.stats, "replay"):
+            run_dataflow(flow, workers)
+    else:
+        run_dataflow(flow, workers)
+    return RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, [str(f) for f in files])
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, args.data_dir)
+    summary = replay(args.files, settings, args.workers, progress=not args.quiet)
+    for line in summary.lines():
+        print(line)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    return 0

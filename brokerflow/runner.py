@@ -1,0 +1,117 @@
+"""Running a dataflow in this process, with a progress line and a summary in numbers.
+
+Bytewax wiring stays in `flows/`; this module only starts the engine (so it could be swapped),
+watches the counters and reports.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from bytewax.dataflow import Dataflow
+from bytewax.testing import cluster_main, run_main
+
+from brokerflow.metrics import FlowStats
+
+
+@dataclass
+class RunSummary:
+    """What a run did, in numbers (the `replay` summary and its `--json` line)."""
+
+    counts: dict[str, int]
+    seconds: float
+    files: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        c = self.counts
+        messages = c.get("messages", 0)
+        return {
+            "files": self.files,
+            "messages": messages,
+            "dead_letters": c.get("dead_letters", 0),
+            "admin_messages": c.get("admin", 0),
+            "symbols": c.get("symbols", 0),
+            "quotes": c.get("quotes_published", 0),
+            "stale_quotes_skipped": c.get("quotes_stale", 0),
+            "crossed_quotes": c.get("crossed_quotes", 0),
+            "executions": c.get("executions", 0),
+            "alerts": {k[7:]: v for k, v in sorted(c.items()) if k.startswith("alerts.")},
+            "seconds": round(self.seconds, 3),
+            "messages_per_s": round(messages / self.seconds) if self.seconds > 0 else 0,
+        }
+
+    def lines(self) -> list[str]:
+        d = self.as_dict()
+        alerts = ", ".join(f"{k} {v:,}" for k, v in d["alerts"].items()) or "none"
+        return [
+            f"messages      {d['messages']:>12,}  "
+            f"({d['messages_per_s']:,}/s over {d['seconds']:.2f} s)",
+            f"dead letters  {d['dead_letters']:>12,}",
+            f"admin msgs    {d['admin_messages']:>12,}  (session-level, not used by the flows)",
+            f"symbols       {d['symbols']:>12,}",
+            f"quotes        {d['quotes']:>12,}  published to Redis "
+            f"({d['stale_quotes_skipped']:,} already there, skipped)",
+            f"crossed       {d['crossed_quotes']:>12,}  quotes with bid > ask (data-quality count)",
+            f"executions    {d['executions']:>12,}",
+            f"alerts        {alerts}",
+        ]
+
+
+class Progress:
+    """Prints one status line per interval to a stream while a run goes on."""
+
+    def __init__(
+        self,
+        stats: FlowStats,
+        label: str,
+        out: TextIO = sys.stderr,
+        interval_s: float = 1.0,
+        extra: Callable[[], str] | None = None,
+    ) -> None:
+        self._stats = stats
+        self._label = label
+        self._out = out
+        self._interval_s = interval_s
+        self._extra = extra
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> Progress:
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _loop(self) -> None:
+        last_n, last_t = 0, self._t0
+        while not self._stop.wait(self._interval_s):
+            c = self._stats.snapshot()
+            now = time.monotonic()
+            n = c.get("messages", 0)
+            rate = (n - last_n) / (now - last_t) if now > last_t else 0.0
+            last_n, last_t = n, now
+            line = (
+                f"{self._label}: {n:,} messages ({rate:,.0f}/s), "
+                f"{c.get('dead_letters', 0):,} dead letters, "
+                f"{c.get('quotes_published', 0):,} quotes, {now - self._t0:.0f} s"
+            )
+            if self._extra:
+                line += self._extra()
+            print(line, file=self._out, flush=True)
+
+
+def run_dataflow(flow: Dataflow, workers: int = 1) -> None:
+    """Run `flow` to completion in this process (`workers` threads)."""
+    if workers <= 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)

@@ -1,0 +1,25 @@
+"""Flows layer: what every flow of one run shares (settings, store endpoints, counters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from brokerflow.metrics import FlowStats
+from brokerflow.settings import Settings
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    """Settings and resolved endpoints of one run.
+
+    Attributes:
+        live: the input is live (FIX session, Kafka, paced simulator): held quotes are also
+            flushed by a wall-clock timer when the market goes quiet. Replays leave it off, so
+            that their output depends on the input alone.
+    """
+
+    settings: Settings
+    redis_url: str
+    postgres_dsn: str
+    stats: FlowStats = field(default_factory=FlowStats)
+    live: bool = False
