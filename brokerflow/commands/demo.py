@@ -1,10 +1,92 @@
-"""`brokerflow demo` (placeholder until implemented)."""
+"""`brokerflow demo [--seconds N]`: everything embedded, a simulated market flowing live."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
+import sys
+import threading
+import time
+
+import redis
+
+from brokerflow.runner import Progress, RunSummary, run_dataflow
+from brokerflow.services import ensure_services
+from brokerflow.settings import load_settings
+from connectors.simulated import PacedSimulatorSource
+from flows.context import FlowContext
+from flows.pipeline import build_pipeline
+from simulator.market import symbol_names
+from sinks.postgres import migrate
+
+SHOWN_SYMBOLS = 3
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("demo", parents=[common], help="(not yet implemented)")
-    p.set_defaults(func=lambda args: 0)
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="a simulated market through all flows into embedded stores, live",
+        description="Start embedded services, run the simulated market in real time through "
+        "the flows, and show live quotes. Ctrl-C (or --seconds) stops it with a summary.",
+    )
+    p.add_argument("--seconds", type=float, help="stop after N seconds and print a summary")
+    p.add_argument("--symbols", type=int, default=50, help="simulated symbols (default 50)")
+    p.add_argument("--rate", type=float, default=5.0, help="market events/s per symbol")
+    p.add_argument("--seed", type=int, default=1, help="simulator seed")
+    p.add_argument("--json", action="store_true", help="make the last line a JSON summary")
+    p.set_defaults(func=run)
+
+
+def _fmt(doc: dict) -> str:
+    def px(x: object) -> str:
+        return "-" if x is None else f"{x:g}"
+
+    return f"{doc['symbol']} {px(doc['bid'])} x {px(doc['ask'])} last {px(doc['ltp'])}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.symbols < 1 or args.rate <= 0 or (args.seconds is not None and args.seconds <= 0):
+        msg = "brokerflow: error: --symbols, --rate and --seconds must be positive"
+        print(msg, file=sys.stderr)
+        return 2
+    settings = load_settings(args.config, args.data_dir)
+    endpoints = ensure_services(settings, {"redis", "postgres"})
+    migrate(endpoints.postgres_dsn)
+    ctx = FlowContext(settings, endpoints.redis_url, endpoints.postgres_dsn, live=True)
+    stop = threading.Event()
+    source = PacedSimulatorSource(args.symbols, args.seed, stop, args.seconds, args.rate)
+    flow = build_pipeline(source, ctx)
+
+    shown = symbol_names(args.symbols)[:SHOWN_SYMBOLS]
+    client = redis.Redis.from_url(endpoints.redis_url, socket_timeout=2)
+
+    def live_quotes() -> str:
+        try:
+            docs = [json.loads(v) for v in client.mget([f"quote:{s}" for s in shown]) if v]
+        except (redis.RedisError, ValueError):
+            return ""
+        return "".join(f" | {_fmt(d)}" for d in docs)
+
+    print(f"brokerflow demo: {args.symbols} simulated symbols, ~{args.rate:g} events/s each")
+    print(f"  quotes   -> Redis {endpoints.redis_url}  (quote:{{SYMBOL}}, stream:quotes)")
+    print(f"             e.g. redis-cli -u {endpoints.redis_url} GET quote:{shown[0]}")
+    print("  problems -> PostgreSQL dead_letters; "
+          "e.g. brokerflow sql postgres \"SELECT reason, count(*) FROM dead_letters GROUP BY 1\"")
+    print("  stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds else ""))
+
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    t0 = time.perf_counter()
+    try:
+        with Progress(ctx.stats, "demo", extra=live_quotes):
+            run_dataflow(flow)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        client.close()
+    summary = RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0)
+    for line in summary.lines():
+        print(line)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    return 0
