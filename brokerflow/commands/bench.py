@@ -1,10 +1,36 @@
-"""`brokerflow bench` (placeholder until implemented)."""
+"""`brokerflow bench [NAME]`: the benchmarks; prints a table, writes bench/results/NAME.json."""
 
 from __future__ import annotations
 
 import argparse
 
+from brokerflow.settings import load_settings
+
+BENCHMARKS = ("ingest",)
+
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("bench", parents=[common], help="(not yet implemented)")
-    p.set_defaults(func=lambda args: 0)
+    p = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="run the benchmarks (prints a table, writes bench/results/NAME.json)",
+    )
+    p.add_argument("name", nargs="?", choices=BENCHMARKS, help="one benchmark (default: all)")
+    p.add_argument("--messages", type=int, default=1_000_000, help="size of the input file")
+    p.add_argument(
+        "--simplefix-messages",
+        type=int,
+        help="run the simplefix yardstick over only the first N messages (default: all)",
+    )
+    p.add_argument("--profile", action="store_true", help="profile the end-to-end run")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, args.data_dir)
+    for name in [args.name] if args.name else BENCHMARKS:
+        if name == "ingest":
+            from bench import ingest
+
+            ingest.run(settings, args.messages, args.simplefix_messages, args.profile)
+    return 0
