@@ -1,0 +1,215 @@
+"""Application layer: the one frozen `Settings` of a brokerflow process, and how it is loaded.
+
+Precedence, highest first: the `--data-dir` flag, `BROKERFLOW_*` environment variables, keys of the
+TOML file given with `--config` (spelt `BROKERFLOW_REDIS_URL` or `redis_url`, any case), defaults.
+A store whose URL is unset is served by an embedded server under `data_dir` (`brokerflow.services`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from domain.errors import ConfigError
+
+ENV_PREFIX = "BROKERFLOW_"
+
+# The TOML values of the `load_settings` call in progress; read by `_TomlSource`.
+_toml_values: ContextVar[dict[str, Any] | None] = ContextVar("_toml_values", default=None)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Settings source for the already-normalised keys of the `--config` TOML file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        values = _toml_values.get() or {}
+        return values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_toml_values.get() or {})
+
+
+class Settings(BaseSettings):
+    """Configuration of one brokerflow process (CONTRACT.md, "Where the data goes").
+
+    Attributes:
+        redis_url: `redis://host:port/db`; None means an embedded Redis under `data_dir`.
+        postgres_dsn: `postgresql://…`; None means an embedded PostgreSQL under `data_dir`.
+        clickhouse_url: `http(s)://…` or `chdb:///path`; None means `chdb://` under `data_dir`.
+        kafka_bootstrap: Kafka bootstrap servers; None means no Kafka.
+        data_dir: where embedded services and generated secrets live.
+        edge_secret: HS256 key for edge tokens; None means a random key kept in `data_dir`.
+        coalesce_ms: quote coalescing window; one update per symbol per window at most.
+        coalesce_min_move_bps: inside a window, publish early only on a move of at least this
+            many basis points; 0 turns the early publish off.
+        instruments: the instruments the quote flow accepts; None accepts any symbol.
+            From the environment either a JSON list or comma-separated symbols.
+        redis_stream_maxlen: approximate cap of the `stream:*` Redis streams.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+        env_ignore_empty=True,
+    )
+
+    redis_url: str | None = None
+    postgres_dsn: str | None = None
+    clickhouse_url: str | None = None
+    kafka_bootstrap: str | None = None
+    data_dir: Path = Path(".brokerflow")
+    edge_secret: SecretStr | None = None
+    coalesce_ms: int = Field(default=100, gt=0)
+    coalesce_min_move_bps: float = Field(default=0.0, ge=0.0)
+    instruments: Annotated[list[str] | None, NoDecode] = None
+    redis_stream_maxlen: int = Field(default=100_000, gt=0)
+
+    @field_validator("instruments", mode="before")
+    @classmethod
+    def _split_instruments(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: init kwargs (flags), environment, then the TOML file."""
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    def masked(self) -> dict[str, Any]:
+        """Return the settings as plain values with secrets and URL passwords masked.
+
+        Returns:
+            A dict safe to log: `edge_secret` is "***" when set and credentials in URLs and DSNs
+            are replaced by "***".
+        """
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "***"
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, str) and name.endswith(("_url", "_dsn")):
+                value = mask_url(value)
+            out[name] = value
+        return out
+
+    def describe(self) -> str:
+        """Return a one-line `key=value` summary for start-up logs, secrets masked."""
+        return " ".join(f"{key}={value}" for key, value in self.masked().items())
+
+
+def mask_url(url: str) -> str:
+    """Replace the password of a URL or libpq `key=value` DSN with "***".
+
+    >>> mask_url("postgresql://bob:hunter2@db:5432/x")
+    'postgresql://bob:***@db:5432/x'
+    """
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    words = []
+    for word in url.split():
+        key, sep, _ = word.partition("=")
+        words.append(f"{key}=***" if sep and key.lower() == "password" else word)
+    return " ".join(words)
+
+
+def _field_name(key: str) -> str:
+    name = key.strip().lower()
+    prefix = ENV_PREFIX.lower()
+    return name[len(prefix) :] if name.startswith(prefix) else name
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        msg = f"--config {path}: no such file"
+        raise ConfigError(msg) from None
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"--config {path}: not valid TOML ({exc})"
+        raise ConfigError(msg) from None
+    fields = Settings.model_fields
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = _field_name(key)
+        if name not in fields:
+            msg = f"--config {path}: unknown key {key!r}"
+            raise ConfigError(msg)
+        if name in values:
+            msg = f"--config {path}: key {key!r} given twice"
+            raise ConfigError(msg)
+        values[name] = value
+    return values
+
+
+def _one_line(exc: ValidationError, toml_path: Path | None) -> str:
+    error = exc.errors()[0]
+    loc = error.get("loc") or ("?",)
+    name = str(loc[0])
+    where = f"{name} ({ENV_PREFIX}{name.upper()})"
+    if error.get("type") == "extra_forbidden":
+        return f"unknown setting {name!r}"
+    problem = error.get("msg", "invalid value")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) or value is None else f"; value was {value!r}"
+    origin = f" (env or --config {toml_path})" if toml_path else ""
+    return f"bad setting {where}{origin}: {problem}{shown}"
+
+
+def load_settings(config: Path | None = None, data_dir: Path | None = None) -> Settings:
+    """Build the process settings from the environment, a TOML file and the `--data-dir` flag.
+
+    Args:
+        config: TOML file given with `--config`; its keys are setting names with or without the
+            `BROKERFLOW_` prefix, in any case. Environment variables win over it.
+        data_dir: the `--data-dir` flag; wins over everything.
+
+    Returns:
+        The frozen settings.
+
+    Raises:
+        ConfigError: unreadable TOML, an unknown key or a bad value; the message names the key.
+    """
+    toml_values = _read_toml(config) if config is not None else {}
+    init: dict[str, Any] = {"data_dir": data_dir} if data_dir is not None else {}
+    token = _toml_values.set(toml_values)
+    try:
+        return Settings(**init)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, config)) from None
+    finally:
+        _toml_values.reset(token)
