@@ -146,5 +146,7 @@ def test_settings_masked_hides_secret_and_url_passwords() -> None:
 
 
 def test_mask_url_libpq_keyword_form() -> None:
-    assert mask_url("host=db user=bob password=x dbname=y") == "host=db user=bob password=*** dbname=y"
+    assert (
+        mask_url("host=db user=bob password=x dbname=y") == "host=db user=bob password=*** dbname=y"
+    )
     assert mask_url("redis://cache:6379/0") == "redis://cache:6379/0"
