@@ -1,0 +1,70 @@
+"""Sinks layer: bounded retries with exponential backoff for store writes.
+
+Use only around idempotent writes (every sink write is keyed on the input, STYLE.md §4), so a retry
+after an ambiguous failure cannot add a second row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def backoff_delays(attempts: int, base_s: float, max_s: float) -> list[float]:
+    """Return the waits between `attempts` tries: base, 2*base, 4*base, ... capped at `max_s`.
+
+    >>> backoff_delays(5, 0.1, 0.3)
+    [0.1, 0.2, 0.3, 0.3]
+    """
+    return [min(max_s, base_s * (2**n)) for n in range(max(0, attempts - 1))]
+
+
+def retry_with_backoff(
+    fn: Callable[[], T],
+    *,
+    attempts: int,
+    base_s: float,
+    max_s: float,
+    retry_on: tuple[type[Exception], ...],
+    on_retry: Callable[[int, Exception, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call `fn` until it succeeds, waiting longer after each failure, then give up and re-raise.
+
+    Args:
+        fn: the work; called with no arguments.
+        attempts: how many calls at most (1 means no retry).
+        base_s: the wait after the first failure; doubled after each further one.
+        max_s: the longest wait.
+        retry_on: the exception types that are worth another try; any other propagates at once.
+        on_retry: called as `on_retry(attempt, error, delay_s)` before each wait, e.g. to log or to
+            reconnect; `attempt` counts from 1.
+        sleep: how to wait (tests pass a fake).
+
+    Returns:
+        What `fn` returned.
+
+    Raises:
+        ValueError: `attempts` is below 1.
+        Exception: the last error of `fn` once the attempts are used up, with a note saying so.
+    """
+    if attempts < 1:
+        msg = f"attempts must be at least 1, was {attempts}"
+        raise ValueError(msg)
+    delays = backoff_delays(attempts, base_s, max_s)
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except retry_on as exc:
+            if attempt >= attempts:
+                exc.add_note(f"gave up after {attempts} attempts")
+                raise
+            delay = delays[attempt - 1]
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            sleep(delay)
+            attempt += 1
