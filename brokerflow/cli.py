@@ -1,5 +1,8 @@
-"""The `brokerflow` command line. Each subcommand lives in `brokerflow/commands/<name>.py` and
-exposes `register(subparsers, common)`; this module only dispatches and turns errors into one line."""
+"""The `brokerflow` command line.
+
+Each subcommand lives in `brokerflow/commands/<name>.py` and exposes `register(subparsers,
+common)`; this module only dispatches and turns errors into one line.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +19,17 @@ COMMANDS = ("demo", "replay", "simulate", "sql", "services", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="TOML file with BROKERFLOW_* keys")
-    common.add_argument("--data-dir", type=Path, help="where embedded services keep their data")
     parser = argparse.ArgumentParser(
         prog="brokerflow",
         description="FIX in; quotes, stops, margin, surveillance and audit out.",
-        parents=[common],
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with BROKERFLOW_* keys")
+    parser.add_argument("--data-dir", type=Path, help="where embedded services keep their data")
+    # The same options after the command; SUPPRESS keeps a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument(
+        "--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
