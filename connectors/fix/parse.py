@@ -465,7 +465,8 @@ def parse_execution_report(msg: FixMessage) -> ExecutionReport:
     """Parse an ExecutionReport (35=8).
 
     Required: ExecID (17), OrderID (37), OrdStatus (39), Symbol (55), Side (54), CumQty (14),
-    AvgPx (6), and LeavesQty (151) (derived as OrderQty - CumQty for FIX 4.0/4.1 when absent).
+    AvgPx (6) once something has filled (0 when CumQty is 0 and it is absent), and LeavesQty
+    (151) (derived as OrderQty - CumQty for FIX 4.0/4.1 when absent).
     LastQty (32) and LastPx (31) are required for fills and 0 when absent otherwise.
 
     Args:
@@ -484,7 +485,12 @@ def parse_execution_report(msg: FixMessage) -> ExecutionReport:
     symbol = _text(_required(values, 55))
     side = _text(_required(values, 54))
     cum_qty = _decimal(_required(values, 14), 14)
-    avg_px = _decimal(_required(values, 6), 6)
+    avg_px = _optional_decimal(values, 6)
+    if avg_px is None:
+        if cum_qty:
+            msg_text = "AvgPx(6) missing"
+            raise FieldError(6, msg_text)
+        avg_px = _ZERO  # nothing filled yet: Binance leaves AvgPx out of its acks
     order_qty = _optional_decimal(values, 38)
     last_qty = _optional_decimal(values, 32)
     last_px = _optional_decimal(values, 31)
@@ -648,9 +654,9 @@ def _fast_market_data(
     start = length_end + 6  # first field after "35=X<SOH>"
     stop = length_end + 1 + int(length_text)  # offset of "10=", preceded by SOH
     tail = message[stop:]
-    if stop <= start or message[stop - 1] != 1:
-        return None
     if tail != _CHECKSUM_TAILS[checksum] and tail != _CHECKSUM_FIELDS[checksum]:
+        return None
+    if stop <= start or message[stop - 1] != 1:
         return None
     try:
         return _parse_md(_field_tokens(message[start : stop - 1]), incremental, _SLOW_PATH_TAGS)

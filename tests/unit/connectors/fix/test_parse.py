@@ -1,0 +1,432 @@
+import random
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import simplefix
+
+from connectors.fix.codec import decode
+from connectors.fix.parse import decode_lines, parse_message
+from domain.errors import FieldError
+from domain.events import (
+    ExecutionReport,
+    MarketDataIncrement,
+    MarketDataSnapshot,
+    MdEntry,
+    OrderRequest,
+)
+
+SOH = b"\x01"
+SENT = "20240102-14:30:05.250"
+SENT_NS = int(datetime(2024, 1, 2, 14, 30, 5, tzinfo=UTC).timestamp()) * 10**9 + 250_000_000
+
+
+def fix(*pairs: tuple[int, object], begin: str = "FIX.4.4") -> bytes:
+    msg = simplefix.FixMessage()
+    msg.append_pair(8, begin)
+    for tag, value in pairs:
+        msg.append_pair(tag, value)
+    return msg.encode()
+
+
+def header(msg_type: str) -> list[tuple[int, object]]:
+    return [(35, msg_type), (49, "SIMEX"), (56, "BROKERFLOW"), (34, 7), (52, SENT)]
+
+
+def parse(raw: bytes) -> list:
+    """Parse through both paths and check they agree."""
+    slow = parse_message(decode(raw))
+    batch = decode_lines([raw], "test", 1)
+    assert batch.dead_letters == []
+    assert batch.events == slow
+    return slow
+
+
+def field_error(raw: bytes) -> FieldError:
+    with pytest.raises(FieldError) as caught:
+        parse_message(decode(raw))
+    batch = decode_lines([raw], "test", 1)
+    [letter] = batch.dead_letters
+    assert (letter.error, letter.reason, letter.tag) == (
+        "FieldError",
+        caught.value.reason,
+        caught.value.tag,
+    )
+    return caught.value
+
+
+def test_parse_snapshot_w() -> None:
+    raw = fix(
+        *header("W"),
+        (55, "AAPL"),
+        (268, 3),
+        (269, 0),
+        (270, "189.23"),
+        (271, 300),
+        (269, 1),
+        (270, "189.25"),
+        (271, 200),
+        (269, "B"),
+        (271, 90000),
+    )
+    [snap] = parse(raw)
+    assert snap == MarketDataSnapshot(
+        "AAPL",
+        SENT_NS,
+        (
+            MdEntry("0", "0", 189.23, 300.0),
+            MdEntry("1", "0", 189.25, 200.0),
+            MdEntry("B", "0", None, 90000.0),
+        ),
+    )
+
+
+def test_parse_incremental_x_deletes_out_of_order_and_symbols() -> None:
+    raw = fix(
+        *header("X"),
+        (268, 4),
+        (279, 2),
+        (269, 1),
+        (278, "O1"),
+        (55, "MSFT"),
+        (270, "410.5"),
+        (279, 0),
+        (269, 0),
+        (55, "AAPL"),
+        (270, "189.2"),
+        (271, 100),
+        (279, 1),
+        (269, 1),
+        (55, "MSFT"),
+        (270, "410.4"),
+        (271, 5),
+        (279, 0),
+        (269, 2),  # no 55: inherited from the previous entry (MSFT)
+        (270, "410.45"),
+        (271, 7),
+    )
+    events = parse(raw)
+    assert [event.symbol for event in events] == ["MSFT", "AAPL"]
+    msft, aapl = events
+    assert isinstance(msft, MarketDataIncrement)
+    assert msft.entries == (
+        MdEntry("1", "2", 410.5, None, "O1"),
+        MdEntry("1", "1", 410.4, 5.0),
+        MdEntry("2", "0", 410.45, 7.0),
+    )
+    assert aapl.entries == (MdEntry("0", "0", 189.2, 100.0),)
+    assert msft.ts_event == aapl.ts_event == SENT_NS
+
+
+def test_parse_incremental_symbol_inherited_binance_style_and_269_before_279() -> None:
+    raw = fix(
+        *header("X"),
+        (268, 3),
+        (279, 0),
+        (269, 2),
+        (270, "10"),
+        (55, "BNBBUSD"),
+        (279, 0),
+        (269, 2),
+        (270, "11"),
+        # an entry opened by 269 alone (no 279): action defaults to new
+        (269, 2),
+        (270, "12"),
+    )
+    [event] = parse(raw)
+    assert event.symbol == "BNBBUSD"
+    assert [(e.action, e.price) for e in event.entries] == [("0", 10.0), ("0", 11.0), ("0", 12.0)]
+
+
+def test_parse_incremental_message_level_symbol() -> None:
+    raw = fix(*header("X"), (55, "BTC/USD"), (268, 1), (279, 2), (269, 1), (278, "O3"))
+    [event] = parse(raw)
+    assert event.symbol == "BTC/USD"
+    assert event.entries == (MdEntry("1", "2", None, None, "O3"),)
+
+
+def test_parse_incremental_no_entries_gives_nothing() -> None:
+    assert parse(fix(*header("X"), (268, 0))) == []
+
+
+def test_parse_event_time_transact_time_first() -> None:
+    entry = [(268, 1), (269, 0), (270, 1), (273, "13:42:27.208")]
+    [event] = parse(fix(*header("W"), (55, "X"), (60, "20240102-01:02:03.500"), *entry))
+    day = int(datetime(2024, 1, 2, tzinfo=UTC).timestamp()) * 10**9
+    assert event.ts_event == day + 3723 * 10**9 + 500_000_000
+    # 273 on the date of 52
+    [event] = parse(fix(*header("W"), (55, "X"), *entry))
+    assert event.ts_event == day + (13 * 3600 + 42 * 60 + 27) * 10**9 + 208_000_000
+    # 273 on its own 272
+    [event] = parse(fix(*header("W"), (55, "X"), *entry, (272, "20080724")))
+    day_272 = int(datetime(2008, 7, 24, tzinfo=UTC).timestamp()) * 10**9
+    assert event.ts_event == day_272 + (13 * 3600 + 42 * 60 + 27) * 10**9 + 208_000_000
+    # in-group 60 (Binance) when there is no 273
+    [event] = parse(
+        fix(*header("X"), (268, 1), (269, 2), (55, "B"), (270, 1), (60, "20240102-00:00:01.000"))
+    )
+    assert event.ts_event == day + 10**9
+    # else 52
+    [event] = parse(fix(*header("X"), (268, 1), (269, 2), (55, "B"), (270, 1)))
+    assert event.ts_event == SENT_NS
+
+
+def test_parse_entry_time_just_before_midnight_sent_after() -> None:
+    raw = fix(
+        (35, "X"),
+        (52, "20240102-00:00:00.100"),
+        (268, 1),
+        (269, 0),
+        (55, "A"),
+        (273, "23:59:59.900"),
+    )
+    [event] = parse(raw)
+    before_midnight = int(datetime(2024, 1, 1, 23, 59, 59, tzinfo=UTC).timestamp()) * 10**9
+    assert event.ts_event == before_midnight + 900_000_000
+
+
+@pytest.mark.parametrize(
+    ("pairs", "tag", "reason"),
+    [
+        ([(35, "W"), (52, SENT), (268, 1), (269, 0)], 55, "Symbol(55) missing"),
+        ([(35, "X"), (52, SENT), (268, 1), (269, 0)], 55, "Symbol(55) missing"),
+        (
+            [(35, "W"), (52, SENT), (55, "A"), (268, 1), (269, 0), (270, "abc")],
+            270,
+            "MDEntryPx(270) was 'abc', not a number",
+        ),
+        (
+            [(35, "W"), (52, SENT), (55, "A"), (268, 1), (269, 0), (271, "nan")],
+            271,
+            "MDEntrySize(271) was 'nan', not a number",
+        ),
+        (
+            [(35, "X"), (52, SENT), (55, "A"), (268, 3), (269, 0), (269, 1)],
+            268,
+            "NoMDEntries(268) was 3, found 2 entries",
+        ),
+        ([(35, "X"), (52, SENT), (55, "A"), (269, 0)], 268, "NoMDEntries(268) missing"),
+        (
+            [(35, "X"), (52, SENT), (55, "A"), (268, 1), (279, 0), (270, 1)],
+            269,
+            "MDEntryType(269) missing in a NoMDEntries(268) entry",
+        ),
+        (
+            [(35, "W"), (55, "A"), (268, 1), (269, 0)],
+            52,
+            "SendingTime(52) missing, and no TransactTime(60) or MDEntryTime(273)",
+        ),
+        (
+            [(35, "W"), (52, "20110909"), (55, "A"), (268, 1), (269, 0)],
+            52,
+            "SendingTime(52) was '20110909', not a UTCTimestamp",
+        ),
+        (
+            [(35, "W"), (52, SENT), (55, "A"), (268, 1), (269, 0), (273, "7:30")],
+            273,
+            "MDEntryTime(273) was '7:30', not a UTCTimeOnly",
+        ),
+        ([(35, "AE"), (52, SENT)], 35, "MsgType(35)=AE not supported"),
+        ([(35, "E"), (52, SENT)], 35, "MsgType(35)=E (NewOrderList) not yet supported"),
+    ],
+)
+def test_parse_field_errors(pairs: list, tag: int, reason: str) -> None:
+    error = field_error(fix(*pairs))
+    assert (error.tag, error.reason) == (tag, reason)
+
+
+def test_parse_admin_messages_give_no_events() -> None:
+    for msg_type in ("0", "1", "2", "3", "4", "5", "A"):
+        raw = fix(*header(msg_type))
+        assert parse_message(decode(raw)) == []
+        batch = decode_lines([raw], "test", 1)
+        assert (batch.events, batch.dead_letters, batch.admin, batch.messages) == ([], [], 1, 1)
+
+
+def test_parse_execution_report_fix44_fill() -> None:
+    raw = fix(
+        *header("8"),
+        (37, "O-1"),
+        (11, "C-1"),
+        (17, "E-1"),
+        (150, "F"),
+        (39, "1"),
+        (1, "ACC1"),
+        (55, "AAPL"),
+        (54, "1"),
+        (38, "100"),
+        (40, "2"),
+        (44, "189.50"),
+        (32, "40"),
+        (31, "189.45"),
+        (14, "40"),
+        (151, "60"),
+        (6, "189.45"),
+        (60, "20240102-14:30:05.000"),
+        (880, "M-9"),
+        (43, "Y"),
+    )
+    [report] = parse(raw)
+    assert isinstance(report, ExecutionReport)
+    assert (report.exec_type, report.last_qty, report.last_px, report.leaves_qty) == (
+        "F",
+        Decimal(40),
+        Decimal("189.45"),
+        Decimal(60),
+    )
+    assert (report.trd_match_id, report.poss_dup, report.price) == ("M-9", True, Decimal("189.50"))
+    assert report.ts_event == SENT_NS - 250_000_000
+
+
+@pytest.mark.parametrize(
+    ("begin", "extra", "exec_type"),
+    [
+        ("FIX.4.2", [(150, "2"), (39, "2"), (32, "10"), (31, "5")], "F"),
+        ("FIX.4.2", [(150, "1"), (39, "1"), (32, "10"), (31, "5")], "F"),
+        # QuickFIX/J FIX.4.1 Executor: 150=2 on an ack with LastQty 0 -> from OrdStatus
+        ("FIX.4.1", [(150, "2"), (39, "0"), (32, "0"), (31, "0")], "0"),
+        # FIX 4.0: no 150 at all
+        ("FIX.4.0", [(20, "0"), (39, "2"), (32, "10"), (31, "5")], "F"),
+        ("FIX.4.0", [(20, "0"), (39, "4")], "4"),
+        ("FIX.4.0", [(20, "1"), (39, "2"), (32, "10"), (31, "5")], "H"),
+    ],
+)
+def test_parse_execution_report_exec_type_normalised(
+    begin: str, extra: list, exec_type: str
+) -> None:
+    base = [(35, "8"), (52, SENT), (37, "O"), (17, "E"), (55, "A"), (54, "1"), (14, "0")]
+    raw = fix(*base, (6, "0"), (151, "0"), *extra, begin=begin)
+    [report] = parse(raw)
+    assert report.exec_type == exec_type
+
+
+def test_parse_execution_report_fill_without_last_qty() -> None:
+    base = [(35, "8"), (52, SENT), (37, "O"), (17, "E"), (55, "A"), (54, "1"), (14, "5")]
+    error = field_error(fix(*base, (6, "1"), (151, "0"), (150, "2"), (39, "2"), (31, "1")))
+    assert (error.tag, error.reason) == (32, "LastQty(32) missing")
+    error = field_error(fix(*base, (6, "x"), (151, "0"), (150, "0"), (39, "0")))
+    assert (error.tag, error.reason) == (6, "AvgPx(6) was 'x', not a number")
+
+
+def test_parse_order_requests() -> None:
+    new = fix(
+        *header("D"),
+        (11, "C-1"),
+        (1, "ACC1"),
+        (55, "AAPL"),
+        (54, "2"),
+        (38, "100"),
+        (40, "P"),
+        (18, "a"),
+        (211, "-0.50"),
+        (59, "0"),
+        (60, "20240102-14:30:05.250"),
+    )
+    [order] = parse(new)
+    assert isinstance(order, OrderRequest)
+    assert (order.msg_type, order.ord_type, order.exec_inst, order.peg_offset_value) == (
+        "D",
+        "P",
+        "a",
+        Decimal("-0.50"),
+    )
+    assert order.ts_event == SENT_NS
+    stop = fix(
+        *header("G"), (11, "C-2"), (41, "C-1"), (55, "AAPL"), (54, "2"), (40, "4"), (99, 180)
+    )
+    [order] = parse(stop)
+    assert (order.orig_cl_ord_id, order.stop_px, order.ts_event) == ("C-1", Decimal(180), SENT_NS)
+    error = field_error(fix(*header("F"), (11, "C-3"), (55, "AAPL"), (54, "1")))
+    assert (error.tag, error.reason) == (41, "OrigClOrdID(41) missing")
+
+
+def test_decode_lines_mixed_batch() -> None:
+    good = fix(*header("X"), (268, 1), (269, 0), (55, "A"), (270, 1), (271, 2))
+    bad_checksum = good[: good.rindex(b"10=")] + b"10=000\x01"
+    lines = [
+        b"# a comment\n",
+        b"\n",
+        b"2024-01-02 14:30:05 IN " + good.replace(SOH, b"|") + b"\n",
+        b"garbage\n",
+        bad_checksum + b"\n",
+        fix(*header("0")) + b"\n",
+        fix(*header("W"), (268, 0)) + b"\n",
+    ]
+    batch = decode_lines(lines, "file:day.fix", 10, step_id="decode_md", ts_init=42)
+    assert batch.messages == 5
+    assert batch.admin == 1
+    assert [type(event).__name__ for event in batch.events] == ["MarketDataIncrement"]
+    sources = [(d.source, d.error, d.tag, d.step_id, d.ts_init) for d in batch.dead_letters]
+    assert sources == [
+        ("file:day.fix:13", "DecodeError", 8, "decode_md", 42),
+        ("file:day.fix:14", "DecodeError", 10, "decode_md", 42),
+        ("file:day.fix:16", "FieldError", 55, "decode_md", 42),
+    ]
+    assert batch.dead_letters[0].reason == "no BeginString (8=) on the line"
+    assert batch.dead_letters[1].reason.startswith("CheckSum(10) was 000, computed ")
+    assert batch.dead_letters[1].raw == bad_checksum
+
+
+def _random_md(rng: random.Random) -> bytes:
+    incremental = rng.random() < 0.7
+    pairs: list[tuple[int, object]] = header("X" if incremental else "W")
+    if not incremental or rng.random() < 0.3:
+        pairs.append((55, rng.choice(["AAPL", "MSFT", "EUR/USD"])))
+    if rng.random() < 0.2:
+        pairs.append((60, "20240102-14:30:05.123456"))
+    count = rng.randint(0, 5)
+    pairs.append((268, count))
+    for index in range(count):
+        if incremental and rng.random() < 0.8:
+            pairs.append((279, rng.choice("0125")))
+        pairs.append((269, rng.choice("0124578BZ")))
+        if incremental and (index == 0 or rng.random() < 0.5):
+            pairs.append((55, rng.choice(["AAPL", "MSFT"])))
+        if rng.random() < 0.9:
+            pairs.append((270, f"{rng.uniform(1, 500):.{rng.randint(0, 6)}f}"))
+        if rng.random() < 0.8:
+            pairs.append((271, rng.randint(1, 10**6)))
+        if rng.random() < 0.2:
+            pairs.append((278, f"id{index}"))
+        if rng.random() < 0.2:
+            pairs.append((273, "14:30:05.000"))
+        if rng.random() < 0.1:
+            pairs.append((5041, rng.randint(1, 10**9)))
+    return fix(*pairs)
+
+
+def test_decode_lines_fast_path_matches_decode_and_parse_message() -> None:
+    rng = random.Random(7)
+    raws = [_random_md(rng) for _ in range(400)]
+    batch = decode_lines(raws, "gen", 1)
+    expected_events, expected_errors = [], []
+    for line_no, raw in enumerate(raws, 1):
+        try:
+            expected_events += parse_message(decode(raw))
+        except FieldError as error:
+            expected_errors.append((f"gen:{line_no}", error.reason))
+    assert batch.events == expected_events
+    assert [(d.source, d.reason) for d in batch.dead_letters] == expected_errors
+    assert batch.messages == 400
+
+
+def test_decode_lines_every_truncation_is_a_dead_letter_never_an_exception() -> None:
+    raws = [
+        fix(*header("X"), (268, 2), (279, 0), (269, 0), (55, "A"), (270, 1), (279, 2), (269, 1)),
+        fix(*header("W"), (55, "A"), (268, 1), (269, 0), (270, "1.5"), (271, 100)),
+    ]
+    for raw in raws:
+        pieces = [raw[:cut] for cut in range(1, len(raw) - 1)]
+        pieces += [raw[cut:] for cut in range(1, len(raw))]
+        batch = decode_lines(pieces, "cut", 1)
+        assert batch.events == []
+        assert len(batch.dead_letters) == batch.messages == len(pieces)
+        assert {letter.error for letter in batch.dead_letters} == {"DecodeError"}
+
+
+def test_decode_lines_body_length_too_large_on_market_data() -> None:
+    raw = fix(*header("W"), (55, "A"), (268, 1), (269, 0), (270, "1.5"))
+    length = raw.split(SOH)[1]
+    too_long = raw.replace(length, b"9=%d" % (int(length[2:]) + 50), 1)
+    [letter] = decode_lines([too_long], "x", 1).dead_letters
+    assert letter.reason == f"BodyLength(9) was {int(length[2:]) + 50}, counted {int(length[2:])}"
