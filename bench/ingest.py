@@ -22,7 +22,7 @@ from bench.common import DATA_DIR, write_result
 from brokerflow.commands.replay import replay
 from brokerflow.services import ensure_services
 from brokerflow.settings import Settings
-from connectors.fix.codec import decode_lines
+from connectors.fix import decode_lines
 from simulator.market import MarketSimulator
 
 GOAL_MSGS_PER_S = 100_000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from connectors.fix.codec import DecodedBatch, decode_lines
+from connectors.fix import DecodedBatch, decode_lines
 from connectors.raw import RawChunk
 from domain.dead_letters import DeadLetter
 from domain.events import MarketDataIncrement, MarketDataSnapshot
@@ -27,9 +27,14 @@ def make_decoder(
     instruments = frozenset(ctx.settings.instruments) if ctx.settings.instruments else None
 
     def decode(chunk: RawChunk) -> DecodedBatch:
-        batch = decode_lines(chunk.lines, chunk.source, chunk.first_line_no, step_id)
-        if instruments is not None:
-            _drop_unknown_instruments(batch, instruments, chunk.source, step_id)
+        batch = decode_lines(
+            chunk.lines,
+            chunk.source,
+            chunk.first_line_no,
+            step_id,
+            ts_init=time.time_ns(),
+            instruments=instruments,
+        )
         stats.add_many(
             {
                 "messages": batch.messages,
@@ -40,30 +45,6 @@ def make_decoder(
         return batch
 
     return decode
-
-
-def _drop_unknown_instruments(
-    batch: DecodedBatch, instruments: frozenset[str], source: str, step_id: str
-) -> None:
-    kept = []
-    now = time.time_ns()
-    for event in batch.events:
-        symbol = getattr(event, "symbol", None)
-        if symbol is None or symbol in instruments:
-            kept.append(event)
-        else:
-            batch.dead_letters.append(
-                DeadLetter(
-                    source=source,
-                    reason=f"Symbol(55) {symbol!r} is not in the configured instrument list",
-                    raw=b"",
-                    step_id=step_id,
-                    error="FieldError",
-                    tag=55,
-                    ts_init=now,
-                )
-            )
-    batch.events[:] = kept
 
 
 def dead_letters_of(batch: DecodedBatch) -> Iterable[DeadLetter]:

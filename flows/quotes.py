@@ -20,7 +20,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from brokerflow.metrics import FlowStats
-from connectors.fix.codec import DecodedBatch
+from connectors.fix import DecodedBatch
 from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
 from flows.context import FlowContext
 from flows.operators import MD_TYPES

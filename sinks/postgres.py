@@ -20,7 +20,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from domain.dead_letters import DeadLetter
 from domain.errors import BrokerflowError
-from sinks.retry import retry_with_backoff
+from sinks.retry import RetryPolicy, retry_with_backoff
 
 T = TypeVar("T")
 
@@ -209,19 +209,6 @@ def write_dead_letters(conn: psycopg.Connection, letters: Sequence[DeadLetter]) 
 # -- retrying batch writer and the Bytewax sink ------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard a sink tries before it raises.
-
-    Attributes:
-        attempts: tries per batch, the first included.
-        base_s: the wait after the first failure, doubled after each further one.
-        max_s: the longest wait.
-    """
-
-    attempts: int = 5
-    base_s: float = 0.2
-    max_s: float = 5.0
 
 
 class PgBatchWriter(Generic[T]):

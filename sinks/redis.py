@@ -20,7 +20,7 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from domain.quotes import Quote
-from sinks.retry import retry_with_backoff
+from sinks.retry import RetryPolicy, retry_policy_call
 
 QUOTE_STREAM = "stream:quotes"
 OHLC_TTL_S = 7 * 86_400
@@ -93,6 +93,7 @@ class QuoteWriter:
         client: a redis-py client (decode_responses=False).
         stream_maxlen: approximate cap of `stream:quotes`.
         count: called with ("quotes_published" | "quotes_stale", n) after each batch.
+        policy: how hard to retry a batch while Redis is unreachable, before raising.
     """
 
     def __init__(
@@ -100,9 +101,11 @@ class QuoteWriter:
         client: redis.Redis,
         stream_maxlen: int = 100_000,
         count: Callable[[str, int], None] | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.client = client
         self.stream_maxlen = stream_maxlen
+        self.policy = policy or RetryPolicy()
         self._written: dict[str, tuple[int, int]] = {}
         self._count = count
 
@@ -124,7 +127,7 @@ class QuoteWriter:
         written = self._written
         unknown = list({q.symbol for q in quotes if q.symbol not in written})
         if unknown:
-            retry_with_backoff(lambda: self._load_versions(unknown), retry_on=RETRY_ON)
+            retry_policy_call(lambda: self._load_versions(unknown), self.policy, RETRY_ON)
         fresh: list[Quote] = []
         for q in quotes:
             version = (q.ts, q.seq)
@@ -132,7 +135,7 @@ class QuoteWriter:
                 written[q.symbol] = version
                 fresh.append(q)
         if fresh:
-            retry_with_backoff(lambda: self._send(fresh), retry_on=RETRY_ON)
+            retry_policy_call(lambda: self._send(fresh), self.policy, RETRY_ON)
         if self._count:
             self._count("quotes_published", len(fresh))
             self._count("quotes_stale", len(quotes) - len(fresh))

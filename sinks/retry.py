@@ -8,9 +8,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard a sink tries before it raises.
+
+    Attributes:
+        attempts: tries per batch, the first included.
+        base_s: the wait after the first failure, doubled after each further one.
+        max_s: the longest wait.
+    """
+
+    attempts: int = 5
+    base_s: float = 0.2
+    max_s: float = 5.0
 
 
 def backoff_delays(attempts: int, base_s: float, max_s: float) -> list[float]:
@@ -68,3 +84,12 @@ def retry_with_backoff(
                 on_retry(attempt, exc, delay)
             sleep(delay)
             attempt += 1
+
+
+def retry_policy_call(
+    fn: Callable[[], T], policy: RetryPolicy, retry_on: tuple[type[Exception], ...]
+) -> T:
+    """`retry_with_backoff` with the attempts and waits of `policy`."""
+    return retry_with_backoff(
+        fn, attempts=policy.attempts, base_s=policy.base_s, max_s=policy.max_s, retry_on=retry_on
+    )

@@ -154,6 +154,12 @@ def _md_number(raw: bytes, tag: int) -> float:
     return number
 
 
+def _not_positive(raw: bytes) -> None:
+    # An equity price of zero or less is a feed error, not a market state (README, data quality).
+    msg = f"MDEntryPx(270) was {show(raw)}, not positive"
+    raise FieldError(270, msg)
+
+
 def _check_md_numbers(entries: list[tuple]) -> None:
     """Raise the FieldError for the first bad MDEntryPx (270) or MDEntrySize (271), if any."""
     for _, _, price, size, _, _ in entries:
@@ -297,6 +303,8 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
                 price_value = None if price is None else float(price)
                 size_value = None if size is None else float(size)
                 total += (price_value or 0.0) + (size_value or 0.0)
+                if price_value is not None and price_value <= 0.0:
+                    _not_positive(price)
                 snapshot_entries.append(
                     make_entry(
                         text_of(entry_type) or _text(entry_type),
@@ -327,6 +335,8 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
             price_value = None if price is None else float(price)
             size_value = None if size is None else float(size)
             total += (price_value or 0.0) + (size_value or 0.0)
+            if price_value is not None and price_value <= 0.0:
+                _not_positive(price)
             entry = make_entry(
                 text_of(entry_type) or _text(entry_type),
                 "0" if action is None else text_of(action) or _text(action),
@@ -670,6 +680,7 @@ def decode_lines(
     first_line_no: int,
     step_id: str = "decode_fix",
     ts_init: int = 0,
+    instruments: frozenset[str] | None = None,
 ) -> DecodedBatch:
     """Decode and parse a batch of FIX log lines (the hot path of the dataflow).
 
@@ -679,6 +690,8 @@ def decode_lines(
         first_line_no: the line number of `lines[0]`.
         step_id: the dataflow step recorded on dead letters.
         ts_init: the time recorded on dead letters (int UTC ns, chosen by the caller).
+        instruments: the configured instrument list; events of other symbols become dead
+            letters (one per symbol and line), the line's other events go on.
 
     Returns:
         The events, dead letters and counts of the batch.
@@ -688,6 +701,7 @@ def decode_lines(
     extend = events.extend
     dead_letters: list[DeadLetter] = []
     admin = 0
+    unknown: list[str] = []  # symbols of the current line outside the instrument list
     fast_market_data = _fast_market_data
     for index, message, checksum, received in zip(
         framed.line_indexes, framed.messages, framed.checksums, framed.received, strict=True
@@ -704,13 +718,20 @@ def decode_lines(
                     message, checksum, begin_end, length_end, msg_type == b"35=X\x01"
                 )
                 if parsed is not None:
-                    extend(parsed)
+                    if instruments is None:
+                        extend(parsed)
+                    else:
+                        _keep_instruments(parsed, instruments, events, unknown)
                     continue
             decoded = decode(message, checksum)
             if decoded.msg_type in ADMIN_MSG_TYPES:
                 admin += 1
                 continue
-            extend(parse_message(decoded))
+            parsed = parse_message(decoded)
+            if instruments is None:
+                extend(parsed)
+            else:
+                _keep_instruments(parsed, instruments, events, unknown)
         except (DecodeError, FieldError) as error:
             dead_letters.append(
                 DeadLetter(
@@ -723,4 +744,28 @@ def decode_lines(
                     ts_init=ts_init,
                 )
             )
+        if unknown:
+            for symbol in unknown:
+                dead_letters.append(
+                    DeadLetter(
+                        source=f"{source}:{first_line_no + index}",
+                        reason=f"Symbol(55) {symbol!r} is not in the configured instrument list",
+                        raw=received,
+                        step_id=step_id,
+                        error="FieldError",
+                        tag=55,
+                        ts_init=ts_init,
+                    )
+                )
+            unknown.clear()
     return DecodedBatch(events, dead_letters, admin, len(framed.messages))
+
+
+def _keep_instruments(
+    parsed: list[Event], instruments: frozenset[str], events: list[Event], unknown: list[str]
+) -> None:
+    for event in parsed:
+        if event.symbol in instruments:
+            events.append(event)
+        elif event.symbol not in unknown:
+            unknown.append(event.symbol)
