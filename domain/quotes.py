@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from domain.events import (
     MD_BID,
@@ -43,14 +44,16 @@ NS_PER_MS = 1_000_000
 MAX_LEVELS = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(NamedTuple):
     """A published L1 quote of one symbol: the contract's `quote:{SYMBOL}` plus its day's OHLC.
 
     Attributes:
         ts: event time of the last change, epoch milliseconds.
         seq: increases by one with every published update of the symbol.
         day: days since 1970-01-01 (UTC) of `ts`; names the OHLC key.
+
+    A NamedTuple rather than a frozen dataclass: one is built per published update, and a
+    tuple is built several times faster than a frozen dataclass sets its fields.
     """
 
     symbol: str

@@ -37,14 +37,8 @@ def _sym(symbol: str) -> str:
     return s
 
 
-def _px(x: float | None) -> str:
+def _num(x: float | None) -> str:
     return "null" if x is None else repr(x)
-
-
-def _qty(x: float | None) -> str:
-    if x is None:
-        return "null"
-    return "%d" % x if x.is_integer() else repr(x)
 
 
 def day_name(day: int) -> str:
@@ -55,34 +49,39 @@ def day_name(day: int) -> str:
     return name
 
 
+_QUOTE_FMT = (
+    '{"symbol":%s,"bid":%r,"bid_size":%r,"ask":%r,"ask_size":%r,"ltp":%r,"ltq":%r,'
+    '"volume":%r,"ts":%d,"seq":%d}'
+)
+
+
 def quote_json(q: Quote) -> str:
-    """The contract's `quote:{SYMBOL}` JSON (hand-formatted: 3x faster than json.dumps)."""
+    """The contract's `quote:{SYMBOL}` JSON.
+
+    Hand-formatted, 3x faster than json.dumps: one `%` when every field is set (the common
+    case); sizes are written as JSON numbers such as `300.0`.
+    """
+    if None in q[1:8]:
+        return _quote_json_with_nulls(q)
+    return _QUOTE_FMT % (_sym(q[0]), q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9])
+
+
+def _quote_json_with_nulls(q: Quote) -> str:
     return (
         '{"symbol":%s,"bid":%s,"bid_size":%s,"ask":%s,"ask_size":%s,"ltp":%s,"ltq":%s,'
         '"volume":%s,"ts":%d,"seq":%d}'
-        % (
-            _sym(q.symbol),
-            _px(q.bid),
-            _qty(q.bid_size),
-            _px(q.ask),
-            _qty(q.ask_size),
-            _px(q.ltp),
-            _qty(q.ltq),
-            _qty(q.volume),
-            q.ts,
-            q.seq,
-        )
+        % (_sym(q.symbol), *map(_num, q[1:8]), q.ts, q.seq)
     )
 
 
 def ohlc_json(q: Quote) -> str:
     """The contract's `ohlc:{SYMBOL}:{day}` JSON."""
-    return '{"open":%s,"high":%s,"low":%s,"close":%s,"volume":%s}' % (
-        _px(q.open),
-        _px(q.high),
-        _px(q.low),
-        _px(q.close),
-        _qty(q.volume),
+    return '{"open":%s,"high":%s,"low":%s,"close":%s,"volume":%r}' % (
+        _num(q.open),
+        _num(q.high),
+        _num(q.low),
+        _num(q.close),
+        q.volume,
     )
 
 
@@ -106,6 +105,7 @@ class QuoteWriter:
         self.client = client
         self.stream_maxlen = stream_maxlen
         self.policy = policy or RetryPolicy()
+        self._maxlen = b"%d" % stream_maxlen
         self._written: dict[str, tuple[int, int]] = {}
         self._count = count
 
@@ -142,21 +142,61 @@ class QuoteWriter:
         return len(fresh)
 
     def _send(self, fresh: list[Quote]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        command = pipe.execute_command
-        xadd = ("XADD", QUOTE_STREAM, "MAXLEN", "~", self.stream_maxlen, "*", "symbol")
-        latest: dict[str, str] = {}
+        latest: dict[str, bytes] = {}
         bars: dict[str, Quote] = {}
+        stream_args: list[bytes] = []
+        add = stream_args.append
         for q in fresh:
-            data = quote_json(q)
-            command(*xadd, q.symbol, "data", data)
-            latest["quote:" + q.symbol] = data
+            data = quote_json(q).encode()
+            symbol = q.symbol
+            add(symbol.encode())
+            add(data)
+            latest[symbol] = data
             if q.open is not None:
-                bars[f"ohlc:{q.symbol}:{day_name(q.day)}"] = q
-        command("MSET", *[x for kv in latest.items() for x in kv])
+                bars[f"ohlc:{symbol}:{day_name(q.day)}"] = q
+        # One EVAL appends every update to the stream server-side: redis-py packs ~1 µs per
+        # argument per command, so a command per XADD cost more than the rest of the flow.
+        commands = [
+            [b"EVAL", _XADD_MANY, b"1", _QUOTE_STREAM_KEY, self._maxlen, *stream_args],
+            [b"MSET", *[x for s, d in latest.items() for x in (b"quote:" + s.encode(), d)]],
+        ]
         for key, q in bars.items():
-            command("SET", key, ohlc_json(q), "EX", OHLC_TTL_S)
-        pipe.execute()
+            commands.append([b"SET", key.encode(), ohlc_json(q).encode(), b"EX", _OHLC_TTL])
+        connection = self.client.connection_pool.get_connection()
+        try:
+            connection.send_packed_command([b"".join(map(pack_command, commands))])
+            errors = []
+            for _ in commands:
+                try:
+                    connection.read_response()
+                except redis.ResponseError as exc:
+                    errors.append(exc)
+        except BaseException:
+            connection.disconnect()  # the reply stream is out of step; start clean next time
+            raise
+        finally:
+            self.client.connection_pool.release(connection)
+        if errors:
+            raise errors[0]
+
+
+def pack_command(args: list[bytes]) -> bytes:
+    """Encode one command in RESP (a bulk string per argument)."""
+    parts = [b"*%d\r\n" % len(args)]
+    parts += [b"$%d\r\n%s\r\n" % (len(a), a) for a in args]
+    return b"".join(parts)
+
+
+# Trimmed once per batch, not per entry: the cap is approximate anyway (MAXLEN ~).
+_XADD_MANY = b"""
+for i = 2, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], '*', 'symbol', ARGV[i], 'data', ARGV[i + 1])
+end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
+return (#ARGV - 1) / 2
+"""
+_QUOTE_STREAM_KEY = QUOTE_STREAM.encode()
+_OHLC_TTL = b"%d" % OHLC_TTL_S
 
 
 class _QuotePartition(StatelessSinkPartition[list[Quote]]):
