@@ -82,6 +82,8 @@ class ExecutionReport:
     ExecType (150), OrdStatus (39), Account (1), Symbol (55), Side (54), OrderQty (38),
     OrdType (40), Price (44), StopPx (99), LastQty (32), LastPx (31), CumQty (14),
     LeavesQty (151), AvgPx (6), TrdMatchID (880), ExecRefID (19), Text (58).
+    `raw` is the message as received and `source` where it came from ("file:day.fix:812"):
+    the audit trail keeps both, and a sink that rejects the event makes a dead letter of them.
     """
 
     exec_id: str
@@ -107,6 +109,8 @@ class ExecutionReport:
     exec_ref_id: str | None = None
     text: str | None = None
     poss_dup: bool = False
+    raw: bytes = b""
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,7 @@ class OrderRequest:
     Attributes mirror FIX names: MsgType (35), ClOrdID (11), OrigClOrdID (41), Account (1),
     Symbol (55), Side (54), OrderQty (38), OrdType (40), Price (44), StopPx (99),
     TimeInForce (59), ExpireTime (126), ExecInst (18), PegOffsetValue (211), PegOffsetType (836).
+    `raw` and `source` as for `ExecutionReport`.
     """
 
     msg_type: str
@@ -134,6 +139,8 @@ class OrderRequest:
     exec_inst: str | None = None
     peg_offset_value: Decimal | None = None
     peg_offset_type: str | None = None
+    raw: bytes = b""
+    source: str = ""
 
 
 OrderEvent = ExecutionReport | OrderRequest
