@@ -18,6 +18,8 @@ to publish. Decisions where FIX leaves room (documented in the README, "Market d
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -42,6 +44,7 @@ from domain.events import (
 NS_PER_DAY = 86_400_000_000_000
 NS_PER_MS = 1_000_000
 MAX_LEVELS = 64
+HISTORY = 64  # published quotes kept per symbol for as-of lookups of late order events
 
 
 class Quote(NamedTuple):
@@ -288,6 +291,7 @@ class QuoteCoalescer:
         "_pending",
         "_heap",
         "_withheld",
+        "_history",
     )
 
     def __init__(self, policy: CoalescePolicy) -> None:
@@ -298,6 +302,7 @@ class QuoteCoalescer:
         self._pending: dict[str, int] = {}  # symbol -> deadline (event time, ns)
         self._heap: list[tuple[int, str]] = []
         self._withheld: set[str] = set()  # published nothing since a change the filter held back
+        self._history: dict[str, deque[Quote]] = {}
         self.watermark = 0
 
     def apply(self, events: list[MarketDataSnapshot | MarketDataIncrement]) -> list[Quote]:
@@ -347,8 +352,31 @@ class QuoteCoalescer:
         quote = book.to_quote()
         self._last_pub_ns[symbol] = pub_ns
         self._last_quote[symbol] = quote
+        history = self._history.get(symbol)
+        if history is None:
+            history = self._history[symbol] = deque(maxlen=HISTORY)
+        history.append(quote)
         out.append(quote)
         return True
+
+    def quote_at(self, symbol: str, ts_event: int) -> Quote | None:
+        """The L1 quote of `symbol` as it stood at event time `ts_event` (ns), or None.
+
+        Exact for an event in stream order (the book's current state); for a late event, the
+        last published quote at or before its time (at most one coalescing interval older
+        than the true state then), from the last `HISTORY` publishes.
+        """
+        book = self.books.get(symbol)
+        if book is None:
+            return None
+        if book.ts_event <= ts_event:
+            return book.to_quote()
+        history = self._history.get(symbol)
+        if not history:
+            return None
+        ts_ms = ts_event // NS_PER_MS
+        i = bisect_right([q.ts for q in history], ts_ms)
+        return history[i - 1] if i else None
 
     def _flush_until(self, now_ns: int, out: list[Quote]) -> None:
         heap = self._heap

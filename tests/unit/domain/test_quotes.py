@@ -210,3 +210,17 @@ def test_coalescer_publish_times_are_an_interval_apart(raw_events, interval_ms):
     assert sum(map(len, pub_times.values())) >= len(pub_times)
     for times in pub_times.values():
         assert all(b - a >= interval for a, b in zip(times, times[1:], strict=False))
+
+
+def test_quote_at_gives_the_state_current_at_the_event_time():
+    c = QuoteCoalescer(CoalescePolicy(interval_ns=100 * NS_PER_MS))
+    c.apply([_trade_at(0, 10.0)])
+    c.apply([_trade_at(500, 11.0)])
+    c.apply([_trade_at(1000, 12.0)])
+    # In stream order: the current book.
+    assert c.quote_at("ACME", T0 + 2000 * NS_PER_MS).ltp == 12.0
+    # A late event: the quote published at or before its time, not a later one.
+    assert c.quote_at("ACME", T0 + 700 * NS_PER_MS).ltp == 11.0
+    assert c.quote_at("ACME", T0 + 499 * NS_PER_MS).ltp == 10.0
+    assert c.quote_at("ACME", T0 - 1) is None
+    assert c.quote_at("OTHER", T0) is None
