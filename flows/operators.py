@@ -13,10 +13,16 @@ from collections.abc import Callable, Iterable
 from connectors.fix import DecodedBatch, decode_lines
 from connectors.raw import RawChunk
 from domain.dead_letters import DeadLetter
-from domain.events import MarketDataIncrement, MarketDataSnapshot
+from domain.events import (
+    ExecutionReport,
+    MarketDataIncrement,
+    MarketDataSnapshot,
+    OrderRequest,
+)
 from flows.context import FlowContext
 
 MD_TYPES = (MarketDataSnapshot, MarketDataIncrement)
+ORDER_TYPES = (ExecutionReport, OrderRequest)
 
 
 def make_decoder(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import pickle
 import time
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import bytewax.operators as op
@@ -23,38 +25,54 @@ from brokerflow.metrics import FlowStats
 from connectors.fix import DecodedBatch
 from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
 from flows.context import FlowContext
-from flows.operators import MD_TYPES
+from flows.operators import MD_TYPES, ORDER_TYPES
 from sinks.redis import RedisQuoteSink
 
 QUOTE_SHARDS = 16
 QUIET_FLUSH_S = 1.0
 
 
-def make_sharder(shards: int, stats: FlowStats):
-    """Return the flat_map function grouping a batch's W/X events by shard key."""
+def make_sharder(shards: int, stats: FlowStats, with_orders: bool):
+    """Return the flat_map function grouping a batch's events by shard key.
+
+    Each item is `(shard, (events, has_orders))`: the shard's W/X events, and its order events
+    (35=8/D/F/G) when `with_orders`, in stream order, so the audit trail can take the quote
+    current at each order event from the same state.
+    """
     shard_of: dict[str, str] = {}
 
-    def shard_market_data(batch: DecodedBatch) -> list[tuple[str, list]]:
+    def shard_events(batch: DecodedBatch) -> list[tuple[str, tuple[list, bool]]]:
         groups: dict[str, list] = {}
+        with_order_events: set[str] = set()
         for event in batch.events:
-            if type(event) in MD_TYPES:
-                symbol = event.symbol
-                shard = shard_of.get(symbol)
-                if shard is None:
-                    shard = shard_of[symbol] = str(zlib.crc32(symbol.encode()) % shards)
-                    stats.add("symbols")
-                group = groups.get(shard)
-                if group is None:
-                    groups[shard] = [event]
-                else:
-                    group.append(event)
-        return list(groups.items())
+            kind = type(event)
+            if kind in MD_TYPES:
+                is_order = False
+            elif with_orders and kind in ORDER_TYPES:
+                is_order = True
+            else:
+                continue
+            symbol = event.symbol
+            shard = shard_of.get(symbol)
+            if shard is None:
+                shard = shard_of[symbol] = str(zlib.crc32(symbol.encode()) % shards)
+            group = groups.get(shard)
+            if group is None:
+                groups[shard] = [event]
+            else:
+                group.append(event)
+            if is_order:
+                with_order_events.add(shard)
+        return [(shard, (events, shard in with_order_events)) for shard, events in groups.items()]
 
-    return shard_market_data
+    return shard_events
 
 
-class QuoteShardLogic(op.StatefulBatchLogic[list, list[Quote], bytes]):
-    """One shard's books and coalescer as Bytewax state. Emits lists of quotes.
+class QuoteShardLogic(op.StatefulBatchLogic[tuple[list, bool], tuple[str, list], bytes]):
+    """One shard's books and coalescer as Bytewax state.
+
+    Emits `("quotes", [Quote…])` and, for order events, `("audit", [record…])` where each record
+    is `make_audit(event, quote current at the event's time)`.
 
     In live mode a wall-clock timer estimates event time (last event time plus wall time since)
     to publish held states when their interval ends on a quiet market, and withheld small moves
@@ -62,41 +80,75 @@ class QuoteShardLogic(op.StatefulBatchLogic[list, list[Quote], bytes]):
     """
 
     def __init__(
-        self, policy: CoalescePolicy, resume: bytes | None, live: bool, stats: FlowStats
+        self,
+        policy: CoalescePolicy,
+        resume: bytes | None,
+        live: bool,
+        stats: FlowStats,
+        make_audit: Callable[[object, Quote | None], object] | None = None,
     ) -> None:
         self.coalescer: QuoteCoalescer = (
             pickle.loads(resume) if resume is not None else QuoteCoalescer(policy)
         )
         self.live = live
         self.stats = stats
+        self.make_audit = make_audit
         self._wall_ns = time.time_ns()
+        self._symbols = len(self.coalescer.books)
 
-    def _emit(self, quotes: list[Quote]) -> tuple[list[list[Quote]], bool]:
-        if not quotes:
-            return [], self.RETAIN
-        crossed = sum(
-            1 for q in quotes if q.bid is not None and q.ask is not None and q.bid > q.ask
-        )
-        if crossed:
-            self.stats.add("crossed_quotes", crossed)
-        return [quotes], self.RETAIN
+    def _emit(
+        self, quotes: list[Quote], audit: list | None = None
+    ) -> tuple[list[tuple[str, list]], bool]:
+        out: list[tuple[str, list]] = []
+        if quotes:
+            crossed = sum(
+                1 for q in quotes if q.bid is not None and q.ask is not None and q.bid > q.ask
+            )
+            if crossed:
+                self.stats.add("crossed_quotes", crossed)
+            out.append(("quotes", quotes))
+        if audit:
+            out.append(("audit", audit))
+        return out, self.RETAIN
 
-    def on_batch(self, values: list[list]) -> tuple[list[list[Quote]], bool]:
-        events = values[0] if len(values) == 1 else [e for v in values for e in v]
+    def on_batch(self, values: list[tuple[list, bool]]) -> tuple[list[tuple[str, list]], bool]:
         if self.live:
             self._wall_ns = time.time_ns()
-        return self._emit(self.coalescer.apply(events))
+        coalescer = self.coalescer
+        quotes: list[Quote] = []
+        audit: list = []
+        for events, has_orders in values:
+            if not has_orders:
+                quotes += coalescer.apply(events)
+                continue
+            # Market data up to each order event first, so its snapshot is the state then.
+            run: list = []
+            for event in events:
+                if type(event) in MD_TYPES:
+                    run.append(event)
+                    continue
+                if run:
+                    quotes += coalescer.apply(run)
+                    run = []
+                snapshot = coalescer.quote_at(event.symbol, event.ts_event)
+                audit.append(self.make_audit(event, snapshot))
+            if run:
+                quotes += coalescer.apply(run)
+        if len(coalescer.books) != self._symbols:
+            self.stats.add("symbols", len(coalescer.books) - self._symbols)
+            self._symbols = len(coalescer.books)
+        return self._emit(quotes, audit)
 
     def _estimated_event_ns(self) -> int:
         return self.coalescer.watermark + (time.time_ns() - self._wall_ns)
 
-    def on_notify(self) -> tuple[list[list[Quote]], bool]:
+    def on_notify(self) -> tuple[list[tuple[str, list]], bool]:
         quotes = self.coalescer.flush_due(self._estimated_event_ns())
         if time.time_ns() - self._wall_ns >= QUIET_FLUSH_S * 1e9:
             quotes += self.coalescer.flush_withheld()
         return self._emit(quotes)
 
-    def on_eof(self) -> tuple[list[list[Quote]], bool]:
+    def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
         return self._emit(self.coalescer.flush_all())
 
     def notify_at(self) -> datetime | None:
@@ -113,22 +165,51 @@ class QuoteShardLogic(op.StatefulBatchLogic[list, list[Quote], bytes]):
         return pickle.dumps(self.coalescer, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
-    """Add the market-data steps to a dataflow whose decoded FIX stream is `decoded`."""
+@dataclass(frozen=True)
+class QuoteStreams:
+    """What the market-data steps give the other flows."""
+
+    quotes: Stream[list[Quote]]  # every published quote batch
+    audit: Stream[list]  # audit records of order events, each with its market snapshot
+
+
+def attach(
+    decoded: Stream[DecodedBatch],
+    ctx: FlowContext,
+    make_audit: Callable[[object, Quote | None], object] | None = None,
+) -> QuoteStreams:
+    """Add the market-data steps to a dataflow whose decoded FIX stream is `decoded`.
+
+    With `make_audit`, order events go through the same shards as the market data of their
+    symbol and come out as audit records carrying the quote current at their event time.
+    """
     settings = ctx.settings
     policy = CoalescePolicy(
         interval_ns=settings.coalesce_ms * NS_PER_MS,
         min_move_bps=settings.coalesce_min_move_bps,
     )
     stats = ctx.stats
-    shards = op.flat_map("shard_market_data", decoded, make_sharder(QUOTE_SHARDS, stats))
-    quotes = op.stateful_batch(
+    sharder = make_sharder(QUOTE_SHARDS, stats, make_audit is not None)
+    shards = op.flat_map("shard_market_data", decoded, sharder)
+    tagged = op.stateful_batch(
         "coalesce_quotes",
         shards,
-        lambda resume: QuoteShardLogic(policy, resume, ctx.live, stats),
+        lambda resume: QuoteShardLogic(policy, resume, ctx.live, stats, make_audit),
     )
+    split = op.branch("split_quotes_audit", op.key_rm("unkey_quotes", tagged), _is_quotes)
+    quotes = op.map("quote_batches", split.trues, _payload)
+    audit = op.map("audit_batches", split.falses, _payload)
     op.output(
         "write_quotes",
-        op.key_rm("unkey_quotes", quotes),
+        quotes,
         RedisQuoteSink(ctx.redis_url, settings.redis_stream_maxlen, stats.add),
     )
+    return QuoteStreams(quotes, audit)
+
+
+def _is_quotes(item: tuple[str, list]) -> bool:
+    return item[0] == "quotes"
+
+
+def _payload(item: tuple[str, list]) -> list:
+    return item[1]
