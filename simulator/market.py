@@ -327,10 +327,7 @@ class MarketSimulator:
         Yields:
             Event time (UTC nanoseconds, millisecond resolution, non-decreasing) and bytes.
         """
-        if not self._started:
-            self._started = True
-            for idx in range(len(self._books)):
-                self._push(self._snapshot_message(idx, self.start_ns // _NS_PER_MS), self.start_ns)
+        self._start()
         heap = self._heap
         pop = heapq.heappop
         emitted = 0
@@ -342,6 +339,43 @@ class MarketSimulator:
             pending = pop(heap)[2]
             emitted += 1
             yield pending.ts_ms * _NS_PER_MS, self._emit(pending)
+
+    def peek_ns(self) -> int:
+        """Return the event time of the message ``messages()`` would yield next.
+
+        Generates ahead as ``messages()`` would anyway, so the output bytes do not change; an
+        order-flow simulator uses it to merge its own messages into this stream in time order.
+
+        Returns:
+            UTC nanoseconds of the next message's scheduling time (its event time is this
+            floored to the millisecond).
+        """
+        self._start()
+        heap = self._heap
+        while not heap or heap[0][0] > self._next_event_ns:
+            self._generate_event()
+        return heap[0][0]
+
+    def top_of_book(self, index: int) -> tuple[int, int, int, int, int] | None:
+        """Return symbol ``index``'s quote as a consumer of the messages so far sees it.
+
+        Before the first message is generated this is the opening book (what its 35=W will
+        carry); afterwards, the state after the last message emitted for the symbol (None
+        until its 35=W has been emitted).
+
+        Args:
+            index: position of the symbol in ``self.symbols``.
+
+        Returns:
+            ``(bid, bid_size, ask, ask_size, last)``, prices in 0.01 ticks, or None.
+        """
+        state = self._emitted.get(index)
+        if state is None:
+            if self._started:
+                return None
+            b = self._books[index]
+            return b.bid, b.bid_size, b.ask, b.ask_size, b.ltp
+        return state[0], state[1], state[2], state[3], state[4]
 
     def write_file(
         self,
@@ -432,6 +466,12 @@ class MarketSimulator:
         return out
 
     # ---------------------------------------------------------------- emission
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            for idx in range(len(self._books)):
+                self._push(self._snapshot_message(idx, self.start_ns // _NS_PER_MS), self.start_ns)
 
     def _push(self, pending: _Pending, order_ns: int) -> None:
         self._counter += 1
