@@ -1,0 +1,357 @@
+"""Domain layer: audit-trail records, one per order event, as the `audit_log` table stores them.
+
+Pure and stdlib only. `audit_record(event, snapshot)` maps an `OrderRequest` or
+`ExecutionReport` plus the L1 `Quote` of its symbol at the event's time (joined in the dataflow)
+to an `AuditRecord`; `order_triggered(...)` builds the record of a stop that fired.
+
+`event_id` is a UUIDv5 (fixed namespace `AUDIT_NAMESPACE`) of the event type and the event's
+natural key, never of where it was read from, so a re-delivered event (another file, a resend,
+a replay) gets the same id and every report counts it once:
+
+- execution report: `"{event_type}|exec:{exec_id}"` (ExecID (17));
+- order request: `"{event_type}|order:{msg_type}:{cl_ord_id}"` (MsgType (35), ClOrdID (11));
+- trigger: `"{event_type}|trigger:{cl_ord_id}"`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from domain.errors import FieldError, InvariantViolation
+from domain.events import ExecutionReport, OrderEvent, OrderRequest
+from domain.quotes import Quote
+
+AUDIT_NAMESPACE = uuid.UUID("5b1f3a0e-6f0c-5d43-9a57-62726f6b6572")
+"""Namespace of audit event ids. Never change it: every stored `event_id` depends on it."""
+
+ORDER_PLACED = "ORDER_PLACED"
+ORDER_MODIFIED = "ORDER_MODIFIED"
+ORDER_CANCEL_REQUESTED = "ORDER_CANCEL_REQUESTED"
+ORDER_ACCEPTED = "ORDER_ACCEPTED"
+ORDER_FILLED = "ORDER_FILLED"
+ORDER_CANCELLED = "ORDER_CANCELLED"
+ORDER_REJECTED = "ORDER_REJECTED"
+ORDER_EXPIRED = "ORDER_EXPIRED"
+ORDER_RESTATED = "ORDER_RESTATED"
+ORDER_TRIGGERED = "ORDER_TRIGGERED"
+ORDER_PENDING_NEW = "ORDER_PENDING_NEW"
+ORDER_PENDING_CANCEL = "ORDER_PENDING_CANCEL"
+ORDER_PENDING_REPLACE = "ORDER_PENDING_REPLACE"
+ORDER_DONE_FOR_DAY = "ORDER_DONE_FOR_DAY"
+ORDER_STOPPED = "ORDER_STOPPED"
+ORDER_SUSPENDED = "ORDER_SUSPENDED"
+ORDER_STATUS = "ORDER_STATUS"
+TRADE_CANCELLED = "TRADE_CANCELLED"
+TRADE_CORRECTED = "TRADE_CORRECTED"
+
+REQUEST_EVENT_TYPES: Mapping[str, str] = {
+    "D": ORDER_PLACED,  # NewOrderSingle
+    "G": ORDER_MODIFIED,  # OrderCancelReplaceRequest
+    "F": ORDER_CANCEL_REQUESTED,  # OrderCancelRequest
+}
+"""MsgType (35) of an order request → event type."""
+
+EXEC_EVENT_TYPES: Mapping[str, str] = {
+    "0": ORDER_ACCEPTED,
+    "F": ORDER_FILLED,  # partial or full: `ord_status` (39) in the details tells which
+    "4": ORDER_CANCELLED,
+    "5": ORDER_MODIFIED,  # Replaced
+    "8": ORDER_REJECTED,
+    "C": ORDER_EXPIRED,
+    "H": TRADE_CANCELLED,
+    "G": TRADE_CORRECTED,
+    "D": ORDER_RESTATED,
+    "L": ORDER_TRIGGERED,  # Triggered or activated by system (FIX 5.0)
+    # Not order-changing, but a complete audit trail keeps them too.
+    "A": ORDER_PENDING_NEW,
+    "6": ORDER_PENDING_CANCEL,
+    "E": ORDER_PENDING_REPLACE,
+    "3": ORDER_DONE_FOR_DAY,
+    "7": ORDER_STOPPED,
+    "9": ORDER_SUSPENDED,
+    "I": ORDER_STATUS,
+}
+"""ExecType (150) → event type. FIX 4.2's 1/2 (partial fill/fill) arrive normalised to "F"."""
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One row of `audit_log`: an order event with its order details and market snapshot.
+
+    Attributes:
+        event_id: UUIDv5 string derived from the event (see the module docstring).
+        ts_event_us: event time, epoch microseconds (the `timestamp` column).
+        event_type: ORDER_PLACED, ORDER_FILLED, ... (the constants of this module).
+        account: Account (1); "" when the message has none.
+        order_id: OrderID (37), broker-assigned; "" for requests.
+        cl_ord_id: ClOrdID (11).
+        orig_cl_ord_id: OrigClOrdID (41).
+        exec_id: ExecID (17); "" for requests.
+        symbol: Symbol (55).
+        side: Side (54).
+        ord_type: OrdType (40).
+        ord_status: OrdStatus (39); "" for requests.
+        quantity: OrderQty (38).
+        price: Price (44).
+        last_qty: LastQty (32); 0 when not a fill.
+        last_px: LastPx (31); 0 when not a fill.
+        order_details: JSON object of the remaining order fields (decimals as strings).
+        market_snapshot: JSON of the symbol's L1 quote at the event's time, `{}` when unknown.
+        raw_fix: the message as received (UTF-8, SOH kept).
+        source: where it was read from ("file:day.fix:812").
+    """
+
+    event_id: str
+    ts_event_us: int
+    event_type: str
+    account: str
+    order_id: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    exec_id: str
+    symbol: str
+    side: str
+    ord_type: str
+    ord_status: str
+    quantity: Decimal | None
+    price: Decimal | None
+    last_qty: Decimal
+    last_px: Decimal
+    order_details: str
+    market_snapshot: str
+    raw_fix: str
+    source: str
+
+
+def audit_event_id(event_type: str, key: str) -> str:
+    """Return the event id of an event type and natural key.
+
+    >>> audit_event_id("ORDER_FILLED", "exec:E1") == audit_event_id("ORDER_FILLED", "exec:E1")
+    True
+    """
+    return str(uuid.uuid5(AUDIT_NAMESPACE, f"{event_type}|{key}"))
+
+
+def snapshot_json(snapshot: Quote | None) -> str:
+    """Return the L1 quote as the contract's quote JSON (Redis `quote:{SYMBOL}`), or `{}`."""
+    if snapshot is None:
+        return "{}"
+    return json.dumps(
+        {
+            "symbol": snapshot.symbol,
+            "bid": snapshot.bid,
+            "bid_size": snapshot.bid_size,
+            "ask": snapshot.ask,
+            "ask_size": snapshot.ask_size,
+            "ltp": snapshot.ltp,
+            "ltq": snapshot.ltq,
+            "volume": snapshot.volume,
+            "ts": snapshot.ts,
+            "seq": snapshot.seq,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _details(fields: Mapping[str, Any]) -> str:
+    """JSON of the non-empty fields; decimals as strings so no digit is lost."""
+    out = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        out[key] = str(value) if isinstance(value, Decimal) else value
+    return json.dumps(out, separators=(",", ":"), sort_keys=True)
+
+
+def _raw_text(raw: bytes | str) -> str:
+    return raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+
+
+def _check_snapshot(symbol: str, snapshot: Quote | None) -> None:
+    if snapshot is not None and snapshot.symbol != symbol:
+        msg = f"market snapshot of {snapshot.symbol} joined to an event of {symbol}"
+        raise InvariantViolation(msg)
+
+
+def audit_record(event: OrderEvent, snapshot: Quote | None) -> AuditRecord:
+    """Build the audit record of an order event.
+
+    Args:
+        event: an `OrderRequest` (35=D/F/G) or an `ExecutionReport` (35=8).
+        snapshot: the L1 quote of the event's symbol current at the event's time, or None.
+
+    Returns:
+        The record; its `event_id` depends only on the event type and the natural key.
+
+    Raises:
+        FieldError: unknown MsgType (35) or ExecType (150).
+        InvariantViolation: the snapshot is of another symbol.
+    """
+    _check_snapshot(event.symbol, snapshot)
+    if isinstance(event, ExecutionReport):
+        return _exec_record(event, snapshot)
+    return _request_record(event, snapshot)
+
+
+def _exec_record(event: ExecutionReport, snapshot: Quote | None) -> AuditRecord:
+    event_type = EXEC_EVENT_TYPES.get(event.exec_type)
+    if event_type is None:
+        msg = f"ExecType(150) {event.exec_type!r} is not supported"
+        raise FieldError(150, msg)
+    details = _details(
+        {
+            "exec_type": event.exec_type,
+            "ord_status": event.ord_status,
+            "order_qty": event.order_qty,
+            "ord_type": event.ord_type,
+            "price": event.price,
+            "stop_px": event.stop_px,
+            "last_qty": event.last_qty,
+            "last_px": event.last_px,
+            "cum_qty": event.cum_qty,
+            "leaves_qty": event.leaves_qty,
+            "avg_px": event.avg_px,
+            "trd_match_id": event.trd_match_id,
+            "exec_ref_id": event.exec_ref_id,
+            "text": event.text,
+            "poss_dup": event.poss_dup or None,
+        }
+    )
+    return AuditRecord(
+        event_id=audit_event_id(event_type, f"exec:{event.exec_id}"),
+        ts_event_us=event.ts_event // 1000,
+        event_type=event_type,
+        account=event.account or "",
+        order_id=event.order_id or "",
+        cl_ord_id=event.cl_ord_id or "",
+        orig_cl_ord_id=event.orig_cl_ord_id or "",
+        exec_id=event.exec_id,
+        symbol=event.symbol,
+        side=event.side,
+        ord_type=event.ord_type or "",
+        ord_status=event.ord_status,
+        quantity=event.order_qty,
+        price=event.price,
+        last_qty=event.last_qty if event.last_qty is not None else _ZERO,
+        last_px=event.last_px if event.last_px is not None else _ZERO,
+        order_details=details,
+        market_snapshot=snapshot_json(snapshot),
+        raw_fix=_raw_text(event.raw),
+        source=event.source,
+    )
+
+
+def _request_record(event: OrderRequest, snapshot: Quote | None) -> AuditRecord:
+    event_type = REQUEST_EVENT_TYPES.get(event.msg_type)
+    if event_type is None:
+        msg = f"MsgType(35) {event.msg_type!r} is not an order request"
+        raise FieldError(35, msg)
+    details = _details(
+        {
+            "msg_type": event.msg_type,
+            "order_qty": event.order_qty,
+            "ord_type": event.ord_type,
+            "price": event.price,
+            "stop_px": event.stop_px,
+            "time_in_force": event.time_in_force,
+            "expire_time": event.expire_time,
+            "exec_inst": event.exec_inst,
+            "peg_offset_value": event.peg_offset_value,
+            "peg_offset_type": event.peg_offset_type,
+        }
+    )
+    return AuditRecord(
+        event_id=audit_event_id(event_type, f"order:{event.msg_type}:{event.cl_ord_id}"),
+        ts_event_us=event.ts_event // 1000,
+        event_type=event_type,
+        account=event.account or "",
+        order_id="",
+        cl_ord_id=event.cl_ord_id,
+        orig_cl_ord_id=event.orig_cl_ord_id or "",
+        exec_id="",
+        symbol=event.symbol,
+        side=event.side,
+        ord_type=event.ord_type or "",
+        ord_status="",
+        quantity=event.order_qty,
+        price=event.price,
+        last_qty=_ZERO,
+        last_px=_ZERO,
+        order_details=details,
+        market_snapshot=snapshot_json(snapshot),
+        raw_fix=_raw_text(event.raw),
+        source=event.source,
+    )
+
+
+def order_triggered(
+    *,
+    cl_ord_id: str,
+    account: str,
+    symbol: str,
+    side: str,
+    ts_event: int,
+    snapshot: Quote | None,
+    quantity: Decimal | None = None,
+    price: Decimal | None = None,
+    ord_type: str = "",
+    order_id: str = "",
+    details: Mapping[str, Any] | None = None,
+    source: str = "",
+    raw: bytes | str = b"",
+    event_type: str = ORDER_TRIGGERED,
+) -> AuditRecord:
+    """Build the record of an event our own engines raise (a stop that fired, by default).
+
+    Args:
+        cl_ord_id: ClOrdID (11) of the order the event is about; the natural key with the type.
+        account: Account (1).
+        symbol: Symbol (55).
+        side: Side (54).
+        ts_event: event time, UTC nanoseconds (the quote that fired it, not the clock).
+        snapshot: the L1 quote at that time.
+        quantity: OrderQty (38).
+        price: the limit Price (44) of the order sent, if any.
+        ord_type: OrdType (40).
+        order_id: OrderID (37), if known.
+        details: other evidence (stop_px, trigger_px, child_cl_ord_id, ...); decimals kept exact.
+        source: where the event was decided ("stop_engine").
+        raw: the message sent because of it, if any.
+        event_type: the event type; ORDER_TRIGGERED unless another engine needs its own.
+
+    Returns:
+        The record; `event_id` = UUIDv5 of `"{event_type}|trigger:{cl_ord_id}"`.
+
+    Raises:
+        InvariantViolation: the snapshot is of another symbol.
+    """
+    _check_snapshot(symbol, snapshot)
+    return AuditRecord(
+        event_id=audit_event_id(event_type, f"trigger:{cl_ord_id}"),
+        ts_event_us=ts_event // 1000,
+        event_type=event_type,
+        account=account,
+        order_id=order_id,
+        cl_ord_id=cl_ord_id,
+        orig_cl_ord_id="",
+        exec_id="",
+        symbol=symbol,
+        side=side,
+        ord_type=ord_type,
+        ord_status="",
+        quantity=quantity,
+        price=price,
+        last_qty=_ZERO,
+        last_px=_ZERO,
+        order_details=_details(dict(details or {})),
+        market_snapshot=snapshot_json(snapshot),
+        raw_fix=_raw_text(raw),
+        source=source,
+    )
