@@ -1,0 +1,761 @@
+"""Sinks layer: ClickHouse, the audit trail and analytics store.
+
+Owns the `ClickHouseStore` protocol and its two backends, chosen by URL (`open_store`):
+
+- `chdb:///abs/path` or `chdb://` (= `<data_dir>/clickhouse`): the embedded ClickHouse engine,
+  in-process (`ChdbStore`). chdb hosts one engine per process, bound to one path; connections to
+  that path are shared through a module-level registry (`_SessionRegistry`), and asking for a
+  second path while the first is open is an error.
+- `http(s)://user:pass@host:8123/db`: a ClickHouse server through clickhouse-connect
+  (`ServerStore`).
+
+Both run the same DDL (`sql/clickhouse/`, applied by `migrate_clickhouse`) and the same report
+SQL, take rows in the same shape (`audit_rows`, `tick_rows`: Python values; DateTime64 columns as
+int ticks, e.g. epoch microseconds for DateTime64(6)) and split inserts into chunks of
+`max_insert_rows` rows. Also the Bytewax sinks `AuditSink` and `TicksSink`.
+
+chdb inserts are `INSERT … FORMAT JSONCompactColumns` with the batch as one JSON document: one
+C-speed `json.dumps` escapes every string correctly, and it measured fastest of TabSeparated,
+JSONCompactEachRow, streaming `send_insert` and the `Python()` table function (the latter infers
+types from the first value and fails on NULLs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from domain.audit import AuditRecord
+from domain.errors import BrokerflowError
+from domain.quotes import Quote
+from sinks.postgres import MigrationError, load_migrations
+from sinks.retry import RetryPolicy, retry_with_backoff
+
+DEFAULT_MAX_INSERT_ROWS = 10_000
+
+AUDIT_COLUMNS = (
+    "event_id",
+    "timestamp",
+    "event_type",
+    "account",
+    "order_id",
+    "cl_ord_id",
+    "orig_cl_ord_id",
+    "exec_id",
+    "symbol",
+    "side",
+    "ord_type",
+    "ord_status",
+    "quantity",
+    "price",
+    "last_qty",
+    "last_px",
+    "order_details",
+    "market_snapshot",
+    "raw_fix",
+    "source",
+)
+"""`audit_log` columns in the order of `audit_rows`."""
+
+TICK_COLUMNS = (
+    "symbol",
+    "ts",
+    "seq",
+    "bid",
+    "bid_size",
+    "ask",
+    "ask_size",
+    "ltp",
+    "ltq",
+    "volume",
+)
+"""`market_ticks` columns in the order of `tick_rows`."""
+
+_CREATE_SCHEMA_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version    UInt32,
+    name       String,
+    checksum   String,
+    applied_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version
+"""
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_READ_ONLY_VERBS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN"})
+# JSON output settings of every query connection: exact decimals, unquoted 64-bit ints,
+# nan/inf as strings (JSON has no literal for them).
+_JSON_SETTINGS = {
+    "output_format_json_quote_decimals": "1",
+    "output_format_json_quote_64bit_integers": "0",
+    "output_format_json_quote_denormals": "1",
+}
+
+
+class ClickHouseError(BrokerflowError):
+    """The ClickHouse store refused or failed a statement; one line from the engine."""
+
+
+class ReadOnlyError(ClickHouseError):
+    """A statement that could write was given where only reads are allowed."""
+
+
+class ClickHouseStore(Protocol):
+    """What the audit sinks, the reports and `brokerflow sql clickhouse` need of ClickHouse.
+
+    Attributes:
+        url: the store's URL with the password masked.
+        retryable: the errors worth another try (connection-level), for `retry_with_backoff`.
+    """
+
+    url: str
+    retryable: tuple[type[Exception], ...]
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run one statement (DDL, a mutation) and discard any result."""
+        ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows (tuples in `columns` order) in chunks; return how many were sent."""
+        ...
+
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, readonly: bool = False
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one query with `{name:Type}` parameters; return column names and rows."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection (or this store's share of the embedded engine)."""
+        ...
+
+
+# -- shared SQL helpers ------------------------------------------------------------------------
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text into statements on `;` outside quotes and comments; drop empty ones.
+
+    >>> split_statements("SELECT ';'; -- a; comment\\nSELECT 2;")
+    ["SELECT ';'", '-- a; comment\\nSELECT 2']
+    """
+    statements: list[str] = []
+    start = 0
+    i = 0
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"`":
+            i += 1
+            while i < n and sql[i] != c:
+                i += 2 if sql[i] == "\\" else 1
+        elif c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+        elif c == "/" and sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 1
+        elif c == ";":
+            statements.append(sql[start:i])
+            start = i + 1
+        i += 1
+    statements.append(sql[start:])
+    return [s.strip() for s in statements if _strip_comments(s).strip()]
+
+
+def _strip_comments(sql: str) -> str:
+    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
+    return re.sub(r"--[^\n]*", " ", sql)
+
+
+def check_read_only(sql: str) -> str:
+    """Return the single statement of `sql` if it only reads, else raise `ReadOnlyError`.
+
+    Allowed: one SELECT, WITH, SHOW, DESCRIBE/DESC or EXPLAIN statement. This is the first
+    line of defence; the query also runs with `readonly=1` on both backends.
+    """
+    statements = split_statements(sql)
+    if len(statements) != 1:
+        msg = f"exactly one statement is allowed, {len(statements)} were given"
+        raise ReadOnlyError(msg)
+    words = _strip_comments(statements[0]).split(None, 1)
+    verb = words[0].lstrip("(").upper() if words else ""
+    if verb not in _READ_ONLY_VERBS:
+        given = verb or "nothing"
+        msg = f"only SELECT, WITH, SHOW, DESCRIBE and EXPLAIN are allowed, {given} was given"
+        raise ReadOnlyError(msg)
+    return statements[0]
+
+
+def quote_identifier(name: str) -> str:
+    """Return a table or column name quoted for ClickHouse; refuse anything but a plain name."""
+    if not _IDENTIFIER.match(name):
+        msg = f"not a plain identifier: {name!r}"
+        raise ClickHouseError(msg)
+    return f"`{name}`"
+
+
+def chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """Yield consecutive slices of at most `size` rows."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+
+def audit_rows(records: Iterable[AuditRecord]) -> list[tuple[Any, ...]]:
+    """Return `audit_log` rows (in `AUDIT_COLUMNS` order); `timestamp` as epoch microseconds."""
+    return [
+        (
+            r.event_id,
+            r.ts_event_us,
+            r.event_type,
+            r.account,
+            r.order_id,
+            r.cl_ord_id,
+            r.orig_cl_ord_id,
+            r.exec_id,
+            r.symbol,
+            r.side,
+            r.ord_type,
+            r.ord_status,
+            r.quantity,
+            r.price,
+            r.last_qty,
+            r.last_px,
+            r.order_details,
+            r.market_snapshot,
+            r.raw_fix,
+            r.source,
+        )
+        for r in records
+    ]
+
+
+def tick_rows(quotes: Iterable[Quote]) -> list[tuple[Any, ...]]:
+    """Return `market_ticks` rows (in `TICK_COLUMNS` order); `ts` as epoch microseconds."""
+    return [
+        (q.symbol, q.ts * 1000, q.seq, q.bid, q.bid_size, q.ask, q.ask_size, q.ltp, q.ltq, q.volume)
+        for q in quotes
+    ]
+
+
+# -- value conversion (chdb: JSON in, JSON out) ------------------------------------------------
+
+
+def _unwrap(type_name: str) -> str:
+    while True:
+        for wrapper in ("Nullable(", "LowCardinality("):
+            if type_name.startswith(wrapper):
+                type_name = type_name[len(wrapper) : -1]
+                break
+        else:
+            return type_name
+
+
+def _datetime_scale(type_name: str) -> int:
+    match = re.match(r"DateTime64\((\d+)", type_name)
+    return int(match[1]) if match else 0
+
+
+def _json_encoder(type_name: str) -> Callable[[Any], Any] | None:
+    """Return how to turn a row value into JSON for a column type (None: as it is)."""
+    base = _unwrap(type_name)
+    if base.startswith("DateTime"):
+        scale = _datetime_scale(base)
+        unit = 10**scale
+        template = f"%d.%0{scale}d" if scale else "%d"
+
+        def encode_datetime(value: Any) -> Any:
+            if value is None:
+                return None
+            if isinstance(value, int):
+                return template % divmod(value, unit) if scale else "%d" % value
+            if isinstance(value, dt.datetime):
+                return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            return str(value)
+
+        return encode_datetime
+    if base.startswith(("Decimal", "UUID", "Int128", "Int256", "UInt128", "UInt256")):
+        return _str_or_none
+    if base.startswith("Date"):
+        return _str_or_none
+    return None
+
+
+def _str_or_none(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def _json_decoder(type_name: str) -> Callable[[Any], Any] | None:
+    """Return how to turn a JSONCompact value into a Python value for a column type."""
+    base = _unwrap(type_name)
+    if base.startswith("Decimal"):
+        return _decimal_or_none
+    if base.startswith("DateTime"):
+        return _datetime_or_none
+    if base.startswith("Date"):
+        return _date_or_none
+    if base == "UUID":
+        return _uuid_or_none
+    if base.startswith("Float"):
+        return _float_or_none
+    return None
+
+
+def _decimal_or_none(value: Any) -> Any:
+    return None if value is None else Decimal(value)
+
+
+def _datetime_or_none(value: Any) -> Any:
+    # Our DateTime columns are all in UTC ('UTC' in the type, and chdb runs with UTC).
+    return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
+def _date_or_none(value: Any) -> Any:
+    return None if value is None else dt.date.fromisoformat(value)
+
+
+def _uuid_or_none(value: Any) -> Any:
+    return None if value is None else uuid.UUID(value)
+
+
+def _float_or_none(value: Any) -> Any:
+    return float(value) if isinstance(value, str) else value
+
+
+def decode_json_compact(payload: bytes) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Parse a `FORMAT JSONCompact` result into column names and typed rows."""
+    if not payload.strip():
+        return [], []
+    doc = json.loads(payload)
+    meta = doc["meta"]
+    columns = [column["name"] for column in meta]
+    decoders = [_json_decoder(column["type"]) for column in meta]
+    if not any(decoders):
+        return columns, [tuple(row) for row in doc["data"]]
+    rows = [
+        tuple(v if f is None else f(v) for f, v in zip(decoders, row, strict=True))
+        for row in doc["data"]
+    ]
+    return columns, rows
+
+
+def encode_json_columns(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Return rows as one `JSONCompactColumns` document: a JSON array of column arrays."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    for index, type_name in enumerate(types):
+        encoder = _json_encoder(type_name)
+        if encoder is not None:
+            columns[index] = [encoder(v) for v in columns[index]]
+    return json.dumps(columns, ensure_ascii=False)
+
+
+# -- chdb: the embedded engine ----------------------------------------------------------------
+
+
+class _SessionRegistry:
+    """One shared chdb session per path, reference-counted; chdb allows one path per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._path: str | None = None
+        self._session: Any = None
+        self._users = 0
+
+    def acquire(self, path: str) -> Any:
+        from chdb.session import Session
+
+        with self._lock:
+            if self._session is not None:
+                if path != self._path:
+                    msg = (
+                        f"chdb is already open at {self._path} in this process; "
+                        f"one embedded ClickHouse path per process ({path} was asked for)"
+                    )
+                    raise ClickHouseError(msg)
+            else:
+                Path(path).mkdir(parents=True, exist_ok=True)
+                try:
+                    session = Session(path)
+                except RuntimeError as exc:
+                    raise ClickHouseError(_first_line(exc)) from None
+                for name, value in _JSON_SETTINGS.items():
+                    session.query(f"SET {name} = {value}")
+                self._session, self._path = session, path
+            self._users += 1
+            return self._session
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            if self._session is None or path != self._path:
+                return
+            self._users -= 1
+            if self._users <= 0:
+                self._session.close()
+                self._session, self._path, self._users = None, None, 0
+
+
+_SESSIONS = _SessionRegistry()
+
+
+class ChdbStore:
+    """The embedded ClickHouse engine at a directory (`chdb:///path`).
+
+    Sessions are thread-safe (chdb's own locks), so every `ChdbStore` of the process shares one.
+    Read-only queries run on a separate connection opened with `readonly=1`.
+    """
+
+    retryable: tuple[type[Exception], ...] = ()
+
+    def __init__(self, path: Path, max_insert_rows: int = DEFAULT_MAX_INSERT_ROWS) -> None:
+        self.path = str(Path(path).resolve())
+        self.url = f"chdb://{self.path}"
+        self.max_insert_rows = max_insert_rows
+        self._session = _SESSIONS.acquire(self.path)
+        self._types: dict[str, dict[str, str]] = {}
+        self._closed = False
+
+    def _run(self, conn: Any, sql: str, params: Mapping[str, Any] | None, fmt: str) -> bytes:
+        if self._closed:
+            msg = "the ClickHouse store is closed"
+            raise ClickHouseError(msg)
+        try:
+            result = conn.query(sql, fmt, params=dict(params) if params else None)
+        except RuntimeError as exc:
+            raise ClickHouseError(_first_line(exc)) from None
+        return result.bytes() if hasattr(result, "bytes") else bytes(result)
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run one statement and discard its result."""
+        self._run(self._session, sql, params, "TabSeparated")
+
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, readonly: bool = False
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one query; with `readonly` on a connection where writes are refused."""
+        if not readonly:
+            return decode_json_compact(self._run(self._session, sql, params, "JSONCompact"))
+        from chdb.state.sqlitelike import connect
+
+        settings = "&".join(f"{k}={v}" for k, v in _JSON_SETTINGS.items())
+        try:
+            conn = connect(f"{self.path}?{settings}&readonly=1")
+        except RuntimeError as exc:
+            raise ClickHouseError(_first_line(exc)) from None
+        try:
+            return decode_json_compact(self._run(conn, sql, params, "JSONCompact"))
+        finally:
+            conn.close()
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """Return `{column: type}` of a table (cached per store)."""
+        types = self._types.get(table)
+        if types is None:
+            _, rows = self.query(f"DESCRIBE TABLE {quote_identifier(table)}")
+            types = {row[0]: row[1] for row in rows}
+            self._types[table] = types
+        return types
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows as `JSONCompactColumns`, `max_insert_rows` per statement."""
+        if not rows:
+            return 0
+        known = self.column_types(table)
+        missing = [c for c in columns if c not in known]
+        if missing:
+            msg = f"table {table} has no column {missing[0]}"
+            raise ClickHouseError(msg)
+        types = [known[c] for c in columns]
+        head = (
+            f"INSERT INTO {quote_identifier(table)} "
+            f"({', '.join(quote_identifier(c) for c in columns)}) FORMAT JSONCompactColumns\n"
+        )
+        for chunk in chunks(rows, self.max_insert_rows):
+            self._run(self._session, head + encode_json_columns(types, chunk), None, "TabSeparated")
+        return len(rows)
+
+    def close(self) -> None:
+        """Give back this store's share of the process-wide session."""
+        if not self._closed:
+            self._closed = True
+            _SESSIONS.release(self.path)
+
+
+# -- ClickHouse server over HTTP ----------------------------------------------------------------
+
+
+class ServerStore:
+    """A ClickHouse server through clickhouse-connect (`http(s)://user:pass@host:8123/db`).
+
+    Rows go in Native format, `max_insert_rows` per request; read-only queries carry the
+    server setting `readonly=1`, so the server itself refuses writes.
+    """
+
+    def __init__(
+        self, url: str, max_insert_rows: int = DEFAULT_MAX_INSERT_ROWS, **client_args: Any
+    ) -> None:
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        self.url = _mask_password(url)
+        self.max_insert_rows = max_insert_rows
+        self.retryable = (OperationalError,)
+        self._client = clickhouse_connect.get_client(dsn=url, **client_args)
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run one statement and discard its result."""
+        self._call(lambda: self._client.command(sql, parameters=dict(params or {})))
+
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, readonly: bool = False
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one query, with the `readonly=1` setting when asked."""
+        settings = {"readonly": 1} if readonly else None
+        result = self._call(
+            lambda: self._client.query(sql, parameters=dict(params or {}), settings=settings)
+        )
+        return list(result.column_names), [tuple(row) for row in result.result_rows]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows, `max_insert_rows` per request."""
+        quote_identifier(table)
+        for chunk in chunks(rows, self.max_insert_rows):
+            self._call(lambda c=chunk: self._client.insert(table, c, column_names=list(columns)))
+        return len(rows)
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        from clickhouse_connect.driver.exceptions import DatabaseError
+
+        try:
+            return fn()
+        except self.retryable:
+            raise
+        except DatabaseError as exc:
+            raise ClickHouseError(_first_line(exc)) from None
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
+
+
+# -- opening and migrating ----------------------------------------------------------------------
+
+
+def open_store(
+    url: str | None, data_dir: Path, max_insert_rows: int = DEFAULT_MAX_INSERT_ROWS
+) -> ClickHouseStore:
+    """Open the store a `BROKERFLOW_CLICKHOUSE_URL` names.
+
+    Args:
+        url: `chdb:///abs/path`, `chdb://` (or None: `<data_dir>/clickhouse`), or
+            `http(s)://user:pass@host:port/db`.
+        data_dir: the data dir, for the embedded default.
+        max_insert_rows: rows per INSERT statement or request.
+
+    Raises:
+        ClickHouseError: an unknown scheme, or chdb already open at another path.
+    """
+    if not url or url in ("chdb://", "chdb:"):
+        return ChdbStore(Path(data_dir) / "clickhouse", max_insert_rows)
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        path = (parts.netloc + parts.path) if parts.netloc else parts.path
+        return ChdbStore(Path(path), max_insert_rows)
+    if parts.scheme in ("http", "https", "clickhouse", "clickhouses"):
+        return ServerStore(url, max_insert_rows)
+    msg = f"BROKERFLOW_CLICKHOUSE_URL scheme {parts.scheme!r} is not chdb, http or https"
+    raise ClickHouseError(msg)
+
+
+def retryable_errors(url: str | None) -> tuple[type[Exception], ...]:
+    """Return the errors worth a retry for a store URL: connection errors of a server; none for
+    chdb, whose failures (bad SQL, a full disk, another path open) do not heal by waiting."""
+    if url and urlsplit(url).scheme != "chdb":
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        return (OperationalError,)
+    return ()
+
+
+def default_sql_dir() -> Path:
+    """Return the repository's `sql/clickhouse` directory."""
+    return Path(__file__).resolve().parents[1] / "sql" / "clickhouse"
+
+
+def migrate_clickhouse(store: ClickHouseStore, sql_dir: Path | None = None) -> list[str]:
+    """Apply the numbered files of `sql/clickhouse/` that this store has not seen yet.
+
+    ClickHouse has no transactions and no advisory locks, so each file must be idempotent
+    (`CREATE … IF NOT EXISTS`): a file interrupted half-way, or applied by two processes at once,
+    is simply run again, and `schema_migrations` (a ReplacingMergeTree on `version`) keeps one
+    row per file. Statements are sent one at a time (a server takes one per request).
+
+    Returns:
+        The names of the files applied by this call (empty when up to date).
+
+    Raises:
+        MigrationError: a file failed, or was edited after it was applied.
+    """
+    migrations = load_migrations(sql_dir if sql_dir is not None else default_sql_dir())
+    store.command(_CREATE_SCHEMA_MIGRATIONS)
+    _, rows = store.query("SELECT version, name, checksum FROM schema_migrations FINAL")
+    applied = {int(version): (name, checksum) for version, name, checksum in rows}
+    applied_now: list[str] = []
+    for migration in migrations:
+        if migration.version in applied:
+            name, checksum = applied[migration.version]
+            if checksum != migration.checksum:
+                msg = (
+                    f"migration {migration.name} was edited after it was applied "
+                    f"(as {name}); add a new numbered file instead"
+                )
+                raise MigrationError(msg)
+            continue
+        for statement in split_statements(migration.sql):
+            try:
+                store.command(statement)
+            except ClickHouseError as exc:
+                msg = f"migration {migration.name} failed: {exc}"
+                raise MigrationError(msg) from exc
+        store.insert(
+            "schema_migrations",
+            ("version", "name", "checksum"),
+            [(migration.version, migration.name, migration.checksum)],
+        )
+        applied_now.append(migration.name)
+    return applied_now
+
+
+# -- Bytewax sinks ----------------------------------------------------------------------------
+
+
+class _StoreWriter:
+    """Inserts rows into one table, reopening the store and retrying on connection errors."""
+
+    def __init__(
+        self,
+        url: str | None,
+        data_dir: Path,
+        table: str,
+        columns: Sequence[str],
+        policy: RetryPolicy | None,
+    ) -> None:
+        self._url = url
+        self._data_dir = data_dir
+        self._table = table
+        self._columns = tuple(columns)
+        self._policy = policy or RetryPolicy()
+        self._store: ClickHouseStore | None = None
+        self._retryable = retryable_errors(url)
+
+    def _open(self) -> ClickHouseStore:
+        if self._store is None:
+            self._store = open_store(self._url, self._data_dir)
+        return self._store
+
+    def _drop(self, attempt: int, error: Exception, delay_s: float) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store = None
+
+    def connect(self) -> None:
+        self._retry(self._open)
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        # Retrying is safe: rows are keyed on the input (ReplacingMergeTree, event_id).
+        return self._retry(lambda: self._open().insert(self._table, self._columns, rows))
+
+    def _retry(self, fn: Callable[[], Any]) -> Any:
+        policy = self._policy
+        return retry_with_backoff(
+            fn,
+            attempts=policy.attempts,
+            base_s=policy.base_s,
+            max_s=policy.max_s,
+            retry_on=self._retryable,
+            on_retry=self._drop,
+        )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+class _RowsPartition(StatelessSinkPartition[list[Any]]):
+    def __init__(self, writer: _StoreWriter, to_rows: Callable[[Iterable[Any]], list[Any]]) -> None:
+        self._writer = writer
+        self._to_rows = to_rows
+
+    def write_batch(self, items: list[list[Any]]) -> None:
+        self._writer.write(self._to_rows(item for batch in items for item in batch))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class AuditSink(DynamicSink[list[AuditRecord]]):
+    """Bytewax sink writing lists of `AuditRecord`s to `audit_log`, in batched inserts.
+
+    Connects in `build`; the schema must exist (`migrate_clickhouse`). Each `write_batch` is
+    one insert (chunked by the store), retried with bounded backoff, then raised.
+    """
+
+    def __init__(self, url: str | None, data_dir: Path, policy: RetryPolicy | None = None) -> None:
+        self._url = url
+        self._data_dir = Path(data_dir)
+        self._policy = policy
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[list[AuditRecord]]:
+        """Open this worker's store (shared per process for chdb)."""
+        writer = _StoreWriter(self._url, self._data_dir, "audit_log", AUDIT_COLUMNS, self._policy)
+        writer.connect()
+        return _RowsPartition(writer, audit_rows)
+
+
+class TicksSink(DynamicSink[list[Quote]]):
+    """Bytewax sink writing lists of coalesced `Quote`s to `market_ticks`, in batched inserts."""
+
+    def __init__(self, url: str | None, data_dir: Path, policy: RetryPolicy | None = None) -> None:
+        self._url = url
+        self._data_dir = Path(data_dir)
+        self._policy = policy
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[list[Quote]]:
+        """Open this worker's store (shared per process for chdb)."""
+        writer = _StoreWriter(self._url, self._data_dir, "market_ticks", TICK_COLUMNS, self._policy)
+        writer.connect()
+        return _RowsPartition(writer, tick_rows)
