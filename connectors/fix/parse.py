@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from connectors.fix.codec import SOH, FixMessage, decode, frame_lines, show
+from connectors.fix.codec import SOH, FixMessage, decode, frame_lines, show, tokenize_chunk
 from connectors.fix.tags import DATA_LENGTH_TAGS, DATA_TAGS, label
 from connectors.fix.timefmt import (
     NS_PER_DAY,
@@ -110,6 +110,30 @@ def _make_md_entry_factory() -> _MdEntryFactory:
 
 
 _make_md_entry = _make_md_entry_factory()
+
+
+def _make_event_factory(
+    cls: type[MarketDataSnapshot] | type[MarketDataIncrement],
+) -> Callable[[str, int, tuple[MdEntry, ...]], MarketDataSnapshot | MarketDataIncrement]:
+    """Build a market-data event without the frozen dataclass `__init__`, as for MdEntry."""
+    names = tuple(field.name for field in fields(cls))
+    if names != ("symbol", "ts_event", "entries"):
+        return cls
+    new = object.__new__
+    set_symbol, set_ts_event, set_entries = (getattr(cls, name).__set__ for name in names)
+
+    def make(symbol: str, ts_event: int, entries: tuple[MdEntry, ...]) -> object:
+        event = new(cls)
+        set_symbol(event, symbol)
+        set_ts_event(event, ts_event)
+        set_entries(event, entries)
+        return event
+
+    return make
+
+
+_make_snapshot = _make_event_factory(MarketDataSnapshot)
+_make_increment = _make_event_factory(MarketDataIncrement)
 
 
 def _timestamp(raw: bytes, tag: int) -> int:
@@ -471,7 +495,7 @@ def _exec_type(values: dict[int, bytes], ord_status: str, last_qty: Decimal | No
 _ZERO = Decimal(0)
 
 
-def parse_execution_report(msg: FixMessage) -> ExecutionReport:
+def parse_execution_report(msg: FixMessage, source: str = "", raw: bytes = b"") -> ExecutionReport:
     """Parse an ExecutionReport (35=8).
 
     Required: ExecID (17), OrderID (37), OrdStatus (39), Symbol (55), Side (54), CumQty (14),
@@ -542,10 +566,12 @@ def parse_execution_report(msg: FixMessage) -> ExecutionReport:
         exec_ref_id=_optional_text(values, 19),
         text=_optional_text(values, 58),
         poss_dup=values.get(43) == b"Y",
+        raw=raw,
+        source=source,
     )
 
 
-def parse_order_request(msg: FixMessage) -> OrderRequest:
+def parse_order_request(msg: FixMessage, source: str = "", raw: bytes = b"") -> OrderRequest:
     """Parse a NewOrderSingle (35=D), OrderCancelRequest (35=F) or cancel/replace (35=G).
 
     Required: ClOrdID (11), Symbol (55), Side (54), and OrigClOrdID (41) for F and G.
@@ -585,20 +611,26 @@ def parse_order_request(msg: FixMessage) -> OrderRequest:
         exec_inst=_optional_text(values, 18),
         peg_offset_value=_optional_decimal(values, 211),
         peg_offset_type=_optional_text(values, 836),
+        raw=raw,
+        source=source,
     )
 
 
-def _parse_order_events(msg: FixMessage) -> list[Event]:
-    return [parse_order_request(msg)]
+def _parse_market_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
+    return parse_market_data(msg)  # type: ignore[return-value]
 
 
-def _parse_execution_events(msg: FixMessage) -> list[Event]:
-    return [parse_execution_report(msg)]
+def _parse_order_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
+    return [parse_order_request(msg, source=source, raw=raw)]
 
 
-_PARSERS: dict[str, Callable[[FixMessage], list]] = {
-    "W": parse_market_data,
-    "X": parse_market_data,
+def _parse_execution_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
+    return [parse_execution_report(msg, source=source, raw=raw)]
+
+
+_PARSERS: dict[str, Callable[[FixMessage, str, bytes], list[Event]]] = {
+    "W": _parse_market_events,
+    "X": _parse_market_events,
     "8": _parse_execution_events,
     "D": _parse_order_events,
     "F": _parse_order_events,
@@ -606,11 +638,14 @@ _PARSERS: dict[str, Callable[[FixMessage], list]] = {
 }
 
 
-def parse_message(msg: FixMessage) -> list[Event]:
+def parse_message(msg: FixMessage, source: str = "", raw: bytes = b"") -> list[Event]:
     """Turn a decoded message into domain events.
 
     Args:
         msg: a message returned by `decode`.
+        source: where it came from ("file:day.fix:812"), kept on order events.
+        raw: the message as received, kept on order events (`decode_lines` passes the same
+            bytes a dead letter would carry).
 
     Returns:
         The events (see the module docstring); `[]` for session-level messages.
@@ -620,7 +655,7 @@ def parse_message(msg: FixMessage) -> list[Event]:
     """
     parser = _PARSERS.get(msg.msg_type)
     if parser is not None:
-        return parser(msg)
+        return parser(msg, source, raw)
     if msg.msg_type in ADMIN_MSG_TYPES:
         return []
     if msg.msg_type == "E":
@@ -674,6 +709,239 @@ def _fast_market_data(
         return None
 
 
+# -- market-data plans: the grouping of a 35=W/X decided once per tag sequence -------------
+#
+# Which field opens which NoMDEntries (268) entry, which Symbol (55) an entry inherits and which
+# field dates the event depend on the tags alone, so they are worked out once per distinct tag
+# sequence (a venue sends a few hundred) by `_compile_md_plan`, which walks the tags exactly as
+# `_parse_md` walks the fields. `_run_md_plan` then only reads values. A plan is None when
+# `_parse_md` would decline or fail on the tags alone, and `_run_md_plan` returns None on any
+# value it does not like: the careful path then gives the event or the precise dead letter.
+
+_NO_PLAN = object()
+_PLAN_CACHE_LIMIT = 4_096
+_MD_PLANS_X: dict[bytes, tuple | None] = {}
+_MD_PLANS_W: dict[bytes, tuple | None] = {}
+_CHECKSUM_TEXTS = [b"%03d" % total for total in range(256)]
+_LENGTH_TEXTS = [b"%d" % length for length in range(8_192)]
+# How a plan finds the event time (see the module docstring).
+_TIME_STAMP = 0  # a UTCTimestamp: TransactTime (60) or SendingTime (52)
+_TIME_ENTRY = 1  # MDEntryTime (273), on MDEntryDate (272) or on the date of SendingTime (52)
+
+
+def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
+    """Work out where each value of a 35=W/X with these body tags goes, as `_parse_md` does.
+
+    Args:
+        tags: the tags after MsgType (35) and before CheckSum (10), in wire order.
+        incremental: True for 35=X.
+
+    Returns:
+        (count_at, count_text, time, symbol_at, entries) with indexes into the values
+        (-1 for absent): `count_at` NoMDEntries (268), `count_text` the count it must read,
+        `time` (_TIME_STAMP, at) or (_TIME_ENTRY, time_at, date_at, sending_at), `symbol_at`
+        the message-level Symbol (55), `entries` one (type, action, price, size, id, symbol)
+        per entry, symbol resolved by inheritance in 35=X. None where `_parse_md` would not
+        parse these tags, or would fail on them whatever the values, or finds no entries.
+    """
+    slow_tags = _SLOW_PATH_TAGS
+    symbol_at = sending_at = transact_at = count_at = -1
+    group_at = len(tags)
+    for at, tag in enumerate(tags):
+        if tag == b"269" or tag == b"279":
+            group_at = at
+            break
+        if tag == b"52":
+            sending_at = at
+        elif tag == b"268":
+            count_at = at
+        elif tag == b"55":
+            symbol_at = at
+        elif tag == b"60":
+            transact_at = at
+        elif tag in slow_tags or not tag.isdigit() or tag[0] == 0x30:
+            return None
+    if group_at == len(tags) or count_at < 0:
+        return None
+
+    entries: list[list[int]] = []
+    time_at = date_at = group_transact_at = -1
+    # entry: [type, action, price, size, id, symbol]
+    by_action = tags[group_at] == b"279"
+    entry = [-1, group_at, -1, -1, -1, -1] if by_action else [group_at, -1, -1, -1, -1, -1]
+    for at in range(group_at + 1, len(tags)):
+        tag = tags[at]
+        if tag == b"270":
+            entry[2] = at
+        elif tag == b"271":
+            entry[3] = at
+        elif tag == b"269":
+            # A 269 opens an entry unless a 279 opened the current one and no 269 came yet.
+            if entry[0] >= 0 or not by_action:
+                entries.append(entry)
+                entry = [-1, -1, -1, -1, -1, -1]
+                by_action = False
+            entry[0] = at
+        elif tag == b"279":
+            entries.append(entry)
+            entry = [-1, at, -1, -1, -1, -1]
+            by_action = True
+        elif tag == b"55":
+            entry[5] = at
+        elif tag == b"278":
+            entry[4] = at
+        elif tag == b"273":
+            if not entries:
+                time_at = at
+        elif tag == b"272":
+            if not entries:
+                date_at = at
+        elif tag == b"60":
+            if not entries:
+                group_transact_at = at
+        elif tag in slow_tags or not tag.isdigit() or tag[0] == 0x30:
+            return None
+    entries.append(entry)
+
+    if transact_at >= 0:
+        time: tuple[int, ...] = (_TIME_STAMP, transact_at)
+    elif time_at >= 0:
+        if date_at < 0 and sending_at < 0:
+            return None
+        time = (_TIME_ENTRY, time_at, date_at, sending_at)
+    elif group_transact_at >= 0:
+        time = (_TIME_STAMP, group_transact_at)
+    elif sending_at >= 0:
+        time = (_TIME_STAMP, sending_at)
+    else:
+        return None
+    current = symbol_at
+    for entry in entries:
+        if entry[0] < 0:
+            return None
+        if incremental:
+            if entry[5] >= 0:
+                current = entry[5]
+            elif current < 0:
+                return None
+            entry[5] = current
+    if not incremental and symbol_at < 0:
+        return None
+    return (
+        count_at,
+        b"%d" % len(entries),
+        time,
+        symbol_at,
+        tuple(tuple(entry) for entry in entries),
+    )
+
+
+def _remember_plan(
+    plans: dict[bytes, tuple | None], key: bytes, tags: list[bytes], incremental: bool
+) -> tuple | None:
+    if len(plans) >= _PLAN_CACHE_LIMIT:
+        plans.clear()
+    plan = plans[key] = _compile_md_plan(tags, incremental)
+    return plan
+
+
+def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | None:
+    """Build the events of a 35=W/X from its values by `plan`, or None to take the careful path.
+
+    Args:
+        plan: from `_compile_md_plan` for the message's tags.
+        values: the values after MsgType (35) and before CheckSum (10), in wire order.
+        incremental: True for 35=X.
+    """
+    count_at, count_text, time, symbol_at, entries = plan
+    if values[count_at] != count_text:
+        return None
+    try:
+        if time[0] == _TIME_STAMP:
+            ts_event = parse_utc_timestamp(values[time[1]])
+        else:
+            _, time_at, date_at, sending_at = time
+            entry_time = values[time_at]
+            if date_at < 0:
+                sending = values[sending_at]
+                if sending[9:] == entry_time:
+                    # 273 is the time of 52 (the usual case): the event time is 52 itself.
+                    ts_event = parse_utc_timestamp(sending)
+                else:
+                    ts_event = _entry_time(entry_time, None, sending)
+            else:
+                ts_event = _entry_time(
+                    entry_time, values[date_at], None if sending_at < 0 else values[sending_at]
+                )
+    except (ValueError, FieldError):
+        return None
+
+    make_entry = _make_md_entry
+    text_of = _text_cache.get
+    total = 0.0
+    try:
+        if not incremental:
+            snapshot_entries = []
+            for type_at, _, price_at, size_at, id_at, _ in entries:
+                entry_type = values[type_at]
+                price = None if price_at < 0 else float(values[price_at])
+                size = None if size_at < 0 else float(values[size_at])
+                total += (price or 0.0) + (size or 0.0)
+                if price is not None and price <= 0.0:
+                    return None
+                snapshot_entries.append(
+                    make_entry(
+                        text_of(entry_type) or _text(entry_type),
+                        "0",
+                        price,
+                        size,
+                        None if id_at < 0 else values[id_at].decode("utf-8", "backslashreplace"),
+                    )
+                )
+            if total - total:
+                return None
+            symbol = values[symbol_at]
+            return [
+                _make_snapshot(text_of(symbol) or _text(symbol), ts_event, tuple(snapshot_entries))
+            ]
+
+        by_symbol: dict[bytes, list[MdEntry]] = {}
+        for type_at, action_at, price_at, size_at, id_at, entry_symbol_at in entries:
+            entry_type = values[type_at]
+            price = None if price_at < 0 else float(values[price_at])
+            size = None if size_at < 0 else float(values[size_at])
+            total += (price or 0.0) + (size or 0.0)
+            if price is not None and price <= 0.0:
+                return None
+            if action_at < 0:
+                action = "0"
+            else:
+                action_raw = values[action_at]
+                action = text_of(action_raw) or _text(action_raw)
+            entry = make_entry(
+                text_of(entry_type) or _text(entry_type),
+                action,
+                price,
+                size,
+                None if id_at < 0 else values[id_at].decode("utf-8", "backslashreplace"),
+            )
+            symbol = values[entry_symbol_at]
+            group = by_symbol.get(symbol)
+            if group is None:
+                by_symbol[symbol] = [entry]
+            else:
+                group.append(entry)
+    except ValueError:
+        return None
+    if total - total:
+        return None
+    make_increment = _make_increment
+    return [
+        make_increment(text_of(symbol) or _text(symbol), ts_event, tuple(group))
+        for symbol, group in by_symbol.items()
+    ]
+
+
 def decode_lines(
     lines: list[bytes],
     source: str,
@@ -683,6 +951,12 @@ def decode_lines(
     instruments: frozenset[str] | None = None,
 ) -> DecodedBatch:
     """Decode and parse a batch of FIX log lines (the hot path of the dataflow).
+
+    A chunk of plain lines (see `tokenize_chunk`) is cut into tokens at once, and each 35=W/X
+    whose header, BodyLength (9) and CheckSum (10) are plainly right is parsed by a plan
+    compiled once per tag sequence (`_compile_md_plan`). Every other line, and every line a
+    plan declines (any error included), goes through the careful path, line by line: the same
+    events and the same dead letters either way (tested).
 
     Args:
         lines: consecutive lines of a log file, with or without their newline.
@@ -696,6 +970,85 @@ def decode_lines(
     Returns:
         The events, dead letters and counts of the batch.
     """
+    chunk = tokenize_chunk(lines)
+    if chunk is None:
+        return _decode_lines_careful(lines, source, first_line_no, step_id, ts_init, instruments)
+    tokens = chunk.tokens
+    firsts = chunk.firsts
+    checksums = chunk.checksums
+    events: list[Event] = []
+    extend = events.extend
+    dead_letters: list[DeadLetter] = []
+    admin = messages = 0
+    unknown: list[str] = []
+    plans_x = _MD_PLANS_X
+    plans_w = _MD_PLANS_W
+    checksum_texts = _CHECKSUM_TEXTS
+    length_texts = _LENGTH_TEXTS
+    max_length = len(length_texts)
+    run_plan = _run_md_plan
+    join = SOH.join
+    for index, line in enumerate(lines):
+        first = firsts[index]
+        last = firsts[index + 1] - 1  # the empty token of the "\n"
+        parsed = None
+        if (
+            last - first >= 10
+            and tokens[first] == b"8"
+            and tokens[first + 2] == b"9"
+            and tokens[first + 4] == b"35"
+            and tokens[last - 2] == b"10"
+            and tokens[last - 1] == checksum_texts[checksums[index]]
+        ):
+            msg_type = tokens[first + 5]
+            if msg_type == b"X" or msg_type == b"W":
+                # 14 = len("8=" SOH "9=" SOH "10=ddd" SOH "\n")
+                body_length = len(line) - 14 - len(tokens[first + 1]) - len(tokens[first + 3])
+                if body_length < max_length and tokens[first + 3] == length_texts[body_length]:
+                    incremental = msg_type == b"X"
+                    plans = plans_x if incremental else plans_w
+                    tags = tokens[first + 6 : last - 2 : 2]
+                    key = join(tags)
+                    plan = plans.get(key, _NO_PLAN)
+                    if plan is _NO_PLAN:
+                        plan = _remember_plan(plans, key, tags, incremental)
+                    if plan is not None:
+                        parsed = run_plan(plan, tokens[first + 7 : last - 2 : 2], incremental)
+        if parsed is None:
+            careful = _decode_lines_careful(
+                [line], source, first_line_no + index, step_id, ts_init, instruments
+            )
+            events += careful.events
+            dead_letters += careful.dead_letters
+            admin += careful.admin
+            messages += careful.messages
+            continue
+        messages += 1
+        if instruments is None:
+            extend(parsed)
+            continue
+        _keep_instruments(parsed, instruments, events, unknown)
+        if unknown:
+            _unknown_symbol_letters(
+                unknown,
+                line[:-1],
+                f"{source}:{first_line_no + index}",
+                step_id,
+                ts_init,
+                dead_letters,
+            )
+    return DecodedBatch(events, dead_letters, admin, messages)
+
+
+def _decode_lines_careful(
+    lines: list[bytes],
+    source: str,
+    first_line_no: int,
+    step_id: str,
+    ts_init: int,
+    instruments: frozenset[str] | None,
+) -> DecodedBatch:
+    """`decode_lines` line by line: any framing, delimiter, log prefix or message type."""
     framed = frame_lines(lines)
     events: list[Event] = []
     extend = events.extend
@@ -713,24 +1066,23 @@ def decode_lines(
             begin_end = message.find(SOH)
             length_end = message.find(SOH, begin_end + 1)
             msg_type = message[length_end + 1 : length_end + 6]
+            parsed = None
             if msg_type == b"35=X\x01" or msg_type == b"35=W\x01":
                 parsed = fast_market_data(
                     message, checksum, begin_end, length_end, msg_type == b"35=X\x01"
                 )
-                if parsed is not None:
-                    if instruments is None:
-                        extend(parsed)
-                    else:
-                        _keep_instruments(parsed, instruments, events, unknown)
+            if parsed is None:
+                decoded = decode(message, checksum)
+                if decoded.msg_type in ADMIN_MSG_TYPES:
+                    admin += 1
                     continue
-            decoded = decode(message, checksum)
-            if decoded.msg_type in ADMIN_MSG_TYPES:
-                admin += 1
-                continue
-            parsed = parse_message(decoded)
+                parsed = parse_message(
+                    decoded, source=f"{source}:{first_line_no + index}", raw=received
+                )
             if instruments is None:
                 extend(parsed)
             else:
+                # Not `continue` on the market-data path: the unknown symbols are flushed below.
                 _keep_instruments(parsed, instruments, events, unknown)
         except (DecodeError, FieldError) as error:
             dead_letters.append(
@@ -745,20 +1097,38 @@ def decode_lines(
                 )
             )
         if unknown:
-            for symbol in unknown:
-                dead_letters.append(
-                    DeadLetter(
-                        source=f"{source}:{first_line_no + index}",
-                        reason=f"Symbol(55) {symbol!r} is not in the configured instrument list",
-                        raw=received,
-                        step_id=step_id,
-                        error="FieldError",
-                        tag=55,
-                        ts_init=ts_init,
-                    )
-                )
-            unknown.clear()
+            _unknown_symbol_letters(
+                unknown,
+                received,
+                f"{source}:{first_line_no + index}",
+                step_id,
+                ts_init,
+                dead_letters,
+            )
     return DecodedBatch(events, dead_letters, admin, len(framed.messages))
+
+
+def _unknown_symbol_letters(
+    unknown: list[str],
+    received: bytes,
+    where: str,
+    step_id: str,
+    ts_init: int,
+    dead_letters: list[DeadLetter],
+) -> None:
+    for symbol in unknown:
+        dead_letters.append(
+            DeadLetter(
+                source=where,
+                reason=f"Symbol(55) {symbol!r} is not in the configured instrument list",
+                raw=received,
+                step_id=step_id,
+                error="FieldError",
+                tag=55,
+                ts_init=ts_init,
+            )
+        )
+    unknown.clear()
 
 
 def _keep_instruments(

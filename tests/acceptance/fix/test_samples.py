@@ -116,7 +116,11 @@ def test_sample_decode_lines_matches_decode(sample: Sample) -> None:
     assert batch.messages == 1
     try:
         msg = decode(sample.raw)
-        expected = [] if msg.msg_type in ADMIN_MSG_TYPES else parse_message(msg)
+        expected = (
+            []
+            if msg.msg_type in ADMIN_MSG_TYPES
+            else parse_message(msg, source=sample.id, raw=sample.raw)
+        )
     except (DecodeError, FieldError) as error:
         [letter] = batch.dead_letters
         assert (letter.source, letter.reason, letter.error, letter.tag) == (
@@ -223,6 +227,6 @@ def test_repaired_sample_parses_into_events(sample: Sample) -> None:
             parse_message(msg)
         assert caught.value.tag == expected[1]
         return
-    events = parse_message(msg)
+    events = parse_message(msg, source=sample.id, raw=repaired)
     assert [_summary(event) for event in events] == expected
     assert decode_lines([repaired], sample.file, sample.line_no).events == events

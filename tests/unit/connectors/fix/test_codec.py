@@ -4,7 +4,13 @@ import pytest
 import simplefix
 from simplefix.data import RAW_DATA_TAGS, RAW_LEN_TAGS
 
-from connectors.fix.codec import FixMessage, decode, extract_message, frame_lines
+from connectors.fix.codec import (
+    FixMessage,
+    decode,
+    extract_message,
+    frame_lines,
+    tokenize_chunk,
+)
 from connectors.fix.tags import DATA_LENGTH_TAGS, DATA_TAGS
 from domain.errors import DecodeError
 
@@ -220,6 +226,37 @@ def test_frame_lines_checksums_match_python_sum(count: int) -> None:
         at = message.rindex(b"\x0110=") + 1
         assert checksum == sum(message[:at]) % 256
         decode(message, checksum)
+
+
+def test_tokenize_chunk_tokens_and_checksums_per_line() -> None:
+    rng = random.Random(5)
+    raws = [fix((35, "0"), (58, "x" * rng.randint(1, 300)), (34, i)) for i in range(50)]
+    chunk = tokenize_chunk([raw + b"\n" for raw in raws])
+    assert chunk is not None
+    assert len(chunk.firsts) == len(raws) + 1
+    for index, raw in enumerate(raws):
+        tokens = chunk.tokens[chunk.firsts[index] : chunk.firsts[index + 1]]
+        assert tokens[-1] == b""  # the newline
+        assert tokens[:-1] == raw.replace(b"=", SOH).split(SOH)[:-1]
+        at = raw.rindex(b"\x0110=") + 1
+        assert chunk.checksums[index] == sum(raw[:at]) % 256
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [],
+        [HEARTBEAT],  # no newline
+        [HEARTBEAT + b"\r\n"],
+        [HEARTBEAT + b"\n", HEARTBEAT.replace(SOH, b"|") + b"\n"],
+        [HEARTBEAT + b"\n", b"\n"],
+        [HEARTBEAT[:-1] + b"\n\n"],  # two newlines in one line
+        [fix((35, "0"), (58, "a=b")) + b"\n"],
+        [fix((35, "0"), (58, "")) + b"\n"],
+    ],
+)
+def test_tokenize_chunk_declines_lines_that_are_not_plain(lines: list[bytes]) -> None:
+    assert tokenize_chunk(lines) is None
 
 
 # -- differential: our decoder and simplefix's parser agree on the (tag, value) sequence --

@@ -5,7 +5,8 @@ from decimal import Decimal
 import pytest
 import simplefix
 
-from connectors.fix.codec import decode
+import connectors.fix.parse as fix_parse
+from connectors.fix.codec import decode, tokenize_chunk
 from connectors.fix.parse import decode_lines, parse_message
 from domain.errors import FieldError
 from domain.events import (
@@ -34,8 +35,8 @@ def header(msg_type: str) -> list[tuple[int, object]]:
 
 
 def parse(raw: bytes) -> list:
-    """Parse through both paths and check they agree."""
-    slow = parse_message(decode(raw))
+    """Parse through both paths and check they agree (order events carry raw and source)."""
+    slow = parse_message(decode(raw), source="test:1", raw=raw)
     batch = decode_lines([raw], "test", 1)
     assert batch.dead_letters == []
     assert batch.events == slow
@@ -430,3 +431,137 @@ def test_decode_lines_body_length_too_large_on_market_data() -> None:
     too_long = raw.replace(length, b"9=%d" % (int(length[2:]) + 50), 1)
     [letter] = decode_lines([too_long], "x", 1).dead_letters
     assert letter.reason == f"BodyLength(9) was {int(length[2:]) + 50}, counted {int(length[2:])}"
+
+
+# -- the chunk fast path (tokenize_chunk + market-data plans) against the careful path --------
+
+
+def _odd_lines() -> list[bytes]:
+    """Messages each fast-path check must decline or get exactly right (SOH, no newline)."""
+    x = [*header("X"), (268, 1), (279, 0), (269, 0), (55, "A"), (270, "1.5"), (271, 100)]
+    good = fix(*x)
+    body_length = good.split(SOH)[1]
+    at = good.rindex(b"10=")
+    checksum = int(good[at + 3 : at + 6])
+    entry = [(269, 0), (55, "A"), (270, 1)]
+    return [
+        good,
+        good[:at] + b"10=%03d\x01" % ((checksum + 1) % 256),  # bad CheckSum
+        good.replace(body_length, body_length + b"0", 1),  # BodyLength too large
+        good.replace(body_length, b"9=0" + body_length[2:], 1),  # zero padded: careful path
+        fix(*header("X"), (268, "01"), (279, 0), *entry),  # 268 with a leading 0
+        fix(*header("X"), (268, 2), (279, 0), *entry),  # 268 disagrees
+        fix(*header("X"), (268, 1), (279, 0), (269, 0), (55, "A"), (270, "-1")),
+        fix(*header("X"), (268, 1), (279, 0), (269, 0), (55, "A"), (270, "0")),
+        fix(*header("X"), (268, 1), (279, 0), (269, 0), (55, "A"), (271, "nan")),
+        fix(*header("X"), (268, 1), (279, 0), (269, 0), (55, "A"), (270, "abc")),
+        fix(*header("X"), (268, 1), (279, 0), (269, 0), (55, "A"), (270, "1e3")),
+        fix(*header("X"), (268, 1), (279, 0), (269, 0), (55, "A"), (271, "1e999")),
+        fix(*header("X"), (268, 2), (279, 0), *entry, (279, 1), (269, 1), (270, "-2")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (273, "14:30:05.250")),  # = time of 52
+        fix(*header("X"), (268, 1), (279, 0), *entry, (273, "14:30:05.249")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (273, "14:30:05")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (273, "14:30:05.250"), (272, "20240101")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (273, "14:30:05.250"), (272, "2024011")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (273, "25:30:05.250")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (273, "7:30")),
+        fix(*header("X"), (268, 1), (60, "20240102-14:30:05.1"), (279, 0), *entry),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (60, "20240102-14:30:05.100")),
+        fix((35, "X"), (52, "20240102-00:00:00.100"), (268, 1), *entry, (273, "23:59:59.900")),
+        fix((35, "X"), (52, "20240102-23:59:59.100"), (268, 1), *entry, (273, "00:00:00.900")),
+        fix((35, "X"), (52, "2024-0102-14:30:05.250"), (268, 1), *entry, (273, "14:30:05.250")),
+        fix((35, "X"), (52, "20241302-14:30:05.250"), (268, 1), *entry, (273, "14:30:05.250")),
+        fix((35, "X"), (268, 1), *entry, (273, "14:30:05.250")),  # nothing to date 273
+        fix((35, "X"), (268, 1), *entry),  # no time at all
+        fix(*header("X"), (268, 1), (279, 0), (269, 0), (270, 1)),  # no Symbol
+        fix(*header("X"), (268, 1), (279, 0), (55, "A"), (270, 1)),  # no MDEntryType
+        fix(*header("X"), (268, 0)),
+        fix(*header("W"), (55, "A"), (268, 0)),
+        fix(*header("W"), (268, 1), (269, 0), (270, 1)),
+        fix(*header("W"), (55, "A"), (55, "B"), (268, 1), (269, 0), (270, 1), (52, SENT)),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (95, 3), (96, "abc")),  # data field
+        fix(*header("X"), (268, 1), (279, 0), *entry, (35, "X")),  # header tag repeated
+        fix(*header("X"), (268, 1), (279, 0), *entry, (7, "x"), (5041, 7)),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (278, "é")),
+        fix(*header("X"), (268, 1), (279, "Z"), (269, "Q"), (55, "Ü"), (270, 1)),
+        good.replace(b"\x0149=", b"\x01049=", 1),  # tag with a leading 0 (checksum off too)
+        good.replace(b"\x0149=", b"\x014x=", 1),
+        fix(*header("0")),
+        fix(*header("8"), (37, "O"), (17, "E"), (39, "0"), (55, "A"), (54, "1"), (14, 0)),
+        fix(*header("D"), (11, "C"), (55, "A"), (54, "1"), (38, 10), (40, "1")),
+        fix(*header("AE"), (571, "T")),
+        b"2024-01-02 14:30:05 IN " + good,  # log prefix
+        b"# " + good,  # a comment that looks like a message
+        good.replace(b"8=FIX.4.4", b"8=FIXT.1.1"),  # checksum now off
+        fix(*[pair for pair in x if pair[0] != 34], begin="FIX.4.2"),
+    ]
+
+
+def _simulator_lines(count: int) -> list[bytes]:
+    from simulator.market import MarketSimulator
+
+    simulator = MarketSimulator(20, seed=3)
+    return [message for _, message in simulator.messages(limit=count)]
+
+
+def _assert_same_as_careful(lines: list[bytes], instruments: frozenset[str] | None) -> None:
+    fast = decode_lines(lines, "chunk", 100, "step", 7, instruments)
+    careful = fix_parse._decode_lines_careful(lines, "chunk", 100, "step", 7, instruments)
+    assert fast.events == careful.events
+    assert fast.dead_letters == careful.dead_letters
+    assert (fast.admin, fast.messages) == (careful.admin, careful.messages)
+
+
+@pytest.mark.parametrize("instruments", [None, frozenset(["A", "AAPL", "MSFT", "SYM0001"])])
+def test_decode_lines_chunk_fast_path_matches_careful_path(
+    instruments: frozenset[str] | None,
+) -> None:
+    rng = random.Random(11)
+    messages = _simulator_lines(3_000) + [_random_md(rng) for _ in range(2_000)] + _odd_lines()
+    rng.shuffle(messages)
+    lines = [message + b"\n" for message in messages]
+    assert tokenize_chunk(lines) is not None  # the whole chunk took the fast path
+    _assert_same_as_careful(lines, instruments)
+    # and against the message-by-message reference, per line
+    for line_no, line in enumerate(lines[:500], 100):
+        batch = decode_lines([line], "chunk", line_no)
+        careful = fix_parse._decode_lines_careful([line], "chunk", line_no, "decode_fix", 0, None)
+        assert (batch.events, batch.dead_letters) == (careful.events, careful.dead_letters)
+
+
+def test_decode_lines_chunk_fast_path_parses_simulator_lines_without_careful_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = [message + b"\n" for message in _simulator_lines(2_000)]
+    expected = fix_parse._decode_lines_careful(lines, "sim", 1, "decode_fix", 0, None)
+    calls = []
+    monkeypatch.setattr(fix_parse, "_decode_lines_careful", lambda *args: calls.append(args))
+    batch = decode_lines(lines, "sim", 1)
+    assert calls == []
+    assert batch.events == expected.events
+    assert (batch.dead_letters, batch.messages) == ([], 2_000)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b"8=FIX.4.4|9=5|35=0|10=000|",  # "|" delimiters
+        fix(*header("X"), (268, 1), (269, 0), (55, "A"), (270, 1), (58, "a=b")),  # "=" in a value
+        b"8=FIX.4.4\x019=5\x0135=0\x0158=\x0110=000\x01",  # empty value
+        b"\n",  # blank line
+        b"8=FIX.4.4\x0110=0\x01",  # too short to hold a message
+    ],
+)
+def test_decode_lines_chunk_not_plain_takes_careful_path(odd: bytes) -> None:
+    lines = [message + b"\n" for message in _simulator_lines(50)]
+    lines.insert(20, odd if odd.endswith(b"\n") else odd + b"\n")
+    assert tokenize_chunk(lines) is None
+    _assert_same_as_careful(lines, None)
+    assert decode_lines(lines, "c", 1).messages == 50 + (odd != b"\n")
+
+
+def test_decode_lines_chunk_last_line_without_newline_takes_careful_path() -> None:
+    lines = [message + b"\n" for message in _simulator_lines(10)]
+    lines[-1] = lines[-1].rstrip(b"\n")
+    assert tokenize_chunk(lines) is None
+    _assert_same_as_careful(lines, None)
