@@ -382,11 +382,14 @@ def tokenize_chunk(lines: list[bytes]) -> ChunkTokens | None:
     kinds = data[delimiters]
     if len(kinds) % 2 or not ((kinds[0::2] == 0x3D).all() and (kinds[1::2] == 1).all()):
         return None
-    starts = ends - lengths
-    sums = np.cumsum(data, dtype=np.uint32)  # wraps mod 2**32, a multiple of 256
-    checksums = ((sums[ends - 9] - sums[starts] + data[starts]) & 0xFF).tolist()
+    # reduceat over [start0, end0 - 8, start1, end1 - 8, ...]: even slots sum a line up to the
+    # SOH 9 bytes before its end (lines are >= 20 bytes, so the bounds increase).
+    bounds = np.empty(2 * count, dtype=np.int64)
+    bounds[0::2] = ends - lengths
+    bounds[1::2] = ends - 8
+    checksums = (np.add.reduceat(data, bounds, dtype=np.uint32)[0::2] & 0xFF).tolist()
     tokens = blob.translate(_TO_SOH).split(SOH)
     # Tokens before line i: its "=" and SOH delimiters before it, plus one "\n" per line.
-    firsts = (np.searchsorted(delimiters, starts) + np.arange(count)).tolist()
+    firsts = (np.searchsorted(delimiters, bounds[0::2]) + np.arange(count)).tolist()
     firsts.append(len(tokens) - 1)
     return ChunkTokens(tokens, firsts, checksums)

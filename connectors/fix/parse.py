@@ -737,12 +737,14 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
         incremental: True for 35=X.
 
     Returns:
-        (count_at, count_text, time, symbol_at, entries) with indexes into the values
+        (count_at, count_text, time, single_symbol_at, entries) with indexes into the values
         (-1 for absent): `count_at` NoMDEntries (268), `count_text` the count it must read,
-        `time` (_TIME_STAMP, at) or (_TIME_ENTRY, time_at, date_at, sending_at), `symbol_at`
-        the message-level Symbol (55), `entries` one (type, action, price, size, id, symbol)
-        per entry, symbol resolved by inheritance in 35=X. None where `_parse_md` would not
-        parse these tags, or would fail on them whatever the values, or finds no entries.
+        `time` (_TIME_STAMP, at) or (_TIME_ENTRY, time_at, date_at, sending_at),
+        `single_symbol_at` the Symbol (55) of every entry if they all read the same field,
+        `entries` one (type, action, price, size, id, symbol) per entry, symbol resolved by
+        inheritance in 35=X (the message-level one in 35=W, whose action is always "0").
+        None where `_parse_md` would not parse these tags, or would fail on them whatever
+        the values, or finds no entries.
     """
     slow_tags = _SLOW_PATH_TAGS
     symbol_at = sending_at = transact_at = count_at = -1
@@ -825,13 +827,19 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
             elif current < 0:
                 return None
             entry[5] = current
+        else:
+            entry[1] = -1  # MDUpdateAction is "0" in a full refresh
+            entry[5] = symbol_at
     if not incremental and symbol_at < 0:
         return None
+    # One event when every entry reads the same Symbol (55) field; else grouped by value.
+    symbol_ats = {entry[5] for entry in entries}
+    single_symbol_at = entries[0][5] if len(symbol_ats) == 1 else -1
     return (
         count_at,
         b"%d" % len(entries),
         time,
-        symbol_at,
+        single_symbol_at,
         tuple(tuple(entry) for entry in entries),
     )
 
@@ -853,7 +861,7 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
         values: the values after MsgType (35) and before CheckSum (10), in wire order.
         incremental: True for 35=X.
     """
-    count_at, count_text, time, symbol_at, entries = plan
+    count_at, count_text, time, single_symbol_at, entries = plan
     if values[count_at] != count_text:
         return None
     try:
@@ -878,35 +886,11 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
 
     make_entry = _make_md_entry
     text_of = _text_cache.get
-    total = 0.0
+    built = []
+    append = built.append
+    total = 0.0  # NaN or infinity anywhere makes it non-finite
     try:
-        if not incremental:
-            snapshot_entries = []
-            for type_at, _, price_at, size_at, id_at, _ in entries:
-                entry_type = values[type_at]
-                price = None if price_at < 0 else float(values[price_at])
-                size = None if size_at < 0 else float(values[size_at])
-                total += (price or 0.0) + (size or 0.0)
-                if price is not None and price <= 0.0:
-                    return None
-                snapshot_entries.append(
-                    make_entry(
-                        text_of(entry_type) or _text(entry_type),
-                        "0",
-                        price,
-                        size,
-                        None if id_at < 0 else values[id_at].decode("utf-8", "backslashreplace"),
-                    )
-                )
-            if total - total:
-                return None
-            symbol = values[symbol_at]
-            return [
-                _make_snapshot(text_of(symbol) or _text(symbol), ts_event, tuple(snapshot_entries))
-            ]
-
-        by_symbol: dict[bytes, list[MdEntry]] = {}
-        for type_at, action_at, price_at, size_at, id_at, entry_symbol_at in entries:
+        for type_at, action_at, price_at, size_at, id_at, _ in entries:
             entry_type = values[type_at]
             price = None if price_at < 0 else float(values[price_at])
             size = None if size_at < 0 else float(values[size_at])
@@ -916,25 +900,33 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
             if action_at < 0:
                 action = "0"
             else:
-                action_raw = values[action_at]
-                action = text_of(action_raw) or _text(action_raw)
-            entry = make_entry(
-                text_of(entry_type) or _text(entry_type),
-                action,
-                price,
-                size,
-                None if id_at < 0 else values[id_at].decode("utf-8", "backslashreplace"),
+                action = values[action_at]
+                action = text_of(action) or _text(action)
+            append(
+                make_entry(
+                    text_of(entry_type) or _text(entry_type),
+                    action,
+                    price,
+                    size,
+                    None if id_at < 0 else values[id_at].decode("utf-8", "backslashreplace"),
+                )
             )
-            symbol = values[entry_symbol_at]
-            group = by_symbol.get(symbol)
-            if group is None:
-                by_symbol[symbol] = [entry]
-            else:
-                group.append(entry)
     except ValueError:
         return None
     if total - total:
         return None
+    if single_symbol_at >= 0:
+        symbol = values[single_symbol_at]
+        make_event = _make_increment if incremental else _make_snapshot
+        return [make_event(text_of(symbol) or _text(symbol), ts_event, tuple(built))]
+    by_symbol: dict[bytes, list[MdEntry]] = {}
+    for entry, plan_entry in zip(built, entries, strict=True):
+        symbol = values[plan_entry[5]]
+        group = by_symbol.get(symbol)
+        if group is None:
+            by_symbol[symbol] = [entry]
+        else:
+            group.append(entry)
     make_increment = _make_increment
     return [
         make_increment(text_of(symbol) or _text(symbol), ts_event, tuple(group))
