@@ -1,6 +1,10 @@
-"""`brokerflow simulate`: write a deterministic simulated FIX 4.4 market-data session to a file.
+"""`brokerflow simulate`: write a deterministic simulated FIX 4.4 session to a file.
 
-Needs no service. Progress goes to stderr every 100,000 messages, then one summary line.
+Market data only by default (those bytes are what benchmarks and tests rely on); with
+``--orders`` the client orders (35=D/F/G) and the broker's execution reports (35=8) of a
+population of accounts are merged in, and the accounts' opening state is written as the CSVs of
+``brokerflow load accounts`` / ``load positions``. Needs no service. Progress goes to stderr
+every 100,000 messages, then one summary line.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from simulator.market import DEFAULT_RATE_PER_SYMBOL, DEFAULT_START_NS, MarketSimulator
+from simulator.orders import DEFAULT_ACCOUNTS, DEFAULT_ORDERS_PER_MINUTE, OrderFlowSimulator
 
 DEFAULT_START = "2026-11-25T14:30:00Z"
 PROGRESS_EVERY = 100_000
@@ -72,10 +77,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "simulate",
         parents=[common],
-        help="write a simulated FIX 4.4 market-data session to a file",
+        help="write a simulated FIX 4.4 session (market data, optionally order flow) to a file",
         description=(
             "Write a deterministic simulated trading session (35=W snapshots, then bursty 35=X "
-            "incrementals: quotes, trades, volume) as FIX 4.4, one SOH-delimited message a line."
+            "incrementals: quotes, trades, volume) as FIX 4.4, one SOH-delimited message a line. "
+            "With --orders, client orders (35=D new, 35=F cancel, 35=G replace) and the broker's "
+            "execution reports (35=8: acks, partial and full fills, cancels, replaces, rejects, "
+            "trade busts) are merged in event-time order, and the accounts' opening cash and "
+            "positions are written as CSVs for `brokerflow load accounts/positions`. Without "
+            "--orders the output is market data only, byte for byte as before."
         ),
     )
     p.add_argument("--symbols", type=_positive_int, required=True, help="number of symbols")
@@ -97,6 +107,39 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         default=DEFAULT_RATE_PER_SYMBOL,
         help="mean market events per symbol per second (default %(default)s; 1-4 messages each)",
     )
+    orders = p.add_argument_group("order flow (only with --orders)")
+    orders.add_argument(
+        "--orders",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="merge simulated order flow and execution reports into the file (default: off)",
+    )
+    orders.add_argument(
+        "--orders-per-minute",
+        type=_positive_float,
+        default=None,
+        help=f"mean new orders per simulated minute (default {DEFAULT_ORDERS_PER_MINUTE:g})",
+    )
+    orders.add_argument(
+        "--accounts",
+        type=_positive_int,
+        default=None,
+        help=f"number of accounts (default {DEFAULT_ACCOUNTS})",
+    )
+    orders.add_argument(
+        "--accounts-out",
+        type=Path,
+        default=None,
+        metavar="FILE.csv",
+        help="opening accounts CSV (default: --out with .accounts.csv)",
+    )
+    orders.add_argument(
+        "--positions-out",
+        type=Path,
+        default=None,
+        metavar="FILE.csv",
+        help="opening positions CSV (default: --out with .positions.csv)",
+    )
     p.error = _one_line_error(p.prog)  # type: ignore[method-assign]
     p.set_defaults(func=run)
 
@@ -113,19 +156,47 @@ def run(args: argparse.Namespace) -> int:
         args: the parsed ``simulate`` arguments.
 
     Returns:
-        0 on success, 2 if the output directory does not exist.
+        0 on success, 2 if an output directory does not exist.
+
+    Raises:
+        SystemExit: (code 2) if an order-flow option is given without ``--orders``.
     """
     out: Path = args.out
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        print(
-            f"brokerflow simulate: error: --out directory {str(parent)!r} does not exist",
-            file=sys.stderr,
-        )
-        return 2
-    sim = MarketSimulator(
+    order_options = {
+        "--orders-per-minute": args.orders_per_minute,
+        "--accounts": args.accounts,
+        "--accounts-out": args.accounts_out,
+        "--positions-out": args.positions_out,
+    }
+    given = [name for name, value in order_options.items() if value is not None]
+    if given and not args.orders:
+        print(f"brokerflow simulate: error: {given[0]} needs --orders", file=sys.stderr)
+        sys.exit(2)
+    accounts_out = args.accounts_out or out.with_suffix(".accounts.csv")
+    positions_out = args.positions_out or out.with_suffix(".positions.csv")
+    targets = [("--out", out)]
+    if args.orders:
+        targets += [("--accounts-out", accounts_out), ("--positions-out", positions_out)]
+    for option, target in targets:
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            print(
+                f"brokerflow simulate: error: {option} directory {str(parent)!r} does not exist",
+                file=sys.stderr,
+            )
+            return 2
+    market = MarketSimulator(
         symbols=args.symbols, seed=args.seed, start_ns=args.start, rate_per_symbol=args.rate
     )
+    sim: MarketSimulator | OrderFlowSimulator = market
+    if args.orders:
+        sim = OrderFlowSimulator(
+            market,
+            accounts=args.accounts or DEFAULT_ACCOUNTS,
+            orders_per_minute=args.orders_per_minute or DEFAULT_ORDERS_PER_MINUTE,
+        )
+        sim.accounts_csv(accounts_out)
+        sim.positions_csv(positions_out)
     began = time.perf_counter()
 
     def progress(messages: int, ts_ns: int) -> None:
@@ -140,6 +211,12 @@ def run(args: argparse.Namespace) -> int:
         out, minutes=args.minutes, progress=progress, progress_every=PROGRESS_EVERY
     )
     seconds = time.perf_counter() - began
+    orders = (
+        f"; {sim.orders_sent:,} orders, {sim.fills_emitted:,} fills, opening state in "
+        f"{accounts_out} and {positions_out}"
+        if isinstance(sim, OrderFlowSimulator)
+        else ""
+    )
     span = (
         f"{_clock(summary.first_event_ns)} .. {_clock(summary.last_event_ns)}"
         if summary.messages
@@ -150,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         f"({', '.join(f'{k}={v:,}' for k, v in summary.by_type.items())}), "
         f"{summary.symbols} symbols, {summary.trades:,} trades, event time {span}, "
         f"{summary.bytes_written / 1e6:,.1f} MB, {seconds:.1f} s, "
-        f"{summary.messages / max(seconds, 1e-9):,.0f} msg/s",
+        f"{summary.messages / max(seconds, 1e-9):,.0f} msg/s{orders}",
         file=sys.stderr,
     )
     return 0

@@ -16,6 +16,7 @@ import pytest
 import simplefix
 
 import simulator.orders as orders_module
+from brokerflow.cli import main
 from simulator import MarketSimulator, OrderFlowSimulator, write_fills_file
 from tests.unit.simulator.test_market import (
     ReferenceBook,
@@ -429,3 +430,62 @@ def test_orders_need_a_fresh_market() -> None:
     next(market.messages())
     with pytest.raises(ValueError, match="fresh"):
         OrderFlowSimulator(market)
+
+
+def test_simulate_command_orders_writes_csvs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "day.fix"
+    accounts_csv, positions_csv = tmp_path / "acc.csv", tmp_path / "pos.csv"
+    argv = ["simulate", "--symbols", "4", "--minutes", "0.5", "--out", str(out), "--seed", "2"]
+    rc = main(
+        [*argv, "--orders", "--orders-per-minute", "400", "--accounts", "25"]
+        + ["--accounts-out", str(accounts_csv), "--positions-out", str(positions_csv)]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "orders" in err[0] and str(accounts_csv) in err[0]
+    sim = OrderFlowSimulator(MarketSimulator(symbols=4, seed=2), accounts=25, orders_per_minute=400)
+    expected = tmp_path / "expected.fix"
+    sim.write_file(expected, minutes=0.5)
+    assert out.read_bytes() == expected.read_bytes()
+    assert len(accounts_csv.read_text().splitlines()) == 26
+    assert positions_csv.read_text().startswith("account,symbol,quantity,avg_price\n")
+
+
+def test_simulate_command_orders_default_csv_paths(tmp_path: Path) -> None:
+    out = tmp_path / "day.fix"
+    argv = ["simulate", "--symbols", "2", "--minutes", "0.2", "--out", str(out), "--orders"]
+    assert main(argv) == 0
+    assert (tmp_path / "day.accounts.csv").exists()
+    assert (tmp_path / "day.positions.csv").exists()
+    assert b"\x0135=D\x01" in out.read_bytes()
+
+
+def test_simulate_command_without_orders_unchanged(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.fix", tmp_path / "b.fix"
+    argv = ["simulate", "--symbols", "2", "--minutes", "0.2"]
+    assert main([*argv, "--out", str(a)]) == 0
+    assert main([*argv, "--out", str(b), "--no-orders"]) == 0
+    MarketSimulator(2).write_file(tmp_path / "c.fix", minutes=0.2)
+    assert a.read_bytes() == b.read_bytes() == (tmp_path / "c.fix").read_bytes()
+    assert not list(tmp_path.glob("*.csv"))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--orders-per-minute", "10"],
+        ["--accounts", "5"],
+        ["--accounts-out", "x.csv"],
+        ["--orders", "--accounts", "0"],
+        ["--orders", "--orders-per-minute", "-1"],
+    ],
+)
+def test_simulate_command_order_options_bad_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str]
+) -> None:
+    argv = ["simulate", "--symbols", "2", "--minutes", "0.1", "--out", str(tmp_path / "x.fix")]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, *extra])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
