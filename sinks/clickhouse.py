@@ -94,6 +94,8 @@ ORDER BY version
 """
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`")
 _READ_ONLY_VERBS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN"})
 # JSON output settings of every query connection: exact decimals, unquoted 64-bit ints,
 # nan/inf as strings (JSON has no literal for them).
@@ -195,6 +197,10 @@ def check_read_only(sql: str) -> str:
     if verb not in _READ_ONLY_VERBS:
         given = verb or "nothing"
         msg = f"only SELECT, WITH, SHOW, DESCRIBE and EXPLAIN are allowed, {given} was given"
+        raise ReadOnlyError(msg)
+    # chdb writes INTO OUTFILE on the client side, where readonly=1 does not reach.
+    if _INTO_OUTFILE.search(_QUOTED.sub("''", _strip_comments(statements[0]))):
+        msg = "INTO OUTFILE is not allowed (use --format and redirect the output)"
         raise ReadOnlyError(msg)
     return statements[0]
 
@@ -354,8 +360,12 @@ def decode_json_compact(payload: bytes) -> tuple[list[str], list[tuple[Any, ...]
     """Parse a `FORMAT JSONCompact` result into column names and typed rows."""
     if not payload.strip():
         return [], []
-    doc = json.loads(payload)
-    meta = doc["meta"]
+    try:
+        doc = json.loads(payload)
+        meta = doc["meta"]
+    except (ValueError, KeyError, TypeError):
+        msg = "the result was not JSONCompact: leave out FORMAT (use --format)"
+        raise ClickHouseError(msg) from None
     columns = [column["name"] for column in meta]
     decoders = [_json_decoder(column["type"]) for column in meta]
     if not any(decoders):
@@ -519,15 +529,23 @@ class ServerStore:
     """
 
     def __init__(
-        self, url: str, max_insert_rows: int = DEFAULT_MAX_INSERT_ROWS, **client_args: Any
+        self,
+        url: str,
+        max_insert_rows: int = DEFAULT_MAX_INSERT_ROWS,
+        client: Any = None,
+        **client_args: Any,
     ) -> None:
-        import clickhouse_connect
+        """Connect to the server of `url` (or use `client`, a clickhouse-connect `Client`)."""
         from clickhouse_connect.driver.exceptions import OperationalError
 
         self.url = _mask_password(url)
         self.max_insert_rows = max_insert_rows
         self.retryable = (OperationalError,)
-        self._client = clickhouse_connect.get_client(dsn=url, **client_args)
+        if client is None:
+            import clickhouse_connect
+
+            client = clickhouse_connect.get_client(dsn=url, **client_args)
+        self._client = client
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run one statement and discard its result."""

@@ -1,8 +1,10 @@
 """`brokerflow sql {postgres,clickhouse} "SELECT …" [--format table,csv,json]`: ad-hoc read-only
 queries on the configured store.
 
-The query runs in a READ ONLY transaction on a connection whose default is read-only too, over the
-extended protocol, which takes one statement only: `COMMIT; DELETE …` cannot escape it.
+PostgreSQL: the query runs in a READ ONLY transaction on a connection whose default is read-only
+too, over the extended protocol, which takes one statement only: `COMMIT; DELETE …` cannot escape
+it. ClickHouse (chdb or a server): one SELECT/WITH/SHOW/DESCRIBE/EXPLAIN statement only, run with
+the `readonly=1` setting (a chdb connection opened read-only, or the server's query setting).
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     """Run the query and print the result; errors are raised as `BrokerflowError`s."""
     if args.store == "clickhouse":
-        msg = "ClickHouse is not configured yet (issue 3)"
-        raise BrokerflowError(msg)
+        columns, rows = query_clickhouse(args, args.query)
+        write_result(columns, rows, args.format, sys.stdout)
+        return 0
     from brokerflow.services import ensure_services
     from brokerflow.settings import load_settings
     from sinks.postgres import migrate
@@ -83,6 +86,26 @@ def query_postgres(dsn: str, query: str) -> tuple[list[str], list[tuple[Any, ...
                 return columns, cur.fetchall()
     except psycopg.Error as exc:
         raise QueryError(_first_line(exc)) from None
+
+
+def query_clickhouse(
+    args: argparse.Namespace, query: str
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one read-only statement on the configured ClickHouse store.
+
+    Raises:
+        ReadOnlyError: the statement could write, or there is not exactly one.
+        ClickHouseError: the store refused or failed it; one line.
+    """
+    from brokerflow.commands.report import open_clickhouse
+    from sinks.clickhouse import check_read_only
+
+    statement = check_read_only(query)  # before opening the store: bad input fails fast
+    store = open_clickhouse(args)
+    try:
+        return store.query(statement, readonly=True)
+    finally:
+        store.close()
 
 
 def _first_line(exc: Exception) -> str:
