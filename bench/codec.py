@@ -6,7 +6,9 @@ Usage:
                                           # first write N simulated 35=X/35=W lines to FILE
 
 Both contenders read the same lines from memory (file I/O is not timed); each rate is the best
-of several repetitions, with the garbage collector off while timing.
+of several repetitions, with the garbage collector off while timing. `decode_lines` gets the
+lines as the file source reads them (with their newline, ~256 KiB per batch), so it measures
+the chunk fast path the flow takes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import simplefix
 
 from connectors.fix.parse import decode_lines
 
-BATCH_SIZE = 1_000
+BATCH_SIZE = 1_400  # about the lines of one 256 KiB chunk of the file source
 REPEATS = 5
 
 
@@ -90,8 +92,9 @@ def run(path: str) -> dict:
         per message (framing by 10=, no checksum or typed parsing), (b) our `decode_lines` in
         batches of BATCH_SIZE lines (framing by 9, checksum, typed domain events).
     """
-    lines = [line for line in Path(path).read_bytes().splitlines() if line.strip()]
+    lines = [line for line in Path(path).read_bytes().splitlines(keepends=True) if line.strip()]
     soh_lines = [line if b"\x01" in line else line.replace(b"|", b"\x01") for line in lines]
+    soh_lines = [line.rstrip(b"\r\n") for line in soh_lines]
 
     def simplefix_loop() -> None:
         parser = simplefix.FixParser()
