@@ -15,7 +15,7 @@ from pathlib import Path
 from domain.errors import BrokerflowError
 
 # Order is the order of `brokerflow --help`.
-COMMANDS = ("demo", "replay", "simulate", "sql", "report", "gdpr", "services", "bench")
+COMMANDS = ("demo", "replay", "simulate", "load", "sql", "report", "gdpr", "services", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

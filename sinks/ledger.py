@@ -1,0 +1,682 @@
+"""Sinks layer: the ledger of record in PostgreSQL (orders, executions, holdings, cash).
+
+`LedgerWriter.apply(events)` books a batch of order events in ONE transaction:
+
+1. resolve the account of events that carry none (from their order, or the fill they name);
+2. lock the touched `accounts` rows, in account order (`SELECT … ORDER BY account FOR UPDATE`),
+   which serialises every writer of an account and cannot deadlock between ledger writers;
+3. read what the batch needs: the executions it names (its own ExecIDs, to drop those already
+   booked, and the fills its H/G reports name), the holdings and the orders it moves;
+4. apply the events in order in Python through the pure domain (`domain.ledger`,
+   `domain.orders`); an event that cannot be applied (unknown account, a bad report, a
+   transition the order table refuses, a trade cancel of an unknown fill) becomes a dead
+   letter and changes nothing at all;
+5. write: one `INSERT … SELECT FROM unnest(…) ON CONFLICT (exec_id) DO NOTHING RETURNING` for
+   the executions (the returned ExecIDs must be exactly the new ones, else the batch is retried),
+   one statement each for the reversals, holdings, cash, orders (and dead letters in the sink).
+
+A replayed or duplicated execution report is found in step 3 and changes nothing. Deadlocks and
+serialization failures are retried with `retry_with_backoff`; the whole transaction is redone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from psycopg import errors as pg_errors
+
+from domain.dead_letters import DeadLetter
+from domain.errors import BrokerflowError, FieldError, InvalidTransition
+from domain.events import ExecutionReport, OrderRequest
+from domain.ledger import FLAT, ZERO, Holding, apply_fill, commission_from_raw, reverse_fill
+from domain.orders import (
+    FILL_EXEC_TYPES,
+    ExecType,
+    Order,
+    apply_execution_report,
+    apply_order_request,
+    check_execution_report,
+    route_execution_report,
+    route_order_request,
+    status_from_name,
+)
+from sinks.postgres import PgBatchWriter, write_dead_letters
+from sinks.retry import RetryPolicy, retry_with_backoff
+
+LedgerEvent = ExecutionReport | OrderRequest
+STEP_ID = "write_ledger"
+
+# The columns of `executions` taken from the report (`execution_rows`), in this order.
+EXECUTION_COLUMNS = (
+    "exec_id",
+    "order_id",
+    "cl_ord_id",
+    "account",
+    "symbol",
+    "side",
+    "last_qty",
+    "last_px",
+    "cum_qty",
+    "leaves_qty",
+    "avg_px",
+    "exec_type",
+    "ord_status",
+    "transact_time",
+    "ts_event",
+    "trd_match_id",
+    "exec_ref_id",
+    "source",
+)
+# ... and those the writer computes, appended to each row.
+COMPUTED_COLUMNS = ("commission", "realised_pnl", "cash_delta")
+
+_EXECUTION_TYPES = (
+    "text", "text", "text", "text", "text", "text", "numeric", "numeric", "numeric", "numeric",
+    "numeric", "text", "text", "timestamptz", "int8", "text", "text", "text",
+    "numeric", "numeric", "numeric",
+)  # fmt: skip
+_ALL_EXECUTION_COLUMNS = EXECUTION_COLUMNS + COMPUTED_COLUMNS
+
+_INSERT_EXECUTIONS = (
+    f"INSERT INTO executions ({', '.join(_ALL_EXECUTION_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _EXECUTION_TYPES)}) "
+    "ON CONFLICT (exec_id) DO NOTHING RETURNING exec_id"
+)
+
+_ORDER_COLUMNS = (
+    "cl_ord_id", "order_id", "orig_cl_ord_id", "account", "symbol", "side", "ord_type",
+    "quantity", "price", "stop_px", "status", "cum_qty", "leaves_qty", "avg_px",
+    "time_in_force", "ts_created", "ts_updated", "last_exec_id", "last_request_id",
+)  # fmt: skip
+_ORDER_TYPES = (
+    "text", "text", "text", "text", "text", "text", "text", "numeric", "numeric", "numeric",
+    "text", "numeric", "numeric", "numeric", "text", "int8", "int8", "text", "text",
+)  # fmt: skip
+_ORDER_UPDATES = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in _ORDER_COLUMNS if c not in ("cl_ord_id", "ts_created")
+)
+_UPSERT_ORDERS = (
+    f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}, created_at, updated_at) "
+    f"SELECT *, to_timestamp(0) + (u.ts_created / 1000) * interval '1 microsecond', "
+    f"to_timestamp(0) + (u.ts_updated / 1000) * interval '1 microsecond' "
+    f"FROM unnest({', '.join(f'%s::{t}[]' for t in _ORDER_TYPES)}) "
+    f"AS u({', '.join(_ORDER_COLUMNS)}) "
+    f"ON CONFLICT (cl_ord_id) DO UPDATE SET {_ORDER_UPDATES}, updated_at = EXCLUDED.updated_at"
+)
+_SELECT_ORDERS = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE cl_ord_id = ANY(%s)"
+
+_LOCK_ACCOUNTS = (
+    "SELECT account FROM accounts WHERE account = ANY(%s::text[]) ORDER BY account FOR UPDATE"
+)
+_SELECT_FILLS = (
+    "SELECT exec_id, account, symbol, side, last_qty, last_px, realised_pnl, commission, "
+    "exec_type, reversed_by FROM executions WHERE exec_id = ANY(%s::text[])"
+)
+_SELECT_HOLDINGS = (
+    "SELECT h.account, h.symbol, h.quantity, h.avg_price, h.realised_pnl FROM holdings h "
+    "JOIN unnest(%s::text[], %s::text[]) AS k(account, symbol) "
+    "ON h.account = k.account AND h.symbol = k.symbol"
+)
+_UPSERT_HOLDINGS = (
+    "INSERT INTO holdings (account, symbol, quantity, avg_price, realised_pnl) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[]) "
+    "ON CONFLICT (account, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, "
+    "avg_price = EXCLUDED.avg_price, realised_pnl = EXCLUDED.realised_pnl, updated_at = now()"
+)
+_UPDATE_CASH = (
+    "UPDATE accounts a SET cash = a.cash + d.delta, updated_at = now() "
+    "FROM unnest(%s::text[], %s::numeric[]) AS d(account, delta) WHERE a.account = d.account"
+)
+_MARK_REVERSED = (
+    "UPDATE executions e SET reversed_by = r.reversed_by "
+    "FROM unnest(%s::text[], %s::text[]) AS r(exec_id, reversed_by) WHERE e.exec_id = r.exec_id"
+)
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_RETRY_ON: tuple[type[Exception], ...] = (
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+)
+
+
+class ConcurrentInsertError(BrokerflowError):
+    """Another transaction booked an ExecID of this batch meanwhile; the batch is redone."""
+
+
+_RETRY_ON = (*_RETRY_ON, ConcurrentInsertError)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerResult:
+    """What one `LedgerWriter.apply` did.
+
+    Attributes:
+        applied: events applied (new execution reports and order requests).
+        duplicates: execution reports already booked (same ExecID), which changed nothing.
+        dead_letters: events rejected whole, with their raw message, source and reason.
+        executions: execution rows inserted (new execution reports).
+    """
+
+    applied: int
+    duplicates: int
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    executions: int = 0
+
+
+def transact_time(ts_event: int) -> dt.datetime:
+    """Return an event time (int UTC nanoseconds) as an aware datetime, to the microsecond."""
+    return _EPOCH + dt.timedelta(microseconds=ts_event // 1000)
+
+
+def _execution_row(report: ExecutionReport, account: str | None) -> tuple[Any, ...]:
+    return (
+        report.exec_id,
+        report.order_id,
+        report.cl_ord_id,
+        account,
+        report.symbol,
+        report.side,
+        report.last_qty,
+        report.last_px,
+        report.cum_qty,
+        report.leaves_qty,
+        report.avg_px,
+        report.exec_type,
+        report.ord_status,
+        transact_time(report.ts_event),
+        report.ts_event,
+        report.trd_match_id,
+        report.exec_ref_id,
+        report.source,
+    )
+
+
+def execution_rows(events: Iterable[LedgerEvent]) -> list[tuple[Any, ...]]:
+    """Return the `EXECUTION_COLUMNS` tuples of the execution reports among `events`.
+
+    These are the report-derived columns `LedgerWriter` inserts (it appends
+    `COMPUTED_COLUMNS`); a bare `COPY executions (EXECUTION_COLUMNS) FROM STDIN` of them is the
+    yardstick of the ledger benchmark.
+    """
+    return [_execution_row(e, e.account) for e in events if type(e) is ExecutionReport]
+
+
+@dataclass(slots=True)
+class _Fill:
+    """A booked fill, as H and G reports need it."""
+
+    exec_id: str
+    account: str
+    symbol: str
+    side: str
+    last_qty: Decimal
+    last_px: Decimal
+    realised_pnl: Decimal
+    commission: Decimal
+    exec_type: str
+    reversed_by: str | None
+
+
+class _Rejected(Exception):  # noqa: N818 - internal control flow, never escapes the module
+    def __init__(self, error: BrokerflowError, tag: int | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.tag = tag
+
+
+def _reject(tag: int, reason: str) -> _Rejected:
+    return _Rejected(FieldError(tag, reason), tag)
+
+
+def _order_from_row(row: Sequence[Any]) -> Order:
+    (cl_ord_id, order_id, orig, account, symbol, side, ord_type, quantity, price, stop_px,
+     status, cum_qty, leaves_qty, avg_px, tif, ts_created, ts_updated, last_exec_id,
+     last_request_id) = row  # fmt: skip
+    return Order(
+        cl_ord_id=cl_ord_id,
+        account=account,
+        symbol=symbol,
+        side=side,
+        status=status_from_name(status),
+        order_id=order_id,
+        orig_cl_ord_id=orig,
+        ord_type=ord_type,
+        quantity=quantity,
+        price=price,
+        stop_px=stop_px,
+        cum_qty=cum_qty,
+        leaves_qty=leaves_qty,
+        avg_px=avg_px,
+        time_in_force=tif,
+        ts_created=ts_created,
+        ts_updated=ts_updated,
+        last_exec_id=last_exec_id,
+        last_request_id=last_request_id,
+    )
+
+
+def _order_row(o: Order) -> tuple[Any, ...]:
+    return (
+        o.cl_ord_id, o.order_id, o.orig_cl_ord_id, o.account, o.symbol, o.side, o.ord_type,
+        o.quantity, o.price, o.stop_px, o.status.name, o.cum_qty, o.leaves_qty, o.avg_px,
+        o.time_in_force, o.ts_created, o.ts_updated, o.last_exec_id, o.last_request_id,
+    )  # fmt: skip
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+class _Batch:
+    """The in-memory state of one transaction: what was read, and what the events changed."""
+
+    def __init__(self, cur: psycopg.Cursor, step_id: str) -> None:
+        self.cur = cur
+        self.step_id = step_id
+        self.fills: dict[str, _Fill] = {}
+        self.booked: set[str] = set()  # ExecIDs stored before this batch
+        self.orders: dict[str, Order] = {}
+        self.holdings: dict[tuple[str, str], Holding] = {}
+        self.cash: dict[str, Decimal] = {}
+        self.rows: list[tuple[Any, ...]] = []
+        self.new_ids: set[str] = set()
+        self.reversals: list[tuple[str, str]] = []
+        self.dirty_orders: set[str] = set()
+        self.dirty_holdings: set[tuple[str, str]] = set()
+        self.dead_letters: list[DeadLetter] = []
+        self.applied = 0
+        self.duplicates = 0
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def load_fills(self, exec_ids: set[str]) -> None:
+        want = [x for x in exec_ids if x not in self.fills]
+        while want:
+            self.cur.execute(_SELECT_FILLS, (want,))
+            for row in self.cur.fetchall():
+                fill = _Fill(*row)
+                self.fills[fill.exec_id] = fill
+                self.booked.add(fill.exec_id)
+            # Follow corrections: an H or G may name a fill that a G replaced since.
+            want = [
+                f.reversed_by
+                for f in self.fills.values()
+                if f.reversed_by is not None and f.reversed_by not in self.fills
+            ]
+
+    def load_orders(self, cl_ord_ids: set[str]) -> None:
+        if cl_ord_ids:
+            self.cur.execute(_SELECT_ORDERS, (list(cl_ord_ids),))
+            for row in self.cur.fetchall():
+                self.orders[row[0]] = _order_from_row(row)
+
+    def load_holdings(self, keys: set[tuple[str, str]]) -> None:
+        if keys:
+            accounts, symbols = zip(*keys, strict=True)
+            self.cur.execute(_SELECT_HOLDINGS, (list(accounts), list(symbols)))
+            for account, symbol, quantity, avg_price, realised in self.cur.fetchall():
+                self.holdings[account, symbol] = Holding(quantity, avg_price, realised)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def dead_letter(self, event: LedgerEvent, rejected: _Rejected) -> None:
+        error = rejected.error
+        self.dead_letters.append(
+            DeadLetter(
+                source=event.source,
+                reason=str(error),
+                raw=event.raw,
+                step_id=self.step_id,
+                error=type(error).__name__,
+                tag=rejected.tag,
+            )
+        )
+
+    def apply_request(self, request: OrderRequest, account: str) -> None:
+        changed: dict[str, Order] = {}
+        for cl_ord_id, trigger in route_order_request(request):
+            order = changed.get(cl_ord_id) or self.orders.get(cl_ord_id)
+            if order is None and trigger != "request_new":
+                raise _reject(41, f"OrigClOrdID(41) '{cl_ord_id}' is not a known order")
+            changed[cl_ord_id] = apply_order_request(order, request, trigger, account)
+        self.orders.update(changed)
+        self.dirty_orders.update(changed)
+        self.applied += 1
+
+    def _live_fill(self, report: ExecutionReport) -> _Fill:
+        ref = report.exec_ref_id
+        fill = self.fills.get(ref) if ref else None
+        if fill is None:
+            raise _reject(19, f"ExecRefID(19) '{ref}' names no booked fill")
+        seen = {fill.exec_id}
+        while fill.reversed_by is not None:
+            by = self.fills.get(fill.reversed_by)
+            if by is None or by.exec_type != ExecType.TRADE_CORRECT or by.exec_id in seen:
+                raise _reject(
+                    19, f"ExecRefID(19) '{ref}': the fill was cancelled by '{fill.reversed_by}'"
+                )
+            fill = by  # corrected: the correction is the fill that stands now
+            seen.add(fill.exec_id)
+        if fill.exec_type not in (ExecType.TRADE, ExecType.TRADE_CORRECT):
+            raise _reject(19, f"ExecRefID(19) '{ref}' names a report that is not a fill")
+        return fill
+
+    def apply_report(self, report: ExecutionReport, account: str) -> None:
+        exec_id = report.exec_id
+        if exec_id in self.booked or exec_id in self.new_ids:
+            self.duplicates += 1
+            return
+        problem = check_execution_report(report)
+        if problem is not None:
+            raise _Rejected(problem, problem.tag)
+        exec_type = report.exec_type
+        commission = realised = cash_delta = ZERO
+        holding_changes: dict[tuple[str, str], Holding] = {}
+        reversed_fill: _Fill | None = None
+        if exec_type in FILL_EXEC_TYPES:
+            if exec_type != ExecType.TRADE:
+                reversed_fill = self._live_fill(report)
+                if reversed_fill.account != account:
+                    raise _reject(
+                        1,
+                        f"Account(1) '{account}' is not the account of fill "
+                        f"'{reversed_fill.exec_id}' ('{reversed_fill.account}')",
+                    )
+                key = (account, reversed_fill.symbol)
+                holding, back, _ = reverse_fill(
+                    self.holdings.get(key, FLAT),
+                    reversed_fill.side,
+                    reversed_fill.last_qty,
+                    reversed_fill.last_px,
+                    reversed_fill.realised_pnl,
+                    reversed_fill.commission,
+                )
+                holding_changes[key] = holding
+                cash_delta += back
+            if exec_type != ExecType.TRADE_CANCEL:
+                try:
+                    commission = commission_from_raw(report.raw, report.last_qty, report.last_px)
+                except FieldError as exc:
+                    raise _Rejected(exc, exc.tag) from None
+                key = (account, report.symbol)
+                before = holding_changes.get(key) or self.holdings.get(key, FLAT)
+                holding, delta, realised = apply_fill(
+                    before, report.side, report.last_qty, report.last_px, commission
+                )
+                holding_changes[key] = holding
+                cash_delta += delta
+        order_changes: dict[str, Order] = {}
+        for cl_ord_id, trigger in route_execution_report(report, self._known_order):
+            order = order_changes.get(cl_ord_id) or self.orders.get(cl_ord_id)
+            try:
+                order_changes[cl_ord_id] = apply_execution_report(order, report, trigger, account)
+            except InvalidTransition as exc:
+                raise _Rejected(exc) from None
+        # Everything checked: commit the event to the batch state.
+        self.holdings.update(holding_changes)
+        self.dirty_holdings.update(holding_changes)
+        self.orders.update(order_changes)
+        self.dirty_orders.update(order_changes)
+        if cash_delta:
+            self.cash[account] = self.cash.get(account, ZERO) + cash_delta
+        if reversed_fill is not None:
+            reversed_fill.reversed_by = exec_id
+            self.reversals.append((reversed_fill.exec_id, exec_id))
+        self.fills[exec_id] = _Fill(
+            exec_id, account, report.symbol, report.side, report.last_qty, report.last_px,
+            realised, commission, exec_type, None,
+        )  # fmt: skip
+        self.rows.append((*_execution_row(report, account), commission, realised, cash_delta))
+        self.new_ids.add(exec_id)
+        self.applied += 1
+
+    def _known_order(self, cl_ord_id: str) -> bool:
+        return cl_ord_id in self.orders
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def write(self) -> None:
+        cur = self.cur
+        if self.rows:
+            cur.execute(_INSERT_EXECUTIONS, _columns(self.rows, len(_ALL_EXECUTION_COLUMNS)))
+            inserted = {row[0] for row in cur.fetchall()}
+            if inserted != self.new_ids:
+                msg = f"{len(self.new_ids) - len(inserted)} ExecIDs were booked concurrently"
+                raise ConcurrentInsertError(msg)
+        if self.reversals:
+            cur.execute(_MARK_REVERSED, _columns(self.reversals, 2))
+        if self.dirty_holdings:
+            keys = sorted(self.dirty_holdings)
+            hs = [self.holdings[k] for k in keys]
+            cur.execute(
+                _UPSERT_HOLDINGS,
+                (
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [h.quantity for h in hs],
+                    [h.avg_price for h in hs],
+                    [h.realised_pnl for h in hs],
+                ),
+            )
+        if self.cash:
+            accounts = sorted(self.cash)
+            cur.execute(_UPDATE_CASH, (accounts, [self.cash[a] for a in accounts]))
+        if self.dirty_orders:
+            rows = [_order_row(self.orders[c]) for c in sorted(self.dirty_orders)]
+            cur.execute(_UPSERT_ORDERS, _columns(rows, len(_ORDER_COLUMNS)))
+
+
+class LedgerWriter:
+    """Book batches of order events into the ledger tables of a migrated database.
+
+    Args:
+        conn: an open connection in autocommit mode (each `apply` is its own transaction).
+        policy: retries on deadlock and serialization failure.
+        step_id: the step named in dead letters.
+        store_dead_letters: also write the dead letters to `dead_letters`, in the same
+            transaction (the Bytewax sink does; direct callers may prefer to handle them).
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        policy: RetryPolicy | None = None,
+        step_id: str = STEP_ID,
+        store_dead_letters: bool = False,
+    ) -> None:
+        self._conn = conn
+        self._policy = policy or RetryPolicy(attempts=8, base_s=0.01, max_s=0.5)
+        self._step_id = step_id
+        self._store_dead_letters = store_dead_letters
+
+    def apply(self, events: Sequence[LedgerEvent]) -> LedgerResult:
+        """Book `events` (in their order) in one transaction; see the module docstring.
+
+        Returns:
+            How many events were applied, how many execution reports were already booked, and
+            the dead letters of the events rejected whole.
+
+        Raises:
+            psycopg.Error: the database failed (after the retries for deadlocks and
+                serialization failures); nothing of the batch was written.
+        """
+        if not events:
+            return LedgerResult(0, 0, [])
+        policy = self._policy
+        return retry_with_backoff(
+            lambda: self._apply_once(events),
+            attempts=policy.attempts,
+            base_s=policy.base_s,
+            max_s=policy.max_s,
+            retry_on=_RETRY_ON,
+        )
+
+    def _apply_once(self, events: Sequence[LedgerEvent]) -> LedgerResult:
+        conn = self._conn
+        with conn.transaction(), conn.cursor() as cur:
+            batch = _Batch(cur, self._step_id)
+            accounts = _resolve_accounts(cur, events)
+            wanted = sorted({a for a in accounts if a is not None})
+            cur.execute(_LOCK_ACCOUNTS, (wanted,))
+            known = {row[0] for row in cur.fetchall()}
+
+            exec_ids: set[str] = set()
+            cl_ord_ids: set[str] = set()
+            holding_keys: set[tuple[str, str]] = set()
+            for event, account in zip(events, accounts, strict=True):
+                if account not in known:
+                    continue
+                if event.cl_ord_id:
+                    cl_ord_ids.add(event.cl_ord_id)
+                if event.orig_cl_ord_id:
+                    cl_ord_ids.add(event.orig_cl_ord_id)
+                if type(event) is ExecutionReport:
+                    exec_ids.add(event.exec_id)
+                    if event.exec_ref_id:
+                        exec_ids.add(event.exec_ref_id)
+                    if event.exec_type in FILL_EXEC_TYPES:
+                        holding_keys.add((account, event.symbol))
+            batch.load_fills(exec_ids)
+            for fill in batch.fills.values():
+                if fill.account in known:
+                    holding_keys.add((fill.account, fill.symbol))
+            batch.load_holdings(holding_keys)
+            batch.load_orders(cl_ord_ids)
+
+            for event, account in zip(events, accounts, strict=True):
+                try:
+                    if account is None:
+                        raise _reject(1, "Account(1) missing")
+                    if account not in known:
+                        raise _reject(1, f"Account(1) '{account}' is not a known account")
+                    if type(event) is ExecutionReport:
+                        batch.apply_report(event, account)
+                    else:
+                        batch.apply_request(event, account)  # type: ignore[arg-type]
+                except _Rejected as rejected:
+                    batch.dead_letter(event, rejected)
+            batch.write()
+            if self._store_dead_letters and batch.dead_letters:
+                write_dead_letters(conn, batch.dead_letters)
+        return LedgerResult(
+            batch.applied, batch.duplicates, batch.dead_letters, executions=len(batch.rows)
+        )
+
+
+def _resolve_accounts(cur: psycopg.Cursor, events: Sequence[LedgerEvent]) -> list[str | None]:
+    """Return each event's account: Account (1), else its order's, else its fill's (H/G)."""
+    accounts: list[str | None] = [e.account for e in events]
+    if all(accounts):
+        return accounts
+    by_order: dict[str, str] = {}
+    by_exec: dict[str, str] = {}
+    for event in events:
+        if event.account and event.cl_ord_id:
+            by_order.setdefault(event.cl_ord_id, event.account)
+        if event.account and type(event) is ExecutionReport:
+            by_exec.setdefault(event.exec_id, event.account)
+    need_orders: set[str] = set()
+    need_execs: set[str] = set()
+    for event, account in zip(events, accounts, strict=True):
+        if account is None:
+            need_orders.update(x for x in (event.cl_ord_id, event.orig_cl_ord_id) if x)
+            if type(event) is ExecutionReport and event.exec_ref_id:
+                need_execs.add(event.exec_ref_id)
+    need_orders -= by_order.keys()
+    need_execs -= by_exec.keys()
+    if need_orders:
+        cur.execute(
+            "SELECT cl_ord_id, account FROM orders WHERE cl_ord_id = ANY(%s)", (list(need_orders),)
+        )
+        by_order.update(dict(cur.fetchall()))
+    if need_execs:
+        cur.execute(
+            "SELECT exec_id, account FROM executions WHERE exec_id = ANY(%s)", (list(need_execs),)
+        )
+        by_exec.update(dict(cur.fetchall()))
+    for i, event in enumerate(events):
+        if accounts[i] is None:
+            found = by_order.get(event.cl_ord_id or "") or by_order.get(event.orig_cl_ord_id or "")
+            if found is None and type(event) is ExecutionReport and event.exec_ref_id:
+                found = by_exec.get(event.exec_ref_id)
+            accounts[i] = found
+    return accounts
+
+
+# -- Bytewax sink ------------------------------------------------------------------------------
+
+
+Counter = Callable[[str, int], None]
+
+
+class _LedgerPartition(StatelessSinkPartition[list[LedgerEvent]]):
+    def __init__(self, writer: PgBatchWriter[LedgerEvent]) -> None:
+        self._writer = writer
+
+    def write_batch(self, items: list[list[LedgerEvent]]) -> None:
+        events = [event for chunk in items for event in chunk]
+        if events:
+            self._writer.write(events)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class LedgerSink(DynamicSink[list[LedgerEvent]]):
+    """Bytewax sink booking lists of order events with `LedgerWriter`, one transaction per batch.
+
+    Each worker connects in `build`. Dead letters are written to `dead_letters` in the same
+    transaction. Connection errors are retried with bounded backoff (reconnecting), then raised.
+
+    Args:
+        dsn: a migrated database (`sinks.postgres.migrate`).
+        count: called as `count(name, n)` with "executions" (new execution rows),
+            "executions_duplicate" and "dead_letters" after each batch.
+        policy: retries on connection errors.
+    """
+
+    def __init__(
+        self, dsn: str, count: Counter | None = None, policy: RetryPolicy | None = None
+    ) -> None:
+        self._dsn = dsn
+        self._count = count
+        self._policy = policy
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[list[LedgerEvent]]:
+        """Connect this worker's partition."""
+        count = self._count
+        step_id = step_id.rsplit(".", 1)[-1]  # "flow.write_ledger" -> "write_ledger", as decode_fix
+
+        def write(conn: psycopg.Connection, events: Sequence[LedgerEvent]) -> int:
+            result = LedgerWriter(conn, step_id=step_id, store_dead_letters=True).apply(events)
+            if count is not None:
+                count("executions", result.executions)
+                count("executions_duplicate", result.duplicates)
+                count("dead_letters", len(result.dead_letters))
+            return result.applied
+
+        writer: PgBatchWriter[LedgerEvent] = PgBatchWriter(self._dsn, write, self._policy)
+        writer.connect()
+        return _LedgerPartition(writer)
+
+
+__all__ = [
+    "COMPUTED_COLUMNS",
+    "EXECUTION_COLUMNS",
+    "ConcurrentInsertError",
+    "LedgerResult",
+    "LedgerSink",
+    "LedgerWriter",
+    "execution_rows",
+    "transact_time",
+]
