@@ -85,7 +85,7 @@ _ALL_EXECUTION_COLUMNS = EXECUTION_COLUMNS + COMPUTED_COLUMNS
 
 _INSERT_EXECUTIONS = (
     f"INSERT INTO executions ({', '.join(_ALL_EXECUTION_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _EXECUTION_TYPES)}) "
+    f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in _EXECUTION_TYPES)}) "
     "ON CONFLICT (exec_id) DO NOTHING RETURNING exec_id"
 )
 
@@ -105,7 +105,7 @@ _UPSERT_ORDERS = (
     f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}, created_at, updated_at) "
     f"SELECT *, to_timestamp(0) + (u.ts_created / 1000) * interval '1 microsecond', "
     f"to_timestamp(0) + (u.ts_updated / 1000) * interval '1 microsecond' "
-    f"FROM unnest({', '.join(f'%s::{t}[]' for t in _ORDER_TYPES)}) "
+    f"FROM unnest({', '.join(f'%b::{t}[]' for t in _ORDER_TYPES)}) "
     f"AS u({', '.join(_ORDER_COLUMNS)}) "
     f"ON CONFLICT (cl_ord_id) DO UPDATE SET {_ORDER_UPDATES}, updated_at = EXCLUDED.updated_at"
 )
@@ -125,7 +125,7 @@ _SELECT_HOLDINGS = (
 )
 _UPSERT_HOLDINGS = (
     "INSERT INTO holdings (account, symbol, quantity, avg_price, realised_pnl) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[]) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::numeric[], %b::numeric[], %b::numeric[]) "
     "ON CONFLICT (account, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, "
     "avg_price = EXCLUDED.avg_price, realised_pnl = EXCLUDED.realised_pnl, updated_at = now()"
 )
