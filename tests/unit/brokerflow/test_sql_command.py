@@ -126,10 +126,3 @@ def test_sql_postgres_percent_signs_are_not_placeholders(
 ) -> None:
     assert _sql(data_dir, "SELECT 'a%s' AS v", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out) == [{"v": "a%s"}]
-
-
-def test_sql_clickhouse_not_configured_yet(
-    data_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["sql", "clickhouse", "SELECT 1", "--data-dir", str(data_dir)]) == 2
-    assert "ClickHouse is not configured yet" in capsys.readouterr().err
