@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -24,6 +25,22 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
+def python_speed(loops: int = 3_000_000, repeats: int = 3) -> float:
+    """Million iterations/s of a bare Python add loop (best of `repeats`).
+
+    The machines here are shared and their speed drifts by up to 2x within an hour; printing
+    this next to every result says how fast the machine was when the figures were taken.
+    """
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for i in range(loops):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return loops / best / 1e6
+
+
 def write_result(name: str, unit: str, value: float, goal: float | None, yardsticks: dict) -> Path:
     """Write `bench/results/NAME.json` in the contract's shape; return its path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -35,6 +52,7 @@ def write_result(name: str, unit: str, value: float, goal: float | None, yardsti
         "goal": goal,
         "yardsticks": yardsticks,
         "machine": machine(),
+        "python_loop_mops": round(python_speed(), 1),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")

@@ -61,9 +61,9 @@ class _FilePartition(StatefulSourcePartition[RawChunk, FilePosition]):
         if not raw:
             raise StopIteration
         size = sum(map(len, raw))
-        # Strip "\n" and an optional "\r"; the codec ignores trailing whitespace otherwise.
-        lines = [line.rstrip(b"\r\n") for line in raw]
-        chunk = RawChunk(self._source, self._position.line_no, lines)
+        # Lines keep their newline: the decoder's chunk fast path needs it (stripping here would
+        # cost a copy per line and send every chunk down the careful path).
+        chunk = RawChunk(self._source, self._position.line_no, raw)
         pos = self._position
         self._position = FilePosition(pos.offset + size, pos.line_no + len(raw))
         return [chunk]

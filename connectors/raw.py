@@ -17,7 +17,7 @@ class RawChunk:
     Attributes:
         source: names the partition for dead letters ("file:/path/day.fix").
         first_line_no: 1-based position of `lines[0]` in the partition (line or message number).
-        lines: the raw lines, newline stripped; may hold blank or comment lines.
+        lines: the raw lines, with or without their newline; may hold blank or comment lines.
     """
 
     source: str

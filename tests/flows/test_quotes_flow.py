@@ -220,7 +220,10 @@ def test_malformed_input_becomes_dead_letters_and_good_messages_flow(
     assert (q["bid"], q["ltp"], q["ltq"]) == (10.0, 10.05, 7)
     with psycopg.connect(pg_dsn) as conn:
         rows = conn.execute("SELECT source, reason FROM dead_letters ORDER BY source").fetchall()
+        raws = dict(conn.execute("SELECT source, raw FROM dead_letters").fetchall())
     reasons = {src.rsplit(":", 1)[1]: reason for src, reason in rows}
+    # The raw text is the line as written, without the file's newline.
+    assert {bytes(raw) for src, raw in raws.items() if src.endswith(":4")} == {bad_checksum}
     assert set(reasons) == {"3", "4", "5", "6", "7"}, rows
     assert "8=" in reasons["3"] or "BeginString" in reasons["3"]
     assert "CheckSum(10)" in reasons["4"]
