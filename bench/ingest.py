@@ -147,7 +147,7 @@ def run(
             ) from None
         profiler = Profiler(interval=0.001)
         profiler.start()
-    summary = replay([path], bench_settings, progress=False)
+    summary = replay([path], bench_settings, progress=False, flows=("quotes",))
     if profile:
         profiler.stop()
         report = DATA_DIR / "ingest-profile.txt"

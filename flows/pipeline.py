@@ -3,29 +3,61 @@
     read_fix (source: files, FIX sessions, Kafka; emits RawChunk)
       -> decode_fix (DecodedBatch: events + dead letters)
            -> collect_dead_letters -> write_dead_letters (PostgreSQL dead_letters)
-           -> flows.quotes.attach (market data -> Redis)
-           -> (later issues: ledger, audit, stops, margin, surveillance)
+           -> flows.quotes  (market data -> L1 books -> coalesced quotes -> Redis;
+                             order events -> audit records with the quote of their time)
+           -> flows.ledger  (order events -> PostgreSQL orders, executions, holdings, cash)
+           -> flows.audit   (audit records -> ClickHouse audit_log; quotes -> market_ticks)
+           -> (later issues: stops, margin, surveillance)
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
 from connectors.raw import RawChunk
-from flows import quotes
+from domain.errors import ConfigError
+from flows import audit, ledger, quotes
 from flows.context import FlowContext
 from flows.operators import dead_letters_of, make_decoder
 from sinks.postgres import DeadLetterSink
 
+ALL_FLOWS = ("quotes", "ledger", "audit")
+"""The flows `build_pipeline` can attach; all of them by default. Dead letters always go out."""
 
-def build_pipeline(source: Source[RawChunk], ctx: FlowContext) -> Dataflow:
-    """Return the dataflow of all flows reading `source`."""
+
+def check_flows(names: Iterable[str]) -> frozenset[str]:
+    """Validate a selection of flows; raise ConfigError naming an unknown one."""
+    chosen = frozenset(names)
+    unknown = sorted(chosen - set(ALL_FLOWS))
+    if unknown or not chosen:
+        named = ", ".join(unknown) or "(none chosen)"
+        msg = f"unknown flow {named}; choose from {', '.join(ALL_FLOWS)}"
+        raise ConfigError(msg)
+    return chosen
+
+
+def build_pipeline(
+    source: Source[RawChunk], ctx: FlowContext, flows: Iterable[str] = ALL_FLOWS
+) -> Dataflow:
+    """Return the dataflow of the chosen flows reading `source`.
+
+    The market-data steps always run when the audit flow does (it takes its snapshots there).
+    """
+    chosen = check_flows(flows)
     flow = Dataflow("brokerflow")
     chunks = op.input("read_fix", flow, source)
     decoded = op.map("decode_fix", chunks, make_decoder(ctx))
     letters = op.flat_map("collect_dead_letters", decoded, dead_letters_of)
     op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn))
-    quotes.attach(decoded, ctx)
+    if "quotes" in chosen or "audit" in chosen:
+        make_audit = audit.make_audit if "audit" in chosen else None
+        streams = quotes.attach(decoded, ctx, make_audit=make_audit)
+        if "audit" in chosen:
+            audit.attach(streams, ctx)
+    if "ledger" in chosen:
+        ledger.attach(decoded, ctx)
     return flow

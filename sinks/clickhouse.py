@@ -729,51 +729,103 @@ class _StoreWriter:
             self._store = None
 
 
+Counter = Callable[[str, int], None]
+
+
 class _RowsPartition(StatelessSinkPartition[list[Any]]):
-    def __init__(self, writer: _StoreWriter, to_rows: Callable[[Iterable[Any]], list[Any]]) -> None:
+    def __init__(
+        self,
+        writer: _StoreWriter,
+        to_rows: Callable[[Iterable[Any]], list[Any]],
+        count: Callable[[int], None] | None,
+    ) -> None:
         self._writer = writer
         self._to_rows = to_rows
+        self._count = count
 
     def write_batch(self, items: list[list[Any]]) -> None:
-        self._writer.write(self._to_rows(item for batch in items for item in batch))
+        written = self._writer.write(self._to_rows(item for batch in items for item in batch))
+        if self._count is not None and written:
+            self._count(written)
 
     def close(self) -> None:
         self._writer.close()
 
 
-class AuditSink(DynamicSink[list[AuditRecord]]):
-    """Bytewax sink writing lists of `AuditRecord`s to `audit_log`, in batched inserts.
+class ClickHouseSink(DynamicSink[list[Any]]):
+    """Bytewax sink inserting lists of items into one table, one batched insert per batch.
 
-    Connects in `build`; the schema must exist (`migrate_clickhouse`). Each `write_batch` is
-    one insert (chunked by the store), retried with bounded backoff, then raised.
+    Connects in `build` (the store is shared per process for chdb); the schema must exist
+    (`migrate_clickhouse`). Each `write_batch` is one insert (chunked by the store), retried with
+    bounded backoff on connection errors, then raised. Retrying is safe: the tables are
+    ReplacingMergeTrees keyed on the input.
+
+    Args:
+        table, columns: where the rows go.
+        to_rows: items -> rows in `columns` order.
+        url, data_dir: the store (`open_store`).
+        count: called as `count(counter_name, rows)` after each insert.
+        counter_name: the name `count` gets.
+        policy: retries on connection errors.
     """
 
-    def __init__(self, url: str | None, data_dir: Path, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        table: str,
+        columns: Sequence[str],
+        to_rows: Callable[[Iterable[Any]], list[Any]],
+        url: str | None,
+        data_dir: Path,
+        count: Counter | None = None,
+        counter_name: str = "",
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._table = table
+        self._columns = tuple(columns)
+        self._to_rows = to_rows
         self._url = url
         self._data_dir = Path(data_dir)
+        self._count = count
+        self._counter_name = counter_name or table
         self._policy = policy
 
     def build(
         self, step_id: str, worker_index: int, worker_count: int
-    ) -> StatelessSinkPartition[list[AuditRecord]]:
-        """Open this worker's store (shared per process for chdb)."""
-        writer = _StoreWriter(self._url, self._data_dir, "audit_log", AUDIT_COLUMNS, self._policy)
+    ) -> StatelessSinkPartition[list[Any]]:
+        """Open this worker's store."""
+        writer = _StoreWriter(self._url, self._data_dir, self._table, self._columns, self._policy)
         writer.connect()
-        return _RowsPartition(writer, audit_rows)
+        count, name = self._count, self._counter_name
+        return _RowsPartition(
+            writer, self._to_rows, None if count is None else (lambda n: count(name, n))
+        )
 
 
-class TicksSink(DynamicSink[list[Quote]]):
-    """Bytewax sink writing lists of coalesced `Quote`s to `market_ticks`, in batched inserts."""
+class AuditSink(ClickHouseSink):
+    """`audit_log` rows from lists of `AuditRecord`s (counter "audit_rows")."""
 
-    def __init__(self, url: str | None, data_dir: Path, policy: RetryPolicy | None = None) -> None:
-        self._url = url
-        self._data_dir = Path(data_dir)
-        self._policy = policy
+    def __init__(
+        self,
+        url: str | None,
+        data_dir: Path,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(
+            "audit_log", AUDIT_COLUMNS, audit_rows, url, data_dir, count, "audit_rows", policy
+        )
 
-    def build(
-        self, step_id: str, worker_index: int, worker_count: int
-    ) -> StatelessSinkPartition[list[Quote]]:
-        """Open this worker's store (shared per process for chdb)."""
-        writer = _StoreWriter(self._url, self._data_dir, "market_ticks", TICK_COLUMNS, self._policy)
-        writer.connect()
-        return _RowsPartition(writer, tick_rows)
+
+class TicksSink(ClickHouseSink):
+    """`market_ticks` rows from lists of coalesced `Quote`s (counter "ticks")."""
+
+    def __init__(
+        self,
+        url: str | None,
+        data_dir: Path,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(
+            "market_ticks", TICK_COLUMNS, tick_rows, url, data_dir, count, "ticks", policy
+        )

@@ -12,13 +12,12 @@ import time
 import redis
 
 from brokerflow.runner import Progress, RunSummary, run_dataflow
-from brokerflow.services import ensure_services
 from brokerflow.settings import load_settings
+from brokerflow.stores import prepare_stores
 from connectors.simulated import PacedSimulatorSource
 from flows.context import FlowContext
-from flows.pipeline import build_pipeline
+from flows.pipeline import ALL_FLOWS, build_pipeline
 from simulator.market import symbol_names
-from sinks.postgres import migrate
 
 SHOWN_SYMBOLS = 3
 
@@ -52,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr)
         return 2
     settings = load_settings(args.config, args.data_dir)
-    endpoints = ensure_services(settings, {"redis", "postgres"})
-    migrate(endpoints.postgres_dsn)
+    endpoints = prepare_stores(settings, ALL_FLOWS)
     ctx = FlowContext(settings, endpoints.redis_url, endpoints.postgres_dsn, live=True)
     stop = threading.Event()
     source = PacedSimulatorSource(args.symbols, args.seed, stop, args.seconds, args.rate)

@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 from brokerflow.runner import Progress, RunSummary, run_dataflow
-from brokerflow.services import ensure_services
 from brokerflow.settings import Settings, load_settings
+from brokerflow.stores import prepare_stores
 from connectors.file import FixLogSource, check_fix_file
 from flows.context import FlowContext
-from flows.pipeline import build_pipeline
-from sinks.postgres import migrate
+from flows.pipeline import ALL_FLOWS, build_pipeline, check_flows
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -27,19 +26,28 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--json", action="store_true", help="make the last line a JSON summary")
     p.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--flows",
+        default=",".join(ALL_FLOWS),
+        help=f"comma-separated flows to run (default: all: {','.join(ALL_FLOWS)})",
+    )
     p.set_defaults(func=run)
 
 
 def replay(
-    files: list[Path], settings: Settings, workers: int = 1, progress: bool = True
+    files: list[Path],
+    settings: Settings,
+    workers: int = 1,
+    progress: bool = True,
+    flows: tuple[str, ...] | list[str] = ALL_FLOWS,
 ) -> RunSummary:
-    """Replay `files` through all flows; return what happened."""
+    """Replay `files` through the chosen flows (all by default); return what happened."""
+    chosen = check_flows(flows)
     for path in files:
         check_fix_file(path)
-    endpoints = ensure_services(settings, {"redis", "postgres"})
-    migrate(endpoints.postgres_dsn)
+    endpoints = prepare_stores(settings, chosen)
     ctx = FlowContext(settings, endpoints.redis_url, endpoints.postgres_dsn)
-    flow = build_pipeline(FixLogSource(files), ctx)
+    flow = build_pipeline(FixLogSource(files), ctx, chosen)
     t0 = time.perf_counter()
     if progress:
         with Progress(ctx.stats, "replay"):
@@ -51,7 +59,8 @@ def replay(
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args.data_dir)
-    summary = replay(args.files, settings, args.workers, progress=not args.quiet)
+    flows = [name.strip() for name in args.flows.split(",") if name.strip()]
+    summary = replay(args.files, settings, args.workers, progress=not args.quiet, flows=flows)
     for line in summary.lines():
         print(line)
     if args.json:
