@@ -17,11 +17,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from domain.errors import FieldError
 
 ZERO = Decimal(0)
+AVG_PRICE_QUANTUM = Decimal("0.000001")
+"""Average prices are kept to 6 places, rounded half-even at every change, as brokers state
+average cost; cash and realised P&L stay exact."""
+
+
+def round_avg(value: Decimal) -> Decimal:
+    """Round an average price to `AVG_PRICE_QUANTUM`, half-even.
+
+    >>> round_avg(Decimal(1) / Decimal(3))
+    Decimal('0.333333')
+    """
+    return value.quantize(AVG_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 # Side (54) -> +1 (buy) or -1 (sell). 3 buy minus, 4 sell plus, 5 sell short, 6 sell short
 # exempt, B as defined: all move the position the same way as a plain buy or sell.
@@ -102,7 +114,7 @@ def apply_fill(
     held = _sign(quantity)
     if held == 0 or held == sign:
         new_qty = quantity + signed
-        new_avg = (abs(quantity) * avg + qty * px) / abs(new_qty) if new_qty else ZERO
+        new_avg = round_avg((abs(quantity) * avg + qty * px) / abs(new_qty)) if new_qty else ZERO
         return Holding(new_qty, new_avg, holding.realised_pnl), cash_delta, ZERO
     closing = min(qty, abs(quantity))
     realised = (px - avg) * closing * held
@@ -126,9 +138,10 @@ def reverse_fill(
 ) -> tuple[Holding, Decimal, Decimal]:
     """Undo a fill applied earlier (ExecType H trade cancel, or the first half of G).
 
-    Quantity, cash and realised P&L are restored exactly. The average price is restored exactly
-    when the fill is the last one applied to the holding; after later fills the reversed lot's
-    cost is removed at its own price (weighted-average accounting cannot do better).
+    Quantity, cash and realised P&L are restored exactly. The average price (kept to 6 places)
+    is restored to within that rounding when the fill is the last one applied to the holding;
+    after later fills the reversed lot's cost is removed at its own price (weighted-average
+    accounting cannot do better).
 
     Args:
         holding: the position now.
@@ -154,7 +167,7 @@ def reverse_fill(
         new_avg = ZERO
     elif restored == held and sign == held:
         # The fill added to this position: take its lot out of the weighted average.
-        new_avg = (abs(quantity) * avg - qty * px) / abs(new_qty)
+        new_avg = round_avg((abs(quantity) * avg - qty * px) / abs(new_qty))
     elif restored == held:
         # The fill reduced this position, which a reduction leaves at the same average.
         new_avg = avg

@@ -131,7 +131,8 @@ def test_any_split_of_a_fill_adds_up_to_the_same_position(
     assert h.quantity == whole.quantity
     assert cash == whole_cash
     assert _close(pnl, whole_pnl)
-    assert _close(h.avg_price, whole.avg_price)
+    # Averages are rounded to 6 places at each fill: each part may move the last place.
+    assert abs(h.avg_price - whole.avg_price) <= D("0.000001") * len(parts)
 
 
 @given(st.lists(fills, max_size=8), fills)
@@ -146,4 +147,8 @@ def test_reverse_fill_undoes_the_last_fill(
     assert back.quantity == h0.quantity
     assert cash_back == -cash and pnl_back == -pnl
     assert _close(back.realised_pnl, h0.realised_pnl)
-    assert _close(back.avg_price, h0.avg_price)
+    # The average is kept to 6 places: reversing a lot restores it to within that rounding,
+    # scaled by how much of the position the lot was.
+    if h0.quantity:
+        tolerance = D("0.000001") * (1 + abs(h1.quantity) / abs(h0.quantity))
+        assert abs(back.avg_price - h0.avg_price) <= tolerance
