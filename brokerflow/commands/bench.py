@@ -6,7 +6,7 @@ import argparse
 
 from brokerflow.settings import load_settings
 
-BENCHMARKS = ("ingest",)
+BENCHMARKS = ("ingest", "executions")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -16,7 +16,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="run the benchmarks (prints a table, writes bench/results/NAME.json)",
     )
     p.add_argument("name", nargs="?", choices=BENCHMARKS, help="one benchmark (default: all)")
-    p.add_argument("--messages", type=int, default=1_000_000, help="size of the input file")
+    p.add_argument(
+        "--messages", type=int, default=1_000_000, help="ingest: messages in the input file"
+    )
+    p.add_argument("--fills", type=int, default=200_000, help="executions: fills in the input file")
     p.add_argument(
         "--simplefix-messages",
         type=int,
@@ -33,4 +36,8 @@ def run(args: argparse.Namespace) -> int:
             from bench import ingest
 
             ingest.run(settings, args.messages, args.simplefix_messages, args.profile)
+        elif name == "executions":
+            from bench import executions
+
+            executions.run(settings, args.fills)
     return 0

@@ -1030,6 +1030,40 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
     ]
 
 
+_TOKEN_PARSED_TYPES = frozenset((b"8", b"D", b"F", b"G"))
+_SLOW_PATH_TAG_INTS = frozenset((*DATA_LENGTH_TAGS, *DATA_TAGS, 8, 9, 10, 35))
+
+
+def _parse_tokens(
+    tokens: list[bytes], first: int, last: int, line: bytes, source: str
+) -> list[Event] | None:
+    """Parse one plainly framed order message (35=8/D/F/G) straight from its chunk tokens.
+
+    Returns None, for the careful path to judge, when a tag is not a plain positive number,
+    a header or data field appears in the body, or the message does not parse (the careful
+    path then gives the same dead letter it always gives).
+    """
+    tags = tokens[first + 6 : last - 2 : 2]
+    joined = SOH.join(tags)
+    if not joined.replace(SOH, b"").isdigit() or b"\x010" in joined or joined[:1] == b"0":
+        return None
+    numbers = list(map(int, tags))
+    if not _SLOW_PATH_TAG_INTS.isdisjoint(numbers):
+        return None
+    msg_type = tokens[first + 5]
+    fields = [(8, tokens[first + 1]), (9, tokens[first + 3]), (35, msg_type)]
+    fields += zip(numbers, tokens[first + 7 : last - 2 : 2], strict=True)
+    fields.append((10, tokens[last - 1]))
+    raw = line[:-1]  # the newline; a plain line has no "\r"
+    message = FixMessage(
+        tokens[first + 1].decode("ascii", "backslashreplace"), msg_type.decode(), fields, raw
+    )
+    try:
+        return parse_message(message, source=source, raw=raw)
+    except FieldError:
+        return None
+
+
 def decode_lines(
     lines: list[bytes],
     source: str,
@@ -1076,6 +1110,25 @@ def decode_lines(
     max_length = len(length_texts)
     run_plan = _run_md_plan
     join = SOH.join
+    # Lines the plans decline go through the careful path in runs of consecutive lines (one
+    # framing pass per run, not per line), flushed before the next planned line: order kept.
+    declined_from = -1
+
+    def flush_declined(stop: int) -> None:
+        nonlocal admin, messages
+        careful = _decode_lines_careful(
+            lines[declined_from:stop],
+            source,
+            first_line_no + declined_from,
+            step_id,
+            ts_init,
+            instruments,
+        )
+        events.extend(careful.events)
+        dead_letters.extend(careful.dead_letters)
+        admin += careful.admin
+        messages += careful.messages
+
     for index, line in enumerate(lines):
         first = firsts[index]
         last = firsts[index + 1] - 1  # the empty token of the "\n"
@@ -1089,28 +1142,30 @@ def decode_lines(
             and tokens[last - 1] == checksum_texts[checksums[index]]
         ):
             msg_type = tokens[first + 5]
-            if msg_type == b"X" or msg_type == b"W":
-                # 14 = len("8=" SOH "9=" SOH "10=ddd" SOH "\n")
-                body_length = len(line) - 14 - len(tokens[first + 1]) - len(tokens[first + 3])
-                if body_length < max_length and tokens[first + 3] == length_texts[body_length]:
-                    incremental = msg_type == b"X"
-                    plans = plans_x if incremental else plans_w
-                    tags = tokens[first + 6 : last - 2 : 2]
-                    key = join(tags)
-                    plan = plans.get(key, _NO_PLAN)
-                    if plan is _NO_PLAN:
-                        plan = _remember_plan(plans, key, tags, incremental)
-                    if plan is not None:
-                        parsed = run_plan(plan, tokens[first + 7 : last - 2 : 2], incremental)
+            # 14 = len("8=" SOH "9=" SOH "10=ddd" SOH "\n")
+            body_length = len(line) - 14 - len(tokens[first + 1]) - len(tokens[first + 3])
+            framed = body_length < max_length and tokens[first + 3] == length_texts[body_length]
+            if framed and msg_type in _TOKEN_PARSED_TYPES:
+                parsed = _parse_tokens(
+                    tokens, first, last, line, f"{source}:{first_line_no + index}"
+                )
+            elif framed and (msg_type == b"X" or msg_type == b"W"):
+                incremental = msg_type == b"X"
+                plans = plans_x if incremental else plans_w
+                tags = tokens[first + 6 : last - 2 : 2]
+                key = join(tags)
+                plan = plans.get(key, _NO_PLAN)
+                if plan is _NO_PLAN:
+                    plan = _remember_plan(plans, key, tags, incremental)
+                if plan is not None:
+                    parsed = run_plan(plan, tokens[first + 7 : last - 2 : 2], incremental)
         if parsed is None:
-            careful = _decode_lines_careful(
-                [line], source, first_line_no + index, step_id, ts_init, instruments
-            )
-            events += careful.events
-            dead_letters += careful.dead_letters
-            admin += careful.admin
-            messages += careful.messages
+            if declined_from < 0:
+                declined_from = index
             continue
+        if declined_from >= 0:
+            flush_declined(index)
+            declined_from = -1
         messages += 1
         if instruments is None:
             extend(parsed)
@@ -1125,6 +1180,8 @@ def decode_lines(
                 ts_init,
                 dead_letters,
             )
+    if declined_from >= 0:
+        flush_declined(len(lines))
     return DecodedBatch(events, dead_letters, admin, messages)
 
 

@@ -504,6 +504,33 @@ def _simulator_lines(count: int) -> list[bytes]:
     return [message for _, message in simulator.messages(limit=count)]
 
 
+def _order_flow_lines(count: int) -> list[bytes]:
+    """Market data merged with client orders (35=D/F/G) and execution reports (35=8)."""
+    from simulator.market import MarketSimulator
+    from simulator.orders import OrderFlowSimulator
+
+    simulator = OrderFlowSimulator(MarketSimulator(5, seed=4), accounts=30, orders_per_minute=3000)
+    return [message for _, message in simulator.messages(limit=count)]
+
+
+def _odd_order_lines() -> list[bytes]:
+    """Order messages the token path must decline or get exactly right."""
+    report = [*header("8"), (37, "O"), (11, "C"), (17, "E"), (150, "F"), (39, "1"), (1, "A1"),
+              (55, "A"), (54, "1"), (38, 10), (32, 4), (31, "1.5"), (14, 4), (151, 6),
+              (6, "1.5")]  # fmt: skip
+    return [
+        fix(*report),
+        fix(*[pair for pair in report if pair[0] != 17]),  # no ExecID
+        fix(*report[:-1], (6, "x")),  # AvgPx not a number
+        fix(*report, (95, 2), (96, "ab")),  # data field: careful path
+        fix(*report, (35, "8")),  # header tag repeated
+        fix(*report).replace(b"\x0155=", b"\x01055=", 1),  # tag with a leading 0
+        fix(*header("D"), (11, "C"), (55, "A"), (54, "1"), (38, 10), (40, "2")),  # no Price
+        fix(*header("F"), (11, "C2"), (41, "C"), (55, "A"), (54, "1")),
+        fix(*header("G"), (11, "C3"), (41, "C"), (55, "A"), (54, "1"), (38, 5), (40, "1")),
+    ]
+
+
 def _assert_same_as_careful(lines: list[bytes], instruments: frozenset[str] | None) -> None:
     fast = decode_lines(lines, "chunk", 100, "step", 7, instruments)
     careful = fix_parse._decode_lines_careful(lines, "chunk", 100, "step", 7, instruments)
@@ -517,7 +544,13 @@ def test_decode_lines_chunk_fast_path_matches_careful_path(
     instruments: frozenset[str] | None,
 ) -> None:
     rng = random.Random(11)
-    messages = _simulator_lines(3_000) + [_random_md(rng) for _ in range(2_000)] + _odd_lines()
+    messages = (
+        _simulator_lines(3_000)
+        + [_random_md(rng) for _ in range(2_000)]
+        + _odd_lines()
+        + _order_flow_lines(3_000)
+        + _odd_order_lines()
+    )
     rng.shuffle(messages)
     lines = [message + b"\n" for message in messages]
     assert tokenize_chunk(lines) is not None  # the whole chunk took the fast path
@@ -529,10 +562,11 @@ def test_decode_lines_chunk_fast_path_matches_careful_path(
         assert (batch.events, batch.dead_letters) == (careful.events, careful.dead_letters)
 
 
+@pytest.mark.parametrize("make_lines", [_simulator_lines, _order_flow_lines])
 def test_decode_lines_chunk_fast_path_parses_simulator_lines_without_careful_path(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, make_lines
 ) -> None:
-    lines = [message + b"\n" for message in _simulator_lines(2_000)]
+    lines = [message + b"\n" for message in make_lines(2_000)]
     expected = fix_parse._decode_lines_careful(lines, "sim", 1, "decode_fix", 0, None)
     calls = []
     monkeypatch.setattr(fix_parse, "_decode_lines_careful", lambda *args: calls.append(args))
