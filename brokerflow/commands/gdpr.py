@@ -12,7 +12,12 @@ field inside `raw_fix`. This mutation is the one sanctioned exception to "audit_
 immutable"; it runs with `mutations_sync = 2` so the command returns when it is done. Dropping
 `pseudonym_map` (or deleting the account's row) later makes the pseudonym irreversible.
 
-PostgreSQL is the next step (`pseudonymise_postgres`, not written yet: issue 3).
+PostgreSQL (`pseudonymise_postgres`), in one transaction: the mapping goes to `pseudonym_map`,
+the account row is re-keyed (a new row under the pseudonym, children moved, the old row
+deleted, since the key is referenced), `account` is rewritten in every ledger table (orders,
+executions, holdings, stop_orders, alerts, account_margin) and the Account (1) field inside
+`dead_letters.raw`. The owner becomes the owner's own pseudonym (same key), so accounts of one
+owner that are all pseudonymised still group together for wash-trade detection.
 """
 
 from __future__ import annotations
@@ -105,18 +110,93 @@ def pseudonymise_clickhouse(store: ClickHouseStore, account: str, key: bytes) ->
         PseudonymiseError: the account is empty or is itself a pseudonym.
         ClickHouseError: the store failed.
     """
-    if not account:
-        msg = "the account to pseudonymise is empty"
-        raise PseudonymiseError(msg)
-    if account.startswith(PSEUDONYM_PREFIX):
-        msg = f"{account} is already a pseudonym"
-        raise PseudonymiseError(msg)
+    _check_account(account)
     pseudonym = pseudonym_of(account, key)
     params = {"account": account, "pseudonym": pseudonym}
     # The mapping before the rewrite: a crash between the two leaves a recoverable state.
     store.command(_INSERT_MAPPING, params)
     store.command(_UPDATE_AUDIT_LOG, params)
     return pseudonym
+
+
+# Tables whose `account` column is rewritten; accounts itself is re-keyed separately.
+_ACCOUNT_TABLES = ("holdings", "account_margin", "orders", "executions", "stop_orders", "alerts")
+
+
+def pseudonymise_postgres(dsn: str, account: str, key: bytes) -> tuple[str, int]:
+    """Replace an account by its pseudonym in the PostgreSQL ledger, in one transaction.
+
+    Args:
+        dsn: a migrated database.
+        account: the Account (1) to forget.
+        key: the pseudonymisation key (`load_or_create_key`).
+
+    Returns:
+        The pseudonym and the number of rows rewritten (0 when already done: idempotent).
+
+    Raises:
+        PseudonymiseError: the account is empty or is itself a pseudonym.
+    """
+    import psycopg
+    from psycopg import sql
+
+    _check_account(account)
+    pseudonym = pseudonym_of(account, key)
+    changed = 0
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        row = conn.execute(
+            "SELECT owner FROM accounts WHERE account = %s FOR UPDATE", (account,)
+        ).fetchone()
+        owner = row[0] if row else None
+        conn.execute(
+            "INSERT INTO pseudonym_map (account, pseudonym, owner) VALUES (%s, %s, %s) "
+            "ON CONFLICT (account) DO NOTHING",
+            (account, pseudonym, owner),
+        )
+        if row is not None:
+            owner_pseudonym = pseudonym_of(owner, key) if owner else owner
+            changed += conn.execute(
+                "INSERT INTO accounts (account, owner, cash, initial_margin, maintenance_margin,"
+                " created_at, updated_at) SELECT %s, %s, cash, initial_margin,"
+                " maintenance_margin, created_at, now() FROM accounts WHERE account = %s",
+                (pseudonym, owner_pseudonym, account),
+            ).rowcount
+        for table in _ACCOUNT_TABLES:
+            changed += conn.execute(
+                sql.SQL("UPDATE {} SET account = %s WHERE account = %s").format(
+                    sql.Identifier(table)
+                ),
+                (pseudonym, account),
+            ).rowcount
+        if row is not None:
+            conn.execute("DELETE FROM accounts WHERE account = %s", (account,))
+        # Account (1) inside the raw FIX of dead letters (SOH or '|'), their readable copy and
+        # reasons ("unknown account ACC1"). LATIN1 maps every byte to one character and back.
+        soh_old, soh_new = f"\x011={account}\x01", f"\x011={pseudonym}\x01"
+        bar_old, bar_new = f"|1={account}|", f"|1={pseudonym}|"
+        changed += conn.execute(
+            """
+            UPDATE dead_letters SET
+                raw = convert_to(replace(replace(convert_from(raw, 'LATIN1'), %(soh_old)s,
+                      %(soh_new)s), %(bar_old)s, %(bar_new)s), 'LATIN1'),
+                raw_text = replace(raw_text, %(bar_old)s, %(bar_new)s),
+                reason = replace(reason, %(account)s, %(pseudonym)s)
+            WHERE position(convert_to(%(soh_old)s, 'LATIN1') in raw) > 0
+               OR position(convert_to(%(bar_old)s, 'LATIN1') in raw) > 0
+            """,
+            {"soh_old": soh_old, "soh_new": soh_new, "bar_old": bar_old, "bar_new": bar_new,
+             "account": account, "pseudonym": pseudonym},
+        ).rowcount  # fmt: skip
+    return pseudonym, changed
+
+
+def _check_account(account: str) -> None:
+    if not account:
+        msg = "the account to pseudonymise is empty"
+        raise PseudonymiseError(msg)
+    if account.startswith(PSEUDONYM_PREFIX):
+        msg = f"{account} is already a pseudonym"
+        raise PseudonymiseError(msg)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -131,7 +211,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     pseudonymise = actions.add_parser(
         "pseudonymise",
         parents=[common],
-        help="replace ACCOUNT by its pseudonym in the audit store",
+        help="replace ACCOUNT by its pseudonym in the ledger (PostgreSQL) and the audit store",
     )
     pseudonymise.add_argument("account", help="the Account (1) to pseudonymise")
     pseudonymise.set_defaults(func=run)
@@ -140,14 +220,22 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     """Pseudonymise the account and print its pseudonym."""
     from brokerflow.commands.report import open_clickhouse
+    from brokerflow.services import ensure_services
     from brokerflow.settings import load_settings
+    from sinks.postgres import migrate
 
     settings = load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
     key = load_or_create_key(settings.data_dir)
+    _check_account(args.account)
+    dsn = ensure_services(settings, {"postgres"}).postgres_dsn
+    assert dsn is not None
+    migrate(dsn)
+    pseudonym, rows = pseudonymise_postgres(dsn, args.account, key)
     store = open_clickhouse(args)
     try:
-        pseudonym = pseudonymise_clickhouse(store, args.account, key)
+        pseudonymise_clickhouse(store, args.account, key)
     finally:
         store.close()
-    print(f"{args.account} -> {pseudonym} (ClickHouse audit_log; PostgreSQL: not yet)")
+    print(f"{args.account} -> {pseudonym} (PostgreSQL: {rows:,} rows rewritten; ClickHouse "
+          "audit_log rewritten; mapping in pseudonym_map of both)")  # fmt: skip
     return 0

@@ -200,3 +200,61 @@ def test_bad_execution_reports_become_dead_letters_and_change_nothing(
     assert summary.as_dict()["dead_letters"] == 5
     cash, holdings, executions = ledger_state(settings.postgres_dsn)
     assert (cash, holdings, executions) == ({"ACC1": Decimal("1000")}, {}, 0)
+
+
+def test_gdpr_pseudonymise_rewrites_ledger_audit_and_dead_letters(
+    tmp_path, settings, monkeypatch, capsys
+):
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account,owner,cash\nACC1,alice,100000\nACC2,bob,5000\n")
+    load(settings, "accounts", accounts, monkeypatch)
+    bad = fill("E9", "C1", "ACC1", 10, 200, "10.10", 4_000, 7)  # CumQty > OrderQty
+    lines = [
+        snapshot("ACME", 0, "10.00", 100, "10.10", 200, seq=1),
+        new_order("C1", "ACC1", 1_000, 2),
+        fill("E1", "C1", "ACC1", 40, 40, "10.10", 2_000, 3),
+        new_order("C2", "ACC2", 2_500, 4),
+        fill("E2", "C2", "ACC2", 100, 100, "10.10", 3_000, 5),
+        bad,
+    ]
+    replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False)
+    before_cash, before_holdings, _ = ledger_state(settings.postgres_dsn)
+
+    capsys.readouterr()
+    assert main(["gdpr", "pseudonymise", "ACC1", "--data-dir", str(settings.data_dir)]) == 0
+    out = capsys.readouterr().out
+    pseudonym = out.split(" -> ")[1].split()[0]
+    assert pseudonym.startswith("psn_")
+
+    cash, holdings, executions = ledger_state(settings.postgres_dsn)
+    assert "ACC1" not in cash and cash[pseudonym] == before_cash["ACC1"]
+    assert holdings[(pseudonym, "ACME")] == before_holdings[("ACC1", "ACME")]
+    assert cash["ACC2"] == before_cash["ACC2"]
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        for table in ("orders", "executions", "holdings", "accounts"):
+            left = conn.execute(f"SELECT count(*) FROM {table} WHERE account = 'ACC1'").fetchone()
+            assert left == (0,), table
+        assert conn.execute(
+            "SELECT count(*) FROM executions WHERE account = %s", (pseudonym,)
+        ).fetchone() == (1,)
+        raws = [bytes(r) for (r,) in conn.execute("SELECT raw FROM dead_letters")]
+        assert raws and all(b"1=ACC1\x01" not in r for r in raws)
+        assert any(f"1={pseudonym}\x01".encode() in r for r in raws)
+        owner, mapped = conn.execute(
+            "SELECT a.owner, m.account FROM accounts a JOIN pseudonym_map m "
+            "ON m.pseudonym = a.account"
+        ).fetchone()
+        assert mapped == "ACC1" and owner != "alice"
+    [(left,)] = audit_rows(
+        settings,
+        "SELECT count() FROM audit_log WHERE account = 'ACC1' OR position(raw_fix, '1=ACC1') > 0",
+    )
+    assert left == 0
+    [(kept,)] = audit_rows(
+        settings, f"SELECT count() FROM audit_log FINAL WHERE account = '{pseudonym}'"
+    )
+    assert kept == 2  # the order and its fill
+
+    # Again: same pseudonym, nothing more to change.
+    assert main(["gdpr", "pseudonymise", "ACC1", "--data-dir", str(settings.data_dir)]) == 0
+    assert f"-> {pseudonym} (PostgreSQL: 0 rows" in capsys.readouterr().out
