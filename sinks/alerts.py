@@ -1,0 +1,163 @@
+"""Sinks layer: alerts into PostgreSQL `alerts` (the record) and Redis `stream:alerts` (the feed).
+
+Both writes are idempotent on `alert_id`, each on its own, so a batch retried after a crash
+between the two (or replayed from a Bytewax snapshot) reaches each store exactly once:
+
+- PostgreSQL: one `INSERT … SELECT FROM unnest(…) ON CONFLICT (alert_id) DO NOTHING` per batch,
+  in one transaction, written first (the system of record);
+- Redis: one Lua script per batch that XADDs an alert only if `SET alert:seen:{id} NX` succeeds
+  (the marker expires after `SEEN_TTL_S`, longer than any replay window). The script touches
+  keys it is not given in KEYS, which a single Redis (or a Redis with one slot per script) allows;
+  a Redis Cluster would need hash tags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import psycopg
+import redis
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from domain.alerts import Alert
+from sinks.postgres import PgBatchWriter
+from sinks.retry import RetryPolicy, retry_with_backoff
+
+SEEN_TTL_S = 30 * 24 * 3600
+STREAM = "stream:alerts"
+
+_INSERT_ALERTS = """
+INSERT INTO alerts (alert_id, kind, severity, account, owner, symbol, event_time, details)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                     %s::timestamptz[], %s::jsonb[])
+ON CONFLICT (alert_id) DO NOTHING
+RETURNING alert_id
+"""
+
+# KEYS[1] stream; ARGV[1] maxlen, ARGV[2] seen-marker TTL, then (id, kind, account, data) * n.
+_XADD_NEW = """
+local added = 0
+for i = 3, #ARGV, 4 do
+  if redis.call('SET', 'alert:seen:' .. ARGV[i], '1', 'NX', 'EX', ARGV[2]) then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+               'kind', ARGV[i + 1], 'account', ARGV[i + 2], 'data', ARGV[i + 3])
+    added = added + 1
+  end
+end
+return added
+"""
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+Counter = Callable[[str, int], None]
+
+
+def _event_time(ns: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+def write_alerts_postgres(conn: psycopg.Connection, alerts: Sequence[Alert]) -> list[str]:
+    """Insert the alerts in one transaction; return the ids that were new."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            _INSERT_ALERTS,
+            (
+                [a.alert_id for a in alerts],
+                [a.kind for a in alerts],
+                [a.severity for a in alerts],
+                [a.account for a in alerts],
+                [a.owner for a in alerts],
+                [a.symbol for a in alerts],
+                [_event_time(a.event_time) for a in alerts],
+                [a.details_json() for a in alerts],
+            ),
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
+def write_alerts_redis(client: redis.Redis, alerts: Sequence[Alert], maxlen: int) -> int:
+    """XADD the alerts not yet on `stream:alerts`, in input order; return how many were added."""
+    args: list[str | int] = [maxlen, SEEN_TTL_S]
+    for a in alerts:
+        args += [a.alert_id, a.kind, a.account or "", a.to_json()]
+    return int(client.eval(_XADD_NEW, 1, STREAM, *args))
+
+
+class AlertWriter:
+    """Writes batches of alerts to both stores, retrying each with bounded backoff."""
+
+    def __init__(
+        self,
+        dsn: str,
+        redis_url: str,
+        maxlen: int = 100_000,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._policy = policy or RetryPolicy()
+        self._pg: PgBatchWriter[Alert] = PgBatchWriter(dsn, self._write_pg, self._policy)
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=10)
+        self._maxlen = maxlen
+        self._count = count
+
+    def _write_pg(self, conn: psycopg.Connection, alerts: Sequence[Alert]) -> int:
+        new = set(write_alerts_postgres(conn, alerts))
+        if self._count is not None:
+            kinds = {a.alert_id: a.kind for a in alerts}
+            for new_id in new:
+                self._count(f"alerts.{kinds[new_id]}", 1)
+        return len(new)
+
+    def connect(self) -> None:
+        self._pg.connect()
+
+    def write(self, alerts: Sequence[Alert]) -> int:
+        """Write a batch: PostgreSQL first, then the stream; return alerts new to PostgreSQL."""
+        if not alerts:
+            return 0
+        new = self._pg.write(alerts)
+        policy = self._policy
+        retry_with_backoff(
+            lambda: write_alerts_redis(self._redis, alerts, self._maxlen),
+            attempts=policy.attempts,
+            base_s=policy.base_s,
+            max_s=policy.max_s,
+            retry_on=(redis.ConnectionError, redis.TimeoutError),
+        )
+        return new
+
+    def close(self) -> None:
+        self._pg.close()
+        self._redis.close()
+
+
+class _AlertPartition(StatelessSinkPartition[list[Alert]]):
+    def __init__(self, writer: AlertWriter) -> None:
+        self._writer = writer
+
+    def write_batch(self, items: list[list[Alert]]) -> None:
+        self._writer.write([a for batch in items for a in batch])
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class AlertSink(DynamicSink[list[Alert]]):
+    """Bytewax sink of alert lists; counts new alerts as `alerts.{KIND}`."""
+
+    def __init__(
+        self,
+        dsn: str,
+        redis_url: str,
+        maxlen: int = 100_000,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._args = (dsn, redis_url, maxlen, count, policy)
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[list[Alert]]:
+        writer = AlertWriter(*self._args)
+        writer.connect()
+        return _AlertPartition(writer)
