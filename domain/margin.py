@@ -1,0 +1,353 @@
+"""Domain layer: margin maths and the margin-call state machine of one account. Pure, stdlib only.
+
+Figures (`margin_figures`), with every held symbol marked at its mark price (last trade, else
+mid; the caller chooses):
+    long value      Σ q·mark over long positions
+    short value     Σ |q|·mark over short positions (a positive number)
+    gross value     long value + short value
+    equity          cash + Σ q·mark  (negative cash is a margin loan, shorts count negative)
+    equity ratio    equity / gross value (None when nothing is held)
+    requirement     Σ |q|·mark·rate, rate = the account's maintenance (or initial) rate, raised
+                    for a position above the concentration threshold (`MarginPolicy`)
+    excess          equity − maintenance requirement (negative: the account is in deficit)
+With no concentration add-on, "equity ratio < maintenance rate" and "excess < 0" are the same
+test; with add-ons the requirement is the rule.
+
+Cures (`Shortfall`): a deposit of `cash_to_maintenance` (or `cash_to_initial`) restores that
+level, since cash raises equity one for one and leaves the requirement alone. Selling (or
+covering) positions at their mark leaves equity unchanged and lowers the requirement by
+value × rate, so `reduction_to_maintenance` is the position value to liquidate, in the
+liquidation order below, to restore maintenance.
+
+Liquidation order (`propose_liquidation`), as a broker does it to free the most requirement
+per dollar sold and to cut concentration first: positions with the highest requirement rate
+first, then the largest position value, then symbol; each position is reduced only as far as
+needed, in whole shares rounded up, until the INITIAL requirement is covered by equity.
+
+An account holding a symbol with no mark is "unmarked": its figures say which symbols, and the
+state machine neither calls nor cures it until every held symbol has a mark (valuing a position
+at 0 would invent a loss or hide one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
+from enum import StrEnum
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class MarginPolicy:
+    """The firm's margin rules; account rates override the defaults.
+
+    Attributes:
+        initial: initial margin rate (fraction of gross position value).
+        maintenance: maintenance margin rate.
+        concentration: `(share, rate)` steps: a position whose value is more than `share` of
+            the gross value is margined at least at `rate` (the highest step that applies).
+        grace_ns: event time an account may stay in CALL before LIQUIDATION.
+    """
+
+    initial: Decimal = Decimal("0.50")
+    maintenance: Decimal = Decimal("0.30")
+    concentration: tuple[tuple[Decimal, Decimal], ...] = ((Decimal("0.25"), Decimal("0.40")),)
+    grace_ns: int = 3600 * NS_PER_S
+
+    def concentration_rate(self, share: Decimal) -> Decimal | None:
+        """The add-on rate for a position of this share of gross value, or None."""
+        rate = None
+        for threshold, step_rate in self.concentration:
+            if share > threshold and (rate is None or step_rate > rate):
+                rate = step_rate
+        return rate
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One marked position: quantity (signed), mark, value (signed), requirement rates."""
+
+    symbol: str
+    quantity: Decimal
+    mark: Decimal
+    value: Decimal
+    maintenance_rate: Decimal
+    initial_rate: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class MarginFigures:
+    """An account's figures at its marks (see the module docstring)."""
+
+    cash: Decimal
+    long_value: Decimal
+    short_value: Decimal
+    gross_value: Decimal
+    equity: Decimal
+    ratio: Decimal | None
+    maintenance_requirement: Decimal
+    initial_requirement: Decimal
+    excess: Decimal
+    positions: tuple[Position, ...] = ()
+    unmarked: tuple[str, ...] = ()
+    concentrated: tuple[tuple[str, Decimal], ...] = ()
+    initial_rate: Decimal = Decimal("0.50")
+    maintenance_rate: Decimal = Decimal("0.30")
+    policy: MarginPolicy = field(default_factory=MarginPolicy)
+
+    @property
+    def in_deficit(self) -> bool:
+        return not self.unmarked and self.excess < 0
+
+    @property
+    def meets_initial(self) -> bool:
+        return not self.unmarked and self.equity >= self.initial_requirement
+
+
+def margin_figures(
+    cash: Decimal,
+    holdings: Mapping[str, Decimal],
+    marks: Mapping[str, Decimal | float | None],
+    initial: Decimal | None = None,
+    maintenance: Decimal | None = None,
+    policy: MarginPolicy | None = None,
+) -> MarginFigures:
+    """Compute an account's figures.
+
+    Args:
+        cash: the account's cash (negative: a margin loan).
+        holdings: symbol → signed quantity (0 quantities are ignored).
+        marks: symbol → mark price; a held symbol missing here (or None) is unmarked.
+        initial, maintenance: the account's rates (None: the policy's defaults).
+        policy: the firm's rules.
+
+    Returns:
+        The figures; with unmarked symbols, valued over the marked positions only and flagged.
+    """
+    policy = policy or MarginPolicy()
+    initial_rate = policy.initial if initial is None else initial
+    maintenance_rate = policy.maintenance if maintenance is None else maintenance
+    long_value = short_value = net = ZERO
+    marked: list[tuple[str, Decimal, Decimal, Decimal]] = []
+    unmarked: list[str] = []
+    for symbol in sorted(holdings):
+        quantity = holdings[symbol]
+        if not quantity:
+            continue
+        mark = marks.get(symbol)
+        if mark is None:
+            unmarked.append(symbol)
+            continue
+        mark = mark if isinstance(mark, Decimal) else Decimal(repr(mark))
+        value = quantity * mark
+        net += value
+        if value > 0:
+            long_value += value
+        else:
+            short_value -= value
+        marked.append((symbol, quantity, mark, value))
+    gross = long_value + short_value
+    positions: list[Position] = []
+    concentrated: list[tuple[str, Decimal]] = []
+    maintenance_req = initial_req = ZERO
+    for symbol, quantity, mark, value in marked:
+        size = abs(value)
+        m_rate, i_rate = maintenance_rate, initial_rate
+        if gross:
+            share = size / gross
+            add_on = policy.concentration_rate(share)
+            if add_on is not None:
+                concentrated.append((symbol, share))
+                m_rate, i_rate = max(m_rate, add_on), max(i_rate, add_on)
+        maintenance_req += size * m_rate
+        initial_req += size * i_rate
+        positions.append(Position(symbol, quantity, mark, value, m_rate, i_rate))
+    equity = cash + net
+    return MarginFigures(
+        cash=cash,
+        long_value=long_value,
+        short_value=short_value,
+        gross_value=gross,
+        equity=equity,
+        ratio=(equity / gross) if gross else None,
+        maintenance_requirement=maintenance_req,
+        initial_requirement=initial_req,
+        excess=equity - maintenance_req,
+        positions=tuple(positions),
+        unmarked=tuple(unmarked),
+        concentrated=tuple(concentrated),
+        initial_rate=initial_rate,
+        maintenance_rate=maintenance_rate,
+        policy=policy,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationLine:
+    """Sell (long) or buy to cover (short) `quantity` of `symbol` at about `mark`."""
+
+    symbol: str
+    side: str  # Side (54): "2" sell a long, "1" buy to cover a short
+    quantity: Decimal
+    mark: Decimal
+    value: Decimal
+
+
+def _liquidation_order(positions: tuple[Position, ...], initial: bool) -> list[Position]:
+    def key(p: Position) -> tuple[Decimal, Decimal, str]:
+        rate = p.initial_rate if initial else p.maintenance_rate
+        return (-rate, -abs(p.value), p.symbol)
+
+    return sorted(positions, key=key)
+
+
+def _reduction(figures: MarginFigures, initial: bool) -> tuple[Decimal, list[LiquidationLine]]:
+    """Reduce positions in liquidation order until equity covers the requirement.
+
+    One position per round, as far as the current rates say is needed, then the figures are
+    recomputed: selling a concentrated position can push another over the threshold and raise
+    its rate, so a single greedy pass could fall short.
+    """
+    if figures.unmarked:
+        return ZERO, []
+    holdings = {p.symbol: p.quantity for p in figures.positions}
+    marks = {p.symbol: p.mark for p in figures.positions}
+    cash = figures.cash
+    sold: dict[str, Decimal] = {}
+    current = figures
+    for _ in range(4 * len(holdings) + 4):
+        requirement = current.initial_requirement if initial else current.maintenance_requirement
+        need = requirement - current.equity
+        if need <= 0:
+            break
+        candidates = [p for p in _liquidation_order(current.positions, initial) if p.quantity]
+        if not candidates:
+            break
+        p = candidates[0]
+        rate = p.initial_rate if initial else p.maintenance_rate
+        shares = min(abs(p.quantity), (need / rate / p.mark).to_integral_value(ROUND_CEILING))
+        sign = 1 if p.quantity > 0 else -1
+        holdings[p.symbol] -= sign * shares
+        cash += sign * shares * p.mark
+        sold[p.symbol] = sold.get(p.symbol, ZERO) + shares
+        current = margin_figures(
+            cash, holdings, marks, figures.initial_rate, figures.maintenance_rate, figures.policy
+        )
+    lines = []
+    total = ZERO
+    for symbol, shares in sold.items():
+        mark = marks[symbol]
+        original = next(p for p in figures.positions if p.symbol == symbol)
+        side = "2" if original.quantity > 0 else "1"
+        lines.append(LiquidationLine(symbol, side, shares, mark, shares * mark))
+        total += shares * mark
+    return total, lines
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """What would cure a deficit (see the module docstring); all zero when there is none."""
+
+    cash_to_maintenance: Decimal
+    cash_to_initial: Decimal
+    reduction_to_maintenance: Decimal
+    reduction_to_initial: Decimal
+
+
+def shortfall(figures: MarginFigures) -> Shortfall:
+    """The deposit or the position reduction that restores maintenance, and initial margin."""
+    to_maintenance, _ = _reduction(figures, initial=False)
+    to_initial, _ = _reduction(figures, initial=True)
+    return Shortfall(
+        cash_to_maintenance=max(ZERO, figures.maintenance_requirement - figures.equity),
+        cash_to_initial=max(ZERO, figures.initial_requirement - figures.equity),
+        reduction_to_maintenance=to_maintenance,
+        reduction_to_initial=to_initial,
+    )
+
+
+def propose_liquidation(figures: MarginFigures) -> list[LiquidationLine]:
+    """The positions to liquidate, in order, so that equity covers the initial requirement."""
+    return _reduction(figures, initial=True)[1]
+
+
+class MarginState(StrEnum):
+    NORMAL = "NORMAL"
+    CALL = "CALL"
+    LIQUIDATING = "LIQUIDATING"
+
+
+@dataclass(frozen=True, slots=True)
+class MarginTransition:
+    """A change of state worth an alert.
+
+    Attributes:
+        kind: MARGIN_CALL, MARGIN_CALL_CURED or LIQUIDATION.
+        episode_ns: event time the call began (the alert key: one alert per episode).
+        ts_ns: event time of the transition.
+        figures: the figures that caused it.
+        shortfall: the cure amounts (zero for a cure).
+        liquidation: the proposed liquidation (LIQUIDATION only).
+    """
+
+    kind: str
+    episode_ns: int
+    ts_ns: int
+    figures: MarginFigures
+    shortfall: Shortfall
+    liquidation: tuple[LiquidationLine, ...] = ()
+
+
+@dataclass(slots=True)
+class MarginMonitor:
+    """The margin state of one account, driven by its figures in event time.
+
+    NORMAL → CALL when the account is in deficit (one MARGIN_CALL per episode); CALL → NORMAL
+    when the deficit is gone (MARGIN_CALL_CURED); CALL → LIQUIDATING when event time reaches the
+    call's start plus the grace period while still in deficit (LIQUIDATION, with a proposal);
+    LIQUIDATING → NORMAL when cured (MARGIN_CALL_CURED). Unmarked figures change nothing.
+    """
+
+    state: MarginState = MarginState.NORMAL
+    episode_ns: int = 0
+    grace_ns: int = field(default=MarginPolicy().grace_ns)
+
+    def due_ns(self) -> int | None:
+        """Event time at which a standing call becomes a liquidation, if one stands."""
+        return self.episode_ns + self.grace_ns if self.state is MarginState.CALL else None
+
+    def update(self, figures: MarginFigures, ts_ns: int) -> list[MarginTransition]:
+        """Apply the figures as of event time `ts_ns`; return the transitions they cause."""
+        if figures.unmarked:
+            return []
+        out: list[MarginTransition] = []
+        if figures.in_deficit:
+            if self.state is MarginState.NORMAL:
+                self.state, self.episode_ns = MarginState.CALL, ts_ns
+                out.append(
+                    MarginTransition("MARGIN_CALL", ts_ns, ts_ns, figures, shortfall(figures))
+                )
+            out += self.check_grace(figures, ts_ns)
+        elif self.state is not MarginState.NORMAL:
+            episode = self.episode_ns
+            self.state = MarginState.NORMAL
+            none = Shortfall(ZERO, ZERO, ZERO, ZERO)
+            out.append(MarginTransition("MARGIN_CALL_CURED", episode, ts_ns, figures, none))
+        return out
+
+    def check_grace(self, figures: MarginFigures, ts_ns: int) -> list[MarginTransition]:
+        """LIQUIDATION if a call has stood for the grace period by event time `ts_ns`."""
+        due = self.due_ns()
+        if due is None or ts_ns < due or not figures.in_deficit:
+            return []
+        self.state = MarginState.LIQUIDATING
+        proposal = tuple(propose_liquidation(figures))
+        return [
+            MarginTransition(
+                "LIQUIDATION", self.episode_ns, ts_ns, figures, shortfall(figures), proposal
+            )
+        ]
