@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -340,6 +341,34 @@ def test_ledger_overfill_is_a_dead_letter(db: str) -> None:
     assert holding(db) == (D(100), D(10))
 
 
+def test_ledger_ids_with_quotes_backslashes_and_commas_round_trip(db: str) -> None:
+    # The writer binds its key lists as array literals: every character must survive.
+    exec_id, cl_ord_id = 'e"1\\,{x} y', 'c,1"\\'
+    events = [fill(exec_id, "10", "10", "10", cl_ord_id=cl_ord_id)]
+    assert apply(db, events).executions == 1
+    assert one(db, "SELECT exec_id, cl_ord_id FROM executions")[0:2] == (exec_id, cl_ord_id)
+    assert status(db, cl_ord_id) == "PARTIALLY_FILLED"
+    before = snapshot(db)
+    result = apply(db, events)  # found again by its ExecID: a duplicate
+    assert (result.duplicates, result.executions) == (1, 0)
+    assert snapshot(db) == before
+
+
+def test_ledger_batches_inside_one_outer_transaction(db: str) -> None:
+    # Orders and holdings go through session staging tables: a second batch in the same
+    # transaction must not see the first one's staged rows.
+    first = [request("D", "c1", n=0), fill("e1", "10", "10", "10", n=1)]
+    second = [fill("e2", "20", "11", "30", avg_px="10.666667", n=2)]
+    with psycopg.connect(db) as conn, conn.transaction():
+        writer = LedgerWriter(conn)
+        assert writer.apply(first).executions == 1
+        assert writer.apply(second).executions == 1
+    assert holding(db) == (D(30), D("10.666667"))
+    assert cash(db) == D(100000) - D(100) - D(220)
+    row = one(db, "SELECT cum_qty, last_exec_id, status FROM orders WHERE cl_ord_id = 'c1'")
+    assert row == (D(30), "e2", "PARTIALLY_FILLED")
+
+
 # -- concurrency -------------------------------------------------------------------------------
 
 
@@ -420,6 +449,40 @@ def test_ledger_two_concurrent_writers_with_overlapping_batches(db: str) -> None
             (accounts,),
         ).fetchone()[0]
         assert total == booked
+
+
+def test_ledger_exec_id_booked_concurrently_redoes_the_batch(db: str) -> None:
+    # Another transaction books the same ExecID (under another account) while the writer runs:
+    # the writer's insert waits for it, fails on the key, and the redone batch finds a duplicate.
+    other = psycopg.connect(db)
+    try:
+        other.execute(
+            "INSERT INTO executions (exec_id, order_id, account, symbol, side, exec_type, "
+            "ord_status, transact_time, ts_event) "
+            "VALUES ('e1', 'o', 'A2', 'AAPL', '1', 'F', '1', now(), 0)"
+        )
+        results: list[LedgerResult] = []
+        worker = threading.Thread(
+            target=lambda: results.append(apply(db, [fill("e1", "10", "10", "10")]))
+        )
+        worker.start()
+        with psycopg.connect(db, autocommit=True) as watch:
+            for _ in range(500):  # until the writer waits on the other transaction's row
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ).fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.01)
+            assert waiting
+        other.commit()
+        worker.join(10)
+    finally:
+        other.close()
+    assert [(r.applied, r.duplicates, r.executions) for r in results] == [(0, 1, 0)]
+    assert holding(db) == (D(0), D(0)) and cash(db) == D(100000)
+    assert one(db, "SELECT account FROM executions WHERE exec_id = 'e1'")[0] == "A2"
 
 
 # -- the Bytewax sink and the benchmark rows ---------------------------------------------------
