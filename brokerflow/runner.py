@@ -10,7 +10,8 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -115,17 +116,24 @@ class Progress:
 GC_THRESHOLD = (100_000, 50, 100)
 
 
-def run_dataflow(flow: Dataflow, workers: int = 1) -> None:
-    """Run `flow` to completion in this process (`workers` threads)."""
+@contextmanager
+def tuned_gc() -> Iterator[None]:
+    """The collector settings of a run (`GC_THRESHOLD`, start-up objects frozen), then back."""
     gc.collect()
     gc.freeze()  # start-up objects (modules, settings) are never garbage: stop scanning them
     previous = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD)
     try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
+def run_dataflow(flow: Dataflow, workers: int = 1) -> None:
+    """Run `flow` to completion in this process (`workers` threads)."""
+    with tuned_gc():
         if workers <= 1:
             run_main(flow)
         else:
             cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
