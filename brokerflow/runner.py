@@ -42,6 +42,10 @@ class RunSummary:
             "stale_quotes_skipped": c.get("quotes_stale", 0),
             "crossed_quotes": c.get("crossed_quotes", 0),
             "executions": c.get("executions", 0),
+            "stops": {
+                k[6:]: v for k, v in sorted(c.items()) if k.startswith("stops_") and v
+            },
+            "orders_out": c.get("orders_out", 0),
             "alerts": {k[7:]: v for k, v in sorted(c.items()) if k.startswith("alerts.")},
             "seconds": round(self.seconds, 3),
             "messages_per_s": round(messages / self.seconds) if self.seconds > 0 else 0,
@@ -60,6 +64,9 @@ class RunSummary:
             f"({d['stale_quotes_skipped']:,} already there, skipped)",
             f"crossed       {d['crossed_quotes']:>12,}  quotes with bid > ask (data-quality count)",
             f"executions    {d['executions']:>12,}",
+            "stops         "
+            + (", ".join(f"{v:,} {k}" for k, v in d["stops"].items()) or "none")
+            + (f"; {d['orders_out']:,} child orders sent" if d["orders_out"] else ""),
             f"alerts        {alerts}",
         ]
 

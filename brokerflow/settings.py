@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         instruments: the instruments the quote flow accepts; None accepts any symbol.
             From the environment either a JSON list or comma-separated symbols.
         redis_stream_maxlen: approximate cap of the `stream:*` Redis streams.
+        stop_reference: the price stops trigger on unless an order says otherwise: last trade,
+            bid, ask or mid.
+        session_close_utc: "HH:MM" UTC at which Day orders expire (21:00 = 16:00 New York
+            in winter).
     """
 
     model_config = SettingsConfigDict(
@@ -77,6 +81,8 @@ class Settings(BaseSettings):
     coalesce_min_move_bps: float = Field(default=0.0, ge=0.0)
     instruments: Annotated[list[str] | None, NoDecode] = None
     redis_stream_maxlen: int = Field(default=100_000, gt=0)
+    stop_reference: Literal["last", "bid", "ask", "mid"] = "last"
+    session_close_utc: str = Field(default="21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
     @field_validator("instruments", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from brokerflow.metrics import FlowStats
 from brokerflow.settings import Settings
@@ -13,6 +14,7 @@ class FlowContext:
     """Settings and resolved endpoints of one run.
 
     Attributes:
+        orders_out: where the stop engine's child orders go (a FIX file), or None.
         live: the input is live (FIX session, Kafka, paced simulator): held quotes are also
             flushed by a wall-clock timer when the market goes quiet. Replays leave it off, so
             that their output depends on the input alone.
@@ -23,3 +25,4 @@ class FlowContext:
     postgres_dsn: str
     stats: FlowStats = field(default_factory=FlowStats)
     live: bool = False
+    orders_out: Path | None = None

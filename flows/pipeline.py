@@ -7,7 +7,9 @@
                              order events -> audit records with the quote of their time)
            -> flows.ledger  (order events -> PostgreSQL orders, executions, holdings, cash)
            -> flows.audit   (audit records -> ClickHouse audit_log; quotes -> market_ticks)
-           -> (later issues: stops, margin, surveillance)
+           -> flows.stops   (stop orders + every price -> triggers: stop_orders, children to
+                             --orders-out, STOP_TRIGGERED alerts, ORDER_TRIGGERED audit rows)
+           -> (later issues: margin, surveillance)
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from bytewax.inputs import Source
 
 from connectors.raw import RawChunk
 from domain.errors import ConfigError
-from flows import audit, ledger, quotes
+from flows import audit, ledger, quotes, stops
 from flows.context import FlowContext
 from flows.operators import dead_letters_of, make_decoder
 from sinks.postgres import DeadLetterSink
 
-ALL_FLOWS = ("quotes", "ledger", "audit")
+ALL_FLOWS = ("quotes", "ledger", "audit", "stops")
 """The flows `build_pipeline` can attach; all of them by default. Dead letters always go out."""
 
 
@@ -53,11 +55,16 @@ def build_pipeline(
     decoded = op.map("decode_fix", chunks, make_decoder(ctx))
     letters = op.flat_map("collect_dead_letters", decoded, dead_letters_of)
     op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn))
-    if "quotes" in chosen or "audit" in chosen:
-        make_audit = audit.make_audit if "audit" in chosen else None
-        streams = quotes.attach(decoded, ctx, make_audit=make_audit)
-        if "audit" in chosen:
-            audit.attach(streams, ctx)
+    with_audit = "audit" in chosen
+    if chosen & {"quotes", "audit", "stops"}:
+        shards = quotes.shard(decoded, ctx, with_orders=with_audit or "stops" in chosen)
+        if chosen & {"quotes", "audit"}:
+            make_audit = audit.make_audit if with_audit else None
+            streams = quotes.attach(shards, ctx, make_audit=make_audit)
+            if with_audit:
+                audit.attach(streams, ctx)
+        if "stops" in chosen:
+            stops.attach(shards, ctx, with_audit)
     if "ledger" in chosen:
         ledger.attach(decoded, ctx)
     return flow

@@ -173,15 +173,25 @@ class QuoteStreams:
     audit: Stream[list]  # audit records of order events, each with its market snapshot
 
 
+def shard(decoded: Stream[DecodedBatch], ctx: FlowContext, with_orders: bool) -> Stream:
+    """Group each decoded batch's events by symbol shard: `(shard, (events, has_orders))`.
+
+    With `with_orders`, order events (35=8/D/F/G) go to the shard of their symbol too, behind
+    the market data that preceded them (the audit snapshot and the stop engine need that).
+    """
+    sharder = make_sharder(QUOTE_SHARDS, ctx.stats, with_orders)
+    return op.flat_map("shard_market_data", decoded, sharder)
+
+
 def attach(
-    decoded: Stream[DecodedBatch],
+    shards: Stream,
     ctx: FlowContext,
     make_audit: Callable[[object, Quote | None], object] | None = None,
 ) -> QuoteStreams:
-    """Add the market-data steps to a dataflow whose decoded FIX stream is `decoded`.
+    """Add the market-data steps to the shards of `shard(decoded, ...)`.
 
-    With `make_audit`, order events go through the same shards as the market data of their
-    symbol and come out as audit records carrying the quote current at their event time.
+    With `make_audit` (and shards made `with_orders`), order events come out as audit records
+    carrying the quote current at their event time.
     """
     settings = ctx.settings
     policy = CoalescePolicy(
@@ -189,8 +199,6 @@ def attach(
         min_move_bps=settings.coalesce_min_move_bps,
     )
     stats = ctx.stats
-    sharder = make_sharder(QUOTE_SHARDS, stats, make_audit is not None)
-    shards = op.flat_map("shard_market_data", decoded, sharder)
     tagged = op.stateful_batch(
         "coalesce_quotes",
         shards,

@@ -1,20 +1,21 @@
 """Sinks layer: outbound orders appended to a FIX file (`replay --orders-out FILE`), once each.
 
-Items are encoded messages (the connectors layer builds them); ClOrdID (11) is read back.
+Items are `(cl_ord_id, order)` pairs; the writer encodes each new one with the encoder it is
+given (the connectors layer's), numbering MsgSeqNum (34) after the lines already in the file.
 Exactly once by ClOrdID: on open the file is scanned for the ClOrdIDs (11) it already holds,
 and a batch writes only new ones, then flushes and fsyncs before `write_batch` returns, so an
 order is on disk before Bytewax may snapshot past it, and a replay after a crash skips what
-was already sent. One writer per file: the sink has a single partition.
+was already sent. One writer per file: `sinks.stops.StopOutputSink` owns it, in its single
+partition.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from typing import Any
 
 _CL_ORD_ID = re.compile(rb"(?:^|\x01)11=([^\x01]*)\x01")
 Counter = Callable[[str, int], None]
@@ -34,27 +35,40 @@ def sent_cl_ord_ids(path: Path) -> set[str]:
 
 
 class OrderFileWriter:
-    """Appends messages to a file, one per line, skipping ClOrdIDs already written."""
+    """Appends orders to a file, one message per line, skipping ClOrdIDs already written.
 
-    def __init__(self, path: Path, count: Counter | None = None) -> None:
+    Args:
+        path: the file (created with its directory if missing).
+        encode: `encode(order, seq) -> message bytes` (the connectors layer's encoder, passed
+            in so this layer stays free of FIX); MsgSeqNum continues after the file's lines.
+        count: called as `count("orders_out", n)` after each write.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        encode: Callable[[Any, int], bytes],
+        count: Counter | None = None,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._sent = sent_cl_ord_ids(self.path)
         self._fh = self.path.open("ab")
+        self._encode = encode
         self._count = count
 
     @property
     def sent(self) -> int:
         return len(self._sent)
 
-    def write(self, items: list[tuple[str, bytes]]) -> int:
-        """Append the new ones; return how many were written (durable on return)."""
+    def write(self, items: Sequence[tuple[str, Any]]) -> int:
+        """Append the orders not yet written; return how many (durable on return)."""
         lines = []
-        for cl_ord_id, message in items:
+        for cl_ord_id, order in items:
             if cl_ord_id in self._sent:
                 continue
             self._sent.add(cl_ord_id)
-            lines.append(message + b"\n")
+            lines.append(self._encode(order, len(self._sent)) + b"\n")
         if lines:
             self._fh.write(b"".join(lines))
             self._fh.flush()
@@ -67,23 +81,6 @@ class OrderFileWriter:
         self._fh.close()
 
 
-PARTITION = "orders-out"
-
-
-class _OrderFilePartition(StatefulSinkPartition[bytes, None]):
-    def __init__(self, writer: OrderFileWriter) -> None:
-        self._writer = writer
-
-    def write_batch(self, values: list[bytes]) -> None:
-        self._writer.write([(cl_ord_id_of(message), message) for message in values])
-
-    def snapshot(self) -> None:
-        return None  # the file is the state: it is re-scanned on resume
-
-    def close(self) -> None:
-        self._writer.close()
-
-
 def cl_ord_id_of(message: bytes) -> str:
     """ClOrdID (11) of an encoded message; ValueError if it has none."""
     match = _CL_ORD_ID.search(message)
@@ -91,23 +88,3 @@ def cl_ord_id_of(message: bytes) -> str:
         msg = "outbound message without ClOrdID(11)"
         raise ValueError(msg)
     return match[1].decode("utf-8", "replace")
-
-
-class OrderFileSink(FixedPartitionedSink[bytes, None]):
-    """Bytewax sink appending encoded outbound orders to one file.
-
-    One partition (`PARTITION`), so Bytewax routes every order to the one worker that owns the
-    file whatever worker produced it; items are `(PARTITION, message)` pairs.
-    """
-
-    def __init__(self, path: Path, count: Counter | None = None) -> None:
-        self._path = Path(path)
-        self._count = count
-
-    def list_parts(self) -> list[str]:
-        return [PARTITION]
-
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: None
-    ) -> StatefulSinkPartition[bytes, None]:
-        return _OrderFilePartition(OrderFileWriter(self._path, self._count))

@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--workers", "-w", type=int, default=1, help="Bytewax worker threads")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.add_argument(
+        "--orders-out",
+        type=Path,
+        metavar="FILE",
+        help="append the stop engine's child orders (FIX 35=D) to FILE, once per ClOrdID",
+    )
+    p.add_argument(
         "--flows",
         default=",".join(ALL_FLOWS),
         help=f"comma-separated flows to run (default: all: {','.join(ALL_FLOWS)})",
@@ -40,13 +46,16 @@ def replay(
     workers: int = 1,
     progress: bool = True,
     flows: tuple[str, ...] | list[str] = ALL_FLOWS,
+    orders_out: Path | None = None,
 ) -> RunSummary:
     """Replay `files` through the chosen flows (all by default); return what happened."""
     chosen = check_flows(flows)
     for path in files:
         check_fix_file(path)
     endpoints = prepare_stores(settings, chosen)
-    ctx = FlowContext(settings, endpoints.redis_url, endpoints.postgres_dsn)
+    ctx = FlowContext(
+        settings, endpoints.redis_url, endpoints.postgres_dsn, orders_out=orders_out
+    )
     flow = build_pipeline(FixLogSource(files), ctx, chosen)
     t0 = time.perf_counter()
     if progress:
@@ -60,7 +69,14 @@ def replay(
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args.data_dir)
     flows = [name.strip() for name in args.flows.split(",") if name.strip()]
-    summary = replay(args.files, settings, args.workers, progress=not args.quiet, flows=flows)
+    summary = replay(
+        args.files,
+        settings,
+        args.workers,
+        progress=not args.quiet,
+        flows=flows,
+        orders_out=args.orders_out,
+    )
     for line in summary.lines():
         print(line)
     if args.json:

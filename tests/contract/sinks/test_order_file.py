@@ -39,14 +39,16 @@ def test_new_order_single_is_valid_fix_with_the_orders_fields() -> None:
 
 def test_order_file_writes_each_cl_ord_id_once_across_restarts(tmp_path: Path) -> None:
     path = tmp_path / "out" / "orders.fix"
-    messages = [new_order_single(order(f"C{i}.T"), seq=i) for i in range(1, 4)]
-    writer = OrderFileWriter(path)
-    assert writer.write([(cl_ord_id_of(m), m) for m in messages[:2]]) == 2
+    orders = [order(f"C{i}.T") for i in range(1, 4)]
+    messages = [new_order_single(o, seq=i) for i, o in enumerate(orders, 1)]
+    writer = OrderFileWriter(path, new_order_single)
+    assert writer.write([(o.cl_ord_id, o) for o in orders[:2]]) == 2
     writer.close()
-    # A restart replays the last batch and goes on.
-    writer = OrderFileWriter(path)
+    # A restart replays the last batch and goes on; MsgSeqNum continues after the file.
+    writer = OrderFileWriter(path, new_order_single)
     assert writer.sent == 2
-    assert writer.write([(cl_ord_id_of(m), m) for m in messages[1:]]) == 1
+    assert writer.write([(o.cl_ord_id, o) for o in orders[1:]]) == 1
     writer.close()
     assert path.read_bytes().splitlines() == messages
+    assert [cl_ord_id_of(m) for m in messages] == ["C1.T", "C2.T", "C3.T"]
     assert sent_cl_ord_ids(path) == {"C1.T", "C2.T", "C3.T"}

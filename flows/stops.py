@@ -1,0 +1,361 @@
+"""Flows layer: the stop engine. Stop orders + every price -> triggers, children, state, alerts.
+
+Steps (ids are recovery keys; renaming one orphans its state):
+    stop_book          stateful per shard (the market-data shards of `flows.quotes`, so a
+                       symbol's prices and its orders meet in one place, in stream order):
+                       an L1 `SymbolBook` per symbol for the reference prices and one
+                       `domain.stops.StopBook`; emits `StopEffects` per batch
+    write_stops        `StopOutputSink`, one partition: `stop_orders` rows first, then the
+                       children to `--orders-out FILE` (35=D built by simplefix)
+    write_stop_alerts  `AlertSink`: STOP_TRIGGERED to PostgreSQL `alerts` and `stream:alerts`
+    write_stop_audit   `AuditSink` (with the audit flow): ORDER_TRIGGERED with the quote then
+    write_stop_letters `DeadLetterSink`: rejected stop requests with their reason
+
+What the book sees, per shard and in stream order: every trade price of an incremental
+(35=X, 269=2, new) one by one (so a gap fires at the first price past the stop; the audit
+snapshot is the L1 state after the message), then the best bid and ask after the message;
+full refreshes (35=W) give bid, ask and last after applying. Orders: 35=D with OrdType (40)
+3, 4 or P; 35=F and 35=G whose OrigClOrdID (41) is a stop in the book (other orders belong to
+the ledger alone); fills (35=8, ExecType F) of orders the book links (OCO legs, bracket entries).
+
+Exactly once: the book is Bytewax state (snapshotted), every sink is idempotent by ClOrdID
+(rows, children, alert ids, audit event ids), and the state row is written before its child,
+so a crash anywhere and a replay from the last snapshot neither lose a trigger nor send a child
+twice.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from datetime import time
+from decimal import Decimal
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+
+from connectors.fix.encode import OutboundOrder, new_order_single
+from domain.alerts import STOP_TRIGGERED, Alert, make_alert
+from domain.audit import AuditRecord, order_triggered
+from domain.dead_letters import DeadLetter
+from domain.events import (
+    MD_NEW,
+    MD_TRADE,
+    ExecutionReport,
+    MarketDataIncrement,
+    MarketDataSnapshot,
+    OrderRequest,
+)
+from domain.quotes import SymbolBook, apply_increment, apply_snapshot
+from domain.stops import (
+    Accepted,
+    Activated,
+    Cancelled,
+    ChildOrder,
+    Expired,
+    Outcome,
+    Rejected,
+    Replaced,
+    StopBook,
+    StopOrder,
+    Triggered,
+)
+from flows.context import FlowContext
+from sinks.alerts import AlertSink
+from sinks.clickhouse import AuditSink
+from sinks.postgres import DeadLetterSink
+from sinks.stops import (
+    ACTIVE,
+    CANCELLED,
+    EXPIRED,
+    PARTITION,
+    TRIGGERED,
+    StopOutputSink,
+    StopRow,
+    StopWrites,
+)
+
+STOP_ORD_TYPES = frozenset(("3", "4", "P"))
+STEP_ID = "stop_book"
+
+
+@dataclass
+class StopEffects:
+    """What one batch of a shard decided."""
+
+    rows: list[StopRow] = field(default_factory=list)
+    children: list[tuple[str, OutboundOrder]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.alerts or self.dead_letters or self.children)
+
+
+def _row(order: StopOrder, status: str, stop_px: Decimal | None) -> StopRow:
+    return StopRow(
+        cl_ord_id=order.cl_ord_id,
+        account=order.account or "",
+        symbol=order.symbol,
+        side=order.side,
+        ord_type=order.ord_type or "",
+        stop_px=stop_px if stop_px is not None else (order.stop_px or Decimal(0)),
+        limit_px=order.price,
+        quantity=order.order_qty or Decimal(0),
+        peg_offset=order.peg_offset_value,
+        status=status,
+    )
+
+
+@dataclass
+class StopShardState:
+    """One shard's books and stop book, and the rows of the stops it holds (for their exits)."""
+
+    stops: StopBook
+    books: dict[str, SymbolBook] = field(default_factory=dict)
+    rows: dict[str, StopRow] = field(default_factory=dict)
+
+
+class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes]):
+    """The stop engine of one shard as Bytewax state."""
+
+    def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
+        if resume is not None:
+            self.state: StopShardState = pickle.loads(resume)
+        else:
+            settings = ctx.settings
+            close = time.fromisoformat(settings.session_close_utc)
+            book = StopBook(default_reference=settings.stop_reference, session_close=close)
+            self.state = StopShardState(book)
+        self.stats = ctx.stats
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def on_batch(self, values: list[tuple[list, bool]]) -> tuple[list[StopEffects], bool]:
+        effects = StopEffects()
+        state = self.state
+        stops, books = state.stops, state.books
+        for events, _has_orders in values:
+            for event in events:
+                kind = type(event)
+                if kind is MarketDataIncrement:
+                    symbol = event.symbol
+                    book = books.get(symbol)
+                    if book is None:
+                        book = books[symbol] = SymbolBook(symbol)
+                    ts = event.ts_event
+                    # The book first, so a trigger's audit snapshot includes its trade; then
+                    # every trade price in order, so a gap fires at the first price past.
+                    apply_increment(book, event)
+                    for entry in event.entries:
+                        if entry.entry_type == MD_TRADE and entry.action == MD_NEW and entry.price:
+                            self._apply(stops.on_quote(symbol, ts, last=entry.price), effects)
+                    self._quote(book, ts, effects)
+                elif kind is MarketDataSnapshot:
+                    symbol = event.symbol
+                    book = books.get(symbol)
+                    if book is None:
+                        book = books[symbol] = SymbolBook(symbol)
+                    apply_snapshot(book, event)
+                    self._quote(book, event.ts_event, effects, last=True)
+                elif kind is OrderRequest:
+                    self._request(event, effects)
+                elif kind is ExecutionReport:
+                    self._fill(event, effects)
+        return ([effects] if effects else []), self.RETAIN
+
+    def _quote(self, book: SymbolBook, ts: int, effects: StopEffects, last: bool = False) -> None:
+        bid, ask = book.best_bid(), book.best_ask()
+        outcomes = self.state.stops.on_quote(
+            book.symbol,
+            ts,
+            bid=bid[0] if bid else None,
+            ask=ask[0] if ask else None,
+            last=book.ltp if last else None,
+        )
+        if outcomes:
+            self._apply(outcomes, effects)
+
+    def _request(self, request: OrderRequest, effects: StopEffects) -> None:
+        stops = self.state.stops
+        if request.msg_type == "D":
+            if request.ord_type not in STOP_ORD_TYPES:
+                return
+        elif request.orig_cl_ord_id is None or request.orig_cl_ord_id not in stops:
+            return  # a cancel or replace of an order the ledger alone knows
+        self._apply(stops.apply_request(request), effects, request)
+
+    def _fill(self, report: ExecutionReport, effects: StopEffects) -> None:
+        cl_ord_id = report.cl_ord_id
+        if report.exec_type != "F" or cl_ord_id is None or report.order_qty is None:
+            return
+        stops = self.state.stops
+        if cl_ord_id in stops or cl_ord_id.endswith(".T"):
+            outcomes = stops.on_fill(cl_ord_id, report.cum_qty, report.order_qty, report.ts_event)
+            self._apply(outcomes, effects)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _apply(
+        self, outcomes: list[Outcome], effects: StopEffects, request: OrderRequest | None = None
+    ) -> None:
+        state = self.state
+        stops, rows = state.stops, state.rows
+        count = self.stats.add
+        for outcome in outcomes:
+            kind = type(outcome)
+            if kind is Accepted:
+                order = stops.get(outcome.cl_ord_id)
+                if order is not None and order.ord_type in STOP_ORD_TYPES:
+                    row = _row(order, ACTIVE, stops.stop_px(order.cl_ord_id))
+                    rows[order.cl_ord_id] = row
+                    effects.rows.append(row)
+                count("stops_accepted", 1)
+            elif kind is Triggered:
+                self._triggered(outcome, effects)
+            elif kind is Cancelled or kind is Expired:
+                row = rows.pop(outcome.cl_ord_id, None)
+                if row is not None:
+                    status = CANCELLED if kind is Cancelled else EXPIRED
+                    effects.rows.append(_replace_status(row, status))
+                count("stops_cancelled" if kind is Cancelled else "stops_expired", 1)
+            elif kind is Replaced:
+                old = rows.pop(outcome.orig_cl_ord_id, None)
+                if old is not None:
+                    effects.rows.append(_replace_status(old, CANCELLED))
+                order = stops.get(outcome.cl_ord_id)
+                if order is not None:
+                    row = _row(order, ACTIVE, stops.stop_px(order.cl_ord_id))
+                    rows[order.cl_ord_id] = row
+                    effects.rows.append(row)
+            elif kind is Activated:
+                child = outcome.child
+                if child is not None:
+                    effects.children.append((child.cl_ord_id, _outbound(child, outcome.ts_ns)))
+                else:
+                    order = stops.get(outcome.cl_ord_id)
+                    if order is not None and order.ord_type in STOP_ORD_TYPES:
+                        row = _row(order, ACTIVE, stops.stop_px(order.cl_ord_id))
+                        rows[order.cl_ord_id] = row
+                        effects.rows.append(row)
+            elif kind is Rejected:
+                count("stops_rejected", 1)
+                if request is not None:
+                    effects.dead_letters.append(
+                        DeadLetter(
+                            source=request.source,
+                            reason=f"stop order {outcome.cl_ord_id} rejected: {outcome.reason}",
+                            raw=bytes(request.raw),
+                            step_id=STEP_ID,
+                            error="StopRejected",
+                            tag=None,
+                            ts_init=outcome.ts_ns,
+                        )
+                    )
+
+    def _triggered(self, t: Triggered, effects: StopEffects) -> None:
+        order, child = t.order, t.child
+        row = self.state.rows.pop(order.cl_ord_id, None) or _row(order, ACTIVE, t.stop_px)
+        effects.rows.append(
+            StopRow(
+                **{**_fields(row), "status": TRIGGERED, "stop_px": t.stop_px,
+                   "trigger_px": t.trigger_px, "triggered_ns": t.ts_ns,
+                   "child_cl_ord_id": child.cl_ord_id},
+            )
+        )  # fmt: skip
+        effects.children.append((child.cl_ord_id, _outbound(child, t.ts_ns)))
+        evidence = {
+            "cl_ord_id": order.cl_ord_id,
+            "ord_type": order.ord_type,
+            "side": order.side,
+            "quantity": order.order_qty,
+            "stop_px": t.stop_px,
+            "trigger_px": t.trigger_px,
+            "reference": t.reference,
+            "child_cl_ord_id": child.cl_ord_id,
+            "child_ord_type": child.ord_type,
+            "child_price": child.price,
+        }
+        effects.alerts.append(
+            make_alert(
+                STOP_TRIGGERED, f"stop:{order.cl_ord_id}", "INFO", t.ts_ns,
+                account=order.account, symbol=order.symbol, details=evidence,
+            )
+        )  # fmt: skip
+        book = self.state.books.get(order.symbol)
+        effects.audit.append(
+            order_triggered(
+                cl_ord_id=order.cl_ord_id, account=order.account or "", symbol=order.symbol,
+                side=order.side, ts_event=t.ts_ns,
+                snapshot=book.to_quote() if book is not None and book.ts_event else None,
+                quantity=order.order_qty, price=child.price, ord_type=child.ord_type,
+                details=evidence, source="stop_engine",
+            )
+        )  # fmt: skip
+        self.stats.add("stops_triggered", 1)
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _fields(row: StopRow) -> dict:
+    return {name: getattr(row, name) for name in StopRow.__slots__}
+
+
+def _replace_status(row: StopRow, status: str) -> StopRow:
+    return StopRow(**{**_fields(row), "status": status})
+
+
+def _outbound(child: ChildOrder, ts_ns: int) -> OutboundOrder:
+    return OutboundOrder(
+        cl_ord_id=child.cl_ord_id,
+        account=child.account,
+        symbol=child.symbol,
+        side=child.side,
+        quantity=child.order_qty,
+        ord_type=child.ord_type,
+        price=child.price,
+        ts_event=ts_ns,
+    )
+
+
+def _encode(order: OutboundOrder, seq: int) -> bytes:
+    return new_order_single(order, seq)
+
+
+def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:
+    """Add the stop engine to the market-data shards (`flows.quotes.shard`, with orders)."""
+    effects = op.stateful_batch(
+        STEP_ID, shards, lambda resume: StopShardLogic(resume, ctx)
+    )
+    effects = op.key_rm("unkey_stop_effects", effects)
+    writes = op.filter_map(
+        "stop_writes",
+        effects,
+        lambda e: (PARTITION, StopWrites(tuple(e.rows), tuple(e.children)))
+        if (e.rows or e.children)
+        else None,
+    )
+    op.output(
+        "write_stops",
+        writes,
+        StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add),
+    )
+    alerts = op.filter_map("stop_alerts", effects, lambda e: e.alerts or None)
+    op.output(
+        "write_stop_alerts",
+        alerts,
+        AlertSink(
+            ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add
+        ),
+    )
+    letters = op.flat_map("stop_letters", effects, lambda e: e.dead_letters)
+    op.output("write_stop_letters", letters, DeadLetterSink(ctx.postgres_dsn))
+    if with_audit:
+        audit = op.filter_map("stop_audit", effects, lambda e: e.audit or None)
+        op.output(
+            "write_stop_audit",
+            audit,
+            AuditSink(ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add),
+        )

@@ -1,0 +1,160 @@
+"""Sinks layer: the stop engine's durable effects: `stop_orders` rows, then the child orders.
+
+One Bytewax partition ("stops") receives every `StopWrites` batch, so the order of writes is
+the order of decisions, and for each batch the state goes to PostgreSQL (one transaction)
+BEFORE the children go out (`OrderFileWriter`, fsynced): a crash between the two leaves a row
+marked TRIGGERED whose child is re-sent on replay, never a child without its state. Both writes
+are idempotent (rows by ClOrdID, a terminal status never reverts; children by ClOrdID), so the
+input replayed after a crash from the last Bytewax snapshot changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from sinks.order_file import OrderFileWriter
+from sinks.postgres import PgBatchWriter
+from sinks.retry import RetryPolicy
+
+PARTITION = "stops"
+ACTIVE, TRIGGERED, CANCELLED, EXPIRED = "ACTIVE", "TRIGGERED", "CANCELLED", "EXPIRED"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+Counter = Callable[[str, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StopRow:
+    """The state of one stop order as `stop_orders` keeps it.
+
+    `stop_px` is the current stop (a trailing stop's ratcheted stop, 0 before its first price);
+    `trigger_px`, `triggered_ns` and `child_cl_ord_id` are set once it fired.
+    """
+
+    cl_ord_id: str
+    account: str
+    symbol: str
+    side: str
+    ord_type: str
+    stop_px: Decimal
+    limit_px: Decimal | None
+    quantity: Decimal
+    peg_offset: Decimal | None
+    status: str
+    trigger_px: Decimal | None = None
+    triggered_ns: int | None = None
+    child_cl_ord_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopWrites:
+    """What one batch of stop decisions must make durable, in order."""
+
+    rows: tuple[StopRow, ...] = ()
+    children: tuple[tuple[str, Any], ...] = field(default=())  # (ClOrdID, order to encode)
+
+
+_UPSERT = """
+INSERT INTO stop_orders AS s (cl_ord_id, account, symbol, side, ord_type, stop_px, limit_px,
+    quantity, peg_offset, trail_px, status, trigger_px, triggered_at, child_cl_ord_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (cl_ord_id) DO UPDATE SET
+    stop_px = EXCLUDED.stop_px, trail_px = EXCLUDED.trail_px, status = EXCLUDED.status,
+    trigger_px = EXCLUDED.trigger_px, triggered_at = EXCLUDED.triggered_at,
+    child_cl_ord_id = EXCLUDED.child_cl_ord_id, updated_at = now()
+WHERE s.status = 'ACTIVE'
+"""
+
+
+def _latest(rows: Sequence[StopRow]) -> list[StopRow]:
+    """The last state of each ClOrdID in the batch, in first-seen order."""
+    last: dict[str, StopRow] = {}
+    for row in rows:
+        last[row.cl_ord_id] = row
+    return list(last.values())
+
+
+def write_stop_rows(conn: psycopg.Connection, rows: Sequence[StopRow]) -> int:
+    """Upsert the rows in one transaction; a row already terminal is left as it is."""
+    params = [
+        (
+            r.cl_ord_id, r.account, r.symbol, r.side, r.ord_type, r.stop_px, r.limit_px,
+            r.quantity, r.peg_offset, r.stop_px if r.ord_type == "P" else None, r.status,
+            r.trigger_px,
+            None if r.triggered_ns is None
+            else _EPOCH + dt.timedelta(microseconds=r.triggered_ns // 1000),
+            r.child_cl_ord_id,
+        )
+        for r in _latest(rows)
+    ]  # fmt: skip
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_UPSERT, params)
+    return len(params)
+
+
+class _StopPartition(StatefulSinkPartition[StopWrites, None]):
+    def __init__(self, pg: PgBatchWriter[StopRow], orders: OrderFileWriter | None) -> None:
+        self._pg = pg
+        self._orders = orders
+
+    def write_batch(self, values: list[StopWrites]) -> None:
+        rows = [row for v in values for row in v.rows]
+        if rows:
+            self._pg.write(rows)  # the state first ...
+        children = [child for v in values for child in v.children]
+        if children and self._orders is not None:
+            self._orders.write(children)  # ... then the orders it decided
+
+    def snapshot(self) -> None:
+        return None  # the stores are the state; writes are idempotent
+
+    def close(self) -> None:
+        self._pg.close()
+        if self._orders is not None:
+            self._orders.close()
+
+
+class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
+    """Bytewax sink of `("stops", StopWrites)` items (one partition: one writer, in order).
+
+    Args:
+        dsn: a migrated database.
+        orders_out: the outbound order file, or None to send no children (they are still
+            recorded in `stop_orders.child_cl_ord_id`, the alerts and the audit trail).
+        encode: `encode(order, seq) -> bytes` for the file.
+        count: counter callback (`orders_out`).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        orders_out: Path | None,
+        encode: Callable[[Any, int], bytes],
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._dsn = dsn
+        self._orders_out = orders_out
+        self._encode = encode
+        self._count = count
+        self._policy = policy
+
+    def list_parts(self) -> list[str]:
+        return [PARTITION]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> StatefulSinkPartition[StopWrites, None]:
+        pg: PgBatchWriter[StopRow] = PgBatchWriter(self._dsn, write_stop_rows, self._policy)
+        pg.connect()
+        orders = None
+        if self._orders_out is not None:
+            orders = OrderFileWriter(self._orders_out, self._encode, self._count)
+        return _StopPartition(pg, orders)
