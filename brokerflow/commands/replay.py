@@ -33,6 +33,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="append the stop engine's child orders (FIX 35=D) to FILE, once per ClOrdID",
     )
     p.add_argument(
+        "--recovery-dir",
+        type=Path,
+        metavar="DIR",
+        help="snapshot state to DIR and resume from it after a crash (a fresh DIR starts over)",
+    )
+    p.add_argument(
+        "--snapshot-s",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="with --recovery-dir: seconds between snapshots (default 1)",
+    )
+    p.add_argument(
         "--flows",
         default=",".join(ALL_FLOWS),
         help=f"comma-separated flows to run (default: all: {','.join(ALL_FLOWS)})",
@@ -47,6 +60,8 @@ def replay(
     progress: bool = True,
     flows: tuple[str, ...] | list[str] = ALL_FLOWS,
     orders_out: Path | None = None,
+    recovery_dir: Path | None = None,
+    snapshot_s: float = 1.0,
 ) -> RunSummary:
     """Replay `files` through the chosen flows (all by default); return what happened."""
     chosen = check_flows(flows)
@@ -60,9 +75,9 @@ def replay(
     t0 = time.perf_counter()
     if progress:
         with Progress(ctx.stats, "replay"):
-            run_dataflow(flow, workers)
+            run_dataflow(flow, workers, recovery_dir, snapshot_s)
     else:
-        run_dataflow(flow, workers)
+        run_dataflow(flow, workers, recovery_dir, snapshot_s)
     return RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, [str(f) for f in files])
 
 
@@ -76,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         flows=flows,
         orders_out=args.orders_out,
+        recovery_dir=args.recovery_dir,
+        snapshot_s=args.snapshot_s,
     )
     for line in summary.lines():
         print(line)
