@@ -143,4 +143,40 @@ class OrderRequest:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class OrderList:
+    """A NewOrderList (35=E): orders submitted together, contingent on each other or not.
+
+    Not part of `OrderEvent`: the flows that take lists (the stop engine) route them
+    explicitly, and the ledger and audit steps see only single requests and reports.
+
+    Attributes:
+        list_id: ListID (66).
+        contingency_type: ContingencyType (1385): "1" OCO (one cancels the others), "2" OTO
+            (the first order is the entry, the rest are its children: a bracket); None for a
+            plain list of independent orders.
+        orders: the NoOrders (73) entries as new orders (`msg_type` "D"), in ListSeqNo (67)
+            order, else in wire order; never empty. Each carries the list's `raw` and `source`.
+        ts_event: TransactTime (60) of the message, else SendingTime (52). An order's own
+            `ts_event` is its entry's TransactTime (60), else this one.
+        raw: the message as received; `source` where it came from ("file:day.fix:812").
+    """
+
+    list_id: str
+    contingency_type: str | None
+    orders: tuple[OrderRequest, ...]
+    ts_event: int
+    raw: bytes = b""
+    source: str = ""
+
+    @property
+    def symbol(self) -> str:
+        """Symbol (55) of the first order, the key the flows shard by.
+
+        The orders of a list may name different symbols (an OCO across symbols is rare but
+        valid); a flow that keys by symbol sends the whole list to the first order's shard.
+        """
+        return self.orders[0].symbol
+
+
 OrderEvent = ExecutionReport | OrderRequest

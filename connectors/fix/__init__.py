@@ -8,6 +8,7 @@ from connectors.fix.parse import (
     parse_execution_report,
     parse_market_data,
     parse_message,
+    parse_order_list,
     parse_order_request,
 )
 from connectors.fix.timefmt import format_utc_timestamp, parse_utc_timestamp
@@ -24,6 +25,7 @@ __all__ = [
     "parse_execution_report",
     "parse_market_data",
     "parse_message",
+    "parse_order_list",
     "parse_order_request",
     "parse_utc_timestamp",
 ]

@@ -1,8 +1,9 @@
 """Connectors layer: decoded FIX messages -> domain events, and the batch decoder of log lines.
 
 `parse_message` turns one `FixMessage` into events: 35=W -> one `MarketDataSnapshot`, 35=X -> one
-`MarketDataIncrement` per symbol, 35=8 -> `ExecutionReport`, 35=D/F/G -> `OrderRequest`; session
-messages (35=0,1,2,3,4,5,A) -> `[]`; anything else -> `FieldError` on MsgType (35).
+`MarketDataIncrement` per symbol, 35=8 -> `ExecutionReport`, 35=D/F/G -> `OrderRequest`, 35=E ->
+`OrderList` (`parse_order_list`); session messages (35=0,1,2,3,4,5,A) -> `[]`; anything else ->
+`FieldError` on MsgType (35).
 
 `decode_lines` is the hot path the dataflow calls: it frames a batch of log lines, checksums them
 all at once, parses market data straight from the split fields (no `FixMessage` built), and sends
@@ -45,13 +46,14 @@ from domain.events import (
     MarketDataIncrement,
     MarketDataSnapshot,
     MdEntry,
+    OrderList,
     OrderRequest,
 )
 
 ADMIN_MSG_TYPES = frozenset(("0", "1", "2", "3", "4", "5", "A"))
 """Session-level MsgType (35) values: decoded and counted, no events."""
 
-Event = MarketDataSnapshot | MarketDataIncrement | ExecutionReport | OrderRequest
+Event = MarketDataSnapshot | MarketDataIncrement | ExecutionReport | OrderRequest | OrderList
 
 _TEXT_CACHE_LIMIT = 65_536
 _text_cache: dict[bytes, str] = {}
@@ -671,10 +673,24 @@ def parse_order_request(msg: FixMessage, source: str = "", raw: bytes = b"") -> 
     Raises:
         FieldError: a missing or malformed field.
     """
-    values = msg.first_values()
+    return _order_request(msg.first_values(), msg.msg_type, source, raw)
+
+
+def _order_request(
+    values: dict[int, bytes],
+    msg_type: str,
+    source: str,
+    raw: bytes,
+    default_ts_event: int | None = None,
+) -> OrderRequest:
+    """Build the request of `parse_order_request` from {tag: first value}.
+
+    `default_ts_event` is the event time when TransactTime (60) is absent (an order of a
+    NewOrderList takes the list's); None takes SendingTime (52) from `values`.
+    """
     cl_ord_id = _text(_required(values, 11))
     orig_cl_ord_id = _optional_text(values, 41)
-    if orig_cl_ord_id is None and msg.msg_type != "D":
+    if orig_cl_ord_id is None and msg_type != "D":
         msg_text = "OrigClOrdID(41) missing"
         raise FieldError(41, msg_text)
     symbol = _text(_required(values, 55))
@@ -682,16 +698,20 @@ def parse_order_request(msg: FixMessage, source: str = "", raw: bytes = b"") -> 
     order_qty = _optional_decimal(values, 38)
     price = _optional_decimal(values, 44)
     stop_px = _optional_decimal(values, 99)
-    if msg.msg_type != "F":
+    if msg_type != "F":
         if side not in _SIDES:
             msg_text = f"Side(54) was '{show(side.encode())}', not a FIX Side value"
             raise FieldError(54, msg_text)
         _check_positive(order_qty, 38)
         _check_positive(price, 44)
         _check_positive(stop_px, 99)
+    if default_ts_event is None or 60 in values:
+        ts_event = _event_time(values)
+    else:
+        ts_event = default_ts_event
     expire_raw = values.get(126)
     return OrderRequest(
-        msg_type=msg.msg_type,
+        msg_type=msg_type,
         cl_ord_id=cl_ord_id,
         orig_cl_ord_id=orig_cl_ord_id,
         account=_optional_text(values, 1),
@@ -702,7 +722,7 @@ def parse_order_request(msg: FixMessage, source: str = "", raw: bytes = b"") -> 
         price=price,
         stop_px=stop_px,
         time_in_force=_optional_text(values, 59),
-        ts_event=_event_time(values),
+        ts_event=ts_event,
         expire_time=None if expire_raw is None else _timestamp(expire_raw, 126),
         exec_inst=_optional_text(values, 18),
         peg_offset_value=_optional_decimal(values, 211),
@@ -710,6 +730,150 @@ def parse_order_request(msg: FixMessage, source: str = "", raw: bytes = b"") -> 
         raw=raw,
         source=source,
     )
+
+
+# ContingencyType (1385) values of the lists we take: 1 OCO, 2 OTO. 3 (OUO, one updates the
+# others: a fill reduces the siblings' quantities) is not supported.
+_CONTINGENCY_TYPES = {b"1": "1", b"2": "2"}
+
+
+# Fields of a NoOrders (73) entry that occur once in it and never at message level. Account (1)
+# and TransactTime (60) may be at either level, so they do not count.
+_LIST_ENTRY_TAGS = frozenset((18, 38, 40, 44, 54, 55, 59, 67, 99, 126, 211, 836))
+# connectors/fix/tags.py does not name the NewOrderList tags yet.
+_LIST_LABELS = {67: "ListSeqNo(67)"}
+
+
+def _list_count(raw: bytes | None, tag: int, name: str, found: int, what: str) -> None:
+    """Check that a count field (NoOrders (73), TotNoOrders (68)) reads `found`."""
+    if raw is None:
+        msg = f"{name}({tag}) missing"
+        raise FieldError(tag, msg)
+    if raw != b"%d" % found:
+        if not raw.isdigit():
+            msg = f"{name}({tag}) was '{show(raw)}', not a number"
+            raise FieldError(tag, msg)
+        if int(raw) != found:
+            msg = f"{name}({tag}) was {int(raw)}, found {found} {what}"
+            raise FieldError(tag, msg)
+
+
+def parse_order_list(msg: FixMessage, source: str = "", raw: bytes = b"") -> OrderList:
+    """Parse a NewOrderList (35=E) into an `OrderList` of new-order requests.
+
+    The NoOrders (73) group: ClOrdID (11) opens each entry, as FIX requires it first; the
+    fields before the first 11 are message level. An order field (Symbol (55), Side (54),
+    OrderQty (38), ...) before the first 11, or twice in one entry, means an entry without its
+    ClOrdID. The 73 count must match the entries, and there must be at least one. Each entry
+    is judged as a 35=D (`parse_order_request`), with OrderQty (38) required too, and inherits
+    Account (1) from the message level when it has none. ListSeqNo (67), when the entries
+    carry it, must be a distinct integer on every entry and orders them; else they keep wire
+    order. Errors in an entry name it by its position on the wire:
+    "NoOrders(73) entry 2: OrderQty(38) was 'x', not a number".
+
+    Required: ListID (66), NoOrders (73). ContingencyType (1385) must be 1 (OCO), 2 (OTO) or
+    absent. TotNoOrders (68), when present, must equal the entries: a list split over several
+    messages (LastFragment 893) is not supported. BidType (394, required by FIX 4.4 but
+    meaningless for a contingent list) is not read. Orders on different symbols are kept
+    (an OCO across symbols is rare but valid). ClOrdIDs repeated within the list and lists of
+    fewer than two contingent orders are the stop book's to reject (`StopBook.submit_list`):
+    they are requests a broker answers, not malformed messages.
+
+    Args:
+        msg: a decoded 35=E.
+        source: where it came from, kept on the list and on each of its orders.
+        raw: the message as received, kept on the list and on each of its orders.
+
+    Returns:
+        The order list.
+
+    Raises:
+        FieldError: a missing or malformed field, or a ContingencyType not supported.
+    """
+    head: dict[int, bytes] = {}
+    entries: list[dict[int, bytes]] = []
+    values = head
+    entry_tags = _LIST_ENTRY_TAGS
+    for tag, value in msg.fields[3:-1]:
+        if tag == 11:
+            values = {}
+            entries.append(values)
+        elif tag in entry_tags and (tag in values or values is head):
+            # An order field before the first 11, or twice in one entry: an entry without
+            # its ClOrdID began here (nested groups such as Parties (453) use other tags).
+            msg_text = (
+                f"NoOrders(73) entry {len(entries) + 1}: ClOrdID(11) missing, "
+                f"{_LIST_LABELS.get(tag) or label(tag)} received before it"
+            )
+            raise FieldError(11, msg_text)
+        values.setdefault(tag, value)
+
+    list_id = head.get(66)
+    if list_id is None:
+        msg_text = "ListID(66) missing"
+        raise FieldError(66, msg_text)
+    contingency_raw = head.get(1385)
+    contingency_type = None
+    if contingency_raw is not None:
+        contingency_type = _CONTINGENCY_TYPES.get(contingency_raw)
+        if contingency_type is None:
+            msg_text = f"ContingencyType(1385)={show(contingency_raw)} not supported"
+            raise FieldError(1385, msg_text)
+    _list_count(head.get(73), 73, "NoOrders", len(entries), "entries")
+    if not entries:
+        msg_text = "NoOrders(73) was 0, a list needs at least one order"
+        raise FieldError(73, msg_text)
+    total = head.get(68)
+    if total is not None:
+        _list_count(total, 68, "TotNoOrders", len(entries), "orders in the message")
+    ts_event = _event_time(head)
+
+    account = head.get(1)
+    orders: list[tuple[int, OrderRequest]] = []
+    seen: dict[int, int] = {}  # ListSeqNo (67) -> entry number
+    for number, values in enumerate(entries, 1):
+        try:
+            if account is not None and 1 not in values:
+                values[1] = account
+            seq_raw = values.get(67)
+            if seq_raw is None:
+                seq = number
+            elif not seq_raw.isdigit():
+                msg_text = f"ListSeqNo(67) was '{show(seq_raw)}', not an integer"
+                raise FieldError(67, msg_text)
+            else:
+                seq = int(seq_raw)
+                other = seen.get(seq)
+                if other is not None:
+                    msg_text = f"ListSeqNo(67) was {seq}, as in entry {other}"
+                    raise FieldError(67, msg_text)
+                seen[seq] = number
+            order = _order_request(values, "D", source, raw, ts_event)
+            if order.order_qty is None:
+                msg_text = "OrderQty(38) missing"
+                raise FieldError(38, msg_text)
+        except FieldError as error:
+            msg_text = f"NoOrders(73) entry {number}: {error.reason}"
+            raise FieldError(error.tag, msg_text) from None
+        orders.append((seq, order))
+    if seen:
+        if len(seen) != len(orders):
+            number = next(n for n, values in enumerate(entries, 1) if 67 not in values)
+            msg_text = f"NoOrders(73) entry {number}: ListSeqNo(67) missing, other entries have one"
+            raise FieldError(67, msg_text)
+        orders.sort(key=_list_seq_no)
+    return OrderList(
+        list_id=_text(list_id),
+        contingency_type=contingency_type,
+        orders=tuple(order for _, order in orders),
+        ts_event=ts_event,
+        raw=raw,
+        source=source,
+    )
+
+
+def _list_seq_no(numbered: tuple[int, OrderRequest]) -> int:
+    return numbered[0]
 
 
 def _parse_market_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
@@ -724,6 +888,10 @@ def _parse_execution_events(msg: FixMessage, source: str, raw: bytes) -> list[Ev
     return [parse_execution_report(msg, source=source, raw=raw)]
 
 
+def _parse_order_list_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
+    return [parse_order_list(msg, source=source, raw=raw)]
+
+
 _PARSERS: dict[str, Callable[[FixMessage, str, bytes], list[Event]]] = {
     "W": _parse_market_events,
     "X": _parse_market_events,
@@ -731,6 +899,7 @@ _PARSERS: dict[str, Callable[[FixMessage, str, bytes], list[Event]]] = {
     "D": _parse_order_events,
     "F": _parse_order_events,
     "G": _parse_order_events,
+    "E": _parse_order_list_events,
 }
 
 
@@ -754,11 +923,7 @@ def parse_message(msg: FixMessage, source: str = "", raw: bytes = b"") -> list[E
         return parser(msg, source, raw)
     if msg.msg_type in ADMIN_MSG_TYPES:
         return []
-    if msg.msg_type == "E":
-        # NewOrderList (OCO / bracket orders, ContingencyType 1385) comes with the order-list flow.
-        reason = "MsgType(35)=E (NewOrderList) not yet supported"
-    else:
-        reason = f"MsgType(35)={msg.msg_type} not supported"
+    reason = f"MsgType(35)={msg.msg_type} not supported"
     raise FieldError(35, reason)
 
 
@@ -1030,14 +1195,14 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
     ]
 
 
-_TOKEN_PARSED_TYPES = frozenset((b"8", b"D", b"F", b"G"))
+_TOKEN_PARSED_TYPES = frozenset((b"8", b"D", b"F", b"G", b"E"))
 _SLOW_PATH_TAG_INTS = frozenset((*DATA_LENGTH_TAGS, *DATA_TAGS, 8, 9, 10, 35))
 
 
 def _parse_tokens(
     tokens: list[bytes], first: int, last: int, line: bytes, source: str
 ) -> list[Event] | None:
-    """Parse one plainly framed order message (35=8/D/F/G) straight from its chunk tokens.
+    """Parse one plainly framed order message (35=8/D/F/G/E) straight from its chunk tokens.
 
     Returns None, for the careful path to judge, when a tag is not a plain positive number,
     a header or data field appears in the body, or the message does not parse (the careful
@@ -1087,7 +1252,8 @@ def decode_lines(
         step_id: the dataflow step recorded on dead letters.
         ts_init: the time recorded on dead letters (int UTC ns, chosen by the caller).
         instruments: the configured instrument list; events of other symbols become dead
-            letters (one per symbol and line), the line's other events go on.
+            letters (one per symbol and line), the line's other events go on. An `OrderList`
+            is kept only when every one of its orders is on a configured symbol.
 
     Returns:
         The events, dead letters and counts of the batch.
@@ -1279,8 +1445,25 @@ def _unknown_symbol_letters(
 def _keep_instruments(
     parsed: list[Event], instruments: frozenset[str], events: list[Event], unknown: list[str]
 ) -> None:
+    order_list = OrderList
     for event in parsed:
         if event.symbol in instruments:
+            if type(event) is order_list and not _list_known(event, instruments, unknown):
+                continue
             events.append(event)
         elif event.symbol not in unknown:
             unknown.append(event.symbol)
+
+
+def _list_known(orders: OrderList, instruments: frozenset[str], unknown: list[str]) -> bool:
+    """Whether every order of a list is on a configured instrument; note those that are not.
+
+    A list is kept or refused whole: half a contingent list would change what the client asked.
+    """
+    known = True
+    for order in orders.orders:
+        if order.symbol not in instruments:
+            known = False
+            if order.symbol not in unknown:
+                unknown.append(order.symbol)
+    return known

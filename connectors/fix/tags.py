@@ -35,6 +35,10 @@ NAMES: dict[int, str] = {
     58: "Text",
     59: "TimeInForce",
     60: "TransactTime",
+    66: "ListID",
+    67: "ListSeqNo",
+    68: "TotNoOrders",
+    73: "NoOrders",
     89: "Signature",
     90: "SecureDataLen",
     91: "SecureData",
@@ -82,6 +86,7 @@ NAMES: dict[int, str] = {
     622: "EncodedLegSecurityDesc",
     836: "PegOffsetType",
     880: "TrdMatchID",
+    1385: "ContingencyType",
 }
 
 # Length field -> the data field it measures. A data value may contain SOH, so the framer

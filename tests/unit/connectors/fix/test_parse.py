@@ -228,7 +228,7 @@ def test_parse_entry_time_just_before_midnight_sent_after() -> None:
             "MDEntryTime(273) was '7:30', not a UTCTimeOnly",
         ),
         ([(35, "AE"), (52, SENT)], 35, "MsgType(35)=AE not supported"),
-        ([(35, "E"), (52, SENT)], 35, "MsgType(35)=E (NewOrderList) not yet supported"),
+        ([(35, "E"), (52, SENT)], 66, "ListID(66) missing"),
     ],
 )
 def test_parse_field_errors(pairs: list, tag: int, reason: str) -> None:
