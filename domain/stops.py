@@ -16,7 +16,7 @@ Orders (`StopOrder`, built from a 35=D by `order_from_request`):
   acceptance (`session_close`, UTC; no holiday calendar). An order is gone *at* its expiry time:
   every call first expires what is due at its event time, so a quote at or after the expiry
   cannot trigger the order. A replace keeps the original expiry.
-- Contingent lists (`submit_list`; NewOrderList 35=E is not decoded yet): ContingencyType (1385)
+- Contingent lists (`submit_list`; from NewOrderList 35=E in `flows.stops`): ContingencyType (1385)
   1, OCO: when a leg triggers, or a fill of a leg is reported, the other legs are cancelled in
   the same step. 2, OTO: the first order is the entry, the rest are its children, held back
   until the entry is FULLY filled (`on_fill`); two or more children are linked as an OCO

@@ -17,15 +17,22 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
-from domain.events import OrderEvent
+from domain.events import OrderEvent, OrderList
 from flows.context import FlowContext
 from flows.operators import ORDER_TYPES
 from sinks.ledger import LedgerSink
 
 
 def order_events_of(batch: DecodedBatch) -> list[list[OrderEvent]]:
-    """The chunk's order events as one list (none when it has none)."""
-    events = [event for event in batch.events if type(event) in ORDER_TYPES]
+    """The chunk's order events as one list (none when it has none); a NewOrderList (35=E)
+    books as the orders it places."""
+    events: list[OrderEvent] = []
+    for event in batch.events:
+        kind = type(event)
+        if kind in ORDER_TYPES:
+            events.append(event)
+        elif kind is OrderList:
+            events.extend(event.orders)
     return [events] if events else []
 
 

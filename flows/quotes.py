@@ -23,6 +23,7 @@ from bytewax.dataflow import Stream
 
 from brokerflow.metrics import FlowStats
 from connectors.fix import DecodedBatch
+from domain.events import OrderList
 from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
 from flows.context import FlowContext
 from flows.operators import MD_TYPES, ORDER_TYPES
@@ -48,7 +49,7 @@ def make_sharder(shards: int, stats: FlowStats, with_orders: bool):
             kind = type(event)
             if kind in MD_TYPES:
                 is_order = False
-            elif with_orders and kind in ORDER_TYPES:
+            elif with_orders and (kind in ORDER_TYPES or kind is OrderList):
                 is_order = True
             else:
                 continue
@@ -117,9 +118,13 @@ class QuoteShardLogic(op.StatefulBatchLogic[tuple[list, bool], tuple[str, list],
         coalescer = self.coalescer
         quotes: list[Quote] = []
         audit: list = []
+        make_audit = self.make_audit
         for events, has_orders in values:
             if not has_orders:
                 quotes += coalescer.apply(events)
+                continue
+            if make_audit is None:  # order events routed here for another flow (stops)
+                quotes += coalescer.apply([e for e in events if type(e) in MD_TYPES])
                 continue
             # Market data up to each order event first, so its snapshot is the state then.
             run: list = []
@@ -130,8 +135,10 @@ class QuoteShardLogic(op.StatefulBatchLogic[tuple[list, bool], tuple[str, list],
                 if run:
                     quotes += coalescer.apply(run)
                     run = []
-                snapshot = coalescer.quote_at(event.symbol, event.ts_event)
-                audit.append(self.make_audit(event, snapshot))
+                # A NewOrderList (35=E) is audited as the orders it places.
+                for order in event.orders if type(event) is OrderList else (event,):
+                    snapshot = coalescer.quote_at(order.symbol, order.ts_event)
+                    audit.append(make_audit(order, snapshot))
             if run:
                 quotes += coalescer.apply(run)
         if len(coalescer.books) != self._symbols:

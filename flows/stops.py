@@ -44,6 +44,7 @@ from domain.events import (
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
+    OrderList,
     OrderRequest,
 )
 from domain.quotes import SymbolBook, apply_increment, apply_snapshot
@@ -59,6 +60,7 @@ from domain.stops import (
     StopBook,
     StopOrder,
     Triggered,
+    order_from_request,
 )
 from flows.context import FlowContext
 from sinks.alerts import AlertSink
@@ -161,6 +163,8 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
                     self._quote(book, event.ts_event, effects, last=True)
                 elif kind is OrderRequest:
                     self._request(event, effects)
+                elif kind is OrderList:
+                    self._order_list(event, effects)
                 elif kind is ExecutionReport:
                     self._fill(event, effects)
         return ([effects] if effects else []), self.RETAIN
@@ -185,6 +189,26 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
         elif request.orig_cl_ord_id is None or request.orig_cl_ord_id not in stops:
             return  # a cancel or replace of an order the ledger alone knows
         self._apply(stops.apply_request(request), effects, request)
+
+    def _order_list(self, order_list: OrderList, effects: StopEffects) -> None:
+        """OCO (1385=1) and OTO/bracket (1385=2) lists go to the book whole; the stop orders
+        of a plain list are taken one by one, like 35=D."""
+        if order_list.contingency_type is None:
+            for request in order_list.orders:
+                self._request(request, effects)
+            return
+        orders: list[StopOrder] = []
+        for request in order_list.orders:
+            order = _list_leg(request)
+            if type(order) is Rejected:
+                reason = f"{order.reason} (NewOrderList {order_list.list_id})"
+                self._apply([Rejected(order.cl_ord_id, reason, order.ts_ns)], effects, request)
+                return
+            orders.append(order)
+        outcomes = self.state.stops.submit_list(
+            orders, int(order_list.contingency_type), order_list.list_id, order_list.ts_event
+        )
+        self._apply(outcomes, effects, order_list.orders[0])
 
     def _fill(self, report: ExecutionReport, effects: StopEffects) -> None:
         cl_ord_id = report.cl_ord_id
@@ -242,6 +266,7 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
             elif kind is Rejected:
                 count("stops_rejected", 1)
                 if request is not None:
+                    count("dead_letters", 1)
                     effects.dead_letters.append(
                         DeadLetter(
                             source=request.source,
@@ -297,6 +322,23 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _list_leg(request: OrderRequest) -> StopOrder | Rejected:
+    """A leg of a contingent list: a stop order, or a limit/market order the book tracks."""
+    if request.ord_type in STOP_ORD_TYPES:
+        return order_from_request(request)
+    return StopOrder(
+        cl_ord_id=request.cl_ord_id,
+        symbol=request.symbol,
+        side=request.side,
+        order_qty=request.order_qty,
+        ord_type=request.ord_type,
+        price=request.price,
+        time_in_force=request.time_in_force or "0",
+        expire_time=request.expire_time,
+        account=request.account,
+    )
 
 
 def _fields(row: StopRow) -> dict:

@@ -194,3 +194,62 @@ def test_day_stop_expires_at_the_close_in_event_time(tmp_path, settings_factory,
     assert summary["stops"] == {"accepted": 1, "expired": 1}
     assert stop_rows(s.postgres_dsn)["S1"][0] == "EXPIRED"
     assert children(out) == []
+
+
+def order_list(list_id: str, contingency: str, entries: list[list[tuple[int, object]]],
+               at_ms: int, seq: int) -> bytes:  # fmt: skip
+    pairs: list[tuple[int, object]] = [(66, list_id), (1385, contingency), (73, len(entries))]
+    for n, entry in enumerate(entries, 1):
+        pairs += [entry[0], (67, n), *entry[1:]]
+    return fix("E", pairs, seq, ts(at_ms))
+
+
+def leg(cl_ord_id: str, side: str, ord_type: str, at_ms: int, **prices: str) -> list:
+    out: list[tuple[int, object]] = [(11, cl_ord_id), (1, "ACC1"), (55, "ACME"), (54, side),
+                                     (60, ts(at_ms)), (38, 100), (40, ord_type)]  # fmt: skip
+    if "stop" in prices:
+        out.append((99, prices["stop"]))
+    if "limit" in prices:
+        out.append((44, prices["limit"]))
+    out.append((59, "1"))
+    return out
+
+
+def test_oco_of_two_stops_cancels_the_sibling_when_one_fires(tmp_path, settings):
+    lines = [
+        trade("100.00", 0, 1),
+        order_list("L1", "1", [leg("S1", "2", "3", 100, stop="99.50"),
+                               leg("B1", "1", "3", 100, stop="101.00")], 100, 2),  # fmt: skip
+        trade("99.40", 1_000, 3),
+        trade("101.50", 2_000, 4),  # would fire B1, which the OCO cancelled
+    ]
+    summary, out = run(tmp_path, settings, lines)
+    rows = stop_rows(settings.postgres_dsn)
+    assert (rows["S1"][0], rows["B1"][0]) == ("TRIGGERED", "CANCELLED")
+    assert [c[11] for c in children(out)] == [b"S1.T"]
+    [(placed,)] = audit_rows(
+        settings, "SELECT count() FROM audit_log FINAL WHERE event_type = 'ORDER_PLACED'"
+    )
+    assert placed == 2  # the list is audited as the two orders it places
+
+
+def test_bracket_activates_only_after_the_entry_is_fully_filled(tmp_path, settings):
+    from tests.flows.test_executions_flow import fill
+
+    lines = [
+        trade("100.00", 0, 1),
+        order_list("BR1", "2", [leg("E1", "1", "2", 100, limit="100.00"),
+                                leg("TP1", "2", "2", 100, limit="102.00"),
+                                leg("SL1", "2", "3", 100, stop="99.00")], 100, 2),  # fmt: skip
+        fill("X1", "E1", "ACC1", 40, 40, "100.00", 500, 3),  # partial: children still held
+        trade("98.90", 600, 4),  # below the stop-loss, which is not live yet
+        trade("99.50", 650, 5),
+        fill("X2", "E1", "ACC1", 60, 100, "100.00", 700, 6),  # full: take-profit out, stop live
+        trade("98.80", 900, 7),  # the stop-loss fires; the take-profit is cancelled (OCO)
+    ]
+    summary, out = run(tmp_path, settings, lines)
+    assert [c[11] for c in children(out)] == [b"E1", b"TP1", b"SL1.T"]
+    rows = stop_rows(settings.postgres_dsn)
+    status, stop_px, trigger_px, *_ = rows["SL1"]
+    assert (status, stop_px, trigger_px) == ("TRIGGERED", Decimal("99.00"), Decimal("98.80"))
+    assert summary["dead_letters"] == 0
