@@ -253,3 +253,56 @@ def test_bracket_activates_only_after_the_entry_is_fully_filled(tmp_path, settin
     status, stop_px, trigger_px, *_ = rows["SL1"]
     assert (status, stop_px, trigger_px) == ("TRIGGERED", Decimal("99.00"), Decimal("98.80"))
     assert summary["dead_letters"] == 0
+
+
+def replace(cl_ord_id: str, orig: str, side: str, stop_px: str, at_ms: int, seq: int) -> bytes:
+    pairs = [(11, cl_ord_id), (41, orig), (1, "ACC1"), (55, "ACME"), (54, side),
+             (60, ts(at_ms)), (38, 100), (40, "3"), (99, stop_px), (59, "1")]  # fmt: skip
+    return fix("G", pairs, seq, ts(at_ms))
+
+
+def test_replace_moves_the_stop_and_a_side_change_is_rejected(tmp_path, settings):
+    lines = [
+        trade("100.00", 0, 1),
+        stop("S1", "2", "99.50", 100, 2),
+        replace("S2", "S1", "2", "98.00", 200, 3),  # lower the stop
+        replace("S3", "S2", "1", "101.00", 300, 4),  # side change: refused, S2 stays
+        trade("99.00", 400, 5),  # would have fired the old stop, not the new one
+        trade("97.90", 500, 6),
+    ]
+    summary, out = run(tmp_path, settings, lines)
+    rows = stop_rows(settings.postgres_dsn)
+    assert rows["S1"][0] == "CANCELLED"
+    assert rows["S2"][:3] == ("TRIGGERED", Decimal("98.00"), Decimal("97.90"))
+    assert "S3" not in rows
+    assert [c[11] for c in children(out)] == [b"S2.T"]
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        reasons = [r for (r,) in conn.execute("SELECT reason FROM dead_letters")]
+    assert any("S3 rejected" in r and "Side(54)" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    ("reference", "second", "price"),
+    [("bid", 1, "99.40"), ("mid", 2, "99.45"), ("ask", 3, "99.45"), ("last", 4, "99.40")],
+)
+def test_each_reference_price_fires_on_its_own_price(
+    tmp_path, settings_factory, monkeypatch, reference, second, price
+):
+    s = settings_factory(stop_reference=reference)
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account,owner,cash\nACC1,alice,100000\n")
+    load(s, "accounts", accounts, monkeypatch)
+    lines = [
+        snapshot("ACME", 0, "99.90", 100, "100.10", 100, seq=1),
+        trade("100.00", 50, 2),
+        stop("S1", "2", "99.50", 100, 3),
+        # Each move takes one more reference through the 99.50 sell stop (W carries no trade).
+        snapshot("ACME", 1_000, "99.40", 100, "99.90", 100, seq=4),  # bid 99.40, mid 99.65
+        snapshot("ACME", 2_000, "99.30", 100, "99.60", 100, seq=5),  # mid 99.45
+        snapshot("ACME", 3_000, "99.00", 100, "99.45", 100, seq=6),  # ask 99.45
+        trade("99.40", 4_000, 7),  # last 99.40
+    ]
+    run(tmp_path, s, lines)
+    status, _, trigger_px, triggered_at, _ = stop_rows(s.postgres_dsn)["S1"]
+    assert (status, trigger_px) == ("TRIGGERED", Decimal(price))
+    assert triggered_at.second == second
