@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         redis_stream_maxlen: approximate cap of the `stream:*` Redis streams.
         stop_reference: the price stops trigger on unless an order says otherwise: last trade,
             bid, ask or mid.
+        margin_mark_ms: marks for margin are published at most once per this many ms of event
+            time per symbol (bounds the fan-out to holders).
+        margin_grace_s: event time a margin call may stand before LIQUIDATION.
+        margin_concentration_share: a position above this share of the gross value raises a
+            CONCENTRATION alert (and, with a rate, the add-on).
+        margin_concentration_rate: the maintenance rate of such a position (None: no add-on).
         session_close_utc: "HH:MM" UTC at which Day orders expire (21:00 = 16:00 New York
             in winter).
     """
@@ -83,6 +89,10 @@ class Settings(BaseSettings):
     redis_stream_maxlen: int = Field(default=100_000, gt=0)
     stop_reference: Literal["last", "bid", "ask", "mid"] = "last"
     session_close_utc: str = Field(default="21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    margin_mark_ms: int = Field(default=250, gt=0)
+    margin_grace_s: int = Field(default=3600, ge=0)
+    margin_concentration_share: float = Field(default=0.25, gt=0, lt=1)
+    margin_concentration_rate: float | None = Field(default=None, gt=0, le=1)
 
     @field_validator("instruments", mode="before")
     @classmethod

@@ -14,6 +14,8 @@ class FlowContext:
     """Settings and resolved endpoints of one run.
 
     Attributes:
+        margin_opening: the accounts' opening state for the margin flow (`sinks.margin.
+            load_accounts`), read before the run starts.
         orders_out: where the stop engine's child orders go (a FIX file), or None.
         live: the input is live (FIX session, Kafka, paced simulator): held quotes are also
             flushed by a wall-clock timer when the market goes quiet. Replays leave it off, so
@@ -26,3 +28,4 @@ class FlowContext:
     stats: FlowStats = field(default_factory=FlowStats)
     live: bool = False
     orders_out: Path | None = None
+    margin_opening: dict | None = None

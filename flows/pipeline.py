@@ -9,7 +9,10 @@
            -> flows.audit   (audit records -> ClickHouse audit_log; quotes -> market_ticks)
            -> flows.stops   (stop orders + every price -> triggers: stop_orders, children to
                              --orders-out, STOP_TRIGGERED alerts, ORDER_TRIGGERED audit rows)
-           -> (later issues: margin, surveillance)
+           -> flows.margin  (published quotes + fills -> holders index by symbol -> account
+                             figures, MARGIN_CALL / CURED / LIQUIDATION / CONCENTRATION alerts,
+                             account_margin)
+           -> (later issues: surveillance)
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from bytewax.inputs import Source
 
 from connectors.raw import RawChunk
 from domain.errors import ConfigError
-from flows import audit, ledger, quotes, stops
+from flows import audit, ledger, margin, quotes, stops
 from flows.context import FlowContext
 from flows.operators import dead_letters_of, make_decoder
 from sinks.postgres import DeadLetterSink
 
-ALL_FLOWS = ("quotes", "ledger", "audit", "stops")
+ALL_FLOWS = ("quotes", "ledger", "audit", "stops", "margin")
 """The flows `build_pipeline` can attach; all of them by default. Dead letters always go out."""
 
 
@@ -56,13 +59,15 @@ def build_pipeline(
     letters = op.flat_map("collect_dead_letters", decoded, dead_letters_of)
     op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn))
     with_audit = "audit" in chosen
-    if chosen & {"quotes", "audit", "stops"}:
+    if chosen & {"quotes", "audit", "stops", "margin"}:
         shards = quotes.shard(decoded, ctx, with_orders=with_audit or "stops" in chosen)
-        if chosen & {"quotes", "audit"}:
+        if chosen & {"quotes", "audit", "margin"}:
             make_audit = audit.make_audit if with_audit else None
             streams = quotes.attach(shards, ctx, make_audit=make_audit)
             if with_audit:
                 audit.attach(streams, ctx)
+            if "margin" in chosen:
+                margin.attach(streams.quotes, decoded, ctx)
         if "stops" in chosen:
             stops.attach(shards, ctx, with_audit)
     if "ledger" in chosen:

@@ -68,8 +68,17 @@ def replay(
     for path in files:
         check_fix_file(path)
     endpoints = prepare_stores(settings, chosen)
+    opening = None
+    if "margin" in chosen:
+        from sinks.margin import load_accounts
+
+        opening = load_accounts(endpoints.postgres_dsn)
     ctx = FlowContext(
-        settings, endpoints.redis_url, endpoints.postgres_dsn, orders_out=orders_out
+        settings,
+        endpoints.redis_url,
+        endpoints.postgres_dsn,
+        orders_out=orders_out,
+        margin_opening=opening,
     )
     flow = build_pipeline(FixLogSource(files), ctx, chosen)
     t0 = time.perf_counter()

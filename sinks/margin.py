@@ -1,0 +1,152 @@
+"""Sinks layer: the margin flow's reads and writes in PostgreSQL.
+
+`load_accounts(dsn)` reads the opening state of the accounts (cash, rates, holdings, the last
+margin state) once, before the dataflow starts, so that the ledger writing in the same run can
+never be read half-way; `AccountMarginSink` upserts `account_margin`, the current
+figures and state of every account, one `executemany` per batch in one transaction, keeping
+the latest row per account of the batch (idempotent: a replay writes the same rows again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+import psycopg
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from sinks.postgres import PgBatchWriter
+from sinks.retry import RetryPolicy
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OpeningAccount:
+    """An account as the ledger holds it when the flow starts."""
+
+    account: str
+    owner: str
+    cash: Decimal
+    initial_margin: Decimal
+    maintenance_margin: Decimal
+    holdings: dict[str, Decimal]
+    margin_state: str = "NORMAL"
+    call_since_ns: int | None = None
+    as_of_ns: int = 0  # account_margin.event_time: the state already includes events up to it
+
+
+def load_accounts(
+    dsn: str, keep: Callable[[str], bool] = lambda _: True
+) -> dict[str, OpeningAccount]:
+    """The accounts for which `keep(account)` is true, with their non-zero holdings."""
+    out: dict[str, OpeningAccount] = {}
+    with psycopg.connect(dsn) as conn:
+        for account, owner, cash, initial, maintenance in conn.execute(
+            "SELECT account, owner, cash, initial_margin, maintenance_margin FROM accounts"
+        ):
+            if keep(account):
+                out[account] = OpeningAccount(account, owner, cash, initial, maintenance, {})
+        for account, symbol, quantity in conn.execute(
+            "SELECT account, symbol, quantity FROM holdings WHERE quantity <> 0"
+        ):
+            opening = out.get(account)
+            if opening is not None:
+                opening.holdings[symbol] = quantity
+        for account, state, call_since, event_time in conn.execute(
+            "SELECT account, state, call_since, event_time FROM account_margin"
+        ):
+            opening = out.get(account)
+            if opening is None or event_time is None:
+                continue
+            as_of = _ns(event_time)
+            if state != "NORMAL" and call_since is not None:
+                opening = replace(opening, margin_state=state, call_since_ns=_ns(call_since))
+            out[account] = replace(opening, as_of_ns=as_of)
+    return out
+
+
+def _ns(moment: dt.datetime) -> int:
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+def holders_of(opening: dict[str, OpeningAccount]) -> dict[str, dict[str, Decimal]]:
+    """symbol -> {account: quantity} of the opening holdings."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for a in opening.values():
+        for symbol, quantity in a.holdings.items():
+            out.setdefault(symbol, {})[a.account] = quantity
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class MarginRow:
+    """One `account_margin` row."""
+
+    account: str
+    equity: Decimal
+    gross_value: Decimal
+    ratio: Decimal | None
+    state: str
+    event_ns: int
+    call_since_ns: int | None = None
+
+
+_UPSERT = """
+INSERT INTO account_margin
+    (account, equity, gross_value, ratio, state, event_time, call_since, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, now())
+ON CONFLICT (account) DO UPDATE SET equity = EXCLUDED.equity,
+    gross_value = EXCLUDED.gross_value, ratio = EXCLUDED.ratio, state = EXCLUDED.state,
+    event_time = EXCLUDED.event_time, call_since = EXCLUDED.call_since, updated_at = now()
+WHERE account_margin.event_time IS NULL OR account_margin.event_time <= EXCLUDED.event_time
+"""
+
+
+def _time(ns: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+def write_margin_rows(conn: psycopg.Connection, rows: Sequence[MarginRow]) -> int:
+    """Upsert the latest row per account in one transaction (never an older over a newer)."""
+    latest: dict[str, MarginRow] = {}
+    for row in rows:
+        latest[row.account] = row
+    params = [
+        (r.account, r.equity, r.gross_value, r.ratio, r.state, _time(r.event_ns),
+         None if r.call_since_ns is None else _time(r.call_since_ns))
+        for r in sorted(latest.values(), key=lambda r: r.account)
+    ]  # fmt: skip
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_UPSERT, params)
+    return len(params)
+
+
+class _MarginPartition(StatelessSinkPartition[list[MarginRow]]):
+    def __init__(self, writer: PgBatchWriter[MarginRow]) -> None:
+        self._writer = writer
+
+    def write_batch(self, items: list[list[MarginRow]]) -> None:
+        self._writer.write([row for batch in items for row in batch])
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class AccountMarginSink(DynamicSink[list[MarginRow]]):
+    """Bytewax sink of `account_margin` row lists."""
+
+    def __init__(self, dsn: str, policy: RetryPolicy | None = None) -> None:
+        self._dsn = dsn
+        self._policy = policy
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[list[MarginRow]]:
+        writer: PgBatchWriter[MarginRow] = PgBatchWriter(
+            self._dsn, write_margin_rows, self._policy
+        )
+        writer.connect()
+        return _MarginPartition(writer)
