@@ -15,7 +15,8 @@ class FlowContext:
 
     Attributes:
         margin_opening: the accounts' opening state for the margin flow (`sinks.margin.
-            load_accounts`), read before the run starts.
+            load_accounts`), read before the run starts; `margin_marks` the marks it starts with
+            (`sinks.margin.opening_marks`, from the latest Redis quotes).
         orders_out: where the stop engine's child orders go (a FIX file), or None.
         live: the input is live (FIX session, Kafka, paced simulator): held quotes are also
             flushed by a wall-clock timer when the market goes quiet. Replays leave it off, so
@@ -29,3 +30,4 @@ class FlowContext:
     live: bool = False
     orders_out: Path | None = None
     margin_opening: dict | None = None
+    margin_marks: dict | None = None

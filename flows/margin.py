@@ -212,6 +212,8 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
         )
         self.alert_share = Decimal(repr(settings.margin_concentration_share))
         self.opening: dict[str, OpeningAccount] = ctx.margin_opening or {}
+        self.marks: dict[str, Decimal] = ctx.margin_marks or {}
+        self.stats = ctx.stats
         self.state: AccountShard | None = pickle.loads(resume) if resume is not None else None
 
     def _load(self, n: int) -> AccountShard:
@@ -224,6 +226,7 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
                         MarginState(a.margin_state), a.call_since_ns or 0, self.policy.grace_ns
                     ),
                     as_of_ns=a.as_of_ns,
+                    marks={s: self.marks[s] for s in a.holdings if s in self.marks},
                 )
                 for a in opening
             }
@@ -278,6 +281,11 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
     def _evaluate(self, account: str, ts: int, effects: MarginEffects) -> None:
         acct = self.state.accounts[account]
         figures = self.figures(account)
+        if figures.unmarked:
+            # A held symbol has no mark yet: no verdict and no row (valuing it at 0 would
+            # invent a loss); counted, and evaluated again when its first mark arrives.
+            self.stats.add("margin_unmarked_evaluations", 1)
+            return
         was_call = acct.monitor.due_ns()
         for t in acct.monitor.update(figures, ts):
             effects.alerts.append(_alert(account, acct, t))

@@ -18,6 +18,7 @@ import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from sinks.postgres import PgBatchWriter
+from sinks.redis import read_quotes
 from sinks.retry import RetryPolicy
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -70,6 +71,19 @@ def load_accounts(
 
 def _ns(moment: dt.datetime) -> int:
     return (moment - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+def opening_marks(redis_url: str, opening: dict[str, OpeningAccount]) -> dict[str, Decimal]:
+    """Marks (last trade, else mid) of the held symbols from the latest Redis quotes, so that a
+    restarted flow can judge an account before each of its symbols trades again."""
+    symbols = sorted({s for a in opening.values() for s in a.holdings})
+    marks: dict[str, Decimal] = {}
+    for symbol, doc in read_quotes(redis_url, symbols).items():
+        if doc.get("ltp") is not None:
+            marks[symbol] = Decimal(repr(doc["ltp"]))
+        elif doc.get("bid") is not None and doc.get("ask") is not None:
+            marks[symbol] = (Decimal(repr(doc["bid"])) + Decimal(repr(doc["ask"]))) / 2
+    return marks
 
 
 def holders_of(opening: dict[str, OpeningAccount]) -> dict[str, dict[str, Decimal]]:

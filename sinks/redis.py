@@ -180,6 +180,21 @@ class QuoteWriter:
             raise errors[0]
 
 
+def read_quotes(url: str, symbols: list[str], chunk: int = 10_000) -> dict[str, dict]:
+    """The current `quote:{SYMBOL}` documents of `symbols` (those Redis has), MGET in chunks."""
+    out: dict[str, dict] = {}
+    client = redis.Redis.from_url(url)
+    try:
+        for start in range(0, len(symbols), chunk):
+            names = symbols[start : start + chunk]
+            for symbol, raw in zip(names, client.mget([f"quote:{s}" for s in names]), strict=True):
+                if raw:
+                    out[symbol] = json.loads(raw)
+    finally:
+        client.close()
+    return out
+
+
 def pack_command(args: list[bytes]) -> bytes:
     """Encode one command in RESP (a bulk string per argument)."""
     parts = [b"*%d\r\n" % len(args)]

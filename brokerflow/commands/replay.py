@@ -68,17 +68,19 @@ def replay(
     for path in files:
         check_fix_file(path)
     endpoints = prepare_stores(settings, chosen)
-    opening = None
+    opening = marks = None
     if "margin" in chosen:
-        from sinks.margin import load_accounts
+        from sinks.margin import load_accounts, opening_marks
 
         opening = load_accounts(endpoints.postgres_dsn)
+        marks = opening_marks(endpoints.redis_url, opening)
     ctx = FlowContext(
         settings,
         endpoints.redis_url,
         endpoints.postgres_dsn,
         orders_out=orders_out,
         margin_opening=opening,
+        margin_marks=marks,
     )
     flow = build_pipeline(FixLogSource(files), ctx, chosen)
     t0 = time.perf_counter()

@@ -130,3 +130,16 @@ def test_replaying_the_same_day_adds_no_alert(tmp_path, settings, monkeypatch):
     first = alerts(settings.postgres_dsn)
     run(tmp_path, settings, lines)
     assert alerts(settings.postgres_dsn) == first and len(first) == 1
+
+
+def test_unmarked_symbol_gives_no_verdict_until_its_first_mark(tmp_path, settings, monkeypatch):
+    # Long 1,000 XYZ and 100 QQQ; cash -8,000. XYZ trades at 10 but QQQ has no price yet:
+    # valued at 0 the account would look called (2,000 < 3,000); it is not judged at all.
+    setup(tmp_path, settings, monkeypatch, "ACC6,fay,-8000\n",
+          "ACC6,XYZ,1000,10\nACC6,QQQ,100,50\n")  # fmt: skip
+    summary = run(tmp_path, settings, [trade("XYZ", "10", 0, 1)])
+    assert alerts(settings.postgres_dsn) == [] and margin_row(settings.postgres_dsn, "ACC6") is None
+    # QQQ at 50: equity -8,000 + 10,000 + 5,000 = 7,000 >= 0.3 x 15,000 = 4,500: normal.
+    run(tmp_path, settings, [trade("QQQ", "50", 1_000, 2)], "next.fix")
+    assert margin_row(settings.postgres_dsn, "ACC6")[:2] == (Decimal(7000), Decimal(15000))
+    assert summary["messages"] == 1
