@@ -6,7 +6,7 @@ import argparse
 
 from brokerflow.settings import load_settings
 
-BENCHMARKS = ("ingest", "executions")
+BENCHMARKS = ("ingest", "executions", "stops")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -25,6 +25,25 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         type=int,
         help="run the simplefix yardstick over only the first N messages (default: all)",
     )
+    p.add_argument(
+        "--stops", type=int, default=1_000_000, help="stops: resting stops in the engine part"
+    )
+    p.add_argument("--symbols", type=int, default=5_000, help="stops: symbols")
+    p.add_argument(
+        "--quotes", type=int, default=1_000_000, help="stops: quotes fed to the engine part"
+    )
+    p.add_argument(
+        "--flow-stops",
+        type=int,
+        default=100_000,
+        help="stops: resting stops (35=D) in the end-to-end file (0 skips the end-to-end part)",
+    )
+    p.add_argument(
+        "--flow-quotes",
+        type=int,
+        default=300_000,
+        help="stops: market-data messages (35=X) in the end-to-end file",
+    )
     p.add_argument("--profile", action="store_true", help="profile the end-to-end run")
     p.set_defaults(func=run)
 
@@ -40,4 +59,15 @@ def run(args: argparse.Namespace) -> int:
             from bench import executions
 
             executions.run(settings, args.fills)
+        elif name == "stops":
+            from bench import stops
+
+            stops.run(
+                settings,
+                stops=args.stops,
+                symbols=args.symbols,
+                quotes=args.quotes,
+                flow_stops=args.flow_stops,
+                flow_quotes=args.flow_quotes,
+            )
     return 0
