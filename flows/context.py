@@ -17,6 +17,8 @@ class FlowContext:
         margin_opening: the accounts' opening state for the margin flow (`sinks.margin.
             load_accounts`), read before the run starts; `margin_marks` the marks it starts with
             (`sinks.margin.opening_marks`, from the latest Redis quotes).
+        recovery: state is snapshotted for Bytewax recovery; off, the stateful steps answer
+            Bytewax's per-epoch snapshot calls with None instead of pickling their state.
         orders_out: where the stop engine's child orders go (a FIX file), or None.
         live: the input is live (FIX session, Kafka, paced simulator): held quotes are also
             flushed by a wall-clock timer when the market goes quiet. Replays leave it off, so
@@ -31,3 +33,4 @@ class FlowContext:
     orders_out: Path | None = None
     margin_opening: dict | None = None
     margin_marks: dict | None = None
+    recovery: bool = False

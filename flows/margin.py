@@ -103,6 +103,7 @@ class MarkLogic(op.StatefulBatchLogic[Routed, tuple[str, list], bytes]):
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
         self.state: MarkShard | None = pickle.loads(resume) if resume is not None else None
+        self.recovery = ctx.recovery
         self.opening: dict[str, OpeningAccount] = ctx.margin_opening or {}
         self.interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
 
@@ -164,7 +165,9 @@ class MarkLogic(op.StatefulBatchLogic[Routed, tuple[str, list], bytes]):
             self._flush(None, out)
         return [(k, v) for k, v in out.items()], self.RETAIN
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> bytes | None:
+        if not self.recovery:
+            return None  # Bytewax asks at every epoch end; without recovery nobody reads it
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -215,6 +218,7 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
         self.marks: dict[str, Decimal] = ctx.margin_marks or {}
         self.stats = ctx.stats
         self.state: AccountShard | None = pickle.loads(resume) if resume is not None else None
+        self.recovery = ctx.recovery
 
     def _load(self, n: int) -> AccountShard:
         opening = [a for a in self.opening.values() if shard_of(a.account) == n]
@@ -328,7 +332,9 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
                 effects.alerts.append(_alert(account, acct, t))
             effects.rows.append(_row(account, acct, figures, due))
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> bytes | None:
+        if not self.recovery:
+            return None  # Bytewax asks at every epoch end; without recovery nobody reads it
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -87,7 +87,9 @@ class QuoteShardLogic(op.StatefulBatchLogic[tuple[list, bool], tuple[str, list],
         live: bool,
         stats: FlowStats,
         make_audit: Callable[[object, Quote | None], object] | None = None,
+        recovery: bool = True,
     ) -> None:
+        self.recovery = recovery
         self.coalescer: QuoteCoalescer = (
             pickle.loads(resume) if resume is not None else QuoteCoalescer(policy)
         )
@@ -168,7 +170,9 @@ class QuoteShardLogic(op.StatefulBatchLogic[tuple[list, bool], tuple[str, list],
             wait_s = max(0.0, (deadline - self.coalescer.watermark) / 1e9)
         return datetime.fromtimestamp(self._wall_ns / 1e9, UTC) + timedelta(seconds=wait_s)
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> bytes | None:
+        if not self.recovery:
+            return None  # Bytewax asks at every epoch end; without recovery nobody reads it
         return pickle.dumps(self.coalescer, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -209,7 +213,9 @@ def attach(
     tagged = op.stateful_batch(
         "coalesce_quotes",
         shards,
-        lambda resume: QuoteShardLogic(policy, resume, ctx.live, stats, make_audit),
+        lambda resume: QuoteShardLogic(
+            policy, resume, ctx.live, stats, make_audit, ctx.recovery
+        ),
     )
     split = op.branch("split_quotes_audit", op.key_rm("unkey_quotes", tagged), _is_quotes)
     quotes = op.map("quote_batches", split.trues, _payload)

@@ -123,6 +123,7 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
     """The stop engine of one shard as Bytewax state."""
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
+        self.recovery = ctx.recovery
         if resume is not None:
             self.state: StopShardState = pickle.loads(resume)
         else:
@@ -320,7 +321,9 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
         )  # fmt: skip
         self.stats.add("stops_triggered", 1)
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> bytes | None:
+        if not self.recovery:
+            return None  # Bytewax asks at every epoch end; without recovery nobody reads it
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 

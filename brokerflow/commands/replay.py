@@ -81,6 +81,7 @@ def replay(
         orders_out=orders_out,
         margin_opening=opening,
         margin_marks=marks,
+        recovery=recovery_dir is not None,
     )
     flow = build_pipeline(FixLogSource(files), ctx, chosen)
     t0 = time.perf_counter()
