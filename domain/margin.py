@@ -351,3 +351,57 @@ class MarginMonitor:
                 "LIQUIDATION", self.episode_ns, ts_ns, figures, shortfall(figures), proposal
             )
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A price at which one holding could have used up its share of the account's excess.
+
+    A long fires when its mark falls to `price` or below, a short when its mark rises to
+    `price` or above. While no holding's mark crosses its trigger, the account cannot have
+    fallen into deficit, so a mark that crosses nothing needs no re-evaluation.
+    """
+
+    symbol: str
+    long: bool
+    price: Decimal
+
+
+def excess_triggers(figures: MarginFigures) -> tuple[tuple[Trigger, ...], bool]:
+    """The triggers of an account in good standing, or `((), True)` when it must be watched.
+
+    The excess is shared among the holdings in proportion to their value (shares sum to the
+    whole excess). A long of q at mark P loses q·d of equity when its mark falls by d (its
+    requirement falls too; not counting that keeps the bound safe), so its trigger is
+    P − share/q. A short of |q| loses |q|·d·(1 + r) when the mark rises by d (r the highest
+    rate it could be margined at), so its trigger is P + share/(|q|·(1 + r)). With concentration
+    add-ons, the jumps that other positions could make over a threshold are set aside from the
+    excess first. Accounts in deficit, unmarked, or with nothing left to share are watched:
+    re-evaluated on every mark of their symbols.
+
+    Returns:
+        (triggers, watch): the triggers, and whether the account must be watched instead.
+    """
+    if figures.unmarked or figures.excess <= 0 or not figures.gross_value:
+        return (), True
+    policy = figures.policy
+    top_rate = max(
+        [figures.maintenance_rate, *(rate for _, rate in policy.concentration)]
+    )
+    budget = figures.excess
+    if policy.concentration:
+        budget -= sum(
+            (abs(p.value) * (top_rate - p.maintenance_rate) for p in figures.positions),
+            ZERO,
+        )
+        if budget <= 0:
+            return (), True
+    triggers = []
+    for p in figures.positions:
+        share = budget * abs(p.value) / figures.gross_value
+        if p.quantity > 0:
+            triggers.append(Trigger(p.symbol, True, p.mark - share / p.quantity))
+        else:
+            rise = share / (abs(p.quantity) * (1 + top_rate))
+            triggers.append(Trigger(p.symbol, False, p.mark + rise))
+    return tuple(triggers), False

@@ -1,19 +1,24 @@
 """Flows layer: margin monitoring. Marks and fills -> account figures, calls, cures, liquidation.
 
 Steps (ids are recovery keys; renaming one orphans its state):
-    margin_route     published quotes (`flows.quotes`) and fills (35=8 ExecType F) keyed by
-                     symbol shard ("m{n}") and fills keyed by account shard ("a{n}")
-    margin_marks     per symbol shard: the symbol -> holders index (opening holdings from
-                     PostgreSQL, then fills) and the marks (last trade, else mid), published at
-                     most once per `margin_mark_ms` of event time per symbol (leading edge, the
-                     latest at the interval's end); each mark fans out to the symbol's holders
-    margin_accounts  per account shard: cash, holdings and marks of each account (opening state
-                     from PostgreSQL, then fills), `domain.margin` figures on every mark or fill
-                     that touches the account, a `MarginMonitor` per account, and the grace
-                     deadlines, checked against the shard's event-time watermark
-    write_margin / write_margin_alerts   `account_margin` upserts; MARGIN_CALL,
-                     MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
-A quote touches only the accounts that hold its symbol. Fills of a report without Account (1)
+    margin_route_quotes / margin_route_fills
+                     published quotes (`flows.quotes`) keyed by symbol shard ("m{n}"), fills
+                     (35=8 ExecType F with Account) keyed by account shard ("a{n}")
+    margin_marks     per symbol shard: marks (last trade, else mid), published at most once per
+                     `margin_mark_ms` of event time per symbol (leading edge, the latest at the
+                     interval's end), to every account shard
+    margin_accounts  per account shard: cash, holdings and state of each account (opening
+                     state read before the run, then fills) and a trigger index per symbol
+                     (`domain.margin.excess_triggers`): an account is re-evaluated only when a
+                     mark crosses one of its holdings' trigger prices, when it is watched
+                     (called, unmarked, no excess to share), or on its own fills; the grace
+                     deadlines are checked against the shard's event-time watermark
+    write_margin / write_margin_alerts   `account_margin` upserts (on every evaluation);
+                     MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
+A mark costs a heap peek per account shard plus the accounts it really puts at risk: the
+triggers guarantee that an account none of whose triggers was crossed is not in deficit
+(property-tested), so `account_margin` holds each account's figures as of its last
+evaluation, not of every tick. Fills of a report without Account (1)
 are not seen here (the ledger resolves those); trade busts (H/G) are not reversed here either:
 the next start reads the corrected holdings from the ledger.
 """
@@ -40,12 +45,13 @@ from domain.margin import (
     MarginPolicy,
     MarginState,
     MarginTransition,
+    excess_triggers,
     margin_figures,
 )
 from domain.quotes import NS_PER_MS, Quote
 from flows.context import FlowContext
 from sinks.alerts import AlertSink
-from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount, holders_of
+from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount
 
 SHARDS = 8
 SEVERITY = {"MARGIN_CALL": "HIGH", "MARGIN_CALL_CURED": "INFO", "LIQUIDATION": "CRITICAL"}
@@ -78,7 +84,6 @@ def route_fills(batch: DecodedBatch) -> list[tuple[str, tuple[str, list]]]:
     groups: dict[str, list] = {}
     for e in batch.events:
         if type(e) is ExecutionReport and e.exec_type == "F" and e.account and e.last_qty:
-            groups.setdefault(f"m{shard_of(e.symbol)}", []).append(e)
             groups.setdefault(f"a{shard_of(e.account)}", []).append(e)
     return [(key, ("fills", items, int(key[1:]))) for key, items in groups.items()]
 
@@ -88,7 +93,6 @@ def route_fills(batch: DecodedBatch) -> list[tuple[str, tuple[str, list]]]:
 
 @dataclass
 class MarkShard:
-    holders: dict[str, dict[str, Decimal]]
     marks: dict[str, tuple[Decimal, int]] = field(default_factory=dict)  # published
     pending: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
     watermark: int = 0
@@ -98,31 +102,26 @@ Routed = tuple[str, list, int]  # (kind, items, shard number)
 
 
 class MarkLogic(op.StatefulBatchLogic[Routed, tuple[str, list], bytes]):
-    """One symbol shard: its holders index and marks. The opening holders are read from
-    PostgreSQL on the shard's first batch (the builder is not told its key; the items are)."""
+    """One symbol shard: its marks, published at most once per interval of event time per
+    symbol (leading edge, the latest at the interval's end), to every account shard."""
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
-        self.state: MarkShard | None = pickle.loads(resume) if resume is not None else None
+        self.state: MarkShard = pickle.loads(resume) if resume is not None else MarkShard()
         self.recovery = ctx.recovery
-        self.opening: dict[str, OpeningAccount] = ctx.margin_opening or {}
         self.interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
 
-    def _publish(self, symbol: str, mark: Decimal, ts: int, out: dict[str, list]) -> None:
+    def _publish(self, symbol: str, mark: Decimal, ts: int, out: list) -> None:
         self.state.marks[symbol] = (mark, ts)
-        for account in self.state.holders.get(symbol, ()):
-            out.setdefault(f"a{shard_of(account)}", []).append((account, symbol, mark, ts))
+        out.append((symbol, mark, ts))
+
+    def _emit(self, out: list) -> tuple[list[tuple[str, list]], bool]:
+        # Every account shard gets every mark: each keeps its own trigger index per symbol,
+        # so a mark costs a heap peek per shard, not a message per holder.
+        return ([(f"a{n}", out) for n in range(SHARDS)] if out else []), self.RETAIN
 
     def on_batch(self, values: list[Routed]) -> tuple[list[tuple[str, list]], bool]:
-        if self.state is None:
-            n = values[0][2]
-            holders = holders_of(self.opening)
-            self.state = MarkShard({s: h for s, h in holders.items() if shard_of(s) == n})
-        state, out = self.state, {}
-        for kind, items, _ in values:
-            if kind == "fills":
-                for report in items:
-                    self._fill(report, out)
-                continue
+        state, out = self.state, []
+        for _, items, _ in values:
             for q in items:
                 mark = _mark(q)
                 ts = q.ts * NS_PER_MS
@@ -136,22 +135,9 @@ class MarkLogic(op.StatefulBatchLogic[Routed, tuple[str, list], bytes]):
                 else:
                     state.pending[q.symbol] = (mark, ts)
         self._flush(state.watermark, out)
-        return [(k, v) for k, v in out.items()], self.RETAIN
+        return self._emit(out)
 
-    def _fill(self, report: ExecutionReport, out: dict[str, list]) -> None:
-        by_account = self.state.holders.setdefault(report.symbol, {})
-        qty = by_account.get(report.account, Decimal(0)) + side_sign(report.side) * report.last_qty
-        if qty:
-            new = report.account not in by_account
-            by_account[report.account] = qty
-            mark = self.state.marks.get(report.symbol)
-            if new and mark is not None:  # a new holder gets the current mark
-                key = f"a{shard_of(report.account)}"
-                out.setdefault(key, []).append((report.account, report.symbol, *mark))
-        else:
-            by_account.pop(report.account, None)
-
-    def _flush(self, upto: int | None, out: dict[str, list]) -> None:
+    def _flush(self, upto: int | None, out: list) -> None:
         state = self.state
         for symbol, (mark, ts) in list(state.pending.items()):
             last = state.marks.get(symbol)
@@ -160,10 +146,9 @@ class MarkLogic(op.StatefulBatchLogic[Routed, tuple[str, list], bytes]):
                 self._publish(symbol, mark, ts, out)
 
     def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
-        out: dict[str, list] = {}
-        if self.state is not None:
-            self._flush(None, out)
-        return [(k, v) for k, v in out.items()], self.RETAIN
+        out: list = []
+        self._flush(None, out)
+        return self._emit(out)
 
     def snapshot(self) -> bytes | None:
         if not self.recovery:
@@ -188,8 +173,52 @@ class AccountState:
 
 
 @dataclass
+class SymbolTriggers:
+    """One symbol's triggers in one account shard: longs fire when the mark falls to their
+    price (a max-heap), shorts when it rises to theirs (a min-heap); `watch` holds accounts
+    re-evaluated on every mark (called, unmarked, or no excess to share). Entries carry the
+    account's arming version: re-arming makes older entries dead (lazy deletion)."""
+
+    longs: list[tuple[Decimal, str, int]] = field(default_factory=list)  # (-price, acct, ver)
+    shorts: list[tuple[Decimal, str, int]] = field(default_factory=list)  # (price, acct, ver)
+    watch: set[str] = field(default_factory=set)
+    compacted: int = 0  # entries left by the last compaction
+
+    def push(self, long: bool, price: Decimal, account: str, version: int,
+             versions: dict[str, int]) -> None:  # fmt: skip
+        if long:
+            heapq.heappush(self.longs, (-price, account, version))
+        else:
+            heapq.heappush(self.shorts, (price, account, version))
+        if len(self.longs) + len(self.shorts) > 2 * self.compacted + 1024:
+            # Re-arming leaves dead entries behind: drop them once they outnumber the live.
+            self.longs = [e for e in self.longs if versions.get(e[1]) == e[2]]
+            self.shorts = [e for e in self.shorts if versions.get(e[1]) == e[2]]
+            heapq.heapify(self.longs)
+            heapq.heapify(self.shorts)
+            self.compacted = len(self.longs) + len(self.shorts)
+
+    def fired(self, mark: Decimal, versions: dict[str, int]) -> set[str]:
+        out = set(self.watch)
+        longs, shorts = self.longs, self.shorts
+        while longs and -longs[0][0] >= mark:
+            _, account, version = heapq.heappop(longs)
+            if versions.get(account) == version:
+                out.add(account)
+        while shorts and shorts[0][0] <= mark:
+            _, account, version = heapq.heappop(shorts)
+            if versions.get(account) == version:
+                out.add(account)
+        return out
+
+
+@dataclass
 class AccountShard:
     accounts: dict[str, AccountState]
+    marks: dict[str, Decimal] = field(default_factory=dict)  # the latest mark of each symbol
+    triggers: dict[str, SymbolTriggers] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)  # arming version per account
+    watched: dict[str, set[str]] = field(default_factory=dict)  # account -> its watch sets
     due: list[tuple[int, str]] = field(default_factory=list)  # (liquidation due, account)
     watermark: int = 0
 
@@ -230,15 +259,17 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
                         MarginState(a.margin_state), a.call_since_ns or 0, self.policy.grace_ns
                     ),
                     as_of_ns=a.as_of_ns,
-                    marks={s: self.marks[s] for s in a.holdings if s in self.marks},
                 )
                 for a in opening
-            }
+            },
+            marks=dict(self.marks),
         )  # fmt: skip
+        self.state = shard
         for account, acct in shard.accounts.items():
             due = acct.monitor.due_ns()
             if due is not None:  # a call that stood when the flow last stopped
                 heapq.heappush(shard.due, (due, account))
+            self._arm(account, self.figures(account))
         return shard
 
     def on_batch(self, values: list[Routed]) -> tuple[list[MarginEffects], bool]:
@@ -252,7 +283,7 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
             if kind == "fills":
                 events += [(r.ts_event, len(events) + i, r) for i, r in enumerate(items)]
             else:
-                events += [(item[3], len(events) + i, item) for i, item in enumerate(items)]
+                events += [(item[2], len(events) + i, item) for i, item in enumerate(items)]
         events.sort(key=lambda e: (e[0], e[1]))
         for ts, _, item in events:
             state.watermark = max(state.watermark, ts)
@@ -266,29 +297,56 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
                 acct.holdings[item.symbol] = acct.holdings.get(item.symbol, Decimal(0)) + signed
                 acct.cash -= signed * item.last_px
                 acct.marks.setdefault(item.symbol, item.last_px)  # until a mark comes
-            else:
-                account, symbol, mark, _ = item
-                acct = state.accounts.get(account)
-                if acct is None or ts < acct.as_of_ns:
-                    continue
-                acct.marks[symbol] = mark
-            self._evaluate(account, ts, effects)
+                self._evaluate(account, ts, effects)
+                continue
+            symbol, mark, _ = item
+            state.marks[symbol] = mark
+            triggers = state.triggers.get(symbol)
+            if triggers is None:
+                continue
+            for account in sorted(triggers.fired(mark, state.versions)):
+                if ts >= state.accounts[account].as_of_ns:
+                    self._evaluate(account, ts, effects)
         self._check_grace(effects)
         return ([effects] if effects.rows or effects.alerts else []), self.RETAIN
 
     def figures(self, account: str) -> MarginFigures:
-        acct = self.state.accounts[account]
+        state = self.state
+        acct = state.accounts[account]
+        marks = {s: state.marks.get(s, acct.marks.get(s)) for s in acct.holdings}
         return margin_figures(
-            acct.cash, acct.holdings, acct.marks, acct.initial, acct.maintenance, self.policy
+            acct.cash, acct.holdings, marks, acct.initial, acct.maintenance, self.policy
         )
+
+    def _arm(self, account: str, figures: MarginFigures) -> None:
+        """Index the account under the prices that would make it worth a look again."""
+        state = self.state
+        version = state.versions.get(account, 0) + 1
+        state.versions[account] = version
+        for symbol in state.watched.pop(account, ()):
+            state.triggers[symbol].watch.discard(account)
+        acct = state.accounts[account]
+        watch = acct.monitor.state is not MarginState.NORMAL
+        triggers, must_watch = excess_triggers(figures)
+        if watch or must_watch:
+            held = {s for s, q in acct.holdings.items() if q}
+            for symbol in held:
+                state.triggers.setdefault(symbol, SymbolTriggers()).watch.add(account)
+            state.watched[account] = held
+            self.stats.add("margin_watched_arms", 1)
+            return
+        for t in triggers:
+            index = state.triggers.setdefault(t.symbol, SymbolTriggers())
+            index.push(t.long, t.price, account, version, state.versions)
 
     def _evaluate(self, account: str, ts: int, effects: MarginEffects) -> None:
         acct = self.state.accounts[account]
         figures = self.figures(account)
+        self.stats.add("margin_evaluations", 1)
         if figures.unmarked:
             # A held symbol has no mark yet: no verdict and no row (valuing it at 0 would
-            # invent a loss); counted, and evaluated again when its first mark arrives.
-            self.stats.add("margin_unmarked_evaluations", 1)
+            # invent a loss); watched, so its first mark evaluates it again.
+            self._arm(account, figures)
             return
         was_call = acct.monitor.due_ns()
         for t in acct.monitor.update(figures, ts):
@@ -298,6 +356,7 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
             heapq.heappush(self.state.due, (due, account))
         self._concentration(account, acct, figures, ts, effects)
         effects.rows.append(_row(account, acct, figures, ts))
+        self._arm(account, figures)
 
     def _concentration(
         self, account: str, acct: AccountState, f: MarginFigures, ts: int, effects: MarginEffects
@@ -380,17 +439,10 @@ def _alert(account: str, acct: AccountState, t: MarginTransition) -> Alert:
     )  # fmt: skip
 
 
-def _key_of(item: tuple[str, Any]) -> str:
-    return item[0]
-
-
 def attach(quotes: Stream[list[Quote]], decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     """Add margin monitoring, fed by the published quotes and the decoded fills."""
-    quote_items = op.flat_map("margin_route_quotes", quotes, route_quotes)
-    fill_items = op.flat_map("margin_route_fills", decoded, route_fills)
-    routed = op.merge("margin_route", quote_items, fill_items)
-    to_marks = op.filter("margin_to_marks", routed, lambda kv: kv[0][0] == "m")
-    to_accounts = op.filter("margin_fills_to_accounts", routed, lambda kv: kv[0][0] == "a")
+    to_marks = op.flat_map("margin_route_quotes", quotes, route_quotes)
+    to_accounts = op.flat_map("margin_route_fills", decoded, route_fills)
     marks = op.stateful_batch("margin_marks", to_marks, lambda resume: MarkLogic(resume, ctx))
     marks = op.map(
         "margin_mark_items", marks, lambda kv: (kv[1][0], ("marks", kv[1][1], int(kv[1][0][1:])))
