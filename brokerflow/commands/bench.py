@@ -6,7 +6,7 @@ import argparse
 
 from brokerflow.settings import load_settings
 
-BENCHMARKS = ("ingest", "executions", "stops")
+BENCHMARKS = ("ingest", "executions", "stops", "margin")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="stops: market-data messages (35=X) in the end-to-end file",
     )
     p.add_argument("--profile", action="store_true", help="profile the end-to-end run")
+    from bench import margin
+
+    margin.add_arguments(p)  # --accounts, --holdings, --margin-*
     p.set_defaults(func=run)
 
 
@@ -70,4 +73,8 @@ def run(args: argparse.Namespace) -> int:
                 flow_stops=args.flow_stops,
                 flow_quotes=args.flow_quotes,
             )
+        elif name == "margin":
+            from bench import margin
+
+            margin.run(settings, args)
     return 0
