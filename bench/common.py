@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import time
@@ -57,3 +58,17 @@ def write_result(name: str, unit: str, value: float, goal: float | None, yardsti
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc), for memory-per-item figures."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentile(sorted_values: list[int], q: float) -> int:
+    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not sorted_values:
+        return 0
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]

@@ -57,7 +57,6 @@ import argparse
 import gc
 import json
 import math
-import os
 import random
 import sys
 import tempfile
@@ -70,7 +69,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from bench.common import write_result
+from bench.common import percentile, rss_bytes, write_result
 from brokerflow.runner import tuned_gc
 from brokerflow.settings import Settings
 from domain.margin import MarginMonitor, margin_figures
@@ -118,19 +117,6 @@ MAINTENANCE = Decimal("0.30")
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _percentile(sorted_values: list[int], q: float) -> int:
-    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
-    if not sorted_values:
-        return 0
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 # -- the accounts -------------------------------------------------------------------------------
@@ -248,7 +234,7 @@ def build_book(
     n_positions = 0
 
     gc.collect()
-    rss0 = _rss_bytes()
+    rss0 = rss_bytes()
     t0 = time.perf_counter()
     with tuned_gc():
         for n, spec in enumerate(account_specs(accounts, holdings, ticks, near, gen), 1):
@@ -298,7 +284,7 @@ def build_book(
     return Book(
         names=names, ticks=ticks, mark_logics=mark_logics, account_logics=account_logics,
         near=near_accounts, accounts=accounts, holdings=n_positions, holders=holders,
-        rss_bytes=_rss_bytes() - rss0, build_seconds=build_seconds,
+        rss_bytes=rss_bytes() - rss0, build_seconds=build_seconds,
     )  # fmt: skip
 
 
@@ -373,10 +359,10 @@ class StreamResult:
         return self.evaluations / self.seconds if self.seconds else 0.0
 
     def latency(self, q: float) -> int:
-        return _percentile(sorted(self.latencies_ns), q)
+        return percentile(sorted(self.latencies_ns), q)
 
     def processing(self, q: float) -> int:
-        return _percentile(sorted(self.processing_ns), q)
+        return percentile(sorted(self.processing_ns), q)
 
 
 def _quote_batch(book: Book, rng: random.Random, picks: list[int], first: int) -> list[Quote]:

@@ -48,7 +48,6 @@ import contextlib
 import gc
 import json
 import math
-import os
 import random
 import sys
 import tempfile
@@ -66,7 +65,7 @@ import simplefix
 
 import flows.pipeline
 import flows.stops
-from bench.common import DATA_DIR, write_result
+from bench.common import DATA_DIR, percentile, rss_bytes, write_result
 from bench.executions import fresh_database
 from bench.ingest import BENCH_REDIS_DB
 from brokerflow.commands.replay import replay
@@ -90,21 +89,8 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _px(ticks: int) -> Decimal:
     return Decimal(format_price(ticks))
-
-
-def _percentile(sorted_values: list[int], q: float) -> int:
-    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
-    if not sorted_values:
-        return 0
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 # -- the orders -------------------------------------------------------------------------------
@@ -227,7 +213,7 @@ class EngineResult:
         return min(self.window_rates) if self.window_rates else self.quotes_per_s
 
     def latency(self, q: float) -> int:
-        return _percentile(sorted(self.latencies_ns), q)
+        return percentile(sorted(self.latencies_ns), q)
 
 
 def _opening_ticks(count: int, rng: random.Random) -> list[int]:
@@ -272,7 +258,7 @@ def run_engine(
 
     say(f"engine: submitting {stops:,} stops over {symbols:,} symbols")
     gc.collect()
-    rss0 = _rss_bytes()
+    rss0 = rss_bytes()
     t0 = time.perf_counter()
     accepted = rejected = 0
     submit = book.submit
@@ -287,7 +273,7 @@ def run_engine(
                 say(f"engine: {n:,} stops submitted")
     build_seconds = time.perf_counter() - t0
     gc.collect()
-    rss = _rss_bytes() - rss0
+    rss = rss_bytes() - rss0
 
     say(f"engine: {accepted:,} resting; feeding {quotes:,} quotes")
     latencies: list[int] = []
@@ -615,8 +601,8 @@ def run(
             "flow_with_over_without_stops": round(e2e / bare_rate, 3),
             "flow_triggers": stops_summary.get("triggered", 0),
             "flow_children_out": flow.children,
-            "flow_trigger_latency_p50_ms": round(_percentile(lat, 50) / 1e6, 2),
-            "flow_trigger_latency_p99_ms": round(_percentile(lat, 99) / 1e6, 2),
+            "flow_trigger_latency_p50_ms": round(percentile(lat, 50) / 1e6, 2),
+            "flow_trigger_latency_p99_ms": round(percentile(lat, 99) / 1e6, 2),
             "flow_intake_seconds": round(flow.intake_seconds, 2),
             "flow_intake_stops_per_s": round(flow_stops / max(1e-9, flow.intake_seconds)),
             "flow_market_seconds": round(flow.market_seconds, 2),
@@ -629,9 +615,9 @@ def run(
              f"{e2e:,.0f} q/s", f"goal >= {GOAL_QUOTES_PER_S:,}"),
             ("  triggers fired / children written", f"{stops_summary.get('triggered', 0):,}",
              f"{flow.children:,} children to --orders-out"),
-            ("  trigger latency p50 (chunk decode -> child)", _ms(_percentile(lat, 50)),
+            ("  trigger latency p50 (chunk decode -> child)", _ms(percentile(lat, 50)),
              f"{len(lat):,} children timed"),
-            ("  trigger latency p99", _ms(_percentile(lat, 99)), ""),
+            ("  trigger latency p99", _ms(percentile(lat, 99)), ""),
             ("  stop intake (35=D -> book + stop_orders)",
              f"{flow_stops / max(1e-9, flow.intake_seconds):,.0f} stops/s",
              f"{flow.intake_seconds:,.1f} s"),
