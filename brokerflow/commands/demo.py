@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"             e.g. redis-cli -u {endpoints.redis_url} GET quote:{shown[0]}")
     print("  problems -> PostgreSQL dead_letters; "
           "e.g. brokerflow sql postgres \"SELECT reason, count(*) FROM dead_letters GROUP BY 1\"")
+    print("  ticks    -> ClickHouse market_ticks (chdb under the data dir unless configured); "
+          "after the demo: brokerflow sql clickhouse \"SELECT symbol, count() FROM market_ticks "
+          "GROUP BY symbol ORDER BY 2 DESC LIMIT 5\"")
     print("  stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds else ""))
 
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
