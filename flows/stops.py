@@ -34,7 +34,7 @@ from decimal import Decimal
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 
-from connectors.fix.encode import OutboundOrder, new_order_single
+from connectors.fix.encode import OutboundCancel, OutboundOrder, encode_outbound
 from domain.alerts import STOP_TRIGGERED, Alert, make_alert
 from domain.audit import AuditRecord, order_triggered
 from domain.dead_letters import DeadLetter
@@ -86,7 +86,7 @@ class StopEffects:
     """What one batch of a shard decided."""
 
     rows: list[StopRow] = field(default_factory=list)
-    children: list[tuple[str, OutboundOrder]] = field(default_factory=list)
+    children: list[tuple[str, OutboundOrder | OutboundCancel]] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     audit: list[AuditRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -117,6 +117,9 @@ class StopShardState:
     stops: StopBook
     books: dict[str, SymbolBook] = field(default_factory=dict)
     rows: dict[str, StopRow] = field(default_factory=dict)
+    # limit/market legs sent to the venue and still working there: a cancel of one in the
+    # book (its OCO sibling fired or filled) must reach the venue too
+    sent_legs: dict[str, OutboundOrder] = field(default_factory=dict)
 
 
 class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes]):
@@ -216,6 +219,8 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
         if report.exec_type != "F" or cl_ord_id is None or report.order_qty is None:
             return
         stops = self.state.stops
+        if report.cum_qty >= report.order_qty:
+            self.state.sent_legs.pop(cl_ord_id, None)  # done at the venue: nothing to cancel
         if cl_ord_id in stops or cl_ord_id.endswith(".T"):
             outcomes = stops.on_fill(cl_ord_id, report.cum_qty, report.order_qty, report.ts_event)
             self._apply(outcomes, effects)
@@ -240,6 +245,13 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
             elif kind is Triggered:
                 self._triggered(outcome, effects)
             elif kind is Cancelled or kind is Expired:
+                leg = state.sent_legs.pop(outcome.cl_ord_id, None)
+                if leg is not None:
+                    cancel = OutboundCancel(
+                        f"{leg.cl_ord_id}.C", leg.cl_ord_id, leg.account, leg.symbol, leg.side,
+                        leg.quantity, outcome.ts_ns,
+                    )  # fmt: skip
+                    effects.children.append((cancel.cl_ord_id, cancel))
                 row = rows.pop(outcome.cl_ord_id, None)
                 if row is not None:
                     status = CANCELLED if kind is Cancelled else EXPIRED
@@ -257,7 +269,9 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
             elif kind is Activated:
                 child = outcome.child
                 if child is not None:
-                    effects.children.append((child.cl_ord_id, _outbound(child, outcome.ts_ns)))
+                    order = _outbound(child, outcome.ts_ns)
+                    state.sent_legs[child.cl_ord_id] = order
+                    effects.children.append((child.cl_ord_id, order))
                 else:
                     order = stops.get(outcome.cl_ord_id)
                     if order is not None and order.ord_type in STOP_ORD_TYPES:
@@ -365,8 +379,8 @@ def _outbound(child: ChildOrder, ts_ns: int) -> OutboundOrder:
     )
 
 
-def _encode(order: OutboundOrder, seq: int) -> bytes:
-    return new_order_single(order, seq)
+def _encode(message: OutboundOrder | OutboundCancel, seq: int) -> bytes:
+    return encode_outbound(message, seq)
 
 
 def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:

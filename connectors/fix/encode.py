@@ -1,6 +1,7 @@
 """Connectors layer: the FIX messages we send, built with simplefix (never by hand).
 
-`new_order_single` builds the 35=D of a child order (a triggered stop, a liquidation). Every
+`new_order_single` builds the 35=D of a child order (a triggered stop, a released list leg),
+`order_cancel_request` the 35=F that withdraws a leg working at the venue. Every
 field comes from the caller, SendingTime (52) included, so that the same input gives the same
 bytes (a replay after a crash re-sends byte-identical messages, which the outbound sinks then
 recognise by ClOrdID).
@@ -81,3 +82,56 @@ def new_order_single(
         m.append_pair(44, str(order.price))
     m.append_pair(59, order.time_in_force)
     return m.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCancel:
+    """A cancel to send (35=F): an OCO or bracket leg working at the venue whose sibling fired.
+
+    Attributes:
+        cl_ord_id: ClOrdID (11) of the cancel, deterministic (`"{leg}.C"`).
+        orig_cl_ord_id: OrigClOrdID (41), the leg to cancel.
+        ts_event: TransactTime (60) and SendingTime (52), int UTC ns.
+    """
+
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    account: str | None
+    symbol: str
+    side: str
+    quantity: Decimal
+    ts_event: int
+
+
+def order_cancel_request(
+    cancel: OutboundCancel,
+    seq: int,
+    sender: str = "BROKERFLOW",
+    target: str = "EXCHANGE",
+    begin_string: str = "FIX.4.4",
+) -> bytes:
+    """Return the SOH-delimited 35=F of `cancel` with MsgSeqNum (34) `seq`."""
+    stamp = format_utc_timestamp(cancel.ts_event, 3)
+    m = simplefix.FixMessage()
+    m.append_pair(8, begin_string)
+    m.append_pair(35, "F")
+    m.append_pair(49, sender)
+    m.append_pair(56, target)
+    m.append_pair(34, seq)
+    m.append_pair(52, stamp)
+    m.append_pair(11, cancel.cl_ord_id)
+    m.append_pair(41, cancel.orig_cl_ord_id)
+    if cancel.account:
+        m.append_pair(1, cancel.account)
+    m.append_pair(55, cancel.symbol)
+    m.append_pair(54, cancel.side)
+    m.append_pair(60, stamp)
+    m.append_pair(38, str(cancel.quantity))
+    return m.encode()
+
+
+def encode_outbound(message: OutboundOrder | OutboundCancel, seq: int) -> bytes:
+    """35=D for an order, 35=F for a cancel."""
+    if type(message) is OutboundCancel:
+        return order_cancel_request(message, seq)
+    return new_order_single(message, seq)

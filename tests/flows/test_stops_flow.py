@@ -248,7 +248,11 @@ def test_bracket_activates_only_after_the_entry_is_fully_filled(tmp_path, settin
         trade("98.80", 900, 7),  # the stop-loss fires; the take-profit is cancelled (OCO)
     ]
     summary, out = run(tmp_path, settings, lines)
-    assert [c[11] for c in children(out)] == [b"E1", b"TP1", b"SL1.T"]
+    sent = children(out)
+    assert [(c[35], c[11]) for c in sent] == [
+        (b"D", b"E1"), (b"D", b"TP1"), (b"D", b"SL1.T"), (b"F", b"TP1.C")
+    ]  # the take-profit working at the venue is withdrawn when the stop-loss fires
+    assert sent[3][41] == b"TP1" and sent[3][38] == b"100"
     rows = stop_rows(settings.postgres_dsn)
     status, stop_px, trigger_px, *_ = rows["SL1"]
     assert (status, stop_px, trigger_px) == ("TRIGGERED", Decimal("99.00"), Decimal("98.80"))

@@ -52,3 +52,15 @@ def test_order_file_writes_each_cl_ord_id_once_across_restarts(tmp_path: Path) -
     assert path.read_bytes().splitlines() == messages
     assert [cl_ord_id_of(m) for m in messages] == ["C1.T", "C2.T", "C3.T"]
     assert sent_cl_ord_ids(path) == {"C1.T", "C2.T", "C3.T"}
+
+
+def test_order_cancel_request_is_valid_fix_naming_the_leg() -> None:
+    from connectors.fix.encode import OutboundCancel, encode_outbound
+
+    cancel = OutboundCancel("TP1.C", "TP1", "ACC1", "ACME", "2", Decimal(100), T)
+    raw = encode_outbound(cancel, seq=4)
+    fields = decode(raw).first_values()
+    assert (fields[35], fields[11], fields[41], fields[54], fields[38]) == (
+        b"F", b"TP1.C", b"TP1", b"2", b"100"
+    )
+    assert encode_outbound(order("C1.T"), seq=5) == new_order_single(order("C1.T"), seq=5)
