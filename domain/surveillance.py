@@ -6,7 +6,7 @@ ClOrdIDs, thresholds and the computed figures). A finding's `key` is derived fro
 (model, subject, symbol, window), so a replay or a restart yields the same key and the alert
 made from it is stored once. State is bounded: every window expires in event time.
 
-Models here (issue 6; more follow):
+Models here (issue 6; PUMP_AND_DUMP follows):
 - `SelfMatchModel` (WASH_TRADE): two fills on opposite sides of the same trade, matched by
   TrdMatchID (880), else by symbol, price and quantity within `window_ns` (1 s), whose accounts
   are the same or share an owner.
@@ -17,6 +17,10 @@ Models here (issue 6; more follow):
   `max_ratio` (15) with at least `min_orders` (20) orders; judged when the day is over.
 - `OwnershipMissingModel` (OWNERSHIP_MISSING): a fill of an account with no owner on record
   (wash detection across accounts is blind there); once per account and day.
+- `SpoofingModel` (SPOOFING, layering at two or more prices): resting volume opposite a fill
+  ≥ K (5) × the fill, and ≥ 80 % of it cancelled within T (15 s) of the fill.
+- `MarkingTheCloseModel` (MARKING_THE_CLOSE): an account's volume in the last M (30) minutes
+  before the close ≥ 5 % of the symbol's volume then, or ≥ 1 % of its day volume.
 """
 
 from __future__ import annotations
@@ -326,3 +330,224 @@ class OwnershipMissingModel:
                  "why": "no owner on record: wash detection across accounts is blind here"},
             )
         ]  # fmt: skip
+
+
+SPOOFING = "SPOOFING"
+MARKING_THE_CLOSE = "MARKING_THE_CLOSE"
+
+
+@dataclass
+class _Resting:
+    side: str
+    qty: Decimal
+    px: Decimal | None
+    ts_ns: int
+
+
+@dataclass
+class _Suspect:
+    """A fill against which the account had a large opposite side resting: watched for T s."""
+
+    fill: Fill
+    orders: dict[str, _Resting]  # the opposite side resting at the fill
+    volume: Decimal
+    cancelled: Decimal = Decimal(0)
+    cancelled_ids: list[str] = field(default_factory=list)
+
+
+class SpoofingModel:
+    """SPOOFING (and layering): a large one-sided book, a small fill on the other side, then
+    most of the large side cancelled within `window_ns` of the fill.
+
+    Fires when the resting volume on the side opposite a fill is at least `size_multiple` (K=5)
+    times the fill and at least `cancel_fraction` (80 %) of that volume is cancelled within
+    `window_ns` (T=15 s) after the fill; resting orders at two or more prices make it layering.
+    """
+
+    def __init__(
+        self,
+        size_multiple: Decimal = Decimal(5),
+        cancel_fraction: Decimal = Decimal("0.80"),
+        window_ns: int = 15 * NS_PER_S,
+    ) -> None:
+        self.size_multiple = size_multiple
+        self.cancel_fraction = cancel_fraction
+        self.window_ns = window_ns
+        self._resting: dict[tuple[str, str], dict[str, _Resting]] = {}
+        self._suspects: dict[tuple[str, str], list[_Suspect]] = {}
+
+    def on_order(self, account: str, symbol: str, cl_ord_id: str, side: str, qty: Decimal,
+                 px: Decimal | None, ts_ns: int) -> list[Finding]:  # fmt: skip
+        """A new order or the new terms of a replace (same ClOrdID key as it rests under)."""
+        self._expire(ts_ns)
+        self._resting.setdefault((account, symbol), {})[cl_ord_id] = _Resting(side, qty, px, ts_ns)
+        return []
+
+    def on_cancel(self, account: str, symbol: str, cl_ord_id: str, ts_ns: int) -> list[Finding]:
+        self._expire(ts_ns)
+        key = (account, symbol)
+        resting = self._resting.get(key, {}).pop(cl_ord_id, None)
+        if resting is None:
+            return []
+        found = []
+        for suspect in self._suspects.get(key, []):
+            order = suspect.orders.get(cl_ord_id)
+            if order is None or ts_ns - suspect.fill.ts_ns > self.window_ns:
+                continue
+            suspect.cancelled += order.qty
+            suspect.cancelled_ids.append(cl_ord_id)
+            if suspect.cancelled >= self.cancel_fraction * suspect.volume:
+                found.append(self._finding(account, suspect, ts_ns))
+        if found:
+            fired = {f.key for f in found}
+            self._suspects[key] = [
+                s for s in self._suspects[key] if self._key(account, s) not in fired
+            ]
+        return found
+
+    def on_fill(self, fill: Fill) -> list[Finding]:
+        self._expire(fill.ts_ns)
+        key = (fill.account, fill.symbol)
+        resting = self._resting.get(key, {})
+        order = resting.get(fill.cl_ord_id)
+        if order is not None:  # the filled order rests with less, or leaves
+            order.qty -= fill.qty
+            if order.qty <= 0:
+                del resting[fill.cl_ord_id]
+        opposite = {
+            cl: _Resting(r.side, r.qty, r.px, r.ts_ns)
+            for cl, r in resting.items()
+            if (r.side == "1") != fill.buy
+        }
+        volume = sum((r.qty for r in opposite.values()), Decimal(0))
+        if opposite and volume >= self.size_multiple * fill.qty:
+            self._suspects.setdefault(key, []).append(_Suspect(fill, opposite, volume))
+        return []
+
+    def _key(self, account: str, s: _Suspect) -> str:
+        return f"spoof:{account}:{s.fill.symbol}:{s.fill.exec_id}"
+
+    def _finding(self, account: str, s: _Suspect, ts_ns: int) -> Finding:
+        prices = sorted({str(o.px) for o in s.orders.values() if o.px is not None})
+        layering = len(prices) >= 2
+        ratio = s.volume / s.fill.qty
+        score = min(100, int(60 + 4 * (ratio - self.size_multiple)) + (10 if layering else 0))
+        return Finding(
+            SPOOFING, self._key(account, s), account, s.fill.symbol, ts_ns, max(60, score),
+            {"pattern": "layering" if layering else "spoofing", "fill_exec_id": s.fill.exec_id,
+             "fill_qty": s.fill.qty, "fill_side": s.fill.side,
+             "opposite_volume": s.volume, "size_multiple": ratio.quantize(Decimal("0.01")),
+             "cancelled_volume": s.cancelled,
+             "cancelled_fraction": (s.cancelled / s.volume).quantize(Decimal("0.01")),
+             "cancelled_cl_ord_ids": list(s.cancelled_ids), "price_levels": prices,
+             "window_ns": self.window_ns,
+             "thresholds": {"size_multiple": self.size_multiple,
+                            "cancel_fraction": self.cancel_fraction}},
+        )  # fmt: skip
+
+    def _expire(self, now_ns: int) -> None:
+        horizon = now_ns - self.window_ns
+        for key in list(self._suspects):
+            kept = [s for s in self._suspects[key] if s.fill.ts_ns >= horizon]
+            if kept:
+                self._suspects[key] = kept
+            else:
+                del self._suspects[key]
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._suspects.values())
+
+
+class MarkingTheCloseModel:
+    """MARKING_THE_CLOSE: an account's volume in the last `window_ns` (30 min) before the close
+    is ≥ `window_share` (5 %) of the symbol's volume in that window, or ≥ `day_share` (1 %) of
+    its day volume; judged when event time passes the close (`close_ns_of_day`, ns after
+    midnight UTC)."""
+
+    def __init__(
+        self,
+        close_ns_of_day: int = 21 * 3600 * NS_PER_S,
+        window_ns: int = 30 * 60 * NS_PER_S,
+        window_share: Decimal = Decimal("0.05"),
+        day_share: Decimal = Decimal("0.01"),
+        min_symbol_volume: Decimal = Decimal(1000),
+    ) -> None:
+        self.close_ns_of_day = close_ns_of_day
+        self.window_ns = window_ns
+        self.window_share = window_share
+        self.day_share = day_share
+        self.min_symbol_volume = min_symbol_volume
+        self._day = -1
+        self._judged = False
+        self._day_volume: dict[str, Decimal] = {}
+        self._window_volume: dict[str, Decimal] = {}
+        self._account_volume: dict[tuple[str, str], Decimal] = {}
+        self._exec_ids: dict[tuple[str, str], list[str]] = {}
+
+    def _in_window(self, ts_ns: int) -> bool:
+        t = ts_ns % NS_PER_DAY
+        return self.close_ns_of_day - self.window_ns <= t < self.close_ns_of_day
+
+    def _roll(self, ts_ns: int) -> list[Finding]:
+        """Judge the day once event time passes its close; start a new day when it begins."""
+        day = day_of(ts_ns)
+        findings: list[Finding] = []
+        past_close = day > self._day or ts_ns % NS_PER_DAY >= self.close_ns_of_day
+        if self._day >= 0 and not self._judged and past_close:
+            findings = self.judge()
+            self._judged = True
+        if day != self._day:
+            self._day = day
+            self._judged = False
+            self._day_volume.clear()
+            self._window_volume.clear()
+            self._account_volume.clear()
+            self._exec_ids.clear()
+        return findings
+
+    def on_market_trade(self, symbol: str, qty: Decimal, ts_ns: int) -> list[Finding]:
+        """A trade of the symbol on the market (all participants), from market data."""
+        findings = self._roll(ts_ns)
+        self._day_volume[symbol] = self._day_volume.get(symbol, Decimal(0)) + qty
+        if self._in_window(ts_ns):
+            self._window_volume[symbol] = self._window_volume.get(symbol, Decimal(0)) + qty
+        return findings
+
+    def on_fill(self, fill: Fill) -> list[Finding]:
+        findings = self._roll(fill.ts_ns)
+        if self._in_window(fill.ts_ns):
+            key = (fill.account, fill.symbol)
+            self._account_volume[key] = self._account_volume.get(key, Decimal(0)) + fill.qty
+            ids = self._exec_ids.setdefault(key, [])
+            if len(ids) < 50:
+                ids.append(fill.exec_id)
+        return findings
+
+    def judge(self) -> list[Finding]:
+        """The findings of the current day's closing window (at the close, or end of input)."""
+        close_ns = self._day * NS_PER_DAY + self.close_ns_of_day
+        findings = []
+        for (account, symbol), volume in sorted(self._account_volume.items()):
+            window = self._window_volume.get(symbol, Decimal(0))
+            day_volume = self._day_volume.get(symbol, Decimal(0))
+            if day_volume < self.min_symbol_volume:
+                continue  # too thin a market to judge shares
+            window_share = volume / window if window else Decimal(1)
+            day_share = volume / day_volume
+            if window_share < self.window_share and day_share < self.day_share:
+                continue
+            score = min(100, int(50 + 100 * window_share))
+            findings.append(
+                Finding(
+                    MARKING_THE_CLOSE, f"close:{account}:{symbol}:{self._day}", account, symbol,
+                    close_ns, score,
+                    {"account_volume": volume, "window_volume": window, "day_volume": day_volume,
+                     "window_share": window_share.quantize(Decimal("0.0001")),
+                     "day_share": day_share.quantize(Decimal("0.0001")),
+                     "thresholds": {"window_share": self.window_share,
+                                    "day_share": self.day_share},
+                     "window_ns": self.window_ns,
+                     "exec_ids": list(self._exec_ids[(account, symbol)])},
+                )
+            )  # fmt: skip
+        return findings

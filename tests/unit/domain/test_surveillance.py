@@ -150,3 +150,61 @@ def test_same_input_same_findings():
     first, second = everything(), everything()
     assert first == second and {f.kind for f in first} == {WASH_TRADE}
     assert len({f.key for f in first}) == len(first) == 2
+
+
+# -- spoofing ---------------------------------------------------------------------------------
+
+
+def spoof(model, cancel_at_s: float, levels=("10.05", "10.06", "10.07"), resting_qty=2000):
+    """Sell orders far above a small buy fill, then cancelled."""
+    from domain.surveillance import SpoofingModel  # noqa: F401 - documents the model used
+
+    found = []
+    for i, px in enumerate(levels):
+        found += model.on_order("B1", "ACME", f"S{i}", "2", D(resting_qty), D(px), T0 + i)
+    found += model.on_order("B1", "ACME", "BUY", "1", D(100), D("10.00"), T0 + 10)
+    found += model.on_fill(fill("E1", "B1", "1", 100, at_s=1))
+    for i in range(len(levels)):
+        found += model.on_cancel("B1", "ACME", f"S{i}", T0 + int(cancel_at_s * NS_PER_S) + i)
+    return found
+
+
+def test_layering_fires_with_its_evidence():
+    from domain.surveillance import SPOOFING, SpoofingModel
+
+    [f] = spoof(SpoofingModel(), cancel_at_s=5)
+    assert (f.kind, f.subject, f.evidence["pattern"]) == (SPOOFING, "B1", "layering")
+    assert f.evidence["opposite_volume"] == D(6000) and f.evidence["fill_exec_id"] == "E1"
+    assert f.evidence["price_levels"] == ["10.05", "10.06", "10.07"]
+    assert f.evidence["cancelled_fraction"] >= D("0.80")
+
+
+def test_cancelling_after_the_window_or_a_small_book_is_not_spoofing():
+    from domain.surveillance import SpoofingModel
+
+    assert spoof(SpoofingModel(), cancel_at_s=30) == []  # a market maker refreshing later
+    assert spoof(SpoofingModel(), cancel_at_s=5, resting_qty=100) == []  # 300 < 5 x 100
+    assert len(spoof(SpoofingModel(size_multiple=D(2)), cancel_at_s=5, resting_qty=100)) == 1
+    [single] = spoof(SpoofingModel(), cancel_at_s=5, levels=("10.05",), resting_qty=6000)
+    assert single.evidence["pattern"] == "spoofing"
+
+
+# -- marking the close ------------------------------------------------------------------------
+
+
+def test_marking_the_close_judged_at_the_close():
+    from domain.surveillance import MARKING_THE_CLOSE, MarkingTheCloseModel
+
+    close = 21 * 3600 * NS_PER_S
+    day0 = T0 - T0 % NS_PER_DAY
+    model = MarkingTheCloseModel(close_ns_of_day=close)
+    found = model.on_market_trade("ACME", D(100_000), day0 + 15 * 3600 * NS_PER_S)
+    last_minutes = day0 + close - 10 * 60 * NS_PER_S
+    found += model.on_market_trade("ACME", D(10_000), last_minutes)
+    found += model.on_fill(Fill("E1", "B1", "ACME", "1", D(1_000), D("10"), last_minutes, "C1"))
+    found += model.on_fill(Fill("E2", "C1", "ACME", "1", D(100), D("10"), last_minutes, "C2"))
+    assert found == []
+    # The first event after the close judges the day: B1 did 1,000 of 10,000 (10 %) at the
+    # close; C1 did 1 %, under both thresholds (5 % of the window, 1 % of 110,000).
+    [f] = model.on_market_trade("ACME", D(1), day0 + close + NS_PER_S)
+    assert (f.kind, f.subject, f.evidence["window_share"]) == (MARKING_THE_CLOSE, "B1", D("0.1"))
