@@ -6,7 +6,7 @@ ClOrdIDs, thresholds and the computed figures). A finding's `key` is derived fro
 (model, subject, symbol, window), so a replay or a restart yields the same key and the alert
 made from it is stored once. State is bounded: every window expires in event time.
 
-Models here (issue 6; PUMP_AND_DUMP follows):
+Models here (issue 6):
 - `SelfMatchModel` (WASH_TRADE): two fills on opposite sides of the same trade, matched by
   TrdMatchID (880), else by symbol, price and quantity within `window_ns` (1 s), whose accounts
   are the same or share an owner.
@@ -21,6 +21,8 @@ Models here (issue 6; PUMP_AND_DUMP follows):
   ≥ K (5) × the fill, and ≥ 80 % of it cancelled within T (15 s) of the fill.
 - `MarkingTheCloseModel` (MARKING_THE_CLOSE): an account's volume in the last M (30) minutes
   before the close ≥ 5 % of the symbol's volume then, or ≥ 1 % of its day volume.
+- `PumpAndDumpModel` (PUMP_AND_DUMP): buys > X (5 %) of the symbol's day volume; raised when
+  it then sells ≥ Y (20 %) above its average buy within Z (48 h).
 """
 
 from __future__ import annotations
@@ -551,3 +553,102 @@ class MarkingTheCloseModel:
                 )
             )  # fmt: skip
         return findings
+
+
+PUMP_AND_DUMP = "PUMP_AND_DUMP"
+
+
+@dataclass
+class _Accumulation:
+    bought: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    first_ns: int = 0
+    exec_ids: list[str] = field(default_factory=list)
+    flagged: bool = False
+    dumped: bool = False
+
+
+class PumpAndDumpModel:
+    """PUMP_AND_DUMP: an account's buys in a symbol exceed `volume_share` (X=5 %) of the
+    symbol's day volume (score 60); raised (a second finding, score 90) if it then sells at
+    ≥ `rise` (Y=20 %) above its average buy price within `within_ns` (Z=48 h) of its first buy.
+
+    The day volume is the market's (all trades of the symbol from market data) since the start
+    of the UTC day; `min_symbol_volume` keeps the first trades of a day from deciding alone.
+    """
+
+    def __init__(
+        self,
+        volume_share: Decimal = Decimal("0.05"),
+        rise: Decimal = Decimal("0.20"),
+        within_ns: int = 48 * 3600 * NS_PER_S,
+        min_symbol_volume: Decimal = Decimal(10_000),
+    ) -> None:
+        self.volume_share = volume_share
+        self.rise = rise
+        self.within_ns = within_ns
+        self.min_symbol_volume = min_symbol_volume
+        self._day = -1
+        self._day_volume: dict[str, Decimal] = {}
+        self._positions: dict[tuple[str, str], _Accumulation] = {}
+
+    def _roll(self, ts_ns: int) -> None:
+        day = day_of(ts_ns)
+        if day != self._day:
+            self._day = day
+            self._day_volume.clear()
+        horizon = ts_ns - self.within_ns
+        for key in [k for k, a in self._positions.items() if a.first_ns < horizon]:
+            del self._positions[key]  # bounded: accumulations older than Z are forgotten
+
+    def on_market_trade(self, symbol: str, qty: Decimal, ts_ns: int) -> list[Finding]:
+        self._roll(ts_ns)
+        self._day_volume[symbol] = self._day_volume.get(symbol, Decimal(0)) + qty
+        return []
+
+    def on_fill(self, fill: Fill) -> list[Finding]:
+        self._roll(fill.ts_ns)
+        key = (fill.account, fill.symbol)
+        acc = self._positions.get(key)
+        if fill.buy:
+            if acc is None:
+                acc = self._positions[key] = _Accumulation(first_ns=fill.ts_ns)
+            acc.bought += fill.qty
+            acc.cost += fill.qty * fill.px
+            if len(acc.exec_ids) < 50:
+                acc.exec_ids.append(fill.exec_id)
+            volume = self._day_volume.get(fill.symbol, Decimal(0))
+            if (
+                acc.flagged
+                or volume < self.min_symbol_volume
+                or acc.bought <= self.volume_share * volume
+            ):
+                return []
+            acc.flagged = True
+            return [self._finding(fill, acc, "accumulation", 60, volume)]
+        if acc is None or not acc.flagged or acc.dumped or not acc.bought:
+            return []
+        average = acc.cost / acc.bought
+        if fill.px < average * (1 + self.rise):
+            return []
+        acc.dumped = True
+        return [self._finding(fill, acc, "dump", 90, self._day_volume.get(fill.symbol))]
+
+    def _finding(
+        self, fill: Fill, acc: _Accumulation, stage: str, score: int, volume: Decimal | None
+    ) -> Finding:
+        average = (acc.cost / acc.bought).quantize(Decimal("0.0001"))
+        evidence: dict[str, Any] = {
+            "stage": stage, "bought": acc.bought, "average_buy_px": average,
+            "symbol_day_volume": volume, "first_buy_ns": acc.first_ns,
+            "exec_ids": list(acc.exec_ids),
+            "thresholds": {"volume_share": self.volume_share, "rise": self.rise,
+                           "within_ns": self.within_ns},
+        }  # fmt: skip
+        if stage == "dump":
+            evidence |= {"sell_exec_id": fill.exec_id, "sell_px": fill.px,
+                         "rise": (fill.px / average - 1).quantize(Decimal("0.0001"))}  # fmt: skip
+        return Finding(
+            PUMP_AND_DUMP, f"pump:{fill.account}:{fill.symbol}:{acc.first_ns}:{stage}",
+            fill.account, fill.symbol, fill.ts_ns, score, evidence,
+        )  # fmt: skip

@@ -208,3 +208,32 @@ def test_marking_the_close_judged_at_the_close():
     # close; C1 did 1 %, under both thresholds (5 % of the window, 1 % of 110,000).
     [f] = model.on_market_trade("ACME", D(1), day0 + close + NS_PER_S)
     assert (f.kind, f.subject, f.evidence["window_share"]) == (MARKING_THE_CLOSE, "B1", D("0.1"))
+
+
+# -- pump and dump ----------------------------------------------------------------------------
+
+
+def test_pump_then_dump_raises_the_score():
+    from domain.surveillance import PUMP_AND_DUMP, PumpAndDumpModel
+
+    model = PumpAndDumpModel()
+    found = model.on_market_trade("ACME", D(100_000), T0)
+    found += model.on_fill(fill("B1", "B1", "1", 3_000, "10.00", at_s=10))  # 3 % of the day
+    found += model.on_fill(fill("B2", "B1", "1", 3_000, "10.00", at_s=20))  # 6 %: flagged
+    found += model.on_fill(fill("S1", "B1", "2", 1_000, "11.00", at_s=3600))  # +10 %: not yet
+    found += model.on_fill(fill("S2", "B1", "2", 5_000, "12.50", at_s=7200))  # +25 %: dump
+    assert [(f.kind, f.evidence["stage"], f.score) for f in found] == [
+        (PUMP_AND_DUMP, "accumulation", 60), (PUMP_AND_DUMP, "dump", 90)
+    ]
+    assert found[1].evidence["rise"] == D("0.25") and found[1].evidence["sell_exec_id"] == "S2"
+
+
+def test_a_large_buyer_in_a_deep_market_is_not_a_pump():
+    from domain.surveillance import PumpAndDumpModel
+
+    model = PumpAndDumpModel()
+    model.on_market_trade("ACME", D(10_000_000), T0)
+    assert model.on_fill(fill("B1", "C1", "1", 50_000, "10.00", at_s=10)) == []  # 0.5 %
+    stricter = PumpAndDumpModel(volume_share=D("0.001"))  # the threshold moves the boundary
+    stricter.on_market_trade("ACME", D(10_000_000), T0)
+    assert len(stricter.on_fill(fill("B1", "C1", "1", 50_000, "10.00", at_s=10))) == 1
