@@ -62,7 +62,7 @@ class Alert:
     Attributes:
         alert_id: `alert_id(kind, key)`.
         kind: STOP_TRIGGERED, MARGIN_CALL, WASH_TRADE, ... (the constants of this module).
-        severity: one of `SEVERITIES`.
+        severity: one of `SEVERITIES`, or a surveillance score "0".."100".
         account: the account it concerns, if any.
         owner: the account's owner, if known.
         symbol: the symbol it concerns, if any.
@@ -81,8 +81,10 @@ class Alert:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            msg = f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)}"
+        if self.severity in SEVERITIES:
+            return
+        if not (self.severity.isdigit() and 0 <= int(self.severity) <= 100):
+            msg = f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)} or 0..100"
             raise ValueError(msg)
 
     def details_json(self) -> str:

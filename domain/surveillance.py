@@ -70,6 +70,7 @@ class Finding:
     ts_ns: int
     score: int
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    subject_is_owner: bool = False  # the subject is an owner (across accounts), not an account
 
 
 def day_of(ts_ns: int) -> int:
@@ -115,6 +116,7 @@ class SelfMatchModel:
                 "px": a.px,
                 "window_ns": self.window_ns,
             },
+            subject_is_owner=a.account != b.account,
         )
 
     def on_fill(self, fill: Fill) -> list[Finding]:
@@ -236,6 +238,7 @@ class RoundTripModel:
                     "day": day,
                     "exec_ids": list(trip.exec_ids),
                 },
+                subject_is_owner=fill.account in self.owners,
             )
         ]
 

@@ -17,6 +17,8 @@ class FlowContext:
         margin_opening: the accounts' opening state for the margin flow (`sinks.margin.
             load_accounts`), read before the run starts; `margin_marks` the marks it starts with
             (`sinks.margin.opening_marks`, from the latest Redis quotes).
+        owners: account -> owner (`accounts.owner`) for the surveillance models, read before
+            the run.
         recovery: state is snapshotted for Bytewax recovery; off, the stateful steps answer
             Bytewax's per-epoch snapshot calls with None instead of pickling their state.
         orders_out: where the stop engine's child orders go (a FIX file), or None.
@@ -34,3 +36,4 @@ class FlowContext:
     margin_opening: dict | None = None
     margin_marks: dict | None = None
     recovery: bool = False
+    owners: dict | None = None

@@ -12,7 +12,9 @@
            -> flows.margin  (published quotes + fills -> holders index by symbol -> account
                              figures, MARGIN_CALL / CURED / LIQUIDATION / CONCENTRATION alerts,
                              account_margin)
-           -> (later issues: surveillance)
+           -> flows.surveillance (execution reports + market trades -> wash trades, spoofing,
+                             pump and dump, marking the close, order-to-trade, ownership
+                             alerts)
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from bytewax.inputs import Source
 
 from connectors.raw import RawChunk
 from domain.errors import ConfigError
-from flows import audit, ledger, margin, quotes, stops
+from flows import audit, ledger, margin, quotes, stops, surveillance
 from flows.context import FlowContext
 from flows.operators import dead_letters_of, make_decoder
 from sinks.postgres import DeadLetterSink
 
-ALL_FLOWS = ("quotes", "ledger", "audit", "stops", "margin")
+ALL_FLOWS = ("quotes", "ledger", "audit", "stops", "margin", "surveillance")
 """The flows `build_pipeline` can attach; all of them by default. Dead letters always go out."""
 
 
@@ -72,4 +74,6 @@ def build_pipeline(
             stops.attach(shards, ctx, with_audit)
     if "ledger" in chosen:
         ledger.attach(decoded, ctx)
+    if "surveillance" in chosen:
+        surveillance.attach(decoded, ctx)
     return flow

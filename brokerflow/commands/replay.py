@@ -68,7 +68,11 @@ def replay(
     for path in files:
         check_fix_file(path)
     endpoints = prepare_stores(settings, chosen)
-    opening = marks = None
+    opening = marks = owners = None
+    if "surveillance" in chosen:
+        from sinks.margin import load_accounts
+
+        owners = {a: o.owner for a, o in load_accounts(endpoints.postgres_dsn).items() if o.owner}
     if "margin" in chosen:
         from sinks.margin import load_accounts, opening_marks
 
@@ -82,6 +86,7 @@ def replay(
         margin_opening=opening,
         margin_marks=marks,
         recovery=recovery_dir is not None,
+        owners=owners,
     )
     flow = build_pipeline(FixLogSource(files), ctx, chosen)
     t0 = time.perf_counter()

@@ -1,0 +1,222 @@
+"""Flows layer: trade surveillance. Execution reports and market trades -> findings -> alerts.
+
+Steps (ids are recovery keys; renaming one orphans its state):
+    surveil_route    per decoded batch, in input order: execution reports (35=8: ExecType 0
+                     new and 5 replaced are orders, 4 a cancel, F a fill) and the market's
+                     trades (35=X 269=2) by symbol shard ("s{n}"); fills and orders also by
+                     account shard ("a{n}")
+    surveil_symbols  per symbol shard: `SelfMatchModel`, `RoundTripModel`, `SpoofingModel`,
+                     `MarkingTheCloseModel`, `PumpAndDumpModel`
+    surveil_accounts per account shard: `OrderToTradeModel`, `OwnershipMissingModel`
+    write_surveillance_alerts   `AlertSink`: PostgreSQL `alerts` and `stream:alerts`; severity is
+                     the model's score 0..100, the evidence is `details`
+Owners come from `accounts.owner`, read before the run. Day-based judgements (order-to-trade,
+marking the close) are made when event time passes the day's end or close, and at the end of
+the input (a back-test of one day is judged when the file ends).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+
+from connectors.fix import DecodedBatch
+from domain.alerts import Alert, make_alert
+from domain.events import MD_NEW, MD_TRADE, ExecutionReport, MarketDataIncrement
+from domain.surveillance import (
+    Fill,
+    Finding,
+    MarkingTheCloseModel,
+    OrderToTradeModel,
+    OwnershipMissingModel,
+    PumpAndDumpModel,
+    RoundTripModel,
+    SelfMatchModel,
+    SpoofingModel,
+)
+from flows.context import FlowContext
+from sinks.alerts import AlertSink
+
+SHARDS = 8
+
+
+def _shard(key: str) -> int:
+    return zlib.crc32(key.encode()) % SHARDS
+
+
+def _fill(r: ExecutionReport) -> Fill:
+    return Fill(
+        r.exec_id, r.account or "", r.symbol, r.side, r.last_qty, r.last_px, r.ts_event,
+        r.cl_ord_id or "", r.trd_match_id,
+    )  # fmt: skip
+
+
+def route(batch: DecodedBatch) -> list[tuple[str, list]]:
+    """Group the batch's surveillance inputs by shard, keeping their order within a shard."""
+    groups: dict[str, list] = {}
+    for e in batch.events:
+        kind = type(e)
+        if kind is ExecutionReport:
+            if e.exec_type not in ("0", "4", "5", "F") or not e.account:
+                continue
+            groups.setdefault(f"s{_shard(e.symbol)}", []).append(e)
+            groups.setdefault(f"a{_shard(e.account)}", []).append(e)
+        elif kind is MarketDataIncrement:
+            trades = [x.size for x in e.entries
+                      if x.entry_type == MD_TRADE and x.action == MD_NEW and x.size]  # fmt: skip
+            if trades:
+                item = (e.symbol, Decimal(repr(sum(trades))), e.ts_event)
+                groups.setdefault(f"s{_shard(e.symbol)}", []).append(item)
+    return list(groups.items())
+
+
+class SymbolModels:
+    """The symbol-keyed models of one shard."""
+
+    def __init__(self, owners: Mapping[str, str]) -> None:
+        self.self_match = SelfMatchModel(owners)
+        self.round_trips = RoundTripModel(owners)
+        self.spoofing = SpoofingModel()
+        self.close = MarkingTheCloseModel()
+        self.pump = PumpAndDumpModel()
+
+    def on(self, item: Any) -> list[Finding]:
+        if type(item) is tuple:  # a market trade: (symbol, qty, ts)
+            symbol, qty, ts = item
+            return self.close.on_market_trade(symbol, qty, ts) + self.pump.on_market_trade(
+                symbol, qty, ts
+            )
+        r: ExecutionReport = item
+        if r.exec_type == "F":
+            f = _fill(r)
+            out = self.self_match.on_fill(f) + self.round_trips.on_fill(f)
+            out += self.spoofing.on_fill(f) + self.close.on_fill(f) + self.pump.on_fill(f)
+            return out
+        if r.exec_type == "4":
+            return self.spoofing.on_cancel(r.account or "", r.symbol, r.cl_ord_id or "",
+                                           r.ts_event)  # fmt: skip
+        out: list[Finding] = []
+        if r.exec_type == "5" and r.orig_cl_ord_id:
+            out += self.spoofing.on_cancel(r.account or "", r.symbol, r.orig_cl_ord_id,
+                                           r.ts_event)  # fmt: skip
+        qty = r.leaves_qty if r.leaves_qty else (r.order_qty or Decimal(0))
+        out += self.spoofing.on_order(r.account or "", r.symbol, r.cl_ord_id or "", r.side,
+                                      qty, r.price, r.ts_event)  # fmt: skip
+        return out
+
+    def close_input(self) -> list[Finding]:
+        return self.close.judge()
+
+
+class AccountModels:
+    """The account-keyed models of one shard."""
+
+    def __init__(self, owners: Mapping[str, str]) -> None:
+        self.otr = OrderToTradeModel()
+        self.ownership = OwnershipMissingModel(owners)
+
+    def on(self, r: ExecutionReport) -> list[Finding]:
+        if r.exec_type == "F":
+            f = _fill(r)
+            return self.otr.on_fill(f) + self.ownership.on_fill(f)
+        if r.exec_type in ("0", "5"):
+            return self.otr.on_order(r.account or "", r.cl_ord_id or "", r.ts_event)
+        return []
+
+    def close_input(self) -> list[Finding]:
+        return self.otr.close_day()
+
+
+def _severity(score: int) -> str:
+    return str(max(0, min(100, score)))
+
+
+def _alert(finding: Finding, owners: Mapping[str, str]) -> Alert:
+    """The subject is an account (then its owner is looked up) or, for owner-level wash
+    trades, an owner."""
+    is_owner = finding.subject_is_owner
+    account = None if is_owner else finding.subject
+    owner = finding.subject if is_owner else owners.get(finding.subject)
+    details = {**finding.evidence, "score": finding.score, "model_key": finding.key}
+    return make_alert(
+        finding.kind, finding.key, _severity(finding.score), finding.ts_ns,
+        account=account, owner=owner, symbol=finding.symbol, details=details,
+    )  # fmt: skip
+
+
+class SurveillanceLogic(op.StatefulBatchLogic[list, list[Alert], bytes]):
+    """One shard's models (symbol or account models, by the shard key's letter)."""
+
+    def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
+        self.owners: Mapping[str, str] = ctx.owners or {}
+        self.recovery = ctx.recovery
+        self.models: SymbolModels | AccountModels | None = (
+            pickle.loads(resume) if resume is not None else None
+        )
+        self.stats = ctx.stats
+
+    def on_batch(self, values: list[list]) -> tuple[list[list[Alert]], bool]:
+        models = self.models
+        assert models is not None  # set by the step's builder
+        findings: list[Finding] = []
+        for items in values:
+            for item in items:
+                findings += models.on(item)
+        return self._emit(findings)
+
+    def _emit(self, findings: list[Finding]) -> tuple[list[list[Alert]], bool]:
+        if not findings:
+            return [], self.RETAIN
+        self.stats.add("surveillance_findings", len(findings))
+        return [[_alert(f, self.owners) for f in findings]], self.RETAIN
+
+    def on_eof(self) -> tuple[list[list[Alert]], bool]:
+        if self.models is None:
+            return [], self.RETAIN
+        return self._emit(self.models.close_input())
+
+    def snapshot(self) -> bytes | None:
+        if not self.recovery:
+            return None
+        return pickle.dumps(self.models, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
+    """Add the surveillance models to a dataflow whose decoded FIX stream is `decoded`."""
+    routed = op.flat_map("surveil_route", decoded, route)
+    by_symbol = op.filter("surveil_by_symbol", routed, lambda kv: kv[0][0] == "s")
+    by_account = op.filter("surveil_by_account", routed, lambda kv: kv[0][0] == "a")
+    owners = ctx.owners or {}
+
+    def symbol_logic(resume: bytes | None) -> SurveillanceLogic:
+        logic = SurveillanceLogic(resume, ctx)
+        if logic.models is None:
+            logic.models = SymbolModels(owners)
+        return logic
+
+    def account_logic(resume: bytes | None) -> SurveillanceLogic:
+        logic = SurveillanceLogic(resume, ctx)
+        if logic.models is None:
+            logic.models = AccountModels(owners)
+        return logic
+
+    symbol_alerts = op.stateful_batch("surveil_symbols", by_symbol, symbol_logic)
+    account_alerts = op.stateful_batch("surveil_accounts", by_account, account_logic)
+    alerts = op.merge(
+        "surveil_alerts",
+        op.key_rm("unkey_surveil_symbols", symbol_alerts),
+        op.key_rm("unkey_surveil_accounts", account_alerts),
+    )
+    op.output(
+        "write_surveillance_alerts",
+        alerts,
+        AlertSink(
+            ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add
+        ),
+    )

@@ -1,0 +1,99 @@
+"""Surveillance end to end: FIX files -> replay -> alerts with evidence in PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+import redis
+
+from brokerflow.commands.replay import replay
+from tests.flows.test_executions_flow import load
+from tests.flows.test_quotes_flow import fix, ts, write_file
+
+FLOWS = ("ledger", "surveillance")
+
+
+def report(exec_id, account, side, exec_type="F", qty=100, px="10.00", at_ms=0, seq=1,
+           match=None, cl_ord_id=None, leaves=0, price=None):  # fmt: skip
+    cl = cl_ord_id or f"C-{exec_id}"
+    pairs = [(37, f"O-{cl}"), (11, cl), (17, exec_id), (150, exec_type),
+             (39, {"F": "2", "0": "0", "4": "4", "5": "5"}[exec_type]), (1, account),
+             (55, "ACME"), (54, side), (38, qty if exec_type == "F" else qty),
+             (32, qty if exec_type == "F" else 0), (31, px if exec_type == "F" else 0),
+             (14, qty if exec_type == "F" else 0), (151, leaves), (6, px),
+             (60, ts(at_ms))]  # fmt: skip
+    if price is not None:
+        pairs += [(40, "2"), (44, price)]
+    if match:
+        pairs.append((880, match))
+    return fix("8", pairs, seq, ts(at_ms))
+
+
+@pytest.fixture
+def settings(settings_factory, tmp_path, monkeypatch):
+    s = settings_factory()
+    (tmp_path / "accounts.csv").write_text(
+        "account,owner,cash\nA1,alice,1000000\nA2,alice,1000000\nB1,bob,1000000\n"
+        "C1,carol,1000000\n"
+    )
+    load(s, "accounts", tmp_path / "accounts.csv", monkeypatch)
+    return s
+
+
+def alerts(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT kind, severity, account, owner, details FROM alerts ORDER BY kind, alert_id"
+        ).fetchall()
+
+
+def test_self_match_between_accounts_of_one_owner_is_alerted_once(tmp_path, settings):
+    lines = [
+        report("E1", "A1", "1", match="T1", seq=1),
+        report("E2", "A2", "2", match="T1", at_ms=100, seq=2),
+        # the look-alike: two unrelated clients trading with each other
+        report("E3", "B1", "1", match="T2", at_ms=200, seq=3),
+        report("E4", "C1", "2", match="T2", at_ms=300, seq=4),
+    ]
+    path = write_file(tmp_path / "day.fix", lines)
+    summary = replay([path], settings, progress=False, flows=FLOWS).as_dict()
+    [(kind, severity, account, owner, details)] = alerts(settings.postgres_dsn)
+    assert (kind, account, owner) == ("WASH_TRADE", None, "alice")
+    assert details["exec_ids"] == ["E1", "E2"] and details["accounts"] == ["A1", "A2"]
+    assert int(severity) == details["score"] == 80
+    assert summary["alerts"] == {"WASH_TRADE": 1}
+    r = redis.Redis.from_url(settings.redis_url)
+    [(_, fields)] = r.xrange("stream:alerts")
+    assert json.loads(fields[b"data"])["details"]["matched_by"] == "TrdMatchID(880)"
+    r.close()
+
+    replay([path], settings, progress=False, flows=FLOWS)  # the same day again
+    assert len(alerts(settings.postgres_dsn)) == 1
+
+
+def test_an_account_without_owner_is_alerted_not_dropped(tmp_path, settings):
+    lines = [report("E1", "X9", "1", seq=1), report("E2", "X9", "2", px="10.50", at_ms=10, seq=2)]
+    replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False, flows=FLOWS)
+    got = alerts(settings.postgres_dsn)
+    assert [(k, a, o, d.get("exec_id")) for k, _, a, o, d in got] == [
+        ("OWNERSHIP_MISSING", "X9", None, "E1")
+    ], got
+
+
+def test_layering_from_execution_reports(tmp_path, settings):
+    lines = []
+    seq = 0
+    for i, px in enumerate(("10.05", "10.06", "10.07")):
+        seq += 1
+        lines.append(report(f"N{i}", "B1", "2", exec_type="0", qty=2000, at_ms=i, seq=seq,
+                            cl_ord_id=f"S{i}", leaves=2000, price=px))  # fmt: skip
+    lines.append(report("F1", "B1", "1", qty=100, at_ms=1_000, seq=10))
+    for i in range(3):
+        lines.append(report(f"X{i}", "B1", "2", exec_type="4", qty=2000, at_ms=3_000 + i,
+                            seq=20 + i, cl_ord_id=f"S{i}", price="10.05"))  # fmt: skip
+    replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False, flows=FLOWS)
+    kinds = {k: d for k, _, _, _, d in alerts(settings.postgres_dsn)}
+    assert kinds["SPOOFING"]["pattern"] == "layering"
+    assert kinds["SPOOFING"]["cancelled_cl_ord_ids"] == ["S0", "S1", "S2"]
