@@ -748,3 +748,173 @@ def test_decode_lines_order_events_carry_raw_as_received_and_source() -> None:
     # parse_message leaves them empty unless told
     [plain] = parse_message(decode(report))
     assert (plain.raw, plain.source) == (b"", "")
+
+
+# -- execution-report plans (35=8 from the chunk tokens): same events and dead letters -------
+
+
+def _er_without(*drop: int, **tags: object) -> bytes:
+    """`_er` without the header or body tags in `drop` (e.g. SendingTime (52))."""
+    fields = {37: "O-1", 17: "E-1", 55: "AAPL", 54: "1", 6: "10", 150: "F", 39: "1", 38: "100"}
+    fields.update({14: "40", 151: "60", 32: "40", 31: "10"})
+    fields.update({int(tag[1:]): value for tag, value in tags.items()})
+    pairs = [*header("8"), *((tag, value) for tag, value in fields.items() if value is not None)]
+    return fix(*(pair for pair in pairs if pair[0] not in drop))
+
+
+# Execution reports the plan itself must turn into the same event as the careful path.
+_PLANNED_REPORTS = [
+    {},
+    {"t11": "C-1", "t41": "C-0", "t1": "ACC1", "t40": "2", "t44": "10.5", "t99": "9"},
+    {"t150": "1"},  # FIX 4.2 partial fill -> F
+    {"t150": "2", "t39": "2", "t14": "100", "t151": "0"},  # FIX 4.2 fill -> F
+    {"t150": "2", "t39": "0", "t14": "0", "t151": "100", "t32": "0", "t31": "0"},  # ack, 150=2
+    {"t150": "1", "t39": "4", "t151": "0", "t32": "0"},  # 150=1 without a fill: from 39
+    {"t150": "2", "t39": "Z", "t14": "0", "t151": "100", "t32": "0", "t31": "0"},  # -> "I"
+    {"t150": None, "t20": "1"},  # FIX 4.0 style: ExecTransType -> H
+    {"t150": None, "t20": "3", "t32": None, "t31": None},
+    {"t150": None, "t20": "0"},  # positive LastQty -> F
+    {"t150": None, "t39": "0", "t14": "0", "t151": "100", "t32": None, "t31": None, "t6": None},
+    {"t150": None, "t39": "6", "t32": "0", "t31": "0"},
+    {"t150": "0", "t39": "0", "t14": "0", "t151": "100", "t32": None, "t31": None, "t6": None},
+    {"t150": "4", "t39": "4", "t151": "0", "t32": "0", "t31": "0"},
+    {"t150": "5", "t39": "5", "t38": "80", "t151": "40", "t32": None, "t31": None},
+    {"t150": "6", "t39": "6", "t151": "7", "t32": None, "t31": None},
+    {"t38": None, "t151": "5"},
+    {"t38": "100.00", "t151": "60.0", "t14": "40.", "t32": "40.0", "t31": "010"},
+    {"t44": "0", "t99": "0", "t6": "-0"},
+    {"t12": "1.25", "t13": "3", "t479": "USD"},  # Commission and friends: not read
+    {"t880": "T-1", "t19": "E-0", "t58": "partial fill, venue X"},  # TrdMatchID, ExecRefID, Text
+    {"t43": "Y", "t97": "Y"},  # PossDupFlag
+    {"t43": "N"},
+    {"t58": "caf\u00e9"},
+    {"t60": "20240102-14:30:06"},  # TransactTime before SendingTime
+    {"t60": "20240102-14:30:06.123456789", "t55": "BRK.B"},
+]
+
+
+def _odd_reports() -> list[bytes]:
+    """35=8 lines the plan must decline or get exactly right (most are dead letters)."""
+    variants: list[dict] = [
+        {"t17": None},
+        {"t37": None},
+        {"t39": None},
+        {"t55": None},
+        {"t54": None},
+        {"t14": None},
+        {"t151": None},
+        {"t6": None},  # CumQty 40: AvgPx required
+        {"t150": "1", "t32": None},
+        {"t150": "F", "t32": None},
+        {"t150": "F", "t31": None},
+        {"t150": None, "t20": "0", "t31": None},
+        {"t14": "x"},
+        {"t14": "1e3"},
+        {"t14": "1_000"},
+        {"t38": "NaN"},
+        {"t32": "Infinity"},
+        {"t31": "+10"},
+        {"t6": " 10"},
+        {"t151": "\u0661"},
+        {"t44": "1.2.3"},
+        {"t99": "-"},
+        {"t14": "150", "t151": "0"},
+        {"t39": "2", "t14": "100", "t151": "10"},
+        {"t150": "4", "t39": "4", "t151": "60", "t32": "0", "t31": "0"},
+        {"t150": "8", "t39": "8", "t14": "0", "t151": "100", "t32": None},
+        {"t150": "C", "t39": "C", "t151": "1", "t32": None},
+        {"t31": "-10"},
+        {"t44": "-1.5"},
+        {"t99": "-2"},
+        {"t6": "-1"},
+        {"t32": "-1", "t150": "0", "t39": "0", "t14": "0", "t151": "100"},
+        {"t32": "0"},
+        {"t31": "0"},
+        {"t60": "20240102-14:30:6"},
+        {"t60": "20241302-14:30:06"},
+        {"t60": "20240102-14:30:06.12"},
+        # OrderQty - CumQty rounds to 28 digits: 100 - 1e-30 is 100.000...
+        {"t14": "0.000000000000000000000000000001", "t151": "99.999999999999999999999999999999"},
+    ]
+    lines = [_er(**tags) for tags in variants]
+    lines += [
+        _er_without(52, t60="20240102-14:30:07"),  # no SendingTime: TransactTime dates it
+        _er_without(52),  # neither time
+        _er_without(52, t60="garbage"),
+        _er(t60="20240102-14:30:07").replace(SENT.encode(), b"bad-time"),  # 52 unused
+        _er(t14="40").replace(b"\x0114=40\x01", b"\x0114=40\x0114=41\x01"),  # repeated tag
+        _er().replace(b"\x0155=AAPL\x01", b"\x0155=AAPL\x0155=MSFT\x01"),
+        _er().replace(b"\x0117=E-1\x01", b"\x0117=E-1\x0117=\xff\x01"),
+        _er(t58="x").replace(b"\x0158=x\x01", b"\x0158=\xff\xfe\x01"),  # not UTF-8
+        _er(t58="x").replace(b"\x0158=x\x01", b"\x0195=1\x0196=x\x01"),  # data field
+        _er().replace(b"\x0154=1\x01", b"\x01054=1\x01"),  # leading 0 on a tag
+        _er().replace(b"\x0154=1\x01", b"\x0154=1\x0135=8\x01"),  # header tag in the body
+        fix(*header("8"), (37, "O"), (17, "E"), (55, "A"), (54, "1"), (6, "0"), (150, "2"),
+            (39, "0"), (38, 100), (14, 0), (151, 0), (32, 0), (31, 0), begin="FIX.4.1"),
+        fix(*header("8"), (37, "O"), (17, "E"), (55, "A"), (54, "1"), (6, "0"), (150, "0"),
+            (39, "0"), (38, 100), (14, 0), (32, 0), (31, 0), begin="FIX.4.0"),
+        fix(*header("8"), (37, "O"), (17, "E"), (55, "A"), (54, "1"), (6, "0"), (150, "0"),
+            (39, "0"), (38, 100), (14, 0), (151, 100), begin="FIX.4.2"),
+    ]  # fmt: skip
+    return lines
+
+
+def _random_reports(rng: random.Random, count: int) -> list[bytes]:
+    """Execution reports with fields dropped, repeated or replaced by odd values at random."""
+    pool = ["0", "1", "2", "4", "5", "8", "C", "F", "I", "Y", "N", "10", "40", "60", "100",
+            "100.0", "-1", "0.5", "x", "1e2", ".5", "7.", "-0", "20240102-14:30:06"]  # fmt: skip
+    tags = [17, 37, 39, 55, 54, 14, 151, 6, 38, 32, 31, 150, 20, 44, 99, 11, 41, 1, 40, 60,
+            880, 19, 58, 43, 12]  # fmt: skip
+    lines = []
+    for _ in range(count):
+        changes: dict[str, object] = {}
+        for _ in range(rng.randint(0, 4)):
+            tag = rng.choice(tags)
+            changes[f"t{tag}"] = None if rng.random() < 0.3 else rng.choice(pool)
+        line = _er(**changes)
+        if rng.random() < 0.1:
+            line = line.replace(b"\x0139=", b"\x0139=1\x0139=", 1)
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("instruments", [None, frozenset(["AAPL", "BRK.B"])])
+def test_decode_lines_execution_report_plan_matches_careful_path(
+    instruments: frozenset[str] | None,
+) -> None:
+    rng = random.Random(8)
+    messages = (
+        [_er(**tags) for tags in _PLANNED_REPORTS]
+        + _odd_reports()
+        + _random_reports(rng, 1_500)
+        + _order_flow_lines(500)
+    )
+    rng.shuffle(messages)
+    lines = [message + b"\n" for message in messages]
+    assert tokenize_chunk(lines) is not None
+    _assert_same_as_careful(lines, instruments)
+    for line_no, line in enumerate(lines, 100):  # and one line at a time
+        batch = decode_lines([line], "chunk", line_no, "step", 7, instruments)
+        careful = fix_parse._decode_lines_careful([line], "chunk", line_no, "step", 7, instruments)
+        assert (batch.events, batch.dead_letters) == (careful.events, careful.dead_letters)
+
+
+@pytest.mark.parametrize("tags", _PLANNED_REPORTS)
+def test_decode_lines_execution_report_plan_parses_without_fallback(
+    monkeypatch: pytest.MonkeyPatch, tags: dict
+) -> None:
+    lines = [_er(**tags) + b"\n", _er(**{**tags, "t17": "E-2"}) + b"\n"]
+    careful = fix_parse._decode_lines_careful(lines, "chunk", 1, "decode_fix", 0, None)
+    assert careful.dead_letters == []
+    monkeypatch.setattr(fix_parse, "_parse_tokens", lambda *args: pytest.fail("fell back"))
+    batch = decode_lines(lines, "chunk", 1)
+    assert batch.events == careful.events
+    assert [event.source for event in batch.events] == ["chunk:1", "chunk:2"]
+    assert [event.raw for event in batch.events] == [line[:-1] for line in lines]
+
+
+def test_decode_lines_execution_report_plan_normalises_like_parse_message() -> None:
+    [fill] = parse(_er(t150="2", t39="2", t14="100", t151="0", t43="Y", t880="T-9", t12="1.5"))
+    assert (fill.exec_type, fill.poss_dup, fill.trd_match_id) == ("F", True, "T-9")
+    [ack] = parse(_er(t150="2", t39="0", t14="0", t151="100", t32="0", t31="0"))
+    assert (ack.exec_type, ack.last_qty, ack.avg_px) == ("0", Decimal(0), Decimal(10))
