@@ -15,7 +15,9 @@ from pathlib import Path
 from domain.errors import BrokerflowError
 
 # Order is the order of `brokerflow --help`.
-COMMANDS = ("demo", "replay", "simulate", "load", "sql", "report", "gdpr", "services", "bench")
+COMMANDS = (
+    "demo", "replay", "simulate", "load", "sql", "report", "alerts", "gdpr", "services", "bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -97,3 +97,28 @@ def test_layering_from_execution_reports(tmp_path, settings):
     kinds = {k: d for k, _, _, _, d in alerts(settings.postgres_dsn)}
     assert kinds["SPOOFING"]["pattern"] == "layering"
     assert kinds["SPOOFING"]["cancelled_cl_ord_ids"] == ["S0", "S1", "S2"]
+
+
+def test_analyst_lists_shows_acks_and_closes_an_alert(tmp_path, settings, capsys, monkeypatch):
+    from brokerflow.cli import main
+
+    lines = [report("E1", "A1", "1", match="T1", seq=1),
+             report("E2", "A2", "2", match="T1", at_ms=100, seq=2)]  # fmt: skip
+    replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False, flows=FLOWS)
+    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", settings.postgres_dsn)
+    dd = ["--data-dir", str(settings.data_dir)]
+    capsys.readouterr()
+    assert main(["alerts", "list", "--kind", "WASH_TRADE", "--format", "json", *dd]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["kind"], row["status"], row["owner"]) == ("WASH_TRADE", "OPEN", "alice")
+    prefix = row["alert_id"][:8]
+    assert main(["alerts", "show", prefix, *dd]) == 0
+    shown = capsys.readouterr().out
+    assert "exec_ids" in shown and '["E1", "E2"]' in shown and "TrdMatchID(880)" in shown
+    assert main(["alerts", "ack", prefix, *dd]) == 0
+    assert capsys.readouterr().out.strip().endswith("ACKED")
+    assert main(["alerts", "close", prefix, "--note", "family accounts, reviewed", *dd]) == 0
+    assert capsys.readouterr().out.strip().endswith("CLOSED")
+    assert main(["alerts", "list", "--status", "OPEN", "--format", "json", *dd]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["alerts", "show", "ffffffff", *dd]) == 2  # one line, non-zero
