@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -28,8 +30,10 @@ from sinks.clickhouse import (
     ReadOnlyError,
     ServerStore,
     TicksSink,
+    _json_encoder,
     audit_rows,
     check_read_only,
+    encode_json_columns,
     migrate_clickhouse,
     open_store,
     split_statements,
@@ -777,3 +781,110 @@ def test_server_store_runs_the_same_migrations() -> None:
     assert [c.count("CREATE TABLE") for c in commands] == [1, 1, 1, 1]
     inserts = [c for c in client.calls if c[0] == "insert"]
     assert inserts[0][1] == "schema_migrations" and inserts[0][2][0][:2] == (1, "0001_audit.sql")
+
+
+# -- the column encoder against the reference implementation -----------------------------------
+#
+# `encode_json_columns` skips per-row work for columns that need no conversion, inlines the
+# common conversions and writes non-ASCII as escapes. Below is the implementation it replaced,
+# kept as the reference: the documents must decode to the same values, and the rows stored
+# through either must read back the same.
+
+
+def _reference_json_columns(types: list[str], rows: list[tuple[Any, ...]]) -> str:
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    for index, type_name in enumerate(types):
+        encoder = _json_encoder(type_name)
+        if encoder is not None:
+            columns[index] = [encoder(v) for v in columns[index]]
+    return json.dumps(columns, ensure_ascii=False)
+
+
+_AWKWARD_STRINGS = (
+    "",
+    "8=FIX.4.4\x01 \"quoted\" 'single' tab\t nl\n cr\r backslash\\ \x00\x1f\x7f",
+    "é ü 日本 😀 𝄞 \u2028\u2029 \ufeff",
+    "{}",
+    '{"a":"b\\"c"}',
+)
+
+
+def _generated_audit_rows(n: int) -> list[tuple[Any, ...]]:
+    rng = random.Random(42)
+    rows = []
+    for i in range(n):
+        text = rng.choice(_AWKWARD_STRINGS) + str(i)
+        rows.append(
+            (
+                rng.choice([str(uuid.UUID(int=rng.getrandbits(128))), uuid.UUID(int=i)]),
+                rng.choice(
+                    [
+                        rng.randrange(1_700_000_000_000_000, 1_705_000_000_000_000),
+                        1_709_546_400_000_001,
+                        dt.datetime(2024, 3, 4, 10, 0, 0, i % 1_000_000, tzinfo=UTC),
+                    ]
+                ),
+                rng.choice(["ORDER_FILLED", "ORDER_ACCEPTED"]),
+                text,
+                rng.choice(_AWKWARD_STRINGS),
+                f"C{i}",
+                "",
+                f"E{i}",
+                "AAPL",
+                "1",
+                "2",
+                "F",
+                rng.choice([None, Decimal("0.0000000001"), Decimal(i)]),
+                rng.choice([None, Decimal("123456.123456789"), Decimal("-1E+5")]),
+                rng.choice([Decimal(0), Decimal("1.5"), Decimal("-0.0000000001")]),
+                rng.choice([Decimal(0), Decimal("99999999999.9999999999")]),
+                rng.choice(_AWKWARD_STRINGS),
+                "{}",
+                text,
+                f"file:t.fix:{i}",
+            )
+        )
+    return rows
+
+
+def test_encode_json_columns_equals_the_reference(store: ChdbStore) -> None:
+    types = [store.column_types("audit_log")[c] for c in AUDIT_COLUMNS]
+    rows = _generated_audit_rows(3000)
+    for size in (1, 7, 3000):
+        chunk = rows[:size]
+        assert json.loads(encode_json_columns(types, chunk)) == json.loads(
+            _reference_json_columns(types, chunk)
+        )
+    other = ["Nullable(DateTime64(3, 'UTC'))", "DateTime('UTC')", "Date", "UInt64", "String"]
+    rows = [
+        (None, None, None, 1, "a"),
+        (1_709_546_400_123, 1_709_546_400, dt.date(2024, 3, 4), 2**64 - 1, "é"),
+        (True, dt.datetime(2024, 3, 4, tzinfo=UTC), "2024-03-05", 0, ""),
+    ]
+    assert json.loads(encode_json_columns(other, rows)) == json.loads(
+        _reference_json_columns(other, rows)
+    )
+
+
+def test_insert_stores_what_the_reference_encoder_stored(store: ChdbStore) -> None:
+    types = [store.column_types("audit_log")[c] for c in AUDIT_COLUMNS]
+    rows = _generated_audit_rows(2000)
+    names = ", ".join(f"`{c}`" for c in AUDIT_COLUMNS)
+    store.command("CREATE TABLE audit_log_reference AS audit_log")
+    store.command(
+        f"INSERT INTO audit_log_reference ({names}) FORMAT JSONCompactColumns\n"
+        + _reference_json_columns(types, rows)
+    )
+    assert store.insert("audit_log", AUDIT_COLUMNS, rows) == 2000
+    select = f"SELECT {names} FROM {{table}} ORDER BY source, event_id, timestamp"
+    _, got = store.query(select.format(table="audit_log"))
+    _, want = store.query(select.format(table="audit_log_reference"))
+    assert len(got) == 2000
+    assert got == want
+    by_source = {row[-1]: row for row in got}
+    for row in rows[:50]:
+        stored = by_source[row[-1]]
+        assert stored[3] == row[3]
+        assert stored[18] == row[18]
+        assert stored[12] == row[12]
+        assert str(stored[0]) == str(row[0])

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
+import uuid
 from decimal import Decimal
 
 import pytest
 
 from domain.audit import (
+    AUDIT_NAMESPACE,
+    EXEC_EVENT_TYPES,
+    REQUEST_EVENT_TYPES,
     AuditRecord,
     audit_event_id,
     audit_record,
@@ -203,3 +209,234 @@ def test_order_triggered_generic_constructor() -> None:
     assert record.event_id == audit_event_id("ORDER_TRIGGERED", "trigger:S1")
     assert json.loads(record.order_details) == {"stop_px": "99.0", "trigger_px": 98.9}
     assert record.last_qty == 0 and record.raw_fix == ""
+
+
+# -- the fast paths against the reference implementation -----------------------------------------
+#
+# `audit_record` formats event ids and details without uuid.uuid5 / json.dumps(sort_keys=True).
+# Below is the straightforward implementation it replaced, kept as the reference: every record,
+# over many generated events, must be equal field for field (same strings, byte for byte).
+
+
+def _reference_details(fields: dict[str, object]) -> str:
+    out = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        out[key] = str(value) if isinstance(value, Decimal) else value
+    return json.dumps(out, separators=(",", ":"), sort_keys=True)
+
+
+def _reference_event_id(event_type: str, key: str) -> str:
+    return str(uuid.uuid5(AUDIT_NAMESPACE, f"{event_type}|{key}"))
+
+
+def _reference_raw(raw: bytes | str) -> str:
+    return raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+
+
+def _reference_record(event: ExecutionReport | OrderRequest, snapshot: Quote | None) -> AuditRecord:
+    if isinstance(event, ExecutionReport):
+        event_type = EXEC_EVENT_TYPES[event.exec_type]
+        details = _reference_details(
+            {
+                "exec_type": event.exec_type,
+                "ord_status": event.ord_status,
+                "order_qty": event.order_qty,
+                "ord_type": event.ord_type,
+                "price": event.price,
+                "stop_px": event.stop_px,
+                "last_qty": event.last_qty,
+                "last_px": event.last_px,
+                "cum_qty": event.cum_qty,
+                "leaves_qty": event.leaves_qty,
+                "avg_px": event.avg_px,
+                "trd_match_id": event.trd_match_id,
+                "exec_ref_id": event.exec_ref_id,
+                "text": event.text,
+                "poss_dup": event.poss_dup or None,
+            }
+        )
+        return AuditRecord(
+            event_id=_reference_event_id(event_type, f"exec:{event.exec_id}"),
+            ts_event_us=event.ts_event // 1000,
+            event_type=event_type,
+            account=event.account or "",
+            order_id=event.order_id or "",
+            cl_ord_id=event.cl_ord_id or "",
+            orig_cl_ord_id=event.orig_cl_ord_id or "",
+            exec_id=event.exec_id,
+            symbol=event.symbol,
+            side=event.side,
+            ord_type=event.ord_type or "",
+            ord_status=event.ord_status,
+            quantity=event.order_qty,
+            price=event.price,
+            last_qty=event.last_qty if event.last_qty is not None else Decimal(0),
+            last_px=event.last_px if event.last_px is not None else Decimal(0),
+            order_details=details,
+            market_snapshot=snapshot_json(snapshot),
+            raw_fix=_reference_raw(event.raw),
+            source=event.source,
+        )
+    event_type = REQUEST_EVENT_TYPES[event.msg_type]
+    details = _reference_details(
+        {
+            "msg_type": event.msg_type,
+            "order_qty": event.order_qty,
+            "ord_type": event.ord_type,
+            "price": event.price,
+            "stop_px": event.stop_px,
+            "time_in_force": event.time_in_force,
+            "expire_time": event.expire_time,
+            "exec_inst": event.exec_inst,
+            "peg_offset_value": event.peg_offset_value,
+            "peg_offset_type": event.peg_offset_type,
+        }
+    )
+    return AuditRecord(
+        event_id=_reference_event_id(event_type, f"order:{event.msg_type}:{event.cl_ord_id}"),
+        ts_event_us=event.ts_event // 1000,
+        event_type=event_type,
+        account=event.account or "",
+        order_id="",
+        cl_ord_id=event.cl_ord_id,
+        orig_cl_ord_id=event.orig_cl_ord_id or "",
+        exec_id="",
+        symbol=event.symbol,
+        side=event.side,
+        ord_type=event.ord_type or "",
+        ord_status="",
+        quantity=event.order_qty,
+        price=event.price,
+        last_qty=Decimal(0),
+        last_px=Decimal(0),
+        order_details=details,
+        market_snapshot=snapshot_json(snapshot),
+        raw_fix=_reference_raw(event.raw),
+        source=event.source,
+    )
+
+
+_AWKWARD_TEXT = (
+    "",
+    "a",
+    'q"uote',
+    "back\\slash",
+    "nl\nt\tab\r\x01\x00\x1f\x7f",
+    "é ü 日本 😀 \u2028",
+    "ORDER_FILLED|exec:E1",
+    "|:",
+)
+
+
+def _maybe_decimal(rng: random.Random) -> Decimal | None:
+    return rng.choice(
+        [
+            None,
+            Decimal(0),
+            Decimal("-0"),
+            Decimal("0.0000000001"),
+            Decimal("1E+3"),
+            Decimal("123456.123456789"),
+            Decimal(rng.randrange(-(10**12), 10**12)).scaleb(-rng.randrange(0, 12)),
+            Decimal("NaN"),
+            Decimal("-Infinity"),
+        ]
+    )
+
+
+def _maybe_text(rng: random.Random) -> str | None:
+    if rng.random() < 0.3:
+        return None
+    if rng.random() < 0.5:
+        return rng.choice(_AWKWARD_TEXT)
+    return "".join(
+        chr(rng.choice([rng.randrange(32, 127), rng.randrange(0, 0x3000)]))
+        for _ in range(rng.randrange(0, 12))
+    )
+
+
+def _random_event(rng: random.Random) -> ExecutionReport | OrderRequest:
+    text = _maybe_text
+    if rng.random() < 0.7:
+        return exec_report(
+            rng.choice(sorted(EXEC_EVENT_TYPES)),
+            exec_id=text(rng) or "E",
+            order_id=text(rng),
+            cl_ord_id=text(rng),
+            orig_cl_ord_id=text(rng),
+            ord_status=rng.choice("0124568ACE"),
+            account=text(rng),
+            side=rng.choice("12"),
+            order_qty=_maybe_decimal(rng),
+            ord_type=text(rng),
+            price=_maybe_decimal(rng),
+            stop_px=_maybe_decimal(rng),
+            last_qty=_maybe_decimal(rng),
+            last_px=_maybe_decimal(rng),
+            cum_qty=_maybe_decimal(rng),
+            leaves_qty=_maybe_decimal(rng),
+            avg_px=_maybe_decimal(rng),
+            ts_event=rng.randrange(0, 2**63),
+            trd_match_id=text(rng),
+            exec_ref_id=text(rng),
+            text=text(rng),
+            poss_dup=rng.random() < 0.5,
+            raw=rng.choice(
+                [b"", b"8=FIX.4.4\x0135=8\x01", "é\x01".encode(), b"\xff\xfe bad", "str raw"]
+            ),
+            source=text(rng) or "",
+        )
+    return order_request(
+        rng.choice(sorted(REQUEST_EVENT_TYPES)),
+        cl_ord_id=text(rng) or "C",
+        orig_cl_ord_id=text(rng),
+        account=text(rng),
+        side=rng.choice("12"),
+        order_qty=_maybe_decimal(rng),
+        ord_type=text(rng),
+        price=_maybe_decimal(rng),
+        stop_px=_maybe_decimal(rng),
+        time_in_force=text(rng),
+        ts_event=rng.randrange(0, 2**63),
+        expire_time=rng.choice([None, 0, rng.randrange(0, 2**63)]),
+        exec_inst=text(rng),
+        peg_offset_value=_maybe_decimal(rng),
+        peg_offset_type=text(rng),
+        raw=rng.choice([b"", b"8=FIX.4.4\x0135=D\x01", b"\xc3"]),
+        source=text(rng) or "",
+    )
+
+
+def test_audit_record_equals_the_reference_on_generated_events() -> None:
+    rng = random.Random(20261126)
+    for _ in range(5000):
+        event = _random_event(rng)
+        snapshot = quote(event.symbol) if rng.random() < 0.2 else None
+        got = audit_record(event, snapshot)
+        want = _reference_record(event, snapshot)
+        assert got == want, event
+        assert [type(getattr(got, f.name)) for f in dataclasses.fields(got)] == [
+            type(getattr(want, f.name)) for f in dataclasses.fields(want)
+        ]
+
+
+def test_audit_record_is_a_real_frozen_record() -> None:
+    record = audit_record(exec_report(), None)
+    assert type(record) is AuditRecord
+    assert hash(record) == hash(_reference_record(exec_report(), None))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.account = "X"  # type: ignore[misc]
+
+
+def test_audit_event_id_equals_uuid5_on_many_names() -> None:
+    rng = random.Random(7)
+    names = [f"ORDER_FILLED|exec:{i}" for i in range(20_000)]
+    names += ["", "|", "é", "日本", "😀", "\x00", "a" * 1000]
+    names += [_maybe_text(rng) or "" for _ in range(5000)]
+    for name in names:
+        event_type, _, key = name.partition("|")
+        assert audit_event_id(event_type, key) == _reference_event_id(event_type, key)
+    # the fast formatting covers every variant digit
+    assert {audit_event_id("T", str(i))[19] for i in range(200)} == set("89ab")
