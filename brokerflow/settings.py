@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         margin_concentration_share: a position above this share of the gross value raises a
             CONCENTRATION alert (and, with a rate, the add-on).
         margin_concentration_rate: the maintenance rate of such a position (None: no add-on).
+        surveillance: model -> {parameter: value}, e.g. a TOML table
+            `[surveillance.round_trips]` with `min_round_trips = 12` (checked by
+            `flows.surveillance.model_parameters`); from the environment, a JSON object.
         session_close_utc: "HH:MM" UTC at which Day orders expire (21:00 = 16:00 New York
             in winter).
     """
@@ -93,6 +96,7 @@ class Settings(BaseSettings):
     margin_grace_s: int = Field(default=3600, ge=0)
     margin_concentration_share: float = Field(default=0.25, gt=0, lt=1)
     margin_concentration_rate: float | None = Field(default=None, gt=0, le=1)
+    surveillance: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("instruments", mode="before")
     @classmethod

@@ -28,8 +28,10 @@ from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
 from domain.alerts import Alert, make_alert
+from domain.errors import ConfigError
 from domain.events import MD_NEW, MD_TRADE, ExecutionReport, MarketDataIncrement
 from domain.surveillance import (
+    NS_PER_S,
     Fill,
     Finding,
     MarkingTheCloseModel,
@@ -44,6 +46,63 @@ from flows.context import FlowContext
 from sinks.alerts import AlertSink
 
 SHARDS = 8
+
+# model -> parameter -> (the model's keyword, conversion): what `[surveillance.MODEL]` accepts.
+_S = NS_PER_S
+PARAMETERS: dict[str, dict[str, tuple[str, Any]]] = {
+    "self_match": {"window_s": ("window_ns", lambda v: int(float(v) * _S))},
+    "round_trips": {
+        "min_round_trips": ("min_round_trips", int),
+        "max_net_fraction": ("max_net_fraction", lambda v: Decimal(str(v))),
+    },
+    "spoofing": {
+        "size_multiple": ("size_multiple", lambda v: Decimal(str(v))),
+        "cancel_fraction": ("cancel_fraction", lambda v: Decimal(str(v))),
+        "window_s": ("window_ns", lambda v: int(float(v) * _S)),
+    },
+    "marking_the_close": {
+        "close_utc": ("close_ns_of_day", lambda v: _hhmm_ns(str(v))),
+        "window_minutes": ("window_ns", lambda v: int(float(v) * 60 * _S)),
+        "window_share": ("window_share", lambda v: Decimal(str(v))),
+        "day_share": ("day_share", lambda v: Decimal(str(v))),
+    },
+    "pump_and_dump": {
+        "volume_share": ("volume_share", lambda v: Decimal(str(v))),
+        "rise": ("rise", lambda v: Decimal(str(v))),
+        "within_hours": ("within_ns", lambda v: int(float(v) * 3600 * _S)),
+    },
+    "order_to_trade": {
+        "max_ratio": ("max_ratio", int),
+        "min_orders": ("min_orders", int),
+    },
+}
+
+
+def _hhmm_ns(text: str) -> int:
+    hours, minutes = (int(x) for x in text.split(":"))
+    return (hours * 3600 + minutes * 60) * _S
+
+
+def model_parameters(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The models' keyword arguments from `Settings.surveillance`; one-line error on a typo."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in PARAMETERS}
+    for model, params in config.items():
+        known = PARAMETERS.get(model)
+        if known is None:
+            msg = f"unknown surveillance model {model!r}; models: {', '.join(PARAMETERS)}"
+            raise ConfigError(msg)
+        for name, value in params.items():
+            if name not in known:
+                msg = (f"unknown parameter {model}.{name}; "
+                       f"{model} takes {', '.join(known)}")  # fmt: skip
+                raise ConfigError(msg)
+            keyword, convert = known[name]
+            try:
+                out[model][keyword] = convert(value)
+            except (ValueError, ArithmeticError):
+                msg = f"surveillance parameter {model}.{name}: {value!r} is not valid"
+                raise ConfigError(msg) from None
+    return out
 
 
 def _shard(key: str) -> int:
@@ -79,12 +138,15 @@ def route(batch: DecodedBatch) -> list[tuple[str, list]]:
 class SymbolModels:
     """The symbol-keyed models of one shard."""
 
-    def __init__(self, owners: Mapping[str, str]) -> None:
-        self.self_match = SelfMatchModel(owners)
-        self.round_trips = RoundTripModel(owners)
-        self.spoofing = SpoofingModel()
-        self.close = MarkingTheCloseModel()
-        self.pump = PumpAndDumpModel()
+    def __init__(
+        self, owners: Mapping[str, str], params: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        p = params or model_parameters({})
+        self.self_match = SelfMatchModel(owners, **p["self_match"])
+        self.round_trips = RoundTripModel(owners, **p["round_trips"])
+        self.spoofing = SpoofingModel(**p["spoofing"])
+        self.close = MarkingTheCloseModel(**p["marking_the_close"])
+        self.pump = PumpAndDumpModel(**p["pump_and_dump"])
 
     def on(self, item: Any) -> list[Finding]:
         if type(item) is tuple:  # a market trade: (symbol, qty, ts)
@@ -117,8 +179,11 @@ class SymbolModels:
 class AccountModels:
     """The account-keyed models of one shard."""
 
-    def __init__(self, owners: Mapping[str, str]) -> None:
-        self.otr = OrderToTradeModel()
+    def __init__(
+        self, owners: Mapping[str, str], params: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        p = params or model_parameters({})
+        self.otr = OrderToTradeModel(**p["order_to_trade"])
         self.ownership = OwnershipMissingModel(owners)
 
     def on(self, r: ExecutionReport) -> list[Finding]:
@@ -193,17 +258,18 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     by_symbol = op.filter("surveil_by_symbol", routed, lambda kv: kv[0][0] == "s")
     by_account = op.filter("surveil_by_account", routed, lambda kv: kv[0][0] == "a")
     owners = ctx.owners or {}
+    params = model_parameters(ctx.settings.surveillance)
 
     def symbol_logic(resume: bytes | None) -> SurveillanceLogic:
         logic = SurveillanceLogic(resume, ctx)
         if logic.models is None:
-            logic.models = SymbolModels(owners)
+            logic.models = SymbolModels(owners, params)
         return logic
 
     def account_logic(resume: bytes | None) -> SurveillanceLogic:
         logic = SurveillanceLogic(resume, ctx)
         if logic.models is None:
-            logic.models = AccountModels(owners)
+            logic.models = AccountModels(owners, params)
         return logic
 
     symbol_alerts = op.stateful_batch("surveil_symbols", by_symbol, symbol_logic)

@@ -11,6 +11,7 @@ from brokerflow.runner import Progress, RunSummary, run_dataflow
 from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
 from connectors.file import FixLogSource, check_fix_file
+from domain.errors import ConfigError
 from flows.context import FlowContext
 from flows.pipeline import ALL_FLOWS, build_pipeline, check_flows
 
@@ -44,6 +45,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         default=1.0,
         metavar="S",
         help="with --recovery-dir: seconds between snapshots (default 1)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="MODEL.PARAM=VALUE",
+        help="override a surveillance parameter, e.g. round_trips.min_round_trips=12",
     )
     p.add_argument(
         "--flows",
@@ -98,8 +107,23 @@ def replay(
     return RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, [str(f) for f in files])
 
 
+def with_overrides(settings: Settings, overrides: list[str]) -> Settings:
+    """Settings with `MODEL.PARAM=VALUE` surveillance overrides applied (checked at build)."""
+    if not overrides:
+        return settings
+    config = {model: dict(params) for model, params in settings.surveillance.items()}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        model, dot, param = name.partition(".")
+        if not (sep and dot and model and param):
+            msg = f"--set {item!r}: expected MODEL.PARAM=VALUE"
+            raise ConfigError(msg)
+        config.setdefault(model, {})[param] = value
+    return settings.model_copy(update={"surveillance": config})
+
+
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, args.data_dir)
+    settings = with_overrides(load_settings(args.config, args.data_dir), args.overrides)
     flows = [name.strip() for name in args.flows.split(",") if name.strip()]
     summary = replay(
         args.files,

@@ -122,3 +122,32 @@ def test_analyst_lists_shows_acks_and_closes_an_alert(tmp_path, settings, capsys
     assert main(["alerts", "list", "--status", "OPEN", "--format", "json", *dd]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert main(["alerts", "show", "ffffffff", *dd]) == 2  # one line, non-zero
+
+
+def test_parameters_from_the_command_line_and_the_config_file_move_the_boundary(
+    tmp_path, settings, capsys, monkeypatch
+):
+    from brokerflow.cli import main
+
+    lines = []
+    for i in range(3):  # three round trips of bob's in one symbol
+        lines.append(report(f"B{i}", "B1", "1", at_ms=i * 1000, seq=2 * i + 1))
+        lines.append(report(f"S{i}", "B1", "2", px="10.01", at_ms=i * 1000 + 500, seq=2 * i + 2))
+    path = write_file(tmp_path / "day.fix", lines)
+    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", settings.postgres_dsn)
+    monkeypatch.setenv("BROKERFLOW_REDIS_URL", settings.redis_url)
+    base = ["replay", str(path), "-q", "--flows", "surveillance",
+            "--data-dir", str(settings.data_dir)]  # fmt: skip
+    assert main(base) == 0
+    assert [k for k, *_ in alerts(settings.postgres_dsn)] == []  # 3 < 10 round trips
+    config = tmp_path / "brokerflow.toml"
+    config.write_text("[surveillance.round_trips]\nmin_round_trips = 3\n")
+    assert main([*base, "--config", str(config)]) == 0
+    [(kind, _, _, owner, details)] = alerts(settings.postgres_dsn)
+    assert (kind, owner, details["round_trips"], details["min_round_trips"]) == (
+        "WASH_TRADE", "bob", 3, 3
+    )
+    capsys.readouterr()
+    assert main([*base, "--set", "round_trips.min_roundtrips=2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown parameter round_trips.min_roundtrips" in err and "\n" not in err
