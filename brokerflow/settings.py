@@ -68,6 +68,8 @@ class Settings(BaseSettings):
         surveillance: model -> {parameter: value}, e.g. a TOML table
             `[surveillance.round_trips]` with `min_round_trips = 12` (checked by
             `flows.surveillance.model_parameters`); from the environment, a JSON object.
+        surveillance_late_s: execution reports up to this much older than the latest event
+            are taken out of order; older ones become dead letters.
         session_close_utc: "HH:MM" UTC at which Day orders expire (21:00 = 16:00 New York
             in winter).
     """
@@ -97,6 +99,7 @@ class Settings(BaseSettings):
     margin_concentration_share: float = Field(default=0.25, gt=0, lt=1)
     margin_concentration_rate: float | None = Field(default=None, gt=0, le=1)
     surveillance: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    surveillance_late_s: float = Field(default=60.0, ge=0)
 
     @field_validator("instruments", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
 from domain.alerts import Alert, make_alert
+from domain.dead_letters import DeadLetter
 from domain.errors import ConfigError
 from domain.events import MD_NEW, MD_TRADE, ExecutionReport, MarketDataIncrement
 from domain.surveillance import (
@@ -44,6 +45,7 @@ from domain.surveillance import (
 )
 from flows.context import FlowContext
 from sinks.alerts import AlertSink
+from sinks.postgres import DeadLetterSink
 
 SHARDS = 8
 
@@ -215,33 +217,69 @@ def _alert(finding: Finding, owners: Mapping[str, str]) -> Alert:
     )  # fmt: skip
 
 
-class SurveillanceLogic(op.StatefulBatchLogic[list, list[Alert], bytes]):
-    """One shard's models (symbol or account models, by the shard key's letter)."""
+class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
+    """One shard's models (symbol or account models, by the shard key's letter).
+
+    Emits `("alerts", [Alert…])` and, from symbol shards, `("late", [DeadLetter…])` for execution
+    reports older than the shard's latest event time by more than `surveillance_late_s`: within
+    that bound events are taken out of order (the models' windows absorb it); beyond it they
+    would judge windows already judged, so they become dead letters with the reason.
+    """
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
         self.owners: Mapping[str, str] = ctx.owners or {}
         self.recovery = ctx.recovery
-        self.models: SymbolModels | AccountModels | None = (
-            pickle.loads(resume) if resume is not None else None
-        )
+        self.late_ns = int(ctx.settings.surveillance_late_s * NS_PER_S)
+        self.models: SymbolModels | AccountModels | None = None
+        self.watermark = 0
+        if resume is not None:
+            self.models, self.watermark = pickle.loads(resume)
         self.stats = ctx.stats
 
-    def on_batch(self, values: list[list]) -> tuple[list[list[Alert]], bool]:
+    def on_batch(self, values: list[list]) -> tuple[list[tuple[str, list]], bool]:
         models = self.models
         assert models is not None  # set by the step's builder
         findings: list[Finding] = []
+        late: list[DeadLetter] = []
+        symbol_shard = type(models) is SymbolModels
         for items in values:
             for item in items:
+                ts = item.ts_event if type(item) is ExecutionReport else item[2]
+                if ts < self.watermark - self.late_ns:
+                    if symbol_shard and type(item) is ExecutionReport:
+                        late.append(self._late_letter(item, ts))
+                    continue
+                self.watermark = max(self.watermark, ts)
                 findings += models.on(item)
-        return self._emit(findings)
+        out = self._emit(findings)[0]
+        if late:
+            self.stats.add("dead_letters", len(late))
+            out.append(("late", late))
+        return out, self.RETAIN
 
-    def _emit(self, findings: list[Finding]) -> tuple[list[list[Alert]], bool]:
+    def _late_letter(self, report: ExecutionReport, ts: int) -> DeadLetter:
+        behind = (self.watermark - ts) / NS_PER_S
+        return DeadLetter(
+            source=report.source,
+            reason=(
+                f"execution report {report.exec_id} is {behind:.3f} s older than the latest "
+                f"event of its symbol shard (bound {self.late_ns / NS_PER_S:g} s): too late "
+                "for surveillance windows already judged"
+            ),
+            raw=bytes(report.raw),
+            step_id="surveil_symbols",
+            error="LateEvent",
+            tag=60,
+            ts_init=ts,
+        )
+
+    def _emit(self, findings: list[Finding]) -> tuple[list[tuple[str, list]], bool]:
         if not findings:
             return [], self.RETAIN
         self.stats.add("surveillance_findings", len(findings))
-        return [[_alert(f, self.owners) for f in findings]], self.RETAIN
+        return [("alerts", [_alert(f, self.owners) for f in findings])], self.RETAIN
 
-    def on_eof(self) -> tuple[list[list[Alert]], bool]:
+    def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
         if self.models is None:
             return [], self.RETAIN
         return self._emit(self.models.close_input())
@@ -249,7 +287,7 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, list[Alert], bytes]):
     def snapshot(self) -> bytes | None:
         if not self.recovery:
             return None
-        return pickle.dumps(self.models, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self.models, self.watermark), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
@@ -272,13 +310,16 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
             logic.models = AccountModels(owners, params)
         return logic
 
-    symbol_alerts = op.stateful_batch("surveil_symbols", by_symbol, symbol_logic)
-    account_alerts = op.stateful_batch("surveil_accounts", by_account, account_logic)
-    alerts = op.merge(
-        "surveil_alerts",
-        op.key_rm("unkey_surveil_symbols", symbol_alerts),
-        op.key_rm("unkey_surveil_accounts", account_alerts),
+    symbol_out = op.stateful_batch("surveil_symbols", by_symbol, symbol_logic)
+    account_out = op.stateful_batch("surveil_accounts", by_account, account_logic)
+    tagged = op.merge(
+        "surveil_out",
+        op.key_rm("unkey_surveil_symbols", symbol_out),
+        op.key_rm("unkey_surveil_accounts", account_out),
     )
+    alerts = op.filter_map("surveil_alerts", tagged, lambda t: t[1] if t[0] == "alerts" else None)
+    late = op.flat_map("surveil_late", tagged, lambda t: t[1] if t[0] == "late" else [])
+    op.output("write_surveillance_letters", late, DeadLetterSink(ctx.postgres_dsn))
     op.output(
         "write_surveillance_alerts",
         alerts,

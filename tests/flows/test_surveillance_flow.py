@@ -151,3 +151,27 @@ def test_parameters_from_the_command_line_and_the_config_file_move_the_boundary(
     assert main([*base, "--set", "round_trips.min_roundtrips=2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown parameter round_trips.min_roundtrips" in err and "\n" not in err
+
+
+def test_late_execution_reports_within_the_bound_count_beyond_it_are_dead_letters(
+    tmp_path, settings_factory, monkeypatch
+):
+    s = settings_factory(surveillance_late_s=10)
+    (tmp_path / "accounts.csv").write_text("account,owner,cash\nA1,alice,1\nA2,alice,1\n")
+    load(s, "accounts", tmp_path / "accounts.csv", monkeypatch)
+    lines = [
+        report("E9", "B7", "1", px="20.00", at_ms=60_000, seq=1),  # advances event time
+        report("E1", "A1", "1", match="T1", at_ms=55_000, seq=2),  # 5 s late: taken
+        report("E2", "A2", "2", match="T1", at_ms=55_100, seq=3),
+        report("E3", "A1", "1", match="T3", at_ms=1_000, seq=4),  # 59 s late: dead letter
+    ]
+    summary = replay(
+        [write_file(tmp_path / "day.fix", lines)], s, progress=False, flows=FLOWS
+    ).as_dict()
+    kinds = sorted(k for k, *_ in alerts(s.postgres_dsn))
+    assert kinds == ["OWNERSHIP_MISSING", "WASH_TRADE"]  # B7 has no owner; E1/E2 self-match
+    with psycopg.connect(s.postgres_dsn) as conn:
+        reasons = [r for (r,) in conn.execute("SELECT reason FROM dead_letters")]
+    late = [r for r in reasons if "E3" in r]
+    assert len(late) == 1 and "59.000 s older" in late[0] and "bound 10 s" in late[0]
+    assert summary["dead_letters"] >= 1
