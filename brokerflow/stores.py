@@ -25,6 +25,6 @@ def prepare_stores(settings: Settings, flows: Iterable[str]) -> Endpoints:
     """Start Redis and PostgreSQL if needed, apply the migrations the chosen flows need."""
     endpoints = ensure_services(settings, {"redis", "postgres"})
     migrate(endpoints.postgres_dsn)
-    if "audit" in set(flows):
+    if {"audit", "surveillance"} & set(flows):
         migrate_clickhouse_store(settings)
     return endpoints

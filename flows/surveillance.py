@@ -45,6 +45,7 @@ from domain.surveillance import (
 )
 from flows.context import FlowContext
 from sinks.alerts import AlertSink
+from sinks.clickhouse import AlertsSink
 from sinks.postgres import DeadLetterSink
 
 SHARDS = 8
@@ -320,6 +321,11 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     alerts = op.filter_map("surveil_alerts", tagged, lambda t: t[1] if t[0] == "alerts" else None)
     late = op.flat_map("surveil_late", tagged, lambda t: t[1] if t[0] == "late" else [])
     op.output("write_surveillance_letters", late, DeadLetterSink(ctx.postgres_dsn))
+    op.output(
+        "write_surveillance_alerts_clickhouse",
+        alerts,
+        AlertsSink(ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add),
+    )
     op.output(
         "write_surveillance_alerts",
         alerts,

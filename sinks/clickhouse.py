@@ -862,3 +862,33 @@ class TicksSink(ClickHouseSink):
         super().__init__(
             "market_ticks", TICK_COLUMNS, tick_rows, url, data_dir, count, "ticks", policy
         )
+
+
+ALERT_COLUMNS = (
+    "alert_id", "event_time", "kind", "severity", "account", "owner", "symbol", "details",
+)  # fmt: skip
+
+
+def alert_rows(alerts: Iterable[Any]) -> list[tuple[Any, ...]]:
+    """`alerts` rows (in `ALERT_COLUMNS` order) from `domain.alerts.Alert`s."""
+    return [
+        (a.alert_id, a.event_time // 1000, a.kind, a.severity, a.account or "", a.owner or "",
+         a.symbol or "", a.details_json())
+        for a in alerts
+    ]  # fmt: skip
+
+
+class AlertsSink(ClickHouseSink):
+    """ClickHouse `alerts` rows from lists of `Alert`s (counter "alerts_clickhouse")."""
+
+    def __init__(
+        self,
+        url: str | None,
+        data_dir: Path,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(
+            "alerts", ALERT_COLUMNS, alert_rows, url, data_dir, count, "alerts_clickhouse",
+            policy,
+        )  # fmt: skip

@@ -71,6 +71,12 @@ def test_self_match_between_accounts_of_one_owner_is_alerted_once(tmp_path, sett
 
     replay([path], settings, progress=False, flows=FLOWS)  # the same day again
     assert len(alerts(settings.postgres_dsn)) == 1
+    from tests.flows.test_executions_flow import audit_rows as clickhouse
+
+    [(kind, owner, details)] = clickhouse(
+        settings, "SELECT kind, owner, details FROM alerts FINAL"
+    )  # the analytics copy, once
+    assert (kind, owner, json.loads(details)["exec_ids"]) == ("WASH_TRADE", "alice", ["E1", "E2"])
 
 
 def test_an_account_without_owner_is_alerted_not_dropped(tmp_path, settings):

@@ -358,8 +358,8 @@ def book(store: ChdbStore) -> ChdbStore:
 
 def test_migrate_clickhouse_is_idempotent(store: ChdbStore) -> None:
     assert migrate_clickhouse(store) == []
-    _, rows = store.query("SELECT name FROM schema_migrations FINAL")
-    assert rows == [("0001_audit.sql",)]
+    _, rows = store.query("SELECT name FROM schema_migrations FINAL ORDER BY version")
+    assert rows == [("0001_audit.sql",), ("0002_alerts.sql",)]
     _, tables = store.query("SHOW TABLES")
     assert {"audit_log", "market_ticks", "pseudonym_map", "schema_migrations"} <= {
         t[0] for t in tables
@@ -774,11 +774,11 @@ def test_server_store_runs_the_same_migrations() -> None:
 
     client.query = query  # type: ignore[method-assign]
     store = ServerStore("http://ch:8123/db", client=client)
-    assert migrate_clickhouse(store) == ["0001_audit.sql"]
+    assert migrate_clickhouse(store) == ["0001_audit.sql", "0002_alerts.sql"]
     commands = [c[1] for c in client.calls if c[0] == "command"]
-    # One statement per request: schema_migrations, then the three tables of 0001.
-    assert len(commands) == 4 and all("CREATE TABLE IF NOT EXISTS" in c for c in commands)
-    assert [c.count("CREATE TABLE") for c in commands] == [1, 1, 1, 1]
+    # One statement per request: schema_migrations, the three tables of 0001, alerts of 0002.
+    assert len(commands) == 5 and all("CREATE TABLE IF NOT EXISTS" in c for c in commands)
+    assert [c.count("CREATE TABLE") for c in commands] == [1, 1, 1, 1, 1]
     inserts = [c for c in client.calls if c[0] == "insert"]
     assert inserts[0][1] == "schema_migrations" and inserts[0][2][0][:2] == (1, "0001_audit.sql")
 
