@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="with --recovery-dir: seconds between snapshots (default 1)",
     )
     p.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE.csv",
+        help="score the surveillance alerts against labels (subject,model): precision, recall",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -137,6 +143,39 @@ def run(args: argparse.Namespace) -> int:
     )
     for line in summary.lines():
         print(line)
+    if args.labels:
+        for line in score_labels(settings, args.labels):
+            print(line)
     if args.json:
         print(json.dumps(summary.as_dict()))
     return 0
+
+
+def score_labels(settings: Settings, labels: Path) -> list[str]:
+    """Precision and recall per model: alerts (subject = account, else owner) against the
+    labelled (subject, model) pairs. All alerts of the database count: score a fresh one."""
+    import csv
+
+    import psycopg
+
+    from brokerflow.services import ensure_services
+
+    with labels.open(newline="") as fh:
+        truth = {(row["subject"], row["model"]) for row in csv.DictReader(fh)}
+    dsn = ensure_services(settings, {"postgres"}).postgres_dsn
+    with psycopg.connect(dsn) as conn:
+        found = {
+            (account or owner, kind)
+            for kind, account, owner in conn.execute("SELECT kind, account, owner FROM alerts")
+        }
+    lines = [f"{'model':<20} {'alerts':>7} {'true':>5} {'labelled':>9} {'precision':>10} "
+             f"{'recall':>7}"]  # fmt: skip
+    for model in sorted({m for _, m in truth | found}):
+        got = {s for s, m in found if m == model}
+        want = {s for s, m in truth if m == model}
+        hits = len(got & want)
+        precision = f"{hits / len(got):.2f}" if got else "-"
+        recall = f"{hits / len(want):.2f}" if want else "-"
+        lines.append(f"{model:<20} {len(got):>7} {hits:>5} {len(want):>9} {precision:>10} "
+                     f"{recall:>7}")  # fmt: skip
+    return lines

@@ -181,3 +181,24 @@ def test_late_execution_reports_within_the_bound_count_beyond_it_are_dead_letter
     late = [r for r in reasons if "E3" in r]
     assert len(late) == 1 and "59.000 s older" in late[0] and "bound 10 s" in late[0]
     assert summary["dead_letters"] >= 1
+
+
+def test_labelled_scenario_scores_every_model(tmp_path, settings_factory, monkeypatch, capsys):
+    from brokerflow.cli import main
+    from simulator.surveillance import write_scenario
+
+    s = settings_factory()
+    day, accounts, labels = tmp_path / "day.fix", tmp_path / "acc.csv", tmp_path / "labels.csv"
+    write_scenario(day, accounts, labels)
+    load(s, "accounts", accounts, monkeypatch)
+    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", s.postgres_dsn)
+    monkeypatch.setenv("BROKERFLOW_REDIS_URL", s.redis_url)
+    capsys.readouterr()
+    assert main(["replay", str(day), "-q", "--flows", "surveillance", "--labels", str(labels),
+                 "--data-dir", str(s.data_dir)]) == 0  # fmt: skip
+    table = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
+             if line.split() and line.split()[0].isupper()}  # fmt: skip
+    # model: alerts, true, labelled, precision, recall
+    assert table["WASH_TRADE"] == ["2", "2", "2", "1.00", "1.00"]
+    assert table["SPOOFING"] == ["1", "1", "1", "1.00", "1.00"]
+    assert table["EXCESSIVE_OTR"] == ["1", "1", "1", "1.00", "1.00"]
