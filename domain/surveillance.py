@@ -594,15 +594,22 @@ class PumpAndDumpModel:
         self._day = -1
         self._day_volume: dict[str, Decimal] = {}
         self._positions: dict[tuple[str, str], _Accumulation] = {}
+        self._started: deque[tuple[int, tuple[str, str]]] = deque()
 
     def _roll(self, ts_ns: int) -> None:
         day = day_of(ts_ns)
         if day != self._day:
             self._day = day
             self._day_volume.clear()
+        # Bounded: accumulations older than Z are forgotten, oldest first (they are queued in
+        # the order they began, so expiry touches only what expires).
         horizon = ts_ns - self.within_ns
-        for key in [k for k, a in self._positions.items() if a.first_ns < horizon]:
-            del self._positions[key]  # bounded: accumulations older than Z are forgotten
+        started = self._started
+        while started and started[0][0] < horizon:
+            first_ns, key = started.popleft()
+            acc = self._positions.get(key)
+            if acc is not None and acc.first_ns == first_ns:
+                del self._positions[key]
 
     def on_market_trade(self, symbol: str, qty: Decimal, ts_ns: int) -> list[Finding]:
         self._roll(ts_ns)
@@ -616,6 +623,7 @@ class PumpAndDumpModel:
         if fill.buy:
             if acc is None:
                 acc = self._positions[key] = _Accumulation(first_ns=fill.ts_ns)
+                self._started.append((fill.ts_ns, key))
             acc.bought += fill.qty
             acc.cost += fill.qty * fill.px
             if len(acc.exec_ids) < 50:

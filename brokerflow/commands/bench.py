@@ -6,7 +6,7 @@ import argparse
 
 from brokerflow.settings import load_settings
 
-BENCHMARKS = ("ingest", "executions", "stops", "margin")
+BENCHMARKS = ("ingest", "executions", "stops", "margin", "surveillance")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -45,6 +45,20 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="stops: market-data messages (35=X) in the end-to-end file",
     )
     p.add_argument("--profile", action="store_true", help="profile the end-to-end run")
+    p.add_argument(
+        "--surv-minutes",
+        type=float,
+        default=405,
+        help="surveillance: simulated minutes from 14:30 UTC (default 405: past the close)",
+    )
+    p.add_argument(
+        "--surv-orders-per-minute",
+        type=float,
+        default=250,
+        help="surveillance: new orders per simulated minute",
+    )
+    p.add_argument("--surv-accounts", type=int, default=5_000, help="surveillance: accounts")
+    p.add_argument("--surv-symbols", type=int, default=100, help="surveillance: symbols")
     from bench import margin
 
     margin.add_arguments(p)  # --accounts, --holdings, --margin-*
@@ -77,4 +91,14 @@ def run(args: argparse.Namespace) -> int:
             from bench import margin
 
             margin.run(settings, args)
+        elif name == "surveillance":
+            from bench import surveillance
+
+            surveillance.run(
+                settings,
+                minutes=args.surv_minutes,
+                orders_per_minute=args.surv_orders_per_minute,
+                accounts=args.surv_accounts,
+                symbols=args.surv_symbols,
+            )
     return 0

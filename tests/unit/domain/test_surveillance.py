@@ -237,3 +237,12 @@ def test_a_large_buyer_in_a_deep_market_is_not_a_pump():
     stricter = PumpAndDumpModel(volume_share=D("0.001"))  # the threshold moves the boundary
     stricter.on_market_trade("ACME", D(10_000_000), T0)
     assert len(stricter.on_fill(fill("B1", "C1", "1", 50_000, "10.00", at_s=10))) == 1
+
+
+def test_pump_state_is_bounded_by_its_window():
+    from domain.surveillance import PumpAndDumpModel
+
+    model = PumpAndDumpModel(within_ns=48 * 3600 * NS_PER_S)
+    for h in range(200):  # a new buyer every hour for 200 hours
+        model.on_fill(fill(f"B{h}", f"X{h}", "1", 100, at_s=h * 3600))
+    assert len(model._positions) <= 49
