@@ -388,6 +388,15 @@ class SpoofingModel:
         self._resting.setdefault((account, symbol), {})[cl_ord_id] = _Resting(side, qty, px, ts_ns)
         return []
 
+    def on_done(self, account: str, symbol: str, cl_ord_id: str, ts_ns: int) -> None:
+        """The order left the book without a client cancel (expired, rejected, done for the
+        day): it stops resting, and its leaving is not counted as a cancel."""
+        self._expire(ts_ns)
+        self._resting.get((account, symbol), {}).pop(cl_ord_id, None)
+
+    def resting(self) -> int:
+        return sum(len(orders) for orders in self._resting.values())
+
     def on_cancel(self, account: str, symbol: str, cl_ord_id: str, ts_ns: int) -> list[Finding]:
         self._expire(ts_ns)
         key = (account, symbol)

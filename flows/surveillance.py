@@ -119,13 +119,19 @@ def _fill(r: ExecutionReport) -> Fill:
     )  # fmt: skip
 
 
+# New (0), replaced (5), cancelled (4), filled (F); and expired (C), rejected (8), done for the
+# day (3), which only take an order off the book.
+_ROUTED = frozenset(("0", "4", "5", "F", "C", "8", "3"))
+_DONE = frozenset(("C", "8", "3"))
+
+
 def route(batch: DecodedBatch) -> list[tuple[str, list]]:
     """Group the batch's surveillance inputs by shard, keeping their order within a shard."""
     groups: dict[str, list] = {}
     for e in batch.events:
         kind = type(e)
         if kind is ExecutionReport:
-            if e.exec_type not in ("0", "4", "5", "F") or not e.account:
+            if e.exec_type not in _ROUTED or not e.account:
                 continue
             groups.setdefault(f"s{_shard(e.symbol)}", []).append(e)
             groups.setdefault(f"a{_shard(e.account)}", []).append(e)
@@ -166,6 +172,9 @@ class SymbolModels:
         if r.exec_type == "4":
             return self.spoofing.on_cancel(r.account or "", r.symbol, r.cl_ord_id or "",
                                            r.ts_event)  # fmt: skip
+        if r.exec_type in _DONE:
+            self.spoofing.on_done(r.account or "", r.symbol, r.cl_ord_id or "", r.ts_event)
+            return []
         out: list[Finding] = []
         if r.exec_type == "5" and r.orig_cl_ord_id:
             out += self.spoofing.on_cancel(r.account or "", r.symbol, r.orig_cl_ord_id,

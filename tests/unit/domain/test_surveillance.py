@@ -246,3 +246,14 @@ def test_pump_state_is_bounded_by_its_window():
     for h in range(200):  # a new buyer every hour for 200 hours
         model.on_fill(fill(f"B{h}", f"X{h}", "1", 100, at_s=h * 3600))
     assert len(model._positions) <= 49
+
+
+def test_orders_that_expire_stop_resting_without_counting_as_cancels():
+    from domain.surveillance import SpoofingModel
+
+    model = SpoofingModel()
+    model.on_order("B1", "ACME", "S0", "2", D(6000), D("10.05"), T0)
+    model.on_done("B1", "ACME", "S0", T0 + 1)  # expired at the venue
+    assert model.resting() == 0
+    model.on_fill(fill("E1", "B1", "1", 100, at_s=1))
+    assert len(model) == 0  # nothing rests against the fill: no suspect
