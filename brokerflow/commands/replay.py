@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.add_argument(
         "--flows",
+        "--only",
         default=",".join(ALL_FLOWS),
         help=f"comma-separated flows to run (default: all: {','.join(ALL_FLOWS)})",
     )

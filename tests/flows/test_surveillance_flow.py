@@ -194,7 +194,7 @@ def test_labelled_scenario_scores_every_model(tmp_path, settings_factory, monkey
     monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", s.postgres_dsn)
     monkeypatch.setenv("BROKERFLOW_REDIS_URL", s.redis_url)
     capsys.readouterr()
-    assert main(["replay", str(day), "-q", "--flows", "surveillance", "--labels", str(labels),
+    assert main(["replay", str(day), "-q", "--only", "surveillance", "--labels", str(labels),
                  "--data-dir", str(s.data_dir)]) == 0  # fmt: skip
     table = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
              if line.split() and line.split()[0].isupper()}  # fmt: skip
