@@ -72,3 +72,32 @@ def percentile(sorted_values: list[int], q: float) -> int:
         return 0
     rank = max(1, math.ceil(q / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+def with_database(dsn: str, database: str) -> str:
+    """`dsn` pointing at another database (URL or libpq key=value form)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "://" in dsn:
+        return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = database
+    return make_conninfo(**params)
+
+
+def scratch_database(server_dsn: str, database: str) -> str:
+    """(Re)create a benchmark's own database on the server, migrated; return its DSN."""
+    import psycopg
+    from psycopg import sql
+
+    from sinks.postgres import migrate
+
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        name = sql.Identifier(database)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    dsn = with_database(server_dsn, database)
+    migrate(dsn)
+    return dsn

@@ -21,9 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
 
-from bench.common import DATA_DIR, write_result
+from bench.common import DATA_DIR, scratch_database, write_result
 from bench.ingest import BENCH_REDIS_DB
 from brokerflow.commands.load import ACCOUNTS, POSITIONS, load_rows, read_accounts, read_positions
 from brokerflow.commands.replay import replay
@@ -33,7 +32,6 @@ from connectors.fix import decode_lines
 from simulator.orders import write_fills_file
 from sinks.clickhouse import open_store
 from sinks.ledger import EXECUTION_COLUMNS, execution_rows
-from sinks.postgres import migrate
 
 GOAL_FILLS_PER_S = 10_000
 BENCH_DATABASE = "brokerflow_bench"
@@ -65,25 +63,9 @@ def ensure_file(fills: int, say: Callable[[str], None] = _say) -> Path:
     return path
 
 
-def _with_database(dsn: str, database: str) -> str:
-    if "://" in dsn:
-        return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(dsn)
-    params["dbname"] = database
-    return make_conninfo(**params)
-
-
 def fresh_database(server_dsn: str) -> str:
     """(Re)create the benchmark database on the server; return its DSN."""
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        name = sql.Identifier(BENCH_DATABASE)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    dsn = _with_database(server_dsn, BENCH_DATABASE)
-    migrate(dsn)
-    return dsn
+    return scratch_database(server_dsn, BENCH_DATABASE)
 
 
 def copy_rate(dsn: str, rows: list[tuple]) -> float:

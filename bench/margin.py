@@ -503,23 +503,15 @@ def run_end_to_end(
 ) -> FlowResult:
     """Load generated accounts into a scratch database and replay a simulated market-data file
     (100,000 quotes per second of event time over `symbols`) with flows=("quotes", "margin")."""
-    import psycopg
     import redis
-    from psycopg import sql
 
-    from bench.executions import _with_database
+    from bench.common import scratch_database
     from brokerflow.commands.load import ACCOUNTS, POSITIONS, load_rows
     from brokerflow.commands.replay import replay
     from brokerflow.services import ensure_services
-    from sinks.postgres import migrate
 
     endpoints = ensure_services(settings, {"redis", "postgres"})
-    with psycopg.connect(endpoints.postgres_dsn, autocommit=True) as conn:
-        name = sql.Identifier(BENCH_DATABASE)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    dsn = _with_database(endpoints.postgres_dsn, BENCH_DATABASE)
-    migrate(dsn)
+    dsn = scratch_database(endpoints.postgres_dsn, BENCH_DATABASE)
     redis_url = urlunsplit(urlsplit(endpoints.redis_url)._replace(path=f"/{BENCH_REDIS_DB}"))
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()  # no opening marks: the file's 35=W give them

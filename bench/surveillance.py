@@ -46,8 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
-from bench.common import DATA_DIR, rss_bytes, write_result
-from bench.executions import _with_database
+from bench.common import DATA_DIR, rss_bytes, scratch_database, write_result
 from bench.ingest import BENCH_REDIS_DB
 from brokerflow.commands.load import ACCOUNTS, load_rows, read_accounts
 from brokerflow.commands.replay import replay
@@ -59,7 +58,6 @@ from domain.surveillance import Finding
 from flows.surveillance import SHARDS, AccountModels, SymbolModels, route
 from simulator.market import MarketSimulator
 from simulator.orders import OrderFlowSimulator
-from sinks.postgres import migrate
 
 GOAL_ORDER_EVENTS_PER_S = 20_000
 BENCH_DATABASE = "brokerflow_bench_surv"
@@ -125,15 +123,7 @@ def count_types(path: Path) -> Counter[str]:
 
 def fresh_database(server_dsn: str) -> str:
     """(Re)create the benchmark's own database on the server; return its DSN."""
-    from psycopg import sql
-
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        name = sql.Identifier(BENCH_DATABASE)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    dsn = _with_database(server_dsn, BENCH_DATABASE)
-    migrate(dsn)
-    return dsn
+    return scratch_database(server_dsn, BENCH_DATABASE)
 
 
 # -- memory ------------------------------------------------------------------------------------
