@@ -50,7 +50,7 @@ from domain.margin import (
 )
 from domain.quotes import NS_PER_MS, Quote
 from flows.context import FlowContext
-from sinks.alerts import AlertSink
+from flows.operators import alert_sink
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount
 
 SHARDS = 8
@@ -458,7 +458,5 @@ def attach(quotes: Stream[list[Quote]], decoded: Stream[DecodedBatch], ctx: Flow
     op.output(
         "write_margin_alerts",
         alerts,
-        AlertSink(
-            ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add
-        ),
+        alert_sink(ctx),
     )

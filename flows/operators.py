@@ -20,6 +20,7 @@ from domain.events import (
     OrderRequest,
 )
 from flows.context import FlowContext
+from sinks.alerts import AlertSink
 
 MD_TYPES = (MarketDataSnapshot, MarketDataIncrement)
 ORDER_TYPES = (ExecutionReport, OrderRequest)
@@ -51,6 +52,13 @@ def make_decoder(
         return batch
 
     return decode
+
+
+def alert_sink(ctx: FlowContext) -> AlertSink:
+    """The sink every flow's alerts go to: PostgreSQL `alerts` and `stream:alerts`, counted."""
+    return AlertSink(
+        ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add
+    )
 
 
 def dead_letters_of(batch: DecodedBatch) -> Iterable[DeadLetter]:

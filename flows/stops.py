@@ -27,7 +27,7 @@ twice.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from decimal import Decimal
 
@@ -63,7 +63,7 @@ from domain.stops import (
     order_from_request,
 )
 from flows.context import FlowContext
-from sinks.alerts import AlertSink
+from flows.operators import alert_sink
 from sinks.clickhouse import AuditSink
 from sinks.postgres import DeadLetterSink
 from sinks.stops import (
@@ -255,12 +255,12 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
                 row = rows.pop(outcome.cl_ord_id, None)
                 if row is not None:
                     status = CANCELLED if kind is Cancelled else EXPIRED
-                    effects.rows.append(_replace_status(row, status))
+                    effects.rows.append(replace(row, status=status))
                 count("stops_cancelled" if kind is Cancelled else "stops_expired", 1)
             elif kind is Replaced:
                 old = rows.pop(outcome.orig_cl_ord_id, None)
                 if old is not None:
-                    effects.rows.append(_replace_status(old, CANCELLED))
+                    effects.rows.append(replace(old, status=CANCELLED))
                 order = stops.get(outcome.cl_ord_id)
                 if order is not None:
                     row = _row(order, ACTIVE, stops.stop_px(order.cl_ord_id))
@@ -298,10 +298,9 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
         order, child = t.order, t.child
         row = self.state.rows.pop(order.cl_ord_id, None) or _row(order, ACTIVE, t.stop_px)
         effects.rows.append(
-            StopRow(
-                **{**_fields(row), "status": TRIGGERED, "stop_px": t.stop_px,
-                   "trigger_px": t.trigger_px, "triggered_ns": t.ts_ns,
-                   "child_cl_ord_id": child.cl_ord_id},
+            replace(
+                row, status=TRIGGERED, stop_px=t.stop_px, trigger_px=t.trigger_px,
+                triggered_ns=t.ts_ns, child_cl_ord_id=child.cl_ord_id,
             )
         )  # fmt: skip
         effects.children.append((child.cl_ord_id, _outbound(child, t.ts_ns)))
@@ -358,14 +357,6 @@ def _list_leg(request: OrderRequest) -> StopOrder | Rejected:
     )
 
 
-def _fields(row: StopRow) -> dict:
-    return {name: getattr(row, name) for name in StopRow.__slots__}
-
-
-def _replace_status(row: StopRow, status: str) -> StopRow:
-    return StopRow(**{**_fields(row), "status": status})
-
-
 def _outbound(child: ChildOrder, ts_ns: int) -> OutboundOrder:
     return OutboundOrder(
         cl_ord_id=child.cl_ord_id,
@@ -405,9 +396,7 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:
     op.output(
         "write_stop_alerts",
         alerts,
-        AlertSink(
-            ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add
-        ),
+        alert_sink(ctx),
     )
     letters = op.flat_map("stop_letters", effects, lambda e: e.dead_letters)
     op.output("write_stop_letters", letters, DeadLetterSink(ctx.postgres_dsn))

@@ -44,7 +44,7 @@ from domain.surveillance import (
     SpoofingModel,
 )
 from flows.context import FlowContext
-from sinks.alerts import AlertSink
+from flows.operators import alert_sink
 from sinks.clickhouse import AlertsSink
 from sinks.postgres import DeadLetterSink
 
@@ -338,7 +338,5 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     op.output(
         "write_surveillance_alerts",
         alerts,
-        AlertSink(
-            ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add
-        ),
+        alert_sink(ctx),
     )
