@@ -47,6 +47,19 @@ class OutboundOrder:
     time_in_force: str = "0"
 
 
+def _header(
+    msg_type: str, ts_event: int, seq: int, sender: str, target: str, begin_string: str
+) -> tuple[simplefix.FixMessage, str]:
+    """A message with its standard header; SendingTime (52) is the event's time (returned too,
+    for TransactTime (60))."""
+    stamp = format_utc_timestamp(ts_event, 3)
+    m = simplefix.FixMessage()
+    for tag, value in ((8, begin_string), (35, msg_type), (49, sender), (56, target),
+                       (34, seq), (52, stamp)):  # fmt: skip
+        m.append_pair(tag, value)
+    return m, stamp
+
+
 def new_order_single(
     order: OutboundOrder,
     seq: int,
@@ -62,14 +75,7 @@ def new_order_single(
     if order.ord_type == LIMIT and order.price is None:
         msg = f"limit order {order.cl_ord_id} has no price"
         raise ValueError(msg)
-    stamp = format_utc_timestamp(order.ts_event, 3)
-    m = simplefix.FixMessage()
-    m.append_pair(8, begin_string)
-    m.append_pair(35, "D")
-    m.append_pair(49, sender)
-    m.append_pair(56, target)
-    m.append_pair(34, seq)
-    m.append_pair(52, stamp)
+    m, stamp = _header("D", order.ts_event, seq, sender, target, begin_string)
     m.append_pair(11, order.cl_ord_id)
     if order.account:
         m.append_pair(1, order.account)
@@ -111,14 +117,7 @@ def order_cancel_request(
     begin_string: str = "FIX.4.4",
 ) -> bytes:
     """Return the SOH-delimited 35=F of `cancel` with MsgSeqNum (34) `seq`."""
-    stamp = format_utc_timestamp(cancel.ts_event, 3)
-    m = simplefix.FixMessage()
-    m.append_pair(8, begin_string)
-    m.append_pair(35, "F")
-    m.append_pair(49, sender)
-    m.append_pair(56, target)
-    m.append_pair(34, seq)
-    m.append_pair(52, stamp)
+    m, stamp = _header("F", cancel.ts_event, seq, sender, target, begin_string)
     m.append_pair(11, cancel.cl_ord_id)
     m.append_pair(41, cancel.orig_cl_ord_id)
     if cancel.account:
