@@ -25,6 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bench.common import with_database  # noqa: F401 - re-exported for the tests
+
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOCAL_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_TEST_DBS = range(1, 16)
@@ -123,17 +125,6 @@ def postgres_dsn(_embedded_stores: _EmbeddedStores) -> str:
     if _postgres_answers(LOCAL_POSTGRES_DSN):
         return LOCAL_POSTGRES_DSN
     return _embedded_stores.endpoint("postgres")
-
-
-def with_database(dsn: str, database: str) -> str:
-    """Return `dsn` pointing at another database (URL or libpq key=value form)."""
-    if "://" in dsn:
-        return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(dsn)
-    params["dbname"] = database
-    return make_conninfo(**params)
 
 
 def with_redis_db(url: str, db: int) -> str:
