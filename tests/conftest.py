@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from bench.common import with_database  # noqa: F401 - re-exported for the tests
+from bench.common import with_database  # also imported from here by tests
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOCAL_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

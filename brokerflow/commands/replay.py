@@ -85,15 +85,16 @@ def replay(
         check_fix_file(path)
     endpoints = prepare_stores(settings, chosen)
     opening = marks = owners = None
-    if "surveillance" in chosen:
-        from sinks.margin import load_accounts
-
-        owners = {a: o.owner for a, o in load_accounts(endpoints.postgres_dsn).items() if o.owner}
-    if "margin" in chosen:
+    if chosen & {"margin", "surveillance"}:
+        # The accounts' opening state, read once before the run: margin's state, the owners.
         from sinks.margin import load_accounts, opening_marks
 
-        opening = load_accounts(endpoints.postgres_dsn)
-        marks = opening_marks(endpoints.redis_url, opening)
+        accounts = load_accounts(endpoints.postgres_dsn)
+        if "surveillance" in chosen:
+            owners = {a: o.owner for a, o in accounts.items() if o.owner}
+        if "margin" in chosen:
+            opening = accounts
+            marks = opening_marks(endpoints.redis_url, opening)
     ctx = FlowContext(
         settings,
         endpoints.redis_url,
