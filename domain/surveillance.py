@@ -86,6 +86,7 @@ class SelfMatchModel:
         self._by_match: dict[str, Fill] = {}
         self._match_seen: deque[tuple[int, str]] = deque()
         self._recent: dict[str, deque[Fill]] = {}
+        self._arrived: deque[tuple[int, str]] = deque()  # (ts, symbol) of `_recent`'s fills
 
     def _related(self, a: Fill, b: Fill) -> str | None:
         """The shared subject of two fills (account or owner), or None."""
@@ -145,6 +146,7 @@ class SelfMatchModel:
                     found.append(self._finding(other, fill, subject, "symbol, price, quantity"))
                     break
         recent.append(fill)
+        self._arrived.append((fill.ts_ns, fill.symbol))
         return found
 
     def _expire(self, now_ns: int) -> None:
@@ -153,10 +155,13 @@ class SelfMatchModel:
         while seen and seen[0][0] < horizon:
             _, match_id = seen.popleft()
             self._by_match.pop(match_id, None)
-        for symbol in list(self._recent):
+        # Fills leave in arrival order (each symbol's deque is in that order too), so expiry
+        # touches only what expires, not every symbol on every fill.
+        arrived = self._arrived
+        while arrived and arrived[0][0] < horizon:
+            _, symbol = arrived.popleft()
             recent = self._recent[symbol]
-            while recent and recent[0].ts_ns < horizon:
-                recent.popleft()
+            recent.popleft()
             if not recent:
                 del self._recent[symbol]
 
