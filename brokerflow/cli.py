@@ -16,7 +16,8 @@ from domain.errors import BrokerflowError
 
 # Order is the order of `brokerflow --help`.
 COMMANDS = (
-    "demo", "replay", "simulate", "load", "sql", "report", "alerts", "gdpr", "services", "bench",
+    "demo", "replay", "run", "gateway", "simulate", "load", "sql", "report", "alerts", "gdpr",
+    "services", "bench",
 )
 
 

@@ -157,8 +157,13 @@ def run_dataflow(
     workers: int = 1,
     recovery_dir: Path | None = None,
     snapshot_s: float = 1.0,
+    process_id: int = 0,
+    addresses: list[str] | None = None,
 ) -> None:
     """Run `flow` to completion in this process (`workers` threads).
+
+    With `addresses` ("host:port" of every process, this one at `process_id`), this process is
+    one of a Bytewax cluster; each process runs the same command with its own `process_id`.
 
     With `recovery_dir`, state is snapshotted every `snapshot_s` seconds (one epoch) and a
     killed run resumes from its last snapshot; Bytewax then replays at most one epoch of input,
@@ -169,7 +174,9 @@ def run_dataflow(
         options["recovery_config"] = recovery_config(recovery_dir)
         options["epoch_interval"] = timedelta(seconds=snapshot_s)
     with tuned_gc():
-        if workers <= 1:
+        if workers <= 1 and not addresses:
             run_main(flow, **options)
         else:
-            cluster_main(flow, [], 0, worker_count_per_proc=workers, **options)
+            cluster_main(
+                flow, addresses or [], process_id, worker_count_per_proc=workers, **options
+            )

@@ -1,6 +1,7 @@
 """Flows layer: one dataflow with every flow attached to a shared input and decode step.
 
     read_fix (source: files, FIX sessions, Kafka; emits RawChunk)
+      [-> align_fix: Kafka partitions back into the gateway's order (`flows.align`)]
       -> decode_fix (DecodedBatch: events + dead letters)
            -> collect_dead_letters -> write_dead_letters (PostgreSQL dead_letters)
            -> flows.quotes  (market data -> L1 books -> coalesced quotes -> Redis;
@@ -25,9 +26,11 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
+from connectors.kafka import SequencedChunk
 from connectors.raw import RawChunk
 from domain.errors import ConfigError
 from flows import audit, ledger, margin, quotes, stops, surveillance
+from flows.align import align
 from flows.context import FlowContext
 from flows.operators import dead_letters_of, make_decoder
 from sinks.postgres import DeadLetterSink
@@ -47,15 +50,22 @@ def check_flows(names: Iterable[str]) -> frozenset[str]:
 
 
 def build_pipeline(
-    source: Source[RawChunk], ctx: FlowContext, flows: Iterable[str] = ALL_FLOWS
+    source: Source[RawChunk] | Source[SequencedChunk],
+    ctx: FlowContext,
+    flows: Iterable[str] = ALL_FLOWS,
+    sequenced: bool = False,
 ) -> Dataflow:
     """Return the dataflow of the chosen flows reading `source`.
 
     The market-data steps always run when the audit flow does (it takes its snapshots there).
+    With `sequenced`, the source emits `SequencedChunk`s (Kafka partitions) that `flows.align`
+    puts back into the gateway's order first, so every flow sees what a replay would.
     """
     chosen = check_flows(flows)
     flow = Dataflow("brokerflow")
     chunks = op.input("read_fix", flow, source)
+    if sequenced:
+        chunks = align(chunks, ctx)
     decoded = op.map("decode_fix", chunks, make_decoder(ctx))
     letters = op.flat_map("collect_dead_letters", decoded, dead_letters_of)
     op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn))

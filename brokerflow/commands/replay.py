@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from bytewax.inputs import Source
+
 from brokerflow.runner import Progress, RunSummary, run_dataflow
 from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
@@ -80,9 +82,45 @@ def replay(
     snapshot_s: float = 1.0,
 ) -> RunSummary:
     """Replay `files` through the chosen flows (all by default); return what happened."""
-    chosen = check_flows(flows)
     for path in files:
         check_fix_file(path)
+    return run_flows(
+        FixLogSource(files),
+        settings,
+        "replay",
+        workers=workers,
+        progress=progress,
+        flows=flows,
+        orders_out=orders_out,
+        recovery_dir=recovery_dir,
+        snapshot_s=snapshot_s,
+        inputs=[str(f) for f in files],
+    )
+
+
+def run_flows(
+    source: Source,
+    settings: Settings,
+    label: str,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    flows: tuple[str, ...] | list[str] = ALL_FLOWS,
+    orders_out: Path | None = None,
+    recovery_dir: Path | None = None,
+    snapshot_s: float = 1.0,
+    inputs: list[str] | None = None,
+    sequenced: bool = False,
+    live: bool = False,
+    process_id: int = 0,
+    addresses: list[str] | None = None,
+) -> RunSummary:
+    """Run the chosen flows over `source` in this process (one of `addresses` when given).
+
+    `sequenced`: the source is Kafka (`SequencedChunk`s put back in the gateway's order);
+    `live`: the input does not end, so quiet markets are flushed by the wall clock.
+    """
+    chosen = check_flows(flows)
     endpoints = prepare_stores(settings, chosen)
     opening = marks = owners = None
     if chosen & {"margin", "surveillance"}:
@@ -99,20 +137,22 @@ def replay(
         settings,
         endpoints.redis_url,
         endpoints.postgres_dsn,
+        live=live,
         orders_out=orders_out,
         margin_opening=opening,
         margin_marks=marks,
         recovery=recovery_dir is not None,
         owners=owners,
     )
-    flow = build_pipeline(FixLogSource(files), ctx, chosen)
+    flow = build_pipeline(source, ctx, chosen, sequenced=sequenced)
     t0 = time.perf_counter()
+    options = {"process_id": process_id, "addresses": addresses}
     if progress:
-        with Progress(ctx.stats, "replay"):
-            run_dataflow(flow, workers, recovery_dir, snapshot_s)
+        with Progress(ctx.stats, label):
+            run_dataflow(flow, workers, recovery_dir, snapshot_s, **options)
     else:
-        run_dataflow(flow, workers, recovery_dir, snapshot_s)
-    return RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, [str(f) for f in files])
+        run_dataflow(flow, workers, recovery_dir, snapshot_s, **options)
+    return RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, inputs or [])
 
 
 def with_overrides(settings: Settings, overrides: list[str]) -> Settings:

@@ -1,0 +1,207 @@
+"""`brokerflow gateway [FILE…]`: FIX in, Kafka out: each message to its topic, in sequence.
+
+Market data (35=W/X) goes to `fix.marketdata` keyed by Symbol (55), order events (35=8/D/F/G/E)
+to `fix.executions` keyed by Account (1); lines that cannot be routed go to `fix.unrouted` with
+the reason counted here, so the flows dead-letter them as a replay would. Every message carries
+the gateway's sequence number (`bf-seq`), continued across restarts from the topics' end.
+
+The input is anything that yields `RawChunk`s (`FixInput`): FIX log files today; a FIX
+session's received messages plug in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from brokerflow.settings import Settings, load_settings
+from connectors.file import DEFAULT_CHUNK_BYTES, check_fix_file
+from connectors.kafka import (
+    EXECUTIONS_TOPIC,
+    MARKETDATA_TOPIC,
+    SEQ_HEADER,
+    UNROUTED_TOPIC,
+    encode_seq,
+    last_published_seq,
+    route_line,
+)
+from connectors.raw import RawChunk
+from domain.errors import ConfigError
+from sinks.kafka import CheckedProducer
+
+
+class FixInput(Protocol):
+    """Where the gateway's FIX comes from: batches of raw lines, in arrival order."""
+
+    def chunks(self) -> Iterator[RawChunk]: ...
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """FIX log files read in order, as `replay` reads them (one message per line)."""
+
+    paths: list[Path]
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+
+    def chunks(self) -> Iterator[RawChunk]:
+        for path in self.paths:
+            line_no = 1
+            with path.open("rb") as fh:
+                while lines := fh.readlines(self.chunk_bytes):
+                    yield RawChunk(f"file:{path}", line_no, lines)
+                    line_no += len(lines)
+
+
+@dataclass
+class GatewayStats:
+    """What the gateway did, in numbers."""
+
+    lines: int = 0
+    published: Counter[str] = field(default_factory=Counter)  # queued, per topic
+    delivered: Counter[str] = field(default_factory=Counter)  # acknowledged, per topic
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> lines
+    unrouted: Counter[str] = field(default_factory=Counter)  # reason -> lines
+    first_seq: int = 0
+    last_seq: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        published = sum(self.published.values())
+        return {
+            "lines": self.lines,
+            "published": published,
+            "topics": dict(sorted(self.delivered.items())),
+            "unrouted": dict(self.unrouted.most_common()),
+            "skipped": dict(self.skipped.most_common()),
+            "seq": [self.first_seq, self.last_seq],
+            "seconds": round(self.seconds, 3),
+            "messages_per_s": round(published / self.seconds) if self.seconds > 0 else 0,
+        }
+
+    def lines_out(self) -> list[str]:
+        d = self.as_dict()
+        out = [
+            f"lines         {d['lines']:>12,}",
+            f"published     {d['published']:>12,}  ({d['messages_per_s']:,}/s over "
+            f"{d['seconds']:.2f} s; bf-seq {self.first_seq:,}..{self.last_seq:,})",
+        ]
+        for topic in (MARKETDATA_TOPIC, EXECUTIONS_TOPIC, UNROUTED_TOPIC):
+            out.append(f"  {topic:<16} {self.delivered.get(topic, 0):>9,}  delivered")
+        for reason, n in self.unrouted.most_common():
+            out.append(f"unrouted      {n:>12,}  {reason}")
+        for reason, n in self.skipped.most_common():
+            out.append(f"skipped       {n:>12,}  {reason}")
+        return out
+
+
+def publish(
+    source: Iterable[RawChunk], producer: CheckedProducer, first_seq: int, stats: GatewayStats
+) -> GatewayStats:
+    """Route and produce every line of `source`, numbering the published ones from `first_seq`;
+    wait for every delivery report. Raises `KafkaDeliveryError` if one failed."""
+    t0 = time.perf_counter()
+    seq = first_seq
+    stats.first_seq = first_seq
+    produce = producer.produce
+    published = stats.published
+    for chunk in source:
+        for line in chunk.lines:
+            route = route_line(line)
+            topic = route.topic
+            if topic is None:
+                stats.skipped[route.reason] += 1
+                continue
+            if route.reason:
+                stats.unrouted[route.reason] += 1
+            produce(topic, route.value, route.key, [(SEQ_HEADER, encode_seq(seq))])
+            published[topic] += 1
+            seq += 1
+        stats.lines += len(chunk.lines)
+        producer.poll()
+    producer.flush()
+    stats.delivered = producer.delivered
+    stats.last_seq = seq - 1
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def run_gateway(
+    settings: Settings,
+    source: FixInput,
+    overrides: dict | None = None,
+    progress: bool = True,
+) -> GatewayStats:
+    """Publish `source` to the Kafka of `settings`, going on from the topics' last `bf-seq`."""
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        msg = "the gateway needs Kafka: set BROKERFLOW_KAFKA_BOOTSTRAP (or kafka_bootstrap)"
+        raise ConfigError(msg)
+    first_seq = last_published_seq(bootstrap) + 1
+    producer = CheckedProducer(bootstrap, overrides)
+    stats = GatewayStats()
+    stop = threading.Event()
+    if progress:
+        threading.Thread(target=_progress, args=(stats, stop), daemon=True).start()
+    try:
+        return publish(source.chunks(), producer, first_seq, stats)
+    finally:
+        stop.set()
+
+
+def _progress(stats: GatewayStats, stop: threading.Event) -> None:
+    t0 = time.monotonic()
+    while not stop.wait(1.0):
+        n = sum(stats.published.values())
+        print(
+            f"gateway: {n:,} published, {sum(stats.unrouted.values()):,} unrouted, "
+            f"{time.monotonic() - t0:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "gateway",
+        parents=[common],
+        help="FIX -> Kafka: route each message to its topic (FIX log files for now)",
+        description="Publish FIX messages to fix.marketdata / fix.executions, in sequence.",
+    )
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="FIX log files")
+    p.add_argument("--json", action="store_true", help="make the last line a JSON summary")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--compression",
+        choices=("lz4", "zstd", "none"),
+        default="lz4",
+        help="producer compression (default lz4)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, args.data_dir)
+    if not args.files:
+        msg = "no input: give FIX log files (FIX sessions are not wired to the gateway yet)"
+        raise ConfigError(msg)
+    for path in args.files:
+        check_fix_file(path)
+    stats = run_gateway(
+        settings,
+        FileInput(args.files),
+        {"compression.type": args.compression},
+        progress=not args.quiet,
+    )
+    for line in stats.lines_out():
+        print(line)
+    if args.json:
+        print(json.dumps(stats.as_dict()))
+    return 0
