@@ -8,6 +8,12 @@
   owners), erin the day trader building a position (buys 3 for every 2 sold), dave the market
   maker (quotes both sides, trades, refreshes his quotes after 30 s), ivan placing and filling
   orders normally;
+- with market data (35=X trades, so the models know each symbol's volume): kim's pump and dump
+  (buys well over 5 % of PUMP's day volume, then sells 25 % higher after the price rises), and
+  liam, the lucky small trader next to her (a 2 % share, the same profitable exit); nina marking
+  the close (7 % of CLSE's volume in its last 30 minutes, 0.5 % of its day), and oscar, who
+  trades CLSE at midday and a little before the close; X8 and X9, accounts not on record
+  (no owner known: OWNERSHIP_MISSING), trading with each other;
 and the labels (`subject,model`: which subject truly abuses which model) to score the models'
 precision and recall with `brokerflow replay --labels`. Deterministic.
 """
@@ -27,9 +33,13 @@ T0 = DAY_NS + 14 * 3600 * 1_000_000_000
 ACCOUNTS = [
     ("A1", "alice"), ("A2", "alice"), ("B1", "bob"), ("C1", "carol"), ("D1", "dave"),
     ("E1", "erin"), ("F1", "frank"), ("G1", "gina"), ("H1", "heidi"), ("I1", "ivan"),
+    ("K1", "kim"), ("L1", "liam"), ("N1", "nina"), ("O1", "oscar"),
 ]  # fmt: skip
 LABELS = [("alice", "WASH_TRADE"), ("bob", "WASH_TRADE"), ("C1", "SPOOFING"),
-          ("H1", "EXCESSIVE_OTR")]  # fmt: skip
+          ("H1", "EXCESSIVE_OTR"), ("K1", "PUMP_AND_DUMP"), ("N1", "MARKING_THE_CLOSE"),
+          ("X8", "OWNERSHIP_MISSING"), ("X9", "OWNERSHIP_MISSING")]  # fmt: skip
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
 
 
 class _Writer:
@@ -63,6 +73,47 @@ class _Writer:
         for tag, value in pairs:
             m.append_pair(tag, value)
         self.lines.append((ts, m.encode()))
+
+    def market_trade(self, symbol: str, qty: int, px: str, at_ms: int) -> None:
+        """A trade on the market (all participants), as a 35=X trade entry."""
+        self.seq += 1
+        ts = T0 + at_ms * 1_000_000
+        stamp = _stamp(ts)
+        m = simplefix.FixMessage()
+        pairs = [
+            (8, "FIX.4.4"), (35, "X"), (49, "MD"), (56, "SURV"), (34, self.seq), (52, stamp),
+            (268, 1), (279, 0), (269, 2), (55, symbol), (270, px), (271, qty),
+        ]  # fmt: skip
+        for tag, value in pairs:
+            m.append_pair(tag, value)
+        self.lines.append((ts, m.encode()))
+
+
+def _market_abuse(w: _Writer) -> None:
+    """Pump and dump, marking the close and missing owners, each beside its look-alike."""
+    # PUMP: 1,000-share trades every 5 minutes from 14:00; the price jumps 25 % at 17:00.
+    for k in range(72):
+        w.market_trade("PUMP", 1_000, "2.00" if k < 36 else "2.50", k * 5 * MINUTE_MS + 100)
+    # kim buys 3,000 by 15:00 (day volume then ~12,000: 25 %), sells it all at 2.50 at 18:00
+    for i in range(3):
+        w.report("K1", "PUMP", "1", "F", 1_000, "2.00", HOUR_MS + i * MINUTE_MS)
+    w.report("K1", "PUMP", "2", "F", 3_000, "2.50", 4 * HOUR_MS)
+    # liam buys 300 at 15:30 (~2 % of the day volume), sells at the same profit
+    w.report("L1", "PUMP", "1", "F", 300, "2.00", HOUR_MS + 30 * MINUTE_MS)
+    w.report("L1", "PUMP", "2", "F", 300, "2.50", 4 * HOUR_MS + MINUTE_MS)
+    # CLSE: 2,000-share trades every 10 minutes, 14:00-21:00 (84,000 a day; 6,000 in the
+    # window 20:30-21:00), and one after the close that closes the day.
+    for k in range(42):
+        w.market_trade("CLSE", 2_000, "50.00", k * 10 * MINUTE_MS + 200)
+    w.market_trade("CLSE", 100, "50.00", 7 * HOUR_MS + 5 * MINUTE_MS)
+    # nina buys 420 at 20:55 (7 % of the window); oscar buys 600 at 15:02 (4 % of the volume
+    # so far: under the pump model's 5 %) and sells 100 at 20:45 (under 2 % of the window)
+    w.report("N1", "CLSE", "1", "F", 420, "50.10", 6 * HOUR_MS + 55 * MINUTE_MS)
+    w.report("O1", "CLSE", "1", "F", 600, "50.00", HOUR_MS + 2 * MINUTE_MS)
+    w.report("O1", "CLSE", "2", "F", 100, "50.00", 6 * HOUR_MS + 45 * MINUTE_MS)
+    # X8 and X9, not on record, trade with each other
+    w.report("X8", "DUSK", "1", "F", 100, "3.02", 3 * HOUR_MS, match="M9")
+    w.report("X9", "DUSK", "2", "F", 100, "3.02", 3 * HOUR_MS, match="M9")
 
 
 def write_scenario(day: Path, accounts_csv: Path, labels_csv: Path) -> int:
@@ -105,6 +156,7 @@ def write_scenario(day: Path, accounts_csv: Path, labels_csv: Path) -> int:
     for i in range(10):
         w.report("I1", "DUSK", "1", "0", 100, "0", 2_100_000 + i * 10_000, f"IO{i}", price="3.01")
         w.report("I1", "DUSK", "1", "F", 100, "3.01", 2_100_500 + i * 10_000, f"IO{i}")
+    _market_abuse(w)
     w.lines.sort(key=lambda item: item[0])  # stable: same-time messages keep their order
     day.write_bytes(b"".join(line + b"\n" for _, line in w.lines))
     with open(accounts_csv, "w", newline="") as out:

@@ -183,7 +183,8 @@ def test_late_execution_reports_within_the_bound_count_beyond_it_are_dead_letter
     assert summary["dead_letters"] >= 1
 
 
-def test_labelled_scenario_scores_every_model(tmp_path, settings_factory, monkeypatch, capsys):
+def _score_scenario(tmp_path, settings_factory, monkeypatch, capsys, *sets: str) -> dict:
+    """Replay the labelled scenario into a fresh database; return the scores by model."""
     from brokerflow.cli import main
     from simulator.surveillance import write_scenario
 
@@ -194,11 +195,30 @@ def test_labelled_scenario_scores_every_model(tmp_path, settings_factory, monkey
     monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", s.postgres_dsn)
     monkeypatch.setenv("BROKERFLOW_REDIS_URL", s.redis_url)
     capsys.readouterr()
+    options = [arg for value in sets for arg in ("--set", value)]
     assert main(["replay", str(day), "-q", "--only", "surveillance", "--labels", str(labels),
-                 "--data-dir", str(s.data_dir)]) == 0  # fmt: skip
-    table = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
-             if line.split() and line.split()[0].isupper()}  # fmt: skip
+                 "--data-dir", str(s.data_dir), *options]) == 0  # fmt: skip
+    return {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
+            if line.split() and line.split()[0].isupper()}  # fmt: skip
+
+
+def test_labelled_scenario_scores_every_model(tmp_path, settings_factory, monkeypatch, capsys):
+    table = _score_scenario(tmp_path, settings_factory, monkeypatch, capsys)
     # model: alerts, true, labelled, precision, recall
     assert table["WASH_TRADE"] == ["2", "2", "2", "1.00", "1.00"]
     assert table["SPOOFING"] == ["1", "1", "1", "1.00", "1.00"]
     assert table["EXCESSIVE_OTR"] == ["1", "1", "1", "1.00", "1.00"]
+    assert table["PUMP_AND_DUMP"] == ["1", "1", "1", "1.00", "1.00"]
+    assert table["MARKING_THE_CLOSE"] == ["1", "1", "1", "1.00", "1.00"]
+    assert table["OWNERSHIP_MISSING"] == ["2", "2", "2", "1.00", "1.00"]
+
+
+def test_thresholds_move_the_scenario_scores(tmp_path, settings_factory, monkeypatch, capsys):
+    """Lower the pump share to 1 %: liam's 2 % (and oscar's 4 %) buys are flagged too;
+    raise the closing-window share to 10 %: nina's 7 % is missed."""
+    table = _score_scenario(
+        tmp_path, settings_factory, monkeypatch, capsys,
+        "pump_and_dump.volume_share=0.01", "marking_the_close.window_share=0.10",
+    )  # fmt: skip
+    assert table["PUMP_AND_DUMP"] == ["3", "1", "1", "0.33", "1.00"]
+    assert table["MARKING_THE_CLOSE"][1:] == ["0", "1", "-", "0.00"]  # no alert: no precision
