@@ -372,6 +372,10 @@ class SpoofingModel:
     Fires when the resting volume on the side opposite a fill is at least `size_multiple` (K=5)
     times the fill and at least `cancel_fraction` (80 %) of that volume is cancelled within
     `window_ns` (T=15 s) after the fill; resting orders at two or more prices make it layering.
+
+    State is bounded in event time: an order resting longer than `max_resting_ns` (a day) is
+    forgotten (spoofing is about orders that come and go within seconds; a GTC order resting for
+    weeks, or one whose end was never reported, must not grow the state forever).
     """
 
     def __init__(
@@ -379,25 +383,41 @@ class SpoofingModel:
         size_multiple: Decimal = Decimal(5),
         cancel_fraction: Decimal = Decimal("0.80"),
         window_ns: int = 15 * NS_PER_S,
+        max_resting_ns: int = NS_PER_DAY,
     ) -> None:
         self.size_multiple = size_multiple
         self.cancel_fraction = cancel_fraction
         self.window_ns = window_ns
+        self.max_resting_ns = max_resting_ns
         self._resting: dict[tuple[str, str], dict[str, _Resting]] = {}
+        # (placed at, key, ClOrdID) in arrival order: expiry touches only what expires.
+        self._placed: deque[tuple[int, tuple[str, str], str]] = deque()
         self._suspects: dict[tuple[str, str], list[_Suspect]] = {}
 
     def on_order(self, account: str, symbol: str, cl_ord_id: str, side: str, qty: Decimal,
                  px: Decimal | None, ts_ns: int) -> list[Finding]:  # fmt: skip
         """A new order or the new terms of a replace (same ClOrdID key as it rests under)."""
         self._expire(ts_ns)
-        self._resting.setdefault((account, symbol), {})[cl_ord_id] = _Resting(side, qty, px, ts_ns)
+        key = (account, symbol)
+        self._resting.setdefault(key, {})[cl_ord_id] = _Resting(side, qty, px, ts_ns)
+        self._placed.append((ts_ns, key, cl_ord_id))
         return []
 
     def on_done(self, account: str, symbol: str, cl_ord_id: str, ts_ns: int) -> None:
         """The order left the book without a client cancel (expired, rejected, done for the
         day): it stops resting, and its leaving is not counted as a cancel."""
         self._expire(ts_ns)
-        self._resting.get((account, symbol), {}).pop(cl_ord_id, None)
+        self._take((account, symbol), cl_ord_id)
+
+    def _take(self, key: tuple[str, str], cl_ord_id: str) -> _Resting | None:
+        """Remove an order from the book (and the account's book when it empties)."""
+        orders = self._resting.get(key)
+        if orders is None:
+            return None
+        order = orders.pop(cl_ord_id, None)
+        if not orders:
+            del self._resting[key]
+        return order
 
     def resting(self) -> int:
         return sum(len(orders) for orders in self._resting.values())
@@ -405,7 +425,7 @@ class SpoofingModel:
     def on_cancel(self, account: str, symbol: str, cl_ord_id: str, ts_ns: int) -> list[Finding]:
         self._expire(ts_ns)
         key = (account, symbol)
-        resting = self._resting.get(key, {}).pop(cl_ord_id, None)
+        resting = self._take(key, cl_ord_id)
         if resting is None:
             return []
         found = []
@@ -432,7 +452,7 @@ class SpoofingModel:
         if order is not None:  # the filled order rests with less, or leaves
             order.qty -= fill.qty
             if order.qty <= 0:
-                del resting[fill.cl_ord_id]
+                self._take(key, fill.cl_ord_id)
         opposite = {
             cl: _Resting(r.side, r.qty, r.px, r.ts_ns)
             for cl, r in resting.items()
@@ -465,6 +485,13 @@ class SpoofingModel:
         )  # fmt: skip
 
     def _expire(self, now_ns: int) -> None:
+        placed = self._placed
+        too_old = now_ns - self.max_resting_ns
+        while placed and placed[0][0] < too_old:
+            ts_ns, key, cl_ord_id = placed.popleft()
+            order = self._resting.get(key, {}).get(cl_ord_id)
+            if order is not None and order.ts_ns == ts_ns:  # not re-placed (replaced) since
+                self._take(key, cl_ord_id)
         horizon = now_ns - self.window_ns
         for key in list(self._suspects):
             kept = [s for s in self._suspects[key] if s.fill.ts_ns >= horizon]

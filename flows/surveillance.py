@@ -62,6 +62,7 @@ PARAMETERS: dict[str, dict[str, tuple[str, Any]]] = {
         "size_multiple": ("size_multiple", lambda v: Decimal(str(v))),
         "cancel_fraction": ("cancel_fraction", lambda v: Decimal(str(v))),
         "window_s": ("window_ns", lambda v: int(float(v) * _S)),
+        "max_resting_hours": ("max_resting_ns", lambda v: int(float(v) * 3600 * _S)),
     },
     "marking_the_close": {
         "close_utc": ("close_ns_of_day", lambda v: _hhmm_ns(str(v))),

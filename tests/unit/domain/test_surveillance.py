@@ -189,6 +189,28 @@ def test_cancelling_after_the_window_or_a_small_book_is_not_spoofing():
     assert single.evidence["pattern"] == "spoofing"
 
 
+def test_orders_resting_longer_than_the_bound_are_forgotten():
+    """Resting state stays bounded: orders whose end never comes leave after a day."""
+    from domain.surveillance import SpoofingModel
+
+    model = SpoofingModel()
+    for i in range(1_000):  # a day of orders whose cancel or fill was never reported
+        model.on_order(f"A{i}", "ACME", f"O{i}", "2", D(1_000), D("10.05"), T0 + i * NS_PER_S)
+    assert model.resting() == 1_000
+    next_day = T0 + NS_PER_DAY + 500 * NS_PER_S
+    model.on_order("B1", "ACME", "NEW", "1", D(100), D("10.00"), next_day)
+    assert model.resting() == 500 + 1  # the first 500 are older than a day
+    # a forgotten order no longer makes a fill suspect: A1's sell rested a day ago
+    assert model.on_fill(fill("E9", "A1", "1", 100, at_s=NS_PER_DAY / NS_PER_S + 600)) == []
+    assert len(model) == 0
+    # the bound is a parameter: a week keeps them all
+    patient = SpoofingModel(max_resting_ns=7 * NS_PER_DAY)
+    for i in range(10):
+        patient.on_order(f"A{i}", "ACME", f"O{i}", "2", D(1_000), D("10.05"), T0 + i)
+    patient.on_order("B1", "ACME", "NEW", "1", D(100), D("10.00"), T0 + 2 * NS_PER_DAY)
+    assert patient.resting() == 11
+
+
 # -- marking the close ------------------------------------------------------------------------
 
 
