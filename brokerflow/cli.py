@@ -17,7 +17,7 @@ from domain.errors import BrokerflowError
 # Order is the order of `brokerflow --help`.
 COMMANDS = (
     "demo", "replay", "run", "gateway", "simulate", "load", "sql", "report", "alerts", "gdpr",
-    "services", "bench",
+    "services", "bench", "fix-test-acceptor",
 )
 
 
@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"brokerflow.commands.{name}")
+        # A command name may hold "-"; its module name has "_" instead.
+        module = importlib.import_module(f"brokerflow.commands.{name.replace('-', '_')}")
         module.register(sub, common)
     return parser
 

@@ -163,7 +163,6 @@ class SessionState:
         """Start the Logout handshake (the connection closes on the answer or a timeout)."""
         if self.closed or self.sent_logout:
             return
-        log.info("%s: sending Logout: %s", self._label, text or "(no text)")
         self._send_logout(text.encode(), now)
 
     def on_frame(self, frame: Frame, now: float) -> None:
@@ -228,9 +227,11 @@ class SessionState:
             elif msg_type == b"5":
                 self._on_logout(msg, now)
             else:
-                log.warning("%s: BeginString %s, expected %s: Logout", self._label,
-                            msg.begin_string.decode(errors="replace"), self.config.begin_string)
-                self._send_logout(b"Incorrect BeginString", now)
+                self._send_logout(
+                    b"Incorrect BeginString", now,
+                    f"BeginString {msg.begin_string.decode(errors='replace')}, expected "
+                    f"{self.config.begin_string}",
+                )
                 self.store.next_target += 1
             return
         if not self.received_logon and msg_type != b"A":
@@ -311,11 +312,11 @@ class SessionState:
         sending_time = parse_timestamp(msg.get(52) or b"")
         if sending_time is None or abs(now - sending_time) > self.config.max_latency_s:
             self._reject(msg, RejectReason.SENDINGTIME_ACCURACY_PROBLEM, 0, now)
-            self._send_logout(b"", now)
+            self._send_logout(b"", now, "SendingTime accuracy problem")
             return False
         if msg.get(49) != self.target or msg.get(56) != self.sender:
             self._reject(msg, RejectReason.COMPID_PROBLEM, 0, now)
-            self._send_logout(b"", now)
+            self._send_logout(b"", now, "CompID problem")
             return False
         self.last_received = now
         self.test_requests = 0
@@ -359,7 +360,7 @@ class SessionState:
             sending_time = parse_timestamp(msg.get(52) or b"")
             if orig_time is None or (sending_time is not None and orig_time > sending_time):
                 self._reject(msg, RejectReason.SENDINGTIME_ACCURACY_PROBLEM, 0, now)
-                self._send_logout(b"", now)
+                self._send_logout(b"", now, "OrigSendingTime (122) after SendingTime (52)")
                 return
         log.info("%s: PossDup MsgSeqNum %d already received: ignored", self._label, seq)
 
@@ -403,14 +404,14 @@ class SessionState:
                 body.append((1137, self.config.default_appl_ver_id.encode()))
             self.sent_logon = True
             self.send(b"A", body, now=now)
-        log.info("%s: logged on (HeartBtInt %d s, next MsgSeqNum out %d, in %d)", self._label,
-                 self.heartbeat_s, self.store.next_sender, self.store.next_target)
         self.sent_reset = False
         seq = msg.seq
         if seq > self.store.next_target:
             self._target_too_high(msg, seq, now)
         else:
             self.store.next_target += 1
+        log.info("%s: logged on (HeartBtInt %d s, next MsgSeqNum out %d, in %d)", self._label,
+                 self.heartbeat_s, self.store.next_sender, self.store.next_target)
 
     def _check_credentials(self, msg: Message) -> str:
         config = self.config
@@ -479,9 +480,9 @@ class SessionState:
             return
         text = (msg.get(58) or b"").decode(errors="replace")
         if not self.sent_logout:
-            log.info("%s: Logout received%s: answering", self._label, f" ({text})" if text else "")
-            self._send_logout(b"", now)
-            reason = f"Logout by the peer{f' ({text})' if text else ''}"
+            said = f" ({text})" if text else ""
+            self._send_logout(b"", now, f"answering the peer's Logout{said}")
+            reason = f"Logout by the peer{said}"
         else:
             reason = "Logout handshake complete"
         self.store.next_target += 1
@@ -521,9 +522,11 @@ class SessionState:
                     self._label, msg.seq, msg.msg_type.decode(errors="replace"))
         self.send(b"j", body, now=now)
 
-    def _send_logout(self, text: bytes, now: float) -> None:
+    def _send_logout(self, text: bytes, now: float, why: str = "") -> None:
         if self.closed:
             return
+        log.warning("%s: sending Logout: %s", self._label,
+                    why or text.decode(errors="replace") or "answering the peer's Logout")
         self.send(b"5", [(58, text)] if text else (), now=now)
         self.sent_logout = True
         self.logout_sent_at = now
