@@ -17,7 +17,7 @@ from domain.errors import BrokerflowError
 # Order is the order of `brokerflow --help`.
 COMMANDS = (
     "demo", "replay", "run", "gateway", "simulate", "load", "sql", "report", "alerts", "gdpr",
-    "services", "bench", "fix-test-acceptor",
+    "services", "bench", "edge", "token", "fix-test-acceptor",
 )
 
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         kafka_bootstrap: Kafka bootstrap servers; None means no Kafka.
         data_dir: where embedded services and generated secrets live.
         edge_secret: HS256 key for edge tokens; None means a random key kept in `data_dir`.
+        edge_port: port of `brokerflow edge` (the WebSocket edge and the console).
+        edge_flush_ms: the edge sends each client its pending quotes at most once per this
+            many ms (several updates in one frame); alerts go at once.
         coalesce_ms: quote coalescing window; one update per symbol per window at most.
         coalesce_min_move_bps: inside a window, publish early only on a move of at least this
             many basis points; 0 turns the early publish off.
@@ -88,6 +91,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     data_dir: Path = Path(".brokerflow")
     edge_secret: SecretStr | None = None
+    edge_port: int = Field(default=8765, gt=0, lt=65536)
+    edge_flush_ms: int = Field(default=25, ge=1, le=1000)
     coalesce_ms: int = Field(default=100, gt=0)
     coalesce_min_move_bps: float = Field(default=0.0, ge=0.0)
     instruments: Annotated[list[str] | None, NoDecode] = None

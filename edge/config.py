@@ -1,0 +1,45 @@
+"""Edge layer: the knobs of one edge process (built by `brokerflow edge` from Settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeConfig:
+    """Limits and timings of the edge.
+
+    Attributes:
+        redis_url: where `quote:*`, `stream:quotes`, `stream:alerts` and `watchlist:*` live.
+        secret: the HS256 key of edge tokens.
+        host, port: where to listen.
+        postgres_dsn: for the dead-letter figures of health frames; None leaves them out.
+        flush_ms: quotes are sent to each connection at most once per this many ms, several
+            updates in one frame; alerts go at once.
+        flush_slice: connections flushed per event-loop pass, so that a flush of thousands of
+            connections does not stall reading and alerts.
+        max_symbols: subscriptions per connection.
+        max_message_bytes: largest client message acted on (bigger ones get an `error` frame);
+            frames over 16x this close the connection.
+        max_pending_alerts: alerts queued for a client that is not reading; one more and it
+            is disconnected with a reason (alerts are never dropped).
+        ping_idle_s, ping_reply_s: WebSocket ping after this long without traffic; no pong
+            within ping_reply_s closes the connection.
+        health_s: period of the health frames sent to operators.
+        replay_max: most alerts replayed to one resuming connection.
+    """
+
+    redis_url: str
+    secret: bytes
+    host: str = "0.0.0.0"
+    port: int = 8765
+    postgres_dsn: str | None = None
+    flush_ms: int = 25
+    flush_slice: int = 250
+    max_symbols: int = 500
+    max_message_bytes: int = 4096
+    max_pending_alerts: int = 1000
+    ping_idle_s: float = 20.0
+    ping_reply_s: float = 10.0
+    health_s: float = 2.0
+    replay_max: int = 10_000

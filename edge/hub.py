@@ -1,0 +1,428 @@
+"""Edge layer: the fan-out of one edge process.
+
+One `Hub` per process holds every connection, the subscription map, and the routing of alerts
+by role; the one stream reader (`edge.reader`) hands it batches of entries. For each quote update
+one frame is built and the same bytes object is queued for every subscriber (conflated to the
+latest per symbol); a flusher sends each connection what is pending every `flush_ms`, in slices
+of `flush_slice` connections per event-loop pass. Alerts are sent at once, or queued (bounded)
+while a client's socket is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from edge import protocol
+from edge.claims import ANALYST, OPERATOR, TRADER, Claims
+from edge.config import EdgeConfig
+from edge.conflation import AlertBacklogError, PendingFrames
+from edge.roles import ACCOUNT_KINDS, SURVEILLANCE_KINDS, alert_visible
+from edge.subscriptions import SubscriptionLimitError, SubscriptionMap
+
+log = logging.getLogger("brokerflow.edge")
+
+QUOTE_STREAM = "stream:quotes"
+ALERT_STREAM = "stream:alerts"
+CLOSE_TOO_SLOW = 4008
+_SEQ = b'"seq":'
+
+
+class Sender(Protocol):
+    """The socket side of a connection (`edge.connection.ClientConnection`)."""
+
+    def send_frame(self, payload: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+def frame_seq(frame: bytes) -> int:
+    """The `seq` of a quote frame; -1 when it has none."""
+    at = frame.rfind(_SEQ)
+    if at >= 0:
+        end = at + 6
+        stop = end
+        while stop < len(frame) and frame[stop : stop + 1].isdigit():
+            stop += 1
+        if stop > end:
+            return int(frame[end:stop])
+    try:
+        return int(json.loads(frame).get("seq", -1))
+    except (ValueError, TypeError, AttributeError):
+        return -1
+
+
+class Session:
+    """A connection's state in the hub."""
+
+    __slots__ = (
+        "sender", "claims", "pending", "paused", "closed", "resuming", "held",
+        "alert_key", "snapshots_pending", "after_seq", "__weakref__",
+    )
+
+    def __init__(self, sender: Sender, claims: Claims, max_pending_alerts: int) -> None:
+        self.sender = sender
+        self.claims = claims
+        self.pending = PendingFrames(max_pending_alerts)
+        self.paused = False
+        self.closed = False
+        self.resuming = False
+        self.held: list[tuple[tuple[int, int], bytes]] = []
+        self.alert_key: tuple[int, int] = (0, 0)
+        self.snapshots_pending = 0
+        # symbol -> seq of the snapshot sent; updates not newer are dropped (first one only).
+        self.after_seq: dict[str, int] = {}
+
+
+class EdgeStats:
+    """Counters of one edge process, for health frames and the benchmark."""
+
+    __slots__ = ("quotes_in", "alerts_in", "frames_out", "updates_out", "conflated")
+
+    def __init__(self) -> None:
+        self.quotes_in = 0
+        self.alerts_in = 0
+        self.frames_out = 0
+        self.updates_out = 0
+        self.conflated = 0
+
+
+class Hub:
+    """Connections, subscriptions and the routing of stream entries to them."""
+
+    def __init__(self, config: EdgeConfig, client: aioredis.Redis) -> None:
+        self.config = config
+        self.redis = client
+        self.sessions: dict[Sender, Session] = {}
+        self.subs: SubscriptionMap[Session] = SubscriptionMap(config.max_symbols)
+        self.traders_by_account: dict[str, set[Session]] = {}
+        self.analysts: set[Session] = set()
+        self.operators: set[Session] = set()
+        self.dirty: dict[Session, None] = {}
+        self.stats = EdgeStats()
+        self._flush_s = config.flush_ms / 1000
+
+    # -- connections -------------------------------------------------------------------------
+
+    def add(self, sender: Sender, claims: Claims) -> Session:
+        session = Session(sender, claims, self.config.max_pending_alerts)
+        self.sessions[sender] = session
+        if claims.role == TRADER:
+            for account in claims.accounts:
+                self.traders_by_account.setdefault(account, set()).add(session)
+        elif claims.role == ANALYST:
+            self.analysts.add(session)
+        elif claims.role == OPERATOR:
+            self.operators.add(session)
+        return session
+
+    def remove(self, sender: Sender) -> None:
+        session = self.sessions.pop(sender, None)
+        if session is None:
+            return
+        session.closed = True
+        self.subs.remove_connection(session)
+        for account in session.claims.accounts:
+            group = self.traders_by_account.get(account)
+            if group is not None:
+                group.discard(session)
+                if not group:
+                    del self.traders_by_account[account]
+        self.analysts.discard(session)
+        self.operators.discard(session)
+        self.dirty.pop(session, None)
+
+    async def start(self, session: Session, resume_from: str | None) -> None:
+        """Greet a new connection (its watchlist) and replay missed alerts if it asked."""
+        claims = session.claims
+        try:
+            raw = await self.redis.lrange(f"watchlist:{claims.user}", 0, self.config.max_symbols)
+        except aioredis.RedisError as exc:
+            log.warning("watchlist of %s unreadable: %s", claims.user, exc)
+            raw = []
+        if session.closed:
+            return
+        hello = protocol.json_frame(
+            "hello",
+            user=claims.user,
+            role=claims.role,
+            accounts=sorted(claims.accounts),
+            watchlist=[s.decode() if isinstance(s, bytes) else s for s in raw],
+            flush_ms=self.config.flush_ms,
+            max_symbols=self.config.max_symbols,
+        )
+        session.sender.send_frame(hello)
+        if resume_from is not None:
+            await self.resume(session, resume_from)
+
+    # -- client actions ----------------------------------------------------------------------
+
+    async def subscribe(self, session: Session, symbols: Iterable[str]) -> None:
+        """Subscribe, then send a snapshot of each new symbol from `quote:{SYMBOL}`.
+
+        Updates are collected from the moment of subscribing; the flusher holds them until the
+        snapshots are out, and those not newer than the snapshot are dropped, so the client
+        sees snapshot, then updates with increasing seq.
+        """
+        try:
+            new = self.subs.subscribe(session, symbols)
+        except SubscriptionLimitError as exc:
+            session.sender.send_frame(protocol.error_frame(str(exc)))
+            return
+        if not new:
+            return
+        session.snapshots_pending += 1
+        try:
+            values = await self.redis.mget([f"quote:{s}" for s in new])
+        except aioredis.RedisError as exc:
+            self.subs.unsubscribe(session, new)
+            session.sender.send_frame(protocol.error_frame(f"snapshot unavailable: {exc}"))
+            return
+        finally:
+            session.snapshots_pending -= 1
+        if session.closed:
+            return
+        send = session.sender.send_frame
+        unknown = []
+        for symbol, data in zip(new, values, strict=True):
+            if data is None:
+                unknown.append(symbol)
+                continue
+            snapshot = protocol.quote_frame(data, b"snapshot")
+            session.after_seq[symbol] = frame_seq(snapshot)
+            send(snapshot)
+        if unknown:
+            self.subs.unsubscribe(session, unknown)
+            for symbol in unknown:
+                session.pending.drop_symbol(symbol)
+            send(protocol.error_frame(f"unknown symbol: {', '.join(unknown)}", symbols=unknown))
+        if session.pending.quotes:
+            self.dirty[session] = None
+
+    def unsubscribe(self, session: Session, symbols: Iterable[str]) -> None:
+        removed = self.subs.unsubscribe(session, symbols)
+        for symbol in removed:
+            session.pending.drop_symbol(symbol)
+            session.after_seq.pop(symbol, None)
+        session.sender.send_frame(protocol.json_frame("unsubscribed", symbols=removed))
+
+    async def resume(self, session: Session, cursor: str) -> None:
+        """Replay the visible alerts after `cursor` (a stream_id or an alert_id), then go live.
+
+        Live alerts arriving meanwhile are held and sent after the replay, without duplicates.
+        """
+        session.resuming = True
+        try:
+            start = cursor if protocol.is_stream_id(cursor) else await self._find_alert(cursor)
+            if start is None:
+                session.sender.send_frame(
+                    protocol.error_frame(
+                        f"last_alert_id {cursor} is not in {ALERT_STREAM}; nothing replayed",
+                    )
+                )
+            else:
+                await self._replay_after(session, start)
+        except aioredis.RedisError as exc:
+            session.sender.send_frame(protocol.error_frame(f"alert replay failed: {exc}"))
+        finally:
+            session.resuming = False
+            held, session.held = session.held, []
+            for key, frame in held:
+                self._deliver_alert(session, key, frame)
+
+    async def _find_alert(self, alert_id: str) -> str | None:
+        needle = b'"' + alert_id.encode() + b'"'
+        upper = "+"
+        scanned = 0
+        while scanned < 1_000_000:
+            entries = await self.redis.xrevrange(ALERT_STREAM, upper, "-", count=1000)
+            for entry_id, fields in entries:
+                data = fields.get(b"data", b"")
+                if needle in data and _alert_id_of(data) == alert_id:
+                    return entry_id.decode()
+            if len(entries) < 1000:
+                return None
+            scanned += len(entries)
+            upper = "(" + entries[-1][0].decode()
+        return None
+
+    async def _replay_after(self, session: Session, start: str) -> None:
+        lower = "(" + start
+        replayed = 0
+        while replayed < self.config.replay_max and not session.closed:
+            entries = await self.redis.xrange(ALERT_STREAM, lower, "+", count=500)
+            for entry_id, fields in entries:
+                replayed += 1
+                kind = fields.get(b"kind", b"").decode()
+                account = fields.get(b"account", b"").decode()
+                if alert_visible(session.claims, kind, account):
+                    frame = protocol.alert_frame(entry_id, fields.get(b"data", b"{}"))
+                    key = protocol.stream_id_key(entry_id)
+                    self._deliver_alert(session, key, frame, replaying=True)
+            if len(entries) < 500:
+                return
+            lower = "(" + entries[-1][0].decode()
+
+    # -- stream entries ------------------------------------------------------------------------
+
+    def on_quotes(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Queue each update's one frame for every subscriber of its symbol."""
+        subscribers = self.subs.subscribers
+        dirty = self.dirty
+        make = protocol.quote_frame
+        self.stats.quotes_in += len(entries)
+        for _entry_id, fields in entries:
+            raw_symbol = fields.get(b"symbol")
+            if raw_symbol is None:
+                continue
+            symbol = raw_symbol.decode()
+            sessions = subscribers(symbol)
+            if not sessions:
+                continue
+            frame = make(fields.get(b"data", b"{}"))
+            for session in sessions:
+                session.pending.add_quote(symbol, frame)
+                dirty[session] = None
+
+    def on_alerts(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Send each alert at once to the connections whose role and accounts let them see it."""
+        self.stats.alerts_in += len(entries)
+        for entry_id, fields in entries:
+            kind = fields.get(b"kind", b"").decode()
+            if kind in ACCOUNT_KINDS:
+                targets = self.traders_by_account.get(fields.get(b"account", b"").decode())
+            elif kind in SURVEILLANCE_KINDS:
+                targets = self.analysts
+            else:
+                continue
+            if not targets:
+                continue
+            frame = protocol.alert_frame(entry_id, fields.get(b"data", b"{}"))
+            key = protocol.stream_id_key(entry_id)
+            for session in list(targets):
+                self._deliver_alert(session, key, frame)
+
+    def _deliver_alert(
+        self, session: Session, key: tuple[int, int], frame: bytes, replaying: bool = False
+    ) -> None:
+        if session.closed or key <= session.alert_key:
+            return  # already sent (a replay overlapping the live feed)
+        if session.resuming and not replaying:
+            session.held.append((key, frame))
+            return
+        session.alert_key = key
+        pending = session.pending
+        if session.paused or pending.alerts:
+            try:
+                pending.add_alert(frame)
+            except AlertBacklogError as exc:
+                self.drop_slow(session, str(exc))
+            return
+        session.sender.send_frame(frame)
+        self.stats.frames_out += 1
+
+    def drop_slow(self, session: Session, why: str) -> None:
+        session.sender.close(CLOSE_TOO_SLOW, f"too slow: {why}")
+        self.remove(session.sender)
+
+    # -- flow control and flushing -------------------------------------------------------------
+
+    def pause(self, sender: Sender) -> None:
+        session = self.sessions.get(sender)
+        if session is not None:
+            session.paused = True
+
+    def resume_writing(self, sender: Sender) -> None:
+        session = self.sessions.get(sender)
+        if session is None:
+            return
+        session.paused = False
+        send = sender.send_frame
+        for frame in session.pending.take_alerts():
+            send(frame)
+            self.stats.frames_out += 1
+            if session.paused:  # full again: keep the rest in order
+                break
+        if session.pending.quotes:
+            self.dirty[session] = None
+
+    def flush_session(self, session: Session) -> None:
+        pending = session.pending
+        if pending.alerts:
+            self.resume_writing(session.sender)
+            if session.paused:
+                return
+        frames = pending.take_quotes()
+        if session.after_seq:
+            frames = self._newer_than_snapshots(session, frames)
+        if frames:
+            stats = self.stats
+            stats.frames_out += 1
+            stats.updates_out += len(frames)
+            session.sender.send_frame(protocol.quotes_frame(frames))
+        stats = self.stats
+        stats.conflated += pending.conflated
+        pending.conflated = 0
+
+    @staticmethod
+    def _newer_than_snapshots(session: Session, frames: list[bytes]) -> list[bytes]:
+        after = session.after_seq
+        kept = []
+        for frame in frames:
+            symbol = _frame_symbol(frame)
+            floor = after.get(symbol) if symbol is not None else None
+            if floor is None:
+                kept.append(frame)
+                continue
+            if frame_seq(frame) > floor:
+                del after[symbol]
+                kept.append(frame)
+        return kept
+
+    async def flush_forever(self) -> None:
+        """Every `flush_ms`, send each dirty connection its pending quotes, in slices."""
+        loop = asyncio.get_running_loop()
+        interval = self._flush_s
+        size = self.config.flush_slice
+        while True:
+            started = loop.time()
+            dirty, self.dirty = self.dirty, {}
+            done = 0
+            for session in dirty:
+                if session.closed:
+                    continue
+                if session.paused:
+                    continue  # resume_writing marks it dirty again
+                if session.snapshots_pending:
+                    self.dirty[session] = None
+                    continue
+                self.flush_session(session)
+                done += 1
+                if done % size == 0:
+                    await asyncio.sleep(0)  # let reads, alerts and other tasks in
+            await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+
+
+def _alert_id_of(data: bytes) -> str | None:
+    try:
+        return json.loads(data).get("alert_id")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _frame_symbol(frame: bytes) -> str | None:
+    at = frame.find(b'"symbol":"')
+    if at < 0:
+        return None
+    end = frame.find(b'"', at + 10)
+    return frame[at + 10 : end].decode() if end > 0 else None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,143 @@
+"""Edge layer (pure): client messages in, server frames out (CONTRACT.md, "WebSocket edge").
+
+Client -> server, one JSON object per text message:
+    {"action": "subscribe", "symbols": ["AAPL", ...]}
+    {"action": "unsubscribe", "symbols": [...]}
+    {"action": "ping"}
+    {"action": "resume", "last_alert_id": "..."}   (same as the `last_alert_id` query parameter)
+
+Server -> client frames are built from the bytes Redis holds without parsing them: a quote
+frame is the `quote:{SYMBOL}` JSON with `"type":"quote",` spliced in after its `{`, built once per
+update and shared by every subscriber. When a client is behind, the quotes pending for it go in
+one frame `{"type":"quotes","quotes":[<quote frame>, ...]}` (the latest per symbol only).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:\-]{0,31}")
+_STREAM_ID_RE = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+class ProtocolError(ValueError):
+    """A client message we cannot act on; its text goes back in an `error` frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    last_alert_id: str
+
+
+Action = Subscribe | Unsubscribe | Ping | Resume
+
+
+def _symbols(doc: dict, action: str, max_symbols: int) -> tuple[str, ...]:
+    symbols = doc.get("symbols")
+    if not isinstance(symbols, list) or not symbols:
+        msg = f"{action}: symbols must be a non-empty list"
+        raise ProtocolError(msg)
+    if len(symbols) > max_symbols:
+        msg = f"{action}: {len(symbols)} symbols in one message, the limit is {max_symbols}"
+        raise ProtocolError(msg)
+    for symbol in symbols:
+        if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol):
+            msg = f"{action}: {str(symbol)[:40]!r} is not a symbol"
+            raise ProtocolError(msg)
+    return tuple(dict.fromkeys(symbols))  # duplicates once, order kept
+
+
+def parse_client_message(raw: bytes, max_bytes: int, max_symbols: int) -> Action:
+    """Parse one client text message.
+
+    Raises:
+        ProtocolError: oversize, not JSON, not an object, an unknown action or bad symbols.
+
+    >>> parse_client_message(b'{"action":"subscribe","symbols":["AAPL"]}', 4096, 100)
+    Subscribe(symbols=('AAPL',))
+    """
+    if len(raw) > max_bytes:
+        msg = f"message of {len(raw)} bytes is over the {max_bytes}-byte limit"
+        raise ProtocolError(msg)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        msg = "message is not JSON"
+        raise ProtocolError(msg) from None
+    if not isinstance(doc, dict):
+        msg = "message must be a JSON object with an action"
+        raise ProtocolError(msg)
+    action = doc.get("action")
+    if action == "subscribe":
+        return Subscribe(_symbols(doc, action, max_symbols))
+    if action == "unsubscribe":
+        return Unsubscribe(_symbols(doc, action, max_symbols))
+    if action == "ping":
+        return Ping()
+    if action == "resume":
+        return Resume(check_alert_cursor(doc.get("last_alert_id")))
+    msg = f"unknown action {str(action)[:40]!r} (subscribe, unsubscribe, ping, resume)"
+    raise ProtocolError(msg)
+
+
+def check_alert_cursor(value: object) -> str:
+    """Return a `last_alert_id` if it is an alert id or a `stream:alerts` entry id."""
+    if not isinstance(value, str) or not (0 < len(value) <= 64):
+        msg = "last_alert_id must be an alert_id or a stream_id"
+        raise ProtocolError(msg)
+    return value
+
+
+def is_stream_id(value: str) -> bool:
+    """Return whether `value` is a Redis stream entry id (`<ms>-<n>`)."""
+    return _STREAM_ID_RE.fullmatch(value) is not None
+
+
+def stream_id_key(stream_id: bytes | str) -> tuple[int, int]:
+    """Order of a stream entry id: `b"5-1"` -> (5, 1)."""
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    ms, _, n = text.partition("-")
+    return int(ms), int(n or 0)
+
+
+def quote_frame(data: bytes, kind: bytes = b"quote") -> bytes:
+    """`{"type":"quote",...}` from the quote JSON as Redis holds it (an object)."""
+    return b'{"type":"' + kind + b'",' + data[1:] if len(data) > 2 else b'{"type":"' + kind + b'"}'
+
+
+def quotes_frame(frames: list[bytes]) -> bytes:
+    """One frame for a client that is behind: the latest quote frame of each symbol."""
+    if len(frames) == 1:
+        return frames[0]
+    return b'{"type":"quotes","quotes":[' + b",".join(frames) + b"]}"
+
+
+def alert_frame(stream_id: bytes, data: bytes) -> bytes:
+    """`{"type":"alert","stream_id":..., <alert fields>}`; `stream_id` is the resume cursor."""
+    return b'{"type":"alert","stream_id":"' + stream_id + b'",' + data[1:]
+
+
+def json_frame(kind: str, **fields: object) -> bytes:
+    """A small control frame: pong, error, hello, unsubscribed, health."""
+    return json.dumps({"type": kind, **fields}, separators=(",", ":")).encode()
+
+
+def error_frame(message: str, **fields: object) -> bytes:
+    return json_frame("error", message=message, **fields)

@@ -1,0 +1,150 @@
+"""The edge's pure parts alone: claims, roles, protocol, subscriptions, conflation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge import deflate, protocol
+from edge.claims import Claims, TokenError, check_claims
+from edge.conflation import AlertBacklogError, PendingFrames
+from edge.hub import frame_seq
+from edge.roles import alert_visible, receives_health
+from edge.subscriptions import SubscriptionLimitError, SubscriptionMap
+from edge.tokens import issue_token, read_token
+
+KEY = b"k" * 32
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({"role": "trader", "accounts": ["A"], "exp": 99}, "no user"),
+        ({"sub": "u", "role": "admin", "exp": 99}, "role was 'admin'"),
+        ({"sub": "u", "role": "analyst"}, "no expiry"),
+        ({"sub": "u", "role": "analyst", "exp": 5}, "expired"),
+        ({"sub": "u", "role": "trader", "exp": 99}, "names no account"),
+        ({"sub": "u", "role": "trader", "accounts": "A1", "exp": 99}, "list of account"),
+    ],
+)
+def test_check_claims_refuses_with_the_reason(payload, problem):
+    with pytest.raises(TokenError, match=problem):
+        check_claims(payload, now_s=10)
+
+
+def test_check_claims_keeps_accounts_of_traders_only():
+    trader = check_claims({"sub": "t", "role": "trader", "accounts": ["A", "B"], "exp": 99}, 10)
+    analyst = check_claims({"sub": "a", "role": "analyst", "accounts": ["A"], "exp": 99}, 10)
+    assert trader.accounts == {"A", "B"} and analyst.accounts == frozenset()
+
+
+def test_tokens_round_trip_and_refuse_tampering():
+    token = issue_token(KEY, "bob", "trader", ["A1"], now_s=1000, ttl_s=60)
+    assert read_token(KEY, token, now_s=1001) == Claims("bob", "trader", frozenset({"A1"}), 1060)
+    with pytest.raises(TokenError, match="expired"):
+        read_token(KEY, token, now_s=1061)
+    with pytest.raises(TokenError, match="bad token"):
+        read_token(b"x" * 32, token, now_s=1001)
+    with pytest.raises(TokenError, match="no token"):
+        read_token(KEY, "", now_s=1001)
+
+
+@pytest.mark.parametrize(
+    ("role", "accounts", "kind", "account", "visible"),
+    [
+        ("trader", {"A1"}, "STOP_TRIGGERED", "A1", True),
+        ("trader", {"A1"}, "MARGIN_CALL", "A2", False),
+        ("trader", {"A1"}, "WASH_TRADE", "A1", False),  # no tipping-off
+        ("analyst", set(), "SPOOFING", "A9", True),
+        ("analyst", set(), "MARGIN_CALL", "A9", False),
+        ("operator", set(), "WASH_TRADE", "A9", False),
+    ],
+)
+def test_alert_visible_by_role(role, accounts, kind, account, visible):
+    claims = Claims("u", role, frozenset(accounts), 0)
+    assert alert_visible(claims, kind, account) is visible
+
+
+def test_only_operators_receive_health():
+    assert receives_health(Claims("o", "operator", frozenset(), 0))
+    assert not receives_health(Claims("a", "analyst", frozenset(), 0))
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"[1]", "JSON object"),
+        (b"{", "not JSON"),
+        (b'{"action":"subscribe"}', "non-empty list"),
+        (b'{"action":"subscribe","symbols":["A B"]}', "not a symbol"),
+        (b'{"action":"subscribe","symbols":["A","B","C"]}', "limit is 2"),
+        (b'{"action":"resume"}', "last_alert_id"),
+        (b'{"action":"dance"}', "unknown action"),
+        (b'{"action":"ping","pad":"' + b"x" * 200 + b'"}', "over the 100-byte limit"),
+    ],
+)
+def test_parse_client_message_refuses_bad_input(raw, problem):
+    with pytest.raises(protocol.ProtocolError, match=problem):
+        protocol.parse_client_message(raw, max_bytes=100, max_symbols=2)
+
+
+def test_parse_client_message_actions():
+    parse = protocol.parse_client_message
+    assert parse(b'{"action":"ping"}', 100, 5) == protocol.Ping()
+    assert parse(b'{"action":"unsubscribe","symbols":["A","A"]}', 100, 5) == protocol.Unsubscribe(
+        ("A",)
+    )
+    assert parse(b'{"action":"resume","last_alert_id":"5-1"}', 100, 5) == protocol.Resume("5-1")
+
+
+def test_frames_are_valid_json_built_from_redis_bytes():
+    data = b'{"symbol":"AAPL","bid":1.5,"seq":7}'
+    quote = protocol.quote_frame(data)
+    assert json.loads(quote) == {"type": "quote", "symbol": "AAPL", "bid": 1.5, "seq": 7}
+    assert json.loads(protocol.quote_frame(data, b"snapshot"))["type"] == "snapshot"
+    batch = json.loads(protocol.quotes_frame([quote, protocol.quote_frame(data)]))
+    assert batch["type"] == "quotes" and len(batch["quotes"]) == 2
+    assert protocol.quotes_frame([quote]) is quote
+    alert = json.loads(protocol.alert_frame(b"9-0", b'{"alert_id":"x","kind":"SPOOFING"}'))
+    assert alert == {"type": "alert", "stream_id": "9-0", "alert_id": "x", "kind": "SPOOFING"}
+    assert frame_seq(quote) == 7
+    assert protocol.stream_id_key(b"10-2") > protocol.stream_id_key("9-5")
+
+
+def test_subscription_map_limits_and_cleans_up():
+    subs: SubscriptionMap[str] = SubscriptionMap(max_per_connection=2)
+    assert subs.subscribe("c1", ["A", "B", "A"]) == ["A", "B"]
+    assert subs.subscribe("c2", ["A"]) == ["A"]
+    with pytest.raises(SubscriptionLimitError, match="limit is 2"):
+        subs.subscribe("c1", ["C"])
+    assert subs.subscribers("A") == {"c1", "c2"}
+    assert subs.unsubscribe("c1", ["A", "Z"]) == ["A"]
+    subs.remove_connection("c2")
+    assert subs.subscribers("A") == set() and len(subs) == 1  # only B (c1) is left
+
+
+def test_pending_frames_conflate_quotes_and_bound_alerts():
+    pending = PendingFrames(max_alerts=2)
+    for n in range(100):
+        pending.add_quote("AAPL", b"a%d" % n)
+    pending.add_quote("MSFT", b"m")
+    pending.add_quote("AAPL", b"latest")
+    assert pending.take_quotes() == [b"m", b"latest"]
+    assert pending.conflated == 100
+    pending.add_alert(b"1")
+    pending.add_alert(b"2")
+    with pytest.raises(AlertBacklogError, match="2 alerts undelivered"):
+        pending.add_alert(b"3")
+    assert pending.take_alerts() == [b"1", b"2"]
+
+
+def test_deflate_round_trip_and_bomb_limit():
+    payload = b'{"type":"quote","symbol":"AAPL"}' * 20
+    packed = deflate.compress(payload)
+    assert len(packed) < len(payload)
+    assert deflate.decompress(packed, max_bytes=10_000) == payload
+    with pytest.raises(ValueError, match="inflates past"):
+        deflate.decompress(deflate.compress(b"0" * 100_000), max_bytes=1000)
+    assert deflate.offered("permessage-deflate; client_max_window_bits")
+    assert not deflate.offered("x-webkit-deflate-frame")
