@@ -1,0 +1,173 @@
+"""FIX file -> gateway -> Kafka (librdkafka's mock cluster) -> flows: the replay's results.
+
+The same simulated day (market data, orders and fills, a few unusable lines) is replayed from
+the file, then published by the gateway and run from Kafka into fresh stores; every row of
+Redis, PostgreSQL and ClickHouse must be the same, and so with 2 processes x 2 workers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import redis
+
+from bench.common import scratch_database
+from brokerflow.cli import main
+from brokerflow.commands.gateway import FileInput, run_gateway
+from brokerflow.commands.replay import replay
+from brokerflow.commands.run import run_kafka
+from tests.kafka.stores import clear_clickhouse, clickhouse_rows, postgres_rows, redis_contents
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD_LINES = (
+    b"this line is not FIX\n",
+    b"8=FIX.4.4\x019=20\x0135=X\x0155=AAPL\x01268=0\x0110=000\x01\n",  # wrong BodyLength/CheckSum
+    b"8=FIX.4.4\x019=12\x0135=j\x0158=x\x0110=000\x01\n",  # a MsgType nobody routes
+)
+
+
+def simulated_day(tmp_path: Path) -> Path:
+    path = tmp_path / "day.fix"
+    argv = ["simulate", "--symbols", "4", "--minutes", "2", "--orders", "--out", str(path),
+            "--seed", "7"]  # fmt: skip
+    assert main(argv) == 0
+    lines = path.read_bytes().splitlines(keepends=True)
+    # Unusable lines in the middle of the day, where they travel among the rest.
+    middle = len(lines) // 2
+    path.write_bytes(b"".join(lines[:middle] + list(BAD_LINES) + lines[middle:]))
+    return path
+
+
+def load_day(path: Path, settings, monkeypatch) -> None:
+    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", settings.postgres_dsn)
+    monkeypatch.setenv("BROKERFLOW_REDIS_URL", settings.redis_url)
+    for kind in ("accounts", "positions"):
+        csv = path.with_suffix(f".{kind}.csv")
+        assert main(["load", kind, str(csv), "--data-dir", str(settings.data_dir)]) == 0
+
+
+def fresh_database(postgres_dsn: str) -> tuple[str, str]:
+    name = f"bf_test_{secrets.token_hex(4)}"
+    return name, scratch_database(postgres_dsn, name)
+
+
+def drop_database(postgres_dsn: str, name: str) -> None:
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def flush_redis(url: str) -> None:
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+
+
+def test_gateway_then_run_gives_exactly_the_replay_results(
+    kafka_bootstrap, settings_factory, postgres_dsn, tmp_path, monkeypatch
+) -> None:
+    day = simulated_day(tmp_path)
+    settings = settings_factory()
+    load_day(day, settings, monkeypatch)
+    replayed = replay([day], settings, progress=False).as_dict()
+    expected = (
+        redis_contents(settings.redis_url),
+        postgres_rows(settings.postgres_dsn),
+        clickhouse_rows(settings),
+    )
+    assert replayed["dead_letters"] == len(BAD_LINES)
+    assert expected[1]["executions"] and expected[2]["audit_log"]  # the day did book and audit
+
+    flush_redis(settings.redis_url)
+    clear_clickhouse(settings)
+    name, dsn = fresh_database(postgres_dsn)
+    try:
+        update = {"postgres_dsn": dsn, "kafka_bootstrap": kafka_bootstrap}
+        kafka = settings.model_copy(update=update)
+        load_day(day, kafka, monkeypatch)
+        sent = run_gateway(kafka, FileInput([day]), progress=False).as_dict()
+        assert sent["published"] == replayed["messages"]
+        assert sent["unrouted"] == {
+            "no BeginString (8=) on the line": 1, "MsgType (35) j is not routed": 1
+        }
+        ran = run_kafka(kafka, until_end=True, progress=False)
+        assert ran.counts.get("kafka_gaps", 0) == 0
+        assert ran.as_dict()["messages"] == replayed["messages"]
+        got = (redis_contents(kafka.redis_url), postgres_rows(dsn), clickhouse_rows(kafka))
+    finally:
+        drop_database(postgres_dsn, name)
+    for table, rows in expected[1].items():
+        assert got[1][table] == rows, table
+    for table, rows in expected[2].items():
+        assert got[2][table] == rows, table
+    assert got[0] == expected[0]
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+# Audit and surveillance also write to ClickHouse, which is embedded chdb here: one process per
+# directory. A cluster of processes needs a ClickHouse server (README, "Scaling out"). Margin is
+# left out: its account step takes marks and fills from different workers in arrival order, so
+# its figures depend on the worker count (README, "Scaling out": not fixed yet).
+SCALE_FLOWS = "quotes,ledger,stops"
+
+
+def test_scale_out_two_processes_of_two_workers_match_one_worker(
+    kafka_bootstrap, settings_factory, postgres_dsn, tmp_path, monkeypatch
+) -> None:
+    day = simulated_day(tmp_path)
+    settings = settings_factory(kafka_bootstrap=kafka_bootstrap)
+    load_day(day, settings, monkeypatch)
+    run_gateway(settings, FileInput([day]), progress=False)
+    run_kafka(settings, until_end=True, progress=False, flows=SCALE_FLOWS.split(","))
+    expected = (redis_contents(settings.redis_url), postgres_rows(settings.postgres_dsn))
+    assert expected[1]["executions"]
+
+    flush_redis(settings.redis_url)
+    name, dsn = fresh_database(postgres_dsn)
+    try:
+        scaled = settings.model_copy(update={"postgres_dsn": dsn})
+        load_day(day, scaled, monkeypatch)
+        addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+        env = {
+            **os.environ,
+            "BROKERFLOW_REDIS_URL": scaled.redis_url,
+            "BROKERFLOW_POSTGRES_DSN": dsn,
+            "BROKERFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "BROKERFLOW_DATA_DIR": str(scaled.data_dir),
+        }
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "brokerflow.cli", "run", "--until-end", "-q", "-w", "2",
+                 "-i", str(i), "-a", addresses, "--flows", SCALE_FLOWS],
+                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            for i in range(2)
+        ]
+        try:
+            outputs = [p.communicate(timeout=120) for p in procs]
+        finally:
+            for p in procs:  # a process whose peer failed waits for it forever
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        for p, (_, err) in zip(procs, outputs, strict=True):
+            assert p.returncode == 0, err.decode()[-2000:]
+        got = (redis_contents(scaled.redis_url), postgres_rows(dsn))
+    finally:
+        drop_database(postgres_dsn, name)
+    for table, rows in expected[1].items():
+        assert got[1][table] == rows, table
+    assert got[0] == expected[0]
