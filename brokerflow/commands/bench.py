@@ -6,7 +6,7 @@ import argparse
 
 from brokerflow.settings import load_settings
 
-BENCHMARKS = ("ingest", "executions", "stops", "margin", "surveillance")
+BENCHMARKS = ("ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
             from bench import ingest
 
             ingest.run(settings, args.messages, args.simplefix_messages, args.profile)
+        elif name == "ingest-kafka":
+            from bench import ingest_kafka
+
+            # The mock cluster keeps ~5 MB per partition: at most 300,000 messages here.
+            ingest_kafka.run(settings, min(args.messages, 300_000))
         elif name == "executions":
             from bench import executions
 
