@@ -75,6 +75,8 @@ class Settings(BaseSettings):
             are taken out of order; older ones become dead letters.
         session_close_utc: "HH:MM" UTC at which Day orders expire (21:00 = 16:00 New York
             in winter).
+        sink_retry_s: how long a sink retries a store that is down (backoff from 0.2 s up to
+            5 s between tries) before the flow stops with the error.
     """
 
     model_config = SettingsConfigDict(
@@ -105,6 +107,7 @@ class Settings(BaseSettings):
     margin_concentration_rate: float | None = Field(default=None, gt=0, le=1)
     surveillance: dict[str, dict[str, Any]] = Field(default_factory=dict)
     surveillance_late_s: float = Field(default=60.0, ge=0)
+    sink_retry_s: float = Field(default=30.0, ge=0)
 
     @field_validator("instruments", mode="before")
     @classmethod

@@ -25,5 +25,5 @@ make_audit = audit_record  # what `flows.quotes.attach` calls per order event
 def attach(streams: QuoteStreams, ctx: FlowContext) -> None:
     """Write the audit records and the published quotes of `streams` to ClickHouse."""
     url, data_dir, count = ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add
-    op.output("write_audit", streams.audit, AuditSink(url, data_dir, count))
-    op.output("write_ticks", streams.quotes, TicksSink(url, data_dir, count))
+    op.output("write_audit", streams.audit, AuditSink(url, data_dir, count, ctx.retry))
+    op.output("write_ticks", streams.quotes, TicksSink(url, data_dir, count, ctx.retry))

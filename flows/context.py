@@ -7,6 +7,7 @@ from pathlib import Path
 
 from brokerflow.metrics import FlowStats
 from brokerflow.settings import Settings
+from sinks.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,9 @@ class FlowContext:
     margin_marks: dict | None = None
     recovery: bool = False
     owners: dict | None = None
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How every sink retries a store that fails: with backoff for `sink_retry_s`, then the
+        flow stops with the error (nothing is dropped; a restart resumes from recovery)."""
+        return RetryPolicy.lasting(self.settings.sink_retry_s)

@@ -39,5 +39,5 @@ def order_events_of(batch: DecodedBatch) -> list[list[OrderEvent]]:
 def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[OrderEvent]]:
     """Add the ledger steps to a dataflow whose decoded FIX stream is `decoded`."""
     orders = op.flat_map("collect_order_events", decoded, order_events_of)
-    op.output("write_ledger", orders, LedgerSink(ctx.postgres_dsn, count=ctx.stats.add))
+    op.output("write_ledger", orders, LedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry))
     return orders

@@ -453,7 +453,7 @@ def attach(quotes: Stream[list[Quote]], decoded: Stream[DecodedBatch], ctx: Flow
     )
     effects = op.key_rm("unkey_margin", effects)
     rows = op.filter_map("margin_rows", effects, lambda e: e.rows or None)
-    op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn))
+    op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry))
     alerts = op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
     op.output(
         "write_margin_alerts",

@@ -57,7 +57,8 @@ def make_decoder(
 def alert_sink(ctx: FlowContext) -> AlertSink:
     """The sink every flow's alerts go to: PostgreSQL `alerts` and `stream:alerts`, counted."""
     return AlertSink(
-        ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add
+        ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add,
+        ctx.retry,
     )
 
 

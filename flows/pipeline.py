@@ -68,7 +68,7 @@ def build_pipeline(
         chunks = align(chunks, ctx)
     decoded = op.map("decode_fix", chunks, make_decoder(ctx))
     letters = op.flat_map("collect_dead_letters", decoded, dead_letters_of)
-    op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn))
+    op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     with_audit = "audit" in chosen
     if chosen & {"quotes", "audit", "stops", "margin"}:
         shards = quotes.shard(decoded, ctx, with_orders=with_audit or "stops" in chosen)

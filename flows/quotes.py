@@ -223,7 +223,7 @@ def attach(
     op.output(
         "write_quotes",
         quotes,
-        RedisQuoteSink(ctx.redis_url, settings.redis_stream_maxlen, stats.add),
+        RedisQuoteSink(ctx.redis_url, settings.redis_stream_maxlen, stats.add, ctx.retry),
     )
     return QuoteStreams(quotes, audit)
 

@@ -390,7 +390,7 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:
     op.output(
         "write_stops",
         writes,
-        StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add),
+        StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add, ctx.retry),
     )
     alerts = op.filter_map("stop_alerts", effects, lambda e: e.alerts or None)
     op.output(
@@ -399,11 +399,13 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:
         alert_sink(ctx),
     )
     letters = op.flat_map("stop_letters", effects, lambda e: e.dead_letters)
-    op.output("write_stop_letters", letters, DeadLetterSink(ctx.postgres_dsn))
+    op.output("write_stop_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     if with_audit:
         audit = op.filter_map("stop_audit", effects, lambda e: e.audit or None)
         op.output(
             "write_stop_audit",
             audit,
-            AuditSink(ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add),
+            AuditSink(
+                ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry
+            ),
         )

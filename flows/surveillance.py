@@ -330,11 +330,13 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     )
     alerts = op.filter_map("surveil_alerts", tagged, lambda t: t[1] if t[0] == "alerts" else None)
     late = op.flat_map("surveil_late", tagged, lambda t: t[1] if t[0] == "late" else [])
-    op.output("write_surveillance_letters", late, DeadLetterSink(ctx.postgres_dsn))
+    op.output("write_surveillance_letters", late, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     op.output(
         "write_surveillance_alerts_clickhouse",
         alerts,
-        AlertsSink(ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add),
+        AlertsSink(
+            ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry
+        ),
     )
     op.output(
         "write_surveillance_alerts",

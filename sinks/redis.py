@@ -154,12 +154,15 @@ class QuoteWriter:
             latest[symbol] = data
             if q.open is not None:
                 bars[f"ohlc:{symbol}:{day_name(q.day)}"] = q
-        # One EVAL appends every update to the stream server-side: redis-py packs ~1 µs per
-        # argument per command, so a command per XADD cost more than the rest of the flow.
+        # One EVAL sets the latest quotes and appends every update to the stream server-side
+        # (redis-py packs ~1 µs per argument per command, so a command per XADD cost more than
+        # the rest of the flow), atomically: a retry after a lost reply finds the batch applied
+        # and adds nothing to the stream.
+        latest_args = [x for s, d in latest.items() for x in (b"quote:" + s.encode(), d)]
         commands = [
-            [b"EVAL", _XADD_MANY, b"1", _QUOTE_STREAM_KEY, self._maxlen, *stream_args],
-            [b"MSET", *[x for s, d in latest.items() for x in (b"quote:" + s.encode(), d)]],
-        ]
+            [b"EVAL", _PUBLISH_BATCH, b"1", _QUOTE_STREAM_KEY, self._maxlen,
+             b"%d" % len(latest), *latest_args, *stream_args],
+        ]  # fmt: skip
         for key, q in bars.items():
             commands.append([b"SET", key.encode(), ohlc_json(q).encode(), b"EX", _OHLC_TTL])
         connection = self.client.connection_pool.get_connection()
@@ -202,13 +205,22 @@ def pack_command(args: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-# Trimmed once per batch, not per entry: the cap is approximate anyway (MAXLEN ~).
-_XADD_MANY = b"""
-for i = 2, #ARGV, 2 do
+# ARGV: stream cap, n, n (quote key, latest JSON) pairs, then (symbol, JSON) stream entries.
+# A batch whose first latest quote is already stored was applied (quotes only move forward and
+# each symbol has one writer): skip it. Trimmed once per batch: the cap is approximate anyway.
+_PUBLISH_BATCH = b"""
+local n = tonumber(ARGV[2])
+if n > 0 and redis.call('GET', ARGV[3]) == ARGV[4] then
+  return 0
+end
+for i = 3, 2 + 2 * n, 2 do
+  redis.call('SET', ARGV[i], ARGV[i + 1])
+end
+for i = 3 + 2 * n, #ARGV, 2 do
   redis.call('XADD', KEYS[1], '*', 'symbol', ARGV[i], 'data', ARGV[i + 1])
 end
 redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
-return (#ARGV - 1) / 2
+return (#ARGV - 2 - 2 * n) / 2
 """
 _QUOTE_STREAM_KEY = QUOTE_STREAM.encode()
 _OHLC_TTL = b"%d" % OHLC_TTL_S
@@ -234,11 +246,14 @@ class RedisQuoteSink(DynamicSink[list[Quote]]):
         url: str,
         stream_maxlen: int = 100_000,
         count: Callable[[str, int], None] | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self._url = url
         self._stream_maxlen = stream_maxlen
         self._count = count
+        self._policy = policy
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _QuotePartition:
         client = redis.Redis.from_url(self._url, socket_timeout=30)
-        return _QuotePartition(QuoteWriter(client, self._stream_maxlen, self._count))
+        writer = QuoteWriter(client, self._stream_maxlen, self._count, self._policy)
+        return _QuotePartition(writer)

@@ -28,6 +28,21 @@ class RetryPolicy:
     base_s: float = 0.2
     max_s: float = 5.0
 
+    @classmethod
+    def lasting(cls, total_s: float, base_s: float = 0.2, max_s: float = 5.0) -> RetryPolicy:
+        """The policy that keeps trying for at least `total_s` (waits summed) before it raises:
+        how long a flow rides out a store that is down (a restart, a failover)."""
+        attempts, waited = 1, 0.0
+        while waited < total_s:
+            waited += min(max_s, base_s * 2 ** (attempts - 1))
+            attempts += 1
+        return cls(attempts, base_s, max_s)
+
+    @property
+    def budget_s(self) -> float:
+        """The waits between the first and the last try, summed."""
+        return sum(backoff_delays(self.attempts, self.base_s, self.max_s))
+
 
 def backoff_delays(attempts: int, base_s: float, max_s: float) -> list[float]:
     """Return the waits between `attempts` tries: base, 2*base, 4*base, ... capped at `max_s`.
