@@ -50,6 +50,7 @@ class RunSummary:
             },
             "orders_out": c.get("orders_out", 0),
             "alerts": {k[7:]: v for k, v in sorted(c.items()) if k.startswith("alerts.")},
+            "data_quality": data_quality(c),
             "seconds": round(self.seconds, 3),
             "messages_per_s": round(messages / self.seconds) if self.seconds > 0 else 0,
         }
@@ -71,7 +72,34 @@ class RunSummary:
             + (", ".join(f"{v:,} {k}" for k, v in d["stops"].items()) or "none")
             + (f"; {d['orders_out']:,} child orders sent" if d["orders_out"] else ""),
             f"alerts        {alerts}",
-        ]
+        ] + data_quality_lines(d["data_quality"])
+
+
+def data_quality(c: dict[str, int]) -> dict:
+    """The data-quality counters of a run (`quality.runner`) per suite, with coverage."""
+    suites = sorted({k.split(".", 1)[1] for k in c if k.startswith("dq_seen.")})
+    def per(prefix: str) -> dict[str, int]:
+        return {s: c.get(f"{prefix}.{s}", 0) for s in suites}
+    seen, covered = per("dq_seen"), per("dq_covered")
+    return {
+        "validations": per("dq_validations"),
+        "failed_validations": per("dq_validations_failed"),
+        "rows_validated": per("dq_rows"),
+        "rows_failed": per("dq_rows_failed"),
+        "coverage": {s: round(covered[s] / seen[s], 4) if seen[s] else 0.0 for s in suites},
+        "cpu_s": round(c.get("dq_cpu_us", 0) / 1e6, 3),
+    }
+
+
+def data_quality_lines(dq: dict) -> list[str]:
+    if not dq["coverage"]:
+        return []
+    parts = [
+        f"{suite} {dq['rows_validated'][suite]:,} rows, {dq['rows_failed'][suite]:,} failed, "
+        f"{dq['coverage'][suite]:.0%} covered"
+        for suite in dq["coverage"]
+    ]
+    return [f"data quality  {'; '.join(parts)} ({dq['cpu_s']:.2f} s validating)"]
 
 
 class Progress:

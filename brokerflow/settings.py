@@ -77,6 +77,19 @@ class Settings(BaseSettings):
             in winter).
         sink_retry_s: how long a sink retries a store that is down (backoff from 0.2 s up to
             5 s between tries) before the flow stops with the error.
+        dq: validate sampled micro-batches of quotes and fills with Great Expectations
+            (`quality/`); failing rows become dead letters, results go to `dq_results`.
+        dq_batch_rows: validate a suite when this many rows wait.
+        dq_interval_s: or when its oldest waiting row waited this long (wall time).
+        dq_sample_share: share of micro-batches offered to the validator (1.0: all).
+        dq_budget_share: the validator's CPU time may not exceed this share of wall time;
+            micro-batches beyond it are skipped and counted as not covered.
+        dq_max_event_age_s / dq_max_event_ahead_s: event time plausibility bounds, against
+            the wall clock live, against the micro-batch's median event time in a replay.
+        dq_px_band_bps: how far a fill's LastPx may be from the market (last trade, else mid).
+        metrics_port: serve Prometheus metrics on this port; 0 or unset: off (`brokerflow
+            demo` serves on a default port).
+        log_format: "text" lines or "json" lines (one object per event) on stderr.
     """
 
     model_config = SettingsConfigDict(
@@ -107,6 +120,16 @@ class Settings(BaseSettings):
     margin_concentration_rate: float | None = Field(default=None, gt=0, le=1)
     surveillance: dict[str, dict[str, Any]] = Field(default_factory=dict)
     surveillance_late_s: float = Field(default=60.0, ge=0)
+    dq: bool = True
+    dq_batch_rows: int = Field(default=5_000, gt=0)
+    dq_interval_s: float = Field(default=1.0, gt=0)
+    dq_sample_share: float = Field(default=1.0, gt=0, le=1)
+    dq_budget_share: float = Field(default=0.05, gt=0, le=1)
+    dq_max_event_age_s: float = Field(default=86_400.0, gt=0)
+    dq_max_event_ahead_s: float = Field(default=5.0, ge=0)
+    dq_px_band_bps: float = Field(default=500.0, gt=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    log_format: Literal["text", "json"] = "text"
     sink_retry_s: float = Field(default=30.0, ge=0)
 
     @field_validator("instruments", mode="before")

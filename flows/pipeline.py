@@ -16,6 +16,8 @@
            -> flows.surveillance (execution reports + market trades -> wash trades, spoofing,
                              pump and dump, marking the close, order-to-trade, ownership
                              alerts)
+           -> flows.quality (sampled fills + published quotes -> Great Expectations suites off
+                             the hot path -> dq_results, dead letters naming the expectation)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from bytewax.inputs import Source
 from connectors.kafka import SequencedChunk
 from connectors.raw import RawChunk
 from domain.errors import ConfigError
-from flows import audit, ledger, margin, quotes, stops, surveillance
+from flows import audit, ledger, margin, quality, quotes, stops, surveillance
 from flows.align import align
 from flows.context import FlowContext
 from flows.operators import dead_letters_of, make_decoder
@@ -70,11 +72,13 @@ def build_pipeline(
     letters = op.flat_map("collect_dead_letters", decoded, dead_letters_of)
     op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     with_audit = "audit" in chosen
+    published = None  # the quote batches, for data quality
     if chosen & {"quotes", "audit", "stops", "margin"}:
         shards = quotes.shard(decoded, ctx, with_orders=with_audit or "stops" in chosen)
         if chosen & {"quotes", "audit", "margin"}:
             make_audit = audit.make_audit if with_audit else None
             streams = quotes.attach(shards, ctx, make_audit=make_audit)
+            published = streams.quotes
             if with_audit:
                 audit.attach(streams, ctx)
             if "margin" in chosen:
@@ -85,4 +89,6 @@ def build_pipeline(
         ledger.attach(decoded, ctx)
     if "surveillance" in chosen:
         surveillance.attach(decoded, ctx)
+    if ctx.settings.dq:
+        quality.attach(decoded, published, ctx)
     return flow

@@ -1,0 +1,56 @@
+"""Data quality: the Bytewax sink that hands stream items to a `DataQualityRunner`.
+
+Items are `("quotes", [Quote…])` or `("events", [decoded event…])`. Each worker gets its own
+runner (thread, GX context, PostgreSQL connection); `close` at the end of the stream validates
+what is still waiting, so a replay's last rows are checked too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from quality.runner import Count, DataQualityRunner, DqPolicy
+from quality.store import dq_writer
+
+QUOTES_ITEM = "quotes"
+EVENTS_ITEM = "events"
+
+
+class DataQualitySink(DynamicSink[tuple[str, list]]):
+    """Feed sampled micro-batches to a background validator; results go to `dsn`."""
+
+    def __init__(self, dsn: str, policy: DqPolicy, count: Count) -> None:
+        self._dsn = dsn
+        self._policy = policy
+        self._count = count
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[tuple[str, list]]:
+        writer = dq_writer(self._dsn)
+        runner = DataQualityRunner(self._policy, self._count, writer.write)
+        runner.start()
+        return _DataQualityPartition(runner, writer.close)
+
+
+class _DataQualityPartition(StatelessSinkPartition[tuple[str, list]]):
+    def __init__(self, runner: DataQualityRunner, close_writer: Callable[[], Any]) -> None:
+        self._runner = runner
+        self._close_writer = close_writer
+
+    def write_batch(self, items: list[tuple[str, list]]) -> None:
+        runner = self._runner
+        for kind, payload in items:
+            if kind == QUOTES_ITEM:
+                runner.offer_quotes(payload)
+            else:
+                runner.offer_events(payload)
+
+    def close(self) -> None:
+        try:
+            self._runner.close()
+        finally:
+            self._close_writer()
