@@ -83,7 +83,7 @@ def test_aligner_flush_releases_what_is_held_at_the_end() -> None:
 
 
 def test_checked_producer_raises_when_no_broker_takes_the_message() -> None:
-    producer = CheckedProducer("127.0.0.1:1", {"message.timeout.ms": 300})
+    producer = CheckedProducer("127.0.0.1:1", {"message.timeout.ms": 300, "log_level": 0})
     producer.produce("fix.marketdata", b"8=FIX.4.4", b"IBM")
     with pytest.raises(KafkaDeliveryError, match="timed out"):
         producer.flush(5)
@@ -99,7 +99,8 @@ def test_checked_producer_counts_every_message_when_the_cluster_dies_midway() ->
         )
     except KafkaException as exc:
         pytest.skip(f"librdkafka's mock cluster did not start: {exc}")
-    producer = CheckedProducer(brokers, {"message.timeout.ms": 1000, "linger.ms": 0})
+    quick = {"message.timeout.ms": 1000, "linger.ms": 0, "log_level": 0}
+    producer = CheckedProducer(brokers, quick)
     for i in range(100):
         producer.produce("fix.marketdata", b"before %d" % i, b"IBM")
     producer.flush(10)
