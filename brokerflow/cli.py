@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from brokerflow.logs import configure_logging
 from domain.errors import BrokerflowError
 
 # Order is the order of `brokerflow --help`.
 COMMANDS = (
     "demo", "replay", "run", "gateway", "simulate", "load", "sql", "report", "alerts", "gdpr",
-    "services", "bench", "edge", "token", "fix-test-acceptor",
+    "services", "bench", "dq", "edge", "token", "fix-test-acceptor",
 )
 
 
@@ -28,11 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, help="TOML file with BROKERFLOW_* keys")
     parser.add_argument("--data-dir", type=Path, help="where embedded services keep their data")
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log events as JSON lines on stderr (also BROKERFLOW_LOG_FORMAT=json)",
+    )
     # The same options after the command; SUPPRESS keeps a value given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument(
         "--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    common.add_argument(
+        "--log-json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -48,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    json_logs = args.log_json or os.environ.get("BROKERFLOW_LOG_FORMAT", "").lower() == "json"
+    configure_logging("json" if json_logs else "text")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ Bytewax recovery replays from the last snapshot.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 
@@ -24,6 +25,10 @@ from sinks.alerts import AlertSink
 
 MD_TYPES = (MarketDataSnapshot, MarketDataIncrement)
 ORDER_TYPES = (ExecutionReport, OrderRequest)
+DEAD_LETTER_BURST = 100
+"""Dead letters from one chunk that make a `dead_letter_burst` log line (one per chunk)."""
+
+log = logging.getLogger("brokerflow.flows")
 
 
 def make_decoder(
@@ -32,6 +37,8 @@ def make_decoder(
     """Return the map function of the decode step: chunk -> DecodedBatch, with counters."""
     stats = ctx.stats
     instruments = frozenset(ctx.settings.instruments) if ctx.settings.instruments else None
+
+    source_kinds: dict[str, str] = {}
 
     def decode(chunk: RawChunk) -> DecodedBatch:
         batch = decode_lines(
@@ -42,13 +49,27 @@ def make_decoder(
             ts_init=time.time_ns(),
             instruments=instruments,
         )
-        stats.add_many(
-            {
-                "messages": batch.messages,
-                "admin": batch.admin,
-                "dead_letters": len(batch.dead_letters),
-            }
-        )
+        kind = source_kinds.get(chunk.source)
+        if kind is None:  # "file:/x.fix" -> "file": a bounded label for the metrics
+            kind = source_kinds[chunk.source] = chunk.source.partition(":")[0] or "unknown"
+        counts = {
+            "messages": batch.messages,
+            "messages_in." + kind: batch.messages,
+            "admin": batch.admin,
+            "dead_letters": len(batch.dead_letters),
+        }
+        for letter in batch.dead_letters:  # by error class (DecodeError, FieldError)
+            key = "dead_letters_by." + letter.error
+            counts[key] = counts.get(key, 0) + 1
+        stats.add_many(counts)
+        if len(batch.dead_letters) >= DEAD_LETTER_BURST:
+            reasons = {k[16:]: v for k, v in counts.items() if k.startswith("dead_letters_by.")}
+            log.warning(
+                "dead_letter_burst",
+                extra={"fields": {"source": chunk.source, "first_line": chunk.first_line_no,
+                                  "messages": batch.messages,
+                                  "dead_letters": len(batch.dead_letters), "by_error": reasons}},
+            )  # fmt: skip
         return batch
 
     return decode

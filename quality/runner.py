@@ -238,6 +238,7 @@ class DataQualityRunner:
         count("dq_validations_failed." + suite, 1)
         count("dq_rows_failed." + suite, validation.rows_failed)
         count("dead_letters", len(letters))
+        count("dead_letters_by." + ERROR, len(letters))
         failed = {r["check"]: r["unexpected_count"] for r in validation.results if not r["success"]}
         for check, n in failed.items():
             count(f"dq_failed.{suite}.{check}", n or 0)

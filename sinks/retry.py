@@ -6,10 +6,13 @@ after an ambiguous failure cannot add a second row.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+
+log = logging.getLogger("brokerflow.sinks")
 
 T = TypeVar("T")
 
@@ -95,6 +98,11 @@ def retry_with_backoff(
                 exc.add_note(f"gave up after {attempts} attempts")
                 raise
             delay = delays[attempt - 1]
+            log.warning(
+                "sink_retry",
+                extra={"fields": {"attempt": attempt, "of": attempts, "delay_s": delay,
+                                  "error": type(exc).__name__, "detail": str(exc)[:200]}},
+            )  # fmt: skip
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
             sleep(delay)

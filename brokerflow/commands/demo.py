@@ -11,6 +11,8 @@ import time
 
 import redis
 
+from brokerflow.commands.replay import add_observability_options, with_observability
+from brokerflow.observability import instrument_sinks, serve_metrics
 from brokerflow.runner import Progress, RunSummary, run_dataflow
 from brokerflow.settings import load_settings
 from brokerflow.stores import prepare_stores
@@ -35,7 +37,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--rate", type=float, default=5.0, help="market events/s per symbol")
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--json", action="store_true", help="make the last line a JSON summary")
+    add_observability_options(p)
     p.set_defaults(func=run)
+
+
+DEMO_METRICS_PORT = 9464
+"""The demo serves Prometheus metrics here unless --metrics-port or BROKERFLOW_METRICS_PORT
+says otherwise (9464: the port Prometheus exporters conventionally use)."""
 
 
 def _fmt(doc: dict) -> str:
@@ -50,12 +58,22 @@ def run(args: argparse.Namespace) -> int:
         msg = "brokerflow: error: --symbols, --rate and --seconds must be positive"
         print(msg, file=sys.stderr)
         return 2
-    settings = load_settings(args.config, args.data_dir)
+    settings = with_observability(load_settings(args.config, args.data_dir), args)
+    port = settings.metrics_port if settings.metrics_port or args.metrics_port == 0 else (
+        DEMO_METRICS_PORT
+    )
     endpoints = prepare_stores(settings, ALL_FLOWS)
     ctx = FlowContext(settings, endpoints.redis_url, endpoints.postgres_dsn, live=True)
     stop = threading.Event()
     source = PacedSimulatorSource(args.symbols, args.seed, stop, args.seconds, args.rate)
     flow = build_pipeline(source, ctx)
+    if port:
+        instrument_sinks(flow, ctx.stats)
+        try:
+            serve_metrics(port, ctx.stats)
+        except OSError as exc:  # a second demo on the machine: go on without metrics
+            print(f"  metrics  -> off: port {port} is taken ({exc.strerror})", file=sys.stderr)
+            port = 0
 
     shown = symbol_names(args.symbols)[:SHOWN_SYMBOLS]
     client = redis.Redis.from_url(endpoints.redis_url, socket_timeout=2)
@@ -75,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     print("  ticks    -> ClickHouse market_ticks (chdb under the data dir unless configured); "
           "after the demo: brokerflow sql clickhouse \"SELECT symbol, count() FROM market_ticks "
           "GROUP BY symbol ORDER BY 2 DESC LIMIT 5\"")
+    if port:
+        print(f"  metrics  -> http://127.0.0.1:{port}/metrics  (Prometheus)")
     print("  stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds else ""))
 
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
 from bytewax.inputs import Source
 
+from brokerflow.observability import instrument_sinks, serve_metrics
 from brokerflow.runner import Progress, RunSummary, run_dataflow
 from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
@@ -68,7 +70,38 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         default=",".join(ALL_FLOWS),
         help=f"comma-separated flows to run (default: all: {','.join(ALL_FLOWS)})",
     )
+    add_observability_options(p)
     p.set_defaults(func=run)
+
+
+log = logging.getLogger("brokerflow.run")
+
+
+def add_observability_options(p: argparse.ArgumentParser) -> None:
+    """`--dq/--no-dq` and `--metrics-port`, for every command that runs the flows."""
+    p.add_argument(
+        "--dq",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="validate sampled micro-batches with Great Expectations (default: BROKERFLOW_DQ, on)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on PORT (default: BROKERFLOW_METRICS_PORT; 0: off)",
+    )
+
+
+def with_observability(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with the `--dq` and `--metrics-port` flags applied, when given."""
+    update = {}
+    if getattr(args, "dq", None) is not None:
+        update["dq"] = args.dq
+    if getattr(args, "metrics_port", None) is not None:
+        update["metrics_port"] = args.metrics_port
+    return settings.model_copy(update=update) if update else settings
 
 
 def replay(
@@ -145,6 +178,19 @@ def run_flows(
         owners=owners,
     )
     flow = build_pipeline(source, ctx, chosen, sequenced=sequenced)
+    if settings.dq:
+        from quality.validator import warm_up
+
+        warm_up()  # GX takes seconds to import: before the run, not in its first batches
+    if settings.metrics_port:
+        instrument_sinks(flow, ctx.stats)
+        serve_metrics(settings.metrics_port, ctx.stats)
+    log.info(
+        "run_start",
+        extra={"fields": {"run": label, "flows": sorted(chosen), "inputs": inputs or [],
+                          "workers": workers, "dq": settings.dq,
+                          "metrics_port": settings.metrics_port}},
+    )  # fmt: skip
     t0 = time.perf_counter()
     options = {"process_id": process_id, "addresses": addresses}
     if progress:
@@ -152,7 +198,9 @@ def run_flows(
             run_dataflow(flow, workers, recovery_dir, snapshot_s, **options)
     else:
         run_dataflow(flow, workers, recovery_dir, snapshot_s, **options)
-    return RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, inputs or [])
+    summary = RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, inputs or [])
+    log.info("run_end", extra={"fields": {"run": label, **summary.as_dict()}})
+    return summary
 
 
 def with_overrides(settings: Settings, overrides: list[str]) -> Settings:
@@ -172,6 +220,7 @@ def with_overrides(settings: Settings, overrides: list[str]) -> Settings:
 
 def run(args: argparse.Namespace) -> int:
     settings = with_overrides(load_settings(args.config, args.data_dir), args.overrides)
+    settings = with_observability(settings, args)
     flows = [name.strip() for name in args.flows.split(",") if name.strip()]
     summary = replay(
         args.files,

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import redis
 
+from brokerflow.cli import main
 from brokerflow.commands.replay import replay
 from tests.flows.test_quotes_flow import fix, quote, snapshot, ts, write_file
 
@@ -100,3 +101,21 @@ def test_dq_off_adds_no_step_and_no_results(tmp_path, settings_factory):
     with psycopg.connect(settings.postgres_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM dq_results").fetchone()[0] == 0
     assert summary["dead_letters"] == 0
+
+
+def test_dq_docs_builds_data_docs_of_the_stored_validations(
+    tmp_path, settings, monkeypatch, capsys
+):
+    replay([write_file(tmp_path / "bad.fix", bad_day())], settings, progress=False,
+           flows=("quotes",))  # fmt: skip
+    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", settings.postgres_dsn)
+    monkeypatch.setenv("BROKERFLOW_REDIS_URL", settings.redis_url)
+    out = tmp_path / "docs"
+
+    assert main(["dq", "docs", "--out", str(out), "--data-dir", str(settings.data_dir)]) == 0
+
+    assert str(out / "index.html") in capsys.readouterr().out
+    pages = [p.read_text() for p in out.rglob("*.html")]
+    assert any("bid_size" in page for page in pages)  # the quotes suite's expectations
+    validations = list((out / "validations").rglob("*.html"))
+    assert len(validations) == 2  # one per suite: quotes and fills

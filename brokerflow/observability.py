@@ -1,0 +1,340 @@
+"""Application layer: Prometheus metrics of a run, read from its `FlowStats` at scrape time.
+
+Nothing here runs on the hot path: the flows keep counting into `FlowStats` once per batch, and
+`StatsCollector` turns a snapshot into metric families when Prometheus scrapes. Sinks are timed
+by wrapping every output step of a built dataflow (`instrument_sinks`): one `perf_counter` pair
+per written batch.
+
+Families (all prefixed `brokerflow_`): messages_in_total{source}, messages_out_total{flow,step},
+dead_letters_total{reason} (the error class, a bounded set), alerts_total{kind},
+batch_items{step} / sink_write_seconds{step} / end_to_end_latency_seconds{step} histograms
+(latency from the event time of the batch's last item to its write), dq_* for data quality,
+kafka_lag_messages{topic,partition} (`set_kafka_lag`, for the Kafka source), and
+counter_total{name} for every other counter of the run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from bytewax.dataflow import Dataflow
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from brokerflow.metrics import ITEMS_BUCKETS, SECONDS_BUCKETS, FlowStats, Histogram
+from domain.quotes import Quote
+
+PREFIX = "brokerflow_"
+# Output step -> the flow it belongs to (the `flow` label); other steps are named after
+# themselves without the `write_` prefix.
+FLOW_OF_STEP = {
+    "write_quotes": "quotes",
+    "write_ledger": "ledger",
+    "write_audit": "audit",
+    "write_ticks": "audit",
+    "write_dead_letters": "dead_letters",
+    "check_data_quality": "quality",
+}
+
+_lag_lock = threading.Lock()
+_kafka_lag: dict[tuple[str, int], int] = {}
+
+
+def set_kafka_lag(topic: str, partition: int, lag: int) -> None:
+    """Record the consumer lag (messages behind the high watermark) of a Kafka partition.
+
+    For the Kafka source: call it whenever it learns the lag (e.g. once per poll batch); the
+    value is exposed as `brokerflow_kafka_lag_messages{topic,partition}`.
+    """
+    with _lag_lock:
+        _kafka_lag[(topic, partition)] = lag
+
+
+def kafka_lag() -> dict[tuple[str, int], int]:
+    with _lag_lock:
+        return dict(_kafka_lag)
+
+
+def flow_of(step: str) -> str:
+    """The `flow` label of an output step id (its last component)."""
+    if step in FLOW_OF_STEP:
+        return FLOW_OF_STEP[step]
+    for flow in ("stop", "margin", "surveillance", "alert"):
+        if flow in step:
+            return {"stop": "stops", "alert": "alerts"}.get(flow, flow)
+    return step.removeprefix("write_")
+
+
+# -- timing the sinks ----------------------------------------------------------------------------
+
+
+def _event_ns(item: Any) -> int | None:
+    """Event time (ns) of an item a sink writes: a Quote, an event with `ts_event`, or a list."""
+    if type(item) is list:
+        if not item:
+            return None
+        item = item[-1]
+    if type(item) is Quote:
+        return item.ts * 1_000_000
+    ts = getattr(item, "ts_event", None)
+    return ts if type(ts) is int and ts > 0 else None
+
+
+class _TimedPartition(StatelessSinkPartition[Any]):
+    def __init__(self, inner: StatelessSinkPartition[Any], stats: FlowStats, step: str) -> None:
+        self._inner = inner
+        self._stats = stats
+        self._step = step
+        self._items = "sink_items." + step
+        self._batch = "batch_items." + step
+        self._seconds = "sink_seconds." + step
+        self._latency = "e2e_seconds." + step
+
+    def write_batch(self, items: list[Any]) -> None:
+        started = time.perf_counter()
+        self._inner.write_batch(items)
+        elapsed = time.perf_counter() - started
+        stats = self._stats
+        n = sum(len(i) if type(i) is list else 1 for i in items)
+        stats.add(self._items, n)
+        stats.observe(self._batch, n, ITEMS_BUCKETS)
+        stats.observe(self._seconds, elapsed, SECONDS_BUCKETS)
+        if items:
+            event_ns = _event_ns(items[-1])
+            if event_ns is not None:
+                stats.observe(self._latency, (time.time_ns() - event_ns) / 1e9, SECONDS_BUCKETS)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class TimedSink(DynamicSink[Any]):
+    """A sink that counts and times each batch its inner sink writes."""
+
+    def __init__(self, inner: DynamicSink[Any], stats: FlowStats, step: str) -> None:
+        self._inner = inner
+        self._stats = stats
+        self._step = step
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[Any]:
+        inner = self._inner.build(step_id, worker_index, worker_count)
+        return _TimedPartition(inner, self._stats, self._step)
+
+
+def _output_steps(step: Any) -> Iterator[Any]:
+    for sub in getattr(step, "substeps", ()):
+        if type(sub).__name__ == "output" and hasattr(sub, "sink"):
+            yield sub
+        else:
+            yield from _output_steps(sub)
+
+
+def instrument_sinks(flow: Dataflow, stats: FlowStats) -> int:
+    """Wrap every dynamic sink of `flow` in a `TimedSink`; return how many were wrapped.
+
+    Done on the built dataflow, so flows need not know about metrics. Bytewax's `output`
+    step is a frozen dataclass; its `sink` is replaced before the dataflow runs.
+    """
+    wrapped = 0
+    for step in _output_steps(flow):
+        sink = step.sink
+        if isinstance(sink, DynamicSink) and not isinstance(sink, TimedSink):
+            name = step.step_id.rsplit(".", 1)[-1]
+            object.__setattr__(step, "sink", TimedSink(sink, stats, name))
+            wrapped += 1
+    return wrapped
+
+
+# -- the collector -------------------------------------------------------------------------------
+
+
+def _histogram(name: str, doc: str, label: str, by_label: dict[str, Histogram]) -> Metric:
+    family = HistogramMetricFamily(PREFIX + name, doc, labels=[label])
+    for value, h in sorted(by_label.items()):
+        cumulative, buckets = 0, []
+        for bound, n in zip(h.bounds, h.counts, strict=False):
+            cumulative += n
+            buckets.append((repr(float(bound)), cumulative))
+        cumulative += h.counts[-1]
+        buckets.append(("+Inf", cumulative))
+        family.add_metric([value], buckets, h.total)
+    return family
+
+
+class StatsCollector(Collector):
+    """Prometheus collector over the `FlowStats` of the current run (`publish`)."""
+
+    def __init__(self) -> None:
+        self._stats: FlowStats | None = None
+
+    def publish(self, stats: FlowStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        counts = stats.snapshot() if stats is not None else {}
+        histograms = stats.histograms() if stats is not None else {}
+        used: set[str] = set()
+
+        def take(prefix: str) -> dict[str, int]:
+            out = {}
+            for key, value in counts.items():
+                if key.startswith(prefix):
+                    out[key[len(prefix) :]] = value
+                    used.add(key)
+            return out
+
+        fam = CounterMetricFamily(
+            PREFIX + "messages_in", "FIX messages read, by source kind", labels=["source"]
+        )
+        by_source = take("messages_in.")
+        if not by_source and "messages" in counts:
+            by_source = {"all": counts["messages"]}
+        used.add("messages")
+        for source, n in sorted(by_source.items()):
+            fam.add_metric([source], n)
+        yield fam
+
+        fam = CounterMetricFamily(
+            PREFIX + "messages_out", "items written by each output step", labels=["flow", "step"]
+        )
+        for step, n in sorted(take("sink_items.").items()):
+            fam.add_metric([flow_of(step), step], n)
+        yield fam
+
+        fam = CounterMetricFamily(
+            PREFIX + "dead_letters", "dead letters by error class", labels=["reason"]
+        )
+        by_reason = take("dead_letters_by.")
+        total = counts.get("dead_letters", 0)
+        used.add("dead_letters")
+        other = total - sum(by_reason.values())
+        if other > 0:
+            by_reason["other"] = other
+        for reason, n in sorted(by_reason.items()):
+            fam.add_metric([reason], n)
+        yield fam
+
+        fam = CounterMetricFamily(PREFIX + "alerts", "alerts raised, by kind", labels=["kind"])
+        for kind, n in sorted(take("alerts.").items()):
+            fam.add_metric([kind], n)
+        yield fam
+
+        yield from self._data_quality(take)
+
+        by_kind: dict[str, dict[str, Histogram]] = {}
+        for key, h in histograms.items():
+            kind, _, step = key.partition(".")
+            by_kind.setdefault(kind, {})[step] = h
+        for kind, name, doc in (
+            ("batch_items", "batch_items", "items per written batch"),
+            ("sink_seconds", "sink_write_seconds", "time to write one batch"),
+            ("e2e_seconds", "end_to_end_latency_seconds",
+             "wall time of the write minus event time of the batch's last item"),
+        ):  # fmt: skip
+            yield _histogram(name, doc, "step", by_kind.get(kind, {}))
+
+        fam = GaugeMetricFamily(
+            PREFIX + "kafka_lag_messages",
+            "messages behind the partition's high watermark",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), lag in sorted(kafka_lag().items()):
+            fam.add_metric([topic, str(partition)], lag)
+        yield fam
+
+        fam = CounterMetricFamily(
+            PREFIX + "counter", "every other counter of the run, by name", labels=["name"]
+        )
+        for key, n in sorted(counts.items()):
+            if key not in used:
+                fam.add_metric([key], n)
+        yield fam
+
+    def _data_quality(self, take: Any) -> Iterator[Metric]:
+        seen, covered = take("dq_seen."), take("dq_covered.")
+        rows, failed = take("dq_rows."), take("dq_rows_failed.")
+        validations, failures = take("dq_validations."), take("dq_validations_failed.")
+        checks = take("dq_failed.")
+        cpu_us = take("dq_cpu_us").get("", 0)
+        fam = CounterMetricFamily(
+            PREFIX + "dq_rows", "rows validated by data quality", labels=["suite", "outcome"]
+        )
+        for suite in sorted(rows):
+            fam.add_metric([suite, "validated"], rows[suite])
+            fam.add_metric([suite, "failed"], failed.get(suite, 0))
+        yield fam
+        fam = CounterMetricFamily(
+            PREFIX + "dq_validations", "micro-batches validated", labels=["suite", "success"]
+        )
+        for suite in sorted(validations):
+            bad = failures.get(suite, 0)
+            fam.add_metric([suite, "true"], validations[suite] - bad)
+            fam.add_metric([suite, "false"], bad)
+        yield fam
+        fam = CounterMetricFamily(
+            PREFIX + "dq_expectation_failures",
+            "rows failing each expectation",
+            labels=["suite", "check"],
+        )
+        for key, n in sorted(checks.items()):
+            suite, _, check = key.partition(".")
+            fam.add_metric([suite, check], n)
+        yield fam
+        fam = GaugeMetricFamily(
+            PREFIX + "dq_coverage_ratio",
+            "share of stream items whose micro-batch was validated",
+            labels=["suite"],
+        )
+        for suite, n in sorted(seen.items()):
+            fam.add_metric([suite], covered.get(suite, 0) / n if n else 0.0)
+        yield fam
+        yield CounterMetricFamily(
+            PREFIX + "dq_cpu_seconds", "CPU time of the validator threads", value=cpu_us / 1e6
+        )
+
+
+# -- the HTTP endpoint ---------------------------------------------------------------------------
+
+_servers: dict[int, tuple[Any, StatsCollector]] = {}
+_servers_lock = threading.Lock()
+
+
+def serve_metrics(port: int, stats: FlowStats, host: str = "0.0.0.0") -> int:
+    """Serve `stats` on http://host:port/metrics (Prometheus text format); return the port.
+
+    One server per port per process, kept until `stop_metrics` or the process ends, so the
+    figures of a finished run can still be scraped; a later run on the same port replaces
+    the stats it shows.
+    """
+    with _servers_lock:
+        entry = _servers.get(port)
+        if entry is None:
+            collector = StatsCollector()
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(collector)
+            server, _thread = start_http_server(port, addr=host, registry=registry)
+            entry = _servers[port] = (server, collector)
+        entry[1].publish(stats)
+    return port
+
+
+def stop_metrics(port: int) -> None:
+    """Stop the server on `port` if this process runs one."""
+    with _servers_lock:
+        entry = _servers.pop(port, None)
+    if entry is not None:
+        entry[0].shutdown()
+        entry[0].server_close()
