@@ -5,6 +5,8 @@ Printed in one run, next to each other:
     simplefix       the bare simplefix parse loop over the same file (what the library gives)
     decoder alone   our `decode_lines` over the same file (the parse ceiling)
     redis loop      a bare pipelined XADD+SET loop for as many updates as the flow published
+    with data quality  end to end again with the Great Expectations step on (`quality/`): its
+                    rate, its cost against the first run, and the share of rows it validated
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def run(
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()
-    bench_settings = settings.model_copy(update={"redis_url": redis_url})
+    bench_settings = settings.model_copy(update={"redis_url": redis_url, "dq": False})
 
     say(f"end to end: replaying {len(lines):,} messages through the flow into {redis_url}")
     if profile:
@@ -159,6 +161,16 @@ def run(
     e2e = summary.as_dict()
     e2e_rate = e2e["messages"] / summary.seconds
 
+    say("end to end again, with data quality (Great Expectations, sampled off the hot path)")
+    from quality.validator import warm_up
+
+    dq_import_s = warm_up()
+    redis.Redis.from_url(redis_url).flushdb()
+    with_dq = replay([path], bench_settings.model_copy(update={"dq": True}), progress=False,
+                     flows=("quotes",))  # fmt: skip
+    dq = with_dq.as_dict()["data_quality"]
+    dq_rate = with_dq.as_dict()["messages"] / with_dq.seconds
+
     say("yardstick: our decoder alone")
     dec_rate, _ = decoder_rate(lines)
     sf_lines = lines if simplefix_messages is None else lines[:simplefix_messages]
@@ -176,6 +188,13 @@ def run(
         "quotes_published": e2e["quotes"],
         "coalescing_ratio_msgs_per_quote": round(e2e["messages"] / updates, 2),
         "dead_letters": e2e["dead_letters"],
+        "with_dq_msgs_per_s": round(dq_rate),
+        "with_dq_over_without": round(dq_rate / e2e_rate, 3),
+        "dq_coverage_quotes": dq["coverage"].get("quotes", 0.0),
+        "dq_coverage_fills": dq["coverage"].get("fills", 0.0),
+        "dq_rows_validated": sum(dq["rows_validated"].values()),
+        "dq_validator_cpu_s": dq["cpu_s"],
+        "dq_gx_import_s": round(dq_import_s, 2),
     }
     out = write_result("ingest", "messages/s", round(e2e_rate), GOAL_MSGS_PER_S, yardsticks)
     rows = [
@@ -188,6 +207,11 @@ def run(
          f"{updates:,} updates"),
         ("end to end / decoder alone", f"{e2e_rate / dec_rate:.2f}", ""),
         ("end to end / simplefix", f"{e2e_rate / sf_rate:.1f}x", ""),
+        ("with data quality (GX, sampled)", f"{dq_rate:,.0f} msg/s",
+         f"{dq_rate / e2e_rate:.2f} of without"),
+        ("  data quality coverage (quotes, fills)",
+         f"{dq['coverage'].get('quotes', 0):.1%}, {dq['coverage'].get('fills', 0):.1%}",
+         f"{sum(dq['rows_validated'].values()):,} rows, {dq['cpu_s']:.2f} s CPU"),
         ("messages per published quote", f"{e2e['messages'] / updates:.2f}",
          f"{e2e['quotes']:,} quotes"),
     ]

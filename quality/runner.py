@@ -55,7 +55,8 @@ class DqPolicy:
         sample_share: the share of micro-batches offered for validation (1.0: all).
         budget_share: the validator's CPU time may not exceed this share of wall time;
             micro-batches offered beyond it are skipped (and counted as not covered).
-        live: event times are judged against the wall clock (else against the batch median).
+        live: event times are judged against the wall clock with `max_ahead_s` of skew (else
+            against the batch median, `max_age_s` either way).
     """
 
     batch_rows: int = 5_000
@@ -70,7 +71,11 @@ class DqPolicy:
 
     def suites(self) -> list[Suite]:
         return [
-            quote_suite(self.symbols, self.max_age_s, self.max_ahead_s),
+            # Replayed, a micro-batch spans minutes of event time around its median: only a
+            # timestamp a whole max_age away from it on either side is implausible there.
+            quote_suite(
+                self.symbols, self.max_age_s, self.max_ahead_s if self.live else self.max_age_s
+            ),
             fill_suite(self.px_band_bps),
         ]
 
