@@ -53,7 +53,10 @@ async def health_forever(hub: Hub) -> None:
     """Send a `health` frame to the operators every `health_s` while any is connected."""
     period = hub.config.health_s
     stats = hub.stats
-    last = (time.monotonic(), stats.quotes_in, stats.alerts_in, stats.frames_out, stats.conflated)
+    def conflated() -> int:
+        return stats.queued - stats.updates_out
+
+    last = (time.monotonic(), stats.quotes_in, stats.alerts_in, stats.frames_out, conflated())
     while True:
         await asyncio.sleep(period)
         now = time.monotonic()
@@ -62,9 +65,9 @@ async def health_forever(hub: Hub) -> None:
             "quotes_in_per_s": round((stats.quotes_in - last[1]) / elapsed, 1),
             "alerts_in_per_s": round((stats.alerts_in - last[2]) / elapsed, 1),
             "frames_out_per_s": round((stats.frames_out - last[3]) / elapsed, 1),
-            "conflated_per_s": round((stats.conflated - last[4]) / elapsed, 1),
+            "conflated_per_s": round((conflated() - last[4]) / elapsed, 1),
         }
-        last = (now, stats.quotes_in, stats.alerts_in, stats.frames_out, stats.conflated)
+        last = (now, stats.quotes_in, stats.alerts_in, stats.frames_out, conflated())
         if not hub.operators:
             continue
         now_ms = time.time_ns() // 1_000_000

@@ -6,7 +6,9 @@ import argparse
 
 from brokerflow.settings import load_settings
 
-BENCHMARKS = ("ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance")
+BENCHMARKS = (
+    "ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance", "edge",
+)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -62,6 +64,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     from bench import margin
 
     margin.add_arguments(p)  # --accounts, --holdings, --margin-*
+    from bench import edge
+
+    edge.add_arguments(p)  # --edge-*
     p.set_defaults(func=run)
 
 
@@ -96,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
             from bench import margin
 
             margin.run(settings, args)
+        elif name == "edge":
+            from bench import edge
+
+            edge.run(settings, args)
         elif name == "surveillance":
             from bench import surveillance
 
