@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from enum import IntEnum
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from connectors.fix.session.wire import HEADER_TAGS, TRAILER_TAGS, Message
 from connectors.fix.timefmt import parse_utc_timestamp
@@ -217,6 +218,7 @@ class DataDictionary:
             self._add_children(header_node, header.fields, header.required, parent_required=True)
         self.header_fields = header.fields
         self.header_required = sorted(header.required - {8, 9, 35})
+        self._plans: dict[tuple[object, ...], _Plan] = {}
         self.messages: dict[bytes, MessageDef] = {}
         for node in root.iterfind("messages/message"):
             msg_type = node.get("msgtype", "").encode()
@@ -267,7 +269,57 @@ class DataDictionary:
         return mdef.admin if mdef is not None else msg_type in _ADMIN_TYPES
 
     def validate(self, message: Message) -> None:
-        """Check a parsed inbound message; raise `MessageRejected` at the first problem."""
+        """Check a parsed inbound message; raise `MessageRejected` at the first problem.
+
+        The structural checks (order, required tags, repeats, tags allowed, group counts)
+        depend only on the sequence of tags and the NumInGroup values, so a message whose tag
+        sequence passed before is checked by a plan compiled then: its NumInGroup values and
+        the values of its typed or enumerated fields. Any doubt falls back to the full check.
+        """
+        fields = message.fields
+        key = (message.msg_type, *map(_first, fields))
+        plan = self._plans.get(key)
+        if plan is not None and self._passes(plan, fields, message.raw):
+            return
+        self._validate(message)
+        if len(self._plans) >= _PLAN_LIMIT:
+            self._plans.clear()
+        self._plans[key] = self._compile(fields)
+
+    def _compile(self, fields: list[tuple[int, bytes]]) -> _Plan:
+        counts = []
+        checks = []
+        for index, (tag, value) in enumerate(fields):
+            if self.types.get(tag) == "NUMINGROUP":
+                counts.append((index, value))
+            check = self._checks.get(tag)
+            allowed = self.enums.get(tag)
+            if check is not None or allowed is not None:
+                checks.append((index, check, allowed if tag not in self._multi else None,
+                               allowed if tag in self._multi else None))
+        return counts, checks
+
+    @staticmethod
+    def _passes(plan: _Plan, fields: list[tuple[int, bytes]], raw: bytes) -> bool:
+        if b"=\x01" in raw:
+            return False  # an empty value somewhere
+        counts, checks = plan
+        for index, value in counts:
+            if fields[index][1] != value:
+                return False
+        for index, check, allowed, multi_allowed in checks:
+            value = fields[index][1]
+            if check is not None and not check(value):  # type: ignore[operator]
+                return False
+            if allowed is not None and value not in allowed:
+                return False
+            if multi_allowed is not None and any(
+                part not in multi_allowed for part in value.split(b" ")
+            ):
+                return False
+        return True
+
+    def _validate(self, message: Message) -> None:
         fields = message.fields
         header_fields = self.header_fields
         in_body = False
@@ -364,6 +416,13 @@ class DataDictionary:
 
 
 _ADMIN_TYPES = frozenset((b"0", b"1", b"2", b"3", b"4", b"5", b"A"))
+_PLAN_LIMIT = 4096
+# (NumInGroup positions with their values, typed/enumerated positions with their checks)
+_Plan = tuple[list[tuple[int, bytes]], list[tuple[int, Any, Any, Any]]]
+
+
+def _first(field: tuple[int, bytes]) -> int:
+    return field[0]
 
 
 @cache

@@ -13,6 +13,7 @@ garbled. Length-prefixed data fields (95/96, 212/213, ...) are read by their len
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 
@@ -185,10 +186,7 @@ class Message:
         """The value of the first occurrence of `tag`, or None."""
         first = self._first
         if first is None:
-            first = {}
-            for field_tag, value in reversed(self.fields):
-                first[field_tag] = value
-            self._first = first
+            first = self._first = dict(reversed(self.fields))
         return first.get(tag)
 
     @property
@@ -220,20 +218,16 @@ def parse(raw: bytes) -> Message:
     mark = raw.rfind(_CHECKSUM_MARK)
     begin_string = raw[2:first_soh]
     body = raw[length_end + 1 : mark]
+    if body.count(b"=") == body.count(SOH) + 1 and _DATA_FIELD.search(body) is None:
+        # Fast path: one "=" per field, so one split gives tag, value, tag, value...
+        tokens = body.replace(b"=", SOH).split(SOH)
+        try:
+            fields = list(zip(map(int, tokens[0::2]), tokens[1::2], strict=True))
+            return Message(raw, begin_string, fields)
+        except ValueError:
+            pass  # a tag that is not a number: the slow path says which
     fields: list[tuple[int, bytes]] = []
     append = fields.append
-    if not any(tag in body for tag in _DATA_MARKS):
-        for item in body.split(SOH):
-            tag, sep, value = item.partition(b"=")
-            if not sep:
-                msg = f'field "{show(item, 40)}" has no "="'
-                raise Garbled(msg)
-            try:
-                append((int(tag), value))
-            except ValueError:
-                msg = f'tag "{show(tag, 40)}" is not a number'
-                raise Garbled(msg) from None
-        return Message(raw, begin_string, fields)
     # Slow path: a data field may hold SOH, so walk field by field.
     pos = 0
     end = len(body)
@@ -268,7 +262,9 @@ def parse(raw: bytes) -> Message:
     return Message(raw, begin_string, fields)
 
 
-_DATA_MARKS = tuple(b"\x01%d=" % tag for tag in DATA_LENGTH_TAGS)
+_DATA_FIELD = re.compile(
+    b"(?:^|\x01)(?:" + b"|".join(b"%d" % tag for tag in DATA_LENGTH_TAGS) + b")="
+)
 
 
 class Clock:
