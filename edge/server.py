@@ -100,7 +100,12 @@ async def serve(
     config: EdgeConfig, started: asyncio.Event | None = None, reuse_port: bool = False
 ) -> None:
     """Run one edge server until cancelled."""
-    client = aioredis.Redis.from_url(config.redis_url)
+    # A bounded pool that waits: thousands of clients connecting at once must queue for a
+    # connection (snapshots, watchlists), not fail with "Too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        config.redis_url, max_connections=64, timeout=30
+    )
+    client = aioredis.Redis(connection_pool=pool)
     hub = Hub(config, client)
     ready = asyncio.Event()
     tasks = [
