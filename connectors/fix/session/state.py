@@ -234,6 +234,10 @@ class SessionState:
                 )
                 self.store.next_target += 1
             return
+        if not self.received_logon and msg_type == b"5":
+            text = (msg.get(58) or b"no reason given").decode(errors="replace")
+            self._disconnect(f"Logout instead of Logon: {text}")
+            return
         if not self.received_logon and msg_type != b"A":
             self._disconnect(f"first message was MsgType {msg_type.decode(errors='replace')}, "
                              f"not Logon (A)")

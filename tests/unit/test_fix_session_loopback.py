@@ -1,0 +1,193 @@
+"""FIX sessions over loopback: our initiator against our acceptor and scripted counterparties."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from connectors.fix.session.config import SessionConfig
+from connectors.fix.session.engine import Acceptor, Initiator
+from connectors.fix.session.state import SessionState
+from connectors.fix.session.wire import Clock, Framer, Message, encode, parse
+
+
+def venue(*, sender: str = "VENUE", target: str = "BF", **overrides) -> SessionConfig:
+    return SessionConfig(sender_comp_id=sender, target_comp_id=target, role="acceptor",
+                         validate=False, **overrides)
+
+
+def broker(port: int, *, sender: str = "BF", **overrides) -> SessionConfig:
+    values = {"heartbeat_s": 1, "reconnect_min_s": 0.1, "reconnect_max_s": 0.4,
+              "logon_timeout_s": 2.0, "validate": False}
+    values.update(overrides)
+    return SessionConfig(sender_comp_id=sender, target_comp_id="VENUE", port=port, **values)
+
+
+class Orders:
+    """A venue application recording the ClOrdIDs it receives."""
+
+    def __init__(self) -> None:
+        self.cl_ord_ids: list[bytes] = []
+
+    def __call__(self, session: SessionState, message: Message) -> None:
+        self.cl_ord_ids.append(message.get(11) or b"")
+
+
+async def eventually(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def test_logon_heartbeats_orders_and_logout() -> None:
+    async def scenario() -> None:
+        orders = Orders()
+        acceptor = Acceptor([venue()], application=lambda config: orders)
+        port = await acceptor.start()
+        initiator = Initiator(broker(port))
+        initiator.start()
+        await initiator.wait_logged_on(5)
+        await asyncio.sleep(2.3)  # HeartBtInt 1 s: both sides heartbeat while idle
+        store = acceptor.stores[venue().key]
+        assert store.next_target >= 3 and initiator.store.next_target >= 3
+        assert initiator.logged_on
+        seq = initiator.send((b"D", [(11, b"ord-1"), (54, b"1")]))
+        await eventually(lambda: orders.cl_ord_ids == [b"ord-1"])
+        assert seq == initiator.store.next_sender - 1
+        await initiator.stop()
+        await eventually(lambda: not acceptor.active)
+        session = initiator.session
+        assert session is not None and session.closed == "Logout handshake complete"
+        await acceptor.close()
+
+    asyncio.run(scenario())
+
+
+def test_wrong_password_is_refused() -> None:
+    async def scenario() -> None:
+        acceptor = Acceptor([venue(password="right")])
+        port = await acceptor.start()
+        initiator = Initiator(broker(port, password="wrong", reconnect_min_s=5))
+        initiator.start()
+        await eventually(lambda: initiator.session is not None and initiator.session.closed)
+        session = initiator.session
+        assert session is not None and not session.received_logon
+        assert "invalid Password (554)" in session.closed
+        await initiator.stop()
+        await acceptor.close()
+
+    asyncio.run(scenario())
+
+
+def test_dropped_connection_is_reconnected_and_numbering_continues() -> None:
+    async def scenario() -> None:
+        acceptor = Acceptor([venue()])
+        port = await acceptor.start()
+        initiator = Initiator(broker(port))
+        initiator.start()
+        await initiator.wait_logged_on(5)
+        initiator.send((b"D", [(11, b"before")]))
+        sent_before = initiator.store.next_sender
+        acceptor.active[venue().key].close()  # the venue drops us
+        await eventually(lambda: initiator.connects == 2 and initiator.logged_on)
+        assert initiator.store.next_sender == sent_before + 1  # the new Logon, no reset
+        await initiator.stop()
+        await acceptor.close()
+
+    asyncio.run(scenario())
+
+
+def test_restarted_initiator_continues_its_sequence_numbers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        orders = Orders()
+        acceptor = Acceptor([venue()], application=lambda config: orders)
+        port = await acceptor.start()
+        first = Initiator(broker(port, store_dir=str(tmp_path)))
+        first.start()
+        await first.wait_logged_on(5)
+        first.send((b"D", [(11, b"a")]))
+        first.send((b"D", [(11, b"b")]))
+        await eventually(lambda: len(orders.cl_ord_ids) == 2)
+        await first.stop()
+        second = Initiator(broker(port, store_dir=str(tmp_path)))
+        assert second.store.next_sender == 5  # Logon 1, orders 2-3, Logout 4
+        second.start()
+        await second.wait_logged_on(5)
+        second.send((b"D", [(11, b"c")]))
+        await eventually(lambda: orders.cl_ord_ids == [b"a", b"b", b"c"])
+        # No gap on either side: the venue asked for no resend.
+        assert acceptor.stores[venue().key].next_target == second.store.next_sender
+        await second.stop()
+        await acceptor.close()
+
+    asyncio.run(scenario())
+
+
+def test_silent_counterparty_gets_test_request_then_is_dropped_and_redialled() -> None:
+    """A scripted venue answers the Logon, then never says anything again."""
+    connections: list[list[bytes]] = []
+
+    async def silent_venue(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received: list[bytes] = []
+        connections.append(received)
+        framer = Framer()
+        clock = Clock()
+        while data := await reader.read(65536):
+            for frame in framer.feed(data):
+                message = parse(frame.raw)
+                received.append(message.msg_type)
+                if message.msg_type == b"A":
+                    header = [(34, b"1"), (49, b"VENUE"), (52, clock.stamp(time.time())),
+                              (56, b"BF")]
+                    writer.write(encode(b"FIX.4.4", b"A", header, [(98, b"0"), (108, b"1")]))
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(silent_venue, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        initiator = Initiator(broker(port))
+        initiator.start()
+        await eventually(lambda: len(connections) >= 2, timeout=6)
+        assert b"1" in connections[0]  # the TestRequest before giving up
+        await initiator.stop(timeout=0.2)
+        server.close()
+
+    asyncio.run(scenario())
+
+
+def test_garbage_oversize_and_wrong_comp_ids_leave_other_sessions_alone() -> None:
+    async def rogue(port: int, payload: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        data = await asyncio.wait_for(reader.read(), 3)  # the acceptor hangs up
+        writer.close()
+        return data
+
+    async def scenario() -> None:
+        orders = Orders()
+        acceptor = Acceptor(
+            [venue(), venue(target="BF2", max_message_size=4096)],
+            application=lambda config: orders,
+        )
+        port = await acceptor.start()
+        initiator = Initiator(broker(port))
+        initiator.start()
+        await initiator.wait_logged_on(5)
+        stamp = Clock().stamp(time.time())
+        wrong_ids = encode(b"FIX.4.4", b"A", [(34, b"1"), (49, b"NOBODY"), (52, stamp),
+                                              (56, b"VENUE")], [(98, b"0"), (108, b"1")])
+        answers = await asyncio.gather(
+            rogue(port, b"8=FIX.4.4\x019=5\x01junk\x0110=000\x01"),  # bad CheckSum
+            rogue(port, b"8=FIX.4.4\x019=99999999\x0135=A\x01"),
+            rogue(port, wrong_ids),
+        )
+        assert answers == [b"", b"", b""]  # each dropped without a word
+        initiator.send((b"D", [(11, b"still-here")]))
+        await eventually(lambda: orders.cl_ord_ids == [b"still-here"])
+        assert initiator.logged_on and initiator.connects == 1
+        await initiator.stop()
+        await acceptor.close()
+
+    asyncio.run(scenario())
