@@ -8,6 +8,7 @@ from brokerflow.settings import load_settings
 
 BENCHMARKS = (
     "ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance", "edge",
+    "fix-session",
 )
 
 
@@ -22,6 +23,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--messages", type=int, default=1_000_000, help="ingest: messages in the input file"
     )
     p.add_argument("--fills", type=int, default=200_000, help="executions: fills in the input file")
+    p.add_argument(
+        "--fix-messages", type=int, default=200_000,
+        help="fix-session: 35=X messages the venue streams to our initiator",
+    )
     p.add_argument(
         "--simplefix-messages",
         type=int,
@@ -105,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
             from bench import edge
 
             edge.run(settings, args)
+        elif name == "fix-session":
+            from bench import fix_session
+
+            fix_session.run(args.fix_messages)
         elif name == "surveillance":
             from bench import surveillance
 
