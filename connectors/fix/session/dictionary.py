@@ -15,6 +15,7 @@ The dictionaries are read at run time from a configured path (never copied into 
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from enum import IntEnum
 from functools import cache
@@ -122,17 +123,17 @@ _FLOAT_TYPES = frozenset(("FLOAT", "PRICE", "QTY", "AMT", "PRICEOFFSET", "PERCEN
 _MULTI_TYPES = frozenset(("MULTIPLEVALUESTRING", "MULTIPLECHARVALUE", "MULTIPLESTRINGVALUE"))
 
 
+_INT = re.compile(rb"-?[0-9]+")
+_FLOAT = re.compile(rb"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
 def _is_int(value: bytes) -> bool:
-    digits = value[1:] if value[:1] == b"-" else value
-    return digits.isdigit()
+    return _INT.fullmatch(value) is not None
 
 
 def _is_float(value: bytes) -> bool:
-    digits = value[1:] if value[:1] == b"-" else value
-    whole, _, fraction = digits.partition(b".")
-    if not whole and not fraction:
-        return False
-    return (not whole or whole.isdigit()) and (not fraction or fraction.isdigit())
+    # QuickFIX's double: optional "-", digits with an optional "." (no "+", no exponent)
+    return _FLOAT.fullmatch(value) is not None
 
 
 def _is_timestamp(value: bytes) -> bool:
@@ -277,7 +278,7 @@ class DataDictionary:
         the values of its typed or enumerated fields. Any doubt falls back to the full check.
         """
         fields = message.fields
-        key = (message.msg_type, *map(_first, fields))
+        key = (message.msg_type, message.tags or tuple(map(_first, fields)))
         plan = self._plans.get(key)
         if plan is not None and self._passes(plan, fields, message.raw):
             return

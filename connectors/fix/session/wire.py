@@ -13,7 +13,6 @@ garbled. Length-prefixed data fields (95/96, 212/213, ...) are read by their len
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 
@@ -173,13 +172,14 @@ class Message:
         fields: (tag, value) pairs in wire order from 35 up to CheckSum (10), repeats kept.
     """
 
-    __slots__ = ("raw", "begin_string", "msg_type", "fields", "_first")
+    __slots__ = ("raw", "begin_string", "msg_type", "fields", "tags", "_first")
 
     def __init__(self, raw: bytes, begin_string: bytes, fields: list[tuple[int, bytes]]) -> None:
         self.raw = raw
         self.begin_string = begin_string
         self.fields = fields
         self.msg_type = fields[0][1]
+        self.tags: tuple[int, ...] = ()  # every tag in order, when the parser had them at hand
         self._first: dict[int, bytes] | None = None
 
     def get(self, tag: int) -> bytes | None:
@@ -218,14 +218,17 @@ def parse(raw: bytes) -> Message:
     mark = raw.rfind(_CHECKSUM_MARK)
     begin_string = raw[2:first_soh]
     body = raw[length_end + 1 : mark]
-    if body.count(b"=") == body.count(SOH) + 1 and _DATA_FIELD.search(body) is None:
+    if body.count(b"=") == body.count(SOH) + 1:
         # Fast path: one "=" per field, so one split gives tag, value, tag, value...
         tokens = body.replace(b"=", SOH).split(SOH)
         try:
-            fields = list(zip(map(int, tokens[0::2]), tokens[1::2], strict=True))
-            return Message(raw, begin_string, fields)
+            tags = tuple(map(int, tokens[0::2]))
         except ValueError:
-            pass  # a tag that is not a number: the slow path says which
+            tags = ()  # a tag that is not a number: the slow path says which
+        if tags and _DATA_LENGTH_TAGS.isdisjoint(tags):
+            message = Message(raw, begin_string, list(zip(tags, tokens[1::2], strict=True)))
+            message.tags = tags
+            return message
     fields: list[tuple[int, bytes]] = []
     append = fields.append
     # Slow path: a data field may hold SOH, so walk field by field.
@@ -262,9 +265,7 @@ def parse(raw: bytes) -> Message:
     return Message(raw, begin_string, fields)
 
 
-_DATA_FIELD = re.compile(
-    b"(?:^|\x01)(?:" + b"|".join(b"%d" % tag for tag in DATA_LENGTH_TAGS) + b")="
-)
+_DATA_LENGTH_TAGS = frozenset(DATA_LENGTH_TAGS)
 
 
 class Clock:
