@@ -7,6 +7,7 @@ watches the counters and reports.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 import time
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import TextIO
 
 from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import cluster_main, run_main
 
 from brokerflow.metrics import FlowStats
+from domain.errors import BrokerflowError
 
 
 @dataclass
@@ -201,10 +204,40 @@ def run_dataflow(
     if recovery_dir is not None:
         options["recovery_config"] = recovery_config(recovery_dir)
         options["epoch_interval"] = timedelta(seconds=snapshot_s)
-    with tuned_gc():
-        if workers <= 1 and not addresses:
-            run_main(flow, **options)
-        else:
-            cluster_main(
-                flow, addresses or [], process_id, worker_count_per_proc=workers, **options
-            )
+    if not os.environ.get("BROKERFLOW_DEBUG"):
+        # A step that fails makes Bytewax's Rust core panic; its backtrace helps no operator.
+        os.environ["RUST_BACKTRACE"] = "0"
+    try:
+        with tuned_gc():
+            if workers <= 1 and not addresses:
+                run_main(flow, **options)
+            else:
+                cluster_main(
+                    flow, addresses or [], process_id, worker_count_per_proc=workers, **options
+                )
+    except BytewaxRuntimeError as exc:
+        raise FlowStopped.from_error(exc) from exc
+
+
+class FlowStopped(BrokerflowError):
+    """The flow stopped because a step failed for good (e.g. a store down for longer than its
+    sink retries); what was written stays written, and a restart with the same recovery
+    directory resumes."""
+
+    @classmethod
+    def from_error(cls, exc: BaseException) -> FlowStopped:
+        # The chain runs Bytewax error -> the step's exception -> its low-level causes; the
+        # step's own exception says what failed (e.g. "redis ConnectionError: Error 111
+        # connecting to ...", noted "gave up after 8 attempts").
+        error, seen = exc, {id(exc)}
+        while isinstance(error, BytewaxRuntimeError) or type(error).__name__ == "PanicException":
+            nxt = error.__cause__ or error.__context__
+            if nxt is None or id(nxt) in seen:
+                break
+            error, seen = nxt, seen | {id(nxt)}
+        kind = type(error)
+        package = kind.__module__.split(".")[0]
+        name = kind.__name__ if package == "builtins" else f"{package} {kind.__name__}"
+        detail = " ".join(str(error).split()) or kind.__name__
+        notes = "; ".join(getattr(error, "__notes__", ()))
+        return cls(f"the flow stopped: {name}: {detail}" + (f" ({notes})" if notes else ""))

@@ -1,0 +1,158 @@
+"""A store that goes down mid-run: the flow retries with backoff, keeps order, catches up, and
+ends with exactly what an undisturbed run writes; a store that stays down longer than
+`sink_retry_s` stops the flow with a one-line error instead of dropping data.
+
+The shared servers of this machine cannot be stopped, so each test starts its own embedded
+server (a real redis-server / PostgreSQL binary, `brokerflow.services`) and stops it under the
+running replay.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from brokerflow.cli import main
+from brokerflow.services import ensure_services, stop_services
+from brokerflow.settings import Settings
+from tests.faults.sinks import postgres_contents, redis_contents
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def day(tmp_path: Path) -> Path:
+    path = tmp_path / "day.fix"
+    options = ["--symbols", "5", "--minutes", "20", "--orders", "--accounts", "40",
+               "--orders-per-minute", "200", "--seed", "11"]  # fmt: skip
+    assert main(["simulate", *options, "--out", str(path)]) == 0
+    return path
+
+
+def _load(day: Path, env: dict[str, str], data_dir: Path) -> None:
+    for kind, suffix in (("accounts", ".accounts.csv"), ("positions", ".positions.csv")):
+        result = subprocess.run(
+            [sys.executable, "-m", "brokerflow.cli", "load", kind, str(day.with_suffix(suffix)),
+             "--data-dir", str(data_dir)],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+
+def _replay(day: Path, env: dict[str, str], data_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "brokerflow.cli", "replay", str(day), "-q",
+         "--data-dir", str(data_dir)],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _reference(day: Path, env: dict[str, str], data_dir: Path) -> tuple[dict, dict]:
+    _load(day, env, data_dir)
+    process = _replay(day, env, data_dir)
+    assert process.wait(timeout=600) == 0, process.stderr.read()
+    return postgres_contents(env["BROKERFLOW_POSTGRES_DSN"]), redis_contents(
+        env["BROKERFLOW_REDIS_URL"]
+    )
+
+
+def _wait_for(predicate, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _quotes_written(url: str) -> bool:
+    try:
+        with redis.Redis.from_url(url, socket_timeout=1) as client:
+            return client.xlen("stream:quotes") > 0
+    except redis.RedisError:
+        return False
+
+
+def _executions_booked(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM executions").fetchone()[0] > 0
+    except psycopg.Error:
+        return False
+
+
+def _embedded(stores: Path, service: str, **settings: str) -> str:
+    endpoints = ensure_services(Settings(data_dir=stores, **settings), {service})
+    return endpoints.redis_url if service == "redis" else endpoints.postgres_dsn
+
+
+def test_redis_down_for_seconds_mid_run_loses_and_doubles_nothing(
+    tmp_path, day, settings_factory, second_pg_dsn
+):
+    s = settings_factory()
+    env = {"BROKERFLOW_POSTGRES_DSN": s.postgres_dsn, "BROKERFLOW_REDIS_URL": s.redis_url}
+    expected_pg, expected_redis = _reference(day, env, tmp_path / "reference")
+
+    stores = tmp_path / "stores"
+    url = _embedded(stores, "redis", postgres_dsn=second_pg_dsn)
+    env = {"BROKERFLOW_POSTGRES_DSN": second_pg_dsn, "BROKERFLOW_REDIS_URL": url}
+    _load(day, env, tmp_path / "outage")
+    process = _replay(day, env, tmp_path / "outage")
+    _wait_for(lambda: _quotes_written(url))
+    assert stop_services(stores) == ["redis"]
+    time.sleep(2.0)  # the flow keeps trying meanwhile
+    assert process.poll() is None, "the flow gave up during a 2 s outage"
+    assert _embedded(stores, "redis", postgres_dsn=second_pg_dsn) == url  # same port
+    assert process.wait(timeout=600) == 0, process.stderr.read()
+
+    assert redis_contents(url) == expected_redis
+    assert postgres_contents(second_pg_dsn) == expected_pg
+    stop_services(stores)
+
+
+def test_postgres_down_for_seconds_mid_run_loses_and_doubles_nothing(
+    tmp_path, day, settings_factory
+):
+    s = settings_factory()
+    env = {"BROKERFLOW_POSTGRES_DSN": s.postgres_dsn, "BROKERFLOW_REDIS_URL": s.redis_url}
+    expected_pg, expected_redis = _reference(day, env, tmp_path / "reference")
+    redis.Redis.from_url(s.redis_url).flushdb()
+
+    stores = tmp_path / "stores"
+    dsn = _embedded(stores, "postgres", redis_url=s.redis_url)
+    env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": s.redis_url}
+    _load(day, env, tmp_path / "outage")
+    process = _replay(day, env, tmp_path / "outage")
+    _wait_for(lambda: _executions_booked(dsn))
+    assert stop_services(stores) == ["postgres"]
+    time.sleep(2.0)
+    assert process.poll() is None, "the flow gave up during a 2 s outage"
+    assert _embedded(stores, "postgres", redis_url=s.redis_url) == dsn
+    assert process.wait(timeout=600) == 0, process.stderr.read()
+
+    assert postgres_contents(dsn) == expected_pg
+    assert redis_contents(s.redis_url) == expected_redis
+    stop_services(stores)
+
+
+def test_a_store_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
+    tmp_path, day, second_pg_dsn
+):
+    stores = tmp_path / "stores"
+    url = _embedded(stores, "redis", postgres_dsn=second_pg_dsn)
+    env = {"BROKERFLOW_POSTGRES_DSN": second_pg_dsn, "BROKERFLOW_REDIS_URL": url,
+           "BROKERFLOW_SINK_RETRY_S": "1"}  # fmt: skip
+    _load(day, env, tmp_path / "outage")
+    process = _replay(day, env, tmp_path / "outage")
+    _wait_for(lambda: _quotes_written(url))
+    stop_services(stores)
+    assert process.wait(timeout=120) != 0
+    error = process.stderr.read().strip()
+    assert "Traceback" not in error, error
+    last = error.splitlines()[-1]
+    assert last.startswith("brokerflow: error:") and "redis" in last.lower(), error
