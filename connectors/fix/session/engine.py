@@ -222,6 +222,9 @@ class Acceptor(_Engine):
         await self.stop_ticker()
         if self.server is not None:
             await self.server.wait_closed()
+        for store in self.stores.values():
+            if isinstance(store, FileStore):
+                store.close()
 
     def bind(self, connection: Connection, first: Frame, now: float) -> SessionState | None:
         if first.garbled:
