@@ -26,6 +26,11 @@ from tests.faults.sinks import postgres_contents, redis_contents
 
 pytestmark = pytest.mark.slow
 
+# Every flow but margin: its account step merges published marks with fills as they arrive, so
+# its figures (and CONCENTRATION alerts) depend on how the engine interleaves the two streams
+# (README, known gaps); the comparison below is exact.
+FLOWS = "quotes,ledger,audit,stops,surveillance"
+
 
 @pytest.fixture
 def day(tmp_path: Path) -> Path:
@@ -48,7 +53,7 @@ def _load(day: Path, env: dict[str, str], data_dir: Path) -> None:
 
 def _replay(day: Path, env: dict[str, str], data_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "brokerflow.cli", "replay", str(day), "-q",
+        [sys.executable, "-m", "brokerflow.cli", "replay", str(day), "-q", "--flows", FLOWS,
          "--data-dir", str(data_dir)],
         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
