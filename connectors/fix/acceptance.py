@@ -369,13 +369,9 @@ def summarize(results: Sequence[DefResult]) -> str:
         passed = sum(r.passed for r in of_mode)
         lines.append(f"{mode} mode: {passed}/{len(of_mode)} .def files pass")
         lines.extend(
-            f"  FAIL {_suite_name(r.name, results)}: {r.detail}" for r in of_mode if not r.passed
+            f"  FAIL {r.name}: {r.detail}" for r in of_mode if not r.passed
         )
     return "\n".join(lines)
-
-
-def _suite_name(name: str, results: Sequence[DefResult]) -> str:
-    return name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
