@@ -1,5 +1,9 @@
-# One image for every brokerflow process (flows, gateway, edge); docker-compose.yml picks the command.
+# One image for every brokerflow process (exchange simulator, gateway, flows, edge);
+# docker-compose.yml picks the command.
 FROM python:3.12-slim
+# curl: the compose health checks of the edge and the flows' metrics port.
+RUN apt-get update && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY brokerflow brokerflow
@@ -9,6 +13,7 @@ COPY sinks sinks
 COPY flows flows
 COPY simulator simulator
 COPY edge edge
+COPY quality quality
 COPY bench bench
 COPY sql sql
 RUN pip install --no-cache-dir -e .
