@@ -1,8 +1,17 @@
-"""`brokerflow bench [NAME]`: the benchmarks; prints a table, writes bench/results/NAME.json."""
+"""`brokerflow bench [NAME]`: the benchmarks; prints a table, writes bench/results/NAME.json.
+
+Without NAME every benchmark runs and one summary table ends the run (`bench/summary.py`),
+also written as bench/results/summary.json and SUMMARY.md. `--summary-only` builds that table
+from the results already there; `--quick` runs everything at small sizes into
+bench/data/quick-results/, so the committed full-size results stay as they are.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
 from brokerflow.settings import load_settings
 
@@ -19,6 +28,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="run the benchmarks (prints a table, writes bench/results/NAME.json)",
     )
     p.add_argument("name", nargs="?", choices=BENCHMARKS, help="one benchmark (default: all)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes (minutes, not hours); results go to bench/data/quick-results/",
+    )
+    p.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="run nothing: build the summary table (and the README's) from bench/results/",
+    )
     p.add_argument(
         "--messages", type=int, default=1_000_000, help="ingest: messages in the input file"
     )
@@ -73,55 +92,138 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     edge.add_arguments(p)  # --edge-*
     p.set_defaults(func=run)
+    _FULL_DEFAULTS.update({dest: p.get_default(dest) for dest in QUICK_SIZES})
+
+
+# `--quick`: each benchmark small enough that all of them take a few minutes. Applied only to
+# options left at their full-size default.
+QUICK_SIZES: dict[str, object] = {
+    "messages": 100_000,
+    "simplefix_messages": 20_000,
+    "fills": 20_000,
+    "fix_messages": 50_000,
+    "stops": 100_000,
+    "symbols": 1_000,
+    "quotes": 100_000,
+    "flow_stops": 10_000,
+    "flow_quotes": 30_000,
+    "surv_minutes": 405,
+    "surv_orders_per_minute": 40,
+    "surv_accounts": 1_000,
+    "surv_symbols": 20,
+    "margin_accounts": 20_000,
+    "margin_symbols": 500,
+    "margin_quotes": 50_000,
+    "margin_seconds": 10.0,
+    "margin_flow_accounts": 200,
+    "margin_flow_quotes": 20_000,
+    "edge_clients": 100,
+    "edge_rates": "1000,5000",
+    "edge_seconds": 3.0,
+}
+_FULL_DEFAULTS: dict[str, object] = {}
+
+
+def _apply_quick(args: argparse.Namespace) -> None:
+    for dest, value in QUICK_SIZES.items():
+        if getattr(args, dest, None) == _FULL_DEFAULTS.get(dest):
+            setattr(args, dest, value)
+
+
+def _results_dir(quick: bool) -> Path:
+    from bench import common
+
+    return common.DATA_DIR / "quick-results" if quick else common.RESULTS_DIR
+
+
+def _summarise(results_dir: Path, failed: dict[str, str], readme: bool) -> int:
+    from bench import summary
+
+    results = summary.load_results(results_dir, BENCHMARKS)
+    if not results:
+        print(f"brokerflow: error: no results in {results_dir}", file=sys.stderr)
+        return 2
+    doc = summary.build_summary(results, failed)
+    print(summary.render_text(doc))
+    json_path, md_path = summary.write_summary(doc, results_dir)
+    print(f"wrote {json_path} and {md_path}")
+    if readme:
+        path = Path(__file__).resolve().parents[2] / "README.md"
+        if path.is_file() and summary.update_readme(path, doc):
+            print(f"refreshed the benchmark table in {path}")
+    return 1 if failed else 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.summary_only:
+        return _summarise(_results_dir(args.quick), {}, readme=not args.quick)
+    if args.quick:
+        _apply_quick(args)
+        from bench import common
+
+        # write_result reads RESULTS_DIR when it writes: quick figures stay out of bench/results.
+        common.RESULTS_DIR = _results_dir(quick=True)
     settings = load_settings(args.config, args.data_dir)
-    for name in [args.name] if args.name else BENCHMARKS:
-        if name == "ingest":
-            from bench import ingest
+    if args.name:
+        _run_one(args.name, args, settings)
+        return 0
+    failed: dict[str, str] = {}
+    for name in BENCHMARKS:
+        started = time.monotonic()
+        print(f"== bench {name}", flush=True)
+        try:
+            _run_one(name, args, settings)
+        except (Exception, SystemExit) as exc:  # one broken benchmark must not hide the rest
+            failed[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            print(f"brokerflow: bench {name} failed: {failed[name]}", file=sys.stderr, flush=True)
+        print(f"== bench {name}: {time.monotonic() - started:.0f} s", flush=True)
+    return _summarise(_results_dir(args.quick), failed, readme=False)
 
-            ingest.run(settings, args.messages, args.simplefix_messages, args.profile)
-        elif name == "ingest-kafka":
-            from bench import ingest_kafka
 
-            # The mock cluster keeps ~5 MB per partition: at most 300,000 messages here.
-            ingest_kafka.run(settings, min(args.messages, 300_000))
-        elif name == "executions":
-            from bench import executions
+def _run_one(name: str, args: argparse.Namespace, settings) -> None:  # noqa: ANN001
+    if name == "ingest":
+        from bench import ingest
 
-            executions.run(settings, args.fills)
-        elif name == "stops":
-            from bench import stops
+        ingest.run(settings, args.messages, args.simplefix_messages, args.profile)
+    elif name == "ingest-kafka":
+        from bench import ingest_kafka
 
-            stops.run(
-                settings,
-                stops=args.stops,
-                symbols=args.symbols,
-                quotes=args.quotes,
-                flow_stops=args.flow_stops,
-                flow_quotes=args.flow_quotes,
-            )
-        elif name == "margin":
-            from bench import margin
+        # The mock cluster keeps ~5 MB per partition: at most 300,000 messages here.
+        ingest_kafka.run(settings, min(args.messages, 300_000))
+    elif name == "executions":
+        from bench import executions
 
-            margin.run(settings, args)
-        elif name == "edge":
-            from bench import edge
+        executions.run(settings, args.fills)
+    elif name == "stops":
+        from bench import stops
 
-            edge.run(settings, args)
-        elif name == "fix-session":
-            from bench import fix_session
+        stops.run(
+            settings,
+            stops=args.stops,
+            symbols=args.symbols,
+            quotes=args.quotes,
+            flow_stops=args.flow_stops,
+            flow_quotes=args.flow_quotes,
+        )
+    elif name == "margin":
+        from bench import margin
 
-            fix_session.run(args.fix_messages)
-        elif name == "surveillance":
-            from bench import surveillance
+        margin.run(settings, args)
+    elif name == "edge":
+        from bench import edge
 
-            surveillance.run(
-                settings,
-                minutes=args.surv_minutes,
-                orders_per_minute=args.surv_orders_per_minute,
-                accounts=args.surv_accounts,
-                symbols=args.surv_symbols,
-            )
-    return 0
+        edge.run(settings, args)
+    elif name == "fix-session":
+        from bench import fix_session
+
+        fix_session.run(args.fix_messages)
+    elif name == "surveillance":
+        from bench import surveillance
+
+        surveillance.run(
+            settings,
+            minutes=args.surv_minutes,
+            orders_per_minute=args.surv_orders_per_minute,
+            accounts=args.surv_accounts,
+            symbols=args.surv_symbols,
+        )

@@ -1,0 +1,312 @@
+"""The whole picture in numbers: one table of every benchmark's latest result.
+
+`brokerflow bench` (no NAME) ends with it, `brokerflow bench --summary-only` builds it from the
+results already in `bench/results/`. Each row puts a benchmark's figure next to the yardstick
+its issue named (measured in the same run), the ratio between them and the goal. The table is
+written as `summary.json` and `SUMMARY.md` beside the results, and the README's benchmark table
+is the same markdown, between two markers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "SUMMARY.md"
+README_START = "<!-- bench-summary:start (brokerflow bench --summary-only rewrites this table) -->"
+README_END = "<!-- bench-summary:end -->"
+
+
+@dataclass(frozen=True, slots=True)
+class RowSpec:
+    """How one row reads a result file.
+
+    Attributes:
+        title: the row's label (the benchmark's name, or name and part).
+        yardstick_key: the key in `yardsticks` of the figure to compare with; None: no yardstick.
+        yardstick_label: what that yardstick is, in words.
+        figure_key: the key in `yardsticks` of the row's figure; None: the result's `value`.
+        unit: the figure's unit; None: the result's `unit`.
+        lower_is_better: latency-like figures meet their goal from below.
+        details: `str.format` templates over `yardsticks`; one whose keys are missing is left out.
+    """
+
+    title: str
+    yardstick_key: str | None
+    yardstick_label: str = ""
+    figure_key: str | None = None
+    unit: str | None = None
+    lower_is_better: bool = False
+    details: tuple[str, ...] = ()
+
+
+# The yardstick of each benchmark is the one its issue put next to it.
+SPECS: dict[str, tuple[RowSpec, ...]] = {
+    "ingest": (
+        RowSpec(
+            "ingest", "decoder_only_msgs_per_s", "decoder alone",
+            details=("{coalescing_ratio_msgs_per_quote} messages per published quote",
+                     "simplefix parse loop {simplefix_parse_msgs_per_s:,.0f} msg/s",
+                     "with data quality {with_dq_msgs_per_s:,.0f} msg/s"),
+        ),
+    ),
+    "ingest-kafka": (
+        RowSpec(
+            "ingest-kafka", "file_replay_msgs_per_s", "file replay",
+            details=("gateway {gateway_msgs_per_s:,.0f} msg/s",
+                     "2 processes {kafka_2_processes_msgs_per_s:,.0f} msg/s"),
+        ),
+    ),
+    "executions": (
+        RowSpec(
+            "executions", "bare_copy_rows_per_s", "bare COPY of the same rows",
+            details=("{messages_per_s:,.0f} execution reports/s",),
+        ),
+    ),
+    "stops": (
+        RowSpec(
+            "stops end to end", "flow_no_stops_quotes_per_s", "same stream without stops",
+            figure_key="flow_quotes_per_s", unit="quotes/s",
+            details=("trigger p50 {flow_trigger_latency_p50_ms} ms, "
+                     "p99 {flow_trigger_latency_p99_ms} ms",),
+        ),
+        RowSpec(
+            "stops engine", None,
+            details=("trigger p50 {engine_trigger_latency_p50_us} µs, "
+                     "p99 {engine_trigger_latency_p99_us} µs",
+                     "{engine_bytes_per_resting_stop_rss:,} B per resting stop",
+                     "{engine_stops_resting:,} resting stops"),
+        ),
+    ),
+    "margin": (
+        RowSpec(
+            "margin", "batch_full_recompute_accounts_per_s",
+            "full recompute, accounts/s",
+            details=("call latency p50 {margin_call_latency_p50_ms:,.0f} ms, "
+                     "p99 {margin_call_latency_p99_ms:,.0f} ms (goal < 1,000)",
+                     "{accounts:,} accounts",
+                     "end to end {flow_messages_per_s:,.0f} msg/s"),
+        ),
+    ),
+    "surveillance": (
+        RowSpec(
+            "surveillance", "models_off_order_events_per_s", "same file, models off",
+            details=("models alone {models_alone_reports_per_s:,.0f} reports/s",
+                     "RSS {rss_start_mib:,.0f} -> {rss_end_mib:,.0f} MiB"),
+        ),
+    ),
+    "edge": (
+        RowSpec(
+            "edge", "bare picows broadcast p99 ms", "bare picows broadcast loop",
+            unit="ms p99 XADD->client", lower_is_better=True,
+            details=("{unit}", "alerts {alerts_received:,} of {alerts_sent:,} delivered"),
+        ),
+    ),
+    "fix-session": (
+        RowSpec(
+            "fix-session", "file decoder (decode_lines), messages/s", "file decoder",
+            details=("{design}",),
+        ),
+    ),
+}
+
+
+def _details(templates: tuple[str, ...], yardsticks: dict[str, Any]) -> list[str]:
+    # Keys with spaces cannot be format fields: offer every simple key under its own name.
+    fields = {k: v for k, v in yardsticks.items() if re.fullmatch(r"\w+", k)}
+    out = []
+    for template in templates:
+        try:
+            out.append(template.format(**fields))
+        except (KeyError, ValueError, TypeError):
+            continue  # a quick run or an older result without that figure
+    return out
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def build_rows(result: dict[str, Any], source: str = "") -> list[dict[str, Any]]:
+    """The summary rows of one result file (`bench/results/NAME.json`)."""
+    name = str(result.get("name", source))
+    yardsticks = result.get("yardsticks") or {}
+    unit = str(result.get("unit", ""))
+    specs = SPECS.get(name) or (
+        RowSpec(name, None, lower_is_better=bool(re.search(r"\bms\b|latency|seconds", unit))),
+    )
+    rows = []
+    for spec in specs:
+        raw = result.get("value") if spec.figure_key is None else yardsticks.get(spec.figure_key)
+        figure = _number(raw)
+        yardstick = _number(yardsticks.get(spec.yardstick_key)) if spec.yardstick_key else None
+        goal = _number(result.get("goal"))
+        ratio = figure / yardstick if figure is not None and yardstick else None
+        met = None
+        if figure is not None and goal is not None:
+            met = figure <= goal if spec.lower_is_better else figure >= goal
+        alerts = result.get("alerts") if isinstance(result.get("alerts"), dict) else {}
+        extra = {"design": _design(yardsticks), "unit": unit,
+                 **{f"alerts_{k}": v for k, v in alerts.items()}}  # fmt: skip
+        details = _details(spec.details, {**yardsticks, **extra})
+        rows.append({
+            "benchmark": spec.title,
+            "figure": figure,
+            "unit": spec.unit or unit,
+            "yardstick_name": spec.yardstick_label if spec.yardstick_key else None,
+            "yardstick": yardstick,
+            "ratio": None if ratio is None else round(ratio, 3),
+            "goal": goal,
+            "better": "lower" if spec.lower_is_better else "higher",
+            "met": met,
+            "details": details,
+            "date": result.get("date"),
+            "machine": result.get("machine"),
+            "python_loop_mops": result.get("python_loop_mops"),
+            "source": source or f"{name}.json",
+        })  # fmt: skip
+    return rows
+
+
+def _design(yardsticks: dict[str, Any]) -> str:
+    design = yardsticks.get("design figure per session, messages/s")
+    return "" if design is None else f"design figure {design:,} messages/s per session"
+
+
+def load_results(results_dir: Path, order: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every result file of `results_dir`, in `order` first, then the others by name."""
+    found = []
+    for path in sorted(results_dir.glob("*.json")):
+        if path.name == SUMMARY_JSON:
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a result being written right now, or not a result at all
+        if isinstance(doc, dict) and "value" in doc:
+            found.append((path.name, doc))
+    rank = {name: i for i, name in enumerate(order)}
+    found.sort(key=lambda item: (rank.get(item[1].get("name"), len(rank)), item[0]))
+    return [{**doc, "_source": name} for name, doc in found]
+
+
+def build_summary(results: list[dict[str, Any]], failed: dict[str, str] | None = None) -> dict:
+    """The summary document: rows, plus when and where the figures were taken."""
+    rows = [row for r in results for row in build_rows(r, r.get("_source", ""))]
+    dates = sorted(str(r["date"])[:10] for r in results if r.get("date"))
+    speeds = sorted(float(r["python_loop_mops"]) for r in results if r.get("python_loop_mops"))
+    machines = sorted({str(r["machine"]) for r in results if r.get("machine")})
+    return {
+        "rows": rows,
+        "dates": [dates[0], dates[-1]] if dates else [],
+        "python_loop_mops": [speeds[0], speeds[-1]] if speeds else [],
+        "machines": machines,
+        "goals_met": sum(1 for row in rows if row["met"]),
+        "goals": sum(1 for row in rows if row["met"] is not None),
+        "failed": failed or {},
+    }
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+
+def fmt(value: float | None) -> str:
+    """A figure for people: thousands separators, 3 significant digits below 100."""
+    if value is None:
+        return "-"
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _met(row: dict[str, Any]) -> str:
+    return {True: "yes", False: "no", None: "-"}[row["met"]]
+
+
+def _goal(row: dict[str, Any]) -> str:
+    if row["goal"] is None:
+        return "-"
+    return ("≤ " if row["better"] == "lower" else "≥ ") + fmt(row["goal"])
+
+
+def _when(summary: dict[str, Any]) -> str:
+    dates = summary["dates"]
+    when = (dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}") if dates else "?"
+    speeds = summary["python_loop_mops"]
+    speed = f"{fmt(speeds[0])}–{fmt(speeds[-1])} M loops/s" if speeds else "speed unknown"
+    machines = "; ".join(summary["machines"]) or "machine unknown"
+    return f"taken {when} on {machines}, at {speed}"
+
+
+def render_text(summary: dict[str, Any]) -> str:
+    """The table for a terminal."""
+    header = ("benchmark", "figure", "unit", "yardstick", "ratio", "goal", "met?")
+    lines = [header]
+    for row in summary["rows"]:
+        yardstick = "-" if row["yardstick"] is None else (
+            f"{fmt(row['yardstick'])} ({row['yardstick_name']})"
+        )
+        lines.append((row["benchmark"], fmt(row["figure"]), row["unit"], yardstick,
+                      fmt(row["ratio"]), _goal(row), _met(row)))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+           for line in lines]  # fmt: skip
+    out.insert(1, "  ".join("-" * w for w in widths))
+    out.append(f"goals met: {summary['goals_met']} of {summary['goals']}; {_when(summary)}")
+    for name, reason in summary["failed"].items():
+        out.append(f"FAILED {name}: {reason}")
+    return "\n".join(out)
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """The table in markdown (SUMMARY.md and the README)."""
+    lines = [
+        "| benchmark | figure | goal | met? | yardstick (same run) | figure / yardstick "
+        "| also measured | taken (M loops/s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary["rows"]:
+        yardstick = "-" if row["yardstick"] is None else (
+            f"{row['yardstick_name']}: {fmt(row['yardstick'])}"
+        )
+        taken = f"{str(row['date'] or '?')[:10]} ({fmt(row['python_loop_mops'])})"
+        met = {True: "yes", False: "**no**", None: "-"}[row["met"]]
+        lines.append(
+            f"| `{row['benchmark']}` | {fmt(row['figure'])} {row['unit']} | {_goal(row)} | "
+            f"{met} | {yardstick} | {fmt(row['ratio'])} | {'; '.join(row['details']) or '-'} "
+            f"| {taken} |"
+        )
+    lines.append("")
+    lines.append(f"Goals met: {summary['goals_met']} of {summary['goals']}; {_when(summary)}.")
+    return "\n".join(lines)
+
+
+def write_summary(summary: dict[str, Any], results_dir: Path) -> tuple[Path, Path]:
+    """Write `summary.json` and `SUMMARY.md` into `results_dir`; return their paths."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    json_path = results_dir / SUMMARY_JSON
+    md_path = results_dir / SUMMARY_MD
+    json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    md_path.write_text(
+        "# Benchmarks: the whole picture\n\n"
+        "Generated by `brokerflow bench` from `bench/results/*.json` (`--summary-only` "
+        "rebuilds it without running anything).\n\n" + render_markdown(summary) + "\n"
+    )
+    return json_path, md_path
+
+
+def update_readme(readme: Path, summary: dict[str, Any]) -> bool:
+    """Replace the table between the README's markers; False when the markers are absent."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    body = f"{README_START}\n{render_markdown(summary)}\n"
+    new = text[:start] + body + text[end:]
+    if new != text:
+        readme.write_text(new)
+    return True

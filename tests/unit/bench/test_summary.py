@@ -1,0 +1,147 @@
+"""bench/summary.py: the one table of every benchmark, built from result files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import common, summary
+from brokerflow.cli import build_parser, main
+from brokerflow.commands.bench import BENCHMARKS, _apply_quick
+
+
+def _result(name: str, unit: str, value: float, goal: float | None, yardsticks: dict,
+            date: str = "2026-12-04T17:00:00+00:00", mops: float = 30.0) -> dict:
+    return {"name": name, "unit": unit, "value": value, "goal": goal, "yardsticks": yardsticks,
+            "machine": "AMD EPYC, 2 cores", "python_loop_mops": mops, "date": date}
+
+
+def _write(directory: Path, *results: dict) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for doc in results:
+        (directory / f"{doc['name']}.json").write_text(json.dumps(doc))
+    return directory
+
+
+SAMPLES = (
+    _result("edge", "p99 ms XADD->client, 1000 clients x 10000/s", 185, 50.0,
+            {"bare picows broadcast p99 ms": 64}, date="2026-11-26T02:00:00+00:00", mops=21.6),
+    _result("ingest", "messages/s", 55_933, 100_000,
+            {"decoder_only_msgs_per_s": 128_451, "coalescing_ratio_msgs_per_quote": 1.71}),
+    _result("surveillance", "order events/s", 22_947, 20_000,
+            {"models_off_order_events_per_s": 50_020}),
+)
+
+
+def _rows(tmp_path: Path, *results: dict) -> dict[str, dict]:
+    doc = summary.build_summary(summary.load_results(_write(tmp_path, *results), BENCHMARKS))
+    return {row["benchmark"]: row for row in doc["rows"]}
+
+
+def test_summary_rows_put_each_figure_next_to_its_yardstick_and_goal(tmp_path):
+    rows = _rows(tmp_path, *SAMPLES)
+    ingest = rows["ingest"]
+    assert (ingest["figure"], ingest["yardstick"], ingest["yardstick_name"]) == (
+        55_933, 128_451, "decoder alone"
+    )
+    assert ingest["ratio"] == pytest.approx(0.435, abs=1e-3)
+    assert ingest["met"] is False
+    assert "1.71 messages per published quote" in ingest["details"]
+    assert rows["surveillance"]["met"] is True
+    assert rows["surveillance"]["ratio"] == pytest.approx(0.459, abs=1e-3)
+
+
+def test_summary_latency_goal_is_met_from_below(tmp_path):
+    edge = _rows(tmp_path, *SAMPLES)["edge"]
+    assert edge["better"] == "lower" and edge["met"] is False
+    assert edge["ratio"] == pytest.approx(185 / 64, abs=1e-3)
+    met = _rows(tmp_path / "b", {**SAMPLES[0], "value": 40})["edge"]
+    assert met["met"] is True
+
+
+def test_summary_orders_rows_as_the_benchmarks_run_and_keeps_unknown_ones(tmp_path):
+    other = _result("zeta", "p50 ms", 3.0, None, {})
+    doc = summary.build_summary(
+        summary.load_results(_write(tmp_path, *SAMPLES, other), BENCHMARKS)
+    )
+    assert [r["benchmark"] for r in doc["rows"]] == ["ingest", "surveillance", "edge", "zeta"]
+    zeta = doc["rows"][-1]
+    assert zeta["yardstick"] is None and zeta["ratio"] is None and zeta["met"] is None
+    assert zeta["better"] == "lower"
+    assert (doc["goals_met"], doc["goals"]) == (1, 3)
+    assert doc["dates"] == ["2026-11-26", "2026-12-04"]
+    assert doc["python_loop_mops"] == [21.6, 30.0]
+
+
+def test_summary_skips_its_own_file_and_unreadable_ones(tmp_path):
+    directory = _write(tmp_path, SAMPLES[1])
+    (directory / "summary.json").write_text(json.dumps({"rows": []}))
+    (directory / "half-written.json").write_text('{"name": "ingest", "val')
+    assert [r["name"] for r in summary.load_results(directory)] == ["ingest"]
+
+
+def test_summary_missing_yardstick_gives_no_ratio(tmp_path):
+    # A quick stops run without its end-to-end part: the engine row still stands.
+    stops = _result("stops", "quotes/s", 37_012, 100_000, {"engine_trigger_latency_p50_us": 101.5})
+    rows = _rows(tmp_path, stops)
+    assert rows["stops end to end"]["figure"] is None
+    assert rows["stops end to end"]["met"] is None
+    assert rows["stops engine"]["figure"] == 37_012
+
+
+def test_summary_renders_text_and_markdown(tmp_path):
+    doc = summary.build_summary(summary.load_results(_write(tmp_path, *SAMPLES), BENCHMARKS))
+    text = summary.render_text(doc)
+    assert text.splitlines()[0].split() == [
+        "benchmark", "figure", "unit", "yardstick", "ratio", "goal", "met?"
+    ]
+    ingest_line = next(line for line in text.splitlines() if line.startswith("ingest"))
+    assert "55,933" in ingest_line and "128,451 (decoder alone)" in ingest_line
+    assert "≥ 100,000" in ingest_line and ingest_line.endswith("no")
+    assert "goals met: 1 of 3" in text
+    md = summary.render_markdown(doc)
+    assert "| `ingest` | 55,933 messages/s | ≥ 100,000 | **no** | decoder alone: 128,451 |" in md
+    assert "2026-11-26 to 2026-12-04" in md
+
+
+def test_summary_write_and_readme_table_between_markers(tmp_path):
+    doc = summary.build_summary(summary.load_results(_write(tmp_path, *SAMPLES), BENCHMARKS))
+    json_path, md_path = summary.write_summary(doc, tmp_path)
+    assert json.loads(json_path.read_text())["rows"][0]["benchmark"] == "ingest"
+    assert "| `surveillance` |" in md_path.read_text()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{summary.README_START}\n| old |\n{summary.README_END}\nafter\n")
+    assert summary.update_readme(readme, doc)
+    text = readme.read_text()
+    assert "| old |" not in text and "| `edge` |" in text
+    assert text.startswith("intro\n") and text.endswith(f"{summary.README_END}\nafter\n")
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    assert not summary.update_readme(plain, doc)
+    assert plain.read_text() == "no markers\n"
+
+
+def test_bench_summary_only_builds_the_table_without_running(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(common, "DATA_DIR", tmp_path)
+    _write(tmp_path / "quick-results", *SAMPLES)
+    assert main(["bench", "--summary-only", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "decoder alone" in out and "goals met: 1 of 3" in out
+    written = json.loads((tmp_path / "quick-results" / "summary.json").read_text())
+    assert len(written["rows"]) == 3
+    assert (tmp_path / "quick-results" / "SUMMARY.md").is_file()
+
+
+def test_bench_summary_only_without_results_is_an_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(common, "DATA_DIR", tmp_path)
+    assert main(["bench", "--summary-only", "--quick"]) == 2
+    assert "no results" in capsys.readouterr().err
+
+
+def test_bench_quick_shrinks_only_the_sizes_left_at_their_default():
+    args = build_parser().parse_args(["bench", "--quick", "--fills", "5"])
+    _apply_quick(args)
+    assert args.fills == 5
+    assert args.messages == 100_000 and args.stops == 100_000 and args.margin_accounts == 20_000
