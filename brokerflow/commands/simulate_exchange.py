@@ -1,0 +1,109 @@
+"""`brokerflow simulate-exchange --port P`: a FIX acceptor serving simulated market data and
+execution reports (`simulator.exchange`, `simulator.exchange_server`).
+
+Sessions: those of `--config FILE` (`[[fix.session]]` tables with `role = "acceptor"`,
+`drop_copy = true|false`), else SIMX <- BROKERFLOW (market data, drop copy, orders) and
+SIMX <- BROKERFLOW-OE (orders). One log line per session event on stderr; Ctrl-C (or
+`--seconds`) stops it with a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import time
+
+from connectors.fix.live import load_live_sessions
+from domain.errors import ConfigError
+from simulator.exchange import ExchangeCore
+from simulator.exchange_server import ExchangeServer, ExchangeSession, default_sessions
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "simulate-exchange",
+        parents=[common],
+        help="a FIX acceptor serving simulated market data and execution reports",
+        description="Serve a simulated market over FIX: 35=V is answered with 35=W then 35=X, "
+        "35=D is filled against the book (35=F cancels), and a synthetic order flow of many "
+        "accounts goes out as 35=8 drop copies.",
+    )
+    p.add_argument("--port", type=int, default=9878, help="TCP port (default 9878; 0: any)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--symbols", type=int, default=50, help="simulated symbols (default 50)")
+    p.add_argument("--rate", type=float, default=5.0, help="market events/s per symbol")
+    p.add_argument("--accounts", type=int, default=200, help="accounts of the synthetic flow")
+    p.add_argument(
+        "--orders-per-minute", type=float, default=120.0,
+        help="synthetic orders per minute (0: none; default 120)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=1, help="simulator seed")
+    p.add_argument("--seconds", type=float, help="stop after N seconds with a summary")
+    p.add_argument("--store-dir", default="", help="persist the sessions' messages under DIR")
+    p.set_defaults(func=run)
+
+
+def exchange_sessions(args: argparse.Namespace) -> list[ExchangeSession]:
+    """The acceptor sessions of `--config`, else the default ones."""
+    config = getattr(args, "config", None)
+    if config is not None:
+        sessions = [s for s in load_live_sessions(config) if s.config.role == "acceptor"]
+        if sessions:
+            return [ExchangeSession(s.config, s.drop_copy) for s in sessions]
+    return default_sessions(args.store_dir)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.symbols < 1 or args.rate <= 0 or args.accounts < 1 or args.orders_per_minute < 0:
+        msg = "--symbols, --rate and --accounts must be positive, --orders-per-minute >= 0"
+        raise ConfigError(msg)
+    sessions = exchange_sessions(args)
+    core = ExchangeCore(
+        args.symbols, time.time_ns(), args.seed, args.rate, args.accounts,
+        args.orders_per_minute, run_id=f"SX{int(time.time()):x}",
+    )  # fmt: skip
+    t0 = time.monotonic()
+    server = ExchangeServer(core, sessions)
+    asyncio.run(_serve(server, args.host, args.port, args.seconds))
+    seconds = time.monotonic() - t0
+    for line in summary_lines(server, seconds):
+        print(line)
+    return 0
+
+
+async def _serve(server: ExchangeServer, host: str, port: int, seconds: float | None) -> None:
+    bound = await server.start(host, port)
+    names = ", ".join(f"{s.config.target_comp_id} -> {s.config.sender_comp_id}"
+                      for s in server.sessions.values())  # fmt: skip
+    print(f"simulate-exchange: {len(server.core.symbols)} symbols on {host}:{bound} "
+          f"(sessions {names})", flush=True)  # fmt: skip
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, done.set)
+        loop.add_signal_handler(signal.SIGTERM, done.set)
+    try:
+        if seconds is None:
+            await done.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), seconds)
+    finally:
+        await server.close()
+
+
+def summary_lines(server: ExchangeServer, seconds: float) -> list[str]:
+    s = server.core.stats
+    sent = server.sent
+    total = sum(sent.values())
+    return [
+        f"exchange ran {seconds:.1f} s: {total:,} application messages sent "
+        f"({', '.join(f'35={k} {v:,}' for k, v in sorted(sent.items())) or 'none'})",
+        f"  market    {s.incrementals:,} incremental refreshes generated, {s.snapshots:,} "
+        f"snapshots sent",
+        f"  orders    {s.orders_received:,} received, {s.fills:,} filled, {s.cancels:,} "
+        f"cancelled, {s.rejects:,} rejected, {s.duplicates:,} duplicate ClOrdIDs ignored",
+        f"  drop copy {s.drop_copies:,} synthetic execution reports",
+    ]
