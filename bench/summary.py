@@ -103,7 +103,8 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
         RowSpec(
             "edge", "bare picows broadcast p99 ms", "bare picows broadcast loop",
             unit="ms p99 XADD->client", lower_is_better=True,
-            details=("{unit}", "alerts {alerts_received:,} of {alerts_sent:,} delivered"),
+            details=("{conditions}", "{edge_steps}",
+                     "alerts {alerts_received:,} of {alerts_sent:,} delivered"),
         ),
     ),
     "fix-session": (
@@ -117,7 +118,10 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
 
 def _details(templates: tuple[str, ...], yardsticks: dict[str, Any]) -> list[str]:
     # Keys with spaces cannot be format fields: offer every simple key under its own name.
-    fields = {k: v for k, v in yardsticks.items() if re.fullmatch(r"\w+", k)}
+    # An empty or None value counts as missing.
+    fields = {
+        k: v for k, v in yardsticks.items() if re.fullmatch(r"\w+", k) and v not in (None, "")
+    }
     out = []
     for template in templates:
         try:
@@ -150,7 +154,10 @@ def build_rows(result: dict[str, Any], source: str = "") -> list[dict[str, Any]]
         if figure is not None and goal is not None:
             met = figure <= goal if spec.lower_is_better else figure >= goal
         alerts = result.get("alerts") if isinstance(result.get("alerts"), dict) else {}
-        extra = {"design": _design(yardsticks), "unit": unit,
+        # "p99 ms XADD->client, 1000 clients x 10000/s": the part after the comma says at what.
+        conditions = unit.split(", ", 1)[1] if ", " in unit else None
+        extra = {"design": _design(yardsticks), "conditions": conditions,
+                 "edge_steps": _steps(result),
                  **{f"alerts_{k}": v for k, v in alerts.items()}}  # fmt: skip
         details = _details(spec.details, {**yardsticks, **extra})
         rows.append({
@@ -170,6 +177,16 @@ def build_rows(result: dict[str, Any], source: str = "") -> list[dict[str, Any]]
             "source": source or f"{name}.json",
         })  # fmt: skip
     return rows
+
+
+def _steps(result: dict[str, Any]) -> str | None:
+    """The edge's p99 at each input rate (its `steps`), e.g. "p99 91 / 185 ms at 1,000 / ..."."""
+    steps = [s for s in result.get("steps") or [] if isinstance(s, dict) and "p99_ms" in s]
+    if not steps:
+        return None
+    p99 = " / ".join(fmt(s["p99_ms"]) for s in steps)
+    rates = " / ".join(fmt(s.get("rate_in")) for s in steps)
+    return f"p99 {p99} ms at {rates} updates/s in"
 
 
 def _design(yardsticks: dict[str, Any]) -> str:
