@@ -18,13 +18,12 @@ import yaml
 
 from brokerflow.cli import COMMANDS, build_parser
 from brokerflow.settings import load_settings
-from connectors.fix.session.config import load_sessions
+from connectors.fix.live import load_live_sessions
+from simulator.market import symbol_names
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ("redpanda", "postgres", "redis", "clickhouse", "grafana", "exchange", "gateway", "flows",
          "edge")
-# Commands referenced before they are registered: checked as soon as they are.
-IN_PROGRESS = {"simulate-exchange": "being built in issue 9 (exchange simulator)"}
 
 
 def _compose() -> dict:
@@ -96,8 +95,6 @@ def test_compose_host_ports_do_not_collide():
 def test_compose_brokerflow_command_is_accepted_by_the_cli(name):
     svc = _services()[name]
     argv = [str(a) for a in svc["command"]]
-    if argv[0] in IN_PROGRESS and argv[0] not in COMMANDS:
-        pytest.xfail(f"`brokerflow {argv[0]}` not registered yet: {IN_PROGRESS[argv[0]]}")
     assert argv[0] in COMMANDS, f"{name}: no command `brokerflow {argv[0]}`"
     try:
         args = build_parser().parse_args(argv)
@@ -153,12 +150,14 @@ def test_compose_edge_healthcheck_uses_its_port():
 
 def test_compose_gateway_session_reaches_the_exchange():
     services = _services()
-    exchange_port = int(services["exchange"]["command"][-1])
-    sessions = load_sessions(ROOT / "deploy" / "fix-sessions.toml")
-    assert [(s.host, s.port, s.role) for s in sessions] == [
-        ("exchange", exchange_port, "initiator")
+    exchange = build_parser().parse_args([str(a) for a in services["exchange"]["command"]])
+    assert exchange.host == "0.0.0.0", "the exchange must listen beyond its own container"
+    sessions = load_live_sessions(ROOT / "deploy" / "fix-sessions.toml")
+    assert [(s.config.host, s.config.port, s.config.role) for s in sessions] == [
+        ("exchange", exchange.port, "initiator")
     ]
-    assert f"{exchange_port}:{exchange_port}" in services["exchange"]["ports"]
+    assert set(sessions[0].symbols) <= set(symbol_names(exchange.symbols))
+    assert f"{exchange.port}:{exchange.port}" in services["exchange"]["ports"]
 
 
 def test_compose_mounts_exist_and_named_volumes_are_declared():
