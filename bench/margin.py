@@ -1,14 +1,13 @@
 """The margin benchmark: a quote stream through the margin flow's two stateful steps.
 
 Printed in one run, next to each other:
-    stream        `flows.margin.MarkLogic` (one per symbol shard) and `flows.margin.AccountLogic`
+    stream        `flows.margin.FeedLogic` (the one ordered step) and `flows.margin.AccountLogic`
                   (one per account shard) driven directly, without a dataflow, with the same
-                  `(kind, items, shard)` tuples the flow routes (`route_quotes`, then each mark
-                  shard's output regrouped per account shard, as the flow's map/merge does).
-                  `--accounts` accounts x `--holdings` holdings over `--symbols` symbols, then
-                  random-walk quotes (`domain.quotes.Quote`, last/bid/ask) fed as fast as they
-                  go in batches of `--batch` quotes, until `--quotes` quotes or `--seconds` of
-                  wall time, whichever comes first.
+                  items the flow passes (a `DecodedBatch` in, one `Feed` per account shard
+                  out). `--accounts` accounts x `--holdings` holdings over `--symbols`
+                  symbols, then random-walk quotes (35=X increments with a bid, an offer and a
+                  trade) fed as fast as they go in batches of `--batch` quotes, until
+                  `--quotes` quotes or `--seconds` of wall time, whichever comes first.
     yardstick     the batch approach of the design: one full recomputation of every account
                   with `domain.margin.margin_figures` (the once-a-minute loop), timed once.
     end to end    (`--flow-accounts` > 0) `replay` with flows=("quotes", "margin") over a
@@ -36,10 +35,11 @@ what a per-holder fan-out would ask for: sum over symbols of holders x min(4, qu
 second) evaluations per second.
 
 Latency: per MARGIN_CALL, wall time from the quote batch holding the breaching quote entering
-`MarkLogic.on_batch` (perf_counter_ns before the batch is routed) to its account shard's
+`FeedLogic.on_batch` (perf_counter_ns before the batch goes in) to its account shard's
 `AccountLogic.on_batch` returning the alert. The breaching quote is identified by the mark's
 event time: the batch holding the symbol's first quote in the mark's millisecond (a mark
-carries its quote's ts in ms; with the default 100-quote batches, one batch is exactly one ms).
+carries the event time of its price; with the default 100-quote batches, one batch is exactly
+one ms).
 A quote held back by coalescing counts from when it entered, so its hold is included. This is
 service latency with the input already waiting; a live feed arriving faster than the stream
 rate measured here would queue in front of it and wait longer still.
@@ -72,17 +72,27 @@ import numpy as np
 from bench.common import percentile, rss_bytes, write_result
 from brokerflow.runner import tuned_gc
 from brokerflow.settings import Settings
+from connectors.fix import DecodedBatch
+from domain.events import (
+    MD_BID,
+    MD_CHANGE,
+    MD_NEW,
+    MD_OFFER,
+    MD_TRADE,
+    MarketDataIncrement,
+    MdEntry,
+)
 from domain.margin import MarginMonitor, margin_figures
-from domain.quotes import NS_PER_MS, Quote
+from domain.quotes import NS_PER_MS
 from flows.context import FlowContext
 from flows.margin import (
     SHARDS,
     AccountLogic,
     AccountShard,
     AccountState,
-    MarkLogic,
-    MarkShard,
-    route_quotes,
+    FeedLogic,
+    FeedState,
+    SymbolMark,
     shard_of,
 )
 from simulator.market import DEFAULT_START_NS, MarketSimulator, format_price, symbol_names
@@ -195,7 +205,7 @@ def account_specs(
 class Book:
     names: list[str]
     ticks: list[int]  # the symbols' current prices (cents); the quote stream walks these
-    mark_logics: list[MarkLogic]
+    feed: FeedLogic
     account_logics: list[AccountLogic]
     near: set[str]
     accounts: int
@@ -224,10 +234,9 @@ def build_book(
     ticks = opening_ticks(symbols, gen)
     marks = [Decimal(format_price(t)) for t in ticks]  # one object per symbol, as the flow
     ctx = _context(settings)
-    mark_logics = [MarkLogic(None, ctx) for _ in range(SHARDS)]
+    feed = FeedLogic(None, ctx)
     account_logics = [AccountLogic(None, ctx) for _ in range(SHARDS)]
     grace_ns = account_logics[0].policy.grace_ns
-    symbol_shard = [shard_of(s) for s in names]
     index: list[dict[str, Decimal]] = [{} for _ in range(symbols)]
     shards: list[dict[str, AccountState]] = [{} for _ in range(SHARDS)]
     near_accounts: set[str] = set()
@@ -257,15 +266,13 @@ def build_book(
             if n % 200_000 == 0:
                 say(f"state: {n:,} accounts built ({time.perf_counter() - t0:,.0f} s)")
         interval = ctx.settings.margin_mark_ms * NS_PER_MS
+        published = {}
+        for s in range(symbols):
+            at = START_NS - int(gen.integers(1, interval))
+            px = ticks[s] / 100
+            published[names[s]] = SymbolMark(None, px, at, px, at)
+        feed.state = FeedState(published, watermark=START_NS)
         for n in range(SHARDS):
-            mark_logics[n].state = MarkShard(
-                marks={
-                    names[s]: (marks[s], START_NS - gen.integers(1, interval))
-                    for s in range(symbols)
-                    if symbol_shard[s] == n
-                },
-                watermark=START_NS,
-            )
             account_logics[n].state = AccountShard(
                 shards[n], marks=dict(zip(names, marks, strict=True)), watermark=START_NS
             )
@@ -282,7 +289,7 @@ def build_book(
     del index, shards
     gc.collect()
     return Book(
-        names=names, ticks=ticks, mark_logics=mark_logics, account_logics=account_logics,
+        names=names, ticks=ticks, feed=feed, account_logics=account_logics,
         near=near_accounts, accounts=accounts, holdings=n_positions, holders=holders,
         rss_bytes=rss_bytes() - rss0, build_seconds=build_seconds,
     )  # fmt: skip
@@ -365,20 +372,19 @@ class StreamResult:
         return percentile(sorted(self.processing_ns), q)
 
 
-def _quote_batch(book: Book, rng: random.Random, picks: list[int], first: int) -> list[Quote]:
-    """Quotes `first`.. : a random-walk step of the picked symbol each (last, bid, ask)."""
+def _quote_batch(
+    book: Book, rng: random.Random, picks: list[int], first: int
+) -> list[MarketDataIncrement]:
+    """Quotes `first`.. : a random-walk step of the picked symbol each (bid, offer, trade)."""
     out = []
     ticks, names, gauss = book.ticks, book.names, rng.gauss
     for i, s in enumerate(picks, first):
         last = max(2, round(ticks[s] * (1.0 + gauss(0.0, STEP_SIGMA))))
         ticks[s] = last
-        ts = (START_NS + (i + 1) * QUOTE_GAP_NS) // NS_PER_MS
-        day = ts // 86_400_000
-        px = last / 100
-        out.append(
-            Quote(names[s], (last - 1) / 100, 100.0, (last + 1) / 100, 100.0, px, 100.0, 0.0,
-                  ts, i, day, None, None, None, None)
-        )  # fmt: skip
+        entries = (MdEntry(MD_BID, MD_CHANGE, (last - 1) / 100, 100.0),
+                   MdEntry(MD_OFFER, MD_CHANGE, (last + 1) / 100, 100.0),
+                   MdEntry(MD_TRADE, MD_NEW, last / 100, 100.0))  # fmt: skip
+        out.append(MarketDataIncrement(names[s], START_NS + (i + 1) * QUOTE_GAP_NS, entries))
     return out
 
 
@@ -389,13 +395,13 @@ def run_stream(
     batch: int,
     say: Callable[[str], None] = _say,
 ) -> StreamResult:
-    """Feed quotes batch by batch through the mark shards, then the account shards."""
+    """Feed quotes batch by batch through the ordered step, then the account shards."""
     gen = np.random.default_rng(SEED + 1)
     rng = random.Random(SEED + 1)
     p = popularity(len(book.names))
     first_batch: dict[tuple[str, int], int] = {}  # (symbol, ts ms) -> batch of its first quote
     batch_in: list[int] = []
-    mark_logics, account_logics = book.mark_logics, book.account_logics
+    feed, account_logics = book.feed, book.account_logics
     clock = time.perf_counter_ns
     budget_ns = int(seconds * 1e9)
     busy = window_busy = 0
@@ -420,18 +426,14 @@ def run_stream(
             picks, picks_all = picks_all[:n], picks_all[n:]
             qs = _quote_batch(book, rng, picks, fed)
             for q in qs:
-                first_batch.setdefault((q.symbol, q.ts), b)
+                first_batch.setdefault((q.symbol, q.ts_event // NS_PER_MS), b)
             t_in = clock()
             batch_in.append(t_in)
-            to_accounts: dict[int, list] = {}
-            for _key, value in route_quotes(qs):
-                out, _ = mark_logics[value[2]].on_batch([value])
-                for k, items in out:
-                    a = int(k[1:])
-                    to_accounts.setdefault(a, []).append(("marks", items, a))
-                    marks += len(items)
-            for a, values in to_accounts.items():
-                effects, _ = account_logics[a].on_batch(values)
+            out, _ = feed.on_batch([DecodedBatch(qs, [], 0, n)])
+            for _key, item in out:
+                a = item.shard
+                marks += len(item.marks)
+                effects, _ = account_logics[a].on_batch([item])
                 t_out = clock()
                 for e in effects:
                     evaluations += len(e.rows)
@@ -567,7 +569,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("symbols", int, "symbols"),
         ("quotes", int, "at most this many quotes in the stream"),
         ("seconds", float, "at most this much wall time in the stream"),
-        ("batch", int, "quotes per batch into the mark shards (100 = 1 ms of event time)"),
+        ("batch", int, "quotes per batch into the ordered step (100 = 1 ms of event time)"),
         ("near", float, "share of the accounts built to breach (excess near 0)"),
         ("flow-accounts", int, "end to end: accounts in PostgreSQL (0 skips the part)"),
         ("flow-quotes", int, "end to end: market-data messages (35=X) in the file"),

@@ -1,12 +1,14 @@
 """Flows layer: margin monitoring. Marks and fills -> account figures, calls, cures, liquidation.
 
 Steps (ids are recovery keys; renaming one orphans its state):
-    margin_route_quotes / margin_route_fills
-                     published quotes (`flows.quotes`) keyed by symbol shard ("m{n}"), fills
-                     (35=8 ExecType F with Account) keyed by account shard ("a{n}")
-    margin_marks     per symbol shard: marks (last trade, else mid), published at most once per
-                     `margin_mark_ms` of event time per symbol (leading edge, the latest at the
-                     interval's end), to every account shard
+    margin_key_feed  every decoded batch to the one key "feed" (`unkey_feed` after the step)
+    margin_feed      one ordered step (`FeedLogic`): the decoded events in input order, a mark
+                     book per symbol (last trade; the mid of a full L1 book until the first
+                     trade) and the marks it publishes, at most once per `margin_mark_ms` of
+                     event time per symbol (leading edge; the latest at the interval's end,
+                     when event time passes it) and only when the mark changed; every account
+                     shard ("a{n}") gets every mark, and the fills (35=8 ExecType F with
+                     Account) of its own accounts, each at its place among the marks
     margin_accounts  per account shard: cash, holdings and state of each account (opening
                      state read before the run, then fills) and a trigger index per symbol
                      (`domain.margin.excess_triggers`): an account is re-evaluated only when a
@@ -15,6 +17,19 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      deadlines are checked against the shard's event-time watermark
     write_margin / write_margin_alerts   `account_margin` upserts (on every evaluation);
                      MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
+
+Same input, same result: marks and fills reach an account shard by ONE path, in input order
+(one sender per shard, and Bytewax keeps a sender's items in order per epoch and processes
+epochs in order), and both steps act per event, never per batch: a held mark is published
+when an event's time passes its interval, a grace deadline is checked before each event and
+at the end. So rows and alerts do not depend on how the input is chunked, on epochs and
+snapshots (a resumed run replays from a snapshot of both steps), on sink retries or on the
+worker count. The order is the input's: one file (one partition), or Kafka through
+`flows.align`; several files are read in parallel, and their interleaving is not defined.
+The cost: one worker applies every market-data event to a mark book (after a symbol's first
+trade, a scan of the event's entries for a trade), instead of the 8 symbol shards that
+coalesced the published quotes before.
+
 A mark costs a heap peek per account shard plus the accounts it really puts at risk: the
 triggers guarantee that an account none of whose triggers was crossed is not in deficit
 (property-tested), so `account_margin` holds each account's figures as of its last
@@ -30,14 +45,20 @@ import pickle
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
 from domain.alerts import CONCENTRATION, Alert, make_alert
-from domain.events import ExecutionReport
+from domain.events import (
+    MD_DELETE,
+    MD_TRADE,
+    ExecutionReport,
+    MarketDataIncrement,
+    MarketDataSnapshot,
+)
 from domain.ledger import side_sign
 from domain.margin import (
     MarginFigures,
@@ -48,7 +69,7 @@ from domain.margin import (
     excess_triggers,
     margin_figures,
 )
-from domain.quotes import NS_PER_MS, Quote
+from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from flows.context import FlowContext
 from flows.operators import alert_sink
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount
@@ -61,94 +82,169 @@ def shard_of(key: str) -> int:
     return zlib.crc32(key.encode()) % SHARDS
 
 
-def _mark(q: Quote) -> Decimal | None:
-    """Last trade; mid when there is no trade yet."""
-    if q.ltp is not None:
-        return Decimal(repr(q.ltp))
-    if q.bid is not None and q.ask is not None:
-        return (Decimal(repr(q.bid)) + Decimal(repr(q.ask))) / 2
-    return None
+Mark = tuple[str, Decimal, int]  # (symbol, mark, event time of the price, ns)
 
 
-# -- routing ------------------------------------------------------------------------------------
+class Feed(NamedTuple):
+    """What one account shard gets from one `FeedLogic.on_batch`, in input order.
+
+    Attributes:
+        marks: the marks published, the same list for every shard.
+        fills: `(k, report)`: this shard's fills, each after the first `k` marks.
+        shard: the account shard's number.
+        end_ns: at the end of the input only, the event time everything reached: deadlines up
+            to it fire.
+    """
+
+    marks: list[Mark]
+    fills: list[tuple[int, ExecutionReport]]
+    shard: int
+    end_ns: int | None = None
 
 
-def route_quotes(quotes: list[Quote]) -> list[tuple[str, tuple[str, list]]]:
-    groups: dict[str, list] = {}
-    for q in quotes:
-        groups.setdefault(f"m{shard_of(q.symbol)}", []).append(q)
-    return [(key, ("quotes", items, int(key[1:]))) for key, items in groups.items()]
+# -- marks and fills in input order: one step ---------------------------------------------------
 
 
-def route_fills(batch: DecodedBatch) -> list[tuple[str, tuple[str, list]]]:
-    groups: dict[str, list] = {}
-    for e in batch.events:
-        if type(e) is ExecutionReport and e.exec_type == "F" and e.account and e.last_qty:
-            groups.setdefault(f"a{shard_of(e.account)}", []).append(e)
-    return [(key, ("fills", items, int(key[1:]))) for key, items in groups.items()]
+@dataclass(slots=True)
+class SymbolMark:
+    """One symbol's mark: `value` is the last trade price, or (bid, ask) until the first trade
+    (the full book is kept until then: depth feeds delete and re-add levels)."""
 
-
-# -- marks: symbol shards -----------------------------------------------------------------------
+    book: SymbolBook | None
+    value: float | tuple[float, float] | None = None
+    changed_ns: int = 0  # event time of the event that last changed `value`
+    published: float | tuple[float, float] | None = None
+    published_ns: int | None = None  # when (event time) the last mark went out
+    pending: bool = False  # waiting for its interval's end
 
 
 @dataclass
-class MarkShard:
-    marks: dict[str, tuple[Decimal, int]] = field(default_factory=dict)  # published
-    pending: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
+class FeedState:
+    symbols: dict[str, SymbolMark] = field(default_factory=dict)
+    due: list[tuple[int, str]] = field(default_factory=list)  # (interval end, symbol) pending
     watermark: int = 0
 
 
-Routed = tuple[str, list, int]  # (kind, items, shard number)
+def _decimal(value: float | tuple[float, float]) -> Decimal:
+    if type(value) is tuple:
+        return (Decimal(repr(value[0])) + Decimal(repr(value[1]))) / 2
+    return Decimal(repr(value))
 
 
-class MarkLogic(op.StatefulBatchLogic[Routed, tuple[str, list], bytes]):
-    """One symbol shard: its marks, published at most once per interval of event time per
-    symbol (leading edge, the latest at the interval's end), to every account shard."""
+def _book_value(book: SymbolBook) -> float | tuple[float, float] | None:
+    bid, ask = book.best_bid(), book.best_ask()
+    return (bid[0], ask[0]) if bid is not None and ask is not None else None
+
+
+class FeedLogic(op.StatefulBatchLogic[DecodedBatch, Feed, bytes]):
+    """Every decoded event once, in input order: the marks, and the fills routed among them."""
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
-        self.state: MarkShard = pickle.loads(resume) if resume is not None else MarkShard()
+        self.state: FeedState = pickle.loads(resume) if resume is not None else FeedState()
         self.recovery = ctx.recovery
         self.interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
 
-    def _publish(self, symbol: str, mark: Decimal, ts: int, out: list) -> None:
-        self.state.marks[symbol] = (mark, ts)
-        out.append((symbol, mark, ts))
+    def on_batch(self, values: list[DecodedBatch]) -> tuple[list[tuple[str, Feed]], bool]:
+        state = self.state
+        symbols, due = state.symbols, state.due
+        marks: list[Mark] = []
+        fills: dict[int, list[tuple[int, ExecutionReport]]] = {}
+        for batch in values:
+            for event in batch.events:
+                kind = type(event)
+                if kind is MarketDataIncrement or kind is MarketDataSnapshot:
+                    ts = event.ts_event
+                    if ts > state.watermark:
+                        state.watermark = ts
+                        if due and due[0][0] <= ts:
+                            self._flush(ts, marks)
+                    mark = symbols.get(event.symbol)
+                    if mark is not None and mark.book is None:
+                        # After the first trade only trades move the mark: no book to keep.
+                        px = None
+                        for entry in event.entries:
+                            if entry.entry_type == MD_TRADE and entry.action != MD_DELETE:
+                                px = entry.price if entry.price is not None else px
+                        if px is None or px == mark.value:
+                            continue
+                        mark.value = px
+                    else:
+                        if mark is None:
+                            mark = symbols[event.symbol] = SymbolMark(SymbolBook(event.symbol))
+                        value = self._apply_book(mark, event)
+                        if value == mark.value:
+                            continue
+                        mark.value = value
+                    mark.changed_ns = ts
+                    self._changed(event.symbol, mark, ts, marks)
+                elif kind is ExecutionReport:
+                    if event.exec_type != "F" or not event.account or not event.last_qty:
+                        continue
+                    ts = event.ts_event
+                    if ts > state.watermark:
+                        state.watermark = ts
+                        if due and due[0][0] <= ts:
+                            self._flush(ts, marks)
+                    n = shard_of(event.account)
+                    shard = fills.get(n)
+                    if shard is None:
+                        fills[n] = [(len(marks), event)]
+                    else:
+                        shard.append((len(marks), event))
+        return self._emit(marks, fills, None), self.RETAIN
 
-    def _emit(self, out: list) -> tuple[list[tuple[str, list]], bool]:
+    @staticmethod
+    def _apply_book(
+        mark: SymbolMark, event: MarketDataIncrement | MarketDataSnapshot
+    ) -> float | tuple[float, float] | None:
+        book = mark.book
+        if type(event) is MarketDataIncrement:
+            apply_increment(book, event)
+        else:
+            apply_snapshot(book, event)
+        if book.ltp is not None:
+            mark.book = None  # the first trade: the mark is the last trade from now on
+            return book.ltp
+        return _book_value(book)
+
+    def _changed(self, symbol: str, mark: SymbolMark, ts: int, out: list[Mark]) -> None:
+        if mark.pending or mark.value is None:
+            return  # the interval's end publishes the latest value
+        if mark.value == mark.published:
+            return
+        last = mark.published_ns
+        if last is not None and ts < last + self.interval_ns:
+            mark.pending = True
+            heapq.heappush(self.state.due, (last + self.interval_ns, symbol))
+            return
+        mark.published, mark.published_ns = mark.value, ts  # leading edge
+        out.append((symbol, _decimal(mark.value), ts))
+
+    def _flush(self, upto: int | None, out: list[Mark]) -> None:
+        """Publish the held marks whose interval ended by `upto` (all when None)."""
+        due, symbols = self.state.due, self.state.symbols
+        while due and (upto is None or due[0][0] <= upto):
+            end, symbol = heapq.heappop(due)
+            mark = symbols[symbol]
+            mark.pending = False
+            if mark.value is not None and mark.value != mark.published:
+                mark.published, mark.published_ns = mark.value, end
+                out.append((symbol, _decimal(mark.value), mark.changed_ns))
+
+    @staticmethod
+    def _emit(
+        marks: list[Mark], fills: dict[int, list], end_ns: int | None
+    ) -> list[tuple[str, Feed]]:
         # Every account shard gets every mark: each keeps its own trigger index per symbol,
         # so a mark costs a heap peek per shard, not a message per holder.
-        return ([(f"a{n}", out) for n in range(SHARDS)] if out else []), self.RETAIN
+        if marks or end_ns is not None:
+            return [(f"a{n}", Feed(marks, fills.get(n, []), n, end_ns)) for n in range(SHARDS)]
+        return [(f"a{n}", Feed(marks, items, n)) for n, items in fills.items()]
 
-    def on_batch(self, values: list[Routed]) -> tuple[list[tuple[str, list]], bool]:
-        state, out = self.state, []
-        for _, items, _ in values:
-            for q in items:
-                mark = _mark(q)
-                ts = q.ts * NS_PER_MS
-                state.watermark = max(state.watermark, ts)
-                if mark is None:
-                    continue
-                last = state.marks.get(q.symbol)
-                if last is None or ts - last[1] >= self.interval_ns:
-                    state.pending.pop(q.symbol, None)
-                    self._publish(q.symbol, mark, ts, out)  # leading edge
-                else:
-                    state.pending[q.symbol] = (mark, ts)
-        self._flush(state.watermark, out)
-        return self._emit(out)
-
-    def _flush(self, upto: int | None, out: list) -> None:
-        state = self.state
-        for symbol, (mark, ts) in list(state.pending.items()):
-            last = state.marks.get(symbol)
-            if upto is None or last is None or last[1] + self.interval_ns <= upto:
-                del state.pending[symbol]
-                self._publish(symbol, mark, ts, out)
-
-    def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
-        out: list = []
-        self._flush(None, out)
-        return self._emit(out)
+    def on_eof(self) -> tuple[list[tuple[str, Feed]], bool]:
+        marks: list[Mark] = []
+        self._flush(None, marks)
+        return self._emit(marks, {}, self.state.watermark), self.RETAIN
 
     def snapshot(self) -> bytes | None:
         if not self.recovery:
@@ -229,7 +325,7 @@ class MarginEffects:
     alerts: list[Alert] = field(default_factory=list)
 
 
-class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
+class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
     """One account shard: its accounts' state and monitors. The opening state is read from
     PostgreSQL on the shard's first batch."""
 
@@ -272,43 +368,60 @@ class AccountLogic(op.StatefulBatchLogic[Routed, MarginEffects, bytes]):
             self._arm(account, self.figures(account))
         return shard
 
-    def on_batch(self, values: list[Routed]) -> tuple[list[MarginEffects], bool]:
+    def on_batch(self, values: list[Feed]) -> tuple[list[MarginEffects], bool]:
         if self.state is None:
-            self.state = self._load(values[0][2])
-        state, effects = self.state, MarginEffects()
-        # Marks and fills in event-time order (a batch may hold many of both), each account
-        # re-evaluated after each of its events: a call between two prices is not missed.
-        events: list[tuple[int, int, Any]] = []
-        for kind, items, _ in values:
-            if kind == "fills":
-                events += [(r.ts_event, len(events) + i, r) for i, r in enumerate(items)]
-            else:
-                events += [(item[2], len(events) + i, item) for i, item in enumerate(items)]
-        events.sort(key=lambda e: (e[0], e[1]))
-        for ts, _, item in events:
-            state.watermark = max(state.watermark, ts)
-            self._check_grace(effects)  # a deadline that passed before this event fires first
-            if type(item) is ExecutionReport:
-                account = item.account
-                acct = state.accounts.get(account)
-                if acct is None or ts <= acct.as_of_ns:
-                    continue  # unknown account (the ledger dead-letters it), or already in
-                signed = side_sign(item.side) * item.last_qty
-                acct.holdings[item.symbol] = acct.holdings.get(item.symbol, Decimal(0)) + signed
-                acct.cash -= signed * item.last_px
-                acct.marks.setdefault(item.symbol, item.last_px)  # until a mark comes
-                self._evaluate(account, ts, effects)
-                continue
-            symbol, mark, _ = item
-            state.marks[symbol] = mark
-            triggers = state.triggers.get(symbol)
+            self.state = self._load(values[0].shard)
+        effects = MarginEffects()
+        # Marks and fills in input order (each fill after the marks that preceded it), each
+        # account re-evaluated after each of its events: a call between two prices is not
+        # missed, and the result does not depend on where the engine cut the batches.
+        for marks, fills, _, end_ns in values:
+            done = 0
+            for k, report in fills:
+                if k > done:
+                    self._marks(marks, done, k, effects)
+                    done = k
+                self._fill(report, effects)
+            if done < len(marks):
+                self._marks(marks, done, len(marks), effects)
+            if end_ns is not None:  # the end of the input: deadlines up to its time fire
+                self.state.watermark = max(self.state.watermark, end_ns)
+                self._check_grace(effects)
+        return ([effects] if effects.rows or effects.alerts else []), self.RETAIN
+
+    def _marks(self, marks: list[Mark], start: int, stop: int, effects: MarginEffects) -> None:
+        state = self.state
+        latest, triggers_of, versions, accounts = (
+            state.marks, state.triggers, state.versions, state.accounts
+        )
+        for i in range(start, stop):
+            symbol, mark, ts = marks[i]
+            if ts > state.watermark:
+                state.watermark = ts
+                if state.due and state.due[0][0] <= ts:
+                    self._check_grace(effects)  # a deadline that passed before this mark
+            latest[symbol] = mark
+            triggers = triggers_of.get(symbol)
             if triggers is None:
                 continue
-            for account in sorted(triggers.fired(mark, state.versions)):
-                if ts >= state.accounts[account].as_of_ns:
+            for account in sorted(triggers.fired(mark, versions)):
+                if ts >= accounts[account].as_of_ns:
                     self._evaluate(account, ts, effects)
-        self._check_grace(effects)
-        return ([effects] if effects.rows or effects.alerts else []), self.RETAIN
+
+    def _fill(self, report: ExecutionReport, effects: MarginEffects) -> None:
+        state, ts = self.state, report.ts_event
+        if ts > state.watermark:
+            state.watermark = ts
+            self._check_grace(effects)  # a deadline that passed before this fill
+        account = report.account
+        acct = state.accounts.get(account)
+        if acct is None or ts <= acct.as_of_ns:
+            return  # unknown account (the ledger dead-letters it), or already in
+        signed = side_sign(report.side) * report.last_qty
+        acct.holdings[report.symbol] = acct.holdings.get(report.symbol, Decimal(0)) + signed
+        acct.cash -= signed * report.last_px
+        acct.marks.setdefault(report.symbol, report.last_px)  # until a mark comes
+        self._evaluate(account, ts, effects)
 
     def figures(self, account: str) -> MarginFigures:
         state = self.state
@@ -439,24 +552,20 @@ def _alert(account: str, acct: AccountState, t: MarginTransition) -> Alert:
     )  # fmt: skip
 
 
-def attach(quotes: Stream[list[Quote]], decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
-    """Add margin monitoring, fed by the published quotes and the decoded fills."""
-    to_marks = op.flat_map("margin_route_quotes", quotes, route_quotes)
-    to_accounts = op.flat_map("margin_route_fills", decoded, route_fills)
-    marks = op.stateful_batch("margin_marks", to_marks, lambda resume: MarkLogic(resume, ctx))
-    marks = op.map(
-        "margin_mark_items", marks, lambda kv: (kv[1][0], ("marks", kv[1][1], int(kv[1][0][1:])))
-    )
-    accounts_in = op.merge("margin_accounts_in", marks, to_accounts)
+def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
+    """Add margin monitoring, fed by the decoded market data and fills in input order."""
+    keyed = op.key_on("margin_key_feed", decoded, _feed_key)
+    feeds = op.stateful_batch("margin_feed", keyed, lambda resume: FeedLogic(resume, ctx))
+    feeds = op.key_rm("unkey_feed", feeds)  # ("a{n}", Feed): keyed by account shard
     effects = op.stateful_batch(
-        "margin_accounts", accounts_in, lambda resume: AccountLogic(resume, ctx)
+        "margin_accounts", feeds, lambda resume: AccountLogic(resume, ctx)
     )
     effects = op.key_rm("unkey_margin", effects)
     rows = op.filter_map("margin_rows", effects, lambda e: e.rows or None)
     op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry))
     alerts = op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
-    op.output(
-        "write_margin_alerts",
-        alerts,
-        alert_sink(ctx),
-    )
+    op.output("write_margin_alerts", alerts, alert_sink(ctx))
+
+
+def _feed_key(_batch: DecodedBatch) -> str:
+    return "feed"

@@ -10,8 +10,8 @@
            -> flows.audit   (audit records -> ClickHouse audit_log; quotes -> market_ticks)
            -> flows.stops   (stop orders + every price -> triggers: stop_orders, children to
                              --orders-out, STOP_TRIGGERED alerts, ORDER_TRIGGERED audit rows)
-           -> flows.margin  (published quotes + fills -> holders index by symbol -> account
-                             figures, MARGIN_CALL / CURED / LIQUIDATION / CONCENTRATION alerts,
+           -> flows.margin  (market data + fills in input order -> marks -> account figures,
+                             MARGIN_CALL / CURED / LIQUIDATION / CONCENTRATION alerts,
                              account_margin)
            -> flows.surveillance (execution reports + market trades -> wash trades, spoofing,
                              pump and dump, marking the close, order-to-trade, ownership
@@ -73,18 +73,18 @@ def build_pipeline(
     op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     with_audit = "audit" in chosen
     published = None  # the quote batches, for data quality
-    if chosen & {"quotes", "audit", "stops", "margin"}:
+    if chosen & {"quotes", "audit", "stops"}:
         shards = quotes.shard(decoded, ctx, with_orders=with_audit or "stops" in chosen)
-        if chosen & {"quotes", "audit", "margin"}:
+        if chosen & {"quotes", "audit"}:
             make_audit = audit.make_audit if with_audit else None
             streams = quotes.attach(shards, ctx, make_audit=make_audit)
             published = streams.quotes
             if with_audit:
                 audit.attach(streams, ctx)
-            if "margin" in chosen:
-                margin.attach(streams.quotes, decoded, ctx)
         if "stops" in chosen:
             stops.attach(shards, ctx, with_audit)
+    if "margin" in chosen:
+        margin.attach(decoded, ctx)
     if "ledger" in chosen:
         ledger.attach(decoded, ctx)
     if "surveillance" in chosen:

@@ -1,0 +1,191 @@
+"""Margin is a pure function of the input: a simulated day (market data, orders, fills for 40
+accounts whose opening positions are loaded first) replayed under very different engine
+conditions writes the same `account_margin` rows and the same margin alerts.
+
+The conditions: 256 KiB chunks on one worker (the reference); 2 KiB chunks (a hundred times
+more, smaller batches, other interleavings of marks and fills); 2 workers with recovery and
+50 ms epochs (snapshots, epoch boundaries everywhere); 2 processes x 2 workers (the account
+shards in another process than the input). Each run gets a fresh database and Redis db (the
+opening marks are read from Redis). Wall-clock columns (`updated_at`, `created_at`) are left out.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from bench.common import scratch_database
+from brokerflow.cli import main
+from brokerflow.commands.replay import run_flows
+from connectors.file import FixLogSource
+
+pytestmark = pytest.mark.slow
+
+FLOWS = ("margin",)
+MARGIN_KINDS = ("MARGIN_CALL", "MARGIN_CALL_CURED", "LIQUIDATION", "CONCENTRATION")
+GRACE_S = 120  # liquidations within the 20 minutes of the day
+ROOT = Path(__file__).resolve().parents[2]
+
+# One process of a cluster: the same replay as `run_flows` in this test, with -i/-a.
+CLUSTER_PROCESS = """
+import sys
+from pathlib import Path
+from brokerflow.commands.replay import run_flows
+from brokerflow.settings import load_settings
+from connectors.file import FixLogSource
+day, process_id, addresses = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(";")
+run_flows(FixLogSource([day], chunk_bytes=16_384), load_settings(None, None), "replay",
+          workers=2, progress=False, flows=("margin",), process_id=process_id,
+          addresses=addresses)
+"""
+
+
+@pytest.fixture
+def day(tmp_path: Path) -> Path:
+    path = tmp_path / "day.fix"
+    options = ["--symbols", "5", "--minutes", "20", "--orders", "--accounts", "40",
+               "--orders-per-minute", "200", "--seed", "11"]  # fmt: skip
+    assert main(["simulate", *options, "--out", str(path)]) == 0
+    tighten_cash(path.with_suffix(".accounts.csv"), path.with_suffix(".positions.csv"))
+    return path
+
+
+def tighten_cash(accounts: Path, positions: Path) -> None:
+    """Give every other account just enough cash for its maintenance requirement at the
+    opening prices, give or take a few per cent: the day's prices call, cure and liquidate."""
+    signed: dict[str, Decimal] = {}
+    gross: dict[str, Decimal] = {}
+    with positions.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            value = Decimal(row["quantity"]) * Decimal(row["avg_price"])
+            signed[row["account"]] = signed.get(row["account"], Decimal(0)) + value
+            gross[row["account"]] = gross.get(row["account"], Decimal(0)) + abs(value)
+    with accounts.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for n, row in enumerate(rows):
+        account = row["account"]
+        if n % 2 or account not in gross:
+            continue
+        margin = Decimal(row["maintenance_margin"]) * (1 + Decimal(n % 7 - 2) / 100)
+        row["cash"] = str((margin * gross[account] - signed[account]).quantize(Decimal("0.01")))
+    with accounts.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def fresh(postgres_dsn, redis_db_url, settings_factory, day, monkeypatch):
+    """`fresh()` -> settings on a new database holding the day's opening state, and an empty
+    Redis db (the same one each time: runs are sequential)."""
+    names: list[str] = []
+
+    def make():
+        name = f"bf_test_{secrets.token_hex(5)}"
+        names.append(name)
+        dsn = scratch_database(postgres_dsn, name)
+        redis.Redis.from_url(redis_db_url).flushdb()
+        settings = settings_factory(
+            postgres_dsn=dsn, redis_url=redis_db_url, margin_grace_s=GRACE_S
+        )
+        monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", dsn)
+        monkeypatch.setenv("BROKERFLOW_REDIS_URL", redis_db_url)
+        monkeypatch.setenv("BROKERFLOW_MARGIN_GRACE_S", str(GRACE_S))  # the cluster's processes
+        for kind in ("accounts", "positions"):
+            csv = day.with_suffix(f".{kind}.csv")
+            assert main(["load", kind, str(csv), "--data-dir", str(settings.data_dir)]) == 0
+        return settings
+
+    yield make
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def margin_output(dsn: str) -> tuple[list[tuple], list[tuple]]:
+    """`account_margin` without `updated_at`, and the margin alerts, sorted."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT account, equity, gross_value, ratio, state, event_time, call_since "
+            "FROM account_margin ORDER BY account"
+        ).fetchall()
+        alerts = conn.execute(
+            "SELECT alert_id, kind, account, symbol, event_time, details FROM alerts "
+            "WHERE kind = ANY(%s) ORDER BY alert_id",
+            (list(MARGIN_KINDS),),
+        ).fetchall()
+    return rows, [(*a[:5], json.dumps(a[5], sort_keys=True)) for a in alerts]
+
+
+def replay_with(day: Path, settings, chunk_bytes: int, workers: int = 1, **options) -> None:
+    run_flows(FixLogSource([day], chunk_bytes=chunk_bytes), settings, "replay",
+              workers=workers, progress=False, flows=FLOWS, **options)  # fmt: skip
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def replay_in_two_processes(day: Path, settings) -> None:
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    env = {**os.environ, "BROKERFLOW_POSTGRES_DSN": settings.postgres_dsn,
+           "BROKERFLOW_REDIS_URL": settings.redis_url,
+           "BROKERFLOW_DATA_DIR": str(settings.data_dir)}  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLUSTER_PROCESS, str(day), str(i), addresses],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    try:
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+    finally:
+        for p in procs:  # a process whose peer failed waits for it forever
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, err in zip(procs, errors, strict=True):
+        assert p.returncode == 0, err.decode()[-2000:]
+
+
+def test_margin_rows_and_alerts_do_not_depend_on_batching_epochs_or_workers(
+    day, fresh, tmp_path
+):
+    reference = fresh()
+    replay_with(day, reference, chunk_bytes=256 * 1024)
+    expected = margin_output(reference.postgres_dsn)
+    rows, alerts = expected
+    assert len(rows) == 40
+    kinds = {a[1] for a in alerts}
+    assert set(MARGIN_KINDS) <= kinds, kinds  # every kind of margin alert, in numbers
+
+    small = fresh()
+    replay_with(day, small, chunk_bytes=2_048)
+    assert margin_output(small.postgres_dsn) == expected, "2 KiB chunks"
+
+    recovered = fresh()
+    replay_with(day, recovered, chunk_bytes=16_384, workers=2,
+                recovery_dir=tmp_path / "recovery", snapshot_s=0.05)  # fmt: skip
+    assert margin_output(recovered.postgres_dsn) == expected, "2 workers, 50 ms epochs"
+
+    cluster = fresh()
+    replay_in_two_processes(day, cluster)
+    assert margin_output(cluster.postgres_dsn) == expected, "2 processes x 2 workers"
