@@ -219,6 +219,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     fields = Settings.model_fields
     values: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "fix":
+            continue  # the [[fix.session]] tables: read by connectors.fix.live
         name = _field_name(key)
         if name not in fields:
             msg = f"--config {path}: unknown key {key!r}"

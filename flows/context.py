@@ -23,6 +23,9 @@ class FlowContext:
         recovery: state is snapshotted for Bytewax recovery; off, the stateful steps answer
             Bytewax's per-epoch snapshot calls with None instead of pickling their state.
         orders_out: where the stop engine's child orders go (a FIX file), or None.
+        order_writers: more places for the child orders, each a factory the stop sink calls in
+            its partition as `factory(encode, count)` (`sinks.stops.StopOutputSink`): an
+            order-entry FIX session (`sinks.fix_orders.FixOrderWriter`), `orders.outbound`.
         live: the input is live (FIX session, Kafka, paced simulator): held quotes are also
             flushed by a wall-clock timer when the market goes quiet. Replays leave it off, so
             that their output depends on the input alone.
@@ -34,6 +37,7 @@ class FlowContext:
     stats: FlowStats = field(default_factory=FlowStats)
     live: bool = False
     orders_out: Path | None = None
+    order_writers: tuple = ()
     margin_opening: dict | None = None
     margin_marks: dict | None = None
     recovery: bool = False

@@ -390,7 +390,8 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:
     op.output(
         "write_stops",
         writes,
-        StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add, ctx.retry),
+        StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add, ctx.retry,
+                       ctx.order_writers),
     )
     alerts = op.filter_map("stop_alerts", effects, lambda e: e.alerts or None)
     op.output(

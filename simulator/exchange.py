@@ -38,6 +38,9 @@ _HEADER_TAGS = frozenset((8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122))
 # 35=X (the event time is then MDEntryTime (273) on SendingTime's date) and TrdMatchID (880,
 # FIX 5.0) in 35=8.
 _NOT_IN_FIX44 = {b"X": frozenset((60,)), b"8": frozenset((880,))}
+# Order and execution ids of the synthetic flow, prefixed with the run id: the order-flow
+# simulator numbers them per day and seed, so a restarted exchange would reuse them.
+_ID_TAGS = frozenset((11, 17, 19, 37, 41))
 _BUY, _SELL = b"1", b"2"
 _MARKET, _LIMIT = b"1", b"2"
 
@@ -148,8 +151,15 @@ class ExchangeCore:
         self._prefix = run_id.encode()
         self._ids = 0
         self._resting: dict[tuple[tuple[str, str, str], bytes], _Order] = {}
+        self._entry_ids: dict[tuple[bytes, bytes], bytes] = {}  # (symbol, 269) -> 278
         self.orders_seen: dict[tuple[tuple[str, str, str], bytes], bytes] = {}  # -> OrderID
         self.stats = ExchangeStats()
+
+    def write_accounts(self, accounts_csv: str, positions_csv: str) -> None:
+        """The synthetic flow's accounts and opening positions, for `brokerflow load`."""
+        if self.order_flow is not None:
+            self.order_flow.accounts_csv(accounts_csv)
+            self.order_flow.positions_csv(positions_csv)
 
     # ------------------------------------------------------------------ market data
     def market_data_request(self, fields: Body) -> tuple[list[tuple[bytes, Body]], list[bytes]]:
@@ -187,12 +197,14 @@ class ExchangeCore:
         book = self.market.top_of_book(self._index[symbol])
         assert book is not None  # every snapshot of the simulator's own 35=W is out by then
         bid, bid_size, ask, ask_size, last = book
-        return [
-            (262, req_id), (55, symbol), (268, b"3"),
-            (269, b"0"), (270, format_price(bid).encode()), (271, b"%d" % bid_size),
-            (269, b"1"), (270, format_price(ask).encode()), (271, b"%d" % ask_size),
-            (269, b"2"), (270, format_price(last).encode()), (271, b"100"),
-        ]  # fmt: skip
+        body: Body = [(262, req_id), (55, symbol), (268, b"3")]
+        for side, px, size in ((b"0", bid, bid_size), (b"1", ask, ask_size)):
+            body += [(269, side), (270, format_price(px).encode()), (271, b"%d" % size)]
+            entry_id = self._entry_ids.get((symbol, side))
+            if entry_id:
+                body.append((278, entry_id))
+        body += [(269, b"2"), (270, format_price(last).encode()), (271, b"100")]
+        return body
 
     @staticmethod
     def filter_incremental(body: Body, symbols: set[bytes]) -> Body | None:
@@ -231,19 +243,41 @@ class ExchangeCore:
             drop = _NOT_IN_FIX44.get(msg_type)
             if drop:
                 body = [f for f in body if f[0] not in drop]
+            if msg_type in (b"W", b"X"):
+                self._track_entry_ids(msg_type, body)
             if msg_type == b"X":
                 symbols = frozenset(v for t, v in body if t == 55)
                 touched |= symbols
                 out.append(Routed(None, b"X", body, symbols))
                 self.stats.incrementals += 1
             elif msg_type == b"8":
+                prefix = self._prefix + b"-"
+                body = [(t, prefix + v) if t in _ID_TAGS else (t, v) for t, v in body]
                 out.append(Routed(None, b"8", body))
                 self.stats.drop_copies += 1
-            # 35=W (the simulator's own opening snapshots) and client 35=D/F/G stay inside.
+            # 35=W (the simulator's own opening snapshots) and client 35=D/F/G stay inside:
+            # a subscriber gets its snapshot from `snapshot`.
         self._held = held
         if touched and self._resting:
             out.extend(self._fill_resting(touched, now_ns))
         return out
+
+    def _track_entry_ids(self, msg_type: bytes, body: Body) -> None:
+        """Remember the MDEntryID (278) of each symbol's top bid and offer, so a snapshot
+        carries the ids the next 35=X deletes and changes refer to."""
+        symbol = b""
+        entries: list[dict[int, bytes]] = []
+        for tag, value in body:
+            if (tag == 279 and msg_type == b"X") or (tag == 269 and msg_type == b"W"):
+                entries.append({})
+            elif tag == 55 and not entries:
+                symbol = value
+            if entries:
+                entries[-1][tag] = value
+        for entry in entries:
+            side, entry_id = entry.get(269), entry.get(278)
+            if side in (b"0", b"1") and entry_id and entry.get(279) != b"2":
+                self._entry_ids[(entry.get(55, symbol), side)] = entry_id
 
     # ------------------------------------------------------------------ orders
     def _next_id(self, kind: bytes) -> bytes:

@@ -176,10 +176,14 @@ class ExchangeServer:
                         body = self.core.filter_incremental(item.body, app.subscribed)
                         if body is not None:
                             self.send(app, b"X", body)
-            elif item.msg_type == b"8":
+            elif item.to is None or item.msg_type == b"8":
                 for app in apps:
                     if app.drop_copy and app.key != item.to:
-                        self.send(app, b"8", item.body)
+                        self.send(app, item.msg_type, item.body)
+
+    def flush(self) -> None:
+        """Write what the sessions have to send (the pacer does it every tick)."""
+        self._flush()
 
     def _flush(self) -> None:
         for key in self._dirty:
@@ -239,6 +243,17 @@ class ExchangeThread:
         if self._error is not None:
             raise self._error
         return self.port
+
+    def inject(self, msg_type: bytes, body: Body) -> None:
+        """Send a message to every drop-copy session (e.g. a client's stop order, 35=D), or a
+        35=X to the sessions subscribed to its symbols."""
+        symbols = frozenset(v for t, v in body if t == 55)
+
+        def deliver() -> None:
+            self.server.deliver([Routed(None, msg_type, body, symbols)])
+            self.server.flush()
+
+        self._loop.call_soon_threadsafe(deliver)
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -99,8 +99,16 @@ def write_stop_rows(conn: psycopg.Connection, rows: Sequence[StopRow]) -> int:
     return len(params)
 
 
+class OrderWriter(Protocol):
+    """Where children go: `OrderFileWriter`, `sinks.fix_orders.FixOrderWriter`..."""
+
+    def write(self, items: Sequence[tuple[str, Any]]) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class _StopPartition(StatefulSinkPartition[StopWrites, None]):
-    def __init__(self, pg: PgBatchWriter[StopRow], orders: OrderFileWriter | None) -> None:
+    def __init__(self, pg: PgBatchWriter[StopRow], orders: list[OrderWriter]) -> None:
         self._pg = pg
         self._orders = orders
 
@@ -109,16 +117,17 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
         if rows:
             self._pg.write(rows)  # the state first ...
         children = [child for v in values for child in v.children]
-        if children and self._orders is not None:
-            self._orders.write(children)  # ... then the orders it decided
+        if children:
+            for orders in self._orders:
+                orders.write(children)  # ... then the orders it decided
 
     def snapshot(self) -> None:
         return None  # the stores are the state; writes are idempotent
 
     def close(self) -> None:
         self._pg.close()
-        if self._orders is not None:
-            self._orders.close()
+        for orders in self._orders:
+            orders.close()
 
 
 class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
@@ -130,6 +139,8 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
             recorded in `stop_orders.child_cl_ord_id`, the alerts and the audit trail).
         encode: `encode(order, seq) -> bytes` for the file.
         count: counter callback (`orders_out`).
+        outbound: more places for the children, each built in the partition as
+            `factory(encode, count)` (an order-entry FIX session, a Kafka topic), in order.
     """
 
     def __init__(
@@ -139,7 +150,10 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         encode: Callable[[Any, int], bytes],
         count: Counter | None = None,
         policy: RetryPolicy | None = None,
+        outbound: Sequence[Callable[[Callable[[Any, int], bytes], Counter | None], OrderWriter]]
+        = (),
     ) -> None:
+        self._outbound = tuple(outbound)
         self._dsn = dsn
         self._orders_out = orders_out
         self._encode = encode
@@ -154,7 +168,8 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
     ) -> StatefulSinkPartition[StopWrites, None]:
         pg: PgBatchWriter[StopRow] = PgBatchWriter(self._dsn, write_stop_rows, self._policy)
         pg.connect()
-        orders = None
+        orders: list[OrderWriter] = []
         if self._orders_out is not None:
-            orders = OrderFileWriter(self._orders_out, self._encode, self._count)
+            orders.append(OrderFileWriter(self._orders_out, self._encode, self._count))
+        orders += [factory(self._encode, self._count) for factory in self._outbound]
         return _StopPartition(pg, orders)

@@ -147,11 +147,14 @@ def run_flows(
     live: bool = False,
     process_id: int = 0,
     addresses: list[str] | None = None,
+    order_writers: tuple = (),
 ) -> RunSummary:
     """Run the chosen flows over `source` in this process (one of `addresses` when given).
 
     `sequenced`: the source is Kafka (`SequencedChunk`s put back in the gateway's order);
-    `live`: the input does not end, so quiet markets are flushed by the wall clock.
+    `live`: the input does not end, so quiet markets are flushed by the wall clock;
+    `order_writers`: where the stop engine's children go besides `orders_out`
+    (`FlowContext.order_writers`).
     """
     chosen = check_flows(flows)
     endpoints = prepare_stores(settings, chosen)
@@ -172,6 +175,7 @@ def run_flows(
         endpoints.postgres_dsn,
         live=live,
         orders_out=orders_out,
+        order_writers=order_writers,
         margin_opening=opening,
         margin_marks=marks,
         recovery=recovery_dir is not None,

@@ -1,6 +1,12 @@
-"""`brokerflow run`: the flows live, reading FIX from Kafka (the topics `gateway` fills).
+"""`brokerflow run [--config FILE]`: the flows live, reading FIX from sessions or Kafka.
 
-Every process of a cluster runs the same command with its own `--process-id` and the same
+With `[[fix.session]]` tables in `--config` (initiators; `connectors.fix.live`), the flows read
+the market-data and drop-copy sessions, and the stop engine's child orders go out on the
+order-entry session (and to the `orders.outbound` topic when Kafka is configured). Ctrl-C (or
+`--seconds`) logs the sessions out and ends the run with its summary.
+
+Without sessions the flows read the Kafka topics `gateway` fills. Every process of a cluster
+runs the same command with its own `--process-id` and the same
 `--addresses`; the Kafka partitions are shared out among all workers of all processes.
 `--until-end` stops at the end offsets seen at start (tests, benchmarks, catching up); without
 it the run goes on until interrupted.
@@ -10,11 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from brokerflow.commands.replay import run_flows, with_overrides
 from brokerflow.runner import RunSummary
 from brokerflow.settings import Settings, load_settings
+from connectors.fix.live import (
+    FixSessionSource,
+    LiveSession,
+    OrderEntrySession,
+    load_live_sessions,
+)
 from connectors.kafka import INPUT_TOPICS, KafkaFixSource
 from domain.errors import ConfigError
 from flows.pipeline import ALL_FLOWS
@@ -24,8 +39,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "run",
         parents=[common],
-        help="live flows from Kafka (BROKERFLOW_KAFKA_BOOTSTRAP), as configured",
-        description="Run every flow over the FIX topics the gateway fills, in its order.",
+        help="live flows from FIX sessions ([[fix.session]] in --config) or Kafka",
+        description="Run every flow over the FIX sessions of --config, else over the FIX "
+        "topics the gateway fills, in its order.",
+    )
+    p.add_argument(
+        "--seconds", type=float, help="FIX sessions: stop after N seconds with the summary"
     )
     p.add_argument(
         "--until-end",
@@ -97,7 +116,10 @@ def run_kafka(
     """Run the flows over the Kafka FIX topics; return this process's summary."""
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
-        msg = "run needs Kafka: set BROKERFLOW_KAFKA_BOOTSTRAP (FIX sessions are not wired yet)"
+        msg = (
+            "run needs FIX sessions ([[fix.session]] tables in --config) or Kafka "
+            "(BROKERFLOW_KAFKA_BOOTSTRAP)"
+        )
         raise ConfigError(msg)
     if workers < 1:
         msg = f"--workers must be at least 1, was {workers}"
@@ -122,8 +144,89 @@ def run_kafka(
     )
 
 
+def order_writers(
+    entry: OrderEntrySession | None, settings: Settings
+) -> tuple[Callable[..., object], ...]:
+    """Factories of the stop children's writers: the order-entry session, `orders.outbound`."""
+    from sinks.fix_orders import FixOrderWriter, OrdersToKafka
+    from sinks.retry import RetryPolicy
+
+    factories: list[Callable[..., object]] = []
+    if entry is not None:
+        policy = RetryPolicy.lasting(settings.sink_retry_s)
+        factories.append(lambda encode, count: FixOrderWriter(entry, encode, count, policy))
+    if settings.kafka_bootstrap:
+        bootstrap = settings.kafka_bootstrap
+        factories.append(lambda encode, count: OrdersToKafka(bootstrap, encode))
+    return tuple(factories)
+
+
+def order_entry(sessions: list[LiveSession]) -> OrderEntrySession | None:
+    """The order-entry session, logging on in the background (None when none is configured)."""
+    entry = [s for s in sessions if "order-entry" in s.purposes]
+    if len(entry) > 1:
+        msg = f"one order-entry session at most, {len(entry)} are configured"
+        raise ConfigError(msg)
+    return OrderEntrySession(entry[0]) if entry else None
+
+
+def run_sessions(
+    settings: Settings,
+    sessions: list[LiveSession],
+    *,
+    seconds: float | None = None,
+    stop: threading.Event | None = None,
+    progress: bool = True,
+    flows: tuple[str, ...] | list[str] = ALL_FLOWS,
+    orders_out: Path | None = None,
+    recovery_dir: Path | None = None,
+    snapshot_s: float = 1.0,
+) -> RunSummary:
+    """Run the flows over the market-data and drop-copy sessions; return the summary."""
+    stop = stop or threading.Event()
+    source = FixSessionSource(sessions, stop, seconds)
+    entry = order_entry(sessions)  # logged on before the first child order needs it
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if on_main else None
+    try:
+        return run_flows(
+            source,
+            settings,
+            "run",
+            progress=progress,
+            flows=flows,
+            orders_out=orders_out,
+            recovery_dir=recovery_dir,
+            snapshot_s=snapshot_s,
+            inputs=[f"fix:{s.name}" for s in sessions if s.is_source],
+            live=True,
+            order_writers=order_writers(entry, settings),
+        )
+    finally:
+        if entry is not None:
+            entry.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = with_overrides(load_settings(args.config, args.data_dir), args.overrides)
+    sessions = [
+        s for s in (load_live_sessions(args.config) if args.config else [])
+        if s.config.role == "initiator"
+    ]
+    flows = [name.strip() for name in args.flows.split(",") if name.strip()]
+    if sessions:
+        summary = run_sessions(
+            settings, sessions, seconds=args.seconds, progress=not args.quiet, flows=flows,
+            orders_out=args.orders_out, recovery_dir=args.recovery_dir,
+            snapshot_s=args.snapshot_s,
+        )  # fmt: skip
+        for line in summary.lines():
+            print(line)
+        if args.json:
+            print(json.dumps(summary.as_dict()))
+        return 0
     addresses = parse_addresses(args.addresses, args.process_id)
     summary = run_kafka(
         settings,
@@ -132,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         process_id=args.process_id,
         addresses=addresses,
         progress=not args.quiet,
-        flows=[name.strip() for name in args.flows.split(",") if name.strip()],
+        flows=flows,
         orders_out=args.orders_out,
         recovery_dir=args.recovery_dir,
         snapshot_s=args.snapshot_s,

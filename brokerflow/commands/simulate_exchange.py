@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--seconds", type=float, help="stop after N seconds with a summary")
     p.add_argument("--store-dir", default="", help="persist the sessions' messages under DIR")
+    p.add_argument(
+        "--accounts-out", nargs=2, metavar=("ACCOUNTS.csv", "POSITIONS.csv"),
+        help="write the synthetic accounts and positions (for `brokerflow load`) and go on",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         args.symbols, time.time_ns(), args.seed, args.rate, args.accounts,
         args.orders_per_minute, run_id=f"SX{int(time.time()):x}",
     )  # fmt: skip
+    if args.accounts_out:
+        core.write_accounts(*args.accounts_out)
     t0 = time.monotonic()
     server = ExchangeServer(core, sessions)
     asyncio.run(_serve(server, args.host, args.port, args.seconds))

@@ -379,6 +379,7 @@ class OrderEntrySession:
         self._thread.send(raw)
 
     def close(self) -> None:
+        """Log out (idempotent: the sink's partition and the command may both call it)."""
         self._thread.stop()
 
 
