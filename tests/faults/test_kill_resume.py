@@ -24,15 +24,10 @@ from tests.faults.sinks import clickhouse_contents, postgres_contents, redis_con
 
 pytestmark = pytest.mark.slow
 
-# Every flow but margin: its account step merges published marks with fills as they arrive, so
-# its figures (and CONCENTRATION alerts) depend on how the engine interleaves the two streams
-# (README, known gaps); the comparison below is exact.
-FLOWS = "quotes,ledger,audit,stops,surveillance"
-
 
 def _replay(day: Path, data_dir: Path, recovery: Path | None = None) -> list[str]:
     command = [sys.executable, "-m", "brokerflow.cli", "replay", str(day), "-q",
-               "--flows", FLOWS, "--data-dir", str(data_dir)]  # fmt: skip
+               "--data-dir", str(data_dir)]  # every flow  # fmt: skip
     if recovery is not None:
         command += ["--recovery-dir", str(recovery), "--snapshot-s", "0.5"]
     return command

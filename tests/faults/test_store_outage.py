@@ -26,11 +26,6 @@ from tests.faults.sinks import postgres_contents, redis_contents
 
 pytestmark = pytest.mark.slow
 
-# Every flow but margin: its account step merges published marks with fills as they arrive, so
-# its figures (and CONCENTRATION alerts) depend on how the engine interleaves the two streams
-# (README, known gaps); the comparison below is exact.
-FLOWS = "quotes,ledger,audit,stops,surveillance"
-
 
 @pytest.fixture
 def day(tmp_path: Path) -> Path:
@@ -53,7 +48,7 @@ def _load(day: Path, env: dict[str, str], data_dir: Path) -> None:
 
 def _replay(day: Path, env: dict[str, str], data_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "brokerflow.cli", "replay", str(day), "-q", "--flows", FLOWS,
+        [sys.executable, "-m", "brokerflow.cli", "replay", str(day), "-q",  # every flow
          "--data-dir", str(data_dir)],
         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
