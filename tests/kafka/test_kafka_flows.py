@@ -125,10 +125,8 @@ def _free_ports(n: int) -> list[int]:
 
 
 # Audit and surveillance also write to ClickHouse, which is embedded chdb here: one process per
-# directory. A cluster of processes needs a ClickHouse server (README, "Scaling out"). Margin is
-# left out: its account step takes marks and fills from different workers in arrival order, so
-# its figures depend on the worker count (README, "Scaling out": not fixed yet).
-SCALE_FLOWS = "quotes,ledger,stops"
+# directory. A cluster of processes needs a ClickHouse server (README, "Scaling out").
+SCALE_FLOWS = "quotes,ledger,stops,margin"
 
 
 def test_scale_out_two_processes_of_two_workers_match_one_worker(
