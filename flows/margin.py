@@ -136,7 +136,7 @@ def _book_value(book: SymbolBook) -> float | tuple[float, float] | None:
     return (bid[0], ask[0]) if bid is not None and ask is not None else None
 
 
-class FeedLogic(op.StatefulBatchLogic[DecodedBatch, Feed, bytes]):
+class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
     """Every decoded event once, in input order: the marks, and the fills routed among them."""
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
