@@ -1,19 +1,15 @@
 """Data quality: the Bytewax sink that hands stream items to a `DataQualityRunner`.
 
 Items are `("quotes", [Quote…])` or `("events", [decoded event…])`. Each worker gets its own
-runner (thread, GX context, PostgreSQL connection); `close` at the end of the stream validates
-what is still waiting, so a replay's last rows are checked too.
+runner (a child process with its GX context and PostgreSQL connection); `close` at the end of
+the stream validates what is still waiting, so a replay's last rows are checked too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from quality.runner import Count, DataQualityRunner, DqPolicy
-from quality.store import dq_writer
 
 QUOTES_ITEM = "quotes"
 EVENTS_ITEM = "events"
@@ -30,16 +26,14 @@ class DataQualitySink(DynamicSink[tuple[str, list]]):
     def build(
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[tuple[str, list]]:
-        writer = dq_writer(self._dsn)
-        runner = DataQualityRunner(self._policy, self._count, writer.write)
+        runner = DataQualityRunner(self._policy, self._count, self._dsn)
         runner.start()
-        return _DataQualityPartition(runner, writer.close)
+        return _DataQualityPartition(runner)
 
 
 class _DataQualityPartition(StatelessSinkPartition[tuple[str, list]]):
-    def __init__(self, runner: DataQualityRunner, close_writer: Callable[[], Any]) -> None:
+    def __init__(self, runner: DataQualityRunner) -> None:
         self._runner = runner
-        self._close_writer = close_writer
 
     def write_batch(self, items: list[tuple[str, list]]) -> None:
         runner = self._runner
@@ -50,7 +44,4 @@ class _DataQualityPartition(StatelessSinkPartition[tuple[str, list]]):
                 runner.offer_events(payload)
 
     def close(self) -> None:
-        try:
-            self._runner.close()
-        finally:
-            self._close_writer()
+        self._runner.close()
