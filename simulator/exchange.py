@@ -198,11 +198,11 @@ class ExchangeCore:
         assert book is not None  # every snapshot of the simulator's own 35=W is out by then
         bid, bid_size, ask, ask_size, last = book
         body: Body = [(262, req_id), (55, symbol), (268, b"3")]
+        # No MDEntryID (278): FIX 4.4's snapshot group has none (a validating counterparty
+        # rejects the message: "Incorrect NumInGroup count"). Levels are keyed by price; an
+        # incremental that names an ID the book never saw falls back to its price.
         for side, px, size in ((b"0", bid, bid_size), (b"1", ask, ask_size)):
             body += [(269, side), (270, format_price(px).encode()), (271, b"%d" % size)]
-            entry_id = self._entry_ids.get((symbol, side))
-            if entry_id:
-                body.append((278, entry_id))
         body += [(269, b"2"), (270, format_price(last).encode()), (271, b"100")]
         return body
 

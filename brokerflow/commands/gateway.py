@@ -5,25 +5,29 @@ to `fix.executions` keyed by Account (1); lines that cannot be routed go to `fix
 the reason counted here, so the flows dead-letter them as a replay would. Every message carries
 the gateway's sequence number (`bf-seq`), continued across restarts from the topics' end.
 
-The input is anything that yields `RawChunk`s (`FixInput`): FIX log files today; a FIX
-session's received messages plug in the same way.
+The input is anything that yields `RawChunk`s (`FixInput`): FIX log files, or the FIX
+sessions of `--config` (`connectors.fix.live.SessionFeed`: each chunk's deliveries are
+acknowledged before the session's position is recorded, so a restart asks for a resend of what
+was not published).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from brokerflow.settings import Settings, load_settings
 from connectors.file import DEFAULT_CHUNK_BYTES, check_fix_file
+from connectors.fix.live import SessionFeed, load_live_sessions
 from connectors.kafka import (
     EXECUTIONS_TOPIC,
     MARKETDATA_TOPIC,
@@ -103,10 +107,17 @@ class GatewayStats:
 
 
 def publish(
-    source: Iterable[RawChunk], producer: CheckedProducer, first_seq: int, stats: GatewayStats
+    source: Iterable[RawChunk],
+    producer: CheckedProducer,
+    first_seq: int,
+    stats: GatewayStats,
+    acknowledge: Callable[[RawChunk], None] | None = None,
 ) -> GatewayStats:
     """Route and produce every line of `source`, numbering the published ones from `first_seq`;
-    wait for every delivery report. Raises `KafkaDeliveryError` if one failed."""
+    wait for every delivery report. Raises `KafkaDeliveryError` if one failed.
+
+    With `acknowledge` (a live input that must know what is safely in Kafka), each chunk's
+    deliveries are awaited before `acknowledge(chunk)` and the next chunk."""
     t0 = time.perf_counter()
     seq = first_seq
     stats.first_seq = first_seq
@@ -125,7 +136,11 @@ def publish(
             published[topic] += 1
             seq += 1
         stats.lines += len(chunk.lines)
-        producer.poll()
+        if acknowledge is not None:
+            producer.flush()
+            acknowledge(chunk)
+        else:
+            producer.poll()
     producer.flush()
     stats.delivered = producer.delivered
     stats.last_seq = seq - 1
@@ -151,7 +166,8 @@ def run_gateway(
     if progress:
         threading.Thread(target=_progress, args=(stats, stop), daemon=True).start()
     try:
-        return publish(source.chunks(), producer, first_seq, stats)
+        acknowledge = getattr(source, "acknowledge", None)
+        return publish(source.chunks(), producer, first_seq, stats, acknowledge)
     finally:
         stop.set()
 
@@ -172,10 +188,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "gateway",
         parents=[common],
-        help="FIX -> Kafka: route each message to its topic (FIX log files for now)",
-        description="Publish FIX messages to fix.marketdata / fix.executions, in sequence.",
+        help="FIX -> Kafka: route each message to its topic (FIX sessions or log files)",
+        description="Publish FIX messages to fix.marketdata / fix.executions, in sequence: "
+        "from FIX log files, or from the [[fix.session]] initiators of --config (market-data "
+        "and drop-copy sessions) until Ctrl-C / SIGTERM or --seconds.",
     )
     p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="FIX log files")
+    p.add_argument("--seconds", type=float, help="FIX sessions: stop after N seconds")
     p.add_argument("--json", action="store_true", help="make the last line a JSON summary")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.add_argument(
@@ -189,14 +208,25 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args.data_dir)
-    if not args.files:
-        msg = "no input: give FIX log files (FIX sessions are not wired to the gateway yet)"
-        raise ConfigError(msg)
-    for path in args.files:
-        check_fix_file(path)
+    source: FixInput
+    if args.files:
+        for path in args.files:
+            check_fix_file(path)
+        source = FileInput(args.files)
+    else:
+        sessions = load_live_sessions(args.config) if args.config else []
+        if not sessions:
+            msg = "no input: give FIX log files, or --config with [[fix.session]] tables"
+            raise ConfigError(msg)
+        state = settings.data_dir / "gateway" / "sessions.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        feed = SessionFeed(sessions, state, args.seconds)
+        for signum in (signal.SIGINT, signal.SIGTERM):  # stop reading, flush, then summarise
+            signal.signal(signum, lambda *_: feed.stop())
+        source = feed
     stats = run_gateway(
         settings,
-        FileInput(args.files),
+        source,
         {"compression.type": args.compression},
         progress=not args.quiet,
     )

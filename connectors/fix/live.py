@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import queue
 import threading
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -389,3 +390,106 @@ def _cl_ord_id(raw: bytes) -> str:
         return ""
     end = raw.find(SOH, start + 4)
     return raw[start + 4:end].decode("utf-8", "replace")
+
+
+class SessionFeed:
+    """The gateway's input from live FIX sessions: `chunks()` yields each session's application
+    messages as `RawChunk`s (batches merged up to `MAX_LINES`) until `stop()` or `seconds`.
+
+    At least once across restarts: the gateway calls `acknowledge(chunk)` once Kafka has
+    acknowledged every message of the chunk, and the feed records the session's last published
+    MsgSeqNum in `state_path`; a restarted gateway sets the session store's expected inbound
+    number back to that + 1, so the counterparty resends what was received but not published.
+    A crash between the acknowledgement and the record republishes at most that chunk.
+    """
+
+    def __init__(
+        self, sessions: list[LiveSession], state_path: Path, seconds: float | None = None
+    ) -> None:
+        self._sessions = [s for s in sessions if s.is_source]
+        if not self._sessions:
+            msg = "no FIX session with purpose market-data or drop-copy to read"
+            raise ConfigError(msg)
+        self._state_path = state_path
+        self._published: dict[str, int] = self._read_state()
+        self._until = None if seconds is None else time.monotonic() + seconds
+        self._stop = threading.Event()
+        self._queue: queue.Queue[tuple[str, AppBatch]] = queue.Queue(_QUEUE_BATCHES)
+        self._last_of: dict[int, tuple[str, int]] = {}  # id(chunk) -> (session, last seq)
+        self._threads: list[SessionThread] = []
+
+    def _read_state(self) -> dict[str, int]:
+        try:
+            state = json.loads(self._state_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            msg = f"{self._state_path}: unreadable gateway state ({exc})"
+            raise ConfigError(msg) from exc
+        return {str(k): int(v) for k, v in state.items()}
+
+    def _start(self) -> None:
+        for session in self._sessions:
+            store = open_store(session.config)
+            last = self._published.get(session.name)
+            if last is not None and store.next_target > last + 1:
+                log.info("%s: resuming after MsgSeqNum %d (the store had %d): asking for a resend",
+                         session.name, last, store.next_target - 1)  # fmt: skip
+                store.next_target = last + 1
+                store.flush()
+            name = session.name
+
+            def offer(batch: AppBatch, name: str = name) -> bool:
+                try:
+                    self._queue.put_nowait((name, batch))
+                except queue.Full:
+                    return False
+                return True
+
+            thread = SessionThread(session, store, offer)
+            thread.start()
+            self._threads.append(thread)
+
+    def chunks(self) -> Iterator[RawChunk]:
+        self._start()
+        try:
+            while not self._stop.is_set():
+                if self._until is not None and time.monotonic() >= self._until:
+                    return
+                try:
+                    name, batch = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                lines, first, last = list(batch.messages), batch.seqs[0], batch.seqs[-1]
+                while len(lines) < MAX_LINES:  # merge what else this session has queued
+                    try:
+                        more_name, more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more_name != name:
+                        yield self._chunk(name, first, last, lines)
+                        name, lines, first = more_name, [], more.seqs[0]
+                    lines.extend(more.messages)
+                    last = more.seqs[-1]
+                yield self._chunk(name, first, last, lines)
+        finally:
+            self.stop()
+
+    def _chunk(self, name: str, first: int, last: int, lines: list[bytes]) -> RawChunk:
+        chunk = RawChunk(f"fix:{name}", first, lines)
+        self._last_of[id(chunk)] = (name, last)
+        return chunk
+
+    def acknowledge(self, chunk: RawChunk) -> None:
+        """Every message of `chunk` is in Kafka: record its session's last MsgSeqNum."""
+        name, last = self._last_of.pop(id(chunk))
+        self._published[name] = max(last, self._published.get(name, 0))
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._published))
+        tmp.replace(self._state_path)
+
+    def stop(self) -> None:
+        """Log every session out (idempotent)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.stop()
