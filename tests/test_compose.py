@@ -152,7 +152,11 @@ def test_compose_gateway_session_reaches_the_exchange():
     services = _services()
     exchange = build_parser().parse_args([str(a) for a in services["exchange"]["command"]])
     assert exchange.host == "0.0.0.0", "the exchange must listen beyond its own container"
-    sessions = load_live_sessions(ROOT / "deploy" / "fix-sessions.toml")
+    gateway = services["gateway"]
+    config = build_parser().parse_args([str(a) for a in gateway["command"]]).config
+    path = _host_path(gateway, str(config))  # the file the gateway reads its sessions from
+    assert path is not None and path.exists(), config
+    sessions = load_live_sessions(path)
     assert [(s.config.host, s.config.port, s.config.role) for s in sessions] == [
         ("exchange", exchange.port, "initiator")
     ]
