@@ -3,34 +3,51 @@
 The exchange simulator (`simulator.exchange_server`) listens on a free loopback port in a
 background thread; the flows read it through a real FIX session (`connectors.fix.live`: logon,
 35=V for every simulated symbol, 35=W/35=X market data and 35=8 drop copies of the synthetic
-order flow), whose accounts and positions are loaded first so its executions reach the ledger.
+order flow), whose accounts and positions are loaded first so its executions reach the ledger,
+margin has every account's opening state and surveillance knows the owners. A few clients' stop
+orders (35=D 40=3, a sell and a buy around each of the first symbols' price) and one wash
+trade (an account on both sides, for surveillance) enter through the drop copy once the session
+has subscribed; their children go out on the order-entry session and
+the exchange fills them. The WebSocket edge and its console run beside it (a child process on
+the same Redis), with tokens printed for an analyst and a trader.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import redis
 
 from brokerflow.commands.replay import add_observability_options, with_observability
+from brokerflow.commands.run import order_writers
 from brokerflow.observability import instrument_sinks, serve_metrics
 from brokerflow.runner import Progress, RunSummary, run_dataflow
-from brokerflow.settings import load_settings
+from brokerflow.services import Endpoints
+from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
-from connectors.fix.live import FixSessionSource, LiveSession
+from connectors.fix.live import FixSessionSource, LiveSession, OrderEntrySession
 from connectors.fix.session import SessionConfig
 from flows.context import FlowContext
 from flows.pipeline import ALL_FLOWS, build_pipeline
-from simulator.exchange import ExchangeCore
+from simulator.exchange import ExchangeCore, split_message
 from simulator.exchange_server import ExchangeThread, default_sessions
-from simulator.market import symbol_names
+from simulator.market import format_price, symbol_names
+from simulator.stops import stop_order
+from sinks.margin import load_accounts, opening_marks
 
 SHOWN_SYMBOLS = 3
+STOP_SYMBOLS = 10  # symbols that get a client's sell and buy stop
+STOP_TICKS = 5  # stop prices this many cents from the last price: some fire within seconds
+EDGE_PORT = 8765
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -50,6 +67,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--orders-per-minute", type=float, default=120.0, help="synthetic orders per minute"
     )
     p.add_argument("--json", action="store_true", help="make the last line a JSON summary")
+    p.add_argument("--edge-port", type=int, default=EDGE_PORT,
+                   help=f"the WebSocket edge and console (default {EDGE_PORT}; taken: any)")
+    p.add_argument("--no-edge", action="store_true", help="do not start the edge")
     add_observability_options(p)
     p.set_defaults(func=run)
 
@@ -76,20 +96,33 @@ def run(args: argparse.Namespace) -> int:
         DEMO_METRICS_PORT
     )
     endpoints = prepare_stores(settings, ALL_FLOWS)
-    ctx = FlowContext(settings, endpoints.redis_url, endpoints.postgres_dsn, live=True)
     stop = threading.Event()
     run_id = f"SX{time.time_ns() // 1_000_000:x}"  # OrderID/ExecID prefix: new every demo
     core = ExchangeCore(args.symbols, time.time_ns(), args.seed, args.rate, args.accounts,
                         args.orders_per_minute, run_id=run_id)  # fmt: skip
     _load_accounts(core, settings.data_dir, endpoints.postgres_dsn)
+    accounts = load_accounts(endpoints.postgres_dsn)  # margin's opening state, the owners
     exchange = ExchangeThread(core, default_sessions())
     exchange_port = exchange.start()
     session = LiveSession(
         SessionConfig("BROKERFLOW", "SIMX", port=exchange_port, heartbeat_s=10, name="demo"),
         symbols=tuple(symbol_names(args.symbols)),
     )
+    entry = OrderEntrySession(LiveSession(
+        SessionConfig("BROKERFLOW-OE", "SIMX", port=exchange_port, heartbeat_s=10,
+                      name="demo-oe"),
+        purposes=frozenset({"order-entry"}),
+    ))  # fmt: skip
+    ctx = FlowContext(
+        settings, endpoints.redis_url, endpoints.postgres_dsn, live=True,
+        margin_opening=accounts, margin_marks=opening_marks(endpoints.redis_url, accounts),
+        owners={a: o.owner for a, o in accounts.items() if o.owner},
+        order_writers=order_writers(entry, settings),
+    )  # fmt: skip
+    _place_stops_when_subscribed(exchange, run_id, sorted(accounts), stop)
     source = FixSessionSource([session], stop, args.seconds)
     flow = build_pipeline(source, ctx)
+    edge = None if args.no_edge else _start_edge(settings, endpoints, args)
     if port:
         instrument_sinks(flow, ctx.stats)
         try:
@@ -120,6 +153,14 @@ def run(args: argparse.Namespace) -> int:
           "GROUP BY symbol ORDER BY 2 DESC LIMIT 5\"")
     if port:
         print(f"  metrics  -> http://127.0.0.1:{port}/metrics  (Prometheus)")
+    if edge is not None:
+        _, edge_port, tokens = edge
+        print(f"  console  -> http://127.0.0.1:{edge_port}/?token={tokens['analyst']}  (analyst)")
+        print(f"              http://127.0.0.1:{edge_port}/?token={tokens['trader']}  (trader "
+              f"of {tokens['account']})")
+        print(f"  edge     -> ws://127.0.0.1:{edge_port}/ws?token=...  (quotes, alerts)")
+    print(f"  stops    -> {STOP_SYMBOLS * 2} client stop orders {STOP_TICKS} cents around the "
+          "market; children out on BROKERFLOW-OE, filled by the exchange")
     print("  stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds else ""))
 
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -130,7 +171,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         client.close()
+        entry.close()
         exchange.stop()
+        if edge is not None:
+            edge[0].terminate()
+            edge[0].wait(10)
     summary = RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, ["fix:demo"])
     for line in summary.lines():
         print(line)
@@ -151,3 +196,98 @@ def _load_accounts(core: ExchangeCore, data_dir: object, dsn: str) -> None:
         core.write_accounts(str(accounts), str(positions))
         load_rows(dsn, KINDS["accounts"], read_accounts(accounts), str(accounts))
         load_rows(dsn, KINDS["positions"], read_positions(positions), str(positions))
+
+
+def _place_stops_when_subscribed(
+    exchange: ExchangeThread, run_id: str, accounts: list[str], stop: threading.Event
+) -> None:
+    """Once the demo's session subscribed: a sell stop under and a buy stop over the last
+    price of each of the first symbols, as clients' orders on the drop copy."""
+    core = exchange.server.core
+
+    def place() -> None:
+        while not stop.wait(0.05):
+            app = exchange.server.apps.get(("FIX.4.4", "SIMX", "BROKERFLOW"))
+            if app is not None and app.subscribed:
+                break
+        else:
+            return
+        now = time.time_ns()
+        for i, symbol in enumerate(core.symbols[:STOP_SYMBOLS]):
+            book = core.market.top_of_book(i)
+            if book is None or not accounts:
+                continue
+            bid, _, ask, _, last = book
+            price = last or (bid + ask) // 2
+            account = accounts[i % len(accounts)]
+            around = (("2", price - STOP_TICKS, "S"), ("1", price + STOP_TICKS, "B"))
+            for side, ticks, tag in around:
+                raw = stop_order(f"{run_id}-STP{i}{tag}", account, symbol.decode(), side, ticks,
+                                 now, i)  # fmt: skip
+                exchange.inject(b"D", split_message(raw)[1])
+        _wash_trade(exchange, run_id, accounts[-1] if accounts else "ACC00001")
+
+    threading.Thread(target=place, name="demo-stops", daemon=True).start()
+
+
+def _wash_trade(exchange: ExchangeThread, run_id: str, account: str) -> None:
+    """One account on both sides of the same price and size within a second: surveillance
+    alerts it (WASH_TRADE, self-match), as it would a real one in the drop copy."""
+    core = exchange.server.core
+    book = core.market.top_of_book(0)
+    if book is None:
+        return
+    price = format_price(book[4] or (book[0] + book[2]) // 2).encode()
+    symbol = core.symbols[0]
+    for side in (b"1", b"2"):
+        tag = run_id.encode() + b"-WASH" + side
+        exchange.inject(b"8", [
+            (37, tag), (11, tag), (17, tag), (150, b"F"), (39, b"2"), (1, account.encode()),
+            (55, symbol), (54, side), (38, b"500"), (40, b"2"), (44, price), (32, b"500"),
+            (31, price), (14, b"500"), (151, b"0"), (6, price),
+        ])  # fmt: skip
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_edge(
+    settings: Settings, endpoints: Endpoints, args: argparse.Namespace
+) -> tuple[subprocess.Popen, int, dict[str, str]]:
+    """The edge as a child process on the demo's Redis; tokens for an analyst and a trader, and
+    a watchlist for the console's quote board."""
+    import redis as redis_client
+
+    from edge.tokens import edge_secret, issue_token
+
+    port = _free_port(args.edge_port)
+    env = {**os.environ, "BROKERFLOW_REDIS_URL": endpoints.redis_url,
+           "BROKERFLOW_POSTGRES_DSN": endpoints.postgres_dsn}
+    command = [sys.executable, "-m", "brokerflow.cli", "edge", "--host", "127.0.0.1",
+               "--port", str(port), "--data-dir", str(settings.data_dir)]  # fmt: skip
+    if args.config:
+        command += ["--config", str(args.config)]
+    log = Path(settings.data_dir) / "edge.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    configured = settings.edge_secret.get_secret_value() if settings.edge_secret else None
+    secret = edge_secret(configured, settings.data_dir)
+    accounts = sorted(load_accounts(endpoints.postgres_dsn))
+    account = accounts[0] if accounts else "ACC00001"
+    now, ttl = int(time.time()), 12 * 3600
+    tokens = {
+        "analyst": issue_token(secret, "demo", "analyst", [], now_s=now, ttl_s=ttl),
+        "trader": issue_token(secret, "demo", "trader", [account], now_s=now, ttl_s=ttl),
+        "account": account,
+    }
+    with redis_client.Redis.from_url(endpoints.redis_url) as r:
+        r.delete("watchlist:demo")
+        r.rpush("watchlist:demo", *symbol_names(args.symbols)[:10])
+    return process, port, tokens

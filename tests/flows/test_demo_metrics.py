@@ -17,17 +17,12 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flows.pipeline import ALL_FLOWS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SECONDS = 15
-# The demo of 2026-12-04 simulates market data only: no order events, so these flows have
-# nothing to write. The demo is being reworked to run over FIX sessions with order flow; once
-# it feeds them, this test checks them like the others (the xfail below stops applying).
-NOT_FED_BY_THE_DEMO_YET = frozenset({"ledger", "stops", "margin", "surveillance"})
 STARTUP_S = 60  # stores prepared, embedded chdb opened, the dataflow built: slow on busy cores
 
 
@@ -86,10 +81,7 @@ def test_demo_metrics_show_every_flow_writing(tmp_path, pg_dsn, redis_db_url):
     output = log.read_text(errors="replace")
     assert scraped, f"nothing answered on :{port}/metrics; demo output:\n{output[-3000:]}"
     silent = [flow for flow in ALL_FLOWS if seen.get(flow, 0) <= 0]
-    unexpected = [flow for flow in silent if flow not in NOT_FED_BY_THE_DEMO_YET]
-    assert not unexpected, (
-        f"no messages out during the demo for flows {unexpected}; counted: {seen}\n"
+    assert not silent, (
+        f"no messages out during the demo for flows {silent}; counted: {seen}\n"
         f"{output[-2000:]}"
     )
-    if silent:
-        pytest.xfail(f"the demo does not feed {silent} yet (market data only); counted: {seen}")
