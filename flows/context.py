@@ -44,6 +44,12 @@ class FlowContext:
     owners: dict | None = None
 
     @property
+    def data_quality(self) -> bool:
+        """Validate with Great Expectations: as configured, else on live runs only."""
+        dq = self.settings.dq
+        return self.live if dq is None else dq
+
+    @property
     def retry(self) -> RetryPolicy:
         """How every sink retries a store that fails: with backoff for `sink_retry_s`, then the
         flow stops with the error (nothing is dropped; a restart resumes from recovery)."""

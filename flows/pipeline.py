@@ -89,6 +89,6 @@ def build_pipeline(
         ledger.attach(decoded, ctx)
     if "surveillance" in chosen:
         surveillance.attach(decoded, ctx)
-    if ctx.settings.dq:
+    if ctx.data_quality:
         quality.attach(decoded, published, ctx)
     return flow

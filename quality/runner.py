@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import sys
 import threading
@@ -216,6 +217,8 @@ def _main_module_hidden() -> Iterator[None]:
 
 def _child_main(policy: DqPolicy, dsn: str, inbox: Any, outbox: Any) -> None:
     """The validator process: validate what arrives, store results, report counters."""
+    # Best effort by design: below the flows and the stores' servers when cores are scarce.
+    os.nice(10)
     counts: Counter[str] = Counter()
     writer = dq_writer(dsn)
     cpu_s = 0.0

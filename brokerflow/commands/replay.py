@@ -83,7 +83,8 @@ def add_observability_options(p: argparse.ArgumentParser) -> None:
         "--dq",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="validate sampled micro-batches with Great Expectations (default: BROKERFLOW_DQ, on)",
+        help="validate sampled micro-batches with Great Expectations (default: BROKERFLOW_DQ; "
+        "unset: on live, off in replays)",
     )
     p.add_argument(
         "--metrics-port",
@@ -182,17 +183,13 @@ def run_flows(
         owners=owners,
     )
     flow = build_pipeline(source, ctx, chosen, sequenced=sequenced)
-    if settings.dq:
-        from quality.validator import warm_up
-
-        warm_up()  # GX takes seconds to import: before the run, not in its first batches
     if settings.metrics_port:
         instrument_sinks(flow, ctx.stats)
         serve_metrics(settings.metrics_port, ctx.stats)
     log.info(
         "run_start",
         extra={"fields": {"run": label, "flows": sorted(chosen), "inputs": inputs or [],
-                          "workers": workers, "dq": settings.dq,
+                          "workers": workers, "dq": ctx.data_quality,
                           "metrics_port": settings.metrics_port}},
     )  # fmt: skip
     t0 = time.perf_counter()
