@@ -24,6 +24,7 @@ consumer group: each Bytewax partition is one Kafka partition, its offset is the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -168,6 +169,9 @@ def list_partitions(bootstrap: str, topics: tuple[str, ...], timeout_s: float = 
     return parts
 
 
+LagReport = Callable[[str, int, int], None]
+
+
 class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
     def __init__(
         self,
@@ -178,6 +182,7 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
         until_end: bool,
         batch_messages: int,
         poll_s: float,
+        on_lag: LagReport | None = None,
     ) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -187,6 +192,8 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
         self._consumer = Consumer(consumer_config(bootstrap))
         tp = TopicPartition(topic, int(number), OFFSET_BEGINNING if offset is None else offset)
         self._consumer.assign([tp])
+        self._tp = TopicPartition(topic, int(number))
+        self._on_lag = on_lag
         self._end: int | None = None
         if until_end:
             _, self._end = self._consumer.get_watermark_offsets(tp, timeout=10)
@@ -232,6 +239,11 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
             self._offset = message.offset() + 1
         done = self._end is not None and self._offset >= self._end
         self._done = done
+        if self._on_lag is not None:
+            # The high watermark of the last fetch (cached: no round trip to the broker).
+            _, high = self._consumer.get_watermark_offsets(self._tp, cached=True)
+            if high >= 0:
+                self._on_lag(self._tp.topic, self._tp.partition, max(0, high - self._offset))
         return [SequencedChunk(self._name, self._partitions, seqs, lines, done, tuple(bad))]
 
     def next_awake(self) -> datetime | None:
@@ -253,6 +265,8 @@ class KafkaFixSource(FixedPartitionedSource[SequencedChunk, int]):
         until_end: stop each partition at the end offset it saw when it started.
         batch_messages: messages per poll and per emitted chunk, at most.
         poll_s: how long an idle partition waits before polling again.
+        on_lag: called as `on_lag(topic, partition, messages behind the high watermark)` after
+            every batch read (e.g. the metrics' Kafka lag gauge).
     """
 
     def __init__(
@@ -262,8 +276,10 @@ class KafkaFixSource(FixedPartitionedSource[SequencedChunk, int]):
         until_end: bool = False,
         batch_messages: int = 2_000,
         poll_s: float = 0.01,
+        on_lag: LagReport | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self._on_lag = on_lag
         self._topics = topics
         self._until_end = until_end
         self._batch = batch_messages
@@ -286,6 +302,7 @@ class KafkaFixSource(FixedPartitionedSource[SequencedChunk, int]):
             self._until_end,
             self._batch,
             self._poll_s,
+            self._on_lag,
         )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from brokerflow.commands.replay import run_flows, with_overrides
+from brokerflow.observability import set_kafka_lag
 from brokerflow.runner import RunSummary
 from brokerflow.settings import Settings, load_settings
 from connectors.fix.live import (
@@ -125,7 +126,7 @@ def run_kafka(
         msg = f"--workers must be at least 1, was {workers}"
         raise ConfigError(msg)
     return run_flows(
-        KafkaFixSource(bootstrap, INPUT_TOPICS, until_end=until_end),
+        KafkaFixSource(bootstrap, INPUT_TOPICS, until_end=until_end, on_lag=set_kafka_lag),
         settings,
         "run",
         workers=workers,
