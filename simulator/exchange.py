@@ -148,6 +148,7 @@ class ExchangeCore:
             stream = self.market.messages()
         self._stream = stream
         self._held: tuple[int, bytes] | None = None
+        self.run_id = run_id
         self._prefix = run_id.encode()
         self._ids = 0
         self._resting: dict[tuple[tuple[str, str, str], bytes], _Order] = {}

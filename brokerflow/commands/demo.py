@@ -5,9 +5,9 @@ background thread; the flows read it through a real FIX session (`connectors.fix
 35=V for every simulated symbol, 35=W/35=X market data and 35=8 drop copies of the synthetic
 order flow), whose accounts and positions are loaded first so its executions reach the ledger,
 margin has every account's opening state and surveillance knows the owners. A few clients' stop
-orders (35=D 40=3, a sell and a buy around each of the first symbols' price) and one wash
-trade (an account on both sides, for surveillance) enter through the drop copy once the session
-has subscribed; their children go out on the order-entry session and
+orders (35=D 40=3, a sell and a buy around each of the first symbols' price), a wash trade and
+a layering episode (`simulator.abuse`, for surveillance) enter through the drop copy once the
+session has subscribed; their children go out on the order-entry session and
 the exchange fills them. The WebSocket edge and its console run beside it (a child process on
 the same Redis), with tokens printed for an analyst and a trader.
 """
@@ -38,9 +38,10 @@ from connectors.fix.live import FixSessionSource, LiveSession, OrderEntrySession
 from connectors.fix.session import SessionConfig
 from flows.context import FlowContext
 from flows.pipeline import ALL_FLOWS, build_pipeline
+from simulator.abuse import PATTERNS
 from simulator.exchange import ExchangeCore, split_message
 from simulator.exchange_server import ExchangeThread, default_sessions
-from simulator.market import format_price, symbol_names
+from simulator.market import symbol_names
 from simulator.stops import stop_order
 from sinks.margin import load_accounts, opening_marks
 
@@ -225,27 +226,24 @@ def _place_stops_when_subscribed(
                 raw = stop_order(f"{run_id}-STP{i}{tag}", account, symbol.decode(), side, ticks,
                                  now, i)  # fmt: skip
                 exchange.inject(b"D", split_message(raw)[1])
-        _wash_trade(exchange, run_id, accounts[-1] if accounts else "ACC00001")
+        _abuse(exchange, run_id, accounts)
 
     threading.Thread(target=place, name="demo-stops", daemon=True).start()
 
 
-def _wash_trade(exchange: ExchangeThread, run_id: str, account: str) -> None:
-    """One account on both sides of the same price and size within a second: surveillance
-    alerts it (WASH_TRADE, self-match), as it would a real one in the drop copy."""
+def _abuse(exchange: ExchangeThread, run_id: str, accounts: list[str]) -> None:
+    """A wash trade and a layering episode (`simulator.abuse`) by two accounts, in the drop
+    copy: surveillance alerts them as it would real ones."""
     core = exchange.server.core
-    book = core.market.top_of_book(0)
-    if book is None:
-        return
-    price = format_price(book[4] or (book[0] + book[2]) // 2).encode()
-    symbol = core.symbols[0]
-    for side in (b"1", b"2"):
-        tag = run_id.encode() + b"-WASH" + side
-        exchange.inject(b"8", [
-            (37, tag), (11, tag), (17, tag), (150, b"F"), (39, b"2"), (1, account.encode()),
-            (55, symbol), (54, side), (38, b"500"), (40, b"2"), (44, price), (32, b"500"),
-            (31, price), (14, b"500"), (151, b"0"), (6, price),
-        ])  # fmt: skip
+    for n, name in enumerate(("wash", "layering")):
+        book = core.market.top_of_book(n)
+        if book is None or not accounts:
+            continue
+        price = book[4] or (book[0] + book[2]) // 2
+        steps = PATTERNS[name](f"{run_id}-AB{n}", accounts[-1 - n], core.symbols[n].decode(),
+                               price)  # fmt: skip
+        for step in steps:
+            threading.Timer(step.delay_s, exchange.inject, (b"8", step.body)).start()
 
 
 def _free_port(preferred: int) -> int:

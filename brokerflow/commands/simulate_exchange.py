@@ -12,13 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
+import logging
 import signal
 import time
 
 from connectors.fix.live import load_live_sessions
 from domain.errors import ConfigError
-from simulator.exchange import ExchangeCore
+from simulator.abuse import PATTERNS
+from simulator.exchange import ExchangeCore, Routed
 from simulator.exchange_server import ExchangeServer, ExchangeSession, default_sessions
+
+log = logging.getLogger("brokerflow.exchange")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -41,6 +46,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--seconds", type=float, help="stop after N seconds with a summary")
+    p.add_argument(
+        "--abuse", type=float, metavar="SECONDS",
+        help="every SECONDS, one surveillance pattern (wash, layering, round-trips, otr in "
+        "turn) by the next synthetic account in the drop copy (simulator/abuse.py)",
+    )  # fmt: skip
     p.add_argument("--store-dir", default="", help="persist the sessions' messages under DIR")
     p.add_argument(
         "--accounts-out", nargs=2, metavar=("ACCOUNTS.csv", "POSITIONS.csv"),
@@ -70,16 +80,22 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.accounts_out:
         core.write_accounts(*args.accounts_out)
+    if args.abuse is not None and args.abuse <= 0:
+        msg = f"--abuse must be a positive number of seconds, was {args.abuse}"
+        raise ConfigError(msg)
     t0 = time.monotonic()
     server = ExchangeServer(core, sessions)
-    asyncio.run(_serve(server, args.host, args.port, args.seconds))
+    asyncio.run(_serve(server, args.host, args.port, args.seconds, args.abuse))
     seconds = time.monotonic() - t0
     for line in summary_lines(server, seconds):
         print(line)
     return 0
 
 
-async def _serve(server: ExchangeServer, host: str, port: int, seconds: float | None) -> None:
+async def _serve(
+    server: ExchangeServer, host: str, port: int, seconds: float | None,
+    abuse_s: float | None = None,
+) -> None:
     bound = await server.start(host, port)
     names = ", ".join(f"{s.config.target_comp_id} -> {s.config.sender_comp_id}"
                       for s in server.sessions.values())  # fmt: skip
@@ -90,6 +106,7 @@ async def _serve(server: ExchangeServer, host: str, port: int, seconds: float | 
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGINT, done.set)
         loop.add_signal_handler(signal.SIGTERM, done.set)
+    abuse = asyncio.create_task(_abuse(server, abuse_s)) if abuse_s else None
     try:
         if seconds is None:
             await done.wait()
@@ -97,7 +114,36 @@ async def _serve(server: ExchangeServer, host: str, port: int, seconds: float | 
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), seconds)
     finally:
+        if abuse is not None:
+            abuse.cancel()
         await server.close()
+
+
+async def _abuse(server: ExchangeServer, every_s: float) -> None:
+    """Start the next pattern every `every_s` seconds; send each of its steps on time."""
+    core = server.core
+    accounts = core.order_flow.accounts if core.order_flow is not None else []
+    names = list(PATTERNS)
+    loop = asyncio.get_running_loop()
+    for n in itertools.count():
+        await asyncio.sleep(every_s)
+        index = n % len(core.symbols)
+        book = core.market.top_of_book(index)
+        if book is None or not accounts:
+            continue
+        name, account = names[n % len(names)], accounts[n % len(accounts)]
+        symbol = core.symbols[index].decode()
+        price = book[4] or (book[0] + book[2]) // 2
+        steps = PATTERNS[name](f"{core.run_id}-AB{n}", account, symbol, price)
+        log.info("abuse: %s by %s in %s (%d execution reports)", name, account, symbol,
+                 len(steps))  # fmt: skip
+        for step in steps:
+            loop.call_later(step.delay_s, _drop_copy, server, step.body)
+
+
+def _drop_copy(server: ExchangeServer, body: list) -> None:
+    server.deliver([Routed(None, b"8", body)])
+    server.flush()
 
 
 def summary_lines(server: ExchangeServer, seconds: float) -> list[str]:

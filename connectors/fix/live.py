@@ -206,6 +206,9 @@ class SessionThread:
         logons = 0
         while True:
             await initiator.wait_logged_on()
+            if not initiator.logged_on:  # logged out, the connection not closed yet
+                await asyncio.sleep(0.1)
+                continue
             logons += 1
             req_id = f"{self.session.name}-{int(time.time())}-{logons}"
             with contextlib.suppress(ConnectionError):

@@ -390,6 +390,8 @@ class Initiator(_Engine):
         state = connection.state
         if state is not None and state.logged_on and not self._logged_on.is_set():
             self._logged_on.set()
+        elif (state is None or not state.logged_on) and self._logged_on.is_set():
+            self._logged_on.clear()  # logged out: waiters must not see a stale logon
         pending = self._pending
         if pending.messages:
             self._pending = AppBatch()
