@@ -165,12 +165,15 @@ def run(args: argparse.Namespace) -> int:
     print("  stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds else ""))
 
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # SIGTERM too (a supervisor, a test): the flows end cleanly and the edge child is stopped.
+    previous_term = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     t0 = time.perf_counter()
     try:
         with Progress(ctx.stats, "demo", extra=live_quotes):
             run_dataflow(flow)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
         client.close()
         entry.close()
         exchange.stop()
