@@ -101,3 +101,16 @@ def scratch_database(server_dsn: str, database: str) -> str:
     dsn = with_database(server_dsn, database)
     migrate(dsn)
     return dsn
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free TCP ports on 127.0.0.1 (for Bytewax processes' addresses)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

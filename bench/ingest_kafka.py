@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from bench.common import write_result
+from bench.common import free_ports, write_result
 from bench.ingest import _bench_redis_url, _say, ensure_file
 from brokerflow.commands.gateway import FileInput, run_gateway
 from brokerflow.commands.replay import replay
@@ -47,19 +46,9 @@ def _mock_cluster() -> tuple[object, str]:
     return owner, ",".join(f"{b.host}:{b.port}" for b in brokers)
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _processes_rate(settings: Settings, processes: int) -> tuple[float, int, int]:
     """(msg/s, messages, gaps) of `processes` `run --until-end` processes (engine time)."""
-    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
     env = {
         **os.environ,
         "BROKERFLOW_REDIS_URL": settings.redis_url or "",

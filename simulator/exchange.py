@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from connectors.fix.live import outbound_fields
 from connectors.fix.timefmt import format_utc_timestamp
 from simulator.market import MarketSimulator, format_price
 from simulator.orders import OrderFlowSimulator
@@ -32,7 +33,6 @@ from simulator.orders import OrderFlowSimulator
 Body = list[tuple[int, bytes]]
 SOH = b"\x01"
 # Standard header and trailer tags: the sending session writes its own.
-_HEADER_TAGS = frozenset((8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122))
 # Fields the simulator writes that FIX 4.4 does not define for the message type, so a session
 # validating against the FIX 4.4 dictionary would reject the message: TransactTime (60) in
 # 35=X (the event time is then MDEntryTime (273) on SendingTime's date) and TrdMatchID (880,
@@ -47,16 +47,7 @@ _MARKET, _LIMIT = b"1", b"2"
 
 def split_message(raw: bytes) -> tuple[bytes, Body]:
     """MsgType (35) and the body fields of an encoded message (header and trailer dropped)."""
-    msg_type = b""
-    body: Body = []
-    for item in raw.rstrip(SOH).split(SOH):
-        tag_text, _, value = item.partition(b"=")
-        tag = int(tag_text)
-        if tag == 35:
-            msg_type = value
-        elif tag not in _HEADER_TAGS:
-            body.append((tag, value))
-    return msg_type, body
+    return outbound_fields(raw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -29,7 +28,7 @@ import psycopg
 import pytest
 import redis
 
-from bench.common import scratch_database
+from bench.common import free_ports, scratch_database
 from brokerflow.cli import main
 from brokerflow.commands.replay import run_flows
 from brokerflow.settings import Settings
@@ -142,16 +141,6 @@ def margin_output(dsn: str) -> tuple[list[tuple], list[tuple]]:
 def replay_with(day: Path, settings, chunk_bytes: int, workers: int = 1, **options) -> None:
     run_flows(FixLogSource([day], chunk_bytes=chunk_bytes), settings, "replay",
               workers=workers, progress=False, flows=FLOWS, **options)  # fmt: skip
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def replay_in_two_processes(day: Path, settings) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.common import scratch_database
+from bench.common import free_ports, scratch_database
 from brokerflow.cli import main
 from brokerflow.commands.gateway import FileInput, run_gateway
 from brokerflow.commands.replay import replay
@@ -114,16 +113,6 @@ def _without_quality(rows: list[str]) -> list[str]:
     return [row for row in rows if '"error": "DataQualityError"' not in row]
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 # Audit and surveillance also write to ClickHouse, which is embedded chdb here: one process per
 # directory. A cluster of processes needs a ClickHouse server (README, "Scaling out").
 SCALE_FLOWS = "quotes,ledger,stops,margin"
@@ -145,7 +134,7 @@ def test_scale_out_two_processes_of_two_workers_match_one_worker(
     try:
         scaled = settings.model_copy(update={"postgres_dsn": dsn})
         load_day(day, scaled, monkeypatch)
-        addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+        addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
         env = {
             **os.environ,
             "BROKERFLOW_REDIS_URL": scaled.redis_url,
