@@ -191,3 +191,44 @@ def test_garbage_oversize_and_wrong_comp_ids_leave_other_sessions_alone() -> Non
         await acceptor.close()
 
     asyncio.run(scenario())
+
+
+class _StuckTransport(asyncio.Transport):
+    """A transport whose peer stopped reading: close() never completes by itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closing = False
+        self.aborted = False
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True  # the write buffer never drains: no connection_lost
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+    def write(self, data) -> None:
+        pass
+
+
+def test_a_peer_that_stops_reading_is_dropped_after_the_close_grace(monkeypatch) -> None:
+    import connectors.fix.session.engine as engine
+
+    monkeypatch.setattr(engine, "CLOSE_GRACE_S", 0.1)
+
+    async def scenario() -> None:
+        initiator = Initiator(broker(1))
+        connection = engine.Connection(initiator)
+        transport = _StuckTransport()
+        connection.connection_made(transport)
+        connection.close()
+        await asyncio.sleep(0.3)
+        assert transport.closing and transport.aborted  # not left half-open for ever
+
+    asyncio.run(scenario())

@@ -54,6 +54,9 @@ def session_dictionary(config: SessionConfig) -> DataDictionary | None:
     return load_dictionary(path)
 
 
+CLOSE_GRACE_S = 2.0  # how long a closing connection may take to flush before it is dropped
+
+
 class Connection(asyncio.Protocol):
     """One TCP connection carrying one session (bound on the first frame for an acceptor)."""
 
@@ -124,9 +127,18 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+            # close() waits for the write buffer to drain: a peer that stopped reading (a
+            # half-open connection) would keep it open for ever. Drop it after a grace period.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self._abort)
         self.engine.release(self)
+
+    def _abort(self) -> None:
+        if not self.closed.done() and self.transport is not None:
+            log.warning("%s: the peer does not read: connection dropped", self.peer)
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
