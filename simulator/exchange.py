@@ -185,18 +185,18 @@ class ExchangeCore:
         return b"Y", [(262, req_id or b"?"), (281, reason), (58, text.encode())]
 
     def snapshot(self, req_id: bytes, symbol: bytes) -> Body:
-        """A 35=W body: bid, offer and last trade of `symbol` as the feed stands."""
+        """A 35=W body: the last trade of `symbol`; its bid and offer come with the next 35=X.
+
+        Not the book sides: the simulator's book is already past the message it holds back for
+        its time, so a snapshot of it plus that message would leave a stale level, and FIX
+        4.4's snapshot group has no MDEntryID (278) to retire it by (a validating session
+        rejects one that carries it). The incrementals key every level by ID.
+        """
         book = self.market.top_of_book(self._index[symbol])
         assert book is not None  # every snapshot of the simulator's own 35=W is out by then
-        bid, bid_size, ask, ask_size, last = book
-        body: Body = [(262, req_id), (55, symbol), (268, b"3")]
-        # No MDEntryID (278): FIX 4.4's snapshot group has none (a validating counterparty
-        # rejects the message: "Incorrect NumInGroup count"). Levels are keyed by price; an
-        # incremental that names an ID the book never saw falls back to its price.
-        for side, px, size in ((b"0", bid, bid_size), (b"1", ask, ask_size)):
-            body += [(269, side), (270, format_price(px).encode()), (271, b"%d" % size)]
-        body += [(269, b"2"), (270, format_price(last).encode()), (271, b"100")]
-        return body
+        last = book[4]
+        return [(262, req_id), (55, symbol), (268, b"1"),
+                (269, b"2"), (270, format_price(last).encode()), (271, b"100")]  # fmt: skip
 
     @staticmethod
     def filter_incremental(body: Body, symbols: set[bytes]) -> Body | None:

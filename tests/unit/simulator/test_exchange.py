@@ -26,12 +26,11 @@ def test_a_subscription_gets_a_snapshot_per_symbol_from_the_current_book():
     )
     assert [t for t, _ in replies] == [b"W", b"W"] and streamed == [aapl, msft]
     body = dict(replies[0][1])
-    bid, _, ask, _, _ = _book(core, aapl)
-    # No MDEntryID: FIX 4.4's snapshot group has none (a validating session rejects it)
+    last = _book(core, aapl)[4]
+    # The last trade only: no MDEntryID (FIX 4.4's snapshot group has none), no book sides
+    # that the held-back incremental would leave stale (the 35=X key every level by ID)
     assert body[262] == b"R1" and body[55] == aapl and 278 not in body
-    assert [v for t, v in replies[0][1] if t == 270][:2] == [
-        f"{bid / 100:.2f}".encode(), f"{ask / 100:.2f}".encode()
-    ]
+    assert body[269] == b"2" and body[270] == f"{last / 100:.2f}".encode()
 
 
 def test_a_snapshot_only_request_streams_nothing_and_a_bad_one_is_rejected():
