@@ -41,7 +41,6 @@ import logging
 import queue
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,7 +50,7 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from connectors.fix.session import AppBatch, Initiator, SessionConfig
-from connectors.fix.session.config import session_from_mapping
+from connectors.fix.session.config import session_from_mapping, session_tables
 from connectors.fix.session.engine import open_store
 from connectors.fix.session.store import MessageStore
 from connectors.raw import RawChunk
@@ -110,19 +109,7 @@ def live_session_from_mapping(table: dict[str, Any], where: str = "session") -> 
 
 def load_live_sessions(path: Path) -> list[LiveSession]:
     """The `[[fix.session]]` tables of a TOML file (none when it has no [fix] table)."""
-    try:
-        document = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        msg = f"{path}: {exc}"
-        raise ConfigError(msg) from exc
-    tables = document.get("fix", {}).get("session", [])
-    if not isinstance(tables, list):
-        msg = f"{path}: [fix.session] must be an array of tables ([[fix.session]])"
-        raise ConfigError(msg)
-    sessions = [
-        live_session_from_mapping(table, f"{path} [[fix.session]] #{index + 1}")
-        for index, table in enumerate(tables)
-    ]
+    sessions = [live_session_from_mapping(table, where) for table, where in session_tables(path)]
     names = [s.name for s in sessions]
     if len(set(names)) != len(names):
         msg = f"{path}: two [[fix.session]] tables have the same name"

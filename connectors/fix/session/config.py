@@ -130,6 +130,16 @@ def load_sessions(path: Path) -> list[SessionConfig]:
     Raises:
         ConfigError: the file cannot be read or parsed, or a session is invalid.
     """
+    return [session_from_mapping(table, where) for table, where in session_tables(path)]
+
+
+def session_tables(path: Path) -> list[tuple[dict, str]]:
+    """The raw `[[fix.session]]` tables of a TOML file (none without a [fix] table), each with
+    the place to name in an error.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or [fix.session] is not an array.
+    """
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -139,7 +149,4 @@ def load_sessions(path: Path) -> list[SessionConfig]:
     if not isinstance(tables, list):
         msg = f"{path}: [fix.session] must be an array of tables ([[fix.session]])"
         raise ConfigError(msg)
-    return [
-        session_from_mapping(table, f"{path} [[fix.session]] #{index + 1}")
-        for index, table in enumerate(tables)
-    ]
+    return [(table, f"{path} [[fix.session]] #{index + 1}") for index, table in enumerate(tables)]
