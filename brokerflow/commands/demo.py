@@ -27,7 +27,11 @@ from pathlib import Path
 
 import redis
 
-from brokerflow.commands.replay import add_observability_options, with_observability
+from brokerflow.commands.replay import (
+    account_state,
+    add_observability_options,
+    with_observability,
+)
 from brokerflow.commands.run import order_writers
 from brokerflow.observability import instrument_sinks, serve_metrics
 from brokerflow.runner import Progress, RunSummary, run_dataflow
@@ -43,7 +47,6 @@ from simulator.exchange import ExchangeCore, split_message
 from simulator.exchange_server import ExchangeThread, default_sessions
 from simulator.market import symbol_names
 from simulator.stops import stop_order
-from sinks.margin import load_accounts, opening_marks
 
 SHOWN_SYMBOLS = 3
 STOP_SYMBOLS = 10  # symbols that get a client's sell and buy stop
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     core = ExchangeCore(args.symbols, time.time_ns(), args.seed, args.rate, args.accounts,
                         args.orders_per_minute, run_id=run_id)  # fmt: skip
     _load_accounts(core, settings.data_dir, endpoints.postgres_dsn)
-    accounts = load_accounts(endpoints.postgres_dsn)  # margin's opening state, the owners
+    opening, marks, owners = account_state(endpoints, set(ALL_FLOWS))
+    accounts = sorted(opening or {})
     exchange = ExchangeThread(core, default_sessions())
     exchange_port = exchange.start()
     session = LiveSession(
@@ -116,14 +120,13 @@ def run(args: argparse.Namespace) -> int:
     ))  # fmt: skip
     ctx = FlowContext(
         settings, endpoints.redis_url, endpoints.postgres_dsn, live=True,
-        margin_opening=accounts, margin_marks=opening_marks(endpoints.redis_url, accounts),
-        owners={a: o.owner for a, o in accounts.items() if o.owner},
+        margin_opening=opening, margin_marks=marks, owners=owners,
         order_writers=order_writers(entry, settings),
     )  # fmt: skip
-    _place_stops_when_subscribed(exchange, run_id, sorted(accounts), stop)
+    _place_stops_when_subscribed(exchange, run_id, accounts, stop)
     source = FixSessionSource([session], stop, args.seconds)
     flow = build_pipeline(source, ctx)
-    edge = None if args.no_edge else _start_edge(settings, endpoints, args)
+    edge = None if args.no_edge else _start_edge(settings, endpoints, args, accounts)
     if port:
         instrument_sinks(flow, ctx.stats)
         try:
@@ -259,7 +262,7 @@ def _free_port(preferred: int) -> int:
 
 
 def _start_edge(
-    settings: Settings, endpoints: Endpoints, args: argparse.Namespace
+    settings: Settings, endpoints: Endpoints, args: argparse.Namespace, accounts: list[str]
 ) -> tuple[subprocess.Popen, int, dict[str, str]]:
     """The edge as a child process on the demo's Redis; tokens for an analyst and a trader, and
     a watchlist for the console's quote board."""
@@ -280,7 +283,6 @@ def _start_edge(
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     configured = settings.edge_secret.get_secret_value() if settings.edge_secret else None
     secret = edge_secret(configured, settings.data_dir)
-    accounts = sorted(load_accounts(endpoints.postgres_dsn))
     account = accounts[0] if accounts else "ACC00001"
     now, ttl = int(time.time()), 12 * 3600
     tokens = {

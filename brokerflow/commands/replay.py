@@ -12,6 +12,7 @@ from bytewax.inputs import Source
 
 from brokerflow.observability import instrument_sinks, serve_metrics
 from brokerflow.runner import Progress, RunSummary, run_dataflow
+from brokerflow.services import Endpoints
 from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
 from connectors.file import FixLogSource, check_fix_file
@@ -132,6 +133,23 @@ def replay(
     )
 
 
+def account_state(
+    endpoints: Endpoints, chosen: frozenset[str] | set[str]
+) -> tuple[dict | None, dict | None, dict | None]:
+    """The accounts' opening state, read once before a run: margin's accounts and marks, and
+    surveillance's owners (None for a flow not chosen)."""
+    if not chosen & {"margin", "surveillance"}:
+        return None, None, None
+    from sinks.margin import load_accounts, opening_marks
+
+    accounts = load_accounts(endpoints.postgres_dsn)
+    owners = {a: o.owner for a, o in accounts.items() if o.owner}
+    if "margin" not in chosen:
+        return None, None, owners if "surveillance" in chosen else None
+    marks = opening_marks(endpoints.redis_url, accounts)
+    return accounts, marks, owners if "surveillance" in chosen else None
+
+
 def run_flows(
     source: Source,
     settings: Settings,
@@ -159,17 +177,7 @@ def run_flows(
     """
     chosen = check_flows(flows)
     endpoints = prepare_stores(settings, chosen)
-    opening = marks = owners = None
-    if chosen & {"margin", "surveillance"}:
-        # The accounts' opening state, read once before the run: margin's state, the owners.
-        from sinks.margin import load_accounts, opening_marks
-
-        accounts = load_accounts(endpoints.postgres_dsn)
-        if "surveillance" in chosen:
-            owners = {a: o.owner for a, o in accounts.items() if o.owner}
-        if "margin" in chosen:
-            opening = accounts
-            marks = opening_marks(endpoints.redis_url, opening)
+    opening, marks, owners = account_state(endpoints, chosen)
     ctx = FlowContext(
         settings,
         endpoints.redis_url,
