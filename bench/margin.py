@@ -68,6 +68,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+import scipy.sparse as sp
 
 from bench.common import percentile, rss_bytes, write_result
 from brokerflow.runner import tuned_gc
@@ -82,14 +83,14 @@ from domain.events import (
     MarketDataIncrement,
     MdEntry,
 )
-from domain.margin import MarginMonitor, margin_figures
+from domain.margin import margin_figures
+from domain.margin_book import MarginBook
 from domain.quotes import NS_PER_MS
 from flows.context import FlowContext
 from flows.margin import (
     SHARDS,
     AccountLogic,
     AccountShard,
-    AccountState,
     FeedLogic,
     FeedState,
     SymbolMark,
@@ -227,8 +228,9 @@ def build_book(
     near: float,
     say: Callable[[str], None] = _say,
 ) -> Book:
-    """The two logics' state, as their `_load` builds it from the opening accounts and marks,
-    plus each symbol's last published mark at a random moment of the last interval."""
+    """The two logics' state, as their `_load` builds it from the opening accounts and marks
+    (a `MarginBook` per account shard), plus each symbol's last published mark at a random
+    moment of the last interval."""
     gen = np.random.default_rng(SEED)
     names = symbol_names(symbols)
     ticks = opening_ticks(symbols, gen)
@@ -236,9 +238,8 @@ def build_book(
     ctx = _context(settings)
     feed = FeedLogic(None, ctx)
     account_logics = [AccountLogic(None, ctx) for _ in range(SHARDS)]
-    grace_ns = account_logics[0].policy.grace_ns
-    index: list[dict[str, Decimal]] = [{} for _ in range(symbols)]
-    shards: list[dict[str, AccountState]] = [{} for _ in range(SHARDS)]
+    columns = [([], [], [0], [], []) for _ in range(SHARDS)]  # names, indices, indptr, data, cash
+    holders = [0] * symbols
     near_accounts: set[str] = set()
     n_positions = 0
 
@@ -247,22 +248,17 @@ def build_book(
     t0 = time.perf_counter()
     with tuned_gc():
         for n, spec in enumerate(account_specs(accounts, holdings, ticks, near, gen), 1):
-            account = spec.account
-            held = {}
-            acct_marks = {}
-            for s, qty in spec.holdings:
-                quantity = Decimal(qty)  # its own object, as psycopg reads it
-                name = names[s]
-                held[name] = quantity
-                acct_marks[name] = marks[s]
-                index[s][account] = quantity  # holders_of shares the quantity objects
-            n_positions += len(held)
-            shards[shard_of(account)][account] = AccountState(
-                "owner", Decimal(spec.cash_cents).scaleb(-2), INITIAL, MAINTENANCE, held,
-                marks=acct_marks, monitor=MarginMonitor(grace_ns=grace_ns),
-            )  # fmt: skip
+            account_names, indices, indptr, data, cash = columns[shard_of(spec.account)]
+            account_names.append(spec.account)
+            for s, qty in sorted(spec.holdings):
+                indices.append(s)
+                data.append(float(qty))
+                holders[s] += 1
+            indptr.append(len(indices))
+            cash.append(Decimal(spec.cash_cents).scaleb(-2))
+            n_positions += len(spec.holdings)
             if spec.near:
-                near_accounts.add(account)
+                near_accounts.add(spec.account)
             if n % 200_000 == 0:
                 say(f"state: {n:,} accounts built ({time.perf_counter() - t0:,.0f} s)")
         interval = ctx.settings.margin_mark_ms * NS_PER_MS
@@ -272,21 +268,24 @@ def build_book(
             px = ticks[s] / 100
             published[names[s]] = SymbolMark(None, px, at, px, at)
         feed.state = FeedState(published, watermark=START_NS)
-        for n in range(SHARDS):
-            account_logics[n].state = AccountShard(
-                shards[n], marks=dict(zip(names, marks, strict=True)), watermark=START_NS
+        for n, (account_names, indices, indptr, data, cash) in enumerate(columns):
+            q = sp.csr_matrix(
+                (np.array(data), np.array(indices, np.int32), np.array(indptr, np.int64)),
+                shape=(len(account_names), symbols),
             )
-        # Arm every account's triggers: the one full evaluation the flow does at start.
-        armed = 0
-        for logic in account_logics:
-            for account in logic.state.accounts:
-                logic._arm(account, logic.figures(account))
-                armed += 1
-                if armed % 200_000 == 0:
-                    say(f"state: {armed:,} accounts armed ({time.perf_counter() - t0:,.0f} s)")
+            k = len(account_names)
+            book = MarginBook.from_columns(
+                account_names, cash, [INITIAL] * k, [MAINTENANCE] * k, q, names
+            )
+            for name, mark in zip(names, marks, strict=True):
+                book.set_mark(name, float(mark))
+            book.judged[:] = True  # every account starts marked, as `_load` finds it
+            account_logics[n].state = AccountShard(
+                book, ["owner"] * k, marks=dict(zip(names, marks, strict=True)),
+                watermark=START_NS,
+            )  # fmt: skip
+        columns.clear()
     build_seconds = time.perf_counter() - t0
-    holders = [len(h) for h in index]
-    del index, shards
     gc.collect()
     return Book(
         names=names, ticks=ticks, feed=feed, account_logics=account_logics,
@@ -326,9 +325,11 @@ def batch_recompute(book: Book) -> BatchResult:
     t0 = time.perf_counter()
     with tuned_gc():
         for logic in book.account_logics:
-            for acct in logic.state.accounts.values():
+            state = logic.state
+            b = state.book
+            for i in range(len(b.names)):
                 f = margin_figures(
-                    acct.cash, acct.holdings, acct.marks, acct.initial, acct.maintenance, policy
+                    b.cash[i], b.holdings(i), state.marks, b.initial[i], b.maintenance[i], policy
                 )
                 deficits += f.in_deficit
                 n += 1
@@ -395,20 +396,22 @@ def run_stream(
     batch: int,
     say: Callable[[str], None] = _say,
 ) -> StreamResult:
-    """Feed quotes batch by batch through the ordered step, then the account shards."""
+    """Feed quotes batch by batch through the ordered step, then the account shards; at the
+    end, the end of the input (the last window is judged)."""
     gen = np.random.default_rng(SEED + 1)
     rng = random.Random(SEED + 1)
     p = popularity(len(book.names))
-    first_batch: dict[tuple[str, int], int] = {}  # (symbol, ts ms) -> batch of its first quote
+    window_ns = book.account_logics[0].window_ns
+    window_batch: dict[int, int] = {}  # screening window -> batch holding its first quote
     batch_in: list[int] = []
     feed, account_logics = book.feed, book.account_logics
     clock = time.perf_counter_ns
     budget_ns = int(seconds * 1e9)
-    busy = window_busy = 0
-    window_n = 0
-    window_size = max(batch, quotes // WINDOWS)
-    window_ns = budget_ns // WINDOWS
-    window_rates: list[float] = []
+    busy = part_busy = 0
+    part_n = 0
+    part_size = max(batch, quotes // WINDOWS)
+    part_ns = budget_ns // WINDOWS
+    part_rates: list[float] = []
     fed = marks = evaluations = 0
     alerts: dict[str, int] = {}
     called: set[str] = set()
@@ -417,6 +420,32 @@ def run_stream(
     stopped_by = "quotes"
     next_say = time.monotonic() + 10
     picks_all: list[int] = []
+
+    def through_accounts(out: list, t_in: int) -> list[tuple[int, list]]:
+        done = []
+        for _key, item in out:
+            effects, _ = account_logics[item.shard].on_batch([item])
+            done.append((clock(), item, effects))
+        return done
+
+    def account(done: list, t_in: int) -> None:
+        nonlocal marks, evaluations
+        for t_out, item, effects in done:
+            marks += len(item.marks)
+            for e in effects:
+                evaluations += len(e.rows)
+                for alert in e.alerts:
+                    alerts[alert.kind] = alerts.get(alert.kind, 0) + 1
+                    if alert.kind != "MARGIN_CALL":
+                        continue
+                    called.add(alert.account)
+                    # From the first quote of the window before the alert's: an upper bound
+                    # that includes a mark held back by coalescing (at most one interval).
+                    w = alert.event_time // window_ns
+                    origin = window_batch.get(w - 1, window_batch.get(w, len(batch_in) - 1))
+                    latencies.append(t_out - batch_in[origin])
+                    processing.append(t_out - t_in)
+
     with tuned_gc():
         b = 0
         while fed < quotes:
@@ -425,40 +454,22 @@ def run_stream(
                 picks_all = gen.choice(len(p), size=max(n, 50_000), p=p).tolist()
             picks, picks_all = picks_all[:n], picks_all[n:]
             qs = _quote_batch(book, rng, picks, fed)
-            for q in qs:
-                first_batch.setdefault((q.symbol, q.ts_event // NS_PER_MS), b)
+            window_batch.setdefault(qs[0].ts_event // window_ns, b)
+            window_batch.setdefault(qs[-1].ts_event // window_ns, b)
             t_in = clock()
             batch_in.append(t_in)
             out, _ = feed.on_batch([DecodedBatch(qs, [], 0, n)])
-            for _key, item in out:
-                a = item.shard
-                marks += len(item.marks)
-                effects, _ = account_logics[a].on_batch([item])
-                t_out = clock()
-                for e in effects:
-                    evaluations += len(e.rows)
-                    for alert in e.alerts:
-                        alerts[alert.kind] = alerts.get(alert.kind, 0) + 1
-                        if alert.kind != "MARGIN_CALL":
-                            continue
-                        called.add(alert.account)
-                        holdings = account_logics[a].state.accounts[alert.account].holdings
-                        ms = alert.event_time // NS_PER_MS
-                        origin = min(
-                            (first_batch[(s, ms)] for s in holdings if (s, ms) in first_batch),
-                            default=b,
-                        )
-                        latencies.append(t_out - batch_in[origin])
-                        processing.append(t_out - t_in)
+            done = through_accounts(out, t_in)
             spent = clock() - t_in
+            account(done, t_in)
             busy += spent
-            window_busy += spent
-            window_n += n
+            part_busy += spent
+            part_n += n
             fed += n
             b += 1
-            if window_n >= window_size or window_busy >= window_ns:
-                window_rates.append(window_n / (window_busy / 1e9))
-                window_busy = window_n = 0
+            if part_n >= part_size or part_busy >= part_ns:
+                part_rates.append(part_n / (part_busy / 1e9))
+                part_busy = part_n = 0
             if time.monotonic() >= next_say:
                 next_say = time.monotonic() + 10
                 say(f"stream: {fed:,} quotes, {evaluations:,} evaluations, "
@@ -466,12 +477,16 @@ def run_stream(
             if busy >= budget_ns and fed < quotes:
                 stopped_by = "seconds"
                 break
-    if window_n and (
-        not window_rates or window_n >= window_size // 2 or window_busy >= window_ns // 2
-    ):
-        window_rates.append(window_n / (window_busy / 1e9))
+        t_in = clock()
+        batch_in.append(t_in)
+        out, _ = feed.on_eof()
+        done = through_accounts(out, t_in)
+        busy += clock() - t_in
+        account(done, t_in)
+    if part_n and (not part_rates or part_n >= part_size // 2 or part_busy >= part_ns // 2):
+        part_rates.append(part_n / (part_busy / 1e9))
     return StreamResult(
-        quotes=fed, batches=len(batch_in), seconds=busy / 1e9, window_rates=window_rates,
+        quotes=fed, batches=len(batch_in), seconds=busy / 1e9, window_rates=part_rates,
         marks=marks, evaluations=evaluations, alerts=alerts, called=called,
         latencies_ns=latencies, processing_ns=processing,
         event_seconds=fed * QUOTE_GAP_NS / 1e9, stopped_by=stopped_by,

@@ -66,9 +66,9 @@ from domain.margin import (
     MarginPolicy,
     MarginState,
     MarginTransition,
-    excess_triggers,
     margin_figures,
 )
+from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from flows.context import FlowContext
 from flows.operators import alert_sink
@@ -255,68 +255,24 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
 # -- accounts: account shards -------------------------------------------------------------------
 
 
-@dataclass
-class AccountState:
-    owner: str
-    cash: Decimal
-    initial: Decimal
-    maintenance: Decimal
-    holdings: dict[str, Decimal]
-    marks: dict[str, Decimal] = field(default_factory=dict)
-    monitor: MarginMonitor = field(default_factory=MarginMonitor)
-    concentrated: set[str] = field(default_factory=set)
-    as_of_ns: int = 0  # events at or before this are already in the opening state (a replay)
-
-
-@dataclass
-class SymbolTriggers:
-    """One symbol's triggers in one account shard: longs fire when the mark falls to their
-    price (a max-heap), shorts when it rises to theirs (a min-heap); `watch` holds accounts
-    re-evaluated on every mark (called, unmarked, or no excess to share). Entries carry the
-    account's arming version: re-arming makes older entries dead (lazy deletion)."""
-
-    longs: list[tuple[Decimal, str, int]] = field(default_factory=list)  # (-price, acct, ver)
-    shorts: list[tuple[Decimal, str, int]] = field(default_factory=list)  # (price, acct, ver)
-    watch: set[str] = field(default_factory=set)
-    compacted: int = 0  # entries left by the last compaction
-
-    def push(self, long: bool, price: Decimal, account: str, version: int,
-             versions: dict[str, int]) -> None:  # fmt: skip
-        if long:
-            heapq.heappush(self.longs, (-price, account, version))
-        else:
-            heapq.heappush(self.shorts, (price, account, version))
-        if len(self.longs) + len(self.shorts) > 2 * self.compacted + 1024:
-            # Re-arming leaves dead entries behind: drop them once they outnumber the live.
-            self.longs = [e for e in self.longs if versions.get(e[1]) == e[2]]
-            self.shorts = [e for e in self.shorts if versions.get(e[1]) == e[2]]
-            heapq.heapify(self.longs)
-            heapq.heapify(self.shorts)
-            self.compacted = len(self.longs) + len(self.shorts)
-
-    def fired(self, mark: Decimal, versions: dict[str, int]) -> set[str]:
-        out = set(self.watch)
-        longs, shorts = self.longs, self.shorts
-        while longs and -longs[0][0] >= mark:
-            _, account, version = heapq.heappop(longs)
-            if versions.get(account) == version:
-                out.add(account)
-        while shorts and shorts[0][0] <= mark:
-            _, account, version = heapq.heappop(shorts)
-            if versions.get(account) == version:
-                out.add(account)
-        return out
+CONCENTRATION_SCREEN_NS = 1_000_000_000  # concentration is screened once per event-time second
 
 
 @dataclass
 class AccountShard:
-    accounts: dict[str, AccountState]
+    """One account shard: its accounts in a `MarginBook`, plus what the book does not hold."""
+
+    book: MarginBook
+    owners: list[str]
     marks: dict[str, Decimal] = field(default_factory=dict)  # the latest mark of each symbol
-    triggers: dict[str, SymbolTriggers] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)  # arming version per account
-    watched: dict[str, set[str]] = field(default_factory=dict)  # account -> its watch sets
-    due: list[tuple[int, str]] = field(default_factory=list)  # (liquidation due, account)
+    monitors: dict[int, MarginMonitor] = field(default_factory=dict)  # accounts not NORMAL
+    concentrated: dict[int, set[str]] = field(default_factory=dict)
+    as_of: dict[int, int] = field(default_factory=dict)  # opening state includes events to it
+    due: list[tuple[int, int]] = field(default_factory=list)  # (liquidation due, account)
     watermark: int = 0
+    window_end: int | None = None  # end of the open screening window (marks since a screen)
+    applied_ns: int = 0  # the latest event time among the marks and fills applied
+    next_concentration_ns: int = 0
 
 
 @dataclass
@@ -338,7 +294,9 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             else ((Decimal(repr(settings.margin_concentration_share)), Decimal(repr(addon))),),
             grace_ns=settings.margin_grace_s * 1_000_000_000,
         )
+        self.top_rate = None if addon is None else float(addon)
         self.alert_share = Decimal(repr(settings.margin_concentration_share))
+        self.window_ns = settings.margin_mark_ms * NS_PER_MS
         self.opening: dict[str, OpeningAccount] = ctx.margin_opening or {}
         self.marks: dict[str, Decimal] = ctx.margin_marks or {}
         self.stats = ctx.stats
@@ -346,35 +304,39 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         self.recovery = ctx.recovery
 
     def _load(self, n: int) -> AccountShard:
-        opening = [a for a in self.opening.values() if shard_of(a.account) == n]
-        shard = AccountShard(
-            {
-                a.account: AccountState(
-                    a.owner, a.cash, a.initial_margin, a.maintenance_margin, dict(a.holdings),
-                    monitor=MarginMonitor(
-                        MarginState(a.margin_state), a.call_since_ns or 0, self.policy.grace_ns
-                    ),
-                    as_of_ns=a.as_of_ns,
+        opening = sorted(
+            (a for a in self.opening.values() if shard_of(a.account) == n),
+            key=lambda a: a.account,
+        )
+        book = MarginBook.build(
+            OpeningRow(a.account, a.cash, a.initial_margin, a.maintenance_margin, a.holdings)
+            for a in opening
+        )
+        shard = self.state = AccountShard(book, [a.owner for a in opening], dict(self.marks))
+        for symbol, mark in self.marks.items():
+            book.set_mark(symbol, float(mark))
+        book.judged[:] = book.marked()  # known at the opening marks: the screen compares
+        for i, a in enumerate(opening):
+            if a.as_of_ns:
+                shard.as_of[i] = a.as_of_ns
+            if a.margin_state != MarginState.NORMAL:  # a call that stood when it last stopped
+                monitor = MarginMonitor(
+                    MarginState(a.margin_state), a.call_since_ns or 0, self.policy.grace_ns
                 )
-                for a in opening
-            },
-            marks=dict(self.marks),
-        )  # fmt: skip
-        self.state = shard
-        for account, acct in shard.accounts.items():
-            due = acct.monitor.due_ns()
-            if due is not None:  # a call that stood when the flow last stopped
-                heapq.heappush(shard.due, (due, account))
-            self._arm(account, self.figures(account))
+                shard.monitors[i] = monitor
+                book.called[i] = True
+                due = monitor.due_ns()
+                if due is not None:
+                    heapq.heappush(shard.due, (due, i))
         return shard
 
     def on_batch(self, values: list[Feed]) -> tuple[list[MarginEffects], bool]:
         if self.state is None:
             self.state = self._load(values[0].shard)
         effects = MarginEffects()
-        # Marks and fills in input order (each fill after the marks that preceded it), each
-        # account re-evaluated after each of its events: a call between two prices is not
-        # missed, and the result does not depend on where the engine cut the batches.
+        # Marks and fills in input order (each fill after the marks that preceded it): a fill
+        # is judged at once, marks when event time closes their window. Neither depends on
+        # where the engine cut the batches.
         for marks, fills, _, end_ns in values:
             done = 0
             for k, report in fills:
@@ -384,125 +346,150 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
                 self._fill(report, effects)
             if done < len(marks):
                 self._marks(marks, done, len(marks), effects)
-            if end_ns is not None:  # the end of the input: deadlines up to its time fire
-                self.state.watermark = max(self.state.watermark, end_ns)
-                self._check_grace(effects)
+            if end_ns is not None:  # the end of the input: deadlines up to it, the last window
+                self._advance(end_ns, effects)
+                if self.state.window_end is not None:
+                    self._close_window(effects)
         return ([effects] if effects.rows or effects.alerts else []), self.RETAIN
+
+    def _advance(self, ts: int, effects: MarginEffects) -> None:
+        """Event time reached `ts`: close the window and fire the deadlines before it, in
+        time order."""
+        state = self.state
+        if ts > state.watermark:
+            state.watermark = ts
+        while True:
+            end = state.window_end
+            window = end is not None and end <= ts
+            due = state.due[0][0] if state.due and state.due[0][0] <= ts else None
+            if not window and due is None:
+                return
+            if window and (due is None or end <= due):
+                self._close_window(effects)
+            else:
+                self._grace(effects)
 
     def _marks(self, marks: list[Mark], start: int, stop: int, effects: MarginEffects) -> None:
         state = self.state
-        latest, triggers_of, versions, accounts = (
-            state.marks, state.triggers, state.versions, state.accounts
-        )
+        latest, book = state.marks, state.book
         for i in range(start, stop):
             symbol, mark, ts = marks[i]
-            if ts > state.watermark:
-                state.watermark = ts
-                if state.due and state.due[0][0] <= ts:
-                    self._check_grace(effects)  # a deadline that passed before this mark
+            self._advance(ts, effects)
             latest[symbol] = mark
-            triggers = triggers_of.get(symbol)
-            if triggers is None:
-                continue
-            for account in sorted(triggers.fired(mark, versions)):
-                if ts >= accounts[account].as_of_ns:
-                    self._evaluate(account, ts, effects)
+            book.set_mark(symbol, float(mark))
+            if ts > state.applied_ns:
+                state.applied_ns = ts
+            if state.window_end is None:
+                state.window_end = (ts // self.window_ns + 1) * self.window_ns
+
+    def _close_window(self, effects: MarginEffects) -> None:
+        """Screen every account of the shard at the window's marks; judge the candidates."""
+        state = self.state
+        state.window_end = None
+        ts = state.applied_ns  # the events judged: rows never go back in time
+        share = None
+        if ts >= state.next_concentration_ns:
+            share = float(self.alert_share)
+            state.next_concentration_ns = ts + CONCENTRATION_SCREEN_NS
+        candidates = state.book.screen(self.top_rate, share)
+        self.stats.add("margin_screened", len(state.book.names))
+        for i in candidates.tolist():
+            if ts >= state.as_of.get(i, 0):
+                self._evaluate(i, ts, effects)
 
     def _fill(self, report: ExecutionReport, effects: MarginEffects) -> None:
         state, ts = self.state, report.ts_event
-        if ts > state.watermark:
-            state.watermark = ts
-            self._check_grace(effects)  # a deadline that passed before this fill
-        account = report.account
-        acct = state.accounts.get(account)
-        if acct is None or ts <= acct.as_of_ns:
+        self._advance(ts, effects)
+        book = state.book
+        i = book.index.get(report.account)
+        if i is None or ts <= state.as_of.get(i, 0):
             return  # unknown account (the ledger dead-letters it), or already in
+        if ts > state.applied_ns:
+            state.applied_ns = ts
         signed = side_sign(report.side) * report.last_qty
-        acct.holdings[report.symbol] = acct.holdings.get(report.symbol, Decimal(0)) + signed
-        acct.cash -= signed * report.last_px
-        acct.marks.setdefault(report.symbol, report.last_px)  # until a mark comes
-        self._evaluate(account, ts, effects)
+        book.apply_fill(i, report.symbol, signed, report.last_px)
+        mark = state.marks.get(report.symbol)
+        if mark is not None:
+            book.set_mark(report.symbol, float(mark))  # a column the fill may have added
+        self._evaluate(i, ts, effects)
 
-    def figures(self, account: str) -> MarginFigures:
+    def figures(self, i: int) -> MarginFigures:
         state = self.state
-        acct = state.accounts[account]
-        marks = {s: state.marks.get(s, acct.marks.get(s)) for s in acct.holdings}
+        book = state.book
+        held = book.holdings(i)
+        fallback = book.fallback_marks(i)
+        marks = {s: state.marks.get(s, fallback.get(s)) for s in held}
         return margin_figures(
-            acct.cash, acct.holdings, marks, acct.initial, acct.maintenance, self.policy
+            book.cash[i], held, marks, book.initial[i], book.maintenance[i], self.policy
         )
 
-    def _arm(self, account: str, figures: MarginFigures) -> None:
-        """Index the account under the prices that would make it worth a look again."""
+    def _evaluate(self, i: int, ts: int, effects: MarginEffects) -> None:
         state = self.state
-        version = state.versions.get(account, 0) + 1
-        state.versions[account] = version
-        for symbol in state.watched.pop(account, ()):
-            state.triggers[symbol].watch.discard(account)
-        acct = state.accounts[account]
-        watch = acct.monitor.state is not MarginState.NORMAL
-        triggers, must_watch = excess_triggers(figures)
-        if watch or must_watch:
-            held = {s for s, q in acct.holdings.items() if q}
-            for symbol in held:
-                state.triggers.setdefault(symbol, SymbolTriggers()).watch.add(account)
-            state.watched[account] = held
-            self.stats.add("margin_watched_arms", 1)
-            return
-        for t in triggers:
-            index = state.triggers.setdefault(t.symbol, SymbolTriggers())
-            index.push(t.long, t.price, account, version, state.versions)
-
-    def _evaluate(self, account: str, ts: int, effects: MarginEffects) -> None:
-        acct = self.state.accounts[account]
-        figures = self.figures(account)
+        figures = self.figures(i)
         self.stats.add("margin_evaluations", 1)
+        monitor = state.monitors.get(i) or MarginMonitor(grace_ns=self.policy.grace_ns)
         if figures.unmarked:
             # A held symbol has no mark yet: no verdict and no row (valuing it at 0 would
-            # invent a loss); watched, so its first mark evaluates it again.
-            self._arm(account, figures)
+            # invent a loss); the screen looks again once every held symbol has a mark.
+            state.book.note(
+                i, called=monitor.state is not MarginState.NORMAL, judged=False,
+                concentrated=bool(state.concentrated.get(i)),
+            )  # fmt: skip
             return
-        was_call = acct.monitor.due_ns()
-        for t in acct.monitor.update(figures, ts):
-            effects.alerts.append(_alert(account, acct, t))
-        due = acct.monitor.due_ns()
+        was_call = monitor.due_ns()
+        account, owner = state.book.names[i], state.owners[i]
+        for t in monitor.update(figures, ts):
+            effects.alerts.append(_alert(account, owner, t))
+        if monitor.state is MarginState.NORMAL:
+            state.monitors.pop(i, None)
+        else:
+            state.monitors[i] = monitor
+        due = monitor.due_ns()
         if due is not None and due != was_call:
-            heapq.heappush(self.state.due, (due, account))
-        self._concentration(account, acct, figures, ts, effects)
-        effects.rows.append(_row(account, acct, figures, ts))
-        self._arm(account, figures)
+            heapq.heappush(state.due, (due, i))
+        over = self._concentration(i, figures, ts, effects)
+        effects.rows.append(_row(account, monitor, figures, ts))
+        state.book.note(
+            i, called=monitor.state is not MarginState.NORMAL, judged=True, concentrated=over
+        )
 
-    def _concentration(
-        self, account: str, acct: AccountState, f: MarginFigures, ts: int, effects: MarginEffects
-    ) -> None:
+    def _concentration(self, i: int, f: MarginFigures, ts: int, effects: MarginEffects) -> bool:
+        state = self.state
+        account, owner = state.book.names[i], state.owners[i]
+        before = state.concentrated.get(i, set())
         over = set()
         if f.gross_value and not f.unmarked:
             for p in f.positions:
                 share = abs(p.value) / f.gross_value
                 if share > self.alert_share and len(f.positions) > 1:
                     over.add(p.symbol)
-                    if p.symbol not in acct.concentrated:
+                    if p.symbol not in before:
                         effects.alerts.append(
                             make_alert(
                                 CONCENTRATION, f"{account}:{p.symbol}:{ts}", "MEDIUM", ts,
-                                account=account, owner=acct.owner, symbol=p.symbol,
+                                account=account, owner=owner, symbol=p.symbol,
                                 details={"share": share.quantize(Decimal("0.0001")),
                                          "threshold": self.alert_share, "value": abs(p.value),
                                          "gross_value": f.gross_value, "mark": p.mark},
                             )
                         )  # fmt: skip
-        acct.concentrated = over
+        if over:
+            state.concentrated[i] = over
+        else:
+            state.concentrated.pop(i, None)
+        return bool(over)
 
-    def _check_grace(self, effects: MarginEffects) -> None:
+    def _grace(self, effects: MarginEffects) -> None:
+        """The earliest standing deadline: LIQUIDATION if the call still stands."""
         state = self.state
-        while state.due and state.due[0][0] <= state.watermark:
-            due, account = heapq.heappop(state.due)
-            acct = state.accounts[account]
-            if acct.monitor.due_ns() != due:
-                continue  # cured (or a newer episode) since
-            figures = self.figures(account)
-            for t in acct.monitor.check_grace(figures, due):
-                effects.alerts.append(_alert(account, acct, t))
-            effects.rows.append(_row(account, acct, figures, due))
+        due, i = heapq.heappop(state.due)
+        monitor = state.monitors.get(i)
+        if monitor is None or monitor.due_ns() != due:
+            return  # cured (or a newer episode) since
+        figures = self.figures(i)
+        for t in monitor.check_grace(figures, due):
+            effects.alerts.append(_alert(state.book.names[i], state.owners[i], t))
+        effects.rows.append(_row(state.book.names[i], monitor, figures, due))
 
     def snapshot(self) -> bytes | None:
         if not self.recovery:
@@ -510,15 +497,12 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _row(account: str, acct: AccountState, f: MarginFigures, ts: int) -> MarginRow:
-    monitor = acct.monitor
+def _row(account: str, monitor: MarginMonitor, f: MarginFigures, ts: int) -> MarginRow:
     call_since = None if monitor.state is MarginState.NORMAL else monitor.episode_ns
-    return MarginRow(
-        account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since
-    )
+    return MarginRow(account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since)
 
 
-def _alert(account: str, acct: AccountState, t: MarginTransition) -> Alert:
+def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
     f, s = t.figures, t.shortfall
     details: dict[str, Any] = {
         "episode_start_ns": t.episode_ns,
@@ -548,7 +532,7 @@ def _alert(account: str, acct: AccountState, t: MarginTransition) -> Alert:
         ]  # fmt: skip
     return make_alert(
         t.kind, f"{account}:{t.episode_ns}", SEVERITY[t.kind], t.ts_ns,
-        account=account, owner=acct.owner, details=details,
+        account=account, owner=owner, details=details,
     )  # fmt: skip
 
 
@@ -557,9 +541,7 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     keyed = op.key_on("margin_key_feed", decoded, _feed_key)
     feeds = op.stateful_batch("margin_feed", keyed, lambda resume: FeedLogic(resume, ctx))
     feeds = op.key_rm("unkey_feed", feeds)  # ("a{n}", Feed): keyed by account shard
-    effects = op.stateful_batch(
-        "margin_accounts", feeds, lambda resume: AccountLogic(resume, ctx)
-    )
+    effects = op.stateful_batch("margin_accounts", feeds, lambda resume: AccountLogic(resume, ctx))
     effects = op.key_rm("unkey_margin", effects)
     rows = op.filter_map("margin_rows", effects, lambda e: e.rows or None)
     op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry))

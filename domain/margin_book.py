@@ -1,0 +1,321 @@
+"""Domain layer: the margin state of many accounts in columns, and the screen that finds the
+accounts worth an exact look. Pure: numpy and scipy, no I/O.
+
+Two representations of the same accounts:
+    exact   cash (Decimal, per account), holdings (Decimal, from the columns or, for accounts
+            whose quantities a float cannot hold exactly or that traded since the start, an
+            exact dict kept here), marks (Decimal, kept by the caller). Verdicts, alerts and
+            `account_margin` rows come from these through `domain.margin.margin_figures`.
+    float   cash_f, maintenance rates, and the holdings as a sparse matrix Q (accounts x
+            symbols, CSR) with |Q| beside it; marks_f a vector over symbols (NaN: no mark).
+            `screen` computes net = Q·marks and gross = |Q|·marks for every account in two
+            sparse matrix-vector products (C loops: ~3 ns per position), then the excess,
+            and returns the accounts whose float verdict may differ from their state.
+
+Why a screen and not a verdict: float sums of products carry rounding errors of about 1e-16
+of the gross value; an account within `TOLERANCE` of the line is always a candidate, so the
+exact evaluation decides every case that floats could get wrong.
+
+Candidates (indices, sorted):
+    never judged  an account not yet evaluated with all its holdings marked (its last held
+                  symbol just got its first mark);
+    NORMAL        excess (with the highest rate a position could have) under the tolerance;
+    CALL / LIQ.   excess (at the account's own rate) above minus the tolerance: maybe cured;
+    fallback      an account marked only by its own fill prices for some symbol (no market
+                  mark yet): always, the float columns do not see those marks;
+    concentration (when asked) accounts with more than one position whose largest position is
+                  over the threshold share while none was flagged, or the other way round.
+Accounts holding a symbol without any mark are never candidates (no verdict; see
+`domain.margin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+import scipy.sparse as sp
+
+TOLERANCE = 1e-9  # relative to |cash| + gross value
+FOLD_AT = 4096  # positions added since the start folded into the matrix past this many
+
+
+def exact_float(q: Decimal) -> float | None:
+    """`q` as a float when the float gives `q` back exactly, else None."""
+    f = float(q)
+    return f if _decimal(f) == q else None
+
+
+def _decimal(f: float) -> Decimal:
+    return Decimal(int(f)) if f.is_integer() else Decimal(repr(f))
+
+
+@dataclass(frozen=True, slots=True)
+class OpeningRow:
+    """One account as the book takes it."""
+
+    account: str
+    cash: Decimal
+    initial: Decimal
+    maintenance: Decimal
+    holdings: Mapping[str, Decimal]
+
+
+@dataclass
+class MarginBook:
+    """Accounts 0..n-1 (`names`), symbols 0..m-1 (`symbols`); see the module docstring."""
+
+    names: list[str]
+    index: dict[str, int]
+    cash: list[Decimal]
+    initial: list[Decimal]
+    maintenance: list[Decimal]
+    cash_f: np.ndarray
+    maintenance_f: np.ndarray
+    q: sp.csr_matrix
+    symbols: list[str] = field(default_factory=list)
+    symbol_index: dict[str, int] = field(default_factory=dict)
+    marks_f: np.ndarray = field(default_factory=lambda: np.full(0, np.nan))
+    exact: dict[int, dict[str, Decimal]] = field(default_factory=dict)
+    fallback: dict[int, dict[str, Decimal]] = field(default_factory=dict)
+    added: dict[tuple[int, int], float] = field(default_factory=dict)  # not yet in q
+    called: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    judged: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    concentrated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    abs_q: sp.csr_matrix | None = None
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, rows: Iterable[OpeningRow], symbols: Iterable[str] = ()) -> MarginBook:
+        """The book of these accounts (their order is the index order)."""
+        names: list[str] = []
+        cash: list[Decimal] = []
+        initial: list[Decimal] = []
+        maintenance: list[Decimal] = []
+        symbol_index: dict[str, int] = {}
+        for s in symbols:
+            symbol_index.setdefault(s, len(symbol_index))
+        indptr = [0]
+        indices: list[int] = []
+        data: list[float] = []
+        exact: dict[int, dict[str, Decimal]] = {}
+        for i, row in enumerate(rows):
+            names.append(row.account)
+            cash.append(row.cash)
+            initial.append(row.initial)
+            maintenance.append(row.maintenance)
+            held = sorted(
+                (symbol_index.setdefault(s, len(symbol_index)), s, q)
+                for s, q in row.holdings.items()
+                if q
+            )
+            for j, _s, q in held:
+                f = exact_float(q)
+                if f is None:  # e.g. 0.1234567890123456789 shares: kept exactly here
+                    exact[i] = {s: q for s, q in row.holdings.items() if q}
+                    f = float(q)
+                indices.append(j)
+                data.append(f)
+            indptr.append(len(indices))
+        n = len(names)
+        q = sp.csr_matrix(
+            (np.array(data, float), np.array(indices, np.int32), np.array(indptr, np.int64)),
+            shape=(n, max(1, len(symbol_index))),
+        )
+        return cls.from_columns(
+            names, cash, initial, maintenance, q, list(symbol_index), exact=exact
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        names: list[str],
+        cash: list[Decimal],
+        initial: list[Decimal],
+        maintenance: list[Decimal],
+        q: sp.csr_matrix,
+        symbols: list[str],
+        exact: dict[int, dict[str, Decimal]] | None = None,
+    ) -> MarginBook:
+        """A book from ready columns: `q` holds quantities that floats hold exactly (or the
+        account is in `exact`), its rows' column indices sorted."""
+        n = len(names)
+        book = cls(
+            names=names,
+            index={a: i for i, a in enumerate(names)},
+            cash=cash,
+            initial=initial,
+            maintenance=maintenance,
+            cash_f=np.array([float(c) for c in cash], float),
+            maintenance_f=np.array([float(m) for m in maintenance], float),
+            q=q,
+            symbols=list(symbols),
+            symbol_index={s: j for j, s in enumerate(symbols)},
+            marks_f=np.full(max(1, q.shape[1]), np.nan),
+            exact=exact or {},
+            called=np.zeros(n, bool),
+            judged=np.zeros(n, bool),
+            concentrated=np.zeros(n, bool),
+        )
+        book.abs_q = abs(q)
+        return book
+
+    # -- symbols and marks ------------------------------------------------------------------
+
+    def symbol(self, name: str) -> int:
+        """The symbol's column, added when new."""
+        j = self.symbol_index.get(name)
+        if j is None:
+            j = self.symbol_index[name] = len(self.symbols)
+            self.symbols.append(name)
+            if j >= self.q.shape[1]:
+                width = max(2 * self.q.shape[1], j + 1)
+                self.q.resize((self.q.shape[0], width))
+                self.abs_q.resize((self.q.shape[0], width))
+                grown = np.full(width, np.nan)
+                grown[: len(self.marks_f)] = self.marks_f
+                self.marks_f = grown
+        return j
+
+    def set_mark(self, name: str, mark: float) -> None:
+        j = self.symbol_index.get(name)
+        if j is not None:  # a symbol nobody here holds needs no column
+            self.marks_f[j] = mark
+
+    # -- holdings ---------------------------------------------------------------------------
+
+    def holdings(self, i: int) -> dict[str, Decimal]:
+        """Account i's non-zero holdings, exactly."""
+        held = self.exact.get(i)
+        if held is not None:
+            return dict(held)
+        q = self.q
+        start, stop = q.indptr[i], q.indptr[i + 1]
+        symbols = self.symbols
+        out = {
+            symbols[j]: _decimal(x)
+            for j, x in zip(q.indices[start:stop].tolist(), q.data[start:stop].tolist(),
+                            strict=True)
+            if x
+        }  # fmt: skip
+        return out  # an account with positions in `added` has traded: it is in `exact`
+
+    def apply_fill(self, i: int, symbol: str, signed_qty: Decimal, price: Decimal) -> None:
+        """A fill: holdings change by `signed_qty` (buys positive), cash by −qty·price."""
+        held = self.exact.get(i)
+        if held is None:
+            held = self.exact[i] = self.holdings(i)  # exact from now on
+        quantity = held.get(symbol, Decimal(0)) + signed_qty
+        if quantity:
+            held[symbol] = quantity
+        else:
+            held.pop(symbol, None)
+        self.cash[i] -= signed_qty * price
+        self.cash_f[i] = float(self.cash[i])
+        self._set_float(i, self.symbol(symbol), float(quantity))
+        if symbol not in self.fallback.get(i, {}):
+            self.fallback.setdefault(i, {})[symbol] = price  # until the market marks it
+
+    def set_cash(self, i: int, cash: Decimal) -> None:
+        self.cash[i] = cash
+        self.cash_f[i] = float(cash)
+
+    def _set_float(self, i: int, j: int, value: float) -> None:
+        q = self.q
+        start, stop = q.indptr[i], q.indptr[i + 1]
+        k = start + int(np.searchsorted(q.indices[start:stop], j))
+        if k < stop and q.indices[k] == j:
+            q.data[k] = value
+            self.abs_q.data[k] = abs(value)
+            return
+        self.added[(i, j)] = value
+        if len(self.added) >= FOLD_AT:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Move the positions added since the start into the matrix (one sparse sum)."""
+        if not self.added:
+            return
+        keys = list(self.added)
+        rows = np.fromiter((k[0] for k in keys), np.int64, len(keys))
+        cols = np.fromiter((k[1] for k in keys), np.int64, len(keys))
+        vals = np.fromiter(self.added.values(), float, len(keys))
+        extra = sp.csr_matrix((vals, (rows, cols)), shape=self.q.shape)
+        self.q = (self.q + extra).tocsr()
+        self.q.sort_indices()
+        self.abs_q = abs(self.q)
+        self.added = {}
+
+    def fallback_marks(self, i: int) -> Mapping[str, Decimal]:
+        return self.fallback.get(i, {})
+
+    # -- the screen -------------------------------------------------------------------------
+
+    def note(self, i: int, *, called: bool, judged: bool, concentrated: bool) -> None:
+        """Record an exact evaluation's outcome, which the screen compares against."""
+        self.called[i] = called
+        self.judged[i] = judged
+        self.concentrated[i] = concentrated
+
+    def marked(self) -> np.ndarray:
+        """Per account: every held symbol has a mark in the float columns."""
+        marked = ~np.isnan(self.q @ self.marks_f)
+        for i, j in self.added:
+            marked[i] &= not np.isnan(self.marks_f[j])
+        return marked
+
+    def screen(
+        self,
+        top_rate: float | None = None,
+        concentration_share: float | None = None,
+    ) -> np.ndarray:
+        """The accounts whose exact verdict may differ from their recorded state (see the
+        module docstring), sorted.
+
+        Args:
+            top_rate: the highest maintenance rate a position can have (a concentration
+                add-on); None: the account's own rate is the only one.
+            concentration_share: also screen the largest position's share against this.
+        """
+        m = self.marks_f
+        net = self.q @ m
+        gross = self.abs_q @ m
+        if self.added:
+            keys = list(self.added)
+            rows = np.fromiter((k[0] for k in keys), np.int64, len(keys))
+            cols = np.fromiter((k[1] for k in keys), np.int64, len(keys))
+            vals = np.fromiter(self.added.values(), float, len(keys)) * m[cols]
+            n = len(self.names)
+            net += np.bincount(rows, vals, n)
+            gross += np.bincount(rows, np.abs(vals), n)
+        equity = self.cash_f + net
+        rate = self.maintenance_f
+        low = equity - rate * gross  # excess at the account's own rate
+        high = low if top_rate is None else equity - np.maximum(rate, top_rate) * gross
+        tol = TOLERANCE * (np.abs(self.cash_f) + gross) + 1e-6
+        marked = ~np.isnan(net)
+        called = self.called
+        maybe = np.where(called, low > -tol, high < tol) | ~self.judged
+        if concentration_share is not None:
+            maybe |= self._concentration_flips(gross, concentration_share)
+        maybe &= marked
+        if self.fallback:
+            unmarked = [i for i in self.fallback if not marked[i]]
+            maybe[unmarked] = True
+        return np.flatnonzero(maybe)
+
+    def _concentration_flips(self, gross: np.ndarray, share: float) -> np.ndarray:
+        a = self.abs_q
+        values = a.data * self.marks_f[a.indices]
+        counts = np.diff(a.indptr)
+        largest = np.zeros(len(self.names))
+        rows = np.flatnonzero(counts)
+        if len(rows):
+            largest[rows] = np.maximum.reduceat(values, a.indptr[rows])
+        over = (largest > share * gross) & (counts > 1)
+        if self.added:  # accounts with positions outside the matrix: always looked at
+            over[[i for i, _ in self.added]] = ~self.concentrated[[i for i, _ in self.added]]
+        return over != self.concentrated
