@@ -9,31 +9,37 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      when event time passes it) and only when the mark changed; every account
                      shard ("a{n}") gets every mark, and the fills (35=8 ExecType F with
                      Account) of its own accounts, each at its place among the marks
-    margin_accounts  per account shard: cash, holdings and state of each account (opening
-                     state read before the run, then fills) and a trigger index per symbol
-                     (`domain.margin.excess_triggers`): an account is re-evaluated only when a
-                     mark crosses one of its holdings' trigger prices, when it is watched
-                     (called, unmarked, no excess to share), or on its own fills; the grace
-                     deadlines are checked against the shard's event-time watermark
+    margin_accounts  per account shard: the accounts in a `domain.margin_book.MarginBook`
+                     (opening state read before the run, then fills). A fill is judged at
+                     once. Marks are applied as they come and judged per window of
+                     `margin_mark_ms` of event time (aligned to multiples of it): when event
+                     time passes the window's end, one float screen of every account of the
+                     shard (two sparse matrix-vector products) picks the accounts whose
+                     verdict may have changed, and only those are evaluated exactly
+                     (`domain.margin.margin_figures`, Decimal); the grace deadlines fire in
+                     event-time order with the window ends
     write_margin / write_margin_alerts   `account_margin` upserts (on every evaluation);
                      MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
 
 Same input, same result: marks and fills reach an account shard by ONE path, in input order
 (one sender per shard, and Bytewax keeps a sender's items in order per epoch and processes
 epochs in order), and both steps act per event, never per batch: a held mark is published
-when an event's time passes its interval, a grace deadline is checked before each event and
-at the end. So rows and alerts do not depend on how the input is chunked, on epochs and
-snapshots (a resumed run replays from a snapshot of both steps), on sink retries or on the
-worker count. The order is the input's: one file (one partition), or Kafka through
-`flows.align`; several files are read in parallel, and their interleaving is not defined.
+when an event's time passes its interval, and a window is judged and a grace deadline
+checked when an event's time passes them (and at the end). So rows and alerts do not
+depend on how the input is chunked, on epochs and snapshots (a resumed run replays from a
+snapshot of both steps), on sink retries or on the worker count. The order is the input's:
+one file (one partition), or Kafka through `flows.align`; several files are read in
+parallel, and their interleaving is not defined.
 The cost: one worker applies every market-data event to a mark book (after a symbol's first
 trade, a scan of the event's entries for a trade), instead of the 8 symbol shards that
 coalesced the published quotes before.
 
-A mark costs a heap peek per account shard plus the accounts it really puts at risk: the
-triggers guarantee that an account none of whose triggers was crossed is not in deficit
-(property-tested), so `account_margin` holds each account's figures as of its last
-evaluation, not of every tick. Fills of a report without Account (1)
+A window costs ~3 ns per held position (the screen) plus the accounts it really puts at
+risk; an account whose screen says nothing changed keeps its last row: `account_margin` holds
+each account's figures as of its last exact evaluation, not of every tick. An account that
+dips below maintenance and recovers within one window is not called (like a price move within
+one coalescing interval). Concentration is screened once per event-time second (and at every
+exact evaluation). Fills of a report without Account (1)
 are not seen here (the ledger resolves those); trade busts (H/G) are not reversed here either:
 the next start reads the corrected holdings from the ledger.
 """

@@ -11,7 +11,6 @@ from domain.margin import (
     MarginMonitor,
     MarginPolicy,
     MarginState,
-    excess_triggers,
     margin_figures,
     propose_liquidation,
     shortfall,
@@ -149,32 +148,3 @@ def test_proposed_liquidation_restores_initial_margin(cash, positions) -> None:
     result = margin_figures(new_cash, after, marks)
     # Either initial margin is restored, or everything was sold and equity is still negative.
     assert result.meets_initial or all(q == 0 for q in after.values())
-
-
-@given(
-    cash=st.integers(-50_000, 100_000),
-    positions=st.dictionaries(
-        st.sampled_from("ABCDE"),
-        st.tuples(st.integers(-500, 500).filter(bool), st.integers(1, 500)),
-        min_size=1,
-    ),
-    moves=st.dictionaries(st.sampled_from("ABCDE"), st.floats(-0.9, 3.0)),
-    add_on=st.booleans(),
-)
-def test_no_deficit_without_a_trigger_crossed(cash, positions, moves, add_on) -> None:
-    # The guarantee the margin flow relies on: if no holding's mark crosses its trigger, the
-    # account is not in deficit, whatever the marks do together.
-    policy = MarginPolicy() if add_on else NO_ADD_ON
-    holdings = {s: D(q) for s, (q, _) in positions.items()}
-    marks = {s: D(px) for s, (_, px) in positions.items()}
-    f = margin_figures(D(cash), holdings, marks, policy=policy)
-    triggers, watch = excess_triggers(f)
-    if watch:
-        return
-    moved = {s: max(D("0.01"), px * D(repr(1 + moves.get(s, 0)))) for s, px in marks.items()}
-    crossed = any(
-        (moved[t.symbol] <= t.price) if t.long else (moved[t.symbol] >= t.price)
-        for t in triggers
-    )
-    after = margin_figures(D(cash), holdings, moved, policy=policy)
-    assert crossed or not after.in_deficit

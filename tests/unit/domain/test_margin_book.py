@@ -1,0 +1,132 @@
+"""The columnar margin book: exact holdings back out, fills, and the screen's guarantee that
+an account it leaves out has the verdict its recorded state says."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.margin import MarginPolicy, margin_figures
+from domain.margin_book import FOLD_AT, MarginBook, OpeningRow
+
+NO_ADD_ON = MarginPolicy(concentration=())
+R = (D("0.50"), D("0.30"))
+
+
+def book_of(*rows: tuple[str, str, dict[str, str]], marks: dict[str, str]) -> MarginBook:
+    book = MarginBook.build(
+        OpeningRow(a, D(cash), *R, {s: D(q) for s, q in held.items()}) for a, cash, held in rows
+    )
+    for s, px in marks.items():
+        book.set_mark(s, float(px))
+    return book
+
+
+def test_holdings_come_back_exactly_and_awkward_quantities_are_kept_exact():
+    book = book_of(
+        ("A", "-100", {"XYZ": "100", "ABC": "-2.5", "ZZZ": "0"}),
+        ("B", "0", {"XYZ": "0.1000000000000000055511151231257827"}),  # no float holds it
+        marks={},
+    )
+    assert book.holdings(0) == {"XYZ": D(100), "ABC": D("-2.5")}
+    assert book.holdings(1) == {"XYZ": D("0.1000000000000000055511151231257827")}
+    assert sorted(book.symbols) == ["ABC", "XYZ"]  # ZZZ (0) is not a position
+
+
+def test_fills_change_cash_and_holdings_and_add_columns():
+    book = book_of(("A", "1000", {"XYZ": "10"}), marks={"XYZ": "5"})
+    book.apply_fill(0, "XYZ", D(-10), D("5.5"))  # sold out
+    book.apply_fill(0, "NEW", D(3), D("7"))  # a symbol the book had never seen
+    assert book.holdings(0) == {"NEW": D(3)}
+    assert book.cash[0] == D(1000) + D(55) - D(21)
+    assert book.fallback_marks(0) == {"XYZ": D("5.5"), "NEW": D(7)}
+    assert "NEW" in book.symbols and book.marks_f.shape[0] >= len(book.symbols)
+
+
+def test_screen_finds_the_breach_the_cure_and_the_first_full_marking():
+    # A: 1,000 XYZ, cash -8,000. At 12 equity 4,000 >= 3,600; at 11 3,000 < 3,300.
+    # B: holds QQQ too, which has no mark yet: never a candidate until it has one.
+    book = book_of(
+        ("A", "-8000", {"XYZ": "1000"}),
+        ("B", "-8000", {"XYZ": "1000", "QQQ": "100"}),
+        marks={"XYZ": "12"},
+    )
+    book.judged[:] = book.marked()
+    assert book.judged.tolist() == [True, False]
+    assert book.screen().tolist() == []
+    book.set_mark("XYZ", 11.0)
+    assert book.screen().tolist() == [0]
+    book.note(0, called=True, judged=True, concentrated=False)
+    assert book.screen().tolist() == []  # still called: nothing new
+    book.set_mark("QQQ", 50.0)
+    assert book.screen().tolist() == [1]  # B has a verdict to give now
+    book.note(1, called=False, judged=True, concentrated=False)
+    book.set_mark("XYZ", 12.0)
+    assert book.screen().tolist() == [0]  # A may be cured
+
+
+def test_screen_flags_concentration_changes_when_asked():
+    book = book_of(("A", "10000", {"XYZ": "100", "ABC": "100"}), marks={"XYZ": "10", "ABC": "10"})
+    book.judged[:] = True
+    assert book.screen(concentration_share=0.75).tolist() == []
+    book.set_mark("XYZ", 40.0)  # 4,000 of 5,000: 80 %
+    assert book.screen().tolist() == []
+    assert book.screen(concentration_share=0.75).tolist() == [0]
+
+
+def test_positions_added_by_fills_are_folded_into_the_matrix():
+    n = FOLD_AT + 10
+    book = book_of(*((f"A{i}", "0", {"XYZ": "1"}) for i in range(n)), marks={"XYZ": "1"})
+    for i in range(n):
+        book.apply_fill(i, f"S{i % 7}", D(2), D(3))
+    assert len(book.added) < FOLD_AT
+    assert book.holdings(5) == {"XYZ": D(1), "S5": D(2)}
+    for i in range(7):
+        book.set_mark(f"S{i}", 3.0)
+    book.judged[:] = True
+    # every account: cash -6, 1 + 6 of positions, gross 7: excess 1 - 2.1 < 0: all candidates
+    assert book.screen().tolist() == list(range(n))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    accounts=st.lists(
+        st.tuples(
+            st.integers(-50_000, 100_000),
+            st.dictionaries(st.sampled_from("ABCDE"), st.integers(-500, 500), min_size=1),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    before=st.dictionaries(st.sampled_from("ABCDE"), st.integers(1, 50_000), min_size=5),
+    after=st.dictionaries(st.sampled_from("ABCDE"), st.integers(1, 50_000)),
+    add_on=st.booleans(),
+)
+def test_an_account_the_screen_leaves_out_keeps_its_verdict(accounts, before, after, add_on):
+    policy = MarginPolicy() if add_on else NO_ADD_ON
+    top = float(max(r for _, r in policy.concentration)) if add_on else None
+    rows = [
+        OpeningRow(f"A{i}", D(cash), *R, {s: D(q) for s, q in held.items()})
+        for i, (cash, held) in enumerate(accounts)
+    ]
+    book = MarginBook.build(rows)
+    marks = {s: D(c).scaleb(-2) for s, c in before.items()}
+
+    def verdicts() -> list[bool]:
+        return [
+            margin_figures(r.cash, book.holdings(i), marks, *R, policy).in_deficit
+            for i, r in enumerate(rows)
+        ]
+
+    for s, px in marks.items():
+        book.set_mark(s, float(px))
+    for i, called in enumerate(verdicts()):  # the state an exact evaluation recorded
+        book.note(i, called=called, judged=True, concentrated=False)
+    marks |= {s: D(c).scaleb(-2) for s, c in after.items()}
+    for s, px in marks.items():
+        book.set_mark(s, float(px))
+    candidates = set(book.screen(top).tolist())
+    for i, called in enumerate(verdicts()):
+        assert i in candidates or called == bool(book.called[i])
