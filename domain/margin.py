@@ -210,10 +210,44 @@ def _reduction(figures: MarginFigures, initial: bool) -> tuple[Decimal, list[Liq
 
     One position per round, as far as the current rates say is needed, then the figures are
     recomputed: selling a concentrated position can push another over the threshold and raise
-    its rate, so a single greedy pass could fall short.
+    its rate, so a single greedy pass could fall short. Without concentration add-ons every
+    rate is fixed, and one pass gives the same lines (`_reduction_one_pass`).
     """
     if figures.unmarked:
         return ZERO, []
+    if not figures.policy.concentration:
+        return _reduction_one_pass(figures, initial)
+    return _reduction_rounds(figures, initial)
+
+
+def _reduction_one_pass(
+    figures: MarginFigures, initial: bool
+) -> tuple[Decimal, list[LiquidationLine]]:
+    """`_reduction` when rates cannot change: selling x shares at mark P leaves equity alone
+    and lowers the requirement by x·P·rate, so the need falls by exactly that, and a position
+    only partly sold covers the rest of the need."""
+    need = (
+        figures.initial_requirement if initial else figures.maintenance_requirement
+    ) - figures.equity
+    lines: list[LiquidationLine] = []
+    total = ZERO
+    for p in _liquidation_order(figures.positions, initial):
+        if need <= 0:
+            break
+        if not p.quantity:
+            continue
+        rate = p.initial_rate if initial else p.maintenance_rate
+        shares = min(abs(p.quantity), (need / rate / p.mark).to_integral_value(ROUND_CEILING))
+        need -= shares * p.mark * rate
+        side = "2" if p.quantity > 0 else "1"
+        lines.append(LiquidationLine(p.symbol, side, shares, p.mark, shares * p.mark))
+        total += shares * p.mark
+    return total, lines
+
+
+def _reduction_rounds(
+    figures: MarginFigures, initial: bool
+) -> tuple[Decimal, list[LiquidationLine]]:
     holdings = {p.symbol: p.quantity for p in figures.positions}
     marks = {p.symbol: p.mark for p in figures.positions}
     cash = figures.cash

@@ -148,3 +148,21 @@ def test_proposed_liquidation_restores_initial_margin(cash, positions) -> None:
     result = margin_figures(new_cash, after, marks)
     # Either initial margin is restored, or everything was sold and equity is still negative.
     assert result.meets_initial or all(q == 0 for q in after.values())
+
+
+@given(
+    cash=st.integers(-80_000, 20_000),
+    positions=st.dictionaries(
+        st.sampled_from("ABCDEFG"),
+        st.tuples(st.integers(-500, 500).filter(bool), st.integers(1, 50_000)),
+        min_size=1,
+    ),
+    initial=st.booleans(),
+)
+def test_one_pass_reduction_equals_the_rounds_when_rates_are_fixed(cash, positions, initial):
+    from domain.margin import _reduction_one_pass, _reduction_rounds
+
+    holdings = {s: D(q) for s, (q, _) in positions.items()}
+    marks = {s: D(c).scaleb(-2) for s, (_, c) in positions.items()}
+    f = margin_figures(D(cash), holdings, marks, policy=NO_ADD_ON)
+    assert _reduction_one_pass(f, initial) == _reduction_rounds(f, initial)
