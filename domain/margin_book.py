@@ -185,6 +185,18 @@ class MarginBook:
         if j is not None:  # a symbol nobody here holds needs no column
             self.marks_f[j] = mark
 
+    def set_marks(self, marks: Mapping[str, Decimal | float]) -> None:
+        """Several marks at once (one vector assignment)."""
+        index = self.symbol_index
+        columns, values = [], []
+        for name, mark in marks.items():
+            j = index.get(name)
+            if j is not None:
+                columns.append(j)
+                values.append(float(mark))
+        if columns:
+            self.marks_f[columns] = values
+
     # -- holdings ---------------------------------------------------------------------------
 
     def holdings(self, i: int) -> dict[str, Decimal]:

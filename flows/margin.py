@@ -88,7 +88,7 @@ def shard_of(key: str) -> int:
     return zlib.crc32(key.encode()) % SHARDS
 
 
-Mark = tuple[str, Decimal, int]  # (symbol, mark, event time of the price, ns)
+Mark = tuple[str, Decimal, int, float]  # (symbol, mark, event time of the price ns, as float)
 
 
 class Feed(NamedTuple):
@@ -135,6 +135,10 @@ def _decimal(value: float | tuple[float, float]) -> Decimal:
     if type(value) is tuple:
         return (Decimal(repr(value[0])) + Decimal(repr(value[1]))) / 2
     return Decimal(repr(value))
+
+
+def _float(value: float | tuple[float, float]) -> float:
+    return (value[0] + value[1]) / 2 if type(value) is tuple else value
 
 
 def _book_value(book: SymbolBook) -> float | tuple[float, float] | None:
@@ -224,7 +228,7 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
             heapq.heappush(self.state.due, (last + self.interval_ns, symbol))
             return
         mark.published, mark.published_ns = mark.value, ts  # leading edge
-        out.append((symbol, _decimal(mark.value), ts))
+        out.append((symbol, _decimal(mark.value), ts, _float(mark.value)))
 
     def _flush(self, upto: int | None, out: list[Mark]) -> None:
         """Publish the held marks whose interval ended by `upto` (all when None)."""
@@ -235,7 +239,7 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
             mark.pending = False
             if mark.value is not None and mark.value != mark.published:
                 mark.published, mark.published_ns = mark.value, end
-                out.append((symbol, _decimal(mark.value), mark.changed_ns))
+                out.append((symbol, _decimal(mark.value), mark.changed_ns, _float(mark.value)))
 
     @staticmethod
     def _emit(
@@ -271,6 +275,7 @@ class AccountShard:
     book: MarginBook
     owners: list[str]
     marks: dict[str, Decimal] = field(default_factory=dict)  # the latest mark of each symbol
+    pending: dict[str, float] = field(default_factory=dict)  # marks the book has not got yet
     monitors: dict[int, MarginMonitor] = field(default_factory=dict)  # accounts not NORMAL
     concentrated: dict[int, set[str]] = field(default_factory=dict)
     as_of: dict[int, int] = field(default_factory=dict)  # opening state includes events to it
@@ -376,13 +381,19 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
                 self._grace(effects)
 
     def _marks(self, marks: list[Mark], start: int, stop: int, effects: MarginEffects) -> None:
+        # The hot loop (every shard gets every mark): the book's float columns get the marks
+        # once per window, in one assignment (`_close_window`).
         state = self.state
-        latest, book = state.marks, state.book
+        latest, pending, due = state.marks, state.pending, state.due
         for i in range(start, stop):
-            symbol, mark, ts = marks[i]
-            self._advance(ts, effects)
+            symbol, mark, ts, mark_f = marks[i]
+            end = state.window_end
+            if (end is not None and end <= ts) or (due and due[0][0] <= ts):
+                self._advance(ts, effects)
+            elif ts > state.watermark:
+                state.watermark = ts
             latest[symbol] = mark
-            book.set_mark(symbol, float(mark))
+            pending[symbol] = mark_f
             if ts > state.applied_ns:
                 state.applied_ns = ts
             if state.window_end is None:
@@ -393,6 +404,8 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         state = self.state
         state.window_end = None
         ts = state.applied_ns  # the events judged: rows never go back in time
+        state.book.set_marks(state.pending)
+        state.pending.clear()
         share = None
         if ts >= state.next_concentration_ns:
             share = float(self.alert_share)
