@@ -137,6 +137,19 @@ async def serve(
         await client.aclose()
 
 
+async def _serve_until_terminated(config: EdgeConfig, reuse_port: bool) -> None:
+    # SIGTERM cancels the server like Ctrl-C does. A Python-level handler that raises
+    # KeyboardInterrupt lands in whatever code runs at that moment: inside picows' auto-ping
+    # task it was caught and logged ("Auto-ping loop failed"), and the process served on.
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    try:
+        await serve(config, reuse_port=reuse_port)
+    except asyncio.CancelledError:
+        return
+
+
 def _run_one(config: EdgeConfig, reuse_port: bool) -> None:
     import gc
 
@@ -151,29 +164,26 @@ def _run_one(config: EdgeConfig, reuse_port: bool) -> None:
     else:
         runner = uvloop.run
     try:
-        runner(serve(config, reuse_port=reuse_port))
+        runner(_serve_until_terminated(config, reuse_port))
     except KeyboardInterrupt:
         pass
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run_edge(config: EdgeConfig, processes: int = 1) -> None:
-    """Run the edge in the foreground with `processes` servers sharing the port."""
+    """Run the edge in the foreground with `processes` servers sharing the port.
+
+    SIGTERM or Ctrl-C stops it; the first process then stops the others.
+    """
     if processes <= 1:
         _run_one(config, reuse_port=False)
         return
     ctx = multiprocessing.get_context("spawn")
     children = [
-        ctx.Process(target=_run_one, args=(config, True), daemon=True)
-        for _ in range(processes - 1)
+        ctx.Process(target=_run_one, args=(config, True), daemon=True) for _ in range(processes - 1)
     ]
     for child in children:
         child.start()
     try:
-        signal.signal(signal.SIGTERM, _interrupt)
         _run_one(config, reuse_port=True)
     finally:
         for child in children:

@@ -1,0 +1,67 @@
+"""`brokerflow edge --processes N` as a process: it serves, and SIGTERM stops every server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.edge.conftest import free_port
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def test_edge_processes_sigterm_stops_every_server(redis_db_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "BROKERFLOW_REDIS_URL": redis_db_url, "BROKERFLOW_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "brokerflow.cli", "edge", "--host", "127.0.0.1", "--port",
+         str(port), "--processes", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_port(port, 30)
+        deadline = time.monotonic() + 10
+        while not _children(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        children = _children(proc.pid)
+        assert children, "the second server process did not start"
+        time.sleep(0.5)  # past start-up: the servers' loops and their auto-ping tasks run
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, proc.stderr.read() if proc.stderr else ""
+        deadline = time.monotonic() + 5
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(c) for c in children)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
