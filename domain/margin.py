@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -67,9 +68,9 @@ class MarginPolicy:
         return rate
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """One marked position: quantity (signed), mark, value (signed), requirement rates."""
+class Position(NamedTuple):
+    """One marked position: quantity (signed), mark, value (signed), requirement rates.
+    (A named tuple: an account's figures build one per holding, on the margin hot path.)"""
 
     symbol: str
     quantity: Decimal
@@ -154,10 +155,11 @@ def margin_figures(
     positions: list[Position] = []
     concentrated: list[tuple[str, Decimal]] = []
     maintenance_req = initial_req = ZERO
+    steps = policy.concentration
     for symbol, quantity, mark, value in marked:
         size = abs(value)
         m_rate, i_rate = maintenance_rate, initial_rate
-        if gross:
+        if gross and steps:
             share = size / gross
             add_on = policy.concentration_rate(share)
             if add_on is not None:
