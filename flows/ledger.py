@@ -2,13 +2,15 @@
 
 Steps (ids are recovery keys; renaming one orphans its state):
     collect_order_events  DecodedBatch -> [order events of the chunk], in input order
-    write_ledger          `LedgerSink`: one transaction per Bytewax batch (orders, executions,
-                          holdings, cash), idempotent by ExecID, dead letters in the same
-                          transaction
-Order events stay on the worker that decoded them, so one input partition (a file, a FIX
-session, a Kafka partition) is booked in its own order. Partitions booked by different workers
-may touch the same account: the writer locks accounts in a fixed order and retries deadlocks,
-so balances stay right under concurrent writers.
+    key_order_events      -> (input partition, [order events]) (`ledger_partition_key`)
+    write_ledger          `PipelinedLedgerSink`: transactions (orders, executions, holdings,
+                          cash, dead letters) on a background writer per ledger partition,
+                          overlapping the flow; idempotent by ExecID; each epoch's snapshot
+                          waits for its transactions to commit
+One input partition (a file, a FIX session, a Kafka partition) always goes to the same ledger
+partition, so it is booked in its own order. Ledger partitions (and processes) may touch the
+same account: the writer locks accounts in a fixed order and retries deadlocks, so balances
+stay right under concurrent writers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from connectors.fix import DecodedBatch
 from domain.events import OrderEvent, OrderList
 from flows.context import FlowContext
 from flows.operators import ORDER_TYPES
-from sinks.ledger import LedgerSink
+from sinks.ledger import PipelinedLedgerSink, ledger_partition_key
 
 
 def order_events_of(batch: DecodedBatch) -> list[list[OrderEvent]]:
@@ -39,5 +41,8 @@ def order_events_of(batch: DecodedBatch) -> list[list[OrderEvent]]:
 def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[OrderEvent]]:
     """Add the ledger steps to a dataflow whose decoded FIX stream is `decoded`."""
     orders = op.flat_map("collect_order_events", decoded, order_events_of)
-    op.output("write_ledger", orders, LedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry))
+    keyed = op.map("key_order_events", orders, ledger_partition_key)
+    op.output(
+        "write_ledger", keyed, PipelinedLedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry)
+    )
     return orders

@@ -34,11 +34,17 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
 
 from domain.audit import AuditRecord
 from domain.errors import BrokerflowError
 from domain.quotes import Quote
+from sinks.background import BackgroundWriter
 from sinks.postgres import MigrationError, load_migrations
 from sinks.retry import RetryPolicy, retry_with_backoff
 
@@ -846,6 +852,94 @@ class AuditSink(ClickHouseSink):
     ) -> None:
         super().__init__(
             "audit_log", AUDIT_COLUMNS, audit_rows, url, data_dir, count, "audit_rows", policy
+        )
+
+
+AUDIT_PARTITION = "audit"
+
+
+def audit_partition_key(records: list[AuditRecord]) -> tuple[str, list[AuditRecord]]:
+    """Key a batch of audit records for `PipelinedAuditSink` (one partition)."""
+    return AUDIT_PARTITION, records
+
+
+class _PipelinedRowsPartition(StatefulSinkPartition[list[Any], None]):
+    def __init__(
+        self,
+        writer: _StoreWriter,
+        to_rows: Callable[[Iterable[Any]], list[Any]],
+        count: Callable[[int], None] | None,
+        name: str,
+        max_rows: int,
+    ) -> None:
+        self._writer = writer
+        self._to_rows = to_rows
+        self._count = count
+        self._background = BackgroundWriter(self._write, name, max_items=max_rows)
+
+    def _write(self, items: list[Any]) -> None:
+        written = self._writer.write(self._to_rows(items))
+        if self._count is not None and written:
+            self._count(written)
+
+    def write_batch(self, values: list[list[Any]]) -> None:
+        items = [item for batch in values for item in batch]
+        if items:
+            self._background.submit(items)
+
+    def snapshot(self) -> None:
+        self._background.drain()  # the epoch's rows are inserted before its snapshot
+        return None
+
+    def close(self) -> None:
+        try:
+            self._background.close()
+        finally:
+            self._writer.close()
+
+
+class PipelinedAuditSink(FixedPartitionedSink[list[AuditRecord], None]):
+    """`audit_log` rows from `(AUDIT_PARTITION, [AuditRecord])` items, inserted by a background
+    writer while the flow goes on (`sinks.background`).
+
+    Batches that queue up during an insert go in together (up to `max_rows` rows per insert:
+    fewer, larger parts for ClickHouse to write and merge). Each epoch's snapshot waits until
+    its rows are inserted. One partition: the audit trail has no order to keep (rows are keyed
+    on the input), and one writer makes the largest inserts. Counter "audit_rows", retries as
+    `AuditSink`.
+    """
+
+    def __init__(
+        self,
+        url: str | None,
+        data_dir: Path,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+        max_rows: int = 50_000,
+    ) -> None:
+        self._url = url
+        self._data_dir = Path(data_dir)
+        self._count = count
+        self._policy = policy
+        self._max_rows = max_rows
+
+    def list_parts(self) -> list[str]:
+        """The one audit partition."""
+        return [AUDIT_PARTITION]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> StatefulSinkPartition[list[AuditRecord], None]:
+        """Open the store and start the writer thread."""
+        writer = _StoreWriter(self._url, self._data_dir, "audit_log", AUDIT_COLUMNS, self._policy)
+        writer.connect()
+        count = self._count
+        return _PipelinedRowsPartition(
+            writer,
+            audit_rows,
+            None if count is None else (lambda n: count("audit_rows", n)),
+            f"{step_id}.{for_part}",
+            self._max_rows,
         )
 
 

@@ -29,7 +29,12 @@ from decimal import Decimal
 from typing import Any, cast
 
 import psycopg
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
 from psycopg import errors as pg_errors
 
 from domain.dead_letters import DeadLetter
@@ -47,6 +52,7 @@ from domain.orders import (
     route_order_request,
     status_from_name,
 )
+from sinks.background import BackgroundWriter
 from sinks.postgres import PgBatchWriter, write_dead_letters
 from sinks.retry import RetryPolicy, retry_with_backoff
 
@@ -699,6 +705,25 @@ class _LedgerPartition(StatelessSinkPartition[list[LedgerEvent]]):
         self._writer.close()
 
 
+def _ledger_writer(
+    dsn: str, step_id: str, count: Counter | None, policy: RetryPolicy | None
+) -> PgBatchWriter[LedgerEvent]:
+    """A connected `PgBatchWriter` booking with `LedgerWriter` (dead letters stored too)."""
+    step_id = step_id.rsplit(".", 1)[-1]  # "flow.write_ledger" -> "write_ledger", as decode_fix
+
+    def write(conn: psycopg.Connection, events: Sequence[LedgerEvent]) -> int:
+        result = LedgerWriter(conn, step_id=step_id, store_dead_letters=True).apply(events)
+        if count is not None:
+            count("executions", result.executions)
+            count("executions_duplicate", result.duplicates)
+            count("dead_letters", len(result.dead_letters))
+        return result.applied
+
+    writer: PgBatchWriter[LedgerEvent] = PgBatchWriter(dsn, write, policy)
+    writer.connect()
+    return writer
+
+
 class LedgerSink(DynamicSink[list[LedgerEvent]]):
     """Bytewax sink booking lists of order events with `LedgerWriter`, one transaction per batch.
 
@@ -723,20 +748,72 @@ class LedgerSink(DynamicSink[list[LedgerEvent]]):
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[list[LedgerEvent]]:
         """Connect this worker's partition."""
-        count = self._count
-        step_id = step_id.rsplit(".", 1)[-1]  # "flow.write_ledger" -> "write_ledger", as decode_fix
+        return _LedgerPartition(_ledger_writer(self._dsn, step_id, self._count, self._policy))
 
-        def write(conn: psycopg.Connection, events: Sequence[LedgerEvent]) -> int:
-            result = LedgerWriter(conn, step_id=step_id, store_dead_letters=True).apply(events)
-            if count is not None:
-                count("executions", result.executions)
-                count("executions_duplicate", result.duplicates)
-                count("dead_letters", len(result.dead_letters))
-            return result.applied
 
-        writer: PgBatchWriter[LedgerEvent] = PgBatchWriter(self._dsn, write, self._policy)
-        writer.connect()
-        return _LedgerPartition(writer)
+class _PipelinedLedgerPartition(StatefulSinkPartition[list[LedgerEvent], None]):
+    def __init__(self, writer: PgBatchWriter[LedgerEvent], name: str, max_events: int) -> None:
+        self._writer = writer
+        self._background = BackgroundWriter(writer.write, name, max_items=max_events)
+
+    def write_batch(self, values: list[list[LedgerEvent]]) -> None:
+        events = [event for chunk in values for event in chunk]
+        if events:
+            self._background.submit(events)
+
+    def snapshot(self) -> None:
+        self._background.drain()  # the epoch's transactions are committed before its snapshot
+        return None
+
+    def close(self) -> None:
+        try:
+            self._background.close()
+        finally:
+            self._writer.close()
+
+
+def ledger_partition_key(events: list[LedgerEvent]) -> tuple[str, list[LedgerEvent]]:
+    """Key a chunk's order events by their input partition (the source without its position:
+    "file:/day.fix:812" -> "file:/day.fix"), so each input partition is booked in its order."""
+    return events[0].source.rpartition(":")[0], events
+
+
+class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
+    """Bytewax sink booking `(input partition, [order events])` items with `LedgerWriter`, the
+    transactions running on a background thread while the worker goes on (`sinks.background`).
+
+    The input partitions map onto `partitions` ledger partitions (one writer thread and one
+    connection each, built on first use), so one input partition is always booked by the same
+    writer, in its order; writers of different partitions may touch the same account, which the
+    account locks keep right. Batches that queue up while a transaction runs are booked together
+    in the next one (at most `max_events` events). Each epoch's snapshot waits until its
+    transactions are committed. Dead letters, counters and retries as `LedgerSink`.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+        partitions: int = 4,
+        max_events: int = 20_000,
+    ) -> None:
+        self._dsn = dsn
+        self._count = count
+        self._policy = policy
+        self._parts = [f"ledger-{i}" for i in range(partitions)]
+        self._max_events = max_events
+
+    def list_parts(self) -> list[str]:
+        """Every ledger partition (the writer connects when a partition is first written)."""
+        return self._parts
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> StatefulSinkPartition[list[LedgerEvent], None]:
+        """Connect a partition and start its writer thread."""
+        writer = _ledger_writer(self._dsn, step_id, self._count, self._policy)
+        return _PipelinedLedgerPartition(writer, f"{step_id}.{for_part}", self._max_events)
 
 
 __all__ = [
@@ -746,6 +823,8 @@ __all__ = [
     "LedgerResult",
     "LedgerSink",
     "LedgerWriter",
+    "PipelinedLedgerSink",
     "execution_rows",
+    "ledger_partition_key",
     "transact_time",
 ]

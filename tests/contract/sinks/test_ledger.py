@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,9 @@ from sinks.ledger import (
     LedgerResult,
     LedgerSink,
     LedgerWriter,
+    PipelinedLedgerSink,
     execution_rows,
+    ledger_partition_key,
 )
 from sinks.postgres import migrate
 
@@ -502,6 +505,28 @@ def test_ledger_sink_books_batches_and_dead_letters(db: str) -> None:
     stream = op.input("inp", flow, TestingSource(batches))
     op.output("write_ledger", stream, LedgerSink(db, count=count))
     run_main(flow)
+    assert counts == {"executions": 2, "executions_duplicate": 1, "dead_letters": 1}
+    assert holding(db) == (D(15), D(10))
+    row = one(db, "SELECT reason, step_id, source FROM dead_letters")
+    assert row == ("Account(1) 'ZZ' is not a known account", "write_ledger", "file:test.fix:3")
+
+
+def test_pipelined_ledger_sink_books_batches_in_order_across_epochs(db: str) -> None:
+    counts: dict[str, int] = {}
+
+    def count(name: str, n: int) -> None:
+        counts[name] = counts.get(name, 0) + n
+
+    batches = [  # an epoch each (epoch_interval 0): every epoch's snapshot drains the writer
+        [fill("e1", "10", "10", "10", n=1)],
+        [fill("e2", "5", "10", "15", n=2)],
+        [fill("e1", "10", "10", "10", n=1), fill("x1", "1", "1", "1", account="ZZ", n=3)],
+    ]
+    flow = Dataflow("ledger_pipelined_test")
+    stream = op.input("inp", flow, TestingSource(batches))
+    keyed = op.map("key", stream, ledger_partition_key)
+    op.output("write_ledger", keyed, PipelinedLedgerSink(db, count=count, partitions=2))
+    run_main(flow, epoch_interval=timedelta(0))
     assert counts == {"executions": 2, "executions_duplicate": 1, "dead_letters": 1}
     assert holding(db) == (D(15), D(10))
     row = one(db, "SELECT reason, step_id, source FROM dead_letters")

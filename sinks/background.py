@@ -1,0 +1,125 @@
+"""Sinks layer: a store write overlapped with the dataflow, drained before each snapshot.
+
+`BackgroundWriter` runs one `write(batch)` at a time on its own thread, in submission order,
+while the Bytewax worker goes on with the next input: a database wait (psycopg and chdb release
+the GIL while the server or the engine works) then overlaps decoding and the other steps.
+Batches queued while a write was running are joined into the next one (up to `max_items`), so
+a writer that falls behind makes fewer, larger transactions or inserts instead of a longer queue.
+
+Guarantees, for the sinks built on it (`sinks.ledger.PipelinedLedgerSink`,
+`sinks.clickhouse.PipelinedAuditSink`):
+- order: one thread, FIFO, and a batch never starts before the previous one finished;
+- nothing lost: `drain()` returns only once everything submitted is written. The sinks are
+  `StatefulSinkPartition`s whose `snapshot()`, which Bytewax calls at the end of every epoch
+  before it commits the epoch's snapshots, drains: a committed epoch never has writes in flight;
+- errors: the write retries as before (its own bounded backoff); if it still fails, nothing
+  after it is written and the error is raised by the next `submit`, `drain` or `close`, which
+  stops the flow before the epoch is committed, so a restart replays it (the writes are
+  idempotent on the input).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class BackgroundWriter(Generic[T]):
+    """Write submitted batches on one background thread, in order; see the module docstring.
+
+    Args:
+        write: `write(items)` writes one batch (with its own retries) or raises.
+        name: the thread's name.
+        max_items: at most this many items are joined into one write.
+        max_pending: `submit` waits while this many items are queued (back pressure).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], object],
+        name: str,
+        max_items: int = 20_000,
+        max_pending: int = 40_000,
+    ) -> None:
+        self._write = write
+        self._max_items = max_items
+        self._max_pending = max_pending
+        self._queue: deque[Sequence[T]] = deque()
+        self._queued = 0  # items in the queue
+        self._busy = False  # a write is running
+        self._error: BaseException | None = None
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, items: Sequence[T]) -> None:
+        """Queue a batch; wait while the queue is full. Raise the error of a failed write."""
+        if not items:
+            return
+        with self._cond:
+            while self._queued >= self._max_pending and self._error is None:
+                self._cond.wait()
+            self._raise_error()
+            self._queue.append(items)
+            self._queued += len(items)
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is written; raise the error of a failed write."""
+        with self._cond:
+            while (self._queue or self._busy) and self._error is None:
+                self._cond.wait()
+            self._raise_error()
+
+    def close(self) -> None:
+        """Drain, then stop the thread (also when a write failed: then raise its error)."""
+        try:
+            self.drain()
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            self._thread.join()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _take(self) -> list[T] | None:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            batch = list(self._queue.popleft())
+            while self._queue and len(batch) + len(self._queue[0]) <= self._max_items:
+                batch.extend(self._queue.popleft())
+            self._queued -= len(batch)
+            self._busy = True
+            self._cond.notify_all()
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                exc.add_note(f"in the background writer {self._thread.name}")
+                with self._cond:
+                    self._error = exc
+                    self._busy = False
+                    self._queue.clear()
+                    self._queued = 0
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
