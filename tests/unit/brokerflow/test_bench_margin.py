@@ -64,7 +64,7 @@ def test_tiny_run_calls_the_accounts_built_to_breach_and_writes_the_result(tmp_p
     assert out["accounts_called_not_built_to_breach"] == 0
     assert out["margin_call_latency_samples"] == out["margin_calls"]
     assert out["margin_call_latency_p99_ms"] >= out["margin_call_latency_p50_ms"] > 0
-    # Triggers: far fewer evaluations than mark deliveries (every shard gets every mark).
+    # The screen: far fewer exact evaluations than mark deliveries (every shard gets every mark).
     assert 0 < out["evaluations"] < out["marks_fanned_out"]
     assert out["stream_quotes"] == 20_000 and out["stream_stopped_by"] == "quotes"
 
