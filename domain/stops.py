@@ -1063,17 +1063,16 @@ class StopBook:
         if not changed or not (sym.stops or sym.ladders):
             return out
         fired: list[tuple[int, str, Decimal | None, Decimal, str]] = []
-        stops = sym.stops
-        ladders = sym.ladders
+        # A symbol has a few structures (per reference and side): walk the ones that exist
+        # rather than look up all 24 (reference, side, offset type) keys per quote.
         for ref, px in changed:
-            for buy in (False, True):
-                heap = stops.get((ref, buy))
-                if heap is not None and heap.heap:
-                    for seq, cl_ord_id in heap.pop_upto(_key(buy, px)):
+            for (r, buy), heap in sym.stops.items():
+                if r == ref and heap.heap and heap.heap[0][0] <= (px if buy else -px):
+                    for seq, cl_ord_id in heap.pop_upto(px if buy else -px):
                         fired.append((seq, cl_ord_id, None, px, ref))
-                for bps in (False, True):
-                    ladder = ladders.get((ref, buy, bps))
-                    if ladder is not None:
+            if sym.ladders:
+                for (r, _buy, _bps), ladder in sym.ladders.items():
+                    if r == ref:
                         for seq, cl_ord_id, stop in ladder.update(px):
                             fired.append((seq, cl_ord_id, stop, px, ref))
         if fired:
