@@ -155,11 +155,16 @@ def margin_figures(
     positions: list[Position] = []
     concentrated: list[tuple[str, Decimal]] = []
     maintenance_req = initial_req = ZERO
-    steps = policy.concentration
-    for symbol, quantity, mark, value in marked:
+    if not policy.concentration:  # one rate for every position: Σ size·rate = gross·rate
+        positions = [
+            Position(symbol, quantity, mark, value, maintenance_rate, initial_rate)
+            for symbol, quantity, mark, value in marked
+        ]
+        maintenance_req, initial_req = gross * maintenance_rate, gross * initial_rate
+    for symbol, quantity, mark, value in marked if policy.concentration else ():
         size = abs(value)
         m_rate, i_rate = maintenance_rate, initial_rate
-        if gross and steps:
+        if gross:
             share = size / gross
             add_on = policy.concentration_rate(share)
             if add_on is not None:
@@ -222,8 +227,12 @@ def _reduction(figures: MarginFigures, initial: bool) -> tuple[Decimal, list[Liq
     return _reduction_rounds(figures, initial)
 
 
+def _by_size(p: Position) -> tuple[Decimal, str]:
+    return (-abs(p.value), p.symbol)
+
+
 def _reduction_one_pass(
-    figures: MarginFigures, initial: bool
+    figures: MarginFigures, initial: bool, order: list[Position] | None = None
 ) -> tuple[Decimal, list[LiquidationLine]]:
     """`_reduction` when rates cannot change: selling x shares at mark P leaves equity alone
     and lowers the requirement by x·P·rate, so the need falls by exactly that, and a position
@@ -233,7 +242,9 @@ def _reduction_one_pass(
     ) - figures.equity
     lines: list[LiquidationLine] = []
     total = ZERO
-    for p in _liquidation_order(figures.positions, initial):
+    # One rate for all: the liquidation order is by size then symbol (the order is shared by
+    # the two reductions of `shortfall`).
+    for p in order if order is not None else sorted(figures.positions, key=_by_size):
         if need <= 0:
             break
         if not p.quantity:
@@ -296,8 +307,13 @@ class Shortfall:
 
 def shortfall(figures: MarginFigures) -> Shortfall:
     """The deposit or the position reduction that restores maintenance, and initial margin."""
-    to_maintenance, _ = _reduction(figures, initial=False)
-    to_initial, _ = _reduction(figures, initial=True)
+    if not figures.unmarked and not figures.policy.concentration:
+        order = sorted(figures.positions, key=_by_size)
+        to_maintenance = _reduction_one_pass(figures, False, order)[0]
+        to_initial = _reduction_one_pass(figures, True, order)[0]
+    else:
+        to_maintenance, _ = _reduction(figures, initial=False)
+        to_initial, _ = _reduction(figures, initial=True)
     return Shortfall(
         cash_to_maintenance=max(ZERO, figures.maintenance_requirement - figures.equity),
         cash_to_initial=max(ZERO, figures.initial_requirement - figures.equity),

@@ -477,10 +477,11 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         account, owner = state.book.names[i], state.owners[i]
         before = state.concentrated.get(i, set())
         over = set()
-        if f.gross_value and not f.unmarked:
+        if f.gross_value and not f.unmarked and len(f.positions) > 1:
+            limit = self.alert_share * f.gross_value  # no division per position
             for p in f.positions:
-                share = abs(p.value) / f.gross_value
-                if share > self.alert_share and len(f.positions) > 1:
+                if abs(p.value) > limit:
+                    share = abs(p.value) / f.gross_value
                     over.add(p.symbol)
                     if p.symbol not in before:
                         effects.alerts.append(
