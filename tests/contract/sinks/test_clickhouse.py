@@ -23,10 +23,12 @@ from domain.events import ExecutionReport, OrderRequest
 from domain.quotes import Quote
 from sinks.clickhouse import (
     AUDIT_COLUMNS,
+    AUDIT_PARTITION,
     TICK_COLUMNS,
     AuditSink,
     ChdbStore,
     ClickHouseError,
+    PipelinedAuditSink,
     ReadOnlyError,
     ServerStore,
     TicksSink,
@@ -521,6 +523,24 @@ def test_audit_and_ticks_sinks_write_batches(store: ChdbStore, tmp_path: Path) -
     assert rows == [(len(records),)]
     _, rows = store.query("SELECT count(), max(volume) FROM market_ticks FINAL")
     assert rows == [(len(ticks), 2000.0)]
+
+
+def test_pipelined_audit_sink_holds_rows_until_the_epoch_snapshot(
+    store: ChdbStore, tmp_path: Path
+) -> None:
+    records, _ = scenario()
+    sink = PipelinedAuditSink(f"chdb://{tmp_path}/ch", tmp_path, min_rows=1_000)
+    part = sink.build_part("audit", AUDIT_PARTITION, None)
+    try:
+        part.write_batch([records[:5]])
+        part.write_batch([records[:3]])  # a replayed batch
+        assert store.query("SELECT count() FROM audit_log")[1] == [(0,)]  # held
+        part.snapshot()  # the epoch ends: everything held is inserted before it returns
+        assert store.query("SELECT count() FROM audit_log FINAL")[1] == [(5,)]
+        part.write_batch([records[5:]])
+    finally:
+        part.close()  # inserts what is still held
+    assert store.query("SELECT count() FROM audit_log FINAL")[1] == [(len(records),)]
 
 
 def test_audit_row_of_a_fill_carries_its_quote(book: ChdbStore) -> None:
