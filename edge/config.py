@@ -14,8 +14,14 @@ class EdgeConfig:
         secret: the HS256 key of edge tokens.
         host, port: where to listen.
         postgres_dsn: for the dead-letter figures of health frames; None leaves them out.
-        flush_ms: quotes are sent to each connection at most once per this many ms, several
-            updates in one frame; alerts go at once.
+        flush_ms: quotes are sent to each connection at most once per this many ms (the
+            shortest flush period), several updates in one frame; alerts go at once.
+        flush_max_ms: the longest flush period: while the process sends more than
+            `max_frames_per_s`, the period grows from `flush_ms` up to this (`edge.pacing`).
+        max_frames_per_s: frames per second one process sends before it lengthens the flush
+            period (~12 µs of CPU each: 25,000/s is about a third of a core).
+        flush_phases: each connection is flushed in one of this many ticks of the period, so
+            the sends are spread over it rather than sent in one burst.
         flush_slice: connections flushed per event-loop pass, so that a flush of thousands of
             connections does not stall reading and alerts.
         max_symbols: subscriptions per connection.
@@ -35,6 +41,9 @@ class EdgeConfig:
     port: int = 8765
     postgres_dsn: str | None = None
     flush_ms: int = 25
+    flush_max_ms: int = 200
+    max_frames_per_s: int = 25_000
+    flush_phases: int = 10
     flush_slice: int = 250
     max_symbols: int = 500
     max_message_bytes: int = 4096

@@ -53,6 +53,7 @@ async def health_forever(hub: Hub) -> None:
     """Send a `health` frame to the operators every `health_s` while any is connected."""
     period = hub.config.health_s
     stats = hub.stats
+
     def conflated() -> int:
         return stats.queued - stats.updates_out
 
@@ -83,7 +84,11 @@ async def health_forever(hub: Hub) -> None:
             "health",
             ts=now_ms,
             streams=streams,
-            edge={"connections": len(hub.sessions), **rates},
+            edge={
+                "connections": len(hub.sessions),
+                "flush_period_ms": round(hub.flush_period_s * 1000, 1),
+                **rates,
+            },
             dead_letters=dead,
         )
         for session in list(hub.operators):

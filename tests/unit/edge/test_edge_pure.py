@@ -148,3 +148,126 @@ def test_deflate_round_trip_and_bomb_limit():
         deflate.decompress(deflate.compress(b"0" * 100_000), max_bytes=1000)
     assert deflate.offered("permessage-deflate; client_max_window_bits")
     assert not deflate.offered("x-webkit-deflate-frame")
+
+
+# -- flushing: phases and pacing (edge.hub, edge.pacing) ---------------------------------------
+
+
+class _FakeSender:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send_frame(self, payload: bytes) -> None:
+        self.frames.append(payload)
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def _hub(**overrides: object):  # noqa: ANN202
+    from edge.config import EdgeConfig
+    from edge.hub import Hub
+
+    config = EdgeConfig(redis_url="redis://unused", secret=b"x" * 32, **overrides)
+    return Hub(config, None)  # the flush paths never touch Redis
+
+
+def _quote_entry(symbol: str, seq: int) -> tuple[bytes, dict[bytes, bytes]]:
+    data = json.dumps({"symbol": symbol, "bid": 1.0, "ts": 0, "seq": seq}).encode()
+    return b"1-%d" % seq, {b"symbol": symbol.encode(), b"data": data}
+
+
+def test_next_flush_period_follows_the_frame_budget():
+    from edge.pacing import next_flush_period
+
+    assert next_flush_period(0.025, 50_000, 25_000, 0.025, 0.2) == pytest.approx(0.05)
+    assert next_flush_period(0.025, 1e6, 25_000, 0.025, 0.2) == pytest.approx(0.1)  # 4x at most
+    assert next_flush_period(0.1, 1e6, 25_000, 0.025, 0.2) == pytest.approx(0.2)  # the ceiling
+    assert next_flush_period(0.1, 24_000, 25_000, 0.025, 0.2) == 0.1  # within 10 %: kept
+    assert next_flush_period(0.1, 1_000, 25_000, 0.025, 0.2) == pytest.approx(0.05)  # 2x down
+    assert next_flush_period(0.03, 0, 25_000, 0.025, 0.2) == pytest.approx(0.025)  # the floor
+
+
+def test_hub_spreads_connections_over_flush_phases():
+    from edge.claims import Claims
+
+    hub = _hub(flush_phases=4)
+    senders = [_FakeSender() for _ in range(10)]
+    sessions = [hub.add(s, Claims("u", "trader", frozenset({"A1"}), 0)) for s in senders]
+    assert sorted(len(group) for group in hub.phases) == [2, 2, 3, 3]
+    hub.remove(senders[0])
+    assert sum(len(group) for group in hub.phases) == 9
+    assert sessions[0] not in hub.phases[sessions[0].phase]
+
+
+def test_hub_flush_sends_one_frame_of_the_latest_quotes_per_connection():
+    from edge.claims import Claims
+
+    hub = _hub(flush_phases=1)
+    quiet, busy = _FakeSender(), _FakeSender()
+    for sender, symbols in ((quiet, ["ZZZ"]), (busy, ["AAA", "BBB"])):
+        session = hub.add(sender, Claims("u", "trader", frozenset({"A1"}), 0))
+        hub.subs.subscribe(session, symbols)
+    hub.on_quotes([_quote_entry("AAA", 1), _quote_entry("BBB", 1), _quote_entry("AAA", 2)])
+    ready = hub.flush_phase(hub.phases[0])
+    assert [s.sender for s in ready] == [busy]  # nothing pending for the quiet one
+    for session in ready:
+        hub.flush_session(session)
+    assert quiet.frames == []
+    (frame,) = busy.frames
+    doc = json.loads(frame)
+    assert doc["type"] == "quotes"
+    assert [(q["symbol"], q["seq"]) for q in doc["quotes"]] == [("AAA", 2), ("BBB", 1)]
+    assert hub.flush_phase(hub.phases[0]) == []
+
+
+def test_hub_flush_period_lengthens_over_the_frame_budget_and_comes_back():
+    import asyncio
+
+    from edge.claims import Claims
+
+    hub = _hub(flush_ms=10, flush_max_ms=80, max_frames_per_s=200, flush_phases=5)
+    for _ in range(20):
+        session = hub.add(_FakeSender(), Claims("u", "trader", frozenset({"A1"}), 0))
+        hub.subs.subscribe(session, ["AAA"])
+
+    async def run(seconds: float, busy: bool) -> None:
+        flusher = asyncio.create_task(hub.flush_forever())
+        loop = asyncio.get_running_loop()
+        end, seq = loop.time() + seconds, 0
+        while loop.time() < end:
+            if busy:  # an update for every connection every 2 ms: 2,000 frames/s unpaced
+                seq += 1
+                hub.on_quotes([_quote_entry("AAA", seq)])
+            await asyncio.sleep(0.002)
+        flusher.cancel()
+
+    asyncio.run(run(1.6, busy=True))
+    assert hub.flush_period_s == pytest.approx(0.08)
+    asyncio.run(run(2.1, busy=False))
+    assert hub.flush_period_s == pytest.approx(0.01)
+
+
+def test_hub_alerts_queued_while_paused_all_arrive_when_the_socket_fills_again():
+    from edge.claims import Claims
+
+    hub = _hub()
+    sent: list[bytes] = []
+
+    class FillsAfterOne(_FakeSender):
+        def send_frame(self, payload: bytes) -> None:
+            sent.append(payload)
+            hub.pause(self)  # the socket is full again after each frame
+
+    sender = FillsAfterOne()
+    hub.add(sender, Claims("u", "trader", frozenset({"A1"}), 0))
+    hub.pause(sender)
+    entries = [
+        (b"5-%d" % i, {b"kind": b"STOP_TRIGGERED", b"account": b"A1", b"data": b'{"n":%d}' % i})
+        for i in range(3)
+    ]
+    hub.on_alerts(entries)
+    assert sent == []
+    for _ in range(3):
+        hub.resume_writing(sender)
+    assert [json.loads(f)["n"] for f in sent] == [0, 1, 2]
