@@ -33,6 +33,8 @@ class RowSpec:
         unit: the figure's unit; None: the result's `unit`.
         lower_is_better: latency-like figures meet their goal from below.
         details: `str.format` templates over `yardsticks`; one whose keys are missing is left out.
+        goal_key: the key in `yardsticks` of the row's goal; None: the result's `goal`.
+        optional: leave the row out when its figure is missing (older results).
     """
 
     title: str
@@ -42,6 +44,8 @@ class RowSpec:
     unit: str | None = None
     lower_is_better: bool = False
     details: tuple[str, ...] = ()
+    goal_key: str | None = None
+    optional: bool = False
 
 
 # The yardstick of each benchmark is the one its issue put next to it.
@@ -103,8 +107,17 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
         RowSpec(
             "edge", "bare picows broadcast p99 ms", "bare picows broadcast loop",
             unit="ms p99 XADD->client", lower_is_better=True,
-            details=("{conditions}", "{edge_steps}",
+            details=("{conditions}", "p50 {p50_ms_1000x10000} ms",
+                     "{delivered_per_s_1000x10000:,} updates/s delivered", "{edge_steps}",
                      "alerts {alerts_received:,} of {alerts_sent:,} delivered"),
+        ),
+        # Issue 8's second goal, measured in the same run (bench/edge.py GOALS).
+        RowSpec(
+            "edge 5,000 clients", "bare_p99_ms_5000x1000", "bare picows broadcast loop",
+            figure_key="p99_ms_5000x1000", unit="ms p99 XADD->client", lower_is_better=True,
+            goal_key="goal_p99_ms_5000x1000", optional=True,
+            details=("5000 clients x 1000/s", "p50 {p50_ms_5000x1000} ms",
+                     "{delivered_per_s_5000x1000:,} updates/s delivered"),
         ),
     ),
     "fix-session": (
@@ -147,8 +160,12 @@ def build_rows(result: dict[str, Any], source: str = "") -> list[dict[str, Any]]
     for spec in specs:
         raw = result.get("value") if spec.figure_key is None else yardsticks.get(spec.figure_key)
         figure = _number(raw)
+        if figure is None and spec.optional:
+            continue
         yardstick = _number(yardsticks.get(spec.yardstick_key)) if spec.yardstick_key else None
-        goal = _number(result.get("goal"))
+        goal = _number(
+            result.get("goal") if spec.goal_key is None else yardsticks.get(spec.goal_key)
+        )
         ratio = figure / yardstick if figure is not None and yardstick else None
         met = None
         if figure is not None and goal is not None:
@@ -182,8 +199,8 @@ def build_rows(result: dict[str, Any], source: str = "") -> list[dict[str, Any]]
 def _steps(result: dict[str, Any]) -> str | None:
     """The edge's p99 at each input rate (its `steps`), e.g. "p99 91 / 185 ms at 1,000 / ..."."""
     steps = [s for s in result.get("steps") or [] if isinstance(s, dict) and "p99_ms" in s]
-    if not steps:
-        return None
+    if len(steps) < 2:
+        return None  # one rate: the row's figure already says it
     p99 = " / ".join(fmt(s["p99_ms"]) for s in steps)
     rates = " / ".join(fmt(s.get("rate_in")) for s in steps)
     return f"p99 {p99} ms at {rates} updates/s in"

@@ -145,3 +145,20 @@ def test_bench_quick_shrinks_only_the_sizes_left_at_their_default():
     _apply_quick(args)
     assert args.fills == 5
     assert args.messages == 100_000 and args.stops == 100_000 and args.margin_accounts == 20_000
+
+
+def test_summary_edge_shows_both_goal_configurations_with_their_own_goals(tmp_path):
+    both = _result(
+        "edge", "p99 ms XADD->client, 1000 clients x 10000/s", 40, 50.0,
+        {"bare picows broadcast p99 ms": 30, "p99_ms_5000x1000": 160, "p50_ms_5000x1000": 60,
+         "goal_p99_ms_5000x1000": 150.0, "bare_p99_ms_5000x1000": 80,
+         "delivered_per_s_5000x1000": 180_000},
+    )  # fmt: skip
+    rows = _rows(tmp_path, both)
+    assert rows["edge"]["met"] is True
+    second = rows["edge 5,000 clients"]
+    assert (second["figure"], second["goal"], second["yardstick"]) == (160, 150.0, 80)
+    assert second["met"] is False and second["better"] == "lower"
+    assert "p50 60 ms" in second["details"]
+    # An older result without the second configuration has no such row.
+    assert "edge 5,000 clients" not in _rows(tmp_path / "old", *SAMPLES)
