@@ -569,11 +569,11 @@ class _TrailLadder:
     def update(self, px: Decimal) -> list[tuple[int, str, Decimal]]:
         """Apply a new reference price; return (seq, cl_ord_id, stop) of the orders it fires."""
         buy = self.buy
-        price_key = _key(buy, px)
+        price_key = px if buy else -px  # _key, inlined: this runs on every reference change
         groups = self.groups
         stack = self.stack
         # 1. Ratchet: pop the groups whose mark px improves on and meld them into one.
-        if stack and _key(buy, groups[stack[-1]].x) > price_key:
+        if stack and (groups[stack[-1]].x if buy else -groups[stack[-1]].x) > price_key:
             base_gid = stack.pop()
             base = groups[base_gid]
             while stack and _key(buy, groups[stack[-1]].x) > price_key:
@@ -1042,39 +1042,37 @@ class StopBook:
         sym = self._symbols.get(symbol)
         if sym is None:
             sym = self._symbols[symbol] = _Symbol()
-        changed: list[tuple[str, Decimal]] = []
+        changed: dict[str, Decimal] = {}
         last = _to_decimal(last)
         if last is not None and last != sym.last:
-            sym.last = last
-            changed.append(("last", last))
+            sym.last = changed["last"] = last
         bid = _to_decimal(bid)
         if bid is not None and bid != sym.bid:
-            sym.bid = bid
-            changed.append(("bid", bid))
+            sym.bid = changed["bid"] = bid
         ask = _to_decimal(ask)
         if ask is not None and ask != sym.ask:
-            sym.ask = ask
-            changed.append(("ask", ask))
+            sym.ask = changed["ask"] = ask
         if sym.bid is not None and sym.ask is not None:
             mid = (sym.bid + sym.ask) / 2
             if mid != sym.mid:
-                sym.mid = mid
-                changed.append(("mid", mid))
+                sym.mid = changed["mid"] = mid
         if not changed or not (sym.stops or sym.ladders):
             return out
         fired: list[tuple[int, str, Decimal | None, Decimal, str]] = []
-        # A symbol has a few structures (per reference and side): walk the ones that exist
-        # rather than look up all 24 (reference, side, offset type) keys per quote.
-        for ref, px in changed:
-            for (r, buy), heap in sym.stops.items():
-                if r == ref and heap.heap and heap.heap[0][0] <= (px if buy else -px):
-                    for seq, cl_ord_id in heap.pop_upto(px if buy else -px):
+        # A symbol has a few structures (per reference and side): walk them once, each with
+        # its reference's new value, rather than look up every possible key per quote.
+        for (ref, buy), heap in sym.stops.items():
+            px = changed.get(ref)
+            if px is not None and heap.heap:
+                key = px if buy else -px
+                if heap.heap[0][0] <= key:
+                    for seq, cl_ord_id in heap.pop_upto(key):
                         fired.append((seq, cl_ord_id, None, px, ref))
-            if sym.ladders:
-                for (r, _buy, _bps), ladder in sym.ladders.items():
-                    if r == ref:
-                        for seq, cl_ord_id, stop in ladder.update(px):
-                            fired.append((seq, cl_ord_id, stop, px, ref))
+        for (ref, _buy, _bps), ladder in sym.ladders.items():
+            px = changed.get(ref)
+            if px is not None:
+                for seq, cl_ord_id, stop in ladder.update(px):
+                    fired.append((seq, cl_ord_id, stop, px, ref))
         if fired:
             fired.sort()
             orders = self._orders
