@@ -48,9 +48,7 @@ class RunSummary:
             "stale_quotes_skipped": c.get("quotes_stale", 0),
             "crossed_quotes": c.get("crossed_quotes", 0),
             "executions": c.get("executions", 0),
-            "stops": {
-                k[6:]: v for k, v in sorted(c.items()) if k.startswith("stops_") and v
-            },
+            "stops": {k[6:]: v for k, v in sorted(c.items()) if k.startswith("stops_") and v},
             "orders_out": c.get("orders_out", 0),
             "alerts": {k[7:]: v for k, v in sorted(c.items()) if k.startswith("alerts.")},
             "data_quality": data_quality(c),
@@ -81,8 +79,10 @@ class RunSummary:
 def data_quality(c: dict[str, int]) -> dict:
     """The data-quality counters of a run (`quality.runner`) per suite, with coverage."""
     suites = sorted({k.split(".", 1)[1] for k in c if k.startswith("dq_seen.")})
+
     def per(prefix: str) -> dict[str, int]:
         return {s: c.get(f"{prefix}.{s}", 0) for s in suites}
+
     seen, covered = per("dq_seen"), per("dq_covered")
     return {
         "validations": per("dq_validations"),
