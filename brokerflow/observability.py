@@ -21,7 +21,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from bytewax.dataflow import Dataflow
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -90,9 +95,8 @@ def _event_ns(item: Any) -> int | None:
     return ts if type(ts) is int and ts > 0 else None
 
 
-class _TimedPartition(StatelessSinkPartition[Any]):
-    def __init__(self, inner: StatelessSinkPartition[Any], stats: FlowStats, step: str) -> None:
-        self._inner = inner
+class _BatchTimer:
+    def __init__(self, stats: FlowStats, step: str) -> None:
         self._stats = stats
         self._step = step
         self._items = "sink_items." + step
@@ -100,10 +104,7 @@ class _TimedPartition(StatelessSinkPartition[Any]):
         self._seconds = "sink_seconds." + step
         self._latency = "e2e_seconds." + step
 
-    def write_batch(self, items: list[Any]) -> None:
-        started = time.perf_counter()
-        self._inner.write_batch(items)
-        elapsed = time.perf_counter() - started
+    def observe(self, items: list[Any], elapsed: float) -> None:
         stats = self._stats
         n = sum(len(i) if type(i) is list else 1 for i in items)
         stats.add(self._items, n)
@@ -113,6 +114,34 @@ class _TimedPartition(StatelessSinkPartition[Any]):
             event_ns = _event_ns(items[-1])
             if event_ns is not None:
                 stats.observe(self._latency, (time.time_ns() - event_ns) / 1e9, SECONDS_BUCKETS)
+
+
+class _TimedPartition(StatelessSinkPartition[Any]):
+    def __init__(self, inner: StatelessSinkPartition[Any], stats: FlowStats, step: str) -> None:
+        self._inner = inner
+        self._timer = _BatchTimer(stats, step)
+
+    def write_batch(self, items: list[Any]) -> None:
+        started = time.perf_counter()
+        self._inner.write_batch(items)
+        self._timer.observe(items, time.perf_counter() - started)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _TimedStatefulPartition(StatefulSinkPartition[Any, Any]):
+    def __init__(self, inner: StatefulSinkPartition[Any, Any], stats: FlowStats, step: str) -> None:
+        self._inner = inner
+        self._timer = _BatchTimer(stats, step)
+
+    def write_batch(self, values: list[Any]) -> None:
+        started = time.perf_counter()
+        self._inner.write_batch(values)
+        self._timer.observe(values, time.perf_counter() - started)
+
+    def snapshot(self) -> Any:
+        return self._inner.snapshot()
 
     def close(self) -> None:
         self._inner.close()
@@ -133,6 +162,28 @@ class TimedSink(DynamicSink[Any]):
         return _TimedPartition(inner, self._stats, self._step)
 
 
+class TimedPartitionedSink(FixedPartitionedSink[Any, Any]):
+    """A partitioned sink that counts and times each batch its inner sink's partitions write
+    (for a sink that writes on a background thread, the time to hand the batch over)."""
+
+    def __init__(self, inner: FixedPartitionedSink[Any, Any], stats: FlowStats, step: str) -> None:
+        self._inner = inner
+        self._stats = stats
+        self._step = step
+
+    def list_parts(self) -> list[str]:
+        return self._inner.list_parts()
+
+    def part_fn(self, item_key: str) -> int:
+        return self._inner.part_fn(item_key)
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Any
+    ) -> StatefulSinkPartition[Any, Any]:
+        inner = self._inner.build_part(step_id, for_part, resume_state)
+        return _TimedStatefulPartition(inner, self._stats, self._step)
+
+
 def _output_steps(step: Any) -> Iterator[Any]:
     for sub in getattr(step, "substeps", ()):
         if type(sub).__name__ == "output" and hasattr(sub, "sink"):
@@ -142,7 +193,8 @@ def _output_steps(step: Any) -> Iterator[Any]:
 
 
 def instrument_sinks(flow: Dataflow, stats: FlowStats) -> int:
-    """Wrap every dynamic sink of `flow` in a `TimedSink`; return how many were wrapped.
+    """Wrap every sink of `flow` in a `TimedSink` (dynamic) or `TimedPartitionedSink`
+    (partitioned); return how many were wrapped.
 
     Done on the built dataflow, so flows need not know about metrics. Bytewax's `output`
     step is a frozen dataclass; its `sink` is replaced before the dataflow runs.
@@ -150,9 +202,12 @@ def instrument_sinks(flow: Dataflow, stats: FlowStats) -> int:
     wrapped = 0
     for step in _output_steps(flow):
         sink = step.sink
+        name = step.step_id.rsplit(".", 1)[-1]
         if isinstance(sink, DynamicSink) and not isinstance(sink, TimedSink):
-            name = step.step_id.rsplit(".", 1)[-1]
             object.__setattr__(step, "sink", TimedSink(sink, stats, name))
+            wrapped += 1
+        elif isinstance(sink, FixedPartitionedSink) and not isinstance(sink, TimedPartitionedSink):
+            object.__setattr__(step, "sink", TimedPartitionedSink(sink, stats, name))
             wrapped += 1
     return wrapped
 
