@@ -63,7 +63,8 @@ class Settings(BaseSettings):
         stop_reference: the price stops trigger on unless an order says otherwise: last trade,
             bid, ask or mid.
         margin_mark_ms: marks for margin are published at most once per this many ms of event
-            time per symbol (bounds the fan-out to holders).
+            time per symbol, and the account shards judge their accounts once per window of
+            this many ms (the screen's cost is per window, not per mark).
         margin_grace_s: event time a margin call may stand before LIQUIDATION.
         margin_concentration_share: a position above this share of the gross value raises a
             CONCENTRATION alert (and, with a rate, the add-on).
