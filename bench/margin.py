@@ -755,6 +755,7 @@ def run(
         "stream_event_seconds": round(stream.event_seconds, 4),
         "quotes_per_s_overall": round(stream.quotes_per_s, 1),
         "quotes_per_s_sustained_min_window": round(stream.sustained_per_s, 1),
+        "quotes_per_s_by_tenth": [round(r) for r in stream.window_rates],
         "marks_fanned_out": stream.marks,
         "evaluations": stream.evaluations,
         "evaluations_per_s": round(stream.evaluations_per_s),
