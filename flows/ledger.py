@@ -2,15 +2,15 @@
 
 Steps (ids are recovery keys; renaming one orphans its state):
     collect_order_events  DecodedBatch -> [order events of the chunk], in input order
-    key_order_events      -> (input partition, [order events]) (`ledger_partition_key`)
+    key_order_events      -> ("ledger", [order events]) (`ledger_partition_key`)
     write_ledger          `PipelinedLedgerSink`: transactions (orders, executions, holdings,
-                          cash, dead letters) on a background writer per ledger partition,
-                          overlapping the flow; idempotent by ExecID; each epoch's snapshot
-                          waits for its transactions to commit
-One input partition (a file, a FIX session, a Kafka partition) always goes to the same ledger
-partition, so it is booked in its own order. Ledger partitions (and processes) may touch the
-same account: the writer locks accounts in a fixed order and retries deadlocks, so balances
-stay right under concurrent writers.
+                          cash, dead letters) on one background writer that overlaps the flow;
+                          idempotent by ExecID; each epoch's snapshot waits for its
+                          transactions to commit
+The sink has one partition, so order events are booked in the order each worker sends them: one
+input partition (a file, a FIX session, Kafka partitions aligned by `flows.align`) in its own
+order. Other processes may touch the same accounts: the writer locks accounts in a fixed order
+and retries deadlocks, so balances stay right under concurrent writers.
 """
 
 from __future__ import annotations

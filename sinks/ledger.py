@@ -833,22 +833,25 @@ class _PipelinedLedgerPartition(StatefulSinkPartition[list[LedgerEvent], None]):
             self._writer.close()
 
 
+LEDGER_PARTITION = "ledger"
+
+
 def ledger_partition_key(events: list[LedgerEvent]) -> tuple[str, list[LedgerEvent]]:
-    """Key a chunk's order events by their input partition (the source without its position:
-    "file:/day.fix:812" -> "file:/day.fix"), so each input partition is booked in its order."""
-    return events[0].source.rpartition(":")[0], events
+    """Key a chunk's order events for `PipelinedLedgerSink` (one partition)."""
+    return LEDGER_PARTITION, events
 
 
 class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
-    """Bytewax sink booking `(input partition, [order events])` items with `LedgerWriter`, the
+    """Bytewax sink booking `(LEDGER_PARTITION, [order events])` items with `LedgerWriter`, the
     transactions running on a background thread while the worker goes on (`sinks.background`).
 
-    The input partitions map onto `partitions` ledger partitions (one writer thread and one
-    connection each, built on first use), so one input partition is always booked by the same
-    writer, in its order; writers of different partitions may touch the same account, which the
-    account locks keep right. Batches that queue up while a transaction runs are booked together
-    in the next one (at most `max_events` events). Each epoch's snapshot waits until its
-    transactions are committed. Dead letters, counters and retries as `LedgerSink`.
+    One partition, one writer: everything is booked in the order the sink receives it, which
+    keeps each worker's order (one input partition, or Kafka partitions put back into the
+    gateway's order by `flows.align`), as one `LedgerSink` per worker did. Other processes
+    writing the same accounts are kept right by the account locks. Batches that queue up while
+    a transaction runs are booked together in the next one (at most `max_events` events). Each
+    epoch's snapshot waits until its transactions are committed. Dead letters, counters and
+    retries as `LedgerSink`.
     """
 
     def __init__(
@@ -856,18 +859,16 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
         dsn: str,
         count: Counter | None = None,
         policy: RetryPolicy | None = None,
-        partitions: int = 4,
         max_events: int = 20_000,
     ) -> None:
         self._dsn = dsn
         self._count = count
         self._policy = policy
-        self._parts = [f"ledger-{i}" for i in range(partitions)]
         self._max_events = max_events
 
     def list_parts(self) -> list[str]:
-        """Every ledger partition (the writer connects when a partition is first written)."""
-        return self._parts
+        """The one ledger partition."""
+        return [LEDGER_PARTITION]
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: None
@@ -880,6 +881,7 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
 __all__ = [
     "COMPUTED_COLUMNS",
     "EXECUTION_COLUMNS",
+    "LEDGER_PARTITION",
     "ConcurrentInsertError",
     "LedgerResult",
     "LedgerSink",

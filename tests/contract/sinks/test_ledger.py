@@ -525,7 +525,7 @@ def test_pipelined_ledger_sink_books_batches_in_order_across_epochs(db: str) -> 
     flow = Dataflow("ledger_pipelined_test")
     stream = op.input("inp", flow, TestingSource(batches))
     keyed = op.map("key", stream, ledger_partition_key)
-    op.output("write_ledger", keyed, PipelinedLedgerSink(db, count=count, partitions=2))
+    op.output("write_ledger", keyed, PipelinedLedgerSink(db, count=count))
     run_main(flow, epoch_interval=timedelta(0))
     assert counts == {"executions": 2, "executions_duplicate": 1, "dead_letters": 1}
     assert holding(db) == (D(15), D(10))
