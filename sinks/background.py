@@ -52,6 +52,7 @@ class BackgroundWriter(Generic[T]):
         self._queued = 0  # items in the queue
         self._busy = False  # a write is running
         self._error: BaseException | None = None
+        self._reports = 0  # how often the error was raised to the caller
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -76,10 +77,18 @@ class BackgroundWriter(Generic[T]):
                 self._cond.wait()
             self._raise_error()
 
-    def close(self) -> None:
-        """Drain, then stop the thread (also when a write failed: then raise its error)."""
+    def close(self, last: Sequence[T] = ()) -> None:
+        """Submit `last`, drain, then stop the thread. Raise the error of a failed write unless
+        `submit` or `drain` raised it already: Bytewax closes the partitions of a flow that is
+        stopping because of that error, and an error raised again from there aborts the
+        process (`last` is then dropped: its epoch is never committed)."""
+        reported = self._reports > 0
         try:
+            self.submit(last)
             self.drain()
+        except BaseException:
+            if not reported:
+                raise
         finally:
             with self._cond:
                 self._closed = True
@@ -88,6 +97,7 @@ class BackgroundWriter(Generic[T]):
 
     def _raise_error(self) -> None:
         if self._error is not None:
+            self._reports += 1
             raise self._error
 
     def _take(self) -> list[T] | None:

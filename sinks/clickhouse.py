@@ -991,9 +991,9 @@ class _PipelinedRowsPartition(StatefulSinkPartition[list[Any], None]):
         return None
 
     def close(self) -> None:
+        held, self._held = self._held, []
         try:
-            self._hand_over()
-            self._background.close()
+            self._background.close(held)
         finally:
             self._writer.close()
 

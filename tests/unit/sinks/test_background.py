@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import bytewax.operators as op
 import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from bytewax.testing import TestingSource, run_main
 
 from sinks.background import BackgroundWriter
 
@@ -70,9 +74,52 @@ def test_background_writer_failure_stops_later_writes_and_is_raised() -> None:
         writer.drain()
     with pytest.raises(ConnectionError):
         writer.submit([5])
-    with pytest.raises(ConnectionError):
-        writer.close()
+    writer.close()  # raised already: closing a failed flow's partition must not raise again
     assert written == [1]
+
+
+def test_background_writer_close_raises_an_error_not_raised_before() -> None:
+    def write(items: list[int]) -> None:
+        msg = "store down"
+        raise ConnectionError(msg)
+
+    writer = BackgroundWriter(write, "test")
+    writer.submit([1])
+    with pytest.raises(ConnectionError, match="store down"):
+        writer.close()
+
+
+def test_failed_background_write_stops_the_flow_with_its_error() -> None:
+    def write(items: list[int]) -> None:
+        if 3 in items:
+            msg = "store down"
+            raise ConnectionError(msg)
+
+    class Part(StatefulSinkPartition[int, None]):
+        def __init__(self) -> None:
+            self.writer = BackgroundWriter(write, "test", max_items=1)
+
+        def write_batch(self, values: list[int]) -> None:
+            self.writer.submit(values)
+
+        def snapshot(self) -> None:
+            self.writer.drain()
+
+        def close(self) -> None:
+            self.writer.close()
+
+    class Sink(FixedPartitionedSink[int, None]):
+        def list_parts(self) -> list[str]:
+            return ["p"]
+
+        def build_part(self, step_id: str, for_part: str, resume_state: None) -> Part:
+            return Part()
+
+    flow = Dataflow("background_failure")
+    items = op.map("key", op.input("inp", flow, TestingSource(list(range(10)))), lambda x: ("p", x))
+    op.output("out", items, Sink())
+    with pytest.raises(ConnectionError, match="store down"):  # not a Rust abort in cleanup
+        run_main(flow)
 
 
 def test_background_writer_submit_waits_when_the_queue_is_full() -> None:
