@@ -156,3 +156,24 @@ def test_a_store_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
     assert "Traceback" not in error, error
     last = error.splitlines()[-1]
     assert last.startswith("brokerflow: error:") and "redis" in last.lower(), error
+
+
+def test_postgres_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
+    tmp_path, day, settings_factory
+):
+    # The ledger books on a background thread (sinks.background): its error must still stop
+    # the flow with one line, not a traceback or an abort while Bytewax cleans up.
+    s = settings_factory()
+    stores = tmp_path / "stores"
+    dsn = _embedded(stores, "postgres", redis_url=s.redis_url)
+    env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": s.redis_url,
+           "BROKERFLOW_SINK_RETRY_S": "1"}  # fmt: skip
+    _load(day, env, tmp_path / "outage")
+    process = _replay(day, env, tmp_path / "outage")
+    _wait_for(lambda: _executions_booked(dsn))
+    stop_services(stores)
+    assert process.wait(timeout=120) != 0
+    error = process.stderr.read().strip()
+    assert "Traceback" not in error and "panic in a destructor" not in error, error
+    last = error.splitlines()[-1]
+    assert last.startswith("brokerflow: error: the flow stopped:"), error
