@@ -25,6 +25,7 @@ from bytewax.testing import cluster_main, run_main
 
 from brokerflow.metrics import FlowStats
 from domain.errors import BrokerflowError
+from sinks.background import take_failures
 
 
 @dataclass
@@ -210,6 +211,7 @@ def run_dataflow(
     if not os.environ.get("BROKERFLOW_DEBUG"):
         # A step that fails makes Bytewax's Rust core panic; its backtrace helps no operator.
         os.environ["RUST_BACKTRACE"] = "0"
+    take_failures()  # a previous run's, in this process
     try:
         with tuned_gc():
             if workers <= 1 and not addresses:
@@ -219,7 +221,11 @@ def run_dataflow(
                     flow, addresses or [], process_id, worker_count_per_proc=workers, **options
                 )
     except BytewaxRuntimeError as exc:
+        take_failures()  # found while the flow stopped for `exc`: that is the error to show
         raise FlowStopped.from_error(exc) from exc
+    failures = take_failures()  # a background write that failed as its partition closed
+    if failures:
+        raise FlowStopped.from_error(failures[0]) from failures[0]
 
 
 class FlowStopped(BrokerflowError):

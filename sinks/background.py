@@ -15,7 +15,8 @@ Guarantees, for the sinks built on it (`sinks.ledger.PipelinedLedgerSink`,
 - errors: the write retries as before (its own bounded backoff); if it still fails, nothing
   after it is written and the error is raised by the next `submit`, `drain` or `close`, which
   stops the flow before the epoch is committed, so a restart replays it (the writes are
-  idempotent on the input).
+  idempotent on the input). An error found only when the partition closes is not raised
+  there (that aborts the process) but kept for `take_failures`: the runner reports it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+_FAILURES: list[BaseException] = []  # write errors found by `close`, for the runner
+_FAILURES_LOCK = threading.Lock()
+
+
+def take_failures() -> list[BaseException]:
+    """The write errors that `BackgroundWriter.close` found and could not raise; cleared."""
+    with _FAILURES_LOCK:
+        out = list(_FAILURES)
+        _FAILURES.clear()
+    return out
 
 
 class BackgroundWriter(Generic[T]):
@@ -78,17 +90,19 @@ class BackgroundWriter(Generic[T]):
             self._raise_error()
 
     def close(self, last: Sequence[T] = ()) -> None:
-        """Submit `last`, drain, then stop the thread. Raise the error of a failed write unless
-        `submit` or `drain` raised it already: Bytewax closes the partitions of a flow that is
-        stopping because of that error, and an error raised again from there aborts the
-        process (`last` is then dropped: its epoch is never committed)."""
+        """Submit `last`, drain, then stop the thread. Never raises: Bytewax closes the
+        partitions of a flow that is stopping (maybe because another sink failed), and an
+        error raised from there aborts the process with a Rust backtrace. An error `submit`
+        or `drain` did not raise already is kept for `take_failures`, which the runner checks
+        once the flow is down (`last` is then dropped: its epoch is never committed)."""
         reported = self._reports > 0
         try:
             self.submit(last)
             self.drain()
-        except BaseException:
+        except BaseException as exc:  # noqa: BLE001 - reported by the runner, see above
             if not reported:
-                raise
+                with _FAILURES_LOCK:
+                    _FAILURES.append(exc)
         finally:
             with self._cond:
                 self._closed = True

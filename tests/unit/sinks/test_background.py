@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
-from bytewax.testing import TestingSource, run_main
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
+from bytewax.testing import TestingSource
 
-from sinks.background import BackgroundWriter
+from brokerflow.runner import FlowStopped, run_dataflow
+from sinks.background import BackgroundWriter, take_failures
 
 
 def test_background_writer_writes_in_order_and_drain_waits_for_all() -> None:
@@ -78,15 +85,18 @@ def test_background_writer_failure_stops_later_writes_and_is_raised() -> None:
     assert written == [1]
 
 
-def test_background_writer_close_raises_an_error_not_raised_before() -> None:
+def test_background_writer_close_keeps_an_error_not_raised_before_for_the_runner() -> None:
     def write(items: list[int]) -> None:
         msg = "store down"
         raise ConnectionError(msg)
 
+    take_failures()
     writer = BackgroundWriter(write, "test")
     writer.submit([1])
-    with pytest.raises(ConnectionError, match="store down"):
-        writer.close()
+    writer.close()  # never raises: Bytewax may be closing a flow that failed elsewhere
+    [error] = take_failures()
+    assert isinstance(error, ConnectionError) and "store down" in str(error)
+    assert take_failures() == []
 
 
 def test_failed_background_write_stops_the_flow_with_its_error() -> None:
@@ -118,8 +128,54 @@ def test_failed_background_write_stops_the_flow_with_its_error() -> None:
     flow = Dataflow("background_failure")
     items = op.map("key", op.input("inp", flow, TestingSource(list(range(10)))), lambda x: ("p", x))
     op.output("out", items, Sink())
-    with pytest.raises(ConnectionError, match="store down"):  # not a Rust abort in cleanup
-        run_main(flow)
+    with pytest.raises(FlowStopped, match="store down"):  # not a Rust abort in cleanup
+        run_dataflow(flow)
+
+
+def test_a_background_write_failing_while_another_sink_stops_the_flow_does_not_abort() -> None:
+    # The other sink's error stops the flow; Bytewax then closes this partition, whose write
+    # failed unseen: raising there aborted the process with a Rust backtrace (seen in CI).
+    def write(items: list[int]) -> None:
+        msg = "B down"
+        raise ConnectionError(msg)
+
+    class Part(StatefulSinkPartition[int, None]):
+        def __init__(self) -> None:
+            self.writer = BackgroundWriter(write, "test")
+
+        def write_batch(self, values: list[int]) -> None:
+            self.writer.submit(values)
+
+        def snapshot(self) -> None:
+            self.writer.drain()
+
+        def close(self) -> None:
+            self.writer.close()
+
+    class Sink(FixedPartitionedSink[int, None]):
+        def list_parts(self) -> list[str]:
+            return ["p"]
+
+        def build_part(self, step_id: str, for_part: str, resume_state: None) -> Part:
+            return Part()
+
+    class Failing(StatelessSinkPartition[int]):
+        def write_batch(self, values: list[int]) -> None:
+            time.sleep(0.2)  # B's background write fails meanwhile
+            msg = "A down"
+            raise ConnectionError(msg)
+
+    class FailingSink(DynamicSink[int]):
+        def build(self, step_id: str, worker_index: int, worker_count: int) -> Failing:
+            return Failing()
+
+    flow = Dataflow("two_failures")
+    items = op.input("inp", flow, TestingSource(list(range(10))))
+    op.output("b", op.map("key", items, lambda x: ("p", x)), Sink())
+    op.output("a", items, FailingSink())
+    with pytest.raises(FlowStopped, match="A down"):
+        run_dataflow(flow)
+    assert take_failures() == []  # the runner cleared what it did not show
 
 
 def test_background_writer_submit_waits_when_the_queue_is_full() -> None:
