@@ -220,7 +220,12 @@ def run_dataflow(
                 cluster_main(
                     flow, addresses or [], process_id, worker_count_per_proc=workers, **options
                 )
-    except BytewaxRuntimeError as exc:
+    except BrokerflowError:
+        take_failures()
+        raise  # already says what is wrong, in one line
+    except Exception as exc:
+        # Bytewax raises a step's error wrapped (BytewaxRuntimeError), or as it was when the
+        # step ran in the calling thread (run_main): either way the flow stopped for it.
         take_failures()  # found while the flow stopped for `exc`: that is the error to show
         raise FlowStopped.from_error(exc) from exc
     failures = take_failures()  # a background write that failed as its partition closed
