@@ -99,7 +99,9 @@ def test_checked_producer_counts_every_message_when_the_cluster_dies_midway() ->
         )
     except KafkaException as exc:
         pytest.skip(f"librdkafka's mock cluster did not start: {exc}")
-    quick = {"message.timeout.ms": 1000, "linger.ms": 0, "log_level": 0}
+    owner.produce("fix.marketdata", b"create the topic", b"IBM")
+    owner.flush(10)  # a loaded machine: topic creation must not eat the quick timeout below
+    quick = {"message.timeout.ms": 3000, "linger.ms": 0, "log_level": 0}
     producer = CheckedProducer(brokers, quick)
     for i in range(100):
         producer.produce("fix.marketdata", b"before %d" % i, b"IBM")
