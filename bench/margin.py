@@ -288,9 +288,8 @@ def build_book(
                 book.set_mark(name, float(mark))
             book.judged[:] = True  # every account starts marked, as `_load` finds it
             account_logics[n].state = AccountShard(
-                book, ["owner"] * k, marks=dict(zip(names, marks, strict=True)),
-                watermark=START_NS,
-            )  # fmt: skip
+                book, ["owner"] * k, marks=dict(zip(names, marks, strict=True))
+            )
         columns.clear()
     build_seconds = time.perf_counter() - t0
     gc.collect()

@@ -161,18 +161,19 @@ def margin_figures(
             for symbol, quantity, mark, value in marked
         ]
         maintenance_req, initial_req = gross * maintenance_rate, gross * initial_rate
-    for symbol, quantity, mark, value in marked if policy.concentration else ():
-        size = abs(value)
-        m_rate, i_rate = maintenance_rate, initial_rate
-        if gross:
-            share = size / gross
-            add_on = policy.concentration_rate(share)
-            if add_on is not None:
-                concentrated.append((symbol, share))
-                m_rate, i_rate = max(m_rate, add_on), max(i_rate, add_on)
-        maintenance_req += size * m_rate
-        initial_req += size * i_rate
-        positions.append(Position(symbol, quantity, mark, value, m_rate, i_rate))
+    else:
+        for symbol, quantity, mark, value in marked:
+            size = abs(value)
+            m_rate, i_rate = maintenance_rate, initial_rate
+            if gross:
+                share = size / gross
+                add_on = policy.concentration_rate(share)
+                if add_on is not None:
+                    concentrated.append((symbol, share))
+                    m_rate, i_rate = max(m_rate, add_on), max(i_rate, add_on)
+            maintenance_req += size * m_rate
+            initial_req += size * i_rate
+            positions.append(Position(symbol, quantity, mark, value, m_rate, i_rate))
     equity = cash + net
     return MarginFigures(
         cash=cash,

@@ -274,10 +274,23 @@ class MarginBook:
 
     def marked(self) -> np.ndarray:
         """Per account: every held symbol has a mark in the float columns."""
-        marked = ~np.isnan(self.q @ self.marks_f)
-        for i, j in self.added:
-            marked[i] &= not np.isnan(self.marks_f[j])
-        return marked
+        return ~np.isnan(self._values()[0])
+
+    def _values(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per account at the float marks: net Σ q·mark and gross Σ |q|·mark (NaN for an
+        account holding a symbol without a mark), positions added since the start included."""
+        m = self.marks_f
+        net = self.q @ m
+        gross = self.abs_q @ m
+        if self.added:
+            keys = list(self.added)
+            rows = np.fromiter((k[0] for k in keys), np.int64, len(keys))
+            cols = np.fromiter((k[1] for k in keys), np.int64, len(keys))
+            vals = np.fromiter(self.added.values(), float, len(keys)) * m[cols]
+            n = len(self.names)
+            net += np.bincount(rows, vals, n)
+            gross += np.bincount(rows, np.abs(vals), n)
+        return net, gross
 
     def screen(
         self,
@@ -292,17 +305,7 @@ class MarginBook:
                 add-on); None: the account's own rate is the only one.
             concentration_share: also screen the largest position's share against this.
         """
-        m = self.marks_f
-        net = self.q @ m
-        gross = self.abs_q @ m
-        if self.added:
-            keys = list(self.added)
-            rows = np.fromiter((k[0] for k in keys), np.int64, len(keys))
-            cols = np.fromiter((k[1] for k in keys), np.int64, len(keys))
-            vals = np.fromiter(self.added.values(), float, len(keys)) * m[cols]
-            n = len(self.names)
-            net += np.bincount(rows, vals, n)
-            gross += np.bincount(rows, np.abs(vals), n)
+        net, gross = self._values()
         equity = self.cash_f + net
         rate = self.maintenance_f
         low = equity - rate * gross  # excess at the account's own rate

@@ -280,7 +280,6 @@ class AccountShard:
     concentrated: dict[int, set[str]] = field(default_factory=dict)
     as_of: dict[int, int] = field(default_factory=dict)  # opening state includes events to it
     due: list[tuple[int, int]] = field(default_factory=list)  # (liquidation due, account)
-    watermark: int = 0
     window_end: int | None = None  # end of the open screening window (marks since a screen)
     applied_ns: int = 0  # the latest event time among the marks and fills applied
     next_concentration_ns: int = 0
@@ -367,8 +366,6 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         """Event time reached `ts`: close the window and fire the deadlines before it, in
         time order."""
         state = self.state
-        if ts > state.watermark:
-            state.watermark = ts
         while True:
             end = state.window_end
             window = end is not None and end <= ts
@@ -390,8 +387,6 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             end = state.window_end
             if (end is not None and end <= ts) or (due and due[0][0] <= ts):
                 self._advance(ts, effects)
-            elif ts > state.watermark:
-                state.watermark = ts
             latest[symbol] = mark
             pending[symbol] = mark_f
             if ts > state.applied_ns:
