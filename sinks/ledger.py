@@ -247,31 +247,17 @@ def _booked_row(
 ) -> tuple[Any, ...]:
     """The `_ALL_EXECUTION_COLUMNS` row the writer COPYs for a report it booked."""
     return (
-        report.exec_id,
-        report.order_id,
-        report.cl_ord_id,
-        account,
-        report.symbol,
-        report.side,
-        report.last_qty,
-        report.last_px,
-        report.cum_qty,
-        report.leaves_qty,
-        report.avg_px,
-        report.exec_type,
-        report.ord_status,
-        _timestamptz_text(report.ts_event),
-        report.ts_event,
-        report.trd_match_id,
-        report.exec_ref_id,
-        report.source,
+        *_execution_row(report, account, _timestamptz_text(report.ts_event)),
         commission,
         realised,
         cash_delta,
     )
 
 
-def _execution_row(report: ExecutionReport, account: str | None) -> tuple[Any, ...]:
+def _execution_row(
+    report: ExecutionReport, account: str | None, transact: dt.datetime | str
+) -> tuple[Any, ...]:
+    """The report-derived `EXECUTION_COLUMNS`, TransactTime as given (datetime or text)."""
     return (
         report.exec_id,
         report.order_id,
@@ -286,7 +272,7 @@ def _execution_row(report: ExecutionReport, account: str | None) -> tuple[Any, .
         report.avg_px,
         report.exec_type,
         report.ord_status,
-        transact_time(report.ts_event),
+        transact,
         report.ts_event,
         report.trd_match_id,
         report.exec_ref_id,
@@ -301,7 +287,11 @@ def execution_rows(events: Iterable[LedgerEvent]) -> list[tuple[Any, ...]]:
     `COMPUTED_COLUMNS`); a bare `COPY executions (EXECUTION_COLUMNS) FROM STDIN` of them is the
     yardstick of the ledger benchmark.
     """
-    return [_execution_row(e, e.account) for e in events if type(e) is ExecutionReport]
+    return [
+        _execution_row(e, e.account, transact_time(e.ts_event))
+        for e in events
+        if type(e) is ExecutionReport
+    ]
 
 
 @dataclass(slots=True)
