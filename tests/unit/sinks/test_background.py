@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import bytewax.operators as op
 import pytest
@@ -99,35 +100,43 @@ def test_background_writer_close_keeps_an_error_not_raised_before_for_the_runner
     assert take_failures() == []
 
 
+class _BackgroundPart(StatefulSinkPartition[int, None]):
+    """A partition built like the pipelined sinks: submit, drain at snapshots, close."""
+
+    def __init__(self, write: Callable[[list[int]], None], max_items: int) -> None:
+        self.writer = BackgroundWriter(write, "test", max_items=max_items)
+
+    def write_batch(self, values: list[int]) -> None:
+        self.writer.submit(values)
+
+    def snapshot(self) -> None:
+        self.writer.drain()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _BackgroundSink(FixedPartitionedSink[int, None]):
+    def __init__(self, write: Callable[[list[int]], None], max_items: int = 20_000) -> None:
+        self._write = write
+        self._max_items = max_items
+
+    def list_parts(self) -> list[str]:
+        return ["p"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _BackgroundPart:
+        return _BackgroundPart(self._write, self._max_items)
+
+
 def test_failed_background_write_stops_the_flow_with_its_error() -> None:
     def write(items: list[int]) -> None:
         if 3 in items:
             msg = "store down"
             raise ConnectionError(msg)
 
-    class Part(StatefulSinkPartition[int, None]):
-        def __init__(self) -> None:
-            self.writer = BackgroundWriter(write, "test", max_items=1)
-
-        def write_batch(self, values: list[int]) -> None:
-            self.writer.submit(values)
-
-        def snapshot(self) -> None:
-            self.writer.drain()
-
-        def close(self) -> None:
-            self.writer.close()
-
-    class Sink(FixedPartitionedSink[int, None]):
-        def list_parts(self) -> list[str]:
-            return ["p"]
-
-        def build_part(self, step_id: str, for_part: str, resume_state: None) -> Part:
-            return Part()
-
     flow = Dataflow("background_failure")
     items = op.map("key", op.input("inp", flow, TestingSource(list(range(10)))), lambda x: ("p", x))
-    op.output("out", items, Sink())
+    op.output("out", items, _BackgroundSink(write, max_items=1))
     with pytest.raises(FlowStopped, match="store down"):  # not a Rust abort in cleanup
         run_dataflow(flow)
 
@@ -138,26 +147,6 @@ def test_a_background_write_failing_while_another_sink_stops_the_flow_does_not_a
     def write(items: list[int]) -> None:
         msg = "B down"
         raise ConnectionError(msg)
-
-    class Part(StatefulSinkPartition[int, None]):
-        def __init__(self) -> None:
-            self.writer = BackgroundWriter(write, "test")
-
-        def write_batch(self, values: list[int]) -> None:
-            self.writer.submit(values)
-
-        def snapshot(self) -> None:
-            self.writer.drain()
-
-        def close(self) -> None:
-            self.writer.close()
-
-    class Sink(FixedPartitionedSink[int, None]):
-        def list_parts(self) -> list[str]:
-            return ["p"]
-
-        def build_part(self, step_id: str, for_part: str, resume_state: None) -> Part:
-            return Part()
 
     class Failing(StatelessSinkPartition[int]):
         def write_batch(self, values: list[int]) -> None:
@@ -171,7 +160,7 @@ def test_a_background_write_failing_while_another_sink_stops_the_flow_does_not_a
 
     flow = Dataflow("two_failures")
     items = op.input("inp", flow, TestingSource(list(range(10))))
-    op.output("b", op.map("key", items, lambda x: ("p", x)), Sink())
+    op.output("b", op.map("key", items, lambda x: ("p", x)), _BackgroundSink(write))
     op.output("a", items, FailingSink())
     with pytest.raises(FlowStopped, match="A down"):
         run_dataflow(flow)
