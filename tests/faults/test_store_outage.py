@@ -54,11 +54,22 @@ def _replay(day: Path, env: dict[str, str], data_dir: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def _succeeded(process: subprocess.Popen) -> None:
+    _, err = process.communicate(timeout=600)  # reads stderr: a full pipe would block
+    assert process.returncode == 0, err
+
+
+def _failed(process: subprocess.Popen) -> str:
+    """The stderr of a replay that must fail, read while waiting (a full pipe would block)."""
+    _, error = process.communicate(timeout=120)
+    assert process.returncode != 0
+    return error.strip()
+
+
 def _reference(day: Path, env: dict[str, str], data_dir: Path) -> tuple[dict, dict]:
     _load(day, env, data_dir)
     process = _replay(day, env, data_dir)
-    _, err = process.communicate(timeout=600)  # reads stderr: a full pipe would block
-    assert process.returncode == 0, err
+    _succeeded(process)
     return postgres_contents(env["BROKERFLOW_POSTGRES_DSN"]), redis_contents(
         env["BROKERFLOW_REDIS_URL"]
     )
@@ -109,8 +120,7 @@ def test_redis_down_for_seconds_mid_run_loses_and_doubles_nothing(
     time.sleep(2.0)  # the flow keeps trying meanwhile
     assert process.poll() is None, "the flow gave up during a 2 s outage"
     assert _embedded(stores, "redis", postgres_dsn=second_pg_dsn) == url  # same port
-    _, err = process.communicate(timeout=600)  # reads stderr: a full pipe would block
-    assert process.returncode == 0, err
+    _succeeded(process)
 
     assert redis_contents(url) == expected_redis
     assert postgres_contents(second_pg_dsn) == expected_pg
@@ -135,8 +145,7 @@ def test_postgres_down_for_seconds_mid_run_loses_and_doubles_nothing(
     time.sleep(2.0)
     assert process.poll() is None, "the flow gave up during a 2 s outage"
     assert _embedded(stores, "postgres", redis_url=s.redis_url) == dsn
-    _, err = process.communicate(timeout=600)  # reads stderr: a full pipe would block
-    assert process.returncode == 0, err
+    _succeeded(process)
 
     assert postgres_contents(dsn) == expected_pg
     assert redis_contents(s.redis_url) == expected_redis
@@ -154,9 +163,7 @@ def test_a_store_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
     process = _replay(day, env, tmp_path / "outage")
     _wait_for(lambda: _quotes_written(url))
     stop_services(stores)
-    _, error = process.communicate(timeout=120)  # reads stderr: a full pipe would block
-    assert process.returncode != 0
-    error = error.strip()
+    error = _failed(process)
     assert "Traceback" not in error, error
     last = error.splitlines()[-1]
     assert last.startswith("brokerflow: error:") and "redis" in last.lower(), error
@@ -176,9 +183,7 @@ def test_postgres_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
     process = _replay(day, env, tmp_path / "outage")
     _wait_for(lambda: _executions_booked(dsn))
     stop_services(stores)
-    _, error = process.communicate(timeout=120)  # reads stderr: a full pipe would block
-    assert process.returncode != 0
-    error = error.strip()
+    error = _failed(process)
     assert "Traceback" not in error and "panic in a destructor" not in error, error
     last = error.splitlines()[-1]
     assert last.startswith("brokerflow: error: the flow stopped:"), error
