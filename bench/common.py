@@ -114,3 +114,17 @@ def free_ports(n: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def wait_port(port: int, timeout: float = 30.0) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port` within `timeout` seconds."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from bench.common import percentile, write_result
+from bench.common import percentile, wait_port, write_result
 
 BENCH_REDIS_DB = 14  # flushed; reserved through the test suite's lock key while running
 SECRET = "bench-edge-secret-of-at-least-32-bytes"
@@ -96,14 +96,8 @@ def _free_port() -> int:
 
 
 def _wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"error: nothing listens on port {port}")
+    if not wait_port(port, timeout):
+        raise SystemExit(f"error: nothing listens on port {port}")
 
 
 def _cpu_s(pids: list[int]) -> float:

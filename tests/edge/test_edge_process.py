@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench.common import wait_port
 from tests.edge.conftest import free_port
 
 
@@ -28,17 +28,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on port {port}")
-
-
 def test_edge_processes_sigterm_stops_every_server(redis_db_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "BROKERFLOW_REDIS_URL": redis_db_url, "BROKERFLOW_DATA_DIR": str(tmp_path)}
@@ -48,7 +37,7 @@ def test_edge_processes_sigterm_stops_every_server(redis_db_url: str, tmp_path: 
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_port(port, 30)
+        assert wait_port(port, 30), f"nothing listens on port {port}"
         deadline = time.monotonic() + 10
         while not _children(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
