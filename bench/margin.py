@@ -284,8 +284,7 @@ def build_book(
             book = MarginBook.from_columns(
                 account_names, cash, [INITIAL] * k, [MAINTENANCE] * k, q, names
             )
-            for name, mark in zip(names, marks, strict=True):
-                book.set_mark(name, float(mark))
+            book.set_marks(dict(zip(names, marks, strict=True)))
             book.judged[:] = True  # every account starts marked, as `_load` finds it
             account_logics[n].state = AccountShard(
                 book, ["owner"] * k, marks=dict(zip(names, marks, strict=True))

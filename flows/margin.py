@@ -323,8 +323,7 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             for a in opening
         )
         shard = self.state = AccountShard(book, [a.owner for a in opening], dict(self.marks))
-        for symbol, mark in self.marks.items():
-            book.set_mark(symbol, float(mark))
+        book.set_marks(self.marks)
         book.judged[:] = book.marked()  # known at the opening marks: the screen compares
         for i, a in enumerate(opening):
             if a.as_of_ns:
