@@ -71,8 +71,12 @@ Data structures and complexity (n = resting orders of one symbol, reference and 
   merged away at most once, so ratchets cost O(1) amortised per order plus one O(log n) push
   per quote; orders awaiting their activation price wait in a heap keyed by it. Amortised
   O(log n) per order accepted, cancelled, replaced or triggered.
-- Per quote: O(1) work per structure of the changed references when nothing fires; otherwise
-  only the fired orders (and dead entries, once each) are touched, never all resting stops.
+- Per quote: each reference with orders has a band (`_Band`): the values at which one of them
+  may fire or activate, kept with the structures. A value inside it costs a few comparisons and
+  widens the band's run (the highest and lowest value since the trailing ladders were last
+  brought up to date); the ladders ratchet to the run lazily, before anything reads or changes
+  them and before a value outside the band is evaluated. Outside the band: O(1) per structure
+  of that reference, plus the fired orders (and dead entries, once each); never a scan.
 - Expiry: one heap of (expire_ns, seq, ClOrdID), lazy deletion: O(log n) per order.
 """
 
@@ -122,6 +126,9 @@ _TIFS = frozenset({TIF_DAY, TIF_GTC, TIF_GTD})
 _BPS = Decimal(10_000)
 _ONE = Decimal(1)
 _NO_ACTIVATION = Decimal("-Infinity")  # heap key of "activate at the first price"
+_INF = Decimal("Infinity")
+_NEG_INF = Decimal("-Infinity")
+_BAND_ATTR = {ref: f"band_{ref}" for ref in REFERENCES}
 # Dead entries a structure may hold beyond its live ones before it compacts (amortised O(1)).
 _COMPACT_SLACK = 64
 
@@ -468,7 +475,7 @@ class _TrailLadder:
     """
 
     __slots__ = ("buy", "bps", "groups", "stack", "parent", "group_heap", "live", "dormant",
-                 "next_gid", "entries")  # fmt: skip
+                 "next_gid", "entries", "min_offset")  # fmt: skip
 
     def __init__(self, buy: bool, bps: bool) -> None:
         self.buy = buy
@@ -481,6 +488,8 @@ class _TrailLadder:
         self.dormant = _KeyHeap()  # keyed by -key(activation_px)
         self.next_gid = 0
         self.entries = 0  # pairing-heap entries, dead ones included
+        # The smallest offset of any order added since the last rebuild (a bound for `_Band`).
+        self.min_offset: Decimal | None = None
 
     def stop_px(self, x: Decimal, offset: Decimal) -> Decimal:
         if self.bps:
@@ -524,6 +533,8 @@ class _TrailLadder:
         self.entries += 1
         self.live[cl_ord_id] = (offset, seq, gid, None)
         self._push_group(gid, group)
+        if self.min_offset is None or offset < self.min_offset:
+            self.min_offset = offset
 
     def add(
         self,
@@ -558,6 +569,8 @@ class _TrailLadder:
         self.entries += 1
         self.live[new_id] = (offset, seq, gid, None)
         self._push_group(gid, group)
+        if self.min_offset is None or offset < self.min_offset:
+            self.min_offset = offset
 
     def discard(self, cl_ord_id: str) -> None:
         entry = self.live.pop(cl_ord_id, None)
@@ -566,13 +579,12 @@ class _TrailLadder:
                 self.dormant.discard(cl_ord_id)
             self._maybe_rebuild()
 
-    def update(self, px: Decimal) -> list[tuple[int, str, Decimal]]:
-        """Apply a new reference price; return (seq, cl_ord_id, stop) of the orders it fires."""
+    def ratchet(self, px: Decimal) -> None:
+        """Pop the groups whose mark `px` improves on and meld them into one, marked `px`."""
         buy = self.buy
-        price_key = px if buy else -px  # _key, inlined: this runs on every reference change
+        price_key = px if buy else -px  # _key, inlined
         groups = self.groups
         stack = self.stack
-        # 1. Ratchet: pop the groups whose mark px improves on and meld them into one.
         if stack and (groups[stack[-1]].x if buy else -groups[stack[-1]].x) > price_key:
             base_gid = stack.pop()
             base = groups[base_gid]
@@ -588,6 +600,18 @@ class _TrailLadder:
             base.x = px
             stack.append(base_gid)
             self._push_group(base_gid, base)
+
+    def top_mark(self) -> Decimal | None:
+        """The least favourable mark of the active orders (the newest group's), or None."""
+        return self.groups[self.stack[-1]].x if self.stack else None
+
+    def update(self, px: Decimal) -> list[tuple[int, str, Decimal]]:
+        """Apply a new reference price; return (seq, cl_ord_id, stop) of the orders it fires."""
+        buy = self.buy
+        price_key = px if buy else -px
+        groups = self.groups
+        # 1. Ratchet.
+        self.ratchet(px)
         # 2. Activation: the orders whose activation price (or first price) is reached.
         dormant = self.dormant
         if dormant.heap and dormant.heap[0][0] <= -price_key:
@@ -646,6 +670,7 @@ class _TrailLadder:
         self.parent = {}
         self.group_heap = []
         self.entries = 0
+        self.min_offset = min((entry[0] for entry in self.live.values()), default=None)
         for _, seq, x, offset, cl_ord_id in active:
             self._join_top(cl_ord_id, seq, offset, x)
 
@@ -670,13 +695,81 @@ class _Record:
 
 
 @dataclass(slots=True)
+class _Band:
+    """The values of one reference price of one symbol at which one of its orders may act.
+
+    A value strictly inside the band can neither fire nor activate any order on that reference:
+    the quote only widens `high`/`low`, the extremes of the reference since the trailing
+    ladders were last brought up to date (`StopBook._settle`). Trailing stops ratchet lazily to
+    those extremes: a sell's mark is max(its group's mark, high), a buy's min(..., low); the
+    ladders apply that before anything reads or changes them, and before a quote that may fire.
+
+    Every bound is conservative (lazy-deletion tops may be dead entries, `min_offset` may be a
+    departed order's): the worst it costs is a look at the structures that finds nothing.
+    Decimal throughout, computed exactly as the ladders compute their stops, so a bound is never
+    a rounding short of the stop it stands for.
+    """
+
+    high: Decimal
+    low: Decimal
+    sell_at: Decimal = _NEG_INF  # a sell may fire at or below (fixed, and trailing at its mark)
+    buy_at: Decimal = _INF  # a buy may fire at or above
+    sell_mark: Decimal = _INF  # trailing sells' lowest mark: a `high` above it ratchets...
+    sell_off: Decimal | None = None  # ...and a sell may then fire at or below high - off
+    sell_factor: Decimal | None = None  # ...or high * factor (bps)
+    buy_mark: Decimal = _NEG_INF  # trailing buys' highest mark, likewise with `low`
+    buy_off: Decimal | None = None
+    buy_factor: Decimal | None = None
+    wake_high: Decimal = _INF  # a waiting trailing sell activates at or above
+    wake_low: Decimal = _NEG_INF  # a waiting trailing buy at or below
+
+
+def _stirs(band: _Band, px: Decimal) -> bool:
+    """Record `px` in the band's run; True when it may fire or activate an order."""
+    high = band.high
+    if px > high:
+        band.high = high = px
+    low = band.low
+    if px < low:
+        band.low = low = px
+    if px <= band.sell_at or px >= band.buy_at or px >= band.wake_high or px <= band.wake_low:
+        return True
+    if high > band.sell_mark:
+        off = band.sell_off
+        if off is not None and px <= high - off:
+            return True
+        factor = band.sell_factor
+        if factor is not None and px <= high * factor:
+            return True
+    if low < band.buy_mark:
+        off = band.buy_off
+        if off is not None and px >= low + off:
+            return True
+        factor = band.buy_factor
+        if factor is not None and px >= low * factor:
+            return True
+    return False
+
+
+@dataclass(slots=True)
 class _Symbol:
     last: Decimal | None = None
     bid: Decimal | None = None
     ask: Decimal | None = None
-    mid: Decimal | None = None
+    mid: Decimal | None = None  # kept only while orders reference the mid (`band_mid`)
     stops: dict[tuple[str, bool], _KeyHeap] = field(default_factory=dict)
     ladders: dict[tuple[str, bool, bool], _TrailLadder] = field(default_factory=dict)
+    # One band per reference that has orders (None: no structure on it).
+    band_last: _Band | None = None
+    band_bid: _Band | None = None
+    band_ask: _Band | None = None
+    band_mid: _Band | None = None
+
+    def current(self, reference: str) -> Decimal | None:
+        if reference == "mid":
+            bid, ask = self.bid, self.ask
+            return None if bid is None or ask is None else (bid + ask) / 2
+        return getattr(self, reference)
 
 
 class StopBook:
@@ -789,7 +882,7 @@ class StopBook:
     def reference_px(self, symbol: str, reference: str) -> Decimal | None:
         """Return the last known value of a symbol's reference price, or None."""
         sym = self._symbols.get(symbol)
-        return None if sym is None else getattr(sym, reference)
+        return None if sym is None else sym.current(reference)
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -1007,6 +1100,7 @@ class StopBook:
         seq = self._seq
         if rec.state == _WORKING and old.ord_type == ORD_TYPE_PEGGED:
             self._ladder(rec).rekey(orig_cl_ord_id, cl_ord_id, seq, new.peg_offset_value)
+            self._reband(self._symbols[old.symbol], rec.reference)
         else:
             self._unrest(rec)
         del self._orders[orig_cl_ord_id]
@@ -1038,41 +1132,54 @@ class StopBook:
         Only references whose value changed are evaluated (module docstring). Floats are read
         as the decimal they print as.
         """
-        out = self.expire_due(ts_ns) if self._expiries else []
+        expiries = self._expiries
+        out = self.expire_due(ts_ns) if expiries and expiries[0][0] <= ts_ns else []
         sym = self._symbols.get(symbol)
         if sym is None:
             sym = self._symbols[symbol] = _Symbol()
-        changed: dict[str, Decimal] = {}
-        last = _to_decimal(last)
-        if last is not None and last != sym.last:
-            sym.last = changed["last"] = last
-        bid = _to_decimal(bid)
-        if bid is not None and bid != sym.bid:
-            sym.bid = changed["bid"] = bid
-        ask = _to_decimal(ask)
-        if ask is not None and ask != sym.ask:
-            sym.ask = changed["ask"] = ask
-        if sym.bid is not None and sym.ask is not None:
-            mid = (sym.bid + sym.ask) / 2
-            if mid != sym.mid:
-                sym.mid = changed["mid"] = mid
-        if not changed or not (sym.stops or sym.ladders):
+        # Most quotes fall inside every band: they change the stored values and the bands'
+        # runs, nothing else (see `_Band`). The rest are looked at reference by reference.
+        stirred: list[tuple[str, _Band, Decimal]] = []
+        if last is not None:
+            if type(last) is not Decimal:
+                last = _to_decimal(last)
+            if last != sym.last:
+                sym.last = last
+                band = sym.band_last
+                if band is not None and _stirs(band, last):
+                    stirred.append(("last", band, last))
+        moved = False
+        if bid is not None:
+            if type(bid) is not Decimal:
+                bid = _to_decimal(bid)
+            if bid != sym.bid:
+                sym.bid = bid
+                moved = True
+                band = sym.band_bid
+                if band is not None and _stirs(band, bid):
+                    stirred.append(("bid", band, bid))
+        if ask is not None:
+            if type(ask) is not Decimal:
+                ask = _to_decimal(ask)
+            if ask != sym.ask:
+                sym.ask = ask
+                moved = True
+                band = sym.band_ask
+                if band is not None and _stirs(band, ask):
+                    stirred.append(("ask", band, ask))
+        if moved:
+            band = sym.band_mid
+            if band is not None and sym.bid is not None and sym.ask is not None:
+                mid = (sym.bid + sym.ask) / 2
+                if mid != sym.mid:
+                    sym.mid = mid
+                    if _stirs(band, mid):
+                        stirred.append(("mid", band, mid))
+        if not stirred:
             return out
         fired: list[tuple[int, str, Decimal | None, Decimal, str]] = []
-        # A symbol has a few structures (per reference and side): walk them once, each with
-        # its reference's new value, rather than look up every possible key per quote.
-        for (ref, buy), heap in sym.stops.items():
-            px = changed.get(ref)
-            if px is not None and heap.heap:
-                key = px if buy else -px
-                if heap.heap[0][0] <= key:
-                    for seq, cl_ord_id in heap.pop_upto(key):
-                        fired.append((seq, cl_ord_id, None, px, ref))
-        for (ref, _buy, _bps), ladder in sym.ladders.items():
-            px = changed.get(ref)
-            if px is not None:
-                for seq, cl_ord_id, stop in ladder.update(px):
-                    fired.append((seq, cl_ord_id, stop, px, ref))
+        for ref, band, px in stirred:
+            self._evaluate(sym, ref, band, px, fired)
         if fired:
             fired.sort()
             orders = self._orders
@@ -1081,6 +1188,33 @@ class StopBook:
                 if rec is not None and rec.seq == seq:  # else an OCO sibling took it this step
                     self._trigger(rec, stop, px, ref, ts_ns, out)
         return out
+
+    def _evaluate(
+        self,
+        sym: _Symbol,
+        ref: str,
+        band: _Band,
+        px: Decimal,
+        fired: list[tuple[int, str, Decimal | None, Decimal, str]],
+    ) -> None:
+        """Fire what a new value `px` of `ref` reaches; append (seq, id, stop, px, ref)."""
+        for (r, buy), heap in sym.stops.items():
+            if r == ref and heap.heap:
+                key = px if buy else -px
+                if heap.heap[0][0] <= key:
+                    for seq, cl_ord_id in heap.pop_upto(key):
+                        fired.append((seq, cl_ord_id, None, px, ref))
+        for (r, buy, _bps), ladder in sym.ladders.items():
+            if r == ref:
+                # The ratchet the quotes since the last look would have made (none fired), then
+                # this price: the same groups, marks and fires as looking at every quote.
+                extreme = band.low if buy else band.high
+                if extreme != px:
+                    ladder.ratchet(extreme)
+                for seq, cl_ord_id, stop in ladder.update(px):
+                    fired.append((seq, cl_ord_id, stop, px, ref))
+        band.high = band.low = px
+        self._reband(sym, ref)
 
     def on_l1(self, quote: Quote) -> list[Outcome]:
         """Apply a published L1 `Quote` (its `ts` is in ms); unchanged fields are ignored."""
@@ -1190,13 +1324,84 @@ class StopBook:
         return sym
 
     def _ladder(self, rec: _Record) -> _TrailLadder:
+        """The record's ladder, brought up to date with its reference's run (`_settle`)."""
         sym = self._symbol(rec.order.symbol)
+        self._settle(sym, rec.reference)
         bps = rec.order.peg_offset_type == PEG_OFFSET_BPS
         key = (rec.reference, rec.buy, bps)
         ladder = sym.ladders.get(key)
         if ladder is None:
             ladder = sym.ladders[key] = _TrailLadder(rec.buy, bps)
         return ladder
+
+    def _settle(self, sym: _Symbol, ref: str) -> None:
+        """Ratchet the ladders on `ref` to the extremes of its run, and start a new run.
+
+        Nothing fires: every value of the run was inside the band, which bounds what the
+        ratcheted stops could reach.
+        """
+        band = getattr(sym, _BAND_ATTR[ref])
+        if band is None:
+            return
+        current = sym.current(ref)
+        if current is None or band.high == band.low == current:
+            return
+        for (r, buy, _bps), ladder in sym.ladders.items():
+            if r == ref:
+                ladder.ratchet(band.low if buy else band.high)
+        band.high = band.low = current
+        self._reband(sym, ref)  # the marks moved: so did the stops the band stands for
+
+    def _reband(self, sym: _Symbol, ref: str) -> None:
+        """Recompute the band of `ref` from its structures (after they changed)."""
+        attr = _BAND_ATTR[ref]
+        band = getattr(sym, attr)
+        if band is None:
+            current = sym.current(ref)
+            band = _Band(_NEG_INF, _INF) if current is None else _Band(current, current)
+            setattr(sym, attr, band)
+            if ref == "mid":
+                sym.mid = current
+        band.sell_at = band.wake_low = band.buy_mark = _NEG_INF
+        band.buy_at = band.wake_high = band.sell_mark = _INF
+        band.sell_off = band.sell_factor = band.buy_off = band.buy_factor = None
+        for (r, buy), heap in sym.stops.items():
+            if r == ref and heap.heap:
+                key = heap.heap[0][0]  # may be a dead entry: a bound still
+                if buy:
+                    band.buy_at = min(band.buy_at, key)
+                else:
+                    band.sell_at = max(band.sell_at, -key)
+        for (r, buy, bps), ladder in sym.ladders.items():
+            if r != ref:
+                continue
+            if ladder.group_heap:
+                key = ladder.group_heap[0][0]  # stale or dead entries only lower it
+                if buy:
+                    band.buy_at = min(band.buy_at, key)
+                else:
+                    band.sell_at = max(band.sell_at, -key)
+            mark = ladder.top_mark()
+            offset = ladder.min_offset
+            if mark is not None and offset is not None:
+                if buy:
+                    band.buy_mark = max(band.buy_mark, mark)
+                    if bps:
+                        band.buy_factor = _ONE + offset / _BPS
+                    else:
+                        band.buy_off = offset
+                else:
+                    band.sell_mark = min(band.sell_mark, mark)
+                    if bps:
+                        band.sell_factor = _ONE - offset / _BPS
+                    else:
+                        band.sell_off = offset
+            if ladder.dormant.heap:
+                key = ladder.dormant.heap[0][0]  # -key(activation price)
+                if buy:
+                    band.wake_low = max(band.wake_low, -key)
+                else:
+                    band.wake_high = min(band.wake_high, key)
 
     def _rest(self, rec: _Record) -> None:
         order = rec.order
@@ -1213,6 +1418,9 @@ class StopBook:
             if heap is None:
                 heap = stops[key] = _KeyHeap()
             heap.push(_key(rec.buy, order.stop_px), rec.seq, order.cl_ord_id)
+        else:
+            return
+        self._reband(self._symbols[order.symbol], rec.reference)
 
     def _unrest(self, rec: _Record) -> None:
         if rec.state != _WORKING:
@@ -1225,6 +1433,7 @@ class StopBook:
             heap = self._symbol(order.symbol).stops.get((rec.reference, rec.buy))
             if heap is not None:
                 heap.discard(order.cl_ord_id)
+        # The band stays: an order leaving only makes it wider than it needs to be.
 
     def _leave(self, rec: _Record, ts_ns: int) -> None:
         """Take a record out of the book and its links (not its children)."""

@@ -985,6 +985,30 @@ def test_stop_book_matches_naive_model(seed: int, n: int) -> None:
     _check_against_model(_random_ops(random.Random(seed), n))
 
 
+def _with_quote_runs(rnd: random.Random, ops: list[tuple]) -> list[tuple]:
+    # After each quote, a run of up to 12 more on the same symbol and event time: long runs
+    # inside the bands, which the trailing ladders catch up with lazily.
+    out = []
+    level = {symbol: D(100) for symbol in SYMBOLS}
+    for op in ops:
+        out.append(op)
+        if op[0] == "quote":
+            symbol, ts = op[1], op[2]
+            for _ in range(rnd.randint(0, 12)):
+                px = level[symbol] = max(D(50), level[symbol] + TICK * rnd.randint(-2, 2))
+                last = px + TICK * rnd.randint(-1, 1)
+                fields = [rnd.choice([None, v, v]) for v in (px - TICK, px + TICK, last)]
+                out.append(("quote", symbol, ts, *fields))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32), st.integers(1, 150))
+def test_stop_book_matches_naive_model_through_quote_runs(seed: int, n: int) -> None:
+    rnd = random.Random(seed)
+    _check_against_model(_with_quote_runs(rnd, _random_ops(rnd, n)))
+
+
 @pytest.mark.parametrize("slack", [64, 0])
 @pytest.mark.parametrize("seed", range(3))
 def test_stop_book_matches_naive_model_long_stream(
