@@ -30,7 +30,7 @@ Event time: `QUOTE_GAP_NS` = 10 µs between quotes, i.e. 100,000 quotes per seco
 time, the goal rate. A symbol's marks are coalesced to one per `margin_mark_ms` (250 ms) of
 event time, so at that rate each symbol quoted 4+ times a second publishes 4 marks a second.
 Every account shard gets every mark; when event time passes the end of a 250 ms window, each
-shard screens all its accounts (two sparse matrix-vector products) and evaluates exactly
+shard screens all its accounts (sparse matrix-vector products) and evaluates exactly
 only those whose verdict may have changed. For comparison the table prints what a per-holder
 fan-out would ask for: sum over symbols of holders x min(4, quotes of it per second)
 evaluations per second. At the end of the stream the end of the input is fed (the last

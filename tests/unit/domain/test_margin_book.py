@@ -76,6 +76,32 @@ def test_screen_flags_concentration_changes_when_asked():
     assert book.screen(concentration_share=0.75).tolist() == [0]
 
 
+def test_a_fill_that_turns_a_long_short_is_screened_at_its_gross_value():
+    # A: long 100 XYZ, then sells 200 at 10: short 100, cash 12,000. At 100: equity 2,000,
+    # gross 10,000, requirement 3,000: a breach that a gross taken as the net (-10,000) hides.
+    book = book_of(("A", "10000", {"XYZ": "100"}), ("B", "0", {"XYZ": "1"}), marks={"XYZ": "10"})
+    book.judged[:] = True
+    book.apply_fill(0, "XYZ", D(-200), D(10))
+    book.set_mark("XYZ", 100.0)
+    assert book.screen().tolist() == [0]
+    net, gross = book._values()
+    assert (net.tolist(), gross.tolist()) == ([-10_000.0, 100.0], [10_000.0, 100.0])
+
+
+def test_the_screens_values_are_the_two_full_products_bit_for_bit():
+    rows = [
+        ("L", "0", {"A": "3", "B": "0.1", "C": "7"}),
+        ("S", "0", {"A": "-3", "B": "0.1", "C": "7"}),
+        ("M", "0", {"B": "0.7", "C": "0.3", "D": "-0.2"}),
+        ("N", "0", {"C": "1e-7", "D": "123456789"}),
+    ]
+    book = book_of(*rows, marks={"A": "0.1", "B": "0.3", "C": "1.7", "D": "2.9"})
+    net, gross = book._values()
+    m = book.marks_f
+    assert net.tobytes() == (book.q @ m).tobytes()
+    assert gross.tobytes() == (book.abs_q @ m).tobytes()
+
+
 def test_positions_added_by_fills_are_folded_into_the_matrix():
     n = FOLD_AT + 10
     book = book_of(*((f"A{i}", "0", {"XYZ": "1"}) for i in range(n)), marks={"XYZ": "1"})
