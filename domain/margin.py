@@ -35,11 +35,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
+from itertools import repeat
+from operator import attrgetter, mul
 from typing import NamedTuple
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 NS_PER_S = 1_000_000_000
+_new_position = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,9 @@ class MarginPolicy:
         return rate
 
 
+_DEFAULT_POLICY = MarginPolicy()  # frozen: one shared instance when the caller gives none
+
+
 class Position(NamedTuple):
     """One marked position: quantity (signed), mark, value (signed), requirement rates.
     (A named tuple: an account's figures build one per holding, on the margin hot path.)"""
@@ -82,7 +88,8 @@ class Position(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class MarginFigures:
-    """An account's figures at its marks (see the module docstring)."""
+    """An account's figures at its marks (see the module docstring); `positions` are in
+    symbol order (`margin_figures` builds them so)."""
 
     cash: Decimal
     long_value: Decimal
@@ -129,51 +136,76 @@ def margin_figures(
     Returns:
         The figures; with unmarked symbols, valued over the marked positions only and flagged.
     """
-    policy = policy or MarginPolicy()
+    policy = policy or _DEFAULT_POLICY
     initial_rate = policy.initial if initial is None else initial
     maintenance_rate = policy.maintenance if maintenance is None else maintenance
-    long_value = short_value = net = ZERO
-    marked: list[tuple[str, Decimal, Decimal, Decimal]] = []
-    unmarked: list[str] = []
-    for symbol in sorted(holdings):
-        quantity = holdings[symbol]
-        if not quantity:
-            continue
-        mark = marks.get(symbol)
-        if mark is None:
-            unmarked.append(symbol)
-            continue
-        mark = mark if isinstance(mark, Decimal) else Decimal(repr(mark))
-        value = quantity * mark
-        net += value
-        if value > 0:
-            long_value += value
+    items = sorted(holdings.items())  # symbols are unique: the quantities never compare
+    symbols, quantities = zip(*items, strict=True) if items else ((), ())
+    held_marks = list(map(marks.get, symbols))
+    if all(quantities) and all(map(isinstance, held_marks, repeat(Decimal))):
+        # The margin hot path (every exact evaluation; the flow's marks are Decimal): the
+        # same operations as the loop below, in the same order, driven from C (map, sum).
+        values = list(map(mul, quantities, held_marks))
+        net = sum(values, ZERO)
+        if values and min(values) > 0:  # all long: the loop would add every value to both
+            long_value, short_value = net, ZERO
         else:
-            short_value -= value
-        marked.append((symbol, quantity, mark, value))
+            long_value = short_value = ZERO
+            for value in values:
+                if value > 0:
+                    long_value += value
+                else:
+                    short_value -= value
+        positions = list(
+            map(
+                _new_position,
+                repeat(Position),
+                zip(symbols, quantities, held_marks, values,
+                    repeat(maintenance_rate), repeat(initial_rate)),
+            )
+        )  # fmt: skip
+        unmarked: list[str] = []
+    else:
+        long_value = short_value = net = ZERO
+        positions = []
+        unmarked = []
+        for symbol, quantity, mark in zip(symbols, quantities, held_marks, strict=True):
+            if not quantity:
+                continue
+            if mark is None:
+                unmarked.append(symbol)
+                continue
+            if not isinstance(mark, Decimal):
+                mark = Decimal(repr(mark))
+            value = quantity * mark
+            net += value
+            if value > 0:
+                long_value += value
+            else:
+                short_value -= value
+            positions.append(
+                _new_position(
+                    Position, (symbol, quantity, mark, value, maintenance_rate, initial_rate)
+                )
+            )
     gross = long_value + short_value
-    positions: list[Position] = []
     concentrated: list[tuple[str, Decimal]] = []
-    maintenance_req = initial_req = ZERO
     if not policy.concentration:  # one rate for every position: Σ size·rate = gross·rate
-        positions = [
-            Position(symbol, quantity, mark, value, maintenance_rate, initial_rate)
-            for symbol, quantity, mark, value in marked
-        ]
         maintenance_req, initial_req = gross * maintenance_rate, gross * initial_rate
     else:
-        for symbol, quantity, mark, value in marked:
-            size = abs(value)
+        maintenance_req = initial_req = ZERO
+        for k, p in enumerate(positions):
+            size = abs(p.value)
             m_rate, i_rate = maintenance_rate, initial_rate
             if gross:
                 share = size / gross
                 add_on = policy.concentration_rate(share)
                 if add_on is not None:
-                    concentrated.append((symbol, share))
+                    concentrated.append((p.symbol, share))
                     m_rate, i_rate = max(m_rate, add_on), max(i_rate, add_on)
+                    positions[k] = p._replace(maintenance_rate=m_rate, initial_rate=i_rate)
             maintenance_req += size * m_rate
             initial_req += size * i_rate
-            positions.append(Position(symbol, quantity, mark, value, m_rate, i_rate))
     equity = cash + net
     return MarginFigures(
         cash=cash,
@@ -306,12 +338,17 @@ class Shortfall:
     reduction_to_initial: Decimal
 
 
+NO_SHORTFALL = Shortfall(ZERO, ZERO, ZERO, ZERO)  # a cure's (frozen: shared)
+
+
 def shortfall(figures: MarginFigures) -> Shortfall:
     """The deposit or the position reduction that restores maintenance, and initial margin."""
     if not figures.unmarked and not figures.policy.concentration:
-        order = sorted(figures.positions, key=_by_size)
-        to_maintenance = _reduction_one_pass(figures, False, order)[0]
-        to_initial = _reduction_one_pass(figures, True, order)[0]
+        # Every margin call computes this: the totals of `_reduction_one_pass` without its
+        # lines, over one liquidation order shared by the two levels.
+        order = _size_order(figures)
+        to_maintenance = _reduction_total(figures, False, order)
+        to_initial = _reduction_total(figures, True, order)
     else:
         to_maintenance, _ = _reduction(figures, initial=False)
         to_initial, _ = _reduction(figures, initial=True)
@@ -321,6 +358,42 @@ def shortfall(figures: MarginFigures) -> Shortfall:
         reduction_to_maintenance=to_maintenance,
         reduction_to_initial=to_initial,
     )
+
+
+_value = attrgetter("value")
+
+
+def _abs_value(p: Position) -> Decimal:
+    return abs(p.value)
+
+
+def _size_order(figures: MarginFigures) -> list[Position]:
+    """`sorted(figures.positions, key=_by_size)` for positions in symbol order (as
+    `margin_figures` builds them): a stable descending sort by size keeps the symbol order
+    among equal sizes. With no short position every value is its size (no abs per key)."""
+    key = _abs_value if figures.short_value else _value
+    return sorted(figures.positions, key=key, reverse=True)
+
+
+def _reduction_total(figures: MarginFigures, initial: bool, order: list[Position]) -> Decimal:
+    """`_reduction_one_pass(figures, initial, order)[0]`: the same steps, no lines built."""
+    need = (
+        figures.initial_requirement if initial else figures.maintenance_requirement
+    ) - figures.equity
+    total = ZERO
+    for p in order:
+        if need <= 0:
+            break
+        quantity = p.quantity
+        if not quantity:
+            continue
+        rate = p.initial_rate if initial else p.maintenance_rate
+        mark = p.mark
+        shares = min(abs(quantity), (need / rate / mark).to_integral_value(ROUND_CEILING))
+        value = shares * mark
+        need -= value * rate  # = shares * mark * rate, evaluated left to right
+        total += value
+    return total
 
 
 def propose_liquidation(figures: MarginFigures) -> list[LiquidationLine]:
@@ -388,8 +461,7 @@ class MarginMonitor:
         elif self.state is not MarginState.NORMAL:
             episode = self.episode_ns
             self.state = MarginState.NORMAL
-            none = Shortfall(ZERO, ZERO, ZERO, ZERO)
-            out.append(MarginTransition("MARGIN_CALL_CURED", episode, ts_ns, figures, none))
+            out.append(MarginTransition("MARGIN_CALL_CURED", episode, ts_ns, figures, NO_SHORTFALL))
         return out
 
     def check_grace(self, figures: MarginFigures, ts_ns: int) -> list[MarginTransition]:

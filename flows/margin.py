@@ -14,7 +14,7 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      once. Marks are applied as they come and judged per window of
                      `margin_mark_ms` of event time (aligned to multiples of it): when event
                      time passes the window's end, one float screen of every account of the
-                     shard (two sparse matrix-vector products) picks the accounts whose
+                     shard (sparse matrix-vector products) picks the accounts whose
                      verdict may have changed, and only those are evaluated exactly
                      (`domain.margin.margin_figures`, Decimal); the grace deadlines fire in
                      event-time order with the window ends
@@ -34,7 +34,7 @@ The cost: one worker applies every market-data event to a mark book (after a sym
 trade, a scan of the event's entries for a trade), instead of the 8 symbol shards that
 coalesced the published quotes before.
 
-A window costs ~3 ns per held position (the screen) plus the accounts it really puts at
+A window costs ~1.5-3 ns per held position (the screen) plus the accounts it really puts at
 risk; an account whose screen says nothing changed keeps its last row: `account_margin` holds
 each account's figures as of its last exact evaluation, not of every tick. An account that
 dips below maintenance and recovers within one window is not called (like a price move within
@@ -431,7 +431,9 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         book = state.book
         held = book.holdings(i)
         fallback = book.fallback_marks(i)
-        marks = {s: state.marks.get(s, fallback.get(s)) for s in held}
+        marks = state.marks  # `margin_figures` only looks up the held symbols
+        if fallback:
+            marks = {s: marks.get(s, fallback.get(s)) for s in held}
         return margin_figures(
             book.cash[i], held, marks, book.initial[i], book.maintenance[i], self.policy
         )
