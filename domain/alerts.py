@@ -12,6 +12,7 @@ the WebSocket edge forwards: `{"alert_id","kind","severity","account","owner","s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -34,13 +35,23 @@ SPOOFING = "SPOOFING"
 SEVERITIES = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 
 
+_NAMESPACE_BYTES = ALERT_NAMESPACE.bytes
+_VERSION_5 = (~(0xC000 << 48) & ~(0xF000 << 64), (0x8000 << 48) | (5 << 76))
+
+
 def alert_id(kind: str, key: str) -> str:
-    """Return the id of the alert of `kind` raised by the input identified by `key`.
+    """Return the id of the alert of `kind` raised by the input identified by `key`:
+    `str(uuid.uuid5(ALERT_NAMESPACE, f"{kind}|{key}"))`, its steps written out (SHA-1 of the
+    namespace and the name, the variant and version bits, the 8-4-4-4-12 hex form) without the
+    UUID object in between (one per margin call and cure, stop trigger, finding).
 
     >>> alert_id("STOP_TRIGGERED", "stop:C1") == alert_id("STOP_TRIGGERED", "stop:C1")
     True
     """
-    return str(uuid.uuid5(ALERT_NAMESPACE, f"{kind}|{key}"))
+    digest = hashlib.sha1(_NAMESPACE_BYTES + f"{kind}|{key}".encode()).digest()
+    clear, bits = _VERSION_5
+    h = f"{int.from_bytes(digest[:16], 'big') & clear | bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _plain(value: Any) -> Any:
