@@ -228,13 +228,13 @@ class MarginBook:
             return dict(held)
         q = self.q
         start, stop = q.indptr[i], q.indptr[i + 1]
-        symbols, decimal = self.symbols, _decimal_cached
-        out = {
-            symbols[j]: decimal(x)
-            for j, x in zip(q.indices[start:stop].tolist(), q.data[start:stop].tolist(),
-                            strict=True)
-            if x
-        }  # fmt: skip
+        columns, values = q.indices[start:stop].tolist(), q.data[start:stop].tolist()
+        if 0.0 in values:  # a position closed by a fill, still in the matrix (-0.0 == 0.0)
+            keep = [k for k, x in enumerate(values) if x]
+            columns, values = [columns[k] for k in keep], [values[k] for k in keep]
+        # One pass in C (map) per account: the exact evaluation reads every position of it.
+        names = map(self.symbols.__getitem__, columns)
+        out = dict(zip(names, map(_decimal_cached, values), strict=True))
         return out  # an account with positions in `added` has traded: it is in `exact`
 
     def apply_fill(self, i: int, symbol: str, signed_qty: Decimal, price: Decimal) -> None:

@@ -51,6 +51,7 @@ import pickle
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
@@ -475,7 +476,11 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         over = set()
         if f.gross_value and not f.unmarked and len(f.positions) > 1:
             limit = self.alert_share * f.gross_value  # no division per position
-            for p in f.positions:
+            values = list(map(_value, f.positions))
+            # Some |value| > limit iff the largest value or the most negative one is past it:
+            # usually neither, and then no loop over the positions runs in Python.
+            positions = f.positions if max(values) > limit or min(values) < -limit else ()
+            for p in positions:
                 if abs(p.value) > limit:
                     share = abs(p.value) / f.gross_value
                     over.add(p.symbol)
@@ -518,6 +523,10 @@ def _row(account: str, monitor: MarginMonitor, f: MarginFigures, ts: int) -> Mar
     return MarginRow(account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since)
 
 
+_value = attrgetter("value")
+_symbol_mark = attrgetter("symbol", "mark")
+
+
 def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
     f, s = t.figures, t.shortfall
     details: dict[str, Any] = {
@@ -530,7 +539,7 @@ def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
         "maintenance_requirement": f.maintenance_requirement,
         "initial_requirement": f.initial_requirement,
         "excess": f.excess,
-        "marks": {p.symbol: p.mark for p in f.positions},
+        "marks": dict(map(_symbol_mark, f.positions)),
         "cash": f.cash,
     }
     if t.kind != "MARGIN_CALL_CURED":
