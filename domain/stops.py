@@ -129,6 +129,7 @@ _NO_ACTIVATION = Decimal("-Infinity")  # heap key of "activate at the first pric
 _INF = Decimal("Infinity")
 _NEG_INF = Decimal("-Infinity")
 _BAND_ATTR = {ref: f"band_{ref}" for ref in REFERENCES}
+_SELLS, _BUYS, _BOTH = 1, 2, 3  # sides of a band
 # Dead entries a structure may hold beyond its live ones before it compacts (amortised O(1)).
 _COMPACT_SLACK = 64
 
@@ -696,14 +697,15 @@ class _Record:
 
 @dataclass(slots=True)
 class _Band:
-    """The values of one reference price of one symbol at which one of its orders may act.
+    """One reference price of one symbol: its structures, and the values at which they may act.
 
-    A value strictly inside the band can neither fire nor activate any order on that reference:
-    the quote only widens `high`/`low`, the extremes of the reference since the trailing
-    ladders were last brought up to date (`StopBook._settle`). Trailing stops ratchet lazily to
-    those extremes: a sell's mark is max(its group's mark, high), a buy's min(..., low); the
-    ladders apply that before anything reads or changes them, and before a quote that may fire.
+    A value strictly inside the band can neither fire nor activate an order on that reference:
+    the quote only widens `high`/`low`, the extremes of the reference since the sell and the buy
+    trailing ladders were last brought up to date. Trailing stops ratchet lazily to them: a
+    sell's mark is max(its group's mark, high), a buy's min(..., low); the ladders apply that
+    before anything reads or changes them, and before a value that may fire on their side.
 
+    Each side (sells: fire at or below, buys: at or above) is judged and evaluated on its own.
     Every bound is conservative (lazy-deletion tops may be dead entries, `min_offset` may be a
     departed order's): the worst it costs is a look at the structures that finds nothing.
     Decimal throughout, computed exactly as the ladders compute their stops, so a bound is never
@@ -712,6 +714,10 @@ class _Band:
 
     high: Decimal
     low: Decimal
+    sell_heap: _KeyHeap | None = None  # the reference's fixed sell stops
+    buy_heap: _KeyHeap | None = None
+    sell_ladders: list[_TrailLadder] = field(default_factory=list)  # by price, by bps
+    buy_ladders: list[_TrailLadder] = field(default_factory=list)
     sell_at: Decimal = _NEG_INF  # a sell may fire at or below (fixed, and trailing at its mark)
     buy_at: Decimal = _INF  # a buy may fire at or above
     sell_mark: Decimal = _INF  # trailing sells' lowest mark: a `high` above it ratchets...
@@ -723,32 +729,109 @@ class _Band:
     wake_high: Decimal = _INF  # a waiting trailing sell activates at or above
     wake_low: Decimal = _NEG_INF  # a waiting trailing buy at or below
 
+    def rebound(self, sides: int = _BOTH) -> None:
+        """Recompute the bounds of `sides` from the structures (after they changed)."""
+        if sides & _SELLS:
+            heap = self.sell_heap
+            at = -heap.heap[0][0] if heap is not None and heap.heap else _NEG_INF
+            mark = wake = _INF
+            off = factor = None
+            for ladder in self.sell_ladders:
+                if ladder.group_heap:
+                    at = max(at, -ladder.group_heap[0][0])  # stale or dead entries: higher
+                top = ladder.top_mark()
+                if top is not None and ladder.min_offset is not None:
+                    mark = min(mark, top)
+                    if ladder.bps:
+                        factor = _ONE - ladder.min_offset / _BPS  # as `stop_px` computes it
+                    else:
+                        off = ladder.min_offset
+                if ladder.dormant.heap:
+                    wake = min(wake, ladder.dormant.heap[0][0])  # -key(activation) = price
+            self.sell_at, self.sell_mark, self.sell_off, self.sell_factor = at, mark, off, factor
+            self.wake_high = wake
+        if sides & _BUYS:
+            heap = self.buy_heap
+            at = heap.heap[0][0] if heap is not None and heap.heap else _INF
+            mark = wake = _NEG_INF
+            off = factor = None
+            for ladder in self.buy_ladders:
+                if ladder.group_heap:
+                    at = min(at, ladder.group_heap[0][0])
+                top = ladder.top_mark()
+                if top is not None and ladder.min_offset is not None:
+                    mark = max(mark, top)
+                    if ladder.bps:
+                        factor = _ONE + ladder.min_offset / _BPS
+                    else:
+                        off = ladder.min_offset
+                if ladder.dormant.heap:
+                    wake = max(wake, -ladder.dormant.heap[0][0])
+            self.buy_at, self.buy_mark, self.buy_off, self.buy_factor = at, mark, off, factor
+            self.wake_low = wake
 
-def _stirs(band: _Band, px: Decimal) -> bool:
-    """Record `px` in the band's run; True when it may fire or activate an order."""
+
+def _stirs(band: _Band, px: Decimal) -> int:
+    """Record `px` in the band's run; return the sides (`_SELLS`, `_BUYS`) it may act on."""
+    sides = 0
     high = band.high
     if px > high:
         band.high = high = px
+    if px <= band.sell_at or px >= band.wake_high:
+        sides = _SELLS
+    elif high > band.sell_mark:
+        off = band.sell_off
+        factor = band.sell_factor
+        if (off is not None and px <= high - off) or (factor is not None and px <= high * factor):
+            sides = _SELLS
     low = band.low
     if px < low:
         band.low = low = px
-    if px <= band.sell_at or px >= band.buy_at or px >= band.wake_high or px <= band.wake_low:
-        return True
-    if high > band.sell_mark:
-        off = band.sell_off
-        if off is not None and px <= high - off:
-            return True
-        factor = band.sell_factor
-        if factor is not None and px <= high * factor:
-            return True
+    if px >= band.buy_at or px <= band.wake_low:
+        return sides | _BUYS
     if low < band.buy_mark:
         off = band.buy_off
-        if off is not None and px >= low + off:
-            return True
         factor = band.buy_factor
-        if factor is not None and px >= low * factor:
-            return True
-    return False
+        if (off is not None and px >= low + off) or (factor is not None and px >= low * factor):
+            return sides | _BUYS
+    return sides
+
+
+def _evaluate(
+    band: _Band,
+    ref: str,
+    px: Decimal,
+    sides: int,
+    fired: list[tuple[int, str, Decimal | None, Decimal, str]],
+) -> None:
+    """Fire what a new value `px` of `ref` reaches on `sides`; append (seq, id, stop, px, ref)."""
+    if sides & _SELLS:
+        heap = band.sell_heap
+        if heap is not None and heap.heap and heap.heap[0][0] <= -px:
+            for seq, cl_ord_id in heap.pop_upto(-px):
+                fired.append((seq, cl_ord_id, None, px, ref))
+        high = band.high
+        for ladder in band.sell_ladders:
+            # The ratchet the quotes since the last look would have made (none fired), then
+            # this price: the same groups, marks and fires as looking at every quote.
+            if high != px:
+                ladder.ratchet(high)
+            for seq, cl_ord_id, stop in ladder.update(px):
+                fired.append((seq, cl_ord_id, stop, px, ref))
+        band.high = px
+    if sides & _BUYS:
+        heap = band.buy_heap
+        if heap is not None and heap.heap and heap.heap[0][0] <= px:
+            for seq, cl_ord_id in heap.pop_upto(px):
+                fired.append((seq, cl_ord_id, None, px, ref))
+        low = band.low
+        for ladder in band.buy_ladders:
+            if low != px:
+                ladder.ratchet(low)
+            for seq, cl_ord_id, stop in ladder.update(px):
+                fired.append((seq, cl_ord_id, stop, px, ref))
+        band.low = px
+    band.rebound(sides)
 
 
 @dataclass(slots=True)
@@ -1100,7 +1183,9 @@ class StopBook:
         seq = self._seq
         if rec.state == _WORKING and old.ord_type == ORD_TYPE_PEGGED:
             self._ladder(rec).rekey(orig_cl_ord_id, cl_ord_id, seq, new.peg_offset_value)
-            self._reband(self._symbols[old.symbol], rec.reference)
+            self._band(self._symbols[old.symbol], rec.reference).rebound(
+                _BUYS if rec.buy else _SELLS
+            )
         else:
             self._unrest(rec)
         del self._orders[orig_cl_ord_id]
@@ -1139,15 +1224,17 @@ class StopBook:
             sym = self._symbols[symbol] = _Symbol()
         # Most quotes fall inside every band: they change the stored values and the bands'
         # runs, nothing else (see `_Band`). The rest are looked at reference by reference.
-        stirred: list[tuple[str, _Band, Decimal]] = []
+        stirred: list[tuple[str, _Band, Decimal, int]] = []
         if last is not None:
             if type(last) is not Decimal:
                 last = _to_decimal(last)
             if last != sym.last:
                 sym.last = last
                 band = sym.band_last
-                if band is not None and _stirs(band, last):
-                    stirred.append(("last", band, last))
+                if band is not None:
+                    sides = _stirs(band, last)
+                    if sides:
+                        stirred.append(("last", band, last, sides))
         moved = False
         if bid is not None:
             if type(bid) is not Decimal:
@@ -1156,8 +1243,10 @@ class StopBook:
                 sym.bid = bid
                 moved = True
                 band = sym.band_bid
-                if band is not None and _stirs(band, bid):
-                    stirred.append(("bid", band, bid))
+                if band is not None:
+                    sides = _stirs(band, bid)
+                    if sides:
+                        stirred.append(("bid", band, bid, sides))
         if ask is not None:
             if type(ask) is not Decimal:
                 ask = _to_decimal(ask)
@@ -1165,21 +1254,24 @@ class StopBook:
                 sym.ask = ask
                 moved = True
                 band = sym.band_ask
-                if band is not None and _stirs(band, ask):
-                    stirred.append(("ask", band, ask))
+                if band is not None:
+                    sides = _stirs(band, ask)
+                    if sides:
+                        stirred.append(("ask", band, ask, sides))
         if moved:
             band = sym.band_mid
             if band is not None and sym.bid is not None and sym.ask is not None:
                 mid = (sym.bid + sym.ask) / 2
                 if mid != sym.mid:
                     sym.mid = mid
-                    if _stirs(band, mid):
-                        stirred.append(("mid", band, mid))
+                    sides = _stirs(band, mid)
+                    if sides:
+                        stirred.append(("mid", band, mid, sides))
         if not stirred:
             return out
         fired: list[tuple[int, str, Decimal | None, Decimal, str]] = []
-        for ref, band, px in stirred:
-            self._evaluate(sym, ref, band, px, fired)
+        for ref, band, px, sides in stirred:
+            _evaluate(band, ref, px, sides, fired)
         if fired:
             fired.sort()
             orders = self._orders
@@ -1188,33 +1280,6 @@ class StopBook:
                 if rec is not None and rec.seq == seq:  # else an OCO sibling took it this step
                     self._trigger(rec, stop, px, ref, ts_ns, out)
         return out
-
-    def _evaluate(
-        self,
-        sym: _Symbol,
-        ref: str,
-        band: _Band,
-        px: Decimal,
-        fired: list[tuple[int, str, Decimal | None, Decimal, str]],
-    ) -> None:
-        """Fire what a new value `px` of `ref` reaches; append (seq, id, stop, px, ref)."""
-        for (r, buy), heap in sym.stops.items():
-            if r == ref and heap.heap:
-                key = px if buy else -px
-                if heap.heap[0][0] <= key:
-                    for seq, cl_ord_id in heap.pop_upto(key):
-                        fired.append((seq, cl_ord_id, None, px, ref))
-        for (r, buy, _bps), ladder in sym.ladders.items():
-            if r == ref:
-                # The ratchet the quotes since the last look would have made (none fired), then
-                # this price: the same groups, marks and fires as looking at every quote.
-                extreme = band.low if buy else band.high
-                if extreme != px:
-                    ladder.ratchet(extreme)
-                for seq, cl_ord_id, stop in ladder.update(px):
-                    fired.append((seq, cl_ord_id, stop, px, ref))
-        band.high = band.low = px
-        self._reband(sym, ref)
 
     def on_l1(self, quote: Quote) -> list[Outcome]:
         """Apply a published L1 `Quote` (its `ts` is in ms); unchanged fields are ignored."""
@@ -1332,7 +1397,21 @@ class StopBook:
         ladder = sym.ladders.get(key)
         if ladder is None:
             ladder = sym.ladders[key] = _TrailLadder(rec.buy, bps)
+            band = self._band(sym, rec.reference)
+            (band.buy_ladders if rec.buy else band.sell_ladders).append(ladder)
         return ladder
+
+    def _band(self, sym: _Symbol, ref: str) -> _Band:
+        """The band of `ref`, created (its run starting at the current value) on first use."""
+        attr = _BAND_ATTR[ref]
+        band = getattr(sym, attr)
+        if band is None:
+            current = sym.current(ref)
+            band = _Band(_NEG_INF, _INF) if current is None else _Band(current, current)
+            setattr(sym, attr, band)
+            if ref == "mid":
+                sym.mid = current  # kept from now on, to tell a changed mid
+        return band
 
     def _settle(self, sym: _Symbol, ref: str) -> None:
         """Ratchet the ladders on `ref` to the extremes of its run, and start a new run.
@@ -1344,64 +1423,16 @@ class StopBook:
         if band is None:
             return
         current = sym.current(ref)
-        if current is None or band.high == band.low == current:
+        if current is None:
             return
-        for (r, buy, _bps), ladder in sym.ladders.items():
-            if r == ref:
-                ladder.ratchet(band.low if buy else band.high)
+        # Ratcheting to a mark the ladder already has changes nothing: no need to know which
+        # side has a run.
+        for ladder in band.sell_ladders:
+            ladder.ratchet(band.high)
+        for ladder in band.buy_ladders:
+            ladder.ratchet(band.low)
         band.high = band.low = current
-        self._reband(sym, ref)  # the marks moved: so did the stops the band stands for
-
-    def _reband(self, sym: _Symbol, ref: str) -> None:
-        """Recompute the band of `ref` from its structures (after they changed)."""
-        attr = _BAND_ATTR[ref]
-        band = getattr(sym, attr)
-        if band is None:
-            current = sym.current(ref)
-            band = _Band(_NEG_INF, _INF) if current is None else _Band(current, current)
-            setattr(sym, attr, band)
-            if ref == "mid":
-                sym.mid = current
-        band.sell_at = band.wake_low = band.buy_mark = _NEG_INF
-        band.buy_at = band.wake_high = band.sell_mark = _INF
-        band.sell_off = band.sell_factor = band.buy_off = band.buy_factor = None
-        for (r, buy), heap in sym.stops.items():
-            if r == ref and heap.heap:
-                key = heap.heap[0][0]  # may be a dead entry: a bound still
-                if buy:
-                    band.buy_at = min(band.buy_at, key)
-                else:
-                    band.sell_at = max(band.sell_at, -key)
-        for (r, buy, bps), ladder in sym.ladders.items():
-            if r != ref:
-                continue
-            if ladder.group_heap:
-                key = ladder.group_heap[0][0]  # stale or dead entries only lower it
-                if buy:
-                    band.buy_at = min(band.buy_at, key)
-                else:
-                    band.sell_at = max(band.sell_at, -key)
-            mark = ladder.top_mark()
-            offset = ladder.min_offset
-            if mark is not None and offset is not None:
-                if buy:
-                    band.buy_mark = max(band.buy_mark, mark)
-                    if bps:
-                        band.buy_factor = _ONE + offset / _BPS
-                    else:
-                        band.buy_off = offset
-                else:
-                    band.sell_mark = min(band.sell_mark, mark)
-                    if bps:
-                        band.sell_factor = _ONE - offset / _BPS
-                    else:
-                        band.sell_off = offset
-            if ladder.dormant.heap:
-                key = ladder.dormant.heap[0][0]  # -key(activation price)
-                if buy:
-                    band.wake_low = max(band.wake_low, -key)
-                else:
-                    band.wake_high = min(band.wake_high, key)
+        band.rebound()  # the marks moved: so did the stops the band stands for
 
     def _rest(self, rec: _Record) -> None:
         order = rec.order
@@ -1412,15 +1443,22 @@ class StopBook:
                 order.cl_ord_id, rec.seq, order.peg_offset_value, current, order.activation_px
             )
         elif ord_type == ORD_TYPE_STOP or ord_type == ORD_TYPE_STOP_LIMIT:
-            stops = self._symbol(order.symbol).stops
+            sym = self._symbol(order.symbol)
             key = (rec.reference, rec.buy)
-            heap = stops.get(key)
+            heap = sym.stops.get(key)
             if heap is None:
-                heap = stops[key] = _KeyHeap()
+                heap = sym.stops[key] = _KeyHeap()
+                band = self._band(sym, rec.reference)
+                if rec.buy:
+                    band.buy_heap = heap
+                else:
+                    band.sell_heap = heap
             heap.push(_key(rec.buy, order.stop_px), rec.seq, order.cl_ord_id)
         else:
             return
-        self._reband(self._symbols[order.symbol], rec.reference)
+        self._band(self._symbols[order.symbol], rec.reference).rebound(
+            _BUYS if rec.buy else _SELLS
+        )
 
     def _unrest(self, rec: _Record) -> None:
         if rec.state != _WORKING:
@@ -1512,14 +1550,14 @@ class StopBook:
         )
         stop = order.stop_px if stop is None else stop
         out.append(Triggered(order, stop, px, reference, ts_ns, child))
-        # Its heap entry is already gone; take it off the book (and the OCO) now.
+        # Its structure entry is already gone (so `_unrest` skips it); take it off the book
+        # (and the OCO) now.
+        rec.state = "triggered"
         oco = rec.oco
         if rec.children:
             del self._orders[cl_ord_id]
-            self._unrest(rec)
             if oco is not None:
                 self._detach_oco(rec)
-            rec.state = "triggered"
             self._triggered[cl_ord_id] = rec
             self._aliases[child.cl_ord_id] = cl_ord_id
         else:
