@@ -1,18 +1,21 @@
-"""Connectors layer: the FIX messages we send, built with simplefix (never by hand).
+"""Connectors layer: the FIX messages we send.
 
 `new_order_single` builds the 35=D of a child order (a triggered stop, a released list leg),
 `order_cancel_request` the 35=F that withdraws a leg working at the venue. Every
 field comes from the caller, SendingTime (52) included, so that the same input gives the same
 bytes (a replay after a crash re-sends byte-identical messages, which the outbound sinks then
 recognise by ClOrdID).
+
+The two messages are framed here (BodyLength (9), CheckSum (10)) rather than through
+`simplefix.FixMessage`: building one with simplefix costs ~23 µs, a stop trigger's whole budget,
+against ~3 µs here. The bytes are the same as simplefix's `encode()`, field for field (tests
+compare the two on random orders), so simplefix stays the reference.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-
-import simplefix
 
 from connectors.fix.timefmt import format_utc_timestamp
 
@@ -47,17 +50,12 @@ class OutboundOrder:
     time_in_force: str = "0"
 
 
-def _header(
-    msg_type: str, ts_event: int, seq: int, sender: str, target: str, begin_string: str
-) -> tuple[simplefix.FixMessage, str]:
-    """A message with its standard header; SendingTime (52) is the event's time (returned too,
-    for TransactTime (60))."""
-    stamp = format_utc_timestamp(ts_event, 3)
-    m = simplefix.FixMessage()
-    for tag, value in ((8, begin_string), (35, msg_type), (49, sender), (56, target),
-                       (34, seq), (52, stamp)):  # fmt: skip
-        m.append_pair(tag, value)
-    return m, stamp
+def _frame(begin_string: str, body: str) -> bytes:
+    """BeginString (8) and BodyLength (9) before `body` (from 35= to its last SOH), CheckSum (10)
+    after: as `simplefix.FixMessage.encode` frames a message."""
+    raw = body.encode()
+    message = f"8={begin_string}\x019={len(raw)}\x01".encode() + raw
+    return message + b"10=%03d\x01" % (sum(message) % 256)
 
 
 def new_order_single(
@@ -75,19 +73,16 @@ def new_order_single(
     if order.ord_type == LIMIT and order.price is None:
         msg = f"limit order {order.cl_ord_id} has no price"
         raise ValueError(msg)
-    m, stamp = _header("D", order.ts_event, seq, sender, target, begin_string)
-    m.append_pair(11, order.cl_ord_id)
-    if order.account:
-        m.append_pair(1, order.account)
-    m.append_pair(55, order.symbol)
-    m.append_pair(54, order.side)
-    m.append_pair(60, stamp)
-    m.append_pair(38, str(order.quantity))
-    m.append_pair(40, order.ord_type)
-    if order.ord_type == LIMIT:
-        m.append_pair(44, str(order.price))
-    m.append_pair(59, order.time_in_force)
-    return m.encode()
+    stamp = format_utc_timestamp(order.ts_event, 3)
+    account = f"1={order.account}\x01" if order.account else ""
+    price = f"44={order.price}\x01" if order.ord_type == LIMIT else ""
+    return _frame(
+        begin_string,
+        f"35=D\x0149={sender}\x0156={target}\x0134={seq}\x0152={stamp}\x01"
+        f"11={order.cl_ord_id}\x01{account}55={order.symbol}\x0154={order.side}\x01"
+        f"60={stamp}\x0138={order.quantity}\x0140={order.ord_type}\x01{price}"
+        f"59={order.time_in_force}\x01",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +112,14 @@ def order_cancel_request(
     begin_string: str = "FIX.4.4",
 ) -> bytes:
     """Return the SOH-delimited 35=F of `cancel` with MsgSeqNum (34) `seq`."""
-    m, stamp = _header("F", cancel.ts_event, seq, sender, target, begin_string)
-    m.append_pair(11, cancel.cl_ord_id)
-    m.append_pair(41, cancel.orig_cl_ord_id)
-    if cancel.account:
-        m.append_pair(1, cancel.account)
-    m.append_pair(55, cancel.symbol)
-    m.append_pair(54, cancel.side)
-    m.append_pair(60, stamp)
-    m.append_pair(38, str(cancel.quantity))
-    return m.encode()
+    stamp = format_utc_timestamp(cancel.ts_event, 3)
+    account = f"1={cancel.account}\x01" if cancel.account else ""
+    return _frame(
+        begin_string,
+        f"35=F\x0149={sender}\x0156={target}\x0134={seq}\x0152={stamp}\x01"
+        f"11={cancel.cl_ord_id}\x0141={cancel.orig_cl_ord_id}\x01{account}"
+        f"55={cancel.symbol}\x0154={cancel.side}\x0160={stamp}\x0138={cancel.quantity}\x01",
+    )
 
 
 def encode_outbound(message: OutboundOrder | OutboundCancel, seq: int) -> bytes:
