@@ -31,7 +31,7 @@ at 0 would invent a loss or hide one).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
@@ -136,10 +136,23 @@ def margin_figures(
     Returns:
         The figures; with unmarked symbols, valued over the marked positions only and flagged.
     """
+    items = sorted(holdings.items())  # symbols are unique: the quantities never compare
+    return margin_figures_sorted(cash, items, marks, initial, maintenance, policy)
+
+
+def margin_figures_sorted(
+    cash: Decimal,
+    items: Sequence[tuple[str, Decimal]],
+    marks: Mapping[str, Decimal | float | None],
+    initial: Decimal | None = None,
+    maintenance: Decimal | None = None,
+    policy: MarginPolicy | None = None,
+) -> MarginFigures:
+    """`margin_figures` of holdings given as `(symbol, quantity)` pairs in symbol order, each
+    symbol once (`sorted(holdings.items())`): for a caller that has them so without a dict."""
     policy = policy or _DEFAULT_POLICY
     initial_rate = policy.initial if initial is None else initial
     maintenance_rate = policy.maintenance if maintenance is None else maintenance
-    items = sorted(holdings.items())  # symbols are unique: the quantities never compare
     symbols, quantities = zip(*items, strict=True) if items else ((), ())
     held_marks = list(map(marks.get, symbols))
     if all(quantities) and all(map(isinstance, held_marks, repeat(Decimal))):

@@ -34,10 +34,9 @@ Accounts holding a symbol without any mark are never candidates (no verdict; see
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,9 +64,20 @@ def _decimal(f: float) -> Decimal:
     return Decimal(int(f)) if f.is_integer() else Decimal(repr(f))
 
 
-# `holdings` converts every position of an account it reads; quantities repeat across accounts,
-# and a Decimal is immutable, so the conversions are shared (bounded: the least recent go).
-_decimal_cached = lru_cache(maxsize=1 << 16)(_decimal)
+class _Decimals(dict[float, Decimal]):
+    """`_decimal` of each float asked for, kept: every exact read converts all the positions of
+    an account, quantities repeat across accounts, and a Decimal is immutable, so one object
+    serves them all. A hit is a C dict lookup (`map(cache.__getitem__, ...)`); bounded: the
+    whole cache goes when it is full."""
+
+    def __missing__(self, f: float) -> Decimal:
+        if len(self) >= 1 << 16:
+            self.clear()
+        d = self[f] = _decimal(f)
+        return d
+
+
+_DECIMALS = _Decimals()
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,16 +236,28 @@ class MarginBook:
         held = self.exact.get(i)
         if held is not None:
             return dict(held)
+        return dict(self._row(i))
+
+    def holding_items(self, i: int) -> list[tuple[str, Decimal]]:
+        """`sorted(self.holdings(i).items())`, without the dict: what the exact evaluation
+        reads (`domain.margin.margin_figures_sorted`)."""
+        held = self.exact.get(i)
+        if held is not None:
+            return sorted(held.items())
+        return sorted(self._row(i))  # symbols are unique: the quantities never compare
+
+    def _row(self, i: int) -> Iterator[tuple[str, Decimal]]:
+        """Account i's (symbol, quantity) pairs from the matrix, non-zero, in column order. An
+        account with positions in `added` has traded: it is in `exact`, not read here."""
         q = self.q
         start, stop = q.indptr[i], q.indptr[i + 1]
         columns, values = q.indices[start:stop].tolist(), q.data[start:stop].tolist()
         if 0.0 in values:  # a position closed by a fill, still in the matrix (-0.0 == 0.0)
             keep = [k for k, x in enumerate(values) if x]
             columns, values = [columns[k] for k in keep], [values[k] for k in keep]
-        # One pass in C (map) per account: the exact evaluation reads every position of it.
+        # In C (map) per account: the exact evaluation reads every position of it.
         names = map(self.symbols.__getitem__, columns)
-        out = dict(zip(names, map(_decimal_cached, values), strict=True))
-        return out  # an account with positions in `added` has traded: it is in `exact`
+        return zip(names, map(_DECIMALS.__getitem__, values), strict=True)
 
     def apply_fill(self, i: int, symbol: str, signed_qty: Decimal, price: Decimal) -> None:
         """A fill: holdings change by `signed_qty` (buys positive), cash by −qty·price."""

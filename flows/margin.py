@@ -16,7 +16,7 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      time passes the window's end, one float screen of every account of the
                      shard (sparse matrix-vector products) picks the accounts whose
                      verdict may have changed, and only those are evaluated exactly
-                     (`domain.margin.margin_figures`, Decimal); the grace deadlines fire in
+                     (`domain.margin.margin_figures_sorted`, Decimal); the grace deadlines fire in
                      event-time order with the window ends
     write_margin / write_margin_alerts   `account_margin` upserts (on every evaluation);
                      MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
@@ -73,7 +73,7 @@ from domain.margin import (
     MarginPolicy,
     MarginState,
     MarginTransition,
-    margin_figures,
+    margin_figures_sorted,
 )
 from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
@@ -430,13 +430,13 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
     def figures(self, i: int) -> MarginFigures:
         state = self.state
         book = state.book
-        held = book.holdings(i)
+        items = book.holding_items(i)
         fallback = book.fallback_marks(i)
-        marks = state.marks  # `margin_figures` only looks up the held symbols
+        marks = state.marks  # the figures only look up the held symbols
         if fallback:
-            marks = {s: marks.get(s, fallback.get(s)) for s in held}
-        return margin_figures(
-            book.cash[i], held, marks, book.initial[i], book.maintenance[i], self.policy
+            marks = {s: marks.get(s, fallback.get(s)) for s, _ in items}
+        return margin_figures_sorted(
+            book.cash[i], items, marks, book.initial[i], book.maintenance[i], self.policy
         )
 
     def _evaluate(self, i: int, ts: int, effects: MarginEffects) -> None:
@@ -476,11 +476,7 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         over = set()
         if f.gross_value and not f.unmarked and len(f.positions) > 1:
             limit = self.alert_share * f.gross_value  # no division per position
-            values = list(map(_value, f.positions))
-            # Some |value| > limit iff the largest value or the most negative one is past it:
-            # usually neither, and then no loop over the positions runs in Python.
-            positions = f.positions if max(values) > limit or min(values) < -limit else ()
-            for p in positions:
+            for p in f.positions:
                 if abs(p.value) > limit:
                     share = abs(p.value) / f.gross_value
                     over.add(p.symbol)
@@ -523,7 +519,6 @@ def _row(account: str, monitor: MarginMonitor, f: MarginFigures, ts: int) -> Mar
     return MarginRow(account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since)
 
 
-_value = attrgetter("value")
 _symbol_mark = attrgetter("symbol", "mark")
 
 

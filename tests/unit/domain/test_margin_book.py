@@ -32,6 +32,7 @@ def test_holdings_come_back_exactly_and_awkward_quantities_are_kept_exact():
     )
     assert book.holdings(0) == {"XYZ": D(100), "ABC": D("-2.5")}
     assert book.holdings(1) == {"XYZ": D("0.1000000000000000055511151231257827")}
+    assert book.holding_items(0) == [("ABC", D("-2.5")), ("XYZ", D(100))]  # by symbol
     assert sorted(book.symbols) == ["ABC", "XYZ"]  # ZZZ (0) is not a position
 
 
