@@ -27,8 +27,9 @@ Orders (`StopOrder`, built from a 35=D by `order_from_request`):
 Decisions:
 
 - Reference price: last trade by default; per order (`StopOrder.reference`), else per symbol
-  (`symbol_references`), else `default_reference`; one of last, bid, ask, mid ((bid + ask) / 2).
-  It is fixed at acceptance.
+  (`symbol_references`), else `default_reference`; one of last, bid, ask, mid ((bid + ask) / 2
+  of the current bid and ask). It is fixed at acceptance. Values are kept as quoted (a float is
+  read as the decimal it prints as, when a Decimal is needed).
 - Only a reference whose value *changed* is evaluated. `on_quote` takes the fields a quote carries
   (None = not carried) and the book remembers the last bid, ask and last of each symbol, so a
   full L1 `Quote` that repeats an unchanged last does not re-evaluate stops on last. Nothing is
@@ -71,18 +72,22 @@ Data structures and complexity (n = resting orders of one symbol, reference and 
   merged away at most once, so ratchets cost O(1) amortised per order plus one O(log n) push
   per quote; orders awaiting their activation price wait in a heap keyed by it. Amortised
   O(log n) per order accepted, cancelled, replaced or triggered.
-- Per quote: each reference with orders has a band (`_Band`): the values at which one of them
-  may fire or activate, kept with the structures. A value inside it costs a few comparisons and
-  widens the band's run (the highest and lowest value since the trailing ladders were last
-  brought up to date); the ladders ratchet to the run lazily, before anything reads or changes
-  them and before a value outside the band is evaluated. Outside the band: O(1) per structure
-  of that reference, plus the fired orders (and dead entries, once each); never a scan.
+- Per quote: each reference with orders has a band (`_Band`): per side, the values at which one
+  of its orders may fire or activate, kept with the structures (as floats rounded outwards, in
+  one array per symbol: a quiet quote reads one block of memory and makes no Decimal). A value
+  inside it costs a few comparisons and widens the band's run (the highest and lowest value
+  since the trailing ladders were last brought up to date); the ladders ratchet to the run
+  lazily, before anything reads or changes them and before a value outside the band is
+  evaluated. Outside the band: O(1) per structure of that side, plus the fired orders (and
+  dead entries, once each); never a scan.
 - Expiry: one heap of (expire_ns, seq, ClOrdID), lazy deletion: O(log n) per order.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import time
@@ -695,6 +700,26 @@ class _Record:
     children: list[str] = field(default_factory=list)  # held OTO children
 
 
+# The float shadow of a band: slots of `_Symbol.lim` from the band's `base`.
+_HIGH, _LOW = 0, 1  # the run's extremes
+_SELL_AT, _WAKE_HIGH, _SELL_MARK, _SELL_OFF, _SELL_FACTOR = 2, 3, 4, 5, 6
+_BUY_AT, _WAKE_LOW, _BUY_MARK, _BUY_OFF, _BUY_FACTOR = 7, 8, 9, 10, 11
+_LIM_WIDTH = 12
+_REF_BASE = {ref: i * _LIM_WIDTH for i, ref in enumerate(REFERENCES)}
+_NAN = float("nan")  # "no such order": every comparison with it is false
+# Relative slack of the float bounds that are computed per quote (a few ulps suffice).
+_EPS = 2.0**-40
+
+
+def _up(value: Decimal) -> float:
+    """A float at or above `value` (float() rounds to nearest: one step up is always enough)."""
+    return math.nextafter(float(value), math.inf)
+
+
+def _down(value: Decimal) -> float:
+    return math.nextafter(float(value), -math.inf)
+
+
 @dataclass(slots=True)
 class _Band:
     """One reference price of one symbol: its structures, and the values at which they may act.
@@ -705,32 +730,38 @@ class _Band:
     sell's mark is max(its group's mark, high), a buy's min(..., low); the ladders apply that
     before anything reads or changes them, and before a value that may fire on their side.
 
-    Each side (sells: fire at or below, buys: at or above) is judged and evaluated on its own.
-    Every bound is conservative (lazy-deletion tops may be dead entries, `min_offset` may be a
-    departed order's): the worst it costs is a look at the structures that finds nothing.
-    Decimal throughout, computed exactly as the ladders compute their stops, so a bound is never
-    a rounding short of the stop it stands for.
+    Each side (sells fire at or below, buys at or above) is judged and evaluated on its own.
+    Bounds come from the structures' tops in Decimal and are kept as floats rounded outwards,
+    next to each other in the symbol's `lim` array, so that a quote is judged from one block of
+    memory (the resting orders of a million stops do not fit in a cache; every object a quote
+    touches costs a trip to memory). A bound only ever lets more through: lazy-deletion tops may
+    be dead entries, `min_offset` a departed order's, and the per-quote float sums carry a
+    slack of a few ulps. The worst it costs is a look at the structures that finds nothing.
+    `high`/`low` are the values as quoted (float or Decimal), read as Decimals when used.
     """
 
-    high: Decimal
-    low: Decimal
+    lim: array  # the symbol's float shadows (`_Symbol.lim`)
+    base: int  # this reference's first slot in it
+    high: float | Decimal | None = None
+    low: float | Decimal | None = None
     sell_heap: _KeyHeap | None = None  # the reference's fixed sell stops
     buy_heap: _KeyHeap | None = None
     sell_ladders: list[_TrailLadder] = field(default_factory=list)  # by price, by bps
     buy_ladders: list[_TrailLadder] = field(default_factory=list)
-    sell_at: Decimal = _NEG_INF  # a sell may fire at or below (fixed, and trailing at its mark)
-    buy_at: Decimal = _INF  # a buy may fire at or above
-    sell_mark: Decimal = _INF  # trailing sells' lowest mark: a `high` above it ratchets...
-    sell_off: Decimal | None = None  # ...and a sell may then fire at or below high - off
-    sell_factor: Decimal | None = None  # ...or high * factor (bps)
-    buy_mark: Decimal = _NEG_INF  # trailing buys' highest mark, likewise with `low`
-    buy_off: Decimal | None = None
-    buy_factor: Decimal | None = None
-    wake_high: Decimal = _INF  # a waiting trailing sell activates at or above
-    wake_low: Decimal = _NEG_INF  # a waiting trailing buy at or below
+
+    def restart(self, sides: int, value: float | Decimal | None) -> None:
+        """Start the run of `sides` at `value` (the reference now; None: not quoted yet)."""
+        lim, i = self.lim, self.base
+        if sides & _SELLS:
+            self.high = value
+            lim[i + _HIGH] = -math.inf if value is None else float(value)
+        if sides & _BUYS:
+            self.low = value
+            lim[i + _LOW] = math.inf if value is None else float(value)
 
     def rebound(self, sides: int = _BOTH) -> None:
         """Recompute the bounds of `sides` from the structures (after they changed)."""
+        lim, i = self.lim, self.base
         if sides & _SELLS:
             heap = self.sell_heap
             at = -heap.heap[0][0] if heap is not None and heap.heap else _NEG_INF
@@ -748,8 +779,11 @@ class _Band:
                         off = ladder.min_offset
                 if ladder.dormant.heap:
                     wake = min(wake, ladder.dormant.heap[0][0])  # -key(activation) = price
-            self.sell_at, self.sell_mark, self.sell_off, self.sell_factor = at, mark, off, factor
-            self.wake_high = wake
+            lim[i + _SELL_AT] = _up(at)
+            lim[i + _WAKE_HIGH] = _down(wake)
+            lim[i + _SELL_MARK] = _down(mark)
+            lim[i + _SELL_OFF] = _NAN if off is None else float(off)
+            lim[i + _SELL_FACTOR] = _NAN if factor is None else float(factor)
         if sides & _BUYS:
             heap = self.buy_heap
             at = heap.heap[0][0] if heap is not None and heap.heap else _INF
@@ -767,32 +801,39 @@ class _Band:
                         off = ladder.min_offset
                 if ladder.dormant.heap:
                     wake = max(wake, -ladder.dormant.heap[0][0])
-            self.buy_at, self.buy_mark, self.buy_off, self.buy_factor = at, mark, off, factor
-            self.wake_low = wake
+            lim[i + _BUY_AT] = _down(at)
+            lim[i + _WAKE_LOW] = _up(wake)
+            lim[i + _BUY_MARK] = _up(mark)
+            lim[i + _BUY_OFF] = _NAN if off is None else float(off)
+            lim[i + _BUY_FACTOR] = _NAN if factor is None else float(factor)
 
 
-def _stirs(band: _Band, px: Decimal) -> int:
-    """Record `px` in the band's run; return the sides (`_SELLS`, `_BUYS`) it may act on."""
+def _stirs(band: _Band, lim: array, i: int, px: float | Decimal) -> int:
+    """Record `px` in the band's run; return the sides (`_SELLS`, `_BUYS`) it may act on.
+
+    `lim`/`i` are the band's (passed in so that a quiet quote never touches the band itself).
+    """
+    f = px if type(px) is float else float(px)
     sides = 0
-    high = band.high
-    if px > high:
-        band.high = high = px
-    if px <= band.sell_at or px >= band.wake_high:
+    high = lim[i]
+    if f >= high and (f > high or (type(px) is not float and px > _to_decimal(band.high))):
+        lim[i] = high = f
+        band.high = px
+    if f <= lim[i + _SELL_AT] or f >= lim[i + _WAKE_HIGH]:
         sides = _SELLS
-    elif high > band.sell_mark:
-        off = band.sell_off
-        factor = band.sell_factor
-        if (off is not None and px <= high - off) or (factor is not None and px <= high * factor):
+    elif high > lim[i + _SELL_MARK]:
+        slack = high * _EPS
+        if f <= high - lim[i + _SELL_OFF] + slack or f <= high * lim[i + _SELL_FACTOR] + slack:
             sides = _SELLS
-    low = band.low
-    if px < low:
-        band.low = low = px
-    if px >= band.buy_at or px <= band.wake_low:
+    low = lim[i + _LOW]
+    if f <= low and (f < low or (type(px) is not float and px < _to_decimal(band.low))):
+        lim[i + _LOW] = low = f
+        band.low = px
+    if f >= lim[i + _BUY_AT] or f <= lim[i + _WAKE_LOW]:
         return sides | _BUYS
-    if low < band.buy_mark:
-        off = band.buy_off
-        factor = band.buy_factor
-        if (off is not None and px >= low + off) or (factor is not None and px >= low * factor):
+    if low < lim[i + _BUY_MARK]:
+        slack = low * _EPS
+        if f >= low + lim[i + _BUY_OFF] - slack or f >= low * lim[i + _BUY_FACTOR] - slack:
             return sides | _BUYS
     return sides
 
@@ -800,17 +841,18 @@ def _stirs(band: _Band, px: Decimal) -> int:
 def _evaluate(
     band: _Band,
     ref: str,
-    px: Decimal,
+    quoted: float | Decimal,
     sides: int,
     fired: list[tuple[int, str, Decimal | None, Decimal, str]],
 ) -> None:
-    """Fire what a new value `px` of `ref` reaches on `sides`; append (seq, id, stop, px, ref)."""
+    """Fire what a new value of `ref` reaches on `sides`; append (seq, id, stop, px, ref)."""
+    px = _to_decimal(quoted)
     if sides & _SELLS:
         heap = band.sell_heap
         if heap is not None and heap.heap and heap.heap[0][0] <= -px:
             for seq, cl_ord_id in heap.pop_upto(-px):
                 fired.append((seq, cl_ord_id, None, px, ref))
-        high = band.high
+        high = _to_decimal(band.high)
         for ladder in band.sell_ladders:
             # The ratchet the quotes since the last look would have made (none fired), then
             # this price: the same groups, marks and fires as looking at every quote.
@@ -818,27 +860,27 @@ def _evaluate(
                 ladder.ratchet(high)
             for seq, cl_ord_id, stop in ladder.update(px):
                 fired.append((seq, cl_ord_id, stop, px, ref))
-        band.high = px
     if sides & _BUYS:
         heap = band.buy_heap
         if heap is not None and heap.heap and heap.heap[0][0] <= px:
             for seq, cl_ord_id in heap.pop_upto(px):
                 fired.append((seq, cl_ord_id, None, px, ref))
-        low = band.low
+        low = _to_decimal(band.low)
         for ladder in band.buy_ladders:
             if low != px:
                 ladder.ratchet(low)
             for seq, cl_ord_id, stop in ladder.update(px):
                 fired.append((seq, cl_ord_id, stop, px, ref))
-        band.low = px
+    band.restart(sides, quoted)
     band.rebound(sides)
 
 
 @dataclass(slots=True)
 class _Symbol:
-    last: Decimal | None = None
-    bid: Decimal | None = None
-    ask: Decimal | None = None
+    # The reference values as quoted (float or Decimal: read as Decimals by `current`).
+    last: float | Decimal | None = None
+    bid: float | Decimal | None = None
+    ask: float | Decimal | None = None
     mid: Decimal | None = None  # kept only while orders reference the mid (`band_mid`)
     stops: dict[tuple[str, bool], _KeyHeap] = field(default_factory=dict)
     ladders: dict[tuple[str, bool, bool], _TrailLadder] = field(default_factory=dict)
@@ -847,12 +889,22 @@ class _Symbol:
     band_bid: _Band | None = None
     band_ask: _Band | None = None
     band_mid: _Band | None = None
+    lim: array | None = None  # the bands' float shadows, `_LIM_WIDTH` slots per reference
 
-    def current(self, reference: str) -> Decimal | None:
+    def quoted(self, reference: str) -> float | Decimal | None:
+        """The reference's value as quoted (the mid: as a Decimal), or None."""
         if reference == "mid":
             bid, ask = self.bid, self.ask
-            return None if bid is None or ask is None else (bid + ask) / 2
+            return None if bid is None or ask is None else self.mid_of(bid, ask)
         return getattr(self, reference)
+
+    def current(self, reference: str) -> Decimal | None:
+        """The reference's value as a Decimal, or None."""
+        return _to_decimal(self.quoted(reference))
+
+    @staticmethod
+    def mid_of(bid: float | Decimal, ask: float | Decimal) -> Decimal:
+        return (_to_decimal(bid) + _to_decimal(ask)) / 2
 
 
 class StopBook:
@@ -1224,47 +1276,40 @@ class StopBook:
             sym = self._symbols[symbol] = _Symbol()
         # Most quotes fall inside every band: they change the stored values and the bands'
         # runs, nothing else (see `_Band`). The rest are looked at reference by reference.
-        stirred: list[tuple[str, _Band, Decimal, int]] = []
-        if last is not None:
-            if type(last) is not Decimal:
-                last = _to_decimal(last)
-            if last != sym.last:
-                sym.last = last
-                band = sym.band_last
-                if band is not None:
-                    sides = _stirs(band, last)
-                    if sides:
-                        stirred.append(("last", band, last, sides))
+        # Values are kept as quoted (no Decimal made for a quiet quote).
+        stirred: list[tuple[str, _Band, float | Decimal, int]] = []
+        lim = sym.lim
+        if last is not None and last != sym.last:
+            sym.last = last
+            band = sym.band_last
+            if band is not None:
+                sides = _stirs(band, lim, 0, last)
+                if sides:
+                    stirred.append(("last", band, last, sides))
         moved = False
-        if bid is not None:
-            if type(bid) is not Decimal:
-                bid = _to_decimal(bid)
-            if bid != sym.bid:
-                sym.bid = bid
-                moved = True
-                band = sym.band_bid
-                if band is not None:
-                    sides = _stirs(band, bid)
-                    if sides:
-                        stirred.append(("bid", band, bid, sides))
-        if ask is not None:
-            if type(ask) is not Decimal:
-                ask = _to_decimal(ask)
-            if ask != sym.ask:
-                sym.ask = ask
-                moved = True
-                band = sym.band_ask
-                if band is not None:
-                    sides = _stirs(band, ask)
-                    if sides:
-                        stirred.append(("ask", band, ask, sides))
+        if bid is not None and bid != sym.bid:
+            sym.bid = bid
+            moved = True
+            band = sym.band_bid
+            if band is not None:
+                sides = _stirs(band, lim, _LIM_WIDTH, bid)
+                if sides:
+                    stirred.append(("bid", band, bid, sides))
+        if ask is not None and ask != sym.ask:
+            sym.ask = ask
+            moved = True
+            band = sym.band_ask
+            if band is not None:
+                sides = _stirs(band, lim, 2 * _LIM_WIDTH, ask)
+                if sides:
+                    stirred.append(("ask", band, ask, sides))
         if moved:
             band = sym.band_mid
             if band is not None and sym.bid is not None and sym.ask is not None:
-                mid = (sym.bid + sym.ask) / 2
+                mid = sym.mid_of(sym.bid, sym.ask)
                 if mid != sym.mid:
                     sym.mid = mid
-                    sides = _stirs(band, mid)
+                    sides = _stirs(band, lim, 3 * _LIM_WIDTH, mid)
                     if sides:
                         stirred.append(("mid", band, mid, sides))
         if not stirred:
@@ -1406,11 +1451,14 @@ class StopBook:
         attr = _BAND_ATTR[ref]
         band = getattr(sym, attr)
         if band is None:
-            current = sym.current(ref)
-            band = _Band(_NEG_INF, _INF) if current is None else _Band(current, current)
+            if sym.lim is None:
+                sym.lim = array("d", [_NAN]) * (len(REFERENCES) * _LIM_WIDTH)
+            band = _Band(sym.lim, _REF_BASE[ref])
+            band.restart(_BOTH, sym.quoted(ref))
+            band.rebound()
             setattr(sym, attr, band)
             if ref == "mid":
-                sym.mid = current  # kept from now on, to tell a changed mid
+                sym.mid = band.high  # kept from now on, to tell a changed mid
         return band
 
     def _settle(self, sym: _Symbol, ref: str) -> None:
@@ -1427,11 +1475,12 @@ class StopBook:
             return
         # Ratcheting to a mark the ladder already has changes nothing: no need to know which
         # side has a run.
+        high, low = _to_decimal(band.high), _to_decimal(band.low)
         for ladder in band.sell_ladders:
-            ladder.ratchet(band.high)
+            ladder.ratchet(high)
         for ladder in band.buy_ladders:
-            ladder.ratchet(band.low)
-        band.high = band.low = current
+            ladder.ratchet(low)
+        band.restart(_BOTH, sym.quoted(ref))
         band.rebound()  # the marks moved: so did the stops the band stands for
 
     def _rest(self, rec: _Record) -> None:

@@ -645,8 +645,15 @@ class _NaiveBook:
     def taken(self, cid: str, ts: int) -> bool:
         return cid in self.orders or (cid in self.done and ts - self.done[cid] < self.window_ns)
 
+    def current(self, symbol: str, ref: str) -> Decimal | None:
+        if ref != "mid":
+            return self.prices.get((symbol, ref))
+        # The mid of the bid and ask quoted now (as written when they last changed).
+        bid, ask = self.prices.get((symbol, "bid")), self.prices.get((symbol, "ask"))
+        return None if bid is None or ask is None else (bid + ask) / 2
+
     def through(self, order: StopOrder, ref: str) -> str | None:
-        cur = self.prices.get((order.symbol, ref))
+        cur = self.current(order.symbol, ref)
         if order.ord_type == "P" or cur is None:
             return None
         if self.buy(order) and order.stop_px <= cur:
@@ -670,7 +677,7 @@ class _NaiveBook:
             exp += NS_PER_DAY if exp <= ts else 0
         self.seq += 1
         rec = _NaiveOrder(order, self.seq, ref, exp)
-        cur = self.prices.get((order.symbol, ref))
+        cur = self.current(order.symbol, ref)
         act = order.activation_px
         if order.ord_type == "P" and cur is not None:
             if act is None or (cur <= act if self.buy(order) else cur >= act):
@@ -930,7 +937,8 @@ def _fit_terms(order: StopOrder | None, terms: dict) -> dict:
 def _apply_naive(model: _NaiveBook, op: tuple, book: StopBook) -> list:
     kind = op[0]
     if kind == "quote":
-        return model.quote(*op[1:])
+        symbol, ts, *fields = op[1:]
+        return model.quote(symbol, ts, *(D(repr(v)) if type(v) is float else v for v in fields))
     if kind == "submit":
         return model.submit(op[1], op[2])
     if kind == "oco":
@@ -987,7 +995,8 @@ def test_stop_book_matches_naive_model(seed: int, n: int) -> None:
 
 def _with_quote_runs(rnd: random.Random, ops: list[tuple]) -> list[tuple]:
     # After each quote, a run of up to 12 more on the same symbol and event time: long runs
-    # inside the bands, which the trailing ladders catch up with lazily.
+    # inside the bands, which the trailing ladders catch up with lazily. Some values come as
+    # floats, as the flow passes them (exact on this grid; the model reads them as Decimals).
     out = []
     level = {symbol: D(100) for symbol in SYMBOLS}
     for op in ops:
@@ -997,7 +1006,7 @@ def _with_quote_runs(rnd: random.Random, ops: list[tuple]) -> list[tuple]:
             for _ in range(rnd.randint(0, 12)):
                 px = level[symbol] = max(D(50), level[symbol] + TICK * rnd.randint(-2, 2))
                 last = px + TICK * rnd.randint(-1, 1)
-                fields = [rnd.choice([None, v, v]) for v in (px - TICK, px + TICK, last)]
+                fields = [rnd.choice([None, v, float(v)]) for v in (px - TICK, px + TICK, last)]
                 out.append(("quote", symbol, ts, *fields))
     return out
 
