@@ -585,8 +585,11 @@ class _TrailLadder:
                 self.dormant.discard(cl_ord_id)
             self._maybe_rebuild()
 
-    def ratchet(self, px: Decimal) -> None:
-        """Pop the groups whose mark `px` improves on and meld them into one, marked `px`."""
+    def ratchet(self, px: Decimal) -> bool:
+        """Pop the groups whose mark `px` improves on and meld them into one, marked `px`.
+
+        Returns whether any mark moved.
+        """
         buy = self.buy
         price_key = px if buy else -px  # _key, inlined
         groups = self.groups
@@ -606,6 +609,8 @@ class _TrailLadder:
             base.x = px
             stack.append(base_gid)
             self._push_group(base_gid, base)
+            return True
+        return False
 
     def top_mark(self) -> Decimal | None:
         """The least favourable mark of the active orders (the newest group's), or None."""
@@ -1476,12 +1481,16 @@ class StopBook:
         # Ratcheting to a mark the ladder already has changes nothing: no need to know which
         # side has a run.
         high, low = _to_decimal(band.high), _to_decimal(band.low)
+        moved = 0
         for ladder in band.sell_ladders:
-            ladder.ratchet(high)
+            if ladder.ratchet(high):
+                moved |= _SELLS
         for ladder in band.buy_ladders:
-            ladder.ratchet(low)
+            if ladder.ratchet(low):
+                moved |= _BUYS
         band.restart(_BOTH, sym.quoted(ref))
-        band.rebound()  # the marks moved: so did the stops the band stands for
+        if moved:
+            band.rebound(moved)  # the marks moved: so did the stops the band stands for
 
     def _rest(self, rec: _Record) -> None:
         order = rec.order
@@ -1490,6 +1499,9 @@ class StopBook:
             current = self.reference_px(order.symbol, rec.reference)
             self._ladder(rec).add(
                 order.cl_ord_id, rec.seq, order.peg_offset_value, current, order.activation_px
+            )
+            self._band(self._symbols[order.symbol], rec.reference).rebound(
+                _BUYS if rec.buy else _SELLS
             )
         elif ord_type == ORD_TYPE_STOP or ord_type == ORD_TYPE_STOP_LIMIT:
             sym = self._symbol(order.symbol)
@@ -1503,11 +1515,12 @@ class StopBook:
                 else:
                     band.sell_heap = heap
             heap.push(_key(rec.buy, order.stop_px), rec.seq, order.cl_ord_id)
-        else:
-            return
-        self._band(self._symbols[order.symbol], rec.reference).rebound(
-            _BUYS if rec.buy else _SELLS
-        )
+            # Only the new stop can move the band, and only outwards: no need to rebound.
+            lim, i = sym.lim, _REF_BASE[rec.reference]
+            if rec.buy:
+                lim[i + _BUY_AT] = min(lim[i + _BUY_AT], _down(order.stop_px))
+            else:
+                lim[i + _SELL_AT] = max(lim[i + _SELL_AT], _up(order.stop_px))
 
     def _unrest(self, rec: _Record) -> None:
         if rec.state != _WORKING:
