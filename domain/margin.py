@@ -36,13 +36,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
 from itertools import repeat
-from operator import attrgetter, mul
+from operator import mul
 from typing import NamedTuple
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 NS_PER_S = 1_000_000_000
-_new_position = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +87,13 @@ class Position(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class MarginFigures:
-    """An account's figures at its marks (see the module docstring); `positions` are in
-    symbol order (`margin_figures` builds them so)."""
+    """An account's figures at its marks (see the module docstring).
+
+    The marked positions are kept as columns in symbol order (`symbols`, `quantities`, `marks`,
+    `values`; `rates`: per position (maintenance, initial) when a concentration add-on applies
+    to some, else None: the account's rates for all); `positions` builds them as `Position`s.
+    Columns because every exact evaluation makes figures and few need a position object.
+    """
 
     cash: Decimal
     long_value: Decimal
@@ -100,12 +104,29 @@ class MarginFigures:
     maintenance_requirement: Decimal
     initial_requirement: Decimal
     excess: Decimal
-    positions: tuple[Position, ...] = ()
+    symbols: tuple[str, ...] = ()
+    quantities: tuple[Decimal, ...] = ()
+    marks: tuple[Decimal, ...] = ()
+    values: tuple[Decimal, ...] = ()
+    rates: tuple[tuple[Decimal, Decimal], ...] | None = None
     unmarked: tuple[str, ...] = ()
     concentrated: tuple[tuple[str, Decimal], ...] = ()
     initial_rate: Decimal = Decimal("0.50")
     maintenance_rate: Decimal = Decimal("0.30")
     policy: MarginPolicy = field(default_factory=MarginPolicy)
+
+    @property
+    def positions(self) -> tuple[Position, ...]:
+        """The marked positions, in symbol order."""
+        rates = self.rates
+        if rates is None:
+            rates = ((self.maintenance_rate, self.initial_rate),) * len(self.symbols)
+        return tuple(
+            Position(symbol, quantity, mark, value, m_rate, i_rate)
+            for symbol, quantity, mark, value, (m_rate, i_rate) in zip(
+                self.symbols, self.quantities, self.marks, self.values, rates, strict=True
+            )
+        )
 
     @property
     def in_deficit(self) -> bool:
@@ -154,11 +175,11 @@ def margin_figures_sorted(
     initial_rate = policy.initial if initial is None else initial
     maintenance_rate = policy.maintenance if maintenance is None else maintenance
     symbols, quantities = zip(*items, strict=True) if items else ((), ())
-    held_marks = list(map(marks.get, symbols))
+    held_marks = tuple(map(marks.get, symbols))
     if all(quantities) and all(map(isinstance, held_marks, repeat(Decimal))):
         # The margin hot path (every exact evaluation; the flow's marks are Decimal): the
         # same operations as the loop below, in the same order, driven from C (map, sum).
-        values = list(map(mul, quantities, held_marks))
+        values = tuple(map(mul, quantities, held_marks))
         net = sum(values, ZERO)
         if values and min(values) > 0:  # all long: the loop would add every value to both
             long_value, short_value = net, ZERO
@@ -169,18 +190,10 @@ def margin_figures_sorted(
                     long_value += value
                 else:
                     short_value -= value
-        positions = list(
-            map(
-                _new_position,
-                repeat(Position),
-                zip(symbols, quantities, held_marks, values,
-                    repeat(maintenance_rate), repeat(initial_rate)),
-            )
-        )  # fmt: skip
         unmarked: list[str] = []
     else:
         long_value = short_value = net = ZERO
-        positions = []
+        columns: tuple[list, list, list, list] = ([], [], [], [])
         unmarked = []
         for symbol, quantity, mark in zip(symbols, quantities, held_marks, strict=True):
             if not quantity:
@@ -196,29 +209,31 @@ def margin_figures_sorted(
                 long_value += value
             else:
                 short_value -= value
-            positions.append(
-                _new_position(
-                    Position, (symbol, quantity, mark, value, maintenance_rate, initial_rate)
-                )
-            )
+            for column, x in zip(columns, (symbol, quantity, mark, value), strict=True):
+                column.append(x)
+        symbols, quantities, held_marks, values = map(tuple, columns)
     gross = long_value + short_value
     concentrated: list[tuple[str, Decimal]] = []
+    rates: list[tuple[Decimal, Decimal]] | None = None
     if not policy.concentration:  # one rate for every position: Σ size·rate = gross·rate
         maintenance_req, initial_req = gross * maintenance_rate, gross * initial_rate
     else:
         maintenance_req = initial_req = ZERO
-        for k, p in enumerate(positions):
-            size = abs(p.value)
+        position_rates = []
+        for symbol, value in zip(symbols, values, strict=True):
+            size = abs(value)
             m_rate, i_rate = maintenance_rate, initial_rate
             if gross:
                 share = size / gross
                 add_on = policy.concentration_rate(share)
                 if add_on is not None:
-                    concentrated.append((p.symbol, share))
+                    concentrated.append((symbol, share))
                     m_rate, i_rate = max(m_rate, add_on), max(i_rate, add_on)
-                    positions[k] = p._replace(maintenance_rate=m_rate, initial_rate=i_rate)
             maintenance_req += size * m_rate
             initial_req += size * i_rate
+            position_rates.append((m_rate, i_rate))
+        if concentrated:
+            rates = position_rates
     equity = cash + net
     return MarginFigures(
         cash=cash,
@@ -230,7 +245,11 @@ def margin_figures_sorted(
         maintenance_requirement=maintenance_req,
         initial_requirement=initial_req,
         excess=equity - maintenance_req,
-        positions=tuple(positions),
+        symbols=symbols,
+        quantities=quantities,
+        marks=held_marks,
+        values=values,
+        rates=None if rates is None else tuple(rates),
         unmarked=tuple(unmarked),
         concentrated=tuple(concentrated),
         initial_rate=initial_rate,
@@ -373,35 +392,31 @@ def shortfall(figures: MarginFigures) -> Shortfall:
     )
 
 
-_value = attrgetter("value")
+def _size_order(figures: MarginFigures) -> list[int]:
+    """The positions' indices in the order of `sorted(figures.positions, key=_by_size)`: the
+    positions are in symbol order, and a stable descending sort by size keeps that order among
+    equal sizes. With no short position every value is its size (no abs per key)."""
+    values = figures.values
+    key = values.__getitem__ if not figures.short_value else (lambda k: abs(values[k]))
+    return sorted(range(len(values)), key=key, reverse=True)
 
 
-def _abs_value(p: Position) -> Decimal:
-    return abs(p.value)
-
-
-def _size_order(figures: MarginFigures) -> list[Position]:
-    """`sorted(figures.positions, key=_by_size)` for positions in symbol order (as
-    `margin_figures` builds them): a stable descending sort by size keeps the symbol order
-    among equal sizes. With no short position every value is its size (no abs per key)."""
-    key = _abs_value if figures.short_value else _value
-    return sorted(figures.positions, key=key, reverse=True)
-
-
-def _reduction_total(figures: MarginFigures, initial: bool, order: list[Position]) -> Decimal:
-    """`_reduction_one_pass(figures, initial, order)[0]`: the same steps, no lines built."""
+def _reduction_total(figures: MarginFigures, initial: bool, order: list[int]) -> Decimal:
+    """`_reduction_one_pass(figures, initial, ...)[0]` over the positions in `order` (without
+    concentration every position has the account's rates): the same steps, no lines built."""
     need = (
         figures.initial_requirement if initial else figures.maintenance_requirement
     ) - figures.equity
+    rate = figures.initial_rate if initial else figures.maintenance_rate
+    quantities, marks = figures.quantities, figures.marks
     total = ZERO
-    for p in order:
+    for k in order:
         if need <= 0:
             break
-        quantity = p.quantity
+        quantity = quantities[k]
         if not quantity:
             continue
-        rate = p.initial_rate if initial else p.maintenance_rate
-        mark = p.mark
+        mark = marks[k]
         shares = min(abs(quantity), (need / rate / mark).to_integral_value(ROUND_CEILING))
         value = shares * mark
         need -= value * rate  # = shares * mark * rate, evaluated left to right

@@ -51,7 +51,6 @@ import pickle
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
@@ -474,20 +473,20 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         account, owner = state.book.names[i], state.owners[i]
         before = state.concentrated.get(i, set())
         over = set()
-        if f.gross_value and not f.unmarked and len(f.positions) > 1:
+        if f.gross_value and not f.unmarked and len(f.values) > 1:
             limit = self.alert_share * f.gross_value  # no division per position
-            for p in f.positions:
-                if abs(p.value) > limit:
-                    share = abs(p.value) / f.gross_value
-                    over.add(p.symbol)
-                    if p.symbol not in before:
+            for symbol, value, mark in zip(f.symbols, f.values, f.marks, strict=True):
+                if abs(value) > limit:
+                    share = abs(value) / f.gross_value
+                    over.add(symbol)
+                    if symbol not in before:
                         effects.alerts.append(
                             make_alert(
-                                CONCENTRATION, f"{account}:{p.symbol}:{ts}", "MEDIUM", ts,
-                                account=account, owner=owner, symbol=p.symbol,
+                                CONCENTRATION, f"{account}:{symbol}:{ts}", "MEDIUM", ts,
+                                account=account, owner=owner, symbol=symbol,
                                 details={"share": share.quantize(Decimal("0.0001")),
-                                         "threshold": self.alert_share, "value": abs(p.value),
-                                         "gross_value": f.gross_value, "mark": p.mark},
+                                         "threshold": self.alert_share, "value": abs(value),
+                                         "gross_value": f.gross_value, "mark": mark},
                             )
                         )  # fmt: skip
         if over:
@@ -519,9 +518,6 @@ def _row(account: str, monitor: MarginMonitor, f: MarginFigures, ts: int) -> Mar
     return MarginRow(account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since)
 
 
-_symbol_mark = attrgetter("symbol", "mark")
-
-
 def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
     f, s = t.figures, t.shortfall
     details: dict[str, Any] = {
@@ -534,7 +530,7 @@ def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
         "maintenance_requirement": f.maintenance_requirement,
         "initial_requirement": f.initial_requirement,
         "excess": f.excess,
-        "marks": dict(map(_symbol_mark, f.positions)),
+        "marks": dict(zip(f.symbols, f.marks, strict=True)),
         "cash": f.cash,
     }
     if t.kind != "MARGIN_CALL_CURED":
