@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,6 +79,7 @@ class _Decimals(dict[float, Decimal]):
 
 
 _DECIMALS = _Decimals()
+_symbol = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +244,8 @@ class MarginBook:
         """`sorted(self.holdings(i).items())`, without the dict: what the exact evaluation
         reads (`domain.margin.margin_figures_sorted`)."""
         held = self.exact.get(i)
-        if held is not None:
-            return sorted(held.items())
-        return sorted(self._row(i))  # symbols are unique: the quantities never compare
+        pairs = held.items() if held is not None else self._row(i)
+        return sorted(pairs, key=_symbol)  # each symbol once: the order of sorted(pairs)
 
     def _row(self, i: int) -> Iterator[tuple[str, Decimal]]:
         """Account i's (symbol, quantity) pairs from the matrix, non-zero, in column order. An

@@ -78,6 +78,7 @@ from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from flows.context import FlowContext
 from flows.operators import alert_sink
+from sinks.alerts import alert_partition_key
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount
 
 SHARDS = 8
@@ -406,9 +407,12 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             state.next_concentration_ns = ts + CONCENTRATION_SCREEN_NS
         candidates = state.book.screen(self.top_rate, share)
         self.stats.add("margin_screened", len(state.book.names))
+        as_of, evaluated = state.as_of, 0
         for i in candidates.tolist():
-            if ts >= state.as_of.get(i, 0):
+            if ts >= as_of.get(i, 0):
                 self._evaluate(i, ts, effects)
+                evaluated += 1
+        self.stats.add("margin_evaluations", evaluated)  # once per window: the stats lock
 
     def _fill(self, report: ExecutionReport, effects: MarginEffects) -> None:
         state, ts = self.state, report.ts_event
@@ -425,6 +429,7 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         if mark is not None:
             book.set_mark(report.symbol, float(mark))  # a column the fill may have added
         self._evaluate(i, ts, effects)
+        self.stats.add("margin_evaluations", 1)
 
     def figures(self, i: int) -> MarginFigures:
         state = self.state
@@ -440,8 +445,7 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
 
     def _evaluate(self, i: int, ts: int, effects: MarginEffects) -> None:
         state = self.state
-        figures = self.figures(i)
-        self.stats.add("margin_evaluations", 1)
+        figures = self.figures(i)  # counted in "margin_evaluations" by the caller
         monitor = state.monitors.get(i) or MarginMonitor(grace_ns=self.policy.grace_ns)
         if figures.unmarked:
             # A held symbol has no mark yet: no verdict and no row (valuing it at 0 would
@@ -473,10 +477,15 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         account, owner = state.book.names[i], state.owners[i]
         before = state.concentrated.get(i, set())
         over = set()
-        if f.gross_value and not f.unmarked and len(f.values) > 1:
+        values = f.values
+        if f.gross_value and not f.unmarked and len(values) > 1:
             limit = self.alert_share * f.gross_value  # no division per position
-            for symbol, value, mark in zip(f.symbols, f.values, f.marks, strict=True):
-                if abs(value) > limit:
+            # Some |value| > limit iff the largest value or the most negative one is past it:
+            # usually neither, and max and min (in C) spare the loop.
+            if max(values) > limit or -min(values) > limit:
+                for symbol, value, mark in zip(f.symbols, values, f.marks, strict=True):
+                    if abs(value) <= limit:
+                        continue
                     share = abs(value) / f.gross_value
                     over.add(symbol)
                     if symbol not in before:
@@ -562,6 +571,7 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     rows = op.filter_map("margin_rows", effects, lambda e: e.rows or None)
     op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry))
     alerts = op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
+    alerts = op.map("key_margin_alerts", alerts, alert_partition_key)
     op.output("write_margin_alerts", alerts, alert_sink(ctx))
 
 
