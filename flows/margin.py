@@ -51,6 +51,7 @@ import pickle
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
@@ -90,6 +91,7 @@ def shard_of(key: str) -> int:
 
 
 Mark = tuple[str, Decimal, int, float]  # (symbol, mark, event time of the price ns, as float)
+_symbol_mark, _mark_ts, _symbol_mark_f = itemgetter(0, 1), itemgetter(2), itemgetter(0, 3)
 
 
 class Feed(NamedTuple):
@@ -382,6 +384,17 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         # once per window, in one assignment (`_close_window`).
         state = self.state
         latest, pending, due = state.marks, state.pending, state.due
+        if state.window_end is not None and start < stop:
+            # The usual batch closes no window and reaches no deadline: its marks go in at
+            # once, as the loop below would leave them (the latest mark of a symbol wins).
+            run = marks[start:stop]
+            last = max(map(_mark_ts, run))
+            if last < state.window_end and not (due and due[0][0] <= last):
+                latest.update(map(_symbol_mark, run))
+                pending.update(map(_symbol_mark_f, run))
+                if last > state.applied_ns:
+                    state.applied_ns = last
+                return
         for i in range(start, stop):
             symbol, mark, ts, mark_f = marks[i]
             end = state.window_end
