@@ -79,7 +79,6 @@ from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from flows.context import FlowContext
 from flows.operators import alert_sink
-from sinks.alerts import alert_partition_key
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount
 
 SHARDS = 8
@@ -584,7 +583,6 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     rows = op.filter_map("margin_rows", effects, lambda e: e.rows or None)
     op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry))
     alerts = op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
-    alerts = op.map("key_margin_alerts", alerts, alert_partition_key)
     op.output("write_margin_alerts", alerts, alert_sink(ctx))
 
 
