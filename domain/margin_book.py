@@ -221,13 +221,11 @@ class MarginBook:
 
     def set_marks(self, marks: Mapping[str, Decimal | float]) -> None:
         """Several marks at once (one vector assignment)."""
-        index = self.symbol_index
-        columns, values = [], []
-        for name, mark in marks.items():
-            j = index.get(name)
-            if j is not None:
-                columns.append(j)
-                values.append(float(mark))
+        columns = list(map(self.symbol_index.get, marks))  # in C: once per window and shard
+        values = list(map(float, marks.values()))
+        if None in columns:  # a symbol nobody here holds needs no column
+            kept = [k for k, j in enumerate(columns) if j is not None]
+            columns, values = [columns[k] for k in kept], [values[k] for k in kept]
         if columns:
             self.marks_f[columns] = values
 

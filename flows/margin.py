@@ -173,10 +173,17 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
                     mark = symbols.get(event.symbol)
                     if mark is not None and mark.book is None:
                         # After the first trade only trades move the mark: no book to keep.
+                        # The event's last priced trade entry is the mark (searched from the
+                        # end: a quote usually ends with its trade).
                         px = None
-                        for entry in event.entries:
-                            if entry.entry_type == MD_TRADE and entry.action != MD_DELETE:
-                                px = entry.price if entry.price is not None else px
+                        for entry in reversed(event.entries):
+                            if (
+                                entry.entry_type == MD_TRADE
+                                and entry.action != MD_DELETE
+                                and entry.price is not None
+                            ):
+                                px = entry.price
+                                break
                         if px is None or px == mark.value:
                             continue
                         mark.value = px
@@ -188,7 +195,8 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
                             continue
                         mark.value = value
                     mark.changed_ns = ts
-                    self._changed(event.symbol, mark, ts, marks)
+                    if not mark.pending:  # else the interval's end publishes the latest value
+                        self._changed(event.symbol, mark, ts, marks)
                 elif kind is ExecutionReport:
                     if event.exec_type != "F" or not event.account or not event.last_qty:
                         continue
