@@ -18,8 +18,9 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      verdict may have changed, and only those are evaluated exactly
                      (`domain.margin.margin_figures_sorted`, Decimal); the grace deadlines fire in
                      event-time order with the window ends
-    write_margin / write_margin_alerts   `account_margin` upserts (on every evaluation);
-                     MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
+    write_margin / margin_alerts   `account_margin` upserts (on every evaluation);
+                     MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts,
+                     returned to the pipeline (`write_alerts`)
 
 Same input, same result: marks and fills reach an account shard by ONE path, in input order
 (one sender per shard, and Bytewax keeps a sender's items in order per epoch and processes
@@ -78,7 +79,6 @@ from domain.margin import (
 from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from flows.context import FlowContext
-from flows.operators import alert_sink
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount
 
 SHARDS = 8
@@ -581,8 +581,9 @@ def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
     )  # fmt: skip
 
 
-def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
-    """Add margin monitoring, fed by the decoded market data and fills in input order."""
+def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert]]:
+    """Add margin monitoring, fed by the decoded market data and fills in input order; return
+    its alerts, for the pipeline's one alert sink."""
     keyed = op.key_on("margin_key_feed", decoded, _feed_key)
     feeds = op.stateful_batch("margin_feed", keyed, lambda resume: FeedLogic(resume, ctx))
     feeds = op.key_rm("unkey_feed", feeds)  # ("a{n}", Feed): keyed by account shard
@@ -590,8 +591,7 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
     effects = op.key_rm("unkey_margin", effects)
     rows = op.filter_map("margin_rows", effects, lambda e: e.rows or None)
     op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry))
-    alerts = op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
-    op.output("write_margin_alerts", alerts, alert_sink(ctx))
+    return op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
 
 
 def _feed_key(_batch: DecodedBatch) -> str:

@@ -18,6 +18,8 @@
                              alerts)
            -> flows.quality (sampled fills + published quotes -> Great Expectations suites off
                              the hot path -> dq_results, dead letters naming the expectation)
+      the alerts of stops, margin and surveillance -> merge_alerts -> write_alerts
+                             (PostgreSQL alerts + stream:alerts, one background writer)
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from domain.errors import ConfigError
 from flows import audit, ledger, margin, quality, quotes, stops, surveillance
 from flows.align import align
 from flows.context import FlowContext
-from flows.operators import dead_letters_of, make_decoder
+from flows.operators import alert_sink, dead_letters_of, make_decoder
+from sinks.alerts import alert_partition_key
 from sinks.postgres import DeadLetterSink
 
 ALL_FLOWS = ("quotes", "ledger", "audit", "stops", "margin", "surveillance")
@@ -73,6 +76,7 @@ def build_pipeline(
     op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     with_audit = "audit" in chosen
     published = None  # the quote batches, for data quality
+    alerts = []  # each flow's alert stream
     if chosen & {"quotes", "audit", "stops"}:
         shards = quotes.shard(decoded, ctx, with_orders=with_audit or "stops" in chosen)
         if chosen & {"quotes", "audit"}:
@@ -82,13 +86,18 @@ def build_pipeline(
             if with_audit:
                 audit.attach(streams, ctx)
         if "stops" in chosen:
-            stops.attach(shards, ctx, with_audit)
+            alerts.append(stops.attach(shards, ctx, with_audit))
     if "margin" in chosen:
-        margin.attach(decoded, ctx)
+        alerts.append(margin.attach(decoded, ctx))
     if "ledger" in chosen:
         ledger.attach(decoded, ctx)
     if "surveillance" in chosen:
-        surveillance.attach(decoded, ctx)
+        alerts.append(surveillance.attach(decoded, ctx))
+    if alerts:
+        # One sink for every flow's alerts: one writer thread, in the order they were made.
+        merged = op.merge("merge_alerts", *alerts)
+        keyed = op.map("key_alerts", merged, alert_partition_key)
+        op.output("write_alerts", keyed, alert_sink(ctx))
     if ctx.data_quality:
         quality.attach(decoded, published, ctx)
     return flow

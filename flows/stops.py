@@ -7,7 +7,7 @@ Steps (ids are recovery keys; renaming one orphans its state):
                        `domain.stops.StopBook`; emits `StopEffects` per batch
     write_stops        `StopOutputSink`, one partition: `stop_orders` rows first, then the
                        children to `--orders-out FILE` (35=D built by simplefix)
-    write_stop_alerts  `AlertSink`: STOP_TRIGGERED to PostgreSQL `alerts` and `stream:alerts`
+    stop_alerts        STOP_TRIGGERED alerts, returned to the pipeline (`write_alerts`)
     write_stop_audit   `AuditSink` (with the audit flow): ORDER_TRIGGERED with the quote then
     write_stop_letters `DeadLetterSink`: rejected stop requests with their reason
 
@@ -63,7 +63,6 @@ from domain.stops import (
     order_from_request,
 )
 from flows.context import FlowContext
-from flows.operators import alert_sink
 from sinks.clickhouse import AuditSink
 from sinks.postgres import DeadLetterSink
 from sinks.stops import (
@@ -374,8 +373,9 @@ def _encode(message: OutboundOrder | OutboundCancel, seq: int) -> bytes:
     return encode_outbound(message, seq)
 
 
-def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:
-    """Add the stop engine to the market-data shards (`flows.quotes.shard`, with orders)."""
+def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Alert]]:
+    """Add the stop engine to the market-data shards (`flows.quotes.shard`, with orders);
+    return its alerts, for the pipeline's one alert sink."""
     effects = op.stateful_batch(
         STEP_ID, shards, lambda resume: StopShardLogic(resume, ctx)
     )
@@ -394,11 +394,6 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:
                        ctx.order_writers),
     )
     alerts = op.filter_map("stop_alerts", effects, lambda e: e.alerts or None)
-    op.output(
-        "write_stop_alerts",
-        alerts,
-        alert_sink(ctx),
-    )
     letters = op.flat_map("stop_letters", effects, lambda e: e.dead_letters)
     op.output("write_stop_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     if with_audit:
@@ -410,3 +405,4 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> None:
                 ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry
             ),
         )
+    return alerts

@@ -8,8 +8,9 @@ Steps (ids are recovery keys; renaming one orphans its state):
     surveil_symbols  per symbol shard: `SelfMatchModel`, `RoundTripModel`, `SpoofingModel`,
                      `MarkingTheCloseModel`, `PumpAndDumpModel`
     surveil_accounts per account shard: `OrderToTradeModel`, `OwnershipMissingModel`
-    write_surveillance_alerts   `AlertSink`: PostgreSQL `alerts` and `stream:alerts`; severity is
-                     the model's score 0..100, the evidence is `details`
+    surveil_alerts   the findings as alerts (severity is the model's score 0..100, the
+                     evidence is `details`): to ClickHouse here, and returned to the pipeline
+                     for PostgreSQL `alerts` and `stream:alerts` (`write_alerts`)
 Owners come from `accounts.owner`, read before the run. Day-based judgements (order-to-trade,
 marking the close) are made when event time passes the day's end or close, and at the end of
 the input (a back-test of one day is judged when the file ends).
@@ -44,7 +45,6 @@ from domain.surveillance import (
     SpoofingModel,
 )
 from flows.context import FlowContext
-from flows.operators import alert_sink
 from sinks.clickhouse import AlertsSink
 from sinks.postgres import DeadLetterSink
 
@@ -301,8 +301,9 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
         return pickle.dumps((self.models, self.watermark), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
-    """Add the surveillance models to a dataflow whose decoded FIX stream is `decoded`."""
+def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert]]:
+    """Add the surveillance models to a dataflow whose decoded FIX stream is `decoded`; return
+    the alerts, for the pipeline's one alert sink."""
     routed = op.flat_map("surveil_route", decoded, route)
     by_symbol = op.filter("surveil_by_symbol", routed, lambda kv: kv[0][0] == "s")
     by_account = op.filter("surveil_by_account", routed, lambda kv: kv[0][0] == "a")
@@ -338,8 +339,4 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> None:
             ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry
         ),
     )
-    op.output(
-        "write_surveillance_alerts",
-        alerts,
-        alert_sink(ctx),
-    )
+    return alerts

@@ -9,6 +9,13 @@ between the two (or replayed from a Bytewax snapshot) reaches each store exactly
   (the marker expires after `SEEN_TTL_S`, longer than any replay window). The script touches
   keys it is not given in KEYS, which a single Redis (or a Redis with one slot per script) allows;
   a Redis Cluster would need hash tags.
+
+`AlertSink` is the one sink of every flow's alerts (the pipeline merges them) and writes on a
+background thread (`sinks.background`): the worker does not wait for the commit and the Redis
+round trip of each batch, and batches that queue up meanwhile go out together. One partition
+(`ALERTS_PARTITION`; items keyed with `alert_partition_key`) and one thread keep the order the
+alerts were made in; the partition's snapshot at each epoch end waits until the epoch's alerts
+are in both stores, so a committed epoch never has an alert in flight.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 import redis
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from domain.alerts import Alert
+from sinks.background import BackgroundWriter
 from sinks.postgres import PgBatchWriter
 from sinks.retry import RetryPolicy, retry_with_backoff
 
@@ -131,19 +139,38 @@ class AlertWriter:
         self._redis.close()
 
 
-class _AlertPartition(StatelessSinkPartition[list[Alert]]):
-    def __init__(self, writer: AlertWriter) -> None:
-        self._writer = writer
+ALERTS_PARTITION = "alerts"
 
-    def write_batch(self, items: list[list[Alert]]) -> None:
-        self._writer.write([a for batch in items for a in batch])
+
+def alert_partition_key(alerts: list[Alert]) -> tuple[str, list[Alert]]:
+    """Key a list of alerts for `AlertSink` (one partition)."""
+    return ALERTS_PARTITION, alerts
+
+
+class _AlertPartition(StatefulSinkPartition[list[Alert], None]):
+    def __init__(self, writer: AlertWriter, name: str) -> None:
+        self._writer = writer
+        self._background = BackgroundWriter(writer.write, name, max_items=10_000)
+
+    def write_batch(self, values: list[list[Alert]]) -> None:
+        alerts = [a for batch in values for a in batch]
+        if alerts:
+            self._background.submit(alerts)
+
+    def snapshot(self) -> None:
+        self._background.drain()  # the epoch's alerts are in both stores before its snapshot
+        return None
 
     def close(self) -> None:
-        self._writer.close()
+        try:
+            self._background.close()
+        finally:
+            self._writer.close()
 
 
-class AlertSink(DynamicSink[list[Alert]]):
-    """Bytewax sink of alert lists; counts new alerts as `alerts.{KIND}`."""
+class AlertSink(FixedPartitionedSink[list[Alert], None]):
+    """Bytewax sink of `(ALERTS_PARTITION, [alerts])` items; counts new alerts as
+    `alerts.{KIND}`. Written in order on a background thread, drained at each epoch end."""
 
     def __init__(
         self,
@@ -155,9 +182,14 @@ class AlertSink(DynamicSink[list[Alert]]):
     ) -> None:
         self._args = (dsn, redis_url, maxlen, count, policy)
 
-    def build(
-        self, step_id: str, worker_index: int, worker_count: int
-    ) -> StatelessSinkPartition[list[Alert]]:
+    def list_parts(self) -> list[str]:
+        """The one alerts partition."""
+        return [ALERTS_PARTITION]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> StatefulSinkPartition[list[Alert], None]:
+        """Connect the stores and start the writer thread."""
         writer = AlertWriter(*self._args)
         writer.connect()
-        return _AlertPartition(writer)
+        return _AlertPartition(writer, f"{step_id}.{for_part}")
