@@ -853,31 +853,33 @@ def _evaluate(
     """Fire what a new value of `ref` reaches on `sides`; append (seq, id, stop, px, ref)."""
     px = _to_decimal(quoted)
     if sides & _SELLS:
-        heap = band.sell_heap
-        if heap is not None and heap.heap and heap.heap[0][0] <= -px:
-            for seq, cl_ord_id in heap.pop_upto(-px):
-                fired.append((seq, cl_ord_id, None, px, ref))
-        high = _to_decimal(band.high)
-        for ladder in band.sell_ladders:
-            # The ratchet the quotes since the last look would have made (none fired), then
-            # this price: the same groups, marks and fires as looking at every quote.
-            if high != px:
-                ladder.ratchet(high)
-            for seq, cl_ord_id, stop in ladder.update(px):
-                fired.append((seq, cl_ord_id, stop, px, ref))
+        _fire_side(band.sell_heap, band.sell_ladders, _to_decimal(band.high), -px, px, ref, fired)
     if sides & _BUYS:
-        heap = band.buy_heap
-        if heap is not None and heap.heap and heap.heap[0][0] <= px:
-            for seq, cl_ord_id in heap.pop_upto(px):
-                fired.append((seq, cl_ord_id, None, px, ref))
-        low = _to_decimal(band.low)
-        for ladder in band.buy_ladders:
-            if low != px:
-                ladder.ratchet(low)
-            for seq, cl_ord_id, stop in ladder.update(px):
-                fired.append((seq, cl_ord_id, stop, px, ref))
+        _fire_side(band.buy_heap, band.buy_ladders, _to_decimal(band.low), px, px, ref, fired)
     band.restart(sides, quoted)
     band.rebound(sides)
+
+
+def _fire_side(
+    heap: _KeyHeap | None,
+    ladders: list[_TrailLadder],
+    extreme: Decimal,
+    key: Decimal,
+    px: Decimal,
+    ref: str,
+    fired: list[tuple[int, str, Decimal | None, Decimal, str]],
+) -> None:
+    # One side of `_evaluate`: `key` is px's heap key, `extreme` the side's run extreme.
+    if heap is not None and heap.heap and heap.heap[0][0] <= key:
+        for seq, cl_ord_id in heap.pop_upto(key):
+            fired.append((seq, cl_ord_id, None, px, ref))
+    for ladder in ladders:
+        # The ratchet the quotes since the last look would have made (none fired), then this
+        # price: the same groups, marks and fires as looking at every quote.
+        if extreme != px:
+            ladder.ratchet(extreme)
+        for seq, cl_ord_id, stop in ladder.update(px):
+            fired.append((seq, cl_ord_id, stop, px, ref))
 
 
 @dataclass(slots=True)
