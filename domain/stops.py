@@ -982,6 +982,31 @@ class StopBook:
     def __setstate__(self, state: dict) -> None:
         for name, value in state.items():
             setattr(self, name, value)
+        for sym in self._symbols.values():
+            if not hasattr(sym, "lim"):
+                self._add_bands(sym)
+
+    def _add_bands(self, sym: _Symbol) -> None:
+        """Give a symbol of a book pickled before the bands (an earlier release's recovery
+        snapshot) its bands: the structures are the same, the bands are derived from them."""
+        for name in ("band_last", "band_bid", "band_ask", "band_mid", "lim"):
+            setattr(sym, name, None)
+        for ladder in sym.ladders.values():
+            if not hasattr(ladder, "min_offset"):
+                ladder.min_offset = min((e[0] for e in ladder.live.values()), default=None)
+        for (ref, buy), heap in sym.stops.items():
+            band = self._band(sym, ref)
+            if buy:
+                band.buy_heap = heap
+            else:
+                band.sell_heap = heap
+        for (ref, buy, _bps), ladder in sym.ladders.items():
+            band = self._band(sym, ref)
+            (band.buy_ladders if buy else band.sell_ladders).append(ladder)
+        for ref in REFERENCES:
+            band = getattr(sym, _BAND_ATTR[ref])
+            if band is not None:
+                band.rebound()
 
     # -- queries ------------------------------------------------------------------------------
 
