@@ -98,6 +98,16 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
                      "{accounts:,} accounts",
                      "end to end {flow_messages_per_s:,.0f} msg/s"),
         ),
+        RowSpec(
+            "margin, 2 processes", "batch_full_recompute_accounts_per_s",
+            "full recompute, accounts/s", figure_key="scaled_quotes_per_s_sustained_min_window",
+            unit="quotes/s", optional=True,
+            details=("slowest tenth of the slower process; the account shards split between "
+                     "{scaled_processes} processes, the same stream",
+                     "overall {scaled_quotes_per_s_overall:,.0f} quotes/s",
+                     "call latency p50 {scaled_margin_call_latency_p50_ms:,.0f} ms, "
+                     "p99 {scaled_margin_call_latency_p99_ms:,.0f} ms (goal < 1,000)"),
+        ),
     ),
     "surveillance": (
         RowSpec(

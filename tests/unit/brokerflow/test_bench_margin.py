@@ -54,6 +54,7 @@ def test_tiny_run_calls_the_accounts_built_to_breach_and_writes_the_result(tmp_p
     args = argparse.Namespace(
         margin_accounts=400, margin_holdings=5, margin_symbols=50, margin_quotes=20_000,
         margin_seconds=60.0, margin_batch=100, margin_near=0.2, margin_flow_accounts=0,
+        margin_processes=2,
     )  # fmt: skip
     out = run(Settings(), args, say=lambda _: None)
 
@@ -67,6 +68,10 @@ def test_tiny_run_calls_the_accounts_built_to_breach_and_writes_the_result(tmp_p
     # The screen: far fewer exact evaluations than mark deliveries (every shard gets every mark).
     assert 0 < out["evaluations"] < out["marks_fanned_out"]
     assert out["stream_quotes"] == 20_000 and out["stream_stopped_by"] == "quotes"
+    # Two processes with half the account shards each decide exactly what one process does.
+    assert out["scaled_processes"] == 2
+    assert out["scaled_alerts"] == out["alerts"]
+    assert out["scaled_evaluations"] == out["evaluations"]
 
     doc = json.loads((tmp_path / "margin.json").read_text())
     assert set(doc) == CONTRACT_KEYS
