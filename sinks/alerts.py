@@ -28,7 +28,7 @@ import redis
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from domain.alerts import Alert
-from sinks.background import BackgroundWriter
+from sinks.background import BackgroundPartition
 from sinks.postgres import PgBatchWriter
 from sinks.retry import RetryPolicy, retry_with_backoff
 
@@ -147,27 +147,6 @@ def alert_partition_key(alerts: list[Alert]) -> tuple[str, list[Alert]]:
     return ALERTS_PARTITION, alerts
 
 
-class _AlertPartition(StatefulSinkPartition[list[Alert], None]):
-    def __init__(self, writer: AlertWriter, name: str) -> None:
-        self._writer = writer
-        self._background = BackgroundWriter(writer.write, name, max_items=10_000)
-
-    def write_batch(self, values: list[list[Alert]]) -> None:
-        alerts = [a for batch in values for a in batch]
-        if alerts:
-            self._background.submit(alerts)
-
-    def snapshot(self) -> None:
-        self._background.drain()  # the epoch's alerts are in both stores before its snapshot
-        return None
-
-    def close(self) -> None:
-        try:
-            self._background.close()
-        finally:
-            self._writer.close()
-
-
 class AlertSink(FixedPartitionedSink[list[Alert], None]):
     """Bytewax sink of `(ALERTS_PARTITION, [alerts])` items; counts new alerts as
     `alerts.{KIND}`. Written in order on a background thread, drained at each epoch end."""
@@ -192,4 +171,4 @@ class AlertSink(FixedPartitionedSink[list[Alert], None]):
         """Connect the stores and start the writer thread."""
         writer = AlertWriter(*self._args)
         writer.connect()
-        return _AlertPartition(writer, f"{step_id}.{for_part}")
+        return BackgroundPartition(writer.write, writer.close, f"{step_id}.{for_part}", 10_000)

@@ -6,8 +6,10 @@ the GIL while the server or the engine works) then overlaps decoding and the oth
 Batches queued while a write was running are joined into the next one (up to `max_items`), so
 a writer that falls behind makes fewer, larger transactions or inserts instead of a longer queue.
 
-Guarantees, for the sinks built on it (`sinks.ledger.PipelinedLedgerSink`,
-`sinks.clickhouse.PipelinedAuditSink`):
+`BackgroundPartition` is the Bytewax sink partition of a sink that hands each batch straight to
+a `BackgroundWriter` (`sinks.ledger.PipelinedLedgerSink`, `sinks.alerts.AlertSink`).
+
+Guarantees, for the sinks built on it (those two and `sinks.clickhouse.PipelinedAuditSink`):
 - order: one thread, FIFO, and a batch never starts before the previous one finished;
 - nothing lost: `drain()` returns only once everything submitted is written. The sinks are
   `StatefulSinkPartition`s whose `snapshot()`, which Bytewax calls at the end of every epoch
@@ -25,6 +27,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
+
+from bytewax.outputs import StatefulSinkPartition
 
 T = TypeVar("T")
 
@@ -147,3 +151,40 @@ class BackgroundWriter(Generic[T]):
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+
+
+class BackgroundPartition(StatefulSinkPartition[list[T], None]):
+    """A sink partition whose batches are written by a `BackgroundWriter`, in order, and
+    drained at each epoch's snapshot (so the epoch's writes are done before it commits).
+
+    Args:
+        write: `write(items)` writes one joined batch (with its own retries) or raises.
+        close: closes the store connections, after the writer thread has stopped.
+        name: the writer thread's name.
+        max_items: at most this many items are joined into one write.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], object],
+        close: Callable[[], object],
+        name: str,
+        max_items: int,
+    ) -> None:
+        self._close = close
+        self._background: BackgroundWriter[T] = BackgroundWriter(write, name, max_items=max_items)
+
+    def write_batch(self, values: list[list[T]]) -> None:
+        items = [item for chunk in values for item in chunk]
+        if items:
+            self._background.submit(items)
+
+    def snapshot(self) -> None:
+        self._background.drain()  # the epoch's writes are done before its snapshot
+        return None
+
+    def close(self) -> None:
+        try:
+            self._background.close()
+        finally:
+            self._close()

@@ -53,7 +53,7 @@ from domain.orders import (
     route_order_request,
     status_from_name,
 )
-from sinks.background import BackgroundWriter
+from sinks.background import BackgroundPartition
 from sinks.postgres import PgBatchWriter, write_dead_letters
 from sinks.retry import RetryPolicy, retry_with_backoff
 
@@ -802,27 +802,6 @@ class LedgerSink(DynamicSink[list[LedgerEvent]]):
         return _LedgerPartition(_ledger_writer(self._dsn, step_id, self._count, self._policy))
 
 
-class _PipelinedLedgerPartition(StatefulSinkPartition[list[LedgerEvent], None]):
-    def __init__(self, writer: PgBatchWriter[LedgerEvent], name: str, max_events: int) -> None:
-        self._writer = writer
-        self._background = BackgroundWriter(writer.write, name, max_items=max_events)
-
-    def write_batch(self, values: list[list[LedgerEvent]]) -> None:
-        events = [event for chunk in values for event in chunk]
-        if events:
-            self._background.submit(events)
-
-    def snapshot(self) -> None:
-        self._background.drain()  # the epoch's transactions are committed before its snapshot
-        return None
-
-    def close(self) -> None:
-        try:
-            self._background.close()
-        finally:
-            self._writer.close()
-
-
 LEDGER_PARTITION = "ledger"
 
 
@@ -865,7 +844,9 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
     ) -> StatefulSinkPartition[list[LedgerEvent], None]:
         """Connect a partition and start its writer thread."""
         writer = _ledger_writer(self._dsn, step_id, self._count, self._policy)
-        return _PipelinedLedgerPartition(writer, f"{step_id}.{for_part}", self._max_events)
+        return BackgroundPartition(
+            writer.write, writer.close, f"{step_id}.{for_part}", self._max_events
+        )
 
 
 __all__ = [
