@@ -18,6 +18,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from connectors.fix.session import Acceptor, SessionConfig, UnsupportedMessageType
@@ -252,6 +253,20 @@ class ExchangeThread:
         def deliver() -> None:
             self.server.deliver([Routed(None, msg_type, body, symbols)])
             self.server.flush()
+
+        self._loop.call_soon_threadsafe(deliver)
+
+    def inject_built(self, build: Callable[[], list[tuple[bytes, Body]]]) -> None:
+        """Like `inject`, for messages `build()` makes on the exchange's own thread: it sees the
+        market exactly as the messages already sent left it (a stop priced off the last trade
+        cannot arrive behind a later trade that passed it)."""
+
+        def deliver() -> None:
+            routed = [Routed(None, msg_type, body, frozenset(v for t, v in body if t == 55))
+                      for msg_type, body in build()]  # fmt: skip
+            if routed:
+                self.server.deliver(routed)
+                self.server.flush()
 
         self._loop.call_soon_threadsafe(deliver)
 

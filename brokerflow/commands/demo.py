@@ -219,7 +219,14 @@ def _place_stops_when_subscribed(
                 break
         else:
             return
+        exchange.inject_built(stops)
+        _abuse(exchange, run_id, accounts)
+
+    def stops() -> list:
+        # On the exchange's thread: priced off the last trade already sent, so no later trade
+        # can pass a stop before it arrives (it would be rejected as through the market).
         now = time.time_ns()
+        out = []
         for i, symbol in enumerate(core.symbols[:STOP_SYMBOLS]):
             book = core.market.top_of_book(i)
             if book is None or not accounts:
@@ -231,8 +238,8 @@ def _place_stops_when_subscribed(
             for side, ticks, tag in around:
                 raw = stop_order(f"{run_id}-STP{i}{tag}", account, symbol.decode(), side, ticks,
                                  now, i)  # fmt: skip
-                exchange.inject(b"D", split_message(raw)[1])
-        _abuse(exchange, run_id, accounts)
+                out.append((b"D", split_message(raw)[1]))
+        return out
 
     threading.Thread(target=place, name="demo-stops", daemon=True).start()
 
