@@ -12,6 +12,14 @@ from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATA_DIR = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+# The folders (and files) whose code a measurement runs: an uncommitted change to a tracked file
+# there makes the result's commit "-dirty". Not tests, docs, dashboards or the results themselves.
+PRODUCT_PATHS = (
+    "bench", "brokerflow", "connectors", "domain", "edge", "flows", "quality", "simulator",
+    "sinks", "sql", "pyproject.toml",
+)  # fmt: skip
+_NOT_PRODUCT = ("bench/results", "bench/data")
 
 
 def machine() -> str:
@@ -42,8 +50,33 @@ def python_speed(loops: int = 3_000_000, repeats: int = 3) -> float:
     return loops / best / 1e6
 
 
+def git_commit(root: Path = ROOT) -> str | None:
+    """The commit the working tree at `root` is at (`git rev-parse HEAD`), with "-dirty" when a
+    tracked file under `PRODUCT_PATHS` has uncommitted changes; None outside a git checkout."""
+    import subprocess
+
+    def git(*argv: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *argv], cwd=root, capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None  # no git, or it hung
+        return done.stdout if done.returncode == 0 else None
+
+    head = git("rev-parse", "--verify", "HEAD")
+    if not head or not head.strip():
+        return None
+    paths = [p for p in PRODUCT_PATHS if (root / p).exists()]
+    excluded = [f":(exclude){p}" for p in _NOT_PRODUCT]
+    status = git("status", "--porcelain", "--untracked-files=no", "--", *paths, *excluded)
+    dirty = status is None or bool(status.strip())  # unknown counts as dirty
+    return head.strip() + ("-dirty" if dirty else "")
+
+
 def write_result(name: str, unit: str, value: float, goal: float | None, yardsticks: dict) -> Path:
-    """Write `bench/results/NAME.json` in the contract's shape; return its path."""
+    """Write `bench/results/NAME.json` in the contract's shape (plus the machine's speed and the
+    git commit measured, `git_commit()`); return its path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     doc = {
@@ -55,6 +88,7 @@ def write_result(name: str, unit: str, value: float, goal: float | None, yardsti
         "machine": machine(),
         "python_loop_mops": round(python_speed(), 1),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path

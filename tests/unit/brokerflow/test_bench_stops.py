@@ -17,7 +17,7 @@ from domain.stops import StopBook
 from simulator.market import symbol_names
 
 CONTRACT_KEYS = {"name", "unit", "value", "goal", "yardsticks", "machine", "python_loop_mops",
-                 "date"}  # fmt: skip
+                 "date", "commit"}  # fmt: skip
 
 
 def test_stop_mix_has_every_kind_on_both_sides_on_the_right_side_of_the_price():
