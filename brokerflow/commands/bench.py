@@ -81,13 +81,17 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--surv-orders-per-minute",
         type=float,
         default=250,
-        help="surveillance: new orders per simulated minute",
+        help="surveillance: new orders per simulated minute (default 250)",
     )
-    p.add_argument("--surv-accounts", type=int, default=5_000, help="surveillance: accounts")
-    p.add_argument("--surv-symbols", type=int, default=100, help="surveillance: symbols")
+    p.add_argument(
+        "--surv-accounts", type=int, default=5_000, help="surveillance: accounts (default 5,000)"
+    )
+    p.add_argument(
+        "--surv-symbols", type=int, default=100, help="surveillance: symbols (default 100)"
+    )
     from bench import margin
 
-    margin.add_arguments(p)  # --accounts, --holdings, --margin-*
+    margin.add_arguments(p)  # --margin-* only: a plain --quotes is the stops benchmark's
     from bench import edge
 
     edge.add_arguments(p)  # --edge-*
