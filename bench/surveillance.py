@@ -25,15 +25,22 @@ from 14:30 UTC for `minutes` simulated minutes (the default 405 runs past the 21
 marking the close is judged in the stream), `accounts` accounts (their owners from the file's
 accounts CSV) and `orders_per_minute` new orders a simulated minute.
 
-"Order events" are the file's order messages: client 35=D/F/G plus the broker's execution
-reports 35=8 (acks, fills, cancels, replaces, rejects, busts); the rate divides them by the
-wall time of the whole replay (which also decodes the file's market data). The execution
-reports the models see (ExecType 0/4/5/F with an Account) are counted by the models-alone part.
+The figure counts what the models process: the execution reports (35=8) that `route` sends to
+them (ExecType 0, 4, 5, F, C, 8 or 3, with an Account (1); each goes to one symbol shard and one
+account shard and counts once), less those the flow dead-letters as too late
+(`surveillance_late_s`). It divides them by the wall time of the whole replay, which also
+decodes the file's market data and the client 35=D/F/G, which no model sees. The models-off
+yardstick divides the same count by its own replay's wall time (like for like). Issue 6 stated
+its goal as ">= 20,000 order events/s through all models", counting 35=D/F/G among order
+events; only 35=8 reach the models, so the goal is held against the reports they process. The
+file's order messages (35=8/D/F/G) per second of the replay are kept in the result as
+`end_to_end_order_messages_per_s`, the figure this benchmark printed before.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import sys
 import threading
 import time
@@ -59,11 +66,11 @@ from flows.surveillance import SHARDS, AccountModels, SymbolModels, route
 from simulator.market import MarketSimulator
 from simulator.orders import OrderFlowSimulator
 
-GOAL_ORDER_EVENTS_PER_S = 20_000
+GOAL_REPORTS_PER_S = 20_000  # issue 6: ">= 20,000 order events/s through all models"
 BENCH_DATABASE = "brokerflow_bench_surv"
 SEED = 23
 MARKET_RATE = 0.02  # market events per symbol per simulated second (light: orders are the load)
-ORDER_TYPES = frozenset({"8", "D", "F", "G"})
+ORDER_TYPES = frozenset({"8", "D", "F", "G"})  # order messages; only 35=8 reach the models
 RSS_EVERY_S = 0.1
 CHUNK_LINES = 5_000  # models alone: lines decoded per batch (the file source's order of size)
 
@@ -201,7 +208,7 @@ def run_replay(path: Path, settings: Settings, flows: tuple[str, ...]) -> FlowRu
 class ModelsRun:
     seconds: float = 0.0
     decode_seconds: float = 0.0
-    reports_seen: int = 0  # execution reports routed to the models (ExecType 0/4/5/F + Account)
+    reports_seen: int = 0  # execution reports routed to the models (see `route`), once each
     market_trades: int = 0  # 35=X with trades routed to the symbol models
     findings: Counter[str] = field(default_factory=Counter)  # distinct keys, by kind
     findings_raw: int = 0  # before dropping repeated keys (the alert store keeps one per key)
@@ -236,6 +243,15 @@ def state_sizes(symbols: list[SymbolModels], accounts: list[AccountModels]) -> d
         "pump_accumulations": sum(len(m.pump._positions) for m in symbols),  # noqa: SLF001
         "order_to_trade": sum(len(m.otr) for m in accounts),
     }
+
+
+def late_reports(dsn: str) -> int:
+    """Execution reports the flow dead-lettered as too late for the models (not processed)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM dead_letters WHERE step_id = 'surveil_symbols'"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def run_models(path: Path, owners: dict[str, str], say: Callable[[str], None] = _say) -> ModelsRun:
@@ -315,7 +331,7 @@ def run(
     """Run all three parts; print the table; write bench/results/surveillance.json."""
     path = ensure_file(minutes, orders_per_minute, accounts, symbols, say, data_dir)
     types = count_types(path)
-    order_events = sum(n for t, n in types.items() if t in ORDER_TYPES)
+    order_messages = sum(n for t, n in types.items() if t in ORDER_TYPES)
     messages_in_file = sum(types.values())
     bench_settings = _bench_settings(settings)
     account_rows = read_accounts(path.with_suffix(".accounts.csv"))
@@ -332,22 +348,30 @@ def run(
         alert_rows = dict(
             conn.execute("SELECT kind, count(*) FROM alerts GROUP BY kind ORDER BY kind").fetchall()
         )
+    late = late_reports(bench_settings.postgres_dsn)
     say("models alone: route + SymbolModels/AccountModels, no Bytewax")
     models = run_models(path, owners, say)
 
-    e2e = order_events / flow.seconds
-    bare_rate = order_events / bare.seconds
+    # What the models process: the reports `route` gives them (the same function and decoder
+    # as the flow's), less the ones the flow dead-lettered as too late.
+    reports = models.reports_seen - late
+    e2e = reports / flow.seconds
+    bare_rate = reports / bare.seconds
     growth = flow.rss.end - flow.rss.at(0.25)
     yardsticks = {
         "file": path.name,
         "simulated_minutes": minutes,
         "messages_in_file": messages_in_file,
         "messages_by_type": dict(sorted(types.items())),
-        "order_events": order_events,
+        "order_messages": order_messages,
+        "reports_to_models": reports,
+        "reports_too_late": late,
         "accounts": accounts,
         "symbols": symbols,
         "end_to_end_seconds": round(flow.seconds, 2),
         "end_to_end_messages_per_s": round(messages_in_file / flow.seconds),
+        "end_to_end_reports_per_s": round(e2e),
+        "end_to_end_order_messages_per_s": round(order_messages / flow.seconds),
         "alerts_by_kind": alert_rows,
         "alerts_new_in_run": flow.summary["alerts"],
         "dead_letters": flow.summary["dead_letters"],
@@ -358,7 +382,7 @@ def run(
         "rss_after_mib": round(flow.rss.after / 2**20, 1),
         "rss_samples": len(flow.rss.samples),
         "rss_deciles_mib": flow.rss.deciles_mib(),
-        "models_off_order_events_per_s": round(bare_rate),
+        "models_off_reports_per_s": round(bare_rate),
         "models_off_seconds": round(bare.seconds, 2),
         "models_off_rss_start_mib": round(bare.rss.start / 2**20, 1),
         "models_off_rss_peak_mib": round(bare.rss.peak / 2**20, 1),
@@ -374,15 +398,15 @@ def run(
         "models_alone_state": models.sizes,
         "models_alone_rss_mib": {k: round(v / 2**20, 1) for k, v in models.rss.items()},
     }
-    out = write_result(
-        "surveillance", "order events/s", round(e2e), GOAL_ORDER_EVENTS_PER_S, yardsticks
-    )
+    out = write_result("surveillance", "reports/s", round(e2e), GOAL_REPORTS_PER_S, yardsticks)
 
     alerts_text = ", ".join(f"{k} {v:,}" for k, v in alert_rows.items()) or "none"
     finding_text = ", ".join(f"{k} {v:,}" for k, v in sorted(models.findings.items())) or "none"
     rows = [
-        (f"end to end: {order_events:,} order events (35=8/D/F/G)", f"{e2e:,.0f} ev/s",
-         f"goal >= {GOAL_ORDER_EVENTS_PER_S:,}; {flow.seconds:,.1f} s"),
+        (f"end to end: {reports:,} execution reports to the models", f"{e2e:,.0f} rep/s",
+         f"goal >= {GOAL_REPORTS_PER_S:,}; {flow.seconds:,.1f} s; {late:,} too late"),
+        (f"  order messages (35=8/D/F/G): {order_messages:,}",
+         f"{order_messages / flow.seconds:,.0f} msg/s", "35=D/F/G reach no model"),
         ("  all messages (incl. market data)", f"{messages_in_file / flow.seconds:,.0f} msg/s",
          f"{messages_in_file:,} messages, {flow.summary['dead_letters']:,} dead letters"),
         ("  alerts (PostgreSQL alerts)", f"{sum(alert_rows.values()):,}", alerts_text),
@@ -393,13 +417,13 @@ def run(
          f"{growth / 2**20:+,.1f} MiB since 25%"),
         ("  RSS at 10%, 20%, ... 100% of the run (MiB)", "",
          " ".join(str(v) for v in flow.rss.deciles_mib())),
-        ("yardstick: same file, models off (flows=())", f"{bare_rate:,.0f} ev/s",
-         f"{bare.seconds:,.1f} s, run first"),
+        ("yardstick: same file, models off (flows=())", f"{bare_rate:,.0f} rep/s",
+         f"the same {reports:,} reports over its {bare.seconds:,.1f} s, run first"),
         ("  RSS start / peak / end (models off)", _mib(bare.rss.peak),
          f"{_mib(bare.rss.start)} / {_mib(bare.rss.peak)} / {_mib(bare.rss.end)}"),
         ("end to end models on / off", f"{e2e / bare_rate:.2f}", ""),
         (f"models alone: {models.reports_seen:,} exec reports seen",
-         f"{models.reports_per_s:,.0f} ev/s",
+         f"{models.reports_per_s:,.0f} rep/s",
          f"route + models, {models.seconds:,.1f} s (decode {models.decode_seconds:,.1f} s "
          f"untimed)"),
         ("  findings (distinct keys)", f"{sum(models.findings.values()):,}",
@@ -414,6 +438,8 @@ def run(
     print(f"surveillance: {path.name}, {minutes:g} simulated minutes, {accounts:,} accounts")
     for label, value, note in rows:
         print(f"  {label:<52} {value:>14}  {note}")
-    verdict = "meets" if e2e >= GOAL_ORDER_EVENTS_PER_S else "MISSES"
+    speed = json.loads(out.read_text())["python_loop_mops"]
+    print(f"  machine speed: {speed} M Python loop iterations/s (shared machines drift)")
+    verdict = "meets" if e2e >= GOAL_REPORTS_PER_S else "MISSES"
     print(f"  end to end {verdict} the goal; results in {out}")
     return {"value": round(e2e), **yardsticks}
