@@ -25,20 +25,24 @@ from sinks.clickhouse import (
     AUDIT_COLUMNS,
     AUDIT_PARTITION,
     TICK_COLUMNS,
+    TICKS_PARTITION,
     AuditSink,
     ChdbStore,
     ClickHouseError,
     PipelinedAuditSink,
+    PipelinedTicksSink,
     ReadOnlyError,
     ServerStore,
     TicksSink,
     _json_encoder,
+    audit_columns,
     audit_rows,
     check_read_only,
     encode_json_columns,
     migrate_clickhouse,
     open_store,
     split_statements,
+    tick_columns,
     tick_rows,
 )
 from sinks.postgres import MigrationError
@@ -543,6 +547,119 @@ def test_pipelined_audit_sink_holds_rows_until_the_epoch_snapshot(
     assert store.query("SELECT count() FROM audit_log FINAL")[1] == [(len(records),)]
 
 
+def _ticks(n: int) -> list[Quote]:
+    """`n` quotes of 7 symbols, some sides missing, awkward floats included."""
+    rng = random.Random(5)
+    out = []
+    for i in range(n):
+        bid = rng.choice([None, 0.1 + 0.2, 1e-7, 123456789.125, float(i)])
+        ask = None if bid is None else bid + rng.choice([0.01, 1 / 3])
+        ts = 1_709_546_400_000 + i * 7
+        out.append(
+            Quote(f"S{i % 7}", bid, rng.choice([None, 100.0]), ask, 5e5, rng.choice([None, 9.99]),
+                  rng.choice([None, 10.0]), float(i), ts, i, ts // 86_400_000, None, 1.0, 2.0,
+                  None)
+        )  # fmt: skip
+    return out
+
+
+def _transposed(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)]
+
+
+def _rows_of(data: list[list[Any]]) -> list[tuple[Any, ...]]:
+    return list(zip(*data, strict=True))
+
+
+def test_columns_are_the_rows_transposed() -> None:
+    records, _ = scenario()
+    ticks = _ticks(50)
+    assert [list(c) for c in tick_columns(ticks)] == _transposed(tick_rows(ticks))
+    assert [list(c) for c in audit_columns(records)] == _transposed(audit_rows(records))
+    assert [len(c) for c in tick_columns([])] == [0] * len(TICK_COLUMNS)
+    assert [len(c) for c in audit_columns([])] == [0] * len(AUDIT_COLUMNS)
+
+
+def test_insert_columns_stores_what_insert_stores(tmp_path: Path) -> None:
+    # Slices of one Arrow table (2,000 rows per insert), and the JSON path of a column type
+    # Arrow is not used for.
+    store = open_store(f"chdb://{tmp_path}/ch", tmp_path, max_insert_rows=2_000)
+    try:
+        migrate_clickhouse(store)
+        rows = _generated_audit_rows(4_500)
+        names = ", ".join(f"`{c}`" for c in AUDIT_COLUMNS)
+        store.command("CREATE TABLE audit_log_rows AS audit_log")
+        assert store.insert("audit_log_rows", AUDIT_COLUMNS, rows) == 4_500
+        assert store.insert_columns("audit_log", AUDIT_COLUMNS, _transposed(rows)) == 4_500
+        ticks = _ticks(5_001)
+        store.command("CREATE TABLE market_ticks_rows AS market_ticks")
+        store.insert("market_ticks_rows", TICK_COLUMNS, tick_rows(ticks))
+        assert store.insert_columns("market_ticks", TICK_COLUMNS, tick_columns(ticks)) == 5_001
+        for table, select in (
+            ("audit_log", f"SELECT {names} FROM {{t}} ORDER BY source, event_id, timestamp"),
+            ("market_ticks", "SELECT * FROM {t} ORDER BY symbol, ts, seq"),
+        ):
+            _, got = store.query(select.format(t=table))
+            _, want = store.query(select.format(t=f"{table}_rows"))
+            assert got == want and len(got) in (4_500, 5_001)
+        store.command("CREATE TABLE tagged (id UInt32, tags Array(String)) ENGINE = Memory")
+        data = [list(range(3)), [["a"], [], ["b", "é"]]]
+        assert store.insert_columns("tagged", ("id", "tags"), data) == 3
+        assert store.query("SELECT id, tags FROM tagged ORDER BY id")[1] == [
+            (0, ["a"]), (1, []), (2, ["b", "é"]),
+        ]  # fmt: skip
+        with pytest.raises(ClickHouseError, match="no column nope"):
+            store.insert_columns("tagged", ("id", "nope"), data)
+    finally:
+        store.close()
+
+
+def test_pipelined_ticks_sink_holds_rows_until_the_epoch_snapshot(
+    store: ChdbStore, tmp_path: Path
+) -> None:
+    ticks = _ticks(3_000)
+    counts: dict[str, int] = {}
+
+    def count(name: str, n: int) -> None:
+        counts[name] = counts.get(name, 0) + n
+
+    sink = PipelinedTicksSink(f"chdb://{tmp_path}/ch", tmp_path, count, min_rows=10_000)
+    part = sink.build_part("ticks", TICKS_PARTITION, None)
+    try:
+        part.write_batch([ticks[:1_000], ticks[1_000:2_000]])
+        part.write_batch([ticks[:500]])  # a replayed batch
+        assert store.query("SELECT count() FROM market_ticks")[1] == [(0,)]  # held
+        part.snapshot()  # the epoch ends: everything held is inserted before it returns
+        assert store.query("SELECT count() FROM market_ticks FINAL")[1] == [(2_000,)]
+        part.write_batch([ticks[2_000:]])
+    finally:
+        part.close()  # inserts what is still held
+    assert store.query("SELECT count() FROM market_ticks FINAL")[1] == [(3_000,)]
+    assert counts["ticks"] == 3_500
+    assert counts["ticks_write_us"] > 0 and "ticks_write_cpu_us" in counts
+
+
+def test_pipelined_sink_insert_that_fails_stops_the_epoch(store: ChdbStore, tmp_path: Path) -> None:
+    # chdb errors are not worth a retry (a missing table does not heal by waiting): the error
+    # comes out of the epoch's snapshot, before Bytewax commits it, and nothing after it is
+    # written; the restart replays the epoch.
+    ticks = _ticks(100)
+    part = PipelinedTicksSink(f"chdb://{tmp_path}/ch", tmp_path, min_rows=1).build_part(
+        "ticks", TICKS_PARTITION, None
+    )
+    try:
+        part.write_batch([ticks[:50]])
+        part.snapshot()
+        store.command("RENAME TABLE market_ticks TO market_ticks_away")
+        part.write_batch([ticks[50:]])
+        with pytest.raises(ClickHouseError, match="market_ticks"):
+            part.snapshot()
+    finally:
+        part.close()
+    store.command("RENAME TABLE market_ticks_away TO market_ticks")
+    assert store.query("SELECT count() FROM market_ticks")[1] == [(50,)]
+
+
 def test_audit_row_of_a_fill_carries_its_quote(book: ChdbStore) -> None:
     _, rows = book.query("SELECT market_snapshot FROM audit_log FINAL WHERE exec_id = 'F3'")
     snapshot = json.loads(rows[0][0])
@@ -749,8 +866,11 @@ class FakeClient:
         self.calls.append(("query", sql, parameters, settings))
         return _Result(["a"], [(1,)])
 
-    def insert(self, table: str, data: Any, column_names: list[str]) -> None:
-        self.calls.append(("insert", table, list(data), column_names))
+    def insert(
+        self, table: str, data: Any, column_names: list[str], column_oriented: bool = False
+    ) -> None:
+        kind = "insert_columns" if column_oriented else "insert"
+        self.calls.append((kind, table, list(data), column_names))
 
     def close(self) -> None:
         self.calls.append(("close",))
@@ -768,6 +888,67 @@ def test_server_store_batches_inserts() -> None:
     # DateTime64(6) goes as int microseconds, which clickhouse-connect writes as ticks.
     assert inserts[0][2][0][1] == records[0].ts_event_us
     assert store.url == "http://u:***@ch:8123/db"
+
+
+def test_server_store_inserts_columns_in_batches() -> None:
+    client = FakeClient()
+    store = ServerStore("http://ch:8123/db", max_insert_rows=5000, client=client)
+    ticks = _ticks(11_200)
+    assert store.insert_columns("market_ticks", TICK_COLUMNS, tick_columns(ticks)) == 11_200
+    inserts = [c for c in client.calls if c[0] == "insert_columns"]
+    assert [len(c[2][0]) for c in inserts] == [5000, 5000, 1200]
+    assert all(len(c[2]) == len(TICK_COLUMNS) and c[3] == list(TICK_COLUMNS) for c in inserts)
+    # The same values as the row insert, column by column: ts as int microseconds.
+    sent = [row for c in inserts for row in _rows_of(c[2])]
+    assert sent == [tuple(row) for row in tick_rows(ticks)]
+
+
+class _FlakyClient(FakeClient):
+    """A server that refuses the first `failures` inserts with a connection error."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def insert(self, *args: Any, **kwargs: Any) -> None:
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        if self.failures:
+            self.failures -= 1
+            msg = "Error HTTPConnectionPool(host='ch', port=8123): connection refused"
+            raise OperationalError(msg)
+        super().insert(*args, **kwargs)
+
+
+def test_pipelined_sink_retries_a_server_that_is_down_in_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sinks.clickhouse as clickhouse
+    from sinks.retry import RetryPolicy
+
+    client = _FlakyClient(failures=2)
+    opened: list[str] = []
+
+    def open_server(url: str | None, data_dir: Path, max_insert_rows: int) -> ServerStore:
+        opened.append(str(url))  # the writer reconnects before each retry
+        return ServerStore(str(url), max_insert_rows, client=client)
+
+    monkeypatch.setattr(clickhouse, "open_store", open_server)
+    ticks = _ticks(300)
+    sink = PipelinedTicksSink(
+        "http://ch:8123/db", tmp_path, policy=RetryPolicy(5, 0.01, 0.02), min_rows=100
+    )
+    part = sink.build_part("ticks", TICKS_PARTITION, None)
+    try:
+        for start in range(0, 300, 100):
+            part.write_batch([ticks[start : start + 100]])
+        part.snapshot()
+    finally:
+        part.close()
+    inserts = [c for c in client.calls if c[0] == "insert_columns"]
+    sent = [row for c in inserts for row in _rows_of(c[2])]
+    assert sent == [tuple(row) for row in tick_rows(ticks)]  # all of it, once, in order
+    assert len(opened) == 3  # connected, then reconnected after each refusal
 
 
 def test_server_store_query_binds_params_and_readonly_setting() -> None:
