@@ -172,6 +172,19 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
             details=("{design}",),
         ),
     ),
+    "pipeline": (
+        RowSpec(
+            "pipeline, all six flows", "quotes_only_msgs_per_s", "quotes-only replay, same file",
+            details=("CPU {cpu_shares}",
+                     "quote latency p50 {quote_latency_p50_ms} ms, p99 {quote_latency_p99_ms} ms",
+                     "alert latency p50 {alert_latency_p50_ms} ms, p99 {alert_latency_p99_ms} ms",
+                     "alerts {alerts_text}", "{messages:,} messages"),
+        ),
+        RowSpec(
+            "pipeline, all flows / quotes only", None, figure_key="ratio_to_quotes_only",
+            unit="ratio", goal_key="goal_ratio_to_quotes_only", optional=True,
+        ),
+    ),
 }
 
 

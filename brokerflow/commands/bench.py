@@ -17,7 +17,7 @@ from brokerflow.settings import load_settings
 
 BENCHMARKS = (
     "ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance", "edge",
-    "fix-session",
+    "fix-session", "pipeline",
 )
 
 
@@ -95,6 +95,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     from bench import edge
 
     edge.add_arguments(p)  # --edge-*
+    from bench import pipeline
+
+    pipeline.add_arguments(p)  # --pipeline-*
     p.set_defaults(func=run)
     _FULL_DEFAULTS.update({dest: p.get_default(dest) for dest in QUICK_SIZES})
 
@@ -124,6 +127,10 @@ QUICK_SIZES: dict[str, object] = {
     "edge_clients": 100,
     "edge_rates": "1000,5000",
     "edge_seconds": 3.0,
+    "pipeline_symbols": 20,
+    "pipeline_minutes": 5.0,
+    "pipeline_accounts": 500,
+    "pipeline_stops": 2_000,
 }
 _FULL_DEFAULTS: dict[str, object] = {}
 
@@ -221,6 +228,10 @@ def _run_one(name: str, args: argparse.Namespace, settings) -> None:  # noqa: AN
         from bench import fix_session
 
         fix_session.run(args.fix_messages)
+    elif name == "pipeline":
+        from bench import pipeline
+
+        pipeline.run(settings, args)
     elif name == "surveillance":
         from bench import surveillance
 
