@@ -242,6 +242,8 @@ class Book:
 
 
 def _context(settings: Settings) -> FlowContext:
+    # The engine part splits the accounts into SHARDS books itself, as a cluster would.
+    settings = settings.model_copy(update={"margin_shards": SHARDS})
     return FlowContext(settings, "redis://unused", "postgresql://unused")
 
 

@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         margin_concentration_share: a position above this share of the gross value raises a
             CONCENTRATION alert (and, with a rate, the add-on).
         margin_concentration_rate: the maintenance rate of such a position (None: no add-on).
+        margin_concentration_rearm: one CONCENTRATION alert per episode: a flagged position
+            re-arms only once its share falls this far below the threshold (0.05: below 20 %
+            for a 25 % threshold).
+        margin_shards: account shards of the margin flow (None: 1 for a single worker, else
+            8 or twice the workers of the run). Each shard screens its accounts once per
+            window, so one worker is fastest with one; a recovery snapshot must be resumed
+            with the count it was taken with.
+        margin_row_change: `account_margin` is written on a fill, a change of state, and when
+            equity or gross value has moved by more than this fraction of the last row's
+            gross value (0.01: 1 %); not on every look.
         surveillance: model -> {parameter: value}, e.g. a TOML table
             `[surveillance.round_trips]` with `min_round_trips = 12` (checked by
             `flows.surveillance.model_parameters`); from the environment, a JSON object.
@@ -121,6 +131,9 @@ class Settings(BaseSettings):
     margin_grace_s: int = Field(default=3600, ge=0)
     margin_concentration_share: float = Field(default=0.25, gt=0, lt=1)
     margin_concentration_rate: float | None = Field(default=None, gt=0, le=1)
+    margin_concentration_rearm: float = Field(default=0.05, ge=0, lt=1)
+    margin_row_change: float = Field(default=0.01, ge=0, lt=1)
+    margin_shards: int | None = Field(default=None, gt=0)
     surveillance: dict[str, dict[str, Any]] = Field(default_factory=dict)
     surveillance_late_s: float = Field(default=60.0, ge=0)
     dq: bool | None = None  # None: on live, off in replays (README, "Data quality")

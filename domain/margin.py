@@ -504,3 +504,110 @@ class MarginMonitor:
                 "LIQUIDATION", self.episode_ns, ts_ns, figures, shortfall(figures), proposal
             )
         ]
+
+
+# -- concentration alerts, with hysteresis ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConcentrationRule:
+    """When a position is too large a part of an account, and when it may be reported again.
+
+    A position whose |value| is more than `share` of the gross value starts an episode: one
+    CONCENTRATION alert. The (account, symbol) stays flagged, with no further alert, while its
+    share stays at or above `share - rearm_band`; it re-arms only once the share falls below
+    that (or the position is closed, or it is the account's only position). Without the band
+    a share wandering around the threshold (25.00 %, 25.10 %, 24.98 %…) would alert on every
+    crossing.
+
+    Attributes:
+        share: the threshold (a fraction of gross value, e.g. 0.25).
+        rearm_band: how far below the threshold the share must fall to re-arm (e.g. 0.05:
+            re-armed below 20 % for a 25 % threshold).
+    """
+
+    share: Decimal = Decimal("0.25")
+    rearm_band: Decimal = Decimal("0.05")
+
+    @property
+    def rearm_share(self) -> Decimal:
+        return self.share - self.rearm_band
+
+
+class ConcentrationFinding(NamedTuple):
+    """A position that crossed the threshold while not flagged: an episode's alert."""
+
+    symbol: str
+    share: Decimal
+    value: Decimal  # |value| at the mark
+    mark: Decimal
+
+
+def assess_concentration(
+    figures: MarginFigures, flagged: frozenset[str], rule: ConcentrationRule
+) -> tuple[frozenset[str], list[ConcentrationFinding]]:
+    """The symbols flagged after these figures, and the episodes they start.
+
+    An account with a single marked position, nothing held or an unmarked symbol flags nothing
+    (a one-stock account is concentrated by construction; without every mark the shares are
+    not known): its flags re-arm.
+
+    >>> from decimal import Decimal as D
+    >>> f = margin_figures(D(0), {"A": D(30), "B": D(70)}, {"A": D(1), "B": D(1)})
+    >>> rule = ConcentrationRule(D("0.25"), D("0.05"))
+    >>> flags, found = assess_concentration(f, frozenset(), rule)
+    >>> sorted(flags), [x.symbol for x in found]
+    (['A', 'B'], ['A', 'B'])
+    >>> assess_concentration(f, flags, rule)[1]  # still over: same episode, no alert
+    []
+    """
+    gross = figures.gross_value
+    values = figures.values
+    if figures.unmarked or not gross or len(values) < 2:
+        return frozenset(), []
+    over_limit = rule.share * gross  # multiplications, no division per position
+    keep_limit = rule.rearm_share * gross
+    # Usually nothing is near either limit: max and min (in C) spare the loop.
+    if not flagged and max(values) <= over_limit and -min(values) <= over_limit:
+        return frozenset(), []
+    kept: set[str] = set()
+    found: list[ConcentrationFinding] = []
+    for symbol, value, mark in zip(figures.symbols, values, figures.marks, strict=True):
+        size = abs(value)
+        if symbol in flagged:
+            if size >= keep_limit:
+                kept.add(symbol)
+        elif size > over_limit:
+            kept.add(symbol)
+            found.append(ConcentrationFinding(symbol, size / gross, size, mark))
+    return frozenset(kept), found
+
+
+# -- account_margin rows: written when they say something new ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFigures:
+    """What the last `account_margin` row of an account said."""
+
+    state: str
+    call_since_ns: int | None
+    equity: Decimal
+    gross_value: Decimal
+
+
+def row_is_material(
+    last: WrittenFigures | None, new: WrittenFigures, change: Decimal
+) -> bool:
+    """Whether an evaluation's figures are worth a new `account_margin` row.
+
+    A row is written for the account's first evaluation, when its state or its call changes,
+    and when equity or gross value has moved by more than `change` (a fraction, e.g. 0.01) of
+    the last row's gross value (of its |equity| when it held nothing). Fills are always
+    written by the caller: a restart reads `event_time` to know which fills a row includes.
+    """
+    if last is None or last.state != new.state or last.call_since_ns != new.call_since_ns:
+        return True
+    scale = last.gross_value or abs(last.equity)
+    limit = change * scale
+    return abs(new.equity - last.equity) > limit or abs(new.gross_value - last.gross_value) > limit

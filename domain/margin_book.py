@@ -26,8 +26,13 @@ Candidates (indices, sorted):
     CALL / LIQ.   excess (at the account's own rate) above minus the tolerance: maybe cured;
     fallback      an account marked only by its own fill prices for some symbol (no market
                   mark yet): always, the float columns do not see those marks;
-    concentration (when asked) accounts with more than one position whose largest position is
-                  over the threshold share while none was flagged, or the other way round.
+    concentration (when asked) accounts with more than one position where a position not
+                  flagged is over the threshold share, or a flagged one fell below the re-arm
+                  share (`domain.margin.ConcentrationRule`: hysteresis), or flags stand on an
+                  account left with one position;
+    moved         (when asked) equity or gross value moved by more than the row change since
+                  the last `account_margin` row written (`domain.margin.row_is_material`),
+                  or no row written yet.
 Accounts holding a symbol without any mark are never candidates (no verdict; see
 `domain.margin`).
 """
@@ -44,6 +49,7 @@ import scipy.sparse as sp
 
 TOLERANCE = 1e-9  # relative to |cash| + gross value
 FOLD_AT = 4096  # positions added since the start folded into the matrix past this many
+SMALL_BOOK = 16_384  # accounts up to which the gross value is one full product
 
 
 def exact_float(q: Decimal) -> float | None:
@@ -113,7 +119,11 @@ class MarginBook:
     added: dict[tuple[int, int], float] = field(default_factory=dict)  # not yet in q
     called: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     judged: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    concentrated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    # Per account: the symbols flagged as concentrated (an episode alerted, not yet re-armed).
+    flagged: dict[int, frozenset[str]] = field(default_factory=dict)
+    # Per account: equity and gross value of the last `account_margin` row (NaN: none yet).
+    written_equity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    written_gross: np.ndarray = field(default_factory=lambda: np.zeros(0))
     abs_q: sp.csr_matrix | None = None
     # Per account: may hold a short position in `q` (True is only ever an over-estimate until
     # the next fold). A row without one has |Q| = Q, so its gross IS its net (see `_values`).
@@ -191,7 +201,8 @@ class MarginBook:
             exact=exact or {},
             called=np.zeros(n, bool),
             judged=np.zeros(n, bool),
-            concentrated=np.zeros(n, bool),
+            written_equity=np.full(n, np.nan),
+            written_gross=np.full(n, np.nan),
         )
         book.abs_q = abs(q)
         book.short = _short_rows(q)
@@ -273,6 +284,7 @@ class MarginBook:
         self._set_float(i, self.symbol(symbol), float(quantity))
         if symbol not in self.fallback.get(i, {}):
             self.fallback.setdefault(i, {})[symbol] = price  # until the market marks it
+            self.__dict__.pop("_cache_fallback_rows", None)
 
     def set_cash(self, i: int, cash: Decimal) -> None:
         self.cash[i] = cash
@@ -289,6 +301,7 @@ class MarginBook:
                 self.short[i] = True
             return
         self.added[(i, j)] = value
+        self.__dict__.pop("_cache_added", None)
         if len(self.added) >= FOLD_AT:
             self._fold()
 
@@ -306,17 +319,70 @@ class MarginBook:
         self.abs_q = abs(self.q)
         self.short = _short_rows(self.q)
         self.added = {}
+        self.__dict__.pop("_cache_added", None)
+        self.__dict__.pop("_cache_entry_rows", None)
+
+    def _added(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The positions added since the last fold as (rows, columns, quantities) arrays,
+        kept until the next fill changes them (the screen reads them every window)."""
+        arrays = self.__dict__.get("_cache_added")
+        if arrays is None:
+            keys = list(self.added)
+            arrays = self.__dict__["_cache_added"] = (
+                np.fromiter((k[0] for k in keys), np.int64, len(keys)),
+                np.fromiter((k[1] for k in keys), np.int64, len(keys)),
+                np.fromiter(self.added.values(), float, len(keys)),
+            )
+        return arrays
+
+    def _entry_rows(self) -> np.ndarray:
+        """The row of every stored entry of the matrix (until the next fold)."""
+        rows = self.__dict__.get("_cache_entry_rows")
+        if rows is None or len(rows) != len(self.abs_q.data):
+            rows = np.repeat(np.arange(len(self.names)), np.diff(self.abs_q.indptr))
+            self.__dict__["_cache_entry_rows"] = rows
+        return rows
 
     def fallback_marks(self, i: int) -> Mapping[str, Decimal]:
         return self.fallback.get(i, {})
 
     # -- the screen -------------------------------------------------------------------------
 
-    def note(self, i: int, *, called: bool, judged: bool, concentrated: bool) -> None:
-        """Record an exact evaluation's outcome, which the screen compares against."""
+    def note(
+        self,
+        i: int,
+        *,
+        called: bool,
+        judged: bool,
+        flagged: frozenset[str] = frozenset(),
+        written: tuple[float, float] | None = None,
+    ) -> None:
+        """Record an exact evaluation's outcome, which the screen compares against.
+
+        Args:
+            flagged: the account's concentrated symbols after it.
+            written: (equity, gross value) of the row it wrote, if it wrote one.
+        """
         self.called[i] = called
         self.judged[i] = judged
-        self.concentrated[i] = concentrated
+        if flagged:
+            if self.flagged.get(i) != flagged:
+                self.flagged[i] = flagged
+                self._flag_keys = None
+        elif self.flagged.pop(i, None) is not None:
+            self._flag_keys = None
+        if written is not None:
+            self.written_equity[i], self.written_gross[i] = written
+
+    def upgrade(self) -> None:
+        """Give a book unpickled from an earlier release the attributes it lacks (its
+        concentration flags were per account: they re-arm)."""
+        n = len(self.names)
+        d = self.__dict__
+        d.pop("concentrated", None)
+        d.setdefault("flagged", {})
+        d.setdefault("written_equity", np.full(n, np.nan))
+        d.setdefault("written_gross", np.full(n, np.nan))
 
     def marked(self) -> np.ndarray:
         """Per account: every held symbol has a mark in the float columns."""
@@ -330,18 +396,17 @@ class MarginBook:
         # A row with no negative quantity has the same data in |Q| as in Q, so the same float
         # products summed in the same order: its gross is bit for bit its net. Only the rows
         # that may hold a short take the second product (the whole of it when they are many).
-        short = np.flatnonzero(self.short)
-        if 4 * len(short) > len(net):
+        # A small book takes the full product: picking rows of a sparse matrix costs more.
+        short = np.flatnonzero(self.short) if len(net) > SMALL_BOOK else None
+        if short is None or 4 * len(short) > len(net):
             gross = self.abs_q @ m
         else:
             gross = net.copy()
             if len(short):
                 gross[short] = self.abs_q[short] @ m
         if self.added:
-            keys = list(self.added)
-            rows = np.fromiter((k[0] for k in keys), np.int64, len(keys))
-            cols = np.fromiter((k[1] for k in keys), np.int64, len(keys))
-            vals = np.fromiter(self.added.values(), float, len(keys)) * m[cols]
+            rows, cols, quantities = self._added()
+            vals = quantities * m[cols]
             n = len(self.names)
             net += np.bincount(rows, vals, n)
             gross += np.bincount(rows, np.abs(vals), n)
@@ -350,7 +415,8 @@ class MarginBook:
     def screen(
         self,
         top_rate: float | None = None,
-        concentration_share: float | None = None,
+        concentration: tuple[float, float] | None = None,
+        row_change: float | None = None,
     ) -> np.ndarray:
         """The accounts whose exact verdict may differ from their recorded state (see the
         module docstring), sorted.
@@ -358,7 +424,10 @@ class MarginBook:
         Args:
             top_rate: the highest maintenance rate a position can have (a concentration
                 add-on); None: the account's own rate is the only one.
-            concentration_share: also screen the largest position's share against this.
+            concentration: (threshold share, re-arm share): also screen the concentration
+                flags against them.
+            row_change: also pick the accounts whose equity or gross value moved by more
+                than this fraction of the last row's gross value.
         """
         net, gross = self._values()
         equity = self.cash_f + net
@@ -369,23 +438,66 @@ class MarginBook:
         marked = ~np.isnan(net)
         called = self.called
         maybe = np.where(called, low > -tol, high < tol) | ~self.judged
-        if concentration_share is not None:
-            maybe |= self._concentration_flips(gross, concentration_share)
+        if concentration is not None:
+            maybe |= self._concentration_changes(gross, *concentration)
+        if row_change is not None:
+            we, wg = self.written_equity, self.written_gross
+            limit = row_change * np.where(wg != 0, wg, np.abs(we)) - tol
+            maybe |= (np.abs(equity - we) > limit) | (np.abs(gross - wg) > limit)
+            maybe |= np.isnan(we)  # no row yet: the first look writes one
         maybe &= marked
         if self.fallback:
-            unmarked = [i for i in self.fallback if not marked[i]]
-            maybe[unmarked] = True
+            rows = self.__dict__.get("_cache_fallback_rows")
+            if rows is None:
+                rows = self.__dict__["_cache_fallback_rows"] = np.fromiter(self.fallback, np.int64)
+            maybe[rows[~marked[rows]]] = True
         return np.flatnonzero(maybe)
 
-    def _concentration_flips(self, gross: np.ndarray, share: float) -> np.ndarray:
+    def _concentration_changes(self, gross: np.ndarray, share: float, rearm: float) -> np.ndarray:
+        """Per account: its concentration flags may change (`assess_concentration`'s rule on
+        floats, with a margin so that every account whose exact flags change is included)."""
         a = self.abs_q
-        values = a.data * self.marks_f[a.indices]
-        counts = np.diff(a.indptr)
-        largest = np.zeros(len(self.names))
-        rows = np.flatnonzero(counts)
-        if len(rows):
-            largest[rows] = np.maximum.reduceat(values, a.indptr[rows])
-        over = (largest > share * gross) & (counts > 1)
-        if self.added:  # accounts with positions outside the matrix: always looked at
-            over[[i for i, _ in self.added]] = ~self.concentrated[[i for i, _ in self.added]]
-        return over != self.concentrated
+        n = len(self.names)
+        m = self.marks_f
+        rows = self._entry_rows()
+        cols = a.indices
+        values = a.data * m[cols]
+        if self.added:  # positions outside the matrix (fills since the last fold)
+            added_rows, added_cols, quantities = self._added()
+            rows = np.concatenate([rows, added_rows])
+            cols = np.concatenate([cols, added_cols])
+            values = np.concatenate([values, np.abs(quantities) * m[added_cols]])
+        positions = np.bincount(rows[values != 0], minlength=n)  # NaN counts: unmarked anyway
+        several = positions[rows] > 1
+        flagged, flag_counts = self._flagged_entries(rows, cols, n)
+        g = gross[rows]
+        over = ~flagged & several & (values > (share - TOLERANCE) * g)
+        # A flagged position re-arms below the re-arm share, or when it is the only one left.
+        rearmed = flagged & ~(several & (values >= (rearm + TOLERANCE) * g))
+        changes = np.zeros(n, bool)
+        changes[rows[over | rearmed]] = True
+        if self.flagged:  # flags on a symbol no longer held at all
+            changes |= np.bincount(rows[flagged], minlength=n) < flag_counts
+        return changes
+
+    def _flagged_entries(
+        self, rows: np.ndarray, cols: np.ndarray, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per (row, column) entry: its symbol is flagged for its account; and per account,
+        how many symbols are flagged."""
+        if not self.flagged:
+            return np.zeros(len(rows), bool), np.zeros(n, np.int64)
+        width = len(self.symbols) + 1
+        d = self.__dict__
+        keys = d.get("_flag_keys")
+        if keys is None or d.get("_flag_width") != width:
+            index = self.symbol_index
+            keys = np.array(
+                sorted(i * width + index[s] for i, ss in self.flagged.items() for s in ss),
+                np.int64,
+            )
+            d["_flag_keys"], d["_flag_width"] = keys, width
+            d["_flag_counts"] = np.bincount(keys // width, minlength=n)
+        entry = rows.astype(np.int64) * width + cols
+        at = np.minimum(np.searchsorted(keys, entry), len(keys) - 1)
+        return keys[at] == entry, d["_flag_counts"]

@@ -29,6 +29,8 @@ class FlowContext:
         live: the input is live (FIX session, Kafka, paced simulator): held quotes are also
             flushed by a wall-clock timer when the market goes quiet. Replays leave it off, so
             that their output depends on the input alone.
+        workers: Bytewax workers of the whole run (all processes): how many keyed shards a
+            step needs to keep every worker busy (`flows.margin.shard_count`).
     """
 
     settings: Settings
@@ -42,6 +44,7 @@ class FlowContext:
     margin_marks: dict | None = None
     recovery: bool = False
     owners: dict | None = None
+    workers: int = 1
 
     @property
     def data_quality(self) -> bool:

@@ -18,9 +18,11 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      verdict may have changed, and only those are evaluated exactly
                      (`domain.margin.margin_figures_sorted`, Decimal); the grace deadlines fire in
                      event-time order with the window ends
-    write_margin / margin_alerts   `account_margin` upserts (on every evaluation);
-                     MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts,
-                     returned to the pipeline (`write_alerts`)
+    write_margin / margin_alerts   `account_margin` upserts (on a fill, a change of state or
+                     a material move of the figures: `domain.margin.row_is_material`);
+                     MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
+                     (one per episode: `domain.margin.assess_concentration`), returned to the
+                     pipeline (`write_alerts`)
 
 Same input, same result: marks and fills reach an account shard by ONE path, in input order
 (one sender per shard, and Bytewax keeps a sender's items in order per epoch and processes
@@ -35,12 +37,13 @@ The cost: one worker applies every market-data event to a mark book (after a sym
 trade, a scan of the event's entries for a trade), instead of the 8 symbol shards that
 coalesced the published quotes before.
 
-A window costs ~1.5-3 ns per held position (the screen) plus the accounts it really puts at
-risk; an account whose screen says nothing changed keeps its last row: `account_margin` holds
-each account's figures as of its last exact evaluation, not of every tick. An account that
+A window costs ~1.5-3 ns per held position (the screen) plus the accounts whose verdict,
+concentration flags or row may change: work in proportion to the accounts where something
+can happen. `account_margin` holds each account's figures as of its last material change
+(`margin_row_change`), its last fill or its last change of state, not of every tick. An account that
 dips below maintenance and recovers within one window is not called (like a price move within
-one coalescing interval). Concentration is screened once per event-time second (and at every
-exact evaluation). Fills of a report without Account (1)
+one coalescing interval). Concentration is judged once per event-time second, with hysteresis
+(`domain.margin.ConcentrationRule`). Fills of a report without Account (1)
 are not seen here (the ledger resolves those); trade busts (H/G) are not reversed here either:
 the next start reads the corrected holdings from the ledger.
 """
@@ -60,6 +63,7 @@ from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
 from domain.alerts import CONCENTRATION, Alert, make_alert
+from domain.errors import ConfigError
 from domain.events import (
     MD_DELETE,
     MD_TRADE,
@@ -69,24 +73,39 @@ from domain.events import (
 )
 from domain.ledger import side_sign
 from domain.margin import (
+    ConcentrationFinding,
+    ConcentrationRule,
     MarginFigures,
     MarginMonitor,
     MarginPolicy,
     MarginState,
     MarginTransition,
+    WrittenFigures,
+    assess_concentration,
     margin_figures_sorted,
+    row_is_material,
 )
 from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from flows.context import FlowContext
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount
 
-SHARDS = 8
+SHARDS = 8  # the least account shards of a multi-worker run (`shard_count`)
 SEVERITY = {"MARGIN_CALL": "HIGH", "MARGIN_CALL_CURED": "INFO", "LIQUIDATION": "CRITICAL"}
 
 
-def shard_of(key: str) -> int:
-    return zlib.crc32(key.encode()) % SHARDS
+def shard_of(key: str, shards: int = SHARDS) -> int:
+    return zlib.crc32(key.encode()) % shards
+
+
+def shard_count(ctx: FlowContext) -> int:
+    """Account shards of this run: as configured, else one per worker when there is one
+    (each shard screens its accounts once per window: fewer, larger screens cost less), else
+    enough for Bytewax to spread them over the workers."""
+    configured = ctx.settings.margin_shards
+    if configured:
+        return configured
+    return 1 if ctx.workers <= 1 else max(SHARDS, 2 * ctx.workers)
 
 
 Mark = tuple[str, Decimal, int, float]  # (symbol, mark, event time of the price ns, as float)
@@ -155,6 +174,7 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
         self.state: FeedState = pickle.loads(resume) if resume is not None else FeedState()
         self.recovery = ctx.recovery
         self.interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
+        self.shards = shard_count(ctx)
 
     def on_batch(self, values: list[DecodedBatch]) -> tuple[list[tuple[str, Feed]], bool]:
         state = self.state
@@ -205,13 +225,13 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
                         state.watermark = ts
                         if due and due[0][0] <= ts:
                             self._flush(ts, marks)
-                    n = shard_of(event.account)
+                    n = shard_of(event.account, self.shards)
                     shard = fills.get(n)
                     if shard is None:
                         fills[n] = [(len(marks), event)]
                     else:
                         shard.append((len(marks), event))
-        return self._emit(marks, fills, None), self.RETAIN
+        return self._emit(marks, fills, None, self.shards), self.RETAIN
 
     @staticmethod
     def _apply_book(
@@ -253,18 +273,18 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
 
     @staticmethod
     def _emit(
-        marks: list[Mark], fills: dict[int, list], end_ns: int | None
+        marks: list[Mark], fills: dict[int, list], end_ns: int | None, shards: int
     ) -> list[tuple[str, Feed]]:
         # Every account shard gets every mark: each keeps its own trigger index per symbol,
         # so a mark costs a heap peek per shard, not a message per holder.
         if marks or end_ns is not None:
-            return [(f"a{n}", Feed(marks, fills.get(n, []), n, end_ns)) for n in range(SHARDS)]
+            return [(f"a{n}", Feed(marks, fills.get(n, []), n, end_ns)) for n in range(shards)]
         return [(f"a{n}", Feed(marks, items, n)) for n, items in fills.items()]
 
     def on_eof(self) -> tuple[list[tuple[str, Feed]], bool]:
         marks: list[Mark] = []
         self._flush(None, marks)
-        return self._emit(marks, {}, self.state.watermark), self.RETAIN
+        return self._emit(marks, {}, self.state.watermark, self.shards), self.RETAIN
 
     def snapshot(self) -> bytes | None:
         if not self.recovery:
@@ -287,12 +307,17 @@ class AccountShard:
     marks: dict[str, Decimal] = field(default_factory=dict)  # the latest mark of each symbol
     pending: dict[str, float] = field(default_factory=dict)  # marks the book has not got yet
     monitors: dict[int, MarginMonitor] = field(default_factory=dict)  # accounts not NORMAL
-    concentrated: dict[int, set[str]] = field(default_factory=dict)
+    written: dict[int, WrittenFigures] = field(default_factory=dict)  # last account_margin row
     as_of: dict[int, int] = field(default_factory=dict)  # opening state includes events to it
     due: list[tuple[int, int]] = field(default_factory=list)  # (liquidation due, account)
     window_end: int | None = None  # end of the open screening window (marks since a screen)
-    applied_ns: int = 0  # the latest event time among the marks and fills applied
+    # The latest event time among the marks applied: the same in every shard, so rows and
+    # alerts do not depend on how the accounts are sharded. An account's own fills raise
+    # its rows' time (`filled_ns`): rows never go back in time.
+    applied_ns: int = 0
+    filled_ns: dict[int, int] = field(default_factory=dict)
     next_concentration_ns: int = 0
+    shards: int = SHARDS  # how many shards the accounts were split into
 
 
 @dataclass
@@ -315,29 +340,59 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             grace_ns=settings.margin_grace_s * 1_000_000_000,
         )
         self.top_rate = None if addon is None else float(addon)
-        self.alert_share = Decimal(repr(settings.margin_concentration_share))
+        self.concentration = ConcentrationRule(
+            Decimal(repr(settings.margin_concentration_share)),
+            Decimal(repr(settings.margin_concentration_rearm)),
+        )
+        self.screen_concentration = (
+            float(self.concentration.share), float(self.concentration.rearm_share)
+        )
+        self.row_change = Decimal(repr(settings.margin_row_change))
         self.window_ns = settings.margin_mark_ms * NS_PER_MS
         self.opening: dict[str, OpeningAccount] = ctx.margin_opening or {}
         self.marks: dict[str, Decimal] = ctx.margin_marks or {}
         self.stats = ctx.stats
+        self.shards = shard_count(ctx)
         self.state: AccountShard | None = pickle.loads(resume) if resume is not None else None
+        if self.state is not None and self.state.shards != self.shards:
+            msg = (
+                f"the margin state was snapshotted with {self.state.shards} account shards and "
+                f"this run has {self.shards}: resume with BROKERFLOW_MARGIN_SHARDS="
+                f"{self.state.shards}"
+            )
+            raise ConfigError(msg)
+        if self.state is not None and "written" not in self.state.__dict__:
+            # A snapshot of an earlier release: per-account concentration flags re-arm.
+            self.state.__dict__.pop("concentrated", None)
+            self.state.written = {}
+            self.state.filled_ns = {}
+            self.state.book.upgrade()
         self.recovery = ctx.recovery
 
     def _load(self, n: int) -> AccountShard:
         opening = sorted(
-            (a for a in self.opening.values() if shard_of(a.account) == n),
+            (a for a in self.opening.values() if shard_of(a.account, self.shards) == n),
             key=lambda a: a.account,
         )
         book = MarginBook.build(
             OpeningRow(a.account, a.cash, a.initial_margin, a.maintenance_margin, a.holdings)
             for a in opening
         )
-        shard = self.state = AccountShard(book, [a.owner for a in opening], dict(self.marks))
+        shard = self.state = AccountShard(
+            book, [a.owner for a in opening], dict(self.marks), shards=self.shards
+        )
         book.set_marks(self.marks)
         book.judged[:] = book.marked()  # known at the opening marks: the screen compares
         for i, a in enumerate(opening):
             if a.as_of_ns:
                 shard.as_of[i] = a.as_of_ns
+            if a.equity is not None and a.gross_value is not None:  # the last row written
+                call_since = a.call_since_ns if a.margin_state != MarginState.NORMAL else None
+                shard.written[i] = WrittenFigures(
+                    a.margin_state, call_since, a.equity, a.gross_value
+                )
+                book.written_equity[i] = float(a.equity)
+                book.written_gross[i] = float(a.gross_value)
             if a.margin_state != MarginState.NORMAL:  # a call that stood when it last stopped
                 monitor = MarginMonitor(
                     MarginState(a.margin_state), a.call_since_ns or 0, self.policy.grace_ns
@@ -418,37 +473,46 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         """Screen every account of the shard at the window's marks; judge the candidates."""
         state = self.state
         state.window_end = None
-        ts = state.applied_ns  # the events judged: rows never go back in time
+        ts = state.applied_ns  # the marks judged
         state.book.set_marks(state.pending)
         state.pending.clear()
-        share = None
+        concentration = None
         if ts >= state.next_concentration_ns:
-            share = float(self.alert_share)
+            concentration = self.screen_concentration
             state.next_concentration_ns = ts + CONCENTRATION_SCREEN_NS
-        candidates = state.book.screen(self.top_rate, share)
+        candidates = state.book.screen(self.top_rate, concentration, float(self.row_change))
         self.stats.add("margin_screened", len(state.book.names))
-        as_of, evaluated = state.as_of, 0
+        as_of, filled, evaluated = state.as_of, state.filled_ns, 0
         for i in candidates.tolist():
             if ts >= as_of.get(i, 0):
-                self._evaluate(i, ts, effects)
+                last_fill = filled.get(i, 0)
+                at = last_fill if last_fill > ts else ts
+                self._evaluate(i, at, effects, concentration=concentration is not None)
                 evaluated += 1
         self.stats.add("margin_evaluations", evaluated)  # once per window: the stats lock
 
     def _fill(self, report: ExecutionReport, effects: MarginEffects) -> None:
+        # A fill does not move the shard's clock: windows close and deadlines fire on the
+        # marks, which every shard sees, so that nothing depends on which accounts share a
+        # shard (a fill's TransactTime may run ahead of the market data after it). Only the
+        # account's own standing deadline is settled first.
         state, ts = self.state, report.ts_event
-        self._advance(ts, effects)
         book = state.book
         i = book.index.get(report.account)
         if i is None or ts <= state.as_of.get(i, 0):
             return  # unknown account (the ledger dead-letters it), or already in
-        if ts > state.applied_ns:
-            state.applied_ns = ts
+        monitor = state.monitors.get(i)
+        due = None if monitor is None else monitor.due_ns()
+        if due is not None and due <= ts:
+            self._grace_of(i, due, effects)
+        if ts > state.filled_ns.get(i, 0):
+            state.filled_ns[i] = ts
         signed = side_sign(report.side) * report.last_qty
         book.apply_fill(i, report.symbol, signed, report.last_px)
         mark = state.marks.get(report.symbol)
         if mark is not None:
             book.set_mark(report.symbol, float(mark))  # a column the fill may have added
-        self._evaluate(i, ts, effects)
+        self._evaluate(i, ts, effects, fill=True)
         self.stats.add("margin_evaluations", 1)
 
     def figures(self, i: int) -> MarginFigures:
@@ -463,20 +527,28 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             book.cash[i], items, marks, book.initial[i], book.maintenance[i], self.policy
         )
 
-    def _evaluate(self, i: int, ts: int, effects: MarginEffects) -> None:
+    def _evaluate(
+        self, i: int, ts: int, effects: MarginEffects, fill: bool = False,
+        concentration: bool = False,
+    ) -> None:
+        """Judge account i exactly: its margin state, its row (after a fill, or when it says
+        something new) and, in a concentration window, its concentration flags. Concentration
+        is judged once per event-time second and nowhere else, so that alerts do not depend on
+        which accounts an evaluation happened to look at."""
         state = self.state
+        book = state.book
         figures = self.figures(i)  # counted in "margin_evaluations" by the caller
         monitor = state.monitors.get(i) or MarginMonitor(grace_ns=self.policy.grace_ns)
+        flagged = book.flagged.get(i, frozenset())
         if figures.unmarked:
             # A held symbol has no mark yet: no verdict and no row (valuing it at 0 would
             # invent a loss); the screen looks again once every held symbol has a mark.
-            state.book.note(
-                i, called=monitor.state is not MarginState.NORMAL, judged=False,
-                concentrated=bool(state.concentrated.get(i)),
-            )  # fmt: skip
+            book.note(
+                i, called=monitor.state is not MarginState.NORMAL, judged=False, flagged=flagged
+            )
             return
         was_call = monitor.due_ns()
-        account, owner = state.book.names[i], state.owners[i]
+        account, owner = book.names[i], state.owners[i]
         for t in monitor.update(figures, ts):
             effects.alerts.append(_alert(account, owner, t))
         if monitor.state is MarginState.NORMAL:
@@ -486,55 +558,59 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         due = monitor.due_ns()
         if due is not None and due != was_call:
             heapq.heappush(state.due, (due, i))
-        over = self._concentration(i, figures, ts, effects)
-        effects.rows.append(_row(account, monitor, figures, ts))
-        state.book.note(
-            i, called=monitor.state is not MarginState.NORMAL, judged=True, concentrated=over
-        )
+        if concentration:
+            flagged, found = assess_concentration(figures, flagged, self.concentration)
+            for x in found:
+                effects.alerts.append(self._concentration_alert(account, owner, x, figures, ts))
+        written = self._write(i, monitor, figures, ts, effects, always=fill)
+        book.note(
+            i, called=monitor.state is not MarginState.NORMAL, judged=True, flagged=flagged,
+            written=written,
+        )  # fmt: skip
 
-    def _concentration(self, i: int, f: MarginFigures, ts: int, effects: MarginEffects) -> bool:
+    def _write(
+        self, i: int, monitor: MarginMonitor, figures: MarginFigures, ts: int,
+        effects: MarginEffects, always: bool,
+    ) -> tuple[float, float] | None:
+        """Append the account's row if it says something new (always after a fill: a restart
+        reads its event time as "fills up to here are in"); return what it wrote."""
+        call_since = None if monitor.state is MarginState.NORMAL else monitor.episode_ns
+        new = WrittenFigures(monitor.state.value, call_since, figures.equity, figures.gross_value)
         state = self.state
-        account, owner = state.book.names[i], state.owners[i]
-        before = state.concentrated.get(i, set())
-        over = set()
-        values = f.values
-        if f.gross_value and not f.unmarked and len(values) > 1:
-            limit = self.alert_share * f.gross_value  # no division per position
-            # Some |value| > limit iff the largest value or the most negative one is past it:
-            # usually neither, and max and min (in C) spare the loop.
-            if max(values) > limit or -min(values) > limit:
-                for symbol, value, mark in zip(f.symbols, values, f.marks, strict=True):
-                    if abs(value) <= limit:
-                        continue
-                    share = abs(value) / f.gross_value
-                    over.add(symbol)
-                    if symbol not in before:
-                        effects.alerts.append(
-                            make_alert(
-                                CONCENTRATION, f"{account}:{symbol}:{ts}", "MEDIUM", ts,
-                                account=account, owner=owner, symbol=symbol,
-                                details={"share": share.quantize(Decimal("0.0001")),
-                                         "threshold": self.alert_share, "value": abs(value),
-                                         "gross_value": f.gross_value, "mark": mark},
-                            )
-                        )  # fmt: skip
-        if over:
-            state.concentrated[i] = over
-        else:
-            state.concentrated.pop(i, None)
-        return bool(over)
+        if not always and not row_is_material(state.written.get(i), new, self.row_change):
+            return None
+        state.written[i] = new
+        effects.rows.append(_row(state.book.names[i], monitor, figures, ts))
+        return float(figures.equity), float(figures.gross_value)
+
+    def _concentration_alert(
+        self, account: str, owner: str, x: ConcentrationFinding, f: MarginFigures, ts: int
+    ) -> Alert:
+        rule = self.concentration
+        return make_alert(
+            CONCENTRATION, f"{account}:{x.symbol}:{ts}", "MEDIUM", ts,
+            account=account, owner=owner, symbol=x.symbol,
+            details={"share": x.share.quantize(Decimal("0.0001")), "threshold": rule.share,
+                     "rearm_below": rule.rearm_share, "value": x.value,
+                     "gross_value": f.gross_value, "mark": x.mark},
+        )  # fmt: skip
 
     def _grace(self, effects: MarginEffects) -> None:
         """The earliest standing deadline: LIQUIDATION if the call still stands."""
+        due, i = heapq.heappop(self.state.due)
+        self._grace_of(i, due, effects)
+
+    def _grace_of(self, i: int, due: int, effects: MarginEffects) -> None:
         state = self.state
-        due, i = heapq.heappop(state.due)
         monitor = state.monitors.get(i)
         if monitor is None or monitor.due_ns() != due:
-            return  # cured (or a newer episode) since
+            return  # cured, liquidating already, or a newer episode since
         figures = self.figures(i)
         for t in monitor.check_grace(figures, due):
             effects.alerts.append(_alert(state.book.names[i], state.owners[i], t))
-        effects.rows.append(_row(state.book.names[i], monitor, figures, due))
+        written = self._write(i, monitor, figures, due, effects, always=False)
+        if written is not None:
+            state.book.written_equity[i], state.book.written_gross[i] = written
 
     def snapshot(self) -> bytes | None:
         if not self.recovery:

@@ -37,6 +37,8 @@ class OpeningAccount:
     margin_state: str = "NORMAL"
     call_since_ns: int | None = None
     as_of_ns: int = 0  # account_margin.event_time: the state already includes events up to it
+    equity: Decimal | None = None  # the figures of the last account_margin row, if any
+    gross_value: Decimal | None = None
 
 
 def load_accounts(
@@ -56,8 +58,9 @@ def load_accounts(
             opening = out.get(account)
             if opening is not None:
                 opening.holdings[symbol] = quantity
-        for account, state, call_since, event_time in conn.execute(
-            "SELECT account, state, call_since, event_time FROM account_margin"
+        for account, state, call_since, event_time, equity, gross in conn.execute(
+            "SELECT account, state, call_since, event_time, equity, gross_value "
+            "FROM account_margin"
         ):
             opening = out.get(account)
             if opening is None or event_time is None:
@@ -65,7 +68,7 @@ def load_accounts(
             as_of = _ns(event_time)
             if state != "NORMAL" and call_since is not None:
                 opening = replace(opening, margin_state=state, call_since_ns=_ns(call_since))
-            out[account] = replace(opening, as_of_ns=as_of)
+            out[account] = replace(opening, as_of_ns=as_of, equity=equity, gross_value=gross)
     return out
 
 

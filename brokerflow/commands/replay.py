@@ -189,6 +189,7 @@ def run_flows(
         margin_marks=marks,
         recovery=recovery_dir is not None,
         owners=owners,
+        workers=workers * max(1, len(addresses or ())),
     )
     flow = build_pipeline(source, ctx, chosen, sequenced=sequenced)
     if settings.metrics_port:

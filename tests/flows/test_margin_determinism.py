@@ -24,6 +24,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 import redis
@@ -35,6 +36,7 @@ from brokerflow.settings import Settings
 from connectors.file import FixLogSource
 from connectors.fix import DecodedBatch
 from connectors.raw import RawChunk
+from domain.margin_book import MarginBook
 from flows.context import FlowContext
 from flows.margin import AccountLogic, FeedLogic, MarginEffects
 from flows.operators import make_decoder
@@ -191,6 +193,27 @@ def test_margin_rows_and_alerts_do_not_depend_on_batching_epochs_or_workers(
     assert margin_output(cluster.postgres_dsn) == expected, "2 processes x 2 workers"
 
 
+def test_margin_writes_what_an_exact_look_at_every_account_every_window_writes(
+    day, fresh, monkeypatch
+):
+    """The screen only saves work: a reference replay in which every account of every shard is
+    evaluated exactly at every window writes the same rows and the same alerts (calls, cures,
+    liquidations, concentration episodes with their hysteresis, rows on material change)."""
+    screened = fresh()
+    replay_with(day, screened, chunk_bytes=64 * 1024)
+    expected = margin_output(screened.postgres_dsn)
+
+    def everyone(book, *_args, **_kwargs):
+        return np.arange(len(book.names))
+
+    monkeypatch.setattr(MarginBook, "screen", everyone)
+    reference = fresh()
+    replay_with(day, reference, chunk_bytes=64 * 1024)
+    rows, alerts = margin_output(reference.postgres_dsn)
+    assert {a[1] for a in alerts} >= set(MARGIN_KINDS) and len(rows) == 40
+    assert (rows, alerts) == expected
+
+
 # -- the two steps driven directly -----------------------------------------------------------
 
 
@@ -265,3 +288,25 @@ def test_margin_steps_give_the_same_rows_and_alerts_however_the_input_is_cut(day
     for seed in range(3):
         got = run_steps(events, ctx, random.Random(seed))
         assert got == expected, f"cut with seed {seed}"
+
+
+def test_margin_steps_write_what_an_exact_look_at_every_account_writes(day, monkeypatch):
+    """Every row and alert the steps emit, in order: the screen changes none of them against
+    a reference that evaluates every account exactly at every window. And rows are written on
+    change: far fewer than the reference's looks."""
+    ctx = FlowContext(
+        Settings(margin_grace_s=GRACE_S), "redis://unused", "postgresql://unused",
+        margin_opening=opening_accounts(day), margin_marks={},
+    )  # fmt: skip
+    lines = day.read_bytes().splitlines(keepends=True)
+    events = make_decoder(ctx)(RawChunk(f"file:{day}", 1, lines)).events
+    expected = run_steps(events, ctx, None)
+    [(rows, alerts)] = expected.values()
+    assert set(MARGIN_KINDS) <= {a.kind for a in alerts}
+
+    looks = []
+    monkeypatch.setattr(
+        MarginBook, "screen", lambda book, *_: looks.append(1) or np.arange(len(book.names))
+    )
+    assert run_steps(events, ctx, None) == expected
+    assert len(rows) * 10 < len(looks) * 40  # 40 accounts a look; a row for under a tenth

@@ -143,3 +143,45 @@ def test_unmarked_symbol_gives_no_verdict_until_its_first_mark(tmp_path, setting
     run(tmp_path, settings, [trade("QQQ", "50", 1_000, 2)], "next.fix")
     assert margin_row(settings.postgres_dsn, "ACC6")[:2] == (Decimal(7000), Decimal(15000))
     assert summary["messages"] == 1
+
+
+def test_a_share_wandering_around_the_threshold_alerts_once_per_episode(
+    tmp_path, settings, monkeypatch
+):
+    # AAA 100 shares against four positions of 1,500: at 20 it is 2,000 / 8,000 = 25 % of the
+    # portfolio. Its price wanders 20.20 (25.19 %), 19.90 (24.91 %), 20.10 (25.09 %), 19.80
+    # (24.81 %), 20.40 (25.37 %): one episode, one alert (the re-arm share is 20 %). At 14
+    # (18.9 %) it re-arms; at 22 (26.8 %) a second episode starts. The others stay under 21 %.
+    others = "".join(f"ACC7,{s},150,10\n" for s in ("BBB", "CCC", "DDD", "EEE"))
+    setup(tmp_path, settings, monkeypatch, "ACC7,gus,100000\n", "ACC7,AAA,100,20\n" + others)
+    lines = [trade(s, "10", 0, n) for n, s in enumerate(("BBB", "CCC", "DDD", "EEE"), 1)]
+    prices = ("20.20", "19.90", "20.10", "19.80", "20.40", "14", "22")
+    lines += [trade("AAA", px, 1_500 * n, 10 + n) for n, px in enumerate(prices)]
+    summary = run(tmp_path, settings, lines)
+    got = [(k, d["share"], at.strftime("%S.%f")) for k, _, at, d in alerts(settings.postgres_dsn)]
+    assert got == [
+        ("CONCENTRATION", "0.2519", "00.000000"),
+        ("CONCENTRATION", "0.2683", "09.000000"),
+    ]
+    assert summary["alerts"] == {"CONCENTRATION": 2}
+
+
+def test_account_margin_is_written_when_the_figures_move_materially(
+    tmp_path, settings, monkeypatch
+):
+    # 100 XYZ, no cash: equity = gross value = 100 x price. A row is written on the first
+    # look (10,000 at 14:30:00), not for moves under 1 % of the row's gross value (+30, +50),
+    # and again at +150 (14:30:03).
+    setup(tmp_path, settings, monkeypatch, "ACC8,hal,0\n", "ACC8,XYZ,100,100\n")
+    prices = ("100", "100.30", "100.50", "101.50")
+    run(tmp_path, settings, [trade("XYZ", px, 1_000 * n, n + 1) for n, px in enumerate(prices)])
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        equity, at = conn.execute(
+            "SELECT equity, event_time FROM account_margin WHERE account = 'ACC8'"
+        ).fetchone()
+    assert (equity, at.strftime("%H:%M:%S")) == (Decimal(10150), "14:30:03")
+    # A move under the change since that row leaves it as it is.
+    run(tmp_path, settings, [trade("XYZ", "101.90", 5_000, 9)], "next.fix")
+    assert margin_row(settings.postgres_dsn, "ACC8")[0] == Decimal(10150)
+    run(tmp_path, settings, [trade("XYZ", "99", 6_000, 10)], "last.fix")
+    assert margin_row(settings.postgres_dsn, "ACC8")[0] == Decimal(9900)

@@ -8,7 +8,14 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.margin import MarginPolicy, margin_figures
+from domain.margin import (
+    ConcentrationRule,
+    MarginPolicy,
+    WrittenFigures,
+    assess_concentration,
+    margin_figures,
+    row_is_material,
+)
 from domain.margin_book import FOLD_AT, MarginBook, OpeningRow
 
 NO_ADD_ON = MarginPolicy(concentration=())
@@ -59,11 +66,11 @@ def test_screen_finds_the_breach_the_cure_and_the_first_full_marking():
     assert book.screen().tolist() == []
     book.set_mark("XYZ", 11.0)
     assert book.screen().tolist() == [0]
-    book.note(0, called=True, judged=True, concentrated=False)
+    book.note(0, called=True, judged=True)
     assert book.screen().tolist() == []  # still called: nothing new
     book.set_mark("QQQ", 50.0)
     assert book.screen().tolist() == [1]  # B has a verdict to give now
-    book.note(1, called=False, judged=True, concentrated=False)
+    book.note(1, called=False, judged=True)
     book.set_mark("XYZ", 12.0)
     assert book.screen().tolist() == [0]  # A may be cured
 
@@ -71,10 +78,39 @@ def test_screen_finds_the_breach_the_cure_and_the_first_full_marking():
 def test_screen_flags_concentration_changes_when_asked():
     book = book_of(("A", "10000", {"XYZ": "100", "ABC": "100"}), marks={"XYZ": "10", "ABC": "10"})
     book.judged[:] = True
-    assert book.screen(concentration_share=0.75).tolist() == []
+    assert book.screen(concentration=(0.75, 0.70)).tolist() == []
     book.set_mark("XYZ", 40.0)  # 4,000 of 5,000: 80 %
     assert book.screen().tolist() == []
-    assert book.screen(concentration_share=0.75).tolist() == [0]
+    assert book.screen(concentration=(0.75, 0.70)).tolist() == [0]
+    book.note(0, called=False, judged=True, flagged=frozenset({"XYZ"}))
+    assert book.screen(concentration=(0.75, 0.70)).tolist() == []  # flagged: nothing new
+    book.set_mark("XYZ", 28.0)  # 2,800 of 3,800: 73.7 %, under 75 % but above the re-arm 70 %
+    assert book.screen(concentration=(0.75, 0.70)).tolist() == []
+    book.set_mark("XYZ", 20.0)  # 2,000 of 3,000: 66.7 %: re-armed
+    assert book.screen(concentration=(0.75, 0.70)).tolist() == [0]
+
+
+def test_screen_flags_concentration_of_positions_added_by_fills():
+    book = book_of(("A", "10000", {"XYZ": "100", "ABC": "100"}), marks={"XYZ": "10", "ABC": "10"})
+    book.judged[:] = True
+    book.apply_fill(0, "NEW", D(10), D(10))  # 100 of 2,100: far under the threshold
+    book.set_mark("NEW", 10.0)
+    assert book.added and book.screen(concentration=(0.75, 0.70)).tolist() == []
+    book.set_mark("NEW", 1000.0)  # 10,000 of 12,000: 83 %
+    assert book.screen(concentration=(0.75, 0.70)).tolist() == [0]
+
+
+def test_screen_picks_accounts_whose_figures_moved_past_the_row_change():
+    book = book_of(("A", "0", {"XYZ": "100"}), ("B", "0", {"XYZ": "1"}), marks={"XYZ": "10"})
+    book.judged[:] = True
+    book.note(0, called=False, judged=True, written=(1000.0, 1000.0))
+    assert book.screen(row_change=0.01).tolist() == [1]  # no row yet: a look writes one
+    book.note(1, called=False, judged=True, written=(10.0, 10.0))
+    book.set_mark("XYZ", 10.05)  # +0.5 %
+    assert book.screen(row_change=0.01).tolist() == []
+    book.set_mark("XYZ", 10.2)  # +2 %
+    assert book.screen(row_change=0.01).tolist() == [0, 1]
+    assert book.screen().tolist() == []
 
 
 def test_a_fill_that_turns_a_long_short_is_screened_at_its_gross_value():
@@ -150,10 +186,71 @@ def test_an_account_the_screen_leaves_out_keeps_its_verdict(accounts, before, af
     for s, px in marks.items():
         book.set_mark(s, float(px))
     for i, called in enumerate(verdicts()):  # the state an exact evaluation recorded
-        book.note(i, called=called, judged=True, concentrated=False)
+        book.note(i, called=called, judged=True)
     marks |= {s: D(c).scaleb(-2) for s, c in after.items()}
     for s, px in marks.items():
         book.set_mark(s, float(px))
     candidates = set(book.screen(top).tolist())
     for i, called in enumerate(verdicts()):
         assert i in candidates or called == bool(book.called[i])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    accounts=st.lists(
+        st.tuples(
+            st.integers(-50_000, 100_000),
+            st.dictionaries(st.sampled_from("ABCDE"), st.integers(-500, 500), min_size=1),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    fills=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from("ABCDEF"), st.integers(-300, 300)),
+        max_size=6,
+    ),
+    before=st.dictionaries(st.sampled_from("ABCDEF"), st.integers(1, 50_000), min_size=6),
+    after=st.dictionaries(st.sampled_from("ABCDEF"), st.integers(1, 50_000)),
+)
+def test_an_account_the_screen_leaves_out_keeps_its_flags_and_its_row(
+    accounts, fills, before, after
+):
+    """Concentration flags (with hysteresis) and row materiality: what an exact evaluation of
+    every account would change, the screen picks (fills add positions outside the matrix)."""
+    rule = ConcentrationRule(D("0.25"), D("0.05"))
+    change = D("0.01")
+    rows = [
+        OpeningRow(f"A{i}", D(cash), *R, {s: D(q) for s, q in held.items()})
+        for i, (cash, held) in enumerate(accounts)
+    ]
+    book = MarginBook.build(rows)
+    for i, symbol, quantity in fills:
+        if i < len(rows) and quantity:
+            book.apply_fill(i, symbol, D(quantity), D(10))
+    book.fallback.clear()  # every symbol gets a market mark below
+    marks = {s: D(c).scaleb(-2) for s, c in before.items()}
+
+    def figures(i: int):
+        return margin_figures(book.cash[i], book.holdings(i), marks, *R, NO_ADD_ON)
+
+    for s, px in marks.items():
+        book.set_mark(s, float(px))
+    written = {}
+    for i in range(len(rows)):
+        f = figures(i)
+        flags, _ = assess_concentration(f, frozenset(), rule)
+        written[i] = WrittenFigures("NORMAL", None, f.equity, f.gross_value)
+        book.note(i, called=f.in_deficit, judged=True, flagged=flags,
+                  written=(float(f.equity), float(f.gross_value)))  # fmt: skip
+    marks |= {s: D(c).scaleb(-2) for s, c in after.items()}
+    for s, px in marks.items():
+        book.set_mark(s, float(px))
+    candidates = set(book.screen(None, (0.25, 0.20), 0.01).tolist())
+    for i in range(len(rows)):
+        if i in candidates:
+            continue
+        f = figures(i)
+        flags, found = assess_concentration(f, book.flagged.get(i, frozenset()), rule)
+        assert found == [] and flags == book.flagged.get(i, frozenset())
+        new = WrittenFigures("NORMAL", None, f.equity, f.gross_value)
+        assert not row_is_material(written[i], new, change)
