@@ -9,9 +9,12 @@ chdb directory. Three replays of the same file, in this order:
     quotes only   `--flows quotes`: the yardstick the issue names
     all flows     the six flows, as `brokerflow replay FILE` runs them (child orders to a file,
                   as `--orders-out` does): msg/s (the figure), latencies, alerts by kind
-    profiled      the six flows again, sampled by py-spy: each flow's share of the CPU
-                  (`bench.cpu_shares`), and the profiler's cost (its msg/s against the run
-                  before); skipped with `--no-pipeline-profile`
+    profiled      the six flows again, sampled by two py-spy processes (`SAMPLERS`): each
+                  flow's share of the CPU (`bench.cpu_shares` over the GIL's holder) and of the
+                  Bytewax worker's wall time (its thread sampled waiting or not: a chdb query
+                  or a commit the worker waits for holds no GIL, so only this shows it); and
+                  the profilers' cost (the msg/s against the replay before); skipped with
+                  `--no-pipeline-profile`
 msg/s is the replay's own figure (messages over the dataflow's run, as `replay` prints it).
 
 The profiler: `py-spy record --nonblocking --rate 100 --format raw --gil` on the replay's
@@ -20,7 +23,13 @@ of Python; the writer threads mostly wait on I/O), so its GIL time is its throug
 share of GIL samples is a share of what limits msg/s. Without --gil, py-spy also counts threads
 it sees as running without the GIL (a writer inside libpq or chdb) and a thread in the moment
 between releasing and retaking the GIL, which double-counts wall time on the second core.
+Both at once on the quick day: 367 samples with --gil, 571 without; the extra were chdb queries
+running outside the GIL (chdb's Connection.query 13.7 % of the samples against 4.9 %), the
+ledger writer's COPY waiting on PostgreSQL and threads waiting on a condition. What runs outside
+the GIL shows as `cpu_cores_used` (the replay's CPU time over its wall time) instead.
 --nonblocking: the process is never paused (a blocking sample stops it 100 times a second).
+The profiled replay's msg/s is reported next to the unprofiled one (`profiler_overhead_pct`);
+the figure is always the unprofiled replay's.
 
 Bad input stops the benchmark with one line, before anything is measured: a day's file,
 accounts or positions missing, a bad CSV row, positions of unknown accounts, no accounts. It
@@ -38,6 +47,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,14 +175,19 @@ def _expect(proc: subprocess.Popen, word: str, what: str) -> None:
         raise DayError(msg)
 
 
+#: The two samplers of the profiled replay: the GIL's holder (each flow's CPU share), and every
+#: thread, waiting or not (the Bytewax worker's wall time: `WORKER_THREAD`).
+SAMPLERS = {"gil": ["--gil"] if PROFILE_GIL else [], "threads": ["--idle", "--threads"]}
+WORKER_THREAD = "): MainThread"  # `--threads` names each stack's thread first: "thread (id): name"
+
+
 class _Profiler:
     """py-spy sampling a process until `stop()`; its raw samples go to `path`."""
 
-    def __init__(self, pid: int, path: Path) -> None:
+    def __init__(self, pid: int, path: Path, flags: list[str]) -> None:
         command = [_py_spy(), "record", "--nonblocking", "--rate", str(PROFILE_RATE),
                    "--format", "raw", "--full-filenames", "--output", str(path),
-                   "--pid", str(pid)] + (["--gil"] if PROFILE_GIL else [])  # fmt: skip
-        self.command = " ".join(command[1:])
+                   "--pid", str(pid), *flags]  # fmt: skip
         self.path = path
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)  # fmt: skip
@@ -193,7 +208,8 @@ def replay_day(
     profile: bool = False,
 ) -> dict:  # fmt: skip
     """Replay the day in a fresh `bench.pipeline_run` process; return what it wrote, with the
-    profile's raw samples under "profile" (empty unless `profile`)."""
+    samplers' raw samples under "profile" (`SAMPLERS`' names; empty unless `profile`) and the
+    wall time the samplers covered under "wall_s"."""
     settings_file = workdir / f"{label}.settings.json"
     settings_file.write_text(settings.model_dump_json(exclude={"edge_secret"}))
     out = workdir / f"{label}.json"
@@ -201,30 +217,34 @@ def replay_day(
                "--day", str(day.path), "--flows", ",".join(flows),
                "--orders-out", str(workdir / f"{label}.orders.fix"), "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    profiler = None
-    samples: list[str] = []
+    profilers: dict[str, _Profiler] = {}
+    samples: dict[str, list[str]] = {}
     try:
         _expect(proc, "ready", f"{label} replay")
-        if profile:
-            profiler = _Profiler(proc.pid, workdir / f"{label}.pyspy.txt")
+        for name, flags in SAMPLERS.items() if profile else ():
+            profilers[name] = _Profiler(proc.pid, workdir / f"{label}.{name}.txt", flags)
+        started = time.perf_counter()
         proc.stdin.write("\n")
         proc.stdin.flush()
         _expect(proc, "done", f"{label} replay")
-        if profiler is not None:
-            samples, profiler = profiler.stop(), None
+        wall_s = time.perf_counter() - started  # what the profile covers
+        while profilers:
+            name, profiler = profilers.popitem()
+            samples[name] = profiler.stop()
         proc.stdin.write("\n")
         proc.stdin.flush()
         if proc.wait() != 0:
             msg = f"bench pipeline: the {label} replay failed (exit {proc.returncode}; see above)"
             raise DayError(msg)
     finally:
-        if profiler is not None:
+        for profiler in profilers.values():
             profiler.stop()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     result = json.loads(out.read_text())
     result["profile"] = samples
+    result["wall_s"] = round(wall_s, 2)
     return result
 
 
@@ -368,16 +388,29 @@ def report(day: Day, runs: dict[str, dict], alerts: dict, speed: float) -> dict:
     }
     profiled = runs.get("all-flows-profiled")
     if profiled is not None:
-        flows, frames = attribute(profiled["profile"])
+        flows, frames = attribute(profiled["profile"]["gil"])
         pct = shares_pct(flows)
+        worker = [line for line in profiled["profile"]["threads"] if WORKER_THREAD in line]
+        worker_flows, worker_frames = attribute(worker)
+        worker_pct = shares_pct(worker_flows)
         profiled_rate = _rate(profiled)
         yardsticks.update({
             "cpu_share_pct": pct,
             "cpu_shares": shares_text(pct),
             "cpu_top_frames": top_frames(frames),
+            # the Bytewax worker's wall time by flow, waits on the stores included (a chdb
+            # query or a commit it waits for holds no GIL, so the CPU shares do not show it)
+            "worker_wall_share_pct": worker_pct,
+            "worker_wall_shares": shares_text(worker_pct),
+            "worker_top_frames": top_frames(worker_frames, 8),
             "profile_samples": sum(flows.values()),
-            "profiler": f"py-spy record --nonblocking --rate {PROFILE_RATE} --format raw"
-                        + (" --gil" if PROFILE_GIL else ""),
+            # GIL samples over the samples the replay's wall time allows: the rest of the time
+            # no thread of the replay ran Python (waiting on a store, a chdb query outside the
+            # GIL, or for a core)
+            "gil_held_pct": round(100 * sum(flows.values()) / (PROFILE_RATE * profiled["wall_s"]),
+                                  1),  # fmt: skip
+            "profiler": f"py-spy record --nonblocking --rate {PROFILE_RATE} --format raw, "
+                        + " and ".join(" ".join(f) or "all threads" for f in SAMPLERS.values()),
             "profiled_msgs_per_s": round(profiled_rate),
             "profiler_overhead_pct": round(100 * (rate / profiled_rate - 1), 1),
             "profiled_run_same_alerts": profiled["summary"]["alerts"] == summary["alerts"],
@@ -413,17 +446,24 @@ def _print(day: Day, y: dict, rate: float, out: Path) -> None:
                  f"{y['concentration_max_alerts_per_account']} / "
                  f"{y['concentration_max_alerts_per_position']}", ""))  # fmt: skip
     if "cpu_share_pct" in y:
+        rows.append(("share by flow: CPU (GIL samples) / worker's wall time", "", ""))
         for flow, share in y["cpu_share_pct"].items():
-            rows.append((f"  CPU {flow}", f"{share:.1f} %", ""))
+            rows.append((f"  {flow}", f"{share:.1f} % / {y['worker_wall_share_pct'][flow]:.1f} %",
+                         ""))  # fmt: skip
         rows.append(("profiled replay", f"{y['profiled_msgs_per_s']:,} msg/s",
                      f"profiler overhead {y['profiler_overhead_pct']} %, "
                      f"{y['profile_samples']:,} samples ({y['profiler']})"))  # fmt: skip
+        rows.append(("  GIL held", f"{y['gil_held_pct']:.1f} %",
+                     "of the profiled replay's wall time"))  # fmt: skip
     print(f"pipeline: {day.path.name}" + (f", books {_text(books)}" if books else ""))
     for name, value, note in rows:
         print(f"  {name:<48} {value:>20}  {note}")
     if "cpu_top_frames" in y:
-        print("  where the time goes (deepest flow frame):")
+        print("  where the CPU goes (deepest flow frame of the GIL's holder):")
         for line in y["cpu_top_frames"]:
+            print(f"    {line}")
+        print("  where the worker's time goes (waits included):")
+        for line in y["worker_top_frames"]:
             print(f"    {line}")
     met = rate >= GOAL_MSGS_PER_S and y["ratio_to_quotes_only"] >= GOAL_RATIO
     print(f"  machine speed: {y['python_loop_mops']} M Python loop iterations/s at the start")

@@ -175,7 +175,7 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
     "pipeline": (
         RowSpec(
             "pipeline, all six flows", "quotes_only_msgs_per_s", "quotes-only replay, same file",
-            details=("CPU {cpu_shares}",
+            details=("CPU {cpu_shares}", "worker's time {worker_wall_shares}",
                      "quote latency p50 {quote_latency_p50_ms} ms, p99 {quote_latency_p99_ms} ms",
                      "alert latency p50 {alert_latency_p50_ms} ms, p99 {alert_latency_p99_ms} ms",
                      "alerts {alerts_text}", "{messages:,} messages"),

@@ -65,7 +65,10 @@ def test_bench_pipeline_writes_every_figure_of_the_run(bench_env, capsys):
     assert set(y["cpu_share_pct"]) == {"quotes", "ledger", "audit", "stops", "margin",
                                        "surveillance", "alerts", "read+decode", "engine/other"}
     assert sum(y["cpu_share_pct"].values()) == pytest.approx(100, abs=0.5)
+    assert set(y["worker_wall_share_pct"]) == set(y["cpu_share_pct"])
+    assert sum(y["worker_wall_share_pct"].values()) == pytest.approx(100, abs=0.5)
     assert y["profile_samples"] > 0 and y["profiled_run_same_alerts"] is True
+    assert y["gil_held_pct"] > 0
     assert y["latency_samples"]["quote"] > 0 and y["latency_samples"]["alert"] > 0
     assert 0 < y["quote_latency_p50_ms"] <= y["quote_latency_p99_ms"]
     assert 0 < y["alert_latency_p50_ms"] <= y["alert_latency_p99_ms"]
