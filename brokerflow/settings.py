@@ -76,6 +76,9 @@ class Settings(BaseSettings):
             8 or twice the workers of the run). Each shard screens its accounts once per
             window, so one worker is fastest with one; a recovery snapshot must be resumed
             with the count it was taken with.
+        margin_cure_band: a margin call is cured only once the excess is at least this share
+            of the gross value (0.02: back at a 32 % equity ratio for a 30 % maintenance rate);
+            an account wavering at the line is called once, not on every tick.
         margin_row_change: `account_margin` is written on a fill, a change of state, and when
             equity or gross value has moved by more than this fraction of the last row's
             gross value (0.01: 1 %); not on every look.
@@ -133,6 +136,7 @@ class Settings(BaseSettings):
     margin_concentration_rate: float | None = Field(default=None, gt=0, le=1)
     margin_concentration_rearm: float = Field(default=0.05, ge=0, lt=1)
     margin_row_change: float = Field(default=0.01, ge=0, lt=1)
+    margin_cure_band: float = Field(default=0.02, ge=0, lt=1)
     margin_shards: int | None = Field(default=None, gt=0)
     surveillance: dict[str, dict[str, Any]] = Field(default_factory=dict)
     surveillance_late_s: float = Field(default=60.0, ge=0)

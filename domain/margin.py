@@ -54,12 +54,16 @@ class MarginPolicy:
         concentration: `(share, rate)` steps: a position whose value is more than `share` of
             the gross value is margined at least at `rate` (the highest step that applies).
         grace_ns: event time an account may stay in CALL before LIQUIDATION.
+        cure_band: a call is cured only once the excess is at least this share of the gross
+            value (0.02: for a 30 % maintenance rate, back at a 32 % equity ratio), so that an
+            account wavering at the line is called once, not called and cured on every tick.
     """
 
     initial: Decimal = Decimal("0.50")
     maintenance: Decimal = Decimal("0.30")
     concentration: tuple[tuple[Decimal, Decimal], ...] = ((Decimal("0.25"), Decimal("0.40")),)
     grace_ns: int = 3600 * NS_PER_S
+    cure_band: Decimal = ZERO
 
     def concentration_rate(self, share: Decimal) -> Decimal | None:
         """The add-on rate for a position of this share of gross value, or None."""
@@ -461,9 +465,10 @@ class MarginMonitor:
     """The margin state of one account, driven by its figures in event time.
 
     NORMAL → CALL when the account is in deficit (one MARGIN_CALL per episode); CALL → NORMAL
-    when the deficit is gone (MARGIN_CALL_CURED); CALL → LIQUIDATING when event time reaches the
-    call's start plus the grace period while still in deficit (LIQUIDATION, with a proposal);
-    LIQUIDATING → NORMAL when cured (MARGIN_CALL_CURED). Unmarked figures change nothing.
+    when the excess is back above the cure band (`MarginPolicy.cure_band`; MARGIN_CALL_CURED);
+    CALL → LIQUIDATING when event time reaches the call's start plus the grace period while
+    still in deficit (LIQUIDATION, with a proposal); LIQUIDATING → NORMAL when cured
+    (MARGIN_CALL_CURED). Unmarked figures change nothing.
     """
 
     state: MarginState = MarginState.NORMAL
@@ -475,7 +480,9 @@ class MarginMonitor:
         return self.episode_ns + self.grace_ns if self.state is MarginState.CALL else None
 
     def update(self, figures: MarginFigures, ts_ns: int) -> list[MarginTransition]:
-        """Apply the figures as of event time `ts_ns`; return the transitions they cause."""
+        """Apply the figures as of event time `ts_ns`; return the transitions they cause.
+
+        A call stands until the excess is at least the policy's `cure_band` × gross value."""
         if figures.unmarked:
             return []
         out: list[MarginTransition] = []
@@ -486,7 +493,10 @@ class MarginMonitor:
                     MarginTransition("MARGIN_CALL", ts_ns, ts_ns, figures, shortfall(figures))
                 )
             out += self.check_grace(figures, ts_ns)
-        elif self.state is not MarginState.NORMAL:
+        elif (
+            self.state is not MarginState.NORMAL
+            and figures.excess >= figures.policy.cure_band * figures.gross_value
+        ):
             episode = self.episode_ns
             self.state = MarginState.NORMAL
             out.append(MarginTransition("MARGIN_CALL_CURED", episode, ts_ns, figures, NO_SHORTFALL))
@@ -548,9 +558,12 @@ def assess_concentration(
 ) -> tuple[frozenset[str], list[ConcentrationFinding]]:
     """The symbols flagged after these figures, and the episodes they start.
 
-    An account with a single marked position, nothing held or an unmarked symbol flags nothing
-    (a one-stock account is concentrated by construction; without every mark the shares are
-    not known): its flags re-arm.
+    A flagged position that is closed keeps its flag: re-opened, it is the same episode until
+    its share is seen below the re-arm share (a round-tripper re-opening the same big position
+    every few minutes is one episode, not one alert per round trip). The held positions of an
+    account with a single marked position or nothing held flag nothing (a one-stock account
+    is concentrated by construction): they re-arm. With an unmarked symbol the shares are not
+    known: the flags stay as they are.
 
     >>> from decimal import Decimal as D
     >>> f = margin_figures(D(0), {"A": D(30), "B": D(70)}, {"A": D(1), "B": D(1)})
@@ -561,16 +574,19 @@ def assess_concentration(
     >>> assess_concentration(f, flags, rule)[1]  # still over: same episode, no alert
     []
     """
+    if figures.unmarked:
+        return flagged, []
     gross = figures.gross_value
     values = figures.values
-    if figures.unmarked or not gross or len(values) < 2:
-        return frozenset(), []
+    symbols = figures.symbols
+    kept = {s for s in flagged if s not in symbols} if flagged else set()  # closed: kept
+    if not gross or len(values) < 2:
+        return frozenset(kept), []
     over_limit = rule.share * gross  # multiplications, no division per position
     keep_limit = rule.rearm_share * gross
     # Usually nothing is near either limit: max and min (in C) spare the loop.
     if not flagged and max(values) <= over_limit and -min(values) <= over_limit:
         return frozenset(), []
-    kept: set[str] = set()
     found: list[ConcentrationFinding] = []
     for symbol, value, mark in zip(figures.symbols, values, figures.marks, strict=True):
         size = abs(value)

@@ -23,7 +23,8 @@ Candidates (indices, sorted):
     never judged  an account not yet evaluated with all its holdings marked (its last held
                   symbol just got its first mark);
     NORMAL        excess (with the highest rate a position could have) under the tolerance;
-    CALL / LIQ.   excess (at the account's own rate) above minus the tolerance: maybe cured;
+    CALL / LIQ.   excess (at the account's own rate) less the cure band above minus the
+                  tolerance: maybe cured;
     fallback      an account marked only by its own fill prices for some symbol (no market
                   mark yet): always, the float columns do not see those marks;
     concentration (when asked) accounts with more than one position where a position not
@@ -417,6 +418,7 @@ class MarginBook:
         top_rate: float | None = None,
         concentration: tuple[float, float] | None = None,
         row_change: float | None = None,
+        cure_band: float = 0.0,
     ) -> np.ndarray:
         """The accounts whose exact verdict may differ from their recorded state (see the
         module docstring), sorted.
@@ -428,6 +430,7 @@ class MarginBook:
                 flags against them.
             row_change: also pick the accounts whose equity or gross value moved by more
                 than this fraction of the last row's gross value.
+            cure_band: a called account is cured at an excess of this × gross value.
         """
         net, gross = self._values()
         equity = self.cash_f + net
@@ -437,7 +440,8 @@ class MarginBook:
         tol = TOLERANCE * (np.abs(self.cash_f) + gross) + 1e-6
         marked = ~np.isnan(net)
         called = self.called
-        maybe = np.where(called, low > -tol, high < tol) | ~self.judged
+        cured = low - cure_band * gross if cure_band else low
+        maybe = np.where(called, cured > -tol, high < tol) | ~self.judged
         if concentration is not None:
             maybe |= self._concentration_changes(gross, *concentration)
         if row_change is not None:
@@ -469,24 +473,20 @@ class MarginBook:
             values = np.concatenate([values, np.abs(quantities) * m[added_cols]])
         positions = np.bincount(rows[values != 0], minlength=n)  # NaN counts: unmarked anyway
         several = positions[rows] > 1
-        flagged, flag_counts = self._flagged_entries(rows, cols, n)
+        flagged = self._flagged_entries(rows, cols)
         g = gross[rows]
         over = ~flagged & several & (values > (share - TOLERANCE) * g)
-        # A flagged position re-arms below the re-arm share, or when it is the only one left.
-        rearmed = flagged & ~(several & (values >= (rearm + TOLERANCE) * g))
+        # A held flagged position re-arms below the re-arm share, or when it is the only one
+        # left; a closed one keeps its flag.
+        rearmed = flagged & (values != 0) & ~(several & (values >= (rearm + TOLERANCE) * g))
         changes = np.zeros(n, bool)
         changes[rows[over | rearmed]] = True
-        if self.flagged:  # flags on a symbol no longer held at all
-            changes |= np.bincount(rows[flagged], minlength=n) < flag_counts
         return changes
 
-    def _flagged_entries(
-        self, rows: np.ndarray, cols: np.ndarray, n: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per (row, column) entry: its symbol is flagged for its account; and per account,
-        how many symbols are flagged."""
+    def _flagged_entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Per (row, column) entry: its symbol is flagged for its account."""
         if not self.flagged:
-            return np.zeros(len(rows), bool), np.zeros(n, np.int64)
+            return np.zeros(len(rows), bool)
         width = len(self.symbols) + 1
         d = self.__dict__
         keys = d.get("_flag_keys")
@@ -497,7 +497,6 @@ class MarginBook:
                 np.int64,
             )
             d["_flag_keys"], d["_flag_width"] = keys, width
-            d["_flag_counts"] = np.bincount(keys // width, minlength=n)
         entry = rows.astype(np.int64) * width + cols
         at = np.minimum(np.searchsorted(keys, entry), len(keys) - 1)
-        return keys[at] == entry, d["_flag_counts"]
+        return keys[at] == entry

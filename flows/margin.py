@@ -338,7 +338,9 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             if addon is None
             else ((Decimal(repr(settings.margin_concentration_share)), Decimal(repr(addon))),),
             grace_ns=settings.margin_grace_s * 1_000_000_000,
+            cure_band=Decimal(repr(settings.margin_cure_band)),
         )
+        self.cure_band = settings.margin_cure_band
         self.top_rate = None if addon is None else float(addon)
         self.concentration = ConcentrationRule(
             Decimal(repr(settings.margin_concentration_share)),
@@ -480,7 +482,9 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         if ts >= state.next_concentration_ns:
             concentration = self.screen_concentration
             state.next_concentration_ns = ts + CONCENTRATION_SCREEN_NS
-        candidates = state.book.screen(self.top_rate, concentration, float(self.row_change))
+        candidates = state.book.screen(
+            self.top_rate, concentration, float(self.row_change), self.cure_band
+        )
         self.stats.add("margin_screened", len(state.book.names))
         as_of, filled, evaluated = state.as_of, state.filled_ns, 0
         for i in candidates.tolist():
@@ -644,6 +648,10 @@ def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
             "cash_to_initial": s.cash_to_initial,
             "reduction_to_maintenance": s.reduction_to_maintenance,
             "reduction_to_initial": s.reduction_to_initial,
+            # What a deposit must be to cure the call (maintenance plus the cure band).
+            "cash_to_cure": max(
+                Decimal(0), f.policy.cure_band * f.gross_value - f.excess
+            ).quantize(Decimal("0.01")),
         }
     if t.liquidation:
         details["liquidation"] = [

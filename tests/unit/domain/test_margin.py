@@ -8,9 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.margin import (
+    ConcentrationRule,
     MarginMonitor,
     MarginPolicy,
     MarginState,
+    assess_concentration,
     margin_figures,
     propose_liquidation,
     shortfall,
@@ -105,6 +107,43 @@ def test_call_once_per_episode_cure_and_new_episode() -> None:
     # A deposit cures it.
     [deposit] = monitor.update(at(10, D(-8000) + D(1500)), 6 * S)
     assert deposit.kind == "MARGIN_CALL_CURED"
+
+
+def test_a_call_is_cured_only_above_the_cure_band() -> None:
+    # 1,000 A, cash -8,000, maintenance 30 %, cure band 2 % of gross. At 11: equity 3,000 <
+    # 3,300: called. At 11.50: equity 3,500 >= 3,450 (out of deficit) but the excess 50 is
+    # under 2 % of 11,500 = 230: the call stands. At 11.90: excess 3,900 - 3,570 = 330 >= 238.
+    policy = MarginPolicy(concentration=(), cure_band=D("0.02"))
+    monitor = MarginMonitor(grace_ns=3600 * S)
+
+    def at(px: str):
+        return margin_figures(D(-8000), {"A": D(1000)}, {"A": D(px)}, policy=policy)
+
+    assert [t.kind for t in monitor.update(at("11"), 1 * S)] == ["MARGIN_CALL"]
+    assert monitor.update(at("11.50"), 2 * S) == [] and monitor.state is MarginState.CALL
+    assert monitor.update(at("10.90"), 3 * S) == []  # back in deficit: the same episode
+    assert [t.kind for t in monitor.update(at("11.90"), 4 * S)] == ["MARGIN_CALL_CURED"]
+
+
+def test_concentration_alerts_once_per_episode_and_a_closed_position_keeps_its_flag() -> None:
+    rule = ConcentrationRule(D("0.25"), D("0.05"))
+
+    def book(**held: int):
+        # Every symbol at 1: a position's share is its quantity over the total.
+        return margin_figures(D(0), {s: D(q) for s, q in held.items()}, dict.fromkeys(held, D(1)))
+
+    flags, found = assess_concentration(book(A=30, B=35, C=35), frozenset(), rule)
+    assert flags == {"A", "B", "C"} and len(found) == 3  # each over 25 %: three episodes
+    flags, found = assess_concentration(book(A=24, B=38, C=38), flags, rule)  # 24 % >= 20 %
+    assert flags == {"A", "B", "C"} and found == []
+    flags, found = assess_concentration(book(B=50, C=50), flags, rule)  # A sold out
+    assert flags == {"A", "B", "C"} and found == []
+    flags, found = assess_concentration(book(A=40, B=30, C=30), flags, rule)  # bought back
+    assert found == []  # the same episode: a round trip is not a new one
+    flags, found = assess_concentration(book(A=10, B=45, C=45), flags, rule)  # 10 %: re-armed
+    assert flags == {"B", "C"} and found == []
+    flags, found = assess_concentration(book(A=30, B=35, C=35), flags, rule)
+    assert [x.symbol for x in found] == ["A"] and found[0].share == D("0.3")
 
 
 def test_liquidation_exactly_when_the_grace_period_has_passed() -> None:

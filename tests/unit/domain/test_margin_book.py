@@ -166,9 +166,14 @@ def test_positions_added_by_fills_are_folded_into_the_matrix():
     before=st.dictionaries(st.sampled_from("ABCDE"), st.integers(1, 50_000), min_size=5),
     after=st.dictionaries(st.sampled_from("ABCDE"), st.integers(1, 50_000)),
     add_on=st.booleans(),
+    cure_band=st.sampled_from([D(0), D("0.02")]),
 )
-def test_an_account_the_screen_leaves_out_keeps_its_verdict(accounts, before, after, add_on):
-    policy = MarginPolicy() if add_on else NO_ADD_ON
+def test_an_account_the_screen_leaves_out_keeps_its_verdict(
+    accounts, before, after, add_on, cure_band
+):
+    policy = MarginPolicy(cure_band=cure_band) if add_on else MarginPolicy(
+        concentration=(), cure_band=cure_band
+    )
     top = float(max(r for _, r in policy.concentration)) if add_on else None
     rows = [
         OpeningRow(f"A{i}", D(cash), *R, {s: D(q) for s, q in held.items()})
@@ -177,11 +182,14 @@ def test_an_account_the_screen_leaves_out_keeps_its_verdict(accounts, before, af
     book = MarginBook.build(rows)
     marks = {s: D(c).scaleb(-2) for s, c in before.items()}
 
-    def verdicts() -> list[bool]:
-        return [
-            margin_figures(r.cash, book.holdings(i), marks, *R, policy).in_deficit
-            for i, r in enumerate(rows)
-        ]
+    def verdicts(called: list[bool] | None = None) -> list[bool]:
+        # A called account stays called until its excess passes the cure band.
+        out = []
+        for i, r in enumerate(rows):
+            f = margin_figures(r.cash, book.holdings(i), marks, *R, policy)
+            stays = called is not None and called[i] and f.excess < cure_band * f.gross_value
+            out.append(f.in_deficit or stays)
+        return out
 
     for s, px in marks.items():
         book.set_mark(s, float(px))
@@ -190,8 +198,8 @@ def test_an_account_the_screen_leaves_out_keeps_its_verdict(accounts, before, af
     marks |= {s: D(c).scaleb(-2) for s, c in after.items()}
     for s, px in marks.items():
         book.set_mark(s, float(px))
-    candidates = set(book.screen(top).tolist())
-    for i, called in enumerate(verdicts()):
+    candidates = set(book.screen(top, cure_band=float(cure_band)).tolist())
+    for i, called in enumerate(verdicts(book.called.tolist())):
         assert i in candidates or called == bool(book.called[i])
 
 
