@@ -71,7 +71,9 @@ class Settings(BaseSettings):
         margin_concentration_rate: the maintenance rate of such a position (None: no add-on).
         margin_concentration_rearm: one CONCENTRATION alert per episode: a flagged position
             re-arms only once its share falls this far below the threshold (0.05: below 20 %
-            for a 25 % threshold).
+            for a 25 % threshold), and no sooner than `margin_concentration_rearm_after_s`
+            of event time after the episode began (a position traded in and out every few
+            seconds is one episode).
         margin_shards: account shards of the margin flow (None: 1 for a single worker, else
             8 or twice the workers of the run). Each shard screens its accounts once per
             window, so one worker is fastest with one; a recovery snapshot must be resumed
@@ -135,6 +137,7 @@ class Settings(BaseSettings):
     margin_concentration_share: float = Field(default=0.25, gt=0, lt=1)
     margin_concentration_rate: float | None = Field(default=None, gt=0, le=1)
     margin_concentration_rearm: float = Field(default=0.05, ge=0, lt=1)
+    margin_concentration_rearm_after_s: float = Field(default=3600.0, ge=0)
     margin_row_change: float = Field(default=0.01, ge=0, lt=1)
     margin_cure_band: float = Field(default=0.02, ge=0, lt=1)
     margin_shards: int | None = Field(default=None, gt=0)

@@ -525,19 +525,22 @@ class ConcentrationRule:
 
     A position whose |value| is more than `share` of the gross value starts an episode: one
     CONCENTRATION alert. The (account, symbol) stays flagged, with no further alert, while its
-    share stays at or above `share - rearm_band`; it re-arms only once the share falls below
-    that (or the position is closed, or it is the account's only position). Without the band
-    a share wandering around the threshold (25.00 %, 25.10 %, 24.98 %…) would alert on every
-    crossing.
+    share stays at or above `share - rearm_band`; it re-arms once the share falls below that
+    (or it is the account's only position), and no sooner than `rearm_after_ns` after the
+    episode began. Without the band a share wandering around the threshold (25.00 %, 25.10 %,
+    24.98 %…) would alert on every crossing; without the wait an account trading the same big
+    position in and out every few seconds would alert on every round trip.
 
     Attributes:
         share: the threshold (a fraction of gross value, e.g. 0.25).
         rearm_band: how far below the threshold the share must fall to re-arm (e.g. 0.05:
             re-armed below 20 % for a 25 % threshold).
+        rearm_after_ns: event time from an episode's start before it can re-arm.
     """
 
     share: Decimal = Decimal("0.25")
     rearm_band: Decimal = Decimal("0.05")
+    rearm_after_ns: int = 3600 * NS_PER_S
 
     @property
     def rearm_share(self) -> Decimal:
@@ -554,49 +557,49 @@ class ConcentrationFinding(NamedTuple):
 
 
 def assess_concentration(
-    figures: MarginFigures, flagged: frozenset[str], rule: ConcentrationRule
-) -> tuple[frozenset[str], list[ConcentrationFinding]]:
-    """The symbols flagged after these figures, and the episodes they start.
+    figures: MarginFigures, flagged: Mapping[str, int], rule: ConcentrationRule, ts_ns: int
+) -> tuple[dict[str, int], list[ConcentrationFinding]]:
+    """The symbols flagged after these figures at event time `ts_ns` (each with its episode's
+    start), and the episodes they start.
 
-    A flagged position that is closed keeps its flag: re-opened, it is the same episode until
-    its share is seen below the re-arm share (a round-tripper re-opening the same big position
-    every few minutes is one episode, not one alert per round trip). The held positions of an
-    account with a single marked position or nothing held flag nothing (a one-stock account
-    is concentrated by construction): they re-arm. With an unmarked symbol the shares are not
-    known: the flags stay as they are.
+    A closed position's share is 0: it re-arms like any other once its episode is old enough.
+    The positions of an account with a single marked position or nothing held flag nothing (a
+    one-stock account is concentrated by construction): they re-arm. With an unmarked symbol
+    the shares are not known: the flags stay as they are.
 
     >>> from decimal import Decimal as D
     >>> f = margin_figures(D(0), {"A": D(30), "B": D(70)}, {"A": D(1), "B": D(1)})
     >>> rule = ConcentrationRule(D("0.25"), D("0.05"))
-    >>> flags, found = assess_concentration(f, frozenset(), rule)
-    >>> sorted(flags), [x.symbol for x in found]
-    (['A', 'B'], ['A', 'B'])
-    >>> assess_concentration(f, flags, rule)[1]  # still over: same episode, no alert
+    >>> flags, found = assess_concentration(f, {}, rule, 0)
+    >>> flags, [x.symbol for x in found]
+    ({'A': 0, 'B': 0}, ['A', 'B'])
+    >>> assess_concentration(f, flags, rule, 1)[1]  # still over: same episode, no alert
     []
     """
     if figures.unmarked:
-        return flagged, []
+        return dict(flagged), []
     gross = figures.gross_value
     values = figures.values
     symbols = figures.symbols
-    kept = {s for s in flagged if s not in symbols} if flagged else set()  # closed: kept
+    rearm_from = ts_ns - rule.rearm_after_ns  # episodes begun before this may re-arm
+    kept = {s: t for s, t in flagged.items() if t > rearm_from} if flagged else {}
     if not gross or len(values) < 2:
-        return frozenset(kept), []
+        return kept, []
     over_limit = rule.share * gross  # multiplications, no division per position
     keep_limit = rule.rearm_share * gross
     # Usually nothing is near either limit: max and min (in C) spare the loop.
     if not flagged and max(values) <= over_limit and -min(values) <= over_limit:
-        return frozenset(), []
+        return {}, []
     found: list[ConcentrationFinding] = []
-    for symbol, value, mark in zip(figures.symbols, values, figures.marks, strict=True):
+    for symbol, value, mark in zip(symbols, values, figures.marks, strict=True):
         size = abs(value)
         if symbol in flagged:
             if size >= keep_limit:
-                kept.add(symbol)
+                kept[symbol] = flagged[symbol]
         elif size > over_limit:
-            kept.add(symbol)
+            kept[symbol] = ts_ns
             found.append(ConcentrationFinding(symbol, size / gross, size, mark))
-    return frozenset(kept), found
+    return kept, found
 
 
 # -- account_margin rows: written when they say something new ------------------------------

@@ -120,8 +120,10 @@ class MarginBook:
     added: dict[tuple[int, int], float] = field(default_factory=dict)  # not yet in q
     called: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     judged: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    # Per account: the symbols flagged as concentrated (an episode alerted, not yet re-armed).
+    # Per account: the symbols flagged as concentrated (an episode alerted, not yet re-armed),
+    # and the event time from which the oldest of them may re-arm.
     flagged: dict[int, frozenset[str]] = field(default_factory=dict)
+    rearm_at: dict[int, int] = field(default_factory=dict)
     # Per account: equity and gross value of the last `account_margin` row (NaN: none yet).
     written_equity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     written_gross: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -356,21 +358,25 @@ class MarginBook:
         called: bool,
         judged: bool,
         flagged: frozenset[str] = frozenset(),
+        rearm_at: int = 0,
         written: tuple[float, float] | None = None,
     ) -> None:
         """Record an exact evaluation's outcome, which the screen compares against.
 
         Args:
             flagged: the account's concentrated symbols after it.
+            rearm_at: the event time from which the oldest of them may re-arm.
             written: (equity, gross value) of the row it wrote, if it wrote one.
         """
         self.called[i] = called
         self.judged[i] = judged
         if flagged:
-            if self.flagged.get(i) != flagged:
+            if self.flagged.get(i) != flagged or self.rearm_at.get(i) != rearm_at:
                 self.flagged[i] = flagged
+                self.rearm_at[i] = rearm_at
                 self._flag_keys = None
         elif self.flagged.pop(i, None) is not None:
+            self.rearm_at.pop(i, None)
             self._flag_keys = None
         if written is not None:
             self.written_equity[i], self.written_gross[i] = written
@@ -382,6 +388,7 @@ class MarginBook:
         d = self.__dict__
         d.pop("concentrated", None)
         d.setdefault("flagged", {})
+        d.setdefault("rearm_at", {})
         d.setdefault("written_equity", np.full(n, np.nan))
         d.setdefault("written_gross", np.full(n, np.nan))
 
@@ -416,7 +423,7 @@ class MarginBook:
     def screen(
         self,
         top_rate: float | None = None,
-        concentration: tuple[float, float] | None = None,
+        concentration: tuple[float, float, int] | None = None,
         row_change: float | None = None,
         cure_band: float = 0.0,
     ) -> np.ndarray:
@@ -426,8 +433,8 @@ class MarginBook:
         Args:
             top_rate: the highest maintenance rate a position can have (a concentration
                 add-on); None: the account's own rate is the only one.
-            concentration: (threshold share, re-arm share): also screen the concentration
-                flags against them.
+            concentration: (threshold share, re-arm share, event time now): also screen the
+                concentration flags against them.
             row_change: also pick the accounts whose equity or gross value moved by more
                 than this fraction of the last row's gross value.
             cure_band: a called account is cured at an excess of this × gross value.
@@ -457,7 +464,9 @@ class MarginBook:
             maybe[rows[~marked[rows]]] = True
         return np.flatnonzero(maybe)
 
-    def _concentration_changes(self, gross: np.ndarray, share: float, rearm: float) -> np.ndarray:
+    def _concentration_changes(
+        self, gross: np.ndarray, share: float, rearm: float, now_ns: int
+    ) -> np.ndarray:
         """Per account: its concentration flags may change (`assess_concentration`'s rule on
         floats, with a margin so that every account whose exact flags change is included)."""
         a = self.abs_q
@@ -476,11 +485,19 @@ class MarginBook:
         flagged = self._flagged_entries(rows, cols)
         g = gross[rows]
         over = ~flagged & several & (values > (share - TOLERANCE) * g)
-        # A held flagged position re-arms below the re-arm share, or when it is the only one
-        # left; a closed one keeps its flag.
-        rearmed = flagged & (values != 0) & ~(several & (values >= (rearm + TOLERANCE) * g))
         changes = np.zeros(n, bool)
-        changes[rows[over | rearmed]] = True
+        changes[rows[over]] = True
+        if self.flagged:
+            # A flagged position re-arms below the re-arm share, or when it is the only one
+            # left, or closed (no entry, or a zero one), once the account's oldest episode is
+            # old enough (a superset of the exact rule, which asks it of each episode).
+            d = self.__dict__
+            ready = d["_cache_rearm_at"] <= now_ns
+            held = flagged & (values != 0)
+            rearmed = held & ~(several & (values >= (rearm + TOLERANCE) * g))
+            changes[rows[rearmed]] |= ready[rows[rearmed]]
+            closed = np.bincount(rows[held], minlength=n) < d["_cache_flag_counts"]
+            changes |= closed & ready
         return changes
 
     def _flagged_entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -497,6 +514,12 @@ class MarginBook:
                 np.int64,
             )
             d["_flag_keys"], d["_flag_width"] = keys, width
+            n = len(self.names)
+            d["_cache_flag_counts"] = np.bincount(keys // width, minlength=n)
+            rearm_at = np.full(n, np.iinfo(np.int64).max, np.int64)
+            for i, at in self.rearm_at.items():
+                rearm_at[i] = at
+            d["_cache_rearm_at"] = rearm_at
         entry = rows.astype(np.int64) * width + cols
         at = np.minimum(np.searchsorted(keys, entry), len(keys) - 1)
         return keys[at] == entry

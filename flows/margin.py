@@ -308,6 +308,7 @@ class AccountShard:
     pending: dict[str, float] = field(default_factory=dict)  # marks the book has not got yet
     monitors: dict[int, MarginMonitor] = field(default_factory=dict)  # accounts not NORMAL
     written: dict[int, WrittenFigures] = field(default_factory=dict)  # last account_margin row
+    flags: dict[int, dict[str, int]] = field(default_factory=dict)  # concentrated: since when
     as_of: dict[int, int] = field(default_factory=dict)  # opening state includes events to it
     due: list[tuple[int, int]] = field(default_factory=list)  # (liquidation due, account)
     window_end: int | None = None  # end of the open screening window (marks since a screen)
@@ -345,10 +346,11 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         self.concentration = ConcentrationRule(
             Decimal(repr(settings.margin_concentration_share)),
             Decimal(repr(settings.margin_concentration_rearm)),
+            int(settings.margin_concentration_rearm_after_s * 1_000_000_000),
         )
         self.screen_concentration = (
             float(self.concentration.share), float(self.concentration.rearm_share)
-        )
+        )  # + the event time, per window
         self.row_change = Decimal(repr(settings.margin_row_change))
         self.window_ns = settings.margin_mark_ms * NS_PER_MS
         self.opening: dict[str, OpeningAccount] = ctx.margin_opening or {}
@@ -368,6 +370,7 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             self.state.__dict__.pop("concentrated", None)
             self.state.written = {}
             self.state.filled_ns = {}
+            self.state.flags = {}
             self.state.book.upgrade()
         self.recovery = ctx.recovery
 
@@ -480,7 +483,7 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         state.pending.clear()
         concentration = None
         if ts >= state.next_concentration_ns:
-            concentration = self.screen_concentration
+            concentration = (*self.screen_concentration, ts)
             state.next_concentration_ns = ts + CONCENTRATION_SCREEN_NS
         candidates = state.book.screen(
             self.top_rate, concentration, float(self.row_change), self.cure_band
@@ -543,13 +546,14 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         book = state.book
         figures = self.figures(i)  # counted in "margin_evaluations" by the caller
         monitor = state.monitors.get(i) or MarginMonitor(grace_ns=self.policy.grace_ns)
-        flagged = book.flagged.get(i, frozenset())
+        flagged = state.flags.get(i, {})
         if figures.unmarked:
             # A held symbol has no mark yet: no verdict and no row (valuing it at 0 would
             # invent a loss); the screen looks again once every held symbol has a mark.
             book.note(
-                i, called=monitor.state is not MarginState.NORMAL, judged=False, flagged=flagged
-            )
+                i, called=monitor.state is not MarginState.NORMAL, judged=False,
+                flagged=book.flagged.get(i, frozenset()), rearm_at=book.rearm_at.get(i, 0),
+            )  # fmt: skip
             return
         was_call = monitor.due_ns()
         account, owner = book.names[i], state.owners[i]
@@ -563,12 +567,18 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         if due is not None and due != was_call:
             heapq.heappush(state.due, (due, i))
         if concentration:
-            flagged, found = assess_concentration(figures, flagged, self.concentration)
+            flagged, found = assess_concentration(figures, flagged, self.concentration, ts)
             for x in found:
                 effects.alerts.append(self._concentration_alert(account, owner, x, figures, ts))
+            if flagged:
+                state.flags[i] = flagged
+            else:
+                state.flags.pop(i, None)
         written = self._write(i, monitor, figures, ts, effects, always=fill)
         book.note(
-            i, called=monitor.state is not MarginState.NORMAL, judged=True, flagged=flagged,
+            i, called=monitor.state is not MarginState.NORMAL, judged=True,
+            flagged=frozenset(flagged),
+            rearm_at=min(flagged.values(), default=0) + self.concentration.rearm_after_ns,
             written=written,
         )  # fmt: skip
 

@@ -146,12 +146,14 @@ def test_unmarked_symbol_gives_no_verdict_until_its_first_mark(tmp_path, setting
 
 
 def test_a_share_wandering_around_the_threshold_alerts_once_per_episode(
-    tmp_path, settings, monkeypatch
+    tmp_path, settings_factory, monkeypatch
 ):
     # AAA 100 shares against four positions of 1,500: at 20 it is 2,000 / 8,000 = 25 % of the
     # portfolio. Its price wanders 20.20 (25.19 %), 19.90 (24.91 %), 20.10 (25.09 %), 19.80
     # (24.81 %), 20.40 (25.37 %): one episode, one alert (the re-arm share is 20 %). At 14
-    # (18.9 %) it re-arms; at 22 (26.8 %) a second episode starts. The others stay under 21 %.
+    # (18.9 %, 7.5 s after the episode began, the wait here being 5 s) it re-arms; at 22
+    # (26.8 %) a second episode starts. The others stay under 21 %.
+    settings = settings_factory(margin_concentration_rearm_after_s=5)
     others = "".join(f"ACC7,{s},150,10\n" for s in ("BBB", "CCC", "DDD", "EEE"))
     setup(tmp_path, settings, monkeypatch, "ACC7,gus,100000\n", "ACC7,AAA,100,20\n" + others)
     lines = [trade(s, "10", 0, n) for n, s in enumerate(("BBB", "CCC", "DDD", "EEE"), 1)]

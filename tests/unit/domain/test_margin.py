@@ -125,25 +125,30 @@ def test_a_call_is_cured_only_above_the_cure_band() -> None:
     assert [t.kind for t in monitor.update(at("11.90"), 4 * S)] == ["MARGIN_CALL_CURED"]
 
 
-def test_concentration_alerts_once_per_episode_and_a_closed_position_keeps_its_flag() -> None:
-    rule = ConcentrationRule(D("0.25"), D("0.05"))
+def test_concentration_alerts_once_per_episode_with_a_band_and_a_wait() -> None:
+    # Threshold 25 %, re-armed below 20 % and no sooner than 60 s after the episode began.
+    rule = ConcentrationRule(D("0.25"), D("0.05"), 60 * S)
 
     def book(**held: int):
         # Every symbol at 1: a position's share is its quantity over the total.
         return margin_figures(D(0), {s: D(q) for s, q in held.items()}, dict.fromkeys(held, D(1)))
 
-    flags, found = assess_concentration(book(A=30, B=35, C=35), frozenset(), rule)
-    assert flags == {"A", "B", "C"} and len(found) == 3  # each over 25 %: three episodes
-    flags, found = assess_concentration(book(A=24, B=38, C=38), flags, rule)  # 24 % >= 20 %
-    assert flags == {"A", "B", "C"} and found == []
-    flags, found = assess_concentration(book(B=50, C=50), flags, rule)  # A sold out
-    assert flags == {"A", "B", "C"} and found == []
-    flags, found = assess_concentration(book(A=40, B=30, C=30), flags, rule)  # bought back
-    assert found == []  # the same episode: a round trip is not a new one
-    flags, found = assess_concentration(book(A=10, B=45, C=45), flags, rule)  # 10 %: re-armed
-    assert flags == {"B", "C"} and found == []
-    flags, found = assess_concentration(book(A=30, B=35, C=35), flags, rule)
-    assert [x.symbol for x in found] == ["A"] and found[0].share == D("0.3")
+    flags, found = assess_concentration(book(A=30, B=35, C=35), {}, rule, 0)
+    assert flags == {"A": 0, "B": 0, "C": 0} and len(found) == 3  # three episodes
+    flags, found = assess_concentration(book(A=24, B=38, C=38), flags, rule, 70 * S)
+    assert set(flags) == {"A", "B", "C"} and found == []  # 24 % >= 20 %: still flagged
+    flags, found = assess_concentration(book(A=10, B=45, C=45), flags, rule, 80 * S)
+    assert set(flags) == {"B", "C"} and found == []  # 10 %, a minute on: re-armed
+    flags, found = assess_concentration(book(A=30, B=35, C=35), flags, rule, 90 * S)
+    assert [x.symbol for x in found] == ["A"] and flags["A"] == 90 * S  # a new episode
+    # Traded out and back in within the minute: the same episode, no second alert.
+    flags, found = assess_concentration(book(B=50, C=50), flags, rule, 100 * S)
+    assert "A" in flags and found == []
+    flags, found = assess_concentration(book(A=40, B=30, C=30), flags, rule, 110 * S)
+    assert found == [] and flags["A"] == 90 * S
+    # Closed for good, the episode re-arms once it is a minute old.
+    flags, _ = assess_concentration(book(B=50, C=50), flags, rule, 151 * S)
+    assert set(flags) == {"B", "C"}
 
 
 def test_liquidation_exactly_when_the_grace_period_has_passed() -> None:

@@ -78,16 +78,16 @@ def test_screen_finds_the_breach_the_cure_and_the_first_full_marking():
 def test_screen_flags_concentration_changes_when_asked():
     book = book_of(("A", "10000", {"XYZ": "100", "ABC": "100"}), marks={"XYZ": "10", "ABC": "10"})
     book.judged[:] = True
-    assert book.screen(concentration=(0.75, 0.70)).tolist() == []
+    assert book.screen(concentration=(0.75, 0.70, 0)).tolist() == []
     book.set_mark("XYZ", 40.0)  # 4,000 of 5,000: 80 %
     assert book.screen().tolist() == []
-    assert book.screen(concentration=(0.75, 0.70)).tolist() == [0]
+    assert book.screen(concentration=(0.75, 0.70, 0)).tolist() == [0]
     book.note(0, called=False, judged=True, flagged=frozenset({"XYZ"}))
-    assert book.screen(concentration=(0.75, 0.70)).tolist() == []  # flagged: nothing new
+    assert book.screen(concentration=(0.75, 0.70, 0)).tolist() == []  # flagged: nothing new
     book.set_mark("XYZ", 28.0)  # 2,800 of 3,800: 73.7 %, under 75 % but above the re-arm 70 %
-    assert book.screen(concentration=(0.75, 0.70)).tolist() == []
+    assert book.screen(concentration=(0.75, 0.70, 0)).tolist() == []
     book.set_mark("XYZ", 20.0)  # 2,000 of 3,000: 66.7 %: re-armed
-    assert book.screen(concentration=(0.75, 0.70)).tolist() == [0]
+    assert book.screen(concentration=(0.75, 0.70, 0)).tolist() == [0]
 
 
 def test_screen_flags_concentration_of_positions_added_by_fills():
@@ -95,9 +95,20 @@ def test_screen_flags_concentration_of_positions_added_by_fills():
     book.judged[:] = True
     book.apply_fill(0, "NEW", D(10), D(10))  # 100 of 2,100: far under the threshold
     book.set_mark("NEW", 10.0)
-    assert book.added and book.screen(concentration=(0.75, 0.70)).tolist() == []
+    assert book.added and book.screen(concentration=(0.75, 0.70, 0)).tolist() == []
     book.set_mark("NEW", 1000.0)  # 10,000 of 12,000: 83 %
-    assert book.screen(concentration=(0.75, 0.70)).tolist() == [0]
+    assert book.screen(concentration=(0.75, 0.70, 0)).tolist() == [0]
+
+
+def test_screen_re_arms_a_closed_concentrated_position_once_its_episode_is_old():
+    others = ("ABC", "DEF", "GHI", "JKL", "MNO")  # 20 % each once XYZ is sold
+    book = book_of(("A", "0", {"XYZ": "300", **dict.fromkeys(others, "100")}),
+                   marks=dict.fromkeys(("XYZ", *others), "10"))  # fmt: skip
+    book.judged[:] = True
+    book.note(0, called=False, judged=True, flagged=frozenset({"XYZ"}), rearm_at=60)
+    book.apply_fill(0, "XYZ", D(-300), D(10))  # sold out: a flag on a closed position
+    assert book.screen(concentration=(0.25, 0.20, 59)).tolist() == []  # too young
+    assert book.screen(concentration=(0.25, 0.20, 60)).tolist() == [0]
 
 
 def test_screen_picks_accounts_whose_figures_moved_past_the_row_change():
@@ -203,7 +214,7 @@ def test_an_account_the_screen_leaves_out_keeps_its_verdict(
         assert i in candidates or called == bool(book.called[i])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     accounts=st.lists(
         st.tuples(
@@ -217,25 +228,35 @@ def test_an_account_the_screen_leaves_out_keeps_its_verdict(
         st.tuples(st.integers(0, 5), st.sampled_from("ABCDEF"), st.integers(-300, 300)),
         max_size=6,
     ),
+    later_fills=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from("ABCDEF"), st.integers(-300, 300)),
+        max_size=6,
+    ),
     before=st.dictionaries(st.sampled_from("ABCDEF"), st.integers(1, 50_000), min_size=6),
     after=st.dictionaries(st.sampled_from("ABCDEF"), st.integers(1, 50_000)),
+    now_s=st.sampled_from([30, 7200]),
 )
 def test_an_account_the_screen_leaves_out_keeps_its_flags_and_its_row(
-    accounts, fills, before, after
+    accounts, fills, later_fills, before, after, now_s
 ):
-    """Concentration flags (with hysteresis) and row materiality: what an exact evaluation of
-    every account would change, the screen picks (fills add positions outside the matrix)."""
-    rule = ConcentrationRule(D("0.25"), D("0.05"))
+    """Concentration flags (with hysteresis and the wait before re-arming) and row
+    materiality: what an exact evaluation of every account would change, the screen picks
+    (fills add positions outside the matrix, or close flagged ones)."""
+    rule = ConcentrationRule(D("0.25"), D("0.05"), 60 * 10**9)
     change = D("0.01")
     rows = [
         OpeningRow(f"A{i}", D(cash), *R, {s: D(q) for s, q in held.items()})
         for i, (cash, held) in enumerate(accounts)
     ]
     book = MarginBook.build(rows)
-    for i, symbol, quantity in fills:
-        if i < len(rows) and quantity:
-            book.apply_fill(i, symbol, D(quantity), D(10))
-    book.fallback.clear()  # every symbol gets a market mark below
+
+    def fill(trades) -> None:
+        for i, symbol, quantity in trades:
+            if i < len(rows) and quantity:
+                book.apply_fill(i, symbol, D(quantity), D(10))
+        book.fallback.clear()  # every symbol gets a market mark below
+
+    fill(fills)
     marks = {s: D(c).scaleb(-2) for s, c in before.items()}
 
     def figures(i: int):
@@ -243,22 +264,27 @@ def test_an_account_the_screen_leaves_out_keeps_its_flags_and_its_row(
 
     for s, px in marks.items():
         book.set_mark(s, float(px))
-    written = {}
+    written, flagged = {}, {}
     for i in range(len(rows)):
         f = figures(i)
-        flags, _ = assess_concentration(f, frozenset(), rule)
+        flagged[i], _ = assess_concentration(f, {}, rule, 0)
         written[i] = WrittenFigures("NORMAL", None, f.equity, f.gross_value)
-        book.note(i, called=f.in_deficit, judged=True, flagged=flags,
+        book.note(i, called=f.in_deficit, judged=True, flagged=frozenset(flagged[i]),
+                  rearm_at=rule.rearm_after_ns,
                   written=(float(f.equity), float(f.gross_value)))  # fmt: skip
+    fill(later_fills)
     marks |= {s: D(c).scaleb(-2) for s, c in after.items()}
     for s, px in marks.items():
         book.set_mark(s, float(px))
-    candidates = set(book.screen(None, (0.25, 0.20), 0.01).tolist())
+    now = now_s * 10**9
+    candidates = set(book.screen(None, (0.25, 0.20, now), 0.01).tolist())
     for i in range(len(rows)):
         if i in candidates:
             continue
         f = figures(i)
-        flags, found = assess_concentration(f, book.flagged.get(i, frozenset()), rule)
-        assert found == [] and flags == book.flagged.get(i, frozenset())
+        flags, found = assess_concentration(f, flagged[i], rule, now)
+        assert found == [] and flags == flagged[i]
+        if i in {k for k, _, q in later_fills if q}:
+            continue  # a fill writes its row at once anyway
         new = WrittenFigures("NORMAL", None, f.equity, f.gross_value)
         assert not row_is_material(written[i], new, change)
