@@ -330,10 +330,10 @@ class MarginBook:
         kept until the next fill changes them (the screen reads them every window)."""
         arrays = self.__dict__.get("_cache_added")
         if arrays is None:
-            keys = list(self.added)
+            keys = np.array(list(self.added), np.int64).reshape(-1, 2)
             arrays = self.__dict__["_cache_added"] = (
-                np.fromiter((k[0] for k in keys), np.int64, len(keys)),
-                np.fromiter((k[1] for k in keys), np.int64, len(keys)),
+                keys[:, 0].copy(),
+                keys[:, 1].copy(),
                 np.fromiter(self.added.values(), float, len(keys)),
             )
         return arrays
