@@ -169,6 +169,23 @@ def test_audit_record_snapshot_is_the_quote_json() -> None:
     assert snapshot_json(None) == "{}"
 
 
+def _reference_snapshot_json(q: Quote) -> str:
+    fields = ("symbol", "bid", "bid_size", "ask", "ask_size", "ltp", "ltq", "volume", "ts", "seq")
+    return json.dumps({f: getattr(q, f) for f in fields}, separators=(",", ":"))
+
+
+def test_snapshot_json_equals_json_dumps_on_awkward_quotes() -> None:
+    rng = random.Random(11)
+    floats = [None, 0.0, -0.0, 0.1 + 0.2, 1e-7, 1e16, 1e22, -3.5, 123456789.125, 5e-324,
+              float("nan"), float("inf"), float("-inf"), 100, True]  # fmt: skip
+    symbols = ["AAPL", "BRK.B", 'Q"T', "é日本😀", "\x01"]
+    for _ in range(5000):
+        values = [rng.choice(floats) for _ in range(7)]
+        ts, seq = rng.choice([0, 1_764_084_600_000, 2**63 - 1]), rng.randrange(0, 10**9)
+        q = Quote(rng.choice(symbols), *values, ts, seq, 1, None, None, None, None)
+        assert snapshot_json(q) == _reference_snapshot_json(q)
+
+
 def test_audit_record_snapshot_of_another_symbol_is_invariant_violation() -> None:
     with pytest.raises(InvariantViolation):
         audit_record(exec_report(), quote("MSFT"))
