@@ -675,6 +675,23 @@ class ChdbStore:
             self._run(self._session, sql, None, "TabSeparated")
         return rows
 
+    def insert_arrow(self, table: str, columns: Sequence[str], arrow: Any) -> int:
+        """Insert a `pyarrow.Table` whose columns are `columns`, in order, in one statement
+        (chdb converts each column to the table's type); return its rows."""
+        names = ", ".join(quote_identifier(c) for c in columns)
+        self._insert_arrow(f"INSERT INTO {quote_identifier(table)} ({names}) ", arrow)
+        return int(arrow.num_rows)
+
+    def query_arrow(self, sql: str) -> Any:
+        """Run one query; return its result as a `pyarrow.Table` (chdb's own Arrow output)."""
+        if self._closed:
+            msg = "the ClickHouse store is closed"
+            raise ClickHouseError(msg)
+        try:
+            return self._session.query(sql, "ArrowTable")
+        except RuntimeError as exc:
+            raise ClickHouseError(_first_line(exc)) from None
+
     def _insert_arrow(self, head: str, table: Any) -> None:
         # chdb's Python() table function finds the table by its variable name in the Python
         # frames, and not only this thread's: two threads inserting at once (the audit and the
@@ -1034,19 +1051,19 @@ class _PipelinedColumnsPartition(StatefulSinkPartition[list[Any], None]):
         thread_name: str,
         min_rows: int,
         max_rows: int,
-        max_delay_s: float,
+        max_delay_s: float | None,
     ) -> None:
         self._writer = writer
         self._to_columns = to_columns
         self._count = count
         self._counter_name = counter_name
         self._min_rows = min_rows
-        self._max_delay_s = max_delay_s
+        self._max_delay_s = float("inf") if max_delay_s is None else max_delay_s
         self._held: list[Any] = []
         self._held_since = 0.0
-        # Back pressure only when the writer is a whole insert behind.
+        # Back pressure only when a whole insert waits behind the one being written.
         self._background = BackgroundWriter(
-            self._write, thread_name, max_items=max_rows, max_pending=2 * max_rows
+            self._write, thread_name, max_items=max_rows, max_pending=max_rows
         )
 
     def _write(self, items: list[Any]) -> None:
@@ -1105,7 +1122,7 @@ class _PipelinedSink(FixedPartitionedSink[list[Any], None]):
         policy: RetryPolicy | None = None,
         min_rows: int = 20_000,
         max_rows: int = 50_000,
-        max_delay_s: float = 1.0,
+        max_delay_s: float | None = 1.0,
     ) -> None:
         self._url = url
         self._data_dir = Path(data_dir)
@@ -1148,10 +1165,12 @@ class PipelinedAuditSink(_PipelinedSink):
     """`audit_log` rows from `(AUDIT_PARTITION, [AuditRecord])` items, inserted by a background
     writer while the flow goes on (`sinks.background`).
 
-    Rows are held until there are `min_rows` of them, the oldest has waited `max_delay_s`, or
-    the epoch ends, then inserted in statements of up to `max_rows` rows: ClickHouse writes a
-    part per insert and merges parts later, so a few large inserts cost a fraction of many
-    small ones (measured on chdb: 1,000-row inserts took 1.4x the CPU of 50,000-row ones).
+    Rows are held until there are `min_rows` of them, the oldest has waited `max_delay_s`
+    (None: no time limit), or the epoch ends, then inserted in statements of up to `max_rows`
+    rows: ClickHouse writes a part per insert and merges parts later, so a few large inserts
+    cost a fraction of many small ones (measured on chdb: 1,000-row inserts took 1.4x the CPU
+    of 50,000-row ones; a day's 20,389 audit rows took 0.9-1.1 CPU s in 35 inserts, 0.1-0.2 s
+    in 1-4).
     The writer thread also builds the columns (`audit_columns`), so the worker thread only
     hands the records over. Each epoch's snapshot waits until its rows are inserted, so nothing
     held is lost to a crash: the uncommitted epoch is replayed. One partition: the audit trail
@@ -1181,8 +1200,8 @@ class PipelinedTicksSink(_PipelinedSink):
     inserted by a background writer in inserts of up to `max_rows` rows.
 
     Written on the worker thread, one insert per Bytewax batch (~800 quotes), the same ticks
-    cost ~15 s of wall time and ~22 s of CPU per 667,000 rows on chdb against ~1.7 s and ~2 s
-    in 50,000-row inserts. Counter "ticks" (and "ticks_write_us", "ticks_write_cpu_us").
+    cost ~15 s of wall time and ~22 s of CPU per 667,000 rows on chdb; in 35 inserts ~1.5 CPU
+    s, in 7 ~0.8-1.0 s. Counter "ticks" (and "ticks_write_us", "ticks_write_cpu_us").
     """
 
     table = "market_ticks"
@@ -1197,9 +1216,9 @@ class PipelinedTicksSink(_PipelinedSink):
         data_dir: Path,
         count: Counter | None = None,
         policy: RetryPolicy | None = None,
-        min_rows: int = 50_000,
-        max_rows: int = 100_000,
-        max_delay_s: float = 1.0,
+        min_rows: int = 100_000,
+        max_rows: int = 200_000,
+        max_delay_s: float | None = 1.0,
     ) -> None:
         super().__init__(url, data_dir, count, policy, min_rows, max_rows, max_delay_s)
 
