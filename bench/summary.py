@@ -185,6 +185,31 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
             unit="ratio", goal_key="goal_ratio_to_quotes_only", optional=True,
         ),
     ),
+    # Rows per CPU second: rows / the CPU s a table adds to `replay --flows quotes`, against
+    # rows / the CPU s of a bare Arrow insert of the same rows (bench/audit.py).
+    "audit": (
+        RowSpec(
+            "audit, both tables", "bare_insert_rows_per_cpu_s", "bare Arrow insert, same rows",
+            unit="rows/CPU s",
+            details=("adds {audit_flow_wall_s} s wall, {audit_flow_cpu_s} CPU s to the "
+                     "quotes-only replay ({quotes_only_wall_s} s)", "{messages:,} messages"),
+        ),
+        RowSpec(
+            "audit: market_ticks", "market_ticks_bare_rows_per_cpu_s",
+            "bare Arrow insert, same rows", figure_key="market_ticks_flow_rows_per_cpu_s",
+            unit="rows/CPU s", optional=True,
+            details=("{market_ticks_rows:,} rows", "adds {market_ticks_flow_cpu_s} CPU s",
+                     "writer thread {market_ticks_writer_cpu_s} CPU s"),
+        ),
+        RowSpec(
+            "audit: audit_log", "audit_log_bare_rows_per_cpu_s",
+            "bare Arrow insert, same rows", figure_key="audit_log_flow_rows_per_cpu_s",
+            unit="rows/CPU s", optional=True,
+            details=("{audit_log_rows:,} rows", "adds {audit_log_flow_cpu_s} CPU s",
+                     "records {audit_log_records_cpu_s} CPU s",
+                     "writer thread {audit_log_writer_cpu_s} CPU s"),
+        ),
+    ),
 }
 
 

@@ -17,7 +17,7 @@ from brokerflow.settings import load_settings
 
 BENCHMARKS = (
     "ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance", "edge",
-    "fix-session", "pipeline",
+    "fix-session", "pipeline", "audit",
 )
 
 
@@ -98,6 +98,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     from bench import pipeline
 
     pipeline.add_arguments(p)  # --pipeline-*
+    from bench import audit
+
+    audit.add_arguments(p)  # --audit-* (--quick shrinks them in bench/audit.py)
     p.set_defaults(func=run)
     _FULL_DEFAULTS.update({dest: p.get_default(dest) for dest in QUICK_SIZES})
 
@@ -232,6 +235,10 @@ def _run_one(name: str, args: argparse.Namespace, settings) -> None:  # noqa: AN
         from bench import pipeline
 
         pipeline.run(settings, args)
+    elif name == "audit":
+        from bench import audit
+
+        audit.run(settings, args)
     elif name == "surveillance":
         from bench import surveillance
 
