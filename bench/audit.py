@@ -4,25 +4,29 @@ of the same rows.
 Printed in one run, side by side, for `market_ticks` (every published quote) and `audit_log`
 (every order event with its market snapshot), and for both together:
     in the flow   `replay --flows quotes,audit` of a simulated day with the audit flow writing
-                  that table only (`flows.audit.attach(tables=...)`), against `--flows quotes`
-                  of the same file in the same run: the CPU and wall seconds the table adds to
-                  the replay. Also the table writer's own time (building the columns and
-                  inserting them, on its background thread: wall, and the thread's CPU) and,
-                  for audit_log, the records' construction (`audit_record`, on the worker).
+                  that table only (`flows.audit.attach(tables=...)`). The CPU the table costs,
+                  measured in the run: its writer thread (building the columns, inserting;
+                  `*_write_cpu_us` counters), chdb's own threads, and for audit_log the records'
+                  construction on the worker (`audit_record`, timed around each call). Also
+                  what the replay takes more than `--flows quotes` of the same file in the same
+                  run, CPU and wall: the user's view, but a difference of two ~30 s runs on a
+                  shared machine, whose spread (printed) is larger than the audit's cost.
     bare insert   the same rows, read back from the flow's table and built once as one Arrow
                   table, inserted into an empty copy of the table (`CREATE TABLE … AS`): in one
-                  statement and in statements of the sink's size, the faster of the two, best
-                  of 3. CPU is the process's (chdb's threads included), as in the flow.
-The figures compared are rows per CPU second, like for like: rows / the CPU seconds the table
-adds to the replay, against rows / the CPU seconds of the bare insert. chdb's start and the
-schema (once per process, ~1 s) happen before the timed replay and are printed apart.
+                  statement and in statements of the sink's size, the cheaper, best of 3. CPU
+                  is the process's (chdb's threads included), as in the flow.
+The figures compared are rows per CPU second, like for like: rows / the CPU the table cost in
+the flow, against rows / the CPU of the bare insert; and the sink alone (writer and chdb, without
+the records) against the same bare insert. chdb's start and the schema (once per process,
+~1 s) happen before the timed replay and are printed apart.
 
 Each replay runs in a process of its own (`python -m bench.audit replay …`): chdb serves one
 path per process, every replay gets a fresh chdb directory, the process's CPU time is the
 replay's, and no run inherits another's warm state. The four replays (quotes alone, both tables,
 market_ticks alone, audit_log alone) run `--audit-rounds` times, in reverse order every other
-round, and the best of each is taken (the machine's speed drifts). With market_ticks alone the
-order events still go to the quote shards (the audit flow is on) and are dropped there.
+round, and the one with the least CPU of each is taken (the machine's speed drifts). With
+market_ticks alone the order events still go to the quote shards (the audit flow is on) and are
+dropped there (measured apart: no cost above the noise).
 
 The day is `brokerflow simulate --symbols 100 --minutes 20 --orders --accounts 2000` (the
 issue's), generated once into bench/data/, or `--audit-file`. Redis: the bench db, flushed
@@ -57,7 +61,6 @@ VARIANTS = {  # name -> (flows, audit tables)
 ORDER_KEYS = {"market_ticks": "ts, symbol, seq", "audit_log": "timestamp, event_id"}
 COUNTERS = {"market_ticks": "ticks", "audit_log": "audit_rows"}  # the sinks' counter names
 BARE_REPEATS = 3
-NOISE_CPU_S = 0.05  # a smaller difference of two replays' CPU is not a cost
 
 DEFAULTS = {"symbols": 100, "minutes": 20.0, "accounts": 2_000, "rounds": 3}
 QUICK = {"symbols": 20, "minutes": 5.0, "accounts": 200, "rounds": 1}
@@ -104,6 +107,8 @@ def ensure_day(symbols: int, minutes: float, accounts: int, say: Callable[[str],
     if main(["simulate", *options]) != 0:
         msg = f"brokerflow simulate failed for {path}"
         raise RuntimeError(msg)
+    for kind in ("accounts", "positions"):  # the audit flow reads neither
+        tmp.with_suffix(f".{kind}.csv").unlink(missing_ok=True)
     tmp.rename(path)
     return path
 
@@ -114,6 +119,23 @@ def ensure_day(symbols: int, minutes: float, accounts: int, say: Callable[[str],
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _engine_cpu_s() -> float:
+    """CPU seconds of this process's threads that are not Python's (chdb's own, alive now):
+    Python threads keep the process's name, chdb names its threads ("ThreadPool"...)."""
+    tasks = Path("/proc/self/task")
+    main = Path("/proc/self/comm").read_text().strip()
+    ticks = 0
+    for task in tasks.iterdir():
+        try:
+            if (task / "comm").read_text().strip() == main:
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def replay_variant(variant: str, path: Path, config: Path | None, data_dir: Path) -> dict:
@@ -157,9 +179,10 @@ def replay_variant(variant: str, path: Path, config: Path | None, data_dir: Path
         migrate_clickhouse(store)
         start_wall, start_cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
     try:
-        cpu0, wall0 = _cpu_s(), time.perf_counter()
+        engine0, cpu0, wall0 = _engine_cpu_s(), _cpu_s(), time.perf_counter()
         summary = replay([path], settings, progress=False, flows=flows_chosen)
         wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
+        engine = _engine_cpu_s() - engine0
         if store is not None:
             for table in TABLES:
                 rows[table] = store.query(f"SELECT count() FROM {table}")[1][0][0]
@@ -185,6 +208,7 @@ def replay_variant(variant: str, path: Path, config: Path | None, data_dir: Path
         "rows": rows,
         "writers": writers,
         "audit_record_cpu_s": spent[0] / 1e9,
+        "engine_cpu_s": round(engine, 3),
         "chdb_start_wall_s": round(start_wall, 3),
         "chdb_start_cpu_s": round(start_cpu, 3),
     }
@@ -280,7 +304,7 @@ def _stores(settings: Any) -> tuple[str, str]:
 
 
 def _rate(rows: int, seconds: float | None) -> float | None:
-    return rows / seconds if seconds and seconds > NOISE_CPU_S else None
+    return rows / seconds if seconds and seconds > 0 else None
 
 
 def _f(value: float | None, spec: str = ",.0f") -> str:
@@ -314,6 +338,7 @@ def run(settings: Any, args: argparse.Namespace, say: Callable[[str], None] = _s
         f"fresh chdb dir under {work} (python speed {speed_before:.1f} M loops/s)")  # fmt: skip
 
     best: dict[str, dict] = {}
+    cpus: dict[str, list[float]] = {v: [] for v in VARIANTS}  # every round's, for the spread
     kept_dir: Path | None = None
     order = list(VARIANTS)
     for round_ in range(rounds):
@@ -327,6 +352,7 @@ def run(settings: Any, args: argparse.Namespace, say: Callable[[str], None] = _s
             say(f"  round {round_ + 1}/{rounds} {variant:<12} {result['wall_s']:7.2f} s wall "
                 f"{result['cpu_s']:7.2f} s CPU  {result['messages']:,} messages, rows "
                 f"{result['rows'] or '-'}")  # fmt: skip
+            cpus[variant].append(result["cpu_s"])
             previous = best.get(variant)
             wall = min(result["wall_s"], previous["best_wall_s"]) if previous else result["wall_s"]
             if previous is None or result["cpu_s"] < previous["cpu_s"]:
@@ -343,46 +369,30 @@ def run(settings: Any, args: argparse.Namespace, say: Callable[[str], None] = _s
     shutil.rmtree(work, ignore_errors=True)
     speed_after = python_speed()
 
-    quotes = best["quotes"]
-    both = best["audit"]
-    figures: dict[str, dict[str, Any]] = {}
-    for table in TABLES:
-        run_ = best[table]
-        rows = run_["rows"][table]
-        cpu = run_["cpu_s"] - quotes["cpu_s"]
-        wall = run_["best_wall_s"] - quotes["best_wall_s"]
-        writer = run_["writers"][table]
-        b = bare[table]
-        flow_rate = _rate(rows, cpu)
-        bare_rate = b["rows"] / b["cpu_s"] if b["cpu_s"] > 0 else None
-        figures[table] = {
-            "rows": rows, "flow_cpu_s": round(cpu, 2), "flow_wall_s": round(wall, 2),
-            "flow_rows_per_cpu_s": flow_rate, "writer_wall_s": round(writer["wall_s"], 2),
-            "writer_cpu_s": round(writer["cpu_s"], 2),
-            "records_cpu_s": round(run_["audit_record_cpu_s"], 2) if table == "audit_log"
-            else None,
-            "bare_cpu_s": b["cpu_s"], "bare_wall_s": b["wall_s"], "bare_way": b["way"],
-            "bare_rows_per_cpu_s": bare_rate, "bare_same_rows": b["same_rows"],
-            "ratio": flow_rate / bare_rate if flow_rate and bare_rate else None,
-        }  # fmt: skip
+    quotes, both = best["quotes"], best["audit"]
+    figures = {t: _table_figures(t, best[t], quotes, bare[t]) for t in TABLES}
     total_rows = sum(both["rows"][t] for t in TABLES)
-    both_cpu = both["cpu_s"] - quotes["cpu_s"]
-    both_wall = both["best_wall_s"] - quotes["best_wall_s"]
+    cost = _cost_cpu_s(both, TABLES)
     bare_cpu = sum(bare[t]["cpu_s"] for t in TABLES)
-    flow_rate = _rate(total_rows, both_cpu)
-    bare_rate = total_rows / bare_cpu if bare_cpu > 0 else None
+    flow_rate = _rate(total_rows, cost)
+    bare_rate = _rate(total_rows, bare_cpu)
     ratio = flow_rate / bare_rate if flow_rate and bare_rate else None
+    replay_cpu = both["cpu_s"] - quotes["cpu_s"]
+    replay_wall = both["best_wall_s"] - quotes["best_wall_s"]
+    noise = max(cpus["quotes"]) - min(cpus["quotes"])
 
     yardsticks: dict[str, Any] = {
-        "bare_insert_rows_per_cpu_s": round(bare_rate) if bare_rate else None,
+        "bare_insert_rows_per_cpu_s": None if bare_rate is None else round(bare_rate),
         "ratio_to_bare_insert": None if ratio is None else round(ratio, 3),
-        "audit_flow_cpu_s": round(both_cpu, 2),
-        "audit_flow_wall_s": round(both_wall, 2),
+        "audit_cpu_s": round(cost, 2),
+        "audit_flow_cpu_s": round(replay_cpu, 2),
+        "audit_flow_wall_s": round(replay_wall, 2),
         "quotes_only_wall_s": round(quotes["best_wall_s"], 2),
         "quotes_only_cpu_s": round(quotes["cpu_s"], 2),
+        "quotes_only_cpu_spread_s": round(noise, 2),
         "quotes_audit_wall_s": round(both["best_wall_s"], 2),
         "quotes_audit_cpu_s": round(both["cpu_s"], 2),
-        "audit_wall_share_of_quotes_only": round(both_wall / quotes["best_wall_s"], 3),
+        "audit_wall_share_of_quotes_only": round(replay_wall / quotes["best_wall_s"], 3),
         "chdb_start_cpu_s": both["chdb_start_cpu_s"],
         "chdb_start_wall_s": both["chdb_start_wall_s"],
         "messages": both["messages"],
@@ -397,45 +407,97 @@ def run(settings: Any, args: argparse.Namespace, say: Callable[[str], None] = _s
         for key, value in fig.items():
             if value is not None:
                 yardsticks[f"{table}_{key}"] = round(value, 3) if type(value) is float else value
-    out = write_result(
-        "audit", "rows/s of CPU", round(flow_rate) if flow_rate else 0, None, yardsticks
-    )
-
-    print(f"audit: {path.name}, {both['messages']:,} messages; best of {rounds} round(s); "
-          f"python speed {speed_before:.1f} -> {speed_after:.1f} M loops/s")  # fmt: skip
-    print(f"  replay --flows quotes        {quotes['best_wall_s']:7.2f} s wall "
-          f"{quotes['cpu_s']:7.2f} s CPU")  # fmt: skip
-    print(f"  replay --flows quotes,audit  {both['best_wall_s']:7.2f} s wall "
-          f"{both['cpu_s']:7.2f} s CPU   the audit flow adds {both_wall:.2f} s wall "
-          f"({both_wall / quotes['best_wall_s']:.1%}), {both_cpu:.2f} s CPU")  # fmt: skip
-    start_wall, start_cpu = both["chdb_start_wall_s"], both["chdb_start_cpu_s"]
-    print(f"  (chdb's start and schema, once per process and not in the figures: "
-          f"{start_wall:.2f} s wall, {start_cpu:.2f} s CPU)")  # fmt: skip
-    head = f"  {'':<34}{'market_ticks':>20}{'audit_log':>20}"
-    print(head)
-
-    def line(label: str, key: str, spec: str = ",.2f", unit: str = "") -> None:
-        cells = [_f(figures[t].get(key), spec) + unit for t in TABLES]
-        print(f"  {label:<34}{cells[0]:>20}{cells[1]:>20}")
-
-    line("rows", "rows", ",.0f")
-    line("in the flow: CPU s added", "flow_cpu_s")
-    line("in the flow: wall s added", "flow_wall_s")
-    line("  writer thread: wall s", "writer_wall_s")
-    line("  writer thread: CPU s", "writer_cpu_s")
-    line("  records built (worker): CPU s", "records_cpu_s")
-    line("  rows per CPU s", "flow_rows_per_cpu_s", ",.0f")
-    line("bare insert: CPU s", "bare_cpu_s", ",.3f")
-    line("bare insert: wall s", "bare_wall_s", ",.3f")
-    line("  rows per CPU s", "bare_rows_per_cpu_s", ",.0f")
-    print(f"  {'  how':<34}{figures['market_ticks']['bare_way']:>20}"
-          f"{figures['audit_log']['bare_way']:>20}")  # fmt: skip
-    line("flow / bare (rows per CPU s)", "ratio", ".3f")
-    print(f"  both tables: {_f(flow_rate)} rows per CPU s in the flow, {_f(bare_rate)} bare; "
-          f"ratio {_f(ratio, '.3f')}; results in {out}")  # fmt: skip
+    value = round(flow_rate) if flow_rate else 0
+    out = write_result("audit", "rows/CPU s", value, None, yardsticks)
+    _print(path, rounds, (speed_before, speed_after), quotes, both, figures, yardsticks)
+    print(f"  both tables: {_f(flow_rate)} rows per CPU s in the flow ({cost:.2f} CPU s), "
+          f"{_f(bare_rate)} bare ({bare_cpu:.3f} CPU s); ratio {_f(ratio, '.3f')}; "
+          f"results in {out}")  # fmt: skip
     if not all(figures[t]["bare_same_rows"] for t in TABLES):
         print("  WARNING: a bare copy does not hash like the flow's table")
     return {"value": flow_rate, **yardsticks}
+
+
+def _cost_cpu_s(run: dict, tables: tuple[str, ...]) -> float:
+    """The CPU a replay spent on `tables`, measured in the run: the writers' threads (columns
+    and inserts), chdb's own threads, and the records' construction on the worker."""
+    writers = sum(run["writers"][t]["cpu_s"] for t in tables)
+    return writers + run["engine_cpu_s"] + run["audit_record_cpu_s"]
+
+
+def _table_figures(table: str, run: dict, quotes: dict, bare: dict) -> dict[str, Any]:
+    """One table's figures from the replay that wrote only it, and its bare insert."""
+    rows = run["rows"][table]
+    writer = run["writers"][table]
+    sink = writer["cpu_s"] + run["engine_cpu_s"]
+    cost = _cost_cpu_s(run, (table,))
+    bare_rate = _rate(bare["rows"], bare["cpu_s"])
+    rate, sink_rate = _rate(rows, cost), _rate(rows, sink)
+    return {
+        "rows": rows,
+        "cpu_s": round(cost, 3),
+        "rows_per_cpu_s": rate,
+        "sink_cpu_s": round(sink, 3),
+        "sink_rows_per_cpu_s": sink_rate,
+        "writer_cpu_s": round(writer["cpu_s"], 3),
+        "writer_wall_s": round(writer["wall_s"], 3),
+        "engine_cpu_s": run["engine_cpu_s"],
+        "records_cpu_s": round(run["audit_record_cpu_s"], 3) if table == "audit_log" else None,
+        "replay_cpu_s": round(run["cpu_s"] - quotes["cpu_s"], 2),
+        "replay_wall_s": round(run["best_wall_s"] - quotes["best_wall_s"], 2),
+        "bare_cpu_s": bare["cpu_s"],
+        "bare_wall_s": bare["wall_s"],
+        "bare_way": bare["way"],
+        "bare_rows_per_cpu_s": bare_rate,
+        "bare_same_rows": bare["same_rows"],
+        "ratio": rate / bare_rate if rate and bare_rate else None,
+        "sink_ratio": sink_rate / bare_rate if sink_rate and bare_rate else None,
+    }
+
+
+def _print(
+    path: Path,
+    rounds: int,
+    speeds: tuple[float, float],
+    quotes: dict,
+    both: dict,
+    figures: dict[str, dict[str, Any]],
+    y: dict[str, Any],
+) -> None:
+    print(f"audit: {path.name}, {both['messages']:,} messages; best of {rounds} round(s); "
+          f"python speed {speeds[0]:.1f} -> {speeds[1]:.1f} M loops/s")  # fmt: skip
+    print(f"  replay --flows quotes        {quotes['best_wall_s']:7.2f} s wall "
+          f"{quotes['cpu_s']:7.2f} s CPU (CPU varied by {y['quotes_only_cpu_spread_s']:.2f} s "
+          "over the rounds)")  # fmt: skip
+    print(f"  replay --flows quotes,audit  {both['best_wall_s']:7.2f} s wall "
+          f"{both['cpu_s']:7.2f} s CPU: adds {y['audit_flow_wall_s']:.2f} s wall "
+          f"({y['audit_wall_share_of_quotes_only']:.1%}), {y['audit_flow_cpu_s']:.2f} s CPU; "
+          f"measured in the run {y['audit_cpu_s']:.2f} CPU s")  # fmt: skip
+    print(f"  (chdb's start and schema, once per process, before the timed replay: "
+          f"{y['chdb_start_wall_s']:.2f} s wall, {y['chdb_start_cpu_s']:.2f} s CPU)")  # fmt: skip
+    print(f"  {'':<40}{'market_ticks':>20}{'audit_log':>20}")
+
+    def line(label: str, key: str, spec: str = ",.2f") -> None:
+        cells = [_f(figures[t].get(key), spec) for t in TABLES]
+        print(f"  {label:<40}{cells[0]:>20}{cells[1]:>20}")
+
+    line("rows", "rows", ",.0f")
+    line("replay, this table alone: CPU s added", "replay_cpu_s")
+    line("replay, this table alone: wall s added", "replay_wall_s")
+    line("in the run: writer thread, wall s", "writer_wall_s")
+    line("in the run: writer thread, CPU s", "writer_cpu_s")
+    line("in the run: chdb's threads, CPU s", "engine_cpu_s")
+    line("in the run: records (worker), CPU s", "records_cpu_s")
+    line("in the flow: CPU s", "cpu_s")
+    line("in the flow: rows per CPU s", "rows_per_cpu_s", ",.0f")
+    line("  the sink alone: rows per CPU s", "sink_rows_per_cpu_s", ",.0f")
+    line("bare insert: CPU s", "bare_cpu_s", ",.3f")
+    line("bare insert: wall s", "bare_wall_s", ",.3f")
+    line("bare insert: rows per CPU s", "bare_rows_per_cpu_s", ",.0f")
+    print(f"  {'  how':<40}{figures['market_ticks']['bare_way']:>20}"
+          f"{figures['audit_log']['bare_way']:>20}")  # fmt: skip
+    line("flow / bare (rows per CPU s)", "ratio", ".3f")
+    line("  the sink alone / bare", "sink_ratio", ".3f")
 
 
 if __name__ == "__main__":

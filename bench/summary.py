@@ -185,29 +185,32 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
             unit="ratio", goal_key="goal_ratio_to_quotes_only", optional=True,
         ),
     ),
-    # Rows per CPU second: rows / the CPU s a table adds to `replay --flows quotes`, against
-    # rows / the CPU s of a bare Arrow insert of the same rows (bench/audit.py).
+    # Rows per CPU second: rows / the CPU a table cost in the flow (measured in the run: its
+    # writer thread, chdb's threads, the records), against rows / the CPU s of a bare Arrow
+    # insert of the same rows (bench/audit.py).
     "audit": (
         RowSpec(
             "audit, both tables", "bare_insert_rows_per_cpu_s", "bare Arrow insert, same rows",
             unit="rows/CPU s",
-            details=("adds {audit_flow_wall_s} s wall, {audit_flow_cpu_s} CPU s to the "
-                     "quotes-only replay ({quotes_only_wall_s} s)", "{messages:,} messages"),
+            details=("{audit_cpu_s} CPU s in the run",
+                     "the replay {audit_flow_wall_s} s wall, {audit_flow_cpu_s} CPU s more than "
+                     "quotes alone ({quotes_only_wall_s} s; its CPU varied "
+                     "{quotes_only_cpu_spread_s} s over the rounds)", "{messages:,} messages"),
         ),
         RowSpec(
             "audit: market_ticks", "market_ticks_bare_rows_per_cpu_s",
-            "bare Arrow insert, same rows", figure_key="market_ticks_flow_rows_per_cpu_s",
+            "bare Arrow insert, same rows", figure_key="market_ticks_rows_per_cpu_s",
             unit="rows/CPU s", optional=True,
-            details=("{market_ticks_rows:,} rows", "adds {market_ticks_flow_cpu_s} CPU s",
-                     "writer thread {market_ticks_writer_cpu_s} CPU s"),
+            details=("{market_ticks_rows:,} rows", "writer {market_ticks_writer_cpu_s} + chdb "
+                     "{market_ticks_engine_cpu_s} CPU s"),
         ),
         RowSpec(
             "audit: audit_log", "audit_log_bare_rows_per_cpu_s",
-            "bare Arrow insert, same rows", figure_key="audit_log_flow_rows_per_cpu_s",
+            "bare Arrow insert, same rows", figure_key="audit_log_rows_per_cpu_s",
             unit="rows/CPU s", optional=True,
-            details=("{audit_log_rows:,} rows", "adds {audit_log_flow_cpu_s} CPU s",
-                     "records {audit_log_records_cpu_s} CPU s",
-                     "writer thread {audit_log_writer_cpu_s} CPU s"),
+            details=("{audit_log_rows:,} rows", "records {audit_log_records_cpu_s} + writer "
+                     "{audit_log_writer_cpu_s} + chdb {audit_log_engine_cpu_s} CPU s",
+                     "the sink alone {audit_log_sink_rows_per_cpu_s:,.0f} rows/CPU s"),
         ),
     ),
 }
