@@ -132,6 +132,9 @@ class Hub:
 
     def add(self, sender: Sender, claims: Claims) -> Session:
         session = Session(sender, claims, self.config.max_pending_alerts)
+        # Live alerts wait for the hello (and a replay, if asked): a reader catching up with the
+        # stream must not send them first, or a replay would skip them as already sent.
+        session.resuming = True
         self.sessions[sender] = session
         session.phase = self._next_phase
         self.phases[session.phase][session] = None
@@ -183,6 +186,8 @@ class Hub:
         session.sender.send_frame(hello)
         if resume_from is not None:
             await self.resume(session, resume_from)
+        else:
+            self.go_live(session)
 
     # -- client actions ----------------------------------------------------------------------
 
@@ -252,10 +257,14 @@ class Hub:
         except aioredis.RedisError as exc:
             session.sender.send_frame(protocol.error_frame(f"alert replay failed: {exc}"))
         finally:
-            session.resuming = False
-            held, session.held = session.held, []
-            for key, frame in held:
-                self._deliver_alert(session, key, frame)
+            self.go_live(session)
+
+    def go_live(self, session: Session) -> None:
+        """Send the alerts held while the connection was greeted or resumed, then go live."""
+        session.resuming = False
+        held, session.held = session.held, []
+        for key, frame in held:
+            self._deliver_alert(session, key, frame)
 
     async def _find_alert(self, alert_id: str) -> str | None:
         needle = b'"' + alert_id.encode() + b'"'

@@ -248,6 +248,21 @@ def test_hub_flush_period_lengthens_over_the_frame_budget_and_comes_back():
     assert hub.flush_period_s == pytest.approx(0.01)
 
 
+def test_hub_holds_live_alerts_until_the_connection_is_greeted():
+    """An alert the reader delivers between a connection's registration and its hello would
+    reach the client before the hello, and a replay would then skip it as already sent."""
+    from edge.claims import Claims
+
+    hub = _hub()
+    sender = _FakeSender()
+    session = hub.add(sender, Claims("u", "trader", frozenset({"A1"}), 0))
+    data = b'{"alert_id":"a1"}'
+    hub.on_alerts([(b"7-1", {b"kind": b"STOP_TRIGGERED", b"account": b"A1", b"data": data})])
+    assert sender.frames == []
+    hub.go_live(session)
+    assert [json.loads(f)["alert_id"] for f in sender.frames] == ["a1"]
+
+
 def test_hub_alerts_queued_while_paused_all_arrive_when_the_socket_fills_again():
     from edge.claims import Claims
 
@@ -260,7 +275,7 @@ def test_hub_alerts_queued_while_paused_all_arrive_when_the_socket_fills_again()
             hub.pause(self)  # the socket is full again after each frame
 
     sender = FillsAfterOne()
-    hub.add(sender, Claims("u", "trader", frozenset({"A1"}), 0))
+    hub.go_live(hub.add(sender, Claims("u", "trader", frozenset({"A1"}), 0)))  # greeted
     hub.pause(sender)
     entries = [
         (b"5-%d" % i, {b"kind": b"STOP_TRIGGERED", b"account": b"A1", b"data": b'{"n":%d}' % i})
