@@ -23,6 +23,8 @@ Models here (issue 6):
   before the close ≥ 5 % of the symbol's volume then, or ≥ 1 % of its day volume.
 - `PumpAndDumpModel` (PUMP_AND_DUMP): buys > X (5 %) of the symbol's day volume; raised when
   it then sells ≥ Y (20 %) above its average buy within Z (48 h).
+A symbol's day volume (`DayVolume`) is the venue's: TradeVolume (269=B) from the market data,
+plus the trades printed after it; the trades seen when the venue reports none.
 """
 
 from __future__ import annotations
@@ -504,11 +506,90 @@ class SpoofingModel:
         return sum(len(s) for s in self._suspects.values())
 
 
+def _decimal(volume: float) -> Decimal:
+    """A market-data volume (float, exact for whole shares) as the evidence's Decimal."""
+    return Decimal(repr(volume))
+
+
+TRADE_VOLUME = "TradeVolume (269=B)"
+TRADES_SEEN = "trades seen (269=2)"
+
+
+class DayVolume:
+    """The market's volume of each symbol in the current UTC day: the venue's figure if it
+    reports one, else the trades seen.
+
+    FIX 4.4 MDEntryType (269) B, "Trade Volume", is the venue's cumulative volume of the
+    symbol's trading session. A venue sends it in the full refresh (35=W) a feed starts with,
+    and in incremental refreshes (35=X) as the session's volume grows. The day volume is the
+    latest such figure plus the trades (269=2) printed after it; for a symbol the venue
+    reports no figure for (a venue that only prints trades), it is the trades printed since
+    the model's day began. A feed that joins mid-day, or a file that holds only the day's last
+    minutes, is thus judged against the day's volume, not the minutes it saw.
+
+    Volumes are floats, like the market data they come from (exact for whole shares); the
+    owning model clears them when its day ends.
+
+    Example:
+        >>> v = DayVolume()
+        >>> v.update("ACME", 300.0)
+        >>> v.of("ACME"), v.source("ACME")
+        (300.0, 'trades seen (269=2)')
+        >>> v.update("ACME", 0.0, 2_000_000.0)  # a snapshot (35=W) of the day so far
+        >>> v.update("ACME", 100.0)
+        >>> v.of("ACME"), v.source("ACME")
+        (2000100.0, 'TradeVolume (269=B)')
+    """
+
+    __slots__ = ("_reported", "_traded")
+
+    def __init__(self) -> None:
+        self._reported: dict[str, float] = {}  # the venue's latest TradeVolume (269=B)
+        self._traded: dict[str, float] = {}  # trades printed since it (or since the day began)
+
+    def clear(self) -> None:
+        self._reported.clear()
+        self._traded.clear()
+
+    def update(self, symbol: str, traded: float, day_volume: float | None = None) -> None:
+        """Trades of `traded` shares printed, then, if given, the venue's day volume (269=B),
+        which counts every trade printed before it."""
+        if traded:
+            seen = self._traded
+            seen[symbol] = seen.get(symbol, 0.0) + traded
+        if day_volume is not None:
+            self._reported[symbol] = day_volume
+            self._traded[symbol] = 0.0
+
+    def of(self, symbol: str) -> float:
+        return self._reported.get(symbol, 0.0) + self._traded.get(symbol, 0.0)
+
+    def source(self, symbol: str) -> str:
+        return TRADE_VOLUME if symbol in self._reported else TRADES_SEEN
+
+    def __len__(self) -> int:
+        return len(self._traded)
+
+
 class MarkingTheCloseModel:
     """MARKING_THE_CLOSE: an account's volume in the last `window_ns` (30 min) before the close
     is ≥ `window_share` (5 %) of the symbol's volume in that window, or ≥ `day_share` (1 %) of
     its day volume; judged when event time passes the close (`close_ns_of_day`, ns after
-    midnight UTC)."""
+    midnight UTC).
+
+    The window volume is the trades (269=2) seen in the window. The day volume is the venue's
+    (`DayVolume`: TradeVolume, 269=B, plus the trades after it; the trades seen when the venue
+    reports none). The day share is there to catch an account that is large against the
+    stock's whole day; against only the trades seen by a feed that joined inside the window,
+    it would be the window share at a fifth of its threshold (1 % instead of 5 %), hence the
+    venue's figure whenever there is one. A symbol whose day volume is under
+    `min_symbol_volume` is too thin to judge shares of.
+
+    Buys and sells count alike: the closing price values every position in the stock, and a
+    seller can depress it as a buyer can lift it. An account that sells a tenth of a thin
+    stock's closing window into the close (the dump of a pump, a minute before the close) is
+    flagged with the buyers, as an analyst would want it.
+    """
 
     def __init__(
         self,
@@ -525,14 +606,16 @@ class MarkingTheCloseModel:
         self.min_symbol_volume = min_symbol_volume
         self._day = -1
         self._judged = False
-        self._day_volume: dict[str, Decimal] = {}
-        self._window_volume: dict[str, Decimal] = {}
+        # The current day's bounds in event time; an event in [_day_ns, _quiet_until_ns) has
+        # nothing to roll or judge (the hot path: one comparison).
+        self._day_ns = 0
+        self._window_ns = 0
+        self._close_ns = 0
+        self._quiet_until_ns = 0
+        self._volume = DayVolume()
+        self._window_volume: dict[str, float] = {}
         self._account_volume: dict[tuple[str, str], Decimal] = {}
         self._exec_ids: dict[tuple[str, str], list[str]] = {}
-
-    def _in_window(self, ts_ns: int) -> bool:
-        t = ts_ns % NS_PER_DAY
-        return self.close_ns_of_day - self.window_ns <= t < self.close_ns_of_day
 
     def _roll(self, ts_ns: int) -> list[Finding]:
         """Judge the day once event time passes its close; start a new day when it begins."""
@@ -545,23 +628,43 @@ class MarkingTheCloseModel:
         if day != self._day:
             self._day = day
             self._judged = False
-            self._day_volume.clear()
+            self._day_ns = day * NS_PER_DAY
+            self._close_ns = self._day_ns + self.close_ns_of_day
+            self._window_ns = self._close_ns - self.window_ns
+            self._volume.clear()
             self._window_volume.clear()
             self._account_volume.clear()
             self._exec_ids.clear()
+        if self._judged or ts_ns % NS_PER_DAY >= self.close_ns_of_day:
+            self._quiet_until_ns = self._day_ns + NS_PER_DAY
+        else:
+            self._quiet_until_ns = self._close_ns
         return findings
 
-    def on_market_trade(self, symbol: str, qty: Decimal, ts_ns: int) -> list[Finding]:
-        """A trade of the symbol on the market (all participants), from market data."""
-        findings = self._roll(ts_ns)
-        self._day_volume[symbol] = self._day_volume.get(symbol, Decimal(0)) + qty
-        if self._in_window(ts_ns):
-            self._window_volume[symbol] = self._window_volume.get(symbol, Decimal(0)) + qty
+    def on_market(
+        self, symbol: str, traded: float, ts_ns: int, day_volume: float | None = None
+    ) -> list[Finding]:
+        """Trades of `traded` shares of the symbol printed on the market (269=2, all
+        participants), then, if given, the venue's day volume (269=B), which counts them."""
+        findings = self._roll(ts_ns) if not self._day_ns <= ts_ns < self._quiet_until_ns else []
+        self._volume.update(symbol, traded, day_volume)
+        if traded and self._window_ns <= ts_ns < self._close_ns:
+            window = self._window_volume
+            window[symbol] = window.get(symbol, 0.0) + traded
         return findings
+
+    def on_market_trade(self, symbol: str, qty: float, ts_ns: int) -> list[Finding]:
+        """A trade of the symbol on the market (all participants), from market data."""
+        return self.on_market(symbol, qty, ts_ns)
+
+    def on_day_volume(self, symbol: str, volume: float, ts_ns: int) -> list[Finding]:
+        """The venue's day volume of the symbol (TradeVolume, 269=B, in a 35=W or 35=X)."""
+        return self.on_market(symbol, 0.0, ts_ns, volume)
 
     def on_fill(self, fill: Fill) -> list[Finding]:
-        findings = self._roll(fill.ts_ns)
-        if self._in_window(fill.ts_ns):
+        ts_ns = fill.ts_ns
+        findings = self._roll(ts_ns) if not self._day_ns <= ts_ns < self._quiet_until_ns else []
+        if self._window_ns <= ts_ns < self._close_ns:
             key = (fill.account, fill.symbol)
             self._account_volume[key] = self._account_volume.get(key, Decimal(0)) + fill.qty
             ids = self._exec_ids.setdefault(key, [])
@@ -574,8 +677,8 @@ class MarkingTheCloseModel:
         close_ns = self._day * NS_PER_DAY + self.close_ns_of_day
         findings = []
         for (account, symbol), volume in sorted(self._account_volume.items()):
-            window = self._window_volume.get(symbol, Decimal(0))
-            day_volume = self._day_volume.get(symbol, Decimal(0))
+            window = _decimal(self._window_volume.get(symbol, 0.0))
+            day_volume = _decimal(self._volume.of(symbol))
             if day_volume < self.min_symbol_volume:
                 continue  # too thin a market to judge shares
             window_share = volume / window if window else Decimal(1)
@@ -588,6 +691,7 @@ class MarkingTheCloseModel:
                     MARKING_THE_CLOSE, f"close:{account}:{symbol}:{self._day}", account, symbol,
                     close_ns, score,
                     {"account_volume": volume, "window_volume": window, "day_volume": day_volume,
+                     "day_volume_source": self._volume.source(symbol),
                      "window_share": window_share.quantize(Decimal("0.0001")),
                      "day_share": day_share.quantize(Decimal("0.0001")),
                      "thresholds": {"window_share": self.window_share,
@@ -617,8 +721,20 @@ class PumpAndDumpModel:
     symbol's day volume (score 60); raised (a second finding, score 90) if it then sells at
     ≥ `rise` (Y=20 %) above its average buy price within `within_ns` (Z=48 h) of its first buy.
 
-    The day volume is the market's (all trades of the symbol from market data) since the start
-    of the UTC day; `min_symbol_volume` keeps the first trades of a day from deciding alone.
+    The day volume is the venue's (`DayVolume`: TradeVolume, 269=B, from the snapshot a feed
+    starts with and the refreshes after it, plus the trades printed since; the trades printed
+    since the start of the UTC day for a symbol the venue reports no volume for). A live model
+    compares the buys with the day's volume so far: judged against the few minutes a feed has
+    seen, an ordinary order on a liquid stock would look like a large share of its day.
+    `min_symbol_volume` keeps the first trades of a day from deciding alone.
+
+    The accumulation finding (score 60) is a watch, not a verdict: pump-and-dump schemes are
+    run in thinly traded stocks, where a position is built, the price pushed up and the
+    position sold into the rise, and a buyer of more than X of a thin stock's day volume
+    holds the first part of that. It fires for any such buyer, whatever the buyer goes on to
+    do (an account that buys 8 % of a thin stock's day to mark its close is one, and its
+    MARKING_THE_CLOSE alert is best read next to this one); the dump (score 90) is the
+    pattern itself.
     """
 
     def __init__(
@@ -633,29 +749,46 @@ class PumpAndDumpModel:
         self.within_ns = within_ns
         self.min_symbol_volume = min_symbol_volume
         self._day = -1
-        self._day_volume: dict[str, Decimal] = {}
+        self._day_ns = 0  # the current UTC day is [_day_ns, _day_ns + NS_PER_DAY)
+        self._volume = DayVolume()
         self._positions: dict[tuple[str, str], _Accumulation] = {}
         self._started: deque[tuple[int, tuple[str, str]]] = deque()
 
     def _roll(self, ts_ns: int) -> None:
-        day = day_of(ts_ns)
-        if day != self._day:
-            self._day = day
-            self._day_volume.clear()
+        if not self._day_ns <= ts_ns < self._day_ns + NS_PER_DAY:
+            self._day = day_of(ts_ns)
+            self._day_ns = self._day * NS_PER_DAY
+            self._volume.clear()
         # Bounded: accumulations older than Z are forgotten, oldest first (they are queued in
         # the order they began, so expiry touches only what expires).
-        horizon = ts_ns - self.within_ns
         started = self._started
-        while started and started[0][0] < horizon:
-            first_ns, key = started.popleft()
-            acc = self._positions.get(key)
-            if acc is not None and acc.first_ns == first_ns:
-                del self._positions[key]
+        if started and started[0][0] < ts_ns - self.within_ns:
+            horizon = ts_ns - self.within_ns
+            while started and started[0][0] < horizon:
+                first_ns, key = started.popleft()
+                acc = self._positions.get(key)
+                if acc is not None and acc.first_ns == first_ns:
+                    del self._positions[key]
 
-    def on_market_trade(self, symbol: str, qty: Decimal, ts_ns: int) -> list[Finding]:
-        self._roll(ts_ns)
-        self._day_volume[symbol] = self._day_volume.get(symbol, Decimal(0)) + qty
+    def on_market(
+        self, symbol: str, traded: float, ts_ns: int, day_volume: float | None = None
+    ) -> list[Finding]:
+        """Trades of `traded` shares of the symbol printed on the market (269=2, all
+        participants), then, if given, the venue's day volume (269=B), which counts them."""
+        started = self._started
+        if not self._day_ns <= ts_ns < self._day_ns + NS_PER_DAY or (
+            started and started[0][0] < ts_ns - self.within_ns
+        ):
+            self._roll(ts_ns)
+        self._volume.update(symbol, traded, day_volume)
         return []
+
+    def on_market_trade(self, symbol: str, qty: float, ts_ns: int) -> list[Finding]:
+        return self.on_market(symbol, qty, ts_ns)
+
+    def on_day_volume(self, symbol: str, volume: float, ts_ns: int) -> list[Finding]:
+        """The venue's day volume of the symbol (TradeVolume, 269=B, in a 35=W or 35=X)."""
+        return self.on_market(symbol, 0.0, ts_ns, volume)
 
     def on_fill(self, fill: Fill) -> list[Finding]:
         self._roll(fill.ts_ns)
@@ -669,12 +802,10 @@ class PumpAndDumpModel:
             acc.cost += fill.qty * fill.px
             if len(acc.exec_ids) < 50:
                 acc.exec_ids.append(fill.exec_id)
-            volume = self._day_volume.get(fill.symbol, Decimal(0))
-            if (
-                acc.flagged
-                or volume < self.min_symbol_volume
-                or acc.bought <= self.volume_share * volume
-            ):
+            if acc.flagged:
+                return []
+            volume = _decimal(self._volume.of(fill.symbol))
+            if volume < self.min_symbol_volume or acc.bought <= self.volume_share * volume:
                 return []
             acc.flagged = True
             return [self._finding(fill, acc, "accumulation", 60, volume)]
@@ -684,16 +815,17 @@ class PumpAndDumpModel:
         if fill.px < average * (1 + self.rise):
             return []
         acc.dumped = True
-        return [self._finding(fill, acc, "dump", 90, self._day_volume.get(fill.symbol))]
+        return [self._finding(fill, acc, "dump", 90, _decimal(self._volume.of(fill.symbol)))]
 
     def _finding(
-        self, fill: Fill, acc: _Accumulation, stage: str, score: int, volume: Decimal | None
+        self, fill: Fill, acc: _Accumulation, stage: str, score: int, volume: Decimal
     ) -> Finding:
         average = (acc.cost / acc.bought).quantize(Decimal("0.0001"))
         evidence: dict[str, Any] = {
             "stage": stage, "bought": acc.bought, "average_buy_px": average,
-            "symbol_day_volume": volume, "first_buy_ns": acc.first_ns,
-            "exec_ids": list(acc.exec_ids),
+            "symbol_day_volume": volume,
+            "day_volume_source": self._volume.source(fill.symbol),
+            "first_buy_ns": acc.first_ns, "exec_ids": list(acc.exec_ids),
             "thresholds": {"volume_share": self.volume_share, "rise": self.rise,
                            "within_ns": self.within_ns},
         }  # fmt: skip

@@ -2,9 +2,9 @@
 
 Steps (ids are recovery keys; renaming one orphans its state):
     surveil_route    per decoded batch, in input order: execution reports (35=8: ExecType 0
-                     new and 5 replaced are orders, 4 a cancel, F a fill) and the market's
-                     trades (35=X 269=2) by symbol shard ("s{n}"); fills and orders also by
-                     account shard ("a{n}")
+                     new and 5 replaced are orders, 4 a cancel, F a fill), the market's trades
+                     (35=X 269=2) and the venue's day volume (269=B of 35=W and 35=X) by symbol
+                     shard ("s{n}"); fills and orders also by account shard ("a{n}")
     surveil_symbols  per symbol shard: `SelfMatchModel`, `RoundTripModel`, `SpoofingModel`,
                      `MarkingTheCloseModel`, `PumpAndDumpModel`
     surveil_accounts per account shard: `OrderToTradeModel`, `OwnershipMissingModel`
@@ -31,7 +31,16 @@ from connectors.fix import DecodedBatch
 from domain.alerts import Alert, make_alert
 from domain.dead_letters import DeadLetter
 from domain.errors import ConfigError
-from domain.events import MD_NEW, MD_TRADE, ExecutionReport, MarketDataIncrement
+from domain.events import (
+    MD_CHANGE,
+    MD_NEW,
+    MD_OVERLAY,
+    MD_TRADE,
+    MD_VOLUME,
+    ExecutionReport,
+    MarketDataIncrement,
+    MarketDataSnapshot,
+)
 from domain.surveillance import (
     NS_PER_S,
     Fill,
@@ -124,24 +133,95 @@ def _fill(r: ExecutionReport) -> Fill:
 # day (3), which only take an order off the book.
 _ROUTED = frozenset(("0", "4", "5", "F", "C", "8", "3"))
 _DONE = frozenset(("C", "8", "3"))
+# MDUpdateAction (279) of a 269=B entry that gives a volume: new, change, overlay (not a delete).
+_VOLUME_ACTIONS = frozenset((MD_NEW, MD_CHANGE, MD_OVERLAY))
+_SHARD_KEYS: dict[str, tuple[str, str]] = {}  # key -> ("s{n}", "a{n}"), memoised
+_MAX_SHARD_KEYS = 1_000_000  # the memo is cleared past this (symbols and accounts are far fewer)
+
+
+def _keys(key: str) -> tuple[str, str]:
+    """The symbol and account shard keys of a symbol or account: crc32 once per name."""
+    keys = _SHARD_KEYS.get(key)
+    if keys is None:
+        if len(_SHARD_KEYS) >= _MAX_SHARD_KEYS:
+            _SHARD_KEYS.clear()
+        n = _shard(key)
+        keys = _SHARD_KEYS[key] = (f"s{n}", f"a{n}")
+    return keys
+
+
+def _market_items(e: MarketDataIncrement | MarketDataSnapshot) -> list[tuple]:
+    """The trades (269=2 new) and the venue's day volume (269=B) of a market-data event, as
+    `(symbol, traded, ts, day_volume)` items in entry order: `traded` shares printed, then
+    `day_volume` (None: not reported), which counts them. Trades printed after the last 269=B
+    make a second item. A snapshot's trade entry is the last trade, already in its volume."""
+    incremental = type(e) is MarketDataIncrement
+    items: list[tuple] = []
+    traded = 0.0
+    for x in e.entries:
+        entry_type = x.entry_type
+        if entry_type == MD_TRADE:
+            if incremental and x.action == MD_NEW and x.size:
+                traded += x.size
+        elif entry_type == MD_VOLUME and x.size is not None and x.action in _VOLUME_ACTIONS:
+            items.append((e.symbol, traded, e.ts_event, x.size))
+            traded = 0.0
+    if traded:
+        items.append((e.symbol, traded, e.ts_event, None))
+    return items
 
 
 def route(batch: DecodedBatch) -> list[tuple[str, list]]:
-    """Group the batch's surveillance inputs by shard, keeping their order within a shard."""
+    """Group the batch's surveillance inputs by shard, keeping their order within a shard.
+
+    Symbol shards get execution reports and market items (`_market_items`); account shards
+    get the execution reports. Most market data is quotes, and most of the rest lone trade
+    prints: an increment is read entry by entry only until its first trade or volume entry,
+    and a lone print becomes its item without more ado.
+    """
     groups: dict[str, list] = {}
+    keys = _SHARD_KEYS
     for e in batch.events:
         kind = type(e)
-        if kind is ExecutionReport:
+        if kind is MarketDataIncrement:
+            entries = e.entries
+            if len(entries) == 1:
+                x = entries[0]
+                entry_type = x.entry_type
+                if entry_type == MD_TRADE:
+                    if x.action != MD_NEW or not x.size:
+                        continue
+                    items = [(e.symbol, x.size, e.ts_event, None)]
+                elif entry_type == MD_VOLUME:
+                    items = _market_items(e)
+                else:
+                    continue  # a quote
+            else:
+                for x in entries:
+                    entry_type = x.entry_type
+                    if entry_type == MD_TRADE or entry_type == MD_VOLUME:
+                        break
+                else:
+                    continue  # quotes only
+                items = _market_items(e)
+            if items:
+                symbol_key = (keys.get(e.symbol) or _keys(e.symbol))[0]
+                group = groups.get(symbol_key)
+                if group is None:
+                    groups[symbol_key] = items
+                else:
+                    group += items
+        elif kind is ExecutionReport:
             if e.exec_type not in _ROUTED or not e.account:
                 continue
-            groups.setdefault(f"s{_shard(e.symbol)}", []).append(e)
-            groups.setdefault(f"a{_shard(e.account)}", []).append(e)
-        elif kind is MarketDataIncrement:
-            trades = [x.size for x in e.entries
-                      if x.entry_type == MD_TRADE and x.action == MD_NEW and x.size]  # fmt: skip
-            if trades:
-                item = (e.symbol, Decimal(repr(sum(trades))), e.ts_event)
-                groups.setdefault(f"s{_shard(e.symbol)}", []).append(item)
+            symbol_key = (keys.get(e.symbol) or _keys(e.symbol))[0]
+            account_key = (keys.get(e.account) or _keys(e.account))[1]
+            groups.setdefault(symbol_key, []).append(e)
+            groups.setdefault(account_key, []).append(e)
+        elif kind is MarketDataSnapshot:
+            items = _market_items(e)
+            if items:
+                groups.setdefault((keys.get(e.symbol) or _keys(e.symbol))[0], []).extend(items)
     return list(groups.items())
 
 
@@ -159,11 +239,10 @@ class SymbolModels:
         self.pump = PumpAndDumpModel(**p["pump_and_dump"])
 
     def on(self, item: Any) -> list[Finding]:
-        if type(item) is tuple:  # a market trade: (symbol, qty, ts)
-            symbol, qty, ts = item
-            return self.close.on_market_trade(symbol, qty, ts) + self.pump.on_market_trade(
-                symbol, qty, ts
-            )
+        if type(item) is tuple:  # the market: (symbol, traded, ts, day volume or None)
+            found = self.close.on_market(*item)
+            self.pump.on_market(*item)  # never finds anything on its own
+            return found
         r: ExecutionReport = item
         if r.exec_type == "F":
             f = _fill(r)
@@ -253,15 +332,23 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
         findings: list[Finding] = []
         late: list[DeadLetter] = []
         symbol_shard = type(models) is SymbolModels
+        on = models.on
+        late_ns = self.late_ns
+        watermark = self.watermark
         for items in values:
             for item in items:
-                ts = item.ts_event if type(item) is ExecutionReport else item[2]
-                if ts < self.watermark - self.late_ns:
+                ts = item[2] if type(item) is tuple else item.ts_event  # market item or report
+                if ts < watermark - late_ns:
                     if symbol_shard and type(item) is ExecutionReport:
+                        self.watermark = watermark
                         late.append(self._late_letter(item, ts))
                     continue
-                self.watermark = max(self.watermark, ts)
-                findings += models.on(item)
+                if ts > watermark:
+                    watermark = ts
+                found = on(item)
+                if found:
+                    findings += found
+        self.watermark = watermark
         out = self._emit(findings)[0]
         if late:
             self.stats.add("dead_letters", len(late))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -10,25 +11,27 @@ import redis
 
 from brokerflow.commands.replay import replay
 from tests.flows.test_executions_flow import load
-from tests.flows.test_quotes_flow import fix, ts, write_file
+from tests.flows.test_quotes_flow import DAY, fix, ts, write_file
 
 FLOWS = ("ledger", "surveillance")
 
 
 def report(exec_id, account, side, exec_type="F", qty=100, px="10.00", at_ms=0, seq=1,
-           match=None, cl_ord_id=None, leaves=0, price=None):  # fmt: skip
+           match=None, cl_ord_id=None, leaves=0, price=None, symbol="ACME",
+           stamp=None):  # fmt: skip
     cl = cl_ord_id or f"C-{exec_id}"
+    stamp = stamp or ts(at_ms)
     pairs = [(37, f"O-{cl}"), (11, cl), (17, exec_id), (150, exec_type),
              (39, {"F": "2", "0": "0", "4": "4", "5": "5"}[exec_type]), (1, account),
-             (55, "ACME"), (54, side), (38, qty if exec_type == "F" else qty),
+             (55, symbol), (54, side), (38, qty if exec_type == "F" else qty),
              (32, qty if exec_type == "F" else 0), (31, px if exec_type == "F" else 0),
              (14, qty if exec_type == "F" else 0), (151, leaves), (6, px),
-             (60, ts(at_ms))]  # fmt: skip
+             (60, stamp)]  # fmt: skip
     if price is not None:
         pairs += [(40, "2"), (44, price)]
     if match:
         pairs.append((880, match))
-    return fix("8", pairs, seq, ts(at_ms))
+    return fix("8", pairs, seq, stamp)
 
 
 @pytest.fixture
@@ -222,3 +225,145 @@ def test_thresholds_move_the_scenario_scores(tmp_path, settings_factory, monkeyp
     )  # fmt: skip
     assert table["PUMP_AND_DUMP"] == ["3", "1", "1", "0.33", "1.00"]
     assert table["MARKING_THE_CLOSE"][1:] == ["0", "1", "-", "0.00"]  # no alert: no precision
+
+
+# -- the venue's day volume (269=B) ------------------------------------------------------------
+
+
+def near_close(s: float) -> str:
+    """SendingTime (52) `s` seconds after 20:40:00 UTC of DAY (the close is at 21:00)."""
+    ms = round(s * 1000)
+    sec, ms = divmod(ms, 1000)
+    m, sec = divmod(sec, 60)
+    return f"{DAY}-{20 + (40 + m) // 60}:{(40 + m) % 60:02d}:{sec:02d}.{ms:03d}"
+
+
+def mid_day_join(venue_reports: bool) -> list[bytes]:
+    """A feed that joins at 20:40, twenty minutes before the close (FIX 4.4 market data).
+
+    LIQD, a liquid stock: the venue's snapshot (35=W) says 6,000,000 shares traded today
+    (MDEntryType 269=B, Trade Volume); prints of 10,000 every 30 s follow (35=X 279=0 269=2),
+    each with the venue's new day volume in the same message (279=1 269=B), 390,000 in all.
+    Uma (U1), an ordinary investor, buys 8,000 LIQD at 20:41:10: 40 % of what the feed has
+    seen by then, 2 % of what it sees before the close, 0.13 % of the venue's day.
+    THIN prints 1,000 a minute on a second venue that reports no volume (20,000 before the
+    close). Vic (V1) buys 3,000 THIN in the last three minutes: 15 % of its closing window, a
+    large share of a thin stock's day: marking the close, and a buyer to watch for a pump.
+    Without `venue_reports` the same file has no 269=B entries."""
+    day_volume = 6_000_000
+    volume = [(269, "B"), (271, day_volume)] if venue_reports else []
+    events: list[tuple[float, str, list]] = [
+        (0, "W", [(55, "LIQD"), (268, 3 + bool(volume)), (269, 0), (270, "49.99"), (271, 500),
+                  (269, 1), (270, "50.01"), (271, 700), (269, 2), (270, "50.00"), (271, 100),
+                  *volume]),
+    ]  # fmt: skip
+    for k in range(1, 40):
+        day_volume += 10_000
+        trade = [(279, 0), (269, 2), (55, "LIQD"), (270, "50.00"), (271, 10_000)]
+        volume = [(279, 1), (269, "B"), (55, "LIQD"), (271, day_volume)] if venue_reports else []
+        events.append((30 * k, "X", [(268, 1 + bool(volume)), *trade, *volume]))
+    for at_s, qty in [(15 + 60 * k, 1_000) for k in range(20)] + [(1_230, 100)]:  # 21:00:30
+        events.append((at_s, "X", [(268, 1), (279, 0), (269, 2), (55, "THIN"), (270, "2.00"),
+                                   (271, qty)]))  # fmt: skip
+    fills = [(70, "U1", "LIQD", 8_000, "50.01"), (1_020, "V1", "THIN", 1_500, "2.01"),
+             (1_080, "V1", "THIN", 1_500, "2.01")]  # fmt: skip
+    events += [(at_s, "8", fill) for at_s, *fill in [(f[0], *f[1:]) for f in fills]]
+    lines = []
+    for seq, (at_s, msg_type, body) in enumerate(sorted(events, key=lambda e: e[0]), 1):
+        if msg_type == "8":
+            account, symbol, qty, px = body
+            lines.append(report(f"{account}-{seq}", account, "1", qty=qty, px=px, symbol=symbol,
+                                stamp=near_close(at_s), seq=seq))  # fmt: skip
+        else:
+            lines.append(fix(msg_type, body, seq, near_close(at_s)))
+    return lines
+
+
+@pytest.mark.parametrize("venue_reports", [True, False], ids=["with-269B", "trades-only"])
+def test_a_feed_joining_mid_day_judges_shares_of_the_venues_day_volume(
+    tmp_path, settings_factory, monkeypatch, venue_reports
+):
+    s = settings_factory()
+    (tmp_path / "accounts.csv").write_text("account,owner,cash\nU1,uma,1000000\nV1,vic,1000000\n")
+    load(s, "accounts", tmp_path / "accounts.csv", monkeypatch)
+    path = write_file(tmp_path / "day.fix", mid_day_join(venue_reports))
+    replay([path], s, progress=False, flows=("surveillance",))
+    found = {(kind, account, Decimal(details["symbol_day_volume" if kind == "PUMP_AND_DUMP"
+                                              else "day_volume"]), details["day_volume_source"])
+             for kind, _, account, _, details in alerts(s.postgres_dsn)}  # fmt: skip
+    vic = {("MARKING_THE_CLOSE", "V1", 20_000, "trades seen (269=2)"),
+           ("PUMP_AND_DUMP", "V1", 17_000, "trades seen (269=2)")}  # fmt: skip
+    if venue_reports:
+        assert found == vic  # Uma's 8,000 is 0.13 % of the day LIQD's venue reports
+    else:  # the model knows only the trades it saw, and says so
+        assert found == vic | {("MARKING_THE_CLOSE", "U1", 390_000, "trades seen (269=2)"),
+                               ("PUMP_AND_DUMP", "U1", 20_000, "trades seen (269=2)")}  # fmt: skip
+
+
+def test_route_gives_the_models_what_an_entry_by_entry_reading_gives(tmp_path):
+    """`route` takes shortcuts (quotes skipped at a glance, a lone print made an item at once,
+    the trades of one message summed): per shard, the reports come in the same order, and at
+    each of them, and at the end, each symbol's day volume and traded volume are those of
+    reading every entry in order."""
+    import zlib
+
+    from connectors.fix import decode_lines
+    from domain.events import ExecutionReport, MarketDataIncrement, MarketDataSnapshot
+    from flows.surveillance import SHARDS, route
+    from simulator.market import MarketSimulator
+    from simulator.orders import OrderFlowSimulator
+
+    sim = OrderFlowSimulator(MarketSimulator(symbols=6, seed=5), accounts=40,
+                             orders_per_minute=600)  # fmt: skip
+    path = tmp_path / "day.fix"
+    sim.write_file(path, minutes=2)
+    lines = path.read_bytes().splitlines(keepends=True)
+    batches = [decode_lines(lines[i : i + 700], "test", i + 1) for i in range(0, len(lines), 700)]
+
+    def shard(name: str) -> int:
+        return zlib.crc32(name.encode()) % SHARDS
+
+    def reference(batch) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for e in batch.events:
+            kind = type(e)
+            if kind is ExecutionReport and e.account and e.exec_type in "0 4 5 F C 8 3".split():
+                out.setdefault(f"s{shard(e.symbol)}", []).append(e)
+                out.setdefault(f"a{shard(e.account)}", []).append(e)
+            elif kind in (MarketDataIncrement, MarketDataSnapshot):
+                group = out.setdefault(f"s{shard(e.symbol)}", [])
+                for x in e.entries:  # one item per entry, in order
+                    if x.entry_type == "2" and x.action == "0" and x.size:
+                        if kind is MarketDataIncrement:  # a snapshot's print is in its volume
+                            group.append((e.symbol, x.size, e.ts_event, None))
+                    elif x.entry_type == "B" and x.action != "2" and x.size is not None:
+                        group.append((e.symbol, 0.0, e.ts_event, x.size))
+        return {key: items for key, items in out.items() if items}
+
+    def seen(groups: dict[str, list]) -> list:
+        """Per shard, at each report and at the end: the symbols' day volumes (the venue's
+        figure plus the trades after it) and traded volumes."""
+        views = []
+        for key in sorted(groups):
+            reported: dict[str, float] = {}
+            since: dict[str, float] = {}
+            traded: dict[str, float] = {}
+            for item in groups[key]:
+                if type(item) is tuple:
+                    symbol, qty, _, day_volume = item
+                    since[symbol] = since.get(symbol, 0.0) + qty
+                    traded[symbol] = traded.get(symbol, 0.0) + qty
+                    if day_volume is not None:
+                        reported[symbol], since[symbol] = day_volume, 0.0
+                else:
+                    s = item.symbol
+                    views.append((key, item.exec_id, reported.get(s), since.get(s), traded.get(s)))
+            views.append((key, sorted(reported.items()), sorted(traded.items())))
+        return views
+
+    reports = 0
+    for batch in batches:
+        fast = dict(route(batch))
+        assert seen(fast) == seen(reference(batch))
+        reports += sum(type(i) is ExecutionReport for items in fast.values() for i in items)
+    assert reports > 100

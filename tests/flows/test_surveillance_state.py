@@ -51,7 +51,9 @@ def day_of_flow(rng: random.Random, day: int, orders: int) -> list:
             items.append((later, 1, report(2 * i + 1, "4", account, symbol, side, qty, px, later,
                                            cl)))  # fmt: skip
         if i % 4 == 0:
-            items.append((ts, 2, (symbol, Decimal(5_000), ts)))  # the market trades too
+            items.append((ts, 2, (symbol, 5_000.0, ts, None)))  # the market trades too
+        if i % 40 == 0:  # and the venue reports the symbol's day volume (269=B)
+            items.append((ts, 2, (symbol, 0.0, ts, 1_000_000.0 + i)))
     items.sort(key=lambda item: (item[0], item[1]))
     return [item for _, _, item in items]
 
@@ -67,6 +69,8 @@ def test_state_stops_growing_after_the_longest_window():
             if type(item) is ExecutionReport:
                 accounts.on(item)
         sizes.append(state_sizes([symbols], [accounts]))
+        # The day volumes (trades seen, the venue's figures) are per symbol and day: 50 at most.
+        assert len(symbols.close._volume) <= 50 and len(symbols.pump._volume) <= 50
     grown = {name: [s[name] for s in sizes] for name in sizes[0]}
     # The state is real (the flow does keep things between events) ...
     assert grown["spoofing_resting"][0] > 500 and grown["pump_accumulations"][0] > 500

@@ -220,16 +220,67 @@ def test_marking_the_close_judged_at_the_close():
     close = 21 * 3600 * NS_PER_S
     day0 = T0 - T0 % NS_PER_DAY
     model = MarkingTheCloseModel(close_ns_of_day=close)
-    found = model.on_market_trade("ACME", D(100_000), day0 + 15 * 3600 * NS_PER_S)
+    found = model.on_market_trade("ACME", 100_000, day0 + 15 * 3600 * NS_PER_S)
     last_minutes = day0 + close - 10 * 60 * NS_PER_S
-    found += model.on_market_trade("ACME", D(10_000), last_minutes)
+    found += model.on_market_trade("ACME", 10_000, last_minutes)
     found += model.on_fill(Fill("E1", "B1", "ACME", "1", D(1_000), D("10"), last_minutes, "C1"))
     found += model.on_fill(Fill("E2", "C1", "ACME", "1", D(100), D("10"), last_minutes, "C2"))
     assert found == []
     # The first event after the close judges the day: B1 did 1,000 of 10,000 (10 %) at the
     # close; C1 did 1 %, under both thresholds (5 % of the window, 1 % of 110,000).
-    [f] = model.on_market_trade("ACME", D(1), day0 + close + NS_PER_S)
+    [f] = model.on_market_trade("ACME", 1, day0 + close + NS_PER_S)
     assert (f.kind, f.subject, f.evidence["window_share"]) == (MARKING_THE_CLOSE, "B1", D("0.1"))
+
+
+def test_day_volume_is_the_venues_report_plus_the_trades_after_it():
+    from domain.surveillance import TRADE_VOLUME, TRADES_SEEN, DayVolume
+
+    volume = DayVolume()
+    volume.update("ACME", 500)  # prints, no figure from the venue yet
+    assert (volume.of("ACME"), volume.source("ACME")) == (500, TRADES_SEEN)
+    # A trade, then the venue's TradeVolume (269=B) in the same message: the figure counts it.
+    volume.update("ACME", 200, 4_000_000)
+    volume.update("ACME", 300)
+    assert (volume.of("ACME"), volume.source("ACME")) == (4_000_300, TRADE_VOLUME)
+    volume.update("ACME", 0, 4_000_500)  # the next figure replaces it, no trade counted twice
+    assert volume.of("ACME") == 4_000_500
+    volume.clear()
+    assert (volume.of("ACME"), len(volume)) == (0, 0)
+
+
+def _close_day(reported_day_volume):
+    """A feed that joins at 20:40, inside the closing window (20:30-21:00): the venue's
+    snapshot (35=W) says 4,000,000 shares of ACME traded today (269=B), or says nothing; then
+    100,000 shares print before the close. B1 trades 2,000 (2 % of what the feed saw, 0.05 %
+    of the venue's day), C1 6,000 (6 % of the window)."""
+    from domain.surveillance import MarkingTheCloseModel
+
+    def at(minutes: float) -> int:  # minutes after 20:00 UTC
+        return T0 - T0 % NS_PER_DAY + 20 * 3600 * NS_PER_S + int(minutes * 60 * NS_PER_S)
+
+    model = MarkingTheCloseModel()
+    found = []
+    if reported_day_volume:
+        found += model.on_day_volume("ACME", reported_day_volume, at(40))
+    for k in range(10):
+        found += model.on_market_trade("ACME", 10_000, at(41 + k))
+    found += model.on_fill(Fill("E1", "B1", "ACME", "1", D(2_000), D("10"), at(45), "C1"))
+    found += model.on_fill(Fill("E2", "C1", "ACME", "2", D(6_000), D("10"), at(55), "C2"))
+    found += model.on_market_trade("ACME", 100, at(61))  # after the close: the day is judged
+    return {f.subject: f.evidence for f in found}
+
+
+def test_marking_the_close_day_share_is_the_venues_day_not_the_minutes_seen():
+    judged = _close_day(4_000_000)
+    assert set(judged) == {"C1"}  # B1's 2,000 is 0.05 % of the day the venue reports
+    assert judged["C1"]["day_volume"] == D(4_100_000)
+    assert judged["C1"]["day_volume_source"] == "TradeVolume (269=B)"
+    assert judged["C1"]["window_share"] == D("0.06")
+    # Without the venue's figure the model knows only the trades it saw, and says so.
+    blind = _close_day(None)
+    assert set(blind) == {"B1", "C1"}  # 2,000 of the 100,000 seen: the day share's 1 %
+    assert blind["B1"]["day_volume"] == D(100_000)
+    assert blind["B1"]["day_volume_source"] == "trades seen (269=2)"
 
 
 # -- pump and dump ----------------------------------------------------------------------------
@@ -239,7 +290,7 @@ def test_pump_then_dump_raises_the_score():
     from domain.surveillance import PUMP_AND_DUMP, PumpAndDumpModel
 
     model = PumpAndDumpModel()
-    found = model.on_market_trade("ACME", D(100_000), T0)
+    found = model.on_market_trade("ACME", 100_000, T0)
     found += model.on_fill(fill("B1", "B1", "1", 3_000, "10.00", at_s=10))  # 3 % of the day
     found += model.on_fill(fill("B2", "B1", "1", 3_000, "10.00", at_s=20))  # 6 %: flagged
     found += model.on_fill(fill("S1", "B1", "2", 1_000, "11.00", at_s=3600))  # +10 %: not yet
@@ -254,11 +305,29 @@ def test_a_large_buyer_in_a_deep_market_is_not_a_pump():
     from domain.surveillance import PumpAndDumpModel
 
     model = PumpAndDumpModel()
-    model.on_market_trade("ACME", D(10_000_000), T0)
+    model.on_market_trade("ACME", 10_000_000, T0)
     assert model.on_fill(fill("B1", "C1", "1", 50_000, "10.00", at_s=10)) == []  # 0.5 %
     stricter = PumpAndDumpModel(volume_share=D("0.001"))  # the threshold moves the boundary
-    stricter.on_market_trade("ACME", D(10_000_000), T0)
+    stricter.on_market_trade("ACME", 10_000_000, T0)
     assert len(stricter.on_fill(fill("B1", "C1", "1", 50_000, "10.00", at_s=10))) == 1
+
+
+def test_a_pump_is_judged_against_the_venues_day_volume():
+    """A feed that joins at 14:00 UTC: the venue's snapshot says 3,000,000 shares of ACME
+    traded so far today (269=B). 20,000 more print, then B1 buys 5,000 in one order: a quarter
+    of what the feed saw, 0.16 % of the day. In THIN, which no venue reports a volume for, the
+    same buy is a quarter of the day's prints."""
+    from domain.surveillance import PumpAndDumpModel
+
+    model = PumpAndDumpModel()
+    model.on_day_volume("ACME", 3_000_000, T0)
+    for k in range(4):
+        model.on_market_trade("ACME", 5_000, T0 + k * NS_PER_S)
+        model.on_market_trade("THIN", 5_000, T0 + k * NS_PER_S)
+    assert model.on_fill(fill("B1", "B1", "1", 5_000, at_s=10)) == []
+    [f] = model.on_fill(fill("B2", "B1", "1", 5_000, at_s=10, symbol="THIN"))
+    assert (f.evidence["stage"], f.evidence["symbol_day_volume"]) == ("accumulation", D(20_000))
+    assert f.evidence["day_volume_source"] == "trades seen (269=2)"
 
 
 def test_pump_state_is_bounded_by_its_window():
