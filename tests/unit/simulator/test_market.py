@@ -333,6 +333,35 @@ def test_rate_and_start_change_the_session() -> None:
     assert b"52=20261126-14:30:00.000" in first
 
 
+def test_a_feed_that_joins_mid_session_reports_the_day_volume_so_far() -> None:
+    """Joining at 20:30, six hours after the open: the snapshots' TradeVolume (269=B) counts
+    the session's trades so far, about six hours at each symbol's own rate; every message
+    without a 269=B entry is that of the feed that starts at the open, byte for byte."""
+    start = DEFAULT_START_NS + 6 * 3600 * 1_000_000_000
+    until = start + 600 * 1_000_000_000
+    joined = [m for _, m in simulator_factory(start_ns=start, session_open_ns=DEFAULT_START_NS)
+              .messages(until_ns=until)]  # fmt: skip
+    opened = [m for _, m in simulator_factory(start_ns=start).messages(until_ns=until)]
+    volume = b"\x01269=B\x01"
+    assert [m for m in joined if volume not in m] == [m for m in opened if volume not in m]
+    traded: dict[bytes, int] = defaultdict(int)  # each symbol's trades in the ten minutes
+    for line in opened[5:]:
+        entry_type = symbol = b""
+        for tag, value in fields_of(line):
+            if tag == b"269":
+                entry_type = value
+            elif tag == b"55":
+                symbol = value
+            elif tag == b"271" and entry_type == b"2":
+                traded[symbol] += int(value)
+    for w_joined, w_opened in zip(joined[:5], opened[:5], strict=True):
+        symbol = dict(fields_of(w_joined))[b"55"]
+        opening_print = int(fields_of(w_opened)[-3][1])  # 269=B 271=... 273=... 10=...
+        before_the_feed = int(fields_of(w_joined)[-3][1]) - opening_print
+        six_hours_at_its_rate = traded[symbol] * 36
+        assert 0.5 < before_the_feed / six_hours_at_its_rate < 2, symbol
+
+
 @pytest.mark.parametrize(
     ("kwargs", "problem"), [({"symbols": 0}, "symbols"), ({"rate_per_symbol": 0.0}, "rate")]
 )
