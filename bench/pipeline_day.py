@@ -42,7 +42,8 @@ from domain.errors import BrokerflowError
 from simulator.day import PipelineDaySimulator
 from simulator.market import MarketSimulator
 
-GENERATOR_VERSION = 2  # bump when the generator changes: days of older versions are not reused
+GENERATOR_VERSION = 3  # bump when the generator changes: days of older versions are not reused
+OPEN_NS = int(datetime(2026, 11, 25, 14, 30, tzinfo=UTC).timestamp()) * 1_000_000_000
 CLOSE_NS = int(datetime(2026, 11, 25, 21, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
 NS_PER_S = 1_000_000_000
 STOP_DISTANCE = (0.001, 0.05)  # singles: fraction of the last trade (trailing offsets alike)
@@ -136,7 +137,8 @@ def generate(spec: DaySpec, path: Path, say: Callable[[str], None] = _say) -> di
     """Write the day to `path` (and its CSVs and `day.json` beside it); return the composition."""
     start_ns = CLOSE_NS - round(spec.minutes * 60 * NS_PER_S)
     sim = PipelineDaySimulator(
-        MarketSimulator(spec.symbols, seed=spec.seed, start_ns=start_ns), accounts=spec.accounts
+        MarketSimulator(spec.symbols, seed=spec.seed, start_ns=start_ns, session_open_ns=OPEN_NS),
+        accounts=spec.accounts,
     )
     sim.accounts_csv(path.with_suffix(".accounts.csv"))
     sim.positions_csv(path.with_suffix(".positions.csv"))
