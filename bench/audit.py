@@ -256,21 +256,14 @@ def bare_inserts(chdb_dir: Path, sizes: dict[str, int], data_dir: Path) -> dict:
     return out
 
 
-def _settle(store: Any, table: str, quiet_s: float = 1.0, limit_s: float = 10.0) -> None:
-    """Wait until no merge runs on `table` and its parts have not changed for `quiet_s`."""
-    sql = (
-        "SELECT (SELECT count() FROM system.parts WHERE table = {t:String} AND active), "
-        "(SELECT count() FROM system.merges WHERE table = {t:String})"
-    )
+def _settle(store: Any, table: str, wait_s: float = 1.5, limit_s: float = 10.0) -> None:
+    """Wait for the merges the inserts into `table` started: `wait_s` (they start within ~1 s),
+    then while one runs. Few queries: each costs chdb CPU that would count as the insert's."""
+    sql = "SELECT count() FROM system.merges WHERE table = {t:String}"
+    time.sleep(wait_s)
     deadline = time.monotonic() + limit_s
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        now = store.query(sql, {"t": table})[1][0]
-        if now != last or now[1]:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return
-        time.sleep(0.1)
+    while store.query(sql, {"t": table})[1][0][0] and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def _child(argv: list[str]) -> int:
