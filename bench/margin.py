@@ -307,6 +307,7 @@ def build_book(
             )
             book.set_marks(dict(zip(names, marks, strict=True)))
             book.judged[:] = True  # every account starts marked, as `_load` finds it
+            book.set_baseline()
             account_logics[n].state = AccountShard(
                 book, ["owner"] * k, marks=dict(zip(names, marks, strict=True))
             )

@@ -381,6 +381,16 @@ class MarginBook:
         if written is not None:
             self.written_equity[i], self.written_gross[i] = written
 
+    def set_baseline(self) -> None:
+        """Take every marked account's float equity and gross value at the current marks as
+        what its last row said, where it has none: a row is then written once the figures
+        move materially from the opening, not for every account on its first look (a million
+        exact evaluations at the start)."""
+        net, gross = self._values()
+        take = np.isnan(self.written_equity) & ~np.isnan(net)
+        self.written_equity[take] = (self.cash_f + net)[take]
+        self.written_gross[take] = gross[take]
+
     def upgrade(self) -> None:
         """Give a book unpickled from an earlier release the attributes it lacks (its
         concentration flags were per account: they re-arm)."""

@@ -59,6 +59,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
+import numpy as np
 from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
@@ -388,6 +389,7 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         )
         book.set_marks(self.marks)
         book.judged[:] = book.marked()  # known at the opening marks: the screen compares
+        book.set_baseline()
         for i, a in enumerate(opening):
             if a.as_of_ns:
                 shard.as_of[i] = a.as_of_ns
@@ -591,7 +593,16 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
         call_since = None if monitor.state is MarginState.NORMAL else monitor.episode_ns
         new = WrittenFigures(monitor.state.value, call_since, figures.equity, figures.gross_value)
         state = self.state
-        if not always and not row_is_material(state.written.get(i), new, self.row_change):
+        last = state.written.get(i)
+        if last is None and not np.isnan(state.book.written_equity[i]):
+            # Marked at the opening: the opening figures (the book's floats) stand for a row.
+            book = state.book
+            last = WrittenFigures(
+                MarginState.NORMAL.value, None,
+                Decimal(repr(float(book.written_equity[i]))),
+                Decimal(repr(float(book.written_gross[i]))),
+            )  # fmt: skip
+        if not always and not row_is_material(last, new, self.row_change):
             return None
         state.written[i] = new
         effects.rows.append(_row(state.book.names[i], monitor, figures, ts))

@@ -290,13 +290,20 @@ def test_margin_steps_give_the_same_rows_and_alerts_however_the_input_is_cut(day
         assert got == expected, f"cut with seed {seed}"
 
 
-def test_margin_steps_write_what_an_exact_look_at_every_account_writes(day, monkeypatch):
+@pytest.mark.parametrize("opening_marks", [False, True])
+def test_margin_steps_write_what_an_exact_look_at_every_account_writes(
+    day, monkeypatch, opening_marks
+):
     """Every row and alert the steps emit, in order: the screen changes none of them against
-    a reference that evaluates every account exactly at every window. And rows are written on
+    a reference that evaluates every account exactly at every window, with or without marks
+    at the start (then the opening figures stand for a first row). And rows are written on
     change: far fewer than the reference's looks."""
+    opening = opening_accounts(day)
+    symbols = sorted({s for a in opening.values() for s in a.holdings})
+    marks = {s: Decimal(40 + 7 * n) for n, s in enumerate(symbols)} if opening_marks else {}
     ctx = FlowContext(
         Settings(margin_grace_s=GRACE_S), "redis://unused", "postgresql://unused",
-        margin_opening=opening_accounts(day), margin_marks={},
+        margin_opening=opening, margin_marks=marks,
     )  # fmt: skip
     lines = day.read_bytes().splitlines(keepends=True)
     events = make_decoder(ctx)(RawChunk(f"file:{day}", 1, lines)).events

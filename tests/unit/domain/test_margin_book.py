@@ -111,6 +111,17 @@ def test_screen_re_arms_a_closed_concentrated_position_once_its_episode_is_old()
     assert book.screen(concentration=(0.25, 0.20, 60)).tolist() == [0]
 
 
+def test_accounts_marked_at_the_opening_take_their_opening_figures_as_their_row():
+    book = book_of(("A", "0", {"XYZ": "100"}), ("B", "0", {"QQQ": "1"}), marks={"XYZ": "10"})
+    book.judged[:] = book.marked()
+    book.set_baseline()  # A: 1,000 / 1,000; B holds an unmarked symbol: no baseline
+    assert book.screen(row_change=0.01).tolist() == []
+    book.set_mark("XYZ", 10.05)
+    assert book.screen(row_change=0.01).tolist() == []
+    book.set_mark("XYZ", 10.2)
+    assert book.screen(row_change=0.01).tolist() == [0]
+
+
 def test_screen_picks_accounts_whose_figures_moved_past_the_row_change():
     book = book_of(("A", "0", {"XYZ": "100"}), ("B", "0", {"XYZ": "1"}), marks={"XYZ": "10"})
     book.judged[:] = True
