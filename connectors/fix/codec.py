@@ -340,14 +340,33 @@ class ChunkTokens:
         firsts: index of each line's first token, plus one sentinel (len(lines) + 1 items).
         checksums: byte sum mod 256 of each line up to the SOH 9 bytes before its end, which is
             the SOH before `10=` when the line ends with a 3-digit CheckSum (10) field.
+        framed: numpy bool per line: its framing is plainly right, i.e. it has at least 5
+            fields, BeginString (8), BodyLength (9) and MsgType (35) come first, BodyLength is
+            a decimal without a leading 0 equal to the bytes counted from MsgType to the SOH
+            before CheckSum (10), and CheckSum is last, 3 digits, equal to `checksums`. The
+            tags of the body are not judged.
+        msg_type_bytes: numpy uint8 per line: the byte of a one-byte MsgType (35) value
+            (e.g. ord("X")), 0 for a longer one; meaningful where `framed`.
+        firsts_array: `firsts` as a numpy int64 array.
     """
 
-    __slots__ = ("tokens", "firsts", "checksums")
+    __slots__ = ("tokens", "firsts", "checksums", "framed", "msg_type_bytes", "firsts_array")
 
-    def __init__(self, tokens: list[bytes], firsts: list[int], checksums: list[int]) -> None:
+    def __init__(
+        self,
+        tokens: list[bytes],
+        firsts: list[int],
+        checksums: list[int],
+        framed: np.ndarray,
+        msg_type_bytes: np.ndarray,
+        firsts_array: np.ndarray,
+    ) -> None:
         self.tokens = tokens
         self.firsts = firsts
         self.checksums = checksums
+        self.framed = framed
+        self.msg_type_bytes = msg_type_bytes
+        self.firsts_array = firsts_array
 
 
 def tokenize_chunk(lines: list[bytes]) -> ChunkTokens | None:
@@ -384,12 +403,72 @@ def tokenize_chunk(lines: list[bytes]) -> ChunkTokens | None:
         return None
     # reduceat over [start0, end0 - 8, start1, end1 - 8, ...]: even slots sum a line up to the
     # SOH 9 bytes before its end (lines are >= 20 bytes, so the bounds increase).
+    starts = ends - lengths
     bounds = np.empty(2 * count, dtype=np.int64)
-    bounds[0::2] = ends - lengths
+    bounds[0::2] = starts
     bounds[1::2] = ends - 8
-    checksums = (np.add.reduceat(data, bounds, dtype=np.uint32)[0::2] & 0xFF).tolist()
+    checksums = np.add.reduceat(data, bounds, dtype=np.uint32)[0::2] & 0xFF
     tokens = blob.translate(_TO_SOH).split(SOH)
+    # Delimiters before line i ("=" and SOH alternate, so a line's first one is its first "=").
+    first_delimiters = np.searchsorted(delimiters, starts)
+    framed, msg_type_bytes = _plain_framing(data, delimiters, starts, first_delimiters, checksums)
     # Tokens before line i: its "=" and SOH delimiters before it, plus one "\n" per line.
-    firsts = (np.searchsorted(delimiters, bounds[0::2]) + np.arange(count)).tolist()
-    firsts.append(len(tokens) - 1)
-    return ChunkTokens(tokens, firsts, checksums)
+    firsts_array = np.empty(count + 1, dtype=np.int64)
+    firsts_array[:count] = first_delimiters + np.arange(count)
+    firsts_array[count] = len(tokens) - 1
+    return ChunkTokens(
+        tokens, firsts_array.tolist(), checksums.tolist(), framed, msg_type_bytes, firsts_array
+    )
+
+
+def _plain_framing(
+    data: np.ndarray,
+    delimiters: np.ndarray,
+    starts: np.ndarray,
+    first_delimiters: np.ndarray,
+    checksums: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`ChunkTokens.framed` and `.msg_type_bytes` for every line at once (see ChunkTokens).
+
+    Field k of line i has its "=" at `delimiters[first_delimiters[i] + 2k]` and its SOH just
+    after, at `+ 2k + 1`; its tag starts after the previous SOH (at the line start for k = 0).
+    """
+    next_delimiters = np.empty_like(first_delimiters)
+    next_delimiters[:-1] = first_delimiters[1:]
+    next_delimiters[-1] = len(delimiters)
+    # Padded so that the offsets of a line with fewer than 5 fields stay inside the arrays
+    # (a negative one wraps around): what they read is masked out by the field count.
+    delimiters = np.concatenate((delimiters, np.zeros(6, dtype=delimiters.dtype)))
+    data = np.concatenate((data, np.zeros(8, dtype=np.uint8)))
+    at = delimiters.__getitem__
+    byte = data.__getitem__
+
+    equals_8, soh_8 = at(first_delimiters), at(first_delimiters + 1)
+    equals_9, soh_9 = at(first_delimiters + 2), at(first_delimiters + 3)
+    equals_35, soh_35 = at(first_delimiters + 4), at(first_delimiters + 5)
+    soh_before_10 = at(next_delimiters - 3)
+    equals_10, soh_10 = at(next_delimiters - 2), at(next_delimiters - 1)
+    ok = next_delimiters - first_delimiters >= 10  # at least 5 fields
+    ok &= (equals_8 - starts == 1) & (byte(starts) == 0x38)  # "8="
+    ok &= (equals_9 - soh_8 == 2) & (byte(soh_8 + 1) == 0x39)  # "9="
+    ok &= (equals_35 - soh_9 == 3) & (byte(soh_9 + 1) == 0x33) & (byte(soh_9 + 2) == 0x35)
+    ok &= (equals_10 - soh_before_10 == 3) & (byte(soh_before_10 + 1) == 0x31)  # "10="
+    ok &= (byte(soh_before_10 + 2) == 0x30) & (soh_10 - equals_10 == 4)  # 3 digits
+    checksum = np.zeros(len(starts), dtype=np.int64)
+    for offset in (1, 2, 3):
+        digit = byte(equals_10 + offset) - 48  # uint8: a non-digit wraps above 9
+        ok &= digit <= 9
+        checksum = checksum * 10 + digit
+    ok &= checksum == checksums
+    # BodyLength (9): 1-6 digits, no leading 0, equal to the body counted.
+    length_digits = soh_9 - equals_9 - 1
+    ok &= (length_digits >= 1) & (length_digits <= 6) & (byte(equals_9 + 1) != 0x30)
+    body_length = np.zeros(len(starts), dtype=np.int64)
+    for offset in range(1, 7):
+        inside = offset <= length_digits
+        digit = byte(equals_9 + offset) - 48
+        ok &= ~inside | (digit <= 9)
+        body_length = np.where(inside, body_length * 10 + digit, body_length)
+    ok &= body_length == soh_before_10 - soh_9
+    msg_type_bytes = np.where(soh_35 - equals_35 == 2, byte(equals_35 + 1), 0).astype(np.uint8)
+    return ok, msg_type_bytes

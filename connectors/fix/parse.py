@@ -27,18 +27,33 @@ Market-data rules:
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
+from itertools import compress, repeat
 
-from connectors.fix.codec import SOH, FixMessage, decode, frame_lines, show, tokenize_chunk
+import numpy as np
+
+from connectors.fix.codec import (
+    SOH,
+    ChunkTokens,
+    FixMessage,
+    decode,
+    frame_lines,
+    show,
+    tokenize_chunk,
+)
 from connectors.fix.tags import DATA_LENGTH_TAGS, DATA_TAGS, label
 from connectors.fix.timefmt import (
     NS_PER_DAY,
     parse_utc_date,
     parse_utc_time_only,
+    parse_utc_times_only,
     parse_utc_timestamp,
+    parse_utc_timestamps,
 )
 from domain.dead_letters import DeadLetter
 from domain.errors import DecodeError, FieldError
@@ -57,7 +72,23 @@ ADMIN_MSG_TYPES = frozenset(("0", "1", "2", "3", "4", "5", "A"))
 Event = MarketDataSnapshot | MarketDataIncrement | ExecutionReport | OrderRequest | OrderList
 
 _TEXT_CACHE_LIMIT = 65_536
-_text_cache: dict[bytes, str] = {}
+
+
+class _TextCache(dict[bytes, str]):
+    """bytes -> str (UTF-8, bad bytes escaped), decoded once per distinct value.
+
+    `cache[raw]` decodes on a miss (`__missing__`), so `map(cache.__getitem__, column)` decodes
+    a whole column without a Python call per hit; `cache.get(raw)` does not decode.
+    """
+
+    def __missing__(self, raw: bytes) -> str:
+        if len(self) >= _TEXT_CACHE_LIMIT:
+            self.clear()
+        text = self[raw] = raw.decode("utf-8", "backslashreplace")
+        return text
+
+
+_text_cache = _TextCache()
 
 # Tags the fast market-data path hands to the generic decoder: data fields (their values may
 # hold SOH, which `bytes.split` would cut) and header tags that must not repeat in the body.
@@ -73,12 +104,7 @@ class _SlowPath(Exception):  # noqa: N818 - control flow, never leaves this modu
 
 
 def _text(raw: bytes) -> str:
-    text = _text_cache.get(raw)
-    if text is None:
-        if len(_text_cache) >= _TEXT_CACHE_LIMIT:
-            _text_cache.clear()
-        text = _text_cache[raw] = raw.decode("utf-8", "backslashreplace")
-    return text
+    return _text_cache[raw]
 
 
 _MdEntryFactory = Callable[[str, str, float | None, float | None, str | None], MdEntry]
@@ -112,9 +138,6 @@ def _make_md_entry_factory() -> _MdEntryFactory:
     return make
 
 
-_make_md_entry = _make_md_entry_factory()
-
-
 def _make_event_factory(
     cls: type[MarketDataSnapshot] | type[MarketDataIncrement],
 ) -> Callable[[str, int, tuple[MdEntry, ...]], MarketDataSnapshot | MarketDataIncrement]:
@@ -135,8 +158,73 @@ def _make_event_factory(
     return make
 
 
-_make_snapshot = _make_event_factory(MarketDataSnapshot)
-_make_increment = _make_event_factory(MarketDataIncrement)
+# Faster still (measured ~580 ns per MdEntry against ~880 through the slot setters, when
+# `map` calls them over a column): a plain slotted class with the same slots, whose
+# `__init__` stores them with ordinary attribute stores and then makes the object the frozen
+# class it mimics (`__class__` assignment: CPython allows it between classes of the same
+# slot layout). Each builder is checked once at import against the class's own `__init__`;
+# if the layout ever differs, the slot-setting factories above are used instead.
+
+
+class _MdEntryBuilder:
+    __slots__ = ("entry_type", "action", "price", "size", "entry_id")
+
+    def __init__(
+        self,
+        entry_type: str,
+        action: str,
+        price: float | None,
+        size: float | None,
+        entry_id: str | None,
+    ) -> None:
+        self.entry_type = entry_type
+        self.action = action
+        self.price = price
+        self.size = size
+        self.entry_id = entry_id
+        self.__class__ = MdEntry  # type: ignore[assignment]
+
+
+class _IncrementBuilder:
+    __slots__ = ("symbol", "ts_event", "entries")
+
+    def __init__(self, symbol: str, ts_event: int, entries: tuple[MdEntry, ...]) -> None:
+        self.symbol = symbol
+        self.ts_event = ts_event
+        self.entries = entries
+        self.__class__ = MarketDataIncrement  # type: ignore[assignment]
+
+
+class _SnapshotBuilder:
+    __slots__ = ("symbol", "ts_event", "entries")
+
+    def __init__(self, symbol: str, ts_event: int, entries: tuple[MdEntry, ...]) -> None:
+        self.symbol = symbol
+        self.ts_event = ts_event
+        self.entries = entries
+        self.__class__ = MarketDataSnapshot  # type: ignore[assignment]
+
+
+def _checked_builder(builder: Callable, cls: type, fallback: Callable, *probe: object) -> Callable:
+    """`builder` if it makes the very object `cls(*probe)` makes, else `fallback`."""
+    try:
+        built = builder(*probe)
+    except TypeError:  # __class__ assignment refused: the slot layouts differ
+        return fallback
+    if type(built) is not cls or built != cls(*probe) or hasattr(built, "__dict__"):
+        return fallback
+    return builder
+
+
+_make_md_entry = _checked_builder(
+    _MdEntryBuilder, MdEntry, _make_md_entry_factory(), "0", "1", 1.5, 2.0, "id"
+)
+_make_snapshot = _checked_builder(
+    _SnapshotBuilder, MarketDataSnapshot, _make_event_factory(MarketDataSnapshot), "A", 1, ()
+)
+_make_increment = _checked_builder(
+    _IncrementBuilder, MarketDataIncrement, _make_event_factory(MarketDataIncrement), "A", 1, ()
+)
 
 
 def _timestamp(raw: bytes, tag: int) -> int:
@@ -1196,6 +1284,308 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
     ]
 
 
+# -- market-data columns: the lines of a chunk that share a plan, built together ---------------
+#
+# Lines with the same plan hold the same fields in the same places, so each field the events
+# need is read for all of them at once, as a column of tokens (`map` over the token list, no
+# Python code per line), and converted at once: texts and prices through caches read with
+# `map` (no Python call per hit), MdEntry and event objects built by `map` over the columns.
+# The times of every market-data line of the chunk are parsed in one numpy pass
+# (`parse_utc_timestamps`): numpy pays per call, so it works on whole chunks, never per plan.
+# A row the columns would have to judge (a value `_run_md_plan` refuses, a time outside
+# int64's years, an entry whose Symbol (55) differs from the first entry's) is left to
+# `_run_md_plan` alone, which takes it or sends it to the careful path.
+
+_FLOAT_CACHE_LIMIT = 65_536
+_NAN = float("nan")
+_INFINITY = float("inf")
+
+
+class _FloatCache(dict[bytes, float]):
+    """bytes -> float(bytes), NaN where float() refuses the value, parsed once per value.
+
+    Measured on the simulated day's prices and sizes: 215 ns per value through the cache
+    against 390 for float() (a miss costs a float() and a store).
+    """
+
+    def __missing__(self, raw: bytes) -> float:
+        try:
+            number = float(raw)
+        except ValueError:
+            number = _NAN  # refused by the finiteness check, like a NaN on the wire
+        if len(self) >= _FLOAT_CACHE_LIMIT:
+            self.clear()
+        self[raw] = number
+        return number
+
+
+_float_cache = _FloatCache()
+
+
+def _decode_texts(raws: Sequence[bytes]) -> list[str]:
+    """`[raw.decode("utf-8", "backslashreplace") for raw in raws]` in one decode.
+
+    Values hold no SOH, and a UTF-8 error never spans an ASCII byte, so decoding the values
+    joined by SOH and splitting at SOH gives each value's own decoding.
+    """
+    return SOH.join(raws).decode("utf-8", "backslashreplace").split("\x01")
+
+
+def _finite(numbers: list[float]) -> bool:
+    total = sum(numbers)
+    return total - total == 0.0  # NaN or infinity anywhere (or an overflow) leaves NaN
+
+
+def _positive(price: float) -> bool:
+    return 0.0 < price < _INFINITY  # False for NaN
+
+
+def _finite_number(number: float) -> bool:
+    return number - number == 0.0
+
+
+def _both(fits: list[bool] | None, more: Iterable[bool]) -> list[bool]:
+    return list(more) if fits is None else list(map(operator.and_, fits, more))
+
+
+class _MdGroup:
+    """The lines of a chunk that share a market-data plan, in line order.
+
+    Attributes:
+        plan: from `_compile_md_plan`.
+        lines: their indexes in the chunk.
+        firsts: the index in the chunk's tokens of each line's first value after MsgType (35).
+        width: how many values each line has after MsgType (35), before CheckSum (10).
+        at: the group's first line in the chunk's time arrays (see `_md_times`).
+    """
+
+    __slots__ = ("plan", "lines", "firsts", "width", "at")
+
+    def __init__(self, plan: tuple, lines: list[int], firsts: list[int], width: int, at: int):
+        self.plan = plan
+        self.lines = lines
+        self.firsts = firsts
+        self.width = width
+        self.at = at
+
+    def column(self, tokens: list[bytes], at: int) -> list[bytes]:
+        """Value `at` (after MsgType (35)) of every line."""
+        return list(map(tokens.__getitem__, map(operator.add, self.firsts, repeat(2 * at))))
+
+    def rows(self, tokens: list[bytes]) -> list[list[bytes]]:
+        """Every line's values after MsgType (35), as `_run_md_plan` takes them."""
+        stops = map(operator.add, self.firsts, repeat(2 * self.width))
+        return list(map(tokens.__getitem__, map(slice, self.firsts, stops, repeat(2))))
+
+
+def _md_times(tokens: list[bytes], groups: list[_MdGroup]) -> tuple[list[int], list[int]]:
+    """The event time of every line of the groups (in group order), and the lines whose time
+    the columns leave to `_run_md_plan` (a time that does not parse or fit an int64, or one
+    on an MDEntryDate (272)); both indexed from 0 at the first group's first line."""
+    stamps: list[bytes] = []  # TransactTime (60) or SendingTime (52), a UTCTimestamp per line
+    clocks: list[bytes] = []  # MDEntryTime (273) of the lines dated by SendingTime
+    clock_rows: list[int] = []
+    doubtful: list[int] = []
+    for group in groups:
+        time = group.plan[2]
+        count = len(group.lines)
+        if time[0] == _TIME_STAMP:
+            stamps += group.column(tokens, time[1])
+            continue
+        _, time_at, date_at, sending_at = time
+        if date_at < 0:
+            stamps += group.column(tokens, sending_at)
+            clocks += group.column(tokens, time_at)
+            clock_rows += range(group.at, group.at + count)
+        else:  # rare: left to _run_md_plan
+            stamps += repeat(b"", count)
+            doubtful += range(group.at, group.at + count)
+    ns, ok = parse_utc_timestamps(stamps)
+    if clocks:
+        rows = np.array(clock_rows, dtype=np.intp)
+        clock, clock_ok = parse_utc_times_only(clocks)
+        sending = ns[rows]
+        # As `_entry_time`: MDEntryTime on SendingTime's date, the day before if that puts it
+        # more than half a day after SendingTime (stamped before midnight, sent after it).
+        event = sending - sending % NS_PER_DAY + clock
+        event -= np.where(event - sending > NS_PER_DAY // 2, NS_PER_DAY, 0)
+        ns[rows] = event
+        ok[rows] &= clock_ok
+    if not ok.all():
+        doubtful = sorted({*doubtful, *np.flatnonzero(~ok).tolist()})
+    return ns.tolist(), doubtful
+
+
+def _run_md_columns(
+    tokens: list[bytes],
+    group: _MdGroup,
+    ts_event: list[int],
+    doubtful: list[int],
+    incremental: bool,
+) -> tuple[list, bool]:
+    """Build the events of the lines of one plan, as `_run_md_plan` builds each line's.
+
+    Args:
+        tokens: the chunk's tokens.
+        group: the lines.
+        ts_event: the event time of each line.
+        doubtful: lines (indexes into the group) to leave to `_run_md_plan` whatever they hold.
+        incremental: True for 35=X.
+
+    Returns:
+        One item per line: its event (the columns make one per line), or what `_run_md_plan`
+        returns for a line the columns leave to it (a list of events, or None); and whether
+        every item is an event.
+    """
+    count = len(group.lines)
+    count_at, count_text, _, _, entries = group.plan
+    float_of = _float_cache.__getitem__
+    # fits[j]: line j is one the columns take; None while all lines are.
+    fits: list[bool] | None = None
+    if doubtful:
+        fits = [True] * count
+        for row in doubtful:
+            fits[row] = False
+    counts = group.column(tokens, count_at)
+    if counts.count(count_text) != count:
+        fits = _both(fits, map(count_text.__eq__, counts))
+    numbers = []  # (prices, sizes) of each entry: a list, or None for a field absent
+    for _, _, price_at, size_at, _, _ in entries:
+        prices = sizes = None
+        if price_at >= 0:
+            prices = list(map(float_of, group.column(tokens, price_at)))
+            if not (_finite(prices) and min(prices) > 0.0):
+                fits = _both(fits, map(_positive, prices))
+        if size_at >= 0:
+            sizes = list(map(float_of, group.column(tokens, size_at)))
+            if not _finite(sizes):
+                fits = _both(fits, map(_finite_number, sizes))
+        numbers.append((prices, sizes))
+    symbol_at = entries[0][5]
+    symbols = group.column(tokens, symbol_at)
+    for entry in entries[1:]:  # in 35=X each entry may name its own Symbol (55)
+        if entry[5] != symbol_at:
+            other = group.column(tokens, entry[5])
+            if other != symbols:  # some lines have more than one: one event per symbol
+                fits = _both(fits, map(operator.eq, symbols, other))
+    if fits is not None:
+        return _run_md_rows_split(tokens, group, ts_event, fits, incremental), False
+
+    text_of = _text_cache.__getitem__
+    entry_objects = []
+    for (type_at, action_at, _, _, id_at, _), (prices, sizes) in zip(entries, numbers, strict=True):
+        entry_objects.append(
+            list(
+                map(
+                    _make_md_entry,
+                    map(text_of, group.column(tokens, type_at)),
+                    repeat("0") if action_at < 0 else map(text_of, group.column(tokens, action_at)),
+                    repeat(None) if prices is None else prices,
+                    repeat(None) if sizes is None else sizes,
+                    repeat(None) if id_at < 0 else _decode_texts(group.column(tokens, id_at)),
+                )
+            )
+        )
+    make_event = _make_increment if incremental else _make_snapshot
+    events = map(make_event, map(text_of, symbols), ts_event, zip(*entry_objects, strict=True))
+    return list(events), True
+
+
+def _run_md_rows_split(
+    tokens: list[bytes], group: _MdGroup, ts_event: list[int], fits: list[bool], incremental: bool
+) -> list:
+    """`_run_md_columns` for the lines that `fits` marks, `_run_md_plan` for the others."""
+    count = len(group.lines)
+    results: list = [None] * count
+    good = list(compress(range(count), fits))
+    if good:
+        part = _MdGroup(
+            group.plan,
+            list(map(group.lines.__getitem__, good)),
+            list(map(group.firsts.__getitem__, good)),
+            group.width,
+            0,
+        )
+        built, _ = _run_md_columns(
+            tokens, part, list(map(ts_event.__getitem__, good)), [], incremental
+        )
+        deque(map(results.__setitem__, good, built), 0)
+    if len(good) < count:
+        rows = group.rows(tokens)
+        for j in compress(range(count), map(operator.not_, fits)):
+            results[j] = _run_md_plan(group.plan, rows[j], incremental)
+    return results
+
+
+def _decode_market_data(
+    chunk: ChunkTokens, indexes: np.ndarray, incremental: bool, parsed: list
+) -> list[int]:
+    """Parse the plainly framed 35=X (or 35=W) lines `indexes` of a chunk into `parsed`.
+
+    Each line's tags after MsgType (35) and before CheckSum (10), joined, are the key of its
+    plan (compiled once per key); the lines are grouped by key and each group is built in
+    columns. `parsed[i]` gets line i's event, a list of events, or None for the careful path.
+
+    Returns:
+        The lines given a list or None rather than one event, in no particular order.
+    """
+    tokens = chunk.tokens
+    firsts = chunk.firsts_array
+    # Line i's tags are tokens[firsts[i] + 6 : firsts[i + 1] - 3 : 2], its values the same + 1.
+    starts = firsts[indexes] + 6
+    stops = firsts[indexes + 1] - 3
+    tag_slices = map(slice, starts.tolist(), stops.tolist(), repeat(2))
+    keys = list(map(SOH.join, map(tokens.__getitem__, tag_slices)))
+    plans = _MD_PLANS_X if incremental else _MD_PLANS_W
+    distinct = list(dict.fromkeys(keys))
+    if len(distinct) == 1:
+        sizes = [len(keys)]
+    else:  # sort the lines by key, keeping line order within a key
+        number = {key: at for at, key in enumerate(distinct)}
+        codes = np.fromiter(map(number.__getitem__, keys), dtype=np.intp, count=len(keys))
+        order = np.argsort(codes, kind="stable")
+        indexes, starts, stops = indexes[order], starts[order], stops[order]
+        sizes = np.bincount(codes).tolist()
+    lines = indexes.tolist()
+    value_firsts = (starts + 1).tolist()
+    widths = ((stops - starts) // 2).tolist()  # tags (and values) after MsgType (35)
+    irregular: list[int] = []
+    groups: list[_MdGroup] = []
+    at = 0  # the group's first line in the sorted lines
+    time_at = 0  # ... in the time arrays (lines without a plan have no time)
+    for key, size in zip(distinct, sizes, strict=True):
+        plan = plans.get(key, _NO_PLAN)
+        if plan is _NO_PLAN:
+            tags = tokens[value_firsts[at] - 1 : value_firsts[at] - 1 + 2 * widths[at] : 2]
+            plan = _remember_plan(plans, key, tags, incremental)
+        if plan is None:
+            irregular += lines[at : at + size]  # parsed stays None: the careful path
+        else:
+            group_lines = lines[at : at + size]
+            group_firsts = value_firsts[at : at + size]
+            groups.append(_MdGroup(plan, group_lines, group_firsts, widths[at], time_at))
+            time_at += size
+        at += size
+    if not groups:
+        return irregular
+    ts_event, doubtful = _md_times(tokens, groups)
+    store = parsed.__setitem__
+    for group in groups:
+        end = group.at + len(group.lines)
+        left_out = [row - group.at for row in doubtful if group.at <= row < end]
+        results, regular = _run_md_columns(
+            tokens, group, ts_event[group.at : end], left_out, incremental
+        )
+        deque(map(store, group.lines, results), 0)
+        if not regular:
+            irregular += [
+                line
+                for line, result in zip(group.lines, results, strict=True)
+                if type(result) is list or result is None
+            ]
+    return irregular
+
+
 # -- execution-report plans: where each field of a 35=8 sits, decided once per tag sequence --
 #
 # `parse_execution_report` reads the first value of a fixed set of tags. Which position holds
@@ -1566,13 +1956,14 @@ def decode_lines(
 ) -> DecodedBatch:
     """Decode and parse a batch of FIX log lines (the hot path of the dataflow).
 
-    A chunk of plain lines (see `tokenize_chunk`) is cut into tokens at once, and each 35=W/X
-    whose header, BodyLength (9) and CheckSum (10) are plainly right is parsed by a plan
-    compiled once per tag sequence (`_compile_md_plan`), and each such 35=8 (FIX 4.2 and later)
-    by a plan of its own (`_compile_exec_plan`); other order messages, and 35=8 a plan declines,
-    are parsed from the tokens by `_parse_tokens`. Every other line, and every line these
-    decline (any error included), goes through the careful path, line by line: the same
-    events and the same dead letters either way (tested).
+    A chunk of plain lines (see `tokenize_chunk`) is cut into tokens, and the framing of all
+    its lines judged, at once. The 35=W/X lines plainly framed are parsed by plans compiled
+    once per tag sequence (`_compile_md_plan`), the lines of each plan built together in
+    columns (`_run_md_columns`); each such 35=8 (FIX 4.2 and later) by a plan of its own
+    (`_compile_exec_plan`); other order messages, and 35=8 a plan declines, are parsed from the
+    tokens by `_parse_tokens`. Every other line, and every line these decline (any error
+    included), goes through the careful path, line by line: the same events and the same dead
+    letters either way (tested).
 
     Args:
         lines: consecutive lines of a log file, with or without their newline.
@@ -1590,26 +1981,84 @@ def decode_lines(
     chunk = tokenize_chunk(lines)
     if chunk is None:
         return _decode_lines_careful(lines, source, first_line_no, step_id, ts_init, instruments)
+    # parsed[i] is what line i gave: one event (a market-data line built in columns), a list
+    # of events, or None for the careful path. `irregular`: the lines not holding one event.
+    parsed: list = [None] * len(lines)
+    framed = chunk.framed
+    type_bytes = chunk.msg_type_bytes
+    market_x = framed & (type_bytes == 0x58)
+    market_w = framed & (type_bytes == 0x57)
+    irregular = np.flatnonzero(~(market_x | market_w)).tolist()
+    for market, incremental in ((market_x, True), (market_w, False)):
+        indexes = np.flatnonzero(market)
+        if len(indexes):
+            irregular += _decode_market_data(chunk, indexes, incremental, parsed)
+    irregular.sort()
+    others = np.flatnonzero(framed & ~(market_x | market_w)).tolist()
+    if others:
+        _decode_order_lines(chunk, others, lines, source, first_line_no, parsed)
+    return _gather(parsed, irregular, lines, source, first_line_no, step_id, ts_init, instruments)
+
+
+def _decode_order_lines(
+    chunk: ChunkTokens,
+    indexes: list[int],
+    lines: list[bytes],
+    source: str,
+    first_line_no: int,
+    parsed: list,
+) -> None:
+    """Parse the plainly framed lines `indexes` that are not market data into `parsed`."""
     tokens = chunk.tokens
     firsts = chunk.firsts
-    checksums = chunk.checksums
+    plans_8 = _EXEC_PLANS
+    old_begin_strings = _OLD_BEGIN_STRINGS
+    for index in indexes:
+        first = firsts[index]
+        last = firsts[index + 1] - 1  # the empty token of the "\n"
+        msg_type = tokens[first + 5]
+        line = lines[index]
+        result = None
+        if msg_type == b"8" and tokens[first + 1] not in old_begin_strings:
+            tags = tokens[first + 6 : last - 2 : 2]
+            key = SOH.join(tags)
+            plan = plans_8.get(key, _NO_PLAN)
+            if plan is _NO_PLAN:
+                if len(plans_8) >= _PLAN_CACHE_LIMIT:
+                    plans_8.clear()
+                plan = plans_8[key] = _compile_exec_plan(tags)
+            if plan is not None:
+                result = _run_exec_plan(
+                    plan,
+                    tokens[first + 7 : last - 2 : 2],
+                    line[:-1],
+                    f"{source}:{first_line_no + index}",
+                )
+            if result is None:
+                result = _parse_tokens(
+                    tokens, first, last, line, f"{source}:{first_line_no + index}"
+                )
+        elif msg_type in _TOKEN_PARSED_TYPES:
+            result = _parse_tokens(tokens, first, last, line, f"{source}:{first_line_no + index}")
+        parsed[index] = result
+
+
+def _gather(
+    parsed: list,
+    irregular: list[int],
+    lines: list[bytes],
+    source: str,
+    first_line_no: int,
+    step_id: str,
+    ts_init: int,
+    instruments: frozenset[str] | None,
+) -> DecodedBatch:
+    """The batch of `decode_lines`: `parsed` in line order, the declined lines decoded by the
+    careful path in runs of consecutive lines (one framing pass per run, not per line)."""
     events: list[Event] = []
-    extend = events.extend
     dead_letters: list[DeadLetter] = []
     admin = messages = 0
     unknown: list[str] = []
-    plans_x = _MD_PLANS_X
-    plans_w = _MD_PLANS_W
-    checksum_texts = _CHECKSUM_TEXTS
-    length_texts = _LENGTH_TEXTS
-    max_length = len(length_texts)
-    run_plan = _run_md_plan
-    plans_8 = _EXEC_PLANS
-    run_exec_plan = _run_exec_plan
-    old_begin_strings = _OLD_BEGIN_STRINGS
-    join = SOH.join
-    # Lines the plans decline go through the careful path in runs of consecutive lines (one
-    # framing pass per run, not per line), flushed before the next planned line: order kept.
     declined_from = -1
 
     def flush_declined(stop: int) -> None:
@@ -1627,78 +2076,48 @@ def decode_lines(
         admin += careful.admin
         messages += careful.messages
 
-    for index, line in enumerate(lines):
-        first = firsts[index]
-        last = firsts[index + 1] - 1  # the empty token of the "\n"
-        parsed = None
-        if (
-            last - first >= 10
-            and tokens[first] == b"8"
-            and tokens[first + 2] == b"9"
-            and tokens[first + 4] == b"35"
-            and tokens[last - 2] == b"10"
-            and tokens[last - 1] == checksum_texts[checksums[index]]
-        ):
-            msg_type = tokens[first + 5]
-            # 14 = len("8=" SOH "9=" SOH "10=ddd" SOH "\n")
-            body_length = len(line) - 14 - len(tokens[first + 1]) - len(tokens[first + 3])
-            framed = body_length < max_length and tokens[first + 3] == length_texts[body_length]
-            if framed and msg_type == b"8" and tokens[first + 1] not in old_begin_strings:
-                tags = tokens[first + 6 : last - 2 : 2]
-                key = join(tags)
-                plan = plans_8.get(key, _NO_PLAN)
-                if plan is _NO_PLAN:
-                    if len(plans_8) >= _PLAN_CACHE_LIMIT:
-                        plans_8.clear()
-                    plan = plans_8[key] = _compile_exec_plan(tags)
-                if plan is not None:
-                    parsed = run_exec_plan(
-                        plan,
-                        tokens[first + 7 : last - 2 : 2],
-                        line[:-1],
-                        f"{source}:{first_line_no + index}",
-                    )
-                if parsed is None:
-                    parsed = _parse_tokens(
-                        tokens, first, last, line, f"{source}:{first_line_no + index}"
-                    )
-            elif framed and msg_type in _TOKEN_PARSED_TYPES:
-                parsed = _parse_tokens(
-                    tokens, first, last, line, f"{source}:{first_line_no + index}"
-                )
-            elif framed and (msg_type == b"X" or msg_type == b"W"):
-                incremental = msg_type == b"X"
-                plans = plans_x if incremental else plans_w
-                tags = tokens[first + 6 : last - 2 : 2]
-                key = join(tags)
-                plan = plans.get(key, _NO_PLAN)
-                if plan is _NO_PLAN:
-                    plan = _remember_plan(plans, key, tags, incremental)
-                if plan is not None:
-                    parsed = run_plan(plan, tokens[first + 7 : last - 2 : 2], incremental)
-        if parsed is None:
-            if declined_from < 0:
-                declined_from = index
-            continue
-        if declined_from >= 0:
-            flush_declined(index)
-            declined_from = -1
-        messages += 1
-        if instruments is None:
-            extend(parsed)
-            continue
-        _keep_instruments(parsed, instruments, events, unknown)
+    def keep(index: int, found: list[Event]) -> None:  # the instrument list
+        _keep_instruments(found, instruments, events, unknown)
         if unknown:
             _unknown_symbol_letters(
                 unknown,
-                line[:-1],
+                lines[index][:-1],
                 f"{source}:{first_line_no + index}",
                 step_id,
                 ts_init,
                 dead_letters,
             )
+
+    position = 0  # lines before it are gathered
+    for index in [*irregular, len(parsed)]:
+        if index > position:  # lines position .. index - 1 hold one event each
+            if declined_from >= 0:
+                flush_declined(position)
+                declined_from = -1
+            messages += index - position
+            if instruments is None:
+                events += parsed[position:index]
+            else:
+                for single in range(position, index):
+                    keep(single, [parsed[single]])
+        if index == len(parsed):
+            break
+        found = parsed[index]
+        if found is None:
+            if declined_from < 0:
+                declined_from = index
+        else:
+            if declined_from >= 0:
+                flush_declined(index)
+                declined_from = -1
+            messages += 1
+            if instruments is None:
+                events += found
+            else:
+                keep(index, found)
+        position = index + 1
     if declined_from >= 0:
-        flush_declined(len(lines))
+        flush_declined(len(parsed))
     return DecodedBatch(events, dead_letters, admin, messages)
 
 
