@@ -32,6 +32,7 @@ from domain.events import (
     MD_DELETE_THRU,
     MD_HIGH,
     MD_LOW,
+    MD_NEW,
     MD_OFFER,
     MD_OPEN,
     MD_TRADE,
@@ -96,46 +97,72 @@ class SymbolBook:
     seq: int = 0
 
     def best_bid(self) -> list | None:
-        levels = self.bids
-        if not levels:
-            return None
-        return max(levels.values(), key=_level_price) if len(levels) > 1 else next(
-            iter(levels.values())
-        )
+        return _best_bid(self.bids)
 
     def best_ask(self) -> list | None:
-        levels = self.asks
-        if not levels:
-            return None
-        return min(levels.values(), key=_level_price) if len(levels) > 1 else next(
-            iter(levels.values())
-        )
+        return _best_ask(self.asks)
 
     def to_quote(self) -> Quote:
         """Return the current state as a `Quote` (does not bump `seq`)."""
-        bid = self.best_bid()
-        ask = self.best_ask()
-        return Quote(
-            self.symbol,
-            bid[0] if bid else None,
-            bid[1] if bid else None,
-            ask[0] if ask else None,
-            ask[1] if ask else None,
-            self.ltp,
-            self.ltq,
-            self.volume,
-            self.ts_event // NS_PER_MS,
-            self.seq,
-            self.day,
-            self.open,
-            self.high,
-            self.low,
-            self.close,
-        )
+        return _quote_of(self)
 
 
 def _level_price(level: list) -> float:
     return level[0]
+
+
+# The best level of a side: usually the only one (an L1 feed, or a depth feed's DELETE/NEW pair
+# applied), so that case unpacks without max(); of equal prices the first level wins, as max().
+def _best_bid(levels: dict[object, list]) -> list | None:
+    n = len(levels)
+    if n == 1:
+        (level,) = levels.values()
+        return level
+    if n == 0:
+        return None
+    if n == 2:
+        a, b = levels.values()
+        return b if b[0] > a[0] else a
+    return max(levels.values(), key=_level_price)
+
+
+def _best_ask(levels: dict[object, list]) -> list | None:
+    n = len(levels)
+    if n == 1:
+        (level,) = levels.values()
+        return level
+    if n == 0:
+        return None
+    if n == 2:
+        a, b = levels.values()
+        return b if b[0] < a[0] else a
+    return min(levels.values(), key=_level_price)
+
+
+_new_tuple = tuple.__new__
+
+
+def _quote_of(book: SymbolBook) -> Quote:
+    """`book.to_quote()`: the tuple built directly (Quote's generated `__new__` is a Python
+    call with 15 arguments, a third of the cost)."""
+    bid = _best_bid(book.bids)
+    ask = _best_ask(book.asks)
+    if bid is None:
+        bid_px = bid_size = None
+    else:
+        bid_px, bid_size = bid
+    if ask is None:
+        ask_px = ask_size = None
+    else:
+        ask_px, ask_size = ask
+    return _new_tuple(
+        Quote,
+        (
+            book.symbol, bid_px, bid_size, ask_px, ask_size, book.ltp, book.ltq, book.volume,
+            book.ts_event // NS_PER_MS, book.seq, book.day,
+            book.open, book.high, book.low, book.close,
+        ),
+    )  # fmt: skip
 
 
 def _roll_day(book: SymbolBook, ts_event: int) -> None:
@@ -205,30 +232,75 @@ def _apply_trade(book: SymbolBook, entry: MdEntry, is_new_trade: bool) -> None:
     book.close = px
 
 
+def _apply_other(book: SymbolBook, entry: MdEntry) -> None:
+    """An entry that is neither a bid, an offer nor a trade."""
+    if entry.action == MD_DELETE:
+        return
+    kind = entry.entry_type
+    if kind == MD_VOLUME:
+        if entry.size is not None:
+            book.volume = entry.size
+            book.feed_volume = True
+    elif kind == MD_OPEN:
+        book.open = entry.price
+    elif kind == MD_CLOSE:
+        book.close = entry.price
+    elif kind == MD_HIGH:
+        book.high = entry.price
+    elif kind == MD_LOW:
+        book.low = entry.price
+    # Other entry types (imbalance, settlement, ...) do not touch L1.
+
+
 def _apply_entries(book: SymbolBook, entries: tuple[MdEntry, ...], snapshot: bool) -> None:
+    # The common entries are applied inline (a call per entry cost as much as the work): a NEW
+    # or a CHANGE of a known level, a DELETE of a known key, a trade. The rest as `_apply_level`
+    # and `_apply_trade` say, which the inline code must equal (tested against them).
     for entry in entries:
         kind = entry.entry_type
         if kind == MD_BID:
-            _apply_level(book.bids, entry, True)
+            levels = book.bids
         elif kind == MD_OFFER:
-            _apply_level(book.asks, entry, False)
+            levels = book.asks
         elif kind == MD_TRADE:
-            _apply_trade(book, entry, not snapshot)
-        elif entry.action == MD_DELETE:
+            px = entry.price
+            if px is None or entry.action == MD_DELETE:
+                continue
+            size = entry.size
+            book.ltp = px
+            book.ltq = size
+            if snapshot:
+                continue  # the last trade's state, not a new trade
+            if size is not None and not book.feed_volume:
+                book.volume += size
+            if book.open is None:
+                book.open = px
+            high = book.high
+            if high is None or px > high:
+                book.high = px
+            low = book.low
+            if low is None or px < low:
+                book.low = px
+            book.close = px
             continue
-        elif kind == MD_VOLUME:
-            if entry.size is not None:
-                book.volume = entry.size
-                book.feed_volume = True
-        elif kind == MD_OPEN:
-            book.open = entry.price
-        elif kind == MD_CLOSE:
-            book.close = entry.price
-        elif kind == MD_HIGH:
-            book.high = entry.price
-        elif kind == MD_LOW:
-            book.low = entry.price
-        # Other entry types (imbalance, settlement, ...) do not touch L1.
+        else:
+            _apply_other(book, entry)
+            continue
+        action = entry.action
+        key = entry.entry_id
+        if key is None:
+            key = entry.price
+        if action == MD_NEW or (action == MD_CHANGE and key in levels):
+            price = entry.price
+            if price is not None:
+                size = entry.size
+                levels[key] = [price, 0.0 if size is None else size]
+                if len(levels) > MAX_LEVELS:
+                    _trim(levels, kind == MD_BID)
+        elif action == MD_DELETE and key is not None and key in levels:
+            del levels[key]
+        else:
+            _apply_level(levels, entry, kind == MD_BID)
 
 
 def apply_snapshot(book: SymbolBook, event: MarketDataSnapshot) -> None:
@@ -243,10 +315,12 @@ def apply_snapshot(book: SymbolBook, event: MarketDataSnapshot) -> None:
 
 def apply_increment(book: SymbolBook, event: MarketDataIncrement) -> None:
     """Apply the entries of an incremental refresh (35=X) for this symbol, in message order."""
-    _roll_day(book, event.ts_event)
+    ts = event.ts_event
+    if ts // NS_PER_DAY != book.day:
+        _roll_day(book, ts)
     _apply_entries(book, event.entries, False)
-    if event.ts_event > book.ts_event:
-        book.ts_event = event.ts_event
+    if ts > book.ts_event:
+        book.ts_event = ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +384,12 @@ class QuoteCoalescer:
         out: list[Quote] = []
         books = self.books
         heap = self._heap
+        pending = self._pending
+        last_pub = self._last_pub_ns
+        interval = self.policy.interval_ns
+        publish = self._publish
+        push = heapq.heappush
+        day, day_start, day_end = -1, 0, 0
         for event in events:
             ts = event.ts_event
             if ts >= self.watermark:
@@ -321,15 +401,77 @@ class QuoteCoalescer:
             if book is None:
                 book = books[symbol] = SymbolBook(symbol)
             if type(event) is MarketDataIncrement:
-                apply_increment(book, event)
+                # apply_increment inline, with the common entries of `_apply_entries` inline
+                # (one call per event or entry cost as much as the work; the test
+                # test_book_inline_paths_equal_the_per_entry_rules holds the three equal)
+                if ts >= day_end or ts < day_start:  # the day of `ts`, without a division
+                    day = ts // NS_PER_DAY
+                    day_start = day * NS_PER_DAY
+                    day_end = day_start + NS_PER_DAY
+                if day != book.day:
+                    _roll_day(book, ts)
+                for entry in event.entries:
+                    kind = entry.entry_type
+                    if kind == MD_BID:
+                        levels = book.bids
+                    elif kind == MD_OFFER:
+                        levels = book.asks
+                    elif kind == MD_TRADE:
+                        px = entry.price
+                        if px is None or entry.action == MD_DELETE:
+                            continue
+                        size = entry.size
+                        book.ltp = px
+                        book.ltq = size
+                        if size is not None and not book.feed_volume:
+                            book.volume += size
+                        if book.open is None:
+                            book.open = px
+                        high = book.high
+                        if high is None or px > high:
+                            book.high = px
+                        low = book.low
+                        if low is None or px < low:
+                            book.low = px
+                        book.close = px
+                        continue
+                    else:
+                        _apply_other(book, entry)
+                        continue
+                    action = entry.action
+                    key = entry.entry_id
+                    if key is None:
+                        key = entry.price
+                    if action == MD_NEW or (action == MD_CHANGE and key in levels):
+                        price = entry.price
+                        if price is not None:
+                            size = entry.size
+                            levels[key] = [price, 0.0 if size is None else size]
+                            if len(levels) > MAX_LEVELS:
+                                _trim(levels, kind == MD_BID)
+                    elif action == MD_DELETE and key is not None and key in levels:
+                        del levels[key]
+                    else:
+                        _apply_level(levels, entry, kind == MD_BID)
+                if ts > book.ts_event:
+                    book.ts_event = ts
             else:
                 apply_snapshot(book, event)
-            self._changed(symbol, book, ts, out)
+            if symbol in pending:
+                continue  # already waiting for its interval's end; that publish carries this
+            last = last_pub.get(symbol)
+            if last is not None and ts < last + interval:
+                deadline = last + interval
+                pending[symbol] = deadline
+                push(heap, (deadline, symbol))
+                continue
+            publish(symbol, book, ts, out, False)
         return out
 
     def _changed(self, symbol: str, book: SymbolBook, ts: int, out: list[Quote]) -> None:
+        """What `apply` does after applying an event of `symbol` (inline there)."""
         if symbol in self._pending:
-            return  # already waiting for its interval's end; that publish will carry this change
+            return
         last = self._last_pub_ns.get(symbol)
         if last is not None and ts < last + self.policy.interval_ns:
             deadline = last + self.policy.interval_ns
@@ -342,16 +484,38 @@ class QuoteCoalescer:
         self, symbol: str, book: SymbolBook, pub_ns: int, out: list[Quote], force: bool
     ) -> bool:
         min_move = self.policy.min_move_bps
-        if min_move > 0 and not force:
-            last = self._last_quote.get(symbol)
-            if last is not None and not _moved(last, book.to_quote(), min_move):
-                self._withheld.add(symbol)
-                return False
-        self._withheld.discard(symbol)
+        if min_move > 0:
+            if not force:
+                last = self._last_quote.get(symbol)
+                if last is not None and not _moved(last, _quote_of(book), min_move):
+                    self._withheld.add(symbol)
+                    return False
+            self._withheld.discard(symbol)
         book.seq += 1
-        quote = book.to_quote()
+        # _quote_of(book) inline: a call per published quote less
+        bids = book.bids
+        if len(bids) == 1:
+            ((bid, bid_size),) = bids.values()
+        else:
+            best = _best_bid(bids)
+            bid, bid_size = (None, None) if best is None else best
+        asks = book.asks
+        if len(asks) == 1:
+            ((ask, ask_size),) = asks.values()
+        else:
+            best = _best_ask(asks)
+            ask, ask_size = (None, None) if best is None else best
+        quote = _new_tuple(
+            Quote,
+            (
+                symbol, bid, bid_size, ask, ask_size, book.ltp, book.ltq, book.volume,
+                book.ts_event // NS_PER_MS, book.seq, book.day,
+                book.open, book.high, book.low, book.close,
+            ),
+        )  # fmt: skip
         self._last_pub_ns[symbol] = pub_ns
-        self._last_quote[symbol] = quote
+        if min_move > 0:
+            self._last_quote[symbol] = quote  # only the move filter reads it
         history = self._history.get(symbol)
         if history is None:
             history = self._history[symbol] = deque(maxlen=HISTORY)
@@ -381,12 +545,15 @@ class QuoteCoalescer:
     def _flush_until(self, now_ns: int, out: list[Quote]) -> None:
         heap = self._heap
         pending = self._pending
+        books = self.books
+        publish = self._publish
+        pop = heapq.heappop
         while heap and heap[0][0] <= now_ns:
-            deadline, symbol = heapq.heappop(heap)
+            deadline, symbol = pop(heap)
             if pending.get(symbol) != deadline:
                 continue
             del pending[symbol]
-            self._publish(symbol, self.books[symbol], deadline, out, force=False)
+            publish(symbol, books[symbol], deadline, out, False)
 
     def flush_due(self, now_ns: int) -> list[Quote]:
         """Publish the held states whose interval ended by `now_ns` (event time)."""

@@ -224,3 +224,92 @@ def test_quote_at_gives_the_state_current_at_the_event_time():
     assert c.quote_at("ACME", T0 + 499 * NS_PER_MS).ltp == 10.0
     assert c.quote_at("ACME", T0 - 1) is None
     assert c.quote_at("OTHER", T0) is None
+
+
+# The book's rules as first written, one call per entry: the inline paths of `_apply_entries`
+# and `QuoteCoalescer.apply` must leave every book as these do.
+def _reference_apply(book: SymbolBook, event, snapshot: bool) -> None:
+    from domain import quotes as dq
+
+    dq._roll_day(book, event.ts_event)
+    if snapshot:
+        book.bids.clear()
+        book.asks.clear()
+    for entry in event.entries:
+        kind = entry.entry_type
+        if kind == "0":
+            dq._apply_level(book.bids, entry, True)
+        elif kind == "1":
+            dq._apply_level(book.asks, entry, False)
+        elif kind == "2":
+            dq._apply_trade(book, entry, not snapshot)
+        else:
+            dq._apply_other(book, entry)
+    book.ts_event = max(book.ts_event, event.ts_event)
+
+
+def _reference_quote(book: SymbolBook) -> tuple:
+    bid = max(book.bids.values(), key=lambda lv: lv[0]) if book.bids else None
+    ask = min(book.asks.values(), key=lambda lv: lv[0]) if book.asks else None
+    return (
+        book.symbol, bid[0] if bid else None, bid[1] if bid else None,
+        ask[0] if ask else None, ask[1] if ask else None, book.ltp, book.ltq, book.volume,
+        book.ts_event // NS_PER_MS, book.seq, book.day, book.open, book.high, book.low, book.close,
+    )  # fmt: skip
+
+
+def _book_state(book: SymbolBook) -> tuple:
+    return (
+        list(book.bids.items()), list(book.asks.items()), _reference_quote(book), book.feed_volume
+    )
+
+
+entry_strategy = st.builds(
+    MdEntry,
+    st.sampled_from(["0", "0", "1", "1", "2", "2", "4", "5", "7", "8", "B", "J"]),
+    st.sampled_from(["0", "0", "1", "1", "2", "3", "4", "5"]),
+    st.one_of(st.none(), st.sampled_from([10.0, 10.01, 10.02])),  # levels of equal price too
+    st.one_of(st.none(), st.sampled_from([100.0, 200.0, 300.0])),
+    st.one_of(st.none(), st.sampled_from(["a", "b"])),
+)
+event_strategy = st.lists(
+    st.tuples(
+        st.booleans(),  # a full refresh (35=W)?
+        st.sampled_from(["AAA", "BBB"]),
+        st.integers(min_value=0, max_value=NS_PER_DAY // 2),  # gap: days roll now and then
+        st.lists(entry_strategy, min_size=1, max_size=5),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(event_strategy)
+def test_book_inline_paths_equal_the_per_entry_rules(raw_events):
+    coalescer = QuoteCoalescer(CoalescePolicy(interval_ns=NS_PER_MS))
+    plain: dict[str, SymbolBook] = {}  # apply_increment / apply_snapshot
+    reference: dict[str, SymbolBook] = {}
+    ts = T0
+    for is_snapshot, symbol, gap, entries in raw_events:
+        ts += gap
+        cls = MarketDataSnapshot if is_snapshot else MarketDataIncrement
+        event = cls(symbol, ts, tuple(entries))
+        coalescer.apply([event])
+        book = plain.setdefault(symbol, SymbolBook(symbol))
+        (apply_snapshot if is_snapshot else apply_increment)(book, event)
+        _reference_apply(reference.setdefault(symbol, SymbolBook(symbol)), event, is_snapshot)
+        expected = _book_state(reference[symbol])
+        assert _book_state(book) == expected
+        inline = coalescer.books[symbol]
+        assert _book_state(inline)[:2] == expected[:2]
+        assert inline.to_quote()[1:9] == expected[2][1:9]  # seq differs: the coalescer publishes
+        assert tuple(book.to_quote()) == expected[2]
+
+
+def test_book_of_levels_at_one_price_the_first_is_best():
+    book = SymbolBook("ACME")
+    apply_increment(book, inc(bid(10.0, 100, entry_id="b1"), bid(10.0, 300, entry_id="b2")))
+    apply_increment(book, inc(ask(10.5, 200, entry_id="a1"), ask(10.5, 400, entry_id="a2")))
+    q = book.to_quote()
+    assert (q.bid, q.bid_size, q.ask, q.ask_size) == (10.0, 100, 10.5, 200)
