@@ -54,11 +54,15 @@ def redis_contents(url: str) -> dict[str, object]:
 
 
 def _stream_entries(client: redis.Redis, key: bytes) -> dict[bytes, list]:
-    """A stream's entries in order per symbol (or account): entry ids are wall-clock, and
-    entries of different symbols or sinks interleave by timing, a replay's too."""
+    """A stream's entries in order per symbol, or per account and alert kind: entry ids are
+    wall-clock, and entries of different symbols or sinks interleave by timing, a replay's too
+    (an account's CONCENTRATION from margin and its PUMP_AND_DUMP from surveillance arrive in
+    either order when the flows read their Kafka topics at their own pace)."""
     entries: dict[bytes, list] = {}
     for _, fields in client.xrange(key):
         subject = fields.get(b"symbol") or fields.get(b"account") or b""
+        if b"kind" in fields:
+            subject += b"/" + fields[b"kind"]
         entries.setdefault(subject, []).append(fields)
     return entries
 
