@@ -34,6 +34,7 @@ from domain.audit import audit_record
 from flows.context import FlowContext
 from flows.quotes import QuoteStreams
 from sinks.clickhouse import (
+    LIVE_MAX_DELAY_S,
     PipelinedAuditSink,
     PipelinedTicksSink,
     audit_partition_key,
@@ -45,7 +46,7 @@ make_audit = audit_record  # what `flows.quotes.attach` calls per order event
 TABLES = ("audit_log", "market_ticks")
 """The tables the audit flow writes."""
 
-LIVE_FLUSH_S = 1.0
+LIVE_FLUSH_S = LIVE_MAX_DELAY_S
 """A live run inserts held audit rows and ticks at least this often."""
 
 

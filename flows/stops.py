@@ -63,7 +63,7 @@ from domain.stops import (
     order_from_request,
 )
 from flows.context import FlowContext
-from sinks.clickhouse import AuditSink
+from sinks.clickhouse import LIVE_MAX_DELAY_S, PipelinedAuditSink, audit_partition_key
 from sinks.postgres import DeadLetterSink
 from sinks.stops import (
     ACTIVE,
@@ -397,12 +397,15 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
     letters = op.flat_map("stop_letters", effects, lambda e: e.dead_letters)
     op.output("write_stop_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     if with_audit:
-        audit = op.filter_map("stop_audit", effects, lambda e: e.audit or None)
-        op.output(
-            "write_stop_audit",
-            audit,
-            AuditSink(
-                ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry
-            ),
+        # Off the worker thread: an insert per batch with a trigger, waited for, cost the
+        # all-flows replay seconds (chdb's fixed cost per insert).
+        audit = op.filter_map(
+            "stop_audit", effects, lambda e: audit_partition_key(e.audit) if e.audit else None
         )
+        delay = LIVE_MAX_DELAY_S if ctx.live else None
+        sink = PipelinedAuditSink(
+            ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry,
+            max_delay_s=delay,
+        )  # fmt: skip
+        op.output("write_stop_audit", audit, sink)
     return alerts

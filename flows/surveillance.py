@@ -54,7 +54,7 @@ from domain.surveillance import (
     SpoofingModel,
 )
 from flows.context import FlowContext
-from sinks.clickhouse import AlertsSink
+from sinks.clickhouse import LIVE_MAX_DELAY_S, PipelinedAlertsSink, alerts_partition_key
 from sinks.postgres import DeadLetterSink
 
 SHARDS = 8
@@ -419,11 +419,10 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert
     alerts = op.filter_map("surveil_alerts", tagged, lambda t: t[1] if t[0] == "alerts" else None)
     late = op.flat_map("surveil_late", tagged, lambda t: t[1] if t[0] == "late" else [])
     op.output("write_surveillance_letters", late, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
-    op.output(
-        "write_surveillance_alerts_clickhouse",
-        alerts,
-        AlertsSink(
-            ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry
-        ),
-    )
+    sink = PipelinedAlertsSink(
+        ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry,
+        max_delay_s=LIVE_MAX_DELAY_S if ctx.live else None,
+    )  # fmt: skip
+    keyed = op.map("key_surveillance_alerts", alerts, alerts_partition_key)
+    op.output("write_surveillance_alerts_clickhouse", keyed, sink)
     return alerts

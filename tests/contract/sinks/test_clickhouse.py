@@ -18,17 +18,21 @@ import pytest
 
 from brokerflow.commands.gdpr import load_or_create_key, pseudonym_of, pseudonymise_clickhouse
 from brokerflow.commands.report import run_report
+from domain.alerts import make_alert
 from domain.audit import AuditRecord, audit_record
 from domain.events import ExecutionReport, OrderRequest
 from domain.quotes import Quote
 from sinks.clickhouse import (
+    ALERTS_PARTITION,
     AUDIT_COLUMNS,
     AUDIT_PARTITION,
     TICK_COLUMNS,
     TICKS_PARTITION,
+    AlertsSink,
     AuditSink,
     ChdbStore,
     ClickHouseError,
+    PipelinedAlertsSink,
     PipelinedAuditSink,
     PipelinedTicksSink,
     ReadOnlyError,
@@ -545,6 +549,36 @@ def test_pipelined_audit_sink_holds_rows_until_the_epoch_snapshot(
     finally:
         part.close()  # inserts what is still held
     assert store.query("SELECT count() FROM audit_log FINAL")[1] == [(len(records),)]
+
+
+def test_pipelined_alerts_sink_stores_what_the_batch_sink_stores(
+    store: ChdbStore, tmp_path: Path
+) -> None:
+    alerts = [
+        make_alert("WASH_TRADE", f"k{i}", "HIGH", 1_795_617_000_000 + i, account=f"ACC{i % 3}",
+                   owner=None if i % 2 else "OWN1", symbol="ÄCME" if i == 4 else "MSFT",
+                   details={"exec_ids": [f"E{i}", f"E{i + 1}"], "qty": "100", "note": 'a "b"'})
+        for i in range(9)
+    ]  # fmt: skip
+    url = f"chdb://{tmp_path}/ch"
+    batch = AlertsSink(url, tmp_path).build("alerts", 0, 1)
+    try:
+        batch.write_batch([alerts[:4], alerts[4:]])
+    finally:
+        batch.close()
+    query = "SELECT * FROM alerts FINAL ORDER BY alert_id"
+    expected = store.query(query)
+    assert len(expected[1]) == len(alerts)
+    store.command("TRUNCATE TABLE alerts")
+    part = PipelinedAlertsSink(url, tmp_path).build_part("alerts", ALERTS_PARTITION, None)
+    try:
+        part.write_batch([alerts[:4]])
+        part.write_batch([alerts[4:]])
+        assert store.query("SELECT count() FROM alerts")[1] == [(0,)]  # held
+        part.snapshot()  # the epoch ends: inserted before it returns
+        assert store.query(query) == expected
+    finally:
+        part.close()
 
 
 def _ticks(n: int) -> list[Quote]:
