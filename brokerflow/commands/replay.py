@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import pickle
 import time
 from pathlib import Path
 
@@ -150,6 +152,35 @@ def account_state(
     return accounts, marks, owners if "surveillance" in chosen else None
 
 
+OPENING_FILE = "opening-state.pickle"
+
+
+def run_opening_state(
+    endpoints: Endpoints, chosen: frozenset[str] | set[str], recovery_dir: Path | None
+) -> tuple[dict | None, dict | None, dict | None]:
+    """`account_state`, read once per recovery directory: the first run saves it there, and
+    every run resumed from that directory starts from it, not from the stores as the crashed
+    run left them. A run killed before its first snapshot restarts from the beginning of the
+    input; the opening read again then would already hold its fills (the ledger's holdings)
+    and its quotes (Redis), and margin would judge the early part of the day on later books
+    (the kill-and-resume test raised 87 extra CONCENTRATION alerts that way)."""
+    if recovery_dir is None:
+        return account_state(endpoints, chosen)
+    path = recovery_dir / OPENING_FILE
+    if path.exists():
+        with path.open("rb") as f:
+            return pickle.load(f)
+    state = account_state(endpoints, chosen)
+    recovery_dir.mkdir(parents=True, exist_ok=True)
+    part = path.with_suffix(f".{os.getpid()}.tmp")
+    with part.open("wb") as f:
+        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, path)  # whole or absent, whatever kills the process
+    return state
+
+
 def run_flows(
     source: Source,
     settings: Settings,
@@ -177,7 +208,7 @@ def run_flows(
     """
     chosen = check_flows(flows)
     endpoints = prepare_stores(settings, chosen)
-    opening, marks, owners = account_state(endpoints, chosen)
+    opening, marks, owners = run_opening_state(endpoints, chosen, recovery_dir)
     ctx = FlowContext(
         settings,
         endpoints.redis_url,
