@@ -89,7 +89,7 @@ from domain.margin import (
 from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from flows.context import FlowContext
-from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount
+from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount, margin_partition_key
 
 SHARDS = 8  # the least account shards of a multi-worker run (`shard_count`)
 SEVERITY = {"MARGIN_CALL": "HIGH", "MARGIN_CALL_CURED": "INFO", "LIQUIDATION": "CRITICAL"}
@@ -694,7 +694,9 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert
     feeds = op.key_rm("unkey_feed", feeds)  # ("a{n}", Feed): keyed by account shard
     effects = op.stateful_batch("margin_accounts", feeds, lambda resume: AccountLogic(resume, ctx))
     effects = op.key_rm("unkey_margin", effects)
-    rows = op.filter_map("margin_rows", effects, lambda e: e.rows or None)
+    rows = op.filter_map(
+        "margin_rows", effects, lambda e: margin_partition_key(e.rows) if e.rows else None
+    )
     op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry))
     return op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
 

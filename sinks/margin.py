@@ -4,7 +4,9 @@
 margin state) once, before the dataflow starts, so that the ledger writing in the same run can
 never be read half-way; `AccountMarginSink` upserts `account_margin`, the current
 figures and state of every account, one `executemany` per batch in one transaction, keeping
-the latest row per account of the batch (idempotent: a replay writes the same rows again).
+the latest row per account of the batch (idempotent: a replay writes the same rows again), on a
+writer thread of its own (`sinks.background`): written on the worker, the transactions' round
+trips were ~3 % of the all-flows replay's wall time.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import psycopg
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from sinks.background import BackgroundPartition
 from sinks.postgres import PgBatchWriter
 from sinks.redis import read_quotes
 from sinks.retry import RetryPolicy
@@ -141,29 +144,32 @@ def write_margin_rows(conn: psycopg.Connection, rows: Sequence[MarginRow]) -> in
     return len(params)
 
 
-class _MarginPartition(StatelessSinkPartition[list[MarginRow]]):
-    def __init__(self, writer: PgBatchWriter[MarginRow]) -> None:
-        self._writer = writer
-
-    def write_batch(self, items: list[list[MarginRow]]) -> None:
-        self._writer.write([row for batch in items for row in batch])
-
-    def close(self) -> None:
-        self._writer.close()
+MARGIN_PARTITION = "account_margin"
 
 
-class AccountMarginSink(DynamicSink[list[MarginRow]]):
-    """Bytewax sink of `account_margin` row lists."""
+def margin_partition_key(rows: list[MarginRow]) -> tuple[str, list[MarginRow]]:
+    """Key a batch of rows for `AccountMarginSink` (one partition)."""
+    return MARGIN_PARTITION, rows
+
+
+class AccountMarginSink(FixedPartitionedSink[list[MarginRow], None]):
+    """Bytewax sink of `(MARGIN_PARTITION, [MarginRow])` items: upserted in order by a
+    background writer, drained at every epoch's snapshot (`sinks.background`)."""
 
     def __init__(self, dsn: str, policy: RetryPolicy | None = None) -> None:
         self._dsn = dsn
         self._policy = policy
 
-    def build(
-        self, step_id: str, worker_index: int, worker_count: int
-    ) -> StatelessSinkPartition[list[MarginRow]]:
+    def list_parts(self) -> list[str]:
+        """The one partition."""
+        return [MARGIN_PARTITION]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> StatefulSinkPartition[list[MarginRow], None]:
+        """Connect and start the writer thread."""
         writer: PgBatchWriter[MarginRow] = PgBatchWriter(
             self._dsn, write_margin_rows, self._policy
         )
         writer.connect()
-        return _MarginPartition(writer)
+        return BackgroundPartition(writer.write, writer.close, f"{step_id}.{for_part}", 20_000)
