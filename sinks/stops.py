@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from sinks.background import BackgroundWriter
 from sinks.order_file import OrderFileWriter
 from sinks.postgres import PgBatchWriter
 from sinks.retry import RetryPolicy
@@ -108,11 +109,18 @@ class OrderWriter(Protocol):
 
 
 class _StopPartition(StatefulSinkPartition[StopWrites, None]):
-    def __init__(self, pg: PgBatchWriter[StopRow], orders: list[OrderWriter]) -> None:
+    """The stop engine's writes, in order, on a writer thread of its own (`sinks.background`):
+    on the worker thread, the transactions' round trips were ~4 % of the all-flows replay's
+    wall time. Drained at each epoch's snapshot, so a committed epoch has nothing in flight."""
+
+    def __init__(self, pg: PgBatchWriter[StopRow], orders: list[OrderWriter], name: str) -> None:
         self._pg = pg
         self._orders = orders
+        self._background: BackgroundWriter[StopWrites] = BackgroundWriter(
+            self._write, name, max_items=1_000
+        )
 
-    def write_batch(self, values: list[StopWrites]) -> None:
+    def _write(self, values: list[StopWrites]) -> None:
         rows = [row for v in values for row in v.rows]
         if rows:
             self._pg.write(rows)  # the state first ...
@@ -121,13 +129,20 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
             for orders in self._orders:
                 orders.write(children)  # ... then the orders it decided
 
+    def write_batch(self, values: list[StopWrites]) -> None:
+        self._background.submit(values)
+
     def snapshot(self) -> None:
-        return None  # the stores are the state; writes are idempotent
+        self._background.drain()  # the stores are the state; writes are idempotent
+        return None
 
     def close(self) -> None:
-        self._pg.close()
-        for orders in self._orders:
-            orders.close()
+        try:
+            self._background.close()
+        finally:
+            self._pg.close()
+            for orders in self._orders:
+                orders.close()
 
 
 class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
@@ -172,4 +187,4 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         if self._orders_out is not None:
             orders.append(OrderFileWriter(self._orders_out, self._encode, self._count))
         orders += [factory(self._encode, self._count) for factory in self._outbound]
-        return _StopPartition(pg, orders)
+        return _StopPartition(pg, orders, f"{step_id}.{for_part}")
