@@ -172,18 +172,19 @@ def test_account_margin_is_written_when_the_figures_move_materially(
     tmp_path, settings, monkeypatch
 ):
     # 100 XYZ, no cash: equity = gross value = 100 x price. A row is written on the first
-    # look (10,000 at 14:30:00), not for moves under 1 % of the row's gross value (+30, +50),
-    # and again at +150 (14:30:03).
+    # look (10,000 at 14:30:00), not for moves under 5 % of the row's gross value (+150,
+    # +300), and again at +600 (14:30:03).
+    assert settings.margin_row_change == 0.05  # the default
     setup(tmp_path, settings, monkeypatch, "ACC8,hal,0\n", "ACC8,XYZ,100,100\n")
-    prices = ("100", "100.30", "100.50", "101.50")
+    prices = ("100", "101.50", "103", "106")
     run(tmp_path, settings, [trade("XYZ", px, 1_000 * n, n + 1) for n, px in enumerate(prices)])
     with psycopg.connect(settings.postgres_dsn) as conn:
         equity, at = conn.execute(
             "SELECT equity, event_time FROM account_margin WHERE account = 'ACC8'"
         ).fetchone()
-    assert (equity, at.strftime("%H:%M:%S")) == (Decimal(10150), "14:30:03")
-    # A move under the change since that row leaves it as it is.
-    run(tmp_path, settings, [trade("XYZ", "101.90", 5_000, 9)], "next.fix")
-    assert margin_row(settings.postgres_dsn, "ACC8")[0] == Decimal(10150)
+    assert (equity, at.strftime("%H:%M:%S")) == (Decimal(10600), "14:30:03")
+    # A move under the change since that row (5 % of 10,600: 530) leaves it as it is.
+    run(tmp_path, settings, [trade("XYZ", "111", 5_000, 9)], "next.fix")
+    assert margin_row(settings.postgres_dsn, "ACC8")[0] == Decimal(10600)
     run(tmp_path, settings, [trade("XYZ", "99", 6_000, 10)], "last.fix")
     assert margin_row(settings.postgres_dsn, "ACC8")[0] == Decimal(9900)
