@@ -59,9 +59,13 @@ def attach(streams: QuoteStreams, ctx: FlowContext, tables: Collection[str] = TA
     delay = LIVE_FLUSH_S if ctx.live else None  # a replay: until the minimum or the epoch end
     if "audit_log" in tables:
         keyed = op.map("key_audit_records", streams.audit, audit_partition_key)
-        sink = PipelinedAuditSink(url, data_dir, count, ctx.retry, max_delay_s=delay)
+        sink = PipelinedAuditSink(
+            url, data_dir, count, ctx.retry, max_delay_s=delay, recovery=ctx.recovery
+        )
         op.output("write_audit", keyed, sink)
     if "market_ticks" in tables:
         ticks = op.map("key_ticks", streams.quotes, ticks_partition_key)
-        sink = PipelinedTicksSink(url, data_dir, count, ctx.retry, max_delay_s=delay)
+        sink = PipelinedTicksSink(
+            url, data_dir, count, ctx.retry, max_delay_s=delay, recovery=ctx.recovery
+        )
         op.output("write_ticks", ticks, sink)

@@ -43,6 +43,8 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Order
     orders = op.flat_map("collect_order_events", decoded, order_events_of)
     keyed = op.map("key_order_events", orders, ledger_partition_key)
     op.output(
-        "write_ledger", keyed, PipelinedLedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry)
+        "write_ledger",
+        keyed,
+        PipelinedLedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry, recovery=ctx.recovery),
     )
     return orders

@@ -697,7 +697,7 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert
     rows = op.filter_map(
         "margin_rows", effects, lambda e: margin_partition_key(e.rows) if e.rows else None
     )
-    op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry))
+    op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry, ctx.recovery))
     return op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
 
 

@@ -79,7 +79,7 @@ def alert_sink(ctx: FlowContext) -> AlertSink:
     """The sink every flow's alerts go to: PostgreSQL `alerts` and `stream:alerts`, counted."""
     return AlertSink(
         ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add,
-        ctx.retry,
+        ctx.retry, recovery=ctx.recovery,
     )
 
 

@@ -391,7 +391,7 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
         "write_stops",
         writes,
         StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add, ctx.retry,
-                       ctx.order_writers),
+                       ctx.order_writers, recovery=ctx.recovery),
     )
     alerts = op.filter_map("stop_alerts", effects, lambda e: e.alerts or None)
     letters = op.flat_map("stop_letters", effects, lambda e: e.dead_letters)
@@ -405,7 +405,7 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
         delay = LIVE_MAX_DELAY_S if ctx.live else None
         sink = PipelinedAuditSink(
             ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry,
-            max_delay_s=delay,
+            max_delay_s=delay, recovery=ctx.recovery,
         )  # fmt: skip
         op.output("write_stop_audit", audit, sink)
     return alerts

@@ -158,8 +158,10 @@ class AlertSink(FixedPartitionedSink[list[Alert], None]):
         maxlen: int = 100_000,
         count: Counter | None = None,
         policy: RetryPolicy | None = None,
+        recovery: bool = True,
     ) -> None:
         self._args = (dsn, redis_url, maxlen, count, policy)
+        self._recovery = recovery
 
     def list_parts(self) -> list[str]:
         """The one alerts partition."""
@@ -171,4 +173,5 @@ class AlertSink(FixedPartitionedSink[list[Alert], None]):
         """Connect the stores and start the writer thread."""
         writer = AlertWriter(*self._args)
         writer.connect()
-        return BackgroundPartition(writer.write, writer.close, f"{step_id}.{for_part}", 10_000)
+        name = f"{step_id}.{for_part}"
+        return BackgroundPartition(writer.write, writer.close, name, 10_000, self._recovery)

@@ -1052,7 +1052,9 @@ class _PipelinedColumnsPartition(StatefulSinkPartition[list[Any], None]):
         min_rows: int,
         max_rows: int,
         max_delay_s: float | None,
+        recovery: bool = True,
     ) -> None:
+        self._recovery = recovery
         self._writer = writer
         self._to_columns = to_columns
         self._count = count
@@ -1094,7 +1096,8 @@ class _PipelinedColumnsPartition(StatefulSinkPartition[list[Any], None]):
 
     def snapshot(self) -> None:
         self._hand_over()
-        self._background.drain()  # the epoch's rows are inserted before its snapshot
+        if self._recovery:  # see sinks.background: nobody resumes from an epoch otherwise
+            self._background.drain()  # the epoch's rows are inserted before its snapshot
         return None
 
     def close(self) -> None:
@@ -1123,7 +1126,9 @@ class _PipelinedSink(FixedPartitionedSink[list[Any], None]):
         min_rows: int = 20_000,
         max_rows: int = 50_000,
         max_delay_s: float | None = 1.0,
+        recovery: bool = True,
     ) -> None:
+        self._recovery = recovery
         self._url = url
         self._data_dir = Path(data_dir)
         self._count = count
@@ -1158,6 +1163,7 @@ class _PipelinedSink(FixedPartitionedSink[list[Any], None]):
             self._min_rows,
             self._max_rows,
             self._max_delay_s,
+            self._recovery,
         )
 
 
@@ -1223,8 +1229,9 @@ class PipelinedTicksSink(_PipelinedSink):
         min_rows: int = 100_000,
         max_rows: int = 200_000,
         max_delay_s: float | None = 1.0,
+        recovery: bool = True,
     ) -> None:
-        super().__init__(url, data_dir, count, policy, min_rows, max_rows, max_delay_s)
+        super().__init__(url, data_dir, count, policy, min_rows, max_rows, max_delay_s, recovery)
 
 
 class TicksSink(ClickHouseSink):

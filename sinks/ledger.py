@@ -829,11 +829,13 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
         count: Counter | None = None,
         policy: RetryPolicy | None = None,
         max_events: int = 20_000,
+        recovery: bool = True,
     ) -> None:
         self._dsn = dsn
         self._count = count
         self._policy = policy
         self._max_events = max_events
+        self._recovery = recovery
 
     def list_parts(self) -> list[str]:
         """The one ledger partition."""
@@ -845,7 +847,7 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
         """Connect a partition and start its writer thread."""
         writer = _ledger_writer(self._dsn, step_id, self._count, self._policy)
         return BackgroundPartition(
-            writer.write, writer.close, f"{step_id}.{for_part}", self._max_events
+            writer.write, writer.close, f"{step_id}.{for_part}", self._max_events, self._recovery
         )
 
 

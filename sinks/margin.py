@@ -156,9 +156,12 @@ class AccountMarginSink(FixedPartitionedSink[list[MarginRow], None]):
     """Bytewax sink of `(MARGIN_PARTITION, [MarginRow])` items: upserted in order by a
     background writer, drained at every epoch's snapshot (`sinks.background`)."""
 
-    def __init__(self, dsn: str, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, dsn: str, policy: RetryPolicy | None = None, recovery: bool = True
+    ) -> None:
         self._dsn = dsn
         self._policy = policy
+        self._recovery = recovery
 
     def list_parts(self) -> list[str]:
         """The one partition."""
@@ -172,4 +175,5 @@ class AccountMarginSink(FixedPartitionedSink[list[MarginRow], None]):
             self._dsn, write_margin_rows, self._policy
         )
         writer.connect()
-        return BackgroundPartition(writer.write, writer.close, f"{step_id}.{for_part}", 20_000)
+        name = f"{step_id}.{for_part}"
+        return BackgroundPartition(writer.write, writer.close, name, 20_000, self._recovery)

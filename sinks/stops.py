@@ -113,7 +113,10 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
     on the worker thread, the transactions' round trips were ~4 % of the all-flows replay's
     wall time. Drained at each epoch's snapshot, so a committed epoch has nothing in flight."""
 
-    def __init__(self, pg: PgBatchWriter[StopRow], orders: list[OrderWriter], name: str) -> None:
+    def __init__(
+        self, pg: PgBatchWriter[StopRow], orders: list[OrderWriter], name: str, recovery: bool
+    ) -> None:
+        self._recovery = recovery
         self._pg = pg
         self._orders = orders
         self._background: BackgroundWriter[StopWrites] = BackgroundWriter(
@@ -133,7 +136,8 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
         self._background.submit(values)
 
     def snapshot(self) -> None:
-        self._background.drain()  # the stores are the state; writes are idempotent
+        if self._recovery:  # see sinks.background: nobody resumes from an epoch otherwise
+            self._background.drain()  # the stores are the state; writes are idempotent
         return None
 
     def close(self) -> None:
@@ -167,7 +171,9 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         policy: RetryPolicy | None = None,
         outbound: Sequence[Callable[[Callable[[Any, int], bytes], Counter | None], OrderWriter]]
         = (),
+        recovery: bool = True,
     ) -> None:
+        self._recovery = recovery
         self._outbound = tuple(outbound)
         self._dsn = dsn
         self._orders_out = orders_out
@@ -187,4 +193,4 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         if self._orders_out is not None:
             orders.append(OrderFileWriter(self._orders_out, self._encode, self._count))
         orders += [factory(self._encode, self._count) for factory in self._outbound]
-        return _StopPartition(pg, orders, f"{step_id}.{for_part}")
+        return _StopPartition(pg, orders, f"{step_id}.{for_part}", self._recovery)

@@ -18,7 +18,7 @@ from bytewax.outputs import (
 from bytewax.testing import TestingSource
 
 from brokerflow.runner import FlowStopped, run_dataflow
-from sinks.background import BackgroundWriter, take_failures
+from sinks.background import BackgroundPartition, BackgroundWriter, take_failures
 
 
 def test_background_writer_writes_in_order_and_drain_waits_for_all() -> None:
@@ -184,3 +184,28 @@ def test_background_writer_submit_waits_when_the_queue_is_full() -> None:
     finally:
         gate.set()
         writer.close()
+
+
+@pytest.mark.parametrize("recovery", [True, False])
+def test_partition_snapshot_waits_for_the_writes_only_when_the_run_recovers(
+    recovery: bool,
+) -> None:
+    written: list[int] = []
+    gate = threading.Event()
+
+    def write(items: list[int]) -> None:
+        gate.wait(5)
+        written.extend(items)
+
+    part = BackgroundPartition(write, lambda: None, "test", 100, recovery)
+    part.write_batch([[1, 2], [3]])
+    waited = threading.Thread(target=part.snapshot)
+    waited.start()
+    waited.join(0.5)
+    # With recovery, the epoch's snapshot waits for its writes (Bytewax commits after it);
+    # without, nothing is committed and the worker goes on.
+    assert waited.is_alive() is recovery
+    gate.set()
+    waited.join(5)
+    part.close()  # every write is done when the partition closes, either way
+    assert written == [1, 2, 3]
