@@ -5,7 +5,9 @@ flow over realistic books, resting stops of every kind, surveillance patterns) t
 `brokerflow replay`'s code (`replay()`, in a process of its own: `bench.pipeline_run`), into
 real stores made fresh for each replay: its own PostgreSQL database (the day's accounts and
 positions loaded by `brokerflow load`'s code), its own Redis db (reserved, flushed) and a fresh
-chdb directory. Three replays of the same file, in this order:
+chdb directory. Replays of the same file, in this order (the first two alternating for
+`--pipeline-rounds`, 3 by default, each figure the median round's: one replay on a shared
+2-core machine varies by ±15 %, and the ratio of two single replays by more):
     quotes only   `--flows quotes`: the yardstick the issue names
     all flows     the six flows, as `brokerflow replay FILE` runs them (child orders to a file,
                   as `--orders-out` does): msg/s (the figure), latencies, alerts by kind
@@ -92,6 +94,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pipeline: replay this day instead (FILE.accounts.csv and "
                         "FILE.positions.csv beside it, as `simulate --orders` writes "
                         "them)")  # fmt: skip
+    p.add_argument("--pipeline-rounds", type=int, default=3,
+                   help="pipeline: rounds of (quotes only, all flows), alternating; each figure "
+                        "is the median round's (one replay on a shared machine varies by "
+                        "±15 %%)")  # fmt: skip
     p.add_argument("--pipeline-profile", action=argparse.BooleanOptionalAction, default=True,
                    help="pipeline: a third, profiled replay for each flow's CPU share")  # fmt: skip
 
@@ -318,34 +324,47 @@ def run(settings: Settings, args: argparse.Namespace, say: Callable[[str], None]
                        args.pipeline_stops, args.pipeline_seed)  # fmt: skip
         day = ensure_day(spec, common.DATA_DIR, say)
     composition = day.composition
-    plan = [("quotes-only", ("quotes",), False), ("all-flows", ALL_FLOWS, False)]
+    rounds = max(1, args.pipeline_rounds)
+    pair = (("quotes-only", ("quotes",), False), ("all-flows", ALL_FLOWS, False))
+    plan = [step for _ in range(rounds) for step in pair]  # alternating: drift hits both
     if args.pipeline_profile:
         _py_spy()  # missing: one line now, not after two replays
         plan.append(("all-flows-profiled", ALL_FLOWS, True))
-    runs: dict[str, dict] = {}
+    timed: dict[str, list[dict]] = {}
     alerts: dict = {}
     with bench_stores(settings, database) as fresh, \
             tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:  # fmt: skip
         for label, flows, profile in plan:
             run_settings = fresh(day)  # bad CSVs stop here, before a line is printed
-            if not runs:
+            if not timed:
                 say(f"pipeline: {day.path} ({composition['messages']:,} messages: "
                     f"{_text(composition['messages_by_type'])}); python {speed} M loops/s")
             say(f"== pipeline {label}: replay --flows {','.join(flows)}"
                 + (" under py-spy" if profile else ""))  # fmt: skip
-            runs[label] = replay_day(run_settings, day, flows, Path(tmp), label, profile)
-            say(f"== pipeline {label}: {_rate(runs[label]):,.0f} msg/s over "
-                f"{runs[label]['summary']['seconds']:.1f} s")  # fmt: skip
+            done = replay_day(run_settings, day, flows, Path(tmp), label, profile)
+            timed.setdefault(label, []).append(done)
+            say(f"== pipeline {label}: {_rate(done):,.0f} msg/s over "
+                f"{done['summary']['seconds']:.1f} s")  # fmt: skip
             if label == "all-flows":
                 alerts = alert_counts(run_settings.postgres_dsn)
-                problem = refusal(day, runs[label]["summary"], alerts)
+                problem = refusal(day, done["summary"], alerts)
                 if problem:
                     raise DayError(f"bench pipeline: not measured: {problem} ({day.path})")
-    return report(day, runs, alerts, speed)
+    runs = {label: median_run(done) for label, done in timed.items()}
+    return report(day, runs, alerts, speed, timed)
 
 
-def report(day: Day, runs: dict[str, dict], alerts: dict, speed: float) -> dict:
-    """Print the table and write the result file; return the yardsticks."""
+def median_run(runs: list[dict]) -> dict:
+    """The run of median msg/s (the upper one of an even count)."""
+    return sorted(runs, key=_rate)[len(runs) // 2]
+
+
+def report(
+    day: Day, runs: dict[str, dict], alerts: dict, speed: float,
+    timed: dict[str, list[dict]] | None = None,
+) -> dict:
+    """Print the table and write the result file; return the yardsticks. `runs` holds the
+    median round of each label, `timed` every round."""
     full, bare = runs["all-flows"], runs["quotes-only"]
     summary = full["summary"]
     rate, bare_rate = _rate(full), _rate(bare)
@@ -386,6 +405,16 @@ def report(day: Day, runs: dict[str, dict], alerts: dict, speed: float) -> dict:
                              for p in composition.get("patterns", [])],  # fmt: skip
         "python_loop_mops": speed,
     }
+    if timed is not None:
+        quotes_rates = [round(_rate(r)) for r in timed["quotes-only"]]
+        full_rates = [round(_rate(r)) for r in timed["all-flows"]]
+        yardsticks.update({
+            "rounds": len(full_rates),
+            "quotes_only_round_msgs_per_s": quotes_rates,
+            "all_flows_round_msgs_per_s": full_rates,
+            "round_ratios": [round(f / q, 3) for f, q in zip(full_rates, quotes_rates,
+                                                             strict=True)],
+        })  # fmt: skip
     profiled = runs.get("all-flows-profiled")
     if profiled is not None:
         flows, frames = attribute(profiled["profile"]["gil"])
@@ -428,6 +457,12 @@ def _print(day: Day, y: dict, rate: float, out: Path) -> None:
         ("quotes only, same file", f"{y['quotes_only_msgs_per_s']:,} msg/s",
          f"{y['quotes_only_seconds']:.1f} s"),
         ("all flows / quotes only", f"{y['ratio_to_quotes_only']:.2f}", f"goal >= {GOAL_RATIO}"),
+        *([("rounds: all flows / quotes only, msg/s",
+            f"{y['rounds']} (medians above)",
+            "; ".join(f"{f:,} / {q:,}" for f, q in zip(y["all_flows_round_msgs_per_s"],
+                                                       y["quotes_only_round_msgs_per_s"],
+                                                       strict=True)))]
+          if "rounds" in y else []),
         ("quote latency p50 / p99 (chunk read -> Redis)",
          f"{y['quote_latency_p50_ms']:,} / {y['quote_latency_p99_ms']:,} ms",
          f"{y['latency_samples']['quote']:,} samples"),

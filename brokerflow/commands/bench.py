@@ -134,6 +134,7 @@ QUICK_SIZES: dict[str, object] = {
     "pipeline_minutes": 5.0,
     "pipeline_accounts": 500,
     "pipeline_stops": 2_000,
+    "pipeline_rounds": 1,
 }
 _FULL_DEFAULTS: dict[str, object] = {}
 

@@ -41,7 +41,7 @@ def _bench(tmp_path: Path, *argv: str) -> int:
 
 
 def test_bench_pipeline_writes_every_figure_of_the_run(bench_env, capsys):
-    assert _bench(bench_env, *TINY) == 0
+    assert _bench(bench_env, *TINY, "--pipeline-rounds", "2") == 0
     doc = json.loads((bench_env / "results" / "pipeline.json").read_text())
     assert {"name", "unit", "value", "goal", "yardsticks", "machine", "date", "commit"} <= set(doc)
     assert (doc["name"], doc["unit"], doc["goal"]) == ("pipeline", "msg/s", 40_000)
@@ -51,6 +51,11 @@ def test_bench_pipeline_writes_every_figure_of_the_run(bench_env, capsys):
     assert doc["value"] > 0 and y["quotes_only_msgs_per_s"] > 0
     assert y["ratio_to_quotes_only"] == pytest.approx(doc["value"] / y["quotes_only_msgs_per_s"],
                                                       rel=0.01)  # fmt: skip
+    # two rounds of each replay; the figures are the median (upper) round's
+    assert y["rounds"] == 2
+    assert doc["value"] == max(y["all_flows_round_msgs_per_s"])
+    assert y["quotes_only_msgs_per_s"] == max(y["quotes_only_round_msgs_per_s"])
+    assert len(y["round_ratios"]) == 2
     # every flow did its work: executions booked, stops fired, patterns caught
     assert y["executions"] == day["messages_by_type"]["8"]
     assert y["stops"]["triggered"] > 0 and y["alerts_by_kind"]["STOP_TRIGGERED"] > 0
