@@ -401,58 +401,15 @@ class QuoteCoalescer:
             if book is None:
                 book = books[symbol] = SymbolBook(symbol)
             if type(event) is MarketDataIncrement:
-                # apply_increment inline, with the common entries of `_apply_entries` inline
-                # (one call per event or entry cost as much as the work; the test
-                # test_book_inline_paths_equal_the_per_entry_rules holds the three equal)
-                if ts >= day_end or ts < day_start:  # the day of `ts`, without a division
+                # apply_increment inline (a call per event cost as much as the work); the
+                # day of `ts` without a division
+                if ts >= day_end or ts < day_start:
                     day = ts // NS_PER_DAY
                     day_start = day * NS_PER_DAY
                     day_end = day_start + NS_PER_DAY
                 if day != book.day:
                     _roll_day(book, ts)
-                for entry in event.entries:
-                    kind = entry.entry_type
-                    if kind == MD_BID:
-                        levels = book.bids
-                    elif kind == MD_OFFER:
-                        levels = book.asks
-                    elif kind == MD_TRADE:
-                        px = entry.price
-                        if px is None or entry.action == MD_DELETE:
-                            continue
-                        size = entry.size
-                        book.ltp = px
-                        book.ltq = size
-                        if size is not None and not book.feed_volume:
-                            book.volume += size
-                        if book.open is None:
-                            book.open = px
-                        high = book.high
-                        if high is None or px > high:
-                            book.high = px
-                        low = book.low
-                        if low is None or px < low:
-                            book.low = px
-                        book.close = px
-                        continue
-                    else:
-                        _apply_other(book, entry)
-                        continue
-                    action = entry.action
-                    key = entry.entry_id
-                    if key is None:
-                        key = entry.price
-                    if action == MD_NEW or (action == MD_CHANGE and key in levels):
-                        price = entry.price
-                        if price is not None:
-                            size = entry.size
-                            levels[key] = [price, 0.0 if size is None else size]
-                            if len(levels) > MAX_LEVELS:
-                                _trim(levels, kind == MD_BID)
-                    elif action == MD_DELETE and key is not None and key in levels:
-                        del levels[key]
-                    else:
-                        _apply_level(levels, entry, kind == MD_BID)
+                _apply_entries(book, event.entries, False)
                 if ts > book.ts_event:
                     book.ts_event = ts
             else:
@@ -468,18 +425,6 @@ class QuoteCoalescer:
             publish(symbol, book, ts, out, False)
         return out
 
-    def _changed(self, symbol: str, book: SymbolBook, ts: int, out: list[Quote]) -> None:
-        """What `apply` does after applying an event of `symbol` (inline there)."""
-        if symbol in self._pending:
-            return
-        last = self._last_pub_ns.get(symbol)
-        if last is not None and ts < last + self.policy.interval_ns:
-            deadline = last + self.policy.interval_ns
-            self._pending[symbol] = deadline
-            heapq.heappush(self._heap, (deadline, symbol))
-            return
-        self._publish(symbol, book, ts, out, force=False)
-
     def _publish(
         self, symbol: str, book: SymbolBook, pub_ns: int, out: list[Quote], force: bool
     ) -> bool:
@@ -492,27 +437,7 @@ class QuoteCoalescer:
                     return False
             self._withheld.discard(symbol)
         book.seq += 1
-        # _quote_of(book) inline: a call per published quote less
-        bids = book.bids
-        if len(bids) == 1:
-            ((bid, bid_size),) = bids.values()
-        else:
-            best = _best_bid(bids)
-            bid, bid_size = (None, None) if best is None else best
-        asks = book.asks
-        if len(asks) == 1:
-            ((ask, ask_size),) = asks.values()
-        else:
-            best = _best_ask(asks)
-            ask, ask_size = (None, None) if best is None else best
-        quote = _new_tuple(
-            Quote,
-            (
-                symbol, bid, bid_size, ask, ask_size, book.ltp, book.ltq, book.volume,
-                book.ts_event // NS_PER_MS, book.seq, book.day,
-                book.open, book.high, book.low, book.close,
-            ),
-        )  # fmt: skip
+        quote = _quote_of(book)
         self._last_pub_ns[symbol] = pub_ns
         if min_move > 0:
             self._last_quote[symbol] = quote  # only the move filter reads it
