@@ -84,6 +84,24 @@ def _run_killed_at(command: list[str], env: dict[str, str], dsn: str, at: int) -
     return booked
 
 
+def _crashed_runs(
+    tmp_path: Path, day: Path, dsn: str, monkeypatch
+) -> tuple[dict[str, str], list[str]]:
+    """The environment and command of the crashed runs: another database, the same Redis db
+    (emptied by `_reference`), another data dir, a recovery dir; the day's accounts loaded."""
+    env = {"BROKERFLOW_POSTGRES_DSN": dsn,
+           "BROKERFLOW_REDIS_URL": os.environ["BROKERFLOW_REDIS_URL"]}  # fmt: skip
+    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", dsn)
+    _load(day, tmp_path / "crashed")
+    return env, _replay(day, tmp_path / "crashed", tmp_path / "recovery")
+
+
+def _run_to_the_end(command: list[str], env: dict[str, str]) -> None:
+    final = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert final.returncode == 0, final.stderr
+
+
 def _assert_same(got: dict, expected: dict, what: str) -> None:
     for store, tables in expected.items():
         for table, rows in tables.items():
@@ -95,19 +113,13 @@ def test_killed_replays_resume_to_the_same_contents_in_every_store(
 ):
     day, expected = _reference(tmp_path, settings_factory, monkeypatch)
     total = len(expected["postgres"]["executions"])
-    env = {"BROKERFLOW_POSTGRES_DSN": second_pg_dsn,
-           "BROKERFLOW_REDIS_URL": os.environ["BROKERFLOW_REDIS_URL"]}  # fmt: skip
-    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", second_pg_dsn)
-    _load(day, tmp_path / "crashed")
-    command = _replay(day, tmp_path / "crashed", tmp_path / "recovery")
+    env, command = _crashed_runs(tmp_path, day, second_pg_dsn, monkeypatch)
     # Killed by progress, not by the clock (a fast machine finishes before any timer): each
     # run is killed once the ledger holds a random share of the day, each share past the last.
     rng = random.Random(5)
     shares = sorted(rng.uniform(lo, lo + 0.2) for lo in (0.1, 0.4, 0.7))
     booked_at_kills = [_run_killed_at(command, env, second_pg_dsn, int(s * total)) for s in shares]
-    final = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
-                           timeout=600)  # fmt: skip
-    assert final.returncode == 0, final.stderr
+    _run_to_the_end(command, env)
     assert all(0 < n < total for n in booked_at_kills), f"a run ended first: {booked_at_kills}"
     _assert_same(_contents(env, tmp_path / "crashed"), expected, f"kills at {booked_at_kills}")
 
@@ -121,15 +133,9 @@ def test_a_run_killed_before_its_first_snapshot_starts_over_from_the_same_openin
     on the later books and raised other CONCENTRATION alerts)."""
     day, expected = _reference(tmp_path, settings_factory, monkeypatch)
     total = len(expected["postgres"]["executions"])
-    env = {"BROKERFLOW_POSTGRES_DSN": second_pg_dsn,
-           "BROKERFLOW_REDIS_URL": os.environ["BROKERFLOW_REDIS_URL"]}  # fmt: skip
-    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", second_pg_dsn)
-    _load(day, tmp_path / "crashed")
-    command = _replay(day, tmp_path / "crashed", tmp_path / "recovery")
+    env, command = _crashed_runs(tmp_path, day, second_pg_dsn, monkeypatch)
     command[command.index("--snapshot-s") + 1] = "60"
     booked = _run_killed_at(command, env, second_pg_dsn, total // 2)
     assert 0 < booked < total, f"the run ended before its kill: {booked}"
-    final = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
-                           timeout=600)  # fmt: skip
-    assert final.returncode == 0, final.stderr
+    _run_to_the_end(command, env)
     _assert_same(_contents(env, tmp_path / "crashed"), expected, f"killed at {booked}")
