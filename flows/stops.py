@@ -8,7 +8,7 @@ Steps (ids are recovery keys; renaming one orphans its state):
     write_stops        `StopOutputSink`, one partition: `stop_orders` rows first, then the
                        children to `--orders-out FILE` (35=D built by simplefix)
     stop_alerts        STOP_TRIGGERED alerts, returned to the pipeline (`write_alerts`)
-    write_stop_audit   `AuditSink` (with the audit flow): ORDER_TRIGGERED with the quote then
+    write_stop_audit   `PipelinedAuditSink`, as the audit flow: ORDER_TRIGGERED with the quote then
     write_stop_letters `DeadLetterSink`: rejected stop requests with their reason
 
 What the book sees, per shard and in stream order: every trade price of an incremental

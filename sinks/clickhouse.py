@@ -13,8 +13,9 @@ Both run the same DDL (`sql/clickhouse/`, applied by `migrate_clickhouse`) and t
 SQL, take rows in the same shape (`audit_rows`, `tick_rows`: Python values; DateTime64 columns as
 int ticks, e.g. epoch microseconds for DateTime64(6)), or the same values one sequence per column
 (`insert_columns` of `audit_columns`, `tick_columns`), and split inserts into chunks of
-`max_insert_rows` rows. Also the Bytewax sinks `AuditSink` and `TicksSink` (one insert per
-batch, on the worker thread) and the pipelined ones the audit flow uses.
+`max_insert_rows` rows. Also the Bytewax sinks `AuditSink`, `TicksSink` and `AlertsSink` (one
+insert per batch, on the worker thread; the tests' reference) and the pipelined ones the flows
+use (audit, the stop engine's audit rows, surveillance's alerts).
 
 chdb inserts are `INSERT … SELECT * FROM Python(table)` of an Arrow table built from the rows'
 columns (`_arrow_table`), with Decimal, UUID and Date values passed as strings for the
