@@ -160,29 +160,22 @@ class QuoteWriter:
         (redis-py packs ~1 µs per argument per command, so a command per XADD cost more than the
         rest of the flow), atomically: a retry after a lost reply finds the batch applied and
         adds nothing to the stream. Then a SET with TTL per touched `ohlc:{SYMBOL}:{day}`. Built
-        here as one str (keys and JSON; the JSON is ASCII, so its length is its byte length),
-        with `quote_json` inline, and encoded once: `pack_command` per argument and a
-        `quote_json` call per quote cost as much as the rest of the sink.
+        here as one str (keys and JSON; the JSON is ASCII, so its length is its byte length)
+        and encoded once: `pack_command` per argument cost as much as the rest of the sink.
         """
         bulks = _symbol_bulks
-        t = _texts.get
         latest: dict[str, str] = {}
         bars: dict[tuple[str, int], Quote] = {}
         entries: list[str] = []
         add = entries.append
         for q in quotes:
-            s, b, bs, a, az, lp, lq, v, ts, seq, day, open_, _, _, _ = q
+            s, ts, seq, day, open_ = q[0], q[8], q[9], q[10], q[11]
             version = (ts, seq)
             if version <= written[s]:
                 continue  # stale: Redis holds this or a newer quote of the symbol
             written[s] = version
             bulk = bulks.get(s) or _symbol_bulk(s)
-            data = (
-                f'{{"symbol":{bulk[2]},"bid":{t(b) or _text(b)},"bid_size":{t(bs) or _text(bs)},'
-                f'"ask":{t(a) or _text(a)},"ask_size":{t(az) or _text(az)},'
-                f'"ltp":{t(lp) or _text(lp)},"ltq":{t(lq) or _text(lq)},'
-                f'"volume":{t(v) or _text(v)},"ts":{ts},"seq":{seq}}}'
-            )
+            data = quote_json(q)
             add(f"{bulk[0]}${len(data)}\r\n{data}\r\n")
             latest[s] = data
             if open_ is not None:  # the day has a trade
@@ -271,17 +264,15 @@ _EVAL_HEAD = pack_command([b"EVAL", _PUBLISH_BATCH, b"1", _QUOTE_STREAM_KEY])[
     len(b"*4\r\n") :
 ].decode()
 _OHLC_TTL_BULK = f"${len(_OHLC_TTL)}\r\n{_OHLC_TTL.decode()}\r\n"
-# symbol -> its RESP bulk string, that of its quote:{SYMBOL} key (lengths in UTF-8 bytes), and
-# its JSON string
-_symbol_bulks: dict[str, tuple[str, str, str]] = {}
+# symbol -> its RESP bulk string and that of its quote:{SYMBOL} key (lengths in UTF-8 bytes)
+_symbol_bulks: dict[str, tuple[str, str]] = {}
 
 
-def _symbol_bulk(symbol: str) -> tuple[str, str, str]:
+def _symbol_bulk(symbol: str) -> tuple[str, str]:
     key = "quote:" + symbol
     bulk = _symbol_bulks[symbol] = (
         f"${len(symbol.encode())}\r\n{symbol}\r\n",
         f"${len(key.encode())}\r\n{key}\r\n",
-        _sym(symbol),
     )
     return bulk
 
