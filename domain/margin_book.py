@@ -100,6 +100,35 @@ class OpeningRow:
     holdings: Mapping[str, Decimal]
 
 
+class _AddedArrays:
+    """`MarginBook.added` as arrays in its insertion order, updated in place: a fill to a
+    position already added sets its quantity, a new one is appended (the book folds at
+    `FOLD_AT`, so the capacity is fixed)."""
+
+    __slots__ = ("rows", "cols", "quantities", "slot", "n")
+
+    def __init__(self, added: dict[tuple[int, int], float]) -> None:
+        size = max(FOLD_AT, len(added) + 1)
+        self.rows = np.zeros(size, np.int64)
+        self.cols = np.zeros(size, np.int64)
+        self.quantities = np.zeros(size)
+        self.slot: dict[tuple[int, int], int] = {}
+        self.n = 0
+        for (i, j), value in added.items():
+            self.set(i, j, value)
+
+    def set(self, i: int, j: int, value: float) -> None:
+        k = self.slot.get((i, j))
+        if k is None:
+            k = self.slot[(i, j)] = self.n
+            if k == len(self.rows):  # a book unpickled past FOLD_AT: grow
+                for name in ("rows", "cols", "quantities"):
+                    setattr(self, name, np.resize(getattr(self, name), 2 * k))
+            self.rows[k], self.cols[k] = i, j
+            self.n = k + 1
+        self.quantities[k] = value
+
+
 @dataclass
 class MarginBook:
     """Accounts 0..n-1 (`names`), symbols 0..m-1 (`symbols`); see the module docstring."""
@@ -304,7 +333,9 @@ class MarginBook:
                 self.short[i] = True
             return
         self.added[(i, j)] = value
-        self.__dict__.pop("_cache_added", None)
+        cache = self.__dict__.get("_cache_added")
+        if cache is not None:
+            cache.set(i, j, value)
         if len(self.added) >= FOLD_AT:
             self._fold()
 
@@ -326,17 +357,14 @@ class MarginBook:
         self.__dict__.pop("_cache_entry_rows", None)
 
     def _added(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The positions added since the last fold as (rows, columns, quantities) arrays,
-        kept until the next fill changes them (the screen reads them every window)."""
-        arrays = self.__dict__.get("_cache_added")
-        if arrays is None:
-            keys = np.array(list(self.added), np.int64).reshape(-1, 2)
-            arrays = self.__dict__["_cache_added"] = (
-                keys[:, 0].copy(),
-                keys[:, 1].copy(),
-                np.fromiter(self.added.values(), float, len(keys)),
-            )
-        return arrays
+        """The positions added since the last fold as (rows, columns, quantities) arrays, kept
+        up to date fill by fill (the screen reads them every window: rebuilding them from the
+        dict after each fill cost more than the rest of the screen)."""
+        cache = self.__dict__.get("_cache_added")
+        if cache is None:
+            cache = self.__dict__["_cache_added"] = _AddedArrays(self.added)
+        n = cache.n
+        return cache.rows[:n], cache.cols[:n], cache.quantities[:n]
 
     def _entry_rows(self) -> np.ndarray:
         """The row of every stored entry of the matrix (until the next fold)."""

@@ -161,6 +161,24 @@ def test_the_screens_values_are_the_two_full_products_bit_for_bit():
     assert gross.tobytes() == (book.abs_q @ m).tobytes()
 
 
+def test_the_screen_values_every_fill_made_since_its_last_look():
+    # Positions added by fills live outside the matrix until the fold; the screen reads them
+    # every window, so they must be right after each fill: new positions and changed ones.
+    book = book_of(("A", "0", {"XYZ": "1"}), ("B", "0", {"XYZ": "-2"}), marks={"XYZ": "10"})
+    fills = [(0, "NEW", "3"), (1, "NEW", "-1"), (0, "NEW", "2"), (1, "OTH", "4"),
+             (0, "XYZ", "-1"), (1, "NEW", "1"), (0, "OTH", "-7")]  # fmt: skip
+    marks = {"XYZ": 10.0, "NEW": 5.0, "OTH": 0.5}
+    for i, symbol, qty in fills:
+        book.apply_fill(i, symbol, D(qty), D(1))
+        book.set_mark(symbol, marks[symbol])
+        net, gross = book._values()
+        for account in (0, 1):
+            held = book.holdings(account)
+            assert net[account] == sum(float(q) * marks[s] for s, q in held.items())
+            assert gross[account] == sum(abs(float(q)) * marks[s] for s, q in held.items())
+    assert book.added  # the fills above were all read from outside the matrix
+
+
 def test_positions_added_by_fills_are_folded_into_the_matrix():
     n = FOLD_AT + 10
     book = book_of(*((f"A{i}", "0", {"XYZ": "1"}) for i in range(n)), marks={"XYZ": "1"})
