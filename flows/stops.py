@@ -47,7 +47,7 @@ from domain.events import (
     OrderList,
     OrderRequest,
 )
-from domain.quotes import SymbolBook, apply_increment, apply_snapshot
+from domain.quotes import SymbolBook, apply_increment_top, apply_snapshot
 from domain.stops import (
     Accepted,
     Activated,
@@ -151,12 +151,15 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
                         book = books[symbol] = SymbolBook(symbol)
                     ts = event.ts_event
                     # The book first, so a trigger's audit snapshot includes its trade; then
-                    # every trade price in order, so a gap fires at the first price past.
-                    apply_increment(book, event)
+                    # every trade price in order, so a gap fires at the first price past; then
+                    # the top of the book.
+                    bid, ask = apply_increment_top(book, event)
                     for entry in event.entries:
                         if entry.entry_type == MD_TRADE and entry.action == MD_NEW and entry.price:
                             self._apply(stops.on_quote(symbol, ts, last=entry.price), effects)
-                    self._quote(book, ts, effects)
+                    outcomes = stops.on_quote(symbol, ts, bid=bid, ask=ask)
+                    if outcomes:
+                        self._apply(outcomes, effects)
                 elif kind is MarketDataSnapshot:
                     symbol = event.symbol
                     book = books.get(symbol)

@@ -13,6 +13,7 @@ from domain.quotes import (
     QuoteCoalescer,
     SymbolBook,
     apply_increment,
+    apply_increment_top,
     apply_snapshot,
 )
 
@@ -45,6 +46,20 @@ def test_book_snapshot_replaces_sides_and_sets_last_trade_without_volume():
     q = book.to_quote()
     assert (q.bid, q.bid_size, q.ask, q.ask_size) == (10.0, 200, 10.5, 300)
     assert (q.ltp, q.ltq, q.volume) == (10.2, 50, 0.0)
+
+
+def test_apply_increment_top_gives_the_book_and_the_top_that_apply_increment_leaves():
+    # The stop engine's call: the same book as apply_increment, and its best prices after it.
+    steps = [inc(bid(10.00, 100), ask(10.05, 100)), inc(bid(10.01, 300), trade(10.02, 5)),
+             inc(bid(10.01, None, action="2"), bid(10.00, None, action="2")),
+             inc(ask(10.05, None, action="2")), inc(ask(9.99, 7), ts=T0 + NS_PER_DAY)]  # fmt: skip
+    mine, reference = SymbolBook("ACME"), SymbolBook("ACME")
+    tops = []
+    for event in steps:
+        tops.append(apply_increment_top(mine, event))
+        apply_increment(reference, event)
+        assert mine == reference
+    assert tops == [(10.00, 10.05), (10.01, 10.05), (None, 10.05), (None, None), (None, 9.99)]
 
 
 def test_book_new_before_delete_in_one_message_keeps_new_best():
