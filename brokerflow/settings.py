@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     margin_shards: int | None = Field(default=None, gt=0)
     surveillance: dict[str, dict[str, Any]] = Field(default_factory=dict)
     surveillance_late_s: float = Field(default=60.0, ge=0)
-    dq: bool | None = None  # None: on live, off in replays (README, "Data quality")
+    dq: bool | None = None  # None: on live, off in replays (docs/operations.md, "Data quality")
     dq_batch_rows: int = Field(default=5_000, gt=0)
     dq_interval_s: float = Field(default=1.0, gt=0)
     dq_sample_share: float = Field(default=1.0, gt=0, le=1)

@@ -1,7 +1,7 @@
 """Domain layer: the L1 book per symbol and the event-time coalescer of quote updates.
 
 Pure logic, no clock and no I/O: the flow feeds market-data events in, and gets `Quote` values out
-to publish. Decisions where FIX leaves room (documented in the README, "Market data"):
+to publish. Decisions where FIX leaves room (docs/decisions.md):
 
 - Each side of the book keeps its price levels keyed by MDEntryID (278), or by price when the feed
   sends no IDs, so a depth feed's NEW/DELETE pairs arrive in any order within one message and the

@@ -270,7 +270,7 @@ def _md_number(raw: bytes, tag: int) -> float:
 
 
 def _not_positive(raw: bytes) -> None:
-    # An equity price of zero or less is a feed error, not a market state (README, data quality).
+    # An equity price of zero or less is a feed error, not a market state (docs/decisions.md).
     msg = f"MDEntryPx(270) was {show(raw)}, not positive"
     raise FieldError(270, msg)
 
