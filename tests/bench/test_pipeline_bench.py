@@ -56,6 +56,9 @@ def test_bench_pipeline_writes_every_figure_of_the_run(bench_env, capsys):
     assert doc["value"] == max(y["all_flows_round_msgs_per_s"])
     assert y["quotes_only_msgs_per_s"] == max(y["quotes_only_round_msgs_per_s"])
     assert len(y["round_ratios"]) == 2
+    # each round started from empty stores, the order file included: the same children sent
+    children = y["all_flows_round_child_orders_out"]
+    assert children == [y["child_orders_out"]] * 2 and children[0] > 0
     # every flow did its work: executions booked, stops fired, patterns caught
     assert y["executions"] == day["messages_by_type"]["8"]
     assert y["stops"]["triggered"] > 0 and y["alerts_by_kind"]["STOP_TRIGGERED"] > 0
