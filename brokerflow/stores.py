@@ -21,10 +21,20 @@ def migrate_clickhouse_store(settings: Settings) -> list[str]:
         store.close()
 
 
-def prepare_stores(settings: Settings, flows: Iterable[str]) -> Endpoints:
-    """Start Redis and PostgreSQL if needed, apply the migrations the chosen flows need."""
+def prepare_stores(
+    settings: Settings, flows: Iterable[str], clickhouse: bool = True
+) -> Endpoints:
+    """Start Redis and PostgreSQL if needed, apply the migrations the chosen flows need.
+
+    `clickhouse`: this process may open ClickHouse. The other processes of a cluster on
+    embedded chdb must not (one process per directory): the first one migrates it before the
+    cluster starts, and writes it (`flows.context.FlowContext.clickhouse_here`).
+    """
+    from sinks.clickhouse import is_embedded
+
     endpoints = ensure_services(settings, {"redis", "postgres"})
     migrate(endpoints.postgres_dsn)
-    if {"audit", "surveillance"} & set(flows):
+    may_open = clickhouse or not is_embedded(settings.clickhouse_url)
+    if {"audit", "surveillance"} & set(flows) and may_open:
         migrate_clickhouse_store(settings)
     return endpoints

@@ -60,12 +60,14 @@ def attach(streams: QuoteStreams, ctx: FlowContext, tables: Collection[str] = TA
     if "audit_log" in tables:
         keyed = op.map("key_audit_records", streams.audit, audit_partition_key)
         sink = PipelinedAuditSink(
-            url, data_dir, count, ctx.retry, max_delay_s=delay, recovery=ctx.recovery
-        )
+            url, data_dir, count, ctx.retry, max_delay_s=delay, recovery=ctx.recovery,
+            local=ctx.clickhouse_here,
+        )  # fmt: skip
         op.output("write_audit", keyed, sink)
     if "market_ticks" in tables:
         ticks = op.map("key_ticks", streams.quotes, ticks_partition_key)
         sink = PipelinedTicksSink(
-            url, data_dir, count, ctx.retry, max_delay_s=delay, recovery=ctx.recovery
-        )
+            url, data_dir, count, ctx.retry, max_delay_s=delay, recovery=ctx.recovery,
+            local=ctx.clickhouse_here,
+        )  # fmt: skip
         op.output("write_ticks", ticks, sink)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from brokerflow.metrics import FlowStats
 from brokerflow.settings import Settings
+from sinks.clickhouse import is_embedded
 from sinks.retry import RetryPolicy
 
 
@@ -31,6 +32,7 @@ class FlowContext:
             that their output depends on the input alone.
         workers: Bytewax workers of the whole run (all processes): how many keyed shards a
             step needs to keep every worker busy (`flows.margin.shard_count`).
+        process_id: this process's index in a cluster (`run -i`); 0 alone.
     """
 
     settings: Settings
@@ -45,6 +47,14 @@ class FlowContext:
     recovery: bool = False
     owners: dict | None = None
     workers: int = 1
+    process_id: int = 0
+
+    @property
+    def clickhouse_here(self) -> bool:
+        """This process may write ClickHouse: always with a server; on embedded chdb, which
+        holds one process per directory, only the first process of a cluster (the others'
+        rows are routed to it: `sinks.clickhouse._PipelinedSink.list_parts`)."""
+        return self.process_id == 0 or not is_embedded(self.settings.clickhouse_url)
 
     @property
     def data_quality(self) -> bool:

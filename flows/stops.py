@@ -408,7 +408,7 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
         delay = LIVE_MAX_DELAY_S if ctx.live else None
         sink = PipelinedAuditSink(
             ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry,
-            max_delay_s=delay, recovery=ctx.recovery,
+            max_delay_s=delay, recovery=ctx.recovery, local=ctx.clickhouse_here,
         )  # fmt: skip
         op.output("write_stop_audit", audit, sink)
     return alerts

@@ -422,6 +422,7 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert
     sink = PipelinedAlertsSink(
         ctx.settings.clickhouse_url, ctx.settings.data_dir, ctx.stats.add, ctx.retry,
         max_delay_s=LIVE_MAX_DELAY_S if ctx.live else None, recovery=ctx.recovery,
+        local=ctx.clickhouse_here,
     )  # fmt: skip
     keyed = op.map("key_surveillance_alerts", alerts, alerts_partition_key)
     op.output("write_surveillance_alerts_clickhouse", keyed, sink)

@@ -820,6 +820,11 @@ def open_store(
     raise ClickHouseError(msg)
 
 
+def is_embedded(url: str | None) -> bool:
+    """The store a URL names is chdb in this process (one process per directory)."""
+    return not url or urlsplit(url).scheme == "chdb"
+
+
 def retryable_errors(url: str | None) -> tuple[type[Exception], ...]:
     """Return the errors worth a retry for a store URL: connection errors of a server; none for
     chdb, whose failures (bad SQL, a full disk, another path open) do not heal by waiting."""
@@ -1128,8 +1133,10 @@ class _PipelinedSink(FixedPartitionedSink[list[Any], None]):
         max_rows: int = 50_000,
         max_delay_s: float | None = 1.0,
         recovery: bool = True,
+        local: bool = True,
     ) -> None:
         self._recovery = recovery
+        self._local = local
         self._url = url
         self._data_dir = Path(data_dir)
         self._count = count
@@ -1144,8 +1151,10 @@ class _PipelinedSink(FixedPartitionedSink[list[Any], None]):
         raise NotImplementedError
 
     def list_parts(self) -> list[str]:
-        """The one partition."""
-        return [self.partition]
+        """The one partition, where this process may write the store (`local`): in a cluster
+        on embedded chdb, only the first process lists it, so that Bytewax builds it there and
+        routes every process's rows to it (chdb holds one process per directory)."""
+        return [self.partition] if self._local else []
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: None
@@ -1231,8 +1240,11 @@ class PipelinedTicksSink(_PipelinedSink):
         max_rows: int = 200_000,
         max_delay_s: float | None = 1.0,
         recovery: bool = True,
+        local: bool = True,
     ) -> None:
-        super().__init__(url, data_dir, count, policy, min_rows, max_rows, max_delay_s, recovery)
+        super().__init__(
+            url, data_dir, count, policy, min_rows, max_rows, max_delay_s, recovery, local
+        )
 
 
 class TicksSink(ClickHouseSink):

@@ -207,7 +207,7 @@ def run_flows(
     (`FlowContext.order_writers`).
     """
     chosen = check_flows(flows)
-    endpoints = prepare_stores(settings, chosen)
+    endpoints = prepare_stores(settings, chosen, clickhouse=process_id == 0)
     opening, marks, owners = run_opening_state(endpoints, chosen, recovery_dir)
     ctx = FlowContext(
         settings,
@@ -221,6 +221,7 @@ def run_flows(
         recovery=recovery_dir is not None,
         owners=owners,
         workers=workers * max(1, len(addresses or ())),
+        process_id=process_id,
     )
     flow = build_pipeline(source, ctx, chosen, sequenced=sequenced)
     if settings.metrics_port:

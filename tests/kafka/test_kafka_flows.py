@@ -113,26 +113,29 @@ def _without_quality(rows: list[str]) -> list[str]:
     return [row for row in rows if '"error": "DataQualityError"' not in row]
 
 
-# Audit and surveillance also write to ClickHouse, which is embedded chdb here: one process per
-# directory. A cluster of processes needs a ClickHouse server (README, "Scaling out").
-SCALE_FLOWS = "quotes,ledger,stops,margin"
-
-
 def test_scale_out_two_processes_of_two_workers_match_one_worker(
     kafka_bootstrap, settings_factory, postgres_dsn, tmp_path, monkeypatch
 ) -> None:
+    # Every flow, on embedded chdb: one process per directory, so the first process writes
+    # ClickHouse and the other's rows are routed to it.
     day = simulated_day(tmp_path)
     settings = settings_factory(kafka_bootstrap=kafka_bootstrap)
     load_day(day, settings, monkeypatch)
     run_gateway(settings, FileInput([day]), progress=False)
-    run_kafka(settings, until_end=True, progress=False, flows=SCALE_FLOWS.split(","))
-    expected = (redis_contents(settings.redis_url), postgres_rows(settings.postgres_dsn))
-    assert expected[1]["executions"]
+    run_kafka(settings, until_end=True, progress=False)
+    expected = (
+        redis_contents(settings.redis_url),
+        postgres_rows(settings.postgres_dsn),
+        clickhouse_rows(settings),
+    )
+    assert expected[1]["executions"] and expected[2]["audit_log"] and expected[2]["market_ticks"]
 
     flush_redis(settings.redis_url)
     name, dsn = fresh_database(postgres_dsn)
     try:
-        scaled = settings.model_copy(update={"postgres_dsn": dsn})
+        # fresh stores, ClickHouse included: the cluster migrates it from nothing
+        clickhouse_url = f"chdb://{tmp_path / 'cluster-clickhouse'}"
+        scaled = settings.model_copy(update={"postgres_dsn": dsn, "clickhouse_url": clickhouse_url})
         load_day(day, scaled, monkeypatch)
         addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
         env = {
@@ -141,11 +144,12 @@ def test_scale_out_two_processes_of_two_workers_match_one_worker(
             "BROKERFLOW_POSTGRES_DSN": dsn,
             "BROKERFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
             "BROKERFLOW_DATA_DIR": str(scaled.data_dir),
+            "BROKERFLOW_CLICKHOUSE_URL": clickhouse_url,
         }
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "brokerflow.cli", "run", "--until-end", "-q", "-w", "2",
-                 "-i", str(i), "-a", addresses, "--flows", SCALE_FLOWS],
+                 "-i", str(i), "-a", addresses],
                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
             for i in range(2)
@@ -159,9 +163,11 @@ def test_scale_out_two_processes_of_two_workers_match_one_worker(
                     p.wait()
         for p, (_, err) in zip(procs, outputs, strict=True):
             assert p.returncode == 0, err.decode()[-2000:]
-        got = (redis_contents(scaled.redis_url), postgres_rows(dsn))
+        got = (redis_contents(scaled.redis_url), postgres_rows(dsn), clickhouse_rows(scaled))
     finally:
         drop_database(postgres_dsn, name)
     for table, rows in expected[1].items():
         assert _without_quality(got[1][table]) == _without_quality(rows), table
+    for table, rows in expected[2].items():
+        assert got[2][table] == rows, table
     assert got[0] == expected[0]
