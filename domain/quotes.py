@@ -328,12 +328,7 @@ def apply_increment_top(
 ) -> tuple[float | None, float | None]:
     """`apply_increment`, then the best bid and ask prices (None: an empty side): what a
     consumer of every top of book (the stop engine) reads after each message, in one call."""
-    ts = event.ts_event
-    if ts // NS_PER_DAY != book.day:
-        _roll_day(book, ts)
-    _apply_entries(book, event.entries, False)
-    if ts > book.ts_event:
-        book.ts_event = ts
+    apply_increment(book, event)
     bid = _best_bid(book.bids)
     ask = _best_ask(book.asks)
     return (None if bid is None else bid[0]), (None if ask is None else ask[0])
