@@ -102,8 +102,9 @@ class OpeningRow:
 
 class _AddedArrays:
     """`MarginBook.added` as arrays in its insertion order, updated in place: a fill to a
-    position already added sets its quantity, a new one is appended (the book folds at
-    `FOLD_AT`, so the capacity is fixed)."""
+    position already added sets its quantity, a new one is appended. Room for `FOLD_AT`, and
+    one more than `added` holds when built: the book folds (and drops these) as soon as a new
+    position brings `added` to `FOLD_AT`."""
 
     __slots__ = ("rows", "cols", "quantities", "slot", "n")
 
@@ -121,9 +122,6 @@ class _AddedArrays:
         k = self.slot.get((i, j))
         if k is None:
             k = self.slot[(i, j)] = self.n
-            if k == len(self.rows):  # a book unpickled past FOLD_AT: grow
-                for name in ("rows", "cols", "quantities"):
-                    setattr(self, name, np.resize(getattr(self, name), 2 * k))
             self.rows[k], self.cols[k] = i, j
             self.n = k + 1
         self.quantities[k] = value
