@@ -30,7 +30,7 @@ from brokerflow.services import ensure_services
 from brokerflow.settings import Settings
 from connectors.fix import decode_lines
 from simulator.orders import write_fills_file
-from sinks.clickhouse import open_store
+from sinks.clickhouse import is_embedded, open_store
 from sinks.ledger import EXECUTION_COLUMNS, execution_rows
 
 GOAL_FILLS_PER_S = 10_000
@@ -99,7 +99,7 @@ def run(
     load_rows(dsn, ACCOUNTS, read_accounts(path.with_suffix(".accounts.csv")), "accounts")
     load_rows(dsn, POSITIONS, read_positions(path.with_suffix(".positions.csv")), "positions")
     clickhouse_url = settings.clickhouse_url
-    if not clickhouse_url or urlsplit(clickhouse_url).scheme == "chdb":
+    if is_embedded(clickhouse_url):
         chdb_dir = (settings.data_dir / "bench-clickhouse").resolve()
         shutil.rmtree(chdb_dir, ignore_errors=True)
         clickhouse_url = f"chdb://{chdb_dir}"

@@ -64,6 +64,7 @@ from bench.pipeline_day import Day, DayError, DaySpec, ensure_day, open_day
 from brokerflow.commands.load import ACCOUNTS, POSITIONS, load_rows, read_accounts, read_positions
 from brokerflow.services import ensure_services
 from brokerflow.settings import Settings
+from sinks.clickhouse import is_embedded
 
 GOAL_MSGS_PER_S = 40_000
 GOAL_RATIO = 0.6  # all flows against the quotes-only replay of the same file
@@ -135,7 +136,7 @@ def bench_stores(settings: Settings, database: str) -> Iterator[Callable[[Day], 
     endpoints = ensure_services(settings, {"redis", "postgres"})
     clickhouse_url = settings.clickhouse_url
     chdb_dir = None
-    if not clickhouse_url or urlsplit(clickhouse_url).scheme == "chdb":
+    if is_embedded(clickhouse_url):
         chdb_dir = (settings.data_dir / "bench-pipeline-clickhouse").resolve()
         clickhouse_url = f"chdb://{chdb_dir}"
     with reserved_redis_db(endpoints.redis_url) as redis_url:

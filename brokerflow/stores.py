@@ -21,20 +21,17 @@ def migrate_clickhouse_store(settings: Settings) -> list[str]:
         store.close()
 
 
-def prepare_stores(
-    settings: Settings, flows: Iterable[str], clickhouse: bool = True
-) -> Endpoints:
+def prepare_stores(settings: Settings, flows: Iterable[str], process_id: int = 0) -> Endpoints:
     """Start Redis and PostgreSQL if needed, apply the migrations the chosen flows need.
 
-    `clickhouse`: this process may open ClickHouse. The other processes of a cluster on
-    embedded chdb must not (one process per directory): the first one migrates it before the
-    cluster starts, and writes it (`flows.context.FlowContext.clickhouse_here`).
+    `process_id`: this process's index in a cluster; ClickHouse is migrated only where it may
+    be opened (`sinks.clickhouse.opens_store`: embedded chdb by the first process alone).
     """
-    from sinks.clickhouse import is_embedded
+    from sinks.clickhouse import opens_store
 
     endpoints = ensure_services(settings, {"redis", "postgres"})
     migrate(endpoints.postgres_dsn)
-    may_open = clickhouse or not is_embedded(settings.clickhouse_url)
+    may_open = opens_store(settings.clickhouse_url, process_id)
     if {"audit", "surveillance"} & set(flows) and may_open:
         migrate_clickhouse_store(settings)
     return endpoints

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from brokerflow.metrics import FlowStats
 from brokerflow.settings import Settings
-from sinks.clickhouse import is_embedded
+from sinks.clickhouse import opens_store
 from sinks.retry import RetryPolicy
 
 
@@ -51,10 +51,8 @@ class FlowContext:
 
     @property
     def clickhouse_here(self) -> bool:
-        """This process may write ClickHouse: always with a server; on embedded chdb, which
-        holds one process per directory, only the first process of a cluster (the others'
-        rows are routed to it: `sinks.clickhouse._PipelinedSink.list_parts`)."""
-        return self.process_id == 0 or not is_embedded(self.settings.clickhouse_url)
+        """This process may write ClickHouse (`sinks.clickhouse.opens_store`)."""
+        return opens_store(self.settings.clickhouse_url, self.process_id)
 
     @property
     def data_quality(self) -> bool:

@@ -825,10 +825,17 @@ def is_embedded(url: str | None) -> bool:
     return not url or urlsplit(url).scheme == "chdb"
 
 
+def opens_store(url: str | None, process_id: int) -> bool:
+    """Process `process_id` of a run may open the store: always a server; embedded chdb, which
+    holds one process per directory, only in the first process of a cluster (it migrates the
+    store, and the others' rows are routed to it: `_PipelinedSink.list_parts`)."""
+    return process_id == 0 or not is_embedded(url)
+
+
 def retryable_errors(url: str | None) -> tuple[type[Exception], ...]:
     """Return the errors worth a retry for a store URL: connection errors of a server; none for
     chdb, whose failures (bad SQL, a full disk, another path open) do not heal by waiting."""
-    if url and urlsplit(url).scheme != "chdb":
+    if not is_embedded(url):
         from clickhouse_connect.driver.exceptions import OperationalError
 
         return (OperationalError,)

@@ -207,7 +207,7 @@ def run_flows(
     (`FlowContext.order_writers`).
     """
     chosen = check_flows(flows)
-    endpoints = prepare_stores(settings, chosen, clickhouse=process_id == 0)
+    endpoints = prepare_stores(settings, chosen, process_id)
     opening, marks, owners = run_opening_state(endpoints, chosen, recovery_dir)
     ctx = FlowContext(
         settings,
