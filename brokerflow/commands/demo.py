@@ -51,6 +51,8 @@ from simulator.stops import stop_order
 SHOWN_SYMBOLS = 3
 STOP_SYMBOLS = 10  # symbols that get a client's sell and buy stop
 STOP_TICKS = 5  # stop prices this many cents from the last price: some fire within seconds
+STOP_GUARD = 1_000  # ... plus 1/1,000 of it: the trades still in flight on the market-data
+# session when the stop arrives on the drop copy (seen: 12 cents at 356) must not pass it
 EDGE_PORT = 8765
 
 
@@ -163,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"              http://127.0.0.1:{edge_port}/?token={tokens['trader']}  (trader "
               f"of {tokens['account']})")
         print(f"  edge     -> ws://127.0.0.1:{edge_port}/ws?token=...  (quotes, alerts)")
-    print(f"  stops    -> {STOP_SYMBOLS * 2} client stop orders {STOP_TICKS} cents around the "
-          "market; children out on BROKERFLOW-OE, filled by the exchange")
+    print(f"  stops    -> {STOP_SYMBOLS * 2} client stop orders {STOP_TICKS} cents + 0.1 % "
+          "around the market; children out on BROKERFLOW-OE, filled by the exchange")
     print("  stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds else ""))
 
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -234,7 +236,8 @@ def _place_stops_when_subscribed(
             bid, _, ask, _, last = book
             price = last or (bid + ask) // 2
             account = accounts[i % len(accounts)]
-            around = (("2", price - STOP_TICKS, "S"), ("1", price + STOP_TICKS, "B"))
+            away = STOP_TICKS + price // STOP_GUARD
+            around = (("2", price - away, "S"), ("1", price + away, "B"))
             for side, ticks, tag in around:
                 raw = stop_order(f"{run_id}-STP{i}{tag}", account, symbol.decode(), side, ticks,
                                  now, i)  # fmt: skip
