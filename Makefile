@@ -4,7 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv browser
+
+# Debian's Chromium for the console's browser test; skipped when present, when not root or
+# without apt-get (the test then skips, saying why).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && { apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+	       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; } \
+	  || echo "note: chromium not installed; the browser test will skip"; }
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required (Bytewax 0.21.1 has no wheels for other versions)"; exit 1; }
@@ -20,7 +28,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/brokerflow demo $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q $(ARGS)
