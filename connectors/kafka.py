@@ -3,7 +3,8 @@
 Topics (values are raw FIX messages, from `8=` to the CheckSum, without a newline):
     fix.marketdata   35=W/X, keyed by Symbol (55)
     fix.executions   35=8/D/F/G/E, keyed by Account (1), else ClOrdID (11)
-    fix.unrouted     lines the gateway could not route (no `8=`, no MsgType, another MsgType);
+    fix.unrouted     lines the gateway could not route (no `8=`, no MsgType, another MsgType,
+                     market data without Symbol, an order event without Account and Symbol);
                      kept in sequence so the flows dead-letter them with the decoder's reason,
                      exactly as a replay of the file does
     orders.outbound  child orders (35=D/F) the flows send
@@ -94,11 +95,19 @@ def route_line(line: bytes) -> Route:
     msg_type = _field(message, delimiter, b"35")
     if not msg_type:
         return Route(UNROUTED_TOPIC, None, message, "no MsgType (35)")
+    # A message without the key its topic is partitioned by would land on an arbitrary
+    # partition, out of order with its symbol's or account's other messages: unrouted instead.
     if msg_type in _MD_TYPES:
-        return Route(MARKETDATA_TOPIC, _field(message, delimiter, b"55"), message)
+        symbol = _field(message, delimiter, b"55")
+        if not symbol:
+            return Route(UNROUTED_TOPIC, None, message, "market data without Symbol (55)")
+        return Route(MARKETDATA_TOPIC, symbol, message)
     if msg_type in _ORDER_TYPES:
-        key = _field(message, delimiter, b"1") or _field(message, delimiter, b"11")
-        return Route(EXECUTIONS_TOPIC, key, message)
+        account = _field(message, delimiter, b"1")
+        if not account and not _field(message, delimiter, b"55"):
+            reason = "order event without Account (1) or Symbol (55)"
+            return Route(UNROUTED_TOPIC, None, message, reason)
+        return Route(EXECUTIONS_TOPIC, account or _field(message, delimiter, b"11"), message)
     if msg_type in _ADMIN_TYPES:
         return Route(None, None, message, "session-level message (not published)")
     kind = msg_type.decode("ascii", "backslashreplace")

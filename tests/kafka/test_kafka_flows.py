@@ -24,10 +24,23 @@ from brokerflow.commands.run import run_kafka
 from tests.kafka.stores import clear_clickhouse, clickhouse_rows, postgres_rows, redis_contents
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _framed(body: bytes) -> bytes:
+    """A FIX 4.4 message of `body` with a right BodyLength and CheckSum, and a newline."""
+    head = b"8=FIX.4.4\x019=%d\x01" % len(body)
+    return head + body + b"10=%03d\x01\n" % (sum(head + body) % 256)
+
+
 BAD_LINES = (
     b"this line is not FIX\n",
     b"8=FIX.4.4\x019=20\x0135=X\x0155=AAPL\x01268=0\x0110=000\x01\n",  # wrong BodyLength/CheckSum
     b"8=FIX.4.4\x019=12\x0135=j\x0158=x\x0110=000\x01\n",  # a MsgType nobody routes
+    # No key for the layout: unrouted by the gateway, dead-lettered by the decoder, as replayed.
+    _framed(b"35=X\x0134=9\x0149=V\x0152=20261125-14:30:00\x0156=B\x01268=1\x01279=0\x01"
+            b"269=2\x01270=10.5\x01271=100\x01"),
+    _framed(b"35=8\x0134=10\x0149=V\x0152=20261125-14:30:00\x0156=B\x0137=O1\x0111=C1\x01"
+            b"17=E1\x01150=0\x0139=0\x0154=1\x0138=100\x01151=100\x0114=0\x016=0\x01"),
 )
 
 
@@ -80,6 +93,7 @@ def test_gateway_then_run_gives_exactly_the_replay_results(
     )
     letters = " ".join(expected[1]["dead_letters"])
     assert "this line is not FIX" in letters and "BodyLength(9) was 20" in letters
+    assert letters.count("Symbol(55) missing") == 2
     assert expected[1]["executions"] and expected[2]["audit_log"]  # the day did book and audit
 
     flush_redis(settings.redis_url)
@@ -92,7 +106,9 @@ def test_gateway_then_run_gives_exactly_the_replay_results(
         sent = run_gateway(kafka, FileInput([day]), progress=False).as_dict()
         assert sent["published"] == replayed["messages"]
         assert sent["unrouted"] == {
-            "no BeginString (8=) on the line": 1, "MsgType (35) j is not routed": 1
+            "no BeginString (8=) on the line": 1, "MsgType (35) j is not routed": 1,
+            "market data without Symbol (55)": 1,
+            "order event without Account (1) or Symbol (55)": 1,
         }
         ran = run_kafka(kafka, until_end=True, progress=False)
         assert ran.counts.get("kafka_gaps", 0) == 0

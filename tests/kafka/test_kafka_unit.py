@@ -25,6 +25,9 @@ from sinks.kafka import CheckedProducer, KafkaDeliveryError
         (b"8=FIX.4.4\x0135=j\x0158=no\x01\n", UNROUTED_TOPIC, None),
         (b"garbage without begin string\n", UNROUTED_TOPIC, None),
         (b"8=FIX.4.4\x019=5\x0155=IBM\x01\n", UNROUTED_TOPIC, None),
+        (b"8=FIX.4.4\x019=5\x0135=X\x01268=1\x01269=2\x01270=1.5\x0110=000\x01\n",
+         UNROUTED_TOPIC, None),
+        (b"8=FIX.4.4\x0135=8\x0111=C1\x01150=0\x01\n", UNROUTED_TOPIC, None),
     ],
 )
 def test_route_line_by_msg_type(line: bytes, topic: str, key: bytes | None) -> None:
