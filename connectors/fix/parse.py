@@ -27,6 +27,7 @@ Market-data rules:
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 from collections import deque
@@ -1026,12 +1027,15 @@ class DecodedBatch:
         admin: session-level messages (35=0,1,2,3,4,5,A) decoded and skipped.
         messages: lines that were not blank or `#` comments (each became events, an admin
             count or a dead letter; an X with 268=0 becomes nothing).
+        lines: for each event, the index of its line in the batch (a Kafka run orders events
+            of different partitions by the sequence number of their line).
     """
 
     events: list[Event]
     dead_letters: list[DeadLetter]
     admin: int
     messages: int
+    lines: list[int] = dataclasses.field(default_factory=list)
 
 
 def _fast_market_data(
@@ -2056,6 +2060,7 @@ def _gather(
     """The batch of `decode_lines`: `parsed` in line order, the declined lines decoded by the
     careful path in runs of consecutive lines (one framing pass per run, not per line)."""
     events: list[Event] = []
+    lines_of: list[int] = []  # each event's line
     dead_letters: list[DeadLetter] = []
     admin = messages = 0
     unknown: list[str] = []
@@ -2072,12 +2077,15 @@ def _gather(
             instruments,
         )
         events.extend(careful.events)
+        lines_of.extend([declined_from + line for line in careful.lines])
         dead_letters.extend(careful.dead_letters)
         admin += careful.admin
         messages += careful.messages
 
     def keep(index: int, found: list[Event]) -> None:  # the instrument list
+        before = len(events)
         _keep_instruments(found, instruments, events, unknown)
+        lines_of.extend([index] * (len(events) - before))
         if unknown:
             _unknown_symbol_letters(
                 unknown,
@@ -2097,6 +2105,7 @@ def _gather(
             messages += index - position
             if instruments is None:
                 events += parsed[position:index]
+                lines_of += range(position, index)
             else:
                 for single in range(position, index):
                     keep(single, [parsed[single]])
@@ -2113,12 +2122,13 @@ def _gather(
             messages += 1
             if instruments is None:
                 events += found
+                lines_of += [index] * len(found)
             else:
                 keep(index, found)
         position = index + 1
     if declined_from >= 0:
         flush_declined(len(parsed))
-    return DecodedBatch(events, dead_letters, admin, messages)
+    return DecodedBatch(events, dead_letters, admin, messages, lines_of)
 
 
 def _decode_lines_careful(
@@ -2133,6 +2143,7 @@ def _decode_lines_careful(
     framed = frame_lines(lines)
     events: list[Event] = []
     extend = events.extend
+    lines_of: list[int] = []  # each event's line
     dead_letters: list[DeadLetter] = []
     admin = 0
     unknown: list[str] = []  # symbols of the current line outside the instrument list
@@ -2160,11 +2171,13 @@ def _decode_lines_careful(
                 parsed = parse_message(
                     decoded, source=f"{source}:{first_line_no + index}", raw=received
                 )
+            before = len(events)
             if instruments is None:
                 extend(parsed)
             else:
                 # Not `continue` on the market-data path: the unknown symbols are flushed below.
                 _keep_instruments(parsed, instruments, events, unknown)
+            lines_of += [index] * (len(events) - before)
         except (DecodeError, FieldError) as error:
             dead_letters.append(
                 DeadLetter(
@@ -2186,7 +2199,7 @@ def _decode_lines_careful(
                 ts_init,
                 dead_letters,
             )
-    return DecodedBatch(events, dead_letters, admin, len(framed.messages))
+    return DecodedBatch(events, dead_letters, admin, len(framed.messages), lines_of)
 
 
 def _unknown_symbol_letters(

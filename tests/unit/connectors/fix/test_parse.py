@@ -535,6 +535,7 @@ def _assert_same_as_careful(lines: list[bytes], instruments: frozenset[str] | No
     fast = decode_lines(lines, "chunk", 100, "step", 7, instruments)
     careful = fix_parse._decode_lines_careful(lines, "chunk", 100, "step", 7, instruments)
     assert fast.events == careful.events
+    assert fast.lines == careful.lines and len(fast.lines) == len(fast.events)
     assert fast.dead_letters == careful.dead_letters
     assert (fast.admin, fast.messages) == (careful.admin, careful.messages)
 
@@ -555,6 +556,15 @@ def test_decode_lines_chunk_fast_path_matches_careful_path(
     lines = [message + b"\n" for message in messages]
     assert tokenize_chunk(lines) is not None  # the whole chunk took the fast path
     _assert_same_as_careful(lines, instruments)
+    # Each event's line: decoded alone, that line gives exactly the events credited to it.
+    batch = decode_lines(lines, "chunk", 100, instruments=instruments)
+    by_line: dict[int, list] = {}
+    for event, index in zip(batch.events, batch.lines, strict=True):
+        by_line.setdefault(index, []).append(event)
+    assert list(by_line) == sorted(by_line)  # events stay in line order
+    for index, events in list(by_line.items())[::7]:
+        alone = decode_lines([lines[index]], "chunk", 100 + index, instruments=instruments)
+        assert alone.events == events and alone.lines == [0] * len(events)
     # and against the message-by-message reference, per line
     for line_no, line in enumerate(lines[:500], 100):
         batch = decode_lines([line], "chunk", line_no)
