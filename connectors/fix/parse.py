@@ -1953,7 +1953,7 @@ def _parse_tokens(
 def decode_lines(
     lines: list[bytes],
     source: str,
-    first_line_no: int,
+    first_line_no: int | Sequence[int],
     step_id: str = "decode_fix",
     ts_init: int = 0,
     instruments: frozenset[str] | None = None,
@@ -1972,7 +1972,8 @@ def decode_lines(
     Args:
         lines: consecutive lines of a log file, with or without their newline.
         source: where they come from, e.g. "file:day.fix"; dead letters get `{source}:{line_no}`.
-        first_line_no: the line number of `lines[0]`.
+        first_line_no: the line number of `lines[0]`, or each line's number (a Kafka
+            partition's messages carry the gateway's sparse sequence numbers).
         step_id: the dataflow step recorded on dead letters.
         ts_init: the time recorded on dead letters (int UTC ns, chosen by the caller).
         instruments: the configured instrument list; events of other symbols become dead
@@ -1982,9 +1983,10 @@ def decode_lines(
     Returns:
         The events, dead letters and counts of the batch.
     """
+    line_nos = _line_numbers(first_line_no, len(lines))
     chunk = tokenize_chunk(lines)
     if chunk is None:
-        return _decode_lines_careful(lines, source, first_line_no, step_id, ts_init, instruments)
+        return _decode_lines_careful(lines, source, line_nos, step_id, ts_init, instruments)
     # parsed[i] is what line i gave: one event (a market-data line built in columns), a list
     # of events, or None for the careful path. `irregular`: the lines not holding one event.
     parsed: list = [None] * len(lines)
@@ -2000,8 +2002,14 @@ def decode_lines(
     irregular.sort()
     others = np.flatnonzero(framed & ~(market_x | market_w)).tolist()
     if others:
-        _decode_order_lines(chunk, others, lines, source, first_line_no, parsed)
-    return _gather(parsed, irregular, lines, source, first_line_no, step_id, ts_init, instruments)
+        _decode_order_lines(chunk, others, lines, source, line_nos, parsed)
+    return _gather(parsed, irregular, lines, source, line_nos, step_id, ts_init, instruments)
+
+
+def _line_numbers(first_line_no: int | Sequence[int], count: int) -> Sequence[int]:
+    if isinstance(first_line_no, int):
+        return range(first_line_no, first_line_no + count)
+    return first_line_no
 
 
 def _decode_order_lines(
@@ -2009,7 +2017,7 @@ def _decode_order_lines(
     indexes: list[int],
     lines: list[bytes],
     source: str,
-    first_line_no: int,
+    line_nos: Sequence[int],
     parsed: list,
 ) -> None:
     """Parse the plainly framed lines `indexes` that are not market data into `parsed`."""
@@ -2036,14 +2044,14 @@ def _decode_order_lines(
                     plan,
                     tokens[first + 7 : last - 2 : 2],
                     line[:-1],
-                    f"{source}:{first_line_no + index}",
+                    f"{source}:{line_nos[index]}",
                 )
             if result is None:
                 result = _parse_tokens(
-                    tokens, first, last, line, f"{source}:{first_line_no + index}"
+                    tokens, first, last, line, f"{source}:{line_nos[index]}"
                 )
         elif msg_type in _TOKEN_PARSED_TYPES:
-            result = _parse_tokens(tokens, first, last, line, f"{source}:{first_line_no + index}")
+            result = _parse_tokens(tokens, first, last, line, f"{source}:{line_nos[index]}")
         parsed[index] = result
 
 
@@ -2052,7 +2060,7 @@ def _gather(
     irregular: list[int],
     lines: list[bytes],
     source: str,
-    first_line_no: int,
+    line_nos: Sequence[int],
     step_id: str,
     ts_init: int,
     instruments: frozenset[str] | None,
@@ -2071,7 +2079,7 @@ def _gather(
         careful = _decode_lines_careful(
             lines[declined_from:stop],
             source,
-            first_line_no + declined_from,
+            line_nos[declined_from:stop],
             step_id,
             ts_init,
             instruments,
@@ -2090,7 +2098,7 @@ def _gather(
             _unknown_symbol_letters(
                 unknown,
                 lines[index][:-1],
-                f"{source}:{first_line_no + index}",
+                f"{source}:{line_nos[index]}",
                 step_id,
                 ts_init,
                 dead_letters,
@@ -2134,12 +2142,13 @@ def _gather(
 def _decode_lines_careful(
     lines: list[bytes],
     source: str,
-    first_line_no: int,
+    first_line_no: int | Sequence[int],
     step_id: str,
     ts_init: int,
     instruments: frozenset[str] | None,
 ) -> DecodedBatch:
     """`decode_lines` line by line: any framing, delimiter, log prefix or message type."""
+    line_nos = _line_numbers(first_line_no, len(lines))
     framed = frame_lines(lines)
     events: list[Event] = []
     extend = events.extend
@@ -2169,7 +2178,7 @@ def _decode_lines_careful(
                     admin += 1
                     continue
                 parsed = parse_message(
-                    decoded, source=f"{source}:{first_line_no + index}", raw=received
+                    decoded, source=f"{source}:{line_nos[index]}", raw=received
                 )
             before = len(events)
             if instruments is None:
@@ -2181,7 +2190,7 @@ def _decode_lines_careful(
         except (DecodeError, FieldError) as error:
             dead_letters.append(
                 DeadLetter(
-                    source=f"{source}:{first_line_no + index}",
+                    source=f"{source}:{line_nos[index]}",
                     reason=error.reason,
                     raw=received,
                     step_id=step_id,
@@ -2194,7 +2203,7 @@ def _decode_lines_careful(
             _unknown_symbol_letters(
                 unknown,
                 received,
-                f"{source}:{first_line_no + index}",
+                f"{source}:{line_nos[index]}",
                 step_id,
                 ts_init,
                 dead_letters,

@@ -928,3 +928,27 @@ def test_decode_lines_execution_report_plan_normalises_like_parse_message() -> N
     assert (fill.exec_type, fill.poss_dup, fill.trd_match_id) == ("F", True, "T-9")
     [ack] = parse(_er(t150="2", t39="0", t14="0", t151="100", t32="0", t31="0"))
     assert (ack.exec_type, ack.last_qty, ack.avg_px) == ("0", Decimal(0), Decimal(10))
+
+
+def test_decode_lines_names_each_line_by_the_numbers_given() -> None:
+    # A Kafka partition's messages carry sparse sequence numbers: dead letters and order
+    # events name them, the fast path and the careful path alike.
+    rng = random.Random(5)
+    messages = _order_flow_lines(300) + _odd_lines() + _odd_order_lines()
+    rng.shuffle(messages)
+    lines = [message + b"\n" for message in messages]
+    numbers = [10_000 + 7 * i for i in range(len(lines))]
+    by_index = decode_lines(lines, "kafka:fix", 0)
+    for batch in (
+        decode_lines(lines, "kafka:fix", numbers),
+        fix_parse._decode_lines_careful(lines, "kafka:fix", numbers, "decode_fix", 0, None),
+    ):
+        assert [d.source for d in batch.dead_letters] == [
+            f"kafka:fix:{numbers[int(d.source.rsplit(':', 1)[1])]}" for d in by_index.dead_letters
+        ]
+        sources = [getattr(e, "source", None) for e in batch.events]
+        assert sources == [
+            None if s is None else f"kafka:fix:{numbers[int(s.rsplit(':', 1)[1])]}"
+            for s in (getattr(e, "source", None) for e in by_index.events)
+        ]
+        assert any(sources) and batch.dead_letters
