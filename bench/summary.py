@@ -185,6 +185,17 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
             unit="ratio", goal_key="goal_ratio_to_quotes_only", optional=True,
         ),
     ),
+    # Wall clock with start-up (spawn to the last exit), the same day through Kafka either way.
+    "scale-out": (
+        RowSpec(
+            "scale-out, 2 processes / 1", "one_process_msgs_per_s", "1 process",
+            yardstick_unit="msg/s",
+            details=("2 processes x 1 worker {two_processes_msgs_per_s:,.0f} msg/s, start-up "
+                     "included", "messages per process {messages_per_process_text}",
+                     "stores identical: {identical_stores_text}", "lost {lost:,}",
+                     "{published:,} messages"),
+        ),
+    ),
     # Rows per CPU second: rows / the CPU a table cost in the flow (measured in the run: its
     # writer thread, chdb's threads, the records), against rows / the CPU s of a bare Arrow
     # insert of the same rows (bench/audit.py).
@@ -246,7 +257,12 @@ def _compared(key: str, yardsticks: dict[str, Any]) -> float | None:
 
 
 def _counts_text(value: Any) -> str | None:
-    """{"MARGIN_CALL": 20, "MARGIN_CALL_CURED": 15} as "MARGIN_CALL 20, MARGIN_CALL_CURED 15"."""
+    """{"MARGIN_CALL": 20, "MARGIN_CALL_CURED": 15} as "MARGIN_CALL 20, MARGIN_CALL_CURED 15";
+    [1200, 800] as "1,200 / 800"; True as "yes". None for other values."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list) and value and all(_number(v) is not None for v in value):
+        return " / ".join(fmt(v) for v in value)
     if not isinstance(value, dict) or not all(isinstance(v, int) for v in value.values()):
         return None
     return ", ".join(f"{k} {v:,}" for k, v in value.items()) or "none"

@@ -17,7 +17,7 @@ from brokerflow.settings import load_settings
 
 BENCHMARKS = (
     "ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance", "edge",
-    "fix-session", "pipeline", "audit",
+    "fix-session", "pipeline", "scale-out", "audit",
 )
 
 
@@ -97,7 +97,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     edge.add_arguments(p)  # --edge-*
     from bench import pipeline
 
-    pipeline.add_arguments(p)  # --pipeline-*
+    pipeline.add_arguments(p)  # --pipeline-* (scale-out's day too)
+    from bench import scale_out
+
+    scale_out.add_arguments(p)  # --scale-out-*
     from bench import audit
 
     audit.add_arguments(p)  # --audit-* (--quick shrinks them in bench/audit.py)
@@ -236,6 +239,10 @@ def _run_one(name: str, args: argparse.Namespace, settings) -> None:  # noqa: AN
         from bench import pipeline
 
         pipeline.run(settings, args)
+    elif name == "scale-out":
+        from bench import scale_out
+
+        scale_out.run(settings, args)
     elif name == "audit":
         from bench import audit
 
