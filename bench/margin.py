@@ -10,12 +10,13 @@ Printed in one run, next to each other:
                   and the alerts into the stores. Wall time of the replay, start-up included.
                   Yardstick, in the same run: the same file with flows=("quotes",). The
                   margin-call latency is not measured here (only in the engine part).
-    engine only   `flows.margin.FeedLogic` (the one ordered step) and `flows.margin.AccountLogic`
-                  (one per account shard) driven directly, without Bytewax, decoding or sinks,
-                  with the items the flow passes them (a `DecodedBatch` in, one `Feed` per
-                  account shard out). `--margin-accounts` accounts x `--margin-holdings`
-                  holdings over `--margin-symbols` symbols, then random-walk quotes (35=X
-                  increments with a bid, an offer and a trade) fed as fast as they go in batches
+    engine only   `flows.margin.FeedLogic` (one symbol shard holding every symbol) and
+                  `flows.margin.AccountLogic` (one per account shard) driven directly, without
+                  Bytewax, decoding or sinks, with the items the flow passes them (a
+                  `ShardBatch` in, one `FeedPart` per account shard out). `--margin-accounts`
+                  accounts x `--margin-holdings` holdings over `--margin-symbols` symbols, then
+                  random-walk quotes (35=X increments with a bid, an offer and a trade) fed as
+                  fast as they go in batches
                   of `--margin-batch` quotes, until `--margin-quotes` quotes or
                   `--margin-seconds` of wall time, whichever comes first. Every figure of this
                   part is labelled "engine only" and kept under `engine_…` keys.
@@ -97,7 +98,6 @@ import scipy.sparse as sp
 from bench.common import percentile, rss_bytes, write_result
 from brokerflow.runner import tuned_gc
 from brokerflow.settings import Settings
-from connectors.fix import DecodedBatch
 from domain.events import (
     MD_BID,
     MD_CHANGE,
@@ -116,10 +116,12 @@ from flows.margin import (
     AccountLogic,
     AccountShard,
     FeedLogic,
+    FeedPart,
     FeedState,
     SymbolMark,
     shard_of,
 )
+from flows.quotes import ShardBatch
 from simulator.market import DEFAULT_START_NS, MarketSimulator, format_price, symbol_names
 
 NAME = "margin"
@@ -410,6 +412,11 @@ class StreamResult:
         return percentile(sorted(self.processing_ns), q)
 
 
+def _marks_of(out: list) -> list:
+    """The marks one feed call published (the same in every account shard's part)."""
+    return [m for _, m in out[0][1].items if type(m) is tuple] if out else []
+
+
 def _quote_batch(
     book: Book, rng: random.Random, picks: list[int], first: int
 ) -> list[MarketDataIncrement]:
@@ -529,7 +536,7 @@ def run_stream(
     def account(done: list, t_in: int) -> None:
         nonlocal marks, evaluations, unexplained
         for t_out, item, effects in done:
-            marks += len(item.marks)
+            marks += sum(1 for _, m in item.items if type(m) is tuple)
             for e in effects:
                 evaluations += len(e.rows)
                 for alert in e.alerts:
@@ -558,10 +565,10 @@ def run_stream(
             qs = _quote_batch(book, rng, picks, fed)
             t_in = clock()
             batch_in.append(t_in)
-            out, _ = feed.on_batch([DecodedBatch(qs, [], 0, n)])
+            out, _ = feed.on_batch([ShardBatch(qs, False, list(range(fed, fed + n)), None, "0")])
             done = through_accounts(out, t_in)
             spent = clock() - t_in
-            origins.batch(qs, out[0][1].marks if out else [], b)
+            origins.batch(qs, _marks_of(out), b)
             account(done, t_in)
             busy += spent
             part_busy += spent
@@ -582,8 +589,12 @@ def run_stream(
         batch_in.append(t_in)
         out, _ = feed.on_eof()
         done = through_accounts(out, t_in)
+        for n, logic in enumerate(account_logics):  # the end: the last window, the deadlines
+            if logic.state is not None:
+                effects, _ = logic.on_eof()
+                done.append((clock(), FeedPart("0", [], 0, n, False), effects))
         busy += clock() - t_in
-        origins.published(out[0][1].marks if out else [], b)
+        origins.published(_marks_of(out), b)
         origins.end()
         account(done, t_in)
     if part_n and (not part_rates or part_n >= part_size // 2 or part_busy >= part_ns // 2):

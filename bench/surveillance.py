@@ -12,7 +12,7 @@ Printed in one run, next to each other:
                  the same stream through the flow with the models off. It runs first, so its
                  RSS (sampled the same way) is the baseline the models-on run starts from.
     models alone the same file decoded (chunk by chunk, untimed) and fed through `route` into
-                 `SHARDS` `SymbolModels` and `AccountModels` directly, no Bytewax, no sinks;
+                 the shards' `SymbolModels` and `AccountModels` directly, no Bytewax, no sinks;
                  timed is `route` + the models (+ the end-of-input judgements). The models'
                  state sizes are printed at the start (after the first chunk), the middle and
                  the end of the day. Findings are counted once per key, as the alert store
@@ -61,8 +61,9 @@ from brokerflow.services import ensure_services
 from brokerflow.settings import Settings
 from connectors.fix import decode_lines
 from connectors.fix.parse import DecodedBatch
+from domain.sharding import SYMBOL_SHARDS
 from domain.surveillance import Finding
-from flows.surveillance import SHARDS, AccountModels, SymbolModels, route
+from flows.surveillance import ACCOUNT_SHARDS, AccountModels, SymbolModels, inputs_of, route
 from simulator.market import MarketSimulator
 from simulator.orders import OrderFlowSimulator
 
@@ -256,11 +257,12 @@ def late_reports(dsn: str) -> int:
 
 def run_models(path: Path, owners: dict[str, str], say: Callable[[str], None] = _say) -> ModelsRun:
     """Feed the file through `route` and the shards' models directly; time route + models."""
-    symbols = [SymbolModels(owners) for _ in range(SHARDS)]
-    accounts = [AccountModels(owners) for _ in range(SHARDS)]
+    symbols = [SymbolModels(owners) for _ in range(SYMBOL_SHARDS)]
+    accounts = [AccountModels(owners) for _ in range(ACCOUNT_SHARDS)]
     by_key: dict[str, SymbolModels | AccountModels] = {}
-    for n in range(SHARDS):
+    for n in range(SYMBOL_SHARDS):
         by_key[f"s{n}"] = symbols[n]
+    for n in range(ACCOUNT_SHARDS):
         by_key[f"a{n}"] = accounts[n]
     lines = path.read_bytes().splitlines(keepends=True)
     total = len(lines)
@@ -273,7 +275,8 @@ def run_models(path: Path, owners: dict[str, str], say: Callable[[str], None] = 
         batch: DecodedBatch = decode_lines(lines[first : first + CHUNK_LINES], "bench", first + 1)
         t1 = time.perf_counter()
         findings = []
-        for key, items in route(batch):
+        for key, routed in route(batch):
+            items = inputs_of(routed)
             on = by_key[key].on
             for item in items:
                 findings += on(item)

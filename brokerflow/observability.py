@@ -9,12 +9,14 @@ Families (all prefixed `brokerflow_`): messages_in_total{source}, messages_out_t
 dead_letters_total{reason} (the error class, a bounded set), alerts_total{kind},
 batch_items{step} / sink_write_seconds{step} / end_to_end_latency_seconds{step} histograms
 (latency from the event time of the batch's last item to its write), dq_* for data quality,
-kafka_lag_messages{topic,partition} (`set_kafka_lag`, for the Kafka source), and
+kafka_lag_messages{topic,partition} (`set_kafka_lag`, for the Kafka source),
+kafka_partition_idle{topic,partition} (`set_kafka_idle`), and
 counter_total{name} for every other counter of the run.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -68,6 +70,28 @@ def set_kafka_lag(topic: str, partition: int, lag: int) -> None:
 def kafka_lag() -> dict[tuple[str, int], int]:
     with _lag_lock:
         return dict(_kafka_lag)
+
+
+_kafka_idle: dict[tuple[str, int], bool] = {}
+_idle_log = logging.getLogger("brokerflow.kafka")
+
+
+def set_kafka_idle(name: str, idle: bool) -> None:
+    """Record that a Kafka partition ("topic/partition") went idle or spoke again (the
+    source's idle timeout, `connectors.kafka.IDLE_S`): exposed as
+    `brokerflow_kafka_partition_idle{topic,partition}` and logged once per quiet spell."""
+    topic, _, number = name.rpartition("/")
+    with _lag_lock:
+        _kafka_idle[(topic, int(number))] = idle
+    if idle:
+        _idle_log.info("kafka_partition_idle", extra={"fields": {"partition": name}})
+    else:
+        _idle_log.info("kafka_partition_active", extra={"fields": {"partition": name}})
+
+
+def kafka_idle() -> dict[tuple[str, int], bool]:
+    with _lag_lock:
+        return dict(_kafka_idle)
 
 
 def flow_of(step: str) -> str:
@@ -308,6 +332,16 @@ class StatsCollector(Collector):
         )
         for (topic, partition), lag in sorted(kafka_lag().items()):
             fam.add_metric([topic, str(partition)], lag)
+        yield fam
+
+        fam = GaugeMetricFamily(
+            PREFIX + "kafka_partition_idle",
+            "1 while the partition is idle (nothing for the idle timeout, nothing left to read): "
+            "the steps that merge partitions no longer wait for it",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), idle in sorted(kafka_idle().items()):
+            fam.add_metric([topic, str(partition)], 1 if idle else 0)
         yield fam
 
         fam = CounterMetricFamily(

@@ -1,44 +1,61 @@
 """Connectors layer: FIX on Kafka. Topics, routing of raw FIX lines, and the Kafka source.
 
 Topics (values are raw FIX messages, from `8=` to the CheckSum, without a newline):
-    fix.marketdata   35=W/X, keyed by Symbol (55)
-    fix.executions   35=8/D/F/G/E, keyed by Account (1), else ClOrdID (11)
+    fix.events       35=W/X and 35=8/D/F/G/E, keyed by Symbol (55), in partition
+                     `symbol_shard(symbol) % partitions` (`domain.sharding`): a symbol's market
+                     data and its order events share one partition, in the gateway's order
     fix.unrouted     lines the gateway could not route (no `8=`, no MsgType, another MsgType,
-                     market data without Symbol, an order event without Account and Symbol);
-                     kept in sequence so the flows dead-letter them with the decoder's reason,
-                     exactly as a replay of the file does
+                     no Symbol); kept in sequence so the flows dead-letter them with the
+                     decoder's reason, exactly as a replay of the file does
     orders.outbound  child orders (35=D/F) the flows send
 
 Every message carries the gateway's sequence number in header `bf-seq` (8 bytes, big-endian):
-1, 2, 3, … in the gateway's input order, across all topics. A key keeps one symbol's or one
-account's messages in one partition, in order; the sequence number lets the flows put the
-partitions back into the gateway's order (`connectors.kafka_align`), which the flows need: an
-order event's audit snapshot, a stop's triggers and the margin marks depend on where the order
-event stands among the prices, and those travel on different topics.
+1, 2, 3, … in the gateway's input order, across all topics and partitions. Each worker reads
+and decodes its own partitions; a partition holds whole symbol shards, so every symbol-keyed
+step sees its symbols' messages in the gateway's order, and the steps that combine symbols (an
+account's margin, its order-to-trade ratio) merge their inputs by `bf-seq` up to every
+partition's watermark (`domain.watermarks`): the results are a replay's, however the
+partitions were spread over workers and processes.
 
 `KafkaFixSource` is our own thin source rather than `bytewax.connectors.kafka.KafkaSource`:
 the latter emits one item per message (~2 µs per item per step in the engine), while this one
-emits one `SequencedChunk` per poll of up to `batch_messages` messages, and can stop at the
-end offsets it saw at start (`until_end`, for tests and benchmarks). Like Bytewax's, it uses no
-consumer group: each Bytewax partition is one Kafka partition, its offset is the recovery state.
+emits one `SequencedChunk` per poll of up to `batch_messages` messages, can stop at the
+end offsets it saw at start (`until_end`, for tests and benchmarks), and says when a partition
+has gone idle. Like Bytewax's, it uses no consumer group: each Bytewax partition is one Kafka
+partition, its offset is the recovery state.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from domain.errors import ConfigError
+from domain.sharding import SYMBOL_SHARDS, symbol_shard
 
-MARKETDATA_TOPIC = "fix.marketdata"
-EXECUTIONS_TOPIC = "fix.executions"
+FIX_TOPIC = "fix.events"
 UNROUTED_TOPIC = "fix.unrouted"
 ORDERS_TOPIC = "orders.outbound"
-INPUT_TOPICS = (MARKETDATA_TOPIC, EXECUTIONS_TOPIC, UNROUTED_TOPIC)
+INPUT_TOPICS = (FIX_TOPIC, UNROUTED_TOPIC)
 SEQ_HEADER = "bf-seq"
+COPY_HEADER = "bf-copy"
+"""On a copy of a message that names symbols of several partitions (a 35=X updating several
+instruments): each partition gets the message, so each symbol's events stay in its partition's
+order; only the first symbol's partition counts it and dead-letters it."""
+IDLE_S = 2.0
+"""A partition with nothing new for this long, and nothing left to read, is idle: the steps
+that merge partitions stop waiting for it (until it brings messages again)."""
+
+
+def symbol_partition(symbol: bytes, partitions: int) -> int:
+    """The partition of `fix.events` a symbol's messages go to: whole symbol shards per
+    partition, so more than `SYMBOL_SHARDS` partitions would leave some empty."""
+    return symbol_shard(symbol.decode("utf-8", "replace")) % min(partitions, SYMBOL_SHARDS)
 
 _MD_TYPES = frozenset((b"W", b"X"))
 _ORDER_TYPES = frozenset((b"8", b"D", b"F", b"G", b"E"))
@@ -51,15 +68,26 @@ class Route:
 
     Attributes:
         topic: the topic, or None for a line that is not published (blank, comment, admin).
-        key: the partition key (symbol or account), or None.
+        key: the partition key (the message's first symbol), or None.
         value: the FIX message as published (from `8=`, no newline).
         reason: why a line went to `fix.unrouted` or was skipped, else "".
+        symbols: every symbol the message names, first first: a 35=X may update several
+            instruments, a 35=E list several orders.
     """
 
     topic: str | None
     key: bytes | None
     value: bytes
     reason: str = ""
+    symbols: tuple[bytes, ...] = ()
+
+
+def _symbols(message: bytes, delimiter: bytes) -> tuple[bytes, ...]:
+    """Every Symbol (55) of a message, each once, in order of appearance."""
+    parts = message.split(delimiter + b"55=")
+    if len(parts) == 2:  # the usual case: one symbol
+        return (parts[1].split(delimiter, 1)[0],)
+    return tuple(dict.fromkeys(p.split(delimiter, 1)[0] for p in parts[1:]))
 
 
 def _field(message: bytes, delimiter: bytes, tag: bytes) -> bytes | None:
@@ -95,19 +123,14 @@ def route_line(line: bytes) -> Route:
     msg_type = _field(message, delimiter, b"35")
     if not msg_type:
         return Route(UNROUTED_TOPIC, None, message, "no MsgType (35)")
-    # A message without the key its topic is partitioned by would land on an arbitrary
-    # partition, out of order with its symbol's or account's other messages: unrouted instead.
-    if msg_type in _MD_TYPES:
-        symbol = _field(message, delimiter, b"55")
-        if not symbol:
-            return Route(UNROUTED_TOPIC, None, message, "market data without Symbol (55)")
-        return Route(MARKETDATA_TOPIC, symbol, message)
-    if msg_type in _ORDER_TYPES:
-        account = _field(message, delimiter, b"1")
-        if not account and not _field(message, delimiter, b"55"):
-            reason = "order event without Account (1) or Symbol (55)"
-            return Route(UNROUTED_TOPIC, None, message, reason)
-        return Route(EXECUTIONS_TOPIC, account or _field(message, delimiter, b"11"), message)
+    # A message without the symbol the topic is partitioned by would land on an arbitrary
+    # partition, out of order with its symbol's other messages: unrouted instead.
+    if msg_type in _MD_TYPES or msg_type in _ORDER_TYPES:
+        symbols = _symbols(message, delimiter)
+        if not symbols or not symbols[0]:
+            kind = "market data" if msg_type in _MD_TYPES else "order event"
+            return Route(UNROUTED_TOPIC, None, message, f"{kind} without Symbol (55)")
+        return Route(FIX_TOPIC, symbols[0], message, symbols=symbols)
     if msg_type in _ADMIN_TYPES:
         return Route(None, None, message, "session-level message (not published)")
     kind = msg_type.decode("ascii", "backslashreplace")
@@ -128,13 +151,18 @@ class SequencedChunk:
 
     Attributes:
         partition: "topic/partition".
-        partitions: how many input partitions the source has in all (for the aligner's gap
-            detection: a sequence number every partition has passed can never come).
+        partitions: how many input partitions the source has in all (the steps that merge
+            partitions wait on each of them).
         seqs: the messages' sequence numbers, increasing.
         lines: the messages, each with a newline (the decoder's fast path wants it).
         done: the partition reached its end (`until_end`); nothing more will come from it.
         offset_errors: messages without a readable `bf-seq` header (not from our gateway),
-            as (offset, value): the aligner cannot place them and dead-letters them.
+            as (offset, value): used in arrival order, without the guarantee.
+        watermark: the highest sequence number the partition has delivered so far.
+        idle: nothing new for `IDLE_S` and nothing left to read (no seqs, no lines).
+        shard_partitions: the partitions of `fix.events` (this one carries the symbol shards
+            with `shard % shard_partitions == number`), 0 for a topic without symbols.
+        copies: the indexes of the lines that are copies (`COPY_HEADER`).
     """
 
     partition: str
@@ -143,6 +171,10 @@ class SequencedChunk:
     lines: list[bytes]
     done: bool = False
     offset_errors: tuple[tuple[int, bytes], ...] = ()
+    watermark: int = 0
+    idle: bool = False
+    shard_partitions: int = 0
+    copies: tuple[int, ...] = ()
 
 
 def consumer_config(bootstrap: str) -> dict:
@@ -179,6 +211,7 @@ def list_partitions(bootstrap: str, topics: tuple[str, ...], timeout_s: float = 
 
 
 LagReport = Callable[[str, int, int], None]
+IdleReport = Callable[[str, bool], None]
 
 
 class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
@@ -192,12 +225,22 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
         batch_messages: int,
         poll_s: float,
         on_lag: LagReport | None = None,
+        shard_partitions: int = 0,
+        idle_s: float = IDLE_S,
+        on_idle: IdleReport | None = None,
+        watermark: int = 0,
     ) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         topic, _, number = name.rpartition("/")
         self._name = name
         self._partitions = partitions
+        self._shard_partitions = shard_partitions
+        self._idle_s = idle_s
+        self._on_idle = on_idle
+        self._watermark = watermark
+        self._quiet_since = time.monotonic()
+        self._idle = False
         self._consumer = Consumer(consumer_config(bootstrap))
         tp = TopicPartition(topic, int(number), OFFSET_BEGINNING if offset is None else offset)
         self._consumer.assign([tp])
@@ -212,20 +255,31 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
         self._awake: datetime | None = None
         self._done = False
 
+    def _chunk(self, seqs: list[int], lines: list[bytes], **flags: Any) -> SequencedChunk:
+        return SequencedChunk(self._name, self._partitions, seqs, lines,
+                              watermark=self._watermark,
+                              shard_partitions=self._shard_partitions, **flags)  # fmt: skip
+
     def next_batch(self) -> list[SequencedChunk]:
         if self._done:
             raise StopIteration
         if self._end is not None and self._offset >= self._end:
             self._done = True
-            return [SequencedChunk(self._name, self._partitions, [], [], done=True)]
+            return [self._chunk([], [], done=True)]
         messages = self._consumer.consume(self._batch, timeout=0)
         if not messages:
             # Never block the worker: ask to be called again shortly.
             self._awake = datetime.now(UTC) + timedelta(seconds=self._poll_s)
-            return []
+            return self._idle_check()
         self._awake = None
+        self._quiet_since = time.monotonic()
+        if self._idle:
+            self._idle = False
+            if self._on_idle is not None:
+                self._on_idle(self._name, False)
         seqs: list[int] = []
         lines: list[bytes] = []
+        copies: list[int] = []  # the lines that are copies (`COPY_HEADER`)
         bad: list[tuple[int, bytes]] = []
         for message in messages:
             error = message.error()
@@ -240,7 +294,11 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
                 for key, raw in headers:
                     if key == SEQ_HEADER and raw is not None and len(raw) == 8:
                         seq = int.from_bytes(raw, "big")
+                    elif key == COPY_HEADER:
+                        copies.append(len(lines))
             if seq is None:
+                if copies and copies[-1] == len(lines):
+                    copies.pop()
                 bad.append((message.offset(), message.value() or b""))
             else:
                 seqs.append(seq)
@@ -248,24 +306,42 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
             self._offset = message.offset() + 1
         done = self._end is not None and self._offset >= self._end
         self._done = done
+        if seqs and seqs[-1] > self._watermark:
+            self._watermark = seqs[-1]
         if self._on_lag is not None:
             # The high watermark of the last fetch (cached: no round trip to the broker).
             _, high = self._consumer.get_watermark_offsets(self._tp, cached=True)
             if high >= 0:
                 self._on_lag(self._tp.topic, self._tp.partition, max(0, high - self._offset))
-        return [SequencedChunk(self._name, self._partitions, seqs, lines, done, tuple(bad))]
+        return [self._chunk(seqs, lines, done=done, offset_errors=tuple(bad),
+                            copies=tuple(copies))]  # fmt: skip
+
+    def _idle_check(self) -> list[SequencedChunk]:
+        """Once per quiet spell: the partition has had nothing for `idle_s` and has nothing
+        left to read (its offset is at the high watermark of the last fetch)."""
+        if self._idle or self._end is not None:
+            return []  # a run to the end waits for every partition's end instead
+        if time.monotonic() - self._quiet_since < self._idle_s:
+            return []
+        _, high = self._consumer.get_watermark_offsets(self._tp, cached=True)
+        if high < 0 or high > self._offset:
+            return []  # not fetched from yet, or messages there not fetched: not idle
+        self._idle = True
+        if self._on_idle is not None:
+            self._on_idle(self._name, True)
+        return [self._chunk([], [], idle=True)]
 
     def next_awake(self) -> datetime | None:
         return self._awake
 
-    def snapshot(self) -> int:
-        return self._offset
+    def snapshot(self) -> tuple[int, int]:
+        return (self._offset, self._watermark)
 
     def close(self) -> None:
         self._consumer.close()
 
 
-class KafkaFixSource(FixedPartitionedSource[SequencedChunk, int]):
+class KafkaFixSource(FixedPartitionedSource[SequencedChunk, tuple[int, int]]):
     """Read the FIX topics, one Bytewax partition per Kafka partition (resumable by offset).
 
     Args:
@@ -276,6 +352,8 @@ class KafkaFixSource(FixedPartitionedSource[SequencedChunk, int]):
         poll_s: how long an idle partition waits before polling again.
         on_lag: called as `on_lag(topic, partition, messages behind the high watermark)` after
             every batch read (e.g. the metrics' Kafka lag gauge).
+        idle_s: the idle timeout (`IDLE_S`); on_idle: called as `on_idle("topic/partition",
+            idle)` when a partition goes idle and when it speaks again.
     """
 
     def __init__(
@@ -286,9 +364,13 @@ class KafkaFixSource(FixedPartitionedSource[SequencedChunk, int]):
         batch_messages: int = 2_000,
         poll_s: float = 0.01,
         on_lag: LagReport | None = None,
+        idle_s: float = IDLE_S,
+        on_idle: IdleReport | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._on_lag = on_lag
+        self._idle_s = idle_s
+        self._on_idle = on_idle
         self._topics = topics
         self._until_end = until_end
         self._batch = batch_messages
@@ -301,23 +383,32 @@ class KafkaFixSource(FixedPartitionedSource[SequencedChunk, int]):
         return self._parts
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: int | None
+        self, step_id: str, for_part: str, resume_state: tuple[int, int] | int | None
     ) -> _KafkaPartition:
+        parts = self.list_parts()
+        symbol_parts = sum(1 for p in parts if p.rpartition("/")[0] == FIX_TOPIC)
+        offset, watermark = (
+            resume_state if isinstance(resume_state, tuple) else (resume_state, 0)
+        )  # an int: a snapshot of a release before watermarks
         return _KafkaPartition(
             self._bootstrap,
             for_part,
-            len(self.list_parts()),
-            resume_state,
+            len(parts),
+            offset,
             self._until_end,
             self._batch,
             self._poll_s,
             self._on_lag,
+            min(symbol_parts, SYMBOL_SHARDS) if for_part.rpartition("/")[0] == FIX_TOPIC else 0,
+            self._idle_s,
+            self._on_idle,
+            watermark,
         )
 
 
 def last_published_seq(bootstrap: str, timeout_s: float = 10.0) -> int:
     """The highest `bf-seq` on the input topics (0 when empty): a restarted gateway goes on
-    from the next number, so the flows' aligner never sees a number twice."""
+    from the next number, so no number is used twice."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(consumer_config(bootstrap))

@@ -104,20 +104,25 @@ class WatermarkMerge:
         if bound <= self.released:
             return
         ready: list[Item] = []
-        for state in inputs.values():
+        for _, state in self._in_source_order():
             held = state.items
             if held and held[0][0] <= bound:
                 cut = bisect_right(held, bound, key=_seq)
                 ready += held[:cut]
                 del held[:cut]
-        ready.sort(key=_seq)  # stable: equal numbers (several files) keep their input's order
+        ready.sort(key=_seq)  # stable: equal numbers go in the order of their inputs' names
         out += ready
         self.released = bound
+
+    def _in_source_order(self) -> list[tuple[Hashable, _Input]]:
+        # Equal sequence numbers of different inputs (what each input flushes at its end)
+        # must not go in arrival order: by the inputs' names instead.
+        return sorted(self._inputs.items(), key=lambda kv: str(kv[0]))
 
     def flush(self) -> list[Item]:
         """The end of the input: everything held, in sequence order."""
         ready: list[Item] = []
-        for state in self._inputs.values():
+        for _, state in self._in_source_order():
             ready += state.items
             state.items = []
             state.done = True

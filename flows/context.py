@@ -33,6 +33,9 @@ class FlowContext:
         workers: Bytewax workers of the whole run (all processes): how many keyed shards a
             step needs to keep every worker busy (`flows.margin.shard_count`).
         process_id: this process's index in a cluster (`run -i`); 0 alone.
+        ordered_inputs: a replay of one file (1): its line numbers order the events for the
+            steps that combine symbol shards, as `bf-seq` does on Kafka. 0: several files or
+            FIX sessions, whose interleaving is not defined (those steps take arrival order).
     """
 
     settings: Settings
@@ -48,6 +51,7 @@ class FlowContext:
     owners: dict | None = None
     workers: int = 1
     process_id: int = 0
+    ordered_inputs: int = 0
 
     @property
     def clickhouse_here(self) -> bool:

@@ -62,7 +62,6 @@ import bytewax.operators as op
 import numpy as np
 from bytewax.dataflow import Stream
 
-from connectors.fix import DecodedBatch
 from domain.alerts import CONCENTRATION, Alert, make_alert
 from domain.errors import ConfigError
 from domain.events import (
@@ -88,7 +87,10 @@ from domain.margin import (
 )
 from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
+from domain.sharding import SYMBOL_SHARDS
+from domain.watermarks import WatermarkMerge
 from flows.context import FlowContext
+from flows.quotes import ShardBatch
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount, margin_partition_key
 
 SHARDS = 8  # the least account shards of a multi-worker run (`shard_count`)
@@ -110,27 +112,37 @@ def shard_count(ctx: FlowContext) -> int:
 
 
 Mark = tuple[str, Decimal, int, float]  # (symbol, mark, event time of the price ns, as float)
+_seq_of = itemgetter(0)
 _symbol_mark, _mark_ts, _symbol_mark_f = itemgetter(0, 1), itemgetter(2), itemgetter(0, 3)
 
 
-class Feed(NamedTuple):
-    """What one account shard gets from one `FeedLogic.on_batch`, in input order.
+class FeedPart(NamedTuple):
+    """What one account shard gets from one symbol shard's `FeedLogic.on_batch`.
 
     Attributes:
-        marks: the marks published, the same list for every shard.
-        fills: `(k, report)`: this shard's fills, each after the first `k` marks.
+        source: the symbol shard it comes from (an input of the account shard's merge).
+        items: `(sequence number, Mark or fill)` in sequence order: every mark the symbol shard
+            published (the same for every account shard) and this account shard's fills.
+        watermark: the symbol shard has passed every sequence number up to it.
         shard: the account shard's number.
-        end_ns: at the end of the input only, the event time everything reached: deadlines up
-            to it fire.
+        ordered: sequence numbers are one order across symbol shards (`Progress.ordered`);
+            otherwise the account shard takes the items in arrival order.
+        done, idle: the symbol shard's input ended or is idle (`Progress`).
+        end_ns: at the end of the input only, the event time the symbol shard reached: the
+            account shard's deadlines up to the latest of them fire.
     """
 
-    marks: list[Mark]
-    fills: list[tuple[int, ExecutionReport]]
+    source: str
+    items: list[tuple[int, Any]]
+    watermark: int
     shard: int
+    ordered: bool
+    done: bool = False
+    idle: bool = False
     end_ns: int | None = None
 
 
-# -- marks and fills in input order: one step ---------------------------------------------------
+# -- marks per symbol shard, fills among them -------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -150,7 +162,9 @@ class SymbolMark:
 class FeedState:
     symbols: dict[str, SymbolMark] = field(default_factory=dict)
     due: list[tuple[int, str]] = field(default_factory=list)  # (interval end, symbol) pending
-    watermark: int = 0
+    watermark: int = 0  # the shard's event time
+    last_seq: int = 0  # the highest sequence number the shard has passed
+    key: str = ""  # the symbol shard (Bytewax does not tell a logic its key)
 
 
 def _decimal(value: float | tuple[float, float]) -> Decimal:
@@ -168,8 +182,10 @@ def _book_value(book: SymbolBook) -> float | tuple[float, float] | None:
     return (bid[0], ask[0]) if bid is not None and ask is not None else None
 
 
-class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
-    """Every decoded event once, in input order: the marks, and the fills routed among them."""
+class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
+    """One symbol shard's events once, in its input order: the marks, and the fills among
+    them. Event time is the shard's own (its events'): what it publishes does not depend on
+    other shards, so neither on how shards were spread over partitions and workers."""
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
         self.state: FeedState = pickle.loads(resume) if resume is not None else FeedState()
@@ -177,20 +193,21 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
         self.interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
         self.shards = shard_count(ctx)
 
-    def on_batch(self, values: list[DecodedBatch]) -> tuple[list[tuple[str, Feed]], bool]:
+    def on_batch(self, values: list[ShardBatch]) -> tuple[list[tuple[str, FeedPart]], bool]:
         state = self.state
+        state.key = values[0].shard
         symbols, due = state.symbols, state.due
-        marks: list[Mark] = []
+        marks: list[tuple[int, Mark]] = []
         fills: dict[int, list[tuple[int, ExecutionReport]]] = {}
-        for batch in values:
-            for event in batch.events:
+        for events, _, seqs, *_ in values:
+            for event, seq in zip(events, seqs, strict=True):
                 kind = type(event)
                 if kind is MarketDataIncrement or kind is MarketDataSnapshot:
                     ts = event.ts_event
                     if ts > state.watermark:
                         state.watermark = ts
                         if due and due[0][0] <= ts:
-                            self._flush(ts, marks)
+                            self._flush(ts, marks, seq)
                     mark = symbols.get(event.symbol)
                     if mark is not None and mark.book is None:
                         # After the first trade only trades move the mark: no book to keep.
@@ -217,7 +234,7 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
                         mark.value = value
                     mark.changed_ns = ts
                     if not mark.pending:  # else the interval's end publishes the latest value
-                        self._changed(event.symbol, mark, ts, marks)
+                        self._changed(event.symbol, mark, ts, marks, seq)
                 elif kind is ExecutionReport:
                     if event.exec_type != "F" or not event.account or not event.last_qty:
                         continue
@@ -225,14 +242,23 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
                     if ts > state.watermark:
                         state.watermark = ts
                         if due and due[0][0] <= ts:
-                            self._flush(ts, marks)
+                            self._flush(ts, marks, seq)
                     n = shard_of(event.account, self.shards)
                     shard = fills.get(n)
                     if shard is None:
-                        fills[n] = [(len(marks), event)]
+                        fills[n] = [(seq, event)]
                     else:
-                        shard.append((len(marks), event))
-        return self._emit(marks, fills, None, self.shards), self.RETAIN
+                        shard.append((seq, event))
+        progress = values[-1].progress
+        for batch in values:
+            if batch.progress is not None and batch.progress.last > state.last_seq:
+                state.last_seq = batch.progress.last
+        if progress is None:  # not a decoded input (a test's): in arrival order
+            return self._emit(marks, fills, False, False, False, None), self.RETAIN
+        return (
+            self._emit(marks, fills, progress.ordered, progress.done, progress.idle, None),
+            self.RETAIN,
+        )
 
     @staticmethod
     def _apply_book(
@@ -248,7 +274,9 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
             return book.ltp
         return _book_value(book)
 
-    def _changed(self, symbol: str, mark: SymbolMark, ts: int, out: list[Mark]) -> None:
+    def _changed(
+        self, symbol: str, mark: SymbolMark, ts: int, out: list[tuple[int, Mark]], seq: int
+    ) -> None:
         if mark.pending or mark.value is None:
             return  # the interval's end publishes the latest value
         if mark.value == mark.published:
@@ -259,10 +287,11 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
             heapq.heappush(self.state.due, (last + self.interval_ns, symbol))
             return
         mark.published, mark.published_ns = mark.value, ts  # leading edge
-        out.append((symbol, _decimal(mark.value), ts, _float(mark.value)))
+        out.append((seq, (symbol, _decimal(mark.value), ts, _float(mark.value))))
 
-    def _flush(self, upto: int | None, out: list[Mark]) -> None:
-        """Publish the held marks whose interval ended by `upto` (all when None)."""
+    def _flush(self, upto: int | None, out: list[tuple[int, Mark]], seq: int) -> None:
+        """Publish the held marks whose interval ended by `upto` (all when None), at `seq`:
+        the event that took the shard's time past them."""
         due, symbols = self.state.due, self.state.symbols
         while due and (upto is None or due[0][0] <= upto):
             end, symbol = heapq.heappop(due)
@@ -270,22 +299,40 @@ class FeedLogic(op.StatefulBatchLogic[DecodedBatch, tuple[str, Feed], bytes]):
             mark.pending = False
             if mark.value is not None and mark.value != mark.published:
                 mark.published, mark.published_ns = mark.value, end
-                out.append((symbol, _decimal(mark.value), mark.changed_ns, _float(mark.value)))
+                out.append(
+                    (seq, (symbol, _decimal(mark.value), mark.changed_ns, _float(mark.value)))
+                )
 
-    @staticmethod
     def _emit(
-        marks: list[Mark], fills: dict[int, list], end_ns: int | None, shards: int
-    ) -> list[tuple[str, Feed]]:
-        # Every account shard gets every mark: each keeps its own trigger index per symbol,
-        # so a mark costs a heap peek per shard, not a message per holder.
-        if marks or end_ns is not None:
-            return [(f"a{n}", Feed(marks, fills.get(n, []), n, end_ns)) for n in range(shards)]
-        return [(f"a{n}", Feed(marks, items, n)) for n, items in fills.items()]
+        self,
+        marks: list[tuple[int, Mark]],
+        fills: dict[int, list[tuple[int, ExecutionReport]]],
+        ordered: bool,
+        done: bool,
+        idle: bool,
+        end_ns: int | None,
+    ) -> list[tuple[str, FeedPart]]:
+        # Every account shard gets every mark (each keeps its own trigger index per symbol, so
+        # a mark costs a heap peek per shard, not a message per holder) and the shard's
+        # watermark, even with nothing else: its merge waits on every symbol shard.
+        last = self.state.last_seq
+        out = []
+        for n in range(self.shards):
+            own = fills.get(n)
+            if own and marks:  # both in sequence order; a mark flushed by a fill goes first
+                items = list(heapq.merge(marks, own, key=_seq_of))
+            else:
+                items = own or marks
+            if not ordered and not items and end_ns is None:
+                continue  # arrival order: nobody waits on a watermark
+            out.append((f"a{n}", FeedPart(self.state.key, items, last, n, ordered, done, idle,
+                                          end_ns)))  # fmt: skip
+        return out
 
-    def on_eof(self) -> tuple[list[tuple[str, Feed]], bool]:
-        marks: list[Mark] = []
-        self._flush(None, marks)
-        return self._emit(marks, {}, self.state.watermark, self.shards), self.RETAIN
+    def on_eof(self) -> tuple[list[tuple[str, FeedPart]], bool]:
+        marks: list[tuple[int, Mark]] = []
+        self._flush(None, marks, self.state.last_seq)
+        return self._emit(marks, {}, True, True, False, self.state.watermark), self.RETAIN
 
     def snapshot(self) -> bytes | None:
         if not self.recovery:
@@ -320,6 +367,9 @@ class AccountShard:
     filled_ns: dict[int, int] = field(default_factory=dict)
     next_concentration_ns: int = 0
     shards: int = SHARDS  # how many shards the accounts were split into
+    # Marks and fills of every symbol shard, put in sequence order (`FeedPart`).
+    merge: WatermarkMerge = field(default_factory=lambda: WatermarkMerge(SYMBOL_SHARDS))
+    end_ns: int | None = None  # the latest event time a symbol shard reached at its end
 
 
 @dataclass
@@ -328,7 +378,7 @@ class MarginEffects:
     alerts: list[Alert] = field(default_factory=list)
 
 
-class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
+class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
     """One account shard: its accounts' state and monitors. The opening state is read from
     PostgreSQL on the shard's first batch."""
 
@@ -373,6 +423,9 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
             self.state.filled_ns = {}
             self.state.flags = {}
             self.state.book.upgrade()
+        if self.state is not None and "merge" not in self.state.__dict__:
+            self.state.merge = WatermarkMerge(SYMBOL_SHARDS)  # a snapshot before the merge
+            self.state.end_ns = None
         self.recovery = ctx.recovery
 
     def _load(self, n: int) -> AccountShard:
@@ -411,26 +464,52 @@ class AccountLogic(op.StatefulBatchLogic[Feed, MarginEffects, bytes]):
                     heapq.heappush(shard.due, (due, i))
         return shard
 
-    def on_batch(self, values: list[Feed]) -> tuple[list[MarginEffects], bool]:
+    def on_batch(self, values: list[FeedPart]) -> tuple[list[MarginEffects], bool]:
         if self.state is None:
             self.state = self._load(values[0].shard)
+        state = self.state
         effects = MarginEffects()
-        # Marks and fills in input order (each fill after the marks that preceded it): a fill
-        # is judged at once, marks when event time closes their window. Neither depends on
-        # where the engine cut the batches.
-        for marks, fills, _, end_ns in values:
-            done = 0
-            for k, report in fills:
-                if k > done:
-                    self._marks(marks, done, k, effects)
-                    done = k
-                self._fill(report, effects)
-            if done < len(marks):
-                self._marks(marks, done, len(marks), effects)
-            if end_ns is not None:  # the end of the input: deadlines up to it, the last window
-                self._advance(end_ns, effects)
-                if self.state.window_end is not None:
-                    self._close_window(effects)
+        # Marks and fills in sequence order (each fill after the marks that preceded it),
+        # released by the merge once every symbol shard has passed them: a fill is judged at
+        # once, marks when event time closes their window. Neither depends on where the engine
+        # cut the batches, nor on which worker ran which symbol shard.
+        add = state.merge.add
+        for part in values:
+            if part.ordered:
+                released = add(part.source, part.items, part.watermark, part.done, part.idle)
+            else:
+                released = part.items
+            if released:
+                self._apply(released, effects)
+            if part.end_ns is not None and (state.end_ns is None or part.end_ns > state.end_ns):
+                state.end_ns = part.end_ns
+        return ([effects] if effects.rows or effects.alerts else []), self.RETAIN
+
+    def _apply(self, released: list[tuple[int, Any]], effects: MarginEffects) -> None:
+        marks: list[Mark] = []
+        for _, item in released:
+            if type(item) is tuple:
+                marks.append(item)
+                continue
+            if marks:
+                self._marks(marks, 0, len(marks), effects)
+                marks = []
+            self._fill(item, effects)
+        if marks:
+            self._marks(marks, 0, len(marks), effects)
+
+    def on_eof(self) -> tuple[list[MarginEffects], bool]:
+        state = self.state
+        if state is None:
+            return [], self.RETAIN
+        effects = MarginEffects()
+        released = state.merge.flush()
+        if released:
+            self._apply(released, effects)
+        if state.end_ns is not None:  # the end of the input: deadlines up to it, the last window
+            self._advance(state.end_ns, effects)
+            if state.window_end is not None:
+                self._close_window(effects)
         return ([effects] if effects.rows or effects.alerts else []), self.RETAIN
 
     def _advance(self, ts: int, effects: MarginEffects) -> None:
@@ -686,12 +765,11 @@ def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
     )  # fmt: skip
 
 
-def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert]]:
-    """Add margin monitoring, fed by the decoded market data and fills in input order; return
-    its alerts, for the pipeline's one alert sink."""
-    keyed = op.key_on("margin_key_feed", decoded, _feed_key)
-    feeds = op.stateful_batch("margin_feed", keyed, lambda resume: FeedLogic(resume, ctx))
-    feeds = op.key_rm("unkey_feed", feeds)  # ("a{n}", Feed): keyed by account shard
+def attach(shards: Stream[tuple[str, ShardBatch]], ctx: FlowContext) -> Stream[list[Alert]]:
+    """Add margin monitoring, fed by the symbol shards' market data and fills
+    (`flows.quotes.shard`, with orders); return its alerts, for the pipeline's one alert sink."""
+    feeds = op.stateful_batch("margin_marks", shards, lambda resume: FeedLogic(resume, ctx))
+    feeds = op.key_rm("unkey_feed", feeds)  # ("a{n}", FeedPart): keyed by account shard
     effects = op.stateful_batch("margin_accounts", feeds, lambda resume: AccountLogic(resume, ctx))
     effects = op.key_rm("unkey_margin", effects)
     rows = op.filter_map(
@@ -699,7 +777,3 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert
     )
     op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry, ctx.recovery))
     return op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)
-
-
-def _feed_key(_batch: DecodedBatch) -> str:
-    return "feed"

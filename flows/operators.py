@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from connectors.fix import DecodedBatch, decode_lines
+from connectors.kafka import SequencedChunk
 from connectors.raw import RawChunk
 from domain.dead_letters import DeadLetter
 from domain.events import (
@@ -20,8 +22,13 @@ from domain.events import (
     MarketDataSnapshot,
     OrderRequest,
 )
+from domain.sharding import SYMBOL_SHARDS, partition_shards, symbol_shard
 from flows.context import FlowContext
 from sinks.alerts import AlertSink
+
+ALL_SHARDS = tuple(range(SYMBOL_SHARDS))
+KAFKA_SOURCE = "kafka:fix"
+"""The source name of Kafka messages: a dead letter says `kafka:fix:{bf-seq}`."""
 
 MD_TYPES = (MarketDataSnapshot, MarketDataIncrement)
 ORDER_TYPES = (ExecutionReport, OrderRequest)
@@ -31,27 +38,114 @@ DEAD_LETTER_BURST = 100
 log = logging.getLogger("brokerflow.flows")
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far one input partition has got, carried by each of its decoded batches: what the
+    steps that combine partitions (`domain.watermarks.WatermarkMerge`) wait on.
+
+    Attributes:
+        source: the input partition ("fix.events/3", a file).
+        sources: how many input partitions feed the run.
+        shards: the symbol shards whose messages this partition carries.
+        last: its watermark: every message up to this sequence number has been read.
+        ordered: sequence numbers are one order across partitions (Kafka's `bf-seq`, or the
+            lines of a run's only file). Otherwise (several files, FIX sessions) they are
+            not comparable, and the combining steps take batches in arrival order.
+        done: the partition ended; idle: it has had nothing for longer than the idle timeout.
+    """
+
+    source: str
+    sources: int
+    shards: tuple[int, ...]
+    last: int
+    ordered: bool
+    done: bool = False
+    idle: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FlowBatch(DecodedBatch):
+    """A decoded batch with each event's sequence number and its partition's progress."""
+
+    seqs: list[int] = field(default_factory=list)
+    progress: Progress | None = None
+
+
 def make_decoder(
     ctx: FlowContext, step_id: str = "decode_fix"
-) -> Callable[[RawChunk], DecodedBatch]:
-    """Return the map function of the decode step: chunk -> DecodedBatch, with counters."""
+) -> Callable[[RawChunk | SequencedChunk], FlowBatch]:
+    """Return the map function of the decode step: chunk -> FlowBatch, with counters.
+
+    It runs on the worker that read the chunk: every worker decodes its own partitions.
+    """
     stats = ctx.stats
     instruments = frozenset(ctx.settings.instruments) if ctx.settings.instruments else None
+    ordered_files = ctx.ordered_inputs  # 1: a replay of one file, in line order
 
     source_kinds: dict[str, str] = {}
 
-    def decode(chunk: RawChunk) -> DecodedBatch:
+    def decode_file(chunk: RawChunk) -> FlowBatch:
+        ts_init = time.time_ns()
         batch = decode_lines(
-            chunk.lines,
-            chunk.source,
-            chunk.first_line_no,
-            step_id,
-            ts_init=time.time_ns(),
-            instruments=instruments,
+            chunk.lines, chunk.source, chunk.first_line_no, step_id, ts_init, instruments
         )
-        kind = source_kinds.get(chunk.source)
+        first = chunk.first_line_no
+        progress = Progress(
+            chunk.source, max(1, ordered_files), ALL_SHARDS, first + len(chunk.lines) - 1,
+            ordered=ordered_files > 0,
+        )  # fmt: skip
+        return FlowBatch(
+            batch.events, batch.dead_letters, batch.admin, batch.messages, batch.lines,
+            [first + line for line in batch.lines], progress,
+        )  # fmt: skip
+
+    shard_of: dict[str, int] = {}
+
+    def decode_partition(chunk: SequencedChunk) -> FlowBatch:
+        ts_init = time.time_ns()
+        seqs = chunk.seqs
+        batch = decode_lines(chunk.lines, KAFKA_SOURCE, seqs, step_id, ts_init, instruments)
+        events, letters, lines = batch.events, batch.dead_letters, batch.lines
+        admin, messages = batch.admin, batch.messages
+        shards: tuple[int, ...] = ()  # the unrouted topic carries no symbol
+        if chunk.shard_partitions:
+            number = int(chunk.partition.rpartition("/")[2])
+            shards = partition_shards(number, chunk.shard_partitions)
+            # A message naming symbols of several partitions reaches each of them: here only
+            # the events of this partition's shards, and the copy counts nowhere.
+            events, lines = _own_events(events, lines, frozenset(shards), shard_of)
+            if chunk.copies:
+                messages -= len(chunk.copies)
+                copied = {f"{KAFKA_SOURCE}:{seqs[i]}" for i in chunk.copies}
+                letters = [d for d in letters if d.source not in copied]
+        if chunk.offset_errors:  # not from our gateway (no bf-seq): in arrival order
+            last_seq = seqs[-1] if seqs else 0
+            for offset, value in chunk.offset_errors:
+                extra = decode_lines([value + b"\n"], f"kafka:{chunk.partition}", offset, step_id,
+                                     ts_init, instruments)  # fmt: skip
+                events = events + extra.events
+                lines = lines + [len(seqs)] * len(extra.events)
+                letters = letters + extra.dead_letters
+                admin += extra.admin
+                messages += extra.messages
+            seqs = [*seqs, last_seq]
+        progress = Progress(
+            chunk.partition, chunk.partitions, shards, chunk.watermark, True, chunk.done,
+            chunk.idle,
+        )  # fmt: skip
+        return FlowBatch(events, letters, admin, messages, lines, [seqs[i] for i in lines],
+                         progress)  # fmt: skip
+
+    def decode(chunk: RawChunk | SequencedChunk) -> FlowBatch:
+        if type(chunk) is SequencedChunk:
+            batch = decode_partition(chunk)
+            source = KAFKA_SOURCE
+        else:
+            batch = decode_file(chunk)
+            source = chunk.source
+        kind = source_kinds.get(source)
         if kind is None:  # "file:/x.fix" -> "file": a bounded label for the metrics
-            kind = source_kinds[chunk.source] = chunk.source.partition(":")[0] or "unknown"
+            kind = source_kinds[source] = source.partition(":")[0] or "unknown"
         counts = {
             "messages": batch.messages,
             "messages_in." + kind: batch.messages,
@@ -66,13 +160,35 @@ def make_decoder(
             reasons = {k[16:]: v for k, v in counts.items() if k.startswith("dead_letters_by.")}
             log.warning(
                 "dead_letter_burst",
-                extra={"fields": {"source": chunk.source, "first_line": chunk.first_line_no,
+                extra={"fields": {"source": batch.progress.source,
+                                  "first_line": batch.seqs[0] if batch.seqs else None,
                                   "messages": batch.messages,
                                   "dead_letters": len(batch.dead_letters), "by_error": reasons}},
             )  # fmt: skip
         return batch
 
     return decode
+
+
+def _own_events(
+    events: list, lines: list[int], shards: frozenset[int], shard_of: dict[str, int]
+) -> tuple[list, list[int]]:
+    """The events (and their lines) whose symbol is in `shards`; the lists themselves when
+    all are (the usual case: a partition holds its own symbols' messages)."""
+    keep: list[int] | None = None
+    for i, event in enumerate(events):
+        symbol = event.symbol
+        shard = shard_of.get(symbol)
+        if shard is None:
+            shard = shard_of[symbol] = symbol_shard(symbol)
+        if shard not in shards:
+            if keep is None:
+                keep = list(range(i))
+        elif keep is not None:
+            keep.append(i)
+    if keep is None:
+        return events, lines
+    return [events[i] for i in keep], [lines[i] for i in keep]
 
 
 def alert_sink(ctx: FlowContext) -> AlertSink:

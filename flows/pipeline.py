@@ -1,25 +1,30 @@
 """Flows layer: one dataflow with every flow attached to a shared input and decode step.
 
-    read_fix (source: files, FIX sessions, Kafka; emits RawChunk)
-      [-> align_fix: Kafka partitions back into the gateway's order (`flows.align`)]
-      -> decode_fix (DecodedBatch: events + dead letters)
+    read_fix (source: files, FIX sessions, Kafka partitions; emits RawChunk / SequencedChunk)
+      -> decode_fix (on the worker that read the chunk: FlowBatch = events + dead letters +
+                     each event's sequence number + its partition's progress)
            -> collect_dead_letters -> write_dead_letters (PostgreSQL dead_letters)
-           -> flows.quotes  (market data -> L1 books -> coalesced quotes -> Redis;
-                             order events -> audit records with the quote of their time)
+           -> shard_market_data (by symbol shard, `domain.sharding`: each shard's messages come
+                             from one partition, in order)
+                -> flows.quotes  (L1 books -> coalesced quotes -> Redis; order events -> audit
+                                  records with the quote of their time)
+                -> flows.audit   (audit records -> ClickHouse audit_log; quotes -> market_ticks)
+                -> flows.stops   (stop orders + every price -> triggers: stop_orders, children to
+                                  --orders-out, STOP_TRIGGERED alerts, ORDER_TRIGGERED audit rows)
+                -> flows.margin  (marks per symbol shard -> merged with the fills by sequence
+                                  number per account shard -> account figures, MARGIN_CALL /
+                                  CURED / LIQUIDATION / CONCENTRATION alerts, account_margin)
            -> flows.ledger  (order events -> PostgreSQL orders, executions, holdings, cash)
-           -> flows.audit   (audit records -> ClickHouse audit_log; quotes -> market_ticks)
-           -> flows.stops   (stop orders + every price -> triggers: stop_orders, children to
-                             --orders-out, STOP_TRIGGERED alerts, ORDER_TRIGGERED audit rows)
-           -> flows.margin  (market data + fills in input order -> marks -> account figures,
-                             MARGIN_CALL / CURED / LIQUIDATION / CONCENTRATION alerts,
-                             account_margin)
-           -> flows.surveillance (execution reports + market trades -> wash trades, spoofing,
-                             pump and dump, marking the close, order-to-trade, ownership
-                             alerts)
+           -> flows.surveillance (execution reports + market trades -> symbol shards, and by
+                             sequence number to account shards -> wash trades, spoofing,
+                             pump and dump, marking the close, order-to-trade, ownership)
            -> flows.quality (sampled fills + published quotes -> Great Expectations suites off
                              the hot path -> dq_results, dead letters naming the expectation)
       the alerts of stops, margin and surveillance -> merge_alerts -> write_alerts
                              (PostgreSQL alerts + stream:alerts, one background writer)
+No step takes every message on one worker: the combining steps (margin and surveillance
+account shards) get the marks, fills and orders merged by sequence number up to every input
+partition's watermark (`domain.watermarks`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from connectors.kafka import SequencedChunk
 from connectors.raw import RawChunk
 from domain.errors import ConfigError
 from flows import audit, ledger, margin, quality, quotes, stops, surveillance
-from flows.align import align
 from flows.context import FlowContext
 from flows.operators import alert_sink, dead_letters_of, make_decoder
 from sinks.alerts import alert_partition_key
@@ -58,27 +62,23 @@ def build_pipeline(
     source: Source[RawChunk] | Source[SequencedChunk],
     ctx: FlowContext,
     flows: Iterable[str] = ALL_FLOWS,
-    sequenced: bool = False,
 ) -> Dataflow:
     """Return the dataflow of the chosen flows reading `source`.
 
     The market-data steps always run when the audit flow does (it takes its snapshots there).
-    With `sequenced`, the source emits `SequencedChunk`s (Kafka partitions) that `flows.align`
-    puts back into the gateway's order first, so every flow sees what a replay would.
     """
     chosen = check_flows(flows)
     flow = Dataflow("brokerflow")
     chunks = op.input("read_fix", flow, source)
-    if sequenced:
-        chunks = align(chunks, ctx)
     decoded = op.map("decode_fix", chunks, make_decoder(ctx))
     letters = op.flat_map("collect_dead_letters", decoded, dead_letters_of)
     op.output("write_dead_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))
     with_audit = "audit" in chosen
     published = None  # the quote batches, for data quality
     alerts = []  # each flow's alert stream
-    if chosen & {"quotes", "audit", "stops"}:
-        shards = quotes.shard(decoded, ctx, with_orders=with_audit or "stops" in chosen)
+    if chosen & {"quotes", "audit", "stops", "margin"}:
+        with_orders = bool(chosen & {"audit", "stops", "margin"})
+        shards = quotes.shard(decoded, ctx, with_orders=with_orders)
         if chosen & {"quotes", "audit"}:
             make_audit = audit.make_audit if with_audit else None
             streams = quotes.attach(shards, ctx, make_audit=make_audit)
@@ -87,8 +87,8 @@ def build_pipeline(
                 audit.attach(streams, ctx)
         if "stops" in chosen:
             alerts.append(stops.attach(shards, ctx, with_audit))
-    if "margin" in chosen:
-        alerts.append(margin.attach(decoded, ctx))
+        if "margin" in chosen:
+            alerts.append(margin.attach(shards, ctx))
     if "ledger" in chosen:
         ledger.attach(decoded, ctx)
     if "surveillance" in chosen:

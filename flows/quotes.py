@@ -5,47 +5,66 @@ Steps (ids are recovery keys; renaming one orphans its state):
                        the engine sees a few items per chunk instead of one per message
     coalesce_quotes    stateful per shard: `QuoteCoalescer` (books + event-time coalescing)
     write_quotes       `RedisQuoteSink`: quote:{SYMBOL}, ohlc:{SYMBOL}:{day}, stream:quotes
-Keys: shard = crc32(symbol) mod `quote_shards`; with several workers Bytewax routes each shard
-to one worker, so one symbol always has one writer.
+Keys: shard = `domain.sharding.symbol_shard(symbol)`; with several workers Bytewax routes each
+shard to one worker, so one symbol always has one writer.
 """
 
 from __future__ import annotations
 
 import pickle
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from brokerflow.metrics import FlowStats
-from connectors.fix import DecodedBatch
 from domain.events import OrderList
 from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
+from domain.sharding import SYMBOL_SHARDS, symbol_shard
 from flows.context import FlowContext
-from flows.operators import MD_TYPES, ORDER_TYPES
+from flows.operators import MD_TYPES, ORDER_TYPES, FlowBatch, Progress
 from sinks.redis import RedisQuoteSink
 
-QUOTE_SHARDS = 16
+QUOTE_SHARDS = SYMBOL_SHARDS
 QUIET_FLUSH_S = 1.0
 
 
-def make_sharder(shards: int, stats: FlowStats, with_orders: bool):
-    """Return the flat_map function grouping a batch's events by shard key.
+class ShardBatch(NamedTuple):
+    """One symbol shard's part of a decoded batch.
 
-    Each item is `(shard, (events, has_orders))`: the shard's W/X events, and its order events
-    (35=8/D/F/G) when `with_orders`, in stream order, so the audit trail can take the quote
-    current at each order event from the same state.
+    Attributes:
+        events: the shard's W/X events and, when the sharder was made `with_orders`, its order
+            events (35=8/D/F/G/E), in stream order.
+        has_orders: order events are among them.
+        seqs: each event's sequence number (`FlowBatch.seqs`).
+        progress: the input partition's progress (`flows.operators.Progress`): every shard the
+            partition carries gets a batch, empty or not, so the steps that merge shards by
+            sequence number know how far each shard has got.
+        shard: the shard's key.
     """
-    shard_of: dict[str, str] = {}
 
-    def shard_events(batch: DecodedBatch) -> list[tuple[str, tuple[list, bool]]]:
-        groups: dict[str, list] = {}
+    events: list
+    has_orders: bool
+    seqs: list[int]
+    progress: Progress | None
+    shard: str = ""
+
+
+def make_sharder(shards: int, stats: FlowStats, with_orders: bool):
+    """Return the flat_map function grouping a batch's events by shard key: `(shard,
+    ShardBatch)` items, so the audit trail can take the quote current at each order event
+    from the same state."""
+    shard_of: dict[str, str] = {}
+    names = [str(n) for n in range(shards)]
+
+    def shard_events(batch: FlowBatch) -> list[tuple[str, ShardBatch]]:
+        groups: dict[str, tuple[list, list[int]]] = {}
         with_order_events: set[str] = set()
-        for event in batch.events:
+        for event, seq in zip(batch.events, batch.seqs, strict=True):
             kind = type(event)
             if kind in MD_TYPES:
                 is_order = False
@@ -56,20 +75,29 @@ def make_sharder(shards: int, stats: FlowStats, with_orders: bool):
             symbol = event.symbol
             shard = shard_of.get(symbol)
             if shard is None:
-                shard = shard_of[symbol] = str(zlib.crc32(symbol.encode()) % shards)
+                shard = shard_of[symbol] = names[symbol_shard(symbol) % shards]
             group = groups.get(shard)
             if group is None:
-                groups[shard] = [event]
+                groups[shard] = ([event], [seq])
             else:
-                group.append(event)
+                group[0].append(event)
+                group[1].append(seq)
             if is_order:
                 with_order_events.add(shard)
-        return [(shard, (events, shard in with_order_events)) for shard, events in groups.items()]
+        progress = batch.progress
+        out = [
+            (shard, ShardBatch(events, shard in with_order_events, seqs, progress, shard))
+            for shard, (events, seqs) in groups.items()
+        ]
+        if progress is not None and progress.ordered:
+            out += [(names[n], ShardBatch([], False, [], progress, names[n]))
+                    for n in progress.shards if names[n] not in groups]  # fmt: skip
+        return out
 
     return shard_events
 
 
-class QuoteShardLogic(op.StatefulBatchLogic[tuple[list, bool], tuple[str, list], bytes]):
+class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]):
     """One shard's books and coalescer as Bytewax state.
 
     Emits `("quotes", [Quote…])` and, for order events, `("audit", [record…])` where each record
@@ -114,14 +142,14 @@ class QuoteShardLogic(op.StatefulBatchLogic[tuple[list, bool], tuple[str, list],
             out.append(("audit", audit))
         return out, self.RETAIN
 
-    def on_batch(self, values: list[tuple[list, bool]]) -> tuple[list[tuple[str, list]], bool]:
+    def on_batch(self, values: list[ShardBatch]) -> tuple[list[tuple[str, list]], bool]:
         if self.live:
             self._wall_ns = time.time_ns()
         coalescer = self.coalescer
         quotes: list[Quote] = []
         audit: list = []
         make_audit = self.make_audit
-        for events, has_orders in values:
+        for events, has_orders, *_ in values:
             if not has_orders:
                 quotes += coalescer.apply(events)
                 continue
@@ -184,8 +212,8 @@ class QuoteStreams:
     audit: Stream[list]  # audit records of order events, each with its market snapshot
 
 
-def shard(decoded: Stream[DecodedBatch], ctx: FlowContext, with_orders: bool) -> Stream:
-    """Group each decoded batch's events by symbol shard: `(shard, (events, has_orders))`.
+def shard(decoded: Stream[FlowBatch], ctx: FlowContext, with_orders: bool) -> Stream:
+    """Group each decoded batch's events by symbol shard: `(shard, ShardBatch)`.
 
     With `with_orders`, order events (35=8/D/F/G) go to the shard of their symbol too, behind
     the market data that preceded them (the audit snapshot and the stop engine need that).

@@ -63,6 +63,7 @@ from domain.stops import (
     order_from_request,
 )
 from flows.context import FlowContext
+from flows.quotes import ShardBatch
 from sinks.clickhouse import LIVE_MAX_DELAY_S, PipelinedAuditSink, audit_partition_key
 from sinks.postgres import DeadLetterSink
 from sinks.stops import (
@@ -121,7 +122,7 @@ class StopShardState:
     sent_legs: dict[str, OutboundOrder] = field(default_factory=dict)
 
 
-class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes]):
+class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
     """The stop engine of one shard as Bytewax state."""
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
@@ -137,11 +138,11 @@ class StopShardLogic(op.StatefulBatchLogic[tuple[list, bool], StopEffects, bytes
 
     # -- inputs -----------------------------------------------------------------------------
 
-    def on_batch(self, values: list[tuple[list, bool]]) -> tuple[list[StopEffects], bool]:
+    def on_batch(self, values: list[ShardBatch]) -> tuple[list[StopEffects], bool]:
         effects = StopEffects()
         state = self.state
         stops, books = state.stops, state.books
-        for events, _has_orders in values:
+        for events, *_ in values:
             for event in events:
                 kind = type(event)
                 if kind is MarketDataIncrement:

@@ -22,7 +22,7 @@ import pickle
 import zlib
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream
@@ -41,6 +41,7 @@ from domain.events import (
     MarketDataIncrement,
     MarketDataSnapshot,
 )
+from domain.sharding import symbol_shard
 from domain.surveillance import (
     NS_PER_S,
     Fill,
@@ -53,11 +54,13 @@ from domain.surveillance import (
     SelfMatchModel,
     SpoofingModel,
 )
+from domain.watermarks import WatermarkMerge
 from flows.context import FlowContext
+from flows.operators import FlowBatch
 from sinks.clickhouse import LIVE_MAX_DELAY_S, PipelinedAlertsSink, alerts_partition_key
 from sinks.postgres import DeadLetterSink
 
-SHARDS = 8
+ACCOUNT_SHARDS = 8
 
 # model -> parameter -> (the model's keyword, conversion): what `[surveillance.MODEL]` accepts.
 _S = NS_PER_S
@@ -119,7 +122,21 @@ def model_parameters(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[
 
 
 def _shard(key: str) -> int:
-    return zlib.crc32(key.encode()) % SHARDS
+    return zlib.crc32(key.encode()) % ACCOUNT_SHARDS
+
+
+class AccountPart(NamedTuple):
+    """What one account shard gets from one decoded batch: its execution reports with their
+    sequence numbers, and how far the batch's input partition has got (`Progress`), which
+    every account shard gets, reports or not: its merge waits on every partition."""
+
+    source: str
+    sources: int
+    items: list[tuple[int, ExecutionReport]]
+    watermark: int
+    ordered: bool
+    done: bool = False
+    idle: bool = False
 
 
 def _fill(r: ExecutionReport) -> Fill:
@@ -145,8 +162,7 @@ def _keys(key: str) -> tuple[str, str]:
     if keys is None:
         if len(_SHARD_KEYS) >= _MAX_SHARD_KEYS:
             _SHARD_KEYS.clear()
-        n = _shard(key)
-        keys = _SHARD_KEYS[key] = (f"s{n}", f"a{n}")
+        keys = _SHARD_KEYS[key] = (f"s{symbol_shard(key)}", f"a{_shard(key)}")
     return keys
 
 
@@ -171,17 +187,21 @@ def _market_items(e: MarketDataIncrement | MarketDataSnapshot) -> list[tuple]:
     return items
 
 
-def route(batch: DecodedBatch) -> list[tuple[str, list]]:
+def route(batch: FlowBatch | DecodedBatch) -> list[tuple[str, Any]]:
     """Group the batch's surveillance inputs by shard, keeping their order within a shard.
 
     Symbol shards get execution reports and market items (`_market_items`); account shards
-    get the execution reports. Most market data is quotes, and most of the rest lone trade
-    prints: an increment is read entry by entry only until its first trade or volume entry,
-    and a lone print becomes its item without more ado.
+    get the execution reports with their sequence numbers (`AccountPart`). Most market data
+    is quotes, and most of the rest lone trade prints: an increment is read entry by entry
+    only until its first trade or volume entry, and a lone print becomes its item without
+    more ado.
     """
     groups: dict[str, list] = {}
+    accounts: dict[str, list[tuple[int, ExecutionReport]]] = {}
     keys = _SHARD_KEYS
-    for e in batch.events:
+    p = getattr(batch, "progress", None)  # None: a plain `DecodedBatch`, in arrival order
+    seqs = batch.seqs if p is not None else [0] * len(batch.events)
+    for e, seq in zip(batch.events, seqs, strict=True):
         kind = type(e)
         if kind is MarketDataIncrement:
             entries = e.entries
@@ -217,12 +237,30 @@ def route(batch: DecodedBatch) -> list[tuple[str, list]]:
             symbol_key = (keys.get(e.symbol) or _keys(e.symbol))[0]
             account_key = (keys.get(e.account) or _keys(e.account))[1]
             groups.setdefault(symbol_key, []).append(e)
-            groups.setdefault(account_key, []).append(e)
+            accounts.setdefault(account_key, []).append((seq, e))
         elif kind is MarketDataSnapshot:
             items = _market_items(e)
             if items:
                 groups.setdefault((keys.get(e.symbol) or _keys(e.symbol))[0], []).extend(items)
-    return list(groups.items())
+    out: list[tuple[str, Any]] = list(groups.items())
+    if p is None or not p.ordered:  # arrival order: only the shards with reports
+        out += [(key, AccountPart("", 0, items, 0, False)) for key, items in accounts.items()]
+    else:
+        out += [
+            (key, AccountPart(p.source, p.sources, accounts.get(key, []), p.last, True, p.done,
+                              p.idle))
+            for key in _ACCOUNT_KEYS
+        ]  # fmt: skip
+    return out
+
+
+_ACCOUNT_KEYS = tuple(f"a{n}" for n in range(ACCOUNT_SHARDS))
+
+
+def inputs_of(routed: list | AccountPart) -> list:
+    """What a shard's models take from one `route` item, in order (for driving the models
+    without a dataflow: tests, benchmarks)."""
+    return [report for _, report in routed.items] if type(routed) is AccountPart else routed
 
 
 class SymbolModels:
@@ -322,16 +360,42 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
         self.late_ns = int(ctx.settings.surveillance_late_s * NS_PER_S)
         self.models: SymbolModels | AccountModels | None = None
         self.watermark = 0
+        # An account shard's reports of every partition, put in sequence order.
+        self.merge: WatermarkMerge | None = None
         if resume is not None:
-            self.models, self.watermark = pickle.loads(resume)
+            state = pickle.loads(resume)
+            self.models, self.watermark = state[0], state[1]
+            self.merge = state[2] if len(state) > 2 else None
         self.stats = ctx.stats
 
-    def on_batch(self, values: list[list]) -> tuple[list[tuple[str, list]], bool]:
+    def _merged(self, parts: list[AccountPart]) -> list[list]:
+        """An account shard's parts -> its reports in sequence order, as far as every input
+        partition has passed."""
+        out: list[list] = []
+        for part in parts:
+            if not part.ordered:
+                out.append([report for _, report in part.items])
+                continue
+            if self.merge is None:
+                self.merge = WatermarkMerge(part.sources)
+            released = self.merge.add(part.source, part.items, part.watermark, part.done,
+                                      part.idle)  # fmt: skip
+            if released:
+                out.append([report for _, report in released])
+        return out
+
+    def on_batch(self, values: list) -> tuple[list[tuple[str, list]], bool]:
         models = self.models
         assert models is not None  # set by the step's builder
+        is_symbol_shard = type(models) is SymbolModels
+        return self._judge(values if is_symbol_shard else self._merged(values))
+
+    def _judge(self, values: list[list]) -> tuple[list[tuple[str, list]], bool]:
+        models = self.models
+        assert models is not None
         findings: list[Finding] = []
         late: list[DeadLetter] = []
-        symbol_shard = type(models) is SymbolModels
+        is_symbol_shard = type(models) is SymbolModels
         on = models.on
         late_ns = self.late_ns
         watermark = self.watermark
@@ -339,7 +403,7 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
             for item in items:
                 ts = item[2] if type(item) is tuple else item.ts_event  # market item or report
                 if ts < watermark - late_ns:
-                    if symbol_shard and type(item) is ExecutionReport:
+                    if is_symbol_shard and type(item) is ExecutionReport:
                         self.watermark = watermark
                         late.append(self._late_letter(item, ts))
                     continue
@@ -380,15 +444,21 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
     def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
         if self.models is None:
             return [], self.RETAIN
-        return self._emit(self.models.close_input())
+        out: list[tuple[str, list]] = []
+        if self.merge is not None:
+            held = self.merge.flush()
+            if held:
+                out = self._judge([[report for _, report in held]])[0]
+        return out + self._emit(self.models.close_input())[0], self.RETAIN
 
     def snapshot(self) -> bytes | None:
         if not self.recovery:
             return None
-        return pickle.dumps((self.models, self.watermark), protocol=pickle.HIGHEST_PROTOCOL)
+        state = (self.models, self.watermark, self.merge)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Alert]]:
+def attach(decoded: Stream[FlowBatch], ctx: FlowContext) -> Stream[list[Alert]]:
     """Add the surveillance models to a dataflow whose decoded FIX stream is `decoded`; return
     the alerts, for the pipeline's one alert sink."""
     routed = op.flat_map("surveil_route", decoded, route)

@@ -84,16 +84,37 @@ class CheckedProducer:
         if self._failed_count:
             raise KafkaDeliveryError(self._failed, self._failed_count)
 
+    def partitions(self, topic: str, timeout_s: float = 10.0) -> int:
+        """How many partitions `topic` has (asking for it creates it where the cluster
+        creates topics on first use)."""
+        from confluent_kafka import KafkaException
+
+        try:
+            meta = self._producer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        except KafkaException as exc:
+            raise KafkaDeliveryError([(topic, None, exc.args[0].str())], 0) from None
+        if meta is None or meta.error is not None or not meta.partitions:
+            reason = "no such topic" if meta is None or meta.error is None else meta.error.str()
+            raise KafkaDeliveryError([(topic, None, reason)], 0)
+        return len(meta.partitions)
+
     def produce(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int = -1,
     ) -> None:
-        """Queue one message; raise if an earlier one failed. Waits while the queue is full."""
+        """Queue one message (to `partition`, else by key); raise if an earlier one failed.
+        Waits while the queue is full."""
         from confluent_kafka import KafkaException
 
         produce = self._producer.produce
         while True:
             try:
-                produce(topic, value, key, headers=headers, on_delivery=self._report)
+                produce(topic, value, key, partition, headers=headers,
+                        on_delivery=self._report)  # fmt: skip
                 break
             except BufferError:
                 self._producer.poll(0.05)  # queue full: serve delivery reports, then retry

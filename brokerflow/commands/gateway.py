@@ -1,9 +1,11 @@
 """`brokerflow gateway [FILE…]`: FIX in, Kafka out: each message to its topic, in sequence.
 
-Market data (35=W/X) goes to `fix.marketdata` keyed by Symbol (55), order events (35=8/D/F/G/E)
-to `fix.executions` keyed by Account (1); lines that cannot be routed go to `fix.unrouted` with
-the reason counted here, so the flows dead-letter them as a replay would. Every message carries
-the gateway's sequence number (`bf-seq`), continued across restarts from the topics' end.
+Market data (35=W/X) and order events (35=8/D/F/G/E) go to `fix.events` keyed by Symbol (55),
+each symbol to the partition of its shard (`connectors.kafka.symbol_partition`), so a symbol's
+prices and orders stay in one partition, in order; lines that cannot be routed go to
+`fix.unrouted` with the reason counted here, so the flows dead-letter them as a replay would.
+Every message carries the gateway's sequence number (`bf-seq`), continued across restarts from
+the topics' end.
 
 The input is anything that yields `RawChunk`s (`FixInput`): FIX log files, or the FIX
 sessions of `--config` (`connectors.fix.live.SessionFeed`: each chunk's deliveries are
@@ -29,13 +31,15 @@ from brokerflow.settings import Settings, load_settings
 from connectors.file import DEFAULT_CHUNK_BYTES, check_fix_file
 from connectors.fix.live import SessionFeed, load_live_sessions
 from connectors.kafka import (
-    EXECUTIONS_TOPIC,
-    MARKETDATA_TOPIC,
+    COPY_HEADER,
+    FIX_TOPIC,
     SEQ_HEADER,
     UNROUTED_TOPIC,
+    Route,
     encode_seq,
     last_published_seq,
     route_line,
+    symbol_partition,
 )
 from connectors.raw import RawChunk
 from domain.errors import ConfigError
@@ -76,6 +80,7 @@ class GatewayStats:
     first_seq: int = 0
     last_seq: int = 0
     seconds: float = 0.0
+    copies: int = 0  # extra deliveries of messages naming symbols of several partitions
 
     def as_dict(self) -> dict:
         published = sum(self.published.values())
@@ -83,6 +88,7 @@ class GatewayStats:
             "lines": self.lines,
             "published": published,
             "topics": dict(sorted(self.delivered.items())),
+            "copies": self.copies,
             "unrouted": dict(self.unrouted.most_common()),
             "skipped": dict(self.skipped.most_common()),
             "seq": [self.first_seq, self.last_seq],
@@ -97,8 +103,11 @@ class GatewayStats:
             f"published     {d['published']:>12,}  ({d['messages_per_s']:,}/s over "
             f"{d['seconds']:.2f} s; bf-seq {self.first_seq:,}..{self.last_seq:,})",
         ]
-        for topic in (MARKETDATA_TOPIC, EXECUTIONS_TOPIC, UNROUTED_TOPIC):
+        for topic in (FIX_TOPIC, UNROUTED_TOPIC):
             out.append(f"  {topic:<16} {self.delivered.get(topic, 0):>9,}  delivered")
+        if self.copies:
+            out.append(f"  of which {self.copies:,} copies of messages naming symbols of "
+                       "several partitions")  # fmt: skip
         for reason, n in self.unrouted.most_common():
             out.append(f"unrouted      {n:>12,}  {reason}")
         for reason, n in self.skipped.most_common():
@@ -123,6 +132,8 @@ def publish(
     stats.first_seq = first_seq
     produce = producer.produce
     published = stats.published
+    partitions = producer.partitions(FIX_TOPIC)
+    placed: dict[bytes, int] = {}  # symbol -> its partition
     for chunk in source:
         for line in chunk.lines:
             route = route_line(line)
@@ -130,9 +141,18 @@ def publish(
             if topic is None:
                 stats.skipped[route.reason] += 1
                 continue
+            headers = [(SEQ_HEADER, encode_seq(seq))]
             if route.reason:
                 stats.unrouted[route.reason] += 1
-            produce(topic, route.value, route.key, [(SEQ_HEADER, encode_seq(seq))])
+                produce(topic, route.value, None, headers)
+            else:
+                key = route.key
+                partition = placed.get(key)
+                if partition is None:
+                    partition = placed[key] = symbol_partition(key, partitions)
+                produce(topic, route.value, key, headers, partition)
+                if len(route.symbols) > 1:  # a copy to each other partition it names
+                    _copies(route, partition, placed, partitions, headers, produce, stats)
             published[topic] += 1
             seq += 1
         stats.lines += len(chunk.lines)
@@ -146,6 +166,29 @@ def publish(
     stats.last_seq = seq - 1
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _copies(
+    route: Route,
+    home: int,
+    placed: dict[bytes, int],
+    partitions: int,
+    headers: list,
+    produce: Callable,
+    stats: GatewayStats,
+) -> None:
+    """A message naming symbols of other partitions goes there too, marked as a copy, so
+    each symbol's events stay in its own partition's order (`connectors.kafka.COPY_HEADER`)."""
+    sent = {home}
+    for symbol in route.symbols[1:]:
+        partition = placed.get(symbol)
+        if partition is None:
+            partition = placed[symbol] = symbol_partition(symbol, partitions)
+        if partition not in sent:
+            sent.add(partition)
+            produce(route.topic, route.value, route.key, [*headers, (COPY_HEADER, b"1")],
+                    partition)  # fmt: skip
+            stats.copies += 1
 
 
 def run_gateway(
@@ -189,7 +232,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "gateway",
         parents=[common],
         help="FIX -> Kafka: route each message to its topic (FIX sessions or log files)",
-        description="Publish FIX messages to fix.marketdata / fix.executions, in sequence: "
+        description="Publish FIX messages to fix.events (keyed by symbol), in sequence: "
         "from FIX log files, or from the [[fix.session]] initiators of --config (market-data "
         "and drop-copy sessions) until Ctrl-C / SIGTERM or --seconds.",
     )

@@ -193,7 +193,6 @@ def run_flows(
     recovery_dir: Path | None = None,
     snapshot_s: float = 1.0,
     inputs: list[str] | None = None,
-    sequenced: bool = False,
     live: bool = False,
     process_id: int = 0,
     addresses: list[str] | None = None,
@@ -201,7 +200,6 @@ def run_flows(
 ) -> RunSummary:
     """Run the chosen flows over `source` in this process (one of `addresses` when given).
 
-    `sequenced`: the source is Kafka (`SequencedChunk`s put back in the gateway's order);
     `live`: the input does not end, so quiet markets are flushed by the wall clock;
     `order_writers`: where the stop engine's children go besides `orders_out`
     (`FlowContext.order_writers`).
@@ -222,8 +220,10 @@ def run_flows(
         owners=owners,
         workers=workers * max(1, len(addresses or ())),
         process_id=process_id,
+        # One file: its line numbers order the events (`FlowContext.ordered_inputs`).
+        ordered_inputs=int(isinstance(source, FixLogSource) and len(source.list_parts()) == 1),
     )
-    flow = build_pipeline(source, ctx, chosen, sequenced=sequenced)
+    flow = build_pipeline(source, ctx, chosen)
     if settings.metrics_port:
         instrument_sinks(flow, ctx.stats)
         serve_metrics(settings.metrics_port, ctx.stats)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from brokerflow.commands.replay import run_flows, with_overrides
-from brokerflow.observability import set_kafka_lag
+from brokerflow.observability import set_kafka_idle, set_kafka_lag
 from brokerflow.runner import RunSummary
 from brokerflow.settings import Settings, load_settings
 from connectors.fix.live import (
@@ -126,7 +126,8 @@ def run_kafka(
         msg = f"--workers must be at least 1, was {workers}"
         raise ConfigError(msg)
     return run_flows(
-        KafkaFixSource(bootstrap, INPUT_TOPICS, until_end=until_end, on_lag=set_kafka_lag),
+        KafkaFixSource(bootstrap, INPUT_TOPICS, until_end=until_end, on_lag=set_kafka_lag,
+                       on_idle=set_kafka_idle),
         settings,
         "run",
         workers=workers,
@@ -136,7 +137,6 @@ def run_kafka(
         recovery_dir=recovery_dir,
         snapshot_s=snapshot_s,
         inputs=[f"kafka:{t}" for t in INPUT_TOPICS],
-        sequenced=True,
         # A run to the end is a replay of what Kafka holds: its output depends on the input
         # alone. A live run also publishes held quotes when the market goes quiet.
         live=not until_end,

@@ -15,6 +15,7 @@ opening marks are read from Redis). Wall-clock columns (`updated_at`, `created_a
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -34,12 +35,13 @@ from brokerflow.cli import main
 from brokerflow.commands.replay import run_flows
 from brokerflow.settings import Settings
 from connectors.file import FixLogSource
-from connectors.fix import DecodedBatch
 from connectors.raw import RawChunk
 from domain.margin_book import MarginBook
+from domain.sharding import SYMBOL_SHARDS
 from flows.context import FlowContext
 from flows.margin import AccountLogic, FeedLogic, MarginEffects
-from flows.operators import make_decoder
+from flows.operators import FlowBatch, make_decoder
+from flows.quotes import make_sharder
 from sinks.margin import OpeningAccount
 
 pytestmark = pytest.mark.slow
@@ -235,23 +237,29 @@ def opening_accounts(day: Path) -> dict[str, OpeningAccount]:
 
 
 def run_steps(
-    events: list, ctx: FlowContext, rng: random.Random | None
+    decoded: FlowBatch, ctx: FlowContext, rng: random.Random | None
 ) -> dict[str, tuple[list, list]]:
-    """Feed `events` through `FeedLogic` and the `AccountLogic`s; return each shard's rows and
-    alerts, each in order. With `rng`: batches of random sizes, account batches that group several
-    feeds, and every step rebuilt from its pickled snapshot now and then (a resume)."""
-    feed = FeedLogic(None, ctx)
+    """Feed the decoded day through the symbol shards' `FeedLogic`s and the `AccountLogic`s, as
+    the flow wires them; return each account shard's rows and alerts, each in order. With
+    `rng`: batches of random sizes, symbol shards that run at different speeds (their output
+    held back at random), account batches that group several parts, and every step rebuilt
+    from its pickled snapshot now and then (a resume)."""
+    sharder = make_sharder(SYMBOL_SHARDS, ctx.stats, with_orders=True)
+    feeds: dict[str, FeedLogic] = {}
     accounts: dict[str, AccountLogic] = {}
     out: dict[str, tuple[list, list]] = {}
-    waiting: dict[str, list] = {}  # feeds not yet given to their account shard
+    waiting: dict[str, list] = {}  # parts not yet given to their account shard
 
-    def deliver(key: str) -> None:
-        effects, _ = accounts.setdefault(key, AccountLogic(None, ctx)).on_batch(waiting.pop(key))
+    def collect(key: str, effects: list) -> None:
         rows, alerts = out.setdefault(key, ([], []))
         for e in effects:
             assert type(e) is MarginEffects
             rows += e.rows
             alerts += e.alerts
+
+    def deliver(key: str) -> None:
+        logic = accounts.setdefault(key, AccountLogic(None, ctx))
+        collect(key, logic.on_batch(waiting.pop(key))[0])
 
     def route(items: list) -> None:
         for key, item in items:
@@ -259,29 +267,48 @@ def run_steps(
             if rng is None or rng.random() < 0.5:
                 deliver(key)
 
+    slow: dict[str, list] = {}  # a symbol shard's parts still on their way
+
+    def emit(feed_key: str, items: list) -> None:
+        slow.setdefault(feed_key, []).extend(items)
+        if rng is None or rng.random() < 0.3:
+            route(slow.pop(feed_key))
+
+    def drain() -> None:
+        for feed_key in list(slow):
+            route(slow.pop(feed_key))
+        for key in list(waiting):
+            deliver(key)
+
+    events, seqs, progress = decoded.events, decoded.seqs, decoded.progress
     i = 0
     while i < len(events):
         size = len(events) if rng is None else rng.choice((1, 7, 300, 5_000))
-        route(feed.on_batch([DecodedBatch(events[i : i + size], [], 0, 0)])[0])
+        last = seqs[min(i + size, len(seqs)) - 1]
+        part = FlowBatch(events[i : i + size], [], 0, 0, [], seqs[i : i + size],
+                         dataclasses.replace(progress, last=last))  # fmt: skip
+        for key, shard_batch in sharder(part):
+            emit(key, feeds.setdefault(key, FeedLogic(None, ctx)).on_batch([shard_batch])[0])
         i += size
         if rng is not None and rng.random() < 0.2:  # an epoch ends and the run resumes there
-            for key in list(waiting):
-                deliver(key)
-            feed = FeedLogic(feed.snapshot(), ctx)
+            drain()
+            feeds = {k: FeedLogic(f.snapshot(), ctx) for k, f in feeds.items()}
             accounts = {k: AccountLogic(a.snapshot(), ctx) for k, a in accounts.items()}
-    route(feed.on_eof()[0])
-    for key in list(waiting):
-        deliver(key)
+    for key, feed in feeds.items():
+        emit(key, feed.on_eof()[0])
+    drain()
+    for key, logic in accounts.items():
+        collect(key, logic.on_eof()[0])
     return out
 
 
 def test_margin_steps_give_the_same_rows_and_alerts_however_the_input_is_cut(day):
     ctx = FlowContext(
         Settings(margin_grace_s=GRACE_S), "redis://unused", "postgresql://unused",
-        margin_opening=opening_accounts(day), margin_marks={}, recovery=True,
+        margin_opening=opening_accounts(day), margin_marks={}, recovery=True, ordered_inputs=1,
     )  # fmt: skip
     lines = day.read_bytes().splitlines(keepends=True)
-    events = make_decoder(ctx)(RawChunk(f"file:{day}", 1, lines)).events
+    events = make_decoder(ctx)(RawChunk(f"file:{day}", 1, lines))
     expected = run_steps(events, ctx, None)
     kinds = {a.kind for _, alerts in expected.values() for a in alerts}
     assert set(MARGIN_KINDS) <= kinds
@@ -303,10 +330,10 @@ def test_margin_steps_write_what_an_exact_look_at_every_account_writes(
     marks = {s: Decimal(40 + 7 * n) for n, s in enumerate(symbols)} if opening_marks else {}
     ctx = FlowContext(
         Settings(margin_grace_s=GRACE_S), "redis://unused", "postgresql://unused",
-        margin_opening=opening, margin_marks=marks,
+        margin_opening=opening, margin_marks=marks, ordered_inputs=1,
     )  # fmt: skip
     lines = day.read_bytes().splitlines(keepends=True)
-    events = make_decoder(ctx)(RawChunk(f"file:{day}", 1, lines)).events
+    events = make_decoder(ctx)(RawChunk(f"file:{day}", 1, lines))
     expected = run_steps(events, ctx, None)
     [(rows, alerts)] = expected.values()
     assert set(MARGIN_KINDS) <= {a.kind for a in alerts}

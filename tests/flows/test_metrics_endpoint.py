@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from brokerflow.commands.replay import replay
-from brokerflow.observability import set_kafka_lag, stop_metrics
+from brokerflow.observability import set_kafka_idle, set_kafka_lag, stop_metrics
 from tests.flows.test_dq_flow import fill
 from tests.flows.test_quotes_flow import snapshot, write_file
 
@@ -44,7 +44,8 @@ def test_metrics_after_replay_count_every_flow_that_ran(tmp_path, settings_facto
     ]
     replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False,
            flows=("quotes", "ledger"))  # fmt: skip
-    set_kafka_lag("fix.marketdata", 0, 42)
+    set_kafka_lag("fix.events", 0, 42)
+    set_kafka_idle("fix.unrouted/1", True)
 
     m = scrape(port)
 
@@ -60,5 +61,7 @@ def test_metrics_after_replay_count_every_flow_that_ran(tmp_path, settings_facto
     assert m[("brokerflow_sink_write_seconds_count", quotes_step)] > 0
     assert m[("brokerflow_batch_items_sum", quotes_step)] == 2
     assert m[("brokerflow_end_to_end_latency_seconds_count", quotes_step)] > 0
-    lag = (("partition", "0"), ("topic", "fix.marketdata"))
+    lag = (("partition", "0"), ("topic", "fix.events"))
     assert m[("brokerflow_kafka_lag_messages", lag)] == 42
+    idle = (("partition", "1"), ("topic", "fix.unrouted"))
+    assert m[("brokerflow_kafka_partition_idle", idle)] == 1

@@ -309,7 +309,8 @@ def test_route_gives_the_models_what_an_entry_by_entry_reading_gives(tmp_path):
 
     from connectors.fix import decode_lines
     from domain.events import ExecutionReport, MarketDataIncrement, MarketDataSnapshot
-    from flows.surveillance import SHARDS, route
+    from domain.sharding import symbol_shard
+    from flows.surveillance import ACCOUNT_SHARDS, inputs_of, route
     from simulator.market import MarketSimulator
     from simulator.orders import OrderFlowSimulator
 
@@ -320,18 +321,18 @@ def test_route_gives_the_models_what_an_entry_by_entry_reading_gives(tmp_path):
     lines = path.read_bytes().splitlines(keepends=True)
     batches = [decode_lines(lines[i : i + 700], "test", i + 1) for i in range(0, len(lines), 700)]
 
-    def shard(name: str) -> int:
-        return zlib.crc32(name.encode()) % SHARDS
+    def account_shard(name: str) -> int:
+        return zlib.crc32(name.encode()) % ACCOUNT_SHARDS
 
     def reference(batch) -> dict[str, list]:
         out: dict[str, list] = {}
         for e in batch.events:
             kind = type(e)
             if kind is ExecutionReport and e.account and e.exec_type in "0 4 5 F C 8 3".split():
-                out.setdefault(f"s{shard(e.symbol)}", []).append(e)
-                out.setdefault(f"a{shard(e.account)}", []).append(e)
+                out.setdefault(f"s{symbol_shard(e.symbol)}", []).append(e)
+                out.setdefault(f"a{account_shard(e.account)}", []).append(e)
             elif kind in (MarketDataIncrement, MarketDataSnapshot):
-                group = out.setdefault(f"s{shard(e.symbol)}", [])
+                group = out.setdefault(f"s{symbol_shard(e.symbol)}", [])
                 for x in e.entries:  # one item per entry, in order
                     if x.entry_type == "2" and x.action == "0" and x.size:
                         if kind is MarketDataIncrement:  # a snapshot's print is in its volume
@@ -363,7 +364,7 @@ def test_route_gives_the_models_what_an_entry_by_entry_reading_gives(tmp_path):
 
     reports = 0
     for batch in batches:
-        fast = dict(route(batch))
+        fast = {key: inputs_of(routed) for key, routed in route(batch)}
         assert seen(fast) == seen(reference(batch))
         reports += sum(type(i) is ExecutionReport for items in fast.values() for i in items)
     assert reports > 100

@@ -13,8 +13,9 @@ from tests.flows.test_live_run import _config, exchange  # noqa: F401 - a fixtur
 SOH = b"\x01"
 
 
-def read_topic(bootstrap: str, topic: str) -> list[bytes]:
-    """Every message of `topic`, from the beginning (all partitions)."""
+def read_topic(bootstrap: str, topic: str, where: dict | None = None) -> list[bytes]:
+    """Every message of `topic`, from the beginning (all partitions); with `where`, each
+    message's (first) symbol -> the partitions it was found in, copies left out."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "gateway-test",
@@ -26,7 +27,13 @@ def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     while idle < 6:
         batch = consumer.consume(1000, timeout=0.5)
         idle = 0 if batch else idle + 1
-        out += [m.value() for m in batch if m.error() is None]
+        for m in batch:
+            if m.error() is None:
+                out.append(m.value())
+                copy = any(k == "bf-copy" for k, _ in m.headers() or ())
+                if where is not None and SOH + b"55=" in m.value() and not copy:
+                    symbol = m.value().split(SOH + b"55=", 1)[1].split(SOH, 1)[0]
+                    where.setdefault(symbol, set()).add(m.partition())
     consumer.close()
     return out
 
@@ -50,20 +57,20 @@ def test_sessions_to_kafka_and_a_restart_resends_what_was_not_published(
     config = _config(tmp_path, exchange.port)
 
     first = gateway(config, 3, capsys)
-    assert first["topics"]["fix.marketdata"] > 0 and first["topics"]["fix.executions"] > 0
+    assert first["topics"]["fix.events"] > 0
     state_path = tmp_path / "data" / "gateway" / "sessions.json"
     published = json.loads(state_path.read_text())["simx"]
-    market = read_topic(kafka_bootstrap, "fix.marketdata")
-    assert {msg_type(m) for m in market} == {b"W", b"X"}  # the snapshot, then the updates
-    assert {msg_type(m) for m in read_topic(kafka_bootstrap, "fix.executions")} == {b"8"}
+    partitions: dict[bytes, set[int]] = {}
+    events = read_topic(kafka_bootstrap, "fix.events", partitions)
+    # The snapshot, the updates and the drop copy's reports, each symbol's in one partition.
+    assert {msg_type(m) for m in events} == {b"W", b"X", b"8"}
+    assert partitions and all(len(found) == 1 for found in partitions.values())
 
     # As if the gateway had crashed before recording its last 20 messages as published.
     state_path.write_text(json.dumps({"simx": published - 20}))
     second = gateway(config, 2, capsys)
     assert second["seq"][0] == first["seq"][1] + 1  # bf-seq goes on
     assert json.loads(state_path.read_text())["simx"] > published
-    after = read_topic(kafka_bootstrap, "fix.marketdata") + read_topic(
-        kafka_bootstrap, "fix.executions"
-    )
+    after = read_topic(kafka_bootstrap, "fix.events")
     resent = [m for m in after if SOH + b"43=Y" + SOH in m]
     assert resent, "the counterparty was not asked to resend the unpublished messages"

@@ -31,3 +31,41 @@ def test_the_source_reports_each_partitions_lag_after_every_batch(kafka_bootstra
     behind = [lag for topic, partition, lag in lags if (topic, partition) == ("fix.marketdata", 0)]
     assert behind and behind[-1] == 0  # caught up at the end
     assert max(behind) >= 40  # and behind while reading (30 per batch out of 100)
+
+
+def test_a_quiet_partition_says_once_that_it_is_idle_and_again_when_it_speaks(
+    kafka_bootstrap: str,
+) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce("fix.events", b"8=FIX.4.4|35=X|", b"IBM", partition=0,
+                     headers=[(SEQ_HEADER, encode_seq(5))])  # fmt: skip
+    producer.flush(10)
+    reports: list[tuple[str, bool]] = []
+    source = KafkaFixSource(kafka_bootstrap, ("fix.events",), idle_s=0.3,
+                            on_idle=lambda *r: reports.append(r))  # fmt: skip
+    part = source.build_part("read", "fix.events/0", None)
+
+    def read_for(seconds: float) -> list:
+        chunks, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            chunks += part.next_batch()
+            time.sleep(0.02)
+        return chunks
+
+    chunks = read_for(1.5)
+    assert [c.seqs for c in chunks if c.seqs] == [[5]]
+    idle = [c for c in chunks if c.idle]
+    assert len(idle) == 1 and idle[0].watermark == 5  # once per quiet spell, with how far
+    assert reports == [("fix.events/0", True)]
+    producer.produce("fix.events", b"8=FIX.4.4|35=X|", b"IBM", partition=0,
+                     headers=[(SEQ_HEADER, encode_seq(9))])  # fmt: skip
+    producer.flush(10)
+    chunks = read_for(2.0)  # the consumer's fetch waits up to fetch.wait.max.ms (500 ms)
+    assert [c.seqs for c in chunks if c.seqs] == [[9]]
+    # It took part again, then went quiet again: a new spell, said once more.
+    assert reports[:2] == [("fix.events/0", True), ("fix.events/0", False)]
+    assert [c.watermark for c in chunks if c.idle] in ([], [9])
+    assert part.snapshot() == (2, 9)  # the offset and the watermark, resumed together
+    part.close()

@@ -1,27 +1,30 @@
-"""Routing, sequence alignment and delivery checks of the Kafka connector and sink."""
+"""Routing, partitions, decoding where read, and delivery checks of the Kafka connector."""
 
 from __future__ import annotations
 
 import pytest
 
+from brokerflow.settings import Settings
 from connectors.kafka import (
-    EXECUTIONS_TOPIC,
-    MARKETDATA_TOPIC,
+    FIX_TOPIC,
     UNROUTED_TOPIC,
     SequencedChunk,
     route_line,
+    symbol_partition,
 )
-from connectors.kafka_align import SequenceAligner
+from domain.sharding import SYMBOL_SHARDS, partition_shards, symbol_shard
+from flows.context import FlowContext
+from flows.operators import KAFKA_SOURCE, make_decoder
 from sinks.kafka import CheckedProducer, KafkaDeliveryError
 
 
 @pytest.mark.parametrize(
     ("line", "topic", "key"),
     [
-        (b"8=FIX.4.4\x019=5\x0135=X\x0155=IBM\x0110=000\x01\n", MARKETDATA_TOPIC, b"IBM"),
-        (b"8=FIX.4.4|9=5|35=W|55=MSFT|10=000|\n", MARKETDATA_TOPIC, b"MSFT"),
-        (b"20261125 8=FIX.4.4\x0135=8\x011=ACC1\x0155=IBM\x01\n", EXECUTIONS_TOPIC, b"ACC1"),
-        (b"8=FIX.4.4\x0135=D\x0111=C1\x0155=IBM\x01\n", EXECUTIONS_TOPIC, b"C1"),
+        (b"8=FIX.4.4\x019=5\x0135=X\x0155=IBM\x0110=000\x01\n", FIX_TOPIC, b"IBM"),
+        (b"8=FIX.4.4|9=5|35=W|55=MSFT|10=000|\n", FIX_TOPIC, b"MSFT"),
+        (b"20261125 8=FIX.4.4\x0135=8\x011=ACC1\x0155=IBM\x01\n", FIX_TOPIC, b"IBM"),
+        (b"8=FIX.4.4\x0135=D\x0111=C1\x0155=IBM\x01\n", FIX_TOPIC, b"IBM"),
         (b"8=FIX.4.4\x0135=j\x0158=no\x01\n", UNROUTED_TOPIC, None),
         (b"garbage without begin string\n", UNROUTED_TOPIC, None),
         (b"8=FIX.4.4\x019=5\x0155=IBM\x01\n", UNROUTED_TOPIC, None),
@@ -43,46 +46,44 @@ def test_route_line_skips_non_messages_and_admin(line: bytes) -> None:
     assert route.topic is None and route.reason
 
 
-def _chunk(part: str, seqs: list[int], parts: int = 2, done: bool = False) -> SequencedChunk:
-    return SequencedChunk(part, parts, seqs, [b"m%d\n" % s for s in seqs], done)
+def test_each_symbol_shard_lives_in_one_partition_whatever_the_partition_count() -> None:
+    symbols = [f"SYM{n:04d}" for n in range(500)] + ["AAPL", "MSFT", "BRK.B"]
+    for partitions in (1, 2, 3, 4, 6, 8, 16, 32):
+        used = set()
+        for symbol in symbols:
+            p = symbol_partition(symbol.encode(), partitions)
+            used.add(p)
+            assert symbol_shard(symbol) in partition_shards(p, min(partitions, SYMBOL_SHARDS))
+        assert used == set(range(min(partitions, SYMBOL_SHARDS)))  # every partition has work
 
 
-def _released(chunks) -> list[int]:
-    return [c.first_line_no + i for c in chunks for i in range(len(c.lines))]
+def _framed(body: bytes) -> bytes:
+    head = b"8=FIX.4.4\x019=%d\x01" % len(body)
+    return head + body + b"10=%03d\x01" % (sum(head + body) % 256)
 
 
-def test_aligner_releases_interleaved_partitions_in_sequence_order() -> None:
-    aligner = SequenceAligner(chunk_lines=3)
-    out = aligner.add(_chunk("md/0", [2, 3, 6]))
-    assert out == []  # 1 may still come from the other partition
-    out += aligner.add(_chunk("ex/0", [1, 4, 5, 7]))
-    assert _released(out) == [1, 2, 3, 4, 5, 6, 7]
-    assert [line for c in out for line in c.lines][:2] == [b"m1\n", b"m2\n"]
-    assert aligner.gaps == 0 and aligner.pending == 0
-
-
-def test_aligner_gives_up_a_number_every_partition_has_passed() -> None:
-    aligner = SequenceAligner()
-    out = aligner.add(_chunk("md/0", [1, 3]))
-    assert _released(out) == [1]
-    out = aligner.add(_chunk("ex/0", [4]))
-    assert _released(out) == [3, 4]  # 2 can no longer come: both partitions are past it
-    assert aligner.gaps == 1
-
-
-def test_aligner_drops_a_redelivered_number_and_counts_it() -> None:
-    aligner = SequenceAligner()
-    aligner.add(_chunk("md/0", [1, 2], parts=1))
-    out = aligner.add(_chunk("md/0", [2, 3], parts=1))
-    assert _released(out) == [3]
-    assert aligner.duplicates == 1
-
-
-def test_aligner_flush_releases_what_is_held_at_the_end() -> None:
-    aligner = SequenceAligner()
-    aligner.add(_chunk("md/0", [2, 3], parts=3))
-    assert _released(aligner.flush()) == [2, 3]
-    assert aligner.gaps == 1
+def test_a_partitions_chunk_decodes_where_it_is_read_with_its_sequence_numbers() -> None:
+    good = b"8=FIX.4.4\x019=5\x0135=X\x0155=IBM\x0110=000\x01"
+    market = [_framed(b"35=X\x0149=V\x0156=B\x0134=%d\x0152=20261125-14:30:00\x01268=1\x01"
+                      b"279=0\x01269=2\x0155=IBM\x01270=10\x01271=5\x01" % n)
+              for n in (1, 2)]  # fmt: skip
+    home = symbol_partition(b"IBM", 4)
+    other = _framed(b"35=X\x0149=V\x0156=B\x0134=3\x0152=20261125-14:30:00\x01268=1\x01"
+                    b"279=0\x01269=2\x0155=AAPL\x01270=10\x01271=5\x01")  # fmt: skip
+    assert symbol_partition(b"AAPL", 4) != home
+    lines = [market[0], good, other, market[1]]
+    # AAPL's message here is a copy (another partition's symbol): neither counted nor kept.
+    chunk = SequencedChunk(f"{FIX_TOPIC}/{home}", 5, [7, 19, 33, 40],
+                           [line + b"\n" for line in lines], watermark=40, shard_partitions=4,
+                           copies=(2,))  # fmt: skip
+    ctx = FlowContext(Settings(), "redis://unused", "postgresql://unused")
+    batch = make_decoder(ctx)(chunk)
+    assert [d.source for d in batch.dead_letters] == [f"{KAFKA_SOURCE}:19"]  # bad BodyLength
+    assert batch.seqs == [7, 40] and [e.symbol for e in batch.events] == ["IBM", "IBM"]
+    assert batch.messages == 3
+    p = batch.progress
+    assert (p.source, p.sources, p.last, p.ordered) == (f"{FIX_TOPIC}/{home}", 5, 40, True)
+    assert symbol_shard("IBM") in p.shards and symbol_shard("AAPL") not in p.shards
 
 
 def test_checked_producer_raises_when_no_broker_takes_the_message() -> None:

@@ -74,3 +74,12 @@ def test_an_idle_input_is_skipped_and_its_late_items_are_released_and_counted() 
     assert merge.add("a", [(1, "a1"), (4, "a4")], 4) == [(1, "a1")]
     assert merge.late == 1
     assert merge.add("b", [(5, "b5")], 5) == [(4, "a4")]
+
+
+def test_equal_numbers_of_different_inputs_go_in_the_order_of_their_names() -> None:
+    # What each input flushes at its end carries its last number: the same for all of them.
+    for first, second in (("b", "a"), ("a", "b")):
+        merge = WatermarkMerge(2)
+        merge.add(first, [(9, first)], 9, done=True)
+        out = merge.add(second, [(9, second)], 9, done=True) + merge.flush()
+        assert out == [(9, "a"), (9, "b")]

@@ -7,7 +7,7 @@ import pytest
 import simplefix
 
 from connectors.fix import decode_lines
-from flows.surveillance import AccountModels, SymbolModels, route
+from flows.surveillance import AccountModels, SymbolModels, inputs_of, route
 from simulator.abuse import PATTERNS
 from simulator.stops import _stamp
 
@@ -32,9 +32,9 @@ def findings(steps) -> set[str]:
     assert not batch.dead_letters, batch.dead_letters
     symbols, accounts = SymbolModels(OWNERS), AccountModels(OWNERS)
     kinds = set()
-    for key, items in route(batch):
+    for key, routed in route(batch):
         models = symbols if key.startswith("s") else accounts
-        for item in items:
+        for item in inputs_of(routed):
             kinds |= {f.kind for f in models.on(item)}
     kinds |= {f.kind for f in symbols.close_input() + accounts.close_input()}
     return kinds

@@ -13,7 +13,7 @@ import pytest
 from bench.pipeline_day import DaySpec, ensure_day, generate
 from connectors.fix import decode_lines
 from domain.events import ExecutionReport, OrderList, OrderRequest
-from flows.surveillance import AccountModels, SymbolModels, route
+from flows.surveillance import AccountModels, SymbolModels, inputs_of, route
 from simulator.day import PipelineDaySimulator
 from simulator.market import MarketSimulator
 
@@ -106,9 +106,9 @@ def test_day_surveillance_models_find_every_planted_pattern(day, decoded):
     symbols, accounts = SymbolModels(owners), AccountModels(owners)
     found: dict[str, set[str]] = {}
     findings = []
-    for key, items in route(decoded):
+    for key, routed in route(decoded):
         models = symbols if key.startswith("s") else accounts
-        for item in items:
+        for item in inputs_of(routed):
             findings += models.on(item)
     findings += symbols.close_input() + accounts.close_input()
     for f in findings:
