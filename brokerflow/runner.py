@@ -24,6 +24,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import cluster_main, run_main
 
 from brokerflow.metrics import FlowStats
+from brokerflow.peers import watch_peers
 from domain.errors import BrokerflowError
 from sinks.background import take_failures
 
@@ -217,15 +218,20 @@ def run_dataflow(
             if workers <= 1 and not addresses:
                 run_main(flow, **options)
             else:
-                cluster_main(
-                    flow, addresses or [], process_id, worker_count_per_proc=workers, **options
-                )
+                # A lost peer stops this process too; say which (PeerLost), in one line.
+                with watch_peers(addresses, process_id):
+                    cluster_main(
+                        flow, addresses or [], process_id, worker_count_per_proc=workers, **options
+                    )
     except BrokerflowError:
         take_failures()
         raise  # already says what is wrong, in one line
-    except Exception as exc:
+    except BaseException as exc:
         # Bytewax raises a step's error wrapped (BytewaxRuntimeError), or as it was when the
-        # step ran in the calling thread (run_main): either way the flow stopped for it.
+        # step ran in the calling thread (run_main): either way the flow stopped for it. A
+        # cluster's worker failure comes as PanicException, a BaseException.
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise  # KeyboardInterrupt, SystemExit
         take_failures()  # found while the flow stopped for `exc`: that is the error to show
         raise FlowStopped.from_error(exc) from exc
     failures = take_failures()  # a background write that failed as its partition closed

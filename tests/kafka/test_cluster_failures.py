@@ -1,0 +1,149 @@
+"""A 2-process cluster (`brokerflow run -i K -a …` over librdkafka's mock cluster) when one of
+its processes is killed, or never starts (issue 17).
+
+- The other process stops within 30 s with one line naming the lost peer (index and address),
+  a non-zero exit code and no traceback (`brokerflow.peers`).
+Real processes, real servers; waits are bounded by generous guards, never by the clock alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bench.common import free_ports
+from brokerflow.commands.gateway import FileInput, run_gateway
+from tests.kafka.test_kafka_flows import load_day, simulated_day
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+STOPS_WITHIN_S = 30.0  # issue 17: the others stop within 30 s
+GUARD_S = 60.0  # a failure guard only: a process still running by then is a hang
+
+
+def _cluster_env(settings, kafka_bootstrap: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "BROKERFLOW_REDIS_URL": settings.redis_url,
+        "BROKERFLOW_POSTGRES_DSN": settings.postgres_dsn,
+        "BROKERFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "BROKERFLOW_DATA_DIR": str(settings.data_dir),
+        "BROKERFLOW_CLICKHOUSE_URL": settings.clickhouse_url,
+        # No data-quality child process: a SIGKILLed parent would leave it behind.
+        "BROKERFLOW_DQ": "off",
+    }
+
+
+def _start(index: int, addresses: list[str], env: dict[str, str], *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "brokerflow.cli", "run", "-q", "-i", str(index),
+               "-a", ";".join(addresses), *args]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(process: subprocess.Popen) -> tuple[str, str]:
+    """The process's stdout and stderr once it ends; killed (and failed) if it hangs."""
+    try:
+        return process.communicate(timeout=GUARD_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"still running {GUARD_S:.0f} s later (a hang): {err[-2000:]}")
+
+
+def _kill(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def _executions(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM executions").fetchone()[0]
+
+
+def _await_executions(dsn: str, at_least: int, processes: list[subprocess.Popen]) -> int:
+    """Wait until the ledger holds `at_least` executions while every process runs; the count
+    then (smaller if a process ended first)."""
+    deadline = time.monotonic() + GUARD_S
+    booked = _executions(dsn)
+    while booked < at_least and all(p.poll() is None for p in processes):
+        assert time.monotonic() < deadline, f"no progress: {booked} executions"
+        time.sleep(0.02)
+        booked = _executions(dsn)
+    return booked
+
+
+def _assert_stopped_naming(
+    process: subprocess.Popen, peer: int, addresses: list[str], since: float
+) -> None:
+    _, err = _finish(process)
+    took = time.monotonic() - since
+    errors = [line for line in err.splitlines() if line.startswith("brokerflow: error:")]
+    assert process.returncode == 2, err[-2000:]
+    assert took < STOPS_WITHIN_S, f"stopped after {took:.1f} s"
+    assert "Traceback" not in err, err[-2000:]
+    assert len(errors) == 1, err[-2000:]
+    assert f"process {peer} ({addresses[peer]})" in errors[0], errors[0]
+
+
+def _published(day: Path, kafka_bootstrap, settings_factory, tmp_path, monkeypatch) -> tuple:
+    settings = settings_factory(
+        kafka_bootstrap=kafka_bootstrap, clickhouse_url=f"chdb://{tmp_path / 'clickhouse'}"
+    )
+    load_day(day, settings, monkeypatch)
+    run_gateway(settings, FileInput([day]), progress=False)
+    return day, settings
+
+
+@pytest.fixture
+def cluster_day(kafka_bootstrap, settings_factory, tmp_path, monkeypatch):
+    """A simulated day (orders and fills, margin and surveillance inputs, a few bad lines)
+    published to Kafka, its opening state loaded; the settings of this test's stores
+    (ClickHouse: chdb in tmp_path)."""
+    day = simulated_day(tmp_path)
+    return _published(day, kafka_bootstrap, settings_factory, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_cluster_process_killed_mid_run_the_other_stops_naming_it(
+    cluster_day, kafka_bootstrap, victim
+) -> None:
+    _, settings = cluster_day
+    env = _cluster_env(settings, kafka_bootstrap)
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    # Live runs: they never end by themselves, so the kill always lands mid-run.
+    processes = [_start(i, addresses, env) for i in range(2)]
+    try:
+        booked = _await_executions(settings.postgres_dsn, 1, processes)
+        assert booked >= 1, "a process ended before the flows booked anything"
+        processes[victim].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        _assert_stopped_naming(processes[1 - victim], victim, addresses, killed_at)
+    finally:
+        _kill(processes)
+
+
+@pytest.mark.parametrize("alone", [0, 1])
+def test_cluster_process_whose_peer_never_starts_stops_naming_it(
+    cluster_day, kafka_bootstrap, alone
+) -> None:
+    # Process 0 waits for the connection of process 1; process 1 retries connecting to 0.
+    _, settings = cluster_day
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    started = time.monotonic()
+    process = _start(alone, addresses, _cluster_env(settings, kafka_bootstrap), "--until-end")
+    try:
+        _assert_stopped_naming(process, 1 - alone, addresses, started)
+    finally:
+        _kill([process])
