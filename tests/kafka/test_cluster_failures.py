@@ -3,11 +3,15 @@ its processes is killed, or never starts (issue 17).
 
 - The other process stops within 30 s with one line naming the lost peer (index and address),
   a non-zero exit code and no traceback (`brokerflow.peers`).
+- Killed with SIGKILL mid-run, then both restarted with their recovery directories, the cluster
+  leaves Redis, PostgreSQL and ClickHouse exactly as an uninterrupted 2-process run of the same
+  input on fresh stores, every flow on.
 Real processes, real servers; waits are bounded by generous guards, never by the clock alone.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,8 +23,16 @@ import psycopg
 import pytest
 
 from bench.common import free_ports
+from brokerflow.cli import main
 from brokerflow.commands.gateway import FileInput, run_gateway
-from tests.kafka.test_kafka_flows import load_day, simulated_day
+from tests.kafka.stores import clickhouse_rows, postgres_rows, redis_contents
+from tests.kafka.test_kafka_flows import (
+    drop_database,
+    flush_redis,
+    fresh_database,
+    load_day,
+    simulated_day,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +127,19 @@ def cluster_day(kafka_bootstrap, settings_factory, tmp_path, monkeypatch):
     return _published(day, kafka_bootstrap, settings_factory, tmp_path, monkeypatch)
 
 
+@pytest.fixture
+def longer_day(kafka_bootstrap, settings_factory, tmp_path, monkeypatch):
+    """`cluster_day` over 8 simulated minutes (~27,000 messages, 2 minutes are ~6,900): the
+    Kafka source reads up to 2,000 messages a poll from each partition, and an epoch ends only
+    once what it read is processed, so a smaller day fits in one epoch and a kill could only
+    ever resume from the start; this one spans several."""
+    day = tmp_path / "day.fix"
+    argv = ["simulate", "--symbols", "4", "--minutes", "8", "--orders", "--out", str(day),
+            "--seed", "7"]  # fmt: skip
+    assert main(argv) == 0
+    return _published(day, kafka_bootstrap, settings_factory, tmp_path, monkeypatch)
+
+
 @pytest.mark.parametrize("victim", [0, 1])
 def test_cluster_process_killed_mid_run_the_other_stops_naming_it(
     cluster_day, kafka_bootstrap, victim
@@ -147,3 +172,83 @@ def test_cluster_process_whose_peer_never_starts_stops_naming_it(
         _assert_stopped_naming(process, 1 - alone, addresses, started)
     finally:
         _kill([process])
+
+
+def _stores(settings) -> tuple:
+    return (
+        redis_contents(settings.redis_url),
+        postgres_rows(settings.postgres_dsn),
+        clickhouse_rows(settings),
+    )
+
+
+def _start_to_the_end(
+    addresses: list[str], env: dict[str, str], recovery: list[Path], *args: str
+) -> list[subprocess.Popen]:
+    """Both processes, to the topics' end, each with its recovery directory."""
+    options = (*args, "--until-end", "--snapshot-s", "0.2", "--recovery-dir")
+    return [_start(i, addresses, env, *options, str(recovery[i])) for i in range(2)]
+
+
+def _run_to_the_end(addresses: list[str], env: dict[str, str], recovery: list[Path]) -> int:
+    """Run both processes to the end; the messages they read (both together)."""
+    processes = _start_to_the_end(addresses, env, recovery, "--json")
+    messages = 0
+    try:
+        for process in processes:
+            out, err = _finish(process)
+            assert process.returncode == 0, err[-2000:]
+            messages += json.loads(out.splitlines()[-1])["messages"]
+    finally:
+        _kill(processes)
+    return messages
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_cluster_process_killed_then_both_restarted_resume_to_the_uninterrupted_stores(
+    longer_day, kafka_bootstrap, postgres_dsn, tmp_path, monkeypatch, victim
+) -> None:
+    day, settings = longer_day
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    day_messages = _run_to_the_end(
+        addresses, _cluster_env(settings, kafka_bootstrap),
+        [tmp_path / "reference-recovery-0", tmp_path / "reference-recovery-1"],
+    )  # fmt: skip
+    expected = _stores(settings)
+    total = len(expected[1]["executions"])
+    # The day books fills, marks margin, raises alerts and audits (it places no stop orders).
+    assert total and expected[1]["account_margin"] and expected[1]["alerts"]
+    assert expected[2]["audit_log"] and expected[2]["market_ticks"]
+
+    # The same input on fresh stores: another database and chdb directory, the Redis db emptied.
+    flush_redis(settings.redis_url)
+    name, dsn = fresh_database(postgres_dsn)
+    try:
+        crashed = settings.model_copy(
+            update={"postgres_dsn": dsn, "clickhouse_url": f"chdb://{tmp_path / 'crashed-ch'}"}
+        )
+        load_day(day, crashed, monkeypatch)
+        env = _cluster_env(crashed, kafka_bootstrap)
+        recovery = [tmp_path / "recovery-0", tmp_path / "recovery-1"]
+        processes = _start_to_the_end(addresses, env, recovery)
+        try:
+            # Killed by progress, not by the clock: once the ledger holds 3/5 of the day's fills
+            # (a snapshot of the first messages is committed by then).
+            booked = _await_executions(dsn, total * 3 // 5, processes)
+            processes[victim].send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            assert 0 < booked < total, f"the run ended before its kill: {booked} of {total}"
+            _assert_stopped_naming(processes[1 - victim], victim, addresses, killed_at)
+        finally:
+            _kill(processes)
+        resumed = _run_to_the_end(addresses, env, recovery)
+        got = _stores(crashed)
+    finally:
+        drop_database(postgres_dsn, name)
+    # Resumed from a snapshot, not from the start: both read less than the whole day.
+    assert resumed < day_messages, f"resumed from the start (killed at {booked} of {total})"
+    for table, rows in expected[1].items():
+        assert got[1][table] == rows, f"postgres {table} (killed at {booked} of {total})"
+    for table, rows in expected[2].items():
+        assert got[2][table] == rows, f"clickhouse {table} (killed at {booked} of {total})"
+    assert got[0] == expected[0], f"redis (killed at {booked} of {total})"
