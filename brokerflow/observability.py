@@ -84,7 +84,7 @@ def set_kafka_idle(name: str, idle: bool) -> None:
     with _lag_lock:
         _kafka_idle[(topic, int(number))] = idle
     if idle:
-        _idle_log.info("kafka_partition_idle", extra={"fields": {"partition": name}})
+        _idle_log.warning("kafka_partition_idle", extra={"fields": {"partition": name}})
     else:
         _idle_log.info("kafka_partition_active", extra={"fields": {"partition": name}})
 

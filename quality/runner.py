@@ -20,10 +20,12 @@ dq_validations_failed.S, dq_failed.S.CHECK (rows), dq_cpu_us, and dead_letters.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -114,7 +116,7 @@ class DataQualityRunner:
         self._inbox: Any = context.Queue(QUEUE_ITEMS)
         self._outbox: Any = context.Queue()
         self._process = context.Process(
-            target=_child_main, args=(policy, dsn, self._inbox, self._outbox),
+            target=_child_main, args=(policy, dsn, self._inbox, self._outbox, os.getpid()),
             name="data-quality", daemon=True,
         )  # fmt: skip
         self._receiver = threading.Thread(target=self._receive, name="dq-results", daemon=True)
@@ -215,8 +217,25 @@ def _main_module_hidden() -> Iterator[None]:
             setattr(main, name, value)
 
 
-def _child_main(policy: DqPolicy, dsn: str, inbox: Any, outbox: Any) -> None:
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when the thread that started it ends (the run killed)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # elsewhere the loop's parent check does it, within ORPHAN_CHECK_S
+
+
+ORPHAN_CHECK_S = 1.0
+"""How often the validator looks whether its run is still there (a killed run's child would
+otherwise live on, holding its pipes open)."""
+
+
+def _child_main(policy: DqPolicy, dsn: str, inbox: Any, outbox: Any, parent: int) -> None:
     """The validator process: validate what arrives, store results, report counters."""
+    _die_with_parent()
+    if os.getppid() != parent:
+        return  # the run was gone before this process got here
     # Best effort by design: below the flows and the stores' servers when cores are scarce.
     os.nice(10)
     counts: Counter[str] = Counter()
@@ -226,9 +245,11 @@ def _child_main(policy: DqPolicy, dsn: str, inbox: Any, outbox: Any) -> None:
         validating = _Validating(policy, lambda name, n: counts.update({name: n}), writer.write)
         while True:
             try:
-                item = inbox.get(timeout=validating._wait_s())
+                item = inbox.get(timeout=min(validating._wait_s(), ORPHAN_CHECK_S))
             except queue.Empty:
                 item = None
+            if os.getppid() != parent:
+                return  # the run was killed (SIGTERM, SIGKILL): nobody is left to report to
             started = time.process_time()
             if item == _STOP:
                 validating._flush(force=True)

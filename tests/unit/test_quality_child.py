@@ -1,0 +1,51 @@
+"""The data-quality validator process does not outlive its run: a run killed with SIGTERM or
+SIGKILL (its cleanup never runs) leaves no validator behind holding its pipes open."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = """
+import sys, time
+from quality.runner import DataQualityRunner, DqPolicy
+runner = DataQualityRunner(DqPolicy(), lambda name, n: None, sys.argv[1])
+runner.start()
+print(runner._process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose (its parent, the test's subprocess, is dead).
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\\tZ" not in status.read_text()
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_run_leaves_no_validator_behind(pg_dsn: str, how: signal.Signals) -> None:
+    run = subprocess.Popen([sys.executable, "-c", RUN, pg_dsn], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        child = int(run.stdout.readline())
+        assert _alive(child)
+        run.send_signal(how)
+        run.wait(10)
+        deadline = time.monotonic() + 60  # the validator may still be importing
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(child), "the validator outlived its run"
+    finally:
+        if run.poll() is None:
+            run.kill()
