@@ -473,16 +473,20 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         # released by the merge once every symbol shard has passed them: a fill is judged at
         # once, marks when event time closes their window. Neither depends on where the engine
         # cut the batches, nor on which worker ran which symbol shard.
-        add = state.merge.add
+        merge = state.merge
+        late = merge.late
         for part in values:
             if part.ordered:
-                released = add(part.source, part.items, part.watermark, part.done, part.idle)
+                released = merge.add(part.source, part.items, part.watermark, part.done,
+                                     part.idle)  # fmt: skip
             else:
                 released = part.items
             if released:
                 self._apply(released, effects)
             if part.end_ns is not None and (state.end_ns is None or part.end_ns > state.end_ns):
                 state.end_ns = part.end_ns
+        if merge.late != late:  # after an idle symbol shard spoke again: out of order
+            self.stats.add("late_events", merge.late - late)
         return ([effects] if effects.rows or effects.alerts else []), self.RETAIN
 
     def _apply(self, released: list[tuple[int, Any]], effects: MarginEffects) -> None:

@@ -378,8 +378,11 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
                 continue
             if self.merge is None:
                 self.merge = WatermarkMerge(part.sources)
+            late = self.merge.late
             released = self.merge.add(part.source, part.items, part.watermark, part.done,
                                       part.idle)  # fmt: skip
+            if self.merge.late != late:  # after an idle partition spoke again
+                self.stats.add("late_events", self.merge.late - late)
             if released:
                 out.append([report for _, report in released])
         return out

@@ -245,9 +245,9 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     counts = summary.counts
     print(
-        f"kafka         {counts.get('kafka_gaps', 0):>12,}  bf-seq numbers never received, "
-        f"{counts.get('kafka_duplicates', 0):,} redelivered (dropped)"
+        f"late          {counts.get('late_events', 0):>12,}  events merged out of order (an "
+        "idle partition spoke again)"
     )
     if args.json:
-        print(json.dumps({**summary.as_dict(), "kafka_gaps": counts.get("kafka_gaps", 0)}))
+        print(json.dumps({**summary.as_dict(), "late_events": counts.get("late_events", 0)}))
     return 0

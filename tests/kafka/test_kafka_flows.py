@@ -111,7 +111,7 @@ def test_gateway_then_run_gives_exactly_the_replay_results(
             "order event without Symbol (55)": 1,
         }
         ran = run_kafka(kafka, until_end=True, progress=False)
-        assert ran.counts.get("kafka_gaps", 0) == 0
+        assert ran.counts.get("late_events", 0) == 0
         assert ran.as_dict()["messages"] == replayed["messages"]
         got = (redis_contents(kafka.redis_url), postgres_rows(dsn), clickhouse_rows(kafka))
     finally:
