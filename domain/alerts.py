@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from domain.pickling import tuple_pickled
+
 ALERT_NAMESPACE = uuid.UUID("0b6c7f0e-2a4d-5b8e-9c1f-616c65727473")
 """Namespace of alert ids. Never change it: every stored `alert_id` depends on it."""
 
@@ -66,6 +68,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert with its evidence.

@@ -26,6 +26,7 @@ from typing import Any
 
 from domain.errors import FieldError, InvariantViolation
 from domain.events import ExecutionReport, OrderEvent, OrderRequest
+from domain.pickling import tuple_pickled
 from domain.quotes import Quote
 
 AUDIT_NAMESPACE = uuid.UUID("5b1f3a0e-6f0c-5d43-9a57-62726f6b6572")
@@ -83,6 +84,7 @@ EXEC_EVENT_TYPES: Mapping[str, str] = {
 _ZERO = Decimal(0)
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     """One row of `audit_log`: an order event with its order details and market snapshot.

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.pickling import tuple_pickled
 
+
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """An input that failed to decode, parse or validate.

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from domain.pickling import tuple_pickled
+
 # MDEntryType (269)
 MD_BID = "0"
 MD_OFFER = "1"
@@ -30,6 +32,7 @@ MD_DELETE_FROM = "4"
 MD_OVERLAY = "5"
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class MdEntry:
     """One entry of the NoMDEntries (268) group.
@@ -49,6 +52,7 @@ class MdEntry:
     entry_id: str | None = None
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class MarketDataSnapshot:
     """A full refresh (35=W) of one symbol: replaces its book."""
@@ -58,6 +62,7 @@ class MarketDataSnapshot:
     entries: tuple[MdEntry, ...]
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class MarketDataIncrement:
     """The entries of one incremental refresh (35=X) that concern one symbol, in message order.
@@ -74,6 +79,7 @@ class MarketDataIncrement:
 MarketDataEvent = MarketDataSnapshot | MarketDataIncrement
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class ExecutionReport:
     """An execution report (35=8), normalised; FIX 4.2 ExecType 1/2 (partial fill/fill) become "F".
@@ -113,6 +119,7 @@ class ExecutionReport:
     source: str = ""
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """A new order (35=D), cancel (35=F) or cancel/replace (35=G) request.
@@ -143,6 +150,7 @@ class OrderRequest:
     source: str = ""
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class OrderList:
     """A NewOrderList (35=E): orders submitted together, contingent on each other or not.

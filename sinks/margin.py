@@ -19,6 +19,7 @@ from decimal import Decimal
 import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from domain.pickling import tuple_pickled
 from sinks.background import BackgroundPartition
 from sinks.postgres import PgBatchWriter
 from sinks.redis import read_quotes
@@ -101,6 +102,7 @@ def holders_of(opening: dict[str, OpeningAccount]) -> dict[str, dict[str, Decima
     return out
 
 
+@tuple_pickled
 @dataclass(frozen=True, slots=True)
 class MarginRow:
     """One `account_margin` row."""
