@@ -12,6 +12,17 @@ from sinks.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Key names per shard: `symbol` (quotes, stops, margin marks), `surveil_symbol`,
+    `margin_account`, `surveil_account`."""
+
+    symbol: tuple[str, ...]
+    surveil_symbol: tuple[str, ...]
+    margin_account: tuple[str, ...]
+    surveil_account: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FlowContext:
     """Settings and resolved endpoints of one run.
 
@@ -36,6 +47,8 @@ class FlowContext:
         ordered_inputs: a replay of one file (1): its line numbers order the events for the
             steps that combine symbol shards, as `bf-seq` does on Kafka. 0: several files or
             FIX sessions, whose interleaving is not defined (those steps take arrival order).
+        placement: the key names of the keyed steps' shards (`flows.placement`), chosen so
+            that each runs where its data is read; None: the plain names.
     """
 
     settings: Settings
@@ -52,6 +65,7 @@ class FlowContext:
     workers: int = 1
     process_id: int = 0
     ordered_inputs: int = 0
+    placement: Placement | None = None
 
     @property
     def clickhouse_here(self) -> bool:

@@ -192,6 +192,10 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
         self.recovery = ctx.recovery
         self.interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
         self.shards = shard_count(ctx)
+        placed = ctx.placement.margin_account if ctx.placement is not None else ()
+        self.account_keys = (
+            placed if len(placed) == self.shards else tuple(f"a{n}" for n in range(self.shards))
+        )
 
     def on_batch(self, values: list[ShardBatch]) -> tuple[list[tuple[str, FeedPart]], bool]:
         state = self.state
@@ -325,8 +329,8 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
                 items = own or marks
             if not ordered and not items and end_ns is None:
                 continue  # arrival order: nobody waits on a watermark
-            out.append((f"a{n}", FeedPart(self.state.key, items, last, n, ordered, done, idle,
-                                          end_ns)))  # fmt: skip
+            out.append((self.account_keys[n], FeedPart(self.state.key, items, last, n, ordered,
+                                                       done, idle, end_ns)))  # fmt: skip
         return out
 
     def on_eof(self) -> tuple[list[tuple[str, FeedPart]], bool]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -54,12 +54,14 @@ class ShardBatch(NamedTuple):
     shard: str = ""
 
 
-def make_sharder(shards: int, stats: FlowStats, with_orders: bool):
+def make_sharder(
+    shards: int, stats: FlowStats, with_orders: bool, keys: Sequence[str] | None = None
+):
     """Return the flat_map function grouping a batch's events by shard key: `(shard,
     ShardBatch)` items, so the audit trail can take the quote current at each order event
-    from the same state."""
+    from the same state. `keys`: each shard's key name (`FlowContext.placement`)."""
     shard_of: dict[str, str] = {}
-    names = [str(n) for n in range(shards)]
+    names = list(keys) if keys else [str(n) for n in range(shards)]
 
     def shard_events(batch: FlowBatch) -> list[tuple[str, ShardBatch]]:
         groups: dict[str, tuple[list, list[int]]] = {}
@@ -218,7 +220,8 @@ def shard(decoded: Stream[FlowBatch], ctx: FlowContext, with_orders: bool) -> St
     With `with_orders`, order events (35=8/D/F/G) go to the shard of their symbol too, behind
     the market data that preceded them (the audit snapshot and the stop engine need that).
     """
-    sharder = make_sharder(QUOTE_SHARDS, ctx.stats, with_orders)
+    keys = ctx.placement.symbol if ctx.placement is not None else None
+    sharder = make_sharder(QUOTE_SHARDS, ctx.stats, with_orders, keys)
     return op.flat_map("shard_market_data", decoded, sharder)
 
 

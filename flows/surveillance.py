@@ -41,7 +41,7 @@ from domain.events import (
     MarketDataIncrement,
     MarketDataSnapshot,
 )
-from domain.sharding import symbol_shard
+from domain.sharding import SYMBOL_SHARDS, symbol_shard
 from domain.surveillance import (
     NS_PER_S,
     Fill,
@@ -152,18 +152,9 @@ _ROUTED = frozenset(("0", "4", "5", "F", "C", "8", "3"))
 _DONE = frozenset(("C", "8", "3"))
 # MDUpdateAction (279) of a 269=B entry that gives a volume: new, change, overlay (not a delete).
 _VOLUME_ACTIONS = frozenset((MD_NEW, MD_CHANGE, MD_OVERLAY))
-_SHARD_KEYS: dict[str, tuple[str, str]] = {}  # key -> ("s{n}", "a{n}"), memoised
 _MAX_SHARD_KEYS = 1_000_000  # the memo is cleared past this (symbols and accounts are far fewer)
-
-
-def _keys(key: str) -> tuple[str, str]:
-    """The symbol and account shard keys of a symbol or account: crc32 once per name."""
-    keys = _SHARD_KEYS.get(key)
-    if keys is None:
-        if len(_SHARD_KEYS) >= _MAX_SHARD_KEYS:
-            _SHARD_KEYS.clear()
-        keys = _SHARD_KEYS[key] = (f"s{symbol_shard(key)}", f"a{_shard(key)}")
-    return keys
+_SYMBOL_KEYS = tuple(f"s{n}" for n in range(SYMBOL_SHARDS))
+_ACCOUNT_KEYS = tuple(f"a{n}" for n in range(ACCOUNT_SHARDS))
 
 
 def _market_items(e: MarketDataIncrement | MarketDataSnapshot) -> list[tuple]:
@@ -187,7 +178,30 @@ def _market_items(e: MarketDataIncrement | MarketDataSnapshot) -> list[tuple]:
     return items
 
 
-def route(batch: FlowBatch | DecodedBatch) -> list[tuple[str, Any]]:
+def make_route(
+    symbol_keys: tuple[str, ...] = _SYMBOL_KEYS, account_keys: tuple[str, ...] = _ACCOUNT_KEYS
+):
+    """`route` with the shards' key names of `FlowContext.placement`."""
+    memo: dict[str, tuple[str, str]] = {}  # name -> (symbol shard key, account shard key)
+
+    def keys_of(name: str) -> tuple[str, str]:
+        if len(memo) >= _MAX_SHARD_KEYS:
+            memo.clear()
+        keys = memo[name] = (symbol_keys[symbol_shard(name)], account_keys[_shard(name)])
+        return keys
+
+    def route(batch: FlowBatch | DecodedBatch) -> list[tuple[str, Any]]:
+        return _route(batch, memo, keys_of, account_keys)
+
+    return route
+
+
+def _route(
+    batch: FlowBatch | DecodedBatch,
+    keys: dict[str, tuple[str, str]],
+    _keys: Any,
+    account_keys: tuple[str, ...],
+) -> list[tuple[str, Any]]:
     """Group the batch's surveillance inputs by shard, keeping their order within a shard.
 
     Symbol shards get execution reports and market items (`_market_items`); account shards
@@ -198,7 +212,6 @@ def route(batch: FlowBatch | DecodedBatch) -> list[tuple[str, Any]]:
     """
     groups: dict[str, list] = {}
     accounts: dict[str, list[tuple[int, ExecutionReport]]] = {}
-    keys = _SHARD_KEYS
     p = getattr(batch, "progress", None)  # None: a plain `DecodedBatch`, in arrival order
     seqs = batch.seqs if p is not None else [0] * len(batch.events)
     for e, seq in zip(batch.events, seqs, strict=True):
@@ -249,12 +262,13 @@ def route(batch: FlowBatch | DecodedBatch) -> list[tuple[str, Any]]:
         out += [
             (key, AccountPart(p.source, p.sources, accounts.get(key, []), p.last, True, p.done,
                               p.idle))
-            for key in _ACCOUNT_KEYS
+            for key in account_keys
         ]  # fmt: skip
     return out
 
 
-_ACCOUNT_KEYS = tuple(f"a{n}" for n in range(ACCOUNT_SHARDS))
+route = make_route()
+"""`route` with the plain shard names (tests, benchmarks)."""
 
 
 def inputs_of(routed: list | AccountPart) -> list:
@@ -464,7 +478,9 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
 def attach(decoded: Stream[FlowBatch], ctx: FlowContext) -> Stream[list[Alert]]:
     """Add the surveillance models to a dataflow whose decoded FIX stream is `decoded`; return
     the alerts, for the pipeline's one alert sink."""
-    routed = op.flat_map("surveil_route", decoded, route)
+    placed = ctx.placement
+    router = route if placed is None else make_route(placed.surveil_symbol, placed.surveil_account)
+    routed = op.flat_map("surveil_route", decoded, router)
     by_symbol = op.filter("surveil_by_symbol", routed, lambda kv: kv[0][0] == "s")
     by_account = op.filter("surveil_by_account", routed, lambda kv: kv[0][0] == "a")
     owners = ctx.owners or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -10,7 +11,7 @@ import pickle
 import time
 from pathlib import Path
 
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 
 from brokerflow.observability import instrument_sinks, serve_metrics
 from brokerflow.runner import Progress, RunSummary, run_dataflow
@@ -20,7 +21,10 @@ from brokerflow.stores import prepare_stores
 from connectors.file import FixLogSource, check_fix_file
 from domain.errors import ConfigError
 from flows.context import FlowContext
+from flows.margin import shard_count
 from flows.pipeline import ALL_FLOWS, build_pipeline, check_flows
+from flows.placement import plan
+from flows.surveillance import ACCOUNT_SHARDS
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -223,6 +227,10 @@ def run_flows(
         # One file: its line numbers order the events (`FlowContext.ordered_inputs`).
         ordered_inputs=int(isinstance(source, FixLogSource) and len(source.list_parts()) == 1),
     )
+    if ctx.workers > 1:  # where each shard's key runs: by its data (`flows.placement`)
+        parts = source.list_parts() if isinstance(source, FixedPartitionedSource) else None
+        placed = plan(parts, ctx.workers, shard_count(ctx), ACCOUNT_SHARDS)
+        ctx = dataclasses.replace(ctx, placement=placed)
     flow = build_pipeline(source, ctx, chosen)
     if settings.metrics_port:
         instrument_sinks(flow, ctx.stats)
