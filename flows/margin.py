@@ -93,7 +93,7 @@ from flows.context import FlowContext
 from flows.quotes import ShardBatch
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount, margin_partition_key
 
-SHARDS = 8  # the least account shards of a multi-worker run (`shard_count`)
+SHARDS = 8  # the default of `shard_of` (tests and benchmarks that shard accounts themselves)
 SEVERITY = {"MARGIN_CALL": "HIGH", "MARGIN_CALL_CURED": "INFO", "LIQUIDATION": "CRITICAL"}
 
 
@@ -102,13 +102,13 @@ def shard_of(key: str, shards: int = SHARDS) -> int:
 
 
 def shard_count(ctx: FlowContext) -> int:
-    """Account shards of this run: as configured, else one per worker when there is one
-    (each shard screens its accounts once per window: fewer, larger screens cost less), else
-    enough for Bytewax to spread them over the workers."""
+    """Account shards of this run: as configured, else one per worker. Each shard screens
+    its accounts once per window and takes every mark, so fewer, larger shards cost less;
+    `flows.placement` deals one to each worker."""
     configured = ctx.settings.margin_shards
     if configured:
         return configured
-    return 1 if ctx.workers <= 1 else max(SHARDS, 2 * ctx.workers)
+    return max(1, ctx.workers)
 
 
 Mark = tuple[str, Decimal, int, float]  # (symbol, mark, event time of the price ns, as float)
