@@ -43,7 +43,8 @@ class FlowContext:
             that their output depends on the input alone.
         workers: Bytewax workers of the whole run (all processes): how many keyed shards a
             step needs to keep every worker busy (`flows.margin.shard_count`).
-        process_id: this process's index in a cluster (`run -i`); 0 alone.
+        process_id: this process's index in a cluster (`run -i`); 0 alone. processes: how
+            many processes the cluster has.
         ordered_inputs: a replay of one file (1): its line numbers order the events for the
             steps that combine symbol shards, as `bf-seq` does on Kafka. 0: several files or
             FIX sessions, whose interleaving is not defined (those steps take arrival order).
@@ -64,6 +65,7 @@ class FlowContext:
     owners: dict | None = None
     workers: int = 1
     process_id: int = 0
+    processes: int = 1
     ordered_inputs: int = 0
     placement: Placement | None = None
 

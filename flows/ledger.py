@@ -21,7 +21,7 @@ from bytewax.dataflow import Stream
 from connectors.fix import DecodedBatch
 from domain.events import OrderEvent, OrderList
 from flows.context import FlowContext
-from flows.operators import ORDER_TYPES
+from flows.operators import ORDER_TYPES, OnLastProcess
 from sinks.ledger import PipelinedLedgerSink, ledger_partition_key
 
 
@@ -45,6 +45,9 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Order
     op.output(
         "write_ledger",
         keyed,
-        PipelinedLedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry, recovery=ctx.recovery),
+        OnLastProcess(
+            PipelinedLedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry, recovery=ctx.recovery),
+            ctx,
+        ),
     )
     return orders

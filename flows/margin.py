@@ -90,6 +90,7 @@ from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from domain.sharding import SYMBOL_SHARDS
 from domain.watermarks import WatermarkMerge
 from flows.context import FlowContext
+from flows.operators import OnLastProcess
 from flows.quotes import ShardBatch
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount, margin_partition_key
 
@@ -783,5 +784,6 @@ def attach(shards: Stream[tuple[str, ShardBatch]], ctx: FlowContext) -> Stream[l
     rows = op.filter_map(
         "margin_rows", effects, lambda e: margin_partition_key(e.rows) if e.rows else None
     )
-    op.output("write_margin", rows, AccountMarginSink(ctx.postgres_dsn, ctx.retry, ctx.recovery))
+    sink = AccountMarginSink(ctx.postgres_dsn, ctx.retry, ctx.recovery)
+    op.output("write_margin", rows, OnLastProcess(sink, ctx))
     return op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)

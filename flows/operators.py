@@ -11,6 +11,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+from bytewax.outputs import FixedPartitionedSink
 
 from connectors.fix import DecodedBatch, decode_lines
 from connectors.kafka import SequencedChunk
@@ -191,12 +194,32 @@ def _own_events(
     return [events[i] for i in keep], [lines[i] for i in keep]
 
 
-def alert_sink(ctx: FlowContext) -> AlertSink:
+class OnLastProcess(FixedPartitionedSink):
+    """A sink of one partition (one writer: the ledger, the alerts, `account_margin`, the stop
+    engine's outputs), run on the last process of a cluster: the first one holds the embedded
+    ClickHouse writer and the audit trail, so the writers are shared out instead of piling up
+    there. A partition is placed on a process that lists it, so the others list none."""
+
+    def __init__(self, sink: FixedPartitionedSink, ctx: FlowContext) -> None:
+        self._sink = sink
+        self._here = ctx.process_id == ctx.processes - 1
+
+    def list_parts(self) -> list[str]:
+        return self._sink.list_parts() if self._here else []
+
+    def part_fn(self, item_key: str) -> int:
+        return self._sink.part_fn(item_key)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
+        return self._sink.build_part(step_id, for_part, resume_state)
+
+
+def alert_sink(ctx: FlowContext) -> FixedPartitionedSink:
     """The sink every flow's alerts go to: PostgreSQL `alerts` and `stream:alerts`, counted."""
-    return AlertSink(
+    return OnLastProcess(AlertSink(
         ctx.postgres_dsn, ctx.redis_url, ctx.settings.redis_stream_maxlen, ctx.stats.add,
         ctx.retry, recovery=ctx.recovery,
-    )
+    ), ctx)  # fmt: skip
 
 
 def dead_letters_of(batch: DecodedBatch) -> Iterable[DeadLetter]:

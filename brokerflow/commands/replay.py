@@ -224,6 +224,7 @@ def run_flows(
         owners=owners,
         workers=workers * max(1, len(addresses or ())),
         process_id=process_id,
+        processes=max(1, len(addresses or ())),
         # One file: its line numbers order the events (`FlowContext.ordered_inputs`).
         ordered_inputs=int(isinstance(source, FixLogSource) and len(source.list_parts()) == 1),
     )
