@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Item = tuple[int, Any]  # (sequence number, payload)
+END_SEQ = 1 << 62
+"""The sequence number of what an input flushes when the whole input has ended: after every
+real number, in every run (equal ones go in the order of their inputs' names)."""
 
 
 @dataclass(slots=True)

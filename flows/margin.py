@@ -88,7 +88,7 @@ from domain.margin import (
 from domain.margin_book import MarginBook, OpeningRow
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from domain.sharding import SYMBOL_SHARDS
-from domain.watermarks import WatermarkMerge
+from domain.watermarks import END_SEQ, WatermarkMerge
 from flows.context import FlowContext
 from flows.operators import OnLastProcess
 from flows.quotes import ShardBatch
@@ -260,8 +260,10 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
                 state.last_seq = batch.progress.last
         if progress is None:  # not a decoded input (a test's): in arrival order
             return self._emit(marks, fills, False, False, False, None), self.RETAIN
+        # Not `done` before the end of the whole input (`on_eof`): what the shard holds then
+        # goes out after every event of every shard, in a replay and on Kafka alike.
         return (
-            self._emit(marks, fills, progress.ordered, progress.done, progress.idle, None),
+            self._emit(marks, fills, progress.ordered, False, progress.idle, None),
             self.RETAIN,
         )
 
@@ -336,7 +338,8 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
 
     def on_eof(self) -> tuple[list[tuple[str, FeedPart]], bool]:
         marks: list[tuple[int, Mark]] = []
-        self._flush(None, marks, self.state.last_seq)
+        self._flush(None, marks, END_SEQ)
+        self.state.last_seq = END_SEQ
         return self._emit(marks, {}, True, True, False, self.state.watermark), self.RETAIN
 
     def snapshot(self) -> bytes | None:

@@ -78,7 +78,7 @@ def test_bench_scale_out_compares_one_process_with_two(bench_env, capsys):
     published = y["published"]
     assert published == sum(y["day"]["messages_by_type"].values()) > 0
     assert y["counted_one_process"] == y["counted_two_processes"] == published
-    assert (y["lost"], y["kafka_gaps"], y["nothing_lost"]) == (0, 0, True)
+    assert (y["lost"], y["late_events"], y["nothing_lost"]) == (0, 0, True)
     # each of the two processes handled a share of the messages
     shares = y["messages_per_process"]
     assert len(shares) == 2 and sum(shares) == published
