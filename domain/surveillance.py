@@ -836,3 +836,38 @@ class PumpAndDumpModel:
             PUMP_AND_DUMP, f"pump:{fill.account}:{fill.symbol}:{acc.first_ns}:{stage}",
             fill.account, fill.symbol, fill.ts_ns, score, evidence,
         )  # fmt: skip
+
+
+class OrderChains:
+    """Which order an execution report is about, however the venue names it.
+
+    An order keeps its OrderID (37) through replaces and cancels; its ClOrdID (11) changes with
+    each replace (the new id in 11, the one it replaces in OrigClOrdID (41)). A cancel
+    confirmed the standard FIX 4.4 way carries the cancel request's id in 11 and the order's in
+    41; some venues echo the order's own ClOrdID in 11 instead. The models know an order by the
+    ClOrdID it was placed or last replaced with: `known` finds it by OrderID when the order was
+    seen, else by 41 on a cancel or replace, else by 11.
+    """
+
+    __slots__ = ("_by_order_id",)
+
+    def __init__(self) -> None:
+        self._by_order_id: dict[str, str] = {}  # OrderID -> the ClOrdID the models know
+
+    def known(self, order_id: str, cl_ord_id: str, orig_cl_ord_id: str | None,
+              exec_type: str) -> str:  # fmt: skip
+        key = self._by_order_id.get(order_id) if order_id else None
+        if key is not None:
+            return key
+        if exec_type in ("4", "5") and orig_cl_ord_id:
+            return orig_cl_ord_id
+        return cl_ord_id
+
+    def placed(self, order_id: str, cl_ord_id: str) -> None:
+        """A new order (150=0) or a replace (150=5): from now on it is known by `cl_ord_id`."""
+        if order_id:
+            self._by_order_id[order_id] = cl_ord_id
+
+    def ended(self, order_id: str) -> None:
+        """Cancelled, done, rejected or expired: nothing more will come for it."""
+        self._by_order_id.pop(order_id, None)

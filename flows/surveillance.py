@@ -47,6 +47,7 @@ from domain.surveillance import (
     Fill,
     Finding,
     MarkingTheCloseModel,
+    OrderChains,
     OrderToTradeModel,
     OwnershipMissingModel,
     PumpAndDumpModel,
@@ -139,10 +140,11 @@ class AccountPart(NamedTuple):
     idle: bool = False
 
 
-def _fill(r: ExecutionReport) -> Fill:
+def _fill(r: ExecutionReport, order: str | None = None) -> Fill:
+    """The fill of report `r`; `order`: the ClOrdID the models know its order by."""
     return Fill(
         r.exec_id, r.account or "", r.symbol, r.side, r.last_qty, r.last_px, r.ts_event,
-        r.cl_ord_id or "", r.trd_match_id,
+        r.cl_ord_id or "" if order is None else order, r.trd_match_id,
     )  # fmt: skip
 
 
@@ -289,6 +291,7 @@ class SymbolModels:
         self.spoofing = SpoofingModel(**p["spoofing"])
         self.close = MarkingTheCloseModel(**p["marking_the_close"])
         self.pump = PumpAndDumpModel(**p["pump_and_dump"])
+        self.chains = OrderChains()
 
     def on(self, item: Any) -> list[Finding]:
         if type(item) is tuple:  # the market: (symbol, traded, ts, day volume or None)
@@ -296,21 +299,27 @@ class SymbolModels:
             self.pump.on_market(*item)  # never finds anything on its own
             return found
         r: ExecutionReport = item
-        if r.exec_type == "F":
-            f = _fill(r)
+        exec_type = r.exec_type
+        # The order this report is about, by OrderID (37) and OrigClOrdID (41) as well as 11.
+        order = self.chains.known(r.order_id, r.cl_ord_id or "", r.orig_cl_ord_id, exec_type)
+        if exec_type == "F":
+            if not r.leaves_qty:
+                self.chains.ended(r.order_id)  # filled: nothing more will come for it
+            f = _fill(r, order)
             out = self.self_match.on_fill(f) + self.round_trips.on_fill(f)
             out += self.spoofing.on_fill(f) + self.close.on_fill(f) + self.pump.on_fill(f)
             return out
-        if r.exec_type == "4":
-            return self.spoofing.on_cancel(r.account or "", r.symbol, r.cl_ord_id or "",
-                                           r.ts_event)  # fmt: skip
-        if r.exec_type in _DONE:
-            self.spoofing.on_done(r.account or "", r.symbol, r.cl_ord_id or "", r.ts_event)
+        if exec_type == "4":
+            self.chains.ended(r.order_id)
+            return self.spoofing.on_cancel(r.account or "", r.symbol, order, r.ts_event)
+        if exec_type in _DONE:
+            self.chains.ended(r.order_id)
+            self.spoofing.on_done(r.account or "", r.symbol, order, r.ts_event)
             return []
         out: list[Finding] = []
-        if r.exec_type == "5" and r.orig_cl_ord_id:
-            out += self.spoofing.on_cancel(r.account or "", r.symbol, r.orig_cl_ord_id,
-                                           r.ts_event)  # fmt: skip
+        if exec_type == "5" and order != (r.cl_ord_id or ""):
+            out += self.spoofing.on_cancel(r.account or "", r.symbol, order, r.ts_event)
+        self.chains.placed(r.order_id, r.cl_ord_id or "")
         qty = r.leaves_qty if r.leaves_qty else (r.order_qty or Decimal(0))
         out += self.spoofing.on_order(r.account or "", r.symbol, r.cl_ord_id or "", r.side,
                                       qty, r.price, r.ts_event)  # fmt: skip
@@ -380,6 +389,8 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
             state = pickle.loads(resume)
             self.models, self.watermark = state[0], state[1]
             self.merge = state[2] if len(state) > 2 else None
+            if type(self.models) is SymbolModels and "chains" not in self.models.__dict__:
+                self.models.chains = OrderChains()  # a snapshot of an earlier release
         self.stats = ctx.stats
 
     def _merged(self, parts: list[AccountPart]) -> list[list]:

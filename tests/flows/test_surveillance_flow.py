@@ -18,10 +18,10 @@ FLOWS = ("ledger", "surveillance")
 
 def report(exec_id, account, side, exec_type="F", qty=100, px="10.00", at_ms=0, seq=1,
            match=None, cl_ord_id=None, leaves=0, price=None, symbol="ACME",
-           stamp=None):  # fmt: skip
+           stamp=None, order_id=None, orig_cl_ord_id=None):  # fmt: skip
     cl = cl_ord_id or f"C-{exec_id}"
     stamp = stamp or ts(at_ms)
-    pairs = [(37, f"O-{cl}"), (11, cl), (17, exec_id), (150, exec_type),
+    pairs = [(37, order_id or f"O-{cl}"), (11, cl), (17, exec_id), (150, exec_type),
              (39, {"F": "2", "0": "0", "4": "4", "5": "5"}[exec_type]), (1, account),
              (55, symbol), (54, side), (38, qty if exec_type == "F" else qty),
              (32, qty if exec_type == "F" else 0), (31, px if exec_type == "F" else 0),
@@ -31,6 +31,8 @@ def report(exec_id, account, side, exec_type="F", qty=100, px="10.00", at_ms=0, 
         pairs += [(40, "2"), (44, price)]
     if match:
         pairs.append((880, match))
+    if orig_cl_ord_id:
+        pairs.append((41, orig_cl_ord_id))
     return fix("8", pairs, seq, stamp)
 
 
@@ -91,17 +93,32 @@ def test_an_account_without_owner_is_alerted_not_dropped(tmp_path, settings):
     ], got
 
 
-def test_layering_from_execution_reports(tmp_path, settings):
+# How a venue confirms a cancel or a replace (FIX 4.4, ExecType 150=4 / 150=5): the standard
+# way, ClOrdID (11) the request's id and OrigClOrdID (41) the order's; or echoing the order's
+# own ClOrdID in 11 without 41. OrderID (37) is the venue's and stays the same either way.
+CONFIRMED = ("standard 11/41", "echoing the order's 11")
+
+
+def _confirm(style: str, order: str, request: str) -> dict:
+    if style == CONFIRMED[0]:
+        return {"cl_ord_id": request, "orig_cl_ord_id": order, "order_id": f"V-{order}"}
+    return {"cl_ord_id": order, "order_id": f"V-{order}"}
+
+
+@pytest.mark.parametrize("style", CONFIRMED)
+def test_layering_from_execution_reports(tmp_path, settings, style):
     lines = []
     seq = 0
     for i, px in enumerate(("10.05", "10.06", "10.07")):
         seq += 1
         lines.append(report(f"N{i}", "B1", "2", exec_type="0", qty=2000, at_ms=i, seq=seq,
-                            cl_ord_id=f"S{i}", leaves=2000, price=px))  # fmt: skip
+                            cl_ord_id=f"S{i}", leaves=2000, price=px,
+                            order_id=f"V-S{i}"))  # fmt: skip
     lines.append(report("F1", "B1", "1", qty=100, at_ms=1_000, seq=10))
     for i in range(3):
         lines.append(report(f"X{i}", "B1", "2", exec_type="4", qty=2000, at_ms=3_000 + i,
-                            seq=20 + i, cl_ord_id=f"S{i}", price="10.05"))  # fmt: skip
+                            seq=20 + i, price="10.05",
+                            **_confirm(style, f"S{i}", f"Q{i}")))  # fmt: skip
     replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False, flows=FLOWS)
     kinds = {k: d for k, _, _, _, d in alerts(settings.postgres_dsn)}
     assert kinds["SPOOFING"]["pattern"] == "layering"

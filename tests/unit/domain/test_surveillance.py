@@ -348,3 +348,20 @@ def test_orders_that_expire_stop_resting_without_counting_as_cancels():
     assert model.resting() == 0
     model.on_fill(fill("E1", "B1", "1", 100, at_s=1))
     assert len(model) == 0  # nothing rests against the fill: no suspect
+
+
+def test_order_chains_find_the_order_however_the_venue_names_it() -> None:
+    from domain.surveillance import OrderChains
+
+    chains = OrderChains()
+    chains.placed("V1", "C1")  # 150=0
+    # replaced (150=5): 11 the new id, 41 the old; the order is still C1 until now
+    assert chains.known("V1", "C2", "C1", "5") == "C1"
+    chains.placed("V1", "C2")
+    # cancelled the standard way (11 the cancel request, 41 the order's last id): by OrderID
+    assert chains.known("V1", "Q9", "C2", "4") == "C2"
+    chains.ended("V1")
+    # an order never seen: 41 on a cancel, else 11 (a venue echoing the order's ClOrdID)
+    assert chains.known("V7", "Q1", "C7", "4") == "C7"
+    assert chains.known("V8", "C8", None, "4") == "C8"
+    assert chains.known("", "C9", None, "F") == "C9"
