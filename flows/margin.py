@@ -90,7 +90,7 @@ from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from domain.sharding import SYMBOL_SHARDS
 from domain.watermarks import END_SEQ, WatermarkMerge
 from flows.context import FlowContext
-from flows.operators import OnLastProcess
+from flows.operators import OnLastProcess, merged
 from flows.quotes import ShardBatch
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount, margin_partition_key
 
@@ -481,20 +481,12 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         # released by the merge once every symbol shard has passed them: a fill is judged at
         # once, marks when event time closes their window. Neither depends on where the engine
         # cut the batches, nor on which worker ran which symbol shard.
-        merge = state.merge
-        late = merge.late
         for part in values:
-            if part.ordered:
-                released = merge.add(part.source, part.items, part.watermark, part.done,
-                                     part.idle)  # fmt: skip
-            else:
-                released = part.items
+            released = merged(state.merge, part, self.stats.add)
             if released:
                 self._apply(released, effects)
             if part.end_ns is not None and (state.end_ns is None or part.end_ns > state.end_ns):
                 state.end_ns = part.end_ns
-        if merge.late != late:  # after an idle symbol shard spoke again: out of order
-            self.stats.add("late_events", merge.late - late)
         return ([effects] if effects.rows or effects.alerts else []), self.RETAIN
 
     def _apply(self, released: list[tuple[int, Any]], effects: MarginEffects) -> None:

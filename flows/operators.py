@@ -26,6 +26,7 @@ from domain.events import (
     OrderRequest,
 )
 from domain.sharding import SYMBOL_SHARDS, partition_shards, symbol_shard
+from domain.watermarks import WatermarkMerge
 from flows.context import FlowContext
 from sinks.alerts import AlertSink
 
@@ -173,6 +174,22 @@ def make_decoder(
     return decode
 
 
+def merged(merge: WatermarkMerge | None, part: Any, count: Callable[[str, int], None]) -> list:
+    """The `(sequence number, item)`s of a combining step's input `part` (margin's `FeedPart`,
+    surveillance's `AccountPart`) that can go now: as far as every input of `merge` has
+    passed, when sequence numbers order the inputs (`part.ordered`), else all, as they came.
+    Items released after an idle input spoke again are out of order: counted as late. `merge`
+    may be None while only unordered parts come."""
+    if not part.ordered:
+        return part.items
+    assert merge is not None  # made with the first ordered part
+    late = merge.late
+    released = merge.add(part.source, part.items, part.watermark, part.done, part.idle)
+    if merge.late != late:
+        count("late_events", merge.late - late)
+    return released
+
+
 def _own_events(
     events: list, lines: list[int], shards: frozenset[int], shard_of: dict[str, int]
 ) -> tuple[list, list[int]]:
@@ -195,8 +212,8 @@ def _own_events(
 
 
 class OnLastProcess(FixedPartitionedSink):
-    """A sink of one partition (one writer: the ledger, the alerts, `account_margin`, the stop
-    engine's outputs), run on the last process of a cluster: the first one holds the embedded
+    """A sink of one partition (one writer: the ledger, the alerts, `account_margin`), run on
+    the last process of a cluster: the first one holds the embedded
     ClickHouse writer and the audit trail, so the writers are shared out instead of piling up
     there. A partition is placed on a process that lists it, so the others list none."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -57,7 +57,7 @@ from domain.surveillance import (
 )
 from domain.watermarks import WatermarkMerge
 from flows.context import FlowContext
-from flows.operators import FlowBatch
+from flows.operators import FlowBatch, merged
 from sinks.clickhouse import LIVE_MAX_DELAY_S, PipelinedAlertsSink, alerts_partition_key
 from sinks.postgres import DeadLetterSink
 
@@ -200,8 +200,8 @@ def make_route(
 
 def _route(
     batch: FlowBatch | DecodedBatch,
-    keys: dict[str, tuple[str, str]],
-    _keys: Any,
+    memo: dict[str, tuple[str, str]],
+    keys_of: Callable[[str], tuple[str, str]],
     account_keys: tuple[str, ...],
 ) -> list[tuple[str, Any]]:
     """Group the batch's surveillance inputs by shard, keeping their order within a shard.
@@ -240,7 +240,7 @@ def _route(
                     continue  # quotes only
                 items = _market_items(e)
             if items:
-                symbol_key = (keys.get(e.symbol) or _keys(e.symbol))[0]
+                symbol_key = (memo.get(e.symbol) or keys_of(e.symbol))[0]
                 group = groups.get(symbol_key)
                 if group is None:
                     groups[symbol_key] = items
@@ -249,14 +249,14 @@ def _route(
         elif kind is ExecutionReport:
             if e.exec_type not in _ROUTED or not e.account:
                 continue
-            symbol_key = (keys.get(e.symbol) or _keys(e.symbol))[0]
-            account_key = (keys.get(e.account) or _keys(e.account))[1]
+            symbol_key = (memo.get(e.symbol) or keys_of(e.symbol))[0]
+            account_key = (memo.get(e.account) or keys_of(e.account))[1]
             groups.setdefault(symbol_key, []).append(e)
             accounts.setdefault(account_key, []).append((seq, e))
         elif kind is MarketDataSnapshot:
             items = _market_items(e)
             if items:
-                groups.setdefault((keys.get(e.symbol) or _keys(e.symbol))[0], []).extend(items)
+                groups.setdefault((memo.get(e.symbol) or keys_of(e.symbol))[0], []).extend(items)
     out: list[tuple[str, Any]] = list(groups.items())
     if p is None or not p.ordered:  # arrival order: only the shards with reports
         out += [(key, AccountPart("", 0, items, 0, False)) for key, items in accounts.items()]
@@ -398,16 +398,9 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
         partition has passed."""
         out: list[list] = []
         for part in parts:
-            if not part.ordered:
-                out.append([report for _, report in part.items])
-                continue
-            if self.merge is None:
+            if self.merge is None and part.ordered:
                 self.merge = WatermarkMerge(part.sources)
-            late = self.merge.late
-            released = self.merge.add(part.source, part.items, part.watermark, part.done,
-                                      part.idle)  # fmt: skip
-            if self.merge.late != late:  # after an idle partition spoke again
-                self.stats.add("late_events", self.merge.late - late)
+            released = merged(self.merge, part, self.stats.add)
             if released:
                 out.append([report for _, report in released])
         return out
