@@ -15,14 +15,19 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import free_ports
 from bench.pipeline_day import DaySpec, ensure_day
 from brokerflow.commands.gateway import FileInput, run_gateway
 from brokerflow.commands.replay import replay
 from brokerflow.commands.run import run_kafka
 from tests.flows.test_margin_determinism import tighten_cash
 from tests.kafka.stores import clickhouse_rows, postgres_rows, redis_contents
-from tests.kafka.test_kafka_flows import drop_database, flush_redis, fresh_database, load_day
+from tests.kafka.test_kafka_flows import (
+    drop_database,
+    flush_redis,
+    fresh_database,
+    load_day,
+    run_cluster,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # Small, but with stops that trigger, every surveillance pattern and (cash tightened) margin
@@ -37,36 +42,6 @@ def _stores(settings) -> tuple:
 
 def _alert_kinds(rows: list[str]) -> set[str]:
     return {json.loads(row)["kind"] for row in rows}
-
-
-def _two_processes(settings, day: Path) -> list[dict]:
-    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
-    env = {
-        **os.environ,
-        "BROKERFLOW_REDIS_URL": settings.redis_url,
-        "BROKERFLOW_POSTGRES_DSN": settings.postgres_dsn,
-        "BROKERFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "BROKERFLOW_DATA_DIR": str(settings.data_dir),
-        "BROKERFLOW_CLICKHOUSE_URL": settings.clickhouse_url,
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "brokerflow.cli", "run", "--until-end", "-q", "--json",
-             "-i", str(i), "-a", addresses],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for i in range(2)
-    ]
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, (_, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err.decode()[-2000:]
-    return [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
 
 
 def test_replay_and_every_topology_leave_the_same_stores(
@@ -99,7 +74,7 @@ def test_replay_and_every_topology_leave_the_same_stores(
                 ran = run_kafka(fresh, until_end=True, progress=False, workers=workers)
                 assert ran.as_dict()["messages"] == sent["published"], name
             else:
-                summaries = _two_processes(fresh, day)
+                summaries = run_cluster(fresh)
                 per_process = [s["messages"] for s in summaries]
                 assert sum(per_process) == sent["published"] and min(per_process) > 0, name
             got = _stores(fresh)
