@@ -36,7 +36,7 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from domain.errors import ConfigError
-from domain.sharding import SYMBOL_SHARDS, symbol_shard
+from domain.sharding import symbol_shard, used_partitions
 
 FIX_TOPIC = "fix.events"
 UNROUTED_TOPIC = "fix.unrouted"
@@ -55,7 +55,7 @@ that merge partitions stop waiting for it (until it brings messages again)."""
 def symbol_partition(symbol: bytes, partitions: int) -> int:
     """The partition of `fix.events` a symbol's messages go to: whole symbol shards per
     partition, so more than `SYMBOL_SHARDS` partitions would leave some empty."""
-    return symbol_shard(symbol.decode("utf-8", "replace")) % min(partitions, SYMBOL_SHARDS)
+    return symbol_shard(symbol.decode("utf-8", "replace")) % used_partitions(partitions)
 
 _MD_TYPES = frozenset((b"W", b"X"))
 _ORDER_TYPES = frozenset((b"8", b"D", b"F", b"G", b"E"))
@@ -399,7 +399,7 @@ class KafkaFixSource(FixedPartitionedSource[SequencedChunk, tuple[int, int]]):
             self._batch,
             self._poll_s,
             self._on_lag,
-            min(symbol_parts, SYMBOL_SHARDS) if for_part.rpartition("/")[0] == FIX_TOPIC else 0,
+            used_partitions(symbol_parts) if for_part.rpartition("/")[0] == FIX_TOPIC else 0,
             self._idle_s,
             self._on_idle,
             watermark,

@@ -19,6 +19,12 @@ def symbol_shard(symbol: str) -> int:
     return zlib.crc32(symbol.encode()) % SYMBOL_SHARDS
 
 
+def used_partitions(partitions: int) -> int:
+    """How many of a symbol-keyed topic's partitions hold shards: one shard per partition at
+    most, so partitions past `SYMBOL_SHARDS` stay empty."""
+    return min(partitions, SYMBOL_SHARDS)
+
+
 def partition_shards(partition: int, partitions: int) -> tuple[int, ...]:
     """The symbol shards whose messages partition `partition` of `partitions` carries."""
     return tuple(s for s in range(SYMBOL_SHARDS) if s % partitions == partition)

@@ -17,6 +17,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
+from connectors.kafka import FIX_TOPIC
+from domain.sharding import SYMBOL_SHARDS, used_partitions
+from flows.context import Placement
+
 _M = (1 << 64) - 1
 
 
@@ -85,7 +89,9 @@ def spread_keys(prefix: str, count: int, workers: int) -> tuple[str, ...]:
     return tuple(key_on(f"{prefix}{n}", n % workers, workers) for n in range(count))
 
 
-def plan(parts: list[str] | None, workers: int, margin_shards: int, account_shards: int):
+def plan(
+    parts: list[str] | None, workers: int, margin_shards: int, account_shards: int
+) -> Placement:
     """The `Placement` of a run of `workers` workers reading `parts` (None: not known).
 
     Reading `fix.events` partitions, each symbol shard's keys go to the worker that reads its
@@ -93,15 +99,11 @@ def plan(parts: list[str] | None, workers: int, margin_shards: int, account_shar
     there, never pickled to another process. Otherwise, and for the account shards, keys are
     dealt to the workers in turn.
     """
-    from connectors.kafka import FIX_TOPIC
-    from domain.sharding import SYMBOL_SHARDS
-    from flows.context import Placement
-
     shards = range(SYMBOL_SHARDS)
     events = sorted(p for p in parts or () if p.rpartition("/")[0] == FIX_TOPIC)
     if events:
         readers = partition_workers(parts or (), workers)
-        used = min(len(events), SYMBOL_SHARDS)
+        used = used_partitions(len(events))
         home = [readers[f"{FIX_TOPIC}/{s % used}"] for s in shards]
     else:
         home = [s % workers for s in shards]
