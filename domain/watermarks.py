@@ -78,7 +78,11 @@ class WatermarkMerge:
         """
         state = self._inputs.get(source)
         if state is None:
-            state = self._inputs[source] = _Input()
+            # Kept in the order of the inputs' names: equal sequence numbers of different
+            # inputs (what each flushes at its end) go in that order, not in arrival order.
+            state = _Input()
+            inputs = {**self._inputs, source: state}
+            self._inputs = dict(sorted(inputs.items(), key=lambda kv: str(kv[0])))
         out: list[Item] = []
         if items:
             if items[0][0] <= self.released:  # only after idleness: released past already
@@ -107,7 +111,7 @@ class WatermarkMerge:
         if bound <= self.released:
             return
         ready: list[Item] = []
-        for _, state in self._in_source_order():
+        for state in self._inputs.values():
             held = state.items
             if held and held[0][0] <= bound:
                 cut = bisect_right(held, bound, key=_seq)
@@ -117,15 +121,11 @@ class WatermarkMerge:
         out += ready
         self.released = bound
 
-    def _in_source_order(self) -> list[tuple[Hashable, _Input]]:
-        # Equal sequence numbers of different inputs (what each input flushes at its end)
-        # must not go in arrival order: by the inputs' names instead.
-        return sorted(self._inputs.items(), key=lambda kv: str(kv[0]))
 
     def flush(self) -> list[Item]:
         """The end of the input: everything held, in sequence order."""
         ready: list[Item] = []
-        for _, state in self._in_source_order():
+        for state in self._inputs.values():
             ready += state.items
             state.items = []
             state.done = True
