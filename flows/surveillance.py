@@ -55,6 +55,7 @@ from domain.surveillance import (
     SelfMatchModel,
     SpoofingModel,
 )
+from domain.triage import Episodes, occurrence
 from domain.watermarks import WatermarkMerge
 from flows.context import FlowContext
 from flows.operators import FlowBatch, merged
@@ -92,7 +93,10 @@ PARAMETERS: dict[str, dict[str, tuple[str, Any]]] = {
         "max_ratio": ("max_ratio", int),
         "min_orders": ("min_orders", int),
     },
+    # Not a model: findings of one model, subject and symbol this close together are one alert.
+    "episodes": {"gap_minutes": ("gap_ns", lambda v: int(float(v) * 60 * _S))},
 }
+EPISODE_GAP_NS = 60 * 60 * _S
 
 
 def _hhmm_ns(text: str) -> int:
@@ -355,15 +359,23 @@ def _severity(score: int) -> str:
     return str(max(0, min(100, score)))
 
 
-def _alert(finding: Finding, owners: Mapping[str, str]) -> Alert:
+def _alert(finding: Finding, owners: Mapping[str, str], episodes: Episodes) -> Alert:
     """The subject is an account (then its owner is looked up) or, for owner-level wash
-    trades, an owner."""
+    trades, an owner. A finding that continues an episode gets the episode's alert id and
+    carries its own evidence as an occurrence, which the alert sink adds to that alert."""
     is_owner = finding.subject_is_owner
     account = None if is_owner else finding.subject
     owner = finding.subject if is_owner else owners.get(finding.subject)
-    details = {**finding.evidence, "score": finding.score, "model_key": finding.key}
+    key, opens = episodes.assign(
+        finding.kind, finding.subject, finding.symbol, finding.key, finding.ts_ns
+    )
+    evidence = None if opens else finding.evidence
+    details = {
+        **finding.evidence, "score": finding.score, "model_key": finding.key,
+        "occurrences": {finding.key: occurrence(finding.ts_ns, finding.score, evidence)},
+    }  # fmt: skip
     return make_alert(
-        finding.kind, finding.key, _severity(finding.score), finding.ts_ns,
+        finding.kind, key, _severity(finding.score), finding.ts_ns,
         account=account, owner=owner, symbol=finding.symbol, details=details,
     )  # fmt: skip
 
@@ -377,7 +389,9 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
     would judge windows already judged, so they become dead letters with the reason.
     """
 
-    def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
+    def __init__(
+        self, resume: bytes | None, ctx: FlowContext, episode_gap_ns: int = EPISODE_GAP_NS
+    ) -> None:
         self.owners: Mapping[str, str] = ctx.owners or {}
         self.recovery = ctx.recovery
         self.late_ns = int(ctx.settings.surveillance_late_s * NS_PER_S)
@@ -385,10 +399,13 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
         self.watermark = 0
         # An account shard's reports of every partition, put in sequence order.
         self.merge: WatermarkMerge | None = None
+        self.episodes = Episodes(episode_gap_ns)
         if resume is not None:
             state = pickle.loads(resume)
             self.models, self.watermark = state[0], state[1]
             self.merge = state[2] if len(state) > 2 else None
+            if len(state) > 3:
+                self.episodes = state[3]
             if type(self.models) is SymbolModels and "chains" not in self.models.__dict__:
                 self.models.chains = OrderChains()  # a snapshot of an earlier release
         self.stats = ctx.stats
@@ -460,7 +477,8 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
         if not findings:
             return [], self.RETAIN
         self.stats.add("surveillance_findings", len(findings))
-        return [("alerts", [_alert(f, self.owners) for f in findings])], self.RETAIN
+        episodes = self.episodes
+        return [("alerts", [_alert(f, self.owners, episodes) for f in findings])], self.RETAIN
 
     def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
         if self.models is None:
@@ -475,7 +493,7 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
     def snapshot(self) -> bytes | None:
         if not self.recovery:
             return None
-        state = (self.models, self.watermark, self.merge)
+        state = (self.models, self.watermark, self.merge, self.episodes)
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -489,15 +507,16 @@ def attach(decoded: Stream[FlowBatch], ctx: FlowContext) -> Stream[list[Alert]]:
     by_account = op.filter("surveil_by_account", routed, lambda kv: kv[0][0] == "a")
     owners = ctx.owners or {}
     params = model_parameters(ctx.settings.surveillance)
+    gap_ns = params["episodes"].get("gap_ns", EPISODE_GAP_NS)
 
     def symbol_logic(resume: bytes | None) -> SurveillanceLogic:
-        logic = SurveillanceLogic(resume, ctx)
+        logic = SurveillanceLogic(resume, ctx, gap_ns)
         if logic.models is None:
             logic.models = SymbolModels(owners, params)
         return logic
 
     def account_logic(resume: bytes | None) -> SurveillanceLogic:
-        logic = SurveillanceLogic(resume, ctx)
+        logic = SurveillanceLogic(resume, ctx, gap_ns)
         if logic.models is None:
             logic.models = AccountModels(owners, params)
         return logic

@@ -28,6 +28,7 @@ import redis
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from domain.alerts import Alert
+from domain.triage import merge_batch
 from sinks.background import BackgroundPartition
 from sinks.postgres import PgBatchWriter
 from sinks.retry import RetryPolicy, retry_with_backoff
@@ -35,12 +36,44 @@ from sinks.retry import RetryPolicy, retry_with_backoff
 SEEN_TTL_S = 30 * 24 * 3600
 STREAM = "stream:alerts"
 
+# One statement per batch. A new alert is inserted. An alert whose id exists continues an
+# episode (domain.triage.Episodes): its occurrences are added to the stored ones, its score
+# raises the alert's if higher, a CLOSED alert is reopened, and each of these writes one
+# `alert_actions` row by 'pipeline'. An occurrence already stored changes nothing (`@>`), so a
+# replayed batch adds no row anywhere. `before` reads the rows as they were (one snapshot).
 _INSERT_ALERTS = """
-INSERT INTO alerts (alert_id, kind, severity, account, owner, symbol, event_time, details)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                     %s::timestamptz[], %s::jsonb[])
-ON CONFLICT (alert_id) DO NOTHING
-RETURNING alert_id
+WITH incoming AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                         %s::text[], %s::timestamptz[], %s::jsonb[])
+        AS t(alert_id, kind, severity, account, owner, symbol, event_time, details)
+), before AS (
+    SELECT a.alert_id, a.status FROM alerts AS a JOIN incoming USING (alert_id)
+), written AS (
+    INSERT INTO alerts AS a (alert_id, kind, severity, account, owner, symbol, event_time,
+                             details)
+    SELECT * FROM incoming
+    ON CONFLICT (alert_id) DO UPDATE SET
+        details = a.details || jsonb_build_object('occurrences',
+            coalesce(a.details -> 'occurrences', '{}'::jsonb)
+            || coalesce(EXCLUDED.details -> 'occurrences', '{}'::jsonb)),
+        severity = CASE WHEN EXCLUDED.score > a.score THEN EXCLUDED.severity
+                        ELSE a.severity END,
+        status = CASE WHEN a.status = 'CLOSED' THEN 'OPEN' ELSE a.status END,
+        updated_at = now()
+    WHERE NOT coalesce(a.details -> 'occurrences', '{}'::jsonb)
+              @> coalesce(EXCLUDED.details -> 'occurrences', '{}'::jsonb)
+    RETURNING a.alert_id, a.details -> 'occurrences' AS occurrences
+), history AS (
+    INSERT INTO alert_actions (alert_id, actor, action, note, from_status, to_status)
+    SELECT w.alert_id, 'pipeline',
+           CASE WHEN b.status = 'CLOSED' THEN 'reopen' ELSE 'evidence' END,
+           'the pattern continued: ' || (
+               SELECT count(*) FROM jsonb_object_keys(w.occurrences)) || ' occurrences',
+           b.status, CASE WHEN b.status = 'CLOSED' THEN 'OPEN' ELSE b.status END
+    FROM written AS w JOIN before AS b USING (alert_id)
+)
+SELECT w.alert_id FROM written AS w
+WHERE NOT EXISTS (SELECT 1 FROM before AS b WHERE b.alert_id = w.alert_id)
 """
 
 # KEYS[1] stream; ARGV[1] maxlen, ARGV[2] seen-marker TTL, then (id, kind, account, data) * n.
@@ -65,7 +98,9 @@ def _event_time(ns: int) -> dt.datetime:
 
 
 def write_alerts_postgres(conn: psycopg.Connection, alerts: Sequence[Alert]) -> list[str]:
-    """Insert the alerts in one transaction; return the ids that were new."""
+    """Insert the alerts (or add them to their episode's alert) in one transaction; return the
+    ids that were new."""
+    alerts = merge_batch(alerts)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             _INSERT_ALERTS,

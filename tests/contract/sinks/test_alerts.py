@@ -90,3 +90,47 @@ def test_alert_retried_after_postgres_only_still_reaches_the_stream(
 def test_alert_severity_must_be_known() -> None:
     with pytest.raises(ValueError, match="severity"):
         make_alert(STOP_TRIGGERED, "k", "SEVERE", T0)
+
+
+def spoof(key: str, ts_ns: int, score: int, first: bool):
+    """A spoofing alert of the episode opened by finding `spoof:1`, as the flow makes it."""
+    from domain.triage import occurrence
+
+    evidence = {"fill_exec_id": key, "cancelled_cl_ord_ids": [f"{key}-c"]}
+    return make_alert(
+        "SPOOFING", "spoof:1", str(score), ts_ns, account="ACC9", symbol="ACME",
+        details={**evidence, "occurrences": {
+            key: occurrence(ts_ns, score, None if first else evidence)}},
+    )  # fmt: skip
+
+
+def test_an_episode_continued_adds_evidence_to_its_alert_and_reopens_it(db: str, redis_db_url):
+    writer = AlertWriter(db, redis_db_url)
+    assert writer.write([spoof("F1", T0, 70, first=True)]) == 1
+    # The pattern goes on: same alert, more evidence, a higher score; and again in one batch.
+    assert writer.write([spoof("F2", T0 + 60 * 10**9, 85, first=False)]) == 0
+    with psycopg.connect(db) as conn:
+        conn.execute("UPDATE alerts SET status = 'CLOSED', closed_by = 'ann'")
+        conn.commit()
+    assert writer.write([spoof("F3", T0 + 120 * 10**9, 60, first=False),
+                         spoof("F4", T0 + 180 * 10**9, 65, first=False)]) == 0  # fmt: skip
+    # A replay of all of it changes nothing.
+    assert writer.write([spoof("F1", T0, 70, True), spoof("F2", T0 + 60 * 10**9, 85, False)]) == 0
+    writer.close()
+    with psycopg.connect(db) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM alerts").fetchone()
+        severity, score, status, details = conn.execute(
+            "SELECT severity, score, status, details FROM alerts"
+        ).fetchone()
+        history = conn.execute(
+            "SELECT actor, action, from_status, to_status, note FROM alert_actions ORDER BY id"
+        ).fetchall()
+    assert count == 1
+    assert (severity, score, status) == ("85", 85, "OPEN")
+    assert sorted(details["occurrences"]) == ["F1", "F2", "F3", "F4"]
+    assert details["occurrences"]["F3"]["cancelled_cl_ord_ids"] == ["F3-c"]
+    assert details["fill_exec_id"] == "F1"  # the first finding's evidence stays the headline
+    assert history == [
+        ("pipeline", "evidence", "OPEN", "OPEN", "the pattern continued: 2 occurrences"),
+        ("pipeline", "reopen", "CLOSED", "OPEN", "the pattern continued: 4 occurrences"),
+    ]
