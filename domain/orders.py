@@ -17,6 +17,12 @@ Which order rows an event moves (`route_execution_report`, `route_order_request`
   OrigClOrdID (41) when given, else ClOrdID (11).
 - 35=8 with ExecType 5 (replaced): OrigClOrdID becomes REPLACED, and ClOrdID (the
   replacement) moves as on ExecType 0 (new), keeping the fills carried over.
+- 35=8 with ExecType G/H (trade correct, trade cancel), or naming no order the ledger knows
+  by 11 or 41: the order's live row by OrderID (37), which the venue keeps through replaces
+  and cancels (`live`: the row of the ClOrdID the order was last placed or replaced with).
+  A bust or correct may carry the ClOrdID of the fill it amends, which a replace has since
+  superseded, or none at all; a venue that omits 41 on a cancel names only the cancel
+  request in 11.
 - any other 35=8: ClOrdID (11), or OrigClOrdID (41) when only that order is known (a fill
   reported against the original ClOrdID while a cancel is pending).
 """
@@ -522,6 +528,8 @@ def apply_order_request(
 
 
 _REQUEST_TRIGGER = {"D": REQUEST_NEW, "F": REQUEST_CANCEL, "G": REQUEST_REPLACE}
+BY_ORDER_ID = frozenset({ExecType.TRADE_CORRECT, ExecType.TRADE_CANCEL})
+"""ExecTypes routed to the order's live row by OrderID (37) whatever their ClOrdID (11)."""
 _ON_ORIGINAL = frozenset({ExecType.CANCELED, ExecType.PENDING_CANCEL, ExecType.PENDING_REPLACE})
 
 
@@ -546,16 +554,26 @@ def route_order_request(request: OrderRequest) -> list[tuple[str, str]]:
 
 
 def route_execution_report(
-    report: ExecutionReport, known: Callable[[str], bool]
+    report: ExecutionReport,
+    known: Callable[[str], bool],
+    live: Callable[[str], str | None] | None = None,
 ) -> list[tuple[str, str]]:
     """Return the `(cl_ord_id, trigger)` pairs an execution report moves, in order.
 
     Args:
         report: the report.
         known: whether an order row exists for a ClOrdID.
+        live: the ClOrdID of the live row (not REPLACED) of an OrderID (37), or None; asked
+            for trade corrections and cancels, and for reports naming no known order.
 
     Returns:
-        The pairs; empty when the report names no ClOrdID at all (its execution is still booked).
+        The pairs; empty when the report names no order at all (its execution is still booked).
+
+    >>> from domain.events import ExecutionReport
+    >>> bust = ExecutionReport("h1", "V1", "c1", None, "H", "0", "A1", "AAPL", "1", Decimal(10),
+    ...     "2", None, None, Decimal(0), Decimal(0), Decimal(0), Decimal(10), Decimal(0), 0)
+    >>> route_execution_report(bust, lambda c: True, {"V1": "c2"}.get)  # c1 was replaced by c2
+    [('c2', 'H')]
     """
     exec_type = report.exec_type
     cl_ord_id, orig = report.cl_ord_id, report.orig_cl_ord_id
@@ -566,6 +584,13 @@ def route_execution_report(
         return pairs
     if exec_type in _ON_ORIGINAL and orig:
         return [(orig, exec_type)]
+    if live is not None and (
+        exec_type in BY_ORDER_ID
+        or not ((cl_ord_id and known(cl_ord_id)) or (orig and known(orig)))
+    ):
+        current = live(report.order_id)
+        if current is not None:
+            return [(current, exec_type)]
     if cl_ord_id is None:
         return [(orig, exec_type)] if orig else []
     if orig and not known(cl_ord_id) and known(orig):

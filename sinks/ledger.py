@@ -42,6 +42,7 @@ from domain.errors import BrokerflowError, FieldError, InvalidTransition
 from domain.events import ExecutionReport, OrderRequest
 from domain.ledger import FLAT, ZERO, Holding, apply_fill, commission_from_raw, reverse_fill
 from domain.orders import (
+    BY_ORDER_ID,
     FILL_EXEC_TYPES,
     ExecType,
     Order,
@@ -135,6 +136,9 @@ _UPSERT_ORDERS = (
     f"ON CONFLICT (cl_ord_id) DO UPDATE SET {_ORDER_UPDATES}, updated_at = EXCLUDED.updated_at"
 )
 _SELECT_ORDERS = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE cl_ord_id = ANY(%s::text[])"
+_SELECT_ORDERS_BY_ORDER_ID = (
+    f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE order_id = ANY(%s::text[])"
+)
 
 # The key lists below are bound as one array literal each (`_text_array`), not as lists.
 # The account lock runs unprepared (`prepare=False`): once psycopg prepares a statement the
@@ -374,6 +378,10 @@ class _Batch:
         self.new_ids: set[str] = set()
         self.reversals: list[tuple[str, str]] = []
         self.dirty_orders: set[str] = set()
+        # OrderID (37) -> the ClOrdIDs of its rows, for the OrderIDs the batch's reports must be
+        # routed by (`wanted_order_ids`): the rows read and those the batch makes.
+        self.wanted_order_ids: set[str] = set()
+        self.by_order_id: dict[str, set[str]] = {}
         self.dirty_holdings: set[tuple[str, str]] = set()
         self.dead_letters: list[DeadLetter] = []
         self.applied = 0
@@ -401,6 +409,29 @@ class _Batch:
             self.cur.execute(_SELECT_ORDERS, (_text_array(cl_ord_ids),))
             for row in self.cur.fetchall():
                 self.orders[row[0]] = _order_from_row(row)
+
+    def load_orders_by_order_id(self, order_ids: set[str]) -> None:
+        """Read every row of these OrderIDs (37), for the reports routed by it."""
+        self.wanted_order_ids = order_ids
+        if not order_ids:
+            return
+        self.cur.execute(_SELECT_ORDERS_BY_ORDER_ID, (_text_array(order_ids),))
+        by_order_id = self.by_order_id
+        for row in self.cur.fetchall():
+            self.orders.setdefault(row[0], _order_from_row(row))
+            by_order_id.setdefault(row[1], set()).add(row[0])
+
+    def _live_order(self, order_id: str) -> str | None:
+        """The ClOrdID of the OrderID's live row: the one not REPLACED (the latest made, if
+        a venue's stray ids made more than one)."""
+        live = None
+        for cl_ord_id in self.by_order_id.get(order_id, ()):
+            order = self.orders[cl_ord_id]
+            if order.order_id != order_id or order.status == OrdStatus.REPLACED:
+                continue
+            if live is None or (order.ts_created, cl_ord_id) > (live.ts_created, live.cl_ord_id):
+                live = order
+        return live.cl_ord_id if live is not None else None
 
     def load_holdings(self, keys: set[tuple[str, str]]) -> None:
         if keys:
@@ -498,12 +529,19 @@ class _Batch:
                 holding_changes[key] = holding
                 cash_delta += delta
         order_changes: dict[str, Order] = {}
-        for cl_ord_id, trigger in route_execution_report(report, self._known_order):
+        wanted = self.wanted_order_ids
+        by_order_id = bool(wanted) and report.order_id in wanted
+        pairs = route_execution_report(
+            report, self._known_order, self._live_order if by_order_id else None
+        )
+        for cl_ord_id, trigger in pairs:
             order = order_changes.get(cl_ord_id) or self.orders.get(cl_ord_id)
             try:
                 order_changes[cl_ord_id] = apply_execution_report(order, report, trigger, account)
             except InvalidTransition as exc:
                 raise _Rejected(exc) from None
+        if by_order_id:  # rows this batch makes for the OrderID are its rows too
+            self.by_order_id.setdefault(report.order_id, set()).update(order_changes)
         # Everything checked: commit the event to the batch state.
         self.holdings.update(holding_changes)
         self.dirty_holdings.update(holding_changes)
@@ -674,6 +712,7 @@ class LedgerWriter:
                     holding_keys.add((fill.account, fill.symbol))
             batch.load_holdings(holding_keys)
             batch.load_orders(cl_ord_ids)
+            batch.load_orders_by_order_id(_routed_by_order_id(events, accounts, known, batch))
 
             for event, account in zip(events, accounts, strict=True):
                 try:
@@ -693,6 +732,43 @@ class LedgerWriter:
         return LedgerResult(
             batch.applied, batch.duplicates, batch.dead_letters, executions=len(batch.rows)
         )
+
+
+# ExecTypes that give an order its first row (a ledger started mid-day learns of orders by
+# them): one naming no known order is a new order, not a reason to look for one by OrderID.
+_FIRST_REPORTS = frozenset({ExecType.NEW, ExecType.PENDING_NEW, ExecType.TRADE, ExecType.REPLACED})
+
+
+def _routed_by_order_id(
+    events: Sequence[LedgerEvent], accounts: Sequence[str | None], known: set[str], batch: _Batch
+) -> set[str]:
+    """The OrderIDs (37) of the reports `route_execution_report` may route by OrderID: trade
+    corrections and cancels, and reports naming no order the batch has read by 11 or 41 or
+    met before them."""
+    orders = batch.orders
+    named: set[str] = set()  # ClOrdIDs of the batch's earlier events
+    order_ids: set[str] = set()
+    for event, account in zip(events, accounts, strict=True):
+        cl_ord_id, orig = event.cl_ord_id, event.orig_cl_ord_id
+        if type(event) is ExecutionReport and account in known:
+            exec_type, order_id = event.exec_type, event.order_id
+            # 37=NONE: the reject of an order the venue never accepted
+            if order_id and order_id != "NONE" and (
+                exec_type in BY_ORDER_ID
+                or cl_ord_id is None
+                or (
+                    exec_type not in _FIRST_REPORTS
+                    and cl_ord_id not in orders
+                    and cl_ord_id not in named
+                    and (orig is None or (orig not in orders and orig not in named))
+                )
+            ):
+                order_ids.add(order_id)
+        if cl_ord_id:
+            named.add(cl_ord_id)
+        if orig:
+            named.add(orig)
+    return order_ids
 
 
 def _resolve_accounts(cur: psycopg.Cursor, events: Sequence[LedgerEvent]) -> list[str | None]:
