@@ -18,7 +18,9 @@ Models here (issue 6):
 - `OwnershipMissingModel` (OWNERSHIP_MISSING): a fill of an account with no owner on record
   (wash detection across accounts is blind there); once per account and day.
 - `SpoofingModel` (SPOOFING, layering at two or more prices): resting volume opposite a fill
-  ≥ K (5) × the fill, and ≥ 80 % of it cancelled within T (15 s) of the fill.
+  ≥ K (5) × the fill, and ≥ 80 % of it cancelled (or cut by replaces) within T (15 s) of
+  the fill. An order is known by its OrderID (37) through replaces and cancels, however the
+  venue names it in ClOrdID (11) and OrigClOrdID (41) (`OrderChains`).
 - `MarkingTheCloseModel` (MARKING_THE_CLOSE): an account's volume in the last M (30) minutes
   before the close ≥ 5 % of the symbol's volume then, or ≥ 1 % of its day volume.
 - `PumpAndDumpModel` (PUMP_AND_DUMP): buys > X (5 %) of the symbol's day volume; raised when
@@ -374,6 +376,8 @@ class SpoofingModel:
     Fires when the resting volume on the side opposite a fill is at least `size_multiple` (K=5)
     times the fill and at least `cancel_fraction` (80 %) of that volume is cancelled within
     `window_ns` (T=15 s) after the fill; resting orders at two or more prices make it layering.
+    A replace (150=5) that cuts an order's quantity cancels the cut (`on_replace`). Orders are
+    keyed by the ClOrdID they were placed with, whatever the venue puts in 11 later.
 
     State is bounded in event time: an order resting longer than `max_resting_ns` (a day) is
     forgotten (spoofing is about orders that come and go within seconds; a GTC order resting for
@@ -398,12 +402,45 @@ class SpoofingModel:
 
     def on_order(self, account: str, symbol: str, cl_ord_id: str, side: str, qty: Decimal,
                  px: Decimal | None, ts_ns: int) -> list[Finding]:  # fmt: skip
-        """A new order or the new terms of a replace (same ClOrdID key as it rests under)."""
+        """A new order, resting under `cl_ord_id` (see `on_replace` for new terms)."""
         self._expire(ts_ns)
         key = (account, symbol)
         self._resting.setdefault(key, {})[cl_ord_id] = _Resting(side, qty, px, ts_ns)
         self._placed.append((ts_ns, key, cl_ord_id))
         return []
+
+    def on_replace(self, account: str, symbol: str, cl_ord_id: str, side: str, qty: Decimal,
+                   px: Decimal | None, ts_ns: int) -> list[Finding]:  # fmt: skip
+        """The new terms of a resting order (ExecType 150=5), known by `cl_ord_id` as before.
+
+        It rests on with `qty` at `px`. What the replace takes off the book counts as
+        cancelled: FIX has no partial cancel, a client cancels part of an order by replacing
+        it with a smaller OrderQty (38).
+        """
+        self._expire(ts_ns)
+        key = (account, symbol)
+        found = []
+        for suspect in self._suspects.get(key, []):
+            order = suspect.orders.get(cl_ord_id)
+            if order is None or ts_ns - suspect.fill.ts_ns > self.window_ns or qty >= order.qty:
+                continue
+            suspect.cancelled += order.qty - qty
+            order.qty = qty  # a later cancel takes what is left
+            if cl_ord_id not in suspect.cancelled_ids:
+                suspect.cancelled_ids.append(cl_ord_id)
+            if suspect.cancelled >= self.cancel_fraction * suspect.volume:
+                found.append(self._finding(account, suspect, ts_ns))
+        self._forget(key, found)
+        self.on_order(account, symbol, cl_ord_id, side, qty, px, ts_ns)
+        return found
+
+    def _forget(self, key: tuple[str, str], found: list[Finding]) -> None:
+        """Stop watching the suspects that fired."""
+        if found:
+            fired = {f.key for f in found}
+            self._suspects[key] = [
+                s for s in self._suspects[key] if self._key(key[0], s) not in fired
+            ]
 
     def on_done(self, account: str, symbol: str, cl_ord_id: str, ts_ns: int) -> None:
         """The order left the book without a client cancel (expired, rejected, done for the
@@ -436,14 +473,11 @@ class SpoofingModel:
             if order is None or ts_ns - suspect.fill.ts_ns > self.window_ns:
                 continue
             suspect.cancelled += order.qty
-            suspect.cancelled_ids.append(cl_ord_id)
+            if cl_ord_id not in suspect.cancelled_ids:  # not already cut by a replace
+                suspect.cancelled_ids.append(cl_ord_id)
             if suspect.cancelled >= self.cancel_fraction * suspect.volume:
                 found.append(self._finding(account, suspect, ts_ns))
-        if found:
-            fired = {f.key for f in found}
-            self._suspects[key] = [
-                s for s in self._suspects[key] if self._key(account, s) not in fired
-            ]
+        self._forget(key, found)
         return found
 
     def on_fill(self, fill: Fill) -> list[Finding]:
@@ -841,33 +875,65 @@ class PumpAndDumpModel:
 class OrderChains:
     """Which order an execution report is about, however the venue names it.
 
-    An order keeps its OrderID (37) through replaces and cancels; its ClOrdID (11) changes with
-    each replace (the new id in 11, the one it replaces in OrigClOrdID (41)). A cancel
-    confirmed the standard FIX 4.4 way carries the cancel request's id in 11 and the order's in
-    41; some venues echo the order's own ClOrdID in 11 instead. The models know an order by the
-    ClOrdID it was placed or last replaced with: `known` finds it by OrderID when the order was
-    seen, else by 41 on a cancel or replace, else by 11.
+    An order keeps its OrderID (37) through replaces and cancels. Reported the standard FIX 4.4
+    way, its ClOrdID (11) changes with each replace (the new id in 11, the one it replaces in
+    OrigClOrdID (41)), and a cancel carries the cancel request's id in 11 and the order's
+    current one in 41; some venues echo the order's own ClOrdID in 11 instead, without 41.
+    The models know an order by the ClOrdID it was placed with, whichever way the venue
+    reports: `known` finds it by OrderID when the order was seen, else by 41 on a cancel or
+    replace, else by 11.
+
+    Bounded in event time: an order not placed or replaced for `max_age_ns` (a day) is
+    forgotten, as `SpoofingModel` forgets it (an order whose end was never reported must not
+    grow the state forever).
     """
 
-    __slots__ = ("_by_order_id",)
+    __slots__ = ("_by_order_id", "_placed", "max_age_ns")
 
-    def __init__(self) -> None:
-        self._by_order_id: dict[str, str] = {}  # OrderID -> the ClOrdID the models know
+    def __init__(self, max_age_ns: int = NS_PER_DAY) -> None:
+        self.max_age_ns = max_age_ns
+        # OrderID -> (the ClOrdID the models know it by, when it was last placed or replaced)
+        self._by_order_id: dict[str, tuple[str, int]] = {}
+        self._placed: deque[tuple[int, str]] = deque()  # (ts, OrderID) in arrival order
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """A snapshot of an earlier release held OrderID -> ClOrdID only."""
+        slots = state[1]
+        self.max_age_ns = slots.get("max_age_ns", NS_PER_DAY)
+        self._placed = slots.get("_placed", deque())
+        self._by_order_id = {
+            order_id: (value, 0) if type(value) is str else value
+            for order_id, value in slots["_by_order_id"].items()
+        }
 
     def known(self, order_id: str, cl_ord_id: str, orig_cl_ord_id: str | None,
               exec_type: str) -> str:  # fmt: skip
-        key = self._by_order_id.get(order_id) if order_id else None
-        if key is not None:
-            return key
+        seen = self._by_order_id.get(order_id) if order_id else None
+        if seen is not None:
+            return seen[0]
         if exec_type in ("4", "5") and orig_cl_ord_id:
             return orig_cl_ord_id
         return cl_ord_id
 
-    def placed(self, order_id: str, cl_ord_id: str) -> None:
-        """A new order (150=0) or a replace (150=5): from now on it is known by `cl_ord_id`."""
-        if order_id:
-            self._by_order_id[order_id] = cl_ord_id
+    def placed(self, order_id: str, key: str, ts_ns: int) -> None:
+        """A new order (150=0) or a replace (150=5) of the order `known` as `key`: it is known
+        by the ClOrdID it was first placed with from now on."""
+        if not order_id:
+            return
+        seen = self._by_order_id.get(order_id)
+        self._by_order_id[order_id] = (key if seen is None else seen[0], ts_ns)
+        placed = self._placed
+        placed.append((ts_ns, order_id))
+        horizon = ts_ns - self.max_age_ns
+        while placed and placed[0][0] < horizon:
+            at, old = placed.popleft()
+            seen = self._by_order_id.get(old)
+            if seen is not None and seen[1] == at:  # not placed again since
+                del self._by_order_id[old]
 
     def ended(self, order_id: str) -> None:
-        """Cancelled, done, rejected or expired: nothing more will come for it."""
+        """Cancelled, filled, rejected or expired: nothing more will come for it."""
         self._by_order_id.pop(order_id, None)
+
+    def __len__(self) -> int:
+        return len(self._by_order_id)

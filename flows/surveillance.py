@@ -304,7 +304,8 @@ class SymbolModels:
             return found
         r: ExecutionReport = item
         exec_type = r.exec_type
-        # The order this report is about, by OrderID (37) and OrigClOrdID (41) as well as 11.
+        # The order this report is about, by OrderID (37) and OrigClOrdID (41) as well as 11:
+        # the ClOrdID it was placed with, however the venue reports cancels and replaces.
         order = self.chains.known(r.order_id, r.cl_ord_id or "", r.orig_cl_ord_id, exec_type)
         if exec_type == "F":
             if not r.leaves_qty:
@@ -320,14 +321,11 @@ class SymbolModels:
             self.chains.ended(r.order_id)
             self.spoofing.on_done(r.account or "", r.symbol, order, r.ts_event)
             return []
-        out: list[Finding] = []
-        if exec_type == "5" and order != (r.cl_ord_id or ""):
-            out += self.spoofing.on_cancel(r.account or "", r.symbol, order, r.ts_event)
-        self.chains.placed(r.order_id, r.cl_ord_id or "")
+        # New (0) or replaced (5): the order rests, with its new terms on a replace.
+        self.chains.placed(r.order_id, order, r.ts_event)
         qty = r.leaves_qty if r.leaves_qty else (r.order_qty or Decimal(0))
-        out += self.spoofing.on_order(r.account or "", r.symbol, r.cl_ord_id or "", r.side,
-                                      qty, r.price, r.ts_event)  # fmt: skip
-        return out
+        rest = self.spoofing.on_replace if exec_type == "5" else self.spoofing.on_order
+        return rest(r.account or "", r.symbol, order, r.side, qty, r.price, r.ts_event)
 
     def close_input(self) -> list[Finding]:
         return self.close.judge()

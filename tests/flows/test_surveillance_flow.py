@@ -125,6 +125,64 @@ def test_layering_from_execution_reports(tmp_path, settings, style):
     assert kinds["SPOOFING"]["cancelled_cl_ord_ids"] == ["S0", "S1", "S2"]
 
 
+def _named(style: str, placed: str, current: str, request: str) -> dict:
+    """A cancel's or replace's 11/41/37 for the order placed as `placed`, last known by the
+    venue as `current`, answering the request `request`."""
+    if style == CONFIRMED[0]:
+        return {"cl_ord_id": request, "orig_cl_ord_id": current, "order_id": f"V-{placed}"}
+    return {"cl_ord_id": placed, "order_id": f"V-{placed}"}
+
+
+def _layers_repriced_then_filled(style: str) -> list[bytes]:
+    """B1 rests 3 x 2,000 to sell at 10.05-10.07, walks them down a cent by replaces (150=5),
+    then buys 100."""
+    lines = []
+    for i, px in enumerate(("10.05", "10.06", "10.07")):
+        lines.append(report(f"N{i}", "B1", "2", exec_type="0", qty=2000, at_ms=i, seq=1 + i,
+                            cl_ord_id=f"S{i}", leaves=2000, price=px,
+                            order_id=f"V-S{i}"))  # fmt: skip
+    for i, px in enumerate(("10.04", "10.05", "10.06")):
+        lines.append(report(f"R{i}", "B1", "2", exec_type="5", qty=2000, at_ms=500 + i,
+                            seq=4 + i, leaves=2000, price=px,
+                            **_named(style, f"S{i}", f"S{i}", f"S{i}-a")))  # fmt: skip
+    lines.append(report("F1", "B1", "1", qty=100, at_ms=1_000, seq=10))
+    return lines
+
+
+@pytest.mark.parametrize("style", CONFIRMED)
+def test_layering_cut_by_a_replace_is_spoofing_whichever_way_the_venue_reports(
+    tmp_path, settings, style
+):
+    """Two layers cancelled and the third cut from 2,000 to 100 by a replace (a partial
+    cancel: FIX has no other), within seconds of the fill."""
+    lines = _layers_repriced_then_filled(style)
+    for i in range(2):
+        lines.append(report(f"X{i}", "B1", "2", exec_type="4", qty=2000, at_ms=3_000 + i,
+                            seq=20 + i, price="10.05",
+                            **_named(style, f"S{i}", f"S{i}-a", f"Q{i}")))  # fmt: skip
+    lines.append(report("R9", "B1", "2", exec_type="5", qty=100, at_ms=4_000, seq=30,
+                        leaves=100, price="10.06",
+                        **_named(style, "S2", "S2-a", "S2-b")))  # fmt: skip
+    replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False, flows=FLOWS)
+    [(kind, _, account, _, details)] = alerts(settings.postgres_dsn)
+    assert (kind, account, details["pattern"]) == ("SPOOFING", "B1", "layering")
+    assert details["cancelled_cl_ord_ids"] == ["S0", "S1", "S2"]  # as each order was placed
+    assert details["cancelled_volume"] == "5900"
+
+
+@pytest.mark.parametrize("style", CONFIRMED)
+def test_layers_repriced_after_a_fill_are_not_cancelled(tmp_path, settings, style):
+    """The look-alike: a seller who reprices the same size after the fill takes nothing off
+    the book; a replace is not a cancel."""
+    lines = _layers_repriced_then_filled(style)
+    for i, px in enumerate(("10.03", "10.04", "10.05")):
+        lines.append(report(f"M{i}", "B1", "2", exec_type="5", qty=2000, at_ms=3_000 + i,
+                            seq=20 + i, leaves=2000, price=px,
+                            **_named(style, f"S{i}", f"S{i}-a", f"S{i}-b")))  # fmt: skip
+    replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False, flows=FLOWS)
+    assert alerts(settings.postgres_dsn) == []
+
+
 def test_analyst_lists_shows_acks_and_closes_an_alert(tmp_path, settings, capsys, monkeypatch):
     from brokerflow.cli import main
 

@@ -354,14 +354,61 @@ def test_order_chains_find_the_order_however_the_venue_names_it() -> None:
     from domain.surveillance import OrderChains
 
     chains = OrderChains()
-    chains.placed("V1", "C1")  # 150=0
-    # replaced (150=5): 11 the new id, 41 the old; the order is still C1 until now
+    chains.placed("V1", "C1", T0)  # 150=0
+    # replaced (150=5): 11 the new id, 41 the old; the order stays known as placed, C1
     assert chains.known("V1", "C2", "C1", "5") == "C1"
-    chains.placed("V1", "C2")
+    chains.placed("V1", chains.known("V1", "C2", "C1", "5"), T0 + 1)
+    assert chains.known("V1", "C2", None, "F") == "C1"  # a fill of the replaced order
     # cancelled the standard way (11 the cancel request, 41 the order's last id): by OrderID
-    assert chains.known("V1", "Q9", "C2", "4") == "C2"
+    assert chains.known("V1", "Q9", "C2", "4") == "C1"
     chains.ended("V1")
     # an order never seen: 41 on a cancel, else 11 (a venue echoing the order's ClOrdID)
     assert chains.known("V7", "Q1", "C7", "4") == "C7"
     assert chains.known("V8", "C8", None, "4") == "C8"
     assert chains.known("", "C9", None, "F") == "C9"
+
+
+def test_order_chains_are_bounded_in_event_time() -> None:
+    from domain.surveillance import OrderChains
+
+    chains = OrderChains()
+    for i in range(1_000):  # a day of orders whose end was never reported
+        chains.placed(f"V{i}", f"C{i}", T0 + i * NS_PER_S)
+    chains.placed("V0", "C0", T0 + 600 * NS_PER_S)  # V0 replaced: placed again
+    chains.placed("W", "W1", T0 + NS_PER_DAY + 500 * NS_PER_S)
+    assert len(chains) == 500 + 1 + 1  # V0, V500..V999 and W
+    assert chains.known("V0", "C0-2", "C0-1", "5") == "C0"
+
+
+def resting_layers(model) -> None:
+    """B1 rests 3 x 2,000 to sell above the market, then buys 100 (a fill at 1 s)."""
+    for i, px in enumerate(("10.05", "10.06", "10.07")):
+        model.on_order("B1", "ACME", f"S{i}", "2", D(2000), D(px), T0 + i)
+    model.on_fill(fill("E1", "B1", "1", 100, at_s=1))
+
+
+def test_a_replace_that_cuts_a_layer_cancels_the_cut():
+    """FIX has no partial cancel: a client cancels part of an order by replacing it smaller."""
+    from domain.surveillance import SpoofingModel
+
+    model = SpoofingModel()
+    resting_layers(model)
+    assert model.on_cancel("B1", "ACME", "S0", T0 + 3 * NS_PER_S) == []
+    assert model.on_cancel("B1", "ACME", "S1", T0 + 3 * NS_PER_S) == []  # 4,000 of 6,000
+    # S2 cut from 2,000 to 100 (it rests on at 10.07): 5,900 of 6,000 cancelled
+    [f] = model.on_replace("B1", "ACME", "S2", "2", D(100), D("10.07"), T0 + 4 * NS_PER_S)
+    assert f.evidence["cancelled_volume"] == D(5900)
+    assert f.evidence["cancelled_cl_ord_ids"] == ["S0", "S1", "S2"]
+    assert model.resting() == 1
+
+
+def test_a_replace_that_moves_a_layer_is_not_a_cancel():
+    from domain.surveillance import SpoofingModel
+
+    model = SpoofingModel()
+    resting_layers(model)
+    for i in range(3):  # repriced, the same size: nothing leaves the book
+        assert model.on_replace("B1", "ACME", f"S{i}", "2", D(2000), D("10.04"),
+                                T0 + 2 * NS_PER_S) == []  # fmt: skip
+    assert model.on_cancel("B1", "ACME", "S0", T0 + 3 * NS_PER_S) == []  # a third: no finding
+    assert model.resting() == 2
