@@ -19,6 +19,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -133,9 +134,9 @@ def with_redis_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}", query=""))
 
 
-@pytest.fixture
-def pg_dsn(postgres_dsn: str) -> Iterator[str]:
-    """Return the DSN of a fresh, empty database for this test; dropped afterwards."""
+@contextmanager
+def fresh_database(postgres_dsn: str) -> Iterator[str]:
+    """A fresh, empty database on the server; dropped afterwards."""
     import psycopg
     from psycopg import sql
 
@@ -152,8 +153,15 @@ def pg_dsn(postgres_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_db_url(redis_url: str) -> Iterator[str]:
-    """Return a Redis URL on a db index (1..15) reserved for this test, flushed before and after."""
+def pg_dsn(postgres_dsn: str) -> Iterator[str]:
+    """Return the DSN of a fresh, empty database for this test; dropped afterwards."""
+    with fresh_database(postgres_dsn) as dsn:
+        yield dsn
+
+
+@contextmanager
+def reserved_redis_db(redis_url: str) -> Iterator[str]:
+    """A Redis URL on a db index (1..15) reserved for the caller, flushed before and after."""
     import redis
 
     token = secrets.token_hex(8)
@@ -184,6 +192,13 @@ def redis_db_url(redis_url: str) -> Iterator[str]:
             if base.get(lock) == token.encode():
                 base.delete(lock)
         base.close()
+
+
+@pytest.fixture
+def redis_db_url(redis_url: str) -> Iterator[str]:
+    """Return a Redis URL on a db index (1..15) reserved for this test, flushed before and after."""
+    with reserved_redis_db(redis_url) as url:
+        yield url
 
 
 @pytest.fixture

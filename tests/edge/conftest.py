@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +68,16 @@ class RunningEdge:
 @pytest.fixture
 def edge(redis_db_url: str) -> Iterator[RunningEdge]:
     """An edge serving `redis_db_url` on a free port, stopped after the test."""
+    with running_edge(redis_db_url) as running:
+        yield running
+
+
+@contextmanager
+def running_edge(redis_db_url: str, secret: bytes = SECRET) -> Iterator[RunningEdge]:
+    """An edge serving `redis_db_url` on a free port (a thread of this process) until exit."""
     port = free_port()
     config = EdgeConfig(
-        redis_url=redis_db_url, secret=SECRET, host="127.0.0.1", port=port,
+        redis_url=redis_db_url, secret=secret, host="127.0.0.1", port=port,
         flush_ms=20, max_symbols=50, max_pending_alerts=200, health_s=0.2,
     )
     loop = asyncio.new_event_loop()
