@@ -261,14 +261,16 @@ def test_late_execution_reports_within_the_bound_count_beyond_it_are_dead_letter
     assert summary["dead_letters"] >= 1
 
 
-def _score_scenario(tmp_path, settings_factory, monkeypatch, capsys, *sets: str) -> dict:
-    """Replay the labelled scenario into a fresh database; return the scores by model."""
+def _score_scenario(tmp_path, settings_factory, monkeypatch, capsys, *sets: str,
+                    style: str = "standard") -> dict:  # fmt: skip
+    """Replay the labelled scenario into a fresh database, cancels and replaces reported in
+    `style`; return the scores by model."""
     from brokerflow.cli import main
     from simulator.surveillance import write_scenario
 
     s = settings_factory()
     day, accounts, labels = tmp_path / "day.fix", tmp_path / "acc.csv", tmp_path / "labels.csv"
-    write_scenario(day, accounts, labels)
+    write_scenario(day, accounts, labels, style)
     load(s, "accounts", accounts, monkeypatch)
     monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", s.postgres_dsn)
     monkeypatch.setenv("BROKERFLOW_REDIS_URL", s.redis_url)
@@ -280,8 +282,15 @@ def _score_scenario(tmp_path, settings_factory, monkeypatch, capsys, *sets: str)
             if line.split() and line.split()[0].isupper()}  # fmt: skip
 
 
-def test_labelled_scenario_scores_every_model(tmp_path, settings_factory, monkeypatch, capsys):
-    table = _score_scenario(tmp_path, settings_factory, monkeypatch, capsys)
+# The venue reports cancels and replaces the standard FIX 4.4 way (11 = the request's id,
+# 41 = the order's current id) or echoing the order's ClOrdID in 11 (simulator.surveillance).
+@pytest.mark.parametrize("style", ["standard", "echo"])
+def test_labelled_scenario_scores_every_model(tmp_path, settings_factory, monkeypatch, capsys,
+                                              pg_dsn, style):  # fmt: skip
+    """Every model scores the same whichever way the venue reports cancels and replaces:
+    carol's layers, walked by replaces and cut by one, are spoofing; dave re-pricing his
+    quotes after a trade is not; heidi's replaces count as order messages."""
+    table = _score_scenario(tmp_path, settings_factory, monkeypatch, capsys, style=style)
     # model: alerts, true, labelled, precision, recall
     assert table["WASH_TRADE"] == ["2", "2", "2", "1.00", "1.00"]
     assert table["SPOOFING"] == ["1", "1", "1", "1.00", "1.00"]
@@ -289,6 +298,12 @@ def test_labelled_scenario_scores_every_model(tmp_path, settings_factory, monkey
     assert table["PUMP_AND_DUMP"] == ["1", "1", "1", "1.00", "1.00"]
     assert table["MARKING_THE_CLOSE"] == ["1", "1", "1", "1.00", "1.00"]
     assert table["OWNERSHIP_MISSING"] == ["2", "2", "2", "1.00", "1.00"]
+    found = {kind: (account, d) for kind, _, account, _, d in alerts(pg_dsn)}
+    account, spoofing = found["SPOOFING"]
+    assert (account, spoofing["pattern"]) == ("C1", "layering")
+    assert spoofing["cancelled_cl_ord_ids"] == ["CS0", "CS1", "CS2"]  # as they were placed
+    assert spoofing["price_levels"] == ["20.04", "20.05", "20.06"]
+    assert found["EXCESSIVE_OTR"][1]["orders"] == 60
 
 
 def test_thresholds_move_the_scenario_scores(tmp_path, settings_factory, monkeypatch, capsys):
