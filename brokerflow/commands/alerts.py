@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         if name in ("assign", "escalate"):
             act.add_argument("--to", dest="assignee", required=name == "assign")
         if name == "close":
-            act.add_argument("--disposition", choices=DISPOSITIONS, required=True)
+            act.add_argument("--disposition", choices=DISPOSITIONS, help="required to close")
     sup = actions.add_parser("suppress", parents=[common], help="suppress an account's alerts")
     sup.add_argument("--account", required=True)
     sup.add_argument("--kind", help="one kind (default: every kind)")

@@ -198,11 +198,18 @@ def test_analyst_lists_shows_acks_and_closes_an_alert(tmp_path, settings, capsys
     prefix = row["alert_id"][:8]
     assert main(["alerts", "show", prefix, *dd]) == 0
     shown = capsys.readouterr().out
-    assert "exec_ids" in shown and '["E1", "E2"]' in shown and "TrdMatchID(880)" in shown
-    assert main(["alerts", "ack", prefix, *dd]) == 0
-    assert capsys.readouterr().out.strip().endswith("ACKED")
-    assert main(["alerts", "close", prefix, "--note", "family accounts, reviewed", *dd]) == 0
-    assert capsys.readouterr().out.strip().endswith("CLOSED")
+    # In words, not raw fields: who traded with whom, what matched them, the ExecIDs.
+    assert "A1 and A2, both owned by alice" in shown and "E1, E2" in shown
+    assert "TrdMatchID" in shown and "_ns" not in shown
+    assert main(["alerts", "ack", prefix, "--as", "ann", *dd]) == 0
+    assert capsys.readouterr().out.strip().endswith("OPEN -> ACKED by ann")
+    assert main(["alerts", "close", prefix, "--note", "family accounts, reviewed", *dd]) == 2
+    assert main(["alerts", "close", prefix, "--disposition", "false_positive", "--as", "ann",
+                 "--note", "family accounts, reviewed", *dd]) == 0  # fmt: skip
+    assert capsys.readouterr().out.strip().endswith("ACKED -> CLOSED (false_positive) by ann")
+    assert main(["alerts", "show", prefix, *dd]) == 0
+    history = capsys.readouterr().out.split("history:")[1]
+    assert "ann        ack" in history and "close (false_positive)" in history
     assert main(["alerts", "list", "--status", "OPEN", "--format", "json", *dd]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert main(["alerts", "show", "ffffffff", *dd]) == 2  # one line, non-zero
