@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -40,6 +41,7 @@ from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
 from connectors.fix.live import FixSessionSource, LiveSession, OrderEntrySession
 from connectors.fix.session import SessionConfig
+from console.server import BackgroundConsole
 from flows.context import FlowContext
 from flows.pipeline import ALL_FLOWS, build_pipeline
 from simulator.abuse import PATTERNS
@@ -76,10 +78,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--edge-port", type=int, default=EDGE_PORT,
                    help=f"the WebSocket edge and console (default {EDGE_PORT}; taken: any)")
     p.add_argument("--no-edge", action="store_true", help="do not start the edge")
+    p.add_argument("--console-port", type=int, default=CONSOLE_PORT,
+                   help=f"the analysts' workbench and its API (default {CONSOLE_PORT}; taken: "
+                   "any)")  # fmt: skip
     add_observability_options(p)
     p.set_defaults(func=run)
 
 
+CONSOLE_PORT = 8766
 DEMO_METRICS_PORT = 9464
 """The demo serves Prometheus metrics here unless --metrics-port or BROKERFLOW_METRICS_PORT
 says otherwise (9464: the port Prometheus exporters conventionally use)."""
@@ -129,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     source = FixSessionSource([session], stop, args.seconds)
     flow = build_pipeline(source, ctx)
     edge = None if args.no_edge else _start_edge(settings, endpoints, args, accounts)
+    workbench = _start_console(settings, endpoints, args, edge)
     if port:
         instrument_sinks(flow, ctx.stats)
         try:
@@ -165,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"              http://127.0.0.1:{edge_port}/?token={tokens['trader']}  (trader "
               f"of {tokens['account']})")
         print(f"  edge     -> ws://127.0.0.1:{edge_port}/ws?token=...  (quotes, alerts)")
+    if workbench is not None:
+        print(f"  workbench-> {workbench[0].url}/?token={workbench[1]}  (analysts: alert queue, "
+              f"evidence, cases; API {workbench[0].url}/api/openapi.json)")  # fmt: skip
     print(f"  stops    -> {STOP_SYMBOLS * 2} client stop orders {STOP_TICKS} cents + 0.1 % "
           "around the market; children out on BROKERFLOW-OE, filled by the exchange")
     print("  stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds else ""))
@@ -185,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         if edge is not None:
             edge[0].terminate()
             edge[0].wait(10)
+        if workbench is not None:
+            workbench[0].stop()
     summary = RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, ["fix:demo"])
     for line in summary.lines():
         print(line)
@@ -269,6 +281,31 @@ def _free_port(preferred: int) -> int:
         except OSError:
             sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _start_console(
+    settings: Settings,
+    endpoints: Endpoints,
+    args: argparse.Namespace,
+    edge: tuple[subprocess.Popen, int, dict[str, str]] | None,
+) -> tuple[Any, str] | None:
+    """The workbench on a thread of this process: the flows here hold the embedded chdb store,
+    which one process at a time may open, so the console that reads it must live here too.
+    Returns the console and an analyst's token."""
+    from brokerflow.commands.console import build_config
+    from edge.tokens import issue_token
+    from sinks.clickhouse import ClickHouseError
+
+    edge_url = f"ws://127.0.0.1:{edge[1]}/ws" if edge is not None else None
+    try:
+        config = build_config(settings, edge_url)
+        console = BackgroundConsole(config, port=_free_port(args.console_port)).start()
+    except (ClickHouseError, RuntimeError, OSError) as exc:
+        print(f"  workbench-> off: {exc}", file=sys.stderr)
+        return None
+    token = edge[2]["analyst"] if edge is not None else issue_token(
+        config.secret, "demo", "analyst", [], int(time.time()), 12 * 3600)
+    return console, token
 
 
 def _start_edge(
