@@ -97,6 +97,7 @@ function showAlert(a) {
 }
 
 function showHealth(h) {
+  document.getElementById("health-section").hidden = false;
   const dl = document.getElementById("health");
   const items = [];
   for (const [name, s] of Object.entries(h.streams || {})) {
@@ -197,8 +198,10 @@ function onFrame(msg) {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   let url = `${scheme}://${location.host}/ws?token=${encodeURIComponent(token)}`;
-  const cursor = localStorage.getItem(CURSOR_KEY);
-  if (cursor) url += `&last_alert_id=${encodeURIComponent(cursor)}`;   // replay missed alerts
+  // Replay the alerts missed since the last one seen; on a first visit, the last hour's (a
+  // stream id of an hour ago), so the panel and the chart do not start empty.
+  const cursor = localStorage.getItem(CURSOR_KEY) || `${Date.now() - 3600 * 1000}-0`;
+  url += `&last_alert_id=${encodeURIComponent(cursor)}`;
   ws = new WebSocket(url);
   ws.onopen = () => { setStatus("live", "live"); backoffMs = 500; };
   ws.onmessage = (event) => onFrame(JSON.parse(event.data));

@@ -96,12 +96,19 @@ def test_console_shows_live_quote_and_new_alert(edge: RunningEdge, chromium_devt
     with urllib.request.urlopen(f"{chromium_devtools}/json/list", timeout=5) as response:
         target = next(t for t in json.load(response) if t["type"] == "page")
 
+    # Raised before the page opened: a first visit shows the last hour's alerts, not nothing.
+    edge.add_alert("al-1", "MARGIN_CALL", "A1", details={"equity": "900"})
+
     async def scenario() -> None:
         async with connect(target["webSocketDebuggerUrl"], max_size=None) as cdp:
             page = Page(cdp)
             await page.call("Page.enable")
             await page.call("Page.navigate", url=f"{edge.http_url}/?token={token}")
             await page.wait_for("document.querySelector('#status')?.textContent", "live")
+            earlier = "document.querySelector('#alerts li')?.dataset.alertId"
+            await page.wait_for(earlier, "al-1")
+            # The flows' health is for operators: a trader's page does not show the section.
+            assert await page.eval("document.getElementById('health-section').hidden") is True
             bid = "document.querySelector('#q-AAPL td.bid')?.textContent"
             await page.wait_for(bid, "187.25")
             edge.set_quote("AAPL", seq=2, bid=188.5)
@@ -115,7 +122,7 @@ def test_console_shows_live_quote_and_new_alert(edge: RunningEdge, chromium_devt
             text = await page.eval("document.querySelector('#alerts li').innerText")
             assert "STOP_TRIGGERED" in text and "C-77" in text and "188.40" in text
             await asyncio.sleep(0.3)
-            assert await page.eval("document.querySelectorAll('#alerts li').length") == 1
+            assert await page.eval("document.querySelectorAll('#alerts li').length") == 2
             charts = "document.querySelectorAll('.uplot').length"
             assert await page.eval(charts) == 2  # messages/s and alerts by kind
 
