@@ -139,15 +139,16 @@ def create_app(config: ConsoleConfig) -> FastAPI:
     def _forbidden(_: Request, exc: access.Forbidden) -> JSONResponse:
         return _error(403, f"forbidden: {exc}")
 
-    @app.exception_handler(workflow.AlertNotFound)
-    def _not_found(_: Request, exc: workflow.AlertNotFound) -> JSONResponse:
+    @app.exception_handler(workflow.NotFound)
+    def _not_found(_: Request, exc: workflow.NotFound) -> JSONResponse:
         return _error(404, str(exc))
 
     @app.exception_handler(AlreadyClosed)
     def _conflict(_: Request, exc: AlreadyClosed) -> JSONResponse:
         return _error(409, str(exc), closed_by=exc.closed_by, closed_at=exc.closed_at)
 
-    for bad in (BadRequest, ActionRefused, ReportError):
+    # An unknown alert id is bad input to the queue's workflow (the issue asks for a 400).
+    for bad in (BadRequest, ActionRefused, ReportError, workflow.AlertNotFound):
         app.add_exception_handler(bad, lambda _, exc: _error(400, str(exc)))
 
     @app.exception_handler(Exception)
@@ -281,7 +282,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         report = catalogue.get(name)
         if report is None:
             msg = f"no report named {name!r} (known: {', '.join(catalogue) or 'none'})"
-            raise workflow.AlertNotFound(msg)
+            raise workflow.NotFound(msg)
         bound = reports.bind_params(report, params)
         if config.clickhouse is None:
             msg = "the console has no ClickHouse store: reports are unavailable"
@@ -304,7 +305,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         row = evidence.audit_row(config.clickhouse, event_id)
         if row is None:
             msg = f"no audit event with id {event_id!r}"
-            raise workflow.AlertNotFound(msg)
+            raise workflow.NotFound(msg)
         return row
 
     @app.get("/api/suppressions", summary="Suppression rules, newest first")

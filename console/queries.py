@@ -11,7 +11,7 @@ import psycopg
 from console.access import AlertScope
 from console.filters import AlertFilter, encode_cursor
 from console.tables import records
-from console.workflow import AlertNotFound, iso
+from console.workflow import AlertNotFound, NotFound, iso
 
 # The first suppression rule (if any) that covers an alert: same account, same kind or every
 # kind, the alert's event time within the rule's period, not revoked.
@@ -173,7 +173,7 @@ def account_view(conn: psycopg.Connection, scope: AlertScope, account: str,
     the orders, fills and alerts of the period (newest first, at most `limit` of each).
 
     Raises:
-        AlertNotFound: (as "no account") the account is not on record.
+        NotFound: the account is not on record.
     """
     start, end = _period(since, until)
     row = conn.execute(
@@ -185,7 +185,7 @@ def account_view(conn: psycopg.Connection, scope: AlertScope, account: str,
     ).fetchone()
     if row is None:
         msg = f"no account {account!r} on record"
-        raise AlertNotFound(msg)
+        raise NotFound(msg)
     summary = records(
         ["account", "owner", "cash", "initial_margin", "maintenance_margin", "equity",
          "gross_value", "margin_ratio", "margin_state", "margin_at", "call_since"], [row],

@@ -37,7 +37,11 @@ AuditWriter = Callable[[Sequence[AuditRecord]], None]
 
 
 class AlertNotFound(BrokerflowError):
-    """No alert has that id (HTTP 404 / a one-line CLI error)."""
+    """No alert has that id: bad input (HTTP 400, as the issue asks) / a one-line CLI error."""
+
+
+class NotFound(BrokerflowError):
+    """No account, report, audit event or suppression rule of that name (HTTP 404)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,7 @@ def apply_action(
     Raises:
         ActionRefused: the action or its fields are not valid (HTTP 400).
         AlreadyClosed: the alert is closed (HTTP 409), naming who closed it and when.
-        AlertNotFound: no such alert (HTTP 404).
+        AlertNotFound: no such alert (HTTP 400).
     """
     request = check_action(request)
     with conn.transaction():
@@ -296,7 +300,7 @@ def add_suppression(
 def revoke_suppression(
     conn: psycopg.Connection, actor: str, rule_id: int, audit: AuditWriter | None = None
 ) -> dict[str, Any]:
-    """End a rule now (kept, with who revoked it). Raises `AlertNotFound` for no such rule."""
+    """End a rule now (kept, with who revoked it). Raises `NotFound` for no such rule."""
     row = conn.execute(
         "UPDATE suppressions SET revoked_at = coalesce(revoked_at, now()), "
         "revoked_by = coalesce(revoked_by, %s) WHERE id = %s "
@@ -305,7 +309,7 @@ def revoke_suppression(
     ).fetchone()
     if row is None:
         msg = f"no suppression rule {rule_id}"
-        raise AlertNotFound(msg)
+        raise NotFound(msg)
     rule = _rule(row)
     rule["audited"] = _audit_quietly(audit, _rule_record(rule, "unsuppress", rule["revoked_by"]))
     return rule

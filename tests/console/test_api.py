@@ -105,7 +105,7 @@ def test_alert_detail_explains_and_draws_the_evidence(workbench: Workbench) -> N
     with workbench.client() as api:
         alert = api.get(f"/api/alerts/{spoof}").json()
         unknown = api.get("/api/alerts/00000000-0000-0000-0000-000000000000")
-    assert unknown.status_code == 404 and "no alert" in unknown.json()["error"]
+    assert unknown.status_code == 400 and "no alert with id" in unknown.json()["error"]
     assert alert["kind"] == "SPOOFING" and alert["explanation"]["headline"]
     assert alert["explanation"]["findings"]
     chart = alert["chart"]
@@ -216,3 +216,36 @@ def test_openapi_schema_is_served(workbench: Workbench) -> None:
     assert {"/api/alerts", "/api/alerts/{alert_id}", "/api/alerts/{alert_id}/actions",
             "/api/accounts/{account}", "/api/reports", "/api/reports/{name}"} <= set(
         schema["paths"])  # fmt: skip
+
+
+def test_two_analysts_closing_at_once_one_wins_and_the_other_is_told_by_whom(workbench) -> None:
+    import threading
+
+    target = workbench.alert_ids("EXCESSIVE_OTR")[0]
+    barrier = threading.Barrier(2)
+    answers: dict[str, object] = {}
+
+    def close(role: str) -> None:
+        with workbench.client(role) as api:
+            barrier.wait()
+            answers[role] = api.post(f"/api/alerts/{target}/actions", json={
+                "action": "close", "disposition": "true_positive", "note": role})
+
+    threads = [threading.Thread(target=close, args=(r,)) for r in ("analyst", "analyst2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    codes = sorted(a.status_code for a in answers.values())
+    assert codes == [200, 409]
+    winner = next(r for r, a in answers.items() if a.status_code == 200)
+    loser = next(a for a in answers.values() if a.status_code == 409)
+    user = {"analyst": "ann", "analyst2": "bob"}[winner]
+    assert loser.json()["closed_by"] == user and f"closed by {user}" in loser.json()["error"]
+    with psycopg.connect(workbench.dsn) as conn:
+        history = conn.execute("SELECT actor, action FROM alert_actions WHERE alert_id = %s",
+                               (target,)).fetchall()  # fmt: skip
+    assert history == [(user, "close")]
+    with workbench.client() as api:
+        unknown = api.post("/api/alerts/nope/actions", json={"action": "ack"})
+    assert unknown.status_code == 400 and unknown.json()["error"] == "no alert with id 'nope'"
