@@ -74,8 +74,9 @@ def best_execution_sql() -> str:
 
 
 SURVEILLANCE = dashboard("brokerflow-surveillance", "brokerflow: surveillance overview", [
+    # One row per finding: an alert whose episode went on has several (same alert_id).
     panel("Alerts by kind", CLICKHOUSE, """
-SELECT $__timeInterval(event_time) AS time, kind, count() AS alerts
+SELECT $__timeInterval(event_time) AS time, kind, uniqExact(alert_id) AS alerts
 FROM alerts FINAL
 WHERE $__timeFilter(event_time)
 GROUP BY time, kind
@@ -83,11 +84,11 @@ ORDER BY time""", draw="bars", width=16),
     panel("Open alerts by kind", POSTGRES, """
 SELECT kind, count(*) AS open_alerts
 FROM alerts
-WHERE status = 'OPEN'
+WHERE status <> 'CLOSED'
 GROUP BY kind
 ORDER BY open_alerts DESC""", kind="barchart", width=8),
     panel("Top accounts", CLICKHOUSE, """
-SELECT account, any(owner) AS owner, count() AS alerts,
+SELECT account, any(owner) AS owner, uniqExact(alert_id) AS alerts,
        arrayStringConcat(arraySort(groupUniqArray(kind)), ', ') AS kinds,
        max(event_time) AS last_alert
 FROM alerts FINAL
@@ -96,10 +97,11 @@ GROUP BY account
 ORDER BY alerts DESC, account
 LIMIT 20""", kind="table"),
     panel("Open alerts", POSTGRES, """
-SELECT event_time, kind, severity, account, owner, symbol, status, details::text AS evidence
+SELECT event_time, kind, score, account, owner, symbol, status, assignee,
+       details::text AS evidence
 FROM alerts
-WHERE status IN ('OPEN', 'ACKED') AND $__timeFilter(event_time)
-ORDER BY event_time DESC
+WHERE status <> 'CLOSED' AND $__timeFilter(event_time)
+ORDER BY score DESC, event_time DESC
 LIMIT 200""", kind="table"),
 ])
 
