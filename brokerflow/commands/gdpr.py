@@ -120,7 +120,9 @@ def pseudonymise_clickhouse(store: ClickHouseStore, account: str, key: bytes) ->
 
 
 # Tables whose `account` column is rewritten; accounts itself is re-keyed separately.
-_ACCOUNT_TABLES = ("holdings", "account_margin", "orders", "executions", "stop_orders", "alerts")
+_ACCOUNT_TABLES = (
+    "holdings", "account_margin", "orders", "executions", "stop_orders", "alerts", "suppressions",
+)
 
 
 def pseudonymise_postgres(dsn: str, account: str, key: bytes) -> tuple[str, int]:

@@ -219,6 +219,9 @@ def test_gdpr_pseudonymise_rewrites_ledger_audit_and_dead_letters(
     ]
     replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False)
     before_cash, before_holdings, _ = ledger_state(settings.postgres_dsn)
+    with psycopg.connect(settings.postgres_dsn) as conn:  # an analyst's suppression rule
+        conn.execute("INSERT INTO suppressions (account, reason, actor, starts_at, ends_at) "
+                     "VALUES ('ACC1', 'market maker', 'ann', now(), now() + interval '1 day')")
 
     capsys.readouterr()
     assert main(["gdpr", "pseudonymise", "ACC1", "--data-dir", str(settings.data_dir)]) == 0
@@ -231,7 +234,7 @@ def test_gdpr_pseudonymise_rewrites_ledger_audit_and_dead_letters(
     assert holdings[(pseudonym, "ACME")] == before_holdings[("ACC1", "ACME")]
     assert cash["ACC2"] == before_cash["ACC2"]
     with psycopg.connect(settings.postgres_dsn) as conn:
-        for table in ("orders", "executions", "holdings", "accounts"):
+        for table in ("orders", "executions", "holdings", "accounts", "suppressions"):
             left = conn.execute(f"SELECT count(*) FROM {table} WHERE account = 'ACC1'").fetchone()
             assert left == (0,), table
         assert conn.execute(
