@@ -15,7 +15,7 @@ from typing import Any
 from console.tables import records
 
 NS_PER_MS = 1_000_000
-MIN_PAD_NS = 5 * 60 * 1_000_000_000
+MIN_PAD_NS = 60 * 1_000_000_000
 MAX_SPAN_NS = 3 * 86_400 * 1_000_000_000
 MAX_POINTS = 1500
 MAX_EVENTS = 5000
@@ -41,7 +41,7 @@ def window(details: Mapping[str, Any], event_ns: int) -> tuple[int, int]:
     first, last = min(times), max(times)
     if last - first > MAX_SPAN_NS:  # an old instant (a week-old buy): keep the alert's end
         first = last - MAX_SPAN_NS
-    pad = max(MIN_PAD_NS, (last - first) // 10)
+    pad = max(MIN_PAD_NS, (last - first) // 4)
     return first - pad, last + pad
 
 

@@ -130,6 +130,21 @@ class _Writer:
     def _named(self, order: str) -> str:
         return self.current.get(order, order)
 
+    def market_quote(self, symbol: str, bid: str, ask: str, at_ms: int) -> None:
+        """The venue's best bid and offer (a 35=W snapshot, 1,000 shares each side)."""
+        self.seq += 1
+        ts = T0 + at_ms * 1_000_000
+        stamp = _stamp(ts)
+        m = simplefix.FixMessage()
+        pairs = [
+            (8, "FIX.4.4"), (35, "W"), (49, "MD"), (56, "SURV"), (34, self.seq), (52, stamp),
+            (55, symbol), (268, 2), (269, 0), (270, bid), (271, 1_000), (269, 1), (270, ask),
+            (271, 1_000),
+        ]  # fmt: skip
+        for tag, value in pairs:
+            m.append_pair(tag, value)
+        self.lines.append((ts, m.encode()))
+
     def market_trade(self, symbol: str, qty: int, px: str, at_ms: int) -> None:
         """A trade on the market (all participants), as a 35=X trade entry."""
         self.seq += 1
@@ -191,6 +206,15 @@ def write_scenario(day: Path, accounts_csv: Path, labels_csv: Path,
     for i in range(12):
         w.report("E1", "BOLT", "1", "F", 300, "5.00", 12_000 + i * 60_000)
         w.report("E1", "BOLT", "2", "F", 200, "5.02", 42_000 + i * 60_000)
+    # CORE's best bid and offer, 14:10-14:20 every 5 s: 20.02 x 20.04, pushed down to
+    # 19.99 x 20.00 while carol's layers weigh on the offer side (she buys there), back after
+    # (bid and offer only: no trade prints, so no model's volume changes).
+    for k in range(121):
+        at = 600_000 + k * 5_000
+        low = 900_000 <= at < 905_000
+        w.market_quote("CORE", "19.99" if low else "20.02", "20.00" if low else "20.04", at)
+    for at, bid, ask in ((900_600, "19.99", "20.00"), (903_500, "20.01", "20.03")):
+        w.market_quote("CORE", bid, ask, at)
     # carol: layering in CORE, the layers walked down a cent before her buy; after it, two
     # cancelled and the third cut from 3,000 to 200 (8,800 of 9,000 off the book in 4 s)
     for i, px in enumerate(("20.05", "20.06", "20.07")):
