@@ -35,9 +35,23 @@ def _instants(value: Any, key: str = "") -> Iterable[int]:
         yield value
 
 
+MIN_BAND_NS = 60 * 1_000_000_000
+
+
+def band(details: Mapping[str, Any], event_ns: int) -> tuple[int, int] | None:
+    """The model's look-back window ending at the alert, when it is a minute or longer (marking
+    the close's last 30 minutes): shaded on the chart. Shorter windows (a spoof's 15 s, a
+    self-match's second) would be a line, not a band."""
+    length = details.get("window_ns")
+    if isinstance(length, int) and not isinstance(length, bool) and length >= MIN_BAND_NS:
+        return event_ns - length, event_ns
+    return None
+
+
 def window(details: Mapping[str, Any], event_ns: int) -> tuple[int, int]:
     """The chart's [start, end) in epoch ns: every instant of the evidence, padded."""
-    times = [event_ns, *_instants(details)]
+    shaded = band(details, event_ns)
+    times = [event_ns, *_instants(details), *(shaded or ())]
     first, last = min(times), max(times)
     if last - first > MAX_SPAN_NS:  # an old instant (a week-old buy): keep the alert's end
         first = last - MAX_SPAN_NS
@@ -84,13 +98,18 @@ def chart_data(store: Any, alert: Mapping[str, Any], event_ns: int) -> dict[str,
     """The market and the orders around an alert, for its page.
 
     Returns `{"from_ms","to_ms","ticks":{"t","bid","ask","ltp","volume"} (columns),
-    "events":[{t, event_type, side, cl_ord_id, …, event_id}]}`; empty lists when the alert
-    has no symbol.
+    "events":[{t, event_type, side, cl_ord_id, …, event_id}], "band": {"from_ms","to_ms",
+    "minutes"} or None}`; empty lists when the alert has no symbol.
     """
-    start, end = window(alert.get("details") or {}, event_ns)
+    details = alert.get("details") or {}
+    start, end = window(details, event_ns)
+    shaded = band(details, event_ns)
     out: dict[str, Any] = {"from_ms": start // NS_PER_MS, "to_ms": end // NS_PER_MS,
                            "ticks": {"t": [], "bid": [], "ask": [], "ltp": [], "volume": []},
-                           "events": []}  # fmt: skip
+                           "events": [], "band": None}  # fmt: skip
+    if shaded is not None:
+        out["band"] = {"from_ms": shaded[0] // NS_PER_MS, "to_ms": shaded[1] // NS_PER_MS,
+                       "minutes": (shaded[1] - shaded[0]) // (60 * 1_000_000_000)}  # fmt: skip
     symbol = alert.get("symbol")
     if not symbol:
         return out

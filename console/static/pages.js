@@ -330,8 +330,9 @@ function drawChart(container, chart, explanation) {
   const from = chart.from_ms / 1000;
   const to = chart.to_ms / 1000;
   const ticks = chart.ticks;
-  let data = [ticks.t.map((t) => t / 1000), ticks.ltp, ticks.bid, ticks.ask];
-  if (!data[0].length) data = [[from, to], [null, null], [null, null], [null, null]];
+  let data = [ticks.t.map((t) => t / 1000), ticks.ltp, ticks.bid, ticks.ask, ticks.volume];
+  if (!data[0].length) data = [[from, to], [null, null], [null, null], [null, null], [null, null]];
+  const shaded = chart.band;   // the model's look-back window (marking the close's last 30 min)
   const markers = chartMarkers(chart.events, namedEvents(chart.events, explanation));
   const prices = [...data[1], ...data[2], ...data[3], ...markers.map((m) => m.price)]
     .filter((v) => v !== null && v !== undefined && Number.isFinite(Number(v))).map(Number);
@@ -345,17 +346,21 @@ function drawChart(container, chart, explanation) {
     width: Math.max(360, container.clientWidth || 900),
     height: 340,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
-    scales: { x: { time: true, range: () => [from, to] }, y: { range: () => [lo, hi] } },
+    scales: { x: { time: true, range: () => [from, to] }, y: { range: () => [lo, hi] }, vol: {} },
     series: [
       { label: "time (UTC)", value: (u, v) => utc(v) },
       { label: "last", stroke: "#1565c0", width: 1.5, spanGaps: true },
       { label: "bid", stroke: "#90a4ae", width: 1, spanGaps: true },
       { label: "ask", stroke: "#90a4ae", width: 1, dash: [4, 3], spanGaps: true },
+      // The symbol's volume so far today (right axis): a pump's buys against the day's volume.
+      { label: "day volume", scale: "vol", stroke: "#8d6e63", width: 1, spanGaps: true,
+        value: (u, v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US")) },
     ],
     axes: [
       { label: `UTC, ${new Date(chart.from_ms).toISOString().slice(0, 10)}`,
         values: (u, splits) => splits.map((v) => new Date(v * 1000).toISOString().slice(11, 19)) },
       { label: "price" },
+      { scale: "vol", side: 1, label: "day volume", grid: { show: false } },
     ],
     hooks: {
       draw: [(u) => {
@@ -365,6 +370,13 @@ function drawChart(container, chart, explanation) {
         ctx.beginPath();
         ctx.rect(left, top, width, height);
         ctx.clip();
+        if (shaded) {
+          const x0 = u.valToPos(shaded.from_ms / 1000, "x", true);
+          const x1 = u.valToPos(shaded.to_ms / 1000, "x", true);
+          ctx.fillStyle = "rgba(255, 193, 7, 0.15)";
+          ctx.fillRect(x0, top, x1 - x0, height);
+          container.dataset.band = `${shaded.minutes} min`;
+        }
         let drawn = 0;
         let emphasised = 0;
         for (const m of markers) {
@@ -387,6 +399,7 @@ function drawChart(container, chart, explanation) {
   const note = [];
   if (!ticks.t.length) note.push("no market ticks recorded for this symbol in the window: the axes and the orders only");
   if (!chart.events.length) note.push("no orders of the account in the window");
+  if (shaded) note.push(`shaded: the model's window, the ${shaded.minutes} minutes up to the alert`);
   document.getElementById("chart-note").textContent = note.join("; ");
   return plot;
 }

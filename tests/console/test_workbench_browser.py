@@ -380,3 +380,25 @@ def test_a_trader_token_sees_no_surveillance_through_the_pages(
     expect(own.get_by_test_id("account-title")).to_contain_text("Account K1")
     other = open_page("trader", "/account.html?account=A1")
     expect(other.get_by_test_id("error")).to_contain_text("not one of this trader token's")
+
+
+def test_marking_the_close_is_drawn_with_its_last_half_hour_and_the_days_volume(
+    workbench: Workbench, open_page: OpenPage, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    target = _labelled_alert(workbench, "MARKING_THE_CLOSE")
+    alert = _api(workbench, f"/api/alerts/{target}")
+    band, chart = alert["chart"]["band"], alert["chart"]
+    # The model's window: the 30 minutes up to the close (21:00 UTC on the labelled day).
+    assert (band["minutes"], band["to_ms"] - band["from_ms"]) == (30, 30 * 60_000)
+    assert chart["from_ms"] < band["from_ms"] and chart["to_ms"] > band["to_ms"]
+    in_band = [t for t in chart["ticks"]["t"] if band["from_ms"] <= t <= band["to_ms"]]
+    assert in_band, "CLSE's trades in the last half hour are on the chart"
+    assert max(v for v in chart["ticks"]["volume"] if v is not None) > 0
+    page = open_page("analyst", f"/alert.html?id={target}")
+    figure = page.get_by_test_id("chart")
+    expect(figure).to_have_attribute("data-band", "30 min")
+    expect(figure).to_have_attribute("data-markers", re.compile(r"[1-9]"))  # nina's buy
+    expect(page.get_by_test_id("chart-note")).to_contain_text("30 minutes up to the alert")
+    _save_screenshot(page, tmp_path, "marking-the-close.png")
