@@ -41,7 +41,6 @@ from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
 from connectors.fix.live import FixSessionSource, LiveSession, OrderEntrySession
 from connectors.fix.session import SessionConfig
-from console.server import BackgroundConsole
 from flows.context import FlowContext
 from flows.pipeline import ALL_FLOWS, build_pipeline
 from simulator.abuse import PATTERNS
@@ -293,6 +292,7 @@ def _start_console(
     which one process at a time may open, so the console that reads it must live here too.
     Returns the console and an analyst's token."""
     from brokerflow.commands.console import build_config
+    from console.server import BackgroundConsole
     from edge.tokens import issue_token
     from sinks.clickhouse import ClickHouseError
 
