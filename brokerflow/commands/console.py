@@ -41,15 +41,26 @@ def build_config(settings, edge_url: str | None = None, clickhouse=None):  # noq
     """
     from brokerflow.services import ensure_services
     from console.app import ConsoleConfig
+    from domain.errors import ConfigError
     from edge.tokens import edge_secret
-    from sinks.clickhouse import migrate_clickhouse, open_store
+    from sinks.clickhouse import ClickHouseError, is_embedded, migrate_clickhouse, open_store
     from sinks.postgres import migrate
 
     dsn = ensure_services(settings, {"postgres"}).postgres_dsn
     assert dsn is not None
     migrate(dsn)
     if clickhouse is None:
-        clickhouse = open_store(settings.clickhouse_url, settings.data_dir)
+        try:
+            clickhouse = open_store(settings.clickhouse_url, settings.data_dir)
+        except ClickHouseError as exc:
+            if not is_embedded(settings.clickhouse_url):
+                raise
+            msg = (
+                f"the embedded ClickHouse under {settings.data_dir} is open in another process "
+                "(a running demo or run): use the workbench that process serves, or set "
+                f"BROKERFLOW_CLICKHOUSE_URL to a ClickHouse server ({exc})"
+            )
+            raise ConfigError(msg) from None
         migrate_clickhouse(clickhouse)
     configured = settings.edge_secret.get_secret_value() if settings.edge_secret else None
     return ConsoleConfig(
