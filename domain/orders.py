@@ -23,6 +23,12 @@ Which order rows an event moves (`route_execution_report`, `route_order_request`
   A bust or correct may carry the ClOrdID of the fill it amends, which a replace has since
   superseded, or none at all; a venue that omits 41 on a cancel names only the cancel
   request in 11.
+- 35=8 without 41 whose 11 names a REPLACED row: the live row by OrderID too. A venue that
+  echoes the ClOrdID the order was placed with keeps naming it after our 35=G replaced it.
+- 35=8 with ExecType 5 without 41 (echoed), on a row PENDING_REPLACE by our 35=G (its
+  `last_request_id`, a row whose OrigClOrdID is this one): the row becomes REPLACED and the
+  G's row moves as on ExecType 0, as a standard 11/41 replace would move them. An echoed
+  cancel (150=4) needs no such step: the F makes no row, and the order's row is cancelled.
 - any other 35=8: ClOrdID (11), or OrigClOrdID (41) when only that order is known (a fill
   reported against the original ClOrdID while a cancel is pending).
 """
@@ -191,6 +197,11 @@ ORDER_TRANSITIONS: dict[tuple[OrdStatus | None, str], _Target] = {
     (S.PENDING_REPLACE, REQUEST_REPLACE): S.PENDING_REPLACE,
     (S.PENDING_REPLACE, E.PENDING_REPLACE): S.PENDING_REPLACE,
     (S.PENDING_REPLACE, E.PENDING_CANCEL): S.PENDING_CANCEL,
+    # Issue 18: a venue that echoes the order's ClOrdID (11, no 41) confirms a replace (150=5)
+    # as the order resting on with new terms. With our 35=G pending, the report moves the G's
+    # row instead (`route_execution_report`: this row REPLACED, the G's NEW); without one (the
+    # replace was asked for elsewhere and acknowledged by 150=E) the order itself rests on.
+    (S.PENDING_REPLACE, E.NEW): BY_FILL,
     (S.PENDING_REPLACE, E.TRADE): UNLESS_FILLED,
     (S.PENDING_REPLACE, E.TRADE_CORRECT): UNLESS_FILLED,
     (S.PENDING_REPLACE, E.TRADE_CANCEL): UNLESS_FILLED,
@@ -530,6 +541,9 @@ def apply_order_request(
 _REQUEST_TRIGGER = {"D": REQUEST_NEW, "F": REQUEST_CANCEL, "G": REQUEST_REPLACE}
 BY_ORDER_ID = frozenset({ExecType.TRADE_CORRECT, ExecType.TRADE_CANCEL})
 """ExecTypes routed to the order's live row by OrderID (37) whatever their ClOrdID (11)."""
+SUPERSEDED = frozenset({OrdStatus.REPLACED, OrdStatus.PENDING_REPLACE})
+"""States of a row that an echoed report (11 without 41) naming it may move past: to the
+order's live row by OrderID (37), or to the replacement our pending 35=G made."""
 _ON_ORIGINAL = frozenset({ExecType.CANCELED, ExecType.PENDING_CANCEL, ExecType.PENDING_REPLACE})
 
 
@@ -557,6 +571,7 @@ def route_execution_report(
     report: ExecutionReport,
     known: Callable[[str], bool],
     live: Callable[[str], str | None] | None = None,
+    order: Callable[[str], Order | None] | None = None,
 ) -> list[tuple[str, str]]:
     """Return the `(cl_ord_id, trigger)` pairs an execution report moves, in order.
 
@@ -564,7 +579,10 @@ def route_execution_report(
         report: the report.
         known: whether an order row exists for a ClOrdID.
         live: the ClOrdID of the live row (not REPLACED) of an OrderID (37), or None; asked
-            for trade corrections and cancels, and for reports naming no known order.
+            for trade corrections and cancels, for reports naming no known order, and for
+            echoed reports naming a REPLACED row.
+        order: the order row of a ClOrdID, or None; without it, echoed reports (11 without
+            41) move the row they name, whatever its state.
 
     Returns:
         The pairs; empty when the report names no order at all (its execution is still booked).
@@ -577,6 +595,12 @@ def route_execution_report(
     """
     exec_type = report.exec_type
     cl_ord_id, orig = report.cl_ord_id, report.orig_cl_ord_id
+    if orig is None and cl_ord_id is not None and order is not None:
+        named = order(cl_ord_id)
+        if named is not None and named.status in SUPERSEDED:
+            echoed = _route_echoed(report, named, live, order)
+            if echoed is not None:
+                return echoed
     if exec_type == ExecType.REPLACED:
         pairs = [(orig, ExecType.REPLACED)] if orig else []
         if cl_ord_id:
@@ -596,6 +620,34 @@ def route_execution_report(
     if orig and not known(cl_ord_id) and known(orig):
         return [(orig, exec_type)]
     return [(cl_ord_id, exec_type)]
+
+
+def _route_echoed(
+    report: ExecutionReport,
+    named: Order,
+    live: Callable[[str], str | None] | None,
+    order: Callable[[str], Order | None],
+) -> list[tuple[str, str]] | None:
+    """The pairs of a report naming `named` in 11 and no 41, when it is echoed past a replace
+    of ours (see the module docstring); None to route it as any other."""
+    exec_type = report.exec_type
+    if exec_type in BY_ORDER_ID:
+        return None
+    cl_ord_id = named.cl_ord_id
+    if named.status == OrdStatus.REPLACED:
+        current = live(report.order_id) if live is not None else None
+        moved = order(current) if current is not None else None
+        if moved is None:
+            return None
+        named = moved
+    if exec_type == ExecType.REPLACED and named.status == OrdStatus.PENDING_REPLACE:
+        request_id = named.last_request_id
+        replacement = order(request_id) if request_id else None
+        if replacement is not None and replacement.orig_cl_ord_id == named.cl_ord_id:
+            return [(named.cl_ord_id, ExecType.REPLACED), (replacement.cl_ord_id, ExecType.NEW)]
+    if named.cl_ord_id == cl_ord_id:
+        return None
+    return [(named.cl_ord_id, ExecType.NEW if exec_type == ExecType.REPLACED else exec_type)]
 
 
 # OrdStatus (39) values where LeavesQty = OrderQty - CumQty must hold.

@@ -44,6 +44,7 @@ from domain.ledger import FLAT, ZERO, Holding, apply_fill, commission_from_raw, 
 from domain.orders import (
     BY_ORDER_ID,
     FILL_EXEC_TYPES,
+    SUPERSEDED,
     ExecType,
     Order,
     OrdStatus,
@@ -421,6 +422,22 @@ class _Batch:
             self.orders.setdefault(row[0], _order_from_row(row))
             by_order_id.setdefault(row[1], set()).add(row[0])
 
+    def load_pending_replacements(self) -> None:
+        """Read the rows of the 35=G requests pending on the orders read, which an echoed
+        replace (150=5, 11 = the order's first ClOrdID, no 41) moves though it names none."""
+        orders = self.orders
+        want = {
+            o.last_request_id
+            for o in orders.values()
+            if o.status == OrdStatus.PENDING_REPLACE
+            and o.last_request_id
+            and o.last_request_id not in orders
+        }
+        if want:
+            self.cur.execute(_SELECT_ORDERS, (_text_array(want),))
+            for row in self.cur.fetchall():
+                orders.setdefault(row[0], _order_from_row(row))
+
     def _live_order(self, order_id: str) -> str | None:
         """The ClOrdID of the OrderID's live row: the one not REPLACED (the latest made, if
         a venue's stray ids made more than one)."""
@@ -532,7 +549,7 @@ class _Batch:
         wanted = self.wanted_order_ids
         by_order_id = bool(wanted) and report.order_id in wanted
         pairs = route_execution_report(
-            report, self._known_order, self._live_order if by_order_id else None
+            report, self._known_order, self._live_order if by_order_id else None, self.orders.get
         )
         for cl_ord_id, trigger in pairs:
             order = order_changes.get(cl_ord_id) or self.orders.get(cl_ord_id)
@@ -712,7 +729,10 @@ class LedgerWriter:
                     holding_keys.add((fill.account, fill.symbol))
             batch.load_holdings(holding_keys)
             batch.load_orders(cl_ord_ids)
-            batch.load_orders_by_order_id(_routed_by_order_id(events, accounts, known, batch))
+            order_ids, echoed_replace = _routed_by_order_id(events, accounts, known, batch)
+            batch.load_orders_by_order_id(order_ids)
+            if echoed_replace:
+                batch.load_pending_replacements()
 
             for event, account in zip(events, accounts, strict=True):
                 try:
@@ -741,34 +761,54 @@ _FIRST_REPORTS = frozenset({ExecType.NEW, ExecType.PENDING_NEW, ExecType.TRADE, 
 
 def _routed_by_order_id(
     events: Sequence[LedgerEvent], accounts: Sequence[str | None], known: set[str], batch: _Batch
-) -> set[str]:
-    """The OrderIDs (37) of the reports `route_execution_report` may route by OrderID: trade
-    corrections and cancels, and reports naming no order the batch has read by 11 or 41 or
-    met before them."""
+) -> tuple[set[str], bool]:
+    """The OrderIDs (37) of the reports `route_execution_report` may route by OrderID (trade
+    corrections and cancels, reports naming no order the batch has read by 11 or 41 or met
+    before them, and echoed reports, 11 without 41, naming a row a replace supersedes), and
+    whether the batch has an echoed replace (150=5 without 41)."""
     orders = batch.orders
     named: set[str] = set()  # ClOrdIDs of the batch's earlier events
+    replaced: set[str] = set()  # OrigClOrdIDs (41) of the batch's earlier replaces (G, 5)
     order_ids: set[str] = set()
+    echoed_replace = False
     for event, account in zip(events, accounts, strict=True):
         cl_ord_id, orig = event.cl_ord_id, event.orig_cl_ord_id
-        if type(event) is ExecutionReport and account in known:
-            exec_type, order_id = event.exec_type, event.order_id
-            # 37=NONE: the reject of an order the venue never accepted
-            if order_id and order_id != "NONE" and (
-                exec_type in BY_ORDER_ID
-                or cl_ord_id is None
-                or (
-                    exec_type not in _FIRST_REPORTS
-                    and cl_ord_id not in orders
-                    and cl_ord_id not in named
-                    and (orig is None or (orig not in orders and orig not in named))
-                )
-            ):
-                order_ids.add(order_id)
+        if type(event) is ExecutionReport:
+            if account in known:
+                exec_type, order_id = event.exec_type, event.order_id
+                # 37=NONE: the reject of an order the venue never accepted
+                if order_id and order_id != "NONE" and (
+                    exec_type in BY_ORDER_ID
+                    or cl_ord_id is None
+                    or (
+                        exec_type not in _FIRST_REPORTS
+                        and cl_ord_id not in orders
+                        and cl_ord_id not in named
+                        and (orig is None or (orig not in orders and orig not in named))
+                    )
+                    or (orig is None and _superseded(cl_ord_id, orders, replaced))
+                ):
+                    order_ids.add(order_id)
+                if exec_type == ExecType.REPLACED and orig is None:
+                    echoed_replace = True
+            if orig and event.exec_type == ExecType.REPLACED:
+                replaced.add(orig)
+        elif orig and event.msg_type == "G":
+            replaced.add(orig)
         if cl_ord_id:
             named.add(cl_ord_id)
         if orig:
             named.add(orig)
-    return order_ids
+    return order_ids, echoed_replace
+
+
+def _superseded(cl_ord_id: str, orders: dict[str, Order], replaced: set[str]) -> bool:
+    """Whether the row of `cl_ord_id` is REPLACED or PENDING_REPLACE as read, or a replace
+    earlier in the batch names it in 41: an echoed report naming it may move another row."""
+    if cl_ord_id in replaced:
+        return True
+    order = orders.get(cl_ord_id)
+    return order is not None and order.status in SUPERSEDED
 
 
 def _resolve_accounts(cur: psycopg.Cursor, events: Sequence[LedgerEvent]) -> list[str | None]:

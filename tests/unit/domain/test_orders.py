@@ -15,7 +15,9 @@ from domain.orders import (
     ORDER_TRANSITIONS,
     REQUEST_CANCEL,
     REQUEST_NEW,
+    REQUEST_REPLACE,
     ExecType,
+    Order,
     OrdStatus,
     apply_execution_report,
     apply_order_request,
@@ -100,6 +102,41 @@ def test_replace_routes_original_and_replacement() -> None:
 def test_cancel_routes_to_original() -> None:
     report = _report(ExecType.CANCELED, "0", "0", cl_ord_id="cx", orig_cl_ord_id="c1")
     assert route_execution_report(report, lambda c: False) == [("c1", ExecType.CANCELED)]
+
+
+def _orders_after_g() -> dict[str, Order]:
+    """c1 acknowledged (OrderID o1), then our 35=G: c1 PENDING_REPLACE, c2 PENDING_NEW."""
+    c1 = apply_order_request(None, _request("D", "c1"), REQUEST_NEW, "A1")
+    c1 = apply_execution_report(c1, _report("0", "0", "100", ord_status="0"), "0", "A1")
+    g = _request("G", "c2", "c1")
+    c1 = apply_order_request(c1, g, REQUEST_REPLACE, "A1")
+    return {"c1": c1, "c2": apply_order_request(None, g, REQUEST_NEW, "A1")}
+
+
+def test_echoed_replace_routes_the_order_and_our_pending_replacement() -> None:
+    """Issue 18: 150=5 echoing c1 (no 41) after our G c2 is the replace of c1 by c2."""
+    orders = _orders_after_g()
+    report = _report(ExecType.REPLACED, "0", "80", order_qty=D(80), ord_status="0")
+    assert route_execution_report(report, orders.__contains__, None, orders.get) == [
+        ("c1", ExecType.REPLACED),
+        ("c2", ExecType.NEW),
+    ]
+    # the fill after it, still echoing c1, moves c2: the order's live row by OrderID (37)
+    orders["c1"] = apply_execution_report(orders["c1"], report, ExecType.REPLACED, "A1")
+    fill = _report(ExecType.TRADE, "30", "50", order_qty=D(80), last_qty=D(30), last_px=D(10))
+    assert route_execution_report(fill, orders.__contains__, {"o1": "c2"}.get, orders.get) == [
+        ("c2", ExecType.TRADE)
+    ]
+
+
+def test_echoed_replace_without_a_request_of_ours_moves_the_order_itself() -> None:
+    orders = _orders_after_g()
+    del orders["c2"]  # the replace was asked for elsewhere (150=E made c1 PENDING_REPLACE)
+    report = _report(ExecType.REPLACED, "0", "80", order_qty=D(80), ord_status="0")
+    pairs = route_execution_report(report, orders.__contains__, None, orders.get)
+    assert pairs == [("c1", ExecType.NEW)]
+    moved = apply_execution_report(orders["c1"], report, ExecType.NEW, "A1")
+    assert (moved.status, moved.quantity) == (OrdStatus.NEW, D(80))
 
 
 def test_apply_execution_report_takes_quantities_from_the_report() -> None:
