@@ -8,6 +8,10 @@
 --   ORDER_PLACED (35=D, matched to the order through any ClOrdID its execution reports carry)
 --   or ORDER_ACCEPTED (ExecType 0, matched by OrderID) event with both bid and ask > 0; on a
 --   tie of timestamps ORDER_PLACED wins. Orders placed up to 30 days before `from` are found.
+--   ClOrdIDs are unique per account and day only: a 35=D's ClOrdID names the order of the
+--   same account whose first report with it is the nearest one from a minute before the D on
+--   (the minute: the venue's clock and ours differ), not one another account, or this account
+--   on another day, placed with the same ClOrdID.
 -- * interval VWAP of a fill = sum(ltp * traded) / sum(traded) over the market_ticks of the
 --   symbol with arrival time < ts <= fill time, where traded = the rise of the day's cumulative
 --   volume since the previous tick of the same UTC day (the day's first tick carries the
@@ -37,10 +41,13 @@ WITH
           AND exec_id NOT IN (SELECT exec_id FROM busted)
     ),
     order_ids AS (
-        SELECT cl_ord_id, any(order_id) AS mapped_order_id
+        SELECT account, cl_ord_id, order_id AS mapped_order_id,
+               min(timestamp) + INTERVAL 1 MINUTE AS reach
         FROM audit_log FINAL
         WHERE exec_id != '' AND order_id != '' AND cl_ord_id != ''
-        GROUP BY cl_ord_id
+          AND timestamp >= period_start - INTERVAL 30 DAY
+          AND timestamp < period_end
+        GROUP BY account, cl_ord_id, order_id
     ),
     arrival_events AS (
         SELECT if(e.order_id != '', e.order_id, m.mapped_order_id) AS order_id,
@@ -49,7 +56,8 @@ WITH
                (JSONExtractFloat(e.market_snapshot, 'bid')
                 + JSONExtractFloat(e.market_snapshot, 'ask')) / 2 AS mid
         FROM audit_log AS e FINAL
-        LEFT JOIN order_ids AS m ON m.cl_ord_id = e.cl_ord_id
+        ASOF LEFT JOIN order_ids AS m
+            ON m.account = e.account AND m.cl_ord_id = e.cl_ord_id AND m.reach >= e.timestamp
         WHERE e.event_type IN ('ORDER_PLACED', 'ORDER_ACCEPTED')
           AND e.timestamp >= period_start - INTERVAL 30 DAY
           AND e.timestamp < period_end

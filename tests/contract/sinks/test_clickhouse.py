@@ -767,6 +767,52 @@ def test_report_best_execution(book: ChdbStore) -> None:
     assert (sell["fills_with_vwap"], sell["vwap_slippage_bps"]) == (0, None)  # no MSFT tape
 
 
+def test_report_best_execution_clordid_reused_by_another_account_or_day(
+    store: ChdbStore,
+) -> None:
+    """ClOrdIDs (11) are unique per account and day only (issue 18): X1 names three orders,
+    ACC1's of 03-01 (O0) and of 03-04 (O1) and ACC2's of 03-04 (O2), each with its arrival.
+    The acks carry no quote, so each order's arrival is its 35=D's, found through its ClOrdID."""
+    aapl_early = quote("AAPL", 89.90, 90.10, "2024-03-01 10:00:00")  # mid 90.00
+    aapl = quote("AAPL", 100.00, 100.20, "2024-03-04 10:00:00")  # mid 100.10
+    msft = quote("MSFT", 400.0, 401.0, "2024-03-04 11:00:00")  # mid 400.50
+    records = [
+        audit_record(request("D", "X1", "ACC1", "AAPL", "1", "2024-03-01 10:00:00"), aapl_early),
+        audit_record(
+            execution("0", "A0", "O0", "X1", "ACC1", "AAPL", "1", "2024-03-01 10:00:01"), None
+        ),
+        audit_record(request("D", "X1", "ACC1", "AAPL", "1", "2024-03-04 10:00:00"), aapl),
+        audit_record(
+            execution("0", "A1", "O1", "X1", "ACC1", "AAPL", "1", "2024-03-04 10:00:01"), None
+        ),
+        audit_record(
+            execution("F", "F1", "O1", "X1", "ACC1", "AAPL", "1", "2024-03-04 10:01:00",
+                      "10", "100.20", "1"),
+            None,
+        ),  # fmt: skip
+        # ACC2's ack is stamped by the venue's clock, a second before our 35=D's
+        audit_record(request("D", "X1", "ACC2", "MSFT", "1", "2024-03-04 11:00:01"), msft),
+        audit_record(
+            execution("0", "A2", "O2", "X1", "ACC2", "MSFT", "1", "2024-03-04 11:00:00"), None
+        ),
+        audit_record(
+            execution("F", "F2", "O2", "X1", "ACC2", "MSFT", "1", "2024-03-04 11:01:00",
+                      "10", "401.00", "1"),
+            None,
+        ),  # fmt: skip
+    ]
+    store.insert("audit_log", AUDIT_COLUMNS, audit_rows(records))
+    columns, rows = run_report(store, "best_execution", {"from": "2024-03-04", "to": "2024-03-05"})
+    named = {(r[0], r[1]): dict(zip(columns, r, strict=True)) for r in rows}
+    assert set(named) == {("AAPL", "BUY"), ("MSFT", "BUY")}
+    # F1 10 @ 100.20 against O1's arrival mid 100.10 (not O0's 90.00): 9.99001 bps
+    aapl_buy = named[("AAPL", "BUY")]
+    assert (aapl_buy["fills_with_arrival"], aapl_buy["arrival_slippage_bps"]) == (1, 9.99)
+    # F2 10 @ 401.00 against O2's arrival mid 400.50: 12.48439 bps
+    msft_buy = named[("MSFT", "BUY")]
+    assert (msft_buy["fills_with_arrival"], msft_buy["arrival_slippage_bps"]) == (1, 12.48)
+
+
 def test_report_order_to_trade(book: ChdbStore) -> None:
     columns, rows = run_report(book, "order_to_trade", {"from": "2024-03-01", "to": "2024-05-01"})
     got = [
