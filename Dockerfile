@@ -13,6 +13,7 @@ COPY sinks sinks
 COPY flows flows
 COPY simulator simulator
 COPY edge edge
+COPY console console
 COPY quality quality
 COPY bench bench
 COPY sql sql

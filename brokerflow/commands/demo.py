@@ -196,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
             edge[0].wait(10)
         if workbench is not None:
             workbench[0].stop()
+            workbench[2].close()  # the console's share of the embedded store
     summary = RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, ["fix:demo"])
     for line in summary.lines():
         print(line)
@@ -287,25 +288,31 @@ def _start_console(
     endpoints: Endpoints,
     args: argparse.Namespace,
     edge: tuple[subprocess.Popen, int, dict[str, str]] | None,
-) -> tuple[Any, str] | None:
+) -> tuple[Any, str, Any] | None:
     """The workbench on a thread of this process: the flows here hold the embedded chdb store,
     which one process at a time may open, so the console that reads it must live here too.
-    Returns the console and an analyst's token."""
+    Returns the console, an analyst's token, and the console's store (closed by the caller)."""
     from brokerflow.commands.console import build_config
     from console.server import BackgroundConsole
+    from domain.errors import ConfigError
     from edge.tokens import issue_token
     from sinks.clickhouse import ClickHouseError
 
     edge_url = f"ws://127.0.0.1:{edge[1]}/ws" if edge is not None else None
     try:
         config = build_config(settings, edge_url)
+    except (ClickHouseError, ConfigError) as exc:
+        print(f"  workbench-> off: {exc}", file=sys.stderr)
+        return None
+    try:
         console = BackgroundConsole(config, port=_free_port(args.console_port)).start()
-    except (ClickHouseError, RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError) as exc:
+        config.clickhouse.close()
         print(f"  workbench-> off: {exc}", file=sys.stderr)
         return None
     token = edge[2]["analyst"] if edge is not None else issue_token(
         config.secret, "demo", "analyst", [], int(time.time()), 12 * 3600)
-    return console, token
+    return console, token, config.clickhouse
 
 
 def _start_edge(
