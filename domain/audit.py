@@ -94,7 +94,8 @@ class AuditRecord:
         ts_event_us: event time, epoch microseconds (the `timestamp` column).
         event_type: ORDER_PLACED, ORDER_FILLED, ... (the constants of this module).
         account: Account (1); "" when the message has none.
-        order_id: OrderID (37), broker-assigned; "" for requests.
+        order_id: OrderID (37), broker-assigned; "" when the event has none (a 35=D, or an
+            F or G sent without it).
         cl_ord_id: ClOrdID (11).
         orig_cl_ord_id: OrigClOrdID (41).
         exec_id: ExecID (17); "" for requests.
@@ -483,7 +484,7 @@ def _request_record(event: OrderRequest, snapshot: Quote | None) -> AuditRecord:
         event.ts_event // 1000,  # ts_event_us
         event_type,  # event_type
         event.account or "",  # account
-        "",  # order_id
+        event.order_id or "",  # order_id: an F or G may carry OrderID (37)
         event.cl_ord_id,  # cl_ord_id
         event.orig_cl_ord_id or "",  # orig_cl_ord_id
         "",  # exec_id

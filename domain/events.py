@@ -127,7 +127,8 @@ class OrderRequest:
     Attributes mirror FIX names: MsgType (35), ClOrdID (11), OrigClOrdID (41), Account (1),
     Symbol (55), Side (54), OrderQty (38), OrdType (40), Price (44), StopPx (99),
     TimeInForce (59), ExpireTime (126), ExecInst (18), PegOffsetValue (211), PegOffsetType (836).
-    `raw` and `source` as for `ExecutionReport`.
+    `raw` and `source` as for `ExecutionReport`. `order_id` is the OrderID (37) a cancel (F)
+    or cancel/replace (G) may carry (the venue's id of the order, issue 18); None on a D.
     """
 
     msg_type: str
@@ -148,6 +149,9 @@ class OrderRequest:
     peg_offset_type: str | None = None
     raw: bytes = b""
     source: str = ""
+    # Last: `tuple_pickled` rebuilds from positional values, so requests pickled before this
+    # field (in recovery snapshots) still load.
+    order_id: str | None = None
 
 
 @tuple_pickled

@@ -751,6 +751,7 @@ def parse_order_request(msg: FixMessage, source: str = "", raw: bytes = b"") -> 
     """Parse a NewOrderSingle (35=D), OrderCancelRequest (35=F) or cancel/replace (35=G).
 
     Required: ClOrdID (11), Symbol (55), Side (54), and OrigClOrdID (41) for F and G.
+    OrderID (37), which an F or G may carry, is kept.
     In D and G, Side must be a FIX value and OrderQty (38), Price (44) and StopPx (99) above 0
     when present; a cancel (F) only names the order, so its values are not judged.
 
@@ -819,6 +820,7 @@ def _order_request(
         peg_offset_type=_optional_text(values, 836),
         raw=raw,
         source=source,
+        order_id=_optional_text(values, 37),
     )
 
 

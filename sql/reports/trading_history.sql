@@ -10,6 +10,7 @@ SELECT
     side,
     order_id,
     cl_ord_id,
+    orig_cl_ord_id,
     exec_id,
     ord_status,
     quantity,

@@ -722,6 +722,12 @@ def test_report_trading_history(book: ChdbStore) -> None:
         "ORDER_CANCEL_REQUESTED",  # C9
     ]
     assert named[4]["exec_id"] == "F1" and named[4]["last_qty"] == Decimal(60)
+    # the 35=G C1b replaces C1, and the 35=F C9 cancels C7: OrigClOrdID (41) beside ClOrdID
+    assert columns[columns.index("cl_ord_id") + 1] == "orig_cl_ord_id"
+    assert [(r["cl_ord_id"], r["orig_cl_ord_id"]) for r in named if r["orig_cl_ord_id"]] == [
+        ("C1b", "C1"),
+        ("C9", "C7"),
+    ]
     assert (named[0]["bid"], named[0]["ask"]) == (100.0, 100.2)
     assert named[0]["timestamp"] == dt.datetime(2024, 3, 4, 10, tzinfo=UTC)
 

@@ -107,6 +107,14 @@ def test_audit_record_request_event_types(msg_type: str, event_type: str) -> Non
     assert record.quantity == Decimal(100) and record.price == Decimal("100.25")
 
 
+@pytest.mark.parametrize("msg_type", ["F", "G"])
+def test_audit_record_request_carries_its_order_id(msg_type: str) -> None:
+    """Issue 18: a cancel or cancel/replace may carry OrderID (37); its row keeps it."""
+    request = order_request(msg_type, cl_ord_id="C2", orig_cl_ord_id="C1", order_id="V9")
+    record = audit_record(request, quote())
+    assert (record.order_id, record.cl_ord_id, record.orig_cl_ord_id) == ("V9", "C2", "C1")
+
+
 @pytest.mark.parametrize(
     ("exec_type", "event_type"),
     [
@@ -316,7 +324,7 @@ def _reference_record(event: ExecutionReport | OrderRequest, snapshot: Quote | N
         ts_event_us=event.ts_event // 1000,
         event_type=event_type,
         account=event.account or "",
-        order_id="",
+        order_id=event.order_id or "",
         cl_ord_id=event.cl_ord_id,
         orig_cl_ord_id=event.orig_cl_ord_id or "",
         exec_id="",
@@ -423,6 +431,7 @@ def _random_event(rng: random.Random) -> ExecutionReport | OrderRequest:
         peg_offset_type=text(rng),
         raw=rng.choice([b"", b"8=FIX.4.4\x0135=D\x01", b"\xc3"]),
         source=text(rng) or "",
+        order_id=text(rng),
     )
 
 

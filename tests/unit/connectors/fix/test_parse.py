@@ -341,6 +341,18 @@ def test_parse_order_requests() -> None:
     assert (error.tag, error.reason) == (41, "OrigClOrdID(41) missing")
 
 
+def test_parse_order_request_cancel_keeps_order_id() -> None:
+    """Issue 18: an F or G may carry the venue's OrderID (37); both decode paths keep it."""
+    cancel = fix(*header("F"), (11, "Q-1"), (41, "C-1"), (37, "V-9"), (55, "AAPL"), (54, "1"))
+    [order] = parse(cancel)
+    assert (order.msg_type, order.order_id) == ("F", "V-9")
+    batch = decode_lines([cancel + b"\n"], "test", 1)
+    careful = fix_parse._decode_lines_careful([cancel + b"\n"], "test", 1, "decode_fix", 0, None)
+    assert [e.order_id for e in batch.events] == [e.order_id for e in careful.events] == ["V-9"]
+    [new] = parse(fix(*header("D"), (11, "C-1"), (55, "AAPL"), (54, "1"), (38, "10")))
+    assert new.order_id is None
+
+
 def test_decode_lines_mixed_batch() -> None:
     good = fix(*header("X"), (268, 1), (269, 0), (55, "A"), (270, 1), (271, 2))
     bad_checksum = good[: good.rindex(b"10=")] + b"10=000\x01"
