@@ -112,6 +112,8 @@ class Settings(BaseSettings):
         metrics_port: serve Prometheus metrics on this port; 0 or unset: off (`brokerflow
             demo` serves on a default port).
         log_format: "text" lines or "json" lines (one object per event) on stderr.
+        price_alerts_max_per_user: how many ACTIVE price alerts a trader may hold; a create
+            beyond it is refused, naming the limit (`sinks.price_alerts`).
     """
 
     model_config = SettingsConfigDict(
@@ -158,6 +160,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     log_format: Literal["text", "json"] = "text"
     sink_retry_s: float = Field(default=30.0, ge=0)
+    price_alerts_max_per_user: int = Field(default=100, gt=0)
 
     @field_validator("instruments", mode="before")
     @classmethod

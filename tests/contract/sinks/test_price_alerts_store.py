@@ -1,0 +1,88 @@
+"""sinks.price_alerts against a real PostgreSQL: the limit, soft delete, FIRED never reloaded,
+mark_fired idempotent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from domain.price_alerts import PriceAlertBook, PriceAlertError, PriceAlertFired
+from sinks import price_alerts as store
+from sinks.postgres import migrate
+
+
+@pytest.fixture
+def conn(pg_dsn: str):
+    migrate(pg_dsn)
+    with psycopg.connect(pg_dsn, autocommit=True) as c:
+        yield c
+
+
+def test_price_alerts_create_list_delete(conn) -> None:
+    a = store.create(conn, user="u1", symbol="aapl", condition="ltp_above", value="190.5",
+                     account="ACC1")  # fmt: skip
+    b = store.create(conn, user="u2", symbol="MSFT", condition="change_pct_below", value=-3)
+    assert (a.symbol, a.value, a.account) == ("AAPL", Decimal("190.5"), "ACC1")
+    assert [r.id for r in store.list_alerts(conn, "u1")] == [a.id]
+    assert [r.id for r in store.list_alerts(conn)] == [a.id, b.id]
+    store.delete(conn, a.id, user="u1")
+    assert store.list_alerts(conn, "u1") == []
+    assert [r.status for r in store.list_alerts(conn, "u1", include_deleted=True)] == ["DELETED"]
+    with pytest.raises(store.PriceAlertNotFoundError, match="^id: "):
+        store.delete(conn, a.id)
+    with pytest.raises(store.PriceAlertNotFoundError):
+        store.delete(conn, b.id, user="u1")  # not u1's
+    assert [x.id for x in store.load_active(conn)] == [b.id]
+
+
+def test_price_alerts_limit_refused_with_the_reason(conn) -> None:
+    for i in range(3):
+        store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value=100 + i,
+                     max_per_user=3)  # fmt: skip
+    with pytest.raises(store.PriceAlertLimitError) as info:
+        store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value=1,
+                     max_per_user=3)  # fmt: skip
+    assert "limit" in str(info.value) and "3" in str(info.value)
+    assert len(store.list_alerts(conn, "u1")) == 3
+    store.create(conn, user="u2", symbol="AAPL", condition="ltp_above", value=1, max_per_user=3)
+    first = store.list_alerts(conn, "u1")[0]
+    store.delete(conn, first.id)  # a deleted alert frees its place
+    store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value=1, max_per_user=3)
+
+
+def test_price_alerts_bad_input_names_the_field(conn) -> None:
+    for kw, field in [
+        ({"symbol": "NOPE"}, "symbol"),
+        ({"condition": "ltp_between"}, "condition"),
+        ({"value": "x"}, "value"),
+        ({"value": "-1"}, "value"),
+        ({"user": ""}, "user"),
+    ]:
+        args = {"user": "u1", "symbol": "AAPL", "condition": "ltp_above", "value": "1", **kw}
+        with pytest.raises(PriceAlertError) as info:
+            store.create(conn, known_symbols={"AAPL"}, **args)
+        assert info.value.field == field
+    assert store.list_alerts(conn) == []
+
+
+def test_price_alerts_fired_once_never_reloaded(conn) -> None:
+    a = store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value=101)
+    b = store.create(conn, user="u1", symbol="AAPL", condition="ltp_below", value=99)
+    book = PriceAlertBook()
+    for alert in store.load_active(conn, {"AAPL"}):
+        book.add(alert)
+    fired = book.on_price("AAPL", 101.25, None, 1_700_000_000_000)
+    assert store.mark_fired(conn, fired) == [a.id]
+    assert store.mark_fired(conn, fired) == []  # a replayed batch changes nothing
+    row = store.list_alerts(conn, "u1")[0]
+    assert (row.status, row.fired_ltp) == ("FIRED", Decimal("101.25"))
+    assert row.fired_at is not None and row.fired_at.year == 2023
+    # A restart: the book is rebuilt from the store; the FIRED row is not loaded again.
+    assert [x.id for x in store.load_active(conn)] == [b.id]
+    # A fire of an alert deleted meanwhile changes nothing and sends no frame.
+    store.delete(conn, b.id)
+    gone = PriceAlertFired(b, 98.0, 99.0, 2)
+    assert store.mark_fired(conn, [gone]) == []
+    assert store.mark_fired(conn, []) == []
