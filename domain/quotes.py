@@ -12,7 +12,14 @@ to publish. Decisions where FIX leaves room (docs/decisions.md):
   its own cumulative volume, 269=B, which then wins) and build the day's OHLC. A trade entry inside
   a full refresh (35=W) is the last trade's state, not a new trade: it sets LTP/LTQ only. A
   DELETE of a trade (a bust) is ignored by the book.
-- The trading day is the UTC date of the event time; a new day resets volume and OHLC.
+- The trading day is the UTC date of the event time; a new day resets volume and OHLC, and the
+  day's close (last trade, or the venue's 269=5) becomes the new day's `prev_close`.
+- The previous close (docs/edge.md, "Change against the previous close"): a ClosingPrice (269=5)
+  or SettlementPrice (269=6) that arrives while the symbol has no trade today (no open: the
+  morning snapshot) is the previous session's official close and sets `prev_close`; a 269=5
+  after the day's first trade (or the venue's opening price, 269=4) is today's close and sets
+  `close` only; a 269=6 then is ignored. The flow also sets `prev_close` from yesterday's
+  `ohlc:` key when it first sees a symbol (`QuoteCoalescer.set_prev_close`).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from domain.events import (
 
 NS_PER_DAY = 86_400_000_000_000
 NS_PER_MS = 1_000_000
+MD_SETTLEMENT = "6"  # SettlementPrice (269=6)
 MAX_LEVELS = 64
 HISTORY = 64  # published quotes kept per symbol for as-of lookups of late order events
 
@@ -55,6 +63,8 @@ class Quote(NamedTuple):
         ts: event time of the last change, epoch milliseconds.
         seq: increases by one with every published update of the symbol.
         day: days since 1970-01-01 (UTC) of `ts`; names the OHLC key.
+        prev_close: the previous session's close (module docstring), or None; last, with a
+            default, so quotes pickled before it existed still load.
 
     A NamedTuple rather than a frozen dataclass: one is built per published update, and a
     tuple is built several times faster than a frozen dataclass sets its fields.
@@ -75,6 +85,7 @@ class Quote(NamedTuple):
     high: float | None
     low: float | None
     close: float | None
+    prev_close: float | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +106,17 @@ class SymbolBook:
     close: float | None = None
     ts_event: int = 0
     seq: int = 0
+    prev_close: float | None = None
+
+    def __setstate__(self, state: tuple) -> None:
+        # Books pickled before a field was added (recovery snapshots) load with its default.
+        for f, value in zip(_BOOK_FIELDS, state, strict=False):
+            object.__setattr__(self, f, value)
+        for f in _BOOK_FIELDS[len(state) :]:
+            object.__setattr__(self, f, _BOOK_DEFAULTS[f]())
+
+    def __getstate__(self) -> tuple:
+        return tuple(getattr(self, f) for f in _BOOK_FIELDS)
 
     def best_bid(self) -> list | None:
         return _best_bid(self.bids)
@@ -105,6 +127,13 @@ class SymbolBook:
     def to_quote(self) -> Quote:
         """Return the current state as a `Quote` (does not bump `seq`)."""
         return _quote_of(self)
+
+
+_BOOK_FIELDS = tuple(SymbolBook.__dataclass_fields__)
+_BOOK_DEFAULTS = {
+    name: (f.default_factory if callable(f.default_factory) else (lambda v=f.default: v))
+    for name, f in SymbolBook.__dataclass_fields__.items()
+}
 
 
 def _level_price(level: list) -> float:
@@ -160,7 +189,7 @@ def _quote_of(book: SymbolBook) -> Quote:
         (
             book.symbol, bid_px, bid_size, ask_px, ask_size, book.ltp, book.ltq, book.volume,
             book.ts_event // NS_PER_MS, book.seq, book.day,
-            book.open, book.high, book.low, book.close,
+            book.open, book.high, book.low, book.close, book.prev_close,
         ),
     )  # fmt: skip
 
@@ -170,6 +199,8 @@ def _roll_day(book: SymbolBook, ts_event: int) -> None:
     if day != book.day:
         if day < book.day:
             return  # a late message from yesterday does not reopen yesterday's bar
+        if book.close is not None and book.day >= 0:
+            book.prev_close = book.close  # yesterday's close, until the venue sends its own
         book.day = day
         book.volume = 0.0
         book.feed_volume = False
@@ -244,12 +275,18 @@ def _apply_other(book: SymbolBook, entry: MdEntry) -> None:
     elif kind == MD_OPEN:
         book.open = entry.price
     elif kind == MD_CLOSE:
-        book.close = entry.price
+        if book.open is None:
+            book.prev_close = entry.price  # the morning snapshot: the previous session's close
+        else:
+            book.close = entry.price  # after today's first trade: today's close
+    elif kind == MD_SETTLEMENT:
+        if book.open is None:
+            book.prev_close = entry.price
     elif kind == MD_HIGH:
         book.high = entry.price
     elif kind == MD_LOW:
         book.low = entry.price
-    # Other entry types (imbalance, settlement, ...) do not touch L1.
+    # Other entry types (imbalance, ...) do not touch L1.
 
 
 def _apply_entries(book: SymbolBook, entries: tuple[MdEntry, ...], snapshot: bool) -> None:
@@ -377,6 +414,7 @@ class QuoteCoalescer:
         "_heap",
         "_withheld",
         "_history",
+        "new_symbols",
     )
 
     def __init__(self, policy: CoalescePolicy) -> None:
@@ -389,6 +427,9 @@ class QuoteCoalescer:
         self._withheld: set[str] = set()  # published nothing since a change the filter held back
         self._history: dict[str, deque[Quote]] = {}
         self.watermark = 0
+        # Symbols whose book `apply` created, in order, until the caller takes them
+        # (`take_new_symbols`): the flow reads their previous close once.
+        self.new_symbols: list[str] = []
 
     def apply(self, events: list[MarketDataSnapshot | MarketDataIncrement]) -> list[Quote]:
         """Apply events in order and return the quotes to publish now."""
@@ -411,6 +452,7 @@ class QuoteCoalescer:
             book = books.get(symbol)
             if book is None:
                 book = books[symbol] = SymbolBook(symbol)
+                self.new_symbols.append(symbol)
             if type(event) is MarketDataIncrement:
                 # apply_increment inline (a call per event cost as much as the work); the
                 # day of `ts` without a division
@@ -458,6 +500,28 @@ class QuoteCoalescer:
         history.append(quote)
         out.append(quote)
         return True
+
+    def take_new_symbols(self) -> list[tuple[str, int]]:
+        """(symbol, trading day) of the books created since the last call."""
+        new, self.new_symbols = self.new_symbols, []
+        books = self.books
+        return [(s, books[s].day) for s in new]
+
+    def set_prev_close(self, symbol: str, day: int, price: float, quotes: list[Quote]) -> None:
+        """Set the previous close of `symbol` for trading `day` from another source (yesterday's
+        `ohlc:` key) unless the venue already sent one, and in the not yet written `quotes`."""
+        book = self.books.get(symbol)
+        if book is None or book.day != day or book.prev_close is not None:
+            return
+        book.prev_close = price
+        for i, q in enumerate(quotes):
+            if q[0] == symbol and q[10] == day and q[15] is None:
+                quotes[i] = q._replace(prev_close=price)
+        history = self._history.get(symbol)
+        if history:
+            for i, q in enumerate(history):
+                if q[10] == day and q[15] is None:
+                    history[i] = q._replace(prev_close=price)
 
     def quote_at(self, symbol: str, ts_event: int) -> Quote | None:
         """The L1 quote of `symbol` as it stood at event time `ts_event` (ns), or None.
@@ -526,6 +590,7 @@ class QuoteCoalescer:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def __setstate__(self, state: dict) -> None:
+        self.new_symbols = []  # snapshots from before it existed
         for name, value in state.items():
             setattr(self, name, value)
 

@@ -5,6 +5,8 @@ Steps (ids are recovery keys; renaming one orphans its state):
                        the engine sees a few items per chunk instead of one per message
     coalesce_quotes    stateful per shard: `QuoteCoalescer` (books + event-time coalescing)
     write_quotes       `RedisQuoteSink`: quote:{SYMBOL}, ohlc:{SYMBOL}:{day}, stream:quotes
+The previous close of a symbol the shard sees for the first time (when the venue sends none) is
+read once from its latest earlier `ohlc:` key (`PrevCloseReader`), before its first quote goes out.
 Keys: shard = `domain.sharding.symbol_shard(symbol)`; with several workers Bytewax routes each
 shard to one worker, so one symbol always has one writer.
 """
@@ -27,7 +29,7 @@ from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
 from domain.sharding import SYMBOL_SHARDS, symbol_shard
 from flows.context import FlowContext
 from flows.operators import MD_TYPES, ORDER_TYPES, FlowBatch, Progress
-from sinks.redis import RedisQuoteSink
+from sinks.redis import PrevCloseReader, RedisQuoteSink
 
 QUOTE_SHARDS = SYMBOL_SHARDS
 QUIET_FLUSH_S = 1.0
@@ -118,8 +120,10 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         stats: FlowStats,
         make_audit: Callable[[object, Quote | None], object] | None = None,
         recovery: bool = True,
+        prev_closes: Callable[[list[tuple[str, int]]], dict[str, float]] | None = None,
     ) -> None:
         self.recovery = recovery
+        self.prev_closes = prev_closes
         self.coalescer: QuoteCoalescer = (
             pickle.loads(resume) if resume is not None else QuoteCoalescer(policy)
         )
@@ -176,7 +180,22 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         if len(coalescer.books) != self._symbols:
             self.stats.add("symbols", len(coalescer.books) - self._symbols)
             self._symbols = len(coalescer.books)
+        if coalescer.new_symbols:
+            self._fill_prev_closes(quotes)
         return self._emit(quotes, audit)
+
+    def _fill_prev_closes(self, quotes: list[Quote]) -> None:
+        """Previous closes of the symbols first seen in this batch, from Redis (once each)."""
+        coalescer = self.coalescer
+        wanted = [(s, d) for s, d in coalescer.take_new_symbols()
+                  if coalescer.books[s].prev_close is None]  # fmt: skip
+        if not wanted or self.prev_closes is None:
+            return
+        found = self.prev_closes(wanted)
+        for symbol, day in wanted:
+            price = found.get(symbol)
+            if price is not None:
+                coalescer.set_prev_close(symbol, day, price, quotes)
 
     def _estimated_event_ns(self) -> int:
         return self.coalescer.watermark + (time.time_ns() - self._wall_ns)
@@ -241,11 +260,13 @@ def attach(
         min_move_bps=settings.coalesce_min_move_bps,
     )
     stats = ctx.stats
+    prev_closes = PrevCloseReader(ctx.redis_url, ctx.retry)  # one connection for every shard
     tagged = op.stateful_batch(
         "coalesce_quotes",
         shards,
         lambda resume: QuoteShardLogic(
-            policy, resume, ctx.live, stats, make_audit, ctx.recovery
+            policy, resume, ctx.live, stats, make_audit, ctx.recovery,
+            prev_closes.read,
         ),
     )
     split = op.branch("split_quotes_audit", op.key_rm("unkey_quotes", tagged), _is_quotes)

@@ -294,3 +294,57 @@ def test_replay_json_summary_is_last_line(tmp_path, capsys, settings_factory, mo
     doc = json.loads(last)
     assert doc["messages"] == 1 and doc["quotes"] == 1 and doc["dead_letters"] == 0
     assert doc["alerts"] == {} and doc["executions"] == 0
+
+
+def test_change_against_the_venues_close_in_the_morning_snapshot(tmp_path, settings, r):
+    """A 269=5 in the first 35=W (no trade yet today) is the previous session's close; one after
+    today's trades is today's close and leaves prev_close alone."""
+    morning = fix(
+        "W",
+        [(55, "ACME"), (268, 3), (269, 0), (270, "10.00"), (271, 500),
+         (269, 1), (270, "10.05"), (271, 300), (269, 5), (270, "9.80")],
+        1,
+        ts(0),
+    )  # fmt: skip
+    # An ohlc key of yesterday that must not win over the venue's close.
+    r.set("ohlc:ACME:2026-11-24", json.dumps({"open": 1, "high": 1, "low": 1, "close": 1.0,
+                                              "volume": 1}))  # fmt: skip
+    lines = [
+        morning,
+        incremental([[(279, 0), (269, 2), (55, "ACME"), (270, "10.02"), (271, 100)]], 500, 2),
+        incremental([[(279, 0), (269, 2), (55, "ACME"), (270, "10.13"), (271, 100)]], 1000, 3),
+    ]
+    replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False)
+    q = quote(r, "ACME")
+    # By hand: 10.13 - 9.80 = 0.33; 0.33 / 9.80 = 3.367 % -> 3.37
+    assert (q["prev_close"], q["change"], q["change_pct"]) == (9.80, 0.33, 3.37)
+    assert (q["open"], q["high"], q["low"]) == (10.02, 10.13, 10.02)
+    first = stream_entries(r, "ACME")[0]
+    assert (first["prev_close"], first["change"], first["change_pct"]) == (9.80, None, None)
+
+    evening = fix("W", [(55, "ACME"), (268, 1), (269, 5), (270, "10.10")], 4, ts(2000))
+    replay([write_file(tmp_path / "day2.fix", [*lines, evening])], settings, progress=False)
+    q = quote(r, "ACME")
+    assert q["prev_close"] == 9.80  # today's close did not become prev_close
+    assert json.loads(r.get("ohlc:ACME:2026-11-25"))["close"] == 10.10
+
+
+def test_change_against_yesterdays_ohlc_key_read_once(tmp_path, settings, r):
+    """Without a close from the venue, the previous close is the latest earlier day's ohlc key
+    in Redis (a Monday finds Friday's)."""
+    r.set("ohlc:BOLT:2026-11-20", json.dumps({"open": 50.0, "high": 51.0, "low": 49.0,
+                                              "close": 50.25, "volume": 10.0}))  # fmt: skip
+    r.set("ohlc:BOLT:2026-11-19", json.dumps({"close": 1.0}))
+    lines = [
+        snapshot("BOLT", 0, "49.90", 100, "50.10", 100, seq=1),
+        incremental([[(279, 0), (269, 2), (55, "BOLT"), (270, "49.75"), (271, 10)]], 500, 2),
+        snapshot("CARD", 600, "5.00", 1, "5.01", 1, seq=3),
+        incremental([[(279, 0), (269, 2), (55, "CARD"), (270, "5.01"), (271, 10)]], 700, 4),
+    ]
+    replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False)
+    q = quote(r, "BOLT")
+    # By hand: 49.75 - 50.25 = -0.5; -0.5 / 50.25 = -0.995 % -> -1.0
+    assert (q["prev_close"], q["change"], q["change_pct"]) == (50.25, -0.5, -1.0)
+    assert all(e["prev_close"] == 50.25 for e in stream_entries(r, "BOLT"))
+    card = quote(r, "CARD")  # no earlier day in Redis: no change
+    assert (card["prev_close"], card["change"], card["change_pct"]) == (None, None, None)

@@ -270,6 +270,7 @@ def _reference_quote(book: SymbolBook) -> tuple:
         book.symbol, bid[0] if bid else None, bid[1] if bid else None,
         ask[0] if ask else None, ask[1] if ask else None, book.ltp, book.ltq, book.volume,
         book.ts_event // NS_PER_MS, book.seq, book.day, book.open, book.high, book.low, book.close,
+        book.prev_close,
     )  # fmt: skip
 
 
@@ -328,3 +329,45 @@ def test_book_of_levels_at_one_price_the_first_is_best():
     apply_increment(book, inc(ask(10.5, 200, entry_id="a1"), ask(10.5, 400, entry_id="a2")))
     q = book.to_quote()
     assert (q.bid, q.bid_size, q.ask, q.ask_size) == (10.0, 100, 10.5, 200)
+
+
+def _close(px, kind="5"):
+    return MdEntry(kind, "0", px, None)
+
+
+def test_prev_close_from_the_morning_close_settlement_and_the_day_roll():
+    book = SymbolBook("ACME")
+    apply_snapshot(book, MarketDataSnapshot("ACME", T0, (bid(10.0, 1), _close(9.5))))
+    assert (book.prev_close, book.close) == (9.5, None)  # no trade yet: the previous session's
+    apply_increment(book, inc(trade(10.0, 5), ts=T0 + 1))
+    apply_snapshot(book, MarketDataSnapshot("ACME", T0 + 2, (_close(10.1), _close(7.0, "6"))))
+    assert (book.prev_close, book.close) == (9.5, 10.1)  # after a trade: today's close
+    assert book.to_quote().prev_close == 9.5
+    apply_increment(book, inc(bid(10.0, 1), ts=T0 + NS_PER_DAY))  # the next day
+    assert (book.prev_close, book.open) == (10.1, None)
+    apply_snapshot(book, MarketDataSnapshot("ACME", T0 + NS_PER_DAY + 1, (_close(10.2, "6"),)))
+    assert book.prev_close == 10.2  # the venue's settlement price wins over our last close
+
+
+def test_prev_close_from_another_source_fills_the_unwritten_quotes_once():
+    coalescer = QuoteCoalescer(CoalescePolicy(interval_ns=0))
+    quotes = coalescer.apply([inc(bid(10.0, 1), trade(10.0, 1)), inc(bid(1.0, 1), symbol="B")])
+    day = T0 // NS_PER_DAY
+    assert coalescer.take_new_symbols() == [("ACME", day), ("B", day)]
+    assert coalescer.take_new_symbols() == []
+    coalescer.set_prev_close("ACME", day, 9.0, quotes)
+    assert [q.prev_close for q in quotes] == [9.0, None]
+    assert coalescer.quote_at("ACME", T0).prev_close == 9.0
+    coalescer.set_prev_close("ACME", day, 1.0, quotes)  # already known: kept
+    assert coalescer.books["ACME"].prev_close == 9.0
+
+
+def test_books_pickled_before_prev_close_load_without_it():
+    import pickle
+
+    book = SymbolBook("ACME")
+    state = book.__getstate__()[:-1]  # as a book pickled before the field existed
+    old = SymbolBook.__new__(SymbolBook)
+    old.__setstate__(state)
+    assert old.prev_close is None and old.symbol == "ACME"
+    assert pickle.loads(pickle.dumps(book)) == book
