@@ -192,3 +192,70 @@ class OrderList:
 
 
 OrderEvent = ExecutionReport | OrderRequest
+
+
+# Market status (issue 19): what a broker needs of the venue's statuses.
+OPEN = "OPEN"
+HALTED = "HALTED"
+CLOSED = "CLOSED"
+MARKET = "market"
+"""The scope of a market-wide status (`TradingSessionStatus`), as the edge's frame names it."""
+
+
+@tuple_pickled
+@dataclass(frozen=True, slots=True)
+class SecurityStatus:
+    """A SecurityStatus (35=f): one symbol's trading state and price band.
+
+    Attributes:
+        symbol: Symbol (55).
+        state: OPEN, HALTED or CLOSED as SecurityTradingStatus (326) maps it, or None when the
+            message changes no state (326 absent, or an indication such as 23 fast market).
+        trading_status: SecurityTradingStatus (326) as received, or None.
+        reason: HaltReasonChar (327) and Text (58), or None.
+        low_limit_px: LowLimitPrice (1148), or None.
+        high_limit_px: HighLimitPrice (1149), or None.
+        ts_event: TransactTime (60), else SendingTime (52).
+        raw: the message as received; `source` where it came from.
+    """
+
+    symbol: str
+    state: str | None
+    trading_status: str | None
+    reason: str | None
+    low_limit_px: float | None
+    high_limit_px: float | None
+    ts_event: int
+    raw: bytes = b""
+    source: str = ""
+
+
+@tuple_pickled
+@dataclass(frozen=True, slots=True)
+class TradingSessionStatus:
+    """A TradingSessionStatus (35=h): the state of the whole market (every symbol).
+
+    Attributes:
+        trading_session_id: TradingSessionID (336).
+        state: OPEN, HALTED or CLOSED as TradSesStatus (340) maps it.
+        trad_ses_status: TradSesStatus (340) as received.
+        reason: Text (58), or None.
+        ts_event: TransactTime (60), else SendingTime (52).
+        raw: the message as received; `source` where it came from.
+    """
+
+    trading_session_id: str
+    state: str
+    trad_ses_status: str
+    reason: str | None
+    ts_event: int
+    raw: bytes = b""
+    source: str = ""
+
+    @property
+    def symbol(self) -> str:
+        """The scope "market": not a symbol; the flows broadcast it to every shard."""
+        return MARKET
+
+
+MarketStatusEvent = SecurityStatus | TradingSessionStatus

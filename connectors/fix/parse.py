@@ -2,7 +2,8 @@
 
 `parse_message` turns one `FixMessage` into events: 35=W -> one `MarketDataSnapshot`, 35=X -> one
 `MarketDataIncrement` per symbol, 35=8 -> `ExecutionReport`, 35=D/F/G -> `OrderRequest`, 35=E ->
-`OrderList` (`parse_order_list`); session messages (35=0,1,2,3,4,5,A) -> `[]`; anything else ->
+`OrderList` (`parse_order_list`), 35=f -> `SecurityStatus`, 35=h -> `TradingSessionStatus` (none
+for 340=6); session messages (35=0,1,2,3,4,5,A) -> `[]`; anything else ->
 `FieldError` on MsgType (35).
 
 `decode_lines` is the hot path the dataflow calls: it frames a batch of log lines, checksums them
@@ -59,18 +60,26 @@ from connectors.fix.timefmt import (
 from domain.dead_letters import DeadLetter
 from domain.errors import DecodeError, FieldError
 from domain.events import (
+    CLOSED,
+    HALTED,
+    OPEN,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
     MdEntry,
     OrderList,
     OrderRequest,
+    SecurityStatus,
+    TradingSessionStatus,
 )
 
 ADMIN_MSG_TYPES = frozenset(("0", "1", "2", "3", "4", "5", "A"))
 """Session-level MsgType (35) values: decoded and counted, no events."""
 
-Event = MarketDataSnapshot | MarketDataIncrement | ExecutionReport | OrderRequest | OrderList
+Event = (
+    MarketDataSnapshot | MarketDataIncrement | ExecutionReport | OrderRequest | OrderList
+    | SecurityStatus | TradingSessionStatus
+)
 
 _TEXT_CACHE_LIMIT = 65_536
 
@@ -984,6 +993,135 @@ def _parse_order_list_events(msg: FixMessage, source: str, raw: bytes) -> list[E
     return [parse_order_list(msg, source=source, raw=raw)]
 
 
+# -- market status (issue 19): QuickFIX's FIX 4.4 dictionary; the states a broker acts on ----
+# TradSesStatus (340): 1 HALTED, 2 OPEN, 3 CLOSED, 4 PRE_OPEN (no continuous trading yet: the
+# stop engine waits, so CLOSED), 5 PRE_CLOSE (still trading: OPEN). 6 REQUEST_REJECTED answers a
+# request of ours and changes no state (no event). 0 UNKNOWN and any other value: dead letter.
+_TRAD_SES_STATES = {b"1": HALTED, b"2": OPEN, b"3": CLOSED, b"4": CLOSED, b"5": OPEN}
+_TRAD_SES_NO_STATE = frozenset((b"6",))
+# SecurityTradingStatus (326): halts, resumes and closures set a state; indications (5-16,
+# 23) change none (the band they may carry still applies). 20 UNKNOWN_OR_INVALID and any other
+# value: dead letter.
+_SECURITY_STATES: dict[bytes, str | None] = {
+    b"1": HALTED,  # OPENING_DELAY
+    b"2": HALTED,  # TRADING_HALT
+    b"3": OPEN,  # RESUME
+    b"4": CLOSED,  # NO_OPEN
+    b"14": CLOSED,  # ITS_PRE_OPENING
+    b"17": OPEN,  # READY_TO_TRADE
+    b"18": CLOSED,  # NOT_AVAILABLE_FOR_TRADING
+    b"19": CLOSED,  # NOT_TRADED_ON_THIS_MARKET
+    b"21": CLOSED,  # PRE_OPEN
+    b"22": CLOSED,  # OPENING_ROTATION
+    **{code: None for code in (b"5", b"6", b"7", b"8", b"9", b"10", b"12", b"13", b"15",
+                               b"16", b"23")},  # fmt: skip
+}
+# HaltReasonChar (327)
+_HALT_REASONS = {
+    "D": "news dissemination",
+    "E": "order influx",
+    "I": "order imbalance",
+    "M": "additional information",
+    "P": "news pending",
+    "X": "equipment changeover",
+}
+
+
+def _status_reason(values: dict[int, bytes], halt_reason: str | None = None) -> str | None:
+    text = _optional_text(values, 58)
+    parts = [part for part in (halt_reason, text) if part]
+    return "; ".join(parts) if parts else None
+
+
+def _band_px(values: dict[int, bytes], tag: int) -> float | None:
+    raw = values.get(tag)
+    if raw is None:
+        return None
+    price = _md_number(raw, tag)
+    if price <= 0:
+        msg = f"{label(tag)} was '{show(raw)}', not a positive price"
+        raise FieldError(tag, msg)
+    return price
+
+
+def parse_security_status(msg: FixMessage, source: str = "", raw: bytes = b"") -> SecurityStatus:
+    """Parse a SecurityStatus (35=f): Symbol (55) required; SecurityTradingStatus (326) mapped
+    by `_SECURITY_STATES`; the band LowLimitPrice (1148) / HighLimitPrice (1149) (FIX 5.0
+    fields, accepted in 4.4 messages); HaltReasonChar (327) and Text (58) as the reason.
+
+    Raises:
+        FieldError: Symbol missing, a 326 the table does not know, neither 326 nor a band,
+            a band price not a positive number or low above high, no event time.
+    """
+    values = msg.first_values()
+    symbol = _text(_required(values, 55))
+    code = values.get(326)
+    state = None
+    if code is not None:
+        if code not in _SECURITY_STATES:
+            reason = f"SecurityTradingStatus(326) was '{show(code)}', not a status we map"
+            raise FieldError(326, reason)
+        state = _SECURITY_STATES[code]
+    low, high = _band_px(values, 1148), _band_px(values, 1149)
+    if code is None and low is None and high is None:
+        reason = "SecurityStatus without SecurityTradingStatus(326) or a price band (1148/1149)"
+        raise FieldError(326, reason)
+    if low is not None and high is not None and low > high:
+        reason = f"LowLimitPrice(1148) {low} above HighLimitPrice(1149) {high}"
+        raise FieldError(1148, reason)
+    halt_char = _optional_text(values, 327)
+    halt_reason = _HALT_REASONS.get(halt_char, halt_char) if halt_char else None
+    return SecurityStatus(
+        symbol=symbol,
+        state=state,
+        trading_status=None if code is None else _text(code),
+        reason=_status_reason(values, halt_reason),
+        low_limit_px=low,
+        high_limit_px=high,
+        ts_event=_event_time(values),
+        raw=raw,
+        source=source,
+    )
+
+
+def parse_trading_session_status(
+    msg: FixMessage, source: str = "", raw: bytes = b""
+) -> list[TradingSessionStatus]:
+    """Parse a TradingSessionStatus (35=h): TradSesStatus (340) mapped by `_TRAD_SES_STATES`
+    (`[]` for 6, request rejected); TradingSessionID (336) kept ("" when absent).
+
+    Raises:
+        FieldError: 340 missing or a value the table does not know, no event time.
+    """
+    values = msg.first_values()
+    code = _required(values, 340)
+    if code in _TRAD_SES_NO_STATE:
+        return []
+    state = _TRAD_SES_STATES.get(code)
+    if state is None:
+        reason = f"TradSesStatus(340) was '{show(code)}', not a status we map"
+        raise FieldError(340, reason)
+    return [
+        TradingSessionStatus(
+            trading_session_id=_optional_text(values, 336) or "",
+            state=state,
+            trad_ses_status=_text(code),
+            reason=_status_reason(values),
+            ts_event=_event_time(values),
+            raw=raw,
+            source=source,
+        )
+    ]
+
+
+def _parse_security_status_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
+    return [parse_security_status(msg, source=source, raw=raw)]
+
+
+def _parse_trading_session_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
+    return parse_trading_session_status(msg, source=source, raw=raw)  # type: ignore[return-value]
+
+
 _PARSERS: dict[str, Callable[[FixMessage, str, bytes], list[Event]]] = {
     "W": _parse_market_events,
     "X": _parse_market_events,
@@ -992,6 +1130,8 @@ _PARSERS: dict[str, Callable[[FixMessage, str, bytes], list[Event]]] = {
     "F": _parse_order_events,
     "G": _parse_order_events,
     "E": _parse_order_list_events,
+    "f": _parse_security_status_events,  # rare: the careful path only (not _TOKEN_PARSED_TYPES)
+    "h": _parse_trading_session_events,
 }
 
 
@@ -2245,6 +2385,8 @@ def _keep_instruments(
             if type(event) is order_list and not _list_known(event, instruments, unknown):
                 continue
             events.append(event)
+        elif type(event) is TradingSessionStatus:
+            events.append(event)  # market-wide: no symbol to check
         elif event.symbol not in unknown:
             unknown.append(event.symbol)
 
