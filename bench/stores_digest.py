@@ -63,7 +63,9 @@ def redis_contents(url: str) -> dict[str, object]:
 
 
 def _stream_entries(client: redis.Redis, key: bytes) -> dict[bytes, list]:
-    """A stream's entries in order per symbol, or per alert subject ("account@symbol/kind"):
+    """A stream's entries in order per symbol, per order (`stream:orders`: "account@symbol"; an
+    account's orders on two symbols are read from two partitions), or per alert subject
+    ("account@symbol/kind"):
     entry ids are wall-clock, and entries of different symbols or sinks interleave by timing, a
     replay's too (an account's CONCENTRATION from margin and its PUMP_AND_DUMP from
     surveillance arrive in either order when the flows read their Kafka topics at their own
@@ -72,7 +74,11 @@ def _stream_entries(client: redis.Redis, key: bytes) -> dict[bytes, list]:
     entries: dict[bytes, list] = {}
     for _, fields in client.xrange(key):
         subject = fields.get(b"symbol") or b""
-        if b"kind" in fields:
+        if key == b"stream:orders":
+            order = json.loads(fields.get(b"data") or b"{}")
+            symbol = (order.get("symbol") or "").encode()
+            subject = b"%s@%s" % (fields.get(b"account") or b"", symbol)
+        elif b"kind" in fields:
             alert = json.loads(fields.get(b"data") or b"{}")
             who = fields.get(b"account") or (alert.get("owner") or "").encode()
             subject = b"%s@%s/%s" % (who, (alert.get("symbol") or "").encode(), fields[b"kind"])

@@ -7,6 +7,9 @@ Steps (ids are recovery keys; renaming one orphans its state):
                           cash, dead letters) on one background writer that overlaps the flow;
                           idempotent by ExecID; each epoch's snapshot waits for its
                           transactions to commit
+    collect_order_frames  the execution reports of accounts as the traders' `order` frames
+    write_order_status    Redis `stream:orders` (the edge's order-status push), in booking
+                          order, once per ExecID (`sinks.order_status`)
 The sink has one partition, so order events are booked in the order each worker sends them: one
 input partition (a file, a FIX session, Kafka partitions aligned by `flows.align`) in its own
 order. Other processes may touch the same accounts: the writer locks accounts in a fixed order
@@ -19,10 +22,12 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
-from domain.events import OrderEvent, OrderList
+from domain.events import ExecutionReport, OrderEvent, OrderList
+from domain.order_status import order_frame
 from flows.context import FlowContext
 from flows.operators import ORDER_TYPES, OnLastProcess
 from sinks.ledger import PipelinedLedgerSink, ledger_partition_key
+from sinks.order_status import OrderFrame, OrderStatusSink, order_partition_key
 
 
 def order_events_of(batch: DecodedBatch) -> list[list[OrderEvent]]:
@@ -38,6 +43,17 @@ def order_events_of(batch: DecodedBatch) -> list[list[OrderEvent]]:
     return [events] if events else []
 
 
+def order_frames_of(events: list[OrderEvent]) -> list[list[OrderFrame]]:
+    """The traders' `order` frames of a chunk's execution reports (none without an account)."""
+    frames: list[OrderFrame] = []
+    for event in events:
+        if type(event) is ExecutionReport:
+            frame = order_frame(event)
+            if frame is not None:
+                frames.append((event.exec_id, event.account or "", frame))
+    return [frames] if frames else []
+
+
 def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[OrderEvent]]:
     """Add the ledger steps to a dataflow whose decoded FIX stream is `decoded`."""
     orders = op.flat_map("collect_order_events", decoded, order_events_of)
@@ -49,5 +65,11 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Order
             PipelinedLedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry, recovery=ctx.recovery),
             ctx,
         ),
+    )
+    frames = op.flat_map("collect_order_frames", orders, order_frames_of)
+    op.output(
+        "write_order_status",
+        op.map("key_order_frames", frames, order_partition_key),
+        OnLastProcess(OrderStatusSink(ctx.redis_url, ctx.retry, recovery=ctx.recovery), ctx),
     )
     return orders

@@ -70,7 +70,14 @@ def redis_contents(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in sorted(client.scan_iter(count=1000)):
         kind = client.type(key)
-        if kind == b"stream":
+        if key == b"stream:orders":  # in order per order; orders of two symbols interleave
+            by_order: dict[bytes, list] = {}
+            for _, fields in client.xrange(key):
+                order = json.loads(fields[b"data"])
+                by_order.setdefault(f"{order['account']}@{order['symbol']}".encode(), []).append(
+                    fields)  # fmt: skip
+            out[key.decode()] = by_order
+        elif kind == b"stream":
             out[key.decode()] = [fields for _, fields in client.xrange(key)]
         elif kind == b"string":
             out[key.decode()] = client.get(key)
