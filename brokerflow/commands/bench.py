@@ -17,7 +17,7 @@ from brokerflow.settings import load_settings
 
 BENCHMARKS = (
     "ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance", "edge",
-    "fix-session", "pipeline", "scale-out", "audit",
+    "fix-session", "pipeline", "scale-out", "audit", "price-alerts",
 )
 
 
@@ -104,6 +104,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     from bench import audit
 
     audit.add_arguments(p)  # --audit-* (--quick shrinks them in bench/audit.py)
+    from bench import price_alerts
+
+    price_alerts.add_arguments(p)  # --price-alerts-*
     p.set_defaults(func=run)
     _FULL_DEFAULTS.update({dest: p.get_default(dest) for dest in QUICK_SIZES})
 
@@ -138,6 +141,8 @@ QUICK_SIZES: dict[str, object] = {
     "pipeline_accounts": 500,
     "pipeline_stops": 2_000,
     "pipeline_rounds": 1,
+    "price_alerts_count": 100_000,
+    "price_alerts_quotes": 100_000,
 }
 _FULL_DEFAULTS: dict[str, object] = {}
 
@@ -243,6 +248,10 @@ def _run_one(name: str, args: argparse.Namespace, settings) -> None:  # noqa: AN
         from bench import scale_out
 
         scale_out.run(settings, args)
+    elif name == "price-alerts":
+        from bench import price_alerts
+
+        price_alerts.run(settings, args)
     elif name == "audit":
         from bench import audit
 
