@@ -116,9 +116,11 @@ class ClientConnection(WSListener):
         if isinstance(action, protocol.Ping):
             self.send_frame(b'{"type":"pong"}')
         elif isinstance(action, protocol.Subscribe):
-            self._spawn(hub.subscribe(session, action.symbols))
+            self._spawn(hub.subscribe(session, action.symbols, action.mode))
         elif isinstance(action, protocol.Unsubscribe):
             hub.unsubscribe(session, action.symbols)
+        elif isinstance(action, protocol.Watch):
+            self._spawn(hub.watch(session, action.add, action.symbols))
         elif isinstance(action, protocol.Resume):
             self._spawn(hub.resume(session, action.last_alert_id))
 

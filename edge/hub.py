@@ -10,6 +10,12 @@ instead of one burst of every connection that stalls the loop and the clients. T
 `flush_ms`, lengthened up to `flush_max_ms` while the process sends more than
 `max_frames_per_s` (`edge.pacing`). Alerts are sent at once, or queued (bounded) while a
 client's socket is full.
+
+Subscription modes (ltp, quote, full; docs/edge.md): a connection's symbols in a mode other than
+quote are kept in `Hub.moded` (symbol -> {session: mode}), so an update of a symbol nobody takes
+in another mode costs what it did before modes existed; otherwise each mode's frame is built once
+per update. Watchlists (`watch.add`/`watch.remove`) are `watchlist:{user}` lists in Redis with a
+30-day TTL refreshed on each write (`WATCHLIST_TTL_S`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ log = logging.getLogger("brokerflow.edge")
 QUOTE_STREAM = "stream:quotes"
 ALERT_STREAM = "stream:alerts"
 CLOSE_TOO_SLOW = 4008
+WATCHLIST_TTL_S = 30 * 86_400
 _SEQ = b'"seq":'
 
 
@@ -79,6 +86,7 @@ class Session:
         "snapshots_pending",
         "after_seq",
         "phase",
+        "modes",
         "__weakref__",
     )
 
@@ -96,6 +104,7 @@ class Session:
         # symbol -> seq of the snapshot sent; updates not newer are dropped (first one only).
         self.after_seq: dict[str, int] = {}
         self.phase = 0  # which tick of the flush period flushes it (Hub.add)
+        self.modes: dict[str, str] = {}  # symbol -> mode, for symbols not in mode quote
 
 
 class EdgeStats:
@@ -127,6 +136,8 @@ class Hub:
         self.phases: list[dict[Session, None]] = [{} for _ in range(max(1, config.flush_phases))]
         self._next_phase = 0
         self.flush_period_s = config.flush_ms / 1000  # lengthened under load (edge.pacing)
+        # symbol -> {session: mode} of the subscriptions not in mode quote
+        self.moded: dict[str, dict[Session, str]] = {}
 
     # -- connections -------------------------------------------------------------------------
 
@@ -153,6 +164,8 @@ class Hub:
         if session is None:
             return
         session.closed = True
+        for symbol in list(session.modes):
+            self._set_mode(session, symbol, protocol.QUOTE)
         self.subs.remove_connection(session)
         for account in session.claims.accounts:
             group = self.traders_by_account.get(account)
@@ -191,25 +204,51 @@ class Hub:
 
     # -- client actions ----------------------------------------------------------------------
 
-    async def subscribe(self, session: Session, symbols: Iterable[str]) -> None:
-        """Subscribe, then send a snapshot of each new symbol from `quote:{SYMBOL}`.
+    def _set_mode(self, session: Session, symbol: str, mode: str) -> None:
+        if mode == protocol.QUOTE:
+            if session.modes.pop(symbol, None) is not None:
+                group = self.moded.get(symbol)
+                if group is not None:
+                    group.pop(session, None)
+                    if not group:
+                        del self.moded[symbol]
+            return
+        session.modes[symbol] = mode
+        self.moded.setdefault(symbol, {})[session] = mode
+
+    async def subscribe(
+        self, session: Session, symbols: Iterable[str], mode: str = protocol.QUOTE
+    ) -> None:
+        """Subscribe in `mode`, then send a snapshot of each new symbol from `quote:{SYMBOL}`;
+        a symbol already held in another mode changes to `mode` and gets a snapshot in it.
 
         Updates are collected from the moment of subscribing; the flusher holds them until the
         snapshots are out, and those not newer than the snapshot are dropped, so the client
         sees snapshot, then updates with increasing seq.
         """
+        symbols = list(dict.fromkeys(symbols))
+        held = self.subs.symbols_of(session)
+        changed = [
+            s for s in symbols if s in held and session.modes.get(s, protocol.QUOTE) != mode
+        ]
         try:
             new = self.subs.subscribe(session, symbols)
         except SubscriptionLimitError as exc:
             session.sender.send_frame(protocol.error_frame(str(exc)))
             return
+        for symbol in changed:
+            session.pending.drop_symbol(symbol)  # a frame of the old mode
+            session.after_seq.pop(symbol, None)
+        new += changed
+        for symbol in new:
+            self._set_mode(session, symbol, mode)
         if not new:
             return
         session.snapshots_pending += 1
         try:
             values = await self.redis.mget([f"quote:{s}" for s in new])
         except aioredis.RedisError as exc:
-            self.subs.unsubscribe(session, new)
+            self.unsubscribe(session, new, reply=False)
             session.sender.send_frame(protocol.error_frame(f"snapshot unavailable: {exc}"))
             return
         finally:
@@ -222,21 +261,50 @@ class Hub:
             if data is None:
                 unknown.append(symbol)
                 continue
-            snapshot = protocol.quote_frame(data, b"snapshot")
+            snapshot = protocol.mode_frame(data, mode, b"snapshot")
             session.after_seq[symbol] = frame_seq(snapshot)
             send(snapshot)
         if unknown:
-            self.subs.unsubscribe(session, unknown)
-            for symbol in unknown:
-                session.pending.drop_symbol(symbol)
+            self.unsubscribe(session, unknown, reply=False)
             send(protocol.error_frame(f"unknown symbol: {', '.join(unknown)}", symbols=unknown))
 
-    def unsubscribe(self, session: Session, symbols: Iterable[str]) -> None:
+    def unsubscribe(self, session: Session, symbols: Iterable[str], reply: bool = True) -> None:
         removed = self.subs.unsubscribe(session, symbols)
         for symbol in removed:
             session.pending.drop_symbol(symbol)
             session.after_seq.pop(symbol, None)
-        session.sender.send_frame(protocol.json_frame("unsubscribed", symbols=removed))
+            self._set_mode(session, symbol, protocol.QUOTE)
+        if reply:
+            session.sender.send_frame(protocol.json_frame("unsubscribed", symbols=removed))
+
+    async def watch(self, session: Session, add: bool, symbols: Iterable[str]) -> None:
+        """watch.add / watch.remove on `watchlist:{user}` (no duplicates, at most `max_symbols`,
+        TTL refreshed), answered with the whole watchlist: `{"type":"watch","symbols":[...]}`."""
+        names = list(symbols)
+        action = "watch.add" if add else "watch.remove"
+        try:
+            raw = await self.redis.eval(
+                _WATCH_SCRIPT, 1, f"watchlist:{session.claims.user}",
+                self.config.max_symbols, WATCHLIST_TTL_S, "1" if add else "0", *names,
+            )  # fmt: skip
+        except aioredis.ResponseError as exc:
+            text = str(exc)
+            if text.startswith("LIMIT "):
+                total = text.split()[1]
+                message = (
+                    f"{action}: symbols would make the watchlist {total} symbols, "
+                    f"the limit is {self.config.max_symbols}"
+                )
+            else:
+                message = f"{action} failed: {text}"
+            session.sender.send_frame(protocol.error_frame(message))
+            return
+        except aioredis.RedisError as exc:
+            session.sender.send_frame(protocol.error_frame(f"{action} failed: {exc}"))
+            return
+        if not session.closed:
+            watchlist = [s.decode() if isinstance(s, bytes) else s for s in raw]
+            session.sender.send_frame(protocol.json_frame("watch", symbols=watchlist))
 
     async def resume(self, session: Session, cursor: str) -> None:
         """Replay the visible alerts after `cursor` (a stream_id or an alert_id), then go live.
@@ -309,6 +377,7 @@ class Hub:
         """
         subscribers = self.subs.subscribers
         make = protocol.quote_frame
+        by_mode = self.moded
         queued = 0
         self.stats.quotes_in += len(entries)
         for _entry_id, fields in entries:
@@ -319,11 +388,25 @@ class Hub:
             sessions = subscribers(symbol)
             if not sessions:
                 continue
-            frame = make(fields.get(b"data", b"{}"))
-            # Inlined PendingFrames.add_quote: this loop runs once per update per subscriber.
-            for session in sessions:
-                session.quotes[symbol] = frame
+            data = fields.get(b"data", b"{}")
+            frame = make(data)
             queued += len(sessions)
+            moded = by_mode.get(symbol) if by_mode else None
+            if moded is None:
+                # Inlined PendingFrames.add_quote: this loop runs once per update per subscriber.
+                for session in sessions:
+                    session.quotes[symbol] = frame
+                continue
+            frames = {}
+            for session in sessions:
+                mode = moded.get(session)
+                if mode is None:
+                    session.quotes[symbol] = frame
+                    continue
+                other = frames.get(mode)
+                if other is None:
+                    other = frames[mode] = protocol.mode_frame(data, mode)
+                session.quotes[symbol] = other
         self.stats.queued += queued
 
     def on_alerts(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
@@ -466,6 +549,39 @@ class Hub:
             if due < now - tick:
                 due = now  # fell behind (a busy machine): go on from now, no catch-up burst
             await asyncio.sleep(max(0.0, due - now))
+
+
+# KEYS[1] the watchlist; ARGV: limit, TTL s, "1" add / "0" remove, then the symbols. Adds only
+# those not in the list (in order); refuses the whole add past the limit. Returns the list.
+_WATCH_SCRIPT = """
+local key = KEYS[1]
+if ARGV[3] == '1' then
+  local missing = {}
+  local seen = {}
+  for i = 4, #ARGV do
+    local s = ARGV[i]
+    if not seen[s] and not redis.call('LPOS', key, s) then
+      missing[#missing + 1] = s
+    end
+    seen[s] = true
+  end
+  local total = redis.call('LLEN', key) + #missing
+  if total > tonumber(ARGV[1]) then
+    return redis.error_reply('LIMIT ' .. total)
+  end
+  if #missing > 0 then
+    redis.call('RPUSH', key, unpack(missing))
+  end
+else
+  for i = 4, #ARGV do
+    redis.call('LREM', key, 0, ARGV[i])
+  end
+end
+if redis.call('EXISTS', key) == 1 then
+  redis.call('EXPIRE', key, ARGV[2])
+end
+return redis.call('LRANGE', key, 0, -1)
+"""
 
 
 def _alert_id_of(data: bytes) -> str | None:

@@ -1,15 +1,20 @@
 """Edge layer (pure): client messages in, server frames out (CONTRACT.md, "WebSocket edge").
 
 Client -> server, one JSON object per text message:
-    {"action": "subscribe", "symbols": ["AAPL", ...]}
+    {"action": "subscribe", "symbols": ["AAPL", ...], "mode": "ltp" | "quote" | "full"}
+        (mode defaults to quote; subscribing again to a held symbol changes its mode)
     {"action": "unsubscribe", "symbols": [...]}
+    {"action": "watch.add" | "watch.remove", "symbols": [...]}   -> {"type":"watch","symbols":[...]}
     {"action": "ping"}
     {"action": "resume", "last_alert_id": "..."}   (same as the `last_alert_id` query parameter)
 
 Server -> client frames are built from the bytes Redis holds without parsing them: a quote
 frame is the `quote:{SYMBOL}` JSON with `"type":"quote",` spliced in after its `{`, built once per
-update and shared by every subscriber. When a client is behind, the quotes pending for it go in
-one frame `{"type":"quotes","quotes":[<quote frame>, ...]}` (the latest per symbol only).
+update and shared by every subscriber; the modes (docs/edge.md, "Subscription modes") are parts of
+that JSON (`mode_frame`): `quote` cuts the full-only tail that starts at `"open"`, `full` adds the
+price band, `ltp` is rebuilt from the parsed document (built once per update and mode). When a
+client is behind, the quotes pending for it go in one frame
+`{"type":"quotes","quotes":[<quote frame>, ...]}` (the latest per symbol only).
 """
 
 from __future__ import annotations
@@ -26,8 +31,23 @@ class ProtocolError(ValueError):
     """A client message we cannot act on; its text goes back in an `error` frame."""
 
 
+LTP = "ltp"
+QUOTE = "quote"
+FULL = "full"
+MODES = (LTP, QUOTE, FULL)
+
+
 @dataclass(frozen=True, slots=True)
 class Subscribe:
+    symbols: tuple[str, ...]
+    mode: str = QUOTE
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """watch.add (`add`) or watch.remove of symbols in the user's `watchlist:{user}`."""
+
+    add: bool
     symbols: tuple[str, ...]
 
 
@@ -46,7 +66,7 @@ class Resume:
     last_alert_id: str
 
 
-Action = Subscribe | Unsubscribe | Ping | Resume
+Action = Subscribe | Unsubscribe | Ping | Resume | Watch
 
 
 def _symbols(doc: dict, action: str, max_symbols: int) -> tuple[str, ...]:
@@ -55,11 +75,11 @@ def _symbols(doc: dict, action: str, max_symbols: int) -> tuple[str, ...]:
         msg = f"{action}: symbols must be a non-empty list"
         raise ProtocolError(msg)
     if len(symbols) > max_symbols:
-        msg = f"{action}: {len(symbols)} symbols in one message, the limit is {max_symbols}"
+        msg = f"{action}: symbols has {len(symbols)} in one message, the limit is {max_symbols}"
         raise ProtocolError(msg)
     for symbol in symbols:
         if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol):
-            msg = f"{action}: {str(symbol)[:40]!r} is not a symbol"
+            msg = f"{action}: symbols: {str(symbol)[:40]!r} is not a symbol"
             raise ProtocolError(msg)
     return tuple(dict.fromkeys(symbols))  # duplicates once, order kept
 
@@ -86,14 +106,23 @@ def parse_client_message(raw: bytes, max_bytes: int, max_symbols: int) -> Action
         raise ProtocolError(msg)
     action = doc.get("action")
     if action == "subscribe":
-        return Subscribe(_symbols(doc, action, max_symbols))
+        mode = doc.get("mode", QUOTE)
+        if mode not in MODES:
+            msg = f"mode: unknown value {str(mode)[:40]!r} (ltp, quote or full)"
+            raise ProtocolError(msg)
+        return Subscribe(_symbols(doc, action, max_symbols), mode)
+    if action == "watch.add" or action == "watch.remove":
+        return Watch(action == "watch.add", _symbols(doc, action, max_symbols))
     if action == "unsubscribe":
         return Unsubscribe(_symbols(doc, action, max_symbols))
     if action == "ping":
         return Ping()
     if action == "resume":
         return Resume(check_alert_cursor(doc.get("last_alert_id")))
-    msg = f"unknown action {str(action)[:40]!r} (subscribe, unsubscribe, ping, resume)"
+    msg = (
+        f"unknown action {str(action)[:40]!r} "
+        "(subscribe, unsubscribe, ping, resume, watch.add, watch.remove)"
+    )
     raise ProtocolError(msg)
 
 
@@ -117,9 +146,62 @@ def stream_id_key(stream_id: bytes | str) -> tuple[int, int]:
     return int(ms), int(n or 0)
 
 
+_FULL_TAIL = b',"open":'  # where the quote JSON's fields of mode full start (sinks.redis)
+_NO_CHANGE = b',"prev_close":null,"change":null,"change_pct":null}'
+_NO_FULL = b',"open":null,"high":null,"low":null'
+_NO_BAND = b',"lower_band":null,"upper_band":null}'
+
+
 def quote_frame(data: bytes, kind: bytes = b"quote") -> bytes:
-    """`{"type":"quote",...}` from the quote JSON as Redis holds it (an object)."""
-    return b'{"type":"' + kind + b'",' + data[1:] if len(data) > 2 else b'{"type":"' + kind + b'"}'
+    """Mode quote's `{"type":"quote",...}` from the quote JSON as Redis holds it (an object):
+    the JSON up to its full-only tail (`"open"` on), which the flow writes last. A quote written
+    before the change fields existed gets them as null."""
+    if len(data) <= 2:
+        return b'{"type":"' + kind + b'"}'
+    cut = data.rfind(_FULL_TAIL)
+    if cut > 0:
+        return b'{"type":"' + kind + b'",' + data[1:cut] + b"}"
+    if b'"change_pct":' not in data:
+        return b'{"type":"' + kind + b'",' + data[1:-1] + _NO_CHANGE
+    return b'{"type":"' + kind + b'",' + data[1:]
+
+
+def full_frame(data: bytes, kind: bytes = b"quote") -> bytes:
+    """Mode full: the whole quote JSON, with the price band (null until the venue sends one)."""
+    if len(data) <= 2:
+        return b'{"type":"' + kind + b'"}'
+    body = data[1:-1]
+    if b'"change_pct":' not in data:
+        body += _NO_CHANGE[:-1]
+    if data.rfind(_FULL_TAIL) < 0:
+        body += _NO_FULL
+    if b'"lower_band":' in data:
+        return b'{"type":"' + kind + b'",' + body + b"}"
+    return b'{"type":"' + kind + b'",' + body + _NO_BAND
+
+
+def ltp_frame(data: bytes, kind: bytes = b"quote") -> bytes:
+    """Mode ltp: symbol, ltp, ts and seq of the quote JSON."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    return json.dumps(
+        {"type": kind.decode(), "symbol": doc.get("symbol"), "ltp": doc.get("ltp"),
+         "ts": doc.get("ts"), "seq": doc.get("seq")},
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
+
+
+def mode_frame(data: bytes, mode: str, kind: bytes = b"quote") -> bytes:
+    """The frame of subscription `mode` (ltp, quote or full) from the quote JSON."""
+    if mode == QUOTE:
+        return quote_frame(data, kind)
+    if mode == FULL:
+        return full_frame(data, kind)
+    return ltp_frame(data, kind)
 
 
 def quotes_frame(frames: list[bytes]) -> bytes:
