@@ -33,7 +33,7 @@ function ensureRow(symbol) {
   row.id = "q-" + symbol;
   row.dataset.symbol = symbol;
   const cells = {};
-  for (const name of ["symbol", "bid", "ask", "ltp", "volume", "seq", "time"]) {
+  for (const name of ["symbol", "bid", "ask", "ltp", "change", "change_pct", "volume", "seq", "time"]) {
     const td = document.createElement("td");
     td.className = name;
     if (name === "symbol") td.textContent = symbol;
@@ -44,7 +44,7 @@ function ensureRow(symbol) {
   remove.className = "remove";
   remove.textContent = "×";
   remove.title = "unsubscribe";
-  remove.onclick = () => unsubscribe([symbol]);
+  remove.onclick = () => { unsubscribe([symbol]); send({ action: "watch.remove", symbols: [symbol] }); };
   const td = document.createElement("td");
   td.appendChild(remove);
   row.appendChild(td);
@@ -65,6 +65,14 @@ function showQuote(q, isSnapshot) {
   c.ask.textContent = fmt(q.ask, 2);
   c.ltp.textContent = fmt(q.ltp, 2);
   c.ltp.className = "ltp" + (prev && q.ltp > prev.ltp ? " up" : prev && q.ltp < prev.ltp ? " down" : "");
+  // Change against the previous close: null before the day's first trade or without a close.
+  const dir = q.change > 0 ? " up" : q.change < 0 ? " down" : "";
+  c.change.textContent = q.change === null || q.change === undefined ? "–"
+    : (q.change > 0 ? "+" : "") + fmt(q.change, 2);
+  c.change.className = "change" + dir;
+  c.change_pct.textContent = q.change_pct === null || q.change_pct === undefined ? "–"
+    : (q.change_pct > 0 ? "+" : "") + fmt(q.change_pct, 2) + " %";
+  c.change_pct.className = "change_pct" + dir;
   c.volume.textContent = q.volume === null ? "–" : Math.round(q.volume).toLocaleString();
   c.seq.textContent = q.seq;
   c.time.textContent = q.ts ? new Date(q.ts).toISOString().slice(11, 23) : "–";
@@ -216,7 +224,9 @@ function connect() {
 document.getElementById("add-symbols").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = document.getElementById("symbols-input");
-  subscribe(input.value.split(/[\s,]+/));
+  const symbols = input.value.split(/[\s,]+/).map((s) => s.trim().toUpperCase()).filter(Boolean);
+  subscribe(symbols);
+  if (symbols.length) send({ action: "watch.add", symbols });  // kept in watchlist:{user}
   input.value = "";
 });
 

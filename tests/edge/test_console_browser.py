@@ -111,9 +111,16 @@ def test_console_shows_live_quote_and_new_alert(edge: RunningEdge, chromium_devt
             assert await page.eval("document.getElementById('health-section').hidden") is True
             bid = "document.querySelector('#q-AAPL td.bid')?.textContent"
             await page.wait_for(bid, "187.25")
-            edge.set_quote("AAPL", seq=2, bid=188.5)
+            change = "document.querySelector('#q-AAPL td.change').textContent"
+            assert await page.eval(change) == "–"  # no previous close in this quote
+            edge.set_quote("AAPL", seq=2, bid=188.5, prev_close=190.0, change=-1.5,
+                           change_pct=-0.79)  # fmt: skip
             await page.wait_for(bid, "188.50")
             assert await page.eval("document.querySelector('#q-AAPL td.seq').textContent") == "2"
+            assert await page.eval(change) == "-1.50"
+            pct = "document.querySelector('#q-AAPL td.change_pct')"
+            assert await page.eval(pct + ".textContent") == "-0.79 %"
+            assert await page.eval(pct + ".className") == "change_pct down"
             edge.add_alert("al-9", "STOP_TRIGGERED", "A1", symbol="AAPL",
                            details={"trigger_px": "188.40", "cl_ord_id": "C-77"})
             edge.add_alert("al-other", "STOP_TRIGGERED", "B1")  # not ann's account
