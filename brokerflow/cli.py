@@ -20,7 +20,7 @@ from domain.errors import BrokerflowError
 COMMANDS = (
     "demo", "replay", "run", "gateway", "simulate", "load", "sql", "report", "alerts", "gdpr",
     "services", "bench", "dq", "edge", "console", "token", "fix-test-acceptor",
-    "simulate-exchange", "price-alerts",
+    "simulate-exchange", "price-alerts", "halt",
 )
 
 

@@ -27,6 +27,7 @@ twice.
 from __future__ import annotations
 
 import pickle
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import time
 from decimal import Decimal
@@ -46,8 +47,12 @@ from domain.events import (
     MarketDataSnapshot,
     OrderList,
     OrderRequest,
+    SecurityStatus,
+    TradingSessionStatus,
 )
+from domain.market_status import MarketStatusBook, MarketStatusChanged
 from domain.quotes import SymbolBook, apply_increment_top, apply_snapshot
+from domain.sharding import symbol_shard
 from domain.stops import (
     Accepted,
     Activated,
@@ -63,8 +68,9 @@ from domain.stops import (
     order_from_request,
 )
 from flows.context import FlowContext
-from flows.quotes import ShardBatch
+from flows.quotes import QUOTE_SHARDS, ShardBatch, make_sharder
 from sinks.clickhouse import LIVE_MAX_DELAY_S, PipelinedAuditSink, audit_partition_key
+from sinks.market_status import MarketStatusSink
 from sinks.postgres import DeadLetterSink
 from sinks.stops import (
     ACTIVE,
@@ -90,9 +96,12 @@ class StopEffects:
     alerts: list[Alert] = field(default_factory=list)
     audit: list[AuditRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    statuses: list[MarketStatusChanged] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.alerts or self.dead_letters or self.children)
+        return bool(
+            self.rows or self.alerts or self.dead_letters or self.children or self.statuses
+        )
 
 
 def _row(order: StopOrder, status: str, stop_px: Decimal | None) -> StopRow:
@@ -120,6 +129,36 @@ class StopShardState:
     # limit/market legs sent to the venue and still working there: a cancel of one in the
     # book (its OCO sibling fired or filled) must reach the venue too
     sent_legs: dict[str, OutboundOrder] = field(default_factory=dict)
+    # the venue's statuses (35=f of the shard's symbols, every 35=h): prices of a symbol that
+    # does not trade are not evaluated (issue 19)
+    status: MarketStatusBook = field(default_factory=MarketStatusBook)
+
+
+STATUS_TYPES = frozenset((SecurityStatus, TradingSessionStatus))
+
+
+class StatusEvents(list):
+    """A shard's events with the market-status events to see among them: `statuses` holds
+    `(position, event, primary)`, the event going before `self[position]`; `primary` is set
+    on one shard only for a market-wide event, the one that publishes its change.
+
+    A list of the events alone to every other step of the shard (quotes, margin): they never
+    see the statuses."""
+
+    statuses: list[tuple[int, object, bool]]
+
+
+def _with_statuses(events: list, statuses: list[tuple[int, object, bool]]) -> list:
+    """The events and the statuses among them, in stream order; `(event, primary)` pairs for
+    the statuses."""
+    out: list = []
+    start = 0
+    for position, event, primary in statuses:
+        out += events[start:position]
+        out.append((event, primary))
+        start = position
+    out += events[start:]
+    return out
 
 
 class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
@@ -129,6 +168,8 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
         self.recovery = ctx.recovery
         if resume is not None:
             self.state: StopShardState = pickle.loads(resume)
+            if not hasattr(self.state, "status"):  # a snapshot from before issue 19
+                self.state.status = MarketStatusBook()
         else:
             settings = ctx.settings
             close = time.fromisoformat(settings.session_close_utc)
@@ -141,8 +182,11 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
     def on_batch(self, values: list[ShardBatch]) -> tuple[list[StopEffects], bool]:
         effects = StopEffects()
         state = self.state
-        stops, books = state.stops, state.books
+        stops, books, status = state.stops, state.books, state.status
         for events, *_ in values:
+            statuses = getattr(events, "statuses", None)
+            if statuses:
+                events = _with_statuses(events, statuses)  # noqa: PLW2901
             for event in events:
                 kind = type(event)
                 if kind is MarketDataIncrement:
@@ -155,6 +199,8 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
                     # every trade price in order, so a gap fires at the first price past; then
                     # the top of the book.
                     bid, ask = apply_increment_top(book, event)
+                    if status.any_halt and not status.trading(symbol):
+                        continue  # held: evaluated again at the first price after the halt
                     for entry in event.entries:
                         if entry.entry_type == MD_TRADE and entry.action == MD_NEW and entry.price:
                             self._apply(stops.on_quote(symbol, ts, last=entry.price), effects)
@@ -167,7 +213,11 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
                     if book is None:
                         book = books[symbol] = SymbolBook(symbol)
                     apply_snapshot(book, event)
+                    if status.any_halt and not status.trading(symbol):
+                        continue
                     self._quote(book, event.ts_event, effects, last=True)
+                elif kind is tuple:  # a market status (`StatusEvents`) and whether to publish
+                    self._status(*event, effects)
                 elif kind is OrderRequest:
                     self._request(event, effects)
                 elif kind is OrderList:
@@ -175,6 +225,16 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
                 elif kind is ExecutionReport:
                     self._fill(event, effects)
         return ([effects] if effects else []), self.RETAIN
+
+    def _status(
+        self, event: SecurityStatus | TradingSessionStatus, primary: bool, effects: StopEffects
+    ) -> None:
+        change = self.state.status.apply(event)
+        if change is None:
+            return
+        self.stats.add("market_status_changes", 1)
+        if primary:
+            effects.statuses.append(change)
 
     def _quote(self, book: SymbolBook, ts: int, effects: StopEffects, last: bool = False) -> None:
         bid, ask = book.best_bid(), book.best_ask()
@@ -377,6 +437,61 @@ def _encode(message: OutboundOrder | OutboundCancel, seq: int) -> bytes:
     return encode_outbound(message, seq)
 
 
+def shard(decoded: Stream, ctx: FlowContext, with_orders: bool) -> Stream:
+    """`flows.quotes.shard` (same step id) with the market-status events among each shard's
+    events for the stop engine (`StatusEvents`): a 35=f goes to its symbol's shard, a 35=h to
+    every shard (the first shard's copy publishes the change), each in stream order with the
+    market data and orders of the batch (placed by sequence number)."""
+    keys = ctx.placement.symbol if ctx.placement is not None else None
+    names = list(keys) if keys else [str(n) for n in range(QUOTE_SHARDS)]
+    sharder = make_sharder(QUOTE_SHARDS, ctx.stats, with_orders, keys)
+    return op.flat_map("shard_market_data", decoded, with_market_status(sharder, names))
+
+
+def with_market_status(sharder, names: list[str]):
+    """Wrap a `make_sharder` function to route market-status events (see `shard`)."""
+    shard_of: dict[str, str] = {}
+    primary = names[0]
+
+    def shard_events(batch) -> list[tuple[str, ShardBatch]]:
+        out = sharder(batch)
+        if STATUS_TYPES.isdisjoint(map(type, batch.events)):
+            return out  # the usual batch: one pass in C
+        by_shard = {key: index for index, (key, _) in enumerate(out)}
+        for event, seq in zip(batch.events, batch.seqs, strict=True):
+            kind = type(event)
+            if kind is SecurityStatus:
+                symbol = event.symbol
+                target = shard_of.get(symbol)
+                if target is None:
+                    target = shard_of[symbol] = names[symbol_shard(symbol) % QUOTE_SHARDS]
+                targets = (target,)
+            elif kind is TradingSessionStatus:
+                targets = names
+            else:
+                continue
+            for key in targets:
+                index = by_shard.get(key)
+                if index is None:
+                    by_shard[key] = index = len(out)
+                    out.append((key, ShardBatch(StatusEvents(), False, [], batch.progress, key)))
+                part = out[index][1]
+                events = part.events
+                if type(events) is not StatusEvents:
+                    events = StatusEvents(events)
+                    events.statuses = []
+                    part = part._replace(events=events)
+                    out[index] = (key, part)
+                elif not hasattr(events, "statuses"):
+                    events.statuses = []
+                events.statuses.append(
+                    (bisect_right(part.seqs, seq), event, kind is SecurityStatus or key == primary)
+                )
+        return out
+
+    return shard_events
+
+
 def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Alert]]:
     """Add the stop engine to the market-data shards (`flows.quotes.shard`, with orders);
     return its alerts, for the pipeline's one alert sink."""
@@ -397,6 +512,11 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
         StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add, ctx.retry,
                        ctx.order_writers, recovery=ctx.recovery),
     )
+    statuses = op.filter_map(
+        "market_statuses", effects, lambda e: ("status", e.statuses) if e.statuses else None
+    )
+    status_sink = MarketStatusSink(ctx.postgres_dsn, ctx.redis_url, ctx.retry)
+    op.output("write_market_status", statuses, status_sink)
     alerts = op.filter_map("stop_alerts", effects, lambda e: e.alerts or None)
     letters = op.flat_map("stop_letters", effects, lambda e: e.dead_letters)
     op.output("write_stop_letters", letters, DeadLetterSink(ctx.postgres_dsn, ctx.retry))

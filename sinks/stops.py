@@ -6,11 +6,25 @@ BEFORE the children go out (`OrderFileWriter`, fsynced): a crash between the two
 marked TRIGGERED whose child is re-sent on replay, never a child without its state. Both writes
 are idempotent (rows by ClOrdID, a terminal status never reverts; children by ClOrdID), so the
 input replayed after a crash from the last Bytewax snapshot changes nothing twice.
+
+The kill switch (issue 19, `brokerflow halt` / `resume`): the partition reads the open
+kill-switch rows of `trading_halts` (`KillSwitch`, at most every `HALT_POLL_S` seconds, on its
+writer thread; a ticker submits an empty batch every `HALT_POLL_S` so a resume is seen without
+input). While one covers a child's account (scope "all" or the account), a new child order
+(35=D) is withheld: a `held_orders` row (the order pickled, the reason) and its stop's row
+marked `child_status` HELD with `held_reason`, instead of the writers. Cancels of venue legs
+(35=F) still go out (they reduce risk). When no halt covers it any more, each held order is
+written to the writers, then marked RELEASED (`held_orders.released_at`): once, because a
+child held or released before is never held again (`held_orders` is read at start) and the
+writers skip ClOrdIDs they already sent, so a crash between the two writes re-sends nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import pickle
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -108,29 +122,197 @@ class OrderWriter(Protocol):
     def close(self) -> None: ...
 
 
+HALT_POLL_S = 1.0
+ALL = "all"  # the kill switch's market-wide scope
+
+
+class KillSwitch:
+    """The open kill-switch halts (`trading_halts`), read at most every `poll_s` seconds, and
+    the children held while they last (`held_orders`)."""
+
+    def __init__(self, dsn: str, poll_s: float = HALT_POLL_S) -> None:
+        self._dsn = dsn
+        self._poll_s = poll_s
+        self._conn: psycopg.Connection | None = None
+        self._read_at = -1e18
+        self.halts: dict[str, str] = {}  # scope -> reason
+        self.held: set[str] = set()  # every child ever held (released or not)
+        self.pending = False  # some held child is not released yet
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
+        return self._conn
+
+    def start(self) -> None:
+        rows = self._connection().execute(
+            "SELECT child_cl_ord_id, released_at IS NULL FROM held_orders"
+        ).fetchall()
+        self.held = {row[0] for row in rows}
+        self.pending = any(row[1] for row in rows)
+        self.poll(force=True)
+
+    def poll(self, force: bool = False) -> bool:
+        """Re-read the open halts if `poll_s` passed; return whether they changed."""
+        now = time.monotonic()
+        if not force and now - self._read_at < self._poll_s:
+            return False
+        self._read_at = now
+        rows = self._connection().execute(
+            "SELECT scope, reason FROM trading_halts "
+            "WHERE source = 'kill_switch' AND ended_at IS NULL"
+        ).fetchall()
+        halts = dict(rows)
+        changed = halts != self.halts
+        self.halts = halts
+        return changed
+
+    def reason_for(self, account: str | None) -> str | None:
+        """Why a child of `account` is withheld now, or None."""
+        halts = self.halts
+        if not halts:
+            return None
+        if ALL in halts:
+            return f"kill switch (all): {halts[ALL]}"
+        if account and account in halts:
+            return f"kill switch ({account}): {halts[account]}"
+        return None
+
+    def hold(self, held: list[tuple[str, Any, str]]) -> None:
+        """Record children withheld: `(cl_ord_id, order, reason)`."""
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO held_orders (child_cl_ord_id, account, symbol, reason, order_pickle)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (child_cl_ord_id) DO NOTHING",
+                [
+                    (cl_ord_id, getattr(order, "account", None) or "", order.symbol, reason,
+                     pickle.dumps(order, protocol=pickle.HIGHEST_PROTOCOL))
+                    for cl_ord_id, order, reason in held
+                ],
+            )  # fmt: skip
+            cur.executemany(
+                "UPDATE stop_orders SET child_status = 'HELD', held_reason = %s, "
+                "updated_at = now() WHERE child_cl_ord_id = %s",
+                [(reason, cl_ord_id) for cl_ord_id, _, reason in held],
+            )
+        self.held.update(cl_ord_id for cl_ord_id, _, _ in held)
+        self.pending = True
+
+    def releasable(self) -> list[tuple[str, Any]]:
+        """The held children no open halt covers any more, in the order they were held."""
+        rows = self._connection().execute(
+            "SELECT child_cl_ord_id, account, order_pickle FROM held_orders "
+            "WHERE released_at IS NULL ORDER BY held_at, child_cl_ord_id"
+        ).fetchall()
+        self.pending = bool(rows)
+        return [
+            (cl_ord_id, pickle.loads(blob))  # noqa: S301 - our own rows
+            for cl_ord_id, account, blob in rows
+            if self.reason_for(account) is None
+        ]
+
+    def released(self, cl_ord_ids: list[str]) -> None:
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "UPDATE held_orders SET released_at = now() "
+                "WHERE child_cl_ord_id = ANY(%s) AND released_at IS NULL",
+                (cl_ord_ids,),
+            )
+            cur.execute(
+                "UPDATE stop_orders SET child_status = 'RELEASED', updated_at = now() "
+                "WHERE child_cl_ord_id = ANY(%s)",
+                (cl_ord_ids,),
+            )
+        self.pending = False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _is_new_order(order: Any) -> bool:
+    return not hasattr(order, "orig_cl_ord_id")  # an OutboundCancel names the leg it cancels
+
+
 class _StopPartition(StatefulSinkPartition[StopWrites, None]):
     """The stop engine's writes, in order, on a writer thread of its own (`sinks.background`):
     on the worker thread, the transactions' round trips were ~4 % of the all-flows replay's
     wall time. Drained at each epoch's snapshot, so a committed epoch has nothing in flight."""
 
     def __init__(
-        self, pg: PgBatchWriter[StopRow], orders: list[OrderWriter], name: str, recovery: bool
+        self,
+        pg: PgBatchWriter[StopRow],
+        orders: list[OrderWriter],
+        name: str,
+        recovery: bool,
+        kill_switch: KillSwitch | None = None,
     ) -> None:
         self._recovery = recovery
         self._pg = pg
         self._orders = orders
+        self._kill = kill_switch
         self._background: BackgroundWriter[StopWrites] = BackgroundWriter(
             self._write, name, max_items=1_000
         )
+        self._stop_ticker = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if kill_switch is not None:
+            self._background.submit([StopWrites()])  # held children a resume freed: now
+            self._ticker = threading.Thread(target=self._tick, name=f"{name}.halts", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop_ticker.wait(HALT_POLL_S):
+            try:
+                self._background.submit([StopWrites()])
+            except BaseException:  # noqa: BLE001 - raised again to the worker by its next call
+                return
 
     def _write(self, values: list[StopWrites]) -> None:
         rows = [row for v in values for row in v.rows]
         if rows:
             self._pg.write(rows)  # the state first ...
         children = [child for v in values for child in v.children]
+        kill = self._kill
+        if kill is not None:
+            changed = kill.poll()
+            if children and (kill.halts or kill.held):
+                children = self._hold(children)
+            if kill.pending and (changed or not kill.halts):
+                self._release()
         if children:
             for orders in self._orders:
                 orders.write(children)  # ... then the orders it decided
+
+    def _hold(self, children: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """The children to send now; the others recorded HELD (or already held: skipped)."""
+        kill = self._kill
+        assert kill is not None
+        send: list[tuple[str, Any]] = []
+        held: list[tuple[str, Any, str]] = []
+        for cl_ord_id, order in children:
+            if cl_ord_id in kill.held:
+                continue  # held before (a replay): released by `_release` alone
+            reason = kill.reason_for(getattr(order, "account", None))
+            if reason is not None and _is_new_order(order):
+                held.append((cl_ord_id, order, reason))
+            else:
+                send.append((cl_ord_id, order))
+        if held:
+            kill.hold(held)
+        return send
+
+    def _release(self) -> None:
+        kill = self._kill
+        assert kill is not None
+        free = kill.releasable()
+        if not free:
+            return
+        for orders in self._orders:
+            orders.write(free)  # first sent (each writer skips what it already sent) ...
+        kill.released([cl_ord_id for cl_ord_id, _ in free])  # ... then marked
 
     def write_batch(self, values: list[StopWrites]) -> None:
         self._background.submit(values)
@@ -141,10 +323,15 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
         return None
 
     def close(self) -> None:
+        self._stop_ticker.set()
+        if self._ticker is not None:
+            self._ticker.join()
         try:
             self._background.close()
         finally:
             self._pg.close()
+            if self._kill is not None:
+                self._kill.close()
             for orders in self._orders:
                 orders.close()
 
@@ -193,4 +380,6 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         if self._orders_out is not None:
             orders.append(OrderFileWriter(self._orders_out, self._encode, self._count))
         orders += [factory(self._encode, self._count) for factory in self._outbound]
-        return _StopPartition(pg, orders, f"{step_id}.{for_part}", self._recovery)
+        kill = KillSwitch(self._dsn)
+        kill.start()
+        return _StopPartition(pg, orders, f"{step_id}.{for_part}", self._recovery, kill)

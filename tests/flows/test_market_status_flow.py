@@ -1,0 +1,169 @@
+"""Market status end to end (issue 19): venue halts hold the stop engine; the kill switch
+holds child orders and releases them once. FIX files replayed into real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import psycopg
+import pytest
+import redis
+
+from brokerflow.commands.halt import halt, resume
+from tests.flows.test_executions_flow import load
+from tests.flows.test_quotes_flow import fix, snapshot, ts
+from tests.flows.test_stops_flow import children, run, stop, stop_rows, trade
+
+
+@pytest.fixture
+def settings(settings_factory, tmp_path, monkeypatch):
+    s = settings_factory()
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account,owner,cash\nACC1,alice,100000\n")
+    load(s, "accounts", accounts, monkeypatch)
+    return s
+
+
+def security_status(code: str, at_ms: int, seq: int, **tags) -> bytes:
+    pairs = [(55, "ACME"), (326, code), (60, ts(at_ms))]
+    pairs += [(int(name[1:]), value) for name, value in tags.items()]
+    return fix("f", pairs, seq, ts(at_ms))
+
+
+def session_status(code: str, at_ms: int, seq: int) -> bytes:
+    pairs = [(336, "1"), (340, code), (58, "MWCB level 1"), (60, ts(at_ms))]
+    return fix("h", pairs, seq, ts(at_ms))
+
+
+def halts(dsn: str, source: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT scope, reason, actor, started_at IS NOT NULL, ended_at IS NOT NULL "
+            "FROM trading_halts WHERE source = %s ORDER BY id",
+            (source,),
+        ).fetchall()
+
+
+@pytest.mark.parametrize("market_wide", [False, True], ids=["symbol_halt", "market_halt"])
+def test_stop_crossed_during_a_halt_fires_at_the_reopening_price(tmp_path, settings, market_wide):
+    halted, reopened = (
+        (session_status("1", 1_000, 4), session_status("2", 3_000, 6))
+        if market_wide
+        else (security_status("2", 1_000, 4, t327="D"), security_status("17", 3_000, 6))
+    )
+    lines = [
+        snapshot("ACME", 0, "99.90", 100, "100.10", 100, seq=1),
+        trade("100.00", 100, 2),
+        stop("S1", "2", "99.50", 200, 3),
+        halted,
+        trade("99.00", 2_000, 5),  # crosses 99.50 while halted: held
+        reopened,
+        trade("98.80", 4_000, 7),  # the reopening price
+        trade("98.50", 5_000, 8),
+    ]
+    summary, out = run(tmp_path, settings, lines)
+    assert summary["dead_letters"] == 0
+    assert summary["stops"] == {"accepted": 1, "triggered": 1}
+    status, _, trigger_px, triggered_at, child_id = stop_rows(settings.postgres_dsn)["S1"]
+    assert (status, trigger_px, child_id) == ("TRIGGERED", Decimal("98.80"), "S1.T")
+    assert triggered_at.strftime("%H:%M:%S") == "14:30:04"
+    [child] = children(out)
+    assert child[11] == b"S1.T" and child[60] == b"20261125-14:30:04.000"
+
+    scope = "market" if market_wide else "ACME"
+    [(row_scope, reason, actor, started, ended)] = halts(settings.postgres_dsn, "venue")
+    assert (row_scope, actor, started, ended) == (scope, "venue", True, True)
+    assert reason == ("MWCB level 1" if market_wide else "news dissemination")
+    r = redis.Redis.from_url(settings.redis_url)
+    key = "market:status" if market_wide else "symbol:status:ACME"
+    frame = json.loads(r.get(key))
+    r.close()
+    assert {k: frame[k] for k in ("type", "scope", "state", "level", "until")} == {
+        "type": "market_status", "scope": scope, "state": "OPEN", "level": None, "until": None
+    }
+    assert frame["ts"] % 100_000 == 3_000  # event time (epoch ms), not the wall clock
+
+    again, _ = run(tmp_path, settings, lines)  # a replay adds nothing
+    assert again["orders_out"] == 0 and len(halts(settings.postgres_dsn, "venue")) == 1
+
+
+def test_stop_still_halted_at_the_end_does_not_fire(tmp_path, settings):
+    lines = [
+        snapshot("ACME", 0, "99.90", 100, "100.10", 100, seq=1),
+        trade("100.00", 100, 2),
+        stop("S1", "2", "99.50", 200, 3),
+        security_status("2", 1_000, 4),
+        trade("99.00", 2_000, 5),
+        snapshot("ACME", 2_500, "98.90", 100, "99.10", 100, seq=6),
+    ]
+    summary, out = run(tmp_path, settings, lines)
+    assert summary["stops"] == {"accepted": 1}
+    assert stop_rows(settings.postgres_dsn)["S1"][0] == "ACTIVE"
+    assert children(out) == []
+    r = redis.Redis.from_url(settings.redis_url)
+    assert json.loads(r.get("symbol:status:ACME"))["state"] == "HALTED"
+    r.close()
+
+
+def test_kill_switch_holds_children_then_releases_them_exactly_once(tmp_path, settings):
+    dsn = settings.postgres_dsn
+    from sinks.postgres import migrate
+
+    migrate(dsn)
+    assert halt(dsn, "all", "runaway algo", "ops")[0] is True
+    changed, line = halt(dsn, "all", "again", "ops")
+    assert changed is False and line.startswith("already halted all since") and "\n" not in line
+    lines = [
+        snapshot("ACME", 0, "99.90", 100, "100.10", 100, seq=1),
+        trade("100.00", 100, 2),
+        stop("S1", "2", "99.50", 200, 3),
+        trade("99.30", 1_000, 4),
+    ]
+    summary, out = run(tmp_path, settings, lines)
+    assert summary["stops"] == {"accepted": 1, "triggered": 1}
+    assert summary["orders_out"] == 0 and children(out) == []
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(
+            "SELECT status, child_status, held_reason FROM stop_orders WHERE cl_ord_id = 'S1'"
+        ).fetchone() == ("TRIGGERED", "HELD", "kill switch (all): runaway algo")
+        assert conn.execute(
+            "SELECT child_cl_ord_id, account, released_at FROM held_orders"
+        ).fetchall() == [("S1.T", "ACC1", None)]
+
+    # replayed while still halted: held once, nothing sent
+    again, _ = run(tmp_path, settings, lines)
+    assert again["orders_out"] == 0 and children(out) == []
+
+    changed, line = resume(dsn, "all")
+    assert changed is True and "1 held order(s) to release" in line
+    assert resume(dsn, "all") == (False, "not halted: all is running; nothing changed")
+    # the flow, started again (or running: polled each second), releases the child once
+    third, _ = run(tmp_path, settings, lines)
+    [child] = children(out)
+    assert (child[35], child[11], child[1]) == (b"D", b"S1.T", b"ACC1")
+    fourth, _ = run(tmp_path, settings, lines)
+    assert len(children(out)) == 1
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(
+            "SELECT child_status FROM stop_orders WHERE cl_ord_id = 'S1'"
+        ).fetchone() == ("RELEASED",)
+        [(released,)] = conn.execute("SELECT released_at FROM held_orders").fetchall()
+        assert released is not None
+    assert halts(dsn, "kill_switch") == [("all", "runaway algo", "ops", True, True)]
+
+
+def test_account_halt_holds_that_account_only(tmp_path, settings):
+    dsn = settings.postgres_dsn
+    from sinks.postgres import migrate
+
+    migrate(dsn)
+    halt(dsn, "OTHER", "margin review", "ops")
+    lines = [
+        snapshot("ACME", 0, "99.90", 100, "100.10", 100, seq=1),
+        trade("100.00", 100, 2),
+        stop("S1", "2", "99.50", 200, 3),
+        trade("99.30", 1_000, 4),
+    ]
+    summary, out = run(tmp_path, settings, lines)
+    assert summary["orders_out"] == 1 and [c[11] for c in children(out)] == [b"S1.T"]
