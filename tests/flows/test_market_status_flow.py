@@ -167,3 +167,72 @@ def test_account_halt_holds_that_account_only(tmp_path, settings):
     ]
     summary, out = run(tmp_path, settings, lines)
     assert summary["orders_out"] == 1 and [c[11] for c in children(out)] == [b"S1.T"]
+
+
+def test_statuses_reach_their_shards_in_stream_order_and_a_session_status_every_shard():
+    from brokerflow.metrics import FlowStats
+    from connectors.fix.parse import decode_lines
+    from domain.sharding import symbol_shard
+    from flows.operators import FlowBatch
+    from flows.quotes import QUOTE_SHARDS, make_sharder
+    from flows.stops import _with_statuses, with_market_status
+
+    other = next(s for s in ("B", "C", "D", "E", "F", "G") if
+                 symbol_shard(s) % QUOTE_SHARDS != symbol_shard("ACME") % QUOTE_SHARDS)  # fmt: skip
+    lines = [
+        trade("100.00", 0, 1),
+        security_status("2", 1, 2),
+        fix("W", [(55, other), (268, 1), (269, 2), (270, "5"), (271, 1)], 3, ts(2)),
+        session_status("1", 3, 4),
+        trade("99.00", 4, 5),
+    ]
+    decoded = decode_lines([line + b"\n" for line in lines], "file:t.fix", 1)
+    batch = FlowBatch(decoded.events, [], 0, 5, decoded.lines, [1, 2, 3, 4, 5], None)
+    names = [str(n) for n in range(QUOTE_SHARDS)]
+    route = with_market_status(make_sharder(QUOTE_SHARDS, FlowStats(), True), names)
+    out = dict(route(batch))
+    assert set(out) == set(names)  # the 35=h reached every shard
+    acme = out[names[symbol_shard("ACME") % QUOTE_SHARDS]]
+    assert len(acme.events) == 2 == len(acme.seqs)  # the other steps see the events alone
+    seen = [type(e[0]).__name__ if type(e) is tuple else type(e).__name__
+            for e in _with_statuses(acme.events, acme.events.statuses)]  # fmt: skip
+    assert seen == [
+        "MarketDataIncrement", "SecurityStatus", "TradingSessionStatus", "MarketDataIncrement"
+    ]
+    primaries = [
+        key for key, part in out.items()
+        for _, event, primary in part.events.statuses
+        if primary and type(event).__name__ == "TradingSessionStatus"
+    ]  # fmt: skip
+    assert primaries == [names[0]]
+
+
+def test_a_running_sink_releases_held_children_after_resume_within_seconds(tmp_path, pg_dsn):
+    import time as wall
+
+    from connectors.fix.encode import OutboundOrder
+    from flows.stops import _encode
+    from sinks.postgres import migrate
+    from sinks.stops import StopOutputSink, StopWrites
+
+    migrate(pg_dsn)
+    halt(pg_dsn, "ACC1", "review", "ops")
+    out = tmp_path / "out.fix"
+    part = StopOutputSink(pg_dsn, out, _encode).build_part("write_stops", "stops", None)
+    try:
+        child = OutboundOrder("S9.T", "ACC1", "ACME", "2", Decimal(10), "1", None, 0)
+        other = OutboundOrder("S8.T", "ACC2", "ACME", "2", Decimal(10), "1", None, 0)
+        part.write_batch([StopWrites((), (("S9.T", child), ("S8.T", other)))])
+        part.snapshot()
+        part._background.drain()
+        assert [c[11] for c in children(out)] == [b"S8.T"]
+        resume(pg_dsn, "ACC1")
+        deadline = wall.monotonic() + 5
+        while len(children(out)) < 2 and wall.monotonic() < deadline:
+            wall.sleep(0.1)
+        assert [c[11] for c in children(out)] == [b"S8.T", b"S9.T"]
+        part.write_batch([StopWrites((), (("S9.T", child),))])  # decided again: not resent
+        part._background.drain()
+        assert len(children(out)) == 2
+    finally:
+        part.close()
