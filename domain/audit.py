@@ -51,6 +51,10 @@ ORDER_SUSPENDED = "ORDER_SUSPENDED"
 ORDER_STATUS = "ORDER_STATUS"
 TRADE_CANCELLED = "TRADE_CANCELLED"
 TRADE_CORRECTED = "TRADE_CORRECTED"
+# issue 19: the kill switch and what it held
+TRADING_HALTED = "TRADING_HALTED"
+TRADING_RESUMED = "TRADING_RESUMED"
+ORDER_HELD = "ORDER_HELD"
 
 REQUEST_EVENT_TYPES: Mapping[str, str] = {
     "D": ORDER_PLACED,  # NewOrderSingle
@@ -566,4 +570,37 @@ def order_triggered(
         market_snapshot=snapshot_json(snapshot),
         raw_fix=_raw_text(raw),
         source=source,
+    )
+
+
+def trading_halt_record(
+    event_type: str, *, scope: str, reason: str, actor: str, started_ns: int, ts_event: int
+) -> AuditRecord:
+    """The record of a kill-switch halt (TRADING_HALTED) or its end (TRADING_RESUMED).
+
+    `account` is the halted account ("" for scope "all"); `order_details` holds the scope, the
+    reason and the actor; `event_id` = UUIDv5 of `"{event_type}|halt:{scope}:{started_ns}"`.
+    """
+    details = {"scope": scope, "reason": reason, "actor": actor, "started_ns": started_ns}
+    return AuditRecord(
+        event_id=audit_event_id(event_type, f"halt:{scope}:{started_ns}"),
+        ts_event_us=ts_event // 1000,
+        event_type=event_type,
+        account="" if scope == "all" else scope,
+        order_id="",
+        cl_ord_id="",
+        orig_cl_ord_id="",
+        exec_id="",
+        symbol="",
+        side="",
+        ord_type="",
+        ord_status="",
+        quantity=None,
+        price=None,
+        last_qty=_ZERO,
+        last_px=_ZERO,
+        order_details=_details(details),
+        market_snapshot="{}",
+        raw_fix="",
+        source="kill_switch",
     )

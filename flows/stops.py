@@ -31,6 +31,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import time
 from decimal import Decimal
+from functools import partial
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream
@@ -69,7 +70,13 @@ from domain.stops import (
 )
 from flows.context import FlowContext
 from flows.quotes import QUOTE_SHARDS, ShardBatch, make_sharder
-from sinks.clickhouse import LIVE_MAX_DELAY_S, PipelinedAuditSink, audit_partition_key
+from sinks.clickhouse import (
+    LIVE_MAX_DELAY_S,
+    PipelinedAuditSink,
+    audit_partition_key,
+    is_embedded,
+    open_store,
+)
 from sinks.market_status import MarketStatusSink
 from sinks.postgres import DeadLetterSink
 from sinks.stops import (
@@ -506,11 +513,20 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
         if (e.rows or e.children)
         else None,
     )
+    url, data_dir = ctx.settings.clickhouse_url, ctx.settings.data_dir
+    # ORDER_HELD rows from the stop sink's partition: wherever it runs, it may open a server;
+    # embedded chdb only in a single-process run (one process per directory)
+    held_audit = (
+        partial(open_store, url, data_dir)
+        if with_audit and (ctx.processes == 1 or not is_embedded(url))
+        else None
+    )
     op.output(
         "write_stops",
         writes,
         StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add, ctx.retry,
-                       ctx.order_writers, recovery=ctx.recovery),
+                       ctx.order_writers, recovery=ctx.recovery,
+                       audit_store=held_audit),
     )
     statuses = op.filter_map(
         "market_statuses", effects, lambda e: ("status", e.statuses) if e.statuses else None

@@ -34,7 +34,9 @@ from typing import Any, Protocol
 import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from domain.audit import ORDER_HELD, AuditRecord, order_triggered
 from sinks.background import BackgroundWriter
+from sinks.clickhouse import AUDIT_COLUMNS, ClickHouseStore, audit_columns
 from sinks.order_file import OrderFileWriter
 from sinks.postgres import PgBatchWriter
 from sinks.retry import RetryPolicy
@@ -232,6 +234,21 @@ class KillSwitch:
             self._conn.close()
 
 
+def held_records(held: Sequence[tuple[str, Any, str]]) -> list[AuditRecord]:
+    """ORDER_HELD audit rows of `(cl_ord_id, order, reason)`: at the trigger's event time, the
+    child's terms, the reason in the details; ids from the child's ClOrdID (a replay adds none)."""
+    return [
+        order_triggered(
+            cl_ord_id=cl_ord_id, account=getattr(order, "account", None) or "",
+            symbol=order.symbol, side=order.side, ts_event=order.ts_event, snapshot=None,
+            quantity=order.quantity, price=getattr(order, "price", None),
+            ord_type=getattr(order, "ord_type", ""), details={"reason": reason},
+            source="kill_switch", event_type=ORDER_HELD,
+        )
+        for cl_ord_id, order, reason in held
+    ]  # fmt: skip
+
+
 def _is_new_order(order: Any) -> bool:
     return not hasattr(order, "orig_cl_ord_id")  # an OutboundCancel names the leg it cancels
 
@@ -248,8 +265,11 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
         name: str,
         recovery: bool,
         kill_switch: KillSwitch | None = None,
+        audit_store: Callable[[], ClickHouseStore] | None = None,
     ) -> None:
         self._recovery = recovery
+        self._open_audit = audit_store
+        self._audit: ClickHouseStore | None = None
         self._pg = pg
         self._orders = orders
         self._kill = kill_switch
@@ -302,6 +322,12 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
                 send.append((cl_ord_id, order))
         if held:
             kill.hold(held)
+            if self._open_audit is not None:
+                if self._audit is None:
+                    self._audit = self._open_audit()
+                self._audit.insert_columns(
+                    "audit_log", AUDIT_COLUMNS, audit_columns(held_records(held))
+                )
         return send
 
     def _release(self) -> None:
@@ -332,6 +358,8 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
             self._pg.close()
             if self._kill is not None:
                 self._kill.close()
+            if self._audit is not None:
+                self._audit.close()
             for orders in self._orders:
                 orders.close()
 
@@ -347,6 +375,8 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         count: counter callback (`orders_out`).
         outbound: more places for the children, each built in the partition as
             `factory(encode, count)` (an order-entry FIX session, a Kafka topic), in order.
+        audit_store: opens the audit store for the ORDER_HELD rows of children the kill
+            switch holds (None: no audit rows).
     """
 
     def __init__(
@@ -359,8 +389,10 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         outbound: Sequence[Callable[[Callable[[Any, int], bytes], Counter | None], OrderWriter]]
         = (),
         recovery: bool = True,
+        audit_store: Callable[[], ClickHouseStore] | None = None,
     ) -> None:
         self._recovery = recovery
+        self._audit_store = audit_store
         self._outbound = tuple(outbound)
         self._dsn = dsn
         self._orders_out = orders_out
@@ -382,4 +414,6 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         orders += [factory(self._encode, self._count) for factory in self._outbound]
         kill = KillSwitch(self._dsn)
         kill.start()
-        return _StopPartition(pg, orders, f"{step_id}.{for_part}", self._recovery, kill)
+        return _StopPartition(
+            pg, orders, f"{step_id}.{for_part}", self._recovery, kill, self._audit_store
+        )

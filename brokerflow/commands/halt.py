@@ -9,13 +9,18 @@ triggered stops are withheld (recorded HELD in `held_orders` and `stop_orders.ch
 and on resume each is sent once. `halt` of a scope already halted, or `resume` of one that is
 not, prints one line saying so, changes nothing and exits 0: the state asked for holds (a
 script may repeat either safely). `resume` without `--account` ends the market-wide halt only;
-halts of single accounts stay until resumed by name.
+halts of single accounts stay until resumed by name. Each change is also an audit row
+(TRADING_HALTED / TRADING_RESUMED, `domain.audit.trading_halt_record`) when the audit store can
+be opened (a warning otherwise: the embedded one is held by a running flow).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import sys
+from collections.abc import Callable
+from typing import Any
 
 ALL = "all"
 
@@ -54,9 +59,20 @@ def _dsn(args: argparse.Namespace) -> str:
     return dsn
 
 
-def halt(dsn: str, scope: str, reason: str, actor: str) -> tuple[bool, str]:
+Audit = Callable[[Any], None]
+
+
+def _ns(at: Any) -> int:
+    return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000
+
+
+def halt(
+    dsn: str, scope: str, reason: str, actor: str, audit: Audit | None = None
+) -> tuple[bool, str]:
     """Open the kill-switch halt of `scope`; return (changed, the line to print)."""
     import psycopg
+
+    from domain.audit import TRADING_HALTED, trading_halt_record
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
@@ -66,6 +82,10 @@ def halt(dsn: str, scope: str, reason: str, actor: str) -> tuple[bool, str]:
             (scope, reason, actor),
         ).fetchone()
         if row is not None:
+            if audit is not None:
+                at = _ns(row[0])
+                audit(trading_halt_record(TRADING_HALTED, scope=scope, reason=reason,
+                                          actor=actor, started_ns=at, ts_event=at))  # fmt: skip
             return True, f"halted {scope} at {row[0]:%Y-%m-%d %H:%M:%S%z}: {reason}"
         since, by, why = conn.execute(
             "SELECT started_at, actor, reason FROM trading_halts "
@@ -78,15 +98,19 @@ def halt(dsn: str, scope: str, reason: str, actor: str) -> tuple[bool, str]:
     )
 
 
-def resume(dsn: str, scope: str) -> tuple[bool, str]:
+def resume(
+    dsn: str, scope: str, actor: str = "cli", audit: Audit | None = None
+) -> tuple[bool, str]:
     """End the kill-switch halt of `scope`; return (changed, the line to print)."""
     import psycopg
+
+    from domain.audit import TRADING_RESUMED, trading_halt_record
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "UPDATE trading_halts SET ended_at = greatest(now(), started_at) "
             "WHERE source = 'kill_switch' AND scope = %s AND ended_at IS NULL "
-            "RETURNING started_at, reason",
+            "RETURNING started_at, reason, ended_at",
             (scope,),
         ).fetchone()
         held = conn.execute(
@@ -94,20 +118,55 @@ def resume(dsn: str, scope: str) -> tuple[bool, str]:
         ).fetchone()[0]
     if row is None:
         return False, f"not halted: {scope} is running; nothing changed"
+    if audit is not None:
+        audit(trading_halt_record(TRADING_RESUMED, scope=scope, reason=row[1], actor=actor,
+                                  started_ns=_ns(row[0]), ts_event=_ns(row[2])))  # fmt: skip
     return True, (
         f"resumed {scope} (halted since {row[0]:%Y-%m-%d %H:%M:%S%z}: {row[1]}); "
         f"{held} held order(s) to release"
     )
 
 
+def _audit_writer(args: argparse.Namespace) -> Audit:
+    """Insert one audit row, or warn on stderr when the store cannot be opened."""
+
+    def write(record: Any) -> None:
+        from brokerflow.settings import load_settings
+        from sinks.clickhouse import (
+            AUDIT_COLUMNS,
+            ClickHouseError,
+            audit_columns,
+            migrate_clickhouse,
+            open_store,
+        )
+
+        settings = load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
+        try:
+            store = open_store(settings.clickhouse_url, settings.data_dir)
+            try:
+                migrate_clickhouse(store)
+                store.insert_columns("audit_log", AUDIT_COLUMNS, audit_columns([record]))
+            finally:
+                store.close()
+        except ClickHouseError as exc:
+            print(f"warning: the audit trail is not reachable ({exc}); the change is recorded "
+                  "in PostgreSQL only", file=sys.stderr)  # fmt: skip
+
+    return write
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return getattr(args, "actor", None) or getpass.getuser() or "cli"
+
+
 def run_halt(args: argparse.Namespace) -> int:
-    actor = args.actor or getpass.getuser() or "cli"
-    _, line = halt(_dsn(args), args.account or ALL, args.reason, actor)
+    scope = args.account or ALL
+    _, line = halt(_dsn(args), scope, args.reason, _actor(args), _audit_writer(args))
     print(line)
     return 0
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    _, line = resume(_dsn(args), args.account or ALL)
+    _, line = resume(_dsn(args), args.account or ALL, _actor(args), _audit_writer(args))
     print(line)
     return 0

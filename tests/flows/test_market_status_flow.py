@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from brokerflow.commands.halt import halt, resume
-from tests.flows.test_executions_flow import load
+from tests.flows.test_executions_flow import audit_rows, load
 from tests.flows.test_quotes_flow import fix, snapshot, ts
 from tests.flows.test_stops_flow import children, run, stop, stop_rows, trade
 
@@ -106,14 +106,19 @@ def test_stop_still_halted_at_the_end_does_not_fire(tmp_path, settings):
     r.close()
 
 
-def test_kill_switch_holds_children_then_releases_them_exactly_once(tmp_path, settings):
-    dsn = settings.postgres_dsn
-    from sinks.postgres import migrate
+def test_kill_switch_holds_children_then_releases_them_exactly_once(
+    tmp_path, settings, monkeypatch, capsys
+):
+    from brokerflow.cli import main
 
-    migrate(dsn)
-    assert halt(dsn, "all", "runaway algo", "ops")[0] is True
-    changed, line = halt(dsn, "all", "again", "ops")
-    assert changed is False and line.startswith("already halted all since") and "\n" not in line
+    dsn = settings.postgres_dsn
+    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", dsn)
+    cli = ["--data-dir", str(settings.data_dir)]
+    assert main(["halt", "--reason", "runaway algo", "--as", "ops", *cli]) == 0
+    assert capsys.readouterr().out.startswith("halted all at ")
+    assert main(["halt", "--reason", "again", *cli]) == 0  # halt twice: says so, changes nothing
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("already halted all since") and line.endswith("nothing changed")
     lines = [
         snapshot("ACME", 0, "99.90", 100, "100.10", 100, seq=1),
         trade("100.00", 100, 2),
@@ -134,15 +139,23 @@ def test_kill_switch_holds_children_then_releases_them_exactly_once(tmp_path, se
     # replayed while still halted: held once, nothing sent
     again, _ = run(tmp_path, settings, lines)
     assert again["orders_out"] == 0 and children(out) == []
+    [(cl_ord_id, account, details)] = audit_rows(
+        settings,
+        "SELECT cl_ord_id, account, order_details FROM audit_log FINAL "
+        "WHERE event_type = 'ORDER_HELD'",
+    )
+    assert (cl_ord_id, account) == ("S1.T", "ACC1")
+    assert json.loads(details)["reason"] == "kill switch (all): runaway algo"
 
-    changed, line = resume(dsn, "all")
-    assert changed is True and "1 held order(s) to release" in line
-    assert resume(dsn, "all") == (False, "not halted: all is running; nothing changed")
+    assert main(["resume", *cli]) == 0
+    assert "1 held order(s) to release" in capsys.readouterr().out
+    assert main(["resume", *cli]) == 0
+    assert capsys.readouterr().out == "not halted: all is running; nothing changed\n"
     # the flow, started again (or running: polled each second), releases the child once
-    third, _ = run(tmp_path, settings, lines)
+    run(tmp_path, settings, lines)
     [child] = children(out)
     assert (child[35], child[11], child[1]) == (b"D", b"S1.T", b"ACC1")
-    fourth, _ = run(tmp_path, settings, lines)
+    run(tmp_path, settings, lines)
     assert len(children(out)) == 1
     with psycopg.connect(dsn) as conn:
         assert conn.execute(
@@ -151,6 +164,12 @@ def test_kill_switch_holds_children_then_releases_them_exactly_once(tmp_path, se
         [(released,)] = conn.execute("SELECT released_at FROM held_orders").fetchall()
         assert released is not None
     assert halts(dsn, "kill_switch") == [("all", "runaway algo", "ops", True, True)]
+    kinds = audit_rows(
+        settings,
+        "SELECT event_type, account FROM audit_log FINAL "
+        "WHERE event_type LIKE 'TRADING_%' ORDER BY timestamp, event_type",
+    )
+    assert [tuple(k) for k in kinds] == [("TRADING_HALTED", ""), ("TRADING_RESUMED", "")]
 
 
 def test_account_halt_holds_that_account_only(tmp_path, settings):
