@@ -255,3 +255,39 @@ def test_a_running_sink_releases_held_children_after_resume_within_seconds(tmp_p
         assert len(children(out)) == 2
     finally:
         part.close()
+
+
+def test_market_halt_with_two_workers_and_two_symbols_on_other_shards(tmp_path, settings):
+    """A 35=h reaches every shard whichever worker holds it: both symbols' stops wait."""
+    from brokerflow.commands.replay import replay
+    from domain.sharding import symbol_shard
+    from flows.quotes import QUOTE_SHARDS
+    from tests.flows.test_quotes_flow import incremental, write_file
+
+    other = next(s for s in ("BETA", "CORP", "DELTA", "ECHO") if
+                 symbol_shard(s) % QUOTE_SHARDS != symbol_shard("ACME") % QUOTE_SHARDS)  # fmt: skip
+
+    def px(symbol, price, at_ms, seq):
+        return incremental([[(279, 0), (269, 2), (55, symbol), (270, price), (271, 10)]],
+                           at_ms, seq)  # fmt: skip
+
+    lines = [
+        px("ACME", "100.00", 0, 1),
+        px(other, "50.00", 0, 2),
+        stop("S1", "2", "99.50", 100, 3),
+        fix("D", [(11, "S2"), (1, "ACC1"), (55, other), (54, "2"), (60, ts(100)), (38, 100),
+                  (40, "3"), (99, "49.50"), (59, "1")], 4, ts(100)),  # fmt: skip
+        session_status("1", 1_000, 5),
+        px("ACME", "99.00", 2_000, 6),
+        px(other, "49.00", 2_000, 7),
+        session_status("2", 3_000, 8),
+        px("ACME", "98.00", 4_000, 9),
+        px(other, "48.00", 4_000, 10),
+    ]
+    out = tmp_path / "orders-out.fix"
+    path = write_file(tmp_path / "day.fix", lines)
+    summary = replay([path], settings, workers=2, progress=False, orders_out=out).as_dict()
+    assert summary["stops"] == {"accepted": 2, "triggered": 2}
+    rows = stop_rows(settings.postgres_dsn)
+    assert (rows["S1"][2], rows["S2"][2]) == (Decimal("98.00"), Decimal("48.00"))
+    assert len(halts(settings.postgres_dsn, "venue")) == 1  # published once
