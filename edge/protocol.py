@@ -180,8 +180,35 @@ def full_frame(data: bytes, kind: bytes = b"quote") -> bytes:
     return b'{"type":"' + kind + b'",' + body + _NO_BAND
 
 
+def _number_at(data: bytes, name: bytes) -> bytes | None:
+    """The text of a number (or null) field of a flat JSON object, as written; None if absent
+    or not plainly written (the caller then parses the JSON)."""
+    at = data.find(name)
+    if at < 0:
+        return None
+    start = at + len(name)
+    end = data.find(b",", start)
+    close = data.find(b"}", start)
+    if end < 0 or 0 <= close < end:
+        end = close
+    if end < 0:
+        return None
+    value = data[start:end]
+    return value if value and value.strip(b"-+.eE0123456789") in (b"", b"null") else None
+
+
 def ltp_frame(data: bytes, kind: bytes = b"quote") -> bytes:
-    """Mode ltp: symbol, ltp, ts and seq of the quote JSON."""
+    """Mode ltp: symbol, ltp, ts and seq of the quote JSON (sliced from the flow's JSON, whose
+    symbol comes first; parsed when it is not plainly written)."""
+    if data.startswith(b'{"symbol":"'):
+        end = data.find(b'"', 11)
+        symbol = data[10 : end + 1]
+        ltp = _number_at(data, b'"ltp":')
+        ts = _number_at(data, b'"ts":')
+        seq = _number_at(data, b'"seq":')
+        if end > 11 and b"\\" not in symbol and ltp and ts and seq:
+            return (b'{"type":"' + kind + b'","symbol":' + symbol + b',"ltp":' + ltp
+                    + b',"ts":' + ts + b',"seq":' + seq + b"}")  # fmt: skip
     try:
         doc = json.loads(data)
     except ValueError:

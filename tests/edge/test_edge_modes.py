@@ -162,3 +162,28 @@ def test_watch_bad_input_gets_an_error_naming_the_field(edge: RunningEdge):
 
     asyncio.run(scenario())
     assert edge.redis.llen("watchlist:walt") == limit
+
+
+def test_mode_frames_of_odd_documents_are_json_with_the_modes_fields():
+    from edge import protocol
+
+    docs = [
+        b'{"symbol":"AAPL","bid":1.0,"ltp":101.3,"ltq":5.0,"ts":17,"seq":2,"prev_close":100.0,'
+        b'"change":1.3,"change_pct":1.3,"open":100.0,"high":102.0,"low":99.0}',
+        b'{"symbol":"A\\"B","ltp":null,"ts":1,"seq":3}',  # an escaped symbol: parsed instead
+        b'{"bid":1,"symbol":"X","ltp":1e-07,"ts":2,"seq":3}',  # symbol not first
+        b'{"symbol":"OLD","bid":1.0,"ltp":2.5,"ts":1,"seq":9}',  # written before prev_close
+        b"{}",
+    ]
+    for data in docs:
+        doc = json.loads(data)
+        ltp = json.loads(protocol.mode_frame(data, "ltp", b"snapshot"))
+        wanted = {k: doc.get(k) for k in ("symbol", "ltp", "ts", "seq")}
+        assert ltp == {"type": "snapshot", **wanted}
+        if data == b"{}":
+            continue
+        quote = json.loads(protocol.mode_frame(data, "quote"))
+        assert {"prev_close", "change", "change_pct"} <= set(quote) and "open" not in quote
+        full = json.loads(protocol.mode_frame(data, "full"))
+        assert set(full) == set(quote) | {"open", "high", "low", "lower_band", "upper_band"}
+        assert {k: v for k, v in full.items() if k in doc} == doc
