@@ -32,8 +32,24 @@ def _number(value: Decimal | None) -> str:
     """A decimal as a JSON number literal, exact (`Decimal('100.250')` -> `100.250`)."""
     if value is None or not value.is_finite():
         return "null"
-    text = format(value, "f")
-    return text if text not in ("-0", "") else "0"
+    text = str(value)
+    if "E" in text:  # scientific form (tiny or huge values): write the digits out
+        text = format(value, "f")
+    return text if text != "-0" else "0"
+
+
+_PLAIN = frozenset(" !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`"
+                   "abcdefghijklmnopqrstuvwxyz{|}~")  # fmt: skip
+_dumps = json.dumps
+
+
+def _string(value: str | None) -> str:
+    """A JSON string; identifiers (the usual case) without json.dumps' per-call overhead."""
+    if value is None:
+        return "null"
+    if _PLAIN.issuperset(value):
+        return f'"{value}"'
+    return _dumps(value)
 
 
 def order_status(report: ExecutionReport) -> str:
@@ -58,21 +74,15 @@ def order_frame(report: ExecutionReport) -> str | None:
     account = report.account
     if not account:
         return None
-    text = {
-        "account": account,
-        "cl_ord_id": report.cl_ord_id,
-        "order_id": report.order_id,
-        "symbol": report.symbol,
-        "side": _SIDE.get(report.side, report.side),
-        "status": order_status(report),
-        "exec_type": _EXEC_TYPE.get(report.exec_type, report.exec_type),
-        "exec_id": report.exec_id,
-        "reason": report.text or None,
-    }
-    head = json.dumps({"type": "order", **text}, separators=(",", ":"))[:-1]
-    numbers = (
+    # Hand-formatted: ~3x faster than json.dumps of a dict, for every execution report booked.
+    return (
+        f'{{"type":"order","account":{_string(account)},"cl_ord_id":{_string(report.cl_ord_id)}'
+        f',"order_id":{_string(report.order_id)},"symbol":{_string(report.symbol)}'
+        f',"side":{_string(_SIDE.get(report.side) or report.side)}'
+        f',"status":{_string(order_status(report))}'
+        f',"exec_type":{_string(_EXEC_TYPE.get(report.exec_type) or report.exec_type)}'
+        f',"exec_id":{_string(report.exec_id)},"reason":{_string(report.text or None)}'
         f',"last_qty":{_number(report.last_qty)},"last_px":{_number(report.last_px)}'
         f',"cum_qty":{_number(report.cum_qty)},"leaves_qty":{_number(report.leaves_qty)}'
         f',"avg_px":{_number(report.avg_px)},"ts":{report.ts_event // 1_000_000}}}'
     )
-    return head + numbers
