@@ -95,6 +95,16 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
             details=("{messages_per_s:,.0f} execution reports/s (one executions row each)",),
         ),
     ),
+    "price-alerts": (
+        RowSpec(
+            "price alerts, engine only", None, engine_only=True,
+            unit="est. quotes-flow ratio, 1,000,000 alerts / none",
+            details=("book alone {engine_quotes_per_s_with_alerts:,} quotes/s with the alerts, "
+                     "+{engine_extra_ns_per_quote:,.0f} ns per quote",
+                     "{engine_bytes_per_resting_alert_rss:,} B per resting alert",
+                     "not yet wired into the quotes flow"),
+        ),
+    ),
     "stops": (
         RowSpec(
             "stops end to end", "flow_no_stops_quotes_per_s", "same stream without stops",
