@@ -175,7 +175,13 @@ def test_sql_clickhouse_readonly_engine_setting(
 # -- gdpr -----------------------------------------------------------------------------------
 
 
-def test_gdpr_pseudonymise_cli(ch_data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_gdpr_pseudonymise_cli(
+    ch_data_dir: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The session's PostgreSQL: without one the command starts an embedded server under the
+    # test's data dir, which nothing stops (it outlived the test run).
+    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", pg_dsn)
     assert _run(ch_data_dir, "gdpr", "pseudonymise", "ACC1") == 0
     pseudonym = pseudonym_of("ACC1", load_or_create_key(ch_data_dir))
     assert pseudonym in capsys.readouterr().out
