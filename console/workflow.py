@@ -14,12 +14,11 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any
 
 import psycopg
 
-from domain.audit import AuditRecord, audit_event_id
+from domain.audit import AuditRecord, decision_record
 from domain.errors import BrokerflowError
 from domain.triage import (
     ACK,
@@ -175,14 +174,10 @@ def action_record(result: ActionResult, kind: str, account: str, symbol: str) ->
         "action_id": result.action_id,
     }  # fmt: skip
     at_us = int(result.at.timestamp() * 1_000_000)
-    return AuditRecord(
-        event_id=audit_event_id(ANALYST_ACTION, f"alert_action:{result.action_id}"),
-        ts_event_us=at_us, event_type=ANALYST_ACTION, account=account, order_id="",
-        cl_ord_id="", orig_cl_ord_id="", exec_id="", symbol=symbol, side="", ord_type="",
-        ord_status=result.status, quantity=None, price=None, last_qty=Decimal(0),
-        last_px=Decimal(0),
-        order_details=json.dumps(details, separators=(",", ":"), sort_keys=True),
-        market_snapshot="{}", raw_fix="", source=f"console:{result.actor}",
+    return decision_record(
+        ANALYST_ACTION, f"alert_action:{result.action_id}", at_us,
+        json.dumps(details, separators=(",", ":"), sort_keys=True), f"console:{result.actor}",
+        account=account, symbol=symbol, ord_status=result.status,
     )  # fmt: skip
 
 
@@ -235,14 +230,11 @@ def list_suppressions(conn: psycopg.Connection) -> list[dict[str, Any]]:
 def _rule_record(rule: dict[str, Any], action: str, actor: str) -> AuditRecord:
     details = {"action": action, "actor": actor, **{k: rule[k] for k in _RULE_COLUMNS}}
     at = rule["revoked_at"] if action == "unsuppress" else rule["created_at"]
-    return AuditRecord(
-        event_id=audit_event_id(ANALYST_ACTION, f"suppression:{rule['id']}:{action}"),
-        ts_event_us=int(dt.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1e6),
-        event_type=ANALYST_ACTION, account=rule["account"], order_id="", cl_ord_id="",
-        orig_cl_ord_id="", exec_id="", symbol="", side="", ord_type="", ord_status="",
-        quantity=None, price=None, last_qty=Decimal(0), last_px=Decimal(0),
-        order_details=json.dumps(details, separators=(",", ":"), sort_keys=True),
-        market_snapshot="{}", raw_fix="", source=f"console:{actor}",
+    return decision_record(
+        ANALYST_ACTION, f"suppression:{rule['id']}:{action}",
+        int(dt.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1e6),
+        json.dumps(details, separators=(",", ":"), sort_keys=True), f"console:{actor}",
+        account=rule["account"],
     )  # fmt: skip
 
 

@@ -573,6 +573,44 @@ def order_triggered(
     )
 
 
+def decision_record(
+    event_type: str,
+    key: str,
+    ts_event_us: int,
+    order_details: str,
+    source: str,
+    *,
+    account: str = "",
+    symbol: str = "",
+    ord_status: str = "",
+) -> AuditRecord:
+    """An audit row that is a decision, not an order event (a kill-switch halt, an analyst's
+    action on an alert): the order fields empty, what was decided in `order_details`.
+    `event_id` = UUIDv5 of `"{event_type}|{key}"`, so writing it again adds nothing."""
+    return AuditRecord(
+        event_id=audit_event_id(event_type, key),
+        ts_event_us=ts_event_us,
+        event_type=event_type,
+        account=account,
+        order_id="",
+        cl_ord_id="",
+        orig_cl_ord_id="",
+        exec_id="",
+        symbol=symbol,
+        side="",
+        ord_type="",
+        ord_status=ord_status,
+        quantity=None,
+        price=None,
+        last_qty=_ZERO,
+        last_px=_ZERO,
+        order_details=order_details,
+        market_snapshot="{}",
+        raw_fix="",
+        source=source,
+    )
+
+
 def trading_halt_record(
     event_type: str, *, scope: str, reason: str, actor: str, started_ns: int, ts_event: int
 ) -> AuditRecord:
@@ -582,25 +620,7 @@ def trading_halt_record(
     reason and the actor; `event_id` = UUIDv5 of `"{event_type}|halt:{scope}:{started_ns}"`.
     """
     details = {"scope": scope, "reason": reason, "actor": actor, "started_ns": started_ns}
-    return AuditRecord(
-        event_id=audit_event_id(event_type, f"halt:{scope}:{started_ns}"),
-        ts_event_us=ts_event // 1000,
-        event_type=event_type,
-        account="" if scope == "all" else scope,
-        order_id="",
-        cl_ord_id="",
-        orig_cl_ord_id="",
-        exec_id="",
-        symbol="",
-        side="",
-        ord_type="",
-        ord_status="",
-        quantity=None,
-        price=None,
-        last_qty=_ZERO,
-        last_px=_ZERO,
-        order_details=_details(details),
-        market_snapshot="{}",
-        raw_fix="",
-        source="kill_switch",
-    )
+    return decision_record(
+        event_type, f"halt:{scope}:{started_ns}", ts_event // 1000, _details(details),
+        "kill_switch", account="" if scope == "all" else scope,
+    )  # fmt: skip
