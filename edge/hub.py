@@ -42,6 +42,8 @@ log = logging.getLogger("brokerflow.edge")
 QUOTE_STREAM = "stream:quotes"
 ALERT_STREAM = "stream:alerts"
 CLOSE_TOO_SLOW = 4008
+# A batch of stream entries as XREAD returns them: (entry_id, fields), in stream order.
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
 WATCHLIST_TTL_S = 30 * 86_400
 _SEQ = b'"seq":'
 
