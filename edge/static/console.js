@@ -1,5 +1,6 @@
 // brokerflow web console: quote board (watchlist), live alert feed with evidence, charts
-// (alerts by kind per minute, messages/s) and the flows' health (operators). No build step.
+// (alerts by kind per minute, messages/s) and the flows' health (operators); a trader's panels
+// are in trader.js and the files it names. No build step.
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -187,6 +188,7 @@ function onFrame(msg) {
       document.getElementById("watchlist-name").textContent = `watchlist:${msg.user}`;
       subscribe([...new Set([...msg.watchlist, ...subscribed,
         ...(params.get("symbols") || "").split(",")])]);
+      Trader.hello(msg);  // a trader's panels (trader.js)
       break;
     case "snapshot": showQuote(msg, true); break;
     case "quote": showQuote(msg, false); break;
@@ -197,9 +199,11 @@ function onFrame(msg) {
     case "alert": showAlert(msg); break;
     case "health": showHealth(msg); break;
     case "error":
+      if (Trader.onError(msg)) break;  // shown next to the form field it names
       console.warn("edge:", msg.message);
       (msg.symbols || []).forEach((s) => subscribed.delete(s));
       break;
+    default: Trader.onFrame(msg);  // orders, positions, price alerts, market status
   }
 }
 
