@@ -6,7 +6,9 @@ Steps (ids are recovery keys; renaming one orphans its state):
     write_ledger          `PipelinedLedgerSink`: transactions (orders, executions, holdings,
                           cash, dead letters) on one background writer that overlaps the flow;
                           idempotent by ExecID; each epoch's snapshot waits for its
-                          transactions to commit
+                          transactions to commit; after each commit, the holdings documents
+                          of the accounts it changed: Redis `positions:{account}` and
+                          `stream:positions` (`sinks.positions`)
     collect_order_frames  the execution reports of accounts as the traders' `order` frames
     write_order_status    Redis `stream:orders` (the edge's order-status push), in booking
                           order, once per ExecID (`sinks.order_status`)
@@ -62,7 +64,13 @@ def attach(decoded: Stream[DecodedBatch], ctx: FlowContext) -> Stream[list[Order
         "write_ledger",
         keyed,
         OnLastProcess(
-            PipelinedLedgerSink(ctx.postgres_dsn, ctx.stats.add, ctx.retry, recovery=ctx.recovery),
+            PipelinedLedgerSink(
+                ctx.postgres_dsn,
+                ctx.stats.add,
+                ctx.retry,
+                recovery=ctx.recovery,
+                redis_url=ctx.redis_url,
+            ),
             ctx,
         ),
     )

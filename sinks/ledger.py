@@ -55,7 +55,9 @@ from domain.orders import (
     route_order_request,
     status_from_name,
 )
+from domain.positions import HoldingLine, day_of, holdings_doc
 from sinks.background import BackgroundPartition
+from sinks.positions import HOLDINGS, PositionsDoc, PositionsPublisher
 from sinks.postgres import PgBatchWriter, write_dead_letters
 from sinks.retry import RetryPolicy, retry_with_backoff
 
@@ -151,21 +153,33 @@ _LOCK_ACCOUNTS = (
 )
 _SELECT_FILLS = (
     "SELECT exec_id, account, symbol, side, last_qty, last_px, realised_pnl, commission, "
-    "exec_type, reversed_by FROM executions WHERE exec_id = ANY(%s::text[])"
+    "exec_type, reversed_by, ts_event FROM executions WHERE exec_id = ANY(%s::text[])"
 )
 _SELECT_HOLDINGS = (
-    "SELECT h.account, h.symbol, h.quantity, h.avg_price, h.realised_pnl FROM holdings h "
+    "SELECT h.account, h.symbol, h.quantity, h.avg_price, h.realised_pnl, h.pnl_day, "
+    "h.realised_pnl_day FROM holdings h "
     "JOIN unnest(%s::text[], %s::text[]) AS k(account, symbol) "
     "ON h.account = k.account AND h.symbol = k.symbol"
 )
-_HOLDING_COLUMNS = ("account", "symbol", "quantity", "avg_price", "realised_pnl")
-_HOLDING_TYPES = ("text", "text", "numeric", "numeric", "numeric")
+_HOLDING_COLUMNS = (
+    "account", "symbol", "quantity", "avg_price", "realised_pnl", "pnl_day", "realised_pnl_day",
+)  # fmt: skip
+_HOLDING_TYPES = ("text", "text", "numeric", "numeric", "numeric", "date", "numeric")
 _UPSERT_HOLDINGS = (
     f"WITH s AS (DELETE FROM {_STAGE_HOLDINGS} RETURNING *) "
-    "INSERT INTO holdings (account, symbol, quantity, avg_price, realised_pnl) "
-    "SELECT account, symbol, quantity, avg_price, realised_pnl FROM s ORDER BY account, symbol "
+    f"INSERT INTO holdings ({', '.join(_HOLDING_COLUMNS)}) "
+    f"SELECT {', '.join(_HOLDING_COLUMNS)} FROM s ORDER BY account, symbol "
     "ON CONFLICT (account, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, "
-    "avg_price = EXCLUDED.avg_price, realised_pnl = EXCLUDED.realised_pnl, updated_at = now()"
+    "avg_price = EXCLUDED.avg_price, realised_pnl = EXCLUDED.realised_pnl, "
+    "pnl_day = EXCLUDED.pnl_day, realised_pnl_day = EXCLUDED.realised_pnl_day, updated_at = now()"
+)
+# The holdings documents of the accounts a batch changed (`_Batch.holdings_docs`), read in the
+# transaction after its writes: cash, and every holding open or traded on some day.
+_SELECT_POSITIONS = (
+    "SELECT a.account, a.cash, h.symbol, h.quantity, h.avg_price, h.pnl_day, h.realised_pnl_day "
+    "FROM accounts a LEFT JOIN holdings h ON h.account = a.account "
+    "AND (h.quantity <> 0 OR h.pnl_day IS NOT NULL) "
+    "WHERE a.account = ANY(%s::text[]) ORDER BY a.account, h.symbol"
 )
 _UPDATE_CASH = (
     "UPDATE accounts a SET cash = a.cash + d.delta, updated_at = now() "
@@ -185,6 +199,7 @@ _CREATE_STAGES = "; ".join(
 )
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_DATE = _EPOCH.date()
 _RETRY_ON: tuple[type[Exception], ...] = (
     pg_errors.DeadlockDetected,
     pg_errors.SerializationFailure,
@@ -207,12 +222,15 @@ class LedgerResult:
         duplicates: execution reports already booked (same ExecID), which changed nothing.
         dead_letters: events rejected whole, with their raw message, source and reason.
         executions: execution rows inserted (new execution reports).
+        positions: the holdings documents of the accounts whose holdings or cash changed, as
+            committed (`domain.positions.holdings_doc`), when the writer publishes them.
     """
 
     applied: int
     duplicates: int
     dead_letters: list[DeadLetter] = field(default_factory=list)
     executions: int = 0
+    positions: list[PositionsDoc] = field(default_factory=list)
 
 
 def transact_time(ts_event: int) -> dt.datetime:
@@ -313,6 +331,27 @@ class _Fill:
     commission: Decimal
     exec_type: str
     reversed_by: str | None
+    ts_event: int
+
+
+# A holding's day of realised P&L (`day_of`, None before its first fill since migration 0011)
+# and that day's realised P&L: holdings.pnl_day and realised_pnl_day.
+DayPnl = tuple[int | None, Decimal]
+_NO_DAY: DayPnl = (None, ZERO)
+_DATES: dict[int, dt.date] = {}
+
+
+def _date(day: int | None) -> dt.date | None:
+    if day is None:
+        return None
+    date = _DATES.get(day)
+    if date is None:
+        date = _DATES[day] = _EPOCH_DATE + dt.timedelta(days=day)
+    return date
+
+
+def _day_number(date: dt.date | None) -> int | None:
+    return None if date is None else (date - _EPOCH_DATE).days
 
 
 class _Rejected(Exception):  # noqa: N818 - internal control flow, never escapes the module
@@ -384,6 +423,9 @@ class _Batch:
         self.wanted_order_ids: set[str] = set()
         self.by_order_id: dict[str, set[str]] = {}
         self.dirty_holdings: set[tuple[str, str]] = set()
+        self.day_pnl: dict[tuple[str, str], DayPnl] = {}
+        # account -> the latest event time of the batch's reports that moved its holdings or cash
+        self.changed_accounts: dict[str, int] = {}
         self.dead_letters: list[DeadLetter] = []
         self.applied = 0
         self.duplicates = 0
@@ -454,8 +496,9 @@ class _Batch:
         if keys:
             accounts, symbols = zip(*keys, strict=True)
             self.cur.execute(_SELECT_HOLDINGS, (_text_array(accounts), _text_array(symbols)))
-            for account, symbol, quantity, avg_price, realised in self.cur.fetchall():
+            for account, symbol, quantity, avg_price, realised, day, day_pnl in self.cur.fetchall():
                 self.holdings[account, symbol] = Holding(quantity, avg_price, realised)
+                self.day_pnl[account, symbol] = (_day_number(day), day_pnl)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -512,6 +555,7 @@ class _Batch:
         exec_type = report.exec_type
         commission = realised = cash_delta = ZERO
         holding_changes: dict[tuple[str, str], Holding] = {}
+        day_changes: dict[tuple[str, str], DayPnl] = {}
         reversed_fill: _Fill | None = None
         if exec_type in FILL_EXEC_TYPES:
             if exec_type != ExecType.TRADE:
@@ -533,6 +577,10 @@ class _Batch:
                 )
                 holding_changes[key] = holding
                 cash_delta += back
+                # The reversed fill no longer counts in its day's realised P&L.
+                day, day_pnl = self.day_pnl.get(key, _NO_DAY)
+                if day == day_of(reversed_fill.ts_event):
+                    day_changes[key] = (day, day_pnl - reversed_fill.realised_pnl)
             if exec_type != ExecType.TRADE_CANCEL:
                 try:
                     commission = commission_from_raw(report.raw, report.last_qty, report.last_px)
@@ -545,6 +593,13 @@ class _Batch:
                 )
                 holding_changes[key] = holding
                 cash_delta += delta
+                day, day_pnl = day_changes.get(key) or self.day_pnl.get(key, _NO_DAY)
+                fill_day = day_of(report.ts_event)
+                if day is None or fill_day > day:  # the holding's first fill of a new day
+                    day_changes[key] = (fill_day, realised)
+                elif fill_day == day:
+                    day_changes[key] = (day, day_pnl + realised)
+                # else a late fill of an earlier day: not today's P&L (docs/edge.md)
         order_changes: dict[str, Order] = {}
         wanted = self.wanted_order_ids
         by_order_id = bool(wanted) and report.order_id in wanted
@@ -562,6 +617,11 @@ class _Batch:
         # Everything checked: commit the event to the batch state.
         self.holdings.update(holding_changes)
         self.dirty_holdings.update(holding_changes)
+        self.day_pnl.update(day_changes)
+        if holding_changes or cash_delta:
+            changed = self.changed_accounts
+            if changed.get(account, -1) < report.ts_event:
+                changed[account] = report.ts_event
         self.orders.update(order_changes)
         self.dirty_orders.update(order_changes)
         if cash_delta:
@@ -571,7 +631,7 @@ class _Batch:
             self.reversals.append((reversed_fill.exec_id, exec_id))
         self.fills[exec_id] = _Fill(
             exec_id, account, report.symbol, report.side, report.last_qty, report.last_px,
-            realised, commission, exec_type, None,
+            realised, commission, exec_type, None, report.ts_event,
         )  # fmt: skip
         self.rows.append(_booked_row(report, account, commission, realised, cash_delta))
         self.new_ids.add(exec_id)
@@ -596,11 +656,14 @@ class _Batch:
         if self.dirty_holdings or self.dirty_orders:
             cur.execute(_CREATE_STAGES)
         if self.dirty_holdings:
-            holdings = self.holdings
+            holdings, days = self.holdings, self.day_pnl
             rows = []
             for key in sorted(self.dirty_holdings):
                 h = holdings[key]
-                rows.append((key[0], key[1], h.quantity, h.avg_price, h.realised_pnl))
+                day, day_pnl = days.get(key, _NO_DAY)
+                rows.append(
+                    (key[0], key[1], h.quantity, h.avg_price, h.realised_pnl, _date(day), day_pnl)
+                )
             _copy(cur, f"COPY {_STAGE_HOLDINGS} FROM STDIN", _HOLDING_TYPES, rows)
             cur.execute(_UPSERT_HOLDINGS)
         if self.cash:
@@ -613,6 +676,39 @@ class _Batch:
             rows = [_order_row(orders[c]) for c in sorted(self.dirty_orders)]
             _copy(cur, f"COPY {_STAGE_ORDERS} FROM STDIN", _ORDER_TYPES, rows)
             cur.execute(_UPSERT_ORDERS)
+
+    def holdings_docs(self) -> list[PositionsDoc]:
+        """The holdings documents of the accounts the batch changed, read after its writes in
+        the same transaction (one query): cash and each holding open, or traded on the
+        document's day (a position closed today keeps its realised P&L in view). The document's
+        day is that of its event time, the latest of the account's reports in the batch."""
+        changed = self.changed_accounts
+        if not changed:
+            return []
+        self.cur.execute(_SELECT_POSITIONS, (_text_array(sorted(changed)),))
+        docs: list[PositionsDoc] = []
+        account = None
+        cash = ZERO
+        lines: list[HoldingLine] = []
+        today = 0
+
+        def close() -> None:
+            if account is not None:
+                ts = changed[account] // 1_000_000
+                docs.append((account, ts, holdings_doc(account, cash, lines, ts)))
+
+        for acct, acct_cash, symbol, quantity, avg_price, date, day_pnl in self.cur.fetchall():
+            if acct != account:
+                close()
+                account, cash, lines = acct, acct_cash, []
+                today = day_of(changed[acct])
+            if symbol is None:
+                continue  # no holdings: the LEFT JOIN's one row
+            traded_today = _day_number(date) == today
+            if quantity or traded_today:
+                lines.append((symbol, quantity, avg_price, day_pnl if traded_today else ZERO))
+        close()
+        return docs
 
 
 def _copy(
@@ -662,6 +758,9 @@ class LedgerWriter:
         step_id: the step named in dead letters.
         store_dead_letters: also write the dead letters to `dead_letters`, in the same
             transaction (the Bytewax sink does; direct callers may prefer to handle them).
+        positions: publish the holdings documents of the accounts each transaction changed
+            (`sinks.positions`), after its commit, so Redis never shows an uncommitted booking.
+            Without it the documents are neither read nor published.
     """
 
     def __init__(
@@ -670,11 +769,13 @@ class LedgerWriter:
         policy: RetryPolicy | None = None,
         step_id: str = STEP_ID,
         store_dead_letters: bool = False,
+        positions: PositionsPublisher | None = None,
     ) -> None:
         self._conn = conn
         self._policy = policy or RetryPolicy(attempts=8, base_s=0.01, max_s=0.5)
         self._step_id = step_id
         self._store_dead_letters = store_dead_letters
+        self._positions = positions
 
     def apply(self, events: Sequence[LedgerEvent]) -> LedgerResult:
         """Book `events` (in their order) in one transaction; see the module docstring.
@@ -690,13 +791,16 @@ class LedgerWriter:
         if not events:
             return LedgerResult(0, 0, [])
         policy = self._policy
-        return retry_with_backoff(
+        result = retry_with_backoff(
             lambda: self._apply_once(events),
             attempts=policy.attempts,
             base_s=policy.base_s,
             max_s=policy.max_s,
             retry_on=_RETRY_ON,
         )
+        if self._positions is not None and result.positions:
+            self._positions.publish(HOLDINGS, result.positions)  # committed by now
+        return result
 
     def _apply_once(self, events: Sequence[LedgerEvent]) -> LedgerResult:
         conn = self._conn
@@ -749,8 +853,9 @@ class LedgerWriter:
             batch.write()
             if self._store_dead_letters and batch.dead_letters:
                 write_dead_letters(conn, batch.dead_letters)
+            docs = batch.holdings_docs() if self._positions is not None else []
         return LedgerResult(
-            batch.applied, batch.duplicates, batch.dead_letters, executions=len(batch.rows)
+            batch.applied, batch.duplicates, batch.dead_letters, len(batch.rows), docs
         )
 
 
@@ -860,8 +965,9 @@ Counter = Callable[[str, int], None]
 
 
 class _LedgerPartition(StatelessSinkPartition[list[LedgerEvent]]):
-    def __init__(self, writer: PgBatchWriter[LedgerEvent]) -> None:
+    def __init__(self, writer: PgBatchWriter[LedgerEvent], close: Callable[[], None]) -> None:
         self._writer = writer
+        self._close = close
 
     def write_batch(self, items: list[list[LedgerEvent]]) -> None:
         events = [event for chunk in items for event in chunk]
@@ -869,17 +975,25 @@ class _LedgerPartition(StatelessSinkPartition[list[LedgerEvent]]):
             self._writer.write(events)
 
     def close(self) -> None:
-        self._writer.close()
+        self._close()
 
 
 def _ledger_writer(
-    dsn: str, step_id: str, count: Counter | None, policy: RetryPolicy | None
-) -> PgBatchWriter[LedgerEvent]:
-    """A connected `PgBatchWriter` booking with `LedgerWriter` (dead letters stored too)."""
+    dsn: str,
+    step_id: str,
+    count: Counter | None,
+    policy: RetryPolicy | None,
+    redis_url: str | None = None,
+) -> tuple[PgBatchWriter[LedgerEvent], Callable[[], None]]:
+    """A connected `PgBatchWriter` booking with `LedgerWriter` (dead letters stored too), and
+    publishing the holdings documents to `redis_url` when given; and its close."""
     step_id = step_id.rsplit(".", 1)[-1]  # "flow.write_ledger" -> "write_ledger", as decode_fix
+    positions = PositionsPublisher(redis_url, policy) if redis_url else None
 
     def write(conn: psycopg.Connection, events: Sequence[LedgerEvent]) -> int:
-        result = LedgerWriter(conn, step_id=step_id, store_dead_letters=True).apply(events)
+        result = LedgerWriter(
+            conn, step_id=step_id, store_dead_letters=True, positions=positions
+        ).apply(events)
         if count is not None:
             count("executions", result.executions)
             count("executions_duplicate", result.duplicates)
@@ -888,7 +1002,13 @@ def _ledger_writer(
 
     writer: PgBatchWriter[LedgerEvent] = PgBatchWriter(dsn, write, policy)
     writer.connect()
-    return writer
+
+    def close() -> None:
+        writer.close()
+        if positions is not None:
+            positions.close()
+
+    return writer, close
 
 
 class LedgerSink(DynamicSink[list[LedgerEvent]]):
@@ -902,20 +1022,28 @@ class LedgerSink(DynamicSink[list[LedgerEvent]]):
         count: called as `count(name, n)` with "executions" (new execution rows),
             "executions_duplicate" and "dead_letters" after each batch.
         policy: retries on connection errors.
+        redis_url: where to publish the holdings documents (`sinks.positions`); None: nowhere.
     """
 
     def __init__(
-        self, dsn: str, count: Counter | None = None, policy: RetryPolicy | None = None
+        self,
+        dsn: str,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self._dsn = dsn
         self._count = count
         self._policy = policy
+        self._redis_url = redis_url
 
     def build(
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[list[LedgerEvent]]:
         """Connect this worker's partition."""
-        return _LedgerPartition(_ledger_writer(self._dsn, step_id, self._count, self._policy))
+        return _LedgerPartition(
+            *_ledger_writer(self._dsn, step_id, self._count, self._policy, self._redis_url)
+        )
 
 
 LEDGER_PARTITION = "ledger"
@@ -935,8 +1063,8 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
     gateway's order by `flows.align`), as one `LedgerSink` per worker did. Other processes
     writing the same accounts are kept right by the account locks. Batches that queue up while
     a transaction runs are booked together in the next one (at most `max_events` events). Each
-    epoch's snapshot waits until its transactions are committed. Dead letters, counters and
-    retries as `LedgerSink`.
+    epoch's snapshot waits until its transactions are committed. Dead letters, counters,
+    retries and the holdings documents (`redis_url`) as `LedgerSink`.
     """
 
     def __init__(
@@ -946,7 +1074,9 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
         policy: RetryPolicy | None = None,
         max_events: int = 20_000,
         recovery: bool = True,
+        redis_url: str | None = None,
     ) -> None:
+        self._redis_url = redis_url
         self._dsn = dsn
         self._count = count
         self._policy = policy
@@ -961,9 +1091,11 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
         self, step_id: str, for_part: str, resume_state: None
     ) -> StatefulSinkPartition[list[LedgerEvent], None]:
         """Connect a partition and start its writer thread."""
-        writer = _ledger_writer(self._dsn, step_id, self._count, self._policy)
+        writer, close = _ledger_writer(
+            self._dsn, step_id, self._count, self._policy, self._redis_url
+        )
         return BackgroundPartition(
-            writer.write, writer.close, f"{step_id}.{for_part}", self._max_events, self._recovery
+            writer.write, close, f"{step_id}.{for_part}", self._max_events, self._recovery
         )
 
 

@@ -1,0 +1,70 @@
+"""Domain layer: the traders' positions documents in Redis (issue 19, part 2), as JSON text.
+
+Two documents per account, each the latest of its kind (docs/edge.md, "Positions"):
+- holdings (the ledger's, published after each committed transaction that changed the account):
+  `{"account","cash","holdings":[{"symbol","quantity","avg_price","realised_pnl_today"}],"ts"}`
+- margin (the margin flow's, with each `account_margin` row):
+  `{"account","equity","excess","state","ts"}`
+`ts` is event time in epoch milliseconds. Amounts are JSON numbers written from the exact
+decimals (never through float). "Today" is the UTC calendar day of event time (`day_of`), the
+day the quotes flow's OHLC bars use.
+Pure and stdlib only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from domain.order_status import _number, _string
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+NS_PER_MS = 1_000_000
+
+# (symbol, quantity, avg_price, realised_pnl_today)
+HoldingLine = tuple[str, Decimal, Decimal, Decimal]
+
+number_text = _number  # a decimal as an exact JSON number literal ("null" for None)
+
+
+def day_of(ts_ns: int) -> int:
+    """The trading day of an event time: days since 1970-01-01, UTC.
+
+    >>> day_of(1_795_617_000_000_000_000), day_of(86_400 * 10**9 - 1)
+    (20782, 0)
+    """
+    return ts_ns // NS_PER_DAY
+
+
+def holdings_doc(account: str, cash: Decimal, lines: Iterable[HoldingLine], ts_ms: int) -> str:
+    """The holdings document of an account, in the order of `lines`.
+
+    >>> from decimal import Decimal as D
+    >>> holdings_doc("A1", D("900.50"), [("ACME", D(10), D("9.95"), D("-1.2"))], 1000)
+    '{"account":"A1","cash":900.50,"holdings":[{"symbol":"ACME","quantity":10,"avg_price":9.95,\
+"realised_pnl_today":-1.2}],"ts":1000}'
+    """
+    items = ",".join(
+        f'{{"symbol":{_string(symbol)},"quantity":{_number(quantity)}'
+        f',"avg_price":{_number(avg)},"realised_pnl_today":{_number(realised)}}}'
+        for symbol, quantity, avg, realised in lines
+    )
+    return (
+        f'{{"account":{_string(account)},"cash":{_number(cash)}'
+        f',"holdings":[{items}],"ts":{int(ts_ms)}}}'
+    )
+
+
+def margin_doc(
+    account: str, equity: Decimal, excess: Decimal | None, state: str, ts_ms: int
+) -> str:
+    """The margin document of an account (the figures of its `account_margin` row).
+
+    >>> from decimal import Decimal as D
+    >>> margin_doc("A1", D("1500.25"), D("300"), "NORMAL", 2000)
+    '{"account":"A1","equity":1500.25,"excess":300,"state":"NORMAL","ts":2000}'
+    """
+    return (
+        f'{{"account":{_string(account)},"equity":{_number(equity)}'
+        f',"excess":{_number(excess)},"state":{_string(state)},"ts":{int(ts_ms)}}}'
+    )

@@ -1,0 +1,86 @@
+"""Sinks layer: the traders' positions feed in Redis (issue 19, part 2), read by the edge.
+
+Keys `positions:{account}` (the ledger's holdings document) and `margin:{account}` (the margin
+flow's figures) hold the latest of each (`domain.positions`); every document written is also an
+entry of `stream:positions` (fields `account`, `kind` = holdings | margin, `data`), capped
+(`MAXLEN ~`). One Lua script per batch (one round trip), retried with bounded backoff.
+
+Margin documents never go back in event time: one older than the key's (a replayed file) is
+left out, key and stream alike, as `account_margin` keeps the newer row. Holdings documents
+are the ledger's state after a commit, newer than any before it whatever their event time (a
+late report), so they always replace the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+
+from sinks.retry import RetryPolicy, retry_policy_call
+
+STREAM = "stream:positions"
+HOLDINGS = "holdings"
+MARGIN = "margin"
+KEY_PREFIX = {HOLDINGS: "positions:", MARGIN: "margin:"}
+
+# KEYS[1] stream; ARGV[1] maxlen, ARGV[2] kind, ARGV[3] key prefix, ARGV[4] "1" to keep the
+# newer document, then (account, ts, data) * n.
+_PUBLISH = """
+local added = 0
+local newer_only = ARGV[4] == '1'
+for i = 5, #ARGV, 3 do
+  local key = ARGV[3] .. ARGV[i]
+  local write = true
+  if newer_only then
+    local old = redis.call('GET', key)
+    if old then
+      local ok, doc = pcall(cjson.decode, old)
+      if ok and type(doc) == 'table' and tonumber(doc.ts) and
+          tonumber(doc.ts) > tonumber(ARGV[i + 1]) then
+        write = false
+      end
+    end
+  end
+  if write then
+    redis.call('SET', key, ARGV[i + 2])
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+               'account', ARGV[i], 'kind', ARGV[2], 'data', ARGV[i + 2])
+    added = added + 1
+  end
+end
+return added
+"""
+
+# (account, ts ms, document JSON)
+PositionsDoc = tuple[str, int, str]
+
+
+class PositionsPublisher:
+    """Publishes batches of positions documents; connect lazily, retry with bounded backoff."""
+
+    def __init__(
+        self, redis_url: str, policy: RetryPolicy | None = None, maxlen: int = 1_000_000
+    ) -> None:
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=10)
+        self._script = self._redis.register_script(_PUBLISH)
+        self._policy = policy or RetryPolicy()
+        self._maxlen = maxlen
+
+    def publish(self, kind: str, docs: Sequence[PositionsDoc]) -> int:
+        """Write `docs` of `kind` (HOLDINGS or MARGIN) in order; return how many were written."""
+        if not docs:
+            return 0
+        args: list[str | int] = [self._maxlen, kind, KEY_PREFIX[kind], int(kind == MARGIN)]
+        for account, ts, data in docs:
+            args += [account, ts, data]
+        return int(
+            retry_policy_call(
+                lambda: self._script(keys=[STREAM], args=args),
+                self._policy,
+                (redis.ConnectionError, redis.TimeoutError),
+            )
+        )
+
+    def close(self) -> None:
+        self._redis.close()
