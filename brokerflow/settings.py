@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -39,6 +39,29 @@ class _TomlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return dict(_toml_values.get() or {})
+
+
+class MarketStatusSettings(BaseModel):
+    """The index circuit breaker (docs/operations.md, "The index circuit breaker").
+
+    Attributes:
+        index_symbol: the venue's index symbol (its trades are the index); wins over `basket`.
+        basket: the symbols of a computed index: a list (equal weights) or a table symbol ->
+            weight; the index is the weighted mean of each one's last trade over its previous
+            close.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index_symbol: str | None = Field(default=None, min_length=1)
+    basket: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+
+    @field_validator("basket", mode="before")
+    @classmethod
+    def _equal_weights(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return dict.fromkeys(value, 1.0)
+        return value
 
 
 class Settings(BaseSettings):
@@ -114,6 +137,9 @@ class Settings(BaseSettings):
         log_format: "text" lines or "json" lines (one object per event) on stderr.
         price_alerts_max_per_user: how many ACTIVE price alerts a trader may hold; a create
             beyond it is refused, naming the limit (`sinks.price_alerts`).
+        market_status: the index circuit breaker (`MarketStatusSettings`; a TOML table
+            `[market_status]`, from the environment a JSON object); off unless it names an
+            index symbol or a basket.
     """
 
     model_config = SettingsConfigDict(
@@ -161,6 +187,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     sink_retry_s: float = Field(default=30.0, ge=0)
     price_alerts_max_per_user: int = Field(default=100, gt=0)
+    market_status: MarketStatusSettings = Field(default_factory=lambda: MarketStatusSettings())
 
     @field_validator("instruments", mode="before")
     @classmethod
@@ -200,6 +227,8 @@ class Settings(BaseSettings):
                 value = "***"
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, BaseModel):
+                value = value.model_dump()
             elif isinstance(value, str) and name.endswith(("_url", "_dsn")):
                 value = mask_url(value)
             out[name] = value

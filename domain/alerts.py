@@ -33,6 +33,10 @@ CONCENTRATION = "CONCENTRATION"
 WASH_TRADE = "WASH_TRADE"
 PUMP_AND_DUMP = "PUMP_AND_DUMP"
 SPOOFING = "SPOOFING"
+# A trader's own price alert that fired (domain.price_alerts): a notice to the traders of its
+# account, never merged into an episode, never in the analysts' queue (edge.roles).
+PRICE_ALERT = "PRICE_ALERT"
+CIRCUIT_BREAKER = "CIRCUIT_BREAKER"  # the index circuit breaker tripped (market-wide; issue 19)
 
 SEVERITIES = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 

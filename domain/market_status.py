@@ -11,15 +11,23 @@ again with the same reason and band). Times are the events' (`ts_event`), never 
 - A 35=f without a state (an indication, or a band alone) keeps the state and updates the band.
 - `since_ns` is when the current state began (the event that set it); a band or reason update
   within the same state keeps it.
-- `level` and `until` of the edge frame are the index circuit breaker's (not decoded from the
-  venue yet): None.
+- The index circuit breaker (`domain.circuit_breaker`) halts the market too. Which source wins
+  (docs/operations.md): the venue's own status is authoritative. A breaker trip halts an OPEN
+  market (source "circuit_breaker", with `level` and `until`); when the venue has the market
+  HALTED or CLOSED already, the trip changes nothing here. Any later 35=h replaces a breaker
+  halt (a venue resume ends it early, a venue halt takes it over); the breaker's own reopening
+  ends only its own halt.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain.events import MARKET, OPEN, SecurityStatus, TradingSessionStatus
+from domain.circuit_breaker import SOURCE as BREAKER
+from domain.circuit_breaker import CircuitBreakerStatus
+from domain.events import HALTED, MARKET, OPEN, SecurityStatus, TradingSessionStatus
+
+VENUE = "venue"
 
 
 @dataclass(slots=True)
@@ -31,6 +39,9 @@ class ScopeStatus:
     since_ns: int = 0
     low_limit_px: float | None = None
     high_limit_px: float | None = None
+    source: str = VENUE  # who set the state: "venue" or "circuit_breaker"
+    level: int | None = None  # the breaker's level and end, while its halt runs
+    until_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +58,10 @@ class MarketStatusChanged:
         low_limit_px / high_limit_px: the price band (LowLimitPrice (1148) / HighLimitPrice
             (1149)), or None.
         ts_event: the event's time.
-        level / until: the circuit breaker's level and end (None: not decoded).
+        level / until: the circuit breaker's level and the halt's end (event time ns), or
+            None (a venue's status).
+        source / previous_source: who set the state, and the one before ("venue",
+            "circuit_breaker"): a halt of one source ends and another's starts when it changes.
     """
 
     scope: str
@@ -60,14 +74,18 @@ class MarketStatusChanged:
     ts_event: int
     level: int | None = None
     until: int | None = None
+    source: str = VENUE
+    previous_source: str = VENUE
 
     @property
     def halt_started(self) -> bool:
-        return self.state != OPEN and self.previous == OPEN
+        """A halt of `source` starts (from OPEN, or taking over another source's)."""
+        return self.state != OPEN and (self.previous == OPEN or self.source != self.previous_source)
 
     @property
     def halt_ended(self) -> bool:
-        return self.state == OPEN and self.previous != OPEN
+        """A halt of `previous_source` ends (OPEN again, or another source took over)."""
+        return self.previous != OPEN and (self.state == OPEN or self.source != self.previous_source)
 
     def to_json(self) -> dict:
         """The contract's market_status fields (`ts` and `until` in epoch milliseconds)."""
@@ -82,6 +100,7 @@ class MarketStatusChanged:
             "since": self.since_ns // 1_000_000,
             "lower_band": self.low_limit_px,
             "upper_band": self.high_limit_px,
+            "source": self.source,
         }
 
 
@@ -109,9 +128,14 @@ class MarketStatusBook:
         status = self.symbols.get(symbol)
         return OPEN if status is None else status.state
 
-    def apply(self, event: SecurityStatus | TradingSessionStatus) -> MarketStatusChanged | None:
-        """Apply one decoded status; return what changed, or None."""
-        if type(event) is TradingSessionStatus:
+    def apply(
+        self, event: SecurityStatus | TradingSessionStatus | CircuitBreakerStatus
+    ) -> MarketStatusChanged | None:
+        """Apply one decoded status, or the breaker's; return what changed, or None."""
+        kind = type(event)
+        if kind is CircuitBreakerStatus:
+            return self._breaker(event)
+        if kind is TradingSessionStatus:
             return _update(self.market, MARKET, event.state, event.reason, None, None,
                            event.ts_event)  # fmt: skip
         status = self.symbols.get(event.symbol)
@@ -127,6 +151,23 @@ class MarketStatusBook:
             self.stopped.add(event.symbol)
         return change
 
+    def _breaker(self, event: CircuitBreakerStatus) -> MarketStatusChanged | None:
+        market = self.market
+        if event.state == HALTED:
+            if market.state != OPEN and market.source != BREAKER:
+                return None  # the venue's own halt or close stands (module docstring)
+            if (
+                market.source == BREAKER
+                and market.until_ns == event.until_ns
+                and (market.level == event.level)
+            ):
+                return None
+        elif market.source != BREAKER or market.state == OPEN:
+            return None  # not its halt (the venue took over, or ended it early)
+        level = event.level if event.state == HALTED else None
+        return _update(market, MARKET, event.state, event.reason, None, None, event.ts_event,
+                       BREAKER, level, event.until_ns)  # fmt: skip
+
 
 def _update(
     status: ScopeStatus,
@@ -136,20 +177,28 @@ def _update(
     low: float | None,
     high: float | None,
     ts_ns: int,
+    source: str = VENUE,
+    level: int | None = None,
+    until: int | None = None,
 ) -> MarketStatusChanged | None:
-    previous = status.state
+    previous, previous_source = status.state, status.source
+    if source == BREAKER and state == OPEN:
+        source = VENUE  # the breaker's halt is over: the market is as the venue left it, OPEN
     new_state = previous if state is None else state
     new_low = status.low_limit_px if low is None else low
     new_high = status.high_limit_px if high is None else high
     new_reason = reason if (reason is not None or state is not None) else status.reason
-    if (new_state, new_reason, new_low, new_high) == (
-        previous, status.reason, status.low_limit_px, status.high_limit_px
-    ):
+    if (new_state, new_reason, new_low, new_high, source, level, until) == (
+        previous, status.reason, status.low_limit_px, status.high_limit_px, status.source,
+        status.level, status.until_ns,
+    ):  # fmt: skip
         return None
-    if new_state != previous:
+    if new_state != previous or source != previous_source:
         status.since_ns = ts_ns
     status.state, status.reason = new_state, new_reason
     status.low_limit_px, status.high_limit_px = new_low, new_high
+    status.source, status.level, status.until_ns = source, level, until
     return MarketStatusChanged(
-        scope, new_state, previous, new_reason, status.since_ns, new_low, new_high, ts_ns
-    )
+        scope, new_state, previous, new_reason, status.since_ns, new_low, new_high, ts_ns,
+        level, until, source, previous_source,
+    )  # fmt: skip
