@@ -16,6 +16,12 @@ quote are kept in `Hub.moded` (symbol -> {session: mode}), so an update of a sym
 in another mode costs what it did before modes existed; otherwise each mode's frame is built once
 per update. Watchlists (`watch.add`/`watch.remove`) are `watchlist:{user}` lists in Redis with a
 30-day TTL refreshed on each write (`WATCHLIST_TTL_S`).
+
+Order status (docs/edge.md, "Order status"): each `stream:orders` entry's frame goes at once to
+the trader connections of its account (`traders_by_account`) only, queued like alerts. A trader
+connection gets its accounts' open orders (`orders:open:{account}`) as one `orders` frame after
+the hello and on each resume; live order frames are held meanwhile and those the snapshot
+already holds dropped (`open_orders`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ log = logging.getLogger("brokerflow.edge")
 
 QUOTE_STREAM = "stream:quotes"
 ALERT_STREAM = "stream:alerts"
+ORDER_STREAM = "stream:orders"
+OPEN_ORDERS = "orders:open:"  # + account: ClOrdID -> latest order frame (sinks.order_status)
 CLOSE_TOO_SLOW = 4008
 # A batch of stream entries as XREAD returns them: (entry_id, fields), in stream order.
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
@@ -89,6 +97,8 @@ class Session:
         "after_seq",
         "phase",
         "modes",
+        "order_key",
+        "order_hold",
         "__weakref__",
     )
 
@@ -107,17 +117,22 @@ class Session:
         self.after_seq: dict[str, int] = {}
         self.phase = 0  # which tick of the flush period flushes it (Hub.add)
         self.modes: dict[str, str] = {}  # symbol -> mode, for symbols not in mode quote
+        # stream:orders id of the last order frame sent or of the open-order snapshot; while
+        # `order_hold` is a list (a snapshot being read), live order frames wait in it.
+        self.order_key: tuple[int, int] = (0, 0)
+        self.order_hold: list[tuple[tuple[int, int], bytes]] | None = None
 
 
 class EdgeStats:
     """Counters of one edge process, for health frames and the benchmark."""
 
-    __slots__ = ("quotes_in", "alerts_in", "frames_out", "updates_out", "queued")
+    __slots__ = ("quotes_in", "alerts_in", "orders_in", "frames_out", "updates_out", "queued")
 
     def __init__(self) -> None:
         self.queued = 0  # updates queued for clients; minus updates_out = conflated
         self.quotes_in = 0
         self.alerts_in = 0
+        self.orders_in = 0
         self.frames_out = 0
         self.updates_out = 0
 
@@ -153,6 +168,7 @@ class Hub:
         self.phases[session.phase][session] = None
         self._next_phase = (self._next_phase + 1) % len(self.phases)
         if claims.role == TRADER:
+            session.order_hold = []  # live order frames wait for the open-order snapshot
             for account in claims.accounts:
                 self.traders_by_account.setdefault(account, set()).add(session)
         elif claims.role == ANALYST:
@@ -202,6 +218,7 @@ class Hub:
         if resume_from is not None:
             await self.resume(session, resume_from)
         else:
+            await self.open_orders(session)
             self.go_live(session)
 
     # -- client actions ----------------------------------------------------------------------
@@ -312,8 +329,10 @@ class Hub:
         """Replay the visible alerts after `cursor` (a stream_id or an alert_id), then go live.
 
         Live alerts arriving meanwhile are held and sent after the replay, without duplicates.
+        A trader first gets the open-order snapshot again (`open_orders`).
         """
         session.resuming = True
+        await self.open_orders(session)
         try:
             start = cursor if protocol.is_stream_id(cursor) else await self._find_alert(cursor)
             if start is None:
@@ -328,6 +347,38 @@ class Hub:
             session.sender.send_frame(protocol.error_frame(f"alert replay failed: {exc}"))
         finally:
             self.go_live(session)
+
+    async def open_orders(self, session: Session) -> None:
+        """Send a trader `{"type":"orders","orders":[…]}`: the open orders of its accounts.
+
+        The hashes and the last id of `stream:orders` are read in one MULTI, and the sink
+        changes both in one script, so the snapshot is the state after exactly the entries up to
+        that id: live order frames held meanwhile, and those the reader delivers later, are
+        sent only when their entry id is greater (none twice, none missed).
+        """
+        accounts = sorted(session.claims.accounts)
+        if session.claims.role != TRADER or not accounts:
+            return
+        if session.order_hold is None:
+            session.order_hold = []
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for account in accounts:
+                    pipe.hgetall(OPEN_ORDERS + account)
+                pipe.xrevrange(ORDER_STREAM, "+", "-", count=1)
+                *hashes, last = await pipe.execute()
+        except aioredis.RedisError as exc:
+            session.sender.send_frame(protocol.error_frame(f"open orders unavailable: {exc}"))
+            hashes, last = [], []
+        if session.closed:
+            return
+        if last or hashes:
+            upto = protocol.stream_id_key(last[0][0]) if last else (0, 0)
+            session.order_key = max(session.order_key, upto)
+            session.sender.send_frame(protocol.orders_frame(hashes))
+        held, session.order_hold = session.order_hold, None
+        for key, frame in held:
+            self._deliver_order(session, key, frame)
 
     def go_live(self, session: Session) -> None:
         """Send the alerts held while the connection was greeted or resumed, then go live."""
@@ -429,6 +480,31 @@ class Hub:
             for session in list(targets):
                 self._deliver_alert(session, key, frame)
 
+    def on_orders(self, entries: Entries) -> None:
+        """Send each order frame at once to the trader connections of its account, in order."""
+        self.stats.orders_in += len(entries)
+        by_account = self.traders_by_account
+        for entry_id, fields in entries:
+            targets = by_account.get(fields.get(b"account", b"").decode())
+            if not targets:
+                continue
+            frame = fields.get(b"data")
+            if not frame:
+                continue
+            key = protocol.stream_id_key(entry_id)
+            for session in list(targets):
+                self._deliver_order(session, key, frame)
+
+    def _deliver_order(self, session: Session, key: tuple[int, int], frame: bytes) -> None:
+        if session.closed or key <= session.order_key:
+            return  # in the open-order snapshot already, or sent
+        hold = session.order_hold
+        if hold is not None:
+            hold.append((key, frame))
+            return
+        session.order_key = key
+        self._send_or_queue(session, frame)
+
     def _deliver_alert(
         self, session: Session, key: tuple[int, int], frame: bytes, replaying: bool = False
     ) -> None:
@@ -438,6 +514,10 @@ class Hub:
             session.held.append((key, frame))
             return
         session.alert_key = key
+        self._send_or_queue(session, frame)
+
+    def _send_or_queue(self, session: Session, frame: bytes) -> None:
+        """Send a frame that must not be lost now, or queue it (bounded) behind the others."""
         pending = session.pending
         if session.paused or pending.alerts:
             try:

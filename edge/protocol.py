@@ -243,6 +243,21 @@ def alert_frame(stream_id: bytes, data: bytes) -> bytes:
     return b'{"type":"alert","stream_id":"' + stream_id + b'",' + data[1:]
 
 
+def orders_frame(hashes: list[dict[bytes, bytes]]) -> bytes:
+    """`{"type":"orders","orders":[<order frame>, …]}` of open-order hashes (ClOrdID -> frame
+    JSON, `orders:open:{account}`), oldest first (by `ts`, then ClOrdID)."""
+    frames = []
+    for table in hashes:
+        for cl_ord_id, data in table.items():
+            try:
+                ts = json.loads(data).get("ts") or 0
+            except (ValueError, AttributeError):
+                continue  # not a frame: nothing to show
+            frames.append((ts if isinstance(ts, int) else 0, cl_ord_id, data))
+    frames.sort(key=lambda f: (f[0], f[1]))
+    return b'{"type":"orders","orders":[' + b",".join(f[2] for f in frames) + b"]}"
+
+
 def json_frame(kind: str, **fields: object) -> bytes:
     """A small control frame: pong, error, hello, unsubscribed, health."""
     return json.dumps({"type": kind, **fields}, separators=(",", ":")).encode()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from edge.hub import ALERT_STREAM, QUOTE_STREAM, Entries, Hub
+from edge.hub import ALERT_STREAM, ORDER_STREAM, QUOTE_STREAM, Entries, Hub
 
 log = logging.getLogger("brokerflow.edge")
 
@@ -27,6 +27,7 @@ COUNT = 5000
 STREAMS: dict[str, str] = {
     QUOTE_STREAM: "on_quotes",
     ALERT_STREAM: "on_alerts",
+    ORDER_STREAM: "on_orders",
 }
 
 

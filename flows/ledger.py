@@ -11,7 +11,8 @@ Steps (ids are recovery keys; renaming one orphans its state):
                           `stream:positions` (`sinks.positions`)
     collect_order_frames  the execution reports of accounts as the traders' `order` frames
     write_order_status    Redis `stream:orders` (the edge's order-status push), in booking
-                          order, once per ExecID (`sinks.order_status`)
+                          order, once per ExecID, and the open-order snapshot
+                          `orders:open:{account}` (`sinks.order_status`)
 The sink has one partition, so order events are booked in the order each worker sends them: one
 input partition (a file, a FIX session, Kafka partitions aligned by `flows.align`) in its own
 order. Other processes may touch the same accounts: the writer locks accounts in a fixed order
@@ -25,7 +26,7 @@ from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
 from domain.events import ExecutionReport, OrderEvent, OrderList
-from domain.order_status import order_frame
+from domain.order_status import open_order_keys, order_frame, order_status
 from flows.context import FlowContext
 from flows.operators import ORDER_TYPES, OnLastProcess
 from sinks.ledger import PipelinedLedgerSink, ledger_partition_key
@@ -52,7 +53,8 @@ def order_frames_of(events: list[OrderEvent]) -> list[list[OrderFrame]]:
         if type(event) is ExecutionReport:
             frame = order_frame(event)
             if frame is not None:
-                frames.append((event.exec_id, event.account or "", frame))
+                keys = open_order_keys(order_status(event), event.cl_ord_id, event.orig_cl_ord_id)
+                frames.append((event.exec_id, event.account or "", frame, *keys))
     return [frames] if frames else []
 
 

@@ -6,6 +6,12 @@ script per batch XADDs a report only if `SET order:seen:{exec_id} NX` succeeds (
 `SEEN_TTL_S`, a trading day and more), so a batch retried after a crash, or a replayed file,
 adds nothing; the stream is capped (`MAXLEN ~`).
 
+The same script keeps the open-order snapshot the edge sends on connect: `orders:open:{account}`,
+a hash ClOrdID -> the order's latest frame, changed with the XADD (so the hash is always the state
+after a prefix of the stream): each frame says where it is kept and what it removes
+(`domain.order_status.open_order_keys`: a final status removes the order, a replace moves it to
+the new ClOrdID). The hash's TTL is the markers' and is renewed by each write.
+
 `OrderStatusSink` has one partition and writes on a background thread (`sinks.background`),
 like the alerts: the flow does not wait for Redis, and an epoch's snapshot waits for its writes.
 """
@@ -24,21 +30,29 @@ STREAM = "stream:orders"
 SEEN_TTL_S = 36 * 3600
 PARTITION = "orders"
 
-# KEYS[1] stream; ARGV[1] maxlen, ARGV[2] seen-marker TTL, then (exec_id, account, data) * n.
+OPEN_ORDERS = "orders:open:"  # + account
+
+# KEYS[1] stream; ARGV[1] maxlen, ARGV[2] TTL of the markers and the open-order hashes, then
+# (exec_id, account, data, keep, drop, drop) * n ("" for no keep / no drop).
 _XADD_NEW = """
 local added = 0
-for i = 3, #ARGV, 3 do
+for i = 3, #ARGV, 6 do
   if redis.call('SET', 'order:seen:' .. ARGV[i], '1', 'NX', 'EX', ARGV[2]) then
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
                'account', ARGV[i + 1], 'data', ARGV[i + 2])
+    local open = 'orders:open:' .. ARGV[i + 1]
+    if ARGV[i + 4] ~= '' then redis.call('HDEL', open, ARGV[i + 4]) end
+    if ARGV[i + 5] ~= '' then redis.call('HDEL', open, ARGV[i + 5]) end
+    if ARGV[i + 3] ~= '' then redis.call('HSET', open, ARGV[i + 3], ARGV[i + 2]) end
+    redis.call('EXPIRE', open, ARGV[2])
     added = added + 1
   end
 end
 return added
 """
 
-# (exec_id, account, frame JSON)
-OrderFrame = tuple[str, str, str]
+# (exec_id or our deterministic id, account, frame JSON, then `open_order_keys`: keep, drop, drop)
+OrderFrame = tuple[str, str, str, str, str, str]
 
 
 class OrderStatusWriter:
@@ -57,8 +71,8 @@ class OrderStatusWriter:
         if not frames:
             return 0
         args: list[str | int] = [self._maxlen, SEEN_TTL_S]
-        for exec_id, account, data in frames:
-            args += [exec_id, account, data]
+        for frame in frames:
+            args += frame
         policy = self._policy
         return int(retry_with_backoff(
             lambda: self._script(keys=[STREAM], args=args),

@@ -17,6 +17,11 @@ marked `child_status` HELD with `held_reason`, instead of the writers. Cancels o
 written to the writers, then marked RELEASED (`held_orders.released_at`): once, because a
 child held or released before is never held again (`held_orders` is read at start) and the
 writers skip ClOrdIDs they already sent, so a crash between the two writes re-sends nothing.
+
+The traders' order-status push (issue 19): given a Redis URL, the partition writes an `order`
+frame to `stream:orders` (`sinks.order_status`, once per event) for each stop that fired
+(TRIGGERED, id `trig:{stop ClOrdID}`, after its row and before its child) and each child it holds
+(HELD with the reason, id `held:{child ClOrdID}`).
 """
 
 from __future__ import annotations
@@ -35,9 +40,12 @@ import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from domain.audit import ORDER_HELD, AuditRecord, order_triggered
+from domain.order_status import HELD, open_order_keys, stop_frame
+from domain.order_status import TRIGGERED as TRIGGERED_FRAME
 from sinks.background import BackgroundWriter
 from sinks.clickhouse import AUDIT_COLUMNS, ClickHouseStore, audit_columns
 from sinks.order_file import OrderFileWriter
+from sinks.order_status import OrderFrame, OrderStatusWriter
 from sinks.postgres import PgBatchWriter
 from sinks.retry import RetryPolicy
 
@@ -249,6 +257,42 @@ def held_records(held: Sequence[tuple[str, Any, str]]) -> list[AuditRecord]:
     ]  # fmt: skip
 
 
+def triggered_frames(rows: Sequence[StopRow]) -> list[OrderFrame]:
+    """The traders' TRIGGERED `order` frames of the rows of stops that fired."""
+    frames: list[OrderFrame] = []
+    for r in rows:
+        if r.status != TRIGGERED or r.triggered_ns is None or not r.account:
+            continue
+        data = stop_frame(
+            status=TRIGGERED_FRAME, account=r.account, cl_ord_id=r.cl_ord_id, symbol=r.symbol,
+            side=r.side, quantity=r.quantity, ts_ns=r.triggered_ns, exec_id=f"trig:{r.cl_ord_id}",
+            price=r.trigger_px,
+            extra={"child_cl_ord_id": r.child_cl_ord_id, "stop_px": r.stop_px,
+                   "trigger_px": r.trigger_px},
+        )  # fmt: skip
+        keys = open_order_keys(TRIGGERED_FRAME, r.cl_ord_id, None)
+        frames.append((f"trig:{r.cl_ord_id}", r.account, data, *keys))
+    return frames
+
+
+def held_frames(held: Sequence[tuple[str, Any, str]], stops: dict[str, str]) -> list[OrderFrame]:
+    """The traders' HELD `order` frames of `(cl_ord_id, order, reason)`; `stops` maps a child's
+    ClOrdID to its stop's."""
+    frames: list[OrderFrame] = []
+    for cl_ord_id, order, reason in held:
+        account = getattr(order, "account", None)
+        if not account:
+            continue
+        data = stop_frame(
+            status=HELD, account=account, cl_ord_id=cl_ord_id, symbol=order.symbol,
+            side=order.side, quantity=order.quantity, ts_ns=order.ts_event,
+            exec_id=f"held:{cl_ord_id}", price=getattr(order, "price", None), reason=reason,
+            extra={"stop_cl_ord_id": stops.get(cl_ord_id)},
+        )  # fmt: skip
+        frames.append((f"held:{cl_ord_id}", account, data, *open_order_keys(HELD, cl_ord_id, None)))
+    return frames
+
+
 def _is_new_order(order: Any) -> bool:
     return not hasattr(order, "orig_cl_ord_id")  # an OutboundCancel names the leg it cancels
 
@@ -266,8 +310,10 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
         recovery: bool,
         kill_switch: KillSwitch | None = None,
         audit_store: Callable[[], ClickHouseStore] | None = None,
+        order_status: OrderStatusWriter | None = None,
     ) -> None:
         self._recovery = recovery
+        self._status = order_status
         self._open_audit = audit_store
         self._audit: ClickHouseStore | None = None
         self._pg = pg
@@ -292,21 +338,26 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
 
     def _write(self, values: list[StopWrites]) -> None:
         rows = [row for v in values for row in v.rows]
+        status = self._status
         if rows:
             self._pg.write(rows)  # the state first ...
+            if status is not None:
+                status.write(triggered_frames(rows))  # ... what the trader sees ...
         children = [child for v in values for child in v.children]
         kill = self._kill
         if kill is not None:
             changed = kill.poll()
             if children and (kill.halts or kill.held):
-                children = self._hold(children)
+                children = self._hold(children, rows)
             if kill.pending and (changed or not kill.halts):
                 self._release()
         if children:
             for orders in self._orders:
                 orders.write(children)  # ... then the orders it decided
 
-    def _hold(self, children: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    def _hold(
+        self, children: list[tuple[str, Any]], rows: Sequence[StopRow] = ()
+    ) -> list[tuple[str, Any]]:
         """The children to send now; the others recorded HELD (or already held: skipped)."""
         kill = self._kill
         assert kill is not None
@@ -322,6 +373,9 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
                 send.append((cl_ord_id, order))
         if held:
             kill.hold(held)
+            if self._status is not None:
+                stops = {r.child_cl_ord_id: r.cl_ord_id for r in rows if r.child_cl_ord_id}
+                self._status.write(held_frames(held, stops))
             if self._open_audit is not None:
                 if self._audit is None:
                     self._audit = self._open_audit()
@@ -360,6 +414,8 @@ class _StopPartition(StatefulSinkPartition[StopWrites, None]):
                 self._kill.close()
             if self._audit is not None:
                 self._audit.close()
+            if self._status is not None:
+                self._status.close()
             for orders in self._orders:
                 orders.close()
 
@@ -377,6 +433,8 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
             `factory(encode, count)` (an order-entry FIX session, a Kafka topic), in order.
         audit_store: opens the audit store for the ORDER_HELD rows of children the kill
             switch holds (None: no audit rows).
+        redis_url: where the traders' TRIGGERED/HELD `order` frames go (`stream:orders`);
+            None: none.
     """
 
     def __init__(
@@ -390,8 +448,10 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         = (),
         recovery: bool = True,
         audit_store: Callable[[], ClickHouseStore] | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self._recovery = recovery
+        self._redis_url = redis_url
         self._audit_store = audit_store
         self._outbound = tuple(outbound)
         self._dsn = dsn
@@ -414,6 +474,9 @@ class StopOutputSink(FixedPartitionedSink[StopWrites, None]):
         orders += [factory(self._encode, self._count) for factory in self._outbound]
         kill = KillSwitch(self._dsn)
         kill.start()
+        status = None
+        if self._redis_url is not None:
+            status = OrderStatusWriter(self._redis_url, policy=self._policy)
         return _StopPartition(
-            pg, orders, f"{step_id}.{for_part}", self._recovery, kill, self._audit_store
+            pg, orders, f"{step_id}.{for_part}", self._recovery, kill, self._audit_store, status
         )
