@@ -1,8 +1,8 @@
 // The trader's orders of the day: the `orders` snapshot of open orders on (re)connect, then each
 // `order` frame updating its order's row (status, filled / quantity, leaves, average price, the
 // last fill, the reject or cancel reason). An order is one row through its ClOrdID chain: a row is
-// found by the frame's cl_ord_id, else by the venue's order_id (a cancel or replace request has a
-// ClOrdID of its own, the same OrderID). Newest orders first.
+// found by the frame's cl_ord_id, else its orig_cl_ord_id, else the venue's order_id (a cancel or
+// replace request has a ClOrdID of its own, the same OrderID). Newest orders first.
 "use strict";
 
 const Orders = (() => {
@@ -16,7 +16,8 @@ const Orders = (() => {
   const usable = (id) => id && id !== "NONE" && id !== "0";
 
   function find(o) {
-    return byClOrdId.get(o.cl_ord_id) || (usable(o.order_id) ? byOrderId.get(o.order_id) : null);
+    return byClOrdId.get(o.cl_ord_id) || byClOrdId.get(o.orig_cl_ord_id)
+      || (usable(o.order_id) ? byOrderId.get(o.order_id) : null);
   }
 
   function entryFor(o) {

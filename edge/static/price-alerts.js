@@ -1,13 +1,14 @@
 // The trader's price alerts: the form (symbol, condition, value -> alert.create; an `error`
-// frame of an alert.* action shown next to the field it names), the list (alert.list on every
-// hello, each row with a delete button -> alert.delete), and a fired alert (`price_alert` frame)
-// marked FIRED in the list and added to the alert feed.
+// frame of an alert.* action shown next to the field it names; an account to choose when the
+// token has several), the list (alert.list on every hello, each row with a delete button ->
+// alert.delete), and a fired alert (`price_alert` frame) marked FIRED in the list and added to
+// the alert feed.
 "use strict";
 
 const PriceAlerts = (() => {
   const LABELS = { ltp_above: "LTP at or above", ltp_below: "LTP at or below",
     change_pct_above: "change % at or above", change_pct_below: "change % at or below" };
-  const FIELDS = ["symbol", "condition", "value"];
+  const FIELDS = ["account", "symbol", "condition", "value"];
   const rows = new Map();          // id -> <tr>
   const firedIds = new Set();      // ids already added to the feed (a replay may repeat one)
   const form = () => document.getElementById("price-alert-form");
@@ -55,7 +56,13 @@ const PriceAlerts = (() => {
     form().querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
   }
 
-  function start() {
+  // On each hello: the token's accounts to choose from (a token with several must name one),
+  // and the list.
+  function start(accounts) {
+    const select = input("account");
+    const chosen = select.value;
+    select.replaceChildren(...accounts.map((a) => new Option(a, a, false, a === chosen)));
+    select.closest("label").hidden = accounts.length < 2;
     send({ action: "alert.list" });
   }
 
@@ -95,10 +102,10 @@ const PriceAlerts = (() => {
     const text = msg.message || "";
     const action = msg.action || (text.match(/^(alert\.\w+)/) || [])[1];
     if (!action?.startsWith("alert.")) return false;
-    const field = FIELDS.includes(msg.field) ? msg.field
-      : (text.match(/^alert\.\w+: (symbol|condition|value)\b/) || [])[1] || "form";
+    const named = msg.field || (text.match(/^(?:alert\.\w+: )?(\w+):/) || [])[1];
+    const field = FIELDS.includes(named) ? named : "form";
     const slot = form().querySelector(`.field-error[data-field="${field}"]`);
-    slot.textContent = text.replace(/^alert\.\w+: /, "");
+    slot.textContent = field === "form" ? text : text.replace(/^(alert\.\w+: )?\w+: /, "");
     input(field)?.classList.add("invalid");
     return true;
   }
@@ -108,8 +115,10 @@ const PriceAlerts = (() => {
     clearErrors();
     // The value goes as typed: the edge checks it (and says which field is wrong) and keeps
     // its exact decimal.
-    send({ action: "alert.create", symbol: input("symbol").value.trim().toUpperCase(),
-      condition: input("condition").value, value: input("value").value.trim() });
+    const create = { action: "alert.create", symbol: input("symbol").value.trim().toUpperCase(),
+      condition: input("condition").value, value: input("value").value.trim() };
+    if (!input("account").closest("label").hidden) create.account = input("account").value;
+    send(create);
   }
 
   form().addEventListener("submit", submit);

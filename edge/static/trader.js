@@ -66,7 +66,7 @@ const Trader = (() => {
     if (msg.role !== "trader") return;
     document.body.classList.add("trader");
     TRADER_SECTIONS.forEach((id) => { document.getElementById(id).hidden = false; });
-    PriceAlerts.start();
+    PriceAlerts.start(msg.accounts || []);
   }
 
   function onFrame(msg) {
