@@ -18,6 +18,16 @@ clients.
 
 Processes: the edge (`brokerflow edge`, or the bare server), the clients (picows, `--client-
 processes` of them), and this one producing. All share the machine's cores.
+
+The order-status path (issue 19; `--edge-paths orders` runs it alone, written to
+bench/results/edge-orders.json): 1,000 trader connections, each with its own account and its
+own order flow (new, partial fill, fill, new, cancel, again), execution reports written as the
+ledger flow writes them (`domain.order_status.order_frame` and `sinks.order_status`'s writer: the
+same Lua script, XADD to `stream:orders` and the open-order hash) at `--edge-order-rate`
+reports/s in all. Printed: p50/p99 ms from the report written (its `ts` is the wall clock when it
+was built, just before the write) to the `order` frame read by its trader (goal p99 < 100 ms),
+frames delivered vs written, and frames that reached a connection of another account (must be 0:
+each client checks the frame's account against its token's).
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ GOAL_P99_MS = 50.0
 # Issue 8's goals: (clients, updates/s in, p99 ms XADD -> client).
 GOALS = ((1000, 10_000.0, 50.0), (5000, 1_000.0, 150.0))
 WARMUP_S = 3.0  # not recorded: connections settle, the edge's flush period adapts to the load
+ORDER_GOAL_P99_MS = 100.0  # issue 19: execution report in -> order frame at the client
 _TS = re.compile(rb'"ts":(\d+)')
 
 
@@ -82,6 +93,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="edge: frames/s per process before the flush period lengthens (default: the edge's)",
     )
     p.add_argument("--edge-no-yardstick", action="store_true", help="edge: skip the bare loop")
+    p.add_argument(
+        "--edge-paths",
+        default="quotes,orders",
+        help="edge: which paths to measure, comma-separated: quotes (issue 8's goals), orders "
+        "(issue 19's order-status push)",
+    )
+    p.add_argument(
+        "--edge-order-traders", type=int, default=1000, help="edge orders: trader connections"
+    )
+    p.add_argument(
+        "--edge-order-rate",
+        type=float,
+        default=2000.0,
+        help="edge orders: execution reports/s written, all traders together",
+    )
 
 
 def _raise_fd_limit() -> None:
@@ -140,6 +166,9 @@ class _ClientStats:
         self.latencies = array.array("l")
         self.alerts = 0
         self.steps: list[dict] = []
+        self.orders = 0  # order frames received, all the run
+        self.wrong = 0  # of those, of an account not the connection's
+        self.snapshots = 0
 
     def start(self) -> None:
         self.frames = self.updates = 0
@@ -158,6 +187,47 @@ class _ClientStats:
                 "sample": lat[:: max(1, len(lat) // 20_000)],
             }
         )
+
+
+async def _order_clients(args, stats: _ClientStats, listener, msg_type, ws_connect) -> list:  # noqa: ANN001
+    """Connect trader `i` of the range (token of account ACC{i}); each checks the account of
+    every `order` frame it reads and, while recording, its latency from the frame's `ts`."""
+    text = msg_type.TEXT
+
+    class OrderListener(listener):
+        def __init__(self, account: str) -> None:
+            self.account = account
+
+        def on_ws_frame(self, transport, frame) -> None:  # noqa: ANN001
+            if frame.msg_type != text:
+                return
+            payload = frame.get_payload_as_bytes()
+            if payload.startswith(b'{"type":"orders"'):
+                stats.snapshots += 1
+                return
+            if not payload.startswith(b'{"type":"order",'):
+                return
+            now_ms = time.time_ns() // 1_000_000
+            doc = json.loads(payload)
+            stats.orders += 1
+            if doc.get("account") != self.account:
+                stats.wrong += 1
+            if stats.recording:
+                stats.frames += 1
+                stats.updates += 1
+                stats.latencies.append(now_ms - int(doc["ts"]))
+
+    transports = []
+    for i in range(args.offset, args.offset + args.count):
+        token = args.tokens[i - args.offset] if args.tokens else ""
+        account = f"ACC{i}"
+        transport, _ = await ws_connect(
+            lambda account=account: OrderListener(account), f"{args.url}?token={token}"
+        )
+        transports.append(transport)
+        if i % 200 == 199:
+            await asyncio.sleep(0)
+    return transports
 
 
 async def _clients_main(args: argparse.Namespace) -> None:
@@ -191,6 +261,18 @@ async def _clients_main(args: argparse.Namespace) -> None:
             for ts in stamps:
                 append(now_ms - int(ts))
 
+    if args.orders:
+        transports = await _order_clients(args, stats, WSListener, WSMsgType, ws_connect)
+        gc.freeze()
+        print("ready", flush=True)
+        await done.wait()
+        for transport in transports:
+            transport.disconnect()
+        Path(args.result_file).write_text(
+            json.dumps({"alerts": 0, "steps": stats.steps, "orders": stats.orders,
+                        "wrong": stats.wrong, "snapshots": stats.snapshots})
+        )  # fmt: skip
+        return
     rng = random.Random(args.offset)
     symbols = [f"S{n:03d}" for n in range(args.symbols)]
     transports = []
@@ -224,6 +306,7 @@ def clients_entry(argv: list[str]) -> None:
     p.add_argument("--per-client", type=int, default=20)
     p.add_argument("--tokens-file")
     p.add_argument("--result-file")
+    p.add_argument("--orders", action="store_true", help="order-status path: no quotes")
     args = p.parse_args(argv)
     args.tokens = Path(args.tokens_file).read_text().split() if args.tokens_file else []
     _raise_fd_limit()
@@ -370,7 +453,15 @@ def _bench_redis(settings) -> tuple[str, redis.Redis, str]:  # noqa: ANN001
 class _Clients:
     """The client processes; signals start and stop the recording of each step."""
 
-    def __init__(self, url: str, n: int, processes: int, tokens: list[str], tmp: Path) -> None:
+    def __init__(
+        self,
+        url: str,
+        n: int,
+        processes: int,
+        tokens: list[str],
+        tmp: Path,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.procs: list[subprocess.Popen] = []
         self.files: list[Path] = []
         per = -(-n // processes)
@@ -399,6 +490,7 @@ class _Clients:
                         str(tokens_file),
                         "--result-file",
                         str(result),
+                        *extra,
                     ],
                     stdout=subprocess.PIPE,
                     text=True,
@@ -419,17 +511,20 @@ class _Clients:
     def finish(self) -> dict:
         self.signal(signal.SIGTERM)
         alerts, steps = 0, []
+        totals = {"orders": 0, "wrong": 0, "snapshots": 0}
         for proc, path in zip(self.procs, self.files, strict=True):
             proc.wait(60)
             doc = json.loads(path.read_text())
             alerts += doc["alerts"]
+            for name in totals:
+                totals[name] += doc.get(name, 0)
             for i, step in enumerate(doc["steps"]):
                 if i == len(steps):
                     steps.append({"frames": 0, "updates": 0, "sample": []})
                 steps[i]["frames"] += step["frames"]
                 steps[i]["updates"] += step["updates"]
                 steps[i]["sample"] += step["sample"]
-        return {"alerts": alerts, "steps": steps}
+        return {"alerts": alerts, "steps": steps, **totals}
 
 
 def _produce(
@@ -613,8 +708,25 @@ def _measure(
     }
 
 
+PATHS = ("quotes", "orders")
+
+
 def run(settings, args: argparse.Namespace) -> dict:  # noqa: ANN001
-    """Run the benchmark; print the tables; write bench/results/edge.json; return the result."""
+    """Run the paths asked for (`--edge-paths`); return the last one's result."""
+    paths = [p.strip() for p in (args.edge_paths or "quotes,orders").split(",") if p.strip()]
+    unknown = sorted(set(paths) - set(PATHS))
+    if unknown or not paths:
+        raise SystemExit(f"error: --edge-paths: unknown path {', '.join(unknown)} (quotes, orders)")
+    doc: dict = {}
+    if "quotes" in paths:
+        doc = run_quotes(settings, args)
+    if "orders" in paths:
+        doc = run_orders(settings, args)
+    return doc
+
+
+def run_quotes(settings, args: argparse.Namespace) -> dict:  # noqa: ANN001
+    """The quote path; print the tables; write bench/results/edge.json; return the result."""
     from edge.tokens import issue_token
 
     _raise_fd_limit()
@@ -688,6 +800,171 @@ def run(settings, args: argparse.Namespace) -> dict:  # noqa: ANN001
             "sent": sum(r["alerts"]["sent"] for r in runs),
             "received": sum(r["alerts"]["received"] for r in runs),
         },
+        "command": "brokerflow bench edge " + " ".join(sys.argv[3:]),
+    })  # fmt: skip
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    _say(f"wrote {path}")
+    return doc
+
+
+# -- the order-status path ---------------------------------------------------------------------
+
+
+class _OrderFlows:
+    """Each account's own order flow, one execution report at a time: new, partial fill, fill,
+    new, cancel, and again (a new ClOrdID each order); frames as the ledger flow writes them."""
+
+    CYCLE = (("0", "0", 0), ("F", "1", 40), ("F", "2", 60), ("0", "0", 0), ("4", "4", 0))
+
+    def __init__(self, accounts: list[str]) -> None:
+        self.accounts = accounts
+        self.step = [0] * len(accounts)
+
+    def report(self, index: int, ts_ns: int) -> tuple:
+        from decimal import Decimal
+
+        from domain.events import ExecutionReport
+        from domain.order_status import open_order_keys, order_frame, order_status
+
+        account = self.accounts[index]
+        step = self.step[index]
+        self.step[index] = step + 1
+        cycle, at = divmod(step, len(self.CYCLE))
+        exec_type, ord_status, last = self.CYCLE[at]
+        order = 2 * cycle + (at >= 3)  # steps 0-2 of a cycle one order, 3-4 the next
+        cum = (0, 40, 100, 0, 0)[at]
+        cl_ord_id = f"{account}-{order}"
+        px = Decimal("100.25")
+        report = ExecutionReport(
+            f"{account}-E{step}", f"O-{cl_ord_id}", cl_ord_id, None, exec_type, ord_status,
+            account, "ACME", "1", Decimal(100), "2", px, None, Decimal(last),
+            px if last else Decimal(0), Decimal(cum),
+            Decimal(0) if ord_status in ("2", "4") else Decimal(100 - cum),
+            px if cum else Decimal(0), ts_ns,
+        )  # fmt: skip
+        data = order_frame(report)
+        keys = open_order_keys(order_status(report), cl_ord_id, None)
+        return (report.exec_id, account, data, *keys)
+
+
+def _produce_orders(writer, flows: _OrderFlows, rate: float, seconds: float) -> int:  # noqa: ANN001
+    """Write execution reports of random accounts at `rate`/s for `seconds`, one writer call
+    (one script) per 10 ms tick, as the ledger flow's sink does per batch; return how many."""
+    tick = 0.01
+    carry = 0.0
+    sent = 0
+    rng = random.Random(11)
+    n = len(flows.accounts)
+    started = time.perf_counter()
+    next_at = started
+    while time.perf_counter() - started < seconds:
+        carry += rate * tick
+        k, carry = int(carry), carry - int(carry)
+        ts_ns = time.time_ns()  # the report's event time: when it is written
+        batch = [flows.report(rng.randrange(n), ts_ns) for _ in range(k)]
+        sent += writer.write(batch)
+        next_at += tick
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    return sent
+
+
+def run_orders(settings, args: argparse.Namespace) -> dict:  # noqa: ANN001
+    """The order-status path; print it next to the goal; write bench/results/edge-orders.json."""
+    from edge.tokens import issue_token
+    from sinks.order_status import OrderStatusWriter
+
+    _raise_fd_limit()
+    n, rate, seconds = args.edge_order_traders, args.edge_order_rate, args.edge_seconds
+    url, lock, lock_token = _bench_redis(settings)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    tmp = Path(tempfile.mkdtemp(prefix="bf-bench-edge-orders-"))
+    accounts = [f"ACC{i}" for i in range(n)]
+    now = int(time.time())
+    tokens = [
+        issue_token(SECRET.encode(), f"t{i}", "trader", [accounts[i]], now, 86_400)
+        for i in range(n)
+    ]
+    port = _free_port()
+    _say(
+        f"edge orders: {args.edge_processes} process(es) on :{port}, {n} traders each with its "
+        f"own account and order flow, {rate:g} execution reports/s, {seconds:g} s"
+    )
+    command = [
+        sys.executable, "-m", "bench.edge", "edge", "--redis-url", url, "--port", str(port),
+        "--processes", str(args.edge_processes), "--flush-ms", str(args.edge_flush_ms),
+    ]  # fmt: skip
+    env = {**os.environ, "BROKERFLOW_DATA_DIR": str(tmp)}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    writer = OrderStatusWriter(url)
+    flows = _OrderFlows(accounts)
+    try:
+        _wait_port(port)
+        time.sleep(0.5)
+        clients = _Clients(
+            f"ws://127.0.0.1:{port}/ws", n, args.edge_client_processes, tokens, tmp, ("--orders",)
+        )
+        written = _produce_orders(writer, flows, rate, WARMUP_S)
+        clients.signal(signal.SIGUSR1)
+        cpu0, client_cpu0, busy0 = _cpu_s([server.pid]), _cpu_s(clients.pids), _machine_busy_s()
+        written += _produce_orders(writer, flows, rate, seconds)
+        cpu = _cpu_s([server.pid]) - cpu0
+        client_cpu = _cpu_s(clients.pids) - client_cpu0
+        busy = _machine_busy_s() - busy0
+        time.sleep(0.5)  # in flight
+        clients.signal(signal.SIGUSR2)
+        time.sleep(1.0)
+        result = clients.finish()
+    finally:
+        writer.close()
+        server.terminate()
+        server.wait(15)
+        client.flushdb()
+        client.close()
+        if lock.get(f"brokerflow:test-db-lock:{BENCH_REDIS_DB}") == lock_token.encode():
+            lock.delete(f"brokerflow:test-db-lock:{BENCH_REDIS_DB}")
+        lock.close()
+    step = _step_figures(result["steps"][0], rate, seconds, cpu, client_cpu, busy)
+    received, wrong = result["orders"], result["wrong"]
+    met = step["p99_ms"] < ORDER_GOAL_P99_MS and wrong == 0
+    print(f"edge orders: {n} traders x own order flow, {rate:g} execution reports/s in")
+    print(
+        f"  report written -> order frame at the trader: p50 {step['p50_ms']} ms, "
+        f"p99 {step['p99_ms']} ms (goal p99 < {ORDER_GOAL_P99_MS:g} ms: "
+        f"{'met' if step['p99_ms'] < ORDER_GOAL_P99_MS else 'NOT met'})"
+    )
+    print(
+        f"  frames: {written:,} written, {received:,} delivered ({written - received:,} lost), "
+        f"{wrong} to the wrong trader (goal 0: {'met' if wrong == 0 else 'NOT met'}); "
+        f"{result['snapshots']} open-order snapshots"
+    )
+    print(
+        f"  edge cpu/s {step['server_cpu_s_per_s']} ({step['server_us_per_frame']} us/frame), "
+        f"clients cpu/s {step['clients_cpu_s_per_s']}, other cpu/s {step['other_cpu_s_per_s']}"
+    )
+    path = write_result(
+        "edge-orders",
+        f"p99 ms execution report written -> order frame at the trader, {n} traders",
+        step["p99_ms"],
+        ORDER_GOAL_P99_MS,
+        {
+            "p50_ms": step["p50_ms"],
+            "wrong_trader_frames": wrong,
+            "written": written,
+            "delivered": received,
+            "lost": written - received,
+        },
+    )
+    doc = json.loads(path.read_text())
+    doc.update({
+        "met": met,
+        "config": {"traders": n, "reports_per_s": rate, "seconds": seconds, "warmup_s": WARMUP_S,
+                   "processes": args.edge_processes,
+                   "client_processes": args.edge_client_processes},
+        "step": step,
+        "snapshots": result["snapshots"],
         "command": "brokerflow bench edge " + " ".join(sys.argv[3:]),
     })  # fmt: skip
     path.write_text(json.dumps(doc, indent=2) + "\n")
