@@ -36,6 +36,22 @@ def day_of(ts_ns: int) -> int:
     return ts_ns // NS_PER_DAY
 
 
+def holding_item(symbol: str, quantity: Decimal, avg_price: Decimal, realised: Decimal) -> str:
+    """One holding of a holdings document (`holdings_doc`), as JSON text."""
+    return (
+        f'{{"symbol":{_string(symbol)},"quantity":{_number(quantity)}'
+        f',"avg_price":{_number(avg_price)},"realised_pnl_today":{_number(realised)}}}'
+    )
+
+
+def holdings_doc_of(account: str, cash: Decimal, items: Iterable[str], ts_ms: int) -> str:
+    """A holdings document from its holdings already as JSON (`holding_item`)."""
+    return (
+        f'{{"account":{_string(account)},"cash":{_number(cash)}'
+        f',"holdings":[{",".join(items)}],"ts":{int(ts_ms)}}}'
+    )
+
+
 def holdings_doc(account: str, cash: Decimal, lines: Iterable[HoldingLine], ts_ms: int) -> str:
     """The holdings document of an account, in the order of `lines`.
 
@@ -44,15 +60,7 @@ def holdings_doc(account: str, cash: Decimal, lines: Iterable[HoldingLine], ts_m
     '{"account":"A1","cash":900.50,"holdings":[{"symbol":"ACME","quantity":10,"avg_price":9.95,\
 "realised_pnl_today":-1.2}],"ts":1000}'
     """
-    items = ",".join(
-        f'{{"symbol":{_string(symbol)},"quantity":{_number(quantity)}'
-        f',"avg_price":{_number(avg)},"realised_pnl_today":{_number(realised)}}}'
-        for symbol, quantity, avg, realised in lines
-    )
-    return (
-        f'{{"account":{_string(account)},"cash":{_number(cash)}'
-        f',"holdings":[{items}],"ts":{int(ts_ms)}}}'
-    )
+    return holdings_doc_of(account, cash, (holding_item(*line) for line in lines), ts_ms)
 
 
 def margin_doc(

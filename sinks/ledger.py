@@ -55,7 +55,7 @@ from domain.orders import (
     route_order_request,
     status_from_name,
 )
-from domain.positions import HoldingLine, day_of, holdings_doc
+from domain.positions import day_of, holding_item, holdings_doc_of
 from sinks.background import BackgroundPartition
 from sinks.positions import HOLDINGS, PositionsDoc, PositionsPublisher
 from sinks.postgres import PgBatchWriter, write_dead_letters
@@ -148,8 +148,11 @@ _SELECT_ORDERS_BY_ORDER_ID = (
 # server soon switches to a generic plan, made without seeing the array, and for the lock that
 # plan (the whole table filtered against the array) took 7-11 ms a batch instead of ~1 ms. The
 # other reads keep their prepared plans: planning them for a 1,400-element array cost more.
+# xmin (the transaction that last updated the row) tells whether an account's holdings document
+# cached by `HoldingsDocCache` still stands: every change to its holdings updates its row too.
 _LOCK_ACCOUNTS = (
-    "SELECT account FROM accounts WHERE account = ANY(%s::text[]) ORDER BY account FOR UPDATE"
+    "SELECT account, xmin::text FROM accounts WHERE account = ANY(%s::text[]) "
+    "ORDER BY account FOR UPDATE"
 )
 _SELECT_FILLS = (
     "SELECT exec_id, account, symbol, side, last_qty, last_px, realised_pnl, commission, "
@@ -183,7 +186,8 @@ _SELECT_POSITIONS = (
 )
 _UPDATE_CASH = (
     "UPDATE accounts a SET cash = a.cash + d.delta, updated_at = now() "
-    "FROM unnest(%s::text[], %s::numeric[]) AS d(account, delta) WHERE a.account = d.account"
+    "FROM unnest(%s::text[], %s::numeric[]) AS d(account, delta) WHERE a.account = d.account "
+    "RETURNING a.account, a.cash, a.xmin::text"
 )
 _MARK_REVERSED = (
     "UPDATE executions e SET reversed_by = r.reversed_by "
@@ -426,6 +430,8 @@ class _Batch:
         self.day_pnl: dict[tuple[str, str], DayPnl] = {}
         # account -> the latest event time of the batch's reports that moved its holdings or cash
         self.changed_accounts: dict[str, int] = {}
+        self.versions: dict[str, str] = {}  # account -> xmin of its row when locked
+        self.updated: dict[str, tuple[Decimal, str]] = {}  # account -> (cash, xmin) after
         self.dead_letters: list[DeadLetter] = []
         self.applied = 0
         self.duplicates = 0
@@ -624,7 +630,8 @@ class _Batch:
                 changed[account] = report.ts_event
         self.orders.update(order_changes)
         self.dirty_orders.update(order_changes)
-        if cash_delta:
+        if holding_changes or cash_delta:
+            # Even by 0: a change to the holdings always updates the account's row (its xmin).
             self.cash[account] = self.cash.get(account, ZERO) + cash_delta
         if reversed_fill is not None:
             reversed_fill.reversed_by = exec_id
@@ -671,44 +678,114 @@ class _Batch:
             cash = self.cash
             deltas = "{" + ",".join([str(cash[a]) for a in accounts]) + "}"
             cur.execute(_UPDATE_CASH, (_text_array(accounts), deltas))
+            self.updated = {account: (cash, xmin) for account, cash, xmin in cur.fetchall()}
         if self.dirty_orders:
             orders = self.orders
             rows = [_order_row(orders[c]) for c in sorted(self.dirty_orders)]
             _copy(cur, f"COPY {_STAGE_ORDERS} FROM STDIN", _ORDER_TYPES, rows)
             cur.execute(_UPSERT_ORDERS)
 
-    def holdings_docs(self) -> list[PositionsDoc]:
-        """The holdings documents of the accounts the batch changed, read after its writes in
-        the same transaction (one query): cash and each holding open, or traded on the
-        document's day (a position closed today keeps its realised P&L in view). The document's
-        day is that of its event time, the latest of the account's reports in the batch."""
+    def holdings_docs(
+        self, cache: HoldingsDocCache
+    ) -> tuple[list[PositionsDoc], dict[str, _AccountDoc]]:
+        """The holdings documents of the accounts the batch changed, as they stand after its
+        writes, and the cache entries to keep once the transaction commits.
+
+        An account's document holds its cash and each holding open, or traded on the
+        document's day (so a position closed today keeps its realised P&L in view); the day is
+        that of the document's event time, the latest of the account's reports in the batch.
+        Accounts `cache` holds as of the xmin their row had when locked are updated from the
+        batch's own holdings; the others are read whole, in one query."""
         changed = self.changed_accounts
         if not changed:
-            return []
-        self.cur.execute(_SELECT_POSITIONS, (_text_array(sorted(changed)),))
+            return [], {}
+        entries = cache.entries
+        versions = self.versions
+        stale = sorted(
+            a for a in changed if (e := entries.get(a)) is None or e.version != versions.get(a)
+        )
+        read: dict[str, dict[str, _Line]] = {a: {} for a in stale}
+        if stale:
+            self.cur.execute(_SELECT_POSITIONS, (_text_array(stale),))
+            for account, _cash, symbol, quantity, avg, date, day_pnl in self.cur.fetchall():
+                if symbol is not None:
+                    read[account][symbol] = (quantity, avg, _day_number(date), day_pnl)
+        touched: dict[str, list[str]] = {}
+        for account, symbol in self.dirty_holdings:
+            touched.setdefault(account, []).append(symbol)
+        holdings, days = self.holdings, self.day_pnl
         docs: list[PositionsDoc] = []
-        account = None
-        cash = ZERO
-        lines: list[HoldingLine] = []
-        today = 0
+        kept: dict[str, _AccountDoc] = {}
+        for account in sorted(changed):
+            ts_ns = changed[account]
+            day = day_of(ts_ns)
+            cash, version = self.updated[account]
+            lines = read.get(account)
+            if lines is not None:
+                entry = _AccountDoc(version, lines, {}, day)
+            else:
+                old = entries[account]
+                texts = dict(old.texts) if old.day == day else {}
+                entry = _AccountDoc(version, dict(old.lines), texts, day)
+                for symbol in touched.get(account, ()):
+                    h = holdings[account, symbol]
+                    pnl_day, day_pnl = days.get((account, symbol), _NO_DAY)
+                    entry.lines[symbol] = (h.quantity, h.avg_price, pnl_day, day_pnl)
+                    texts.pop(symbol, None)
+            ts = ts_ns // 1_000_000
+            docs.append((account, ts, holdings_doc_of(account, cash, entry.items(), ts)))
+            kept[account] = entry
+        return docs, kept
 
-        def close() -> None:
-            if account is not None:
-                ts = changed[account] // 1_000_000
-                docs.append((account, ts, holdings_doc(account, cash, lines, ts)))
 
-        for acct, acct_cash, symbol, quantity, avg_price, date, day_pnl in self.cur.fetchall():
-            if acct != account:
-                close()
-                account, cash, lines = acct, acct_cash, []
-                today = day_of(changed[acct])
-            if symbol is None:
-                continue  # no holdings: the LEFT JOIN's one row
-            traded_today = _day_number(date) == today
-            if quantity or traded_today:
-                lines.append((symbol, quantity, avg_price, day_pnl if traded_today else ZERO))
-        close()
-        return docs
+# A holding as the documents need it: quantity, avg_price, pnl_day, realised_pnl_day.
+_Line = tuple[Decimal, Decimal, int | None, Decimal]
+
+
+@dataclass(slots=True)
+class _AccountDoc:
+    """An account's holdings as of its row's xmin `version`, and their JSON for `day`."""
+
+    version: str
+    lines: dict[str, _Line]
+    texts: dict[str, str]  # symbol -> `holding_item` for `day`, of the lines in the document
+    day: int
+
+    def items(self) -> list[str]:
+        """The document's holdings as JSON, in symbol order: open, or traded on `day`."""
+        day, texts, out = self.day, self.texts, []
+        for symbol, (quantity, avg, pnl_day, day_pnl) in sorted(self.lines.items()):
+            today = pnl_day == day
+            if not (quantity or today):
+                continue
+            text = texts.get(symbol)
+            if text is None:
+                text = texts[symbol] = holding_item(
+                    symbol, quantity, avg, day_pnl if today else ZERO
+                )
+            out.append(text)
+        return out
+
+
+class HoldingsDocCache:
+    """The holdings of the accounts a ledger writer published lately, so that a batch reads
+    from PostgreSQL only the accounts it has not seen or another transaction changed since
+    (their row's xmin moved: every change to an account's holdings updates its row: the
+    ledger's fills, `brokerflow load positions`). Entries are kept only after a commit.
+
+    Args:
+        max_accounts: entries kept; past it the cache starts again empty.
+    """
+
+    def __init__(self, max_accounts: int = 100_000) -> None:
+        self.entries: dict[str, _AccountDoc] = {}
+        self.max_accounts = max_accounts
+
+    def keep(self, entries: dict[str, _AccountDoc]) -> None:
+        """Keep the entries of a committed transaction."""
+        if len(self.entries) + len(entries) > self.max_accounts:
+            self.entries.clear()
+        self.entries.update(entries)
 
 
 def _copy(
@@ -761,6 +838,8 @@ class LedgerWriter:
         positions: publish the holdings documents of the accounts each transaction changed
             (`sinks.positions`), after its commit, so Redis never shows an uncommitted booking.
             Without it the documents are neither read nor published.
+        cache: the holdings documents known from earlier batches (`HoldingsDocCache`); pass
+            the same one to each writer of a connection's batches.
     """
 
     def __init__(
@@ -770,8 +849,10 @@ class LedgerWriter:
         step_id: str = STEP_ID,
         store_dead_letters: bool = False,
         positions: PositionsPublisher | None = None,
+        cache: HoldingsDocCache | None = None,
     ) -> None:
         self._conn = conn
+        self._cache = cache if cache is not None else HoldingsDocCache()
         self._policy = policy or RetryPolicy(attempts=8, base_s=0.01, max_s=0.5)
         self._step_id = step_id
         self._store_dead_letters = store_dead_letters
@@ -809,7 +890,8 @@ class LedgerWriter:
             accounts = _resolve_accounts(cur, events)
             wanted = sorted({a for a in accounts if a is not None})
             cur.execute(_LOCK_ACCOUNTS, (_text_array(wanted),), prepare=False)
-            known = {row[0] for row in cur.fetchall()}
+            batch.versions = dict(cur.fetchall())
+            known = batch.versions.keys()
 
             exec_ids: set[str] = set()
             cl_ord_ids: set[str] = set()
@@ -853,7 +935,8 @@ class LedgerWriter:
             batch.write()
             if self._store_dead_letters and batch.dead_letters:
                 write_dead_letters(conn, batch.dead_letters)
-            docs = batch.holdings_docs() if self._positions is not None else []
+            docs, entries = batch.holdings_docs(self._cache) if self._positions else ([], {})
+        self._cache.keep(entries)  # committed
         return LedgerResult(
             batch.applied, batch.duplicates, batch.dead_letters, len(batch.rows), docs
         )
@@ -989,10 +1072,11 @@ def _ledger_writer(
     publishing the holdings documents to `redis_url` when given; and its close."""
     step_id = step_id.rsplit(".", 1)[-1]  # "flow.write_ledger" -> "write_ledger", as decode_fix
     positions = PositionsPublisher(redis_url, policy) if redis_url else None
+    cache = HoldingsDocCache()
 
     def write(conn: psycopg.Connection, events: Sequence[LedgerEvent]) -> int:
         result = LedgerWriter(
-            conn, step_id=step_id, store_dead_letters=True, positions=positions
+            conn, step_id=step_id, store_dead_letters=True, positions=positions, cache=cache
         ).apply(events)
         if count is not None:
             count("executions", result.executions)

@@ -283,5 +283,11 @@ def load_rows(dsn: str, kind: Kind, rows: Sequence[tuple[Any, ...]], name: str) 
             columns = [list(c) for c in zip(*ordered, strict=True)]
             cur.execute(_UPSERT_ACCOUNTS, columns)
         flags = [r[0] for r in cur.fetchall()]
+        if kind is POSITIONS:
+            # Every change to an account's holdings updates its row: the ledger writer's cache
+            # of holdings documents (sinks.ledger.HoldingsDocCache) sees it by the row's xmin.
+            cur.execute(
+                "UPDATE accounts SET updated_at = now() WHERE account = ANY(%s)", (accounts,)
+            )
     new = sum(flags)
     return new, len(flags) - new

@@ -1,0 +1,104 @@
+"""The ledger writer's holdings documents (Redis `positions:{account}`), against real PostgreSQL
+and Redis: after every batch each changed account's document is what the tables say, whether
+the writer built it from its cache or read it whole."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from decimal import Decimal
+
+import psycopg
+import pytest
+import redis
+
+from domain.positions import NS_PER_DAY, day_of
+from sinks.ledger import HoldingsDocCache, LedgerWriter
+from sinks.positions import MARGIN, PositionsPublisher
+from tests.contract.sinks.test_ledger import T0, db, fill  # noqa: F401 - db is a fixture
+
+SYMBOLS = ("AAPL", "MSFT", "IBM")
+
+
+def expected_doc(dsn: str, account: str, ts_ms: int) -> dict:
+    """The document as the tables say: cash, and the holdings open or traded on ts's day."""
+    day = day_of(ts_ms * 1_000_000)
+    with psycopg.connect(dsn) as conn:
+        cash = conn.execute("SELECT cash FROM accounts WHERE account = %s", (account,)).fetchone()
+        rows = conn.execute(
+            "SELECT symbol, quantity, avg_price, pnl_day, realised_pnl_day FROM holdings "
+            "WHERE account = %s ORDER BY symbol",
+            (account,),
+        ).fetchall()
+    holdings = []
+    for symbol, quantity, avg, pnl_day, day_pnl in rows:
+        today = pnl_day is not None and (pnl_day.toordinal() - 719_163) == day
+        if quantity or today:
+            holdings.append({"symbol": symbol, "quantity": quantity, "avg_price": avg,
+                             "realised_pnl_today": day_pnl if today else 0})  # fmt: skip
+    return {"account": account, "cash": cash[0], "holdings": holdings, "ts": ts_ms}
+
+
+def published(client: redis.Redis, account: str) -> dict:
+    raw = client.get(f"positions:{account}")
+    assert raw is not None
+    return json.loads(raw, parse_float=Decimal)
+
+
+@pytest.fixture
+def client(redis_db_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_db_url)
+
+
+def test_ledger_holdings_documents_match_the_tables_after_every_batch(
+    db: str,  # noqa: F811
+    redis_db_url: str,
+    client: redis.Redis,
+):
+    rng = random.Random(19)
+    publisher = PositionsPublisher(redis_db_url)
+    cache = HoldingsDocCache()
+    positions = {(a, s): 0 for a in ("A1", "A2") for s in SYMBOLS}
+    n = 0
+    with psycopg.connect(db, autocommit=True) as conn:
+        for batch_no in range(12):
+            events = []
+            for _ in range(rng.randint(1, 6)):
+                n += 1
+                account, symbol = rng.choice(("A1", "A2")), rng.choice(SYMBOLS)
+                held = positions[account, symbol]
+                side = "2" if held > 0 and rng.random() < 0.5 else "1"
+                qty = rng.randint(1, held) if side == "2" else rng.randint(1, 50)
+                positions[account, symbol] = held + (qty if side == "1" else -qty)
+                px = f"{rng.randint(900, 1100) / 100:.2f}"
+                day_shift = NS_PER_DAY if batch_no >= 8 else 0  # the last batches: the next day
+                e = fill(f"E{n}", str(qty), px, str(qty), cl_ord_id=f"c{n}", account=account,
+                         symbol=symbol, side=side, order_qty=str(qty))  # fmt: skip
+                events.append(replace(e, ts_event=T0 + n * 10**9 + day_shift))
+            if batch_no == 5:
+                # Another writer changes A1's holdings between batches (as `load positions`
+                # does: its row is updated too): the cached document must not hide it.
+                conn.execute("UPDATE holdings SET quantity = quantity + 7 WHERE account = 'A1'")
+                conn.execute("UPDATE accounts SET updated_at = now() WHERE account = 'A1'")
+                positions.update({k: v + 7 for k, v in positions.items() if k[0] == "A1"})
+            result = LedgerWriter(conn, positions=publisher, cache=cache).apply(events)
+            assert result.dead_letters == []
+            changed = {e.account for e in events}
+            assert {account for account, _, _ in result.positions} == changed
+            for account in changed:
+                doc = published(client, account)
+                assert doc == expected_doc(db, account, doc["ts"])
+    assert len(cache.entries) == 2  # the documents came from the cache after the first read
+    publisher.close()
+
+
+def test_margin_document_never_goes_back_in_event_time(redis_db_url: str, client: redis.Redis):
+    publisher = PositionsPublisher(redis_db_url)
+    newer = '{"account":"A1","equity":900,"excess":600,"state":"NORMAL","ts":2000}'
+    older = '{"account":"A1","equity":100,"excess":-50,"state":"CALL","ts":1000}'
+    assert publisher.publish(MARGIN, [("A1", 2000, newer)]) == 1
+    assert publisher.publish(MARGIN, [("A1", 1000, older)]) == 0  # a replayed, older row
+    assert client.get("margin:A1") == newer.encode()
+    assert [f[b"data"] for _, f in client.xrange("stream:positions")] == [newer.encode()]
+    publisher.close()
