@@ -19,7 +19,8 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      (`domain.margin.margin_figures_sorted`, Decimal); the grace deadlines fire in
                      event-time order with the window ends
     write_margin / margin_alerts   `account_margin` upserts (on a fill, a change of state or
-                     a material move of the figures: `domain.margin.row_is_material`);
+                     a material move of the figures: `domain.margin.row_is_material`), each
+                     also the trader's `margin:{account}` document (`sinks.positions`);
                      MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
                      (one per episode: `domain.margin.assess_concentration`), returned to the
                      pipeline (`write_alerts`)
@@ -728,7 +729,9 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
 
 def _row(account: str, monitor: MarginMonitor, f: MarginFigures, ts: int) -> MarginRow:
     call_since = None if monitor.state is MarginState.NORMAL else monitor.episode_ns
-    return MarginRow(account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since)
+    return MarginRow(
+        account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since, f.excess
+    )
 
 
 def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
@@ -779,6 +782,6 @@ def attach(shards: Stream[tuple[str, ShardBatch]], ctx: FlowContext) -> Stream[l
     rows = op.filter_map(
         "margin_rows", effects, lambda e: margin_partition_key(e.rows) if e.rows else None
     )
-    sink = AccountMarginSink(ctx.postgres_dsn, ctx.retry, ctx.recovery)
+    sink = AccountMarginSink(ctx.postgres_dsn, ctx.retry, ctx.recovery, redis_url=ctx.redis_url)
     op.output("write_margin", rows, OnLastProcess(sink, ctx))
     return op.filter_map("margin_alerts", effects, lambda e: e.alerts or None)

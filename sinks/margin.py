@@ -20,7 +20,9 @@ import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from domain.pickling import tuple_pickled
+from domain.positions import NS_PER_MS, margin_doc
 from sinks.background import BackgroundPartition
+from sinks.positions import MARGIN, PositionsPublisher
 from sinks.postgres import PgBatchWriter
 from sinks.redis import read_quotes
 from sinks.retry import RetryPolicy
@@ -114,6 +116,7 @@ class MarginRow:
     state: str
     event_ns: int
     call_since_ns: int | None = None
+    excess: Decimal | None = None  # equity over the maintenance requirement (not a column)
 
 
 _UPSERT = """
@@ -131,11 +134,16 @@ def _time(ns: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=ns // 1000)
 
 
-def write_margin_rows(conn: psycopg.Connection, rows: Sequence[MarginRow]) -> int:
-    """Upsert the latest row per account in one transaction (never an older over a newer)."""
+def _latest(rows: Sequence[MarginRow]) -> dict[str, MarginRow]:
     latest: dict[str, MarginRow] = {}
     for row in rows:
         latest[row.account] = row
+    return latest
+
+
+def write_margin_rows(conn: psycopg.Connection, rows: Sequence[MarginRow]) -> int:
+    """Upsert the latest row per account in one transaction (never an older over a newer)."""
+    latest = _latest(rows)
     params = [
         (r.account, r.equity, r.gross_value, r.ratio, r.state, _time(r.event_ns),
          None if r.call_since_ns is None else _time(r.call_since_ns))
@@ -144,6 +152,16 @@ def write_margin_rows(conn: psycopg.Connection, rows: Sequence[MarginRow]) -> in
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(_UPSERT, params)
     return len(params)
+
+
+def margin_docs(rows: Sequence[MarginRow]) -> list[tuple[str, int, str]]:
+    """The traders' margin documents (`domain.positions.margin_doc`) of the latest row per
+    account, in account order."""
+    out = []
+    for r in sorted(_latest(rows).values(), key=lambda r: r.account):
+        ts = r.event_ns // NS_PER_MS
+        out.append((r.account, ts, margin_doc(r.account, r.equity, r.excess, r.state, ts)))
+    return out
 
 
 MARGIN_PARTITION = "account_margin"
@@ -156,14 +174,21 @@ def margin_partition_key(rows: list[MarginRow]) -> tuple[str, list[MarginRow]]:
 
 class AccountMarginSink(FixedPartitionedSink[list[MarginRow], None]):
     """Bytewax sink of `(MARGIN_PARTITION, [MarginRow])` items: upserted in order by a
-    background writer, drained at every epoch's snapshot (`sinks.background`)."""
+    background writer, drained at every epoch's snapshot (`sinks.background`). With
+    `redis_url`, each batch's latest row per account also goes out, after its commit, as the
+    account's margin document (`margin:{account}` and `stream:positions`, `sinks.positions`)."""
 
     def __init__(
-        self, dsn: str, policy: RetryPolicy | None = None, recovery: bool = True
+        self,
+        dsn: str,
+        policy: RetryPolicy | None = None,
+        recovery: bool = True,
+        redis_url: str | None = None,
     ) -> None:
         self._dsn = dsn
         self._policy = policy
         self._recovery = recovery
+        self._redis_url = redis_url
 
     def list_parts(self) -> list[str]:
         """The one partition."""
@@ -173,9 +198,21 @@ class AccountMarginSink(FixedPartitionedSink[list[MarginRow], None]):
         self, step_id: str, for_part: str, resume_state: None
     ) -> StatefulSinkPartition[list[MarginRow], None]:
         """Connect and start the writer thread."""
-        writer: PgBatchWriter[MarginRow] = PgBatchWriter(
-            self._dsn, write_margin_rows, self._policy
-        )
+        redis_url = self._redis_url
+        publisher = PositionsPublisher(redis_url, self._policy) if redis_url else None
+
+        def write(conn: psycopg.Connection, rows: Sequence[MarginRow]) -> int:
+            written = write_margin_rows(conn, rows)  # committed
+            if publisher is not None:
+                publisher.publish(MARGIN, margin_docs(rows))
+            return written
+
+        def close() -> None:
+            writer.close()
+            if publisher is not None:
+                publisher.close()
+
+        writer: PgBatchWriter[MarginRow] = PgBatchWriter(self._dsn, write, self._policy)
         writer.connect()
         name = f"{step_id}.{for_part}"
-        return BackgroundPartition(writer.write, writer.close, name, 20_000, self._recovery)
+        return BackgroundPartition(writer.write, close, name, 20_000, self._recovery)

@@ -123,3 +123,25 @@ def test_ledger_publishes_the_holdings_document_of_each_account_it_changed(
     assert tess["cash"] == Decimal("99320.80")
     assert all(kept == summed for kept, summed in day_pnl_from_executions(
         settings.postgres_dsn).values())  # fmt: skip
+
+
+def test_margin_flow_publishes_the_margin_document_with_each_row(
+    tmp_path, settings_factory, monkeypatch
+):
+    from tests.flows.test_margin_flow import FLOWS, margin_row, run, setup, trade
+
+    settings = settings_factory()
+    setup(tmp_path, settings, monkeypatch, "ACC8,hal,0\n", "ACC8,XYZ,100,100\n")
+    prices = ("100", "101.50", "103", "106")
+    run(tmp_path, settings, [trade("XYZ", px, 1_000 * n, n + 1) for n, px in enumerate(prices)])
+    assert FLOWS == ("quotes", "ledger", "margin")
+    client = redis.Redis.from_url(settings.redis_url)
+    hal = doc(client, "margin:ACC8")
+    equity, gross, _ratio, state = margin_row(settings.postgres_dsn, "ACC8")
+    # 100 XYZ at 106, no cash: equity 10,600; excess = equity - 30 % of the gross value 10,600.
+    assert hal == {"account": "ACC8", "equity": Decimal(10600), "excess": Decimal(7420),
+                   "state": "NORMAL", "ts": 1_795_617_003_000}  # fmt: skip
+    assert (hal["equity"], hal["state"]) == (equity, state) and gross == Decimal(10600)
+    entries = [(a, k, d) for a, k, d in stream(client) if k == "margin"]
+    assert entries and all(a == "ACC8" for a, _, _ in entries)
+    assert entries[-1][2] == json.loads(client.get("margin:ACC8"))
