@@ -176,6 +176,15 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
                      "{delivered_per_s_5000x1000:,} updates/s delivered"),
         ),
     ),
+    # Issue 19's order-status push, measured alone (`brokerflow bench edge --edge-paths orders`).
+    "edge-orders": (
+        RowSpec(
+            "edge order status, 1,000 traders", None, unit="ms p99 report written->order frame",
+            lower_is_better=True,
+            details=("p50 {p50_ms} ms", "{wrong_trader_frames} frames to the wrong trader",
+                     "{delivered:,} of {written:,} frames delivered"),
+        ),
+    ),
     "fix-session": (
         RowSpec(
             "fix-session", "file decoder (decode_lines), messages/s", "file decoder",
