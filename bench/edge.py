@@ -644,6 +644,31 @@ def _configurations(args: argparse.Namespace) -> list[tuple[int, list[float], fl
     return [(n, rates, goal)]
 
 
+def _start_edge(url: str, port: int, args: argparse.Namespace, tmp: Path) -> subprocess.Popen:
+    """The edge as `brokerflow edge` runs it (`edge_entry`), on the benchmark's db and secret."""
+    env = {
+        **os.environ,
+        "BROKERFLOW_REDIS_URL": url,
+        "BROKERFLOW_EDGE_SECRET": SECRET,
+        "BROKERFLOW_DATA_DIR": str(tmp),
+    }
+    command = [
+        sys.executable, "-m", "bench.edge", "edge", "--redis-url", url, "--port", str(port),
+        "--processes", str(args.edge_processes), "--flush-ms", str(args.edge_flush_ms),
+    ]  # fmt: skip
+    if args.edge_max_frames_per_s:
+        command += ["--max-frames-per-s", str(args.edge_max_frames_per_s)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+
+
+def _release_bench_redis(client: redis.Redis, lock: redis.Redis, token: str) -> None:
+    client.flushdb()
+    client.close()
+    if lock.get(f"brokerflow:test-db-lock:{BENCH_REDIS_DB}") == token.encode():
+        lock.delete(f"brokerflow:test-db-lock:{BENCH_REDIS_DB}")
+    lock.close()
+
+
 def _measure(
     url: str,
     client: redis.Redis,
@@ -657,23 +682,11 @@ def _measure(
 ) -> dict:
     """One configuration: the edge at each rate, then the bare loop at the last rate."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "BROKERFLOW_REDIS_URL": url,
-        "BROKERFLOW_EDGE_SECRET": SECRET,
-        "BROKERFLOW_DATA_DIR": str(tmp),
-    }
     _say(
         f"edge: {args.edge_processes} process(es) on :{port}, {n} clients x 20 of 500 "
         f"symbols, rates {rates} updates/s, {args.edge_seconds:g} s each"
     )
-    command = [
-        sys.executable, "-m", "bench.edge", "edge", "--redis-url", url, "--port", str(port),
-        "--processes", str(args.edge_processes), "--flush-ms", str(args.edge_flush_ms),
-    ]  # fmt: skip
-    if args.edge_max_frames_per_s:
-        command += ["--max-frames-per-s", str(args.edge_max_frames_per_s)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    server = _start_edge(url, port, args, tmp)
     try:
         _wait_port(port)
         time.sleep(0.5)
@@ -751,11 +764,7 @@ def run_quotes(settings, args: argparse.Namespace) -> dict:  # noqa: ANN001
         for n, rates, goal in configurations:
             runs.append(_measure(url, client, tmp, tokens, accounts, n, rates, goal, args))
     finally:
-        client.flushdb()
-        client.close()
-        if lock.get(f"brokerflow:test-db-lock:{BENCH_REDIS_DB}") == lock_token.encode():
-            lock.delete(f"brokerflow:test-db-lock:{BENCH_REDIS_DB}")
-        lock.close()
+        _release_bench_redis(client, lock, lock_token)
 
     head = runs[0]
     last = head["steps"][-1]
@@ -892,12 +901,7 @@ def run_orders(settings, args: argparse.Namespace) -> dict:  # noqa: ANN001
         f"edge orders: {args.edge_processes} process(es) on :{port}, {n} traders each with its "
         f"own account and order flow, {rate:g} execution reports/s, {seconds:g} s"
     )
-    command = [
-        sys.executable, "-m", "bench.edge", "edge", "--redis-url", url, "--port", str(port),
-        "--processes", str(args.edge_processes), "--flush-ms", str(args.edge_flush_ms),
-    ]  # fmt: skip
-    env = {**os.environ, "BROKERFLOW_DATA_DIR": str(tmp)}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    server = _start_edge(url, port, args, tmp)
     writer = OrderStatusWriter(url)
     flows = _OrderFlows(accounts)
     try:
@@ -921,11 +925,7 @@ def run_orders(settings, args: argparse.Namespace) -> dict:  # noqa: ANN001
         writer.close()
         server.terminate()
         server.wait(15)
-        client.flushdb()
-        client.close()
-        if lock.get(f"brokerflow:test-db-lock:{BENCH_REDIS_DB}") == lock_token.encode():
-            lock.delete(f"brokerflow:test-db-lock:{BENCH_REDIS_DB}")
-        lock.close()
+        _release_bench_redis(client, lock, lock_token)
     step = _step_figures(result["steps"][0], rate, seconds, cpu, client_cpu, busy)
     received, wrong = result["orders"], result["wrong"]
     met = step["p99_ms"] < ORDER_GOAL_P99_MS and wrong == 0
