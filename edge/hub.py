@@ -40,6 +40,7 @@ from edge.claims import ANALYST, OPERATOR, TRADER, Claims
 from edge.config import EdgeConfig
 from edge.conflation import AlertBacklogError, PendingFrames
 from edge.pacing import next_flush_period
+from edge.positions import PositionsBook, load_accounts
 from edge.roles import ACCOUNT_KINDS, SURVEILLANCE_KINDS, alert_visible
 from edge.subscriptions import SubscriptionLimitError, SubscriptionMap
 
@@ -155,6 +156,7 @@ class Hub:
         self.flush_period_s = config.flush_ms / 1000  # lengthened under load (edge.pacing)
         # symbol -> {session: mode} of the subscriptions not in mode quote
         self.moded: dict[str, dict[Session, str]] = {}
+        self.positions = PositionsBook()  # the traders' positions frames (edge.positions)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class Hub:
             session.order_hold = []  # live order frames wait for the open-order snapshot
             for account in claims.accounts:
                 self.traders_by_account.setdefault(account, set()).add(session)
+                self.positions.watch(account)
         elif claims.role == ANALYST:
             self.analysts.add(session)
         elif claims.role == OPERATOR:
@@ -191,6 +194,8 @@ class Hub:
                 group.discard(session)
                 if not group:
                     del self.traders_by_account[account]
+            if session.claims.role == TRADER:
+                self.positions.unwatch(account)
         self.analysts.discard(session)
         self.operators.discard(session)
         self.phases[session.phase].pop(session, None)
@@ -215,6 +220,7 @@ class Hub:
             max_symbols=self.config.max_symbols,
         )
         session.sender.send_frame(hello)
+        await self.send_positions(session)
         if resume_from is not None:
             await self.resume(session, resume_from)
         else:
@@ -431,6 +437,7 @@ class Hub:
         subscribers = self.subs.subscribers
         make = protocol.quote_frame
         by_mode = self.moded
+        held = self.positions.by_symbol  # symbols of the watched accounts' open holdings
         queued = 0
         self.stats.quotes_in += len(entries)
         for _entry_id, fields in entries:
@@ -438,6 +445,8 @@ class Hub:
             if raw_symbol is None:
                 continue
             symbol = raw_symbol.decode()
+            if symbol in held:
+                self.positions.on_quote(symbol, fields.get(b"data", b"{}"))
             sessions = subscribers(symbol)
             if not sessions:
                 continue
@@ -479,6 +488,32 @@ class Hub:
             key = protocol.stream_id_key(entry_id)
             for session in list(targets):
                 self._deliver_alert(session, key, frame)
+
+    def on_positions(self, entries: Entries) -> None:
+        """Take the holdings and margin documents of the watched accounts (`stream:positions`);
+        their frames go out with the next positions tick (`send_due_positions`)."""
+        self.positions.on_entries(entries)
+
+    async def send_positions(self, session: Session) -> None:
+        """Send a trader connection a `positions` frame of each of its accounts (on connect)."""
+        accounts = sorted(session.claims.accounts)
+        if session.claims.role != TRADER or not accounts:
+            return
+        try:
+            await load_accounts(self.redis, self.positions, accounts)
+        except aioredis.RedisError as exc:
+            session.sender.send_frame(protocol.error_frame(f"positions unavailable: {exc}"))
+            return
+        if not session.closed:
+            for account in accounts:
+                session.sender.send_frame(self.positions.frame(account))
+
+    def send_due_positions(self, account: str, frame: bytes) -> None:
+        """Send an account's due `positions` frame to its trader connections only."""
+        for session in list(self.traders_by_account.get(account, ())):
+            if not session.closed:
+                session.sender.send_frame(frame)
+                self.stats.frames_out += 1
 
     def on_orders(self, entries: Entries) -> None:
         """Send each order frame at once to the trader connections of its account, in order."""

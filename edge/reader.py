@@ -17,6 +17,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 
 from edge.hub import ALERT_STREAM, ORDER_STREAM, QUOTE_STREAM, Entries, Hub
+from edge.positions import POSITIONS_STREAM
 
 log = logging.getLogger("brokerflow.edge")
 
@@ -28,6 +29,7 @@ STREAMS: dict[str, str] = {
     QUOTE_STREAM: "on_quotes",
     ALERT_STREAM: "on_alerts",
     ORDER_STREAM: "on_orders",
+    POSITIONS_STREAM: "on_positions",
 }
 
 

@@ -34,6 +34,7 @@ from edge.config import EdgeConfig
 from edge.connection import ClientConnection, RejectedConnection
 from edge.health import health_forever
 from edge.hub import Hub
+from edge.positions import positions_forever
 from edge.reader import read_streams
 from edge.tokens import read_token
 
@@ -112,6 +113,9 @@ async def serve(
         asyncio.create_task(read_streams(config.redis_url, hub, ready), name="edge-reader"),
         asyncio.create_task(hub.flush_forever(), name="edge-flusher"),
         asyncio.create_task(health_forever(hub), name="edge-health"),
+        asyncio.create_task(
+            positions_forever(client, hub.positions, hub.send_due_positions), name="edge-positions"
+        ),
     ]
     server = await ws_create_server(
         listener_factory(hub),
