@@ -53,6 +53,11 @@ class RunSummary:
             "stops": {k[6:]: v for k, v in sorted(c.items()) if k.startswith("stops_") and v},
             "orders_out": c.get("orders_out", 0),
             "alerts": {k[7:]: v for k, v in sorted(c.items()) if k.startswith("alerts.")},
+            # traders' price alerts (flows.price_alerts): rested from PostgreSQL, and how long
+            # that took (summed over the shards), fired by the book
+            "price_alerts": {"loaded": c.get("price_alerts_loaded", 0),
+                             "load_ms": c.get("price_alerts_load_ms", 0),
+                             "fired": c.get("price_alerts_fired", 0)},  # fmt: skip
             "data_quality": data_quality(c),
             "seconds": round(self.seconds, 3),
             "messages_per_s": round(messages / self.seconds) if self.seconds > 0 else 0,

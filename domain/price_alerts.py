@@ -45,6 +45,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from domain.alerts import PRICE_ALERT, Alert, make_alert
 from domain.errors import BrokerflowError
 
 LTP_ABOVE = "ltp_above"
@@ -54,7 +55,7 @@ CHANGE_PCT_BELOW = "change_pct_below"
 CONDITIONS = (LTP_ABOVE, LTP_BELOW, CHANGE_PCT_ABOVE, CHANGE_PCT_BELOW)
 _ABOVE = frozenset({LTP_ABOVE, CHANGE_PCT_ABOVE})
 _CHANGE_PCT = frozenset({CHANGE_PCT_ABOVE, CHANGE_PCT_BELOW})
-ALERT_KIND = "PRICE_ALERT"  # the alert kind of a fired price alert (CONTRACT.md)
+ALERT_KIND = PRICE_ALERT  # the alert kind of a fired price alert (CONTRACT.md)
 
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{0,31}$")
 _INF = math.inf
@@ -113,6 +114,27 @@ class PriceAlertFired:
         a = self.alert
         return {"type": "price_alert", "id": a.id, "symbol": a.symbol, "condition": a.condition,
                 "value": float(a.value), "ltp": self.ltp, "ts": self.ts}  # fmt: skip
+
+    def to_alert(self) -> Alert:
+        """The PRICE_ALERT alert that carries it to `alerts` and `stream:alerts`.
+
+        Its id depends on the price alert's id alone, so a replay that fires it again (after a
+        crash, before the row was marked FIRED) is the same alert, which the alert stores keep
+        once. Its details have no `occurrences`: the alerts sink never merges it into another.
+
+        >>> fired = PriceAlertFired(PriceAlert(7, "u", "A1", "X", LTP_ABOVE, Decimal("10")),
+        ...                         10.5, 10.0, 1_000)
+        >>> a = fired.to_alert()
+        >>> a.kind, a.account, a.symbol, a.event_time
+        ('PRICE_ALERT', 'A1', 'X', 1000000000)
+        >>> a.details_json()
+        '{"condition":"ltp_above","id":7,"ltp":10.5,"user":"u","value":"10"}'
+        """
+        a = self.alert
+        details = {"id": a.id, "condition": a.condition, "value": a.value, "ltp": self.ltp,
+                   "user": a.user}  # fmt: skip
+        return make_alert(ALERT_KIND, f"price_alert:{a.id}", "INFO", self.ts * 1_000_000,
+                          account=a.account, symbol=a.symbol, details=details)  # fmt: skip
 
 
 def check_price_alert(

@@ -5,6 +5,8 @@ Steps (ids are recovery keys; renaming one orphans its state):
                        the engine sees a few items per chunk instead of one per message
     coalesce_quotes    stateful per shard: `QuoteCoalescer` (books + event-time coalescing)
     write_quotes       `RedisQuoteSink`: quote:{SYMBOL}, ohlc:{SYMBOL}:{day}, stream:quotes
+    evaluate_price_alerts / write_price_alerts   traders' price alerts on each shard's
+                       published quotes (`flows.price_alerts`)
 The previous close of a symbol the shard sees for the first time (when the venue sends none) is
 read once from its latest earlier `ohlc:` key (`PrevCloseReader`), before its first quote goes out.
 Keys: shard = `domain.sharding.symbol_shard(symbol)`; with several workers Bytewax routes each
@@ -27,6 +29,7 @@ from brokerflow.metrics import FlowStats
 from domain.events import OrderList
 from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
 from domain.sharding import SYMBOL_SHARDS, symbol_shard
+from flows import price_alerts
 from flows.context import FlowContext
 from flows.operators import MD_TYPES, ORDER_TYPES, FlowBatch, Progress
 from sinks.redis import PrevCloseReader, RedisQuoteSink
@@ -269,6 +272,8 @@ def attach(
             prev_closes.read,
         ),
     )
+    # Traders' price alerts, per shard on the published quotes (flows.price_alerts).
+    price_alerts.attach(op.filter_map("price_alert_quotes", tagged, _shard_quotes), ctx)
     split = op.branch("split_quotes_audit", op.key_rm("unkey_quotes", tagged), _is_quotes)
     quotes = op.map("quote_batches", split.trues, _payload)
     audit = op.map("audit_batches", split.falses, _payload)
@@ -286,3 +291,9 @@ def _is_quotes(item: tuple[str, list]) -> bool:
 
 def _payload(item: tuple[str, list]) -> list:
     return item[1]
+
+
+def _shard_quotes(item: tuple[str, tuple[str, list]]) -> tuple[str, list] | None:
+    """`(shard, [Quote])` of a shard's published quotes; None for its audit records."""
+    shard, (tag, payload) = item
+    return (shard, payload) if tag == "quotes" else None

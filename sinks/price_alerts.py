@@ -1,12 +1,23 @@
-"""Sinks layer: traders' price alerts in PostgreSQL `price_alerts` (sql/postgres/0010).
+"""Sinks layer: traders' price alerts in PostgreSQL `price_alerts` (sql/postgres/0010, 0012).
 
-The one module that writes the table: create (with the per-user limit), list, delete (soft),
-load the ACTIVE alerts into the flow's book, and mark fired alerts FIRED.
+The one module that holds the table's SQL: create (with the per-user limit), list, delete
+(soft), load the ACTIVE alerts into the flow's book (`PriceAlertReader`, which also follows the
+changes), and mark fired alerts FIRED. The Bytewax sink of fired alerts is
+`sinks.fired_price_alerts`.
 
-Exactly once across restarts: a row leaves ACTIVE once. `mark_fired` updates only rows still
-ACTIVE and returns the ids it changed, so the caller sends a `price_alert` frame for those only:
-a batch replayed after a crash (the book restored from an older snapshot fires again) changes no
-row and sends nothing; `load_active` never returns a FIRED or DELETED row.
+Shared with the WebSocket edge (`edge.price_alerts` runs create, list and delete): this module
+imports psycopg and the domain only, never bytewax or redis, so that the edge (which may not
+import sinks, bytewax or the CLI) can use it through the one `ignore_imports` line of
+pyproject.toml; a separate import-linter contract keeps it that way.
+
+Changes reach the running flow through `change_seq` (migration 0012): every insert and status
+change draws the next number, in commit order (a trigger under an advisory lock); the writers
+here take that lock first, before any row lock, so they never deadlock with each other.
+
+Exactly once across restarts: a row leaves ACTIVE once (`mark_fired` updates only rows still
+ACTIVE and returns the ids it changed), and `load_active` never returns a FIRED or DELETED row,
+so an alert that fired is never loaded into a book again; the sink writes its alert before the
+row leaves ACTIVE (`sinks.fired_price_alerts`).
 
 The limit: `create` counts the user's ACTIVE alerts under a transaction-scoped advisory lock
 on the user, so two concurrent creates cannot both take the last place.
@@ -14,21 +25,32 @@ on the user, so two concurrent creates cannot both take the last place.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import Collection, Sequence
+import math
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 import psycopg
 
 from domain.errors import BrokerflowError
 from domain.price_alerts import PriceAlert, PriceAlertError, PriceAlertFired, check_price_alert
+from sinks.retry import RetryPolicy, retry_with_backoff
+
+T = TypeVar("T")
 
 DEFAULT_MAX_PER_USER = 100
-STATUSES = ("ACTIVE", "FIRED", "DELETED")
+ACTIVE = "ACTIVE"
+STATUSES = (ACTIVE, "FIRED", "DELETED")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Advisory lock keys are bigints: one class id for this table, the user's hash as the object.
 _LOCK_CLASS = 0x5041  # "PA"
+# The change counter's lock (the trigger of migration 0012 takes the same).
+_TAKE_CHANGE_LOCK = "SELECT pg_advisory_xact_lock(20547, 0)"  # 0x5043 "PC"
 
 
 class PriceAlertLimitError(BrokerflowError):
@@ -98,6 +120,7 @@ def create(
         raise PriceAlertError(field, msg)
     sym, cond, number = check_price_alert(symbol, condition, value, known_symbols)
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_TAKE_CHANGE_LOCK)
         cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS, user))
         cur.execute(
             "SELECT count(*) FROM price_alerts WHERE user_id = %s AND status = 'ACTIVE'", (user,)
@@ -145,6 +168,7 @@ def delete(conn: psycopg.Connection, alert_id: int, user: str | None = None) -> 
         sql += " AND user_id = %s"
         params.append(user)
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_TAKE_CHANGE_LOCK)
         cur.execute(sql + " RETURNING id", params)
         if cur.fetchone() is None:
             msg = f"id: no price alert {alert_id}" + (f" of user {user}" if user else "")
@@ -166,6 +190,139 @@ def load_active(
         return [PriceAlert(*r) for r in cur.fetchall()]
 
 
+def not_deleted(conn: psycopg.Connection, ids: Collection[int]) -> set[int]:
+    """The ids among `ids` whose row is ACTIVE or FIRED (not deleted, not unknown)."""
+    if not ids:
+        return set()
+    rows = conn.execute(
+        "SELECT id FROM price_alerts WHERE id = ANY(%s) AND status <> 'DELETED'", (list(ids),)
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class PriceAlertChange:
+    """A row that changed since the reader's cursor, as it is now: ACTIVE (rest it) or DELETED
+    (take it out). FIRED rows are left out: only the flow fires, and its book has let them go."""
+
+    alert: PriceAlert
+    status: str
+    seq: int
+
+
+class PriceAlertReader:
+    """The flow's reads of the table: where the changes are now (`head`), the ACTIVE alerts of
+    some symbols (`load`), and the changes past a cursor (`changes`).
+
+    One reader serves every shard of a process: one connection (made on first use; used under
+    a lock, reconnected on a lost connection with the policy's backoff), and one poll of the
+    table per `max_age_s` however many shards ask: the changes it read are kept (up to
+    `keep` of them) and each shard takes those past its own cursor.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        policy: RetryPolicy | None = None,
+        max_age_s: float = 1.0,
+        keep: int = 100_000,
+    ) -> None:
+        self._dsn = dsn
+        self._policy = policy or RetryPolicy()
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+        self.max_age_s = max_age_s
+        self._keep = keep
+        self._log: list[PriceAlertChange] = []  # changes past `_base`, in change order
+        self._base: int | None = None
+        self._head = 0
+        self._read_at = -math.inf
+
+    def _call(self, fn: Callable[[psycopg.Connection], T]) -> T:
+        def attempt() -> T:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._dsn, autocommit=True)
+            return fn(self._conn)
+
+        def reconnect(_attempt: int, _error: Exception, _delay: float) -> None:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+
+        policy = self._policy
+        return retry_with_backoff(
+            attempt, attempts=policy.attempts, base_s=policy.base_s, max_s=policy.max_s,
+            retry_on=(psycopg.OperationalError,), on_retry=reconnect,
+        )  # fmt: skip
+
+    def head(self) -> int:
+        """A change_seq every change past which is still to come: read it before `load`, and
+        every change the load may have missed is past it (the last poll's head, when fresh:
+        an older head only means a change is seen twice, which the book shrugs off)."""
+        with self._lock:
+            self._refresh()
+            return self._head
+
+    def load(self, symbols: Collection[str]) -> list[PriceAlert]:
+        """The ACTIVE alerts of `symbols`, by id (`load_active`)."""
+        if not symbols:
+            return []
+        with self._lock:
+            return self._call(lambda c: load_active(c, symbols))
+
+    def changes(self, cursor: int) -> tuple[list[PriceAlertChange], int]:
+        """The rows changed past `cursor` (FIRED ones left out), in change order, and the new
+        cursor; from the table at most once per `max_age_s`."""
+        with self._lock:
+            self._refresh()
+            if self._base is not None and cursor >= self._base:
+                log = self._log
+                start = bisect.bisect_right(log, cursor, key=lambda c: c.seq)
+                return log[start:], max(cursor, self._head)
+            # Older than what is kept (a shard quiet for long): read its own.
+            return self._call(lambda c: _changes(c, cursor))
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._read_at < self.max_age_s:
+            return
+        if self._base is None:
+            self._head = self._base = self._call(_head)
+        else:
+            new, self._head = self._call(lambda c: _changes(c, self._head))
+            self._log += new
+            if len(self._log) > self._keep:  # forget the oldest; later cursors are past them
+                self._log = []
+                self._base = self._head
+        self._read_at = now
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _head(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT coalesce(max(change_seq), 0) FROM price_alerts").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _changes(conn: psycopg.Connection, cursor: int) -> tuple[list[PriceAlertChange], int]:
+    """The changes past `cursor` up to the head, read first: every number up to the head
+    belongs to a committed change (they are drawn in commit order)."""
+    head = _head(conn)
+    if head <= cursor:
+        return [], cursor
+    rows = conn.execute(
+        "SELECT id, user_id, account, symbol, condition, value, status, change_seq "
+        "FROM price_alerts WHERE change_seq > %s AND change_seq <= %s AND status <> 'FIRED' "
+        "ORDER BY change_seq",
+        (cursor, head),
+    ).fetchall()
+    return [PriceAlertChange(PriceAlert(*r[:6]), r[6], r[7]) for r in rows], head
+
+
 def _ts(ts_ms: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(milliseconds=ts_ms)
 
@@ -179,6 +336,7 @@ def mark_fired(conn: psycopg.Connection, fired: Sequence[PriceAlertFired]) -> li
     if not fired:
         return []
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_TAKE_CHANGE_LOCK)
         cur.execute(
             "UPDATE price_alerts AS p SET status = 'FIRED', fired_at = t.fired_at, "
             "fired_ltp = t.ltp "

@@ -86,3 +86,51 @@ def test_price_alerts_fired_once_never_reloaded(conn) -> None:
     gone = PriceAlertFired(b, 98.0, 99.0, 2)
     assert store.mark_fired(conn, [gone]) == []
     assert store.mark_fired(conn, []) == []
+
+
+def test_price_alerts_reader_follows_changes_past_its_cursor(pg_dsn: str, conn) -> None:
+    reader = store.PriceAlertReader(pg_dsn, max_age_s=0.0)  # reads the table at every call
+    a = store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value="10")
+    cursor = reader.head()
+    assert reader.changes(cursor) == ([], cursor)
+    b = store.create(conn, user="u1", symbol="MSFT", condition="ltp_below", value="5")
+    store.delete(conn, a.id)
+    changes, after = reader.changes(cursor)
+    assert [(c.alert.id, c.status) for c in changes] == [(b.id, "ACTIVE"), (a.id, "DELETED")]
+    assert reader.changes(after) == ([], after)
+    # Rows the flow marks FIRED are left out of the changes (its book let them go already).
+    fired = PriceAlertFired(store.load_active(conn, ["MSFT"])[0], 4.5, 5.0, 1_000)
+    assert store.mark_fired(conn, [fired]) == [b.id]
+    changes, last = reader.changes(after)
+    assert changes == [] and last > after
+    assert [x.symbol for x in reader.load(["AAPL", "MSFT"])] == []
+    reader.close()
+
+
+def test_price_alerts_a_fired_alert_can_be_deleted(conn) -> None:
+    a = store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value="10")
+    store.mark_fired(conn, [PriceAlertFired(a, 10.5, 10.0, 1_000)])
+    store.delete(conn, a.id, user="u1")
+    assert [(r.status, r.fired_ltp) for r in store.list_alerts(conn, "u1", True)] == [
+        ("DELETED", Decimal("10.5"))]  # fmt: skip
+
+
+def test_price_alerts_reader_reads_the_table_once_per_max_age(pg_dsn: str, conn) -> None:
+    shared = store.PriceAlertReader(pg_dsn, max_age_s=3600.0)
+    cursor = shared.head()
+    store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value="10")
+    # Every shard asking within the hour gets what the first read saw: nothing yet.
+    assert shared.changes(cursor) == ([], cursor)
+    assert shared.changes(cursor) == ([], cursor)
+    shared.close()
+
+
+def test_price_alerts_reader_serves_a_cursor_older_than_it_keeps(pg_dsn: str, conn) -> None:
+    reader = store.PriceAlertReader(pg_dsn, max_age_s=0.0, keep=1)
+    cursor = reader.head()
+    a = store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value="10")
+    b = store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value="11")
+    changes, after = reader.changes(cursor)  # two changes: more than it keeps
+    assert [c.alert.id for c in changes] == [a.id, b.id]
+    assert reader.changes(after) == ([], after)
+    reader.close()

@@ -1,0 +1,125 @@
+"""Sinks layer: fired price alerts -> the trader's feed and the records, each exactly once.
+
+`FiredPriceAlertSink` takes `(FIRED_PARTITION, [PriceAlertFired])` items from the quotes flow's
+price-alert step (`flows.price_alerts`) and writes each batch on a background thread
+(`sinks.background`, drained at each epoch's end when the run snapshots), in three steps:
+
+1. which of them are not deleted (ACTIVE, or FIRED by an earlier try of this very batch);
+2. their PRICE_ALERT alerts (`PriceAlertFired.to_alert`) onto Redis `stream:alerts`
+   (`sinks.alerts.write_alerts_redis`: an XADD only if `SET alert:seen:{id} NX` succeeds, so a
+   retried alert goes out once); the edge turns those entries into `price_alert` frames;
+3. one PostgreSQL transaction: the `alerts` rows (`sinks.alerts.write_alerts_postgres`,
+   `ON CONFLICT (alert_id)`: once; no `occurrences`, so never merged into another alert) and
+   the `price_alerts` rows FIRED (`sinks.price_alerts.mark_fired`, only rows still ACTIVE).
+
+Why this order, and not the alerts through the pipeline's `write_alerts` with a separate
+mark_fired: the book is not snapshotted but rebuilt from the ACTIVE rows on resume, so a row
+that leaves ACTIVE is never loaded, and never fired, again. Every write a fired alert needs
+therefore happens before, or in the same transaction as, its row leaving ACTIVE. A crash
+before step 3 leaves the row ACTIVE: the replayed input fires it again (the same alert_id), and
+steps 2 and 3 keep one of each. A crash after step 3 leaves nothing to do.
+
+A trader who deletes an alert in the instant between steps 1 and 3 still gets its frame (and
+its `alerts` row); the `price_alerts` row stays DELETED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import psycopg
+import redis
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from domain.price_alerts import ALERT_KIND, PriceAlertFired
+from sinks.alerts import write_alerts_postgres, write_alerts_redis
+from sinks.background import BackgroundPartition
+from sinks.postgres import PgBatchWriter
+from sinks.price_alerts import mark_fired, not_deleted
+from sinks.retry import RetryPolicy, retry_policy_call
+
+FIRED_PARTITION = "price_alerts"
+Counter = Callable[[str, int], None]
+
+
+def fired_partition_key(fired: list[PriceAlertFired]) -> tuple[str, list[PriceAlertFired]]:
+    """Key a list of fired alerts for `FiredPriceAlertSink` (one partition)."""
+    return FIRED_PARTITION, fired
+
+
+class FiredPriceAlertWriter:
+    """Writes batches of fired price alerts (module docstring), with bounded retries."""
+
+    def __init__(
+        self,
+        dsn: str,
+        redis_url: str,
+        maxlen: int = 100_000,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._policy = policy or RetryPolicy()
+        self._pg: PgBatchWriter[PriceAlertFired] = PgBatchWriter(dsn, self._write, self._policy)
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=10)
+        self._maxlen = maxlen
+        self._count = count
+
+    def _write(self, conn: psycopg.Connection, fired: Sequence[PriceAlertFired]) -> int:
+        live = not_deleted(conn, {f.alert.id for f in fired})
+        fired = [f for f in fired if f.alert.id in live]
+        if not fired:
+            return 0
+        alerts = [f.to_alert() for f in fired]
+        retry_policy_call(
+            lambda: write_alerts_redis(self._redis, alerts, self._maxlen),
+            self._policy,
+            (redis.ConnectionError, redis.TimeoutError),
+        )
+        with conn.transaction():
+            new = write_alerts_postgres(conn, alerts)
+            changed = mark_fired(conn, fired)
+        if self._count is not None and new:
+            self._count(f"alerts.{ALERT_KIND}", len(new))
+        return len(changed)
+
+    def connect(self) -> None:
+        self._pg.connect()
+
+    def write(self, fired: Sequence[PriceAlertFired]) -> int:
+        """Write a batch; return how many rows it marked FIRED."""
+        return self._pg.write(fired)
+
+    def close(self) -> None:
+        self._pg.close()
+        self._redis.close()
+
+
+class FiredPriceAlertSink(FixedPartitionedSink[list[PriceAlertFired], None]):
+    """Bytewax sink of `(FIRED_PARTITION, [PriceAlertFired])` items; counts the new alerts as
+    `alerts.PRICE_ALERT`. One partition, written in order on a background thread."""
+
+    def __init__(
+        self,
+        dsn: str,
+        redis_url: str,
+        maxlen: int = 100_000,
+        count: Counter | None = None,
+        policy: RetryPolicy | None = None,
+        recovery: bool = True,
+    ) -> None:
+        self._args = (dsn, redis_url, maxlen, count, policy)
+        self._recovery = recovery
+
+    def list_parts(self) -> list[str]:
+        """The one partition."""
+        return [FIRED_PARTITION]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> StatefulSinkPartition[list[PriceAlertFired], None]:
+        """Connect the stores and start the writer thread."""
+        writer = FiredPriceAlertWriter(*self._args)
+        writer.connect()
+        return BackgroundPartition(
+            writer.write, writer.close, f"{step_id}.{for_part}", 10_000, self._recovery
+        )
