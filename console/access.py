@@ -1,8 +1,8 @@
 """Console layer (pure): what each role may read and do through the HTTP API and the pages.
 
 The same tokens and roles as the WebSocket edge (`edge.claims`):
-- analyst: every alert (surveillance and account alerts), every account, the reports, and the
-  workflow actions;
+- analyst: every alert (surveillance and account alerts; not the traders' own price alerts,
+  which are notices to them, not cases), every account, the reports, and the workflow actions;
 - trader: the account alerts (stops, margin, concentration) of the accounts in the token, and
   those accounts' views; never a surveillance alert, not even about their own account (telling
   a suspect they are under surveillance would tip them off), nor the compliance reports;
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from domain.errors import BrokerflowError
 from edge.claims import ANALYST, OPERATOR, TRADER, Claims
-from edge.roles import ACCOUNT_KINDS, SURVEILLANCE_KINDS
+from edge.roles import ACCOUNT_KINDS, NOTICE_KINDS, SURVEILLANCE_KINDS
 
 
 class Forbidden(BrokerflowError):
@@ -24,21 +24,27 @@ class Forbidden(BrokerflowError):
 
 @dataclass(frozen=True, slots=True)
 class AlertScope:
-    """Which alerts a token may see: `kinds`/`accounts` None means any."""
+    """Which alerts a token may see: `kinds`/`accounts` None means any; never the `hidden`
+    kinds (the traders' own notices, `edge.roles.NOTICE_KINDS`, are not analysts' work)."""
 
     kinds: frozenset[str] | None
     accounts: frozenset[str] | None
+    hidden: frozenset[str] = NOTICE_KINDS
 
     def allows(self, kind: str, account: str | None) -> bool:
-        if self.kinds is not None and kind not in self.kinds:
+        if kind in self.hidden or (self.kinds is not None and kind not in self.kinds):
             return False
         return self.accounts is None or account in self.accounts
+
+
+ANALYST_SCOPE = AlertScope(None, None)
+"""Every alert an analyst works on: all kinds but the traders' notices (PRICE_ALERT)."""
 
 
 def alert_scope(claims: Claims) -> AlertScope:
     """The alerts `claims` may see. Raises `Forbidden` for operators."""
     if claims.role == ANALYST:
-        return AlertScope(None, None)
+        return ANALYST_SCOPE
     if claims.role == TRADER:
         return AlertScope(ACCOUNT_KINDS, claims.accounts)
     msg = f"role {claims.role} sees the flows' health, not alerts"

@@ -47,6 +47,9 @@ def _scope_where(scope: AlertScope, f: AlertFilter) -> tuple[list[str], list[Any
     if scope.kinds is not None:
         where.append("a.kind = ANY(%s)")
         params.append(sorted(scope.kinds))
+    if scope.hidden:
+        where.append("a.kind <> ALL(%s)")
+        params.append(sorted(scope.hidden))
     if scope.accounts is not None:
         where.append("a.account = ANY(%s)")
         params.append(sorted(scope.accounts))
@@ -224,6 +227,9 @@ def account_view(conn: psycopg.Connection, scope: AlertScope, account: str,
     if scope.kinds is not None:
         where.append("a.kind = ANY(%s)")
         params.append(sorted(scope.kinds))
+    if scope.hidden:
+        where.append("a.kind <> ALL(%s)")
+        params.append(sorted(scope.hidden))
     alerts = conn.execute(
         "SELECT a.alert_id, a.kind, a.severity, a.score, a.status, a.account, a.owner, "
         "a.symbol, a.event_time, a.assignee, a.disposition, a.updated_at, "

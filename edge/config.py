@@ -13,7 +13,8 @@ class EdgeConfig:
         redis_url: where `quote:*`, `stream:quotes`, `stream:alerts` and `watchlist:*` live.
         secret: the HS256 key of edge tokens.
         host, port: where to listen.
-        postgres_dsn: for the dead-letter figures of health frames; None leaves them out.
+        postgres_dsn: for the dead-letter figures of health frames and the price alerts
+            (alert.*); None leaves the figures out and answers alert.* with an error.
         flush_ms: quotes are sent to each connection at most once per this many ms (the
             shortest flush period), several updates in one frame; alerts go at once.
         flush_max_ms: the longest flush period: while the process sends more than
@@ -33,6 +34,8 @@ class EdgeConfig:
             within ping_reply_s closes the connection.
         health_s: period of the health frames sent to operators.
         replay_max: most alerts replayed to one resuming connection.
+        price_alerts_max_per_user: ACTIVE price alerts one trader may hold (alert.create
+            beyond it is refused; `BROKERFLOW_PRICE_ALERTS_MAX_PER_USER`).
     """
 
     redis_url: str
@@ -52,3 +55,4 @@ class EdgeConfig:
     ping_reply_s: float = 10.0
     health_s: float = 2.0
     replay_max: int = 10_000
+    price_alerts_max_per_user: int = 100

@@ -123,6 +123,12 @@ class ClientConnection(WSListener):
             self._spawn(hub.watch(session, action.add, action.symbols))
         elif isinstance(action, protocol.Resume):
             self._spawn(hub.resume(session, action.last_alert_id))
+        elif isinstance(action, protocol.PRICE_ALERT_ACTIONS):
+            self._spawn(self._price_alert(action))
+
+    async def _price_alert(self, action: protocol.Action) -> None:
+        frame = await self.hub.price_alerts.act(self.claims, action)
+        self.send_frame(frame)
 
     def _spawn(self, coro) -> None:  # noqa: ANN001 - a coroutine
         task = asyncio.get_running_loop().create_task(coro)

@@ -41,7 +41,8 @@ from edge.config import EdgeConfig
 from edge.conflation import AlertBacklogError, PendingFrames
 from edge.pacing import next_flush_period
 from edge.positions import PositionsBook, load_accounts
-from edge.roles import ACCOUNT_KINDS, SURVEILLANCE_KINDS, alert_visible
+from edge.price_alerts import PriceAlerts
+from edge.roles import ACCOUNT_KINDS, NOTICE_KINDS, SURVEILLANCE_KINDS, alert_visible
 from edge.subscriptions import SubscriptionLimitError, SubscriptionMap
 
 log = logging.getLogger("brokerflow.edge")
@@ -157,6 +158,7 @@ class Hub:
         # symbol -> {session: mode} of the subscriptions not in mode quote
         self.moded: dict[str, dict[Session, str]] = {}
         self.positions = PositionsBook()  # the traders' positions frames (edge.positions)
+        self.price_alerts = PriceAlerts(config, client)  # alert.create/list/delete
 
     # -- connections -------------------------------------------------------------------------
 
@@ -419,7 +421,7 @@ class Hub:
                 kind = fields.get(b"kind", b"").decode()
                 account = fields.get(b"account", b"").decode()
                 if alert_visible(session.claims, kind, account):
-                    frame = protocol.alert_frame(entry_id, fields.get(b"data", b"{}"))
+                    frame = _alert_frame(kind, entry_id, fields.get(b"data", b"{}"))
                     key = protocol.stream_id_key(entry_id)
                     self._deliver_alert(session, key, frame, replaying=True)
             if len(entries) < 500:
@@ -476,7 +478,7 @@ class Hub:
         self.stats.alerts_in += len(entries)
         for entry_id, fields in entries:
             kind = fields.get(b"kind", b"").decode()
-            if kind in ACCOUNT_KINDS:
+            if kind in ACCOUNT_KINDS or kind in NOTICE_KINDS:
                 targets = self.traders_by_account.get(fields.get(b"account", b"").decode())
             elif kind in SURVEILLANCE_KINDS:
                 targets = self.analysts
@@ -484,7 +486,7 @@ class Hub:
                 continue
             if not targets:
                 continue
-            frame = protocol.alert_frame(entry_id, fields.get(b"data", b"{}"))
+            frame = _alert_frame(kind, entry_id, fields.get(b"data", b"{}"))
             key = protocol.stream_id_key(entry_id)
             for session in list(targets):
                 self._deliver_alert(session, key, frame)
@@ -699,6 +701,13 @@ if redis.call('EXISTS', key) == 1 then
 end
 return redis.call('LRANGE', key, 0, -1)
 """
+
+
+def _alert_frame(kind: str, entry_id: bytes, data: bytes) -> bytes:
+    """A `stream:alerts` entry's frame: a fired price alert is the trader's `price_alert`."""
+    if kind in NOTICE_KINDS:
+        return protocol.price_alert_frame(entry_id, data)
+    return protocol.alert_frame(entry_id, data)
 
 
 def _alert_id_of(data: bytes) -> str | None:

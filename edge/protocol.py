@@ -7,6 +7,10 @@ Client -> server, one JSON object per text message:
     {"action": "watch.add" | "watch.remove", "symbols": [...]}   -> {"type":"watch","symbols":[...]}
     {"action": "ping"}
     {"action": "resume", "last_alert_id": "..."}   (same as the `last_alert_id` query parameter)
+    {"action": "alert.create", "symbol", "condition", "value"[, "account"]}
+        -> {"type":"alert.created",...}; {"action": "alert.list"} -> {"type":"alert.list",...};
+        {"action": "alert.delete", "id": N} -> {"type":"alert.deleted","id":N}
+        (traders' price alerts, `edge.price_alerts`; fields checked there, by the domain)
 
 Server -> client frames are built from the bytes Redis holds without parsing them: a quote
 frame is the `quote:{SYMBOL}` JSON with `"type":"quote",` spliced in after its `{`, built once per
@@ -66,7 +70,28 @@ class Resume:
     last_alert_id: str
 
 
-Action = Subscribe | Unsubscribe | Ping | Resume | Watch
+@dataclass(frozen=True, slots=True)
+class AlertCreate:
+    """alert.create: the fields as sent; `edge.price_alerts` checks them (naming the field)."""
+
+    symbol: object
+    condition: object
+    value: object
+    account: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertList:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDelete:
+    id: int
+
+
+PRICE_ALERT_ACTIONS = (AlertCreate, AlertList, AlertDelete)
+Action = Subscribe | Unsubscribe | Ping | Resume | Watch | AlertCreate | AlertList | AlertDelete
 
 
 def _symbols(doc: dict, action: str, max_symbols: int) -> tuple[str, ...]:
@@ -119,9 +144,20 @@ def parse_client_message(raw: bytes, max_bytes: int, max_symbols: int) -> Action
         return Ping()
     if action == "resume":
         return Resume(check_alert_cursor(doc.get("last_alert_id")))
+    if action == "alert.create":
+        return AlertCreate(doc.get("symbol"), doc.get("condition"), doc.get("value"),
+                           doc.get("account"))  # fmt: skip
+    if action == "alert.list":
+        return AlertList()
+    if action == "alert.delete":
+        alert_id = doc.get("id")
+        if isinstance(alert_id, bool) or not isinstance(alert_id, int) or alert_id <= 0:
+            msg = f"id: {str(alert_id)[:40]!r} is not a price alert id (a positive integer)"
+            raise ProtocolError(msg)
+        return AlertDelete(alert_id)
     msg = (
-        f"unknown action {str(action)[:40]!r} "
-        "(subscribe, unsubscribe, ping, resume, watch.add, watch.remove)"
+        f"unknown action {str(action)[:40]!r} (subscribe, unsubscribe, ping, resume, "
+        "watch.add, watch.remove, alert.create, alert.list, alert.delete)"
     )
     raise ProtocolError(msg)
 
@@ -256,6 +292,37 @@ def orders_frame(hashes: list[dict[bytes, bytes]]) -> bytes:
             frames.append((ts if isinstance(ts, int) else 0, cl_ord_id, data))
     frames.sort(key=lambda f: (f[0], f[1]))
     return b'{"type":"orders","orders":[' + b",".join(f[2] for f in frames) + b"]}"
+
+
+def price_alert_frame(stream_id: bytes, data: bytes) -> bytes:
+    """A PRICE_ALERT entry of `stream:alerts` as the trader's `{"type":"price_alert","id",
+    "symbol","condition","value","ltp","ts"}` (plus its `account` and `stream_id`, the resume
+    cursor, as alert frames carry it). Parsed: a trader's price alerts are few."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        doc = {}
+    details = doc.get("details")
+    if not isinstance(details, dict):
+        details = {}
+    return json_frame(
+        "price_alert", id=details.get("id"), symbol=doc.get("symbol"),
+        condition=details.get("condition"), value=_number(details.get("value")),
+        ltp=_number(details.get("ltp")), ts=doc.get("event_time"), account=doc.get("account"),
+        stream_id=stream_id.decode(),
+    )  # fmt: skip
+
+
+def _number(value: object) -> object:
+    """A decimal the alert JSON carries as a string (exact), as a JSON number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def json_frame(kind: str, **fields: object) -> bytes:

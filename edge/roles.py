@@ -1,8 +1,9 @@
 """Edge layer (pure): which alerts and frames each role receives.
 
-- trader: quotes of any symbol; account alerts (stops, margin, concentration) of the accounts in
-  the token only. Never surveillance alerts, not even about their own account: telling a
-  suspect they are under surveillance would tip them off.
+- trader: quotes of any symbol; account alerts (stops, margin, concentration) and the price
+  alerts they set (`NOTICE_KINDS`, as `price_alert` frames) of the accounts in the token only.
+  Never surveillance alerts, not even about their own account: telling a suspect they are
+  under surveillance would tip them off.
 - analyst: quotes; surveillance alerts of every account.
 - operator: quotes and the flows' health frames.
 """
@@ -22,6 +23,9 @@ ACCOUNT_KINDS = frozenset(
         account_alerts.CONCENTRATION,
     }
 )
+# Notices a trader asked for (a price alert of theirs fired): to the traders of the account as
+# their own frame; no one's case to work, so never in the analysts' queue or counts (console).
+NOTICE_KINDS = frozenset({account_alerts.PRICE_ALERT})
 SURVEILLANCE_KINDS = frozenset(
     {
         surveillance.WASH_TRADE,
@@ -44,7 +48,7 @@ def alert_visible(claims: Claims, kind: str, account: str) -> bool:
     """
     role = claims.role
     if role == TRADER:
-        return kind in ACCOUNT_KINDS and account in claims.accounts
+        return (kind in ACCOUNT_KINDS or kind in NOTICE_KINDS) and account in claims.accounts
     if role == ANALYST:
         return kind in SURVEILLANCE_KINDS
     return False

@@ -138,6 +138,7 @@ async def serve(
         server.close()
         for task in tasks:
             task.cancel()
+        hub.price_alerts.close()
         await client.aclose()
 
 

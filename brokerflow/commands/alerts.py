@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from console import queries, workflow
-    from console.access import AlertScope
+    from console.access import ANALYST_SCOPE
     from console.filters import parse_alert_filter, parse_time
     from domain.triage import ActionRequest
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                          else str(args.severity_min),
                          "suppressed": "include"}  # fmt: skip
                 f = parse_alert_filter({k: v for k, v in given.items() if v is not None})
-                page = queries.list_alerts(conn, AlertScope(None, None), f)
+                page = queries.list_alerts(conn, ANALYST_SCOPE, f)
                 columns = ["alert_id", "kind", "score", "status", "account", "owner", "symbol",
                            "event_time", "occurrences", "assignee"]  # fmt: skip
                 rows = [[a[c] for c in columns] for a in page["alerts"]]

@@ -44,6 +44,10 @@ def build_config(args: argparse.Namespace):  # noqa: ANN201 - EdgeConfig, import
         raise ConfigError(msg)
     endpoints = ensure_services(settings, {"redis"})
     assert endpoints.redis_url is not None
+    if settings.postgres_dsn:  # the price_alerts table, for alert.* before any flow has run
+        from sinks.postgres import migrate
+
+        migrate(settings.postgres_dsn)
     configured = settings.edge_secret.get_secret_value() if settings.edge_secret else None
     return EdgeConfig(
         redis_url=endpoints.redis_url,
@@ -52,6 +56,7 @@ def build_config(args: argparse.Namespace):  # noqa: ANN201 - EdgeConfig, import
         port=args.port or settings.edge_port,
         postgres_dsn=settings.postgres_dsn,
         flush_ms=args.flush_ms or settings.edge_flush_ms,
+        price_alerts_max_per_user=settings.price_alerts_max_per_user,
     )
 
 

@@ -308,7 +308,10 @@ def score_labels(settings: Settings, labels: Path) -> list[str]:
     with psycopg.connect(dsn) as conn:
         found = {
             (account or owner, kind)
-            for kind, account, owner in conn.execute("SELECT kind, account, owner FROM alerts")
+            for kind, account, owner in conn.execute(
+                # a trader's price alert is not a model's finding
+                "SELECT kind, account, owner FROM alerts WHERE kind <> 'PRICE_ALERT'"
+            )
         }
     lines = [f"{'model':<20} {'alerts':>7} {'true':>5} {'labelled':>9} {'precision':>10} "
              f"{'recall':>7}"]  # fmt: skip

@@ -73,12 +73,15 @@ def edge(redis_db_url: str) -> Iterator[RunningEdge]:
 
 
 @contextmanager
-def running_edge(redis_db_url: str, secret: bytes = SECRET) -> Iterator[RunningEdge]:
-    """An edge serving `redis_db_url` on a free port (a thread of this process) until exit."""
+def running_edge(
+    redis_db_url: str, secret: bytes = SECRET, **config_fields: Any
+) -> Iterator[RunningEdge]:
+    """An edge serving `redis_db_url` on a free port (a thread of this process) until exit;
+    `config_fields` set more `EdgeConfig` fields (e.g. `postgres_dsn`)."""
     port = free_port()
     config = EdgeConfig(
         redis_url=redis_db_url, secret=secret, host="127.0.0.1", port=port,
-        flush_ms=20, max_symbols=50, max_pending_alerts=200, health_s=0.2,
+        flush_ms=20, max_symbols=50, max_pending_alerts=200, health_s=0.2, **config_fields,
     )
     loop = asyncio.new_event_loop()
     started = threading.Event()
