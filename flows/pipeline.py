@@ -78,9 +78,9 @@ def build_pipeline(
     alerts = []  # each flow's alert stream
     if chosen & {"quotes", "audit", "stops", "margin"}:
         with_orders = bool(chosen & {"audit", "stops", "margin"})
-        # with the stop engine, the venue's statuses (35=f/h) ride along for it (issue 19)
-        shard = stops.shard if "stops" in chosen else quotes.shard
-        shards = shard(decoded, ctx, with_orders=with_orders)
+        # the venue's statuses (35=f/h) and the index breaker's ride along (issue 19): for the
+        # stop engine and margin (halts) and the quotes (price bands)
+        shards = stops.shard(decoded, ctx, with_orders=with_orders)
         if chosen & {"quotes", "audit"}:
             make_audit = audit.make_audit if with_audit else None
             streams = quotes.attach(shards, ctx, make_audit=make_audit)

@@ -5,7 +5,8 @@ Steps (ids are recovery keys; renaming one orphans its state):
                        symbol's prices and its orders meet in one place, in stream order):
                        an L1 `SymbolBook` per symbol for the reference prices and one
                        `domain.stops.StopBook`; emits `StopEffects` per batch
-    write_stops        `StopOutputSink`, one partition: `stop_orders` rows first, then the
+    write_stops        `StopOutputSink`, one partition: `stop_orders` rows first (and the
+                       traders' TRIGGERED/HELD `order` frames on `stream:orders`), then the
                        children to `--orders-out FILE` (35=D built by simplefix)
     stop_alerts        STOP_TRIGGERED alerts, returned to the pipeline (`write_alerts`)
     write_stop_audit   `PipelinedAuditSink`, as the audit flow: ORDER_TRIGGERED with the quote then
@@ -27,7 +28,7 @@ twice.
 from __future__ import annotations
 
 import pickle
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import time
 from decimal import Decimal
@@ -37,8 +38,15 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from connectors.fix.encode import OutboundCancel, OutboundOrder, encode_outbound
-from domain.alerts import STOP_TRIGGERED, Alert, make_alert
+from domain.alerts import CIRCUIT_BREAKER, STOP_TRIGGERED, Alert, make_alert
 from domain.audit import AuditRecord, order_triggered
+from domain.circuit_breaker import (
+    NS_PER_DAY,
+    BreakerPolicy,
+    CircuitBreaker,
+    CircuitBreakerStatus,
+    evaluate_breaker,
+)
 from domain.dead_letters import DeadLetter
 from domain.events import (
     MD_NEW,
@@ -146,21 +154,22 @@ STATUS_TYPES = frozenset((SecurityStatus, TradingSessionStatus))
 
 class StatusEvents(list):
     """A shard's events with the market-status events to see among them: `statuses` holds
-    `(position, event, primary)`, the event going before `self[position]`; `primary` is set
-    on one shard only for a market-wide event, the one that publishes its change.
+    `(position, event, primary, seq)`, the event going before `self[position]`; `primary` is
+    set on one shard only for a market-wide event, the one that publishes its change; `seq`
+    the sequence number it has among the events (a breaker's status: its trade's).
 
-    A list of the events alone to every other step of the shard (quotes, margin): they never
-    see the statuses."""
+    A list of the events alone to the steps that do not look for statuses (`getattr(events,
+    "statuses", None)`): quotes take the bands, margin the halts, the rest never see them."""
 
-    statuses: list[tuple[int, object, bool]]
+    statuses: list[tuple[int, object, bool, int]]
 
 
-def _with_statuses(events: list, statuses: list[tuple[int, object, bool]]) -> list:
+def _with_statuses(events: list, statuses: list[tuple[int, object, bool, int]]) -> list:
     """The events and the statuses among them, in stream order; `(event, primary)` pairs for
     the statuses."""
     out: list = []
     start = 0
-    for position, event, primary in statuses:
+    for position, event, primary, _ in statuses:
         out += events[start:position]
         out.append((event, primary))
         start = position
@@ -237,6 +246,8 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
         self, event: SecurityStatus | TradingSessionStatus, primary: bool, effects: StopEffects
     ) -> None:
         change = self.state.status.apply(event)
+        if primary and type(event) is CircuitBreakerStatus and event.until_ns is not None:
+            effects.alerts.append(_breaker_alert(event, change is not None))
         if change is None:
             return
         self.stats.add("market_status_changes", 1)
@@ -410,6 +421,25 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _breaker_alert(trip: CircuitBreakerStatus, halted: bool) -> Alert:
+    """CIRCUIT_BREAKER: one per level and UTC day (the id), whether or not the venue had the
+    market halted already (`halted`: the trip halted it)."""
+    day = trip.ts_event // NS_PER_DAY
+    evidence = {
+        "level": trip.level,
+        "decline_pct": round(trip.decline * 100, 4) if trip.decline is not None else None,
+        "index": trip.index_value,
+        "previous_close": trip.reference,
+        "until_ns": trip.until_ns,
+        "halted_market": halted,
+        "reason": trip.reason,
+    }
+    return make_alert(
+        CIRCUIT_BREAKER, f"breaker:{day}:{trip.level}", "CRITICAL", trip.ts_event,
+        details=evidence,
+    )  # fmt: skip
+
+
 def _list_leg(request: OrderRequest) -> StopOrder | Rejected:
     """A leg of a contingent list: a stop order, or a limit/market order the book tracks."""
     if request.ord_type in STOP_ORD_TYPES:
@@ -452,20 +482,44 @@ def shard(decoded: Stream, ctx: FlowContext, with_orders: bool) -> Stream:
     keys = ctx.placement.symbol if ctx.placement is not None else None
     names = list(keys) if keys else [str(n) for n in range(QUOTE_SHARDS)]
     sharder = make_sharder(QUOTE_SHARDS, ctx.stats, with_orders, keys)
-    return op.flat_map("shard_market_data", decoded, with_market_status(sharder, names))
+    policy = breaker_policy(ctx)
+    breaker = CircuitBreaker(policy) if policy.enabled else None
+    return op.flat_map(
+        "shard_market_data", decoded, with_market_status(sharder, names, breaker)
+    )
 
 
-def with_market_status(sharder, names: list[str]):
-    """Wrap a `make_sharder` function to route market-status events (see `shard`)."""
+def breaker_policy(ctx: FlowContext) -> BreakerPolicy:
+    """The index circuit breaker of the settings (`[market_status]`)."""
+    config = ctx.settings.market_status
+    close = time.fromisoformat(ctx.settings.session_close_utc)
+    return BreakerPolicy(
+        index_symbol=config.index_symbol,
+        basket=tuple(sorted(config.basket.items())),
+        session_close_ns=(close.hour * 3600 + close.minute * 60) * 1_000_000_000,
+    )
+
+
+def with_market_status(sharder, names: list[str], breaker: CircuitBreaker | None = None):
+    """Wrap a `make_sharder` function to route market-status events (see `shard`) and, with a
+    `breaker`, the index circuit breaker's statuses: computed here, where the batches pass in
+    stream order before they are split by shard, and sent to every shard like a 35=h (a trip
+    after the trade that tripped it, the reopening before the first event at or after the
+    halt's end)."""
     shard_of: dict[str, str] = {}
     primary = names[0]
 
     def shard_events(batch) -> list[tuple[str, ShardBatch]]:
         out = sharder(batch)
-        if STATUS_TYPES.isdisjoint(map(type, batch.events)):
+        tripped = evaluate_breaker(breaker, batch.events, batch.seqs) if breaker else ()
+        if not tripped and STATUS_TYPES.isdisjoint(map(type, batch.events)):
             return out  # the usual batch: one pass in C
         by_shard = {key: index for index, (key, _) in enumerate(out)}
-        for event, seq in zip(batch.events, batch.seqs, strict=True):
+        found = [(seq, 0, event) for event, seq in zip(batch.events, batch.seqs, strict=True)
+                 if type(event) in STATUS_TYPES]  # fmt: skip
+        if tripped:
+            found = sorted(found + list(tripped), key=_stream_order)
+        for seq, side, event in found:
             kind = type(event)
             if kind is SecurityStatus:
                 symbol = event.symbol
@@ -473,10 +527,9 @@ def with_market_status(sharder, names: list[str]):
                 if target is None:
                     target = shard_of[symbol] = names[symbol_shard(symbol) % QUOTE_SHARDS]
                 targets = (target,)
-            elif kind is TradingSessionStatus:
+            else:  # 35=h or the breaker: the whole market
                 targets = names
-            else:
-                continue
+            place = bisect_left if side < 0 else bisect_right
             for key in targets:
                 index = by_shard.get(key)
                 if index is None:
@@ -492,11 +545,15 @@ def with_market_status(sharder, names: list[str]):
                 elif not hasattr(events, "statuses"):
                     events.statuses = []
                 events.statuses.append(
-                    (bisect_right(part.seqs, seq), event, kind is SecurityStatus or key == primary)
+                    (place(part.seqs, seq), event, kind is SecurityStatus or key == primary, seq)
                 )
         return out
 
     return shard_events
+
+
+def _stream_order(item: tuple[int, int, object]) -> tuple[int, int]:
+    return item[0], item[1]
 
 
 def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Alert]]:
@@ -526,12 +583,14 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
         writes,
         StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add, ctx.retry,
                        ctx.order_writers, recovery=ctx.recovery,
-                       audit_store=held_audit),
+                       audit_store=held_audit, redis_url=ctx.redis_url),
     )
     statuses = op.filter_map(
         "market_statuses", effects, lambda e: ("status", e.statuses) if e.statuses else None
     )
-    status_sink = MarketStatusSink(ctx.postgres_dsn, ctx.redis_url, ctx.retry)
+    status_sink = MarketStatusSink(
+        ctx.postgres_dsn, ctx.redis_url, ctx.retry, ctx.settings.redis_stream_maxlen
+    )
     op.output("write_market_status", statuses, status_sink)
     alerts = op.filter_map("stop_alerts", effects, lambda e: e.alerts or None)
     letters = op.flat_map("stop_letters", effects, lambda e: e.dead_letters)

@@ -220,7 +220,7 @@ def test_statuses_reach_their_shards_in_stream_order_and_a_session_status_every_
     ]
     primaries = [
         key for key, part in out.items()
-        for _, event, primary in part.events.statuses
+        for _, event, primary, _ in part.events.statuses
         if primary and type(event).__name__ == "TradingSessionStatus"
     ]  # fmt: skip
     assert primaries == [names[0]]
