@@ -469,15 +469,45 @@ class MarginMonitor:
     CALL → LIQUIDATING when event time reaches the call's start plus the grace period while
     still in deficit (LIQUIDATION, with a proposal); LIQUIDATING → NORMAL when cured
     (MARGIN_CALL_CURED). Unmarked figures change nothing.
+
+    The grace period does not run while the account's market is halted (issue 19): `pause`
+    at the halt's start (or the call's, during a halt) stops it, `resume` at the reopening
+    adds the halted time to the deadline; while paused there is no deadline.
     """
 
     state: MarginState = MarginState.NORMAL
     episode_ns: int = 0
     grace_ns: int = field(default=MarginPolicy().grace_ns)
+    paused_ns: int = 0  # halted time of this episode, added to its deadline
+    paused_since: int | None = None  # a halt holding the deadline began then
+
+    def __setstate__(self, state: tuple[None, dict]) -> None:
+        # Monitors pickled before the pause existed (recovery snapshots) load unpaused.
+        self.paused_ns, self.paused_since = 0, None
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)
 
     def due_ns(self) -> int | None:
-        """Event time at which a standing call becomes a liquidation, if one stands."""
-        return self.episode_ns + self.grace_ns if self.state is MarginState.CALL else None
+        """Event time at which a standing call becomes a liquidation, if one stands (None
+        while paused)."""
+        if self.state is not MarginState.CALL or self.paused_since is not None:
+            return None
+        return self.episode_ns + self.grace_ns + self.paused_ns
+
+    def pause(self, ts_ns: int) -> None:
+        """A halt covering the account began (or the call began during one) at `ts_ns`."""
+        if self.state is MarginState.CALL and self.paused_since is None:
+            self.paused_since = max(ts_ns, self.episode_ns)
+
+    def resume(self, ts_ns: int) -> bool:
+        """The halt ended at `ts_ns`: the deadline moves by the halted time. Return whether
+        the monitor was paused."""
+        since = self.paused_since
+        if since is None:
+            return False
+        self.paused_ns += max(0, ts_ns - since)
+        self.paused_since = None
+        return True
 
     def update(self, figures: MarginFigures, ts_ns: int) -> list[MarginTransition]:
         """Apply the figures as of event time `ts_ns`; return the transitions they cause.
@@ -489,6 +519,7 @@ class MarginMonitor:
         if figures.in_deficit:
             if self.state is MarginState.NORMAL:
                 self.state, self.episode_ns = MarginState.CALL, ts_ns
+                self.paused_ns, self.paused_since = 0, None
                 out.append(
                     MarginTransition("MARGIN_CALL", ts_ns, ts_ns, figures, shortfall(figures))
                 )

@@ -68,6 +68,7 @@ from domain.errors import ConfigError
 from domain.events import (
     MD_DELETE,
     MD_TRADE,
+    OPEN,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
@@ -87,6 +88,7 @@ from domain.margin import (
     row_is_material,
 )
 from domain.margin_book import MarginBook, OpeningRow
+from domain.market_status import MarketStatusBook
 from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
 from domain.sharding import SYMBOL_SHARDS
 from domain.watermarks import END_SEQ, WatermarkMerge
@@ -205,7 +207,11 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
         symbols, due = state.symbols, state.due
         marks: list[tuple[int, Mark]] = []
         fills: dict[int, list[tuple[int, ExecutionReport]]] = {}
+        statuses: list[tuple[int, Any]] = []
         for events, _, seqs, *_ in values:
+            found = getattr(events, "statuses", None)
+            if found:  # halts pause the grace periods (issue 19); a market-wide one from one shard
+                statuses += [(seq, event) for _, event, primary, seq in found if primary]
             for event, seq in zip(events, seqs, strict=True):
                 kind = type(event)
                 if kind is MarketDataIncrement or kind is MarketDataSnapshot:
@@ -255,6 +261,8 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
                         fills[n] = [(seq, event)]
                     else:
                         shard.append((seq, event))
+        if statuses:  # every account shard gets them, among the marks
+            marks = list(heapq.merge(statuses, marks, key=_seq_of))
         progress = values[-1].progress
         for batch in values:
             if batch.progress is not None and batch.progress.last > state.last_seq:
@@ -379,6 +387,8 @@ class AccountShard:
     # Marks and fills of every symbol shard, put in sequence order (`FeedPart`).
     merge: WatermarkMerge = field(default_factory=lambda: WatermarkMerge(SYMBOL_SHARDS))
     end_ns: int | None = None  # the latest event time a symbol shard reached at its end
+    # the venue's and the index breaker's statuses: halts pause the grace periods (issue 19)
+    status: MarketStatusBook = field(default_factory=MarketStatusBook)
 
 
 @dataclass
@@ -432,6 +442,8 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             self.state.filled_ns = {}
             self.state.flags = {}
             self.state.book.upgrade()
+        if self.state is not None and "status" not in self.state.__dict__:
+            self.state.status = MarketStatusBook()  # a snapshot from before issue 19
         if self.state is not None and "merge" not in self.state.__dict__:
             self.state.merge = WatermarkMerge(SYMBOL_SHARDS)  # a snapshot before the merge
             self.state.end_ns = None
@@ -499,7 +511,10 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             if marks:
                 self._marks(marks, 0, len(marks), effects)
                 marks = []
-            self._fill(item, effects)
+            if type(item) is ExecutionReport:
+                self._fill(item, effects)
+            else:
+                self._status(item, effects)
         if marks:
             self._marks(marks, 0, len(marks), effects)
 
@@ -584,6 +599,34 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
                 evaluated += 1
         self.stats.add("margin_evaluations", evaluated)  # once per window: the stats lock
 
+    def _status(self, event: Any, effects: MarginEffects) -> None:
+        """A venue or breaker status (issue 19): grace periods do not run while the market, or
+        a symbol the account holds, is halted. Event time first reaches the status (deadlines
+        due before it fire, as on a mark); then every called account is paused or resumed as
+        its halted state now says (calls are few; halts rare)."""
+        state = self.state
+        self._advance(event.ts_event, effects)
+        if state.status.apply(event) is None:
+            return
+        ts = event.ts_event
+        for i, monitor in state.monitors.items():
+            if self._halted(i):
+                monitor.pause(ts)
+            elif monitor.resume(ts):
+                due = monitor.due_ns()
+                if due is not None:
+                    heapq.heappush(state.due, (due, i))
+
+    def _halted(self, i: int) -> bool:
+        """Whether the market, or a symbol account i holds, does not trade."""
+        status = self.state.status
+        if not status.any_halt:
+            return False
+        if status.market.state != OPEN:
+            return True
+        stopped = status.stopped
+        return any(symbol in stopped for symbol, _ in self.state.book.holding_items(i))
+
     def _fill(self, report: ExecutionReport, effects: MarginEffects) -> None:
         # A fill does not move the shard's clock: windows close and deadlines fire on the
         # marks, which every shard sees, so that nothing depends on which accounts share a
@@ -651,7 +694,10 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             state.monitors[i] = monitor
         due = monitor.due_ns()
         if due is not None and due != was_call:
-            heapq.heappush(state.due, (due, i))
+            if state.status.any_halt and self._halted(i):
+                monitor.pause(ts)  # called during a halt: the grace starts at the reopening
+            else:
+                heapq.heappush(state.due, (due, i))
         if concentration:
             flagged, found = assess_concentration(figures, flagged, self.concentration, ts)
             for x in found:
