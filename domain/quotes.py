@@ -65,6 +65,8 @@ class Quote(NamedTuple):
         day: days since 1970-01-01 (UTC) of `ts`; names the OHLC key.
         prev_close: the previous session's close (module docstring), or None; last, with a
             default, so quotes pickled before it existed still load.
+        lower_band / upper_band: the venue's price band (LowLimitPrice 1148 / HighLimitPrice
+            1149 of a 35=f: `QuoteCoalescer.set_band`), or None; defaults for the same reason.
 
     A NamedTuple rather than a frozen dataclass: one is built per published update, and a
     tuple is built several times faster than a frozen dataclass sets its fields.
@@ -86,6 +88,8 @@ class Quote(NamedTuple):
     low: float | None
     close: float | None
     prev_close: float | None = None
+    lower_band: float | None = None
+    upper_band: float | None = None
 
 
 @dataclass(slots=True)
@@ -107,6 +111,8 @@ class SymbolBook:
     ts_event: int = 0
     seq: int = 0
     prev_close: float | None = None
+    lower_band: float | None = None  # the venue's price band (35=f), kept until it sends another
+    upper_band: float | None = None
 
     def __setstate__(self, state: tuple) -> None:
         # Books pickled before a field was added (recovery snapshots) load with its default.
@@ -190,6 +196,7 @@ def _quote_of(book: SymbolBook) -> Quote:
             book.symbol, bid_px, bid_size, ask_px, ask_size, book.ltp, book.ltq, book.volume,
             book.ts_event // NS_PER_MS, book.seq, book.day,
             book.open, book.high, book.low, book.close, book.prev_close,
+            book.lower_band, book.upper_band,
         ),
     )  # fmt: skip
 
@@ -522,6 +529,36 @@ class QuoteCoalescer:
             for i, q in enumerate(history):
                 if q[10] == day and q[15] is None:
                     history[i] = q._replace(prev_close=price)
+
+    def set_band(
+        self, symbol: str, low: float | None, high: float | None, ts_event: int
+    ) -> list[Quote]:
+        """The venue's price band of `symbol` (a 35=f; None keeps that side); return the
+        quotes to publish now: the symbol's, carrying the band, as a price change would
+        (coalesced likewise). A symbol without prices yet publishes nothing: its first quote
+        carries the band."""
+        book = self.books.get(symbol)
+        if book is None:
+            book = self.books[symbol] = SymbolBook(symbol)
+            self.new_symbols.append(symbol)
+        new_low = book.lower_band if low is None else low
+        new_high = book.upper_band if high is None else high
+        if (new_low, new_high) == (book.lower_band, book.upper_band):
+            return []
+        book.lower_band, book.upper_band = new_low, new_high
+        out: list[Quote] = []
+        if not book.ts_event or symbol in self._pending:
+            return out  # nothing published yet, or the held publish carries it
+        if ts_event > book.ts_event:
+            book.ts_event = ts_event
+        last = self._last_pub_ns.get(symbol)
+        if last is not None and ts_event < last + self.policy.interval_ns:
+            deadline = last + self.policy.interval_ns
+            self._pending[symbol] = deadline
+            heapq.heappush(self._heap, (deadline, symbol))
+            return out
+        self._publish(symbol, book, ts_event, out, True)
+        return out
 
     def quote_at(self, symbol: str, ts_event: int) -> Quote | None:
         """The L1 quote of `symbol` as it stood at event time `ts_event` (ns), or None.

@@ -70,7 +70,8 @@ def day_name(day: int) -> str:
 def quote_json(q: Quote) -> str:
     """The contract's `quote:{SYMBOL}` JSON: `{"symbol","bid","bid_size","ask","ask_size","ltp",
     "ltq","volume","ts","seq"}` and then (docs/edge.md) `"prev_close","change","change_pct",
-    "open","high","low"`, numbers as `repr` writes them (sizes such as `300.0`), no spaces.
+    "open","high","low"` and, once the venue sent a band (35=f), `"lower_band","upper_band"`,
+    numbers as `repr` writes them (sizes such as `300.0`), no spaces.
 
     `change` is ltp - prev_close rounded to 8 decimals (the float noise of the subtraction
     removed), `change_pct` that in percent of prev_close rounded to 2 decimals; both null
@@ -83,7 +84,7 @@ def quote_json(q: Quote) -> str:
     json.dumps.
     """
     t = _texts.get
-    s, b, bs, a, az, lp, lq, v, ts, seq, _day, o, h, low, _c, pc = q
+    s, b, bs, a, az, lp, lq, v, ts, seq, _day, o, h, low, _c, pc, lb, ub = q
     if pc is None:
         change = _NO_CHANGE
     elif o is None or lp is None:
@@ -95,8 +96,16 @@ def quote_json(q: Quote) -> str:
         f'"ask":{t(a) or _text(a)},"ask_size":{t(az) or _text(az)},"ltp":{t(lp) or _text(lp)},'
         f'"ltq":{t(lq) or _text(lq)},"volume":{t(v) or _text(v)},"ts":{ts},"seq":{seq},'
         f'{change},"open":{t(o) or _text(o)},"high":{t(h) or _text(h)},'
-        f'"low":{t(low) or _text(low)}}}'
+        f'"low":{t(low) or _text(low)}'
+        f"{_NO_BAND if lb is None and ub is None else _band_text(lb, ub)}}}"
     )
+
+
+_NO_BAND = ""  # no band: the fields are left out (the edge's mode full shows them as null)
+
+
+def _band_text(low: float | None, high: float | None) -> str:
+    return f',"lower_band":{_text(low)},"upper_band":{_text(high)}'
 
 
 _NO_CHANGE = '"prev_close":null,"change":null,"change_pct":null'
