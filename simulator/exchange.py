@@ -22,12 +22,16 @@ passed in, so the same calls give the same bodies.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
 from connectors.fix.live import outbound_fields
 from connectors.fix.timefmt import format_utc_timestamp
 from simulator.market import MarketSimulator, format_price
+from simulator.market_status import IndexFall, StatusScenario
 from simulator.orders import OrderFlowSimulator
 
 Body = list[tuple[int, bytes]]
@@ -42,6 +46,7 @@ _NOT_IN_FIX44 = {b"X": frozenset((60,)), b"8": frozenset((880,))}
 # simulator numbers them per day and seed, so a restarted exchange would reuse them.
 _ID_TAGS = frozenset((11, 17, 19, 37, 41))
 _BUY, _SELL = b"1", b"2"
+STATUS_TYPES = frozenset((b"f", b"h"))  # SecurityStatus, TradingSessionStatus
 _MARKET, _LIMIT = b"1", b"2"
 
 
@@ -113,6 +118,9 @@ class ExchangeCore:
         accounts: accounts of the synthetic order flow.
         orders_per_minute: synthetic orders per minute (0: no synthetic flow).
         run_id: prefixes OrderID (37) and ExecID (17) so a restarted exchange reuses none.
+
+    `add_status` merges the venue's halts, bands and a falling index
+    (`simulator.market_status`) into the feed by event time.
     """
 
     def __init__(
@@ -137,6 +145,10 @@ class ExchangeCore:
         else:
             self.order_flow = None
             stream = self.market.messages()
+        self.broadcast: frozenset[bytes] = frozenset()
+        self._index_fall: IndexFall | None = None
+        self._status: StatusScenario | None = None
+        self._index_last: bytes | None = None  # the index's last print sent
         self._stream = stream
         self._held: tuple[int, bytes] | None = None
         self.run_id = run_id
@@ -146,6 +158,19 @@ class ExchangeCore:
         self._entry_ids: dict[tuple[bytes, bytes], bytes] = {}  # (symbol, 269) -> 278
         self.orders_seen: dict[tuple[tuple[str, str, str], bytes], bytes] = {}  # -> OrderID
         self.stats = ExchangeStats()
+
+    def add_status(self, status: StatusScenario) -> None:
+        """Merge a status scenario into the feed, from now on (its messages already due go
+        out at the next `advance`): 35=f/35=h and the index's 35=X go to every market-data
+        subscriber (`broadcast`: the index needs no subscription)."""
+        stream = self._stream
+        if self._held is not None:  # the next market message, already taken from the stream
+            stream, self._held = itertools.chain((self._held,), stream), None
+        self._stream = heapq.merge(stream, status.messages(), key=itemgetter(0))
+        if status.index is not None:
+            self.broadcast = frozenset((status.index.symbol.encode(),))
+            self._index_fall = status.index
+        self._status = status
 
     def write_accounts(self, accounts_csv: str, positions_csv: str) -> None:
         """The synthetic flow's accounts and opening positions, for `brokerflow load`."""
@@ -176,6 +201,19 @@ class ExchangeCore:
             text = f"unknown symbol {unknown[0].decode()!r}" if unknown else "no Symbol (55)"
             return [self._md_reject(req_id, b"0", text)], []
         snapshots = [(b"W", self.snapshot(req_id, s)) for s in symbols]
+        if self._status is not None:  # each symbol's band (35=f), as a venue sends it
+            bands = [self._status.band_body(s.decode()) for s in symbols]
+            snapshots += [(b"f", body) for body in bands if body]
+        index = self._index_fall
+        if index is not None:
+            # The index goes to every subscriber; its previous close (and last print) too, in
+            # a snapshot, so a session that logs on late still has the breaker's reference.
+            body = [(262, req_id), (55, index.symbol.encode()), (268, b"1"),
+                    (269, b"5"), (270, b"%.2f" % index.close)]  # fmt: skip
+            if self._index_last is not None:
+                body[2] = (268, b"2")
+                body += [(269, b"2"), (270, self._index_last)]
+            snapshots.append((b"W", body))
         self.stats.snapshots += len(snapshots)
         return snapshots, symbols if kind == b"1" else []
 
@@ -239,6 +277,8 @@ class ExchangeCore:
                 self._track_entry_ids(msg_type, body)
             if msg_type == b"X":
                 symbols = frozenset(v for t, v in body if t == 55)
+                if symbols and symbols <= self.broadcast:
+                    self._index_last = next(v for t, v in body if t == 270)
                 touched |= symbols
                 out.append(Routed(None, b"X", body, symbols))
                 self.stats.incrementals += 1
@@ -247,6 +287,9 @@ class ExchangeCore:
                 body = [(t, prefix + v) if t in _ID_TAGS else (t, v) for t, v in body]
                 out.append(Routed(None, b"8", body))
                 self.stats.drop_copies += 1
+            elif msg_type in STATUS_TYPES:  # the venue's statuses: every market-data session
+                symbols = frozenset(v for t, v in body if t == 55)
+                out.append(Routed(None, msg_type, body, symbols))
             # 35=W (the simulator's own opening snapshots) and client 35=D/F/G stay inside:
             # a subscriber gets its snapshot from `snapshot`.
         self._held = held

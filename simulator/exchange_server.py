@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from connectors.fix.session import Acceptor, SessionConfig, UnsupportedMessageType
 from connectors.fix.session.state import SessionState
 from connectors.fix.session.wire import Message
-from simulator.exchange import Body, ExchangeCore, Routed
+from simulator.exchange import STATUS_TYPES, Body, ExchangeCore, Routed
+from simulator.market_status import StatusScenario
 
 log = logging.getLogger("brokerflow.exchange")
 
@@ -172,11 +173,20 @@ class ExchangeServer:
                 if app is not None:
                     self.send(app, item.msg_type, item.body)
             if item.msg_type == b"X":
+                # the index (a status scenario's) goes to every subscriber, asked or not
+                everyone = bool(item.symbols) and item.symbols <= self.core.broadcast
                 for app in apps:
                     if app.subscribed:
-                        body = self.core.filter_incremental(item.body, app.subscribed)
+                        body = (
+                            item.body if everyone
+                            else self.core.filter_incremental(item.body, app.subscribed)
+                        )  # fmt: skip
                         if body is not None:
                             self.send(app, b"X", body)
+            elif item.msg_type in STATUS_TYPES:
+                for app in apps:
+                    if app.subscribed:
+                        self.send(app, item.msg_type, item.body)
             elif item.to is None or item.msg_type == b"8":
                 for app in apps:
                     if app.drop_copy and app.key != item.to:
@@ -269,6 +279,10 @@ class ExchangeThread:
                 self.server.flush()
 
         self._loop.call_soon_threadsafe(deliver)
+
+    def add_status(self, status: StatusScenario) -> None:
+        """`ExchangeCore.add_status` on the exchange's own thread."""
+        self._loop.call_soon_threadsafe(self.server.core.add_status, status)
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -17,6 +17,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from simulator.market import DEFAULT_RATE_PER_SYMBOL, DEFAULT_START_NS, MarketSimulator
+from simulator.market_status import (
+    IndexFall,
+    StatusScenario,
+    opening_prices,
+    parse_halt,
+    parse_index_fall,
+    parse_market_halt,
+    write_merged,
+)
 from simulator.orders import DEFAULT_ACCOUNTS, DEFAULT_ORDERS_PER_MINUTE, OrderFlowSimulator
 
 DEFAULT_START = "2026-11-25T14:30:00Z"
@@ -140,8 +149,84 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         metavar="FILE.csv",
         help="opening positions CSV (default: --out with .positions.csv)",
     )
+    add_status_options(p)
     p.error = _one_line_error(p.prog)  # type: ignore[method-assign]
     p.set_defaults(func=run)
+
+
+def _spec(parse):
+    def check(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    check.__name__ = parse.__name__.removeprefix("parse_").replace("_", "-")
+    return check
+
+
+def add_status_options(p: argparse.ArgumentParser) -> None:
+    """The market-status scenario's options (`simulator.market_status`), shared with
+    `simulate-exchange`. Times are minutes after the start; fractions allowed."""
+    group = p.add_argument_group(
+        "market status (issue 19: halts, price bands, a falling index; docs/operations.md)"
+    )
+    group.add_argument(
+        "--halt", type=_spec(parse_halt), action="append", default=[],
+        metavar="SYMBOL@MIN+DUR",
+        help="halt SYMBOL at minute MIN for DUR minutes (35=f 326=2, then 326=17); repeatable",
+    )  # fmt: skip
+    group.add_argument(
+        "--market-halt", type=_spec(parse_market_halt), action="append", default=[],
+        metavar="MIN+DUR",
+        help="halt the whole market at minute MIN for DUR minutes (35=h 340=1, then 340=2)",
+    )  # fmt: skip
+    group.add_argument(
+        "--bands", type=_positive_float, metavar="PCT",
+        help="a price band for every symbol at the start: its opening price -/+ PCT %% "
+        "(35=f LowLimitPrice 1148 / HighLimitPrice 1149)",
+    )  # fmt: skip
+    group.add_argument(
+        "--index-fall", type=_spec(parse_index_fall), metavar="PCT@MIN+DUR",
+        help="an index symbol (--index-symbol) whose previous close is sent at the start "
+        "(269=5) and which prints every second, falling PCT %% from minute MIN over DUR "
+        "minutes; with [market_status] index_symbol set, the flows' circuit breaker trips "
+        "at 10/15/20 %%",
+    )  # fmt: skip
+    group.add_argument(
+        "--index-symbol", default="IDX", help="the falling index's symbol (default IDX)"
+    )
+    group.add_argument(
+        "--index-close", type=_positive_float, default=20_000.0,
+        help="the index's previous close (default 20000)",
+    )  # fmt: skip
+
+
+def status_scenario(
+    args: argparse.Namespace, market: MarketSimulator, start_ns: int
+) -> StatusScenario | None:
+    """The scenario the options ask for (None: none); a halt of an unknown symbol is a one-line
+    error (exit 2)."""
+    halts = [*args.halt, *args.market_halt]
+    if not halts and args.bands is None and args.index_fall is None:
+        return None
+    for halt in args.halt:
+        if halt.symbol not in market.symbols:
+            known = ", ".join(market.symbols[:5])
+            print(
+                f"brokerflow {args.command}: error: --halt {halt.symbol}: not a simulated symbol "
+                f"({known}, ...)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+    index = None
+    if args.index_fall is not None:
+        pct, at_s, over_s = args.index_fall
+        index = IndexFall(pct, at_s, over_s, args.index_symbol, args.index_close)
+    return StatusScenario(
+        start_ns, sorted(halts, key=lambda h: (h.at_s, h.symbol or "")), args.bands,
+        opening_prices(market) if args.bands is not None else {}, index,
+    )  # fmt: skip
 
 
 def _clock(ts_ns: int) -> str:
@@ -188,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
     market = MarketSimulator(
         symbols=args.symbols, seed=args.seed, start_ns=args.start, rate_per_symbol=args.rate
     )
+    scenario = status_scenario(args, market, args.start)
     sim: MarketSimulator | OrderFlowSimulator = market
     if args.orders:
         sim = OrderFlowSimulator(
@@ -207,9 +293,13 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    summary = sim.write_file(
-        out, minutes=args.minutes, progress=progress, progress_every=PROGRESS_EVERY
-    )
+    if scenario is None:
+        summary = sim.write_file(
+            out, minutes=args.minutes, progress=progress, progress_every=PROGRESS_EVERY
+        )
+    else:
+        until_ns = args.start + round(args.minutes * 60 * 1_000_000_000)
+        summary = write_merged(sim, scenario, out, until_ns, progress, PROGRESS_EVERY)
     seconds = time.perf_counter() - began
     orders = (
         f"; {sim.orders_sent:,} orders, {sim.fills_emitted:,} fills, opening state in "

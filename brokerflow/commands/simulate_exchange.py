@@ -17,6 +17,7 @@ import logging
 import signal
 import time
 
+from brokerflow.commands.simulate import add_status_options, status_scenario
 from connectors.fix.live import load_live_sessions
 from domain.errors import ConfigError
 from simulator.abuse import PATTERNS
@@ -56,6 +57,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--accounts-out", nargs=2, metavar=("ACCOUNTS.csv", "POSITIONS.csv"),
         help="write the synthetic accounts and positions (for `brokerflow load`) and go on",
     )  # fmt: skip
+    add_status_options(p)
     p.set_defaults(func=run)
 
 
@@ -78,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         args.symbols, time.time_ns(), args.seed, args.rate, args.accounts,
         args.orders_per_minute, run_id=f"SX{int(time.time()):x}",
     )  # fmt: skip
+    scenario = status_scenario(args, core.market, core.market.start_ns)
+    if scenario is not None:
+        core.add_status(scenario)
     if args.accounts_out:
         core.write_accounts(*args.accounts_out)
     if args.abuse is not None and args.abuse <= 0:
