@@ -26,7 +26,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from brokerflow.metrics import FlowStats
-from domain.events import OrderList
+from domain.events import OrderList, SecurityStatus
 from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
 from domain.sharding import SYMBOL_SHARDS, symbol_shard
 from flows import price_alerts
@@ -157,35 +157,52 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         coalescer = self.coalescer
         quotes: list[Quote] = []
         audit: list = []
-        make_audit = self.make_audit
         for events, has_orders, *_ in values:
-            if not has_orders:
-                quotes += coalescer.apply(events)
-                continue
-            if make_audit is None:  # order events routed here for another flow (stops)
-                quotes += coalescer.apply([e for e in events if type(e) in MD_TYPES])
-                continue
-            # Market data up to each order event first, so its snapshot is the state then.
-            run: list = []
-            for event in events:
-                if type(event) in MD_TYPES:
-                    run.append(event)
-                    continue
-                if run:
-                    quotes += coalescer.apply(run)
-                    run = []
-                # A NewOrderList (35=E) is audited as the orders it places.
-                for order in event.orders if type(event) is OrderList else (event,):
-                    snapshot = coalescer.quote_at(order.symbol, order.ts_event)
-                    audit.append(make_audit(order, snapshot))
-            if run:
-                quotes += coalescer.apply(run)
+            statuses = getattr(events, "statuses", None)
+            if statuses:  # the venue's statuses among them (flows.stops.shard): the bands
+                start = 0
+                for position, status, *_ in statuses:
+                    if type(status) is SecurityStatus and (
+                        status.low_limit_px is not None or status.high_limit_px is not None
+                    ):
+                        self._apply(events[start:position], has_orders, quotes, audit)
+                        start = position
+                        quotes += coalescer.set_band(
+                            status.symbol, status.low_limit_px, status.high_limit_px,
+                            status.ts_event,
+                        )  # fmt: skip
+                events = events[start:]  # noqa: PLW2901
+            self._apply(events, has_orders, quotes, audit)
         if len(coalescer.books) != self._symbols:
             self.stats.add("symbols", len(coalescer.books) - self._symbols)
             self._symbols = len(coalescer.books)
         if coalescer.new_symbols:
             self._fill_prev_closes(quotes)
         return self._emit(quotes, audit)
+
+    def _apply(self, events: list, has_orders: bool, quotes: list[Quote], audit: list) -> None:
+        coalescer, make_audit = self.coalescer, self.make_audit
+        if not has_orders:
+            quotes += coalescer.apply(events)
+            return
+        if make_audit is None:  # order events routed here for another flow (stops)
+            quotes += coalescer.apply([e for e in events if type(e) in MD_TYPES])
+            return
+        # Market data up to each order event first, so its snapshot is the state then.
+        run: list = []
+        for event in events:
+            if type(event) in MD_TYPES:
+                run.append(event)
+                continue
+            if run:
+                quotes += coalescer.apply(run)
+                run = []
+            # A NewOrderList (35=E) is audited as the orders it places.
+            for order in event.orders if type(event) is OrderList else (event,):
+                snapshot = coalescer.quote_at(order.symbol, order.ts_event)
+                audit.append(make_audit(order, snapshot))
+        if run:
+            quotes += coalescer.apply(run)
 
     def _fill_prev_closes(self, quotes: list[Quote]) -> None:
         """Previous closes of the symbols first seen in this batch, from Redis (once each)."""
