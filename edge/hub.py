@@ -39,6 +39,7 @@ from edge import protocol
 from edge.claims import ANALYST, OPERATOR, TRADER, Claims
 from edge.config import EdgeConfig
 from edge.conflation import AlertBacklogError, PendingFrames
+from edge.market_status import MarketStatusFeed
 from edge.pacing import next_flush_period
 from edge.positions import PositionsBook, load_accounts
 from edge.price_alerts import PriceAlerts
@@ -159,6 +160,8 @@ class Hub:
         self.moded: dict[str, dict[Session, str]] = {}
         self.positions = PositionsBook()  # the traders' positions frames (edge.positions)
         self.price_alerts = PriceAlerts(config, client)  # alert.create/list/delete
+        # market_status frames to every connection, a snapshot on connect (edge.market_status)
+        self.market_status = MarketStatusFeed(client, self._send_or_queue, self.sessions.values)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -168,6 +171,7 @@ class Hub:
         # stream must not send them first, or a replay would skip them as already sent.
         session.resuming = True
         self.sessions[sender] = session
+        self.market_status.hold(session)
         session.phase = self._next_phase
         self.phases[session.phase][session] = None
         self._next_phase = (self._next_phase + 1) % len(self.phases)
@@ -187,6 +191,7 @@ class Hub:
         if session is None:
             return
         session.closed = True
+        self.market_status.forget(session)
         for symbol in list(session.modes):
             self._set_mode(session, symbol, protocol.QUOTE)
         self.subs.remove_connection(session)
@@ -222,6 +227,7 @@ class Hub:
             max_symbols=self.config.max_symbols,
         )
         session.sender.send_frame(hello)
+        await self.market_status.snapshot(session)
         await self.send_positions(session)
         if resume_from is not None:
             await self.resume(session, resume_from)
@@ -516,6 +522,10 @@ class Hub:
             if not session.closed:
                 session.sender.send_frame(frame)
                 self.stats.frames_out += 1
+
+    def on_market_status(self, entries: Entries) -> None:
+        """`stream:market_status` entries: each frame at once to every connection."""
+        self.market_status.on_entries(entries)
 
     def on_orders(self, entries: Entries) -> None:
         """Send each order frame at once to the trader connections of its account, in order."""

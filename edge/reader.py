@@ -17,6 +17,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 
 from edge.hub import ALERT_STREAM, ORDER_STREAM, QUOTE_STREAM, Entries, Hub
+from edge.market_status import MARKET_STATUS_STREAM
 from edge.positions import POSITIONS_STREAM
 
 log = logging.getLogger("brokerflow.edge")
@@ -30,6 +31,7 @@ STREAMS: dict[str, str] = {
     ALERT_STREAM: "on_alerts",
     ORDER_STREAM: "on_orders",
     POSITIONS_STREAM: "on_positions",
+    MARKET_STATUS_STREAM: "on_market_status",
 }
 
 
