@@ -151,6 +151,17 @@ class MarketStatusBook:
             self.stopped.add(event.symbol)
         return change
 
+    def expire(self, ts_ns: int) -> MarketStatusChanged | None:
+        """The breaker's halt ends by itself once event time reaches its `until`: the OPEN
+        change, or None. The flows get the breaker's reopening as an event before that; this
+        is for a state that outlived the breaker (a run resumed from a snapshot)."""
+        market = self.market
+        until = market.until_ns
+        if market.source != BREAKER or until is None or ts_ns < until:
+            return None
+        reason = f"index circuit breaker level {market.level} ended"
+        return self._breaker(CircuitBreakerStatus(OPEN, market.level or 0, None, reason, until))
+
     def _breaker(self, event: CircuitBreakerStatus) -> MarketStatusChanged | None:
         market = self.market
         if event.state == HALTED:

@@ -580,6 +580,9 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         state = self.state
         state.window_end = None
         ts = state.applied_ns  # the marks judged
+        until = state.status.market.until_ns
+        if until is not None and ts >= until and state.status.expire(ts) is not None:
+            self._halts_changed(until)  # the breaker's reopening never came (a resumed run)
         state.book.set_marks(state.pending)
         state.pending.clear()
         concentration = None
@@ -604,11 +607,12 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         a symbol the account holds, is halted. Event time first reaches the status (deadlines
         due before it fire, as on a mark); then every called account is paused or resumed as
         its halted state now says (calls are few; halts rare)."""
-        state = self.state
         self._advance(event.ts_event, effects)
-        if state.status.apply(event) is None:
-            return
-        ts = event.ts_event
+        if self.state.status.apply(event) is not None:
+            self._halts_changed(event.ts_event)
+
+    def _halts_changed(self, ts: int) -> None:
+        state = self.state
         for i, monitor in state.monitors.items():
             if self._halted(i):
                 monitor.pause(ts)

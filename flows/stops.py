@@ -192,6 +192,8 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
             book = StopBook(default_reference=settings.stop_reference, session_close=close)
             self.state = StopShardState(book)
         self.stats = ctx.stats
+        # the shard that publishes market-wide changes (`with_market_status`'s `primary`)
+        self.primary_key = ctx.placement.symbol[0] if ctx.placement is not None else "0"
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -199,6 +201,7 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
         effects = StopEffects()
         state = self.state
         stops, books, status = state.stops, state.books, state.status
+        primary = values[0].shard == self.primary_key if values else False
         for events, *_ in values:
             statuses = getattr(events, "statuses", None)
             if statuses:
@@ -216,7 +219,8 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
                     # the top of the book.
                     bid, ask = apply_increment_top(book, event)
                     if status.any_halt and not status.trading(symbol):
-                        continue  # held: evaluated again at the first price after the halt
+                        if not self._expired(ts, symbol, primary, effects):
+                            continue  # held: evaluated again at the first price after the halt
                     for entry in event.entries:
                         if entry.entry_type == MD_TRADE and entry.action == MD_NEW and entry.price:
                             self._apply(stops.on_quote(symbol, ts, last=entry.price), effects)
@@ -230,7 +234,8 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
                         book = books[symbol] = SymbolBook(symbol)
                     apply_snapshot(book, event)
                     if status.any_halt and not status.trading(symbol):
-                        continue
+                        if not self._expired(event.ts_event, symbol, primary, effects):
+                            continue
                     self._quote(book, event.ts_event, effects, last=True)
                 elif kind is tuple:  # a market status (`StatusEvents`) and whether to publish
                     self._status(*event, effects)
@@ -253,6 +258,17 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
         self.stats.add("market_status_changes", 1)
         if primary:
             effects.statuses.append(change)
+
+    def _expired(self, ts: int, symbol: str, primary: bool, effects: StopEffects) -> bool:
+        """Whether the breaker's halt ended by `ts` (its reopening then applied here): only
+        when the sharder's reopening never came (a run resumed from a snapshot)."""
+        status = self.state.status
+        if status.market.until_ns is None or ts < status.market.until_ns:
+            return False
+        change = status.expire(ts)
+        if change is not None and primary:
+            effects.statuses.append(change)
+        return status.trading(symbol)
 
     def _quote(self, book: SymbolBook, ts: int, effects: StopEffects, last: bool = False) -> None:
         bid, ask = book.best_bid(), book.best_ask()

@@ -119,3 +119,33 @@ def test_index_falling_10_pct_halts_the_market_for_45_minutes_then_reopens(tmp_p
             "SELECT count(*) FROM alerts WHERE kind = 'CIRCUIT_BREAKER'"
         ).fetchone() == (1,)
     r.close()
+
+
+def test_stop_shard_reopens_by_itself_when_the_sharders_reopening_never_came(settings):
+    """A run resumed from a snapshot taken during the halt: the shards' books say HALTED
+    until T, the sharder's breaker starts empty and sends no reopening."""
+    from connectors.fix.parse import decode_lines
+    from domain.circuit_breaker import CircuitBreakerStatus
+    from flows.context import FlowContext
+    from flows.quotes import ShardBatch
+    from flows.stops import StatusEvents, StopShardLogic
+
+    logic = StopShardLogic(None, FlowContext(settings, settings.redis_url, settings.postgres_dsn))
+    decoded = decode_lines(
+        [line + b"\n" for line in day(2 * MIN, 47 * MIN + 30_000)], "file:t", 1
+    ).events
+    acme = [e for e in decoded if getattr(e, "symbol", "") == "ACME"]
+    trip_ns = (T0_MS + 2 * MIN) * 10**6
+    trip = CircuitBreakerStatus("HALTED", 1, trip_ns + 45 * MIN * 10**6, "level 1", trip_ns)
+    first = StatusEvents(acme[:3])  # snapshot, trade, stop
+    first.statuses = [(3, trip, True, 0)]
+    logic.on_batch([ShardBatch(first, True, [1, 2, 3], None, "0")])
+    effects, _ = logic.on_batch([ShardBatch(acme[3:], False, [4, 5, 6], None, "0")])
+    [reopened] = [s for e in effects for s in e.statuses]
+    assert (reopened.state, reopened.source, reopened.previous_source) == (
+        "OPEN",
+        "venue",
+        "circuit_breaker",
+    )
+    [row] = [r for e in effects for r in e.rows if r.status == "TRIGGERED"]
+    assert row.trigger_px == Decimal("98.80")  # the first price after the halt's end

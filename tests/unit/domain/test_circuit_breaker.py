@@ -110,3 +110,14 @@ def test_venue_status_wins_over_the_breaker():
     assert (change.previous_source, change.source) == ("circuit_breaker", "venue")
     assert book.apply(CircuitBreakerStatus(OPEN, 1, None, "end", 500)) is None
     assert not book.trading("X")
+
+
+def test_breaker_halt_expires_by_itself_when_its_reopening_never_came():
+    book = MarketStatusBook()
+    book.apply(trip(10, 100))
+    assert book.expire(99) is None and not book.trading("X")
+    change = book.expire(150)
+    assert (change.state, change.ts_event, change.previous_source) == (OPEN, 100, "circuit_breaker")
+    assert change.halt_ended and book.trading("X")
+    book.apply(session(HALTED, 200))  # a venue halt never expires
+    assert book.expire(10**12) is None
