@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,13 +21,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.browser import launched_chromium, needs_chromium, save_screenshot
 from tests.console.conftest import Workbench
 
-CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)"
-)
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+pytestmark = needs_chromium
 SURVEILLANCE = ("WASH_TRADE", "PUMP_AND_DUMP", "SPOOFING", "MARKING_THE_CLOSE", "EXCESSIVE_OTR",
                 "OWNERSHIP_MISSING")  # fmt: skip
 
@@ -53,25 +48,10 @@ _CANVAS_PIXELS = """
 OpenPage = Callable[..., Any]
 
 
-def _save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("BROKERFLOW_UPDATE_SCREENSHOTS"):
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_IMG / name)
-    return path
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -128,7 +108,7 @@ def test_queue_shows_counts_and_its_filter_is_the_url(
     expect(rows).to_have_count(len(queue["alerts"]))
     assert "token=" not in page.url  # kept in sessionStorage: a copied URL shares no credentials
     expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live")
-    _save_screenshot(page, tmp_path, "workbench-queue.png")
+    save_screenshot(page, tmp_path, "workbench-queue.png")
 
     page.get_by_label("kind", exact=True).select_option("SPOOFING")
     page.get_by_role("button", name="Apply", exact=True).click()
@@ -208,7 +188,7 @@ def test_alert_page_draws_the_evidence_then_is_acknowledged_and_closed(
     expect(history.nth(0)).to_have_attribute("data-action", "ack")
     expect(history.nth(1)).to_contain_text("layers were a market maker's quotes")
     expect(page.get_by_role("button", name="Acknowledge")).to_be_disabled()
-    _save_screenshot(page, tmp_path, "workbench-alert.png")
+    save_screenshot(page, tmp_path, "workbench-alert.png")
 
     # bob's page was stale: his close is refused with the API's 409, naming who closed it.
     bob.get_by_label("disposition", exact=True).select_option("true_positive")
@@ -401,4 +381,4 @@ def test_marking_the_close_is_drawn_with_its_last_half_hour_and_the_days_volume(
     expect(figure).to_have_attribute("data-band", "30 min")
     expect(figure).to_have_attribute("data-markers", re.compile(r"[1-9]"))  # nina's buy
     expect(page.get_by_test_id("chart-note")).to_contain_text("30 minutes up to the alert")
-    _save_screenshot(page, tmp_path, "marking-the-close.png")
+    save_screenshot(page, tmp_path, "marking-the-close.png")

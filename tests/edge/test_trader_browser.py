@@ -16,8 +16,6 @@ Set `BROKERFLOW_UPDATE_SCREENSHOTS=1` to also write `docs/img/trader-page.png`.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -40,13 +38,10 @@ from sinks.order_status import OrderStatusWriter
 from sinks.positions import HOLDINGS, MARGIN, PositionsPublisher
 from sinks.postgres import migrate
 from sinks.price_alerts import PriceAlertReader
+from tests.browser import launched_chromium, needs_chromium, save_screenshot
 from tests.edge.conftest import RunningEdge, running_edge
 
-CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)"
-)
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+pytestmark = needs_chromium
 BAND = "price outside the band 180.00-195.00"  # a venue's Text (58)
 SEEN_S = 15_000  # ms a page may take to show a change on this busy 2-core machine
 
@@ -55,14 +50,8 @@ OpenPage = Callable[[str], Any]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -380,7 +369,7 @@ def test_trader_page_market_banner_on_a_halt(
     see(page.locator("#price-alerts td.alert_status"), ["ACTIVE"])
     book(edge, execution("E4", "C3", "8", "8", leaves="0", order_id="NONE", text=BAND))
     see(page.locator("#order-C3 td.reason"), BAND)
-    _save_screenshot(page, tmp_path, "trader-page.png")
+    save_screenshot(page, tmp_path, "trader-page.png")
 
     page.reload()  # a new connection learns the state as it stands
     see(banner.locator(".scope-market"), market_text)
@@ -402,11 +391,3 @@ def test_analyst_page_has_none_of_the_trader_panels(edge: RunningEdge, open_page
         assert page.locator(f"#{section}-section").is_hidden()
     assert page.locator("#orders tbody tr").count() == 0
     assert page.locator("#charts-section").is_visible()
-
-
-def _save_screenshot(page: Any, tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("BROKERFLOW_UPDATE_SCREENSHOTS"):
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_IMG / name)
