@@ -22,6 +22,7 @@ serialization failures are retried with `retry_with_backoff`; the whole transact
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -725,13 +726,27 @@ class _Batch:
                 entry = _AccountDoc(version, lines, {}, day)
             else:
                 old = entries[account]
-                texts = dict(old.texts) if old.day == day else {}
-                entry = _AccountDoc(version, dict(old.lines), texts, day)
+                same_day = old.day == day
+                texts = dict(old.texts) if same_day else {}
+                order = old.order if same_day else None
+                entry = _AccountDoc(version, dict(old.lines), texts, day, order)
                 for symbol in touched.get(account, ()):
                     h = holdings[account, symbol]
                     pnl_day, day_pnl = days.get((account, symbol), _NO_DAY)
-                    entry.lines[symbol] = (h.quantity, h.avg_price, pnl_day, day_pnl)
+                    line = (h.quantity, h.avg_price, pnl_day, day_pnl)
+                    was = entry.lines.get(symbol)
+                    entry.lines[symbol] = line
                     texts.pop(symbol, None)
+                    shown = _shown(line, day)
+                    if entry.order is not None and (was is None or _shown(was, day) != shown):
+                        # A holding comes into the document or leaves it (the old entry's
+                        # list is shared: copied once).
+                        if entry.order is order:
+                            entry.order = list(order)
+                        if shown:
+                            bisect.insort(entry.order, symbol)
+                        else:
+                            entry.order.remove(symbol)
             ts = ts_ns // 1_000_000
             docs.append((account, ts, holdings_doc_of(account, cash, entry.items(), ts)))
             kept[account] = entry
@@ -742,6 +757,11 @@ class _Batch:
 _Line = tuple[Decimal, Decimal, int | None, Decimal]
 
 
+def _shown(line: _Line, day: int) -> bool:
+    """Whether a holding is in the document of `day`: open, or traded that day."""
+    return bool(line[0]) or line[2] == day
+
+
 @dataclass(slots=True)
 class _AccountDoc:
     """An account's holdings as of its row's xmin `version`, and their JSON for `day`."""
@@ -750,19 +770,21 @@ class _AccountDoc:
     lines: dict[str, _Line]
     texts: dict[str, str]  # symbol -> `holding_item` for `day`, of the lines in the document
     day: int
+    order: list[str] | None = None  # the symbols in the document, sorted; None: to be made
 
     def items(self) -> list[str]:
         """The document's holdings as JSON, in symbol order: open, or traded on `day`."""
-        day, texts, out = self.day, self.texts, []
-        for symbol, (quantity, avg, pnl_day, day_pnl) in sorted(self.lines.items()):
-            today = pnl_day == day
-            if not (quantity or today):
-                continue
+        day, lines, texts = self.day, self.lines, self.texts
+        order = self.order
+        if order is None:
+            order = self.order = sorted(s for s, line in lines.items() if _shown(line, day))
+        out = []
+        for symbol in order:
             text = texts.get(symbol)
             if text is None:
-                text = texts[symbol] = holding_item(
-                    symbol, quantity, avg, day_pnl if today else ZERO
-                )
+                quantity, avg, pnl_day, day_pnl = lines[symbol]
+                realised = day_pnl if pnl_day == day else ZERO
+                text = texts[symbol] = holding_item(symbol, quantity, avg, realised)
             out.append(text)
         return out
 

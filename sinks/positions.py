@@ -23,6 +23,10 @@ STREAM = "stream:positions"
 HOLDINGS = "holdings"
 MARGIN = "margin"
 KEY_PREFIX = {HOLDINGS: "positions:", MARGIN: "margin:"}
+# Entries kept (about): the edge reads the stream's tail as it comes and a connecting trader
+# reads the keys, so the stream need not hold much; an account's holdings document is ~80 bytes
+# a holding (100,000 entries of accounts with 50 holdings: ~400 MB).
+MAXLEN = 100_000
 
 # KEYS[1] stream; ARGV[1] maxlen, ARGV[2] kind, ARGV[3] key prefix, ARGV[4] "1" to keep the
 # newer document, then (account, ts, data) * n.
@@ -60,7 +64,7 @@ class PositionsPublisher:
     """Publishes batches of positions documents; connect lazily, retry with bounded backoff."""
 
     def __init__(
-        self, redis_url: str, policy: RetryPolicy | None = None, maxlen: int = 1_000_000
+        self, redis_url: str, policy: RetryPolicy | None = None, maxlen: int = MAXLEN
     ) -> None:
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=10)
         self._script = self._redis.register_script(_PUBLISH)

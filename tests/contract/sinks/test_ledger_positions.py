@@ -16,7 +16,7 @@ import redis
 from domain.positions import NS_PER_DAY, day_of
 from sinks.ledger import HoldingsDocCache, LedgerWriter
 from sinks.positions import MARGIN, PositionsPublisher
-from tests.contract.sinks.test_ledger import T0, db, fill  # noqa: F401 - db is a fixture
+from tests.contract.sinks.test_ledger import T0, db, fill, report  # noqa: F401 - db: a fixture
 
 SYMBOLS = ("AAPL", "MSFT", "IBM")
 
@@ -101,4 +101,32 @@ def test_margin_document_never_goes_back_in_event_time(redis_db_url: str, client
     assert publisher.publish(MARGIN, [("A1", 1000, older)]) == 0  # a replayed, older row
     assert client.get("margin:A1") == newer.encode()
     assert [f[b"data"] for _, f in client.xrange("stream:positions")] == [newer.encode()]
+    publisher.close()
+
+
+def test_ledger_holdings_document_drops_a_holding_a_late_bust_closes(
+    db: str,  # noqa: F811
+    redis_db_url: str,
+    client: redis.Redis,
+):
+    publisher = PositionsPublisher(redis_db_url)
+    writer_cache = HoldingsDocCache()
+    next_day = NS_PER_DAY
+
+    def book(conn: psycopg.Connection, *events: object) -> None:
+        LedgerWriter(conn, positions=publisher, cache=writer_cache).apply(list(events))
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        book(conn, fill("e1", "10", "50", "10", cl_ord_id="c1", account="A2", symbol="XYZ", n=1))
+        second = fill("e2", "5", "10", "5", cl_ord_id="c2", account="A2", symbol="AAPL", n=2)
+        book(conn, replace(second, ts_event=second.ts_event + next_day))
+        assert [h["symbol"] for h in published(client, "A2")["holdings"]] == ["AAPL", "XYZ"]
+        # The next day the venue busts yesterday's XYZ fill: nothing open, nothing traded
+        # today in XYZ, so it leaves today's document.
+        bust = report("h1", "H", cl_ord_id="c1", account="A2", symbol="XYZ", last_qty="10",
+                      last_px="50", cum_qty="0", ref="e1", n=3)  # fmt: skip
+        book(conn, replace(bust, ts_event=bust.ts_event + next_day))
+        doc = published(client, "A2")
+        assert [h["symbol"] for h in doc["holdings"]] == ["AAPL"]
+        assert doc == expected_doc(db, "A2", doc["ts"])
     publisher.close()
