@@ -50,6 +50,7 @@ function ensureRow(symbol) {
   td.appendChild(remove);
   row.appendChild(td);
   board.appendChild(row);
+  MarketStatus.flag(row, symbol);  // halted? (market-status.js)
   entry = { row, cells, last: null };
   rows.set(symbol, entry);
   return entry;

@@ -56,5 +56,10 @@ const MarketStatus = (() => {
     render();
   }
 
-  return { update };
+  // A board row made after its symbol's status came (the snapshot of a later subscription).
+  function flag(row, symbol) {
+    row.classList.toggle("halted", symbols.has(symbol));
+  }
+
+  return { update, flag };
 })();

@@ -306,6 +306,7 @@ def test_trader_page_price_alert_form_list_delete_and_fire(
     edge.set_quote("AAPL", seq=1, bid=187.40, prev_close=185.0, change=2.4, change_pct=1.3)
     page = open_page(edge.token("tina", "trader", ("T1",)))
     form = page.locator("#price-alert-form")
+    assert form.locator("#pa-account").is_hidden()  # one account: the edge takes the token's
     create_alert(page, "aapl", "ltp_above", "abc")
     value_error = form.locator('.field-error[data-field="value"]')
     see(value_error, "'abc' is not a number")
@@ -332,6 +333,21 @@ def test_trader_page_price_alert_form_list_delete_and_fire(
     see(page.locator("#price-alert-count"), "0 active")
     page.reload()  # the list comes from PostgreSQL: the fired alert, not the deleted one
     see(page.locator("#price-alerts td.alert_status"), ["FIRED at 190.25"])
+
+
+def test_trader_page_price_alert_names_one_of_the_tokens_accounts(
+    edge: RunningEdge, open_page: OpenPage
+) -> None:
+    edge.set_quote("AAPL", seq=1, bid=187.40)
+    page = open_page(edge.token("tina", "trader", ("T1", "T2")))
+    account = page.locator("#pa-account")
+    see(account.locator("option"), ["T1", "T2"])  # a token with several must name one
+    account.select_option("T2")
+    create_alert(page, "AAPL", "ltp_below", "180")
+    see(page.locator("#price-alerts td.alert_status"), ["ACTIVE"])
+    with psycopg.connect(edge.config.postgres_dsn) as conn:
+        rows = conn.execute("SELECT account, user_id FROM price_alerts").fetchall()
+    assert rows == [("T2", "tina")]
 
 
 def test_trader_page_market_banner_on_a_halt(
@@ -374,6 +390,8 @@ def test_trader_page_market_banner_on_a_halt(
     page.reload()  # a new connection learns the state as it stands
     see(banner.locator(".scope-market"), market_text)
     see(banner.locator(".scope-symbol"), ["MSFT HALTED: news pending"])
+    see(page.locator("#q-MSFT td.bid"), "401.00")
+    assert "halted" in (page.locator("#q-MSFT").get_attribute("class") or "")
     reopening = breaker.on_time(trip.until_ns)
     assert reopening is not None
     symbol_open = SecurityStatus("MSFT", OPEN, "17", None, None, None, trip.until_ns)
