@@ -1,41 +1,49 @@
-"""The price-alerts benchmark (issue 19), ENGINE ONLY for now: `domain.price_alerts`'s book.
+"""The price-alerts benchmark (issue 19): "1,000,000 resting price alerts cost the quotes flow
+under 10 % of its throughput". Two measurements, printed side by side:
 
-    engine        `PriceAlertBook.on_price` over a quote stream of `--price-alerts-symbols`
-                  symbols (`--price-alerts-quotes` last-trade prices, a random walk with a day's
-                  volatility of `DAY_SIGMA`, round robin over the symbols), once with
-                  `--price-alerts-count` resting alerts and once with none. The alerts: 40 %
-                  ltp_above, 40 % ltp_below, 10 % each change_pct_above/below, a uniform
-                  distance of `MIN_DISTANCE`..`MAX_DISTANCE` of the symbol's price away, on the
-                  side where they wait; so the share the day's moves cross is what such a day
-                  crosses (printed).
-    estimate      what the book would cost the quotes flow: its extra time per quote (with
-                  alerts minus without) against the quotes flow's measured msg/s
-                  (bench/results/ingest.json), one `on_price` per market-data message (more
-                  than the flow needs: it only has to call it when a symbol's LTP changes):
-                  flow ratio = 1 / (1 + extra_s_per_quote * flow_msgs_per_s).
-
-Not measured yet: the end-to-end figure (the quotes flow with the book wired in), because the
-book is not wired into `flows/quotes.py` yet. The result says so (`end_to_end: false`).
-
-Also reported: the time to rest the alerts, the resident memory per resting alert, and the
-time to pickle one symbol's book (Bytewax snapshots a key's state at each epoch end in which
-it changed).
+    flow          the quotes flow as users run it: `brokerflow replay FILE --flows quotes --json`
+                  in a process of its own over the ingest benchmark's simulated day
+                  (`--price-alerts-messages` messages of 100 symbols, `bench.ingest.ensure_file`),
+                  against a PostgreSQL database holding `--price-alerts-count` ACTIVE price
+                  alerts and against one holding none, alternated (without, with, without,
+                  with, ... `--price-alerts-rounds` times; Redis flushed and the fired rows made
+                  ACTIVE again before each run, so every run does the same work). The alerts
+                  are placed as the engine's are (below), around each symbol's open in that
+                  day (read from the first run's `ohlc:` keys). The value is the ratio of the
+                  best throughputs (with / without) in steady state: the one-time start-up
+                  load of the alerts (the run's own `price_alerts.load_ms`, printed apart) is
+                  taken out of the with-alerts run's time; the whole-run figures are printed too.
+    engine only   `PriceAlertBook.on_price` alone over a quote stream of
+                  `--price-alerts-symbols` symbols (`--price-alerts-quotes` last-trade prices, a
+                  random walk with a day's volatility of `DAY_SIGMA`, round robin over the
+                  symbols), once with `--price-alerts-count` resting alerts and once with none.
+                  The alerts: 40 % ltp_above, 40 % ltp_below, 10 % each change_pct_above/below,
+                  a uniform distance of `MIN_DISTANCE`..`MAX_DISTANCE` of the symbol's price
+                  away, on the side where they wait; so the share the day's moves cross is what
+                  such a day crosses (printed). Also: the time to rest the alerts, the resident
+                  memory per resting alert, and the time to pickle one symbol's book (why the
+                  flow does not snapshot the book: `flows.price_alerts`).
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import math
+import os
 import pickle
 import random
+import subprocess
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
-# The committed results (bound at import, before `--quick` points write_result elsewhere): the
-# quotes flow's full-size figure is the one to estimate against.
-from bench.common import RESULTS_DIR, rss_bytes, write_result
+import psycopg
+import redis
+
+from bench.common import rss_bytes, scratch_database, write_result
 from brokerflow.runner import tuned_gc
 from domain.price_alerts import (
     CHANGE_PCT_ABOVE,
@@ -61,7 +69,13 @@ def add_arguments(p) -> None:  # noqa: ANN001
     p.add_argument("--price-alerts-symbols", type=int, default=100,
                    help="price-alerts: symbols")  # fmt: skip
     p.add_argument("--price-alerts-quotes", type=int, default=1_000_000,
-                   help="price-alerts: quotes (last-trade prices) fed to the book")  # fmt: skip
+                   help="price-alerts: last-trade prices fed to the book (engine)")  # fmt: skip
+    p.add_argument("--price-alerts-messages", type=int, default=1_000_000,
+                   help="price-alerts: messages of the simulated day the flow replays")  # fmt: skip
+    p.add_argument("--price-alerts-rounds", type=int, default=2,
+                   help="price-alerts: flow runs each way, alternated")  # fmt: skip
+    p.add_argument("--price-alerts-flow", action=argparse.BooleanOptionalAction, default=True,
+                   help="price-alerts: measure the flow too (else the engine only)")  # fmt: skip
 
 
 def _say(msg: str) -> None:
@@ -126,21 +140,14 @@ def _feed(book: PriceAlertBook, syms: list[str], pxs: list[float], close_of: dic
     return seconds, fired
 
 
-def _flow_msgs_per_s() -> float | None:
-    try:
-        return float(json.loads((RESULTS_DIR / "ingest.json").read_text())["value"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def run(settings, args) -> dict:  # noqa: ANN001, ARG001
-    """Run the engine part both ways; print the table; write bench/results/price-alerts.json."""
+def engine(args) -> tuple[dict, list[tuple[str, str]]]:  # noqa: ANN001
+    """The book alone both ways: (yardsticks `engine_*`, table rows)."""
     count, n_symbols, n_quotes = (args.price_alerts_count, args.price_alerts_symbols,
                                   args.price_alerts_quotes)  # fmt: skip
     rng = random.Random(SEED)
     names, opens, closes, syms, pxs = quote_stream(n_symbols, n_quotes, rng)
     close_of = dict(zip(names, closes, strict=True))
-    _say(f"price-alerts: {count:,} alerts over {n_symbols} symbols, {n_quotes:,} quotes")
+    _say(f"engine only: {count:,} alerts over {n_symbols} symbols, {n_quotes:,} quotes")
 
     # Warm-up, and the yardstick: the same stream through an empty book.
     warm = min(50_000, n_quotes)
@@ -172,15 +179,11 @@ def run(settings, args) -> dict:  # noqa: ANN001, ARG001
     pickle_ms = (time.perf_counter() - t0) * 1000
 
     with_s, fired = _feed(book, syms, pxs, close_of)
+    del book
     with_qps = n_quotes / with_s
     empty_qps = n_quotes / empty_s
     extra_ns = max(0.0, (with_s - empty_s) / n_quotes * 1e9)
-    flow = _flow_msgs_per_s()
-    est_ratio = 1 / (1 + extra_ns * 1e-9 * flow) if flow else None
-
-    yardsticks = {
-        "end_to_end": False,
-        "note": "engine only: the book is not wired into the quotes flow yet",
+    figures = {
         "engine_alerts_resting": resting,
         "engine_symbols": n_symbols,
         "engine_quotes": n_quotes,
@@ -195,29 +198,200 @@ def run(settings, args) -> dict:  # noqa: ANN001, ARG001
         "engine_pickle_one_symbol_ms": round(pickle_ms, 1),
         "engine_pickle_one_symbol_bytes": len(snapshot),
         "engine_alerts_per_symbol": len(one),
-        "flow_msgs_per_s_ingest_json": flow,
-        "estimated_flow_ratio": round(est_ratio, 4) if est_ratio else None,
     }
-    value = round(est_ratio, 4) if est_ratio is not None else round(with_qps / empty_qps, 3)
-    path = write_result("price-alerts", "ratio (engine only; est. flow with/without alerts)",
-                        value, GOAL_RATIO, yardsticks)  # fmt: skip
     rows = [
-        ("engine, no alerts", f"{empty_qps:,.0f} quotes/s"),
-        (f"engine, {resting:,} alerts", f"{with_qps:,.0f} quotes/s"),
-        ("engine with / without", f"{with_qps / empty_qps:.3f}"),
-        ("extra per quote", f"{extra_ns:,.0f} ns"),
-        ("alerts fired", f"{fired:,} ({fired / max(1, resting):.1%} of those resting)"),
-        ("resting alerts added", f"{count / add_s:,.0f} /s"),
-        ("memory per resting alert", f"{bytes_per_alert:,.0f} B (RSS)"),
-        (f"pickle one symbol ({len(one):,} alerts)", f"{pickle_ms:,.1f} ms, {len(snapshot):,} B"),
-        ("quotes flow (ingest.json)", f"{flow:,.0f} msg/s" if flow else "not measured"),
-        ("est. flow with / without", f"{est_ratio:.4f} (goal >= {GOAL_RATIO})"
-         if est_ratio else "n/a"),  # fmt: skip
-    ]
-    print("price-alerts — ENGINE ONLY (PriceAlertBook.on_price, no dataflow); the end-to-end "
-          "figure comes once the book is wired into flows/quotes.py")  # fmt: skip
-    width = max(len(r[0]) for r in rows)
-    for label, figure in rows:
+        ("engine only, no alerts", f"{empty_qps:,.0f} quotes/s"),
+        (f"engine only, {resting:,} alerts", f"{with_qps:,.0f} quotes/s"),
+        ("engine only, with / without", f"{with_qps / empty_qps:.3f}"),
+        ("engine only, extra per quote", f"{extra_ns:,.0f} ns"),
+        ("engine only, alerts fired",
+         f"{fired:,} ({fired / max(1, resting):.1%} of those resting)"),
+        ("engine only, alerts rested", f"{count / add_s:,.0f} /s"),
+        ("engine only, memory per alert", f"{bytes_per_alert:,.0f} B (RSS)"),
+        (f"engine only, pickle one symbol ({len(one):,} alerts)",
+         f"{pickle_ms:,.1f} ms, {len(snapshot):,} B"),
+    ]  # fmt: skip
+    return figures, rows
+
+
+# -- the flow ----------------------------------------------------------------------------------
+
+
+def replay_quotes(path: Path, dsn: str, redis_url: str) -> dict:
+    """`brokerflow replay PATH --flows quotes --json` in a process of its own, on these stores
+    (Redis flushed first: the same writes every run); return its JSON summary."""
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+    env = {**os.environ, "BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": redis_url,
+           "BROKERFLOW_DQ": "false", "BROKERFLOW_METRICS_PORT": "0"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "brokerflow.cli", "replay", str(path), "--flows", "quotes",
+         "--json", "--quiet"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        msg = f"bench price-alerts: replay failed ({done.returncode}): {done.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def day_prices(redis_url: str) -> tuple[list[str], list[float], list[float]]:
+    """The symbols the run published, each one's open of the day and its previous close (the
+    open when the day has none: change_pct alerts then sit as far from it as the others)."""
+    with redis.Redis.from_url(redis_url) as client:
+        keys = sorted(k.decode() for k in client.scan_iter("ohlc:*", count=1000))
+        days = [json.loads(v) for v in client.mget(keys)]
+        quotes = client.mget([f"quote:{k.split(':')[1]}" for k in keys])
+    names, opens, closes = [], [], []
+    for key, day, raw in zip(keys, days, quotes, strict=True):
+        quote = json.loads(raw) if raw else {}
+        names.append(key.split(":")[1])
+        opens.append(float(day["open"]))
+        closes.append(float(quote.get("prev_close") or day["open"]))
+    return names, opens, closes
+
+
+def rest_alerts(dsn: str, alerts: list[PriceAlert]) -> float:
+    """COPY the alerts in as ACTIVE rows (the store's trigger stamps each); return seconds."""
+    t0 = time.perf_counter()
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy("COPY price_alerts (user_id, account, symbol, condition, value) "
+                      "FROM STDIN") as copy:  # fmt: skip
+            for a in alerts:
+                copy.write_row((a.user, "BENCH", a.symbol, a.condition, a.value))
+        cur.execute("ANALYZE price_alerts")
+    return time.perf_counter() - t0
+
+
+def reset_alerts(dsn: str) -> None:
+    """Every alert ACTIVE again and no alert recorded, as before the first run."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE price_alerts SET status = 'ACTIVE', fired_at = NULL, "
+                     "fired_ltp = NULL WHERE status <> 'ACTIVE'")  # fmt: skip
+        conn.execute("DELETE FROM alerts")
+
+
+def load_seconds(dsn: str, symbols: list[str]) -> tuple[float, int]:
+    """The start-up cost apart: what a run does before its first evaluation, for every symbol
+    at once (`PriceAlertReader.load` + `PriceAlertBook.add`); (seconds, alerts)."""
+    from sinks.price_alerts import PriceAlertReader
+
+    reader = PriceAlertReader(dsn)
+    gc.collect()
+    with tuned_gc():
+        t0 = time.perf_counter()
+        alerts = reader.load(symbols)
+        book = PriceAlertBook()
+        for alert in alerts:
+            book.add(alert)
+        seconds = time.perf_counter() - t0
+    reader.close()
+    return seconds, len(alerts)
+
+
+def flow(settings, args) -> tuple[dict, list[tuple[str, str]], float]:  # noqa: ANN001
+    """The quotes flow both ways, alternated: (yardsticks, table rows, steady-state ratio)."""
+    from bench.ingest import ensure_file
+    from bench.pipeline import reserved_redis_db
+    from brokerflow.services import ensure_services
+
+    path = ensure_file(args.price_alerts_messages)
+    endpoints = ensure_services(settings, {"redis", "postgres"})
+    count, rounds = args.price_alerts_count, max(1, args.price_alerts_rounds)
+    with reserved_redis_db(endpoints.redis_url) as redis_url:
+        empty = scratch_database(endpoints.postgres_dsn, "bench_price_alerts_none")
+        full = scratch_database(endpoints.postgres_dsn, "bench_price_alerts_full")
+        without: list[dict] = []
+        with_alerts: list[dict] = []
+        _say(f"flow: replay of {path.name} (quotes flow), no alerts")
+        without.append(replay_quotes(path, empty, redis_url))
+        names, opens, closes = day_prices(redis_url)
+        alerts = make_alerts(count, names, opens, closes, random.Random(SEED))
+        _say(f"flow: resting {count:,} alerts over {len(names)} symbols in PostgreSQL")
+        insert_s = rest_alerts(full, alerts)
+        del alerts
+        load_s, loaded = load_seconds(full, names)
+        for n in range(rounds):
+            if n:
+                _say(f"flow: round {n + 1}, no alerts")
+                without.append(replay_quotes(path, empty, redis_url))
+            _say(f"flow: round {n + 1}, {count:,} alerts")
+            reset_alerts(full)
+            with_alerts.append(replay_quotes(path, full, redis_url))
+    messages = without[0]["messages"]
+
+    def steady(run: dict) -> float:  # msg/s with the run's own one-time alert load taken out
+        return run["messages"] / (run["seconds"] - run["price_alerts"]["load_ms"] / 1000)
+
+    best_without = max(r["messages_per_s"] for r in without)
+    best_with = max(steady(r) for r in with_alerts)
+    best_with_whole = max(r["messages_per_s"] for r in with_alerts)
+    ratio = best_with / best_without
+    in_run_load = min(r["price_alerts"]["load_ms"] for r in with_alerts) / 1000
+    fired = with_alerts[-1]["price_alerts"]["fired"]
+    figures = {
+        "flow_messages": messages,
+        "flow_symbols": len(names),
+        "flow_rounds": rounds,
+        "flow_alerts_resting": with_alerts[-1]["price_alerts"]["loaded"],
+        "flow_msgs_per_s_no_alerts": round(best_without),
+        "flow_msgs_per_s_with_alerts_steady": round(best_with),
+        "flow_msgs_per_s_with_alerts_whole_run": round(best_with_whole),
+        "flow_ratio_steady": round(ratio, 4),
+        "flow_ratio_whole_run": round(best_with_whole / best_without, 4),
+        "flow_runs_no_alerts_msgs_per_s": [r["messages_per_s"] for r in without],
+        "flow_runs_with_alerts_msgs_per_s": [r["messages_per_s"] for r in with_alerts],
+        "flow_run_seconds_no_alerts": min(r["seconds"] for r in without),
+        "flow_startup_load_s_in_run": round(in_run_load, 3),
+        "startup_load_s_apart": round(load_s, 3),
+        "startup_alerts_loaded_apart": loaded,
+        "flow_alerts_fired": fired,
+        "flow_quotes_published": with_alerts[-1]["quotes"],
+        "rest_alerts_copy_s": round(insert_s, 1),
+    }
+    seconds = figures["flow_run_seconds_no_alerts"]
+    rows = [
+        ("input", f"{messages:,} messages, {len(names)} symbols, {seconds:.1f} s a run "
+                  f"({rounds} runs each way, alternated; best of each)"),
+        ("quotes flow, no alerts", f"{best_without:,.0f} msg/s"),
+        (f"quotes flow, {figures['flow_alerts_resting']:,} alerts",
+         f"{best_with:,.0f} msg/s steady state ({best_with_whole:,.0f} msg/s whole run)"),
+        ("quotes flow, with / without", f"{ratio:.3f} steady state (goal >= {GOAL_RATIO}); "
+                                         f"{best_with_whole / best_without:.3f} whole run"),
+        ("start-up: load the alerts", f"{in_run_load:.2f} s in the run; {load_s:.2f} s measured "
+                                      f"apart ({loaded:,} rows read and rested)"),
+        ("alerts fired per run", f"{fired:,} (rows FIRED, alerts and stream entries written)"),
+    ]  # fmt: skip
+    return figures, rows, ratio
+
+
+def run(settings, args) -> dict:  # noqa: ANN001
+    """Run the flow and the engine both ways; print the table; write
+    bench/results/price-alerts.json (value: the flow's steady-state ratio; engine only when
+    `--no-price-alerts-flow`)."""
+    figures: dict = {}
+    rows: list[tuple[str, str]] = []
+    ratio = None
+    with_flow = getattr(args, "price_alerts_flow", True)
+    if with_flow:
+        figures, rows, ratio = flow(settings, args)
+    engine_figures, engine_rows = engine(args)
+    yardsticks = {"end_to_end": with_flow, **figures, **engine_figures}
+    if with_flow:
+        unit = "ratio (quotes flow msg/s with / without the alerts, steady state)"
+        value = round(ratio, 4)
+        print("price-alerts — the quotes flow as `brokerflow replay --flows quotes` runs it, "
+              "with the alerts in PostgreSQL vs none. Steady state: the input is long enough "
+              "that the run is mostly steady; the one-time load of the alerts at start-up is "
+              "taken out of the with-alerts time and shown on its own line.")  # fmt: skip
+    else:
+        unit = "ratio (engine only: PriceAlertBook quotes/s with / without the alerts)"
+        value = engine_figures["engine_with_over_without"]
+        print("price-alerts — ENGINE ONLY (PriceAlertBook.on_price, no dataflow)")
+    path = write_result("price-alerts", unit, value, GOAL_RATIO, yardsticks)
+    table = rows + engine_rows
+    width = max(len(r[0]) for r in table)
+    for label, figure in table:
         print(f"  {label:<{width}}  {figure}")
     print(f"  -> {path}")
     return yardsticks

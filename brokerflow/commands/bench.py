@@ -143,6 +143,8 @@ QUICK_SIZES: dict[str, object] = {
     "pipeline_rounds": 1,
     "price_alerts_count": 100_000,
     "price_alerts_quotes": 100_000,
+    "price_alerts_messages": 100_000,
+    "price_alerts_rounds": 1,
 }
 _FULL_DEFAULTS: dict[str, object] = {}
 

@@ -42,11 +42,12 @@ def test_bench_price_alerts_writes_the_result(
     assert "price-alerts" in BENCHMARKS
     monkeypatch.setattr(bench.common, "RESULTS_DIR", tmp_path)
     args = argparse.Namespace(price_alerts_count=5_000, price_alerts_symbols=10,
-                              price_alerts_quotes=20_000)  # fmt: skip
+                              price_alerts_quotes=20_000, price_alerts_flow=False)  # fmt: skip
     figures = bench.price_alerts.run(None, args)
     doc = json.loads((tmp_path / "price-alerts.json").read_text())
     assert set(doc) == CONTRACT_KEYS and doc["name"] == "price-alerts" and doc["goal"] == 0.9
     assert doc["yardsticks"] == figures and figures["end_to_end"] is False
+    assert doc["value"] == figures["engine_with_over_without"]
     assert figures["engine_alerts_resting"] == 5_000
     assert 0 < figures["engine_alerts_fired"] < 5_000
     assert "ENGINE ONLY" in capsys.readouterr().out
