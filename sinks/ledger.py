@@ -705,12 +705,7 @@ class _Batch:
         stale = sorted(
             a for a in changed if (e := entries.get(a)) is None or e.version != versions.get(a)
         )
-        read: dict[str, dict[str, _Line]] = {a: {} for a in stale}
-        if stale:
-            self.cur.execute(_SELECT_POSITIONS, (_text_array(stale),))
-            for account, _cash, symbol, quantity, avg, date, day_pnl in self.cur.fetchall():
-                if symbol is not None:
-                    read[account][symbol] = (quantity, avg, _day_number(date), day_pnl)
+        read = {account: lines for account, (_, lines) in _read_lines(self.cur, stale).items()}
         touched: dict[str, list[str]] = {}
         for account, symbol in self.dirty_holdings:
             touched.setdefault(account, []).append(symbol)
@@ -755,6 +750,47 @@ class _Batch:
 
 # A holding as the documents need it: quantity, avg_price, pnl_day, realised_pnl_day.
 _Line = tuple[Decimal, Decimal, int | None, Decimal]
+
+
+def _read_lines(
+    cur: psycopg.Cursor, accounts: Sequence[str]
+) -> dict[str, tuple[Decimal, dict[str, _Line]]]:
+    """account -> (cash, the holdings a document may show), in one query."""
+    out: dict[str, tuple[Decimal, dict[str, _Line]]] = {}
+    if accounts:
+        cur.execute(_SELECT_POSITIONS, (_text_array(accounts),))
+        for account, cash, symbol, quantity, avg, date, day_pnl in cur.fetchall():
+            lines = out.setdefault(account, (cash, {}))[1]
+            if symbol is not None:
+                lines[symbol] = (quantity, avg, _day_number(date), day_pnl)
+    return out
+
+
+_LAST_EVENTS = (
+    "SELECT account, max(ts_event) FROM executions WHERE account = ANY(%s::text[]) "
+    "GROUP BY account"
+)
+
+
+def publish_holdings(
+    conn: psycopg.Connection, publisher: PositionsPublisher, accounts: Iterable[str]
+) -> int:
+    """Publish the holdings documents of `accounts` as the tables hold them now: after
+    `brokerflow load`, which changes holdings and cash outside the flows. A load is no event:
+    a document's `ts` is the event time of the account's last execution row (0 without one),
+    and its day's realised P&L that day's. Returns the documents published."""
+    wanted = sorted(set(accounts))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_LAST_EVENTS, (_text_array(wanted),))
+        last = dict(cur.fetchall())
+        read = _read_lines(cur, wanted)
+    docs: list[PositionsDoc] = []
+    for account, (cash, lines) in sorted(read.items()):
+        ts_ns = last.get(account) or 0
+        items = _AccountDoc("", lines, {}, day_of(ts_ns)).items()
+        ts = ts_ns // 1_000_000
+        docs.append((account, ts, holdings_doc_of(account, cash, items, ts)))
+    return publisher.publish(HOLDINGS, docs)
 
 
 def _shown(line: _Line, day: int) -> bool:
@@ -1216,5 +1252,6 @@ __all__ = [
     "PipelinedLedgerSink",
     "execution_rows",
     "ledger_partition_key",
+    "publish_holdings",
     "transact_time",
 ]

@@ -6,7 +6,9 @@ defaults 0.50 and 0.30). positions: columns `account,symbol,quantity,avg_price`.
 The whole file is validated before anything is written: a bad row is a one-line error naming the
 file, the line and the column (`accounts.csv:7: column cash: 'abc' is not a number`), exit 2, and
 nothing is loaded. Loading is an upsert of every row in one transaction, so loading the same file
-again changes nothing. Positions of accounts that are not in `accounts` are an error.
+again changes nothing. Positions of accounts that are not in `accounts` are an error. With a
+Redis configured (`BROKERFLOW_REDIS_URL`), the loaded accounts' holdings documents are then
+published for the traders' positions frames (`sinks.ledger.publish_holdings`).
 """
 
 from __future__ import annotations
@@ -103,7 +105,31 @@ def run(args: argparse.Namespace) -> int:
     migrate(dsn)
     new, updated = load_rows(dsn, kind, rows, str(args.file))
     print(summary(kind, len(rows), new, updated))
+    if settings.redis_url:
+        publish_positions(dsn, settings.redis_url, sorted({r[0] for r in rows}))
     return 0
+
+
+def publish_positions(dsn: str, redis_url: str, accounts: list[str]) -> None:
+    """Publish the loaded accounts' holdings documents (the traders' positions, docs/edge.md);
+    the load stands if Redis cannot be reached: one line says so."""
+    import sys
+
+    import psycopg
+    import redis
+
+    from sinks.ledger import publish_holdings
+    from sinks.positions import PositionsPublisher
+    from sinks.retry import RetryPolicy
+
+    publisher = PositionsPublisher(redis_url, RetryPolicy(attempts=2, base_s=0.2))
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            publish_holdings(conn, publisher, accounts)
+    except redis.RedisError as exc:
+        print(f"loaded, but positions not published to Redis: {exc}", file=sys.stderr)
+    finally:
+        publisher.close()
 
 
 def summary(kind: Kind, total: int, new: int, updated: int) -> str:

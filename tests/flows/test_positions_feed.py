@@ -82,8 +82,9 @@ def test_ledger_publishes_the_holdings_document_of_each_account_it_changed(
         fill("E7", "T1", "XYZ", "2", 10, "6.00", at(DAY, 7), 7),     # closed today: +10
         new_order("E8", "U1", at(DAY, 8), 8),  # no fill: U1's holdings and cash unchanged
     ])  # fmt: skip
-    replay([day1], settings, progress=False, flows=("ledger",))
     client = redis.Redis.from_url(settings.redis_url)
+    loaded = len(stream(client))  # the load's documents (test_load_publishes_…)
+    replay([day1], settings, progress=False, flows=("ledger",))
 
     tess = doc(client, "positions:T1")
     assert tess == {
@@ -99,8 +100,8 @@ def test_ledger_publishes_the_holdings_document_of_each_account_it_changed(
         "ts": tess["ts"],
     }  # fmt: skip
     assert tess["ts"] == 1_795_617_007_000  # E7's TransactTime, 2026-11-25 14:30:07 UTC
-    assert client.get("positions:U1") is None
-    entries = stream(client)
+    assert doc(client, "positions:U1")["ts"] == 0  # the load's: the ledger changed nothing of U1
+    entries = stream(client)[loaded:]
     assert entries and {(a, k) for a, k, _ in entries} == {("T1", "holdings")}
     assert entries[-1][2] == json.loads(client.get("positions:T1"))
     assert all(kept == summed for kept, summed in day_pnl_from_executions(
@@ -108,7 +109,7 @@ def test_ledger_publishes_the_holdings_document_of_each_account_it_changed(
 
     # The same file again books nothing, so publishes nothing.
     replay([day1], settings, progress=False, flows=("ledger",))
-    assert len(stream(client)) == len(entries)
+    assert len(stream(client)) == loaded + len(entries)
 
     # The next day: the day's realised P&L starts again; yesterday's closed holding is gone.
     day2 = write_file(tmp_path / "day2.fix", [
@@ -145,3 +146,26 @@ def test_margin_flow_publishes_the_margin_document_with_each_row(
     entries = [(a, k, d) for a, k, d in stream(client) if k == "margin"]
     assert entries and all(a == "ACC8" for a, _, _ in entries)
     assert entries[-1][2] == json.loads(client.get("margin:ACC8"))
+
+
+def test_load_publishes_the_loaded_accounts_holdings_documents(
+    tmp_path, settings_factory, monkeypatch
+):
+    settings = settings_factory()
+    (tmp_path / "accounts.csv").write_text("account,owner,cash\nL1,lee,2500.50\nL2,lou,10\n")
+    (tmp_path / "positions.csv").write_text(
+        "account,symbol,quantity,avg_price\nL1,ACME,100,9.5\nL1,XYZ,-20,31.25\n"
+    )
+    load(settings, "accounts", tmp_path / "accounts.csv", monkeypatch)
+    client = redis.Redis.from_url(settings.redis_url)
+    assert doc(client, "positions:L2") == {"account": "L2", "cash": 10, "holdings": [], "ts": 0}
+    load(settings, "positions", tmp_path / "positions.csv", monkeypatch)
+    assert doc(client, "positions:L1") == {
+        "account": "L1", "cash": Decimal("2500.50"), "ts": 0,  # a load is no event
+        "holdings": [
+            {"symbol": "ACME", "quantity": 100, "avg_price": Decimal("9.5"),
+             "realised_pnl_today": 0},
+            {"symbol": "XYZ", "quantity": -20, "avg_price": Decimal("31.25"),
+             "realised_pnl_today": 0},
+        ],
+    }  # fmt: skip
