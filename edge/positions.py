@@ -148,15 +148,24 @@ class PositionsBook:
 
     # -- documents -----------------------------------------------------------------------------
 
+    def _document(
+        self, account: str, data: bytes | str, snapshot: bool, live: str
+    ) -> tuple[AccountPositions, dict] | None:
+        """The watched account's view and the parsed document, unless the document is a
+        snapshot and the stream (`live`) brought one since, or is not a JSON object."""
+        view = self.accounts.get(account)
+        if view is None or (snapshot and getattr(view, live)):
+            return None
+        doc = _load(data)
+        return None if doc is None else (view, doc)
+
     def set_holdings(self, account: str, data: bytes | str, snapshot: bool = False) -> bool:
         """Take a holdings document; a snapshot (read on connect) only if no stream entry came
         since the account was watched. Return whether it was taken."""
-        view = self.accounts.get(account)
-        if view is None or (snapshot and view.holdings_live):
+        found = self._document(account, data, snapshot, "holdings_live")
+        if found is None:
             return False
-        doc = _load(data)
-        if doc is None:
-            return False
+        view, doc = found
         lines = []
         for item in doc.get("holdings") or ():
             if type(item) is not dict or type(item.get("symbol")) is not str:
@@ -179,12 +188,10 @@ class PositionsBook:
 
     def set_margin(self, account: str, data: bytes | str, snapshot: bool = False) -> bool:
         """Take a margin document (as `set_holdings`)."""
-        view = self.accounts.get(account)
-        if view is None or (snapshot and view.margin_live):
+        found = self._document(account, data, snapshot, "margin_live")
+        if found is None:
             return False
-        doc = _load(data)
-        if doc is None:
-            return False
+        view, doc = found
         state = doc.get("state")
         view.equity = _decimal(doc.get("equity"))
         view.excess = _decimal(doc.get("excess"))
