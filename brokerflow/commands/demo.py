@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     run_id = f"SX{time.time_ns() // 1_000_000:x}"  # OrderID/ExecID prefix: new every demo
     core = ExchangeCore(args.symbols, time.time_ns(), args.seed, args.rate, args.accounts,
                         args.orders_per_minute, run_id=run_id)  # fmt: skip
-    _load_accounts(core, settings.data_dir, endpoints.postgres_dsn)
+    _load_accounts(core, settings.data_dir, endpoints.postgres_dsn, endpoints.redis_url)
     opening, marks, owners = account_state(endpoints, set(ALL_FLOWS))
     accounts = sorted(opening or {})
     exchange = ExchangeThread(core, default_sessions())
@@ -205,18 +205,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_accounts(core: ExchangeCore, data_dir: object, dsn: str) -> None:
-    """Load the synthetic flow's accounts and positions (idempotent upserts)."""
+def _load_accounts(
+    core: ExchangeCore, data_dir: object, dsn: str, redis_url: str | None = None
+) -> None:
+    """Load the synthetic flow's accounts and positions (idempotent upserts), and publish their
+    holdings documents (the traders' positions frames) when given Redis."""
     import tempfile
     from pathlib import Path
 
-    from brokerflow.commands.load import KINDS, load_rows, read_accounts, read_positions
+    from brokerflow.commands.load import (
+        KINDS,
+        load_rows,
+        publish_positions,
+        read_accounts,
+        read_positions,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         accounts, positions = Path(tmp) / "accounts.csv", Path(tmp) / "positions.csv"
         core.write_accounts(str(accounts), str(positions))
-        load_rows(dsn, KINDS["accounts"], read_accounts(accounts), str(accounts))
+        rows = read_accounts(accounts)
+        load_rows(dsn, KINDS["accounts"], rows, str(accounts))
         load_rows(dsn, KINDS["positions"], read_positions(positions), str(positions))
+    if redis_url:
+        publish_positions(dsn, redis_url, sorted({r[0] for r in rows}))
 
 
 def _place_stops_when_subscribed(
