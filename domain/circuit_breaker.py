@@ -42,6 +42,7 @@ NS_PER_S = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
 MD_SETTLEMENT = "6"  # SettlementPrice (269=6)
 _MD_TYPES = (MarketDataIncrement, MarketDataSnapshot)
+_PRICES = frozenset((MD_TRADE, MD_CLOSE, MD_SETTLEMENT))  # the entries the breaker reads
 SOURCE = "circuit_breaker"  # the `source` of its halts (trading_halts, market:status)
 
 
@@ -130,6 +131,7 @@ class _Member:
     ltp: float | None = None
     day: int = -1
     traded_today: bool = False
+    weighted: float = 0.0  # its part of the index's sums (weight x ratio; 0 without a close)
 
     def ratio(self) -> float:
         """last / previous close today; 1.0 before the day's first trade."""
@@ -149,10 +151,18 @@ class CircuitBreaker:
     tripped: int = 0  # the deepest level tripped that day
     until_ns: int | None = None  # the running halt's end
     halt_level: int = 0
+    # the index's sums over the members with a previous close, kept as each one moves (a
+    # basket's trade costs O(1), not a pass over the basket)
+    total_weight: float = 0.0
+    weighted_sum: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.members:
             self.members = {s: _Member(w) for s, w in self.policy.weights.items() if w > 0}
+
+    @property
+    def _shallowest(self) -> float:
+        return self.policy.levels[0].decline if self.policy.levels else 2.0
 
     def follows(self, symbol: str) -> bool:
         return symbol in self.members
@@ -160,14 +170,18 @@ class CircuitBreaker:
     def decline(self) -> float | None:
         """The index's fall below its previous close (a fraction; negative when above), or
         None while no followed symbol has a previous close."""
-        total = weighted = 0.0
-        for member in self.members.values():
-            if member.prev_close:
-                total += member.weight
-                weighted += member.weight * member.ratio()
-        if not total:
+        if not self.total_weight:
             return None
-        return 1.0 - weighted / total
+        return 1.0 - self.weighted_sum / self.total_weight
+
+    def _refresh(self, member: _Member, had_close: bool) -> None:
+        if had_close:
+            self.total_weight -= member.weight
+        self.weighted_sum -= member.weighted
+        member.weighted = member.weight * member.ratio() if member.prev_close else 0.0
+        if member.prev_close:
+            self.total_weight += member.weight
+        self.weighted_sum += member.weighted
 
     def on_price(
         self, symbol: str, price: float, ts_ns: int, close: bool = False
@@ -178,6 +192,7 @@ class CircuitBreaker:
         if member is None:
             return None
         day = ts_ns // NS_PER_DAY
+        had_close = bool(member.prev_close)
         if day != member.day:
             if member.day >= 0 and member.traded_today:
                 member.prev_close = member.ltp  # our own close at the day roll
@@ -185,16 +200,21 @@ class CircuitBreaker:
         if close:
             if not member.traded_today:
                 member.prev_close = price  # the venue's close of the previous session
+            self._refresh(member, had_close)
             return None
         member.ltp, member.traded_today = price, True
+        self._refresh(member, had_close)
         return self._judge(ts_ns, day)
 
     def _judge(self, ts_ns: int, day: int) -> CircuitBreakerStatus | None:
         if day != self.day:
             self.day, self.tripped = day, 0
-        decline = self.decline()
-        if decline is None:
+        total = self.total_weight
+        if not total:
             return None
+        decline = 1.0 - self.weighted_sum / total
+        if decline < self._shallowest:
+            return None  # the usual trade: no level near
         hit = None
         for level in self.policy.levels:
             if decline >= level.decline:
@@ -258,8 +278,8 @@ def evaluate_breaker(
         ts = event.ts_event
         for entry in event.entries:
             kind = entry.entry_type
-            if entry.price is None or entry.action != MD_NEW:
-                continue
+            if kind not in _PRICES or entry.price is None or entry.action != MD_NEW:
+                continue  # mostly bids and offers
             if kind == MD_TRADE:
                 status = breaker.on_price(event.symbol, entry.price, ts)
                 if status is not None:
