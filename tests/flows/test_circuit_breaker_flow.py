@@ -149,3 +149,22 @@ def test_stop_shard_reopens_by_itself_when_the_sharders_reopening_never_came(set
     )
     [row] = [r for e in effects for r in e.rows if r.status == "TRIGGERED"]
     assert row.trigger_px == Decimal("98.80")  # the first price after the halt's end
+
+
+def test_breaker_with_two_workers_publishes_once_and_holds_the_stop(tmp_path, settings):
+    from brokerflow.commands.replay import replay
+    from tests.flows.test_quotes_flow import write_file
+
+    until = 2 * MIN + 45 * MIN
+    path = write_file(tmp_path / "day.fix", day(2 * MIN, until + 30_000))
+    out = tmp_path / "orders-out.fix"
+    summary = replay([path], settings, workers=2, progress=False, orders_out=out).as_dict()
+    assert summary["alerts"].get("CIRCUIT_BREAKER") == 1
+    assert stop_rows(settings.postgres_dsn)["S1"][2] == Decimal("98.80")
+    [(_, _, _, _, ended)] = halts(settings.postgres_dsn, "circuit_breaker")
+    assert ended
+    r = redis.Redis.from_url(settings.redis_url)
+    assert [json.loads(f[b"data"])["state"] for _, f in r.xrange("stream:market_status")] == [
+        "HALTED", "OPEN"
+    ]  # fmt: skip
+    r.close()
