@@ -127,6 +127,51 @@ class SimulationSummary:
     bytes_written: int = 0
 
 
+def write_lines(
+    path: str | Path,
+    messages: Iterator[tuple[int, bytes]],
+    progress: Callable[[int, int], None] | None = None,
+    progress_every: int = 100_000,
+    stop: Callable[[], bool] | None = None,
+) -> tuple[int, int, dict[str, int], int, int]:
+    """Write `(event time ns, message)` items one a line (``\\n``-terminated), in batches.
+
+    Args:
+        path: the output file (overwritten).
+        messages: the messages, in event-time order.
+        progress: called as ``progress(messages_written, event_time_ns)`` every
+            ``progress_every`` messages.
+        progress_every: see ``progress``.
+        stop: asked after each message; True ends the file there.
+
+    Returns:
+        (messages written, bytes written, messages per MsgType, first and last event time).
+    """
+    by_type: dict[str, int] = {}
+    first_ns = last_ns = written = size = 0
+    batch: list[bytes] = []
+    with open(path, "wb") as out:
+        for ts_ns, message in messages:
+            if not written:
+                first_ns = ts_ns
+            last_ns = ts_ns
+            batch.append(message)
+            written += 1
+            start = message.index(b"\x0135=") + 4
+            key = message[start : message.index(b"\x01", start)].decode()
+            by_type[key] = by_type.get(key, 0) + 1
+            if len(batch) == 10_000:
+                size += out.write(b"\n".join(batch) + b"\n")
+                batch.clear()
+            if progress is not None and written % progress_every == 0:
+                progress(written, ts_ns)
+            if stop is not None and stop():
+                break
+        if batch:
+            size += out.write(b"\n".join(batch) + b"\n")
+    return written, size, dict(sorted(by_type.items())), first_ns, last_ns
+
+
 @dataclass(slots=True)
 class _Book:
     """One symbol's simulated top of book and session statistics (prices in ticks)."""

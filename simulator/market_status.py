@@ -31,7 +31,7 @@ from pathlib import Path
 import simplefix
 
 from connectors.fix.timefmt import format_utc_timestamp
-from simulator.market import TICKS_PER_UNIT, MarketSimulator, SimulationSummary
+from simulator.market import TICKS_PER_UNIT, MarketSimulator, SimulationSummary, write_lines
 from simulator.orders import OrderFlowSimulator
 
 NS_PER_S = 1_000_000_000
@@ -201,29 +201,10 @@ def write_merged(
     merged = heapq.merge(
         sim.messages(until_ns=until_ns), scenario.messages(until_ns), key=itemgetter(0)
     )
-    by_type: dict[str, int] = {}
-    first_ns = last_ns = written = size = 0
-    batch: list[bytes] = []
-    with open(path, "wb") as out:
-        for ts_ns, message in merged:
-            if not written:
-                first_ns = ts_ns
-            last_ns = ts_ns
-            batch.append(message)
-            written += 1
-            start = message.index(b"\x0135=") + 4
-            key = message[start : message.index(b"\x01", start)].decode()
-            by_type[key] = by_type.get(key, 0) + 1
-            if len(batch) == 10_000:
-                size += out.write(b"\n".join(batch) + b"\n")
-                batch.clear()
-            if progress is not None and written % progress_every == 0:
-                progress(written, ts_ns)
-        if batch:
-            size += out.write(b"\n".join(batch) + b"\n")
+    written, size, by_type, first_ns, last_ns = write_lines(path, merged, progress, progress_every)
     return SimulationSummary(
         messages=written,
-        by_type=dict(sorted(by_type.items())),
+        by_type=by_type,
         symbols=len(market.symbols),
         trades=market.trades_emitted - start_trades,
         first_event_ns=first_ns,

@@ -70,6 +70,7 @@ from simulator.market import (
     MarketSimulator,
     SimulationSummary,
     _Clock,
+    write_lines,
 )
 
 BROKER_COMP_ID = "BROKER"
@@ -397,32 +398,17 @@ class OrderFlowSimulator:
         until_ns = None if minutes is None else market.start_ns + round(minutes * 60 * _NS_PER_S)
         start_trades = market.trades_emitted
         start_fills = self.fills_emitted
-        by_type: dict[str, int] = {}
-        first_ns = last_ns = 0
-        written = size = 0
-        batch: list[bytes] = []
-        with open(path, "wb") as out:
-            for ts_ns, message in self.messages(limit=max_messages, until_ns=until_ns):
-                if not written:
-                    first_ns = ts_ns
-                last_ns = ts_ns
-                batch.append(message)
-                written += 1
-                start = message.index(b"\x0135=") + 4
-                key = message[start : message.index(b"\x01", start)].decode()
-                by_type[key] = by_type.get(key, 0) + 1
-                if len(batch) == 10_000:
-                    size += out.write(b"\n".join(batch) + b"\n")
-                    batch.clear()
-                if progress is not None and written % progress_every == 0:
-                    progress(written, ts_ns)
-                if max_fills is not None and self.fills_emitted - start_fills >= max_fills:
-                    break
-            if batch:
-                size += out.write(b"\n".join(batch) + b"\n")
+
+        def enough_fills() -> bool:
+            return max_fills is not None and self.fills_emitted - start_fills >= max_fills
+
+        written, size, by_type, first_ns, last_ns = write_lines(
+            path, self.messages(limit=max_messages, until_ns=until_ns), progress,
+            progress_every, enough_fills if max_fills is not None else None,
+        )  # fmt: skip
         return SimulationSummary(
             messages=written,
-            by_type=dict(sorted(by_type.items())),
+            by_type=by_type,
             symbols=len(self._symbols),
             trades=market.trades_emitted - start_trades,
             first_event_ns=first_ns,
