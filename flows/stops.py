@@ -28,6 +28,7 @@ twice.
 from __future__ import annotations
 
 import pickle
+import threading
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import time
@@ -524,10 +525,15 @@ def with_market_status(sharder, names: list[str], breaker: CircuitBreaker | None
     halt's end)."""
     shard_of: dict[str, str] = {}
     primary = names[0]
+    # the workers of a process share this function (and the breaker): one batch at a time
+    lock = threading.Lock()
 
     def shard_events(batch) -> list[tuple[str, ShardBatch]]:
         out = sharder(batch)
-        tripped = evaluate_breaker(breaker, batch.events, batch.seqs) if breaker else ()
+        tripped = ()
+        if breaker is not None:
+            with lock:
+                tripped = evaluate_breaker(breaker, batch.events, batch.seqs)
         if not tripped and STATUS_TYPES.isdisjoint(map(type, batch.events)):
             return out  # the usual batch: one pass in C
         by_shard = {key: index for index, (key, _) in enumerate(out)}
