@@ -296,8 +296,8 @@ def _one_line(exc: ValidationError, toml_path: Path | None) -> str:
     loc = error.get("loc") or ("?",)
     name = str(loc[0])
     where = f"{name} ({ENV_PREFIX}{name.upper()})"
-    if error.get("type") == "extra_forbidden":
-        return f"unknown setting {name!r}"
+    if error.get("type") == "extra_forbidden":  # a table's key names its table: market_status.x
+        return f"unknown setting {'.'.join(str(part) for part in loc)!r}"
     problem = error.get("msg", "invalid value")
     value = error.get("input")
     shown = "" if isinstance(value, dict) or value is None else f"; value was {value!r}"
