@@ -8,15 +8,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from decimal import Decimal
 
 import psycopg
 import pytest
 import redis
 
 from brokerflow.cli import main
-from simulator.exchange import ExchangeCore
+from simulator.exchange import ExchangeCore, split_message
 from simulator.exchange_server import ExchangeThread, default_sessions
+from simulator.market import format_price
 from simulator.market_status import Halt, IndexFall, StatusScenario, opening_prices
+from simulator.stops import stop_order
 from tests.flows.test_live_run import _config, _run
 
 
@@ -117,3 +120,52 @@ def test_exchange_simulator_sends_halts_bands_and_the_index_to_a_live_run(stores
     assert json.loads(r.get("market:status"))["level"] == 1
     assert "lower_band" in json.loads(r.get("quote:AAPL"))
     r.close()
+
+
+def test_exchange_halt_holds_a_stop_until_the_reopening(stores, tmp_path, capsys):
+    """Live: a sell stop crossed during AAPL's halt does not fire at that price; it fires at
+    the first crossing price after the venue's resume."""
+    (tmp_path / "accounts.csv").write_text("account,owner,cash\nACC1,alice,100000\n")
+    assert main(["load", "accounts", str(tmp_path / "accounts.csv")]) == 0
+    core = ExchangeCore(4, time.time_ns(), rate_per_symbol=20, orders_per_minute=0,
+                        run_id="SXH")  # fmt: skip
+    thread = ExchangeThread(core, default_sessions())
+    thread.start()
+    started: list[int] = []
+    last: list[int] = []
+
+    def trade(ticks: int) -> list:
+        return [(268, b"1"), (279, b"0"), (269, b"2"), (55, b"AAPL"),
+                (270, format_price(ticks).encode()), (271, b"100")]  # fmt: skip
+
+    def when_subscribed() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            app = thread.server.apps.get(("FIX.4.4", "SIMX", "BROKERFLOW"))
+            if app is not None and app.subscribed:
+                break
+            time.sleep(0.02)
+        started.append(time.time_ns())
+        thread.add_status(StatusScenario(started[0], [Halt("AAPL", 0.5, 1.5)]))
+        last.append(core.market.top_of_book(core.symbols.index(b"AAPL"))[4])
+        # a sell stop 50 cents under the market, before the halt
+        message = stop_order("STP-H", "ACC1", "AAPL", "2", last[0] - 50, time.time_ns(), 1)
+        thread.inject(*split_message(message))
+        time.sleep(1.0)
+        thread.inject(b"X", trade(last[0] - 60))  # crosses it during the halt: held
+        time.sleep(1.3)
+        thread.inject(b"X", trade(last[0] - 70))  # after the resume: fires here
+
+    threading.Thread(target=when_subscribed, daemon=True).start()
+    try:
+        summary = _run(_config(tmp_path, thread.port), 5, capsys)
+    finally:
+        thread.stop()
+    assert summary["stops"] == {"accepted": 1, "triggered": 1}
+    with psycopg.connect(stores.postgres_dsn) as conn:
+        trigger_px, triggered_at = conn.execute(
+            "SELECT trigger_px, triggered_at FROM stop_orders WHERE cl_ord_id = 'STP-H'"
+        ).fetchone()
+    assert trigger_px == Decimal(format_price(last[0] - 70))  # not the price of the halt
+    resumed_ms = (started[0] + 2 * 10**9) // 10**6  # the 35=f 326=17's TransactTime
+    assert triggered_at.timestamp() * 1000 >= resumed_ms
