@@ -43,6 +43,12 @@ class ScopeStatus:
     level: int | None = None  # the breaker's level and end, while its halt runs
     until_ns: int | None = None
 
+    def __setstate__(self, state: tuple[None, dict]) -> None:
+        # States pickled before the breaker (recovery snapshots) load as the venue's.
+        self.source, self.level, self.until_ns = VENUE, None, None
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)
+
 
 @dataclass(frozen=True, slots=True)
 class MarketStatusChanged:

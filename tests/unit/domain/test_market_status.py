@@ -50,3 +50,16 @@ def test_market_wide_state_covers_every_symbol_and_pickles():
     book = pickle.loads(pickle.dumps(book))
     assert book.apply(ses(OPEN, 9)).halt_ended and book.trading("ANY")
     assert change.to_json()["ts"] == 0 and change.to_json()["scope"] == "market"
+
+
+def test_scope_status_pickled_before_the_breaker_loads_as_the_venues():
+    """A recovery snapshot from before the breaker's fields existed."""
+    from domain.market_status import ScopeStatus
+
+    old = (None, {"state": "HALTED", "reason": "x", "since_ns": 5, "low_limit_px": None,
+                  "high_limit_px": None})  # fmt: skip
+    status = ScopeStatus.__new__(ScopeStatus)
+    status.__setstate__(old)
+    assert (status.state, status.source, status.level, status.until_ns) == (
+        "HALTED", "venue", None, None
+    )
