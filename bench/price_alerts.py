@@ -13,6 +13,9 @@ under 10 % of its throughput". Two measurements, printed side by side:
                   best throughputs (with / without) in steady state: the one-time start-up
                   load of the alerts (the run's own `price_alerts.load_ms`, printed apart) is
                   taken out of the with-alerts run's time; the whole-run figures are printed too.
+                  A third database holds as many alerts `FAR_DISTANCES` away, which no move of
+                  the day reaches: the cost of resting alone, apart from the writes of the
+                  alerts that fire (printed beside, `flow_ratio_resting_only_steady`).
     engine only   `PriceAlertBook.on_price` alone over a quote stream of
                   `--price-alerts-symbols` symbols (`--price-alerts-quotes` last-trade prices, a
                   random walk with a day's volatility of `DAY_SIGMA`, round robin over the
@@ -59,6 +62,8 @@ SEED = 19
 DAY_SIGMA = 0.02  # a symbol's price moves ~2 % (one std) over the day's quotes
 MIN_DISTANCE = 0.002
 MAX_DISTANCE = 0.08
+# The flow's "resting only" alerts: far enough that no day's move reaches them.
+FAR_DISTANCES = (0.4, 0.8)
 TS0_MS = 1_765_000_000_000
 
 
@@ -103,15 +108,21 @@ def quote_stream(
 
 
 def make_alerts(
-    count: int, names: list[str], opens: list[float], closes: list[float], rng: random.Random
+    count: int,
+    names: list[str],
+    opens: list[float],
+    closes: list[float],
+    rng: random.Random,
+    distances: tuple[float, float] = (MIN_DISTANCE, MAX_DISTANCE),
 ) -> list[PriceAlert]:
-    """`count` alerts round robin over the symbols, each a random distance from its price."""
+    """`count` alerts round robin over the symbols, each a random distance (a fraction of the
+    price, uniform in `distances`) from its price."""
     alerts = []
     n = len(names)
     for i in range(count):
         s = i % n
         r = rng.random()
-        d = rng.uniform(MIN_DISTANCE, MAX_DISTANCE)
+        d = rng.uniform(*distances)
         if r < 0.4:
             cond, value = LTP_ABOVE, Decimal(f"{opens[s] * (1 + d):.2f}")
         elif r < 0.8:
@@ -301,8 +312,10 @@ def flow(settings, args) -> tuple[dict, list[tuple[str, str]], float]:  # noqa: 
     with reserved_redis_db(endpoints.redis_url) as redis_url:
         empty = scratch_database(endpoints.postgres_dsn, "bench_price_alerts_none")
         full = scratch_database(endpoints.postgres_dsn, "bench_price_alerts_full")
+        far = scratch_database(endpoints.postgres_dsn, "bench_price_alerts_far")
         without: list[dict] = []
         with_alerts: list[dict] = []
+        resting: list[dict] = []
         _say(f"flow: replay of {path.name} (quotes flow), no alerts")
         without.append(replay_quotes(path, empty, redis_url))
         names, opens, closes = day_prices(redis_url)
@@ -310,6 +323,8 @@ def flow(settings, args) -> tuple[dict, list[tuple[str, str]], float]:  # noqa: 
         _say(f"flow: resting {count:,} alerts over {len(names)} symbols in PostgreSQL")
         insert_s = rest_alerts(full, alerts)
         del alerts
+        rest_alerts(far, make_alerts(count, names, opens, closes, random.Random(SEED),
+                                     FAR_DISTANCES))  # fmt: skip
         load_s, loaded = load_seconds(full, names)
         for n in range(rounds):
             if n:
@@ -318,6 +333,8 @@ def flow(settings, args) -> tuple[dict, list[tuple[str, str]], float]:  # noqa: 
             _say(f"flow: round {n + 1}, {count:,} alerts")
             reset_alerts(full)
             with_alerts.append(replay_quotes(path, full, redis_url))
+            _say(f"flow: round {n + 1}, {count:,} alerts none of which fires")
+            resting.append(replay_quotes(path, far, redis_url))
     messages = without[0]["messages"]
 
     def steady(run: dict) -> float:  # msg/s with the run's own one-time alert load taken out
@@ -327,6 +344,7 @@ def flow(settings, args) -> tuple[dict, list[tuple[str, str]], float]:  # noqa: 
     best_with = max(steady(r) for r in with_alerts)
     best_with_whole = max(r["messages_per_s"] for r in with_alerts)
     ratio = best_with / best_without
+    best_resting = max(steady(r) for r in resting)
     in_run_load = min(r["price_alerts"]["load_ms"] for r in with_alerts) / 1000
     fired = with_alerts[-1]["price_alerts"]["fired"]
     figures = {
@@ -339,6 +357,10 @@ def flow(settings, args) -> tuple[dict, list[tuple[str, str]], float]:  # noqa: 
         "flow_msgs_per_s_with_alerts_whole_run": round(best_with_whole),
         "flow_ratio_steady": round(ratio, 4),
         "flow_ratio_whole_run": round(best_with_whole / best_without, 4),
+        "flow_msgs_per_s_resting_only_steady": round(best_resting),
+        "flow_ratio_resting_only_steady": round(best_resting / best_without, 4),
+        "flow_runs_resting_only_msgs_per_s": [r["messages_per_s"] for r in resting],
+        "flow_resting_only_fired": resting[-1]["price_alerts"]["fired"],
         "flow_runs_no_alerts_msgs_per_s": [r["messages_per_s"] for r in without],
         "flow_runs_with_alerts_msgs_per_s": [r["messages_per_s"] for r in with_alerts],
         "flow_run_seconds_no_alerts": min(r["seconds"] for r in without),
@@ -358,6 +380,10 @@ def flow(settings, args) -> tuple[dict, list[tuple[str, str]], float]:  # noqa: 
          f"{best_with:,.0f} msg/s steady state ({best_with_whole:,.0f} msg/s whole run)"),
         ("quotes flow, with / without", f"{ratio:.3f} steady state (goal >= {GOAL_RATIO}); "
                                          f"{best_with_whole / best_without:.3f} whole run"),
+        (f"quotes flow, {figures['flow_alerts_resting']:,} alerts, none fires",
+         f"{best_resting:,.0f} msg/s steady state: {best_resting / best_without:.3f} of without "
+         f"(the alerts {FAR_DISTANCES[0]:.0%}-{FAR_DISTANCES[1]:.0%} away: the cost of resting "
+         "alone, without the writes of fired ones)"),
         ("start-up: load the alerts", f"{in_run_load:.2f} s in the run; {load_s:.2f} s measured "
                                       f"apart ({loaded:,} rows read and rested)"),
         ("alerts fired per run", f"{fired:,} (rows FIRED, alerts and stream entries written)"),
