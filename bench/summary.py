@@ -96,13 +96,22 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
         ),
     ),
     "price-alerts": (
+        # The quotes flow (replay --flows quotes) with 1,000,000 alerts in PostgreSQL / none,
+        # steady state; older results (engine only) have no such row.
         RowSpec(
-            "price alerts, engine only", None, engine_only=True,
-            unit="est. quotes-flow ratio, 1,000,000 alerts / none",
-            details=("book alone {engine_quotes_per_s_with_alerts:,} quotes/s with the alerts, "
-                     "+{engine_extra_ns_per_quote:,.0f} ns per quote",
-                     "{engine_bytes_per_resting_alert_rss:,} B per resting alert",
-                     "not yet wired into the quotes flow"),
+            "price alerts, quotes flow", "flow_msgs_per_s_no_alerts", "the same day, no alerts",
+            figure_key="flow_ratio_steady", unit="quotes-flow ratio, 1,000,000 alerts / none",
+            yardstick_unit="msg/s", compare_key="flow_msgs_per_s_with_alerts_steady",
+            optional=True,
+            details=("{flow_alerts_fired:,} of them fire during the day and are written",
+                     "none firing (all far away): {flow_ratio_resting_only_steady} of without",
+                     "start-up load of the alerts {flow_startup_load_s_in_run} s"),
+        ),
+        RowSpec(
+            "price alerts, engine only", None, engine_only=True, goal_key="engine_goal",
+            figure_key="engine_quotes_per_s_with_alerts", unit="quotes/s, book alone",
+            details=("+{engine_extra_ns_per_quote:,.0f} ns per quote with the alerts",
+                     "{engine_bytes_per_resting_alert_rss:,} B per resting alert"),
         ),
     ),
     "stops": (
