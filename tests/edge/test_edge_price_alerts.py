@@ -98,11 +98,9 @@ def test_price_alert_set_over_the_websocket_fires_once_as_a_frame_and_a_row(
                 created["id"], stream_id, later["id"])  # fmt: skip
 
     asyncio.run(scenario())
+    counts = "SELECT count(*), count(DISTINCT details->>'id') FROM alerts WHERE kind = %s"
     with psycopg.connect(settings.postgres_dsn) as conn:
-        assert conn.execute(
-            "SELECT count(*), count(DISTINCT details->>'id') FROM alerts "
-            "WHERE kind = 'PRICE_ALERT'"
-        ).fetchone() == (2, 2)
+        assert conn.execute(counts, ("PRICE_ALERT",)).fetchone() == (2, 2)
 
 
 def test_price_alert_refused_beyond_the_limit_and_bad_input_names_the_field(
