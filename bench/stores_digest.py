@@ -64,7 +64,8 @@ def redis_contents(url: str) -> dict[str, object]:
 
 def _stream_entries(client: redis.Redis, key: bytes) -> dict[bytes, list]:
     """A stream's entries in order per symbol, per order (`stream:orders`: "account@symbol"; an
-    account's orders on two symbols are read from two partitions), or per alert subject
+    account's orders on two symbols are read from two partitions; `stream:positions`:
+    "account/kind"), or per alert subject
     ("account@symbol/kind"):
     entry ids are wall-clock, and entries of different symbols or sinks interleave by timing, a
     replay's too (an account's CONCENTRATION from margin and its PUMP_AND_DUMP from
@@ -74,7 +75,9 @@ def _stream_entries(client: redis.Redis, key: bytes) -> dict[bytes, list]:
     entries: dict[bytes, list] = {}
     for _, fields in client.xrange(key):
         subject = fields.get(b"symbol") or b""
-        if key == b"stream:orders":
+        if key == b"stream:positions":  # an account's documents of each kind, in order
+            subject = b"%s/%s" % (fields.get(b"account") or b"", fields.get(b"kind") or b"")
+        elif key == b"stream:orders":
             order = json.loads(fields.get(b"data") or b"{}")
             symbol = (order.get("symbol") or "").encode()
             subject = b"%s@%s" % (fields.get(b"account") or b"", symbol)
@@ -83,6 +86,10 @@ def _stream_entries(client: redis.Redis, key: bytes) -> dict[bytes, list]:
             who = fields.get(b"account") or (alert.get("owner") or "").encode()
             subject = b"%s@%s/%s" % (who, (alert.get("symbol") or "").encode(), fields[b"kind"])
         entries.setdefault(subject, []).append(fields)
+    if key == b"stream:positions":
+        # The last document of each: one per committed ledger transaction, and how the engine
+        # cuts batches is timing (stores agree when their latest documents do).
+        return {subject: docs[-1:] for subject, docs in entries.items()}
     return entries
 
 

@@ -229,6 +229,9 @@ class LedgerResult:
         executions: execution rows inserted (new execution reports).
         positions: the holdings documents of the accounts whose holdings or cash changed, as
             committed (`domain.positions.holdings_doc`), when the writer publishes them.
+        replayed_accounts: accounts of fills already booked and not in `positions`, whose
+            documents are published again from the tables (a crash may have come between the
+            commit and the publish).
     """
 
     applied: int
@@ -236,6 +239,7 @@ class LedgerResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     executions: int = 0
     positions: list[PositionsDoc] = field(default_factory=list)
+    replayed_accounts: list[str] = field(default_factory=list)
 
 
 def transact_time(ts_event: int) -> dt.datetime:
@@ -436,6 +440,9 @@ class _Batch:
         self.dead_letters: list[DeadLetter] = []
         self.applied = 0
         self.duplicates = 0
+        # Accounts of fills already booked: a batch replayed after a crash between its commit and
+        # the publish of its documents publishes them again (the publisher skips identical ones).
+        self.replayed_accounts: set[str] = set()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -555,6 +562,8 @@ class _Batch:
         exec_id = report.exec_id
         if exec_id in self.booked or exec_id in self.new_ids:
             self.duplicates += 1
+            if report.exec_type in FILL_EXEC_TYPES:
+                self.replayed_accounts.add(account)
             return
         problem = check_execution_report(report)
         if problem is not None:
@@ -937,8 +946,11 @@ class LedgerWriter:
             max_s=policy.max_s,
             retry_on=_RETRY_ON,
         )
-        if self._positions is not None and result.positions:
-            self._positions.publish(HOLDINGS, result.positions)  # committed by now
+        if self._positions is not None:
+            if result.positions:
+                self._positions.publish(HOLDINGS, result.positions)  # committed by now
+            if result.replayed_accounts:
+                publish_holdings(self._conn, self._positions, result.replayed_accounts)
         return result
 
     def _apply_once(self, events: Sequence[LedgerEvent]) -> LedgerResult:
@@ -995,9 +1007,11 @@ class LedgerWriter:
                 write_dead_letters(conn, batch.dead_letters)
             docs, entries = batch.holdings_docs(self._cache) if self._positions else ([], {})
         self._cache.keep(entries)  # committed
+        published = {doc[0] for doc in docs}
         return LedgerResult(
-            batch.applied, batch.duplicates, batch.dead_letters, len(batch.rows), docs
-        )
+            batch.applied, batch.duplicates, batch.dead_letters, len(batch.rows), docs,
+            sorted(batch.replayed_accounts - published),
+        )  # fmt: skip
 
 
 # ExecTypes that give an order its first row (a ledger started mid-day learns of orders by

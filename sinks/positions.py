@@ -5,6 +5,8 @@ flow's figures) hold the latest of each (`domain.positions`); every document wri
 entry of `stream:positions` (fields `account`, `kind` = holdings | margin, `data`), capped
 (`MAXLEN ~`). One Lua script per batch (one round trip), retried with bounded backoff.
 
+A document identical to the key's is not written again (no stream entry): a batch replayed
+after a crash publishes what it published before, and only what it had not yet adds entries.
 Margin documents never go back in event time: one older than the key's (a replayed file) is
 left out, key and stream alike, as `account_margin` keeps the newer row. Holdings documents
 are the ledger's state after a commit, newer than any before it whatever their event time (a
@@ -36,8 +38,10 @@ local newer_only = ARGV[4] == '1'
 for i = 5, #ARGV, 3 do
   local key = ARGV[3] .. ARGV[i]
   local write = true
-  if newer_only then
-    local old = redis.call('GET', key)
+  local old = redis.call('GET', key)
+  if old == ARGV[i + 2] then
+    write = false  -- the same document again (a batch replayed after a crash): no new entry
+  elseif newer_only then
     if old then
       local ok, doc = pcall(cjson.decode, old)
       if ok and type(doc) == 'table' and tonumber(doc.ts) and

@@ -77,6 +77,13 @@ def redis_contents(url: str) -> dict[str, Any]:
                 by_order.setdefault(f"{order['account']}@{order['symbol']}".encode(), []).append(
                     fields)  # fmt: skip
             out[key.decode()] = by_order
+        elif key == b"stream:positions":
+            # The last document of each account and kind: there is one per committed ledger
+            # transaction, and how the engine cuts batches (a resumed run's differ) is timing.
+            last: dict[bytes, dict] = {}
+            for _, fields in client.xrange(key):
+                last[fields[b"account"] + b"/" + fields[b"kind"]] = fields
+            out[key.decode()] = last
         elif kind == b"stream":
             out[key.decode()] = [fields for _, fields in client.xrange(key)]
         elif kind == b"string":
