@@ -517,11 +517,17 @@ class Hub:
                 session.sender.send_frame(self.positions.frame(account))
 
     def send_due_positions(self, account: str, frame: bytes) -> None:
-        """Send an account's due `positions` frame to its trader connections only."""
+        """Send an account's due `positions` frame to its trader connections only. A connection
+        whose socket is full is skipped and the account stays due: the next tick sends it the
+        frame as it then stands (conflated, like quotes; never a backlog)."""
         for session in list(self.traders_by_account.get(account, ())):
-            if not session.closed:
-                session.sender.send_frame(frame)
-                self.stats.frames_out += 1
+            if session.closed:
+                continue
+            if session.paused:
+                self.positions.due.add(account)
+                continue
+            session.sender.send_frame(frame)
+            self.stats.frames_out += 1
 
     def on_market_status(self, entries: Entries) -> None:
         """`stream:market_status` entries: each frame at once to every connection."""

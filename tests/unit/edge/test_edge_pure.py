@@ -288,3 +288,24 @@ def test_hub_alerts_queued_while_paused_all_arrive_when_the_socket_fills_again()
     for _ in range(3):
         hub.resume_writing(sender)
     assert [json.loads(f)["n"] for f in sent] == [0, 1, 2]
+
+
+def test_hub_positions_wait_for_a_full_socket_and_go_out_as_they_then_stand():
+    from edge.claims import Claims
+
+    hub = _hub()
+    reading, stuck = _FakeSender(), _FakeSender()
+    for sender in (reading, stuck):
+        hub.add(sender, Claims("u", "trader", frozenset({"A1"}), 0))
+    doc = b'{"account":"A1","cash":%d,"holdings":[],"ts":%d}'
+    hub.positions.set_holdings("A1", doc % (100, 1))
+    hub.pause(stuck)
+    for account, frame in hub.positions.take_due():
+        hub.send_due_positions(account, frame)
+    assert len(reading.frames) == 1 and stuck.frames == []
+    hub.positions.set_holdings("A1", doc % (250, 2))  # changes while the socket is full
+    hub.resume_writing(stuck)
+    for account, frame in hub.positions.take_due():
+        hub.send_due_positions(account, frame)
+    assert [json.loads(f)["cash"] for f in stuck.frames] == [250]  # the latest, no backlog
+    assert [json.loads(f)["cash"] for f in reading.frames] == [100, 250]
