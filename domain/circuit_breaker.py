@@ -13,6 +13,21 @@ SettlementPrice (269=6) while the symbol has not traded today; else its own last
 previous day (at the day roll). Without one a symbol takes no part (a basket) or nothing trips
 (the index symbol).
 
+Across a restart (`BreakerOpening`, applied by `restore` at the first event the breaker sees):
+the state is rebuilt from what the stores hold, not kept in Bytewax recovery snapshots. The
+breaker runs in the sharder (`flows.stops.with_market_status`), a stateless flat_map on the
+worker that decoded the batch, where the batches are still in stream order; as a Bytewax
+stateful step it would need one key for the whole market (every decoded batch moved to one
+worker and pickled on the way: the whole pipeline serialised there) or one per input partition
+(a basket split between partitions, and still an exchange of every batch). Its state is small
+and all of it is in the stores already: each followed symbol's previous close and last trade
+(the quotes flow's `quote:{SYMBOL}`) and the levels tripped today with their ends (the
+CIRCUIT_BREAKER alerts, one per level and day). A resumed run starts with the events after its
+snapshot, so only what happened before its first event counts: a trip or a last trade stored
+at or after that time is the killed run's, replayed again (the trip repeats, its alert, row and
+status idempotent); a stored quote at or after it gives today's previous close but not the
+last trade (a basket member counts at its close until it trades again).
+
 >>> cb = CircuitBreaker(BreakerPolicy(index_symbol="IDX"))
 >>> cb.on_price("IDX", 100.0, 0, close=True) is None
 True
@@ -124,6 +139,40 @@ class CircuitBreakerStatus:
         return MARKET
 
 
+@dataclass(frozen=True, slots=True)
+class StoredQuote:
+    """A followed symbol's latest quote as the stores hold it (`quote:{SYMBOL}`).
+
+    Attributes:
+        ts_ns: its event time; prev_close / ltp: its day's previous close and last trade;
+        traded: that day had a trade (the quote has an open).
+    """
+
+    symbol: str
+    ts_ns: int
+    prev_close: float | None
+    ltp: float | None
+    traded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrip:
+    """A level tripped, as its CIRCUIT_BREAKER alert holds it: the trip's event time and the
+    halt's end (None: unknown)."""
+
+    level: int
+    ts_ns: int
+    until_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerOpening:
+    """What the stores hold for the breaker when a run starts (module docstring)."""
+
+    quotes: tuple[StoredQuote, ...] = ()
+    trips: tuple[StoredTrip, ...] = ()
+
+
 @dataclass(slots=True)
 class _Member:
     weight: float
@@ -155,10 +204,40 @@ class CircuitBreaker:
     # basket's trade costs O(1), not a pass over the basket)
     total_weight: float = 0.0
     weighted_sum: float = 0.0
+    opening: BreakerOpening | None = None  # applied by `restore` at the first event
 
     def __post_init__(self) -> None:
         if not self.members:
             self.members = {s: _Member(w) for s, w in self.policy.weights.items() if w > 0}
+
+    def restore(self, ts_ns: int) -> None:
+        """Apply the stores' `opening` as of `ts_ns`, the first event's time (once): the
+        state an uninterrupted run had before that event, as far as the stores tell."""
+        opening, self.opening = self.opening, None
+        if opening is None:
+            return
+        day = ts_ns // NS_PER_DAY
+        for quote in opening.quotes:
+            member = self.members.get(quote.symbol)
+            if member is None or member.day >= 0:
+                continue  # not followed, or seen already
+            had_close = bool(member.prev_close)
+            if quote.ts_ns < ts_ns:  # its state before the first event
+                member.day, member.prev_close = quote.ts_ns // NS_PER_DAY, quote.prev_close
+                member.ltp = quote.ltp
+                member.traded_today = quote.traded and quote.ltp is not None
+            elif quote.ts_ns // NS_PER_DAY == day and quote.prev_close:
+                member.day, member.prev_close = day, quote.prev_close  # the last trade: later
+            else:
+                continue
+            self._refresh(member, had_close)
+        for trip in opening.trips:
+            if trip.ts_ns >= ts_ns or trip.ts_ns // NS_PER_DAY != day:
+                continue  # another day's, or replayed after the first event: trips again
+            self.day, self.tripped = day, max(self.tripped, trip.level)
+            until = trip.until_ns
+            if until is not None and until >= ts_ns and (self.until_ns or 0) < until:
+                self.until_ns, self.halt_level = until, trip.level
 
     @property
     def _shallowest(self) -> float:
@@ -266,6 +345,10 @@ def evaluate_breaker(
     """
     out: list[tuple[int, int, CircuitBreakerStatus]] = []
     members = breaker.members
+    if breaker.opening is not None:  # the run's first batch: from its first event's time on
+        first = next((e.ts_event for e in events if getattr(e, "ts_event", None)), None)
+        if first is not None:
+            breaker.restore(first)
     for event, seq in zip(events, seqs, strict=True):
         if breaker.until_ns is not None:
             ts = getattr(event, "ts_event", None)

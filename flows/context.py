@@ -7,6 +7,7 @@ from pathlib import Path
 
 from brokerflow.metrics import FlowStats
 from brokerflow.settings import Settings
+from domain.circuit_breaker import BreakerOpening
 from sinks.clickhouse import opens_store
 from sinks.retry import RetryPolicy
 
@@ -30,6 +31,10 @@ class FlowContext:
         margin_opening: the accounts' opening state for the margin flow (`sinks.margin.
             load_accounts`), read before the run starts; `margin_marks` the marks it starts with
             (`sinks.margin.opening_marks`, from the latest Redis quotes).
+        breaker_opening: what the stores hold for the index circuit breaker (`sinks.
+            market_status.load_breaker_opening`), read when the run starts (every start, not
+            once per recovery directory: a resumed run needs the trips of the runs before it);
+            None: the breaker starts empty.
         owners: account -> owner (`accounts.owner`) for the surveillance models, read before
             the run.
         recovery: state is snapshotted for Bytewax recovery; off, the stateful steps answer
@@ -61,6 +66,7 @@ class FlowContext:
     order_writers: tuple = ()
     margin_opening: dict | None = None
     margin_marks: dict | None = None
+    breaker_opening: BreakerOpening | None = None
     recovery: bool = False
     owners: dict | None = None
     workers: int = 1

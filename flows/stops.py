@@ -500,7 +500,7 @@ def shard(decoded: Stream, ctx: FlowContext, with_orders: bool) -> Stream:
     names = list(keys) if keys else [str(n) for n in range(QUOTE_SHARDS)]
     sharder = make_sharder(QUOTE_SHARDS, ctx.stats, with_orders, keys)
     policy = breaker_policy(ctx)
-    breaker = CircuitBreaker(policy) if policy.enabled else None
+    breaker = CircuitBreaker(policy, opening=ctx.breaker_opening) if policy.enabled else None
     return op.flat_map(
         "shard_market_data", decoded, with_market_status(sharder, names, breaker)
     )

@@ -27,6 +27,8 @@ import psycopg
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from domain.alerts import CIRCUIT_BREAKER
+from domain.circuit_breaker import BreakerOpening, StoredQuote, StoredTrip
 from domain.market_status import MarketStatusChanged
 from sinks.alerts import SEEN_TTL_S
 from sinks.postgres import PgBatchWriter
@@ -138,3 +140,49 @@ class MarketStatusSink(DynamicSink[tuple[str, list[MarketStatusChanged]]]):
         pg: PgBatchWriter[MarketStatusChanged] = PgBatchWriter(self._dsn, write_halts, self._policy)
         client = redis.Redis.from_url(self._redis_url, socket_timeout=10)
         return _StatusPartition(pg, client, self._maxlen)
+
+
+def load_breaker_opening(dsn: str, redis_url: str, symbols: Sequence[str]) -> BreakerOpening:
+    """What the stores hold for the index circuit breaker when a run starts
+    (`domain.circuit_breaker.BreakerOpening`): the followed `symbols`' `quote:{SYMBOL}` (one
+    MGET) and every CIRCUIT_BREAKER alert (one per level and day: a few rows). The alerts, not
+    `trading_halts`: a trip adds a halt row only when it halts an OPEN market (a deeper level
+    during the breaker's own halt, or a trip while the venue has the market halted, adds none),
+    and a row names its level only in its text."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    try:
+        raws = client.mget([f"quote:{s}" for s in symbols]) if symbols else []
+    finally:
+        client.close()
+    quotes = tuple(q for s, raw in zip(symbols, raws, strict=True) if (q := _stored_quote(s, raw)))
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT event_time, details FROM alerts WHERE kind = %s", (CIRCUIT_BREAKER,)
+        ).fetchall()
+    trips = []
+    for at, details in rows:
+        level, until = details.get("level"), details.get("until_ns")
+        if isinstance(level, int):
+            ts_ns = (at - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+            trips.append(StoredTrip(level, ts_ns, until if isinstance(until, int) else None))
+    return BreakerOpening(quotes, tuple(trips))
+
+
+def _number(value: object) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _stored_quote(symbol: str, raw: bytes | None) -> StoredQuote | None:
+    """A `quote:` JSON as the breaker reads it; None when absent or not a quote."""
+    if raw is None:
+        return None
+    try:
+        quote = json.loads(raw)
+    except ValueError:
+        return None
+    ts = quote.get("ts") if isinstance(quote, dict) else None
+    if not isinstance(ts, int):
+        return None
+    return StoredQuote(symbol, ts * 1_000_000, _number(quote.get("prev_close")),
+                       _number(quote.get("ltp")), quote.get("open") is not None)  # fmt: skip

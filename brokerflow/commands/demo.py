@@ -31,6 +31,7 @@ import redis
 from brokerflow.commands.replay import (
     account_state,
     add_observability_options,
+    breaker_opening,
     with_observability,
 )
 from brokerflow.commands.run import order_writers
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = FlowContext(
         settings, endpoints.redis_url, endpoints.postgres_dsn, live=True,
         margin_opening=opening, margin_marks=marks, owners=owners,
+        breaker_opening=breaker_opening(settings, endpoints),
         order_writers=order_writers(entry, settings),
     )  # fmt: skip
     _place_stops_when_subscribed(exchange, run_id, accounts, stop)

@@ -19,12 +19,14 @@ from brokerflow.services import Endpoints
 from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
 from connectors.file import FixLogSource, check_fix_file
+from domain.circuit_breaker import BreakerOpening
 from domain.errors import ConfigError
 from flows.context import FlowContext
 from flows.margin import shard_count
 from flows.pipeline import ALL_FLOWS, build_pipeline, check_flows
 from flows.placement import plan
 from flows.surveillance import ACCOUNT_SHARDS
+from sinks.market_status import load_breaker_opening
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -185,6 +187,16 @@ def run_opening_state(
     return state
 
 
+def breaker_opening(settings: Settings, endpoints: Endpoints) -> BreakerOpening | None:
+    """The index circuit breaker's state as the stores hold it when the run starts
+    (`FlowContext.breaker_opening`); None without a breaker configured."""
+    config = settings.market_status
+    symbols = [config.index_symbol] if config.index_symbol else sorted(config.basket)
+    if not symbols:
+        return None
+    return load_breaker_opening(endpoints.postgres_dsn, endpoints.redis_url, symbols)
+
+
 def run_flows(
     source: Source,
     settings: Settings,
@@ -220,6 +232,7 @@ def run_flows(
         order_writers=order_writers,
         margin_opening=opening,
         margin_marks=marks,
+        breaker_opening=breaker_opening(settings, endpoints),
         recovery=recovery_dir is not None,
         owners=owners,
         workers=workers * max(1, len(addresses or ())),

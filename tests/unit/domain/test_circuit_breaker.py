@@ -121,3 +121,40 @@ def test_breaker_halt_expires_by_itself_when_its_reopening_never_came():
     assert change.halt_ended and book.trading("X")
     book.apply(session(HALTED, 200))  # a venue halt never expires
     assert book.expire(10**12) is None
+
+
+def test_restore_from_the_stores_counts_only_what_came_before_the_first_event():
+    """A resumed run: the index's close and the trip of level 1 stored before the first
+    event; a level-2 trip stored after it is the killed run's, replayed: it trips again."""
+    from domain.circuit_breaker import BreakerOpening, StoredQuote, StoredTrip
+
+    trip, first = NOON, NOON + 10 * MIN
+    opening = BreakerOpening(
+        (StoredQuote("IDX", NOON + 20 * MIN, 1000.0, 850.0, True),),  # later than the first event
+        (
+            StoredTrip(1, trip, trip + 45 * MIN),
+            StoredTrip(2, NOON + 20 * MIN, None),  # after the first event: replayed
+            StoredTrip(3, trip - NS_PER_DAY, None),  # yesterday's
+        ),
+    )
+    cb = CircuitBreaker(BreakerPolicy(index_symbol="IDX"), opening=opening)
+    cb.restore(first)
+    assert cb.decline() == 0.0  # today's close known; the stored last trade is later: not used
+    assert cb.on_price("IDX", 880.0, first) is None  # level 1 tripped today already
+    status = cb.on_price("IDX", 849.0, first + MIN)
+    assert (status.level, status.until_ns) == (2, first + MIN + 105 * MIN)
+
+
+def test_restore_resumes_the_running_halt_and_its_reopening():
+    from domain.circuit_breaker import BreakerOpening, StoredQuote, StoredTrip
+
+    quote = StoredQuote("IDX", NOON - MIN, 1000.0, 899.0, True)
+    cb = CircuitBreaker(
+        BreakerPolicy(index_symbol="IDX"),
+        opening=BreakerOpening((quote,), (StoredTrip(1, NOON - MIN, NOON + 44 * MIN),)),
+    )
+    cb.restore(NOON)
+    assert round(cb.decline(), 4) == 0.101  # the last trade before the first event counts
+    assert cb.on_time(NOON + 43 * MIN) is None
+    reopened = cb.on_time(NOON + 44 * MIN)
+    assert (reopened.state, reopened.level, reopened.ts_event) == (OPEN, 1, NOON + 44 * MIN)
