@@ -38,6 +38,7 @@ Data structures (n = resting alerts of one symbol, k = alerts a price fires):
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import re
 from collections import deque
@@ -46,7 +47,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from domain.alerts import PRICE_ALERT, Alert, make_alert
+from domain.alerts import alert_id as _alert_id
 from domain.errors import BrokerflowError
+from domain.order_status import _string as _json_string
 
 LTP_ABOVE = "ltp_above"
 LTP_BELOW = "ltp_below"
@@ -59,6 +62,7 @@ ALERT_KIND = PRICE_ALERT  # the alert kind of a fired price alert (CONTRACT.md)
 
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{0,31}$")
 _INF = math.inf
+_dumps = json.dumps
 _FIELD_SYMBOL, _FIELD_CONDITION, _FIELD_VALUE = "symbol", "condition", "value"
 # Dead heap entries a symbol may hold beyond its live ones before its heaps are rebuilt.
 _COMPACT_SLACK = 64
@@ -135,6 +139,29 @@ class PriceAlertFired:
                    "user": a.user}  # fmt: skip
         return make_alert(ALERT_KIND, f"price_alert:{a.id}", "INFO", self.ts * 1_000_000,
                           account=a.account, symbol=a.symbol, details=details)  # fmt: skip
+
+    def alert_doc(self) -> tuple[str, str]:
+        """`(alert_id, to_json())` of `to_alert()`, formatted by hand: the sink writes one per
+        fired alert (the `stream:alerts` entry, and the `alerts` row from the same text), and
+        this is ~5x cheaper than building the `Alert` and dumping it.
+
+        >>> fired = PriceAlertFired(PriceAlert(7, 'u "q"', None, "X", LTP_ABOVE,
+        ...                                    Decimal("1E+1")), 10.5, 10.0, 1_000)
+        >>> fired.alert_doc() == (fired.to_alert().alert_id, fired.to_alert().to_json())
+        True
+        """
+        a = self.alert
+        ident = _alert_id(ALERT_KIND, f"price_alert:{a.id}")
+        ltp = self.ltp
+        ltp_json = repr(ltp) if math.isfinite(ltp) else _dumps(ltp)
+        # Alert.to_json's keys, sorted; details as `_plain` writes them (the value a string).
+        return ident, (
+            f'{{"account":{_json_string(a.account)},"alert_id":"{ident}","details":'
+            f'{{"condition":{_json_string(a.condition)},"id":{a.id},"ltp":{ltp_json},'
+            f'"user":{_json_string(a.user)},"value":"{a.value}"}},"event_time":{self.ts},'
+            f'"kind":"{ALERT_KIND}","owner":null,"severity":"INFO","status":"OPEN",'
+            f'"symbol":{_json_string(a.symbol)}}}'
+        )
 
 
 def check_price_alert(

@@ -10,6 +10,10 @@ between the two (or replayed from a Bytewax snapshot) reaches each store exactly
   keys it is not given in KEYS, which a single Redis (or a Redis with one slot per script) allows;
   a Redis Cluster would need hash tags.
 
+Alerts that are never merged (notices such as PRICE_ALERT, written by `sinks.fired_price_alerts`)
+take a cheaper path: `insert_notices`, a plain insert from their `to_json` texts, and
+`write_alert_entries_redis` with those same texts.
+
 `AlertSink` is the one sink of every flow's alerts (the pipeline merges them) and writes on a
 background thread (`sinks.background`): the worker does not wait for the commit and the Redis
 round trip of each batch, and batches that queue up meanwhile go out together. One partition
@@ -89,6 +93,22 @@ end
 return added
 """
 
+# Alerts that never merge: a plain insert, from the documents `Alert.to_json` writes (one text
+# parameter parsed by the server, rather than eight arrays each formatted in Python).
+_INSERT_NOTICES = """
+WITH written AS (
+    INSERT INTO alerts (alert_id, kind, severity, account, owner, symbol, event_time, details)
+    SELECT d ->> 'alert_id', d ->> 'kind', d ->> 'severity', d ->> 'account', d ->> 'owner',
+           d ->> 'symbol',
+           'epoch'::timestamptz + (d ->> 'event_time')::bigint * interval '1 millisecond',
+           d -> 'details'
+    FROM jsonb_array_elements(%s::jsonb) AS d
+    ON CONFLICT (alert_id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM written
+"""
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 Counter = Callable[[str, int], None]
 
@@ -120,10 +140,27 @@ def write_alerts_postgres(conn: psycopg.Connection, alerts: Sequence[Alert]) -> 
 
 def write_alerts_redis(client: redis.Redis, alerts: Sequence[Alert], maxlen: int) -> int:
     """XADD the alerts not yet on `stream:alerts`, in input order; return how many were added."""
-    args: list[str | int] = [maxlen, SEEN_TTL_S]
+    args: list[str | int] = []
     for a in alerts:
         args += [a.alert_id, a.kind, a.account or "", a.to_json()]
-    return int(client.eval(_XADD_NEW, 1, STREAM, *args))
+    return write_alert_entries_redis(client, args, maxlen)
+
+
+def write_alert_entries_redis(client: redis.Redis, entries: list[str | int], maxlen: int) -> int:
+    """`write_alerts_redis` of alerts already formatted: `entries` is (alert_id, kind, account
+    or "", `Alert.to_json()`) per alert, flat; return how many were added."""
+    return int(client.eval(_XADD_NEW, 1, STREAM, maxlen, SEEN_TTL_S, *entries))
+
+
+def insert_notices(conn: psycopg.Connection, docs: Sequence[str]) -> int:
+    """Insert alerts that are never merged into an episode (notices such as PRICE_ALERT: no
+    `occurrences`), from their `Alert.to_json()` texts, in one statement (`ON CONFLICT
+    (alert_id) DO NOTHING`: once); return how many were new. The documents' event_time is in
+    milliseconds, as `to_json` writes it, so the row's is too."""
+    if not docs:
+        return 0
+    row = conn.execute(_INSERT_NOTICES, ("[" + ",".join(docs) + "]",)).fetchone()
+    return int(row[0]) if row else 0
 
 
 class AlertWriter:

@@ -5,12 +5,15 @@ price-alert step (`flows.price_alerts`) and writes each batch on a background th
 (`sinks.background`, drained at each epoch's end when the run snapshots), in three steps:
 
 1. which of them are not deleted (ACTIVE, or FIRED by an earlier try of this very batch);
-2. their PRICE_ALERT alerts (`PriceAlertFired.to_alert`) onto Redis `stream:alerts`
-   (`sinks.alerts.write_alerts_redis`: an XADD only if `SET alert:seen:{id} NX` succeeds, so a
-   retried alert goes out once); the edge turns those entries into `price_alert` frames;
-3. one PostgreSQL transaction: the `alerts` rows (`sinks.alerts.write_alerts_postgres`,
-   `ON CONFLICT (alert_id)`: once; no `occurrences`, so never merged into another alert) and
-   the `price_alerts` rows FIRED (`sinks.price_alerts.mark_fired`, only rows still ACTIVE).
+2. their PRICE_ALERT alerts (`PriceAlertFired.to_alert`, its JSON made once by hand:
+   `alert_doc`) onto Redis `stream:alerts` (`sinks.alerts.write_alert_entries_redis`: an XADD
+   only if `SET alert:seen:{id} NX` succeeds, so a retried alert goes out once); the edge turns
+   those entries into `price_alert` frames;
+3. one PostgreSQL transaction: the `alerts` rows from the same JSON (`sinks.alerts.
+   insert_notices`, a plain `ON CONFLICT (alert_id) DO NOTHING`: once; a PRICE_ALERT is never
+   merged into an episode, so it skips the surveillance alerts' merging statement) and the
+   `price_alerts` rows FIRED (`sinks.price_alerts.mark_fired`, only rows still ACTIVE; it draws
+   their change_seq itself under the change lock).
 
 Why this order, and not the alerts through the pipeline's `write_alerts` with a separate
 mark_fired: the book is not snapshotted but rebuilt from the ACTIVE rows on resume, so a row
@@ -32,7 +35,7 @@ import redis
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from domain.price_alerts import ALERT_KIND, PriceAlertFired
-from sinks.alerts import write_alerts_postgres, write_alerts_redis
+from sinks.alerts import insert_notices, write_alert_entries_redis
 from sinks.background import BackgroundPartition
 from sinks.postgres import PgBatchWriter
 from sinks.price_alerts import mark_fired, not_deleted
@@ -69,17 +72,24 @@ class FiredPriceAlertWriter:
         fired = [f for f in fired if f.alert.id in live]
         if not fired:
             return 0
-        alerts = [f.to_alert() for f in fired]
+        # Each alert's JSON is made once (by hand: `PriceAlertFired.alert_doc`), for the
+        # stream entry and the row alike.
+        docs: list[str] = []
+        entries: list[str | int] = []
+        for f in fired:
+            ident, doc = f.alert_doc()
+            docs.append(doc)
+            entries += (ident, ALERT_KIND, f.alert.account or "", doc)
         retry_policy_call(
-            lambda: write_alerts_redis(self._redis, alerts, self._maxlen),
+            lambda: write_alert_entries_redis(self._redis, entries, self._maxlen),
             self._policy,
             (redis.ConnectionError, redis.TimeoutError),
         )
         with conn.transaction():
-            new = write_alerts_postgres(conn, alerts)
+            new = insert_notices(conn, docs)
             changed = mark_fired(conn, fired)
         if self._count is not None and new:
-            self._count(f"alerts.{ALERT_KIND}", len(new))
+            self._count(f"alerts.{ALERT_KIND}", new)
         return len(changed)
 
     def connect(self) -> None:

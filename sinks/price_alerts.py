@@ -11,8 +11,9 @@ import sinks, bytewax or the CLI) can use it through the one `ignore_imports` li
 pyproject.toml; a separate import-linter contract keeps it that way.
 
 Changes reach the running flow through `change_seq` (migration 0012): every insert and status
-change draws the next number, in commit order (a trigger under an advisory lock); the writers
-here take that lock first, before any row lock, so they never deadlock with each other.
+change draws the next number, in commit order (a trigger under an advisory lock, or
+`mark_fired`'s own statement under it: migration 0014); the writers here take that lock first,
+before any row lock, so they never deadlock with each other.
 
 Exactly once across restarts: a row leaves ACTIVE once (`mark_fired` updates only rows still
 ACTIVE and returns the ids it changed), and `load_active` never returns a FIRED or DELETED row,
@@ -46,7 +47,6 @@ T = TypeVar("T")
 DEFAULT_MAX_PER_USER = 100
 ACTIVE = "ACTIVE"
 STATUSES = (ACTIVE, "FIRED", "DELETED")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Advisory lock keys are bigints: one class id for this table, the user's hash as the object.
 _LOCK_CLASS = 0x5041  # "PA"
 # The change counter's lock (the trigger of migration 0012 takes the same).
@@ -323,29 +323,31 @@ def _changes(conn: psycopg.Connection, cursor: int) -> tuple[list[PriceAlertChan
     return [PriceAlertChange(PriceAlert(*r[:6]), r[6], r[7]) for r in rows], head
 
 
-def _ts(ts_ms: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(milliseconds=ts_ms)
-
-
 def mark_fired(conn: psycopg.Connection, fired: Sequence[PriceAlertFired]) -> list[int]:
     """Mark the alerts FIRED (fired_at from the event's `ts`, epoch ms; fired_ltp) in one
     statement and transaction; return the ids this call changed (rows still ACTIVE), by id.
 
     Idempotent: an alert already FIRED or DELETED is left alone and not returned.
+
+    The statement draws the rows' change_seq itself, under the change lock taken first (the
+    trigger leaves such rows alone: migration 0014). fired_ltp goes as float8 and becomes
+    numeric through its text, which PostgreSQL writes as the shortest exact decimal, as
+    Python's repr does (a direct float8 -> numeric cast keeps only 15 digits).
     """
     if not fired:
         return []
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_TAKE_CHANGE_LOCK)
         cur.execute(
-            "UPDATE price_alerts AS p SET status = 'FIRED', fired_at = t.fired_at, "
-            "fired_ltp = t.ltp "
-            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::numeric[]) AS t(id, fired_at, ltp) "
+            "UPDATE price_alerts AS p SET status = 'FIRED', "
+            "fired_at = 'epoch'::timestamptz + t.ts_ms * interval '1 millisecond', "
+            "fired_ltp = t.ltp::text::numeric, change_seq = nextval('price_alerts_change_seq') "
+            "FROM unnest(%b::bigint[], %b::bigint[], %b::float8[]) AS t(id, ts_ms, ltp) "
             "WHERE p.id = t.id AND p.status = 'ACTIVE' RETURNING p.id",
             (
                 [f.alert.id for f in fired],
-                [_ts(f.ts) for f in fired],
-                [Decimal(repr(f.ltp)) for f in fired],
+                [f.ts for f in fired],
+                [float(f.ltp) for f in fired],
             ),
         )
         return sorted(r[0] for r in cur.fetchall())

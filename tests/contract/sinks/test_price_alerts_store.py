@@ -134,3 +134,22 @@ def test_price_alerts_reader_serves_a_cursor_older_than_it_keeps(pg_dsn: str, co
     assert [c.alert.id for c in changes] == [a.id, b.id]
     assert reader.changes(after) == ([], after)
     reader.close()
+
+
+def test_price_alerts_every_change_draws_a_later_change_seq(conn) -> None:
+    """mark_fired draws the rows' change_seq in its own statement (migration 0014), the trigger
+    the others': each change still gets a number past every earlier one; fired_ltp keeps every
+    digit the float prints with."""
+    seq = "SELECT change_seq FROM price_alerts WHERE id = %s"
+    a = store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value="0.1")
+    b = store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value="0.2")
+    created = [conn.execute(seq, (x.id,)).fetchone()[0] for x in (a, b)]
+    ltp = 0.1 + 0.2  # 0.30000000000000004: more digits than a float8 -> numeric cast keeps
+    assert store.mark_fired(conn, [PriceAlertFired(a, ltp, 0.1, 1_000)]) == [a.id]
+    fired = conn.execute(seq, (a.id,)).fetchone()[0]
+    store.delete(conn, a.id)
+    deleted = conn.execute(seq, (a.id,)).fetchone()[0]
+    assert created[0] < created[1] < fired < deleted
+    row = conn.execute("SELECT fired_ltp, fired_at FROM price_alerts WHERE id = %s", (a.id,))
+    fired_ltp, fired_at = row.fetchone()
+    assert (fired_ltp, fired_at.timestamp()) == (Decimal(repr(ltp)), 1.0)

@@ -15,6 +15,7 @@ from domain.price_alerts import (
     PriceAlert,
     PriceAlertBook,
     PriceAlertError,
+    PriceAlertFired,
     check_price_alert,
 )
 
@@ -224,3 +225,22 @@ def test_book_fires_what_a_naive_scan_fires_exactly_once(seed: int, steps: int) 
             book = pickle.loads(pickle.dumps(book))
         assert len(book) == len(naive.alerts)
     assert len(fired_ever) == len(set(fired_ever))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(min_size=1, max_size=12),
+    st.one_of(st.none(), st.text(max_size=8)),
+    st.sampled_from(CONDITIONS),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(0, 2**45),
+)
+def test_alert_doc_is_the_alerts_own_json(
+    user: str, account: str | None, condition: str, value: Decimal, ltp: float, ts: int
+) -> None:
+    """The sink's hand-formatted entry is byte for byte `to_alert().to_json()`: what the edge
+    and the `alerts` row read, whatever the names hold (quotes, backslashes, non-ASCII)."""
+    fired = PriceAlertFired(PriceAlert(42, user, account, "BRK.B", condition, value), ltp, 1.0, ts)
+    alert = fired.to_alert()
+    assert fired.alert_doc() == (alert.alert_id, alert.to_json())
