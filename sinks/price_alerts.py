@@ -336,18 +336,18 @@ def mark_fired(conn: psycopg.Connection, fired: Sequence[PriceAlertFired]) -> li
     """
     if not fired:
         return []
+    ids = [f.alert.id for f in fired]
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_TAKE_CHANGE_LOCK)
+        # `p.id = ANY(ids)` as well as the join: the planner then finds the rows by the primary
+        # key (the join alone, for a large batch, hashes the whole table).
         cur.execute(
             "UPDATE price_alerts AS p SET status = 'FIRED', "
             "fired_at = 'epoch'::timestamptz + t.ts_ms * interval '1 millisecond', "
             "fired_ltp = t.ltp::text::numeric, change_seq = nextval('price_alerts_change_seq') "
             "FROM unnest(%b::bigint[], %b::bigint[], %b::float8[]) AS t(id, ts_ms, ltp) "
-            "WHERE p.id = t.id AND p.status = 'ACTIVE' RETURNING p.id",
-            (
-                [f.alert.id for f in fired],
-                [f.ts for f in fired],
-                [float(f.ltp) for f in fired],
-            ),
+            "WHERE p.id = t.id AND p.id = ANY(%b::bigint[]) AND p.status = 'ACTIVE' "
+            "RETURNING p.id",
+            (ids, [f.ts for f in fired], [float(f.ltp) for f in fired], ids),
         )
         return sorted(r[0] for r in cur.fetchall())
