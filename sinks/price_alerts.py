@@ -32,6 +32,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -337,7 +338,9 @@ def mark_fired(conn: psycopg.Connection, fired: Sequence[PriceAlertFired]) -> li
     if not fired:
         return []
     ids = [f.alert.id for f in fired]
-    with conn.transaction(), conn.cursor() as cur:
+    # Inside the caller's transaction (the fired-alerts sink), no savepoint of its own.
+    outer = conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    with nullcontext() if outer else conn.transaction(), conn.cursor() as cur:
         cur.execute(_TAKE_CHANGE_LOCK)
         # `p.id = ANY(ids)` as well as the join: the planner then finds the rows by the primary
         # key (the join alone, for a large batch, hashes the whole table).
