@@ -28,8 +28,11 @@ PG_TABLES = (
 )  # fmt: skip
 WRITTEN_COLUMNS = frozenset(
     ("id", "created_at", "updated_at", "received_at", "ts_init", "source", "evaluated_at",
-     "dedup_key")  # dead letters: keyed by where the line was read (file line, bf-seq)
+     "dedup_key",  # dead letters: keyed by where the line was read (file line, bf-seq)
+     "positions_version")  # accounts: the ledger's transactions per account (how batches fell)
 )
+# Redis keys of bookkeeping that depends on how batches fell, not on the input
+BOOKKEEPING_KEYS = frozenset({b"positions:versions"})
 CH_TABLES = ("audit_log", "market_ticks", "alerts")
 
 
@@ -51,6 +54,8 @@ def redis_contents(url: str) -> dict[str, object]:
     client = redis.Redis.from_url(url)
     out: dict[str, object] = {}
     for key in sorted(client.scan_iter(count=1000)):
+        if key in BOOKKEEPING_KEYS:
+            continue
         kind = client.type(key)
         if kind == b"string":
             out[key.decode()] = client.get(key)
@@ -81,6 +86,8 @@ def _stream_entries(client: redis.Redis, key: bytes) -> dict[bytes, list]:
             order = json.loads(fields.get(b"data") or b"{}")
             symbol = (order.get("symbol") or "").encode()
             subject = b"%s@%s" % (fields.get(b"account") or b"", symbol)
+            if order.get("status") in ("TRIGGERED", "HELD"):  # the stops flow's sink, not the
+                subject += b"/stops"  # ledger's: the two interleave by timing
         elif b"kind" in fields:
             alert = json.loads(fields.get(b"data") or b"{}")
             who = fields.get(b"account") or (alert.get("owner") or "").encode()

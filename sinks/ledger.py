@@ -186,9 +186,12 @@ _SELECT_POSITIONS = (
     "WHERE a.account = ANY(%s::text[]) ORDER BY a.account, h.symbol"
 )
 _UPDATE_CASH = (
-    "UPDATE accounts a SET cash = a.cash + d.delta, updated_at = now() "
-    "FROM unnest(%s::text[], %s::numeric[]) AS d(account, delta) WHERE a.account = d.account "
-    "RETURNING a.account, a.cash, a.xmin::text"
+    "UPDATE accounts a SET cash = a.cash + d.delta, updated_at = now(), "
+    "positions_ts_ns = GREATEST(a.positions_ts_ns, d.ts), "
+    "positions_version = a.positions_version + 1 "
+    "FROM unnest(%s::text[], %s::numeric[], %s::bigint[]) AS d(account, delta, ts) "
+    "WHERE a.account = d.account "
+    "RETURNING a.account, a.cash, a.xmin::text, a.positions_ts_ns, a.positions_version"
 )
 _MARK_REVERSED = (
     "UPDATE executions e SET reversed_by = r.reversed_by "
@@ -436,7 +439,8 @@ class _Batch:
         # account -> the latest event time of the batch's reports that moved its holdings or cash
         self.changed_accounts: dict[str, int] = {}
         self.versions: dict[str, str] = {}  # account -> xmin of its row when locked
-        self.updated: dict[str, tuple[Decimal, str]] = {}  # account -> (cash, xmin) after
+        # account -> (cash, xmin, positions_ts_ns, positions_version) after the batch's writes
+        self.updated: dict[str, tuple[Decimal, str, int, int]] = {}
         self.dead_letters: list[DeadLetter] = []
         self.applied = 0
         self.duplicates = 0
@@ -687,8 +691,9 @@ class _Batch:
             accounts = sorted(self.cash)
             cash = self.cash
             deltas = "{" + ",".join([str(cash[a]) for a in accounts]) + "}"
-            cur.execute(_UPDATE_CASH, (_text_array(accounts), deltas))
-            self.updated = {account: (cash, xmin) for account, cash, xmin in cur.fetchall()}
+            ts = [self.changed_accounts[a] for a in accounts]
+            cur.execute(_UPDATE_CASH, (_text_array(accounts), deltas, ts))
+            self.updated = {row[0]: row[1:] for row in cur.fetchall()}
         if self.dirty_orders:
             orders = self.orders
             rows = [_order_row(orders[c]) for c in sorted(self.dirty_orders)]
@@ -722,9 +727,10 @@ class _Batch:
         docs: list[PositionsDoc] = []
         kept: dict[str, _AccountDoc] = {}
         for account in sorted(changed):
-            ts_ns = changed[account]
+            # The account's latest event time over every transaction, not this one's: the day's
+            # last document is the same however the fills were batched (`positions_ts_ns`).
+            cash, version, ts_ns, doc_version = self.updated[account]
             day = day_of(ts_ns)
-            cash, version = self.updated[account]
             lines = read.get(account)
             if lines is not None:
                 entry = _AccountDoc(version, lines, {}, day)
@@ -752,7 +758,9 @@ class _Batch:
                         else:
                             entry.order.remove(symbol)
             ts = ts_ns // 1_000_000
-            docs.append((account, ts, holdings_doc_of(account, cash, entry.items(), ts)))
+            docs.append(
+                (account, doc_version, holdings_doc_of(account, cash, entry.items(), ts))
+            )  # fmt: skip
             kept[account] = entry
         return docs, kept
 
@@ -775,9 +783,12 @@ def _read_lines(
     return out
 
 
+# The ledger's event time and version of each account's document; an account no flow has
+# changed yet (positions_ts_ns 0: loaded only) takes its last execution's event time.
 _LAST_EVENTS = (
-    "SELECT account, max(ts_event) FROM executions WHERE account = ANY(%s::text[]) "
-    "GROUP BY account"
+    "SELECT a.account, CASE WHEN a.positions_ts_ns > 0 THEN a.positions_ts_ns ELSE "
+    "coalesce((SELECT max(e.ts_event) FROM executions e WHERE e.account = a.account), 0) END, "
+    "a.positions_version FROM accounts a WHERE a.account = ANY(%s::text[])"
 )
 
 
@@ -786,19 +797,22 @@ def publish_holdings(
 ) -> int:
     """Publish the holdings documents of `accounts` as the tables hold them now: after
     `brokerflow load`, which changes holdings and cash outside the flows. A load is no event:
-    a document's `ts` is the event time of the account's last execution row (0 without one),
-    and its day's realised P&L that day's. Returns the documents published."""
+    a document's `ts` is the ledger's for the account (the event time of its last execution
+    row when no flow has changed it: 0 without one), its version the account row's, and its
+    day's realised P&L that day's. The ledger also calls it for the accounts of a batch
+    replayed after a crash: the document is then the one it published, or should have.
+    Returns the documents published."""
     wanted = sorted(set(accounts))
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_LAST_EVENTS, (_text_array(wanted),))
-        last = dict(cur.fetchall())
+        last = {account: (ts_ns, version) for account, ts_ns, version in cur.fetchall()}
         read = _read_lines(cur, wanted)
     docs: list[PositionsDoc] = []
     for account, (cash, lines) in sorted(read.items()):
-        ts_ns = last.get(account) or 0
+        ts_ns, version = last.get(account, (0, 0))
         items = _AccountDoc("", lines, {}, day_of(ts_ns)).items()
         ts = ts_ns // 1_000_000
-        docs.append((account, ts, holdings_doc_of(account, cash, items, ts)))
+        docs.append((account, version, holdings_doc_of(account, cash, items, ts)))
     return publisher.publish(HOLDINGS, docs)
 
 

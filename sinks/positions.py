@@ -9,8 +9,10 @@ A document identical to the key's is not written again (no stream entry): a batc
 after a crash publishes what it published before, and only what it had not yet adds entries.
 Margin documents never go back in event time: one older than the key's (a replayed file) is
 left out, key and stream alike, as `account_margin` keeps the newer row. Holdings documents
-are the ledger's state after a commit, newer than any before it whatever their event time (a
-late report), so they always replace the key.
+are the ledger's state after a commit, ordered by the account row's `positions_version` (+1 per
+committing transaction, whatever the event time of its reports; kept in `positions:versions`):
+one of a lower version than the key's (a writer that published after another that committed
+later) is left out.
 """
 
 from __future__ import annotations
@@ -25,30 +27,42 @@ STREAM = "stream:positions"
 HOLDINGS = "holdings"
 MARGIN = "margin"
 KEY_PREFIX = {HOLDINGS: "positions:", MARGIN: "margin:"}
+# account -> the ledger's version of the holdings document in `positions:{account}` (commit
+# order; two writers may publish out of it). How many transactions booked a day depends on how
+# the engine cut them, so the versions are bookkeeping, not part of the documents.
+VERSIONS = "positions:versions"
 # Entries kept (about): the edge reads the stream's tail as it comes and a connecting trader
 # reads the keys, so the stream need not hold much; an account's holdings document is ~80 bytes
 # a holding (100,000 entries of accounts with 50 holdings: ~400 MB).
 MAXLEN = 100_000
 
-# KEYS[1] stream; ARGV[1] maxlen, ARGV[2] kind, ARGV[3] key prefix, ARGV[4] "1" to keep the
-# newer document, then (account, ts, data) * n.
+# KEYS[1] stream, KEYS[2] the versions hash; ARGV[1] maxlen, ARGV[2] kind, ARGV[3] key
+# prefix, then (account, order, data) * n: `order` is the document's version (holdings, kept in
+# KEYS[2]) or its ts (margin, read from the key's document).
 _PUBLISH = """
 local added = 0
-local newer_only = ARGV[4] == '1'
-for i = 5, #ARGV, 3 do
-  local key = ARGV[3] .. ARGV[i]
+local by_version = ARGV[2] == 'holdings'
+for i = 4, #ARGV, 3 do
+  local account = ARGV[i]
+  local key = ARGV[3] .. account
+  local order = tonumber(ARGV[i + 1])
   local write = true
   local old = redis.call('GET', key)
   if old == ARGV[i + 2] then
     write = false  -- the same document again (a batch replayed after a crash): no new entry
-  elseif newer_only then
-    if old then
-      local ok, doc = pcall(cjson.decode, old)
-      if ok and type(doc) == 'table' and tonumber(doc.ts) and
-          tonumber(doc.ts) > tonumber(ARGV[i + 1]) then
-        write = false
-      end
+  elseif by_version then
+    local known = tonumber(redis.call('HGET', KEYS[2], account))
+    if known and known > order then
+      write = false  -- published after a document of a later commit
     end
+  elseif old then
+    local ok, doc = pcall(cjson.decode, old)
+    if ok and type(doc) == 'table' and tonumber(doc.ts) and tonumber(doc.ts) > order then
+      write = false  -- older than the key's
+    end
+  end
+  if write and by_version then
+    redis.call('HSET', KEYS[2], account, order)
   end
   if write then
     redis.call('SET', key, ARGV[i + 2])
@@ -60,7 +74,7 @@ end
 return added
 """
 
-# (account, ts ms, document JSON)
+# (account, ordering value: version for holdings, ts ms for margin, document JSON)
 PositionsDoc = tuple[str, int, str]
 
 
@@ -79,12 +93,12 @@ class PositionsPublisher:
         """Write `docs` of `kind` (HOLDINGS or MARGIN) in order; return how many were written."""
         if not docs:
             return 0
-        args: list[str | int] = [self._maxlen, kind, KEY_PREFIX[kind], int(kind == MARGIN)]
-        for account, ts, data in docs:
-            args += [account, ts, data]
+        args: list[str | int] = [self._maxlen, kind, KEY_PREFIX[kind]]
+        for account, order, data in docs:
+            args += [account, order, data]
         return int(
             retry_policy_call(
-                lambda: self._script(keys=[STREAM], args=args),
+                lambda: self._script(keys=[STREAM, VERSIONS], args=args),
                 self._policy,
                 (redis.ConnectionError, redis.TimeoutError),
             )

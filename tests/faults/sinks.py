@@ -19,7 +19,8 @@ import redis
 
 # table -> columns that record the wall clock, not the input
 _WALL_CLOCK = {
-    "accounts": {"created_at", "updated_at"},
+    # positions_version counts the ledger's transactions per account: how batches were cut
+    "accounts": {"created_at", "updated_at", "positions_version"},
     "holdings": {"updated_at"},
     "orders": set(),
     "executions": {"created_at"},
@@ -69,13 +70,19 @@ def redis_contents(url: str) -> dict[str, Any]:
     client = redis.Redis.from_url(url)
     out: dict[str, Any] = {}
     for key in sorted(client.scan_iter(count=1000)):
+        if key == b"positions:versions":  # the ledger's transactions per account: batching
+            continue
         kind = client.type(key)
         if key == b"stream:orders":  # in order per order; orders of two symbols interleave
             by_order: dict[bytes, list] = {}
             for _, fields in client.xrange(key):
                 order = json.loads(fields[b"data"])
-                by_order.setdefault(f"{order['account']}@{order['symbol']}".encode(), []).append(
-                    fields)  # fmt: skip
+                # The stop engine's TRIGGERED/HELD frames come from the stops flow's sink, the
+                # venue's reports from the ledger's: two sinks, interleaved by timing.
+                stops = "/stops" if order["status"] in ("TRIGGERED", "HELD") else ""
+                by_order.setdefault(
+                    f"{order['account']}@{order['symbol']}{stops}".encode(), []
+                ).append(fields)
             out[key.decode()] = by_order
         elif key == b"stream:positions":
             # The last document of each account and kind: there is one per committed ledger

@@ -100,6 +100,8 @@ def test_ledger_publishes_the_holdings_document_of_each_account_it_changed(
         "ts": tess["ts"],
     }  # fmt: skip
     assert tess["ts"] == 1_795_617_007_000  # E7's TransactTime, 2026-11-25 14:30:07 UTC
+    versions = client.hgetall("positions:versions")  # the ledger's order of T1's documents
+    assert int(versions[b"T1"]) >= 1 and int(versions.get(b"U1", 0)) == 0  # U1: the load's
     assert doc(client, "positions:U1")["ts"] == 0  # the load's: the ledger changed nothing of U1
     entries = stream(client)[loaded:]
     assert entries and {(a, k) for a, k, _ in entries} == {("T1", "holdings")}
@@ -122,6 +124,7 @@ def test_ledger_publishes_the_holdings_document_of_each_account_it_changed(
          "realised_pnl_today": Decimal("8.88")},
     ]  # fmt: skip
     assert tess["cash"] == Decimal("99320.80")
+    assert int(client.hget("positions:versions", "T1")) > int(versions[b"T1"])
     assert all(kept == summed for kept, summed in day_pnl_from_executions(
         settings.postgres_dsn).values())  # fmt: skip
 

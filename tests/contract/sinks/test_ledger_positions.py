@@ -15,17 +15,21 @@ import redis
 
 from domain.positions import NS_PER_DAY, day_of
 from sinks.ledger import HoldingsDocCache, LedgerWriter
-from sinks.positions import MARGIN, PositionsPublisher
+from sinks.positions import HOLDINGS, MARGIN, PositionsPublisher
 from tests.contract.sinks.test_ledger import T0, db, fill, report  # noqa: F401 - db: a fixture
 
 SYMBOLS = ("AAPL", "MSFT", "IBM")
 
 
 def expected_doc(dsn: str, account: str, ts_ms: int) -> dict:
-    """The document as the tables say: cash, and the holdings open or traded on ts's day."""
+    """The document as the tables say: cash, and the holdings open or traded on ts's day (ts:
+    the account row's event time of its document)."""
     day = day_of(ts_ms * 1_000_000)
     with psycopg.connect(dsn) as conn:
-        cash = conn.execute("SELECT cash FROM accounts WHERE account = %s", (account,)).fetchone()
+        cash = conn.execute(
+            "SELECT cash, positions_ts_ns, positions_version FROM accounts WHERE account = %s",
+            (account,),
+        ).fetchone()
         rows = conn.execute(
             "SELECT symbol, quantity, avg_price, pnl_day, realised_pnl_day FROM holdings "
             "WHERE account = %s ORDER BY symbol",
@@ -37,6 +41,7 @@ def expected_doc(dsn: str, account: str, ts_ms: int) -> dict:
         if quantity or today:
             holdings.append({"symbol": symbol, "quantity": quantity, "avg_price": avg,
                              "realised_pnl_today": day_pnl if today else 0})  # fmt: skip
+    assert cash[1] // 1_000_000 == ts_ms
     return {"account": account, "cash": cash[0], "holdings": holdings, "ts": ts_ms}
 
 
@@ -129,4 +134,18 @@ def test_ledger_holdings_document_drops_a_holding_a_late_bust_closes(
         doc = published(client, "A2")
         assert [h["symbol"] for h in doc["holdings"]] == ["AAPL"]
         assert doc == expected_doc(db, "A2", doc["ts"])
+    publisher.close()
+
+
+def test_holdings_document_of_an_earlier_commit_published_late_is_left_out(
+    redis_db_url: str, client: redis.Redis
+):
+    publisher = PositionsPublisher(redis_db_url)
+    later = '{"account":"A1","cash":900,"holdings":[],"ts":1000}'
+    earlier = '{"account":"A1","cash":500,"holdings":[],"ts":1000}'  # same event time
+    assert publisher.publish(HOLDINGS, [("A1", 3, later)]) == 1
+    assert publisher.publish(HOLDINGS, [("A1", 2, earlier)]) == 0  # another writer, late
+    assert client.get("positions:A1").decode() == later
+    assert publisher.publish(HOLDINGS, [("A1", 3, later)]) == 0  # the same again: no entry
+    assert client.xlen("stream:positions") == 1
     publisher.close()
