@@ -221,7 +221,11 @@ def alert_partition_key(alerts: list[Alert]) -> tuple[str, list[Alert]]:
 
 class AlertSink(FixedPartitionedSink[list[Alert], None]):
     """Bytewax sink of `(ALERTS_PARTITION, [alerts])` items; counts new alerts as
-    `alerts.{KIND}`. Written in order on a background thread, drained at each epoch end."""
+    `alerts.{KIND}`. Written in order on a background thread, drained at each epoch end.
+    A subclass names another writer (`writer`: built from the same arguments) and partition."""
+
+    writer: type = AlertWriter
+    partition = ALERTS_PARTITION
 
     def __init__(
         self,
@@ -236,14 +240,14 @@ class AlertSink(FixedPartitionedSink[list[Alert], None]):
         self._recovery = recovery
 
     def list_parts(self) -> list[str]:
-        """The one alerts partition."""
-        return [ALERTS_PARTITION]
+        """The one partition."""
+        return [self.partition]
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: None
     ) -> StatefulSinkPartition[list[Alert], None]:
         """Connect the stores and start the writer thread."""
-        writer = AlertWriter(*self._args)
+        writer = self.writer(*self._args)
         writer.connect()
         name = f"{step_id}.{for_part}"
         return BackgroundPartition(writer.write, writer.close, name, 10_000, self._recovery)

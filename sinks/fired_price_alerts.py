@@ -34,11 +34,9 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 import redis
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from domain.price_alerts import ALERT_KIND, PriceAlertFired
-from sinks.alerts import insert_notices, write_alert_entries_redis
-from sinks.background import BackgroundPartition
+from sinks.alerts import AlertSink, insert_notices, write_alert_entries_redis
 from sinks.postgres import PgBatchWriter
 from sinks.price_alerts import mark_fired, not_deleted
 from sinks.retry import RetryPolicy, retry_policy_call
@@ -125,32 +123,10 @@ class FiredPriceAlertWriter:
         self._redis.close()
 
 
-class FiredPriceAlertSink(FixedPartitionedSink[list[PriceAlertFired], None]):
+class FiredPriceAlertSink(AlertSink):
     """Bytewax sink of `(FIRED_PARTITION, [PriceAlertFired])` items; counts the new alerts as
-    `alerts.PRICE_ALERT`. One partition, written in order on a background thread."""
+    `alerts.PRICE_ALERT`. One partition, written in order on a background thread (the alerts
+    sink's wiring, with this module's writer)."""
 
-    def __init__(
-        self,
-        dsn: str,
-        redis_url: str,
-        maxlen: int = 100_000,
-        count: Counter | None = None,
-        policy: RetryPolicy | None = None,
-        recovery: bool = True,
-    ) -> None:
-        self._args = (dsn, redis_url, maxlen, count, policy)
-        self._recovery = recovery
-
-    def list_parts(self) -> list[str]:
-        """The one partition."""
-        return [FIRED_PARTITION]
-
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: None
-    ) -> StatefulSinkPartition[list[PriceAlertFired], None]:
-        """Connect the stores and start the writer thread."""
-        writer = FiredPriceAlertWriter(*self._args)
-        writer.connect()
-        return BackgroundPartition(
-            writer.write, writer.close, f"{step_id}.{for_part}", 10_000, self._recovery
-        )
+    writer = FiredPriceAlertWriter
+    partition = FIRED_PARTITION
