@@ -2,8 +2,9 @@
 
 Pure logic, stdlib only: no clock, no I/O, no logging. The store (`sinks.price_alerts`) keeps
 the alerts; the quotes flow feeds each symbol's last traded price into a `PriceAlertBook` and
-gets `PriceAlertFired` events back. The book is plain picklable state (Bytewax recovery snapshots
-it): `pickle.loads(pickle.dumps(book))` behaves exactly like `book`.
+gets `PriceAlertHit` events back; the sink joins each with the alert's row into a
+`PriceAlertFired`, the trader's frame and the `alerts` row. The book is plain picklable state:
+`pickle.loads(pickle.dumps(book))` behaves exactly like `book`.
 
 Conditions (CONTRACT.md): `ltp_above` / `ltp_below` a price; `change_pct_above` /
 `change_pct_below` a percentage change of the last traded price (LTP) from the previous close.
@@ -15,7 +16,7 @@ Decisions:
   added fires on the symbol's next price.
 - A change_pct alert is a price threshold once the symbol's previous close is known:
   `prev_close * (1 + pct / 100)`. Until then it is held aside and cannot fire; when a price
-  brings a new previous close (the next day), the symbol's change_pct alerts are re-priced.
+  brings a new previous close (the next day), the symbol's change_pct levels move with it.
   A previous close that is not positive is treated as unknown.
 - Exactly once: a fired alert leaves the book, and an id that left the book (fired or removed)
   within the last `forget_after` ids that left is refused by `add`, so a replayed create cannot
@@ -25,24 +26,34 @@ Decisions:
 
 Data structures (n = resting alerts of one symbol, k = alerts a price fires):
 
-- Per symbol two binary heaps of (threshold, seq, id): "above" keyed by threshold (fires while
-  top <= LTP), "below" keyed by -threshold (fires while -top >= LTP). Deletion is lazy: an entry
-  counts only while its id maps to the same seq; a heap is rebuilt when dead entries outnumber
-  live ones (amortised O(1)). Add and remove: O(log n). A price: O(1) when it crosses nothing
-  (two float comparisons against the cached heap tops, the band), else O((k + dead) log n).
-  Never a scan of the resting alerts.
-- A previous close that changes re-prices that symbol's change_pct alerts: O(m log n) once a
-  day for m such alerts.
+- Per symbol four lanes, one per condition: a flat `array` of keys kept ascending (the price,
+  minus the price for "below", the percentage for change_pct) beside one of ids, and the index
+  of the first unfired entry. A price fires from the lanes' heads while the level holds, so
+  nothing is freed or moved when alerts fire (the index moves; the fired front is cut off
+  once it is half the lane). A change_pct lane sorted by percentage is sorted by level too,
+  whatever the close (a level is `close * (1 + pct / 100)`, increasing in pct), so a new
+  previous close moves the band and nothing else.
+- Why flat arrays and not objects: with 1,000,000 resting alerts, an object or two per alert
+  (a heap entry, a dict entry) made the flow's own unrelated steps ~20 % slower while alerts
+  fired (`bench price-alerts`), and the load and the memory were several times as large: the
+  book now holds 16 bytes per resting alert, and what a trader sees of a fired one (user,
+  account, the value as typed) is read from the store by the sink (`PriceAlertHit`).
+- A price: O(1) when it crosses nothing (two float comparisons against the cached levels of
+  the heads, the band), else O(k + removed passed over). Add and remove: a search and an
+  insert in the symbol's arrays, O(n) but in C; a load rests many at once (`add_many`, one
+  sort per lane). Removal is lazy: the id is marked dead and skipped when reached; the lanes
+  are rebuilt when the dead outnumber the live. Never a scan of the resting alerts in Python.
 """
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import json
 import math
 import re
+from array import array
 from collections import deque
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -67,6 +78,11 @@ _FIELD_SYMBOL, _FIELD_CONDITION, _FIELD_VALUE = "symbol", "condition", "value"
 # Dead heap entries a symbol may hold beyond its live ones before its heaps are rebuilt.
 _COMPACT_SLACK = 64
 _FORGET_AFTER = 100_000
+# The book's lanes, one per condition (`_Symbol`), and a load's row: (id, symbol, condition, value).
+_LTP_ABOVE, _LTP_BELOW, _PCT_ABOVE, _PCT_BELOW = range(4)
+_LANE = {LTP_ABOVE: _LTP_ABOVE, LTP_BELOW: _LTP_BELOW, CHANGE_PCT_ABOVE: _PCT_ABOVE,
+         CHANGE_PCT_BELOW: _PCT_BELOW}  # fmt: skip
+RestingAlert = tuple[int, str, str, float]
 
 
 class PriceAlertError(BrokerflowError):
@@ -164,6 +180,28 @@ class PriceAlertFired:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PriceAlertHit:
+    """What the book fires: alert `id`'s condition held at `ltp`, and it left the book. The
+    book keeps no more of an alert than its id and level; the sink reads the rest from the
+    store's row and makes a `PriceAlertFired` of the two.
+
+    Attributes:
+        threshold: the price it fired at or past (a change_pct alert's, from the close).
+        ts: event time of the price, as the caller gave it (epoch ms for `Quote.ts`).
+    """
+
+    id: int
+    symbol: str
+    ltp: float
+    threshold: float
+    ts: int
+
+    def with_alert(self, alert: PriceAlert) -> PriceAlertFired:
+        """The fired alert as the trader sees it: this hit and the alert's row."""
+        return PriceAlertFired(alert, self.ltp, self.threshold, self.ts)
+
+
 def check_price_alert(
     symbol: object,
     condition: object,
@@ -217,95 +255,200 @@ def check_price_alert(
     return sym, condition, number
 
 
-def _threshold(alert: PriceAlert, prev_close: float | None) -> float | None:
-    if alert.condition in _CHANGE_PCT:
-        if prev_close is None:
-            return None
-        return prev_close * (1.0 + float(alert.value) / 100.0)
-    return float(alert.value)
-
-
 class _Symbol:
-    """One symbol's resting alerts: two lazy heaps, their live counts and the change_pct ids."""
+    """One symbol's resting alerts: four lanes, one per condition, each a pair of flat arrays
+    (keys ascending, ids) and the index of its first unfired entry (the fired ones before it
+    are cut off now and then). Keys: ltp_above the price, ltp_below minus the price,
+    change_pct_above the percentage, change_pct_below minus it; so every lane fires from its
+    head. `dead` holds the ids removed unfired that still sit in a lane."""
 
-    __slots__ = ("above", "below", "live_above", "live_below", "pct", "prev_close", "lo", "hi")
+    __slots__ = ("keys", "ids", "heads", "dead", "live", "prev_close", "lo", "hi")
 
     def __init__(self) -> None:
-        self.above: list[tuple[float, int, int]] = []  # (threshold, seq, id): min on top
-        self.below: list[tuple[float, int, int]] = []  # (-threshold, seq, id): max on top
-        self.live_above = 0
-        self.live_below = 0
-        self.pct: set[int] = set()  # ids of change_pct alerts (held aside or resting)
+        self.keys = [array("d") for _ in CONDITIONS]
+        self.ids = [array("q") for _ in CONDITIONS]
+        self.heads = [0, 0, 0, 0]
+        self.dead: set[int] = set()
+        self.live = 0
         self.prev_close: float | None = None
         # The band: a price strictly inside (lo, hi) fires nothing.
         self.lo = -_INF
         self.hi = _INF
 
+    def find(self, alert_id: int) -> int | None:
+        """The lane where `alert_id` rests (unfired, not removed), or None."""
+        if alert_id in self.dead:
+            return None
+        for lane, ids in enumerate(self.ids):
+            try:
+                ids.index(alert_id, self.heads[lane])
+            except ValueError:
+                continue
+            return lane
+        return None
+
+    def insert(self, lane: int, key: float, alert_id: int) -> None:
+        keys, head = self.keys[lane], self.heads[lane]
+        at = bisect.bisect_right(keys, key, head)  # after equal keys: ties in the order added
+        keys.insert(at, key)
+        self.ids[lane].insert(at, alert_id)
+        self.live += 1
+
+    def extend(self, lane: int, entries: list[tuple[float, int]]) -> None:
+        """Rest many alerts in one lane: one sort, not an insert each."""
+        head = self.heads[lane]
+        merged = sorted(zip(self.keys[lane][head:], self.ids[lane][head:], strict=True))
+        merged += entries
+        merged.sort()
+        self.keys[lane] = array("d", [k for k, _ in merged])
+        self.ids[lane] = array("q", [i for _, i in merged])
+        self.heads[lane] = 0
+        self.live += len(entries)
+
+    def compact(self) -> None:
+        """Cut the fired entries off each lane's front, and drop removed ones, when they
+        outnumber the live ones (amortised O(1) per alert)."""
+        for lane, head in enumerate(self.heads):
+            if head > _COMPACT_SLACK and head * 2 > len(self.keys[lane]):
+                self.keys[lane] = self.keys[lane][head:]
+                self.ids[lane] = self.ids[lane][head:]
+                self.heads[lane] = 0
+        if len(self.dead) > _COMPACT_SLACK and len(self.dead) > self.live:
+            dead = self.dead
+            for lane, head in enumerate(self.heads):
+                kept = [(k, i) for k, i in zip(self.keys[lane][head:], self.ids[lane][head:],
+                                               strict=True) if i not in dead]  # fmt: skip
+                self.keys[lane] = array("d", [k for k, _ in kept])
+                self.ids[lane] = array("q", [i for _, i in kept])
+                self.heads[lane] = 0
+            dead.clear()
+
     def rebound(self) -> None:
-        self.hi = self.above[0][0] if self.above else _INF
-        self.lo = -self.below[0][0] if self.below else -_INF
+        """The band from the lanes' heads (dead heads skipped: they are gone anyway)."""
+        keys, ids, heads, dead = self.keys, self.ids, self.heads, self.dead
+        for lane in range(4):
+            h, lane_ids = heads[lane], ids[lane]
+            while dead and h < len(lane_ids) and lane_ids[h] in dead:
+                dead.discard(lane_ids[h])
+                h += 1
+            heads[lane] = h
+        hi = keys[_LTP_ABOVE][heads[_LTP_ABOVE]] if heads[_LTP_ABOVE] < len(keys[_LTP_ABOVE]) \
+            else _INF  # fmt: skip
+        lo = -keys[_LTP_BELOW][heads[_LTP_BELOW]] if heads[_LTP_BELOW] < len(keys[_LTP_BELOW]) \
+            else -_INF  # fmt: skip
+        close = self.prev_close
+        if close is not None:
+            if heads[_PCT_ABOVE] < len(keys[_PCT_ABOVE]):
+                hi = min(hi, close * (1.0 + keys[_PCT_ABOVE][heads[_PCT_ABOVE]] / 100.0))
+            if heads[_PCT_BELOW] < len(keys[_PCT_BELOW]):
+                lo = max(lo, close * (1.0 + -keys[_PCT_BELOW][heads[_PCT_BELOW]] / 100.0))
+        self.lo, self.hi = lo, hi
 
 
 class PriceAlertBook:
     """The resting price alerts of a set of symbols (one shard); see the module docstring.
+
+    It keeps each alert's id and level only; what a trader sees of a fired one (user, account,
+    the value as typed) is the store's row, which the sink reads (`PriceAlertHit`).
 
     Args:
         forget_after: how many ids that left the book (fired or removed) are remembered, so
             a replayed add of one is refused. Bounds the state beyond the resting alerts.
     """
 
-    __slots__ = ("_alerts", "_symbols", "_seq", "_gone", "_gone_order", "_forget_after")
+    __slots__ = ("_symbols", "_count", "_gone", "_gone_order", "_forget_after")
 
     def __init__(self, forget_after: int = _FORGET_AFTER) -> None:
-        self._alerts: dict[int, tuple[PriceAlert, int]] = {}  # id -> (alert, seq of its entry)
         self._symbols: dict[str, _Symbol] = {}
-        self._seq = 0
+        self._count = 0
         self._gone: set[int] = set()
         self._gone_order: deque[int] = deque()
         self._forget_after = forget_after
 
     def __len__(self) -> int:
-        return len(self._alerts)
+        return self._count
 
-    def __contains__(self, alert_id: int) -> bool:
-        return alert_id in self._alerts
-
-    def alerts(self) -> Iterator[PriceAlert]:
-        """Yield the resting alerts (held-aside change_pct ones included), in id order."""
-        for alert_id in sorted(self._alerts):
-            yield self._alerts[alert_id][0]
+    def ids(self) -> list[int]:
+        """The ids of the resting alerts (held-aside change_pct ones included), ascending."""
+        out: list[int] = []
+        for state in self._symbols.values():
+            for lane, ids in enumerate(state.ids):
+                out += [i for i in ids[state.heads[lane] :] if i not in state.dead]
+        return sorted(out)
 
     def add(self, alert: PriceAlert) -> bool:
         """Rest `alert`; False (and nothing changes) if its id rests or recently left the book.
 
         The alert is taken as checked (`check_price_alert`): the store checked it on create.
+        An id is taken to belong to one symbol (the store's row never changes its symbol).
+        O(n) in the symbol's alerts, in C (a search and an insert in flat arrays); a load of
+        many goes through `add_many`.
         """
-        if alert.id in self._alerts or alert.id in self._gone:
+        if alert.id in self._gone:
             return False
         state = self._symbols.get(alert.symbol)
         if state is None:
             state = self._symbols[alert.symbol] = _Symbol()
-        if alert.condition in _CHANGE_PCT:
-            state.pct.add(alert.id)
-        self._push(state, alert)
+        elif state.find(alert.id) is not None:
+            return False
+        lane = _LANE[alert.condition]
+        state.insert(lane, _key(lane, float(alert.value)), alert.id)
+        self._count += 1
+        state.rebound()
         return True
 
-    def remove(self, alert_id: int) -> PriceAlert | None:
-        """Take an alert out unfired (deleted by its trader); None if it is not resting."""
-        entry = self._alerts.get(alert_id)
-        if entry is None:
-            return None
-        alert = entry[0]
-        state = self._symbols[alert.symbol]
-        self._leave(state, alert)
-        self._compact(state)
-        if not self._alerts_of(state):
+    def add_many(self, alerts: Iterable[RestingAlert]) -> int:
+        """Rest many `(id, symbol, condition, value)` at once (the flow's load of a symbol's
+        ACTIVE rows): one sort per lane. Ids that recently left are skipped, and so is every
+        id of a symbol that already had alerts (a second load of it: `add` checks each).
+        Return how many now rest."""
+        gone, symbols = self._gone, self._symbols
+        fresh: dict[str, list[list[tuple[float, int]]]] = {}
+        again: list[RestingAlert] = []
+        for entry in alerts:
+            alert_id, symbol, condition, value = entry
+            if alert_id in gone:
+                continue
+            if symbol in symbols:
+                again.append(entry)
+                continue
+            lanes = fresh.get(symbol)
+            if lanes is None:
+                lanes = fresh[symbol] = [[], [], [], []]
+            lane = _LANE[condition]
+            lanes[lane].append((_key(lane, value), alert_id))
+        rested = 0
+        for symbol, lanes in fresh.items():
+            state = symbols[symbol] = _Symbol()
+            for lane, entries in enumerate(lanes):
+                if entries:
+                    state.extend(lane, entries)
+            state.rebound()
+            rested += state.live
+        self._count += rested
+        for alert_id, symbol, condition, value in again:
+            rested += self.add(PriceAlert(alert_id, "", None, symbol, condition, Decimal(value)))
+        return rested
+
+    def remove(self, alert: PriceAlert) -> bool:
+        """Take an alert out unfired (deleted by its trader); False if it is not resting."""
+        state = self._symbols.get(alert.symbol)
+        if state is None or state.find(alert.id) is None:
+            return False
+        state.dead.add(alert.id)
+        state.live -= 1
+        self._count -= 1
+        self._forget(alert.id)
+        if not state.live:
             del self._symbols[alert.symbol]
-        return alert
+            return True
+        state.compact()
+        state.rebound()
+        return True
 
     def on_price(
         self, symbol: str, ltp: float | None, prev_close: float | None, ts: int
-    ) -> list[PriceAlertFired]:
+    ) -> list[PriceAlertHit]:
         """Fire the alerts of `symbol` whose condition the price meets; they leave the book.
 
         Args:
@@ -316,7 +459,7 @@ class PriceAlertBook:
 
         Returns:
             The fired alerts: those above first (lowest threshold first), then those below
-            (highest first); ties by the order they were added.
+            (highest first); ties by id.
         """
         state = self._symbols.get(symbol)
         if state is None or ltp is None:
@@ -325,81 +468,59 @@ class PriceAlertBook:
             if prev_close is not None and not prev_close > 0:
                 prev_close = None
             if prev_close != state.prev_close:
-                if state.pct:
-                    self._reprice(state, prev_close)
-                else:
-                    state.prev_close = prev_close
+                state.prev_close = prev_close  # change_pct levels move with it: a new band
+                state.rebound()
         if state.lo < ltp < state.hi:
             return []
-        fired: list[PriceAlertFired] = []
-        alerts = self._alerts
-        heappop = heapq.heappop
-        above = state.above
-        while above and above[0][0] <= ltp:
-            threshold, seq, alert_id = heappop(above)
-            entry = alerts.get(alert_id)
-            if entry is None or entry[1] != seq:
-                continue
-            del alerts[alert_id]
-            state.live_above -= 1
-            fired.append(PriceAlertFired(entry[0], ltp, threshold, ts))
-        below = state.below
-        while below and -below[0][0] >= ltp:
-            key, seq, alert_id = heappop(below)
-            entry = alerts.get(alert_id)
-            if entry is None or entry[1] != seq:
-                continue
-            del alerts[alert_id]
-            state.live_below -= 1
-            fired.append(PriceAlertFired(entry[0], ltp, -key, ts))
-        for event in fired:
-            alert = event.alert
-            if alert.condition in _CHANGE_PCT:
-                state.pct.discard(alert.id)
-            self._forget(alert.id)
-        if not self._alerts_of(state):
+        dead, keys, ids, heads = state.dead, state.keys, state.ids, state.heads
+        above: list[tuple[float, int]] = []
+        below: list[tuple[float, int]] = []
+        # ltp_above: the price is the key
+        k, i, h = keys[_LTP_ABOVE], ids[_LTP_ABOVE], heads[_LTP_ABOVE]
+        while h < len(k) and k[h] <= ltp:
+            above.append((k[h], i[h]))
+            h += 1
+        heads[_LTP_ABOVE] = h
+        k, i, h = keys[_LTP_BELOW], ids[_LTP_BELOW], heads[_LTP_BELOW]
+        while h < len(k) and -k[h] >= ltp:
+            below.append((k[h], i[h]))  # minus the level: sorts highest first
+            h += 1
+        heads[_LTP_BELOW] = h
+        close = state.prev_close
+        if close is not None:
+            k, i, h = keys[_PCT_ABOVE], ids[_PCT_ABOVE], heads[_PCT_ABOVE]
+            while h < len(k) and (level := close * (1.0 + k[h] / 100.0)) <= ltp:
+                above.append((level, i[h]))
+                h += 1
+            heads[_PCT_ABOVE] = h
+            k, i, h = keys[_PCT_BELOW], ids[_PCT_BELOW], heads[_PCT_BELOW]
+            while h < len(k) and (level := close * (1.0 + -k[h] / 100.0)) >= ltp:
+                below.append((-level, i[h]))
+                h += 1
+            heads[_PCT_BELOW] = h
+        if len(above) > 1:
+            above.sort()
+        if len(below) > 1:
+            below.sort()
+        fired = [PriceAlertHit(alert_id, symbol, ltp, level, ts)
+                 for level, alert_id in above if alert_id not in dead]  # fmt: skip
+        fired += [PriceAlertHit(alert_id, symbol, ltp, -key, ts)
+                  for key, alert_id in below if alert_id not in dead]  # fmt: skip
+        if dead:  # removed ones passed over: no longer in a lane
+            for _, alert_id in above + below:
+                dead.discard(alert_id)
+        for hit in fired:
+            self._forget(hit.id)
+        state.live -= len(fired)
+        self._count -= len(fired)
+        if not state.live:
             del self._symbols[symbol]
             return fired
-        self._compact(state)
+        state.compact()
         state.rebound()
         return fired
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _alerts_of(self, state: _Symbol) -> int:
-        return state.live_above + state.live_below + len(state.pct)
-
-    def _push(self, state: _Symbol, alert: PriceAlert) -> None:
-        self._seq += 1
-        seq = self._seq
-        self._alerts[alert.id] = (alert, seq)
-        threshold = _threshold(alert, state.prev_close)
-        if threshold is None:
-            return  # a change_pct alert held aside until the previous close is known
-        if alert.condition in _ABOVE:
-            heapq.heappush(state.above, (threshold, seq, alert.id))
-            state.live_above += 1
-            if threshold < state.hi:
-                state.hi = threshold
-        else:
-            heapq.heappush(state.below, (-threshold, seq, alert.id))
-            state.live_below += 1
-            if threshold > state.lo:
-                state.lo = threshold
-
-    def _resting(self, state: _Symbol, alert: PriceAlert) -> bool:
-        return alert.condition not in _CHANGE_PCT or state.prev_close is not None
-
-    def _leave(self, state: _Symbol, alert: PriceAlert) -> None:
-        # The heap entry goes dead (lazy deletion): its id no longer maps to a seq.
-        if self._resting(state, alert):
-            if alert.condition in _ABOVE:
-                state.live_above -= 1
-            else:
-                state.live_below -= 1
-        state.pct.discard(alert.id)
-        del self._alerts[alert.id]
-        self._forget(alert.id)
 
     def _forget(self, alert_id: int) -> None:
         self._gone.add(alert_id)
@@ -407,29 +528,6 @@ class PriceAlertBook:
         if len(self._gone_order) > self._forget_after:
             self._gone.discard(self._gone_order.popleft())
 
-    def _reprice(self, state: _Symbol, prev_close: float | None) -> None:
-        # The close changed (a new day, or first known): every change_pct alert of the symbol
-        # gets a new seq and threshold; its old entry goes dead.
-        alerts = self._alerts
-        pct = [alerts[i][0] for i in sorted(state.pct, key=lambda i: alerts[i][1])]
-        for alert in pct:
-            if self._resting(state, alert):
-                if alert.condition in _ABOVE:
-                    state.live_above -= 1
-                else:
-                    state.live_below -= 1
-        state.prev_close = prev_close
-        for alert in pct:
-            self._push(state, alert)
-        self._compact(state)
-        state.rebound()
 
-    def _compact(self, state: _Symbol) -> None:
-        alerts = self._alerts
-        if len(state.above) > 2 * state.live_above + _COMPACT_SLACK:
-            state.above = [e for e in state.above if alerts.get(e[2], (None, -1))[1] == e[1]]
-            heapq.heapify(state.above)
-        if len(state.below) > 2 * state.live_below + _COMPACT_SLACK:
-            state.below = [e for e in state.below if alerts.get(e[2], (None, -1))[1] == e[1]]
-            heapq.heapify(state.below)
-        state.rebound()
+def _key(lane: int, value: float) -> float:
+    return -value if lane in (_LTP_BELOW, _PCT_BELOW) else value

@@ -4,10 +4,11 @@ Steps (ids are recovery keys; renaming one orphans its state):
     evaluate_price_alerts  stateful per symbol shard (the key of `coalesce_quotes`, so it runs
                            on the same worker): each published quote's LTP and previous close
                            into the shard's `domain.price_alerts.PriceAlertBook`; emits the
-                           fired alerts (`PriceAlertFired`) of each batch
+                           alerts each batch fires (`PriceAlertHit`: id and level)
     write_price_alerts     `sinks.fired_price_alerts.FiredPriceAlertSink`, one partition:
-                           PRICE_ALERT on stream:alerts (the edge's `price_alert` frames), then
-                           the `alerts` row and the `price_alerts` row FIRED, in one transaction
+                           the alerts' rows read, PRICE_ALERT on stream:alerts (the edge's
+                           `price_alert` frames), then the `alerts` row and the `price_alerts`
+                           row FIRED, in one transaction
 
 The book is not Bytewax state. With 1,000,000 resting alerts, pickling it at every epoch's end
 would take seconds; the store already holds what it needs, so `snapshot` returns None and the
@@ -45,7 +46,7 @@ from collections.abc import Callable
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 
-from domain.price_alerts import PriceAlertBook, PriceAlertFired
+from domain.price_alerts import PriceAlertBook, PriceAlertHit
 from domain.quotes import Quote
 from flows.context import FlowContext
 from flows.operators import OnLastProcess
@@ -55,7 +56,7 @@ from sinks.price_alerts import ACTIVE, PriceAlertReader
 POLL_S = 1.0
 
 
-class PriceAlertShardLogic(op.StatefulBatchLogic[list[Quote], list[PriceAlertFired], None]):
+class PriceAlertShardLogic(op.StatefulBatchLogic[list[Quote], list[PriceAlertHit], None]):
     """One symbol shard's book, loaded lazily per symbol and kept up with the table."""
 
     def __init__(self, reader: PriceAlertReader, count: Callable[[str, int], None]) -> None:
@@ -67,7 +68,7 @@ class PriceAlertShardLogic(op.StatefulBatchLogic[list[Quote], list[PriceAlertFir
         self.cursor: int | None = None
         self.polled_at = 0.0
 
-    def on_batch(self, values: list[list[Quote]]) -> tuple[list[list[PriceAlertFired]], bool]:
+    def on_batch(self, values: list[list[Quote]]) -> tuple[list[list[PriceAlertHit]], bool]:
         now = time.monotonic()
         if self.cursor is None:
             self.cursor = self.reader.head()  # before any load: later changes are past it
@@ -80,7 +81,7 @@ class PriceAlertShardLogic(op.StatefulBatchLogic[list[Quote], list[PriceAlertFir
         if new:
             self._load(new)
         on_price = self.book.on_price
-        fired: list[PriceAlertFired] = []
+        fired: list[PriceAlertHit] = []
         for quotes in values:
             for q in quotes:
                 out = on_price(q.symbol, q.ltp, q.prev_close, q.ts)
@@ -93,9 +94,7 @@ class PriceAlertShardLogic(op.StatefulBatchLogic[list[Quote], list[PriceAlertFir
     def _load(self, symbols: set[str]) -> None:
         started = time.perf_counter()
         alerts = self.reader.load(symbols)
-        add = self.book.add
-        for alert in alerts:
-            add(alert)
+        self.book.add_many(alerts)
         self.loaded |= symbols
         if alerts:
             self.count("price_alerts_loaded", len(alerts))
@@ -112,7 +111,7 @@ class PriceAlertShardLogic(op.StatefulBatchLogic[list[Quote], list[PriceAlertFir
             if change.status == ACTIVE:
                 book.add(alert)
             else:
-                book.remove(alert.id)
+                book.remove(alert)
 
     def snapshot(self) -> None:
         return None  # rebuilt from PostgreSQL on resume (module docstring)

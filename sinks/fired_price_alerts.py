@@ -1,10 +1,12 @@
 """Sinks layer: fired price alerts -> the trader's feed and the records, each exactly once.
 
-`FiredPriceAlertSink` takes `(FIRED_PARTITION, [PriceAlertFired])` items from the quotes flow's
+`FiredPriceAlertSink` takes `(FIRED_PARTITION, [PriceAlertHit])` items from the quotes flow's
 price-alert step (`flows.price_alerts`) and writes each batch on a background thread
 (`sinks.background`, drained at each epoch's end when the run snapshots), in three steps:
 
-1. which of them are not deleted (ACTIVE, or FIRED by an earlier try of this very batch);
+1. the rows of those not deleted (ACTIVE, or FIRED by an earlier try of this very batch): the
+   book keeps only ids and levels, so what the trader sees (user, account, the value as
+   typed) comes from here, joined with the hit into a `PriceAlertFired`;
 2. their PRICE_ALERT alerts (`PriceAlertFired.to_alert`, its JSON made once by hand:
    `alert_doc`) onto Redis `stream:alerts` (`sinks.alerts.write_alert_entries_redis`: an XADD
    only if `SET alert:seen:{id} NX` succeeds, so a retried alert goes out once); the edge turns
@@ -35,7 +37,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 import redis
 
-from domain.price_alerts import ALERT_KIND, PriceAlertFired
+from domain.price_alerts import ALERT_KIND, PriceAlertHit
 from sinks.alerts import AlertSink, insert_notices, write_alert_entries_redis
 from sinks.postgres import PgBatchWriter
 from sinks.price_alerts import mark_fired, not_deleted
@@ -48,7 +50,7 @@ MIN_INTERVAL_S = 0.1
 Counter = Callable[[str, int], None]
 
 
-def fired_partition_key(fired: list[PriceAlertFired]) -> tuple[str, list[PriceAlertFired]]:
+def fired_partition_key(fired: list[PriceAlertHit]) -> tuple[str, list[PriceAlertHit]]:
     """Key a list of fired alerts for `FiredPriceAlertSink` (one partition)."""
     return FIRED_PARTITION, fired
 
@@ -68,14 +70,14 @@ class FiredPriceAlertWriter:
         self._policy = policy or RetryPolicy()
         self._min_interval_s = min_interval_s
         self._written_at = -math.inf
-        self._pg: PgBatchWriter[PriceAlertFired] = PgBatchWriter(dsn, self._write, self._policy)
+        self._pg: PgBatchWriter[PriceAlertHit] = PgBatchWriter(dsn, self._write, self._policy)
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=10)
         self._maxlen = maxlen
         self._count = count
 
-    def _write(self, conn: psycopg.Connection, fired: Sequence[PriceAlertFired]) -> int:
-        live = not_deleted(conn, {f.alert.id for f in fired})
-        fired = [f for f in fired if f.alert.id in live]
+    def _write(self, conn: psycopg.Connection, hits: Sequence[PriceAlertHit]) -> int:
+        rows = not_deleted(conn, {h.id for h in hits})
+        fired = [h.with_alert(rows[h.id]) for h in hits if h.id in rows]
         if not fired:
             return 0
         # Each alert's JSON is made once (by hand: `PriceAlertFired.alert_doc`), for the
@@ -101,7 +103,7 @@ class FiredPriceAlertWriter:
     def connect(self) -> None:
         self._pg.connect()
 
-    def write(self, fired: Sequence[PriceAlertFired]) -> int:
+    def write(self, fired: Sequence[PriceAlertHit]) -> int:
         """Write a batch; return how many rows it marked FIRED.
 
         At most one batch per `min_interval_s`: a burst of fires is written in fewer, larger
@@ -124,7 +126,7 @@ class FiredPriceAlertWriter:
 
 
 class FiredPriceAlertSink(AlertSink):
-    """Bytewax sink of `(FIRED_PARTITION, [PriceAlertFired])` items; counts the new alerts as
+    """Bytewax sink of `(FIRED_PARTITION, [PriceAlertHit])` items; counts the new alerts as
     `alerts.PRICE_ALERT`. One partition, written in order on a background thread (the alerts
     sink's wiring, with this module's writer)."""
 

@@ -40,7 +40,13 @@ from typing import TypeVar
 import psycopg
 
 from domain.errors import BrokerflowError
-from domain.price_alerts import PriceAlert, PriceAlertError, PriceAlertFired, check_price_alert
+from domain.price_alerts import (
+    PriceAlert,
+    PriceAlertError,
+    PriceAlertFired,
+    RestingAlert,
+    check_price_alert,
+)
 from sinks.retry import RetryPolicy, retry_with_backoff
 
 T = TypeVar("T")
@@ -176,6 +182,19 @@ def delete(conn: psycopg.Connection, alert_id: int, user: str | None = None) -> 
             raise PriceAlertNotFoundError(msg)
 
 
+def load_resting(conn: psycopg.Connection, symbols: Collection[str]) -> list[RestingAlert]:
+    """The ACTIVE alerts of `symbols` as the flow's book rests them: `(id, symbol, condition,
+    value)`, the value a float (the level it fires at), by id. Only what the book keeps: a
+    million rows come as plain tuples, without an object each."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, symbol, condition, value::float8 FROM price_alerts "
+            "WHERE status = 'ACTIVE' AND symbol = ANY(%s) ORDER BY id",
+            (list(symbols),),
+        )
+        return cur.fetchall()
+
+
 def load_active(
     conn: psycopg.Connection, symbols: Collection[str] | None = None
 ) -> list[PriceAlert]:
@@ -191,14 +210,17 @@ def load_active(
         return [PriceAlert(*r) for r in cur.fetchall()]
 
 
-def not_deleted(conn: psycopg.Connection, ids: Collection[int]) -> set[int]:
-    """The ids among `ids` whose row is ACTIVE or FIRED (not deleted, not unknown)."""
+def not_deleted(conn: psycopg.Connection, ids: Collection[int]) -> dict[int, PriceAlert]:
+    """The alerts among `ids` whose row is ACTIVE or FIRED (not deleted, not unknown), by id:
+    what a fired one shows its trader (the flow's book keeps only ids and levels)."""
     if not ids:
-        return set()
+        return {}
     rows = conn.execute(
-        "SELECT id FROM price_alerts WHERE id = ANY(%s) AND status <> 'DELETED'", (list(ids),)
+        "SELECT id, user_id, account, symbol, condition, value FROM price_alerts "
+        "WHERE id = ANY(%s) AND status <> 'DELETED'",
+        (list(ids),),
     ).fetchall()
-    return {r[0] for r in rows}
+    return {r[0]: PriceAlert(*r) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,12 +286,12 @@ class PriceAlertReader:
             self._refresh()
             return self._head
 
-    def load(self, symbols: Collection[str]) -> list[PriceAlert]:
-        """The ACTIVE alerts of `symbols`, by id (`load_active`)."""
+    def load(self, symbols: Collection[str]) -> list[RestingAlert]:
+        """The ACTIVE alerts of `symbols`, as the book rests them, by id (`load_resting`)."""
         if not symbols:
             return []
         with self._lock:
-            return self._call(lambda c: load_active(c, symbols))
+            return self._call(lambda c: load_resting(c, symbols))
 
     def changes(self, cursor: int) -> tuple[list[PriceAlertChange], int]:
         """The rows changed past `cursor` (FIRED ones left out), in change order, and the new

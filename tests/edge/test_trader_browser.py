@@ -176,8 +176,7 @@ def fire_price_alerts(edge: RunningEdge, symbol: str, ltp: float, prev_close: fl
     """What the quotes flow's price-alert step and its sink do with a published quote."""
     reader = PriceAlertReader(edge.config.postgres_dsn)
     book = PriceAlertBook()
-    for alert in reader.load({symbol}):
-        book.add(alert)
+    book.add_many(reader.load({symbol}))
     reader.close()
     writer = FiredPriceAlertWriter(edge.config.postgres_dsn, edge.config.redis_url)
     try:

@@ -71,9 +71,15 @@ def test_price_alerts_fired_once_never_reloaded(conn) -> None:
     a = store.create(conn, user="u1", symbol="AAPL", condition="ltp_above", value=101)
     b = store.create(conn, user="u1", symbol="AAPL", condition="ltp_below", value=99)
     book = PriceAlertBook()
-    for alert in store.load_active(conn, {"AAPL"}):
-        book.add(alert)
-    fired = book.on_price("AAPL", 101.25, None, 1_700_000_000_000)
+    # the flow's load: what the book keeps of each ACTIVE row, the value as the level it fires at
+    rows = store.load_resting(conn, {"AAPL"})
+    assert rows == [(a.id, "AAPL", "ltp_above", 101.0), (b.id, "AAPL", "ltp_below", 99.0)]
+    assert book.add_many(rows) == 2
+    hits = book.on_price("AAPL", 101.25, None, 1_700_000_000_000)
+    # the sink's read: the rows of those not deleted, what their traders see
+    details = store.not_deleted(conn, [h.id for h in hits] + [b.id, 10**9])
+    assert details == {a.id: a, b.id: b}
+    fired = [h.with_alert(details[h.id]) for h in hits]
     assert store.mark_fired(conn, fired) == [a.id]
     assert store.mark_fired(conn, fired) == []  # a replayed batch changes nothing
     row = store.list_alerts(conn, "u1")[0]
@@ -83,6 +89,7 @@ def test_price_alerts_fired_once_never_reloaded(conn) -> None:
     assert [x.id for x in store.load_active(conn)] == [b.id]
     # A fire of an alert deleted meanwhile changes nothing and sends no frame.
     store.delete(conn, b.id)
+    assert store.not_deleted(conn, [b.id]) == {}
     gone = PriceAlertFired(b, 98.0, 99.0, 2)
     assert store.mark_fired(conn, [gone]) == []
     assert store.mark_fired(conn, []) == []
