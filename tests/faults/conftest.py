@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.conftest import pg_dsn as _pg_dsn
+from tests.faults.reference import ReferenceDay, replay_reference
 
-# A second fresh database in the same test (the crashed run's, beside the reference's).
-second_pg_dsn = pytest.fixture(_pg_dsn.__wrapped__, name="second_pg_dsn")  # type: ignore[attr-defined]
 
-__all__ = ["second_pg_dsn", "Iterator"]
+@pytest.fixture(scope="session")
+def reference_day(
+    tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str, redis_url: str
+) -> ReferenceDay:
+    """The fault tests' day and its uninterrupted replay, made once per session: every test
+    compares its disturbed runs with the same reference."""
+    return replay_reference(tmp_path_factory.mktemp("fault-day"), postgres_dsn, redis_url)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 
-from brokerflow.cli import main
+from tests.faults.reference import ReferenceDay, load_day
 from tests.faults.sinks import clickhouse_contents, postgres_contents, redis_contents
 
 pytestmark = pytest.mark.slow
@@ -31,11 +30,6 @@ def _replay(day: Path, data_dir: Path, recovery: Path | None = None) -> list[str
     if recovery is not None:
         command += ["--recovery-dir", str(recovery), "--snapshot-s", "0.5"]
     return command
-
-
-def _load(day: Path, data_dir: Path) -> None:
-    for kind, suffix in (("accounts", ".accounts.csv"), ("positions", ".positions.csv")):
-        assert main(["load", kind, str(day.with_suffix(suffix)), "--data-dir", str(data_dir)]) == 0
 
 
 def _booked(dsn: str) -> int:
@@ -51,24 +45,13 @@ def _contents(env: dict[str, str], data_dir: Path) -> dict:
     }
 
 
-def _reference(tmp_path, settings_factory, monkeypatch) -> tuple[Path, dict]:
-    """A simulated day and what one uninterrupted run leaves in every store."""
-    day = tmp_path / "day.fix"
-    assert main(["simulate", "--symbols", "5", "--minutes", "20", "--orders", "--accounts", "40",
-                 "--orders-per-minute", "200", "--out", str(day), "--seed", "11"]) == 0  # fmt: skip
-    s = settings_factory()
-    reference_env = {"BROKERFLOW_POSTGRES_DSN": s.postgres_dsn, "BROKERFLOW_REDIS_URL": s.redis_url}
-    for name, value in reference_env.items():
-        monkeypatch.setenv(name, value)
-    _load(day, tmp_path / "reference")
-    subprocess.run(_replay(day, tmp_path / "reference"), env={**os.environ, **reference_env},
-                   check=True, stdout=subprocess.DEVNULL, timeout=600)  # fmt: skip
-    expected = _contents(reference_env, tmp_path / "reference")
+def _reference(reference_day: ReferenceDay) -> tuple[Path, dict]:
+    """The simulated day and what one uninterrupted run leaves in every store."""
+    expected = {"postgres": reference_day.postgres, "redis": reference_day.redis,
+                "clickhouse": reference_day.clickhouse}  # fmt: skip
     assert len(expected["postgres"]["executions"]) > 1_000
     assert len(expected["clickhouse"]["audit_log"]) > 1_000
-    # The crashed runs go to another database and the same Redis db, emptied.
-    redis.Redis.from_url(s.redis_url).flushdb()
-    return day, expected
+    return reference_day.day, expected
 
 
 def _run_killed_at(command: list[str], env: dict[str, str], dsn: str, at: int) -> int:
@@ -85,14 +68,12 @@ def _run_killed_at(command: list[str], env: dict[str, str], dsn: str, at: int) -
 
 
 def _crashed_runs(
-    tmp_path: Path, day: Path, dsn: str, monkeypatch
+    tmp_path: Path, day: Path, dsn: str, redis_url: str
 ) -> tuple[dict[str, str], list[str]]:
-    """The environment and command of the crashed runs: another database, the same Redis db
-    (emptied by `_reference`), another data dir, a recovery dir; the day's accounts loaded."""
-    env = {"BROKERFLOW_POSTGRES_DSN": dsn,
-           "BROKERFLOW_REDIS_URL": os.environ["BROKERFLOW_REDIS_URL"]}  # fmt: skip
-    monkeypatch.setenv("BROKERFLOW_POSTGRES_DSN", dsn)
-    _load(day, tmp_path / "crashed")
+    """The environment and command of the crashed runs: this test's fresh database and Redis
+    db, its own data dir, a recovery dir; the day's accounts loaded."""
+    env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": redis_url}
+    load_day(day, env, tmp_path / "crashed")
     return env, _replay(day, tmp_path / "crashed", tmp_path / "recovery")
 
 
@@ -109,33 +90,33 @@ def _assert_same(got: dict, expected: dict, what: str) -> None:
 
 
 def test_killed_replays_resume_to_the_same_contents_in_every_store(
-    tmp_path, settings_factory, second_pg_dsn, monkeypatch
+    tmp_path, reference_day, pg_dsn, redis_db_url
 ):
-    day, expected = _reference(tmp_path, settings_factory, monkeypatch)
+    day, expected = _reference(reference_day)
     total = len(expected["postgres"]["executions"])
-    env, command = _crashed_runs(tmp_path, day, second_pg_dsn, monkeypatch)
+    env, command = _crashed_runs(tmp_path, day, pg_dsn, redis_db_url)
     # Killed by progress, not by the clock (a fast machine finishes before any timer): each
     # run is killed once the ledger holds a random share of the day, each share past the last.
     rng = random.Random(5)
     shares = sorted(rng.uniform(lo, lo + 0.2) for lo in (0.1, 0.4, 0.7))
-    booked_at_kills = [_run_killed_at(command, env, second_pg_dsn, int(s * total)) for s in shares]
+    booked_at_kills = [_run_killed_at(command, env, pg_dsn, int(s * total)) for s in shares]
     _run_to_the_end(command, env)
     assert all(0 < n < total for n in booked_at_kills), f"a run ended first: {booked_at_kills}"
     _assert_same(_contents(env, tmp_path / "crashed"), expected, f"kills at {booked_at_kills}")
 
 
 def test_a_run_killed_before_its_first_snapshot_starts_over_from_the_same_opening(
-    tmp_path, settings_factory, second_pg_dsn, monkeypatch
+    tmp_path, reference_day, pg_dsn, redis_db_url
 ):
     """No epoch committed (snapshots a minute apart): the rerun starts from the beginning of
     the day, while the stores hold the killed run's fills and quotes. It must start from the
     opening state the killed run read, not from those stores (margin judged the first minutes
     on the later books and raised other CONCENTRATION alerts)."""
-    day, expected = _reference(tmp_path, settings_factory, monkeypatch)
+    day, expected = _reference(reference_day)
     total = len(expected["postgres"]["executions"])
-    env, command = _crashed_runs(tmp_path, day, second_pg_dsn, monkeypatch)
+    env, command = _crashed_runs(tmp_path, day, pg_dsn, redis_db_url)
     command[command.index("--snapshot-s") + 1] = "60"
-    booked = _run_killed_at(command, env, second_pg_dsn, total // 2)
+    booked = _run_killed_at(command, env, pg_dsn, total // 2)
     assert 0 < booked < total, f"the run ended before its kill: {booked}"
     _run_to_the_end(command, env)
     _assert_same(_contents(env, tmp_path / "crashed"), expected, f"killed at {booked}")

@@ -19,31 +19,17 @@ import psycopg
 import pytest
 import redis
 
-from brokerflow.cli import main
 from brokerflow.services import ensure_services, stop_services
 from brokerflow.settings import Settings
+from tests.faults.reference import ReferenceDay, load_day
 from tests.faults.sinks import postgres_contents, redis_contents
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def day(tmp_path: Path) -> Path:
-    path = tmp_path / "day.fix"
-    options = ["--symbols", "5", "--minutes", "20", "--orders", "--accounts", "40",
-               "--orders-per-minute", "200", "--seed", "11"]  # fmt: skip
-    assert main(["simulate", *options, "--out", str(path)]) == 0
-    return path
-
-
-def _load(day: Path, env: dict[str, str], data_dir: Path) -> None:
-    for kind, suffix in (("accounts", ".accounts.csv"), ("positions", ".positions.csv")):
-        result = subprocess.run(
-            [sys.executable, "-m", "brokerflow.cli", "load", kind, str(day.with_suffix(suffix)),
-             "--data-dir", str(data_dir)],
-            env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
+def day(reference_day: ReferenceDay) -> Path:
+    return reference_day.day
 
 
 def _replay(day: Path, env: dict[str, str], data_dir: Path) -> subprocess.Popen:
@@ -64,15 +50,6 @@ def _failed(process: subprocess.Popen) -> str:
     _, error = process.communicate(timeout=120)
     assert process.returncode != 0
     return error.strip()
-
-
-def _reference(day: Path, env: dict[str, str], data_dir: Path) -> tuple[dict, dict]:
-    _load(day, env, data_dir)
-    process = _replay(day, env, data_dir)
-    _succeeded(process)
-    return postgres_contents(env["BROKERFLOW_POSTGRES_DSN"]), redis_contents(
-        env["BROKERFLOW_REDIS_URL"]
-    )
 
 
 def _wait_for(predicate, timeout_s: float = 120.0) -> None:
@@ -104,62 +81,53 @@ def _embedded(stores: Path, service: str, **settings: str) -> str:
 
 
 def test_redis_down_for_seconds_mid_run_loses_and_doubles_nothing(
-    tmp_path, day, settings_factory, second_pg_dsn
+    tmp_path, day, reference_day, pg_dsn
 ):
-    s = settings_factory()
-    env = {"BROKERFLOW_POSTGRES_DSN": s.postgres_dsn, "BROKERFLOW_REDIS_URL": s.redis_url}
-    expected_pg, expected_redis = _reference(day, env, tmp_path / "reference")
-
     stores = tmp_path / "stores"
-    url = _embedded(stores, "redis", postgres_dsn=second_pg_dsn)
-    env = {"BROKERFLOW_POSTGRES_DSN": second_pg_dsn, "BROKERFLOW_REDIS_URL": url}
-    _load(day, env, tmp_path / "outage")
+    url = _embedded(stores, "redis", postgres_dsn=pg_dsn)
+    env = {"BROKERFLOW_POSTGRES_DSN": pg_dsn, "BROKERFLOW_REDIS_URL": url}
+    load_day(day, env, tmp_path / "outage")
     process = _replay(day, env, tmp_path / "outage")
     _wait_for(lambda: _quotes_written(url))
     assert stop_services(stores) == ["redis"]
     time.sleep(2.0)  # the flow keeps trying meanwhile
     assert process.poll() is None, "the flow gave up during a 2 s outage"
-    assert _embedded(stores, "redis", postgres_dsn=second_pg_dsn) == url  # same port
+    assert _embedded(stores, "redis", postgres_dsn=pg_dsn) == url  # same port
     _succeeded(process)
 
-    assert redis_contents(url) == expected_redis
-    assert postgres_contents(second_pg_dsn) == expected_pg
+    assert redis_contents(url) == reference_day.redis
+    assert postgres_contents(pg_dsn) == reference_day.postgres
     stop_services(stores)
 
 
 def test_postgres_down_for_seconds_mid_run_loses_and_doubles_nothing(
-    tmp_path, day, settings_factory
+    tmp_path, day, reference_day, redis_db_url
 ):
-    s = settings_factory()
-    env = {"BROKERFLOW_POSTGRES_DSN": s.postgres_dsn, "BROKERFLOW_REDIS_URL": s.redis_url}
-    expected_pg, expected_redis = _reference(day, env, tmp_path / "reference")
-    redis.Redis.from_url(s.redis_url).flushdb()
-
     stores = tmp_path / "stores"
-    dsn = _embedded(stores, "postgres", redis_url=s.redis_url)
-    env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": s.redis_url}
-    _load(day, env, tmp_path / "outage")
+    dsn = _embedded(stores, "postgres", redis_url=redis_db_url)
+    env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": redis_db_url}
+    load_day(day, env, tmp_path / "outage")
     process = _replay(day, env, tmp_path / "outage")
     _wait_for(lambda: _executions_booked(dsn))
     assert stop_services(stores) == ["postgres"]
     time.sleep(2.0)
     assert process.poll() is None, "the flow gave up during a 2 s outage"
-    assert _embedded(stores, "postgres", redis_url=s.redis_url) == dsn
+    assert _embedded(stores, "postgres", redis_url=redis_db_url) == dsn
     _succeeded(process)
 
-    assert postgres_contents(dsn) == expected_pg
-    assert redis_contents(s.redis_url) == expected_redis
+    assert postgres_contents(dsn) == reference_day.postgres
+    assert redis_contents(redis_db_url) == reference_day.redis
     stop_services(stores)
 
 
 def test_a_store_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
-    tmp_path, day, second_pg_dsn
+    tmp_path, day, pg_dsn
 ):
     stores = tmp_path / "stores"
-    url = _embedded(stores, "redis", postgres_dsn=second_pg_dsn)
-    env = {"BROKERFLOW_POSTGRES_DSN": second_pg_dsn, "BROKERFLOW_REDIS_URL": url,
+    url = _embedded(stores, "redis", postgres_dsn=pg_dsn)
+    env = {"BROKERFLOW_POSTGRES_DSN": pg_dsn, "BROKERFLOW_REDIS_URL": url,
            "BROKERFLOW_SINK_RETRY_S": "1"}  # fmt: skip
-    _load(day, env, tmp_path / "outage")
+    load_day(day, env, tmp_path / "outage")
     process = _replay(day, env, tmp_path / "outage")
     _wait_for(lambda: _quotes_written(url))
     stop_services(stores)
@@ -170,16 +138,15 @@ def test_a_store_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
 
 
 def test_postgres_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
-    tmp_path, day, settings_factory
+    tmp_path, day, redis_db_url
 ):
     # The ledger books on a background thread (sinks.background): its error must still stop
     # the flow with one line, not a traceback or an abort while Bytewax cleans up.
-    s = settings_factory()
     stores = tmp_path / "stores"
-    dsn = _embedded(stores, "postgres", redis_url=s.redis_url)
-    env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": s.redis_url,
+    dsn = _embedded(stores, "postgres", redis_url=redis_db_url)
+    env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": redis_db_url,
            "BROKERFLOW_SINK_RETRY_S": "1"}  # fmt: skip
-    _load(day, env, tmp_path / "outage")
+    load_day(day, env, tmp_path / "outage")
     process = _replay(day, env, tmp_path / "outage")
     _wait_for(lambda: _executions_booked(dsn))
     stop_services(stores)
