@@ -65,9 +65,10 @@ run_flows(FixLogSource([day], chunk_bytes=16_384), load_settings(None, None), "r
 """
 
 
-@pytest.fixture
-def day(tmp_path: Path) -> Path:
-    path = tmp_path / "day.fix"
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated once for the module: every test reads it, none changes it."""
+    path = tmp_path_factory.mktemp("margin-day") / "day.fix"
     options = ["--symbols", "5", "--minutes", "20", "--orders", "--accounts", "40",
                "--orders-per-minute", "200", "--seed", "11"]  # fmt: skip
     assert main(["simulate", *options, "--out", str(path)]) == 0
