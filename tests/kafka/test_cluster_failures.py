@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -127,17 +128,30 @@ def cluster_day(kafka_bootstrap, settings_factory, tmp_path, monkeypatch):
     return _published(day, kafka_bootstrap, settings_factory, tmp_path, monkeypatch)
 
 
-@pytest.fixture
-def longer_day(kafka_bootstrap, settings_factory, tmp_path, monkeypatch):
-    """`cluster_day` over 8 simulated minutes (~27,000 messages, 2 minutes are ~6,900): the
-    Kafka source reads up to 2,000 messages a poll from each partition, and an epoch ends only
-    once what it read is processed, so a smaller day fits in one epoch and a kill could only
-    ever resume from the start; this one spans several."""
-    day = tmp_path / "day.fix"
+@pytest.fixture(scope="module")
+def longer_day_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 simulated minutes (~27,000 messages, 2 minutes are ~6,900): the Kafka source reads up
+    to 2,000 messages a poll from each partition, and an epoch ends only once what it read is
+    processed, so a smaller day fits in one epoch and a kill could only ever resume from the
+    start; this one spans several. Generated once: the tests only read it."""
+    day = tmp_path_factory.mktemp("longer-day") / "day.fix"
     argv = ["simulate", "--symbols", "4", "--minutes", "8", "--orders", "--out", str(day),
             "--seed", "7"]  # fmt: skip
     assert main(argv) == 0
-    return _published(day, kafka_bootstrap, settings_factory, tmp_path, monkeypatch)
+    return day
+
+
+@pytest.fixture
+def longer_day(longer_day_file, kafka_bootstrap, settings_factory, tmp_path, monkeypatch):
+    """`longer_day_file` published to this test's Kafka, its opening state loaded."""
+    return _published(longer_day_file, kafka_bootstrap, settings_factory, tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted() -> dict[str, Any]:
+    """What an uninterrupted 2-process run of `longer_day_file` read and left in the stores:
+    filled by the first test that needs it, the same for every victim."""
+    return {}
 
 
 @pytest.mark.parametrize("victim", [0, 1])
@@ -206,15 +220,18 @@ def _run_to_the_end(addresses: list[str], env: dict[str, str], recovery: list[Pa
 
 @pytest.mark.parametrize("victim", [0, 1])
 def test_cluster_process_killed_then_both_restarted_resume_to_the_uninterrupted_stores(
-    longer_day, kafka_bootstrap, postgres_dsn, tmp_path, monkeypatch, victim
+    longer_day, uninterrupted, kafka_bootstrap, postgres_dsn, tmp_path, monkeypatch, victim
 ) -> None:
     day, settings = longer_day
     addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
-    day_messages = _run_to_the_end(
-        addresses, _cluster_env(settings, kafka_bootstrap),
-        [tmp_path / "reference-recovery-0", tmp_path / "reference-recovery-1"],
-    )  # fmt: skip
-    expected = _stores(settings)
+    if not uninterrupted:  # the reference: the same day on this test's stores, run once
+        uninterrupted["messages"] = _run_to_the_end(
+            addresses, _cluster_env(settings, kafka_bootstrap),
+            [tmp_path / "reference-recovery-0", tmp_path / "reference-recovery-1"],
+        )  # fmt: skip
+        uninterrupted["stores"] = _stores(settings)
+    day_messages = uninterrupted["messages"]
+    expected = uninterrupted["stores"]
     total = len(expected[1]["executions"])
     # The day books fills, marks margin, raises alerts and audits (it places no stop orders).
     assert total and expected[1]["account_margin"] and expected[1]["alerts"]
