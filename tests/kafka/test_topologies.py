@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from bench.pipeline_day import DaySpec, ensure_day
 from brokerflow.commands.gateway import FileInput, run_gateway
@@ -35,6 +36,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC = DaySpec(symbols=12, minutes=3, accounts=300, stops=600, seed=4)
 
 
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`SPEC`'s day, cash tightened; generated once: the tests only read it."""
+    path = ensure_day(SPEC, tmp_path_factory.mktemp("days"), say=lambda _: None).path
+    tighten_cash(path.with_suffix(".accounts.csv"), path.with_suffix(".positions.csv"))
+    return path
+
+
 def _stores(settings) -> tuple:
     return (redis_contents(settings.redis_url), postgres_rows(settings.postgres_dsn),
             clickhouse_rows(settings))  # fmt: skip
@@ -45,10 +54,8 @@ def _alert_kinds(rows: list[str]) -> set[str]:
 
 
 def test_replay_and_every_topology_leave_the_same_stores(
-    kafka_bootstrap, settings_factory, postgres_dsn, tmp_path, monkeypatch
+    day, kafka_bootstrap, settings_factory, postgres_dsn, tmp_path, monkeypatch
 ) -> None:
-    day = ensure_day(SPEC, tmp_path / "days", say=lambda _: None).path
-    tighten_cash(day.with_suffix(".accounts.csv"), day.with_suffix(".positions.csv"))
     settings = settings_factory(kafka_bootstrap=kafka_bootstrap)
     load_day(day, settings, monkeypatch)
     replayed = replay([day], settings, progress=False).as_dict()
@@ -94,14 +101,12 @@ def _alert_ids(dsn: str, kind: str) -> set[str]:
 
 
 def test_a_live_run_gives_the_replays_calls_and_reports_idle_partitions_once(
-    kafka_bootstrap, settings_factory, postgres_dsn, tmp_path, monkeypatch
+    day, kafka_bootstrap, settings_factory, postgres_dsn, tmp_path, monkeypatch
 ) -> None:
     # Live, nothing ends: an account shard releases marks and fills up to the slowest symbol
     # shard's watermark, so the day's last events wait until the partitions that finished
     # first have been idle for 2 s. Then every call comes out, the replay's own (but those the
     # replay makes when its input ends, closing the last window).
-    day = ensure_day(SPEC, tmp_path / "days", say=lambda _: None).path
-    tighten_cash(day.with_suffix(".accounts.csv"), day.with_suffix(".positions.csv"))
     replayed = settings_factory()
     load_day(day, replayed, monkeypatch)
     replay([day], replayed, progress=False, flows=("margin",))
