@@ -38,6 +38,12 @@ _FAILURES: list[BaseException] = []  # write errors found by `close`, for the ru
 _FAILURES_LOCK = threading.Lock()
 
 
+def report_failure(exc: BaseException) -> None:
+    """Keep a write error found where it cannot be raised (a partition's close) for the runner."""
+    with _FAILURES_LOCK:
+        _FAILURES.append(exc)
+
+
 def take_failures() -> list[BaseException]:
     """The write errors that `BackgroundWriter.close` found and could not raise; cleared."""
     with _FAILURES_LOCK:
@@ -107,8 +113,7 @@ class BackgroundWriter(Generic[T]):
             self.drain()
         except BaseException as exc:  # noqa: BLE001 - reported by the runner, see above
             if not reported:
-                with _FAILURES_LOCK:
-                    _FAILURES.append(exc)
+                report_failure(exc)
         finally:
             with self._cond:
                 self._closed = True

@@ -1,8 +1,9 @@
 """Sinks layer: fired price alerts -> the trader's feed and the records, each exactly once.
 
 `FiredPriceAlertSink` takes `(FIRED_PARTITION, [PriceAlertHit])` items from the quotes flow's
-price-alert step (`flows.price_alerts`) and writes each batch on a background thread
-(`sinks.background`, drained at each epoch's end when the run snapshots), in three steps:
+price-alert step (`flows.price_alerts`) and writes each batch in a process of its own
+(`sinks.writer_process`: started with the first fired alert, drained at each epoch's end when
+the run snapshots), in three steps:
 
 1. the rows of those not deleted (ACTIVE, or FIRED by an earlier try of this very batch): the
    book keeps only ids and levels, so what the trader sees (user, account, the value as
@@ -30,8 +31,7 @@ its `alerts` row); the `price_alerts` row stays DELETED.
 
 from __future__ import annotations
 
-import math
-import time
+import functools
 from collections.abc import Callable, Sequence
 
 import psycopg
@@ -42,11 +42,9 @@ from sinks.alerts import AlertSink, insert_notices, write_alert_entries_redis
 from sinks.postgres import PgBatchWriter
 from sinks.price_alerts import mark_fired, not_deleted
 from sinks.retry import RetryPolicy, retry_policy_call
+from sinks.writer_process import ProcessPartition, ProcessWriter
 
 FIRED_PARTITION = "price_alerts"
-# Batches at most this often (FiredPriceAlertWriter.write): a fired alert waits at most this
-# long behind the previous batch.
-MIN_INTERVAL_S = 0.1
 Counter = Callable[[str, int], None]
 
 
@@ -65,11 +63,8 @@ class FiredPriceAlertWriter:
         maxlen: int = 100_000,
         count: Counter | None = None,
         policy: RetryPolicy | None = None,
-        min_interval_s: float = MIN_INTERVAL_S,
     ) -> None:
         self._policy = policy or RetryPolicy()
-        self._min_interval_s = min_interval_s
-        self._written_at = -math.inf
         self._pg: PgBatchWriter[PriceAlertHit] = PgBatchWriter(dsn, self._write, self._policy)
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=10)
         self._maxlen = maxlen
@@ -104,21 +99,8 @@ class FiredPriceAlertWriter:
         self._pg.connect()
 
     def write(self, fired: Sequence[PriceAlertHit]) -> int:
-        """Write a batch; return how many rows it marked FIRED.
-
-        At most one batch per `min_interval_s`: a burst of fires is written in fewer, larger
-        batches (the ones queued meanwhile join the next: `sinks.background`). Each batch is
-        some ten round trips, and each one's reply has this thread take the GIL back from the
-        worker; in the benchmark's day, many small batches slowed the worker's own Python by
-        ~45 %. A lone alert after a quiet spell goes out at once.
-        """
-        wait = self._written_at + self._min_interval_s - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        try:
-            return self._pg.write(fired)
-        finally:
-            self._written_at = time.monotonic()
+        """Write a batch; return how many rows it marked FIRED."""
+        return self._pg.write(fired)
 
     def close(self) -> None:
         self._pg.close()
@@ -127,8 +109,19 @@ class FiredPriceAlertWriter:
 
 class FiredPriceAlertSink(AlertSink):
     """Bytewax sink of `(FIRED_PARTITION, [PriceAlertHit])` items; counts the new alerts as
-    `alerts.PRICE_ALERT`. One partition, written in order on a background thread (the alerts
-    sink's wiring, with this module's writer)."""
+    `alerts.PRICE_ALERT`. One partition (the alerts sink's), written in order by a
+    `FiredPriceAlertWriter` in a process of its own: its rows read, JSON made and round trips
+    then never hold the worker's GIL (`sinks.writer_process`)."""
 
-    writer = FiredPriceAlertWriter
     partition = FIRED_PARTITION
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> ProcessPartition[PriceAlertHit]:
+        """The partition; its writer process starts with the first fired alert."""
+        dsn, redis_url, maxlen, count, policy = self._args
+        make = functools.partial(FiredPriceAlertWriter, dsn, redis_url, maxlen, policy=policy)
+        writer: ProcessWriter[PriceAlertHit] = ProcessWriter(
+            make, f"{step_id}.{for_part}", count, max_items=10_000
+        )
+        return ProcessPartition(writer, self._recovery)
