@@ -26,6 +26,7 @@ import pytest
 from bench.common import free_ports
 from brokerflow.cli import main
 from brokerflow.commands.gateway import FileInput, run_gateway
+from tests.conftest import reserved_redis_db
 from tests.kafka.stores import clickhouse_rows, postgres_rows, redis_contents
 from tests.kafka.test_kafka_flows import (
     drop_database,
@@ -173,19 +174,36 @@ def test_cluster_process_killed_mid_run_the_other_stops_naming_it(
         _kill(processes)
 
 
-@pytest.mark.parametrize("alone", [0, 1])
 def test_cluster_process_whose_peer_never_starts_stops_naming_it(
-    cluster_day, kafka_bootstrap, alone
+    cluster_day, kafka_bootstrap, postgres_dsn, redis_url, tmp_path, monkeypatch
 ) -> None:
     # Process 0 waits for the connection of process 1; process 1 retries connecting to 0.
-    _, settings = cluster_day
-    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
-    started = time.monotonic()
-    process = _start(alone, addresses, _cluster_env(settings, kafka_bootstrap), "--until-end")
+    # Each waits out the cluster's formation timeout (20 s), so both run at once, each alone in
+    # its own 2-process cluster, on stores of its own (the day's opening state loaded in both).
+    day, settings = cluster_day
+    name, dsn = fresh_database(postgres_dsn)
     try:
-        _assert_stopped_naming(process, 1 - alone, addresses, started)
+        with reserved_redis_db(redis_url) as other_redis:
+            other = settings.model_copy(update={
+                "postgres_dsn": dsn, "redis_url": other_redis, "data_dir": tmp_path / "alone-1",
+                "clickhouse_url": f"chdb://{tmp_path / 'alone-1-ch'}",
+            })  # fmt: skip
+            load_day(day, other, monkeypatch)
+            ports = [f"127.0.0.1:{p}" for p in free_ports(4)]  # four distinct ports
+            addresses = [ports[:2], ports[2:]]
+            started = time.monotonic()
+            processes = [
+                _start(alone, addresses[alone], _cluster_env(stores, kafka_bootstrap),
+                       "--until-end")
+                for alone, stores in enumerate((settings, other))
+            ]  # fmt: skip
+            try:
+                for alone, process in enumerate(processes):
+                    _assert_stopped_naming(process, 1 - alone, addresses[alone], started)
+            finally:
+                _kill(processes)
     finally:
-        _kill([process])
+        drop_database(postgres_dsn, name)
 
 
 def _stores(settings) -> tuple:
