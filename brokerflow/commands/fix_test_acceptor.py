@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument(
         "--dictionary", default="",
         help="QuickFIX dictionary file or directory (default: BROKERFLOW_FIX_DICTIONARY_DIR, "
-        "else ../shared/fix-dictionaries)",
+        "else the FIX 4.2/4.4 ones shipped in the package)",
     )
     p.set_defaults(func=run)
 

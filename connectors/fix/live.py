@@ -51,7 +51,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from connectors.fix.session import AppBatch, Initiator, SessionConfig
 from connectors.fix.session.config import session_from_mapping, session_tables
-from connectors.fix.session.engine import open_store
+from connectors.fix.session.engine import open_store, session_dictionary
 from connectors.fix.session.store import MessageStore
 from connectors.raw import RawChunk
 from domain.errors import ConfigError
@@ -104,6 +104,9 @@ def live_session_from_mapping(table: dict[str, Any], where: str = "session") -> 
         msg = f"{where}: drop_copy = {drop_copy!r} is not true or false"
         raise ConfigError(msg)
     config = session_from_mapping(values, where)
+    # Its dictionary now (loaded once, cached): a session that validates with none found is
+    # a one-line error when the command starts, not a failure later inside the flow.
+    session_dictionary(config)
     return LiveSession(config, frozenset(purposes), tuple(symbols), drop_copy)
 
 

@@ -144,7 +144,6 @@ def test_missing_comp_id_is_rejected_with_the_reason_and_tag() -> None:
     assert session.state.store.next_target == 3  # a rejected message still used its number
 
 
-@pytest.mark.skipif(not FIX44.exists(), reason=f"no FIX44.xml at {FIX44} (../shared absent)")
 @pytest.mark.parametrize(
     ("msg_type", "body", "tag", "reason"),
     [

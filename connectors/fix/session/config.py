@@ -13,7 +13,7 @@ username = "bf"                 # Username (553) / Password (554): sent by an in
 password = "secret"             #   required by an acceptor when set
 heartbeat_s = 30                # HeartBtInt (108) an initiator asks for
 store_dir = ".brokerflow/fix"   # persisted sequence numbers and sent messages ("" = memory)
-dictionary = "../shared/fix-dictionaries"   # file or directory; see dictionary.py
+dictionary = "/etc/venue/fix"   # file or directory (default: the shipped FIX 4.2/4.4 ones)
 reset_on_logon = false          # ResetSeqNumFlag (141)=Y on every logon
 max_message_size = 1048576      # bytes; a larger message is dropped and logged
 ```
@@ -42,7 +42,8 @@ class SessionConfig:
         logout_timeout_s: how long we wait for the Logout answering ours.
         logon_timeout_s: how long we wait for a Logon (answer) after connecting.
         reconnect_min_s / reconnect_max_s: the initiator's exponential backoff bounds.
-        validate: check inbound messages against the data dictionary (when one is found).
+        validate: check inbound messages against the data dictionary (the session refuses to
+            start when none is found for its version).
     """
 
     sender_comp_id: str

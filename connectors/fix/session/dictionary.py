@@ -7,9 +7,10 @@ QuickFIX's order: header fields after body fields (14), unknown MsgType (11), re
 then field by field: repeated (13), empty value (4), data format (6), enum value (5), unknown tag
 number (0), tag not defined for the message type (2), NumInGroup count (16).
 
-The dictionaries are read at run time from a configured path (never copied into the project):
-`dictionary_path(begin_string, ...)` resolves the `dictionary` setting, else
-`BROKERFLOW_FIX_DICTIONARY_DIR`, else `../shared/fix-dictionaries` next to the repository.
+QuickFIX's FIX 4.2 and 4.4 dictionaries ship with the package (`connectors/fix/dictionaries/`,
+with QuickFIX's licence): `dictionary_path(begin_string, ...)` resolves the session's
+`dictionary` setting, else `BROKERFLOW_FIX_DICTIONARY_DIR` (a venue's customised dictionaries),
+else those shipped ones.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from connectors.fix.timefmt import parse_utc_timestamp
 from domain.errors import ConfigError, FieldError
 
 DICTIONARY_DIR_ENV = "BROKERFLOW_FIX_DICTIONARY_DIR"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_DICTIONARY_DIR = _REPO_ROOT.parent / "shared" / "fix-dictionaries"
+# Package data (pyproject.toml): in a clone, a pip install and the Docker image alike.
+DEFAULT_DICTIONARY_DIR = Path(__file__).resolve().parents[1] / "dictionaries"
 # BeginString (or DefaultApplVerID (1137) for FIXT.1.1) -> QuickFIX dictionary file name.
 DICTIONARY_FILES = {
     "FIX.4.2": "FIX42.xml",

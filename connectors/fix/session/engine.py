@@ -19,15 +19,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from connectors.fix.session.config import SessionConfig
-from connectors.fix.session.dictionary import DataDictionary, dictionary_path, load_dictionary
+from connectors.fix.session.dictionary import (
+    DEFAULT_DICTIONARY_DIR,
+    DICTIONARY_DIR_ENV,
+    DataDictionary,
+    dictionary_path,
+    load_dictionary,
+)
 from connectors.fix.session.state import Application, SessionState, ignore_application
 from connectors.fix.session.store import FileStore, MemoryStore, MessageStore
 from connectors.fix.session.wire import Frame, Framer, Garbled, Message, parse, show
+from domain.errors import ConfigError
 
 log = logging.getLogger("brokerflow.fix.engine")
 
@@ -43,14 +51,23 @@ def open_store(config: SessionConfig) -> MessageStore:
 
 
 def session_dictionary(config: SessionConfig) -> DataDictionary | None:
-    """The data dictionary for a session (None: validation of the header only, logged)."""
+    """The data dictionary for a session; None when it does not validate.
+
+    Raises:
+        ConfigError: the session validates and no dictionary is found for its version: it
+            refuses to start rather than check the header only (which let malformed messages
+            through with one warning, easily missed).
+    """
     if not config.validate:
         return None
     path = dictionary_path(config.begin_string, config.default_appl_ver_id, config.dictionary)
     if path is None:
-        log.warning("%s: no FIX dictionary found for %s: only the standard header is checked",
-                    config.name, config.default_appl_ver_id or config.begin_string)
-        return None
+        version = config.default_appl_ver_id or config.begin_string
+        where = config.dictionary or os.environ.get(DICTIONARY_DIR_ENV) or DEFAULT_DICTIONARY_DIR
+        msg = (f"FIX session {config.name}: validate = true but no dictionary for {version} in "
+               f"{where} (shipped: FIX.4.2, FIX.4.4); set `dictionary` or {DICTIONARY_DIR_ENV}, "
+               "or validate = false")  # fmt: skip
+        raise ConfigError(msg)
     return load_dictionary(path)
 
 
