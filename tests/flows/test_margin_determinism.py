@@ -171,12 +171,25 @@ def replay_in_two_processes(day: Path, settings) -> None:
         assert p.returncode == 0, err.decode()[-2000:]
 
 
+@pytest.fixture(scope="module")
+def screened() -> dict[str, tuple[list[tuple], list[tuple]]]:
+    """The margin output of `day` replayed in 256 KiB chunks on one worker, the screen on: the
+    reference of both replay tests, made by the first that needs it."""
+    return {}
+
+
+def screened_output(day: Path, fresh, screened: dict) -> tuple[list[tuple], list[tuple]]:
+    if "output" not in screened:
+        reference = fresh()
+        replay_with(day, reference, chunk_bytes=256 * 1024)
+        screened["output"] = margin_output(reference.postgres_dsn)
+    return screened["output"]
+
+
 def test_margin_rows_and_alerts_do_not_depend_on_batching_epochs_or_workers(
-    day, fresh, tmp_path
+    day, fresh, screened, tmp_path
 ):
-    reference = fresh()
-    replay_with(day, reference, chunk_bytes=256 * 1024)
-    expected = margin_output(reference.postgres_dsn)
+    expected = screened_output(day, fresh, screened)
     rows, alerts = expected
     assert len(rows) == 40
     kinds = {a[1] for a in alerts}
@@ -197,21 +210,19 @@ def test_margin_rows_and_alerts_do_not_depend_on_batching_epochs_or_workers(
 
 
 def test_margin_writes_what_an_exact_look_at_every_account_every_window_writes(
-    day, fresh, monkeypatch
+    day, fresh, screened, monkeypatch
 ):
     """The screen only saves work: a reference replay in which every account of every shard is
     evaluated exactly at every window writes the same rows and the same alerts (calls, cures,
     liquidations, concentration episodes with their hysteresis, rows on material change)."""
-    screened = fresh()
-    replay_with(day, screened, chunk_bytes=64 * 1024)
-    expected = margin_output(screened.postgres_dsn)
+    expected = screened_output(day, fresh, screened)  # before the screen is replaced
 
     def everyone(book, *_args, **_kwargs):
         return np.arange(len(book.names))
 
     monkeypatch.setattr(MarginBook, "screen", everyone)
     reference = fresh()
-    replay_with(day, reference, chunk_bytes=64 * 1024)
+    replay_with(day, reference, chunk_bytes=256 * 1024)  # as the screened run was cut
     rows, alerts = margin_output(reference.postgres_dsn)
     assert {a[1] for a in alerts} >= set(MARGIN_KINDS) and len(rows) == 40
     assert (rows, alerts) == expected
