@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean venv browser
+.PHONY: demo test lint bench clean venv browser prometheus
 
 # Debian's Chromium for the console's browser test; skipped when present, when not root or
 # without apt-get (the test then skips, saying why).
@@ -13,6 +13,13 @@ browser:
 	  && { apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
 	       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; } \
 	  || echo "note: chromium not installed; the browser test will skip"; }
+
+# Debian's Prometheus for promtool (the alert rules' checks and unit tests); same rules as above.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && { apt-get install -y -q prometheus >/dev/null 2>&1 \
+	       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q prometheus >/dev/null 2>&1; }; } \
+	  || echo "note: prometheus not installed; the alert-rule tests will skip"; }
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required (Bytewax 0.21.1 has no wheels for other versions)"; exit 1; }
@@ -28,7 +35,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/brokerflow demo $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser prometheus
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q $(ARGS)
