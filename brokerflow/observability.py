@@ -10,8 +10,9 @@ dead_letters_total{reason} (the error class, a bounded set), alerts_total{kind},
 batch_items{step} / sink_write_seconds{step} / end_to_end_latency_seconds{step} histograms
 (latency from the event time of the batch's last item to its write), dq_* for data quality,
 kafka_lag_messages{topic,partition} (`set_kafka_lag`, for the Kafka source),
-kafka_partition_idle{topic,partition} (`set_kafka_idle`), and
-counter_total{name} for every other counter of the run.
+kafka_partition_idle{topic,partition} (`set_kafka_idle`), sink_retries_total{store} and
+sink_gave_up_total{store} (`sinks.retry`: this process's writes; a fired-price-alert writer
+process counts its own), and counter_total{name} for every other counter of the run.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from prometheus_client.registry import Collector
 
 from brokerflow.metrics import ITEMS_BUCKETS, SECONDS_BUCKETS, FlowStats, Histogram
 from domain.quotes import Quote
+from sinks.retry import retry_counts
 
 PREFIX = "brokerflow_"
 # Output step -> the flow it belongs to (the `flow` label); other steps are named after
@@ -343,6 +345,17 @@ class StatsCollector(Collector):
         for (topic, partition), idle in sorted(kafka_idle().items()):
             fam.add_metric([topic, str(partition)], 1 if idle else 0)
         yield fam
+
+        retries, gave_up = retry_counts()
+        for name, doc, by_store in (
+            ("sink_retries", "store writes retried after a connection error", retries),
+            ("sink_gave_up", "store writes that failed after every retry (the flow stops)",
+             gave_up),
+        ):  # fmt: skip
+            fam = CounterMetricFamily(PREFIX + name, doc, labels=["store"])
+            for store, n in by_store.items():
+                fam.add_metric([store], n)
+            yield fam
 
         fam = CounterMetricFamily(
             PREFIX + "counter", "every other counter of the run, by name", labels=["name"]

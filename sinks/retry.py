@@ -7,7 +7,9 @@ after an ambiguous failure cannot add a second row.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -15,6 +17,28 @@ from typing import TypeVar
 log = logging.getLogger("brokerflow.sinks")
 
 T = TypeVar("T")
+
+# The store a retried error came from, by the top module of its class (what the metrics call a
+# sink retrying: `sink_retries_total{store}`, `sink_gave_up_total{store}`).
+STORES = {"psycopg": "postgres", "redis": "redis", "clickhouse_connect": "clickhouse",
+          "chdb": "clickhouse", "confluent_kafka": "kafka"}  # fmt: skip
+_retries: Counter[str] = Counter()
+_gave_up: Counter[str] = Counter()
+_counts_lock = threading.Lock()
+
+
+def store_of(error: BaseException) -> str:
+    """The store an error came from ("postgres", "redis", ...; else its top module)."""
+    module = type(error).__module__.split(".")[0]
+    return STORES.get(module, module)
+
+
+def retry_counts() -> tuple[dict[str, int], dict[str, int]]:
+    """(retries, give-ups) of this process by store, since it started: every known store,
+    zero included, so a rate is defined before the first failure."""
+    with _counts_lock:
+        known = dict.fromkeys(sorted(set(STORES.values())), 0)
+        return {**known, **_retries}, {**known, **_gave_up}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +119,13 @@ def retry_with_backoff(
             return fn()
         except retry_on as exc:
             if attempt >= attempts:
+                if attempts > 1:
+                    with _counts_lock:
+                        _gave_up[store_of(exc)] += 1
                 exc.add_note(f"gave up after {attempts} attempts")
                 raise
+            with _counts_lock:
+                _retries[store_of(exc)] += 1
             delay = delays[attempt - 1]
             log.warning(
                 "sink_retry",
