@@ -31,10 +31,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Generic, Protocol, TypeVar
 
-from bytewax.outputs import StatefulSinkPartition
-
 from domain.errors import BrokerflowError
-from sinks.background import report_failure
+from sinks.background import BackgroundPartition, report_failure
 
 T = TypeVar("T")
 Counter = Callable[[str, int], None]
@@ -219,24 +217,12 @@ class ProcessWriter(Generic[T]):
             raise self._error
 
 
-class ProcessPartition(StatefulSinkPartition[list[T], None]):
+class ProcessPartition(BackgroundPartition[T]):
     """A sink partition whose batches a `ProcessWriter` writes, in order, drained at each
-    epoch's snapshot when the run snapshots for recovery (as `sinks.background.
-    BackgroundPartition`, with the writes in a process instead of a thread)."""
+    epoch's snapshot when the run snapshots for recovery: `BackgroundPartition`, with the
+    writes in a process instead of a thread (the child closes its own stores)."""
 
     def __init__(self, writer: ProcessWriter[T], recovery: bool = True) -> None:
-        self._writer = writer
+        self._background = writer  # type: ignore[assignment] - the same contract
+        self._close = lambda: None
         self._recovery = recovery
-
-    def write_batch(self, values: list[list[T]]) -> None:
-        items = [item for chunk in values for item in chunk]
-        if items:
-            self._writer.submit(items)
-
-    def snapshot(self) -> None:
-        if self._recovery:
-            self._writer.drain()  # the epoch's writes are done before its snapshot
-        return None
-
-    def close(self) -> None:
-        self._writer.close()
