@@ -86,9 +86,17 @@ def test_a_validating_session_without_a_dictionary_refuses_to_start(
 
 
 def test_the_wheel_carries_the_dictionaries_and_the_licence(tmp_path: Path) -> None:
-    """What a pip install (and the Docker image) gets: the wheel, built as pip builds it."""
+    """What a pip install (and the Docker image) gets: the wheel, built as pip builds it, from a
+    copy of the sources (setuptools leaves a build/ directory where it builds)."""
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns("__pycache__", "data", "results", "*.egg-info")
+    for top in ("brokerflow", "domain", "connectors", "sinks", "flows", "simulator", "edge",
+                "bench", "quality", "console"):  # fmt: skip
+        shutil.copytree(REPO / top, source / top, ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
     [wheel] = tmp_path.glob("brokerflow-*.whl")
