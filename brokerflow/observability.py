@@ -9,7 +9,8 @@ Families (all prefixed `brokerflow_`): messages_in_total{source}, messages_out_t
 dead_letters_total{reason} (the error class, a bounded set), alerts_total{kind},
 batch_items{step} / sink_write_seconds{step} / end_to_end_latency_seconds{step} histograms
 (latency from the event time of the batch's last item to its write), dq_* for data quality,
-kafka_lag_messages{topic,partition} (`set_kafka_lag`, for the Kafka source),
+kafka_lag_messages{topic,partition} and kafka_lag_seconds{topic,partition} (`set_kafka_lag`,
+for the Kafka source),
 kafka_partition_idle{topic,partition} (`set_kafka_idle`), sink_retries_total{store} and
 sink_gave_up_total{store} (`sinks.retry`: this process's writes; a fired-price-alert writer
 process counts its own), and counter_total{name} for every other counter of the run.
@@ -57,21 +58,30 @@ FLOW_OF_STEP = {
 
 _lag_lock = threading.Lock()
 _kafka_lag: dict[tuple[str, int], int] = {}
+_kafka_lag_s: dict[tuple[str, int], float] = {}
 
 
-def set_kafka_lag(topic: str, partition: int, lag: int) -> None:
-    """Record the consumer lag (messages behind the high watermark) of a Kafka partition.
+def set_kafka_lag(topic: str, partition: int, lag: int, seconds: float = 0.0) -> None:
+    """Record the consumer lag of a Kafka partition: messages behind the high watermark, and
+    seconds since the last message read was produced.
 
     For the Kafka source: call it whenever it learns the lag (e.g. once per poll batch); the
-    value is exposed as `brokerflow_kafka_lag_messages{topic,partition}`.
+    values are exposed as `brokerflow_kafka_lag_messages{topic,partition}` and
+    `brokerflow_kafka_lag_seconds{topic,partition}`.
     """
     with _lag_lock:
         _kafka_lag[(topic, partition)] = lag
+        _kafka_lag_s[(topic, partition)] = seconds
 
 
 def kafka_lag() -> dict[tuple[str, int], int]:
     with _lag_lock:
         return dict(_kafka_lag)
+
+
+def kafka_lag_seconds() -> dict[tuple[str, int], float]:
+    with _lag_lock:
+        return dict(_kafka_lag_s)
 
 
 _kafka_idle: dict[tuple[str, int], bool] = {}
@@ -334,6 +344,16 @@ class StatsCollector(Collector):
         )
         for (topic, partition), lag in sorted(kafka_lag().items()):
             fam.add_metric([topic, str(partition)], lag)
+        yield fam
+
+        fam = GaugeMetricFamily(
+            PREFIX + "kafka_lag_seconds",
+            "seconds since the last message read was produced (0 when idle): how late the "
+            "flows read their input",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), seconds in sorted(kafka_lag_seconds().items()):
+            fam.add_metric([topic, str(partition)], seconds)
         yield fam
 
         fam = GaugeMetricFamily(

@@ -210,7 +210,7 @@ def list_partitions(bootstrap: str, topics: tuple[str, ...], timeout_s: float = 
     return parts
 
 
-LagReport = Callable[[str, int, int], None]
+LagReport = Callable[[str, int, int, float], None]  # topic, partition, messages, seconds
 IdleReport = Callable[[str, bool], None]
 
 
@@ -280,6 +280,7 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
         seqs: list[int] = []
         lines: list[bytes] = []
         copies: list[int] = []  # the lines that are copies (`COPY_HEADER`)
+        produced_ms = -1  # the last message's Kafka timestamp: when the gateway produced it
         bad: list[tuple[int, bytes]] = []
         for message in messages:
             error = message.error()
@@ -304,15 +305,20 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
                 seqs.append(seq)
                 lines.append((message.value() or b"") + b"\n")
             self._offset = message.offset() + 1
+            produced_ms = message.timestamp()[1]
         done = self._end is not None and self._offset >= self._end
         self._done = done
         if seqs and seqs[-1] > self._watermark:
             self._watermark = seqs[-1]
         if self._on_lag is not None:
-            # The high watermark of the last fetch (cached: no round trip to the broker).
+            # The high watermark of the last fetch (cached: no round trip to the broker). In
+            # seconds: how long ago the last message read was produced (the gateway's produce
+            # time, Kafka's CreateTime), i.e. how late the flows are reading the input.
             _, high = self._consumer.get_watermark_offsets(self._tp, cached=True)
+            late_s = max(0.0, time.time() - produced_ms / 1000) if produced_ms > 0 else 0.0
             if high >= 0:
-                self._on_lag(self._tp.topic, self._tp.partition, max(0, high - self._offset))
+                self._on_lag(self._tp.topic, self._tp.partition, max(0, high - self._offset),
+                             late_s)  # fmt: skip
         return [self._chunk(seqs, lines, done=done, offset_errors=tuple(bad),
                             copies=tuple(copies))]  # fmt: skip
 
@@ -327,6 +333,8 @@ class _KafkaPartition(StatefulSourcePartition[SequencedChunk, int]):
         if high < 0 or high > self._offset:
             return []  # not fetched from yet, or messages there not fetched: not idle
         self._idle = True
+        if self._on_lag is not None:
+            self._on_lag(self._tp.topic, self._tp.partition, 0, 0.0)  # nothing behind
         if self._on_idle is not None:
             self._on_idle(self._name, True)
         return [self._chunk([], [], idle=True)]
@@ -350,8 +358,9 @@ class KafkaFixSource(FixedPartitionedSource[SequencedChunk, tuple[int, int]]):
         until_end: stop each partition at the end offset it saw when it started.
         batch_messages: messages per poll and per emitted chunk, at most.
         poll_s: how long an idle partition waits before polling again.
-        on_lag: called as `on_lag(topic, partition, messages behind the high watermark)` after
-            every batch read (e.g. the metrics' Kafka lag gauge).
+        on_lag: called as `on_lag(topic, partition, messages behind the high watermark, seconds
+            since the last message read was produced)` after every batch read, and with zeros
+            when the partition goes idle (the metrics' Kafka lag gauges).
         idle_s: the idle timeout (`IDLE_S`); on_idle: called as `on_idle("topic/partition",
             idle)` when a partition goes idle and when it speaks again.
     """

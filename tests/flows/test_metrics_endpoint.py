@@ -44,7 +44,7 @@ def test_metrics_after_replay_count_every_flow_that_ran(tmp_path, settings_facto
     ]
     replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False,
            flows=("quotes", "ledger"))  # fmt: skip
-    set_kafka_lag("fix.events", 0, 42)
+    set_kafka_lag("fix.events", 0, 42, 1.5)
     set_kafka_idle("fix.unrouted/1", True)
 
     m = scrape(port)
@@ -63,5 +63,6 @@ def test_metrics_after_replay_count_every_flow_that_ran(tmp_path, settings_facto
     assert m[("brokerflow_end_to_end_latency_seconds_count", quotes_step)] > 0
     lag = (("partition", "0"), ("topic", "fix.events"))
     assert m[("brokerflow_kafka_lag_messages", lag)] == 42
+    assert m[("brokerflow_kafka_lag_seconds", lag)] == 1.5
     idle = (("partition", "1"), ("topic", "fix.unrouted"))
     assert m[("brokerflow_kafka_partition_idle", idle)] == 1

@@ -52,6 +52,6 @@ def test_every_metric_the_rules_read_is_exported_by_a_run(tmp_path, settings_fac
     ]
     replay([write_file(tmp_path / "day.fix", lines)], settings, progress=False,
            flows=("quotes", "ledger"))  # fmt: skip
-    set_kafka_lag("fix.md", 0, 0)  # what the Kafka source sets
+    set_kafka_lag("fix.marketdata", 0, 0, 0.0)  # what the Kafka source sets
     exported = {name for name, _labels in scrape(port)}
     assert wanted <= exported, f"read by the rules, exported by no run: {wanted - exported}"
