@@ -8,9 +8,18 @@ and reports keep grouping the account's events together.
 
 ClickHouse (`pseudonymise_clickhouse`): the mapping goes to `pseudonym_map(account, pseudonym,
 created_at)` first, then `ALTER TABLE audit_log UPDATE` rewrites `account` and the Account (1)
-field inside `raw_fix`. This mutation is the one sanctioned exception to "audit_log is
-immutable"; it runs with `mutations_sync = 2` so the command returns when it is done. Dropping
-`pseudonym_map` (or deleting the account's row) later makes the pseudonym irreversible.
+field inside `raw_fix`, and `ALTER TABLE alerts UPDATE` the alerts' `account` and the account
+wherever their `details` name it (a JSON string equal to it: a wash trade's or a round trip's
+counterparties). These mutations are the one sanctioned exception to "audit_log is
+immutable"; they run with `mutations_sync = 2` so the command returns when they are done.
+Dropping `pseudonym_map` (or deleting the account's row) later makes the pseudonym
+irreversible.
+
+Redis (`forget_stream_alerts`): `stream:alerts` is an append-only feed of the edge (capped at
+`redis_stream_maxlen`); an entry cannot be rewritten in place, and re-adding one would change
+its id and order, so the entries that name the account (its `account` field, or the account as a
+JSON string in the alert) are deleted (XDEL). The alerts themselves live on, pseudonymised, in
+PostgreSQL and ClickHouse.
 
 PostgreSQL (`pseudonymise_postgres`), in one transaction: the mapping goes to `pseudonym_map`,
 the account row is re-keyed (a new row under the pseudonym, children moved, the old row
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import json
 import os
 import secrets
 from pathlib import Path
@@ -48,6 +58,16 @@ UPDATE
                    concat('\\x011=', {pseudonym:String}, '\\x01')),
         concat('|1=', {account:String}, '|'), concat('|1=', {pseudonym:String}, '|'))
 WHERE account = {account:String}
+SETTINGS mutations_sync = 2
+"""
+
+_UPDATE_ALERTS = """
+ALTER TABLE alerts
+UPDATE
+    account = if(account = {account:String}, {pseudonym:String}, account),
+    details = replaceAll(details, concat('"', {account:String}, '"'),
+                         concat('"', {pseudonym:String}, '"'))
+WHERE account = {account:String} OR position(details, concat('"', {account:String}, '"')) > 0
 SETTINGS mutations_sync = 2
 """
 
@@ -116,7 +136,32 @@ def pseudonymise_clickhouse(store: ClickHouseStore, account: str, key: bytes) ->
     # The mapping before the rewrite: a crash between the two leaves a recoverable state.
     store.command(_INSERT_MAPPING, params)
     store.command(_UPDATE_AUDIT_LOG, params)
+    store.command(_UPDATE_ALERTS, params)
     return pseudonym
+
+
+def forget_stream_alerts(redis_url: str, account: str, chunk: int = 1_000) -> int:
+    """Delete the `stream:alerts` entries that name `account` (module docstring); return how
+    many. Idempotent: a second call finds none."""
+    import redis
+
+    quoted = f'"{account}"'.encode()
+    name = account.encode()
+    deleted = 0
+    with redis.Redis.from_url(redis_url) as client:
+        start = "-"
+        while True:
+            entries = client.xrange("stream:alerts", start, "+", count=chunk)
+            doomed = [
+                entry_id
+                for entry_id, fields in entries
+                if fields.get(b"account") == name or quoted in fields.get(b"data", b"")
+            ]
+            if doomed:
+                deleted += client.xdel("stream:alerts", *doomed)
+            if len(entries) < chunk:
+                return deleted
+            start = "(" + entries[-1][0].decode()
 
 
 # Tables whose `account` column is rewritten; accounts itself is re-keyed separately.
@@ -170,6 +215,13 @@ def pseudonymise_postgres(dsn: str, account: str, key: bytes) -> tuple[str, int]
                 ),
                 (pseudonym, account),
             ).rowcount
+        # The account named inside alert details (counterparties of a wash trade, a round trip):
+        # as a JSON string, the only way an account appears there.
+        changed += conn.execute(
+            "UPDATE alerts SET details = replace(details::text, %(old)s, %(new)s)::jsonb "
+            "WHERE position(%(old)s in details::text) > 0",
+            {"old": json.dumps(account), "new": json.dumps(pseudonym)},
+        ).rowcount
         if row is not None:
             conn.execute("DELETE FROM accounts WHERE account = %s", (account,))
         # Account (1) inside the raw FIX of dead letters (SOH or '|'), their readable copy and
@@ -229,8 +281,9 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
     key = load_or_create_key(settings.data_dir)
     _check_account(args.account)
-    dsn = ensure_services(settings, {"postgres"}).postgres_dsn
-    assert dsn is not None
+    endpoints = ensure_services(settings, {"postgres", "redis"})
+    dsn = endpoints.postgres_dsn
+    assert dsn is not None and endpoints.redis_url is not None
     migrate(dsn)
     pseudonym, rows = pseudonymise_postgres(dsn, args.account, key)
     store = open_clickhouse(args)
@@ -238,6 +291,8 @@ def run(args: argparse.Namespace) -> int:
         pseudonymise_clickhouse(store, args.account, key)
     finally:
         store.close()
+    entries = forget_stream_alerts(endpoints.redis_url, args.account)
     print(f"{args.account} -> {pseudonym} (PostgreSQL: {rows:,} rows rewritten; ClickHouse "
-          "audit_log rewritten; mapping in pseudonym_map of both)")  # fmt: skip
+          f"audit_log and alerts rewritten; stream:alerts: {entries:,} entries deleted; "
+          "mapping in pseudonym_map of both)")  # fmt: skip
     return 0
