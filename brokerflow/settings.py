@@ -71,6 +71,8 @@ class Settings(BaseSettings):
         redis_url: `redis://host:port/db`; None means an embedded Redis under `data_dir`.
         postgres_dsn: `postgresql://…`; None means an embedded PostgreSQL under `data_dir`.
         clickhouse_url: `http(s)://…` or `chdb:///path`; None means `chdb://` under `data_dir`.
+        audit_retention_years: how long `audit_log` keeps a row (a ClickHouse TTL on its
+            event time; 5 years, the design's retention; archive first to keep them longer).
         kafka_bootstrap: Kafka bootstrap servers; None means no Kafka.
         data_dir: where embedded services and generated secrets live.
         edge_secret: HS256 key for edge tokens; None means a random key kept in `data_dir`.
@@ -153,6 +155,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     postgres_dsn: str | None = None
     clickhouse_url: str | None = None
+    audit_retention_years: int = Field(default=5, ge=1, le=100)
     kafka_bootstrap: str | None = None
     data_dir: Path = Path(".brokerflow")
     edge_secret: SecretStr | None = None

@@ -11,12 +11,15 @@ from sinks.postgres import migrate
 
 
 def migrate_clickhouse_store(settings: Settings) -> list[str]:
-    """Create or update the ClickHouse schema (chdb under the data dir unless configured)."""
-    from sinks.clickhouse import migrate_clickhouse, open_store
+    """Create or update the ClickHouse schema (chdb under the data dir unless configured), with
+    the audit trail's retention (`audit_retention_years`)."""
+    from sinks.clickhouse import migrate_clickhouse, open_store, set_audit_retention
 
     store = open_store(settings.clickhouse_url, settings.data_dir)
     try:
-        return migrate_clickhouse(store)
+        applied = migrate_clickhouse(store)
+        set_audit_retention(store, settings.audit_retention_years)
+        return applied
     finally:
         store.close()
 

@@ -847,6 +847,25 @@ def default_sql_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "sql" / "clickhouse"
 
 
+def set_audit_retention(store: ClickHouseStore, years: int) -> bool:
+    """Keep `audit_log` rows `years` years after their event time (a table TTL); return
+    whether it changed. Rows past it go at the parts' next merges. A changed retention is not
+    written into the existing parts at once (`materialize_ttl_after_modify = 0`: a large table
+    would be rewritten whole at start-up): it holds for the parts written after it, and
+    `ALTER TABLE audit_log MATERIALIZE TTL` applies it to the older ones when an operator
+    chooses. Idempotent: the TTL in force is read first."""
+    ttl = f"toDateTime(timestamp) + toIntervalYear({int(years)})"
+    _, rows = store.query(
+        "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+        "AND name = 'audit_log'"
+    )
+    if rows and f"TTL {ttl}" in str(rows[0][0]):
+        return False
+    store.command(f"ALTER TABLE audit_log MODIFY TTL {ttl} "
+                  "SETTINGS materialize_ttl_after_modify = 0")  # fmt: skip
+    return True
+
+
 def migrate_clickhouse(store: ClickHouseStore, sql_dir: Path | None = None) -> list[str]:
     """Apply the numbered files of `sql/clickhouse/` that this store has not seen yet.
 
