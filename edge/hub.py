@@ -129,7 +129,8 @@ class Session:
 class EdgeStats:
     """Counters of one edge process, for health frames and the benchmark."""
 
-    __slots__ = ("quotes_in", "alerts_in", "orders_in", "frames_out", "updates_out", "queued")
+    __slots__ = ("quotes_in", "alerts_in", "orders_in", "frames_out", "updates_out", "queued",
+                 "slow_closes")  # fmt: skip
 
     def __init__(self) -> None:
         self.queued = 0  # updates queued for clients; minus updates_out = conflated
@@ -138,6 +139,7 @@ class EdgeStats:
         self.orders_in = 0
         self.frames_out = 0
         self.updates_out = 0
+        self.slow_closes = 0  # connections closed for being too slow (4008)
 
 
 class Hub:
@@ -582,6 +584,7 @@ class Hub:
         self.stats.frames_out += 1
 
     def drop_slow(self, session: Session, why: str) -> None:
+        self.stats.slow_closes += 1
         session.sender.close(CLOSE_TOO_SLOW, f"too slow: {why}")
         self.remove(session.sender)
 

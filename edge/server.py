@@ -27,6 +27,7 @@ from picows import (
     WSUpgradeResponseWithListener,
     ws_create_server,
 )
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge import deflate, protocol
 from edge.claims import TokenError
@@ -34,6 +35,7 @@ from edge.config import EdgeConfig
 from edge.connection import ClientConnection, RejectedConnection
 from edge.health import health_forever
 from edge.hub import Hub
+from edge.metrics import exposition
 from edge.positions import positions_forever
 from edge.reader import read_streams
 from edge.tokens import read_token
@@ -65,6 +67,11 @@ def listener_factory(hub: Hub):  # noqa: ANN201 - a picows factory
     def route(request: WSUpgradeRequest):  # noqa: ANN202
         target = urlsplit(request.path.decode("latin-1"))
         path = unquote(target.path)
+        if path == "/metrics":  # Prometheus: counts and the flush period, no client data
+            response = WSUpgradeResponse.create_ok_response(
+                exposition(hub), {"Content-Type": CONTENT_TYPE_LATEST}
+            )
+            return WSUpgradeResponseWithListener(response, None)
         if path != "/ws":
             return _static(path)
         query = parse_qs(target.query)

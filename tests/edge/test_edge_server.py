@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -236,5 +238,49 @@ def test_edge_compression_is_negotiated_per_client(edge: RunningEdge):
             assert (await _until(ws, "snapshot"))["bid"] == 42.0
         async with connect(edge.ws_url(token)) as ws:  # offered by the client, not asked for
             assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+
+    asyncio.run(scenario())
+
+
+def _edge_metrics(edge: RunningEdge) -> dict[tuple[str, tuple], float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(edge.http_url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+
+
+def test_edge_metrics_show_connections_by_role_and_what_it_sent(edge: RunningEdge):
+    edge.set_quote("AAPL", seq=1, bid=100.0)
+
+    async def scenario() -> None:
+        async with (connect(edge.ws_url(edge.token("ann", "trader", ("A1",)))) as trader,
+                    connect(edge.ws_url(edge.token("sue", "analyst"))) as _analyst):  # fmt: skip
+            await _until(trader, "hello")
+            await trader.send(json.dumps({"action": "subscribe", "symbols": ["AAPL"]}))
+            await _until(trader, "snapshot")
+            for seq in range(2, 6):
+                edge.set_quote("AAPL", seq=seq, bid=100.0 + seq)
+                await asyncio.sleep(0.03)
+            updates = _quotes(await _drain(trader))
+            m = await asyncio.to_thread(_edge_metrics, edge)
+            connections = {dict(k)["role"]: v for (name, k), v in m.items()
+                           if name == "brokerflow_edge_connections"}  # fmt: skip
+            assert connections == {"trader": 1, "analyst": 1, "operator": 0}
+            assert m[("brokerflow_edge_quotes_in_total", ())] >= 4
+            assert m[("brokerflow_edge_updates_out_total", ())] >= len(updates) > 0
+            assert m[("brokerflow_edge_frames_out_total", ())] >= 3  # hellos, snapshot, updates
+            assert m[("brokerflow_edge_flush_period_seconds", ())] == edge.config.flush_ms / 1000
+            assert m[("brokerflow_edge_slow_consumer_closes_total", ())] == 0
+            # every edge metric the alert rules read is one this exports
+            rules = (Path(__file__).resolve().parents[2] / "deploy" / "prometheus-rules.yml")
+            read = set(re.findall(r"\bbrokerflow_edge_\w+", rules.read_text()))
+            assert read and read <= {name for name, _labels in m}
+        await asyncio.sleep(0.2)
+        m = await asyncio.to_thread(_edge_metrics, edge)
+        assert m[("brokerflow_edge_connections", (("role", "trader"),))] == 0  # closed: gone
 
     asyncio.run(scenario())
