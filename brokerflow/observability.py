@@ -41,6 +41,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from brokerflow.metrics import ITEMS_BUCKETS, SECONDS_BUCKETS, FlowStats, Histogram
+from connectors.fix.session.registry import figures as session_figures
 from domain.quotes import Quote
 from sinks.retry import retry_counts
 
@@ -366,6 +367,8 @@ class StatsCollector(Collector):
             fam.add_metric([topic, str(partition)], 1 if idle else 0)
         yield fam
 
+        yield from _fix_session_families()
+
         retries, gave_up = retry_counts()
         for name, doc, by_store in (
             ("sink_retries", "store writes retried after a connection error", retries),
@@ -432,6 +435,31 @@ class StatsCollector(Collector):
 
 _servers: dict[int, tuple[Any, StatsCollector]] = {}
 _servers_lock = threading.Lock()
+
+
+def _fix_session_families() -> Iterator[Metric]:
+    """The FIX sessions of this process (`connectors.fix.session.registry`)."""
+    sessions = session_figures()
+    for name, doc, value_of in (
+        ("fix_session_logged_on", "1 while the session is logged on", lambda f: f.logged_on),
+        ("fix_session_next_sender_seq", "the next MsgSeqNum (34) we send",
+         lambda f: f.next_sender_seq),
+        ("fix_session_next_target_seq", "the next MsgSeqNum (34) we expect",
+         lambda f: f.next_target_seq),
+    ):  # fmt: skip
+        fam = GaugeMetricFamily(PREFIX + name, doc, labels=["session"])
+        for f in sessions:
+            fam.add_metric([f.name], float(value_of(f)))
+        yield fam
+    for name, doc, kind in (
+        ("fix_session_resend_requests", "ResendRequests (35=2), by direction", "resend_requests"),
+        ("fix_session_rejects", "session-level Rejects (35=3), by direction", "rejects"),
+    ):  # fmt: skip
+        fam = CounterMetricFamily(PREFIX + name, doc, labels=["session", "direction"])
+        for f in sessions:
+            for direction in ("sent", "received"):
+                fam.add_metric([f.name, direction], f.counts[f"{kind}_{direction}"])
+        yield fam
 
 
 def serve_metrics(port: int, stats: FlowStats, host: str = "0.0.0.0") -> int:

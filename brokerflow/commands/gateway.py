@@ -267,6 +267,11 @@ def run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):  # stop reading, flush, then summarise
             signal.signal(signum, lambda *_: feed.stop())
         source = feed
+        if settings.metrics_port:  # the sessions' state, sequence numbers, resends, rejects
+            from brokerflow.metrics import FlowStats
+            from brokerflow.observability import serve_metrics
+
+            serve_metrics(settings.metrics_port, FlowStats())
     stats = run_gateway(
         settings,
         source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -232,3 +233,60 @@ def test_a_peer_that_stops_reading_is_dropped_after_the_close_grace(monkeypatch)
         assert transport.closing and transport.aborted  # not left half-open for ever
 
     asyncio.run(scenario())
+
+
+def test_the_metrics_show_each_sessions_state_sequence_numbers_and_resends() -> None:
+    """A gap on our side: the venue asks for a resend; /metrics shows it, both ways, and who is
+    logged on, across the reconnect that follows."""
+    import socket
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from brokerflow.metrics import FlowStats
+    from brokerflow.observability import serve_metrics, stop_metrics
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port_metrics = s.getsockname()[1]
+    serve_metrics(port_metrics, FlowStats(), host="127.0.0.1")
+
+    def scrape() -> dict[tuple[str, tuple], float]:
+        url = f"http://127.0.0.1:{port_metrics}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        families = text_string_to_metric_families(text)
+        return {(x.name, tuple(sorted(x.labels.items()))): x.value
+                for family in families for x in family.samples}  # fmt: skip
+
+    async def scenario() -> dict[tuple[str, tuple], float]:
+        acceptor = Acceptor([venue(target="BFM")])
+        port = await acceptor.start()
+        initiator = Initiator(broker(port, sender="BFM"))
+        initiator.start()
+        await initiator.wait_logged_on(5)
+        initiator.send((b"D", [(11, b"one")]))
+        initiator.store.next_sender += 3  # three numbers skipped: the venue sees a gap
+        initiator.send((b"D", [(11, b"two")]))
+        ours, theirs = "FIX.4.4-BFM-VENUE", "FIX.4.4-VENUE-BFM"
+        resend = "brokerflow_fix_session_resend_requests_total"
+        await eventually(lambda: scrape().get((resend, (("direction", "received"),
+                                                       ("session", ours))), 0) == 1)  # fmt: skip
+        m = await asyncio.to_thread(scrape)
+        await initiator.stop()
+        await acceptor.close()
+        assert m[(resend, (("direction", "sent"), ("session", theirs)))] == 1
+        assert m[("brokerflow_fix_session_logged_on", (("session", ours),))] == 1
+        # every FIX session metric the alert rules read is one this exports
+        rules = Path(__file__).resolve().parents[2] / "deploy" / "prometheus-rules.yml"
+        read = set(re.findall(r"\bbrokerflow_fix_\w+", rules.read_text()))
+        assert read and read <= {name for name, _labels in m}
+        # Logon 1, "one" 2, three skipped, "two" 6: the next is 7 at least (heartbeats go on)
+        assert m[("brokerflow_fix_session_next_sender_seq", (("session", ours),))] >= 7
+        return scrape()
+
+    try:
+        after = asyncio.run(scenario())
+    finally:
+        stop_metrics(port_metrics)
+    assert after[("brokerflow_fix_session_logged_on", (("session", "FIX.4.4-BFM-VENUE"),))] == 0

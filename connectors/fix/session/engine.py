@@ -32,6 +32,7 @@ from connectors.fix.session.dictionary import (
     dictionary_path,
     load_dictionary,
 )
+from connectors.fix.session.registry import track
 from connectors.fix.session.state import Application, SessionState, ignore_application
 from connectors.fix.session.store import FileStore, MemoryStore, MessageStore
 from connectors.fix.session.wire import Frame, Framer, Garbled, Message, parse, show
@@ -277,10 +278,10 @@ class Acceptor(_Engine):
                         connection.peer, config.name, current.peer)
             return None
         self.active[key] = connection
-        return SessionState(
+        return track(SessionState(
             config, self.stores[key], self.dictionaries[key], self.application(config),
             initiator=False, now=now,
-        )
+        ))  # fmt: skip
 
     def release(self, connection: Connection) -> None:
         super().release(connection)
@@ -442,10 +443,10 @@ class Initiator(_Engine):
         failures = 0
         config = self.config
         while not self._stopping:
-            state = SessionState(
+            state = track(SessionState(
                 config, self.store, self.dictionary, self._application, initiator=True,
                 now=time.time(),
-            )
+            ))  # fmt: skip
             try:
                 _transport, connection = await loop.create_connection(
                     lambda state=state: Connection(self, state), config.host, config.port

@@ -99,6 +99,12 @@ class SessionState:
         self.last_received = now
         self.logout_sent_at = 0.0
         self.test_requests = 0
+        # What the metrics count (`connectors.fix.session.registry`): resend requests and
+        # session-level rejects, each way.
+        self.resend_requests_sent = 0
+        self.resend_requests_received = 0
+        self.rejects_sent = 0
+        self.rejects_received = 0
         self._clock = Clock()
         self._label = config.name
 
@@ -266,6 +272,7 @@ class SessionState:
             self._on_resend_request(msg, now)
         elif msg_type == b"3":
             if self._verify(msg, now):
+                self.rejects_received += 1
                 log.warning("%s: peer rejected our message %s: %s", self._label,
                             (msg.get(45) or b"?").decode(errors="replace"),
                             (msg.get(58) or b"(no text)").decode(errors="replace"))
@@ -352,6 +359,7 @@ class SessionState:
         log.info("%s: MsgSeqNum %d too high, expecting %d: queued, sending ResendRequest",
                  self._label, seq, expected)
         self.resend_range = (expected, seq - 1)
+        self.resend_requests_sent += 1
         self.send(b"2", [(7, b"%d" % expected), (16, b"0")], now=now)
 
     def _poss_dup(self, msg: Message, seq: int, now: float) -> None:
@@ -428,6 +436,7 @@ class SessionState:
     def _on_resend_request(self, msg: Message, now: float) -> None:
         if not self._verify(msg, now, check_high=False, check_low=False):
             return
+        self.resend_requests_received += 1
         begin = int(msg.get(7) or b"0")
         end = int(msg.get(16) or b"0")
         last = self.store.next_sender - 1
@@ -494,6 +503,7 @@ class SessionState:
 
     # ----------------------------------------------------------------- outbound helpers
     def _reject(self, msg: Message, code: RejectReason, tag: int, now: float) -> None:
+        self.rejects_sent += 1
         seq_text = msg.get(34)
         if not self.received_logon:
             self._disconnect(f"Logon rejected: {code.text}" + (f" ({tag})" if tag else ""))
