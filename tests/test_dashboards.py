@@ -29,13 +29,27 @@ def _dashboards() -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted(GRAFANA.glob("*.json"))}
 
 
+PROMETHEUS_UID = "brokerflow-prometheus"
+
+
 def _targets() -> list[tuple[str, str, str, str]]:
+    """The SQL panels' (dashboard, title, datasource uid, SQL); PromQL ones: `promql()`."""
     out = []
     for name, doc in _dashboards().items():
         for panel in doc["panels"]:
             for target in panel["targets"]:
-                out.append((name, panel["title"], target["datasource"]["uid"], target["rawSql"]))
+                if target["datasource"]["uid"] != PROMETHEUS_UID:
+                    out.append((name, panel["title"], target["datasource"]["uid"],
+                                target["rawSql"]))  # fmt: skip
     return out
+
+
+def promql() -> list[tuple[str, str]]:
+    """Every Prometheus panel's (title, PromQL): run on a real Prometheus scraping a run by
+    tests/faults/test_prometheus_alerts.py."""
+    panels = [panel for doc in _dashboards().values() for panel in doc["panels"]]
+    return [(panel["title"], target["expr"]) for panel in panels for target in panel["targets"]
+            if target["datasource"]["uid"] == PROMETHEUS_UID]  # fmt: skip
 
 
 def _clickhouse_sql(sql: str) -> str:
@@ -73,12 +87,16 @@ def test_dashboards_name_provisioned_datasources_and_are_provisioned():
     assert uids == {
         "brokerflow-clickhouse": "grafana-clickhouse-datasource",
         "brokerflow-postgres": "grafana-postgresql-datasource",
+        PROMETHEUS_UID: "prometheus",
     }
+    prometheus = next(ds for ds in provisioned["datasources"] if ds["uid"] == PROMETHEUS_UID)
+    assert prometheus["url"] == "http://prometheus:9090"  # the compose service
     for name, title, uid, _sql in TARGETS:
         assert uid in uids, f"{name} / {title}: datasource {uid} is not provisioned"
+    assert len(promql()) >= 10
     titles = {doc["title"] for doc in _dashboards().values()}
     assert {"brokerflow: surveillance overview", "brokerflow: best execution",
-            "brokerflow: flow operations"} <= titles
+            "brokerflow: flow operations", "brokerflow: pipeline metrics"} <= titles
     grafana = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]
     mounts = " ".join(grafana["volumes"])
     assert "dashboards/grafana/provisioning:/etc/grafana/provisioning" in mounts

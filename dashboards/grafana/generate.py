@@ -15,10 +15,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "brokerflow-clickhouse"}
 POSTGRES = {"type": "grafana-postgresql-datasource", "uid": "brokerflow-postgres"}
+PROMETHEUS = {"type": "prometheus", "uid": "brokerflow-prometheus"}
 
 
 def _target(datasource: dict, sql: str, table: bool) -> dict:
     sql = sql.strip()
+    if datasource is PROMETHEUS:  # `sql` is PromQL here
+        return {"refId": "A", "datasource": datasource, "expr": sql, "instant": table}
     if datasource is CLICKHOUSE:
         return {
             "refId": "A", "datasource": datasource, "editorType": "sql", "queryType": "sql",
@@ -183,10 +186,45 @@ FROM stop_orders
 WHERE status = 'ACTIVE'""", kind="stat", width=6),
 ])
 
+# The metrics the alert rules watch (deploy/prometheus-rules.yml), as graphs: each PromQL is
+# run on a real Prometheus scraping a run by tests/faults/test_prometheus_alerts.py.
+PIPELINE_METRICS = dashboard("brokerflow-metrics", "brokerflow: pipeline metrics", [
+    panel("Messages in per second, by source", PROMETHEUS,
+          "sum by (source) (rate(brokerflow_messages_in_total[1m]))"),
+    panel("Quote latency p99 (event time to Redis), seconds", PROMETHEUS,
+          'histogram_quantile(0.99, sum by (le) (rate('
+          'brokerflow_end_to_end_latency_seconds_bucket{step="write_quotes"}[5m])))'),
+    panel("Dead letters per second, by reason", PROMETHEUS,
+          "sum by (reason) (rate(brokerflow_dead_letters_total[5m]))"),
+    panel("Store writes retried and given up, per minute", PROMETHEUS,
+          "sum by (store) (increase(brokerflow_sink_retries_total[1m])) "
+          "or sum by (store) (increase(brokerflow_sink_gave_up_total[1m]))"),
+    panel("Kafka lag, seconds late, by topic", PROMETHEUS,
+          "max by (topic) (brokerflow_kafka_lag_seconds)"),
+    panel("Kafka lag, messages, by topic", PROMETHEUS,
+          "sum by (topic) (brokerflow_kafka_lag_messages)"),
+    panel("Data-quality rows failed per minute, by suite", PROMETHEUS,
+          'sum by (suite) (increase(brokerflow_dq_rows_total{outcome="failed"}[1m]))'),
+    panel("Alerts raised per minute, by kind", PROMETHEUS,
+          "sum by (kind) (increase(brokerflow_alerts_total[1m]))"),
+    panel("FIX sessions logged on", PROMETHEUS, "brokerflow_fix_session_logged_on",
+          kind="stat", width=6),
+    panel("FIX ResendRequests per minute", PROMETHEUS,
+          "sum by (session, direction) "
+          "(increase(brokerflow_fix_session_resend_requests_total[1m]))",
+          width=6),
+    panel("Edge connections, by role", PROMETHEUS,
+          "sum by (role) (brokerflow_edge_connections)", width=6),
+    panel("Edge slow-consumer closes per minute", PROMETHEUS,
+          "sum(increase(brokerflow_edge_slow_consumer_closes_total[1m]))", width=6),
+    panel("Scrape targets up", PROMETHEUS, 'up{job=~"brokerflow.*"}', kind="stat", width=24),
+])
+
 DASHBOARDS = {
     "surveillance.json": SURVEILLANCE,
     "best_execution.json": BEST_EXECUTION,
     "flow_operations.json": FLOW_OPERATIONS,
+    "pipeline_metrics.json": PIPELINE_METRICS,
 }
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from brokerflow.services import stop_services
 from tests.faults.reference import ReferenceDay, load_day
 from tests.faults.test_store_outage import _embedded, _quotes_written, _replay, _wait_for
+from tests.test_dashboards import promql
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus-rules.yml"
 PROMETHEUS = shutil.which("prometheus")
@@ -93,6 +95,15 @@ def test_redis_down_under_a_run_makes_the_sink_retry_alert_pending(
         [alert] = [a for a in _alerts(web) if a["labels"]["alertname"] == "BrokerflowSinkRetrying"]
         assert alert["state"] in ("pending", "firing")  # firing only after a minute down
         assert alert["labels"]["severity"] == "warning"
+        # The pipeline-metrics dashboard's PromQL, on the same Prometheus: every query is
+        # valid, and the ones on what a replay exports have data.
+        answered = {}
+        for title, expr in promql():
+            query = urllib.parse.urlencode({"query": expr})
+            answered[title] = _api(web, f"query?{query}")["result"]  # raises on a bad query
+        for title in ("Messages in per second, by source", "Scrape targets up",
+                      "Store writes retried and given up, per minute"):  # fmt: skip
+            assert answered[title], f"{title}: no data from a running replay"
     finally:
         run.kill()
         run.communicate(timeout=30)
