@@ -21,7 +21,7 @@ def audit_kept(tmp_path: Path, settings_factory, years: int) -> int:
     try:
         assert not set_audit_retention(store, years)  # in force already: nothing to do
         store.insert("audit_log", AUDIT_COLUMNS, audit_rows(records))
-        assert store.query("SELECT count() FROM audit_log")[1][0][0] == len(records)
+        # (rows already past the TTL may go at once, in a background merge: counted after)
         store.command("OPTIMIZE TABLE audit_log FINAL")
         return store.query("SELECT count() FROM audit_log")[1][0][0]
     finally:
