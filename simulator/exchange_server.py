@@ -130,6 +130,16 @@ class ExchangeServer:
         self._logged_on: set[Key] = set()
         self._pacer: asyncio.Task[None] | None = None
         self._dirty: set[Key] = set()
+        self.quiet = False
+
+    def set_quiet(self, quiet: bool) -> None:
+        """Quiet: no market data and no synthetic order flow (the sessions stay logged on and
+        heartbeat; orders sent are still answered), as a market after its close. Back to
+        normal, the market skips what it would have sent meanwhile (no burst of old events)."""
+        if self.quiet and not quiet:
+            self.core.advance(time.time_ns())  # the backlog, dropped
+        self.quiet = quiet
+        log.info("market %s", "quiet (heartbeats only)" if quiet else "live again")
 
     def _application(self, config: SessionConfig) -> _SessionApp:
         app = _SessionApp(self, self.sessions[config.key])
@@ -207,7 +217,8 @@ class ExchangeServer:
         while True:
             await asyncio.sleep(self.tick_s)
             self._log_sessions()
-            self.deliver(self.core.advance(time.time_ns()))
+            if not self.quiet:
+                self.deliver(self.core.advance(time.time_ns()))
             self._flush()
 
     def _log_sessions(self) -> None:

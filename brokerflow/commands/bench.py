@@ -17,7 +17,7 @@ from brokerflow.settings import load_settings
 
 BENCHMARKS = (
     "ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance", "edge",
-    "fix-session", "pipeline", "scale-out", "audit", "price-alerts",
+    "fix-session", "pipeline", "scale-out", "audit", "price-alerts", "run-cpu",
 )
 
 
@@ -107,6 +107,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     from bench import price_alerts
 
     price_alerts.add_arguments(p)  # --price-alerts-*
+    from bench import run_cpu
+
+    run_cpu.add_arguments(p)  # --run-cpu-*
     p.set_defaults(func=run)
     _FULL_DEFAULTS.update({dest: p.get_default(dest) for dest in QUICK_SIZES})
 
@@ -145,6 +148,8 @@ QUICK_SIZES: dict[str, object] = {
     "price_alerts_quotes": 100_000,
     "price_alerts_messages": 100_000,
     "price_alerts_rounds": 1,
+    "run_cpu_warmup": 5.0,
+    "run_cpu_window": 5.0,
 }
 _FULL_DEFAULTS: dict[str, object] = {}
 
@@ -254,6 +259,10 @@ def _run_one(name: str, args: argparse.Namespace, settings) -> None:  # noqa: AN
         from bench import price_alerts
 
         price_alerts.run(settings, args)
+    elif name == "run-cpu":
+        from bench import run_cpu
+
+        run_cpu.run(settings, args)
     elif name == "audit":
         from bench import audit
 

@@ -5,6 +5,10 @@ Sessions: those of `--config FILE` (`[[fix.session]]` tables with `role = "accep
 `drop_copy = true|false`), else SIMX <- BROKERFLOW (market data, drop copy, orders) and
 SIMX <- BROKERFLOW-OE (orders). One log line per session event on stderr; Ctrl-C (or
 `--seconds`) stops it with a summary.
+
+An idle market (e.g. to measure what the flows cost when nothing trades): `--quiet-after S`
+stops market data and the synthetic order flow S seconds after the first subscription, and
+SIGUSR1 switches it quiet / live at any time; the sessions stay logged on and heartbeat.
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="every SECONDS, one surveillance pattern (wash, layering, round-trips, otr in "
         "turn) by the next synthetic account in the drop copy (simulator/abuse.py)",
     )  # fmt: skip
+    p.add_argument(
+        "--quiet-after", type=float, metavar="SECONDS",
+        help="go quiet (no market data, no synthetic orders: heartbeats only) SECONDS after "
+        "the first market-data subscription; SIGUSR1 also switches quiet / live",
+    )  # fmt: skip
     p.add_argument("--store-dir", default="", help="persist the sessions' messages under DIR")
     p.add_argument(
         "--accounts-out", nargs=2, metavar=("ACCOUNTS.csv", "POSITIONS.csv"),
@@ -88,9 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if args.abuse is not None and args.abuse <= 0:
         msg = f"--abuse must be a positive number of seconds, was {args.abuse}"
         raise ConfigError(msg)
+    if args.quiet_after is not None and args.quiet_after < 0:
+        msg = f"--quiet-after must be a number of seconds >= 0, was {args.quiet_after}"
+        raise ConfigError(msg)
     t0 = time.monotonic()
     server = ExchangeServer(core, sessions)
-    asyncio.run(_serve(server, args.host, args.port, args.seconds, args.abuse))
+    asyncio.run(_serve(server, args.host, args.port, args.seconds, args.abuse, args.quiet_after))
     seconds = time.monotonic() - t0
     for line in summary_lines(server, seconds):
         print(line)
@@ -99,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(
     server: ExchangeServer, host: str, port: int, seconds: float | None,
-    abuse_s: float | None = None,
+    abuse_s: float | None = None, quiet_after_s: float | None = None,
 ) -> None:
     bound = await server.start(host, port)
     names = ", ".join(f"{s.config.target_comp_id} -> {s.config.sender_comp_id}"
@@ -111,7 +123,12 @@ async def _serve(
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGINT, done.set)
         loop.add_signal_handler(signal.SIGTERM, done.set)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: server.set_quiet(not server.quiet))
     abuse = asyncio.create_task(_abuse(server, abuse_s)) if abuse_s else None
+    quiet = (
+        asyncio.create_task(_quiet_after(server, quiet_after_s))
+        if quiet_after_s is not None else None
+    )  # fmt: skip
     try:
         if seconds is None:
             await done.wait()
@@ -119,9 +136,17 @@ async def _serve(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), seconds)
     finally:
-        if abuse is not None:
-            abuse.cancel()
+        for task in (abuse, quiet):
+            if task is not None:
+                task.cancel()
         await server.close()
+
+
+async def _quiet_after(server: ExchangeServer, seconds: float) -> None:
+    while not any(app.subscribed for app in server.apps.values()):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(seconds)
+    server.set_quiet(True)
 
 
 async def _abuse(server: ExchangeServer, every_s: float) -> None:
