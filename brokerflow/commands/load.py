@@ -1,7 +1,10 @@
-"""`brokerflow load accounts FILE.csv` / `brokerflow load positions FILE.csv`.
+"""`brokerflow load accounts FILE.csv` / `load positions FILE.csv` / `load reference DIR`.
 
 accounts: columns `account,owner,cash[,initial_margin,maintenance_margin]` (margins as fractions,
-defaults 0.50 and 0.30). positions: columns `account,symbol,quantity,avg_price`.
+defaults 0.50 and 0.30). positions: columns `account,symbol,quantity,avg_price`. reference: a
+directory with `accounts.csv` and, if any, `positions.csv` (the start-of-day reference data a
+back office hands over; the stack's one-shot `reference` service loads it before the flows
+start), both validated, then written in one transaction.
 
 The whole file is validated before anything is written: a bad row is a one-line error naming the
 file, the line and the column (`accounts.csv:7: column cash: 'abc' is not a number`), exit 2, and
@@ -51,6 +54,8 @@ POSITIONS = Kind(
     "positions", ("account", "symbol", "quantity", "avg_price"), (), ("account", "symbol")
 )
 KINDS = {k.name: k for k in (ACCOUNTS, POSITIONS)}
+REFERENCE = "reference"
+"""`load reference DIR`: DIR/accounts.csv and, if present, DIR/positions.csv at once."""
 
 _UPSERT_ACCOUNTS = """
 INSERT INTO accounts AS a (account, owner, cash, initial_margin, maintenance_margin)
@@ -86,8 +91,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
             "A bad row stops the load before anything is written."
         ),
     )
-    p.add_argument("kind", choices=sorted(KINDS), help="what the file holds")
-    p.add_argument("file", type=Path, metavar="FILE.csv", help="CSV file with a header row")
+    p.add_argument("kind", choices=[*sorted(KINDS), REFERENCE], help="what the file holds")
+    p.add_argument(
+        "file", type=Path, metavar="FILE.csv",
+        help="CSV file with a header row (for reference: a directory with accounts.csv and "
+        "positions.csv)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -97,17 +106,45 @@ def run(args: argparse.Namespace) -> int:
     from brokerflow.settings import load_settings
     from sinks.postgres import migrate
 
-    kind = KINDS[args.kind]
-    rows = read_accounts(args.file) if kind is ACCOUNTS else read_positions(args.file)
+    if args.kind == REFERENCE:
+        batches = read_reference(args.file)
+    else:
+        kind = KINDS[args.kind]
+        read = read_accounts if kind is ACCOUNTS else read_positions
+        batches = [(kind, read(args.file), str(args.file))]
     settings = load_settings(args.config, args.data_dir)
     dsn = ensure_services(settings, {"postgres"}).postgres_dsn
     assert dsn is not None
     migrate(dsn)
-    new, updated = load_rows(dsn, kind, rows, str(args.file))
-    print(summary(kind, len(rows), new, updated))
+    counts = load_batches(dsn, batches)
+    for (kind, rows, _), (new, updated) in zip(batches, counts, strict=True):
+        print(summary(kind, len(rows), new, updated))
     if settings.redis_url:
-        publish_positions(dsn, settings.redis_url, sorted({r[0] for r in rows}))
+        accounts = sorted({r[0] for _, rows, _ in batches for r in rows})
+        publish_positions(dsn, settings.redis_url, accounts)
     return 0
+
+
+def read_reference(directory: Path) -> list[tuple[Kind, list[tuple[Any, ...]], str]]:
+    """Read and validate a reference-data directory: accounts.csv (required), positions.csv
+    (optional). A position of an account that is in neither the file nor the store is refused
+    when writing, before anything is committed.
+
+    Raises:
+        LoadError: not a directory, no accounts.csv, or the first bad row of either file.
+    """
+    if not directory.is_dir():
+        msg = f"{directory}: not a directory (load reference takes a directory with accounts.csv)"
+        raise LoadError(msg)
+    accounts = directory / "accounts.csv"
+    if not accounts.is_file():
+        msg = f"{directory}: no accounts.csv"
+        raise LoadError(msg)
+    batches = [(ACCOUNTS, read_accounts(accounts), str(accounts))]
+    positions = directory / "positions.csv"
+    if positions.is_file():
+        batches.append((POSITIONS, read_positions(positions), str(positions)))
+    return batches
 
 
 def publish_positions(dsn: str, redis_url: str, accounts: list[str]) -> None:
@@ -286,34 +323,44 @@ def load_rows(dsn: str, kind: Kind, rows: Sequence[tuple[Any, ...]], name: str) 
     Raises:
         LoadError: a position names an account that is not loaded (nothing is written).
     """
+    return load_batches(dsn, [(kind, rows, name)])[0]
+
+
+def load_batches(
+    dsn: str, batches: Sequence[tuple[Kind, Sequence[tuple[Any, ...]], str]]
+) -> list[tuple[int, int]]:
+    """Upsert several validated files in ONE transaction, in order (accounts before the
+    positions that name them): all or nothing. Returns `(new, updated)` per file."""
     import psycopg
 
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
+        return [_upsert(cur, kind, rows) for kind, rows, _ in batches]
+
+
+def _upsert(cur: Any, kind: Kind, rows: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
     if not rows:
         return 0, 0
     ordered = sorted(rows, key=lambda r: (r[0], r[1]) if kind is POSITIONS else r[0])
-    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
-        if kind is POSITIONS:
-            accounts = sorted({r[0] for r in ordered})
-            cur.execute(
-                "SELECT account FROM accounts WHERE account = ANY(%s) ORDER BY account FOR UPDATE",
-                (accounts,),
-            )
-            known = {r[0] for r in cur.fetchall()}
-            for row in rows:
-                if row[0] not in known:
-                    msg = f"{row[4]}: column account: '{row[0]}' is not a known account"
-                    raise LoadError(msg)
-            columns = [list(c) for c in zip(*(r[:4] for r in ordered), strict=True)]
-            cur.execute(_UPSERT_POSITIONS, columns)
-        else:
-            columns = [list(c) for c in zip(*ordered, strict=True)]
-            cur.execute(_UPSERT_ACCOUNTS, columns)
-        flags = [r[0] for r in cur.fetchall()]
-        if kind is POSITIONS:
-            # Every change to an account's holdings updates its row: the ledger writer's cache
-            # of holdings documents (sinks.ledger.HoldingsDocCache) sees it by the row's xmin.
-            cur.execute(
-                "UPDATE accounts SET updated_at = now() WHERE account = ANY(%s)", (accounts,)
-            )
+    if kind is POSITIONS:
+        accounts = sorted({r[0] for r in ordered})
+        cur.execute(
+            "SELECT account FROM accounts WHERE account = ANY(%s) ORDER BY account FOR UPDATE",
+            (accounts,),
+        )
+        known = {r[0] for r in cur.fetchall()}
+        for row in rows:
+            if row[0] not in known:
+                msg = f"{row[4]}: column account: '{row[0]}' is not a known account"
+                raise LoadError(msg)
+        columns = [list(c) for c in zip(*(r[:4] for r in ordered), strict=True)]
+        cur.execute(_UPSERT_POSITIONS, columns)
+    else:
+        columns = [list(c) for c in zip(*ordered, strict=True)]
+        cur.execute(_UPSERT_ACCOUNTS, columns)
+    flags = [r[0] for r in cur.fetchall()]
+    if kind is POSITIONS:
+        # Every change to an account's holdings updates its row: the ledger writer's cache
+        # of holdings documents (sinks.ledger.HoldingsDocCache) sees it by the row's xmin.
+        cur.execute("UPDATE accounts SET updated_at = now() WHERE account = ANY(%s)", (accounts,))
     new = sum(flags)
     return new, len(flags) - new

@@ -132,3 +132,56 @@ def test_load_missing_file_is_one_line(
 ) -> None:
     assert _load(data_dir, "accounts", tmp_path / "nope.csv") == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_load_reference_directory_is_all_or_nothing(
+    dsn: str, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stack's start-of-day load: accounts and positions from one directory, in one
+    transaction; a bad position (an account in neither file nor store) leaves the accounts
+    unloaded too."""
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    _write(ref, "accounts.csv", ACCOUNTS)
+    _write(ref, "positions.csv", "account,symbol,quantity,avg_price\nA1,AAPL,5,10\nZZ,MSFT,1,1\n")
+    assert _load(data_dir, "reference", ref) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"brokerflow: error: {ref / 'positions.csv'}:3: column account: 'ZZ' is not a known account"
+    )
+    assert _rows(dsn, "SELECT count(*) FROM accounts") == [(0,)]
+
+    _write(ref, "positions.csv", "account,symbol,quantity,avg_price\nA1,AAPL,5,10\n")
+    assert _load(data_dir, "reference", ref) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "loaded 2 accounts (2 new, 0 updated)",
+        "loaded 1 positions (1 new, 0 updated)",
+    ]
+    assert _rows(dsn, "SELECT account, symbol, quantity FROM holdings") == [("A1", "AAPL", 5)]
+
+    (ref / "positions.csv").unlink()  # positions are optional
+    assert _load(data_dir, "reference", ref) == 0
+    assert "2 unchanged" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("layout", "error"),
+    [("file", "not a directory"), ("empty", "no accounts.csv")],
+)
+def test_load_reference_needs_a_directory_with_accounts(
+    dsn: str,
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    layout: str,
+    error: str,
+) -> None:
+    target = tmp_path / "reference"
+    if layout == "file":
+        target.write_text("account,owner,cash\n")
+    else:
+        target.mkdir()
+    assert _load(data_dir, "reference", target) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"brokerflow: error: {target}: {error}" + (
+        " (load reference takes a directory with accounts.csv)" if layout == "file" else ""
+    )
