@@ -22,8 +22,20 @@ from connectors.fix.live import load_live_sessions
 from simulator.market import symbol_names
 
 ROOT = Path(__file__).resolve().parents[1]
-STACK = ("redpanda", "postgres", "redis", "clickhouse", "grafana", "exchange", "gateway", "flows",
-         "edge")
+STACK = (
+    "redpanda",
+    "postgres",
+    "redis",
+    "clickhouse",
+    "grafana",
+    "exchange",
+    "reference",
+    "gateway",
+    "flows",
+    "edge",
+)
+ONE_SHOT = ("reference",)
+"""Services that run to completion (restart "no"); the others wait for them to have succeeded."""
 
 
 def _compose() -> dict:
@@ -61,11 +73,14 @@ def test_compose_has_the_production_stack():
     services = _services()
     missing = [name for name in STACK if name not in services]
     assert not missing, f"services missing: {missing}"
-    assert set(_brokerflow_services()) == {"exchange", "gateway", "flows", "edge"}
+    assert set(_brokerflow_services()) == {"exchange", "reference", "gateway", "flows", "edge"}
 
 
 def test_compose_every_service_has_a_healthcheck():
     for name, svc in _services().items():
+        if name in ONE_SHOT:
+            assert svc.get("restart") == "no", f"{name} runs once"
+            continue
         test = svc.get("healthcheck", {}).get("test")
         assert test and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
 
@@ -75,8 +90,17 @@ def test_compose_depends_on_waits_for_healthy_services():
     for name, svc in services.items():
         for dep, spec in _depends(svc).items():
             assert dep in services, f"{name} depends on {dep}, which is not a service"
-            assert spec.get("condition") == "service_healthy", f"{name} -> {dep}"
-    assert set(_depends(services["flows"])) >= {"redpanda", "postgres", "redis", "clickhouse"}
+            wanted = "service_completed_successfully" if dep in ONE_SHOT else "service_healthy"
+            assert spec.get("condition") == wanted, f"{name} -> {dep}"
+    # The flows read accounts, owners and positions when they start: loaded before them.
+    assert set(_depends(services["flows"])) >= {
+        "redpanda",
+        "postgres",
+        "redis",
+        "clickhouse",
+        "reference",
+    }
+    assert set(_depends(services["reference"])) >= {"postgres", "exchange"}
     assert set(_depends(services["gateway"])) >= {"redpanda", "exchange"}
     assert "redis" in _depends(services["edge"])
 
@@ -91,7 +115,7 @@ def test_compose_host_ports_do_not_collide():
     assert "8765" in seen and "9464" in seen and "3000" in seen
 
 
-@pytest.mark.parametrize("name", ["exchange", "gateway", "flows", "edge"])
+@pytest.mark.parametrize("name", ["exchange", "reference", "gateway", "flows", "edge"])
 def test_compose_brokerflow_command_is_accepted_by_the_cli(name):
     svc = _services()[name]
     argv = [str(a) for a in svc["command"]]
@@ -120,8 +144,10 @@ def test_compose_brokerflow_services_point_at_the_stack():
     # The credentials the services use are the ones the stores are started with.
     pg = _env(services["postgres"])
     dsn = _env(services["flows"])["BROKERFLOW_POSTGRES_DSN"]
-    assert dsn == (f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/"
-                   f"{pg['POSTGRES_DB']}")
+    assert dsn == (
+        f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/"
+        f"{pg['POSTGRES_DB']}"
+    )
     ch = _env(services["clickhouse"])
     assert _env(services["flows"])["BROKERFLOW_CLICKHOUSE_URL"] == (
         f"http://{ch['CLICKHOUSE_USER']}:{ch['CLICKHOUSE_PASSWORD']}@clickhouse:8123/"
@@ -162,6 +188,28 @@ def test_compose_gateway_session_reaches_the_exchange():
     ]
     assert set(sessions[0].symbols) <= set(symbol_names(exchange.symbols))
     assert f"{exchange.port}:{exchange.port}" in services["exchange"]["ports"]
+
+
+def test_compose_reference_service_loads_what_the_exchange_writes():
+    """The exchange's synthetic accounts reach the ledger: the files it writes are the ones the
+    one-shot reference service loads, through one named volume."""
+    services = _services()
+    exchange = build_parser().parse_args([str(a) for a in services["exchange"]["command"]])
+    reference = build_parser().parse_args([str(a) for a in services["reference"]["command"]])
+    assert reference.kind == "reference"
+    written = {PurePosixPath(p) for p in exchange.accounts_out}
+    assert written == {PurePosixPath(reference.file) / n for n in ("accounts.csv", "positions.csv")}
+
+    def volume_of(svc: dict, path: PurePosixPath) -> str:
+        for volume in svc.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if path.is_relative_to(target):
+                return source
+        pytest.fail(f"{path} is not on a volume")
+
+    assert volume_of(services["exchange"], next(iter(written))) == volume_of(
+        services["reference"], PurePosixPath(reference.file)
+    )
 
 
 def test_compose_mounts_exist_and_named_volumes_are_declared():
