@@ -36,6 +36,8 @@ class EdgeConfig:
         replay_max: most alerts replayed to one resuming connection.
         price_alerts_max_per_user: ACTIVE price alerts one trader may hold (alert.create
             beyond it is refused; `BROKERFLOW_PRICE_ALERTS_MAX_PER_USER`).
+        metrics_port: this process's own `/metrics` port (`BROKERFLOW_METRICS_PORT` plus the
+            process index); 0: only `/metrics` on the WebSocket port.
     """
 
     redis_url: str
@@ -56,3 +58,4 @@ class EdgeConfig:
     health_s: float = 2.0
     replay_max: int = 10_000
     price_alerts_max_per_user: int = 100
+    metrics_port: int = 0

@@ -3,16 +3,18 @@
 Read from the hub when scraped (nothing on the hot path): connections by role, the entries read
 from the streams, frames and updates sent, the flush period in force (lengthened under load:
 `edge.pacing`) and the connections closed for being too slow. Each edge process answers for
-itself; with `--processes N` sharing a port a scrape reaches one of them, so a deployment that
-runs several scrapes each one's own port (one process per container in the compose stack).
+itself: on the shared WebSocket port a scrape reaches one of them, so with `--processes N` and
+`BROKERFLOW_METRICS_PORT=P` process i (0 … N-1) also serves its own `/metrics` on port P + i,
+the targets Prometheus scrapes (deploy/prometheus.yml).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -55,3 +57,26 @@ def exposition(hub: Hub) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_HubCollector(hub))
     return generate_latest(registry)
+
+
+async def serve_metrics(hub: Hub, host: str, port: int) -> asyncio.Server:
+    """A bare HTTP/1.0 server answering every request with this process's exposition: the
+    scrape target of one edge process (nothing else is served on it)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            body = exposition(hub)
+            head = (
+                f"HTTP/1.0 200 OK\r\nContent-Type: {CONTENT_TYPE_LATEST}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ConnectionError):  # fmt: skip
+            pass  # a client that hung up or sent no request: nothing to answer
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, host, port)

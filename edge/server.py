@@ -12,6 +12,7 @@ Several processes can share the port (SO_REUSEPORT), each with its own reader an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import mimetypes
 import multiprocessing
@@ -35,7 +36,7 @@ from edge.config import EdgeConfig
 from edge.connection import ClientConnection, RejectedConnection
 from edge.health import health_forever
 from edge.hub import Hub
-from edge.metrics import exposition
+from edge.metrics import exposition, serve_metrics
 from edge.positions import positions_forever
 from edge.reader import read_streams
 from edge.tokens import read_token
@@ -115,6 +116,9 @@ async def serve(
     )
     client = aioredis.Redis(connection_pool=pool)
     hub = Hub(config, client)
+    metrics = (
+        await serve_metrics(hub, config.host, config.metrics_port) if config.metrics_port else None
+    )
     ready = asyncio.Event()
     tasks = [
         asyncio.create_task(read_streams(config.redis_url, hub, ready), name="edge-reader"),
@@ -143,6 +147,8 @@ async def serve(
         await asyncio.gather(*tasks)
     finally:
         server.close()
+        if metrics is not None:
+            metrics.close()
         for task in tasks:
             task.cancel()
         hub.price_alerts.close()
@@ -181,6 +187,13 @@ def _run_one(config: EdgeConfig, reuse_port: bool) -> None:
         pass
 
 
+def _nth(config: EdgeConfig, index: int) -> EdgeConfig:
+    """The configuration of edge process `index`: its own metrics port, next to the first's."""
+    if not config.metrics_port:
+        return config
+    return dataclasses.replace(config, metrics_port=config.metrics_port + index)
+
+
 def run_edge(config: EdgeConfig, processes: int = 1) -> None:
     """Run the edge in the foreground with `processes` servers sharing the port.
 
@@ -191,7 +204,8 @@ def run_edge(config: EdgeConfig, processes: int = 1) -> None:
         return
     ctx = multiprocessing.get_context("spawn")
     children = [
-        ctx.Process(target=_run_one, args=(config, True), daemon=True) for _ in range(processes - 1)
+        ctx.Process(target=_run_one, args=(_nth(config, i), True), daemon=True)
+        for i in range(1, processes)
     ]
     for child in children:
         child.start()

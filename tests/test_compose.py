@@ -167,6 +167,25 @@ def test_compose_flows_metrics_are_served_checked_and_scraped():
     assert f"flows:{port}" in targets
 
 
+def test_compose_every_metrics_port_is_scraped():
+    """The gateway's FIX-session metrics and each edge process's own port (9466 + i with
+    --processes N) are Prometheus targets, like the flows'."""
+    services = _services()
+    prometheus = _host_path(services["prometheus"], "/etc/prometheus/prometheus.yml")
+    assert prometheus is not None
+    scrape = yaml.safe_load(prometheus.read_text())["scrape_configs"]
+    targets = {t for job in scrape for sc in job["static_configs"] for t in sc["targets"]}
+    wanted = set()
+    for name, svc in _brokerflow_services().items():
+        port = _env(svc).get("BROKERFLOW_METRICS_PORT")
+        if port is None:
+            continue
+        args = build_parser().parse_args([str(a) for a in svc["command"]])
+        wanted |= {f"{name}:{int(port) + i}" for i in range(getattr(args, "processes", 1))}
+    assert {"gateway:9465", "edge:9466", "edge:9467"} <= wanted
+    assert wanted == targets
+
+
 def test_compose_edge_healthcheck_uses_its_port():
     edge = _services()["edge"]
     args = build_parser().parse_args([str(a) for a in edge["command"]])

@@ -57,6 +57,7 @@ def build_config(args: argparse.Namespace):  # noqa: ANN201 - EdgeConfig, import
         postgres_dsn=settings.postgres_dsn,
         flush_ms=args.flush_ms or settings.edge_flush_ms,
         price_alerts_max_per_user=settings.price_alerts_max_per_user,
+        metrics_port=settings.metrics_port,
     )
 
 
