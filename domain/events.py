@@ -259,3 +259,70 @@ class TradingSessionStatus:
 
 
 MarketStatusEvent = SecurityStatus | TradingSessionStatus
+
+
+# Reference data during the day (issue 20): user-defined FIX messages (MsgType "U…"), so that
+# a change enters the input stream and gets its place among the fills (`connectors.fix.
+# reference` holds the tags; docs/reference-data.md).
+
+
+@tuple_pickled
+@dataclass(frozen=True, slots=True)
+class AccountChanged:
+    """An account opened, or its owner or margin rates changed (35=UA).
+
+    Attributes:
+        account: Account (1).
+        owner: AccountOwner (5001).
+        initial_margin, maintenance_margin: InitialMarginRate (5002) and MaintenanceMarginRate
+            (5003), fractions of gross position value (defaults 0.50 and 0.30, as
+            `brokerflow load accounts`).
+        opening_cash: OpeningCash (5004): the cash of an account opened by this message; an
+            account that exists keeps its cash (cash moves by `CashMoved` only).
+        ts_event: TransactTime (60), else SendingTime (52).
+        raw, source: the message as received and where it came from.
+    """
+
+    account: str
+    owner: str
+    initial_margin: Decimal
+    maintenance_margin: Decimal
+    opening_cash: Decimal
+    ts_event: int
+    raw: bytes = b""
+    source: str = ""
+
+    @property
+    def symbol(self) -> str:
+        """The key the flows shard by: the account (the gateway keys the message by it)."""
+        return self.account
+
+
+@tuple_pickled
+@dataclass(frozen=True, slots=True)
+class CashMoved:
+    """A deposit (positive) or withdrawal (negative) of cash (35=UC).
+
+    Attributes:
+        account: Account (1).
+        amount: CashAmount (5010), signed.
+        movement_id: CashMovementID (5011): applied once per id, however often delivered.
+        ts_event: TransactTime (60), else SendingTime (52).
+        raw, source: the message as received and where it came from.
+    """
+
+    account: str
+    amount: Decimal
+    movement_id: str
+    ts_event: int
+    raw: bytes = b""
+    source: str = ""
+
+    @property
+    def symbol(self) -> str:
+        """The key the flows shard by: the account (the gateway keys the message by it)."""
+        return self.account
+
+
+ReferenceEvent = AccountChanged | CashMoved
+REFERENCE_TYPES = (AccountChanged, CashMoved)

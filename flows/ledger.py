@@ -1,7 +1,8 @@
 """Flows layer: the ledger flow. Order events (35=8/D/F/G) -> the PostgreSQL ledger of record.
 
 Steps (ids are recovery keys; renaming one orphans its state):
-    collect_order_events  DecodedBatch -> [order events of the chunk], in input order
+    collect_order_events  DecodedBatch -> [order events of the chunk], in input order, with the
+                          reference changes (35=UA/UC, `sinks.reference`) in their places
     key_order_events      -> ("ledger", [order events]) (`ledger_partition_key`)
     write_ledger          `PipelinedLedgerSink`: transactions (orders, executions, holdings,
                           cash, dead letters) on one background writer that overlaps the flow;
@@ -25,7 +26,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from connectors.fix import DecodedBatch
-from domain.events import ExecutionReport, OrderEvent, OrderList
+from domain.events import REFERENCE_TYPES, ExecutionReport, OrderEvent, OrderList
 from domain.order_status import open_order_keys, order_frame, order_status
 from flows.context import FlowContext
 from flows.operators import ORDER_TYPES, OnLastProcess
@@ -34,13 +35,13 @@ from sinks.order_status import OrderFrame, OrderStatusSink, order_partition_key
 
 
 def order_events_of(batch: DecodedBatch) -> list[list[OrderEvent]]:
-    """The chunk's order events as one list (none when it has none); a NewOrderList (35=E)
-    books as the orders it places."""
+    """The chunk's order events and reference changes as one list (none when it has none); a
+    NewOrderList (35=E) books as the orders it places."""
     events: list[OrderEvent] = []
     for event in batch.events:
         kind = type(event)
-        if kind in ORDER_TYPES:
-            events.append(event)
+        if kind in ORDER_TYPES or kind in REFERENCE_TYPES:
+            events.append(event)  # a reference change in its place among them (issue 20)
         elif kind is OrderList:
             events.extend(event.orders)
     return [events] if events else []

@@ -40,7 +40,7 @@ from psycopg import errors as pg_errors
 
 from domain.dead_letters import DeadLetter
 from domain.errors import BrokerflowError, FieldError, InvalidTransition
-from domain.events import ExecutionReport, OrderRequest
+from domain.events import REFERENCE_TYPES, ExecutionReport, OrderRequest, ReferenceEvent
 from domain.ledger import FLAT, ZERO, Holding, apply_fill, commission_from_raw, reverse_fill
 from domain.orders import (
     BY_ORDER_ID,
@@ -60,9 +60,11 @@ from domain.positions import day_of, holding_item, holdings_doc_of
 from sinks.background import BackgroundPartition
 from sinks.positions import HOLDINGS, PositionsDoc, PositionsPublisher
 from sinks.postgres import PgBatchWriter, write_dead_letters
+from sinks.reference import apply_reference
 from sinks.retry import RetryPolicy, retry_with_backoff
 
-LedgerEvent = ExecutionReport | OrderRequest
+LedgerEvent = ExecutionReport | OrderRequest | ReferenceEvent
+_REFERENCE = frozenset(REFERENCE_TYPES)
 STEP_ID = "write_ledger"
 
 # The columns of `executions` taken from the report (`execution_rows`), in this order.
@@ -969,63 +971,123 @@ class LedgerWriter:
 
     def _apply_once(self, events: Sequence[LedgerEvent]) -> LedgerResult:
         conn = self._conn
+        if not _REFERENCE.isdisjoint(map(type, events)):
+            return self._apply_with_reference(events)
         with conn.transaction(), conn.cursor() as cur:
-            batch = _Batch(cur, self._step_id)
-            accounts = _resolve_accounts(cur, events)
-            wanted = sorted({a for a in accounts if a is not None})
-            cur.execute(_LOCK_ACCOUNTS, (_text_array(wanted),), prepare=False)
-            batch.versions = dict(cur.fetchall())
-            known = batch.versions.keys()
-
-            exec_ids: set[str] = set()
-            cl_ord_ids: set[str] = set()
-            holding_keys: set[tuple[str, str]] = set()
-            for event, account in zip(events, accounts, strict=True):
-                if account not in known:
-                    continue
-                if event.cl_ord_id:
-                    cl_ord_ids.add(event.cl_ord_id)
-                if event.orig_cl_ord_id:
-                    cl_ord_ids.add(event.orig_cl_ord_id)
-                if type(event) is ExecutionReport:
-                    exec_ids.add(event.exec_id)
-                    if event.exec_ref_id:
-                        exec_ids.add(event.exec_ref_id)
-                    if event.exec_type in FILL_EXEC_TYPES:
-                        holding_keys.add((account, event.symbol))
-            batch.load_fills(exec_ids)
-            for fill in batch.fills.values():
-                if fill.account in known:
-                    holding_keys.add((fill.account, fill.symbol))
-            batch.load_holdings(holding_keys)
-            batch.load_orders(cl_ord_ids)
-            order_ids, echoed_replace = _routed_by_order_id(events, accounts, known, batch)
-            batch.load_orders_by_order_id(order_ids)
-            if echoed_replace:
-                batch.load_pending_replacements()
-
-            for event, account in zip(events, accounts, strict=True):
-                try:
-                    if account is None:
-                        raise _reject(1, "Account(1) missing")
-                    if account not in known:
-                        raise _reject(1, f"Account(1) '{account}' is not a known account")
-                    if type(event) is ExecutionReport:
-                        batch.apply_report(event, account)
-                    else:
-                        batch.apply_request(event, account)  # type: ignore[arg-type]
-                except _Rejected as rejected:
-                    batch.dead_letter(event, rejected)
-            batch.write()
+            batch, docs, entries = self._book(cur, events)
             if self._store_dead_letters and batch.dead_letters:
                 write_dead_letters(conn, batch.dead_letters)
-            docs, entries = batch.holdings_docs(self._cache) if self._positions else ([], {})
         self._cache.keep(entries)  # committed
         published = {doc[0] for doc in docs}
         return LedgerResult(
             batch.applied, batch.duplicates, batch.dead_letters, len(batch.rows), docs,
             sorted(batch.replayed_accounts - published),
         )  # fmt: skip
+
+    def _apply_with_reference(self, events: Sequence[LedgerEvent]) -> LedgerResult:
+        """A batch with reference changes (issue 20): the runs of order events between them
+        are booked as batches of their own, and each change in its place, all in ONE
+        transaction: a fill after an account's opening finds the account, and none of it is
+        written unless all of it is."""
+        conn = self._conn
+        applied = duplicates = executions = 0
+        letters: list[DeadLetter] = []
+        docs: dict[str, PositionsDoc] = {}
+        entries: dict[str, _AccountDoc] = {}
+        republish: set[str] = set()
+        with conn.transaction(), conn.cursor() as cur:
+            run: list[LedgerEvent] = []
+            for event in [*events, None]:
+                if event is not None and type(event) not in _REFERENCE:
+                    run.append(event)
+                    continue
+                if run:
+                    batch, found, kept = self._book(cur, run)
+                    applied += batch.applied
+                    duplicates += batch.duplicates
+                    executions += len(batch.rows)
+                    letters += batch.dead_letters
+                    republish |= batch.replayed_accounts
+                    docs.update((doc[0], doc) for doc in found)  # the later one wins
+                    entries.update(kept)
+                    run = []
+                if event is None:
+                    break
+                outcome = apply_reference(cur, event, self._step_id)  # type: ignore[arg-type]
+                if outcome.applied:
+                    applied += 1
+                elif outcome.dead_letter is None:
+                    duplicates += 1
+                if outcome.dead_letter is not None:
+                    letters.append(outcome.dead_letter)
+                if outcome.changed_cash is not None:
+                    # published from the tables after the commit; a later run's document
+                    # of the account would carry the cash too, but this is simpler and rare
+                    republish.add(outcome.changed_cash)
+                    docs.pop(outcome.changed_cash, None)
+                    entries.pop(outcome.changed_cash, None)
+            if self._store_dead_letters and letters:
+                write_dead_letters(conn, letters)
+        self._cache.keep(entries)  # committed
+        return LedgerResult(
+            applied, duplicates, letters, executions, list(docs.values()),
+            sorted(republish - docs.keys()),
+        )  # fmt: skip
+
+    def _book(
+        self, cur: psycopg.Cursor, events: Sequence[LedgerEvent]
+    ) -> tuple[_Batch, list[PositionsDoc], dict[str, _AccountDoc]]:
+        """Book a run of order events in the caller's transaction (steps 1-5 of the module
+        docstring, dead letters not stored); return the batch and its holdings documents."""
+        batch = _Batch(cur, self._step_id)
+        accounts = _resolve_accounts(cur, events)
+        wanted = sorted({a for a in accounts if a is not None})
+        cur.execute(_LOCK_ACCOUNTS, (_text_array(wanted),), prepare=False)
+        batch.versions = dict(cur.fetchall())
+        known = batch.versions.keys()
+
+        exec_ids: set[str] = set()
+        cl_ord_ids: set[str] = set()
+        holding_keys: set[tuple[str, str]] = set()
+        for event, account in zip(events, accounts, strict=True):
+            if account not in known:
+                continue
+            if event.cl_ord_id:
+                cl_ord_ids.add(event.cl_ord_id)
+            if event.orig_cl_ord_id:
+                cl_ord_ids.add(event.orig_cl_ord_id)
+            if type(event) is ExecutionReport:
+                exec_ids.add(event.exec_id)
+                if event.exec_ref_id:
+                    exec_ids.add(event.exec_ref_id)
+                if event.exec_type in FILL_EXEC_TYPES:
+                    holding_keys.add((account, event.symbol))
+        batch.load_fills(exec_ids)
+        for fill in batch.fills.values():
+            if fill.account in known:
+                holding_keys.add((fill.account, fill.symbol))
+        batch.load_holdings(holding_keys)
+        batch.load_orders(cl_ord_ids)
+        order_ids, echoed_replace = _routed_by_order_id(events, accounts, known, batch)
+        batch.load_orders_by_order_id(order_ids)
+        if echoed_replace:
+            batch.load_pending_replacements()
+
+        for event, account in zip(events, accounts, strict=True):
+            try:
+                if account is None:
+                    raise _reject(1, "Account(1) missing")
+                if account not in known:
+                    raise _reject(1, f"Account(1) '{account}' is not a known account")
+                if type(event) is ExecutionReport:
+                    batch.apply_report(event, account)
+                else:
+                    batch.apply_request(event, account)  # type: ignore[arg-type]
+            except _Rejected as rejected:
+                batch.dead_letter(event, rejected)
+        batch.write()
+        docs, entries = batch.holdings_docs(self._cache) if self._positions else ([], {})
+        return batch, docs, entries
 
 
 # ExecTypes that give an order its first row (a ledger started mid-day learns of orders by
@@ -1051,16 +1113,20 @@ def _routed_by_order_id(
             if account in known:
                 exec_type, order_id = event.exec_type, event.order_id
                 # 37=NONE: the reject of an order the venue never accepted
-                if order_id and order_id != "NONE" and (
-                    exec_type in BY_ORDER_ID
-                    or cl_ord_id is None
-                    or (
-                        exec_type not in _FIRST_REPORTS
-                        and cl_ord_id not in orders
-                        and cl_ord_id not in named
-                        and (orig is None or (orig not in orders and orig not in named))
+                if (
+                    order_id
+                    and order_id != "NONE"
+                    and (
+                        exec_type in BY_ORDER_ID
+                        or cl_ord_id is None
+                        or (
+                            exec_type not in _FIRST_REPORTS
+                            and cl_ord_id not in orders
+                            and cl_ord_id not in named
+                            and (orig is None or (orig not in orders and orig not in named))
+                        )
+                        or (orig is None and _superseded(cl_ord_id, orders, replaced))
                     )
-                    or (orig is None and _superseded(cl_ord_id, orders, replaced))
                 ):
                     order_ids.add(order_id)
                 if exec_type == ExecType.REPLACED and orig is None:

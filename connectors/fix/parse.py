@@ -3,7 +3,8 @@
 `parse_message` turns one `FixMessage` into events: 35=W -> one `MarketDataSnapshot`, 35=X -> one
 `MarketDataIncrement` per symbol, 35=8 -> `ExecutionReport`, 35=D/F/G -> `OrderRequest`, 35=E ->
 `OrderList` (`parse_order_list`), 35=f -> `SecurityStatus`, 35=h -> `TradingSessionStatus` (none
-for 340=6); session messages (35=0,1,2,3,4,5,A) -> `[]`; anything else ->
+for 340=6), 35=UA -> `AccountChanged`, 35=UC -> `CashMoved` (reference data, user-defined:
+`connectors.fix.reference`); session messages (35=0,1,2,3,4,5,A) -> `[]`; anything else ->
 `FieldError` on MsgType (35).
 
 `decode_lines` is the hot path the dataflow calls: it frames a batch of log lines, checksums them
@@ -48,6 +49,12 @@ from connectors.fix.codec import (
     show,
     tokenize_chunk,
 )
+from connectors.fix.reference import (
+    ACCOUNT_CHANGED,
+    CASH_MOVED,
+    parse_account_changed,
+    parse_cash_moved,
+)
 from connectors.fix.tags import DATA_LENGTH_TAGS, DATA_TAGS, label
 from connectors.fix.timefmt import (
     NS_PER_DAY,
@@ -63,6 +70,9 @@ from domain.events import (
     CLOSED,
     HALTED,
     OPEN,
+    REFERENCE_TYPES,
+    AccountChanged,
+    CashMoved,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
@@ -77,8 +87,15 @@ ADMIN_MSG_TYPES = frozenset(("0", "1", "2", "3", "4", "5", "A"))
 """Session-level MsgType (35) values: decoded and counted, no events."""
 
 Event = (
-    MarketDataSnapshot | MarketDataIncrement | ExecutionReport | OrderRequest | OrderList
-    | SecurityStatus | TradingSessionStatus
+    MarketDataSnapshot
+    | MarketDataIncrement
+    | ExecutionReport
+    | OrderRequest
+    | OrderList
+    | SecurityStatus
+    | TradingSessionStatus
+    | AccountChanged
+    | CashMoved
 )
 
 _TEXT_CACHE_LIMIT = 65_536
@@ -1013,8 +1030,10 @@ _SECURITY_STATES: dict[bytes, str | None] = {
     b"19": CLOSED,  # NOT_TRADED_ON_THIS_MARKET
     b"21": CLOSED,  # PRE_OPEN
     b"22": CLOSED,  # OPENING_ROTATION
-    **{code: None for code in (b"5", b"6", b"7", b"8", b"9", b"10", b"12", b"13", b"15",
-                               b"16", b"23")},  # fmt: skip
+    **{
+        code: None
+        for code in (b"5", b"6", b"7", b"8", b"9", b"10", b"12", b"13", b"15", b"16", b"23")
+    },  # fmt: skip
 }
 # HaltReasonChar (327)
 _HALT_REASONS = {
@@ -1122,6 +1141,14 @@ def _parse_trading_session_events(msg: FixMessage, source: str, raw: bytes) -> l
     return parse_trading_session_status(msg, source=source, raw=raw)  # type: ignore[return-value]
 
 
+def _parse_account_changed_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
+    return [parse_account_changed(msg, source=source, raw=raw)]
+
+
+def _parse_cash_moved_events(msg: FixMessage, source: str, raw: bytes) -> list[Event]:
+    return [parse_cash_moved(msg, source=source, raw=raw)]
+
+
 _PARSERS: dict[str, Callable[[FixMessage, str, bytes], list[Event]]] = {
     "W": _parse_market_events,
     "X": _parse_market_events,
@@ -1132,6 +1159,9 @@ _PARSERS: dict[str, Callable[[FixMessage, str, bytes], list[Event]]] = {
     "E": _parse_order_list_events,
     "f": _parse_security_status_events,  # rare: the careful path only (not _TOKEN_PARSED_TYPES)
     "h": _parse_trading_session_events,
+    # reference data (issue 20): user-defined, rare, the careful path only
+    ACCOUNT_CHANGED: _parse_account_changed_events,
+    CASH_MOVED: _parse_cash_moved_events,
 }
 
 
@@ -2189,9 +2219,7 @@ def _decode_order_lines(
                     f"{source}:{line_nos[index]}",
                 )
             if result is None:
-                result = _parse_tokens(
-                    tokens, first, last, line, f"{source}:{line_nos[index]}"
-                )
+                result = _parse_tokens(tokens, first, last, line, f"{source}:{line_nos[index]}")
         elif msg_type in _TOKEN_PARSED_TYPES:
             result = _parse_tokens(tokens, first, last, line, f"{source}:{line_nos[index]}")
         parsed[index] = result
@@ -2319,9 +2347,7 @@ def _decode_lines_careful(
                 if decoded.msg_type in ADMIN_MSG_TYPES:
                     admin += 1
                     continue
-                parsed = parse_message(
-                    decoded, source=f"{source}:{line_nos[index]}", raw=received
-                )
+                parsed = parse_message(decoded, source=f"{source}:{line_nos[index]}", raw=received)
             before = len(events)
             if instruments is None:
                 extend(parsed)
@@ -2385,8 +2411,8 @@ def _keep_instruments(
             if type(event) is order_list and not _list_known(event, instruments, unknown):
                 continue
             events.append(event)
-        elif type(event) is TradingSessionStatus:
-            events.append(event)  # market-wide: no symbol to check
+        elif type(event) is TradingSessionStatus or type(event) in REFERENCE_TYPES:
+            events.append(event)  # market-wide, or an account's: no symbol to check
         elif event.symbol not in unknown:
             unknown.append(event.symbol)
 
