@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.edge.conftest import RunningEdge
+from tests.scrape import Samples, scrape
 
 
 async def _recv(ws, timeout: float = 3.0) -> dict[str, Any]:
@@ -242,15 +243,8 @@ def test_edge_compression_is_negotiated_per_client(edge: RunningEdge):
     asyncio.run(scenario())
 
 
-def _edge_metrics(edge: RunningEdge) -> dict[tuple[str, tuple], float]:
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(edge.http_url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+def _edge_metrics(edge: RunningEdge) -> Samples:
+    return scrape(edge.http_url + "/metrics")
 
 
 def test_edge_metrics_show_connections_by_role_and_what_it_sent(edge: RunningEdge):
@@ -276,7 +270,7 @@ def test_edge_metrics_show_connections_by_role_and_what_it_sent(edge: RunningEdg
             assert m[("brokerflow_edge_flush_period_seconds", ())] == edge.config.flush_ms / 1000
             assert m[("brokerflow_edge_slow_consumer_closes_total", ())] == 0
             # every edge metric the alert rules read is one this exports
-            rules = (Path(__file__).resolve().parents[2] / "deploy" / "prometheus-rules.yml")
+            rules = Path(__file__).resolve().parents[2] / "deploy" / "prometheus-rules.yml"
             read = set(re.findall(r"\bbrokerflow_edge_\w+", rules.read_text()))
             assert read and read <= {name for name, _labels in m}
         await asyncio.sleep(0.2)

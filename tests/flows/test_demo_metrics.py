@@ -13,13 +13,11 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from flows.pipeline import ALL_FLOWS
+from tests.scrape import scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SECONDS = 15
@@ -35,15 +33,13 @@ def _free_port() -> int:
 def _messages_out(port: int) -> dict[str, float] | None:
     """`brokerflow_messages_out_total` summed per flow, or None while nothing answers."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
+        samples = scrape(f"127.0.0.1:{port}", timeout=2)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
     out: dict[str, float] = defaultdict(float)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "brokerflow_messages_out_total":
-                out[sample.labels["flow"]] += sample.value
+    for (name, labels), value in samples.items():
+        if name == "brokerflow_messages_out_total":
+            out[dict(labels)["flow"]] += value
     return dict(out)
 
 
@@ -82,6 +78,5 @@ def test_demo_metrics_show_every_flow_writing(tmp_path, pg_dsn, redis_db_url):
     assert scraped, f"nothing answered on :{port}/metrics; demo output:\n{output[-3000:]}"
     silent = [flow for flow in ALL_FLOWS if seen.get(flow, 0) <= 0]
     assert not silent, (
-        f"no messages out during the demo for flows {silent}; counted: {seen}\n"
-        f"{output[-2000:]}"
+        f"no messages out during the demo for flows {silent}; counted: {seen}\n{output[-2000:]}"
     )

@@ -4,15 +4,15 @@ ran, dead letters by error class, alerts by kind and the histograms (tests/conft
 from __future__ import annotations
 
 import socket
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from brokerflow.commands.replay import replay
 from brokerflow.observability import set_kafka_idle, set_kafka_lag, stop_metrics
 from tests.flows.test_dq_flow import fill
 from tests.flows.test_quotes_flow import snapshot, write_file
+from tests.scrape import Samples
+from tests.scrape import scrape as scrape_url
 
 
 @pytest.fixture
@@ -24,14 +24,8 @@ def port():
     stop_metrics(free)
 
 
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+def scrape(port: int) -> Samples:
+    return scrape_url(f"127.0.0.1:{port}")
 
 
 def test_metrics_after_replay_count_every_flow_that_ran(tmp_path, settings_factory, port):

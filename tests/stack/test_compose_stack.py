@@ -40,6 +40,7 @@ import yaml
 from websockets.asyncio.client import connect
 
 from tests.conftest import fresh_database, reserved_redis_db
+from tests.scrape import scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKERFLOW = str(Path(sys.executable).with_name("brokerflow"))
@@ -374,8 +375,6 @@ def test_stack_raises_surveillance_alerts(stack: Stack) -> None:
 def test_stack_prometheus_targets_answer(stack: Stack) -> None:
     """Every target of the stack's Prometheus (deploy/prometheus.yml) serves brokerflow
     metrics: the flows, the gateway and each edge process."""
-    import urllib.request
-
     flows = stack.services["flows"]
     config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     targets = [
@@ -389,7 +388,5 @@ def test_stack_prometheus_targets_answer(stack: Stack) -> None:
     for job, target in targets:
         host, port = target.rsplit(":", 1)
         assert host in stack.services, f"{job}: {host} is not a service of the stack"
-        url = f"http://127.0.0.1:{flows.ports[port]}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
-        assert "\nbrokerflow_" in text, f"{job} {target}: no brokerflow metrics"
+        samples = scrape(f"127.0.0.1:{flows.ports[port]}", timeout=10)
+        assert any(n.startswith("brokerflow_") for n, _ in samples), f"{job} {target}: none"

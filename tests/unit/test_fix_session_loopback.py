@@ -14,13 +14,19 @@ from connectors.fix.session.wire import Clock, Framer, Message, encode, parse
 
 
 def venue(*, sender: str = "VENUE", target: str = "BF", **overrides) -> SessionConfig:
-    return SessionConfig(sender_comp_id=sender, target_comp_id=target, role="acceptor",
-                         validate=False, **overrides)
+    return SessionConfig(
+        sender_comp_id=sender, target_comp_id=target, role="acceptor", validate=False, **overrides
+    )
 
 
 def broker(port: int, *, sender: str = "BF", **overrides) -> SessionConfig:
-    values = {"heartbeat_s": 1, "reconnect_min_s": 0.1, "reconnect_max_s": 0.4,
-              "logon_timeout_s": 2.0, "validate": False}
+    values = {
+        "heartbeat_s": 1,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.4,
+        "logon_timeout_s": 2.0,
+        "validate": False,
+    }
     values.update(overrides)
     return SessionConfig(sender_comp_id=sender, target_comp_id="VENUE", port=port, **values)
 
@@ -140,8 +146,12 @@ def test_silent_counterparty_gets_test_request_then_is_dropped_and_redialled() -
                 message = parse(frame.raw)
                 received.append(message.msg_type)
                 if message.msg_type == b"A":
-                    header = [(34, b"1"), (49, b"VENUE"), (52, clock.stamp(time.time())),
-                              (56, b"BF")]
+                    header = [
+                        (34, b"1"),
+                        (49, b"VENUE"),
+                        (52, clock.stamp(time.time())),
+                        (56, b"BF"),
+                    ]
                     writer.write(encode(b"FIX.4.4", b"A", header, [(98, b"0"), (108, b"1")]))
         writer.close()
 
@@ -177,8 +187,12 @@ def test_garbage_oversize_and_wrong_comp_ids_leave_other_sessions_alone() -> Non
         initiator.start()
         await initiator.wait_logged_on(5)
         stamp = Clock().stamp(time.time())
-        wrong_ids = encode(b"FIX.4.4", b"A", [(34, b"1"), (49, b"NOBODY"), (52, stamp),
-                                              (56, b"VENUE")], [(98, b"0"), (108, b"1")])
+        wrong_ids = encode(
+            b"FIX.4.4",
+            b"A",
+            [(34, b"1"), (49, b"NOBODY"), (52, stamp), (56, b"VENUE")],
+            [(98, b"0"), (108, b"1")],
+        )
         answers = await asyncio.gather(
             rogue(port, b"8=FIX.4.4\x019=5\x01junk\x0110=000\x01"),  # bad CheckSum
             rogue(port, b"8=FIX.4.4\x019=99999999\x0135=A\x01"),
@@ -239,25 +253,19 @@ def test_the_metrics_show_each_sessions_state_sequence_numbers_and_resends() -> 
     """A gap on our side: the venue asks for a resend; /metrics shows it, both ways, and who is
     logged on, across the reconnect that follows."""
     import socket
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
 
     from brokerflow.metrics import FlowStats
     from brokerflow.observability import serve_metrics, stop_metrics
+    from tests.scrape import Samples
+    from tests.scrape import scrape as scrape_url
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port_metrics = s.getsockname()[1]
     serve_metrics(port_metrics, FlowStats(), host="127.0.0.1")
 
-    def scrape() -> dict[tuple[str, tuple], float]:
-        url = f"http://127.0.0.1:{port_metrics}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        families = text_string_to_metric_families(text)
-        return {(x.name, tuple(sorted(x.labels.items()))): x.value
-                for family in families for x in family.samples}  # fmt: skip
+    def scrape() -> Samples:
+        return scrape_url(f"127.0.0.1:{port_metrics}")
 
     async def scenario() -> dict[tuple[str, tuple], float]:
         acceptor = Acceptor([venue(target="BFM")])
