@@ -19,7 +19,7 @@ from domain.errors import BrokerflowError
 # Order is the order of `brokerflow --help`.
 COMMANDS = (
     "demo", "replay", "run", "gateway", "simulate", "load", "sql", "report", "alerts", "gdpr",
-    "services", "bench", "dq", "edge", "console", "token", "fix-test-acceptor",
+    "audit", "services", "bench", "dq", "edge", "console", "token", "fix-test-acceptor",
     "simulate-exchange", "price-alerts", "halt",
 )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from bytewax.dataflow import Dataflow
@@ -288,41 +288,26 @@ class StatsCollector(Collector):
                     used.add(key)
             return out
 
-        fam = CounterMetricFamily(
-            PREFIX + "messages_in", "FIX messages read, by source kind", labels=["source"]
-        )
         by_source = take("messages_in.")
         if not by_source and "messages" in counts:
             by_source = {"all": counts["messages"]}
         used.add("messages")
-        for source, n in sorted(by_source.items()):
-            fam.add_metric([source], n)
-        yield fam
+        yield _counter("messages_in", "FIX messages read, by source kind", ["source"],
+                       [((k,), n) for k, n in sorted(by_source.items())])  # fmt: skip
+        out = sorted(take("sink_items.").items())
+        yield _counter("messages_out", "items written by each output step", ["flow", "step"],
+                       [((flow_of(k), k), n) for k, n in out])  # fmt: skip
 
-        fam = CounterMetricFamily(
-            PREFIX + "messages_out", "items written by each output step", labels=["flow", "step"]
-        )
-        for step, n in sorted(take("sink_items.").items()):
-            fam.add_metric([flow_of(step), step], n)
-        yield fam
-
-        fam = CounterMetricFamily(
-            PREFIX + "dead_letters", "dead letters by error class", labels=["reason"]
-        )
         by_reason = take("dead_letters_by.")
         total = counts.get("dead_letters", 0)
         used.add("dead_letters")
         other = total - sum(by_reason.values())
         if other > 0:
             by_reason["other"] = other
-        for reason, n in sorted(by_reason.items()):
-            fam.add_metric([reason], n)
-        yield fam
-
-        fam = CounterMetricFamily(PREFIX + "alerts", "alerts raised, by kind", labels=["kind"])
-        for kind, n in sorted(take("alerts.").items()):
-            fam.add_metric([kind], n)
-        yield fam
+        yield _counter("dead_letters", "dead letters by error class", ["reason"],
+                       [((k,), n) for k, n in sorted(by_reason.items())])  # fmt: skip
+        yield _counter("alerts", "alerts raised, by kind", ["kind"],
+                       [((k,), n) for k, n in sorted(take("alerts.").items())])  # fmt: skip
 
         yield from self._data_quality(take)
 
@@ -338,34 +323,21 @@ class StatsCollector(Collector):
         ):  # fmt: skip
             yield _histogram(name, doc, "step", by_kind.get(kind, {}))
 
-        fam = GaugeMetricFamily(
-            PREFIX + "kafka_lag_messages",
-            "messages behind the partition's high watermark",
-            labels=["topic", "partition"],
-        )
-        for (topic, partition), lag in sorted(kafka_lag().items()):
-            fam.add_metric([topic, str(partition)], lag)
-        yield fam
-
-        fam = GaugeMetricFamily(
-            PREFIX + "kafka_lag_seconds",
+        by_partition = ["topic", "partition"]
+        yield _gauge("kafka_lag_messages", "messages behind the partition's high watermark",
+                     by_partition, _per_partition(kafka_lag()))  # fmt: skip
+        yield _gauge(
+            "kafka_lag_seconds",
             "seconds since the last message read was produced (0 when idle): how late the "
             "flows read their input",
-            labels=["topic", "partition"],
-        )
-        for (topic, partition), seconds in sorted(kafka_lag_seconds().items()):
-            fam.add_metric([topic, str(partition)], seconds)
-        yield fam
-
-        fam = GaugeMetricFamily(
-            PREFIX + "kafka_partition_idle",
+            by_partition, _per_partition(kafka_lag_seconds()),
+        )  # fmt: skip
+        yield _gauge(
+            "kafka_partition_idle",
             "1 while the partition is idle (nothing for the idle timeout, nothing left to read): "
             "the steps that merge partitions no longer wait for it",
-            labels=["topic", "partition"],
-        )
-        for (topic, partition), idle in sorted(kafka_idle().items()):
-            fam.add_metric([topic, str(partition)], 1 if idle else 0)
-        yield fam
+            by_partition, _per_partition({k: int(v) for k, v in kafka_idle().items()}),
+        )  # fmt: skip
 
         yield from _fix_session_families()
 
@@ -375,18 +347,9 @@ class StatsCollector(Collector):
             ("sink_gave_up", "store writes that failed after every retry (the flow stops)",
              gave_up),
         ):  # fmt: skip
-            fam = CounterMetricFamily(PREFIX + name, doc, labels=["store"])
-            for store, n in by_store.items():
-                fam.add_metric([store], n)
-            yield fam
-
-        fam = CounterMetricFamily(
-            PREFIX + "counter", "every other counter of the run, by name", labels=["name"]
-        )
-        for key, n in sorted(counts.items()):
-            if key not in used:
-                fam.add_metric([key], n)
-        yield fam
+            yield _counter(name, doc, ["store"], [((k,), n) for k, n in by_store.items()])
+        rest = [((k,), n) for k, n in sorted(counts.items()) if k not in used]
+        yield _counter("counter", "every other counter of the run, by name", ["name"], rest)
 
     def _data_quality(self, take: Any) -> Iterator[Metric]:
         seen, covered = take("dq_seen."), take("dq_covered.")
@@ -429,6 +392,30 @@ class StatsCollector(Collector):
         yield CounterMetricFamily(
             PREFIX + "dq_cpu_seconds", "CPU time of the validator threads", value=cpu_us / 1e6
         )
+
+
+def _counter(
+    name: str, doc: str, labels: list[str], samples: Iterable[tuple[tuple[str, ...], float]]
+) -> CounterMetricFamily:
+    """A counter family `PREFIX + name` with one sample per (label values, value)."""
+    fam = CounterMetricFamily(PREFIX + name, doc, labels=labels)
+    for values, n in samples:
+        fam.add_metric(list(values), n)
+    return fam
+
+
+def _gauge(
+    name: str, doc: str, labels: list[str], samples: Iterable[tuple[tuple[str, ...], float]]
+) -> GaugeMetricFamily:
+    """A gauge family `PREFIX + name` with one sample per (label values, value)."""
+    fam = GaugeMetricFamily(PREFIX + name, doc, labels=labels)
+    for values, n in samples:
+        fam.add_metric(list(values), n)
+    return fam
+
+
+def _per_partition(values: dict[tuple[str, int], float]) -> list[tuple[tuple[str, ...], float]]:
+    return [((topic, str(n)), v) for (topic, n), v in sorted(values.items())]
 
 
 # -- the HTTP endpoint ---------------------------------------------------------------------------

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         clickhouse_url: `http(s)://…` or `chdb:///path`; None means `chdb://` under `data_dir`.
         audit_retention_years: how long `audit_log` keeps a row (a ClickHouse TTL on its
             event time; 5 years, the design's retention; archive first to keep them longer).
+        pseudonym_dsn: a PostgreSQL database of its own for `pseudonym_map` (`brokerflow gdpr
+            pseudonymise`), kept apart from the data it reverses; None: the map goes to
+            `pseudonym_map` in the ledger database and in ClickHouse, next to the data.
+        pseudonym_key_file: the pseudonymisation key; None means `<data_dir>/pseudonym.key`.
         kafka_bootstrap: Kafka bootstrap servers; None means no Kafka.
         data_dir: where embedded services and generated secrets live.
         edge_secret: HS256 key for edge tokens; None means a random key kept in `data_dir`.
@@ -156,6 +160,8 @@ class Settings(BaseSettings):
     postgres_dsn: str | None = None
     clickhouse_url: str | None = None
     audit_retention_years: int = Field(default=5, ge=1, le=100)
+    pseudonym_dsn: str | None = None
+    pseudonym_key_file: Path | None = None
     kafka_bootstrap: str | None = None
     data_dir: Path = Path(".brokerflow")
     edge_secret: SecretStr | None = None

@@ -27,6 +27,18 @@ deleted, since the key is referenced), `account` is rewritten in every ledger ta
 executions, holdings, stop_orders, alerts, account_margin) and the Account (1) field inside
 `dead_letters.raw`. The owner becomes the owner's own pseudonym (same key), so accounts of one
 owner that are all pseudonymised still group together for wash-trade detection.
+
+The map kept apart (`BROKERFLOW_PSEUDONYM_DSN`): the mapping then goes only to `pseudonym_map`
+in that PostgreSQL database (created there on first use), before any rewrite, and neither the
+ledger database nor ClickHouse gets a copy: whoever holds the data cannot map a pseudonym
+back without that database (and the key, `BROKERFLOW_PSEUDONYM_KEY_FILE`, which can be kept
+off the data host too).
+
+The audit trail's day seals (`brokerflow audit seal`): the sealed days holding the account's
+rows are checked against their seals before the rewrite and re-sealed after it
+(`brokerflow.commands.audit.plan_reseal`, `reseal_after`), the seal log naming who, why (the
+pseudonym, never the account) and the digest replaced; a day that did not match its seal before,
+or in which anything but the account's rows changed, is left for `audit verify --day` to report.
 """
 
 from __future__ import annotations
@@ -82,9 +94,20 @@ class PseudonymiseError(BrokerflowError):
     """The account cannot be pseudonymised (empty, or already a pseudonym)."""
 
 
-def load_or_create_key(data_dir: Path) -> bytes:
-    """Return the pseudonymisation key of `<data_dir>/pseudonym.key`, creating it if missing."""
-    path = Path(data_dir) / KEY_FILE
+_CREATE_SEPARATE_MAP = """
+CREATE TABLE IF NOT EXISTS pseudonym_map (
+    account     text        PRIMARY KEY,
+    pseudonym   text        NOT NULL UNIQUE,
+    owner       text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def load_or_create_key(data_dir: Path, key_file: Path | None = None) -> bytes:
+    """Return the pseudonymisation key of `key_file` (default `<data_dir>/pseudonym.key`),
+    creating it if missing."""
+    path = Path(key_file) if key_file is not None else Path(data_dir) / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -115,13 +138,17 @@ def pseudonym_of(account: str, key: bytes) -> str:
     return PSEUDONYM_PREFIX + digest[:32]
 
 
-def pseudonymise_clickhouse(store: ClickHouseStore, account: str, key: bytes) -> str:
+def pseudonymise_clickhouse(
+    store: ClickHouseStore, account: str, key: bytes, *, record_map: bool = True
+) -> str:
     """Replace an account by its pseudonym in ClickHouse; record the mapping first.
 
     Args:
         store: a migrated ClickHouse store.
         account: the Account (1) to forget.
         key: the pseudonymisation key (`load_or_create_key`).
+        record_map: also keep the mapping in ClickHouse `pseudonym_map` (False when the map is
+            kept apart: `record_map_apart`).
 
     Returns:
         The pseudonym. Idempotent: a second call changes nothing.
@@ -134,7 +161,8 @@ def pseudonymise_clickhouse(store: ClickHouseStore, account: str, key: bytes) ->
     pseudonym = pseudonym_of(account, key)
     params = {"account": account, "pseudonym": pseudonym}
     # The mapping before the rewrite: a crash between the two leaves a recoverable state.
-    store.command(_INSERT_MAPPING, params)
+    if record_map:
+        store.command(_INSERT_MAPPING, params)
     store.command(_UPDATE_AUDIT_LOG, params)
     store.command(_UPDATE_ALERTS, params)
     return pseudonym
@@ -167,16 +195,40 @@ def forget_stream_alerts(redis_url: str, account: str, chunk: int = 1_000) -> in
 # Tables whose `account` column is rewritten; accounts itself is re-keyed separately.
 _ACCOUNT_TABLES = (
     "holdings", "account_margin", "orders", "executions", "stop_orders", "alerts", "suppressions",
-)
+)  # fmt: skip
 
 
-def pseudonymise_postgres(dsn: str, account: str, key: bytes) -> tuple[str, int]:
+def record_map_apart(map_dsn: str, ledger_dsn: str, account: str, key: bytes) -> str:
+    """Keep the account's mapping in the separate database `map_dsn` only (the table is made
+    there on first use); the owner is read from the ledger. Return the pseudonym; idempotent.
+    Called before any rewrite, so a crash half-way leaves a map that can undo it."""
+    import psycopg
+
+    _check_account(account)
+    pseudonym = pseudonym_of(account, key)
+    with psycopg.connect(ledger_dsn) as conn:
+        row = conn.execute("SELECT owner FROM accounts WHERE account = %s", (account,)).fetchone()
+    with psycopg.connect(map_dsn) as conn, conn.transaction():
+        conn.execute(_CREATE_SEPARATE_MAP)
+        conn.execute(
+            "INSERT INTO pseudonym_map (account, pseudonym, owner) VALUES (%s, %s, %s) "
+            "ON CONFLICT (account) DO NOTHING",
+            (account, pseudonym, row[0] if row else None),
+        )
+    return pseudonym
+
+
+def pseudonymise_postgres(
+    dsn: str, account: str, key: bytes, *, record_map: bool = True
+) -> tuple[str, int]:
     """Replace an account by its pseudonym in the PostgreSQL ledger, in one transaction.
 
     Args:
         dsn: a migrated database.
         account: the Account (1) to forget.
         key: the pseudonymisation key (`load_or_create_key`).
+        record_map: also keep the mapping in the ledger's `pseudonym_map` (False when the map
+            is kept apart: `record_map_apart`).
 
     Returns:
         The pseudonym and the number of rows rewritten (0 when already done: idempotent).
@@ -195,11 +247,12 @@ def pseudonymise_postgres(dsn: str, account: str, key: bytes) -> tuple[str, int]
             "SELECT owner FROM accounts WHERE account = %s FOR UPDATE", (account,)
         ).fetchone()
         owner = row[0] if row else None
-        conn.execute(
-            "INSERT INTO pseudonym_map (account, pseudonym, owner) VALUES (%s, %s, %s) "
-            "ON CONFLICT (account) DO NOTHING",
-            (account, pseudonym, owner),
-        )
+        if record_map:
+            conn.execute(
+                "INSERT INTO pseudonym_map (account, pseudonym, owner) VALUES (%s, %s, %s) "
+                "ON CONFLICT (account) DO NOTHING",
+                (account, pseudonym, owner),
+            )
         if row is not None:
             owner_pseudonym = pseudonym_of(owner, key) if owner else owner
             changed += conn.execute(
@@ -273,26 +326,39 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     """Pseudonymise the account and print its pseudonym."""
+    import psycopg
+
+    from brokerflow.commands.audit import actor_name, plan_reseal, reseal_after
     from brokerflow.commands.report import open_clickhouse
     from brokerflow.services import ensure_services
     from brokerflow.settings import load_settings
     from sinks.postgres import migrate
 
     settings = load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
-    key = load_or_create_key(settings.data_dir)
+    key = load_or_create_key(settings.data_dir, settings.pseudonym_key_file)
     _check_account(args.account)
     endpoints = ensure_services(settings, {"postgres", "redis"})
     dsn = endpoints.postgres_dsn
     assert dsn is not None and endpoints.redis_url is not None
     migrate(dsn)
-    pseudonym, rows = pseudonymise_postgres(dsn, args.account, key)
+    apart = settings.pseudonym_dsn
+    if apart:
+        record_map_apart(apart, dsn, args.account, key)
+    pseudonym, rows = pseudonymise_postgres(dsn, args.account, key, record_map=not apart)
     store = open_clickhouse(args)
     try:
-        pseudonymise_clickhouse(store, args.account, key)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            plan = plan_reseal(store, conn, args.account)
+            pseudonymise_clickhouse(store, args.account, key, record_map=not apart)
+            reason = f"GDPR pseudonymisation to {pseudonym}"
+            resealed = reseal_after(store, conn, plan, actor_name(), reason)
     finally:
         store.close()
     entries = forget_stream_alerts(endpoints.redis_url, args.account)
+    where = "the separate pseudonym database" if apart else "pseudonym_map of both"
     print(f"{args.account} -> {pseudonym} (PostgreSQL: {rows:,} rows rewritten; ClickHouse "
           f"audit_log and alerts rewritten; stream:alerts: {entries:,} entries deleted; "
-          "mapping in pseudonym_map of both)")  # fmt: skip
+          f"mapping in {where})")  # fmt: skip
+    for line in resealed:
+        print(f"audit seal {line}")
     return 0
