@@ -607,6 +607,10 @@ class QuoteCoalescer:
             self._publish(symbol, book, self._last_pub_ns[symbol], out, force=True)
         return out
 
+    def has_withheld(self) -> bool:
+        """Whether `flush_withheld` has something to publish."""
+        return bool(self._withheld - self._pending.keys())
+
     def flush_all(self) -> list[Quote]:
         """Publish every held or withheld state (end of stream): the last state is never lost."""
         out: list[Quote] = []

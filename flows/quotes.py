@@ -26,7 +26,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from brokerflow.metrics import FlowStats
-from domain.events import OrderList, SecurityStatus
+from domain.events import REFERENCE_TYPES, OrderList, SecurityStatus
 from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
 from domain.sharding import SYMBOL_SHARDS, symbol_shard
 from flows import price_alerts
@@ -75,8 +75,10 @@ def make_sharder(
             kind = type(event)
             if kind in MD_TYPES:
                 is_order = False
-            elif with_orders and (kind in ORDER_TYPES or kind is OrderList):
-                is_order = True
+            elif with_orders and (
+                kind in ORDER_TYPES or kind is OrderList or kind in REFERENCE_TYPES
+            ):
+                is_order = True  # a reference change rides along for margin (issue 20)
             else:
                 continue
             symbol = event.symbol
@@ -194,6 +196,8 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
             if type(event) in MD_TYPES:
                 run.append(event)
                 continue
+            if type(event) in REFERENCE_TYPES:
+                continue  # for margin; not an order event to audit
             if run:
                 quotes += coalescer.apply(run)
                 run = []
@@ -233,10 +237,15 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         if not self.live:
             return None
         deadline = self.coalescer.next_deadline()
-        if deadline is None:
+        if deadline is not None:
+            wait_s = max(0.0, (deadline - self.coalescer.watermark) / 1e9)
+        elif self.coalescer.has_withheld():
             wait_s = QUIET_FLUSH_S
         else:
-            wait_s = max(0.0, (deadline - self.coalescer.watermark) / 1e9)
+            # Nothing held: no timer until the next batch. (A time in the past here, as the
+            # quiet flush's once it was done, had Bytewax call on_notify without a pause: a
+            # core busy on an idle market.)
+            return None
         return datetime.fromtimestamp(self._wall_ns / 1e9, UTC) + timedelta(seconds=wait_s)
 
     def snapshot(self) -> bytes | None:
