@@ -320,6 +320,41 @@ class MarginBook:
         self.cash[i] = cash
         self.cash_f[i] = float(cash)
 
+    def set_rates(self, i: int, initial: Decimal, maintenance: Decimal) -> None:
+        """Account i's margin rates changed (a reference change during the day)."""
+        self.initial[i] = initial
+        self.maintenance[i] = maintenance
+        self.maintenance_f[i] = float(maintenance)
+
+    def add_account(
+        self, account: str, cash: Decimal, initial: Decimal, maintenance: Decimal
+    ) -> int:
+        """Append an account opened during the day, holding nothing; return its index.
+
+        Rare (a reference change), so simple: the positions added since the start are folded
+        into the matrix first, then every per-account column grows by one, and the caches
+        derived from them are dropped."""
+        self._fold()
+        i = len(self.names)
+        self.names.append(account)
+        self.index[account] = i
+        self.cash.append(cash)
+        self.initial.append(initial)
+        self.maintenance.append(maintenance)
+        self.cash_f = np.append(self.cash_f, float(cash))
+        self.maintenance_f = np.append(self.maintenance_f, float(maintenance))
+        self.q = sp.vstack([self.q, sp.csr_matrix((1, self.q.shape[1]))], format="csr")
+        self.q.sort_indices()
+        self.abs_q = abs(self.q)
+        self.short = np.append(self.short, False)
+        self.called = np.append(self.called, False)
+        self.judged = np.append(self.judged, False)
+        self.written_equity = np.append(self.written_equity, np.nan)
+        self.written_gross = np.append(self.written_gross, np.nan)
+        for key in [k for k in self.__dict__ if k.startswith("_cache_") or k == "_flag_keys"]:
+            del self.__dict__[key]
+        return i
+
     def _set_float(self, i: int, j: int, value: float) -> None:
         q = self.q
         start, stop = q.indptr[i], q.indptr[i + 1]

@@ -69,6 +69,8 @@ from domain.events import (
     MD_DELETE,
     MD_TRADE,
     OPEN,
+    AccountChanged,
+    CashMoved,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
@@ -247,6 +249,11 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
                     mark.changed_ns = ts
                     if not mark.pending:  # else the interval's end publishes the latest value
                         self._changed(event.symbol, mark, ts, marks, seq)
+                elif kind is AccountChanged or kind is CashMoved:
+                    # to its account's shard at its place, as a fill (issue 20); it does not
+                    # move the shard's clock (a back office's time is not the market's)
+                    n = shard_of(event.account, self.shards)
+                    fills.setdefault(n, []).append((seq, event))
                 elif kind is ExecutionReport:
                     if event.exec_type != "F" or not event.account or not event.last_qty:
                         continue
@@ -389,6 +396,8 @@ class AccountShard:
     end_ns: int | None = None  # the latest event time a symbol shard reached at its end
     # the venue's and the index breaker's statuses: halts pause the grace periods (issue 19)
     status: MarketStatusBook = field(default_factory=MarketStatusBook)
+    # the cash movements (35=UC) the book holds: in the opening cash, or applied since
+    movements: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -419,7 +428,8 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             int(settings.margin_concentration_rearm_after_s * 1_000_000_000),
         )
         self.screen_concentration = (
-            float(self.concentration.share), float(self.concentration.rearm_share)
+            float(self.concentration.share),
+            float(self.concentration.rearm_share),
         )  # + the event time, per window
         self.row_change = Decimal(repr(settings.margin_row_change))
         self.window_ns = settings.margin_mark_ms * NS_PER_MS
@@ -444,6 +454,8 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             self.state.book.upgrade()
         if self.state is not None and "status" not in self.state.__dict__:
             self.state.status = MarketStatusBook()  # a snapshot from before issue 19
+        if self.state is not None and "movements" not in self.state.__dict__:
+            self.state.movements = set()  # a snapshot from before issue 20
         if self.state is not None and "merge" not in self.state.__dict__:
             self.state.merge = WatermarkMerge(SYMBOL_SHARDS)  # a snapshot before the merge
             self.state.end_ns = None
@@ -465,6 +477,7 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         book.judged[:] = book.marked()  # known at the opening marks: the screen compares
         book.set_baseline()
         for i, a in enumerate(opening):
+            shard.movements.update(a.movements)
             if a.as_of_ns:
                 shard.as_of[i] = a.as_of_ns
             if a.equity is not None and a.gross_value is not None:  # the last row written
@@ -511,8 +524,13 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             if marks:
                 self._marks(marks, 0, len(marks), effects)
                 marks = []
-            if type(item) is ExecutionReport:
+            kind = type(item)
+            if kind is ExecutionReport:
                 self._fill(item, effects)
+            elif kind is CashMoved:
+                self._cash(item, effects)
+            elif kind is AccountChanged:
+                self._account(item, effects)
             else:
                 self._status(item, effects)
         if marks:
@@ -655,6 +673,50 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         self._evaluate(i, ts, effects, fill=True)
         self.stats.add("margin_evaluations", 1)
 
+    def _cash(self, moved: CashMoved, effects: MarginEffects) -> None:
+        """A deposit or withdrawal (35=UC), at its place among the marks and fills: the account
+        is judged at once with its new cash, as after a fill (a deposit may cure a call, a
+        withdrawal make one). Once per movement id, as the ledger books it."""
+        state, ts = self.state, moved.ts_event
+        i = state.book.index.get(moved.account)
+        if i is None or moved.movement_id in state.movements:
+            return  # unknown account (the ledger dead-letters it), or already in
+        state.movements.add(moved.movement_id)
+        self._settle(i, ts, effects)
+        if ts > state.filled_ns.get(i, 0):
+            state.filled_ns[i] = ts  # the account's rows never go back in time
+        state.book.set_cash(i, state.book.cash[i] + moved.amount)
+        self._evaluate(i, state.filled_ns[i], effects, fill=True)
+        self.stats.add("margin_evaluations", 1)
+
+    def _account(self, change: AccountChanged, effects: MarginEffects) -> None:
+        """An account opened (35=UA): into the book with its opening cash, so that its fills
+        are monitored from here on; or an account's owner and margin rates changed (its cash
+        stays: cash moves by fills and movements)."""
+        state = self.state
+        book = state.book
+        i = book.index.get(change.account)
+        if i is None:
+            book.add_account(
+                change.account, change.opening_cash, change.initial_margin,
+                change.maintenance_margin,
+            )  # fmt: skip
+            state.owners.append(change.owner)
+            return
+        state.owners[i] = change.owner
+        book.set_rates(i, change.initial_margin, change.maintenance_margin)
+        self._settle(i, change.ts_event, effects)
+        if book.holding_items(i):
+            self._evaluate(i, max(change.ts_event, state.filled_ns.get(i, 0)), effects)
+            self.stats.add("margin_evaluations", 1)
+
+    def _settle(self, i: int, ts: int, effects: MarginEffects) -> None:
+        """The account's own standing deadline, if due by `ts`, before a change of it."""
+        monitor = self.state.monitors.get(i)
+        due = None if monitor is None else monitor.due_ns()
+        if due is not None and due <= ts:
+            self._grace_of(i, due, effects)
+
     def figures(self, i: int) -> MarginFigures:
         state = self.state
         book = state.book
@@ -668,7 +730,11 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         )
 
     def _evaluate(
-        self, i: int, ts: int, effects: MarginEffects, fill: bool = False,
+        self,
+        i: int,
+        ts: int,
+        effects: MarginEffects,
+        fill: bool = False,
         concentration: bool = False,
     ) -> None:
         """Judge account i exactly: its margin state, its row (after a fill, or when it says
@@ -719,8 +785,13 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         )  # fmt: skip
 
     def _write(
-        self, i: int, monitor: MarginMonitor, figures: MarginFigures, ts: int,
-        effects: MarginEffects, always: bool,
+        self,
+        i: int,
+        monitor: MarginMonitor,
+        figures: MarginFigures,
+        ts: int,
+        effects: MarginEffects,
+        always: bool,
     ) -> tuple[float, float] | None:
         """Append the account's row if it says something new (always after a fill: a restart
         reads its event time as "fills up to here are in"); return what it wrote."""
@@ -806,9 +877,9 @@ def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
             "reduction_to_maintenance": s.reduction_to_maintenance,
             "reduction_to_initial": s.reduction_to_initial,
             # What a deposit must be to cure the call (maintenance plus the cure band).
-            "cash_to_cure": max(
-                Decimal(0), f.policy.cure_band * f.gross_value - f.excess
-            ).quantize(Decimal("0.01")),
+            "cash_to_cure": max(Decimal(0), f.policy.cure_band * f.gross_value - f.excess).quantize(
+                Decimal("0.01")
+            ),
         }
     if t.liquidation:
         details["liquidation"] = [

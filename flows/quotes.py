@@ -294,7 +294,12 @@ def attach(
         "coalesce_quotes",
         shards,
         lambda resume: QuoteShardLogic(
-            policy, resume, ctx.live, stats, make_audit, ctx.recovery,
+            policy,
+            resume,
+            ctx.live,
+            stats,
+            make_audit,
+            ctx.recovery,
             prev_closes.read,
         ),
     )

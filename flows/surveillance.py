@@ -11,9 +11,10 @@ Steps (ids are recovery keys; renaming one orphans its state):
     surveil_alerts   the findings as alerts (severity is the model's score 0..100, the
                      evidence is `details`): to ClickHouse here, and returned to the pipeline
                      for PostgreSQL `alerts` and `stream:alerts` (`write_alerts`)
-Owners come from `accounts.owner`, read before the run. Day-based judgements (order-to-trade,
-marking the close) are made when event time passes the day's end or close, and at the end of
-the input (a back-test of one day is judged when the file ends).
+Owners come from `accounts.owner`, read before the run, and from the accounts opened or
+changed during it (35=UA), each shard learning them at their place in its input. Day-based
+judgements (order-to-trade, marking the close) are made when event time passes the day's end
+or close, and at the end of the input (a back-test of one day is judged when the file ends).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from domain.events import (
     MD_OVERLAY,
     MD_TRADE,
     MD_VOLUME,
+    AccountChanged,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
@@ -189,6 +191,7 @@ def make_route(
 ):
     """`route` with the shards' key names of `FlowContext.placement`."""
     memo: dict[str, tuple[str, str]] = {}  # name -> (symbol shard key, account shard key)
+    every_symbol_shard = tuple(dict.fromkeys(symbol_keys))
 
     def keys_of(name: str) -> tuple[str, str]:
         if len(memo) >= _MAX_SHARD_KEYS:
@@ -197,7 +200,7 @@ def make_route(
         return keys
 
     def route(batch: FlowBatch | DecodedBatch) -> list[tuple[str, Any]]:
-        return _route(batch, memo, keys_of, account_keys)
+        return _route(batch, memo, keys_of, account_keys, every_symbol_shard)
 
     return route
 
@@ -207,8 +210,12 @@ def _route(
     memo: dict[str, tuple[str, str]],
     keys_of: Callable[[str], tuple[str, str]],
     account_keys: tuple[str, ...],
+    symbol_keys: tuple[str, ...] = (),
 ) -> list[tuple[str, Any]]:
     """Group the batch's surveillance inputs by shard, keeping their order within a shard.
+
+    An account opened or changed (35=UA) goes to every symbol shard (`symbol_keys`) and to its
+    account shard, in its place: the models know its owner from there on (issue 20).
 
     Symbol shards get execution reports and market items (`_market_items`); account shards
     get the execution reports with their sequence numbers (`AccountPart`). Most market data
@@ -261,6 +268,11 @@ def _route(
             items = _market_items(e)
             if items:
                 groups.setdefault((memo.get(e.symbol) or keys_of(e.symbol))[0], []).extend(items)
+        elif kind is AccountChanged:
+            for symbol_key in symbol_keys:
+                groups.setdefault(symbol_key, []).append(e)
+            account_key = (memo.get(e.account) or keys_of(e.account))[1]
+            accounts.setdefault(account_key, []).append((seq, e))
     out: list[tuple[str, Any]] = list(groups.items())
     if p is None or not p.ordered:  # arrival order: only the shards with reports
         out += [(key, AccountPart("", 0, items, 0, False)) for key, items in accounts.items()]
@@ -296,12 +308,26 @@ class SymbolModels:
         self.close = MarkingTheCloseModel(**p["marking_the_close"])
         self.pump = PumpAndDumpModel(**p["pump_and_dump"])
         self.chains = OrderChains()
+        self.owners = owners  # the run's, shared, until an account changes here (`learn`)
+
+    def learn(self, change: AccountChanged) -> None:
+        """An account opened or changed owner (35=UA): its owner from this point on. The
+        shard takes a copy of the run's mapping first (the other shards learn in their own
+        order)."""
+        if not self.__dict__.get("own_owners"):
+            self.owners = dict(self.self_match.owners)
+            self.self_match.owners = self.round_trips.owners = self.owners
+            self.own_owners = True
+        self.owners[change.account] = change.owner
 
     def on(self, item: Any) -> list[Finding]:
         if type(item) is tuple:  # the market: (symbol, traded, ts, day volume or None)
             found = self.close.on_market(*item)
             self.pump.on_market(*item)  # never finds anything on its own
             return found
+        if type(item) is AccountChanged:
+            self.learn(item)
+            return []
         r: ExecutionReport = item
         exec_type = r.exec_type
         # The order this report is about, by OrderID (37) and OrigClOrdID (41) as well as 11:
@@ -340,8 +366,19 @@ class AccountModels:
         p = params or model_parameters({})
         self.otr = OrderToTradeModel(**p["order_to_trade"])
         self.ownership = OwnershipMissingModel(owners)
+        self.owners = owners  # the run's, shared, until an account changes here (`learn`)
+
+    def learn(self, change: AccountChanged) -> None:
+        """As `SymbolModels.learn`."""
+        if not self.__dict__.get("own_owners"):
+            self.owners = self.ownership.owners = dict(self.ownership.owners)
+            self.own_owners = True
+        self.owners[change.account] = change.owner
 
     def on(self, r: ExecutionReport) -> list[Finding]:
+        if type(r) is AccountChanged:
+            self.learn(r)
+            return []
         if r.exec_type == "F":
             f = _fill(r)
             return self.otr.on_fill(f) + self.ownership.on_fill(f)
@@ -437,6 +474,9 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
         watermark = self.watermark
         for items in values:
             for item in items:
+                if type(item) is AccountChanged:  # never late: the owner holds from here on
+                    on(item)
+                    continue
                 ts = item[2] if type(item) is tuple else item.ts_event  # market item or report
                 if ts < watermark - late_ns:
                     if is_symbol_shard and type(item) is ExecutionReport:
@@ -476,7 +516,8 @@ class SurveillanceLogic(op.StatefulBatchLogic[list, tuple[str, list], bytes]):
             return [], self.RETAIN
         self.stats.add("surveillance_findings", len(findings))
         episodes = self.episodes
-        return [("alerts", [_alert(f, self.owners, episodes) for f in findings])], self.RETAIN
+        owners = getattr(self.models, "owners", None) or self.owners  # as the shard knows them
+        return [("alerts", [_alert(f, owners, episodes) for f in findings])], self.RETAIN
 
     def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
         if self.models is None:

@@ -1,24 +1,28 @@
 """Sinks layer: the margin flow's reads and writes in PostgreSQL.
 
 `load_accounts(dsn)` reads the opening state of the accounts (cash, rates, holdings, the last
-margin state) once, before the dataflow starts, so that the ledger writing in the same run can
-never be read half-way; `AccountMarginSink` upserts `account_margin`, the current
-figures and state of every account, one `executemany` per batch in one transaction, keeping
-the latest row per account of the batch (idempotent: a replay writes the same rows again), on a
-writer thread of its own (`sinks.background`): written on the worker, the transactions' round
-trips were ~3 % of the all-flows replay's wall time.
+margin state, the cash movements already in the cash) once, before the dataflow starts, so
+that the ledger writing in the same run can never be read half-way; `AccountMarginSink`
+upserts `account_margin`, the current figures and state of every account, one `executemany`
+per batch in one transaction, keeping the latest row per account of the batch (idempotent: a
+replay writes the same rows again), on a writer thread of its own (`sinks.background`):
+written on the worker, the transactions' round trips were ~3 % of the all-flows replay's wall
+time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from psycopg import errors as pg_errors
 
+from domain.errors import BrokerflowError
 from domain.pickling import tuple_pickled
 from domain.positions import NS_PER_MS, margin_doc
 from sinks.background import BackgroundPartition
@@ -45,6 +49,8 @@ class OpeningAccount:
     as_of_ns: int = 0  # account_margin.event_time: the state already includes events up to it
     equity: Decimal | None = None  # the figures of the last account_margin row, if any
     gross_value: Decimal | None = None
+    # the cash movements (35=UC) booked so far: already in `cash` (issue 20)
+    movements: frozenset[str] = frozenset()
 
 
 def load_accounts(
@@ -65,8 +71,7 @@ def load_accounts(
             if opening is not None:
                 opening.holdings[symbol] = quantity
         for account, state, call_since, event_time, equity, gross in conn.execute(
-            "SELECT account, state, call_since, event_time, equity, gross_value "
-            "FROM account_margin"
+            "SELECT account, state, call_since, event_time, equity, gross_value FROM account_margin"
         ):
             opening = out.get(account)
             if opening is None or event_time is None:
@@ -75,6 +80,13 @@ def load_accounts(
             if state != "NORMAL" and call_since is not None:
                 opening = replace(opening, margin_state=state, call_since_ns=_ns(call_since))
             out[account] = replace(opening, as_of_ns=as_of, equity=equity, gross_value=gross)
+        movements: dict[str, set[str]] = {}
+        for account, movement_id in conn.execute("SELECT account, movement_id FROM cash_movements"):
+            movements.setdefault(account, set()).add(movement_id)
+        for account, ids in movements.items():
+            opening = out.get(account)
+            if opening is not None:
+                out[account] = replace(opening, movements=frozenset(ids))
     return out
 
 
@@ -141,17 +153,57 @@ def _latest(rows: Sequence[MarginRow]) -> dict[str, MarginRow]:
     return latest
 
 
-def write_margin_rows(conn: psycopg.Connection, rows: Sequence[MarginRow]) -> int:
-    """Upsert the latest row per account in one transaction (never an older over a newer)."""
+ACCOUNT_WAIT_S = 30.0
+"""How long the rows of an account opened during the day (35=UA) wait for the ledger to
+commit its `accounts` row (their foreign key), in the margin writer's thread."""
+
+
+def write_margin_rows(
+    conn: psycopg.Connection, rows: Sequence[MarginRow], account_wait_s: float = ACCOUNT_WAIT_S
+) -> int:
+    """Upsert the latest row per account in one transaction (never an older over a newer).
+
+    An account opened during the day is in the margin book from its 35=UA on, and may get a
+    row before the ledger (another writer) has committed the account: then the batch waits
+    for it, polling, at most `account_wait_s`, and raises naming the accounts still missing."""
     latest = _latest(rows)
     params = [
         (r.account, r.equity, r.gross_value, r.ratio, r.state, _time(r.event_ns),
          None if r.call_since_ns is None else _time(r.call_since_ns))
         for r in sorted(latest.values(), key=lambda r: r.account)
     ]  # fmt: skip
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(_UPSERT, params)
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_UPSERT, params)
+    except pg_errors.ForeignKeyViolation:
+        _await_accounts(conn, sorted(latest), account_wait_s)
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_UPSERT, params)
     return len(params)
+
+
+def _await_accounts(conn: psycopg.Connection, accounts: list[str], wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = {
+            a for (a,) in conn.execute(
+                "SELECT account FROM accounts WHERE account = ANY(%s)", (accounts,)
+            )
+        }  # fmt: skip
+        missing = [a for a in accounts if a not in found]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            msg = (
+                f"account_margin rows for accounts the ledger has not opened after {wait_s:g} s: "
+                f"{', '.join(missing[:5])} (is the ledger flow running?)"
+            )
+            raise MarginRowError(msg)
+        time.sleep(0.02)
+
+
+class MarginRowError(BrokerflowError):
+    """Rows of accounts that the ledger never opened."""
 
 
 def margin_docs(rows: Sequence[MarginRow]) -> list[tuple[str, int, str]]:

@@ -147,3 +147,71 @@ def test_bad_cash_movements_are_dead_letters_with_their_reason(tmp_path, setting
     }
     assert summary["dead_letters"] == 4
     assert query(dsn, "SELECT account, cash FROM accounts ORDER BY 1") == [("ACC1", 1100)]
+
+
+# -- margin ------------------------------------------------------------------------------------
+
+MARGIN_FLOWS = ("quotes", "ledger", "margin")
+
+
+def alerts(dsn: str) -> list[tuple]:
+    return query(dsn, "SELECT kind, account, owner, to_char(event_time, 'HH24:MI:SS') "
+                      "FROM alerts ORDER BY event_time, kind, account")  # fmt: skip
+
+
+def test_deposits_and_withdrawals_judged_at_their_place(tmp_path, settings, monkeypatch):
+    # Each holds 1,000 XYZ on -8,000 of cash: at 11, equity 3,000 < 3,300 (30 %): called.
+    # CURE gets 2,000 at 14:30:03 (at 10.90: 4,900 >= 3,270 + the 2 % cure band: cured then);
+    # STAY gets nothing and stays called. RICH holds 1,000 XYZ on -5,000 (5,900: fine) and
+    # withdraws 3,000 at 14:30:04 (2,900 < 3,270: called then, by the withdrawal alone). NEW1
+    # opens at 14:30:05 with 1,000 and buys 1,000 at 11: 900 < 3,270, called at once.
+    setup(tmp_path, settings, monkeypatch, "CURE,cora,-8000\nSTAY,stan,-8000\nRICH,rita,-5000\n",
+          "CURE,XYZ,1000,10\nSTAY,XYZ,1000,10\nRICH,XYZ,1000,10\n")  # fmt: skip
+    deposit = moved("CURE", "2000", "D-1", 3_000)
+    lines = [
+        trade("XYZ", "12", 0, 1),
+        trade("XYZ", "11", 1_000, 2),
+        trade("XYZ", "10.90", 2_000, 3),  # a new mark: the window of 11 is judged
+        deposit,
+        deposit,  # delivered twice: counted once
+        moved("RICH", "-3000", "W-1", 4_000),
+        opened("NEW1", "nina", "1000", 5_000),
+        fill("N1", "NEW1", "XYZ", 1, 1000, "11", 6_000),
+        trade("XYZ", "10.90", 9_000, 4),
+    ]
+    run(tmp_path, settings, lines, MARGIN_FLOWS)
+    dsn = settings.postgres_dsn
+    assert alerts(dsn) == [
+        ("MARGIN_CALL", "CURE", "cora", "14:30:01"),
+        ("MARGIN_CALL", "STAY", "stan", "14:30:01"),
+        ("MARGIN_CALL_CURED", "CURE", "cora", "14:30:03"),
+        ("MARGIN_CALL", "RICH", "rita", "14:30:04"),
+        ("MARGIN_CALL", "NEW1", "nina", "14:30:06"),
+    ]
+    states = dict(query(dsn, "SELECT account, state FROM account_margin"))
+    assert states == {"CURE": "NORMAL", "STAY": "CALL", "RICH": "CALL", "NEW1": "CALL"}
+    assert query(dsn, "SELECT account, cash FROM accounts ORDER BY 1") == [
+        ("CURE", -6000), ("NEW1", -10000), ("RICH", -8000), ("STAY", -8000)
+    ]  # fmt: skip
+
+    # A restart on the same day: the movements are in the opening cash, not applied again.
+    run(tmp_path, settings, [deposit, trade("XYZ", "11", 20_000, 5)], MARGIN_FLOWS, "next.fix")
+    assert len(alerts(dsn)) == 5
+    assert dict(query(dsn, "SELECT account, state FROM account_margin"))["CURE"] == "NORMAL"
+
+
+# -- surveillance ------------------------------------------------------------------------------
+
+
+def test_a_new_accounts_owner_is_known_to_surveillance(tmp_path, settings, monkeypatch):
+    setup(tmp_path, settings, monkeypatch, "OLD1,olga,1000\n")
+    lines = [
+        opened("NEW1", "zoe", "100000", 0),
+        opened("NEW2", "zoe", "100000", 500),
+        # one trade, both sides zoe's: a wash trade by owner, matched by TrdMatchID (880)
+        fill("B1", "NEW1", "XYZ", 1, 100, "10", 1_000, match="M1"),
+        fill("S1", "NEW2", "XYZ", 2, 100, "10", 1_000, match="M1"),
+    ]
+    run(tmp_path, settings, lines, ("ledger", "surveillance"))
+    got = query(settings.postgres_dsn, "SELECT kind, account, owner FROM alerts ORDER BY kind")
+    assert got == [("WASH_TRADE", None, "zoe")]  # and no OWNERSHIP_MISSING for either
