@@ -18,6 +18,7 @@ import mimetypes
 import multiprocessing
 import signal
 import time
+from multiprocessing import resource_tracker
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -187,6 +188,15 @@ def _run_one(config: EdgeConfig, reuse_port: bool) -> None:
         pass
 
 
+def _run_worker(config: EdgeConfig) -> None:
+    """A second edge process: Ctrl-C reaches the whole process group, and the first process
+    stops this one (SIGTERM) once it has stopped itself. Started with SIGINT blocked, so one
+    sent during its start-up is dropped here rather than raised."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _run_one(config, reuse_port=True)
+
+
 def _nth(config: EdgeConfig, index: int) -> EdgeConfig:
     """The configuration of edge process `index`: its own metrics port, next to the first's."""
     if not config.metrics_port:
@@ -204,11 +214,18 @@ def run_edge(config: EdgeConfig, processes: int = 1) -> None:
         return
     ctx = multiprocessing.get_context("spawn")
     children = [
-        ctx.Process(target=_run_one, args=(_nth(config, i), True), daemon=True)
+        ctx.Process(target=_run_worker, args=(_nth(config, i),), daemon=True)
         for i in range(1, processes)
     ]
-    for child in children:
-        child.start()
+    # SIGINT blocked while they start (see _run_worker); the resource tracker first, as
+    # starting it unblocks SIGINT.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for child in children:
+            child.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     try:
         _run_one(config, reuse_port=True)
     finally:

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from typing import Any
 
 from domain.dead_letters import DeadLetter
@@ -130,7 +131,7 @@ class DataQualityRunner:
 
     def start(self) -> None:
         self._started = self._clock()
-        with _main_module_hidden():
+        with _main_module_hidden(), _interrupts_blocked():
             self._process.start()
         self._receiver.start()
 
@@ -169,6 +170,9 @@ class DataQualityRunner:
             self._process.join(timeout_s)
         if self._process.is_alive():
             self._process.kill()
+        # Items the dead child never read: do not wait for them at exit (the queue's feeder
+        # thread would block the interpreter's exit on a full pipe).
+        self._inbox.cancel_join_thread()
         if self.error is not None:
             raise self.error
 
@@ -217,11 +221,37 @@ def _main_module_hidden() -> Iterator[None]:
             setattr(main, name, value)
 
 
+_GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    """Start a child with SIGINT and SIGTERM blocked: it inherits the mask, so a signal sent to
+    the process group during its start-up waits until it has set them aside
+    (`_ignore_interrupts`) instead of raising in it or killing it."""
+    # Started first: starting the resource tracker unblocks SIGINT and SIGTERM in this thread.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ignore_interrupts() -> None:
+    """In the child: Ctrl-C (or a SIGTERM to the process group) reaches this process too, and
+    the parent stops it in order; drop both (one sent during start-up too), then unblock."""
+    for signum in _GROUP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _GROUP_SIGNALS)
+
+
 def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when the thread that started it ends (the run killed)."""
+    """Linux: SIGKILL this process when the thread that started it ends (the run killed);
+    SIGKILL, as the child ignores SIGTERM (`_ignore_interrupts`)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # elsewhere the loop's parent check does it, within ORPHAN_CHECK_S
 
@@ -234,6 +264,7 @@ otherwise live on, holding its pipes open)."""
 def _child_main(policy: DqPolicy, dsn: str, inbox: Any, outbox: Any, parent: int) -> None:
     """The validator process: validate what arrives, store results, report counters."""
     _die_with_parent()
+    _ignore_interrupts()  # the run stops this child in order (`close`)
     if os.getppid() != parent:
         return  # the run was gone before this process got here
     # Best effort by design: below the flows and the stores' servers when cores are scarce.

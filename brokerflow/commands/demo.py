@@ -35,6 +35,7 @@ from brokerflow.commands.replay import (
     with_observability,
 )
 from brokerflow.commands.run import order_writers
+from brokerflow.interrupts import stop_on_signals
 from brokerflow.observability import instrument_sinks, serve_metrics
 from brokerflow.runner import Progress, RunSummary, run_dataflow
 from brokerflow.services import Endpoints
@@ -180,16 +181,14 @@ def run(args: argparse.Namespace) -> int:
           "around the market; children out on BROKERFLOW-OE, filled by the exchange")
     print("  stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds else ""))
 
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    # SIGTERM too (a supervisor, a test): the flows end cleanly and the edge child is stopped.
-    previous_term = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C or SIGTERM (a supervisor, a test): the session logs out, the flows complete and
+    # the edge child is stopped; the summary follows.
     t0 = time.perf_counter()
     try:
-        with Progress(ctx.stats, "demo", extra=live_quotes):
+        with stop_on_signals(stop.set), Progress(ctx.stats, "demo", extra=live_quotes):
             run_dataflow(flow)
     finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, previous_term)
+        stop.set()  # the stops and abuse patterns not yet injected stay out (the exchange stops)
         client.close()
         entry.close()
         exchange.stop()
@@ -248,7 +247,7 @@ def _place_stops_when_subscribed(
         else:
             return
         exchange.inject_built(stops)
-        _abuse(exchange, run_id, accounts)
+        _abuse(exchange, run_id, accounts, stop)
 
     def stops() -> list:
         # On the exchange's thread: priced off the last trade already sent, so no later trade
@@ -273,9 +272,16 @@ def _place_stops_when_subscribed(
     threading.Thread(target=place, name="demo-stops", daemon=True).start()
 
 
-def _abuse(exchange: ExchangeThread, run_id: str, accounts: list[str]) -> None:
+def _abuse(
+    exchange: ExchangeThread, run_id: str, accounts: list[str], stop: threading.Event
+) -> None:
     """A wash trade and a layering episode (`simulator.abuse`) by two accounts, in the drop
-    copy: surveillance alerts them as it would real ones."""
+    copy: surveillance alerts them as it would real ones (until the demo stops)."""
+
+    def inject(msg_type: bytes, body: Any) -> None:
+        if not stop.is_set():  # the exchange's loop is closed once the demo has stopped
+            exchange.inject(msg_type, body)
+
     core = exchange.server.core
     for n, name in enumerate(("wash", "layering")):
         book = core.market.top_of_book(n)
@@ -285,7 +291,9 @@ def _abuse(exchange: ExchangeThread, run_id: str, accounts: list[str]) -> None:
         steps = PATTERNS[name](f"{run_id}-AB{n}", accounts[-1 - n], core.symbols[n].decode(),
                                price)  # fmt: skip
         for step in steps:
-            threading.Timer(step.delay_s, exchange.inject, (b"8", step.body)).start()
+            timer = threading.Timer(step.delay_s, inject, (b"8", step.body))
+            timer.daemon = True  # a stopped demo does not wait for the episode's last steps
+            timer.start()
 
 
 def _free_port(preferred: int) -> int:
@@ -347,8 +355,14 @@ def _start_edge(
         command += ["--config", str(args.config)]
     log = Path(settings.data_dir) / "edge.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    # Started with SIGINT blocked (inherited): Ctrl-C reaches the whole process group, and the
+    # demo stops the edge itself (SIGTERM) once the flows have ended.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with log.open("ab") as out:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     configured = settings.edge_secret.get_secret_value() if settings.edge_secret else None
     secret = edge_secret(configured, settings.data_dir)
     account = accounts[0] if accounts else "ACC00001"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from brokerflow.interrupts import stop_on_signals
 from brokerflow.settings import Settings, load_settings
 from connectors.file import DEFAULT_CHUNK_BYTES, check_fix_file
 from connectors.fix.live import SessionFeed, load_live_sessions
@@ -58,12 +58,13 @@ class FileInput:
 
     paths: list[Path]
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    stop: threading.Event = field(default_factory=threading.Event)  # set: end here (Ctrl-C)
 
     def chunks(self) -> Iterator[RawChunk]:
         for path in self.paths:
             line_no = 1
             with path.open("rb") as fh:
-                while lines := fh.readlines(self.chunk_bytes):
+                while not self.stop.is_set() and (lines := fh.readlines(self.chunk_bytes)):
                     yield RawChunk(f"file:{path}", line_no, lines)
                     line_no += len(lines)
 
@@ -256,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         for path in args.files:
             check_fix_file(path)
         source = FileInput(args.files)
+        stop = source.stop.set
     else:
         sessions = load_live_sessions(args.config) if args.config else []
         if not sessions:
@@ -264,20 +266,19 @@ def run(args: argparse.Namespace) -> int:
         state = settings.data_dir / "gateway" / "sessions.json"
         state.parent.mkdir(parents=True, exist_ok=True)
         feed = SessionFeed(sessions, state, args.seconds)
-        for signum in (signal.SIGINT, signal.SIGTERM):  # stop reading, flush, then summarise
-            signal.signal(signum, lambda *_: feed.stop())
-        source = feed
+        source, stop = feed, feed.stop
         if settings.metrics_port:  # the sessions' state, sequence numbers, resends, rejects
             from brokerflow.metrics import FlowStats
             from brokerflow.observability import serve_metrics
 
             serve_metrics(settings.metrics_port, FlowStats())
-    stats = run_gateway(
-        settings,
-        source,
-        {"compression.type": args.compression},
-        progress=not args.quiet,
-    )
+    with stop_on_signals(stop):  # Ctrl-C, SIGTERM: stop reading, flush, then summarise
+        stats = run_gateway(
+            settings,
+            source,
+            {"compression.type": args.compression},
+            progress=not args.quiet,
+        )
     for line in stats.lines_out():
         print(line)
     if args.json:

@@ -8,17 +8,20 @@ import json
 import logging
 import os
 import pickle
+import threading
 import time
 from pathlib import Path
 
 from bytewax.inputs import FixedPartitionedSource, Source
 
+from brokerflow.interrupts import stop_on_signals
 from brokerflow.observability import instrument_sinks, serve_metrics
 from brokerflow.runner import Progress, RunSummary, run_dataflow
 from brokerflow.services import Endpoints
 from brokerflow.settings import Settings, load_settings
 from brokerflow.stores import prepare_stores
 from connectors.file import FixLogSource, check_fix_file
+from connectors.stopping import StoppableSource
 from domain.circuit_breaker import BreakerOpening
 from domain.errors import ConfigError
 from flows.context import FlowContext
@@ -213,12 +216,16 @@ def run_flows(
     process_id: int = 0,
     addresses: list[str] | None = None,
     order_writers: tuple = (),
+    stop: threading.Event | None = None,
 ) -> RunSummary:
     """Run the chosen flows over `source` in this process (one of `addresses` when given).
 
     `live`: the input does not end, so quiet markets are flushed by the wall clock;
     `order_writers`: where the stop engine's children go besides `orders_out`
-    (`FlowContext.order_writers`).
+    (`FlowContext.order_writers`). Ctrl-C or SIGTERM sets `stop`: give it when `source`
+    watches it itself (FIX sessions log out); otherwise a partitioned source is made to end
+    its input there (`connectors.stopping`). Either way the flows then complete as at the end
+    of their input, and the summary counts what was done.
     """
     chosen = check_flows(flows)
     endpoints = prepare_stores(settings, chosen, process_id)
@@ -245,6 +252,10 @@ def run_flows(
         parts = source.list_parts() if isinstance(source, FixedPartitionedSource) else None
         placed = plan(parts, ctx.workers, shard_count(ctx), ACCOUNT_SHARDS)
         ctx = dataclasses.replace(ctx, placement=placed)
+    if stop is None:
+        stop = threading.Event()
+        if isinstance(source, FixedPartitionedSource):
+            source = StoppableSource(source, stop)
     flow = build_pipeline(source, ctx, chosen)
     if settings.metrics_port:
         instrument_sinks(flow, ctx.stats)
@@ -257,11 +268,12 @@ def run_flows(
     )  # fmt: skip
     t0 = time.perf_counter()
     options = {"process_id": process_id, "addresses": addresses}
-    if progress:
-        with Progress(ctx.stats, label):
+    with stop_on_signals(stop.set):
+        if progress:
+            with Progress(ctx.stats, label):
+                run_dataflow(flow, workers, recovery_dir, snapshot_s, **options)
+        else:
             run_dataflow(flow, workers, recovery_dir, snapshot_s, **options)
-    else:
-        run_dataflow(flow, workers, recovery_dir, snapshot_s, **options)
     summary = RunSummary(ctx.stats.snapshot(), time.perf_counter() - t0, inputs or [])
     log.info("run_end", extra={"fields": {"run": label, **summary.as_dict()}})
     return summary

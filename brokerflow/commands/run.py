@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -126,8 +125,13 @@ def run_kafka(
         msg = f"--workers must be at least 1, was {workers}"
         raise ConfigError(msg)
     return run_flows(
-        KafkaFixSource(bootstrap, INPUT_TOPICS, until_end=until_end, on_lag=set_kafka_lag,
-                       on_idle=set_kafka_idle),
+        KafkaFixSource(
+            bootstrap,
+            INPUT_TOPICS,
+            until_end=until_end,
+            on_lag=set_kafka_lag,
+            on_idle=set_kafka_idle,
+        ),
         settings,
         "run",
         workers=workers,
@@ -187,8 +191,6 @@ def run_sessions(
     stop = stop or threading.Event()
     source = FixSessionSource(sessions, stop, seconds)
     entry = order_entry(sessions)  # logged on before the first child order needs it
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if on_main else None
     try:
         return run_flows(
             source,
@@ -202,18 +204,18 @@ def run_sessions(
             inputs=[f"fix:{s.name}" for s in sessions if s.is_source],
             live=True,
             order_writers=order_writers(entry, settings),
+            stop=stop,  # Ctrl-C or SIGTERM: the sessions log out, the flows complete
         )
     finally:
         if entry is not None:
             entry.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = with_overrides(load_settings(args.config, args.data_dir), args.overrides)
     sessions = [
-        s for s in (load_live_sessions(args.config) if args.config else [])
+        s
+        for s in (load_live_sessions(args.config) if args.config else [])
         if s.config.role == "initiator"
     ]
     flows = [name.strip() for name in args.flows.split(",") if name.strip()]
