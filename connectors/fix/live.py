@@ -20,6 +20,16 @@ call is merged into one `RawChunk` (up to `MAX_LINES`), so the flows pay per chu
 message. After every logon a market-data session sends its MarketDataRequest (35=V: 263=1
 snapshot + updates, 264=1 top of book, 265=1 incremental, 267 entry types 0/1/2, 146 symbols).
 
+Waiting for input: while messages come, an empty queue is looked at again every `IDLE_S`. Once
+no session of the source has received anything for `QUIET_AFTER_S` (a quiet market), an empty
+`next_batch` waits for the next message instead, up to `QUIET_WAIT_S`, woken by the session
+thread that queues it (`_Doorbell`). The worker then sleeps there rather than in Bytewax's
+own loop, which looks for work every millisecond (its cooldown): on an idle market that loop
+was most of what `brokerflow run` cost (`bench run-cpu`). The flow's other timers (a quote
+shard's quiet flush, an epoch end) run between two waits, so at most `QUIET_WAIT_S` late, and
+only on a market that has been quiet for a second; the first message after the quiet goes in
+at once.
+
 Resuming (Bytewax recovery): a partition's snapshot is the last MsgSeqNum (34) it delivered.
 On resume, the session store's expected inbound number is set back to that + 1, so the
 counterparty's Logon shows a gap and the session asks for a resend (ResendRequest) of what was
@@ -61,6 +71,8 @@ log = logging.getLogger("brokerflow.fix.live")
 PURPOSES = ("market-data", "drop-copy", "order-entry")
 MAX_LINES = 5_000
 IDLE_S = 0.02
+QUIET_AFTER_S = 1.0
+QUIET_WAIT_S = 0.05
 _QUEUE_BATCHES = 256
 SOH = b"\x01"
 _HEADER_TAGS = frozenset((8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122))
@@ -252,9 +264,46 @@ class SessionThread:
             self._thread.join(10)
 
 
+class _Doorbell:
+    """Rung by the session threads of one source with each batch they queue; a partition with
+    nothing to read waits on it once the whole source has been quiet for `QUIET_AFTER_S`."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting = 0
+        self.last_ring = time.monotonic()
+
+    def ring(self) -> None:
+        self.last_ring = time.monotonic()
+        if self._waiting:  # no lock taken while messages flow and nobody waits
+            with self._cond:
+                self._cond.notify_all()
+
+    def quiet(self) -> bool:
+        """No batch queued for `QUIET_AFTER_S`."""
+        return time.monotonic() - self.last_ring >= QUIET_AFTER_S
+
+    def wait(self, seen: float, timeout: float) -> None:
+        """Until a ring after `seen` (a `last_ring` value), or `timeout` seconds."""
+        with self._cond:
+            self._waiting += 1
+            try:
+                # `last_ring` is checked under the lock after `_waiting` counts us: a ring
+                # either is seen here or finds us waiting and notifies.
+                if self.last_ring == seen:
+                    self._cond.wait(timeout)
+            finally:
+                self._waiting -= 1
+
+
 class _LivePartition(StatefulSourcePartition[RawChunk, int]):
     def __init__(
-        self, session: LiveSession, resume: int | None, stop: threading.Event, until: float | None
+        self,
+        session: LiveSession,
+        resume: int | None,
+        stop: threading.Event,
+        until: float | None,
+        doorbell: _Doorbell | None = None,
     ) -> None:
         store = open_store(session.config)
         if resume is not None and store.next_target > resume + 1:
@@ -269,6 +318,7 @@ class _LivePartition(StatefulSourcePartition[RawChunk, int]):
         self._stop = stop
         self._until = until
         self._awake: datetime | None = None
+        self._doorbell = doorbell or _Doorbell()
         self._thread = SessionThread(session, store, self._offer)
         self._thread.start()
 
@@ -277,12 +327,28 @@ class _LivePartition(StatefulSourcePartition[RawChunk, int]):
             self._queue.put_nowait(batch)
         except queue.Full:
             return False
+        self._doorbell.ring()
         return True
 
     def next_batch(self) -> list[RawChunk]:
         if self._stop.is_set() or (self._until is not None and time.monotonic() >= self._until):
             self._thread.stop()
             raise StopIteration
+        doorbell = self._doorbell
+        seen = doorbell.last_ring  # before looking at the queue: a batch queued after it rings
+        if self._queue.empty() and doorbell.quiet():
+            # A quiet market: wait here for the next message (see the module docstring), then
+            # be asked again at once (no next_awake) while it stays quiet.
+            doorbell.wait(seen, QUIET_WAIT_S)
+            chunks = self._take()
+            self._awake = None
+            return chunks
+        chunks = self._take()
+        self._awake = None if chunks else datetime.now(UTC) + timedelta(seconds=IDLE_S)
+        return chunks
+
+    def _take(self) -> list[RawChunk]:
+        """Everything queued, merged into one chunk (up to `MAX_LINES` lines); [] if none."""
         lines: list[bytes] = []
         first = 0
         get = self._queue.get_nowait
@@ -295,11 +361,7 @@ class _LivePartition(StatefulSourcePartition[RawChunk, int]):
                 first = batch.seqs[0]
             lines.extend(batch.messages)
             self._last = batch.seqs[-1]
-        if not lines:
-            self._awake = datetime.now(UTC) + timedelta(seconds=IDLE_S)
-            return []
-        self._awake = None
-        return [RawChunk(self._name, first, lines)]
+        return [RawChunk(self._name, first, lines)] if lines else []
 
     def next_awake(self) -> datetime | None:
         return self._awake
@@ -336,13 +398,16 @@ class FixSessionSource(FixedPartitionedSource[RawChunk, int]):
         self._stop = stop or threading.Event()
         self._seconds = seconds
         self._started = time.monotonic()
+        self._doorbell = _Doorbell()  # the partitions of this process share it
 
     def list_parts(self) -> list[str]:
         return list(self._sessions)
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _LivePartition:
         until = None if self._seconds is None else self._started + self._seconds
-        return _LivePartition(self._sessions[for_part], resume_state, self._stop, until)
+        return _LivePartition(
+            self._sessions[for_part], resume_state, self._stop, until, self._doorbell
+        )
 
 
 class OrderEntrySession:
