@@ -205,9 +205,10 @@ def file_content(path: Path, month: str) -> tuple[int, str]:
     return len(hashes), chain(month, hashes)
 
 
-def restore_file(store: ClickHouseStore, path: Path, month: str) -> tuple[int, int]:
+def restore_file(store: ClickHouseStore, path: Path, month: str) -> tuple[int, int, set[str]]:
     """Insert the rows of an archive file that `audit_log` does not hold (by event_id);
-    return (rows in the file, rows inserted). A second restore inserts none."""
+    return (rows in the file, rows inserted, the accounts of the inserted rows). A second
+    restore inserts none."""
     first, nxt = _month_bounds(month)
     _, present = store.query(
         "SELECT DISTINCT toString(event_id) FROM audit_log "
@@ -217,6 +218,7 @@ def restore_file(store: ClickHouseStore, path: Path, month: str) -> tuple[int, i
     )
     known = {row[0] for row in present}
     total = inserted = 0
+    accounts: set[str] = set()
     for batch in iter_file_rows(path):
         total += len(batch)
         fresh = [r for r in batch if str(r[0]) not in known]
@@ -227,7 +229,8 @@ def restore_file(store: ClickHouseStore, path: Path, month: str) -> tuple[int, i
         columns[1] = [_micros(ts) for ts in columns[1]]
         inserted += store.insert_columns("audit_log", AUDIT_COLUMNS, columns)
         known.update(str(r[0]) for r in fresh)
-    return total, inserted
+        accounts.update(r[3] for r in fresh)
+    return total, inserted, accounts
 
 
 def _micros(ts: dt.datetime) -> int:

@@ -345,8 +345,11 @@ def verify_archive(directory: Path) -> int:
     return 1 if problems else 0
 
 
-def restore(store: ClickHouseStore, directory: Path) -> int:
-    """`audit restore DIR`: verify, then insert the rows audit_log lacks."""
+def restore(store: ClickHouseStore, directory: Path, map_dsn: str | None = None) -> int:
+    """`audit restore DIR`: verify, then insert the rows audit_log lacks; then re-apply the
+    pseudonym map (`map_dsn`: kept apart, else ClickHouse's) to them, so that an archive made
+    before an account was pseudonymised does not bring its identity back."""
+    from brokerflow.commands.gdpr import forgotten_accounts, rewrite_clickhouse
     from sinks.audit_archive import restore_file
 
     good, problems = check_archive(directory)
@@ -358,13 +361,20 @@ def restore(store: ClickHouseStore, directory: Path) -> int:
         )
         raise AuditError(msg)
     total = inserted = 0
+    accounts: set[str] = set()
     for entry in good:
-        rows, new = restore_file(store, directory / entry["file"], entry["month"])
+        rows, new, named_by = restore_file(store, directory / entry["file"], entry["month"])
+        accounts |= named_by
         total += rows
         inserted += new
         print(f"{entry['month']}: {rows:,} rows in the archive, {new:,} restored "
               f"({rows - new:,} already in audit_log)", flush=True)  # fmt: skip
-    print(f"restored {inserted:,} of {total:,} rows from {len(good)} files in {directory}")
+    forgotten = forgotten_accounts(store, map_dsn) if inserted else {}
+    named = sorted(accounts & set(forgotten))
+    for account in named:
+        rewrite_clickhouse(store, account, forgotten[account])
+    again = f"; {len(named)} pseudonymised accounts pseudonymised again" if named else ""
+    print(f"restored {inserted:,} of {total:,} rows from {len(good)} files in {directory}{again}")
     return 0
 
 
@@ -431,10 +441,16 @@ def run(args: argparse.Namespace) -> int:
             if action == "archive":
                 assert before is not None
                 return archive(store, before, args.directory)
-            return restore(store, args.directory)
+            return restore(store, args.directory, _settings(args).pseudonym_dsn)
         finally:
             store.close()
     return _with_postgres(args, action, day)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from brokerflow.settings import load_settings
+
+    return load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
 
 
 def _with_postgres(args: argparse.Namespace, action: str, day: dt.date | None) -> int:

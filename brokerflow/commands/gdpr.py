@@ -163,9 +163,32 @@ def pseudonymise_clickhouse(
     # The mapping before the rewrite: a crash between the two leaves a recoverable state.
     if record_map:
         store.command(_INSERT_MAPPING, params)
+    rewrite_clickhouse(store, account, pseudonym)
+    return pseudonym
+
+
+def rewrite_clickhouse(store: ClickHouseStore, account: str, pseudonym: str) -> None:
+    """The sanctioned mutations: `account` -> `pseudonym` in `audit_log` (and its raw FIX)
+    and in `alerts` (and their details). Idempotent; also what a restore of an archive made
+    before the pseudonymisation re-applies (`brokerflow audit restore`)."""
+    params = {"account": account, "pseudonym": pseudonym}
     store.command(_UPDATE_AUDIT_LOG, params)
     store.command(_UPDATE_ALERTS, params)
-    return pseudonym
+
+
+def forgotten_accounts(store: ClickHouseStore, map_dsn: str | None) -> dict[str, str]:
+    """`{account: pseudonym}` of the pseudonym map: the separate database's when the map is
+    kept apart (`map_dsn`), else ClickHouse `pseudonym_map`. Empty when the map was dropped."""
+    if map_dsn:
+        import psycopg
+
+        with psycopg.connect(map_dsn) as conn:
+            exists = conn.execute("SELECT to_regclass('pseudonym_map')").fetchone()
+            if not exists or exists[0] is None:
+                return {}
+            return dict(conn.execute("SELECT account, pseudonym FROM pseudonym_map").fetchall())
+    _, rows = store.query("SELECT account, pseudonym FROM pseudonym_map FINAL")
+    return dict(rows)
 
 
 def forget_stream_alerts(redis_url: str, account: str, chunk: int = 1_000) -> int:

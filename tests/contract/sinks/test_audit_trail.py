@@ -290,3 +290,30 @@ def test_audit_log_keeps_its_rows_exactly(stores: tuple[ChdbStore, str]) -> None
     assert [r[0] for r in got] == [r[0] for r in rows()]
     assert got[0][1] == dt.datetime(2024, 3, 4, 10, 0, 0, 123_456, tzinfo=UTC)
     assert got[1][12:16] == (Decimal("100"), Decimal("101.5"), Decimal("60"), Decimal("100.25"))
+
+
+def test_a_restore_does_not_bring_back_a_pseudonymised_account(
+    stores: tuple[ChdbStore, str],
+    tmp_path: Path,
+    redis_db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An archive made before `gdpr pseudonymise` holds the account; restored after the months
+    left audit_log, its rows are pseudonymised again from the map, and stay as sealed."""
+    store, _dsn = stores
+    assert audit(capsys, "seal")[0] == 0
+    archive = tmp_path / "archive"
+    assert audit(capsys, "archive", "--before", "2024-05", "--to", str(archive))[0] == 0
+    monkeypatch.setenv("BROKERFLOW_REDIS_URL", redis_db_url)
+    assert main(["gdpr", "pseudonymise", "ACC1"]) == 0
+    capsys.readouterr()
+    after = all_rows(store)
+    store.command("ALTER TABLE audit_log DROP PARTITION 202403")
+    code, out, err = audit(capsys, "restore", str(archive))
+    assert code == 0, err
+    assert "restored 6 of 9 rows from 2 files" in out
+    assert "1 pseudonymised accounts pseudonymised again" in out
+    assert store.query("SELECT count() FROM audit_log WHERE account = 'ACC1'")[1] == [(0,)]
+    assert all_rows(store) == after
+    assert audit(capsys, "verify", "--day", "2024-03-04")[0] == 0
