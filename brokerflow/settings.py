@@ -287,8 +287,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     fields = Settings.model_fields
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "fix":
-            continue  # the [[fix.session]] tables: read by connectors.fix.live
+        if key in ("fix", "reference"):
+            continue  # [[fix.session]], [reference]: read by connectors.fix.live, .reference_inbox
         name = _field_name(key)
         if name not in fields:
             msg = f"--config {path}: unknown key {key!r}"

@@ -3,7 +3,9 @@
 Topics (values are raw FIX messages, from `8=` to the CheckSum, without a newline):
     fix.events       35=W/X and 35=8/D/F/G/E, keyed by Symbol (55), in partition
                      `symbol_shard(symbol) % partitions` (`domain.sharding`): a symbol's market
-                     data and its order events share one partition, in the gateway's order
+                     data and its order events share one partition, in the gateway's order;
+                     reference changes (35=UA/UC, `connectors.fix.reference`) keyed by Account
+                     (1) the same way (the flows shard them by account)
     fix.unrouted     lines the gateway could not route (no `8=`, no MsgType, another MsgType,
                      no Symbol); kept in sequence so the flows dead-letter them with the
                      decoder's reason, exactly as a replay of the file does
@@ -57,9 +59,11 @@ def symbol_partition(symbol: bytes, partitions: int) -> int:
     partition, so more than `SYMBOL_SHARDS` partitions would leave some empty."""
     return symbol_shard(symbol.decode("utf-8", "replace")) % used_partitions(partitions)
 
+
 _MD_TYPES = frozenset((b"W", b"X"))
 _ORDER_TYPES = frozenset((b"8", b"D", b"F", b"G", b"E"))
 _ADMIN_TYPES = frozenset((b"0", b"1", b"2", b"3", b"4", b"5", b"A"))
+_REFERENCE_TYPES = frozenset((b"UA", b"UC"))  # connectors.fix.reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,11 @@ def route_line(line: bytes) -> Route:
             kind = "market data" if msg_type in _MD_TYPES else "order event"
             return Route(UNROUTED_TOPIC, None, message, f"{kind} without Symbol (55)")
         return Route(FIX_TOPIC, symbols[0], message, symbols=symbols)
+    if msg_type in _REFERENCE_TYPES:  # keyed by account: its shard takes it to margin
+        account = _field(message, delimiter, b"1")
+        if not account:
+            return Route(UNROUTED_TOPIC, None, message, "reference change without Account (1)")
+        return Route(FIX_TOPIC, account, message, symbols=(account,))
     if msg_type in _ADMIN_TYPES:
         return Route(None, None, message, "session-level message (not published)")
     kind = msg_type.decode("ascii", "backslashreplace")

@@ -7,6 +7,9 @@ prices and orders stay in one partition, in order; lines that cannot be routed g
 Every message carries the gateway's sequence number (`bf-seq`), continued across restarts from
 the topics' end.
 
+Reference changes (35=UA/UC) from the back office's drop folder (`[reference] inbox` of
+`--config`, `connectors.reference_inbox`) are sequenced among the FIX messages, keyed by account.
+
 The input is anything that yields `RawChunk`s (`FixInput`): FIX log files, or the FIX
 sessions of `--config` (`connectors.fix.live.SessionFeed`: each chunk's deliveries are
 acknowledged before the session's position is recorded, so a restart asks for a resend of what
@@ -42,6 +45,7 @@ from connectors.kafka import (
     symbol_partition,
 )
 from connectors.raw import RawChunk
+from connectors.reference_inbox import InboxInput, load_reference_inbox
 from domain.errors import ConfigError
 from sinks.kafka import CheckedProducer
 
@@ -272,6 +276,9 @@ def run(args: argparse.Namespace) -> int:
             from brokerflow.observability import serve_metrics
 
             serve_metrics(settings.metrics_port, FlowStats())
+    inbox = load_reference_inbox(args.config) if args.config else None
+    if inbox is not None:  # the back office's reference changes, among the FIX messages
+        source = InboxInput(source, inbox)
     with stop_on_signals(stop):  # Ctrl-C, SIGTERM: stop reading, flush, then summarise
         stats = run_gateway(
             settings,

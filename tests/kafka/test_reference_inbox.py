@@ -1,0 +1,86 @@
+"""The gateway's drop folder of reference changes (issue 20, part 1), on librdkafka's mock
+cluster: a good file is sequenced among the FIX messages and applied by the flows in order
+with the fills; a bad file is refused whole, with its line and reason, nothing of it published.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from brokerflow.cli import main
+from brokerflow.commands.gateway import FileInput, run_gateway
+from brokerflow.commands.run import run_kafka
+from connectors.reference_inbox import InboxInput
+from tests.flows.test_executions_flow import load
+from tests.flows.test_quotes_flow import write_file
+from tests.flows.test_reference_changes import fill
+
+
+def query(dsn: str, sql: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_a_dropped_file_is_published_in_sequence_and_booked_before_the_fills(
+    kafka_bootstrap, settings_factory, tmp_path, monkeypatch
+) -> None:
+    settings = settings_factory(kafka_bootstrap=kafka_bootstrap)
+    (tmp_path / "accounts.csv").write_text("account,owner,cash\nOLD1,olga,1000\n")
+    load(settings, "accounts", tmp_path / "accounts.csv", monkeypatch)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "1-accounts.csv").write_text(
+        "account,owner,cash,initial_margin,maintenance_margin\nNEW1,nina,5000,0.6,0.4\n"
+    )
+    (inbox / "2-cash.csv").write_text("account,amount,movement_id\nNEW1,-1000,W-1\n")
+    # The fills of the new account: booked only if its opening comes before them.
+    day = write_file(tmp_path / "day.fix", [fill("E1", "NEW1", "ACME", 1, 100, "20", 1_000)])
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[reference]\ninbox = "{inbox}"\n')
+    monkeypatch.setenv("BROKERFLOW_KAFKA_BOOTSTRAP", kafka_bootstrap)
+
+    argv = ["gateway", str(day), "--config", str(config), "--quiet", "--data-dir",
+            str(settings.data_dir)]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == ["1-accounts.csv", "2-cash.csv"]
+    assert not list(inbox.glob("*.csv"))
+
+    run_kafka(settings, until_end=True, progress=False, flows=("ledger",))
+    dsn = settings.postgres_dsn
+    assert query(
+        dsn, "SELECT owner, cash, initial_margin FROM accounts WHERE account = 'NEW1'"
+    ) == [("nina", Decimal(5000) - 2000 - 1000, Decimal("0.6"))]
+    assert query(dsn, "SELECT exec_id FROM executions") == [("E1",)]
+    assert query(dsn, "SELECT count(*) FROM dead_letters") == [(0,)]
+
+
+def test_a_bad_file_is_refused_whole_with_its_line_and_reason(
+    kafka_bootstrap, settings_factory, tmp_path, caplog
+) -> None:
+    settings = settings_factory(kafka_bootstrap=kafka_bootstrap)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "cash.csv").write_text("account,amount,movement_id\nACC1,100,M-1\nACC1,ten,M-2\n")
+    day = write_file(tmp_path / "day.fix", [fill("E1", "ACC1", "ACME", 1, 100, "20", 1_000)])
+
+    with caplog.at_level(logging.WARNING, logger="brokerflow.gateway"):
+        sent = run_gateway(settings, InboxInput(FileInput([day]), inbox), progress=False)
+    assert sent.as_dict()["published"] == 1  # the fill alone
+    rejected = inbox / "rejected"
+    assert sorted(p.name for p in rejected.iterdir()) == ["cash.csv", "cash.csv.reason"]
+    assert (rejected / "cash.csv.reason").read_text() == "line 3: amount 'ten' is not a number\n"
+    assert [r.getMessage() for r in caplog.records] == ["reference_file_rejected"]
+    assert not list((inbox / "done").iterdir())
+
+
+def test_an_inbox_that_is_not_a_folder_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[reference]\ninbox = "{tmp_path / "missing"}"\n')
+    day = write_file(tmp_path / "day.fix", [])
+    assert main(["gateway", str(day), "--config", str(config), "--quiet"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a folder" in err[0]
