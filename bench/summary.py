@@ -252,6 +252,24 @@ SPECS: dict[str, tuple[RowSpec, ...]] = {
                      "the sink alone {audit_log_sink_rows_per_cpu_s:,.0f} rows/CPU s"),
         ),
     ),
+    # `brokerflow run` over live FIX sessions, its process tree's CPU (bench/run_cpu.py), against
+    # the same measured before the idle polling was removed.
+    "run-cpu": (
+        RowSpec(
+            "run CPU, market idle", "baseline_idle_cpu_pct", "before the fix",
+            lower_is_better=True,
+            details=("baseline at {baseline_commit:.10}",
+                     "server CPU not counted: postgres {idle_postgres_cpu_pct} %, "
+                     "redis {idle_redis_cpu_pct} %"),
+        ),
+        RowSpec(
+            "run CPU, demo's rate", "baseline_rate_cpu_pct", "before the fix",
+            figure_key="rate_cpu_pct", lower_is_better=True, goal_key="goal_rate_cpu_pct",
+            details=("{rate_msgs_per_s:,.0f} msg/s read",
+                     "server CPU not counted: postgres {rate_postgres_cpu_pct} %, "
+                     "redis {rate_redis_cpu_pct} %"),
+        ),
+    ),
 }
 
 
