@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from brokerflow.interrupts import terminate_as_interrupt
 from brokerflow.logs import configure_logging
+from brokerflow.services import services_released
 from domain.errors import BrokerflowError
 
 # Order is the order of `brokerflow --help`.
@@ -62,7 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_logs = args.log_json or os.environ.get("BROKERFLOW_LOG_FORMAT", "").lower() == "json"
     configure_logging("json" if json_logs else "text")
     try:
-        return int(args.func(args) or 0)
+        # SIGTERM as Ctrl-C where the command does not turn them into a stop request itself
+        # (`brokerflow.interrupts`); the embedded servers the command started are stopped as
+        # it ends, however it ends (`brokerflow.services`).
+        with terminate_as_interrupt(), services_released():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("brokerflow: interrupted", file=sys.stderr)
         return 130

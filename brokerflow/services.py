@@ -1,9 +1,15 @@
 """Application layer: embedded Redis and PostgreSQL servers for stores with no configured URL.
 
 Each server lives under the data dir (`<data_dir>/redis/`, `<data_dir>/postgres/`) with a JSON state
-file (port, pid). It keeps running after the command that started it ends, and later commands reuse
-it; `stop_services` (`brokerflow services stop`) stops it cleanly. Start and stop hold a file lock
-per service, so concurrent commands never start two servers on one data dir.
+file (port, pid). Start and stop hold a file lock per service, so concurrent commands never start
+two servers on one data dir.
+
+Lifetime: a command that uses an embedded server holds a shared lock on `<service dir>/.users`
+while it runs (`services_released` around the command); when it ends (Ctrl-C and SIGTERM included)
+and no other command holds that lock, it stops the server, which is started again, on the same
+data, by the next command that needs it. A command killed outright releases its lock with its
+process. Servers started by `brokerflow services start` (`keep=True`) keep running between
+commands, which reuse them, until `stop_services` (`brokerflow services stop`).
 
 PostgreSQL refuses to run as root. Run as root, initdb, postgres and pg_ctl are started as an
 unprivileged account: the owner of an existing data directory, else the `embedded_postgres` account
@@ -83,12 +89,14 @@ class ServiceStatus:
     url: str | None
 
 
-def ensure_services(settings: Settings, need: set[str]) -> Endpoints:
+def ensure_services(settings: Settings, need: set[str], keep: bool = False) -> Endpoints:
     """Return the store endpoints, starting or reusing embedded servers for unset URLs.
 
     Args:
         settings: the process settings; a store whose URL is set is used as configured.
         need: the stores this command uses, a subset of {"redis", "postgres"}.
+        keep: mark the embedded servers to keep running after the commands that use them
+            (`brokerflow services start`); otherwise the last command using one stops it.
 
     Returns:
         The endpoints; a needed store is never None.
@@ -105,10 +113,30 @@ def ensure_services(settings: Settings, need: set[str]) -> Endpoints:
     redis_url = settings.redis_url
     postgres_dsn = settings.postgres_dsn
     if "redis" in need and not redis_url:
-        redis_url = _EmbeddedRedis(data_dir).ensure()
+        redis_url = _EmbeddedRedis(data_dir).ensure(keep)
     if "postgres" in need and not postgres_dsn:
-        postgres_dsn = _EmbeddedPostgres(data_dir).ensure()
+        postgres_dsn = _EmbeddedPostgres(data_dir).ensure(keep)
     return Endpoints(redis_url=redis_url, postgres_dsn=postgres_dsn)
+
+
+# Service dir -> this process's open `.users` file, shared-locked while it uses that server.
+_USING: dict[Path, Any] = {}
+
+
+@contextlib.contextmanager
+def services_released() -> Iterator[list[str]]:
+    """Around a command: the embedded servers it began to use are released when it ends, and
+    stopped when no other command uses them and they are not kept (`ensure_services(keep=)`).
+    Yields the list of the services stopped, filled at the end."""
+    before = set(_USING)
+    stopped: list[str] = []
+    try:
+        yield stopped
+    finally:
+        for directory in [d for d in _USING if d not in before]:
+            service = _SERVICE_KINDS[directory.name](directory.parent)
+            if service.release():
+                stopped.append(service.name)
 
 
 def stop_services(data_dir: Path) -> list[str]:
@@ -128,6 +156,9 @@ def stop_services(data_dir: Path) -> list[str]:
     for service in (_EmbeddedRedis(root), _EmbeddedPostgres(root)):
         if service.stop():
             stopped.append(service.name)
+        handle = _USING.pop(service.dir, None)
+        if handle is not None:
+            handle.close()  # this process no longer uses it
     return stopped
 
 
@@ -246,12 +277,15 @@ class _Embedded:
     def shutdown(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def ensure(self) -> str:
+    def ensure(self, keep: bool = False) -> str:
         with _locked(self.dir):
+            self._use()
             state = self.read_state()
             port, pid = state.get("port"), state.get("pid")
             if _process_alive(pid, self.process_hint):
                 if _wait_until(lambda: self.answers(port), 5.0, 0.1):
+                    if keep and not state.get("keep"):
+                        self.write_state(**{**state, "keep": True})
                     return self.url(port)
                 msg = (
                     f"embedded {self.label} (pid {pid}) does not answer on {HOST}:{port}; "
@@ -271,7 +305,7 @@ class _Embedded:
                 except ServiceError as exc:
                     last_error = exc
                     continue
-                self.write_state(port=chosen, **state)
+                self.write_state(port=chosen, keep=keep, **state)
                 elapsed = time.monotonic() - started
                 what = " ".join(filter(None, [self.label, str(state.get("version") or "")]))
                 print(
@@ -283,19 +317,49 @@ class _Embedded:
             assert last_error is not None
             raise last_error
 
+    def _use(self) -> None:
+        """Hold a shared lock on `.users` while this process uses the server (under the
+        service lock, so it never waits: a releasing command locks `.users` only under it)."""
+        if self.dir in _USING:
+            return
+        handle = (self.dir / ".users").open("a")
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        _USING[self.dir] = handle
+
+    def release(self) -> bool:
+        """This process is done with the server: stop it if no other process uses it and it
+        is not kept. Returns whether it was stopped."""
+        handle = _USING.pop(self.dir, None)
+        if handle is None:
+            return False
+        try:
+            with _locked(self.dir):
+                try:  # exclusive: no other command holds it shared
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                state = self.read_state()
+                if state.get("keep"):
+                    return False
+                return self._stop(state)
+        finally:
+            handle.close()
+
     def stop(self) -> bool:
         if not self.dir.exists():
             return False
         with _locked(self.dir):
-            state = self.read_state()
-            if not _process_alive(state.get("pid"), self.process_hint):
-                return False
-            self.shutdown(state)
-            pid = state["pid"]
-            if not _wait_until(lambda: not _process_alive(pid, self.process_hint), STOP_TIMEOUT_S):
-                msg = f"embedded {self.label} (pid {pid}) did not stop within {STOP_TIMEOUT_S:.0f}s"
-                raise ServiceError(msg)
-            return True
+            return self._stop(self.read_state())
+
+    def _stop(self, state: dict[str, Any]) -> bool:
+        if not _process_alive(state.get("pid"), self.process_hint):
+            return False
+        self.shutdown(state)
+        pid = state["pid"]
+        if not _wait_until(lambda: not _process_alive(pid, self.process_hint), STOP_TIMEOUT_S):
+            msg = f"embedded {self.label} (pid {pid}) did not stop within {STOP_TIMEOUT_S:.0f}s"
+            raise ServiceError(msg)
+        return True
 
     def status(self) -> ServiceStatus:
         state = self.read_state()
@@ -676,3 +740,9 @@ class _EmbeddedPostgres(_Embedded):
         except ServiceError:
             # Fast shutdown by signal, as pg_ctl -m fast does.
             os.kill(state["pid"], signal.SIGINT)
+
+
+_SERVICE_KINDS: dict[str, type[_Embedded]] = {
+    "redis": _EmbeddedRedis,
+    "postgres": _EmbeddedPostgres,
+}

@@ -12,9 +12,11 @@ after. Db 0 of a shared server is never flushed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -27,6 +29,65 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from bench.common import with_database  # also imported from here by tests
+
+# What `pytest_sessionfinish` looks for: PostgreSQL and Redis servers with their data under this
+# session's directories, and `brokerflow` processes carrying this session's mark in their
+# environment (every process the suite starts inherits it; the servers rewrite theirs).
+SESSION_MARK = "BF_TEST_SESSION"
+os.environ[SESSION_MARK] = secrets.token_hex(8)
+REPO_DATA_DIR = Path(__file__).resolve().parents[1] / ".brokerflow"  # commands' default
+SESSION_DIRS: list[Path] = []  # the embedded stores' (below), besides pytest's base temp
+LEFTOVER_GRACE_S = 10.0
+
+
+def _process(pid: int) -> tuple[str, int, bytes, str] | None:
+    """(command line, parent pid, environment, working directory) of a live process; None if
+    it is gone, a zombie or unreadable."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):
+            return None
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            cmdline.strip(),
+            int(fields[1]),
+            (proc / "environ").read_bytes(),
+            os.readlink(proc / "cwd"),
+        )
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pids() -> set[int]:
+    return {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+
+
+PIDS_AT_START = _pids() if Path("/proc/self/cwd").exists() else set()
+
+
+def leftover_processes(roots: list[Path]) -> dict[int, str]:
+    """The processes this test session started that still run, by pid, with their command
+    lines: embedded PostgreSQL and Redis servers whose data (their working directory) is under
+    `roots` or, started since the session began, under the repo's `.brokerflow`; `brokerflow`
+    commands and their children carrying the session's mark. A server's own children (the
+    postmaster's workers) go with it and are not listed."""
+    mark = f"{SESSION_MARK}={os.environ[SESSION_MARK]}".encode()
+    found: dict[int, tuple[str, int]] = {}
+    for pid in _pids() - {os.getpid()}:
+        seen = _process(pid)
+        if seen is None:
+            continue
+        cmdline, parent, environ, cwd = seen
+        if "postgres" in cmdline or "redis-server" in cmdline:
+            under = [Path(cwd).is_relative_to(root) for root in roots]
+            new_here = pid not in PIDS_AT_START and Path(cwd).is_relative_to(REPO_DATA_DIR)
+            if any(under) or new_here:
+                found[pid] = cmdline, parent
+        elif "brokerflow" in cmdline and mark in environ.split(b"\0"):
+            found[pid] = cmdline, parent
+    return {pid: cmdline for pid, (cmdline, parent) in found.items() if parent not in found}
+
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOCAL_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -84,6 +145,7 @@ class _EmbeddedStores:
         if self.data_dir is None:
             # Short, world-traversable path: PostgreSQL may run as another user when we are root.
             self.data_dir = Path(tempfile.mkdtemp(prefix="bf-test-stores-"))
+            SESSION_DIRS.append(self.data_dir.resolve())
         settings = Settings(redis_url=None, postgres_dsn=None, data_dir=self.data_dir)
         endpoints = ensure_services(settings, {service})
         url = endpoints.redis_url if service == "redis" else endpoints.postgres_dsn
@@ -228,3 +290,30 @@ def settings_factory(request: pytest.FixtureRequest, data_dir: Path) -> Callable
         return Settings(**values)
 
     return make
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a server or command the suite started outlives it (named, then
+    stopped, so a failing run does not leave it behind either)."""
+    if not Path("/proc/self/cwd").exists():
+        return  # no /proc: nothing to look at
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    roots = [*SESSION_DIRS] + ([factory.getbasetemp().resolve()] if factory else [])
+    deadline = time.monotonic() + LEFTOVER_GRACE_S  # servers still shutting down get a moment
+    while (left := leftover_processes(roots)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not left:
+        return
+    lines = [f"  pid {pid}: {cmdline}" for pid, cmdline in sorted(left.items())]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = "processes started by the tests outlived them:\n" + "\n".join(lines)
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "leftover processes", red=True)
+        reporter.write_line(message)
+    else:
+        print(message)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -12,8 +12,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parents=[common],
         help="status, start or stop the embedded Redis and PostgreSQL",
         description=(
-            "Embedded servers run under the data dir for stores with no configured URL; they keep "
-            "running between commands until stopped."
+            "Embedded servers run under the data dir for stores with no configured URL. A "
+            "command that starts one stops it when it ends, unless another command still uses "
+            "it; servers started here keep running between commands until `services stop`."
         ),
     )
     p.add_argument("action", choices=("status", "start", "stop"), help="what to do")
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "start":
         need = {"redis", "postgres"}
-        endpoints = ensure_services(settings, need)
+        endpoints = ensure_services(settings, need, keep=True)  # until `services stop`
         print(f"redis: {mask_url(endpoints.redis_url or '')}")
         print(f"postgres: {mask_url(endpoints.postgres_dsn or '')}")
         return 0

@@ -62,6 +62,14 @@ class Started:
         return out, err
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
 def _group_alive(pgid: int) -> bool:
     """Whether a live (not zombie) process is left in process group `pgid`."""
     for entry in Path("/proc").iterdir():
@@ -186,3 +194,15 @@ def test_edge_with_two_processes_stops_quietly(start, signum):
     edge = start("edge", "--host", "127.0.0.1", "--port", str(port), "--processes", "2")
     edge.wait_for(lambda out, err: wait_port(port, 0.2))
     edge.interrupt(signum)
+
+
+def test_a_signalled_command_stops_the_embedded_server_it_started(start, tmp_path):
+    data = tmp_path / "embedded"
+    port = free_port()
+    edge = start("edge", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data),
+                 BROKERFLOW_REDIS_URL="")  # fmt: skip
+    edge.wait_for(lambda out, err: wait_port(port, 0.2))
+    assert "started embedded Redis" in edge.text()[1]
+    pid = json.loads((data / "redis" / "state.json").read_text())["pid"]
+    edge.interrupt(signal.SIGTERM)
+    assert not _alive(pid), "the embedded Redis outlived the command"

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -75,15 +76,23 @@ def _executions_booked(dsn: str) -> bool:
         return False
 
 
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[Path]:
+    """This test's embedded servers' data dir; what runs there is stopped at teardown, even
+    when the test failed halfway."""
+    path = tmp_path / "stores"
+    yield path
+    stop_services(path)
+
+
 def _embedded(stores: Path, service: str, **settings: str) -> str:
     endpoints = ensure_services(Settings(data_dir=stores, **settings), {service})
     return endpoints.redis_url if service == "redis" else endpoints.postgres_dsn
 
 
 def test_redis_down_for_seconds_mid_run_loses_and_doubles_nothing(
-    tmp_path, day, reference_day, pg_dsn
+    tmp_path, stores, day, reference_day, pg_dsn
 ):
-    stores = tmp_path / "stores"
     url = _embedded(stores, "redis", postgres_dsn=pg_dsn)
     env = {"BROKERFLOW_POSTGRES_DSN": pg_dsn, "BROKERFLOW_REDIS_URL": url}
     load_day(day, env, tmp_path / "outage")
@@ -97,13 +106,11 @@ def test_redis_down_for_seconds_mid_run_loses_and_doubles_nothing(
 
     assert redis_contents(url) == reference_day.redis
     assert postgres_contents(pg_dsn) == reference_day.postgres
-    stop_services(stores)
 
 
 def test_postgres_down_for_seconds_mid_run_loses_and_doubles_nothing(
-    tmp_path, day, reference_day, redis_db_url
+    tmp_path, stores, day, reference_day, redis_db_url
 ):
-    stores = tmp_path / "stores"
     dsn = _embedded(stores, "postgres", redis_url=redis_db_url)
     env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": redis_db_url}
     load_day(day, env, tmp_path / "outage")
@@ -117,13 +124,11 @@ def test_postgres_down_for_seconds_mid_run_loses_and_doubles_nothing(
 
     assert postgres_contents(dsn) == reference_day.postgres
     assert redis_contents(redis_db_url) == reference_day.redis
-    stop_services(stores)
 
 
 def test_a_store_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
-    tmp_path, day, pg_dsn
+    tmp_path, stores, day, pg_dsn
 ):
-    stores = tmp_path / "stores"
     url = _embedded(stores, "redis", postgres_dsn=pg_dsn)
     env = {"BROKERFLOW_POSTGRES_DSN": pg_dsn, "BROKERFLOW_REDIS_URL": url,
            "BROKERFLOW_SINK_RETRY_S": "1"}  # fmt: skip
@@ -138,11 +143,10 @@ def test_a_store_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
 
 
 def test_postgres_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
-    tmp_path, day, redis_db_url
+    tmp_path, stores, day, redis_db_url
 ):
     # The ledger books on a background thread (sinks.background): its error must still stop
     # the flow with one line, not a traceback or an abort while Bytewax cleans up.
-    stores = tmp_path / "stores"
     dsn = _embedded(stores, "postgres", redis_url=redis_db_url)
     env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": redis_db_url,
            "BROKERFLOW_SINK_RETRY_S": "1"}  # fmt: skip

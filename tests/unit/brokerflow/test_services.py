@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +14,13 @@ import pytest
 import redis
 
 from brokerflow.cli import main
-from brokerflow.services import Endpoints, ensure_services, service_status, stop_services
+from brokerflow.services import (
+    Endpoints,
+    ensure_services,
+    service_status,
+    services_released,
+    stop_services,
+)
 from brokerflow.settings import Settings
 
 
@@ -101,5 +110,52 @@ def test_services_stop_command_stops_embedded_servers(
         assert main(["services", "stop", "--data-dir", str(data_dir)]) == 0
         assert "stopped embedded redis" in capsys.readouterr().out
         assert not service_status(data_dir)[0].running
+    finally:
+        stop_services(data_dir)
+
+
+def _sql(data_dir: Path, *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`brokerflow sql postgres "SELECT 1"` on the embedded server of `data_dir`."""
+    clean = {k: v for k, v in (env or os.environ).items() if not k.startswith("BROKERFLOW_")}
+    return subprocess.run(
+        [sys.executable, "-m", "brokerflow.cli", "sql", "postgres", "SELECT 1",
+         "--data-dir", str(data_dir)],
+        env=clean, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _running(data_dir: Path, service: str) -> bool:
+    return {s.name: s.running for s in service_status(data_dir)}[service]
+
+
+def test_a_command_stops_the_embedded_server_it_started(data_dir: Path) -> None:
+    try:
+        done = _sql(data_dir)
+        assert done.returncode == 0, done.stderr
+        assert "started embedded PostgreSQL" in done.stderr
+        pid = _state(data_dir, "postgres")["pid"]
+        assert not _running(data_dir, "postgres")
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    finally:
+        stop_services(data_dir)
+
+
+def test_a_server_in_use_or_started_by_services_start_outlives_a_command(data_dir: Path) -> None:
+    try:
+        # This process uses the server (as a second command would): the command's end leaves
+        # it running; this process's end of use (the command line's scope) then stops it.
+        with services_released() as stopped:
+            ensure_services(_settings(data_dir), {"postgres"})
+            done = _sql(data_dir)
+            assert done.returncode == 0, done.stderr
+            assert "started embedded" not in done.stderr  # reused
+            assert _running(data_dir, "postgres")
+        assert stopped == ["postgres"] and not _running(data_dir, "postgres")
+
+        # `services start` keeps its servers for the commands after it, until `services stop`.
+        assert main(["services", "start", "--data-dir", str(data_dir)]) == 0
+        assert _running(data_dir, "postgres") and _running(data_dir, "redis")
+        assert _sql(data_dir).returncode == 0
+        assert _running(data_dir, "postgres")
     finally:
         stop_services(data_dir)
