@@ -11,9 +11,10 @@ hashes whichever store or file they were read from.
 - `row_hash(row)` = sha256(encoding); `column_hashes(row)`: the first 4 bytes of sha256 of each
   column's canonical value, concatenated (80 bytes), enough to say which columns changed.
 - `chain(label, row_hashes)`: link_0 = sha256("brokerflow-audit/1|" + label), link_i =
-  sha256(link_{i-1} || row_hash_i), rows in (timestamp, event_id) order; the digest is the last
-  link (hex). Chaining the row hashes (rather than the encodings) lets the stored row hashes be
-  checked against the stored digest, so an edit of the seal's rows is caught as well.
+  sha256(link_{i-1} || row_hash_i), rows in (timestamp, event_id as text) order
+  (`chain_order`); the digest is the last link (hex). Chaining the row hashes (rather than
+  the encodings) lets the stored row hashes be checked against the stored digest, so an edit
+  of the seal's rows is caught as well.
 """
 
 from __future__ import annotations
@@ -91,8 +92,18 @@ def column_hashes(row: Sequence[Any]) -> bytes:
     )
 
 
+def chain_order(row: Sequence[Any]) -> tuple[str, str]:
+    """The chain's order of a row: its timestamp, then its event_id as text (the order of
+    PostgreSQL's uuid and of the text, not ClickHouse's UUID order, which differs).
+
+    >>> sorted([("b", "2024-03-04 10:00"), ("a", "2024-03-04 10:00")], key=chain_order)[0][0]
+    'a'
+    """
+    return canonical_value(row[1]), str(row[0])
+
+
 def chain(label: str, row_hashes: Iterable[bytes]) -> str:
-    """The hash chain's last link (hex) over row hashes in (timestamp, event_id) order.
+    """The hash chain's last link (hex) over row hashes in `chain_order`.
 
     `label` (the day "2024-03-04" or the month "2024-03") starts the chain, so the same rows
     under another day give another digest.

@@ -2,7 +2,8 @@
 a manifest, and read back in.
 
 - `read_rows(store, start, end)`: `audit_log` rows (deduplicated: FINAL) with start <= timestamp
-  < end, in (timestamp, event_id) order, values as `domain.audit_digest` takes them.
+  < end, in the chain's order (`domain.audit_digest.chain_order`: timestamp, event_id as
+  text), values as `domain.audit_digest` takes them.
 - `write_month(store, month, directory)`: one month as `audit_log-YYYY-MM.parquet` (a row group
   per day, so memory is bounded by a day), written under a temporary name and renamed; returns
   its manifest entry (rows, sha256 of the file, content digest of the rows).
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from domain.audit_digest import AUDIT_COLUMNS, chain, row_hash
+from domain.audit_digest import AUDIT_COLUMNS, chain, chain_order, row_hash
 from domain.errors import BrokerflowError
 from sinks.clickhouse import ClickHouseStore
 
@@ -39,7 +40,9 @@ _SELECT = (
     "SELECT " + ", ".join(AUDIT_COLUMNS) + " FROM audit_log FINAL "
     "WHERE timestamp >= toDateTime64({start:String}, 6, 'UTC') "
     "AND timestamp < toDateTime64({end:String}, 6, 'UTC') "
-    "ORDER BY timestamp, event_id"
+    # event_id as text: ClickHouse orders UUIDs by their two 64-bit halves, PostgreSQL and
+    # Python by their bytes; as text all three agree (rows of one timestamp are common).
+    "ORDER BY timestamp, toString(event_id)"
 )
 
 
@@ -59,6 +62,7 @@ def _text(when: dt.datetime) -> str:
 def read_rows(store: ClickHouseStore, start: dt.datetime, end: dt.datetime) -> list[tuple]:
     """`audit_log` rows with `start` <= timestamp < `end` (UTC), deduplicated, in order."""
     _, rows = store.query(_SELECT, {"start": _text(start), "end": _text(end)})
+    rows.sort(key=chain_order)  # already so (ORDER BY); the chain's order is defined here
     return rows
 
 

@@ -48,7 +48,7 @@ def load_seal(conn: psycopg.Connection, day: dt.date, *, with_rows: bool = True)
             RowSeal(str(event_id), ts, bytes(rh), bytes(ch), event_type)
             for event_id, ts, event_type, rh, ch in conn.execute(
                 "SELECT event_id, ts, event_type, row_hash, column_hashes FROM audit_row_hashes "
-                "WHERE day = %s ORDER BY ts, event_id",
+                "WHERE day = %s ORDER BY ts, event_id",  # uuid order = its text order
                 (day,),
             )
         )

@@ -483,7 +483,8 @@ def _verify_day(store: ClickHouseStore, conn: psycopg.Connection, day: dt.date) 
         return 0
     for line in report.findings:
         print(line, file=sys.stderr)
-    print(f"{day}: {len(report.findings)} differences from the seal ({report.sealed_rows:,} rows "
+    n, s = len(report.findings), "s" if len(report.findings) != 1 else ""
+    print(f"{day}: {n} difference{s} from the seal ({report.sealed_rows:,} rows "
           f"sealed, {report.rows:,} now): the audit trail was changed")  # fmt: skip
     return 1
 

@@ -317,3 +317,22 @@ def test_a_restore_does_not_bring_back_a_pseudonymised_account(
     assert store.query("SELECT count() FROM audit_log WHERE account = 'ACC1'")[1] == [(0,)]
     assert all_rows(store) == after
     assert audit(capsys, "verify", "--day", "2024-03-04")[0] == 0
+
+
+def test_a_day_of_rows_sharing_one_timestamp_verifies(
+    stores: tuple[ChdbStore, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Event times are often equal to the millisecond: the chain's order is then the event_id
+    as text (ClickHouse's UUID order differs), so the seal read back from PostgreSQL chains."""
+    store, _ = stores
+    same = []
+    for n in range(100, 140):
+        row = list(rows()[0])
+        row[0] = event_id(n)
+        row[1] = int(dt.datetime(2024, 5, 2, 9, tzinfo=UTC).timestamp()) * 1_000_000
+        same.append(tuple(row))
+    store.insert("audit_log", AUDIT_COLUMNS, same)
+    assert audit(capsys, "seal", "--day", "2024-05-02")[0] == 0
+    code, out, err = audit(capsys, "verify", "--day", "2024-05-02")
+    assert (code, err) == (0, "")
+    assert "2024-05-02: 40 rows match the seal" in out
