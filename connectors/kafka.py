@@ -5,7 +5,9 @@ Topics (values are raw FIX messages, from `8=` to the CheckSum, without a newlin
                      `symbol_shard(symbol) % partitions` (`domain.sharding`): a symbol's market
                      data and its order events share one partition, in the gateway's order;
                      reference changes (35=UA/UC, `connectors.fix.reference`) keyed by Account
-                     (1) the same way (the flows shard them by account)
+                     (1) the same way (the flows shard them by account), with a copy in every
+                     other partition (`COPY_HEADER`), so that every partition has it in order
+                     with its own fills (the ledger books each partition in its own order)
     fix.unrouted     lines the gateway could not route (no `8=`, no MsgType, another MsgType,
                      no Symbol); kept in sequence so the flows dead-letter them with the
                      decoder's reason, exactly as a replay of the file does
@@ -77,6 +79,9 @@ class Route:
         reason: why a line went to `fix.unrouted` or was skipped, else "".
         symbols: every symbol the message names, first first: a 35=X may update several
             instruments, a 35=E list several orders.
+        broadcast: the message goes to every partition of the topic (its key's first, the
+            others as copies): a reference change (35=UA/UC), so that each partition carries
+            it at its place among its own fills.
     """
 
     topic: str | None
@@ -84,6 +89,7 @@ class Route:
     value: bytes
     reason: str = ""
     symbols: tuple[bytes, ...] = ()
+    broadcast: bool = False
 
 
 def _symbols(message: bytes, delimiter: bytes) -> tuple[bytes, ...]:
@@ -135,11 +141,13 @@ def route_line(line: bytes) -> Route:
             kind = "market data" if msg_type in _MD_TYPES else "order event"
             return Route(UNROUTED_TOPIC, None, message, f"{kind} without Symbol (55)")
         return Route(FIX_TOPIC, symbols[0], message, symbols=symbols)
-    if msg_type in _REFERENCE_TYPES:  # keyed by account: its shard takes it to margin
+    if msg_type in _REFERENCE_TYPES:
+        # Keyed by account (its shard takes it to margin), and copied to every partition: the
+        # ledger books each partition in its order, so each must carry the change at its place.
         account = _field(message, delimiter, b"1")
         if not account:
             return Route(UNROUTED_TOPIC, None, message, "reference change without Account (1)")
-        return Route(FIX_TOPIC, account, message, symbols=(account,))
+        return Route(FIX_TOPIC, account, message, symbols=(account,), broadcast=True)
     if msg_type in _ADMIN_TYPES:
         return Route(None, None, message, "session-level message (not published)")
     kind = msg_type.decode("ascii", "backslashreplace")

@@ -20,6 +20,7 @@ from connectors.kafka import SequencedChunk
 from connectors.raw import RawChunk
 from domain.dead_letters import DeadLetter
 from domain.events import (
+    REFERENCE_TYPES,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
@@ -201,7 +202,8 @@ def _own_events(
         shard = shard_of.get(symbol)
         if shard is None:
             shard = shard_of[symbol] = symbol_shard(symbol)
-        if shard not in shards:
+        if shard not in shards and type(event) not in REFERENCE_TYPES:
+            # (a reference change is in every partition, each copy at its place: kept)
             if keep is None:
                 keep = list(range(i))
         elif keep is not None:

@@ -71,6 +71,7 @@ def make_sharder(
     def shard_events(batch: FlowBatch) -> list[tuple[str, ShardBatch]]:
         groups: dict[str, tuple[list, list[int]]] = {}
         with_order_events: set[str] = set()
+        progress = batch.progress
         for event, seq in zip(batch.events, batch.seqs, strict=True):
             kind = type(event)
             if kind in MD_TYPES:
@@ -79,6 +80,10 @@ def make_sharder(
                 kind in ORDER_TYPES or kind is OrderList or kind in REFERENCE_TYPES
             ):
                 is_order = True  # a reference change rides along for margin (issue 20)
+                if kind in REFERENCE_TYPES and progress is not None:
+                    # every Kafka partition has a copy: the account's own partition sends it
+                    if symbol_shard(event.symbol) not in progress.shards:
+                        continue
             else:
                 continue
             symbol = event.symbol
@@ -93,7 +98,6 @@ def make_sharder(
                 group[1].append(seq)
             if is_order:
                 with_order_events.add(shard)
-        progress = batch.progress
         out = [
             (shard, ShardBatch(events, shard in with_order_events, seqs, progress, shard))
             for shard, (events, seqs) in groups.items()

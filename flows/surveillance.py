@@ -191,7 +191,6 @@ def make_route(
 ):
     """`route` with the shards' key names of `FlowContext.placement`."""
     memo: dict[str, tuple[str, str]] = {}  # name -> (symbol shard key, account shard key)
-    every_symbol_shard = tuple(dict.fromkeys(symbol_keys))
 
     def keys_of(name: str) -> tuple[str, str]:
         if len(memo) >= _MAX_SHARD_KEYS:
@@ -200,7 +199,7 @@ def make_route(
         return keys
 
     def route(batch: FlowBatch | DecodedBatch) -> list[tuple[str, Any]]:
-        return _route(batch, memo, keys_of, account_keys, every_symbol_shard)
+        return _route(batch, memo, keys_of, account_keys, symbol_keys)
 
     return route
 
@@ -214,8 +213,9 @@ def _route(
 ) -> list[tuple[str, Any]]:
     """Group the batch's surveillance inputs by shard, keeping their order within a shard.
 
-    An account opened or changed (35=UA) goes to every symbol shard (`symbol_keys`) and to its
-    account shard, in its place: the models know its owner from there on (issue 20).
+    An account opened or changed (35=UA) goes to the symbol shards (`symbol_keys`) of its input
+    partition and to its account shard, in its place: the models know its owner from there on
+    (issue 20).
 
     Symbol shards get execution reports and market items (`_market_items`); account shards
     get the execution reports with their sequence numbers (`AccountPart`). Most market data
@@ -269,10 +269,14 @@ def _route(
             if items:
                 groups.setdefault((memo.get(e.symbol) or keys_of(e.symbol))[0], []).extend(items)
         elif kind is AccountChanged:
-            for symbol_key in symbol_keys:
+            # Every Kafka partition has a copy at its place: each goes to the symbol shards of
+            # its partition, and the account's own partition's to the account's shard.
+            shards = p.shards if p is not None else range(len(symbol_keys))
+            for symbol_key in dict.fromkeys(symbol_keys[n] for n in shards):
                 groups.setdefault(symbol_key, []).append(e)
-            account_key = (memo.get(e.account) or keys_of(e.account))[1]
-            accounts.setdefault(account_key, []).append((seq, e))
+            if p is None or symbol_shard(e.account) in p.shards:
+                account_key = (memo.get(e.account) or keys_of(e.account))[1]
+                accounts.setdefault(account_key, []).append((seq, e))
     out: list[tuple[str, Any]] = list(groups.items())
     if p is None or not p.ordered:  # arrival order: only the shards with reports
         out += [(key, AccountPart("", 0, items, 0, False)) for key, items in accounts.items()]

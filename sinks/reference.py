@@ -7,7 +7,9 @@ booked, and a cash movement counts once:
 
 - AccountChanged: a new account is inserted with its opening cash; an existing one gets the
   owner and margin rates of the message (its cash is not touched: cash moves by deltas only,
-  fills and `CashMoved`, so a change cannot clobber the day's fills). Idempotent.
+  fills and `CashMoved`, so a change cannot clobber the day's fills), unless a later change
+  was applied already (`accounts.reference_ts_ns`: on Kafka each partition carries a copy, and
+  a late copy must not undo a newer change). Idempotent.
 - CashMoved: the movement's row goes into `cash_movements` (movement id PRIMARY KEY) and its
   amount onto `accounts.cash`, together. The same movement delivered again (same id, account
   and amount) changes nothing and is counted as a duplicate, as a re-delivered ExecID is. An
@@ -24,13 +26,15 @@ import psycopg
 from domain.dead_letters import DeadLetter
 from domain.events import AccountChanged, CashMoved, ReferenceEvent
 
+# A change older than the last one applied (a late copy, an old file again) changes nothing.
 _UPSERT_ACCOUNT = (
     "INSERT INTO accounts AS a (account, owner, cash, initial_margin, maintenance_margin, "
-    "positions_ts_ns) VALUES (%s, %s, %s, %s, %s, %s) "
+    "positions_ts_ns, reference_ts_ns) VALUES (%s, %s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (account) DO UPDATE SET owner = EXCLUDED.owner, "
     "initial_margin = EXCLUDED.initial_margin, maintenance_margin = EXCLUDED.maintenance_margin, "
-    "updated_at = now() "
-    "WHERE (a.owner, a.initial_margin, a.maintenance_margin) IS DISTINCT FROM "
+    "reference_ts_ns = EXCLUDED.reference_ts_ns, updated_at = now() "
+    "WHERE a.reference_ts_ns <= EXCLUDED.reference_ts_ns "
+    "AND (a.owner, a.initial_margin, a.maintenance_margin) IS DISTINCT FROM "
     "(EXCLUDED.owner, EXCLUDED.initial_margin, EXCLUDED.maintenance_margin) "
     "RETURNING xmax = 0"
 )
@@ -74,7 +78,7 @@ def apply_reference(cur: psycopg.Cursor, event: ReferenceEvent, step_id: str) ->
         cur.execute(
             _UPSERT_ACCOUNT,
             (event.account, event.owner, event.opening_cash, event.initial_margin,
-             event.maintenance_margin, event.ts_event),
+             event.maintenance_margin, event.ts_event, event.ts_event),
         )  # fmt: skip
         row = cur.fetchone()
         if row is None:  # the same owner and rates: a re-delivery, nothing to change

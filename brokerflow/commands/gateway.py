@@ -47,6 +47,7 @@ from connectors.kafka import (
 from connectors.raw import RawChunk
 from connectors.reference_inbox import InboxInput, load_reference_inbox
 from domain.errors import ConfigError
+from domain.sharding import used_partitions
 from sinks.kafka import CheckedProducer
 
 
@@ -156,7 +157,9 @@ def publish(
                 if partition is None:
                     partition = placed[key] = symbol_partition(key, partitions)
                 produce(topic, route.value, key, headers, partition)
-                if len(route.symbols) > 1:  # a copy to each other partition it names
+                if route.broadcast:  # a reference change: a copy to every other partition
+                    _copies(route, partition, placed, partitions, headers, produce, stats, True)
+                elif len(route.symbols) > 1:  # a copy to each other partition it names
                     _copies(route, partition, placed, partitions, headers, produce, stats)
             published[topic] += 1
             seq += 1
@@ -181,14 +184,23 @@ def _copies(
     headers: list,
     produce: Callable,
     stats: GatewayStats,
+    every: bool = False,
 ) -> None:
     """A message naming symbols of other partitions goes there too, marked as a copy, so
-    each symbol's events stay in its own partition's order (`connectors.kafka.COPY_HEADER`)."""
+    each symbol's events stay in its own partition's order (`connectors.kafka.COPY_HEADER`);
+    with `every`, to every partition that holds symbol shards."""
     sent = {home}
-    for symbol in route.symbols[1:]:
-        partition = placed.get(symbol)
-        if partition is None:
-            partition = placed[symbol] = symbol_partition(symbol, partitions)
+    targets: list[int]
+    if every:
+        targets = list(range(used_partitions(partitions)))
+    else:
+        targets = []
+        for symbol in route.symbols[1:]:
+            partition = placed.get(symbol)
+            if partition is None:
+                partition = placed[symbol] = symbol_partition(symbol, partitions)
+            targets.append(partition)
+    for partition in targets:
         if partition not in sent:
             sent.add(partition)
             produce(route.topic, route.value, route.key, [*headers, (COPY_HEADER, b"1")],

@@ -5,6 +5,7 @@ with the fills; a bad file is refused whole, with its line and reason, nothing o
 
 from __future__ import annotations
 
+import json
 import logging
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,7 @@ def query(dsn: str, sql: str) -> list[tuple]:
 
 
 def test_a_dropped_file_is_published_in_sequence_and_booked_before_the_fills(
-    kafka_bootstrap, settings_factory, tmp_path, monkeypatch
+    kafka_bootstrap, settings_factory, tmp_path, monkeypatch, capsys
 ) -> None:
     settings = settings_factory(kafka_bootstrap=kafka_bootstrap)
     (tmp_path / "accounts.csv").write_text("account,owner,cash\nOLD1,olga,1000\n")
@@ -37,25 +38,36 @@ def test_a_dropped_file_is_published_in_sequence_and_booked_before_the_fills(
         "account,owner,cash,initial_margin,maintenance_margin\nNEW1,nina,5000,0.6,0.4\n"
     )
     (inbox / "2-cash.csv").write_text("account,amount,movement_id\nNEW1,-1000,W-1\n")
-    # The fills of the new account: booked only if its opening comes before them.
-    day = write_file(tmp_path / "day.fix", [fill("E1", "NEW1", "ACME", 1, 100, "20", 1_000)])
+    # The fills of the new account, on symbols of several partitions: booked only if its
+    # opening comes before them in each partition.
+    symbols = ("ACME", "IBM", "MSFT", "AAPL", "TSLA", "NVDA")
+    fills = [
+        fill(f"E{n}", "NEW1", symbol, 1, 10, "20", 1_000 + n) for n, symbol in enumerate(symbols)
+    ]
+    day = write_file(tmp_path / "day.fix", fills)
     config = tmp_path / "gateway.toml"
     config.write_text(f'[reference]\ninbox = "{inbox}"\n')
     monkeypatch.setenv("BROKERFLOW_KAFKA_BOOTSTRAP", kafka_bootstrap)
 
-    argv = ["gateway", str(day), "--config", str(config), "--quiet", "--data-dir",
+    argv = ["gateway", str(day), "--config", str(config), "--quiet", "--json", "--data-dir",
             str(settings.data_dir)]  # fmt: skip
     assert main(argv) == 0
+    sent = json.loads(capsys.readouterr().out.splitlines()[-1])
+    # the opening and the withdrawal, each in its account's partition and copied to the 3 others
+    assert (sent["published"], sent["copies"]) == (2 + len(fills), 2 * 3)
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["1-accounts.csv", "2-cash.csv"]
     assert not list(inbox.glob("*.csv"))
 
-    run_kafka(settings, until_end=True, progress=False, flows=("ledger",))
+    flows = ("quotes", "ledger", "margin", "surveillance")
+    ran = run_kafka(settings, until_end=True, progress=False, flows=flows, workers=2)
+    assert ran.as_dict()["messages"] == sent["published"]  # copies counted once
     dsn = settings.postgres_dsn
     assert query(
         dsn, "SELECT owner, cash, initial_margin FROM accounts WHERE account = 'NEW1'"
-    ) == [("nina", Decimal(5000) - 2000 - 1000, Decimal("0.6"))]
-    assert query(dsn, "SELECT exec_id FROM executions") == [("E1",)]
+    ) == [("nina", Decimal(5000) - 1000 - 10 * 20 * len(fills), Decimal("0.6"))]
+    assert len(query(dsn, "SELECT exec_id FROM executions")) == len(fills)
     assert query(dsn, "SELECT count(*) FROM dead_letters") == [(0,)]
+    assert query(dsn, "SELECT movement_id FROM cash_movements") == [("W-1",)]
 
 
 def test_a_bad_file_is_refused_whole_with_its_line_and_reason(
