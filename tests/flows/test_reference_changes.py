@@ -215,3 +215,15 @@ def test_a_new_accounts_owner_is_known_to_surveillance(tmp_path, settings, monke
     run(tmp_path, settings, lines, ("ledger", "surveillance"))
     got = query(settings.postgres_dsn, "SELECT kind, account, owner FROM alerts ORDER BY kind")
     assert got == [("WASH_TRADE", None, "zoe")]  # and no OWNERSHIP_MISSING for either
+
+
+def test_a_late_copy_of_an_older_change_does_not_undo_a_newer_one(tmp_path, settings, monkeypatch):
+    # On Kafka each partition carries a copy of every change; one may come late.
+    setup(tmp_path, settings, monkeypatch, "ACC1,alice,1000\n")
+    first = opened("ACC1", "bob", "0", 1_000)
+    lines = [first, opened("ACC1", "carl", "0", 2_000, initial_margin="0.4",
+                           maintenance_margin="0.2"), first]  # fmt: skip
+    run(tmp_path, settings, lines, ("ledger",))
+    assert query(settings.postgres_dsn, "SELECT owner, cash, initial_margin FROM accounts") == [
+        ("carl", 1000, Decimal("0.4"))
+    ]

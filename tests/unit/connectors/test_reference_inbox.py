@@ -53,3 +53,18 @@ def test_reference_changes_are_keyed_by_account() -> None:
     assert (route.topic, route.key) == (FIX_TOPIC, b"ACC7")
     bare = b"8=FIX.4.4|9=5|35=UC|5010=1|10=000|\n"
     assert route_line(bare).topic == UNROUTED_TOPIC
+
+
+def test_a_chunk_mixing_fix_and_reference_lines_keeps_their_order() -> None:
+    [opening] = convert_file(b"account,owner,cash\nNEW1,nina,0\n", TS)
+    body = (b"35=8\x0149=V\x0156=B\x0134=2\x0152=20251125-14:30:00\x0137=O1\x0111=C1\x0117=E1\x01"
+            b"150=F\x0139=2\x011=NEW1\x0155=IBM\x0154=1\x0138=1\x0132=1\x0131=10\x0114=1\x01"
+            b"151=0\x016=10\x01")  # fmt: skip
+    head = b"8=FIX.4.4\x019=%d\x01" % len(body)
+    fill = head + body + b"10=%03d\x01\n" % (sum(head + body) % 256)
+    batch = decode_lines([fill, opening, fill], "file:x", 1)
+    assert batch.dead_letters == []
+    assert [type(e).__name__ for e in batch.events] == [
+        "ExecutionReport", "AccountChanged", "ExecutionReport"
+    ]  # fmt: skip
+    assert batch.lines == [0, 1, 2]

@@ -211,8 +211,10 @@ def test_positions_added_by_fills_are_folded_into_the_matrix():
 def test_an_account_the_screen_leaves_out_keeps_its_verdict(
     accounts, before, after, add_on, cure_band
 ):
-    policy = MarginPolicy(cure_band=cure_band) if add_on else MarginPolicy(
-        concentration=(), cure_band=cure_band
+    policy = (
+        MarginPolicy(cure_band=cure_band)
+        if add_on
+        else MarginPolicy(concentration=(), cure_band=cure_band)
     )
     top = float(max(r for _, r in policy.concentration)) if add_on else None
     rows = [
@@ -317,3 +319,26 @@ def test_an_account_the_screen_leaves_out_keeps_its_flags_and_its_row(
             continue  # a fill writes its row at once anyway
         new = WrittenFigures("NORMAL", None, f.equity, f.gross_value)
         assert not row_is_material(written[i], new, change)
+
+
+def test_an_account_added_during_the_day_is_screened_like_the_others():
+    # A holds a position added by a fill (not folded yet) when C opens: both keep their rows.
+    book = book_of(("A", "-8000", {"XYZ": "1000"}), marks={"XYZ": "12"})
+    book.judged[:] = book.marked()
+    book.apply_fill(0, "QQQ", D(10), D(50))
+    book.set_mark("QQQ", 50.0)
+    i = book.add_account("C", D(1000), D("0.6"), D("0.4"))
+    assert (i, book.names, book.index["C"]) == (1, ["A", "C"], 1)
+    assert book.screen().tolist() == [1]  # never judged: C's first look
+    book.note(1, called=False, judged=True)
+    assert book.screen().tolist() == []
+    book.apply_fill(1, "XYZ", D(200), D(12))  # C: cash -1,400, 200 XYZ
+    book.set_mark("XYZ", 5.0)  # A: -8,000 + 5,000 + 500 < 0; C: -1,400 + 1,000 < 0
+    assert book.screen().tolist() == [0, 1]
+    assert book.holdings(0) == {"XYZ": D(1000), "QQQ": D(10)}
+    assert book.holdings(1) == {"XYZ": D(200)}
+    assert book.cash[1] == D(1000) - D(2400)
+    book.set_rates(1, D("0.5"), D("0.25"))
+    assert (book.initial[1], book.maintenance[1], book.maintenance_f[1]) == (
+        D("0.5"), D("0.25"), 0.25
+    )  # fmt: skip
