@@ -171,7 +171,8 @@ def plan_reseal(store: ClickHouseStore, conn: psycopg.Connection, account: str) 
             plan.days.append(day)
         else:
             plan.not_clean.append(day)
-    plan.event_ids = {e for e, d in rows if dt.date.fromisoformat(d) in set(plan.days)}
+    clean = {day.isoformat() for day in plan.days}
+    plan.event_ids = {e for e, d in rows if d in clean}
     return plan
 
 

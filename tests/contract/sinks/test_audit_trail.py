@@ -336,3 +336,21 @@ def test_a_day_of_rows_sharing_one_timestamp_verifies(
     code, out, err = audit(capsys, "verify", "--day", "2024-05-02")
     assert (code, err) == (0, "")
     assert "2024-05-02: 40 rows match the seal" in out
+
+
+def test_verify_day_catches_an_edited_seal(
+    stores: tuple[ChdbStore, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rewriting a row's hash in PostgreSQL (to cover a change) breaks the chain to the digest."""
+    _store, dsn = stores
+    assert audit(capsys, "seal", "--day", "2024-03-05")[0] == 0
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "UPDATE audit_row_hashes SET row_hash = sha256('forged') WHERE event_id = %s",
+            (event_id(4),),
+        )
+    code, _, err = audit(capsys, "verify", "--day", "2024-03-05")
+    assert code == 1
+    assert err.splitlines()[0] == (
+        "2024-03-05: the seal's row hashes in PostgreSQL do not match its digest (edited seal)"
+    )
