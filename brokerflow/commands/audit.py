@@ -207,11 +207,11 @@ def reseal_after(
 # -- archive ---------------------------------------------------------------------------------
 
 
-def _month(text: str) -> dt.date:
+def _month(text: str, option: str = "--before") -> dt.date:
     try:
         return dt.datetime.strptime(text, "%Y-%m").replace(tzinfo=dt.UTC).date()
     except ValueError:
-        msg = f"--before {text!r} is not a month YYYY-MM"
+        msg = f"{option} {text!r} is not a month YYYY-MM"
         raise AuditError(msg) from None
 
 
@@ -245,9 +245,12 @@ def _size(n: int) -> str:
     return f"{n / 1024:,.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):,.1f} MiB"
 
 
-def archive(store: ClickHouseStore, before: dt.date, directory: Path) -> int:
-    """Write every month before `before` to `directory`; print a line per month and a
-    summary. Refuses (AuditError) when `directory` holds any of those months already."""
+def archive(
+    store: ClickHouseStore, before: dt.date, directory: Path, since: dt.date | None = None
+) -> int:
+    """Write every month before `before` (and from `since`, when given) to `directory`; print a
+    line per month and a summary. Refuses (AuditError) when `directory` holds any of those
+    months already."""
     from sinks.audit_archive import file_name, months_before, read_manifest, write_manifest
 
     this_month = dt.datetime.now(dt.UTC).date().replace(day=1)
@@ -257,14 +260,16 @@ def archive(store: ClickHouseStore, before: dt.date, directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(directory)
     listed = {entry["month"] for entry in manifest["files"]}
-    months = months_before(store, before)
+    months = {m: n for m, n in months_before(store, before).items()
+              if since is None or m >= f"{since:%Y-%m}"}  # fmt: skip
     for month in months:
         if month in listed or (directory / file_name(month)).exists():
             msg = (f"{directory} already holds {month} ({file_name(month)}): not overwritten; "
                    "archive to another directory")  # fmt: skip
             raise AuditError(msg)
     if not months:
-        print(f"nothing to archive: audit_log has no rows before {before:%Y-%m}")
+        span = f"from {since:%Y-%m} " if since else ""
+        print(f"nothing to archive: audit_log has no rows {span}before {before:%Y-%m}")
         return 0
     from sinks.audit_archive import write_month
 
@@ -279,7 +284,8 @@ def archive(store: ClickHouseStore, before: dt.date, directory: Path) -> int:
         total_bytes += entry["bytes"]
         print(f"{month}: {entry['rows']:,} rows -> {directory / entry['file']} "
               f"({_size(entry['bytes'])}, sha256 {entry['sha256'][:16]}…)", flush=True)  # fmt: skip
-    print(f"archived {len(months)} months, {total_rows:,} rows, {_size(total_bytes)} to "
+    plural = "s" if len(months) != 1 else ""
+    print(f"archived {len(months)} month{plural}, {total_rows:,} rows, {_size(total_bytes)} to "
           f"{directory}; audit_log keeps them until its TTL removes them "
           "(BROKERFLOW_AUDIT_RETENTION_YEARS)")  # fmt: skip
     return 0
@@ -394,6 +400,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     a = actions.add_parser("archive", parents=[common], help="months before --before to Parquet")
     a.add_argument("--before", required=True, help="archive the months before this one, YYYY-MM")
     a.add_argument("--to", required=True, type=Path, dest="directory", help="archive directory")
+    a.add_argument(
+        "--from", dest="since", help="only the months from this one, YYYY-MM (a monthly job)"
+    )
     r = actions.add_parser("restore", parents=[common], help="an archive back into audit_log")
     r.add_argument("directory", type=Path)
     v = actions.add_parser(
@@ -441,7 +450,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             if action == "archive":
                 assert before is not None
-                return archive(store, before, args.directory)
+                since = _month(args.since, "--from") if args.since else None
+                return archive(store, before, args.directory, since)
             return restore(store, args.directory, _settings(args).pseudonym_dsn)
         finally:
             store.close()

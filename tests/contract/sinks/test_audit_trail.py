@@ -142,6 +142,13 @@ def test_archive_refuses_a_month_the_directory_already_holds(
     ]
     assert (archive / "audit_log-2024-03.parquet").read_bytes() == first
     assert not (archive / "audit_log-2024-04.parquet").exists()  # refused before writing any
+    # The monthly job: the next month only, to the same directory.
+    code, out, _ = audit(
+        capsys, "archive", "--from", "2024-04", "--before", "2024-05", "--to", str(archive)
+    )
+    assert code == 0 and "archived 1 month, 3 rows" in out
+    code, out, _ = audit(capsys, "verify", str(archive))
+    assert code == 0 and "2 files, 9 rows verified" in out
     code, _, err = audit(capsys, "archive", "--before", "2024-13", "--to", str(archive))
     assert (code, err) == (2, "brokerflow: error: --before '2024-13' is not a month YYYY-MM\n")
 
