@@ -51,7 +51,9 @@ def test_a_message_after_the_quiet_is_returned_by_the_read_that_waited(quiet_exc
         snapshots = _read_until(part, lambda lines: len(lines) >= 2)
         assert [b"\x0135=W\x01" in m for m in snapshots] == [True, True]
         # Quiet for QUIET_AFTER_S: the next read waits. A trade comes meanwhile.
-        time.sleep(live.QUIET_AFTER_S + 0.2)
+        deadline = time.monotonic() + 10
+        while not part._doorbell.quiet() and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.05)
         trade = [(268, b"1"), (279, b"0"), (269, b"2"), (55, b"AAPL"), (270, b"190.5"),
                  (271, b"100")]  # fmt: skip
         threading.Timer(0.3, quiet_exchange.inject, (b"X", trade)).start()
