@@ -157,12 +157,15 @@ async def serve(
 
 
 async def _serve_until_terminated(config: EdgeConfig, reuse_port: bool) -> None:
-    # SIGTERM cancels the server like Ctrl-C does. A Python-level handler that raises
+    # SIGTERM and Ctrl-C cancel the server. A Python-level handler that raises
     # KeyboardInterrupt lands in whatever code runs at that moment: inside picows' auto-ping
     # task it was caught and logged ("Auto-ping loop failed"), and the process served on.
     main = asyncio.current_task()
     assert main is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # a worker leaves Ctrl-C to the first
+            loop.add_signal_handler(signum, main.cancel)
     try:
         await serve(config, reuse_port=reuse_port)
     except asyncio.CancelledError:
