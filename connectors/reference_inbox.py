@@ -10,7 +10,10 @@ gateway's `--config` TOML (write the file elsewhere, or under another suffix, an
     account,amount,movement_id                                 cash movements: signed amounts,
         each id applied once however often delivered
 
-A file is validated whole first. On a bad row it is refused whole: moved to `rejected/` with
+A file is validated whole first, and, when the gateway is given the ledger's PostgreSQL
+(`BROKERFLOW_POSTGRES_DSN`), checked against it: a movement of an account neither the ledger nor
+a file accepted before opened, or a movement id booked already for another account or amount.
+On a bad row it is refused whole: moved to `rejected/` with
 `NAME.reason` ("line N: why") and one log line, nothing of it published. Otherwise each row
 becomes a 35=UA or 35=UC line (`connectors.fix.reference`, TransactTime the time the gateway
 took the file) that the gateway sequences among the FIX messages and publishes like them; once
@@ -29,11 +32,13 @@ import queue
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from connectors.fix.reference import (
     account_changed_message,
@@ -106,9 +111,32 @@ def _number(row: dict[str, str], column: str, line: int) -> Decimal:
         raise InboxFileError(line, f"{column} {value!r} is not a number") from None
 
 
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One row of a drop file: its line, what the checks against the ledger need, and the FIX
+    line (with its newline) it becomes."""
+
+    line: int
+    account: str
+    opens: bool  # a 35=UA: the account exists from this row on
+    movement_id: str | None
+    amount: Decimal | None
+    message: bytes
+
+
+Lookup = Callable[[list[str], list[str]], tuple[set[str], dict[str, tuple[str, Decimal]]]]
+"""(accounts, movement ids) -> (the accounts the ledger knows, the movements it booked by id:
+(account, amount))."""
+
+
 def convert_file(data: bytes, ts_event: int) -> list[bytes]:
-    """The FIX lines (with newlines) of a drop file's rows, all valid; InboxFileError on the
-    first bad row (line numbers count the header as line 1)."""
+    """The FIX lines (with newlines) of a drop file's rows, all valid (`read_file`)."""
+    return [row.message for row in read_file(data, ts_event)]
+
+
+def read_file(data: bytes, ts_event: int) -> list[InboxRow]:
+    """The rows of a drop file, all valid; InboxFileError on the first bad row (line numbers
+    count the header as line 1)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -126,23 +154,68 @@ def convert_file(data: bytes, ts_event: int) -> list[bytes]:
             f"header {','.join(header) or '(none)'}: expected {','.join(ACCOUNT_COLUMNS)}"
             f"[,{','.join(MARGIN_COLUMNS)}] or {','.join(CASH_COLUMNS)}",
         )
-    lines: list[bytes] = []
+    rows: list[InboxRow] = []
     seen: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
         if None in row or any(v is None for v in row.values()):
             raise InboxFileError(line, f"{len(header)} columns expected")
-        key, message = make(row, line, ts_event)
+        key, parsed = make(row, line, ts_event)
         if key in seen:
             raise InboxFileError(line, f"{key} is on line {seen[key]} too")
         seen[key] = line
-        lines.append(message + b"\n")
-    if not lines:
+        rows.append(parsed)
+    if not rows:
         raise InboxFileError(1, "no rows")
-    return lines
+    return rows
 
 
-def _account_line(row: dict[str, str], line: int, ts_event: int) -> tuple[str, bytes]:
+def check_known(rows: list[InboxRow], lookup: Lookup, opened: set[str]) -> None:
+    """Refuse (InboxFileError) a cash movement of an account neither the ledger nor an
+    accepted file (`opened`) knows, and a movement id the ledger booked for another account or
+    amount. A movement booked with the same account and amount is a re-delivery (a gateway
+    that stopped before it moved the file to done/): published again, changing nothing."""
+    accounts = sorted({r.account for r in rows if not r.opens and r.account not in opened})
+    ids = [r.movement_id for r in rows if r.movement_id is not None]
+    if not accounts and not ids:
+        return
+    known, booked = lookup(accounts, ids)
+    for r in rows:
+        if not r.opens and r.account not in opened and r.account not in known:
+            raise InboxFileError(r.line, f"account {r.account!r} is not a known account")
+        was = booked.get(r.movement_id or "")
+        if was is not None and was != (r.account, r.amount):
+            raise InboxFileError(
+                r.line,
+                f"movement_id {r.movement_id} was booked already, for account {was[0]!r}, "
+                f"amount {was[1]}",
+            )
+
+
+def postgres_lookup(dsn: str) -> Lookup:
+    """The `Lookup` of the ledger in PostgreSQL (one connection per file checked)."""
+
+    def lookup(
+        accounts: list[str], movement_ids: list[str]
+    ) -> tuple[set[str], dict[str, tuple[str, Decimal]]]:
+        with psycopg.connect(dsn) as conn:
+            known = {
+                a for (a,) in conn.execute(
+                    "SELECT account FROM accounts WHERE account = ANY(%s)", (accounts,)
+                )
+            }  # fmt: skip
+            booked = {
+                m: (a, amount) for m, a, amount in conn.execute(
+                    "SELECT movement_id, account, amount FROM cash_movements "
+                    "WHERE movement_id = ANY(%s)", (movement_ids,),
+                )
+            }  # fmt: skip
+        return known, booked
+
+    return lookup
+
+
+def _account_line(row: dict[str, str], line: int, ts_event: int) -> tuple[str, InboxRow]:
     account, owner = _text(row, "account", line), _text(row, "owner", line)
     cash = _number(row, "cash", line)
     initial = maintenance = None
@@ -154,16 +227,19 @@ def _account_line(row: dict[str, str], line: int, ts_event: int) -> tuple[str, b
         except FieldError as exc:
             raise InboxFileError(line, exc.reason) from None
     message = account_changed_message(account, owner, ts_event, initial, maintenance, cash)
-    return f"account {account}", message
+    return f"account {account}", InboxRow(line, account, True, None, None, message + b"\n")
 
 
-def _cash_line(row: dict[str, str], line: int, ts_event: int) -> tuple[str, bytes]:
+def _cash_line(row: dict[str, str], line: int, ts_event: int) -> tuple[str, InboxRow]:
     account = _text(row, "account", line)
     amount = _number(row, "amount", line)
     if not amount:
         raise InboxFileError(line, "amount is 0")
     movement_id = _text(row, "movement_id", line)
-    return f"movement_id {movement_id}", cash_moved_message(account, amount, movement_id, ts_event)
+    message = cash_moved_message(account, amount, movement_id, ts_event) + b"\n"
+    return f"movement_id {movement_id}", InboxRow(
+        line, account, False, movement_id, amount, message
+    )
 
 
 _END = object()
@@ -177,12 +253,14 @@ class InboxInput:
 
     inner: Any
     inbox: Path
+    lookup: Lookup | None = None  # None: no checks against the ledger (its dead letters remain)
     poll_s: float = 1.0
 
     def __post_init__(self) -> None:
         (self.inbox / DONE).mkdir(exist_ok=True)
         (self.inbox / REJECTED).mkdir(exist_ok=True)
         self._files: dict[int, Path] = {}
+        self._opened: set[str] = set()  # accounts of the files accepted by this gateway
 
     def chunks(self) -> Iterator[RawChunk]:
         # The inner input may block (a quiet FIX session): read on a thread, so that the
@@ -218,13 +296,19 @@ class InboxInput:
         """One chunk per good `*.csv` file of the folder, in name order; bad ones refused."""
         for path in sorted(self.inbox.glob("*.csv")):
             try:
-                lines = convert_file(path.read_bytes(), time.time_ns())
+                rows = read_file(path.read_bytes(), time.time_ns())
+                if self.lookup is not None:
+                    check_known(rows, self.lookup, self._opened)
             except InboxFileError as exc:
                 self._reject(path, exc)
                 continue
-            except OSError:
-                continue  # gone or unreadable now: looked at again next time
-            chunk = RawChunk(f"inbox:{path.name}", 1, lines)
+            except (OSError, psycopg.Error) as exc:
+                # gone, unreadable, or the ledger unreachable now: looked at again next time
+                fields = {"file": path.name, "error": f"{type(exc).__name__}: {exc}"}
+                log.warning("reference_file_deferred", extra={"fields": fields})
+                continue
+            self._opened.update(r.account for r in rows if r.opens)
+            chunk = RawChunk(f"inbox:{path.name}", 1, [r.message for r in rows])
             self._files[id(chunk)] = path
             yield chunk
 

@@ -45,7 +45,7 @@ from connectors.kafka import (
     symbol_partition,
 )
 from connectors.raw import RawChunk
-from connectors.reference_inbox import InboxInput, load_reference_inbox
+from connectors.reference_inbox import InboxInput, load_reference_inbox, postgres_lookup
 from domain.errors import ConfigError
 from domain.sharding import used_partitions
 from sinks.kafka import CheckedProducer
@@ -290,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
             serve_metrics(settings.metrics_port, FlowStats())
     inbox = load_reference_inbox(args.config) if args.config else None
     if inbox is not None:  # the back office's reference changes, among the FIX messages
-        source = InboxInput(source, inbox)
+        dsn = settings.postgres_dsn  # unset: no checks against the ledger (it dead-letters)
+        source = InboxInput(source, inbox, postgres_lookup(dsn) if dsn else None)
     with stop_on_signals(stop):  # Ctrl-C, SIGTERM: stop reading, flush, then summarise
         stats = run_gateway(
             settings,

@@ -15,7 +15,7 @@ import psycopg
 from brokerflow.cli import main
 from brokerflow.commands.gateway import FileInput, run_gateway
 from brokerflow.commands.run import run_kafka
-from connectors.reference_inbox import InboxInput
+from connectors.reference_inbox import InboxInput, postgres_lookup
 from tests.flows.test_executions_flow import load
 from tests.flows.test_quotes_flow import write_file
 from tests.flows.test_reference_changes import fill
@@ -96,3 +96,39 @@ def test_an_inbox_that_is_not_a_folder_is_a_one_line_error(tmp_path: Path, capsy
     assert main(["gateway", str(day), "--config", str(config), "--quiet"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a folder" in err[0]
+
+
+def test_files_are_checked_against_the_ledger_before_anything_is_published(
+    settings_factory, tmp_path, monkeypatch
+) -> None:
+    settings = settings_factory()
+    (tmp_path / "accounts.csv").write_text("account,owner,cash\nACC1,alice,1000\n")
+    load(settings, "accounts", tmp_path / "accounts.csv", monkeypatch)
+    with psycopg.connect(settings.postgres_dsn) as conn:  # a movement the ledger booked
+        conn.execute(
+            "INSERT INTO cash_movements (movement_id, account, amount, event_time, ts_event) "
+            "VALUES ('M-1', 'ACC1', 100, now(), 0)"
+        )
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    files = {
+        "1-open.csv": "account,owner,cash\nNEW9,nina,0\n",
+        # NEW9 is opened by the file before; M-1 again as booked: a re-delivery, published
+        "2-cash.csv": "account,amount,movement_id\nNEW9,50,M-2\nACC1,100,M-1\n",
+        "3-ghost.csv": "account,amount,movement_id\nACC1,10,M-3\nGHOST,5,M-4\n",
+        "4-reuse.csv": "account,amount,movement_id\nACC1,999,M-1\n",
+    }
+    for name, text in files.items():
+        (inbox / name).write_text(text)
+
+    chunks = list(InboxInput([], inbox, postgres_lookup(settings.postgres_dsn)).scan())
+    assert [(c.source, len(c.lines)) for c in chunks] == [
+        ("inbox:1-open.csv", 1),
+        ("inbox:2-cash.csv", 2),
+    ]
+    reasons = {p.name: p.read_text() for p in (inbox / "rejected").glob("*.reason")}
+    assert reasons == {
+        "3-ghost.csv.reason": "line 3: account 'GHOST' is not a known account\n",
+        "4-reuse.csv.reason": "line 2: movement_id M-1 was booked already, for account 'ACC1', "
+        "amount 100\n",
+    }
