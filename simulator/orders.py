@@ -75,6 +75,8 @@ from simulator.market import (
 
 BROKER_COMP_ID = "BROKER"
 CLIENT_SESSIONS = ("WEB", "MOBILE", "API")
+REFERENCE_INTERVAL_S = 10.0  # mean event time between two reference changes (the option's)
+_P_NEW_ACCOUNT = 0.3  # of a reference change: an account opened, else a cash movement
 #: Default order rate: a 10-minute file has about 3,000 orders, whatever the symbol count.
 DEFAULT_ORDERS_PER_MINUTE = 300.0
 DEFAULT_ACCOUNTS = 500
@@ -217,6 +219,7 @@ class OrderFlowSimulator:
         accounts: int = DEFAULT_ACCOUNTS,
         orders_per_minute: float = DEFAULT_ORDERS_PER_MINUTE,
         fills_only: bool = False,
+        reference_changes: bool = False,
     ) -> None:
         """Set up the accounts and their opening positions; nothing is generated yet.
 
@@ -229,6 +232,10 @@ class OrderFlowSimulator:
             fills_only: emit only the execution reports (35=8): no market data and no client
                 messages; mostly market and marketable orders, no cancels or replaces. For
                 ledger benchmarks.
+            reference_changes: also emit the back office's changes during the day (issue
+                20, docs/reference-data.md): accounts opened (35=UA), which then trade, and
+                deposits and withdrawals (35=UC), about one per `REFERENCE_INTERVAL_S` of event
+                time. Off, the output is byte for byte what it was without the option.
 
         Raises:
             ValueError: if an argument is out of range or ``market`` has already started.
@@ -252,7 +259,7 @@ class OrderFlowSimulator:
         self._symbol_idx = {s: i for i, s in enumerate(self._symbols)}
         day = datetime.fromtimestamp(market.start_ns // _NS_PER_S, tz=UTC).strftime("%Y%m%d")
         self._id_prefix = f"{day}{'B' if fills_only else 'S'}{self.seed}-".encode()
-        self._counters = {b"C": 0, b"O": 0, b"E": 0, b"T": 0}
+        self._counters = {b"C": 0, b"O": 0, b"E": 0, b"T": 0, b"M": 0}
         self._seq: dict[tuple[bytes, bytes], int] = {}
         self._sessions = [s.encode() for s in CLIENT_SESSIONS]
         self._broker = BROKER_COMP_ID.encode()
@@ -274,6 +281,10 @@ class OrderFlowSimulator:
         self.fills_emitted = 0
         self.messages_emitted = 0
         self._schedule(market.start_ns + self._interarrival_ns(), self._on_arrival)
+        self.reference_changes = 0
+        if reference_changes:  # their own random stream: the option alone decides them
+            self._reference_rng = random.Random(f"brokerflow-reference:{self.seed}")
+            self._schedule(market.start_ns + self._reference_interval_ns(), self._on_reference)
 
     # ---------------------------------------------------------------- set-up
 
@@ -306,6 +317,59 @@ class OrderFlowSimulator:
                 )
             out.append(account)
         return out
+
+    def _reference_interval_ns(self) -> int:
+        rate = 1.0 / REFERENCE_INTERVAL_S
+        return max(1, int(self._reference_rng.expovariate(rate) * _NS_PER_S))
+
+    def _on_reference(self, ns: int) -> bytes | None:
+        """An account opened, or cash deposited or withdrawn (never below what working buys
+        hold, so the day's orders stay affordable)."""
+        rng = self._reference_rng
+        self._schedule(ns + self._reference_interval_ns(), self._on_reference)
+        if rng.random() < _P_NEW_ACCOUNT:
+            owners = sorted({a.owner for a in self._accounts})
+            # an owner with accounts already, sometimes: wash detection across them
+            owner = owners[rng.randrange(len(owners))] if rng.random() < 0.3 else (
+                f"OWN{len(owners) + 1:04d}")  # fmt: skip
+            account = _Account(
+                account=b"ACC%05d" % (len(self._accounts) + 1),
+                owner=owner,
+                session=rng.randrange(len(CLIENT_SESSIONS)),
+                cash=round(2.0 ** rng.uniform(14.3, 18.0)) * 100,
+            )
+            self._accounts.append(account)
+            body = [(b"1", account.account), (b"5001", owner.encode()),
+                    (b"5004", str(_cents(account.cash)).encode())]  # fmt: skip
+            return self._back_office(b"UA", ns, body)
+        account = self._accounts[rng.randrange(len(self._accounts))]
+        free = account.cash - account.reserved_cash
+        if rng.random() < 0.5 or free < 200:
+            amount = rng.randint(10, 500) * 100 * 100  # 1,000 .. 50,000
+        else:
+            amount = -rng.randint(1, free // 2)
+        account.cash += amount
+        body = [(b"1", account.account), (b"5010", str(_cents(amount)).encode()),
+                (b"5011", self._next_id(b"M"))]  # fmt: skip
+        return self._back_office(b"UC", ns, body)
+
+    def _back_office(self, msg_type: bytes, ns: int, body: list[tuple[bytes, bytes]]) -> bytes:
+        """A reference change from the back office (`connectors.fix.reference`'s tags)."""
+        key = (b"BACKOFFICE", self._broker)
+        seq = self._seq.get(key, 0) + 1
+        self._seq[key] = seq
+        stamp = self._clock.timestamp(ns // _NS_PER_MS)
+        msg = simplefix.FixMessage()
+        append = msg.append_pair
+        for tag, value in [(b"8", b"FIX.4.4"), (b"35", msg_type), (b"49", key[0]),
+                           (b"56", key[1]), (b"34", b"%d" % seq), (b"52", stamp), *body,
+                           (b"60", stamp)]:  # fmt: skip
+            append(tag, value)
+        self.messages_emitted += 1
+        self.reference_changes += 1
+        key_type = msg_type.decode()
+        self.by_type[key_type] = self.by_type.get(key_type, 0) + 1
+        return msg.encode()
 
     def _interarrival_ns(self) -> int:
         return max(1, int(self._rng.expovariate(self.orders_per_minute / 60.0) * _NS_PER_S))

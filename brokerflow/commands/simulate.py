@@ -149,6 +149,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         metavar="FILE.csv",
         help="opening positions CSV (default: --out with .positions.csv)",
     )
+    orders.add_argument(
+        "--reference-changes",
+        action="store_const",
+        const=True,
+        default=None,
+        help="also the back office's changes during the day: accounts opened (35=UA), which "
+        "then trade, and deposits and withdrawals (35=UC); docs/reference-data.md",
+    )
     add_status_options(p)
     p.error = _one_line_error(p.prog)  # type: ignore[method-assign]
     p.set_defaults(func=run)
@@ -252,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
         "--accounts": args.accounts,
         "--accounts-out": args.accounts_out,
         "--positions-out": args.positions_out,
+        "--reference-changes": args.reference_changes,
     }
     given = [name for name, value in order_options.items() if value is not None]
     if given and not args.orders:
@@ -280,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
             market,
             accounts=args.accounts or DEFAULT_ACCOUNTS,
             orders_per_minute=args.orders_per_minute or DEFAULT_ORDERS_PER_MINUTE,
+            reference_changes=bool(args.reference_changes),
         )
         sim.accounts_csv(accounts_out)
         sim.positions_csv(positions_out)

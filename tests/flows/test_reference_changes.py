@@ -227,3 +227,43 @@ def test_a_late_copy_of_an_older_change_does_not_undo_a_newer_one(tmp_path, sett
     assert query(settings.postgres_dsn, "SELECT owner, cash, initial_margin FROM accounts") == [
         ("carl", 1000, Decimal("0.4"))
     ]
+
+
+# -- a simulated day with the back office's changes -------------------------------------------
+
+
+def test_a_simulated_day_with_openings_and_movements_books_as_the_simulator_expects(
+    tmp_path, settings, monkeypatch
+):
+    from simulator.market import MarketSimulator
+    from simulator.orders import OrderFlowSimulator, round_avg
+
+    sim = OrderFlowSimulator(MarketSimulator(symbols=4, seed=11), accounts=12,
+                             orders_per_minute=900, reference_changes=True)  # fmt: skip
+    path = tmp_path / "day.fix"
+    sim.write_file(path, minutes=2)
+    sim.accounts_csv(tmp_path / "accounts.csv")
+    sim.positions_csv(tmp_path / "positions.csv")
+    load(settings, "accounts", tmp_path / "accounts.csv", monkeypatch)
+    load(settings, "positions", tmp_path / "positions.csv", monkeypatch)
+    assert sim.by_type.get("UA") and sim.by_type.get("UC")
+    opened = set(sim.accounts) - {f"ACC{n:05d}" for n in range(1, 13)}
+
+    summary = replay([path], settings, progress=False).as_dict()
+
+    dsn = settings.postgres_dsn
+    expected = sim.expected_ledger()
+    assert dict(query(dsn, "SELECT account, cash FROM accounts")) == {
+        a: e.cash for a, e in expected.items()
+    }
+    holdings = query(dsn, "SELECT account, symbol, quantity, avg_price FROM holdings "
+                          "WHERE quantity <> 0")  # fmt: skip
+    assert {(a, s): (q, round_avg(p)) for a, s, q, p in holdings} == {
+        (a, s): (q, avg) for a, e in expected.items() for s, (q, avg) in e.holdings.items()
+    }
+    assert summary["dead_letters"] == 0
+    # the accounts opened during the day traded, and margin watches them
+    traded = {a for (a,) in query(dsn, "SELECT DISTINCT account FROM executions")}
+    assert opened & traded
+    margin = {a for (a,) in query(dsn, "SELECT account FROM account_margin")}
+    assert opened & traded <= margin
