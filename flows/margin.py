@@ -8,9 +8,11 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      event time per symbol (leading edge; the latest at the interval's end,
                      when event time passes it) and only when the mark changed; every account
                      shard ("a{n}") gets every mark, and the fills (35=8 ExecType F with
-                     Account) of its own accounts, each at its place among the marks
+                     Account) and reference changes (35=UA/UC, docs/reference-data.md) of its
+                     own accounts, each at its place among the marks
     margin_accounts  per account shard: the accounts in a `domain.margin_book.MarginBook`
-                     (opening state read before the run, then fills). A fill is judged at
+                     (opening state read before the run, then fills, cash movements and the
+                     accounts opened during the day). A fill or a movement is judged at
                      once. Marks are applied as they come and judged per window of
                      `margin_mark_ms` of event time (aligned to multiples of it): when event
                      time passes the window's end, one float screen of every account of the
@@ -249,11 +251,6 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
                     mark.changed_ns = ts
                     if not mark.pending:  # else the interval's end publishes the latest value
                         self._changed(event.symbol, mark, ts, marks, seq)
-                elif kind is AccountChanged or kind is CashMoved:
-                    # to its account's shard at its place, as a fill (issue 20); it does not
-                    # move the shard's clock (a back office's time is not the market's)
-                    n = shard_of(event.account, self.shards)
-                    fills.setdefault(n, []).append((seq, event))
                 elif kind is ExecutionReport:
                     if event.exec_type != "F" or not event.account or not event.last_qty:
                         continue
@@ -268,6 +265,11 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
                         fills[n] = [(seq, event)]
                     else:
                         shard.append((seq, event))
+                elif kind is AccountChanged or kind is CashMoved:
+                    # to its account's shard at its place, as a fill (issue 20); it does not
+                    # move the shard's clock (a back office's time is not the market's)
+                    n = shard_of(event.account, self.shards)
+                    fills.setdefault(n, []).append((seq, event))
         if statuses:  # every account shard gets them, among the marks
             marks = list(heapq.merge(statuses, marks, key=_seq_of))
         progress = values[-1].progress
