@@ -169,7 +169,7 @@ class SessionState:
         """Start the Logout handshake (the connection closes on the answer or a timeout)."""
         if self.closed or self.sent_logout:
             return
-        self._send_logout(text.encode(), now)
+        self._send_logout(text.encode(), now, level=logging.INFO)  # asked for: an orderly stop
 
     def on_frame(self, frame: Frame, now: float) -> None:
         """Handle one received frame."""
@@ -494,7 +494,7 @@ class SessionState:
         text = (msg.get(58) or b"").decode(errors="replace")
         if not self.sent_logout:
             said = f" ({text})" if text else ""
-            self._send_logout(b"", now, f"answering the peer's Logout{said}")
+            self._send_logout(b"", now, f"answering the peer's Logout{said}", logging.INFO)
             reason = f"Logout by the peer{said}"
         else:
             reason = "Logout handshake complete"
@@ -536,11 +536,15 @@ class SessionState:
                     self._label, msg.seq, msg.msg_type.decode(errors="replace"))
         self.send(b"j", body, now=now)
 
-    def _send_logout(self, text: bytes, now: float, why: str = "") -> None:
+    def _send_logout(
+        self, text: bytes, now: float, why: str = "", level: int = logging.WARNING
+    ) -> None:
+        """Send a Logout; a warning unless it is the orderly end of the session (asked for by
+        us, or answering the peer's)."""
         if self.closed:
             return
-        log.warning("%s: sending Logout: %s", self._label,
-                    why or text.decode(errors="replace") or "answering the peer's Logout")
+        log.log(level, "%s: sending Logout: %s", self._label,
+                why or text.decode(errors="replace") or "answering the peer's Logout")
         self.send(b"5", [(58, text)] if text else (), now=now)
         self.sent_logout = True
         self.logout_sent_at = now
