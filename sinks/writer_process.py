@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing import resource_tracker
@@ -146,7 +147,7 @@ class ProcessWriter(Generic[T]):
     ) -> None:
         self._count = count
         self._max_pending = max_pending
-        self._pending: list[int] = []  # sizes of the batches sent and not yet answered
+        self._pending: deque[int] = deque()  # sizes of the batches sent and not yet answered
         self._pending_items = 0
         self._error: WriterProcessError | None = None
         self._reports = 0
@@ -229,7 +230,7 @@ class ProcessWriter(Generic[T]):
                 self._fail(f"the writer process {self._name} died (exit code {process.exitcode})")
                 return
             for _ in range(taken):
-                self._pending_items -= self._pending.pop(0)
+                self._pending_items -= self._pending.popleft()
             if self._count is not None:
                 for name, n in counts.items():
                     self._count(name, n)
