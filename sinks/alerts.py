@@ -250,4 +250,6 @@ class AlertSink(FixedPartitionedSink[list[Alert], None]):
         writer = self.writer(*self._args)
         writer.connect()
         name = f"{step_id}.{for_part}"
-        return BackgroundPartition(writer.write, writer.close, name, 10_000, self._recovery)
+        return BackgroundPartition.threaded(
+            writer.write, writer.close, name, 10_000, self._recovery
+        )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from bytewax.outputs import StatefulSinkPartition
 
@@ -160,15 +160,22 @@ class BackgroundWriter(Generic[T]):
                 self._cond.notify_all()
 
 
+class OrderedWriter(Protocol[T]):
+    """What a `BackgroundPartition` hands its batches to: `BackgroundWriter` (a thread) or
+    `sinks.writer_process.ProcessWriter` (a process), with the same guarantees (above)."""
+
+    def submit(self, items: list[T]) -> None: ...
+    def drain(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class BackgroundPartition(StatefulSinkPartition[list[T], None]):
-    """A sink partition whose batches are written by a `BackgroundWriter`, in order, and
-    drained at each epoch's snapshot (so the epoch's writes are done before it commits).
+    """A sink partition whose batches an `OrderedWriter` writes, in order, drained at each
+    epoch's snapshot (so the epoch's writes are done before it commits).
 
     Args:
-        write: `write(items)` writes one joined batch (with its own retries) or raises.
-        close: closes the store connections, after the writer thread has stopped.
-        name: the writer thread's name.
-        max_items: at most this many items are joined into one write.
+        writer: writes the batches, in order (`BackgroundPartition.threaded` makes one thread).
+        close: closes the store connections, after the writer has stopped.
         recovery: the run snapshots for recovery. Without, nothing is committed at an epoch's
             end and nobody resumes from it: the snapshot does not wait for the writes (they
             are still written in order, and `close` waits for all of them).
@@ -176,15 +183,26 @@ class BackgroundPartition(StatefulSinkPartition[list[T], None]):
 
     def __init__(
         self,
+        writer: OrderedWriter[T],
+        close: Callable[[], object] = lambda: None,
+        recovery: bool = True,
+    ) -> None:
+        self._background = writer
+        self._close = close
+        self._recovery = recovery
+
+    @classmethod
+    def threaded(
+        cls,
         write: Callable[[list[T]], object],
         close: Callable[[], object],
         name: str,
         max_items: int,
         recovery: bool = True,
-    ) -> None:
-        self._close = close
-        self._recovery = recovery
-        self._background: BackgroundWriter[T] = BackgroundWriter(write, name, max_items=max_items)
+    ) -> BackgroundPartition[T]:
+        """A partition whose `write(items)` (one joined batch, with its own retries, or raise)
+        runs on a `BackgroundWriter` thread named `name`, at most `max_items` per write."""
+        return cls(BackgroundWriter(write, name, max_items=max_items), close, recovery)
 
     def write_batch(self, values: list[list[T]]) -> None:
         items = [item for chunk in values for item in chunk]

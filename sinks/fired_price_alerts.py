@@ -39,10 +39,11 @@ import redis
 
 from domain.price_alerts import ALERT_KIND, PriceAlertHit
 from sinks.alerts import AlertSink, insert_notices, write_alert_entries_redis
+from sinks.background import BackgroundPartition
 from sinks.postgres import PgBatchWriter
 from sinks.price_alerts import mark_fired, not_deleted
 from sinks.retry import RetryPolicy, retry_policy_call
-from sinks.writer_process import ProcessPartition, ProcessWriter
+from sinks.writer_process import ProcessWriter
 
 FIRED_PARTITION = "price_alerts"
 Counter = Callable[[str, int], None]
@@ -117,11 +118,11 @@ class FiredPriceAlertSink(AlertSink):
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: None
-    ) -> ProcessPartition[PriceAlertHit]:
+    ) -> BackgroundPartition[PriceAlertHit]:
         """The partition; its writer process starts with the first fired alert."""
         dsn, redis_url, maxlen, count, policy = self._args
         make = functools.partial(FiredPriceAlertWriter, dsn, redis_url, maxlen, policy=policy)
         writer: ProcessWriter[PriceAlertHit] = ProcessWriter(
             make, f"{step_id}.{for_part}", count, max_items=10_000
         )
-        return ProcessPartition(writer, self._recovery)
+        return BackgroundPartition(writer, recovery=self._recovery)

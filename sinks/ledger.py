@@ -1330,7 +1330,7 @@ class PipelinedLedgerSink(FixedPartitionedSink[list[LedgerEvent], None]):
         writer, close = _ledger_writer(
             self._dsn, step_id, self._count, self._policy, self._redis_url
         )
-        return BackgroundPartition(
+        return BackgroundPartition.threaded(
             writer.write, close, f"{step_id}.{for_part}", self._max_events, self._recovery
         )
 

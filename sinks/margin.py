@@ -13,8 +13,9 @@ time.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -22,7 +23,6 @@ import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from psycopg import errors as pg_errors
 
-from domain.errors import BrokerflowError
 from domain.pickling import tuple_pickled
 from domain.positions import NS_PER_MS, margin_doc
 from sinks.background import BackgroundPartition
@@ -153,36 +153,48 @@ def _latest(rows: Sequence[MarginRow]) -> dict[str, MarginRow]:
     return latest
 
 
-ACCOUNT_WAIT_S = 30.0
-"""How long the rows of an account opened during the day (35=UA) wait for the ledger to
-commit its `accounts` row (their foreign key), in the margin writer's thread."""
+ACCOUNT_WAIT_S = 2.0
+"""How long a batch with rows of accounts opened during the day (35=UA) waits, in the margin
+writer's thread, for the ledger to commit their `accounts` rows (the rows' foreign key) before
+it writes the others and holds these for the next batch."""
+CLOSE_WAIT_S = 10.0
+"""How long the rows still held wait for their accounts when the sink closes."""
+
+log = logging.getLogger("brokerflow.flows")
 
 
 def write_margin_rows(
     conn: psycopg.Connection, rows: Sequence[MarginRow], account_wait_s: float = ACCOUNT_WAIT_S
-) -> int:
-    """Upsert the latest row per account in one transaction (never an older over a newer).
+) -> tuple[int, list[MarginRow]]:
+    """Upsert the latest row per account in one transaction (never an older over a newer);
+    return how many were written, and the rows held back.
 
     An account opened during the day is in the margin book from its 35=UA on, and may get a
-    row before the ledger (another writer) has committed the account: then the batch waits
-    for it, polling, at most `account_wait_s`, and raises naming the accounts still missing."""
+    row before the ledger (another writer) has committed the account: the batch then waits
+    for it, polling, at most `account_wait_s`; the rows of accounts still missing are held
+    back (returned), the others written."""
     latest = _latest(rows)
+    try:
+        return _upsert(conn, latest.values()), []
+    except pg_errors.ForeignKeyViolation:
+        missing = _await_accounts(conn, sorted(latest), account_wait_s)
+        held = [latest.pop(a) for a in missing]
+        return _upsert(conn, latest.values()), held
+
+
+def _upsert(conn: psycopg.Connection, rows: Iterable[MarginRow]) -> int:
     params = [
         (r.account, r.equity, r.gross_value, r.ratio, r.state, _time(r.event_ns),
          None if r.call_since_ns is None else _time(r.call_since_ns))
-        for r in sorted(latest.values(), key=lambda r: r.account)
+        for r in sorted(rows, key=lambda r: r.account)
     ]  # fmt: skip
-    try:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.executemany(_UPSERT, params)
-    except pg_errors.ForeignKeyViolation:
-        _await_accounts(conn, sorted(latest), account_wait_s)
-        with conn.transaction(), conn.cursor() as cur:
-            cur.executemany(_UPSERT, params)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_UPSERT, params)
     return len(params)
 
 
-def _await_accounts(conn: psycopg.Connection, accounts: list[str], wait_s: float) -> None:
+def _await_accounts(conn: psycopg.Connection, accounts: list[str], wait_s: float) -> list[str]:
+    """The accounts still not in `accounts` after polling for at most `wait_s`."""
     deadline = time.monotonic() + wait_s
     while True:
         found = {
@@ -191,19 +203,9 @@ def _await_accounts(conn: psycopg.Connection, accounts: list[str], wait_s: float
             )
         }  # fmt: skip
         missing = [a for a in accounts if a not in found]
-        if not missing:
-            return
-        if time.monotonic() >= deadline:
-            msg = (
-                f"account_margin rows for accounts the ledger has not opened after {wait_s:g} s: "
-                f"{', '.join(missing[:5])} (is the ledger flow running?)"
-            )
-            raise MarginRowError(msg)
+        if not missing or time.monotonic() >= deadline:
+            return missing
         time.sleep(0.02)
-
-
-class MarginRowError(BrokerflowError):
-    """Rows of accounts that the ledger never opened."""
 
 
 def margin_docs(rows: Sequence[MarginRow]) -> list[tuple[str, int, str]]:
@@ -253,13 +255,31 @@ class AccountMarginSink(FixedPartitionedSink[list[MarginRow], None]):
         redis_url = self._redis_url
         publisher = PositionsPublisher(redis_url, self._policy) if redis_url else None
 
+        held: list[MarginRow] = []  # rows of accounts the ledger has not committed yet
+        wait_s = [ACCOUNT_WAIT_S]
+
         def write(conn: psycopg.Connection, rows: Sequence[MarginRow]) -> int:
-            written = write_margin_rows(conn, rows)  # committed
+            rows = [*held, *rows]
+            written, still = write_margin_rows(conn, rows, wait_s[0])  # committed
+            held[:] = still
             if publisher is not None:
-                publisher.publish(MARGIN, margin_docs(rows))
+                left = {id(r) for r in still}
+                publisher.publish(MARGIN, margin_docs([r for r in rows if id(r) not in left]))
             return written
 
         def close() -> None:
+            if held:  # a last chance for them; then they are named and left out
+                wait_s[0] = CLOSE_WAIT_S
+                rows = list(held)
+                held.clear()
+                writer.write(rows)
+                if held:
+                    accounts = sorted({r.account for r in held})
+                    log.warning(
+                        "margin_rows_dropped",
+                        extra={"fields": {"accounts": accounts[:10], "rows": len(held),
+                                          "why": "the ledger never opened these accounts"}},
+                    )  # fmt: skip
             writer.close()
             if publisher is not None:
                 publisher.close()
@@ -267,4 +287,4 @@ class AccountMarginSink(FixedPartitionedSink[list[MarginRow], None]):
         writer: PgBatchWriter[MarginRow] = PgBatchWriter(self._dsn, write, self._policy)
         writer.connect()
         name = f"{step_id}.{for_part}"
-        return BackgroundPartition(writer.write, close, name, 20_000, self._recovery)
+        return BackgroundPartition.threaded(writer.write, close, name, 20_000, self._recovery)

@@ -106,6 +106,6 @@ class OrderStatusSink(FixedPartitionedSink[list[OrderFrame], None]):
         self, step_id: str, for_part: str, resume_state: None
     ) -> StatefulSinkPartition[list[OrderFrame], None]:
         writer = OrderStatusWriter(self._redis_url, policy=self._policy)
-        return BackgroundPartition(
+        return BackgroundPartition.threaded(
             writer.write, writer.close, f"{step_id}.{for_part}", 20_000, self._recovery
         )

@@ -36,7 +36,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Generic, Protocol, TypeVar
 
 from domain.errors import BrokerflowError
-from sinks.background import BackgroundPartition, report_failure
+from sinks.background import report_failure
 
 T = TypeVar("T")
 Counter = Callable[[str, int], None]
@@ -246,14 +246,3 @@ class ProcessWriter(Generic[T]):
         if self._error is not None:
             self._reports += 1
             raise self._error
-
-
-class ProcessPartition(BackgroundPartition[T]):
-    """A sink partition whose batches a `ProcessWriter` writes, in order, drained at each
-    epoch's snapshot when the run snapshots for recovery: `BackgroundPartition`, with the
-    writes in a process instead of a thread (the child closes its own stores)."""
-
-    def __init__(self, writer: ProcessWriter[T], recovery: bool = True) -> None:
-        self._background = writer  # type: ignore[assignment] - the same contract
-        self._close = lambda: None
-        self._recovery = recovery

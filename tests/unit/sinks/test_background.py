@@ -197,7 +197,7 @@ def test_partition_snapshot_waits_for_the_writes_only_when_the_run_recovers(
         gate.wait(5)
         written.extend(items)
 
-    part = BackgroundPartition(write, lambda: None, "test", 100, recovery)
+    part = BackgroundPartition.threaded(write, lambda: None, "test", 100, recovery)
     part.write_batch([[1, 2], [3]])
     waited = threading.Thread(target=part.snapshot)
     waited.start()

@@ -17,8 +17,8 @@ from bytewax.outputs import FixedPartitionedSink
 from bytewax.testing import TestingSource
 
 from brokerflow.runner import FlowStopped, run_dataflow
-from sinks.background import take_failures
-from sinks.writer_process import ProcessPartition, ProcessWriter, WriterProcessError
+from sinks.background import BackgroundPartition, take_failures
+from sinks.writer_process import ProcessWriter, WriterProcessError
 
 
 class LineWriter:
@@ -128,8 +128,8 @@ class _ProcessSink(FixedPartitionedSink[int, None]):
     def list_parts(self) -> list[str]:
         return ["p"]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> ProcessPartition:
-        return ProcessPartition(ProcessWriter(make(self.path, self.fail_on), step_id), True)
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> BackgroundPartition:
+        return BackgroundPartition(ProcessWriter(make(self.path, self.fail_on), step_id))
 
 
 @pytest.mark.parametrize("fail_on", [None, 3])
