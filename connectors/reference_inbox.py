@@ -275,22 +275,40 @@ class InboxInput:
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
                 pending.put(exc)
 
-        threading.Thread(target=pump, name="gateway-input", daemon=True).start()
+        thread = threading.Thread(target=pump, name="gateway-input", daemon=True)
+        thread.start()
         next_look = 0.0
-        while True:
-            now = time.monotonic()
-            if now >= next_look:
-                yield from self.scan()
-                next_look = time.monotonic() + self.poll_s
-            try:
-                item = pending.get(timeout=max(0.0, next_look - time.monotonic()))
-            except queue.Empty:
-                continue
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= next_look:
+                    yield from self.scan()
+                    next_look = time.monotonic() + self.poll_s
+                try:
+                    item = pending.get(timeout=max(0.0, next_look - time.monotonic()))
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if thread.is_alive():  # the gateway stopped early (an error): end the input too
+                self._stop_inner()
+                deadline = time.monotonic() + 5.0
+                while thread.is_alive() and time.monotonic() < deadline:
+                    try:
+                        pending.get(timeout=0.1)  # unblock the reader, let its input close
+                    except queue.Empty:
+                        pass
+
+    def _stop_inner(self) -> None:
+        stop = getattr(self.inner, "stop", None)
+        if isinstance(stop, threading.Event):  # FileInput
+            stop.set()
+        elif callable(stop):  # SessionFeed: logs the sessions out
+            stop()
 
     def scan(self) -> Iterator[RawChunk]:
         """One chunk per good `*.csv` file of the folder, in name order; bad ones refused."""

@@ -68,3 +68,21 @@ def test_a_chunk_mixing_fix_and_reference_lines_keeps_their_order() -> None:
         "ExecutionReport", "AccountChanged", "ExecutionReport"
     ]  # fmt: skip
     assert batch.lines == [0, 1, 2]
+
+
+def test_a_gateway_that_stops_early_ends_its_input_too(tmp_path) -> None:
+    import threading
+
+    from brokerflow.commands.gateway import FileInput
+    from connectors.reference_inbox import InboxInput
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    day = tmp_path / "day.fix"
+    day.write_bytes(b"8=FIX.4.4|9=5|35=0|10=000|\n" * 2000)
+    source = FileInput([day], chunk_bytes=64)
+    chunks = InboxInput(source, inbox).chunks()
+    assert next(chunks).lines
+    chunks.close()  # as when publishing fails
+    assert source.stop.is_set()
+    assert not [t for t in threading.enumerate() if t.name == "gateway-input"]
