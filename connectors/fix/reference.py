@@ -153,11 +153,9 @@ def parse_cash_moved(msg: FixMessage, source: str = "", raw: bytes = b"") -> Cas
 
 
 def _frame(fields: list[tuple[int, str]], begin_string: str = "FIX.4.4") -> bytes:
-    body = "".join(f"{tag}={value}|" for tag, value in fields).encode()
-    head = f"8={begin_string}|9={len(body)}|".encode()
-    message = head + body
-    checksum = sum(message.replace(b"|", b"\x01")) % 256
-    return message + b"10=%03d|" % checksum
+    body = "".join(f"{tag}={value}\x01" for tag, value in fields).encode()
+    message = f"8={begin_string}\x019={len(body)}\x01".encode() + body
+    return message + b"10=%03d\x01" % (sum(message) % 256)
 
 
 def _header(msg_type: str, ts_event: int, sender: str, seq: int) -> list[tuple[int, str]]:
@@ -175,7 +173,7 @@ def account_changed_message(
     sender: str = "BACKOFFICE",
     seq: int = 1,
 ) -> bytes:
-    """A 35=UA log line (`|`-delimited, no newline) with TransactTime (60) `ts_event`."""
+    """A 35=UA message (SOH-delimited, no newline) with TransactTime (60) `ts_event`."""
     fields = [*_header(ACCOUNT_CHANGED, ts_event, sender, seq), (ACCOUNT, account),
               (ACCOUNT_OWNER, owner)]  # fmt: skip
     if initial_margin is not None:
@@ -196,7 +194,7 @@ def cash_moved_message(
     sender: str = "BACKOFFICE",
     seq: int = 1,
 ) -> bytes:
-    """A 35=UC log line (`|`-delimited, no newline) with TransactTime (60) `ts_event`."""
+    """A 35=UC message (SOH-delimited, no newline) with TransactTime (60) `ts_event`."""
     fields = [*_header(CASH_MOVED, ts_event, sender, seq), (ACCOUNT, account),
               (CASH_AMOUNT, str(amount)), (CASH_MOVEMENT_ID, movement_id),
               (TRANSACT_TIME, format_utc_timestamp(ts_event))]  # fmt: skip

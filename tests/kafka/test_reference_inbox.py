@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,8 +19,10 @@ from brokerflow.commands.gateway import FileInput, run_gateway
 from brokerflow.commands.run import run_kafka
 from connectors.reference_inbox import InboxInput, postgres_lookup
 from tests.flows.test_executions_flow import load
+from tests.flows.test_live_run import _config, exchange  # noqa: F401 - a fixture
 from tests.flows.test_quotes_flow import write_file
 from tests.flows.test_reference_changes import fill
+from tests.kafka.test_gateway_sessions import gateway, msg_type, read_topic
 
 
 def query(dsn: str, sql: str) -> list[tuple]:
@@ -132,3 +136,36 @@ def test_files_are_checked_against_the_ledger_before_anything_is_published(
         "4-reuse.csv.reason": "line 2: movement_id M-1 was booked already, for account 'ACC1', "
         "amount 100\n",
     }
+
+
+def test_files_dropped_while_fix_sessions_run_are_published_among_their_messages(
+    tmp_path,
+    exchange,  # noqa: F811 - the fixture
+    kafka_bootstrap,
+    monkeypatch,
+    capsys,
+) -> None:
+    monkeypatch.setenv("BROKERFLOW_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("BROKERFLOW_DATA_DIR", str(tmp_path / "data"))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = _config(tmp_path, exchange.port)
+    config.write_text(config.read_text() + f'\n[reference]\ninbox = "{inbox}"\n')
+
+    def drop_later() -> None:
+        time.sleep(1.0)  # the sessions are publishing by now
+        (inbox / "late.tmp").write_text("account,amount,movement_id\nACC1,100,M-9\n")
+        (inbox / "late.tmp").rename(inbox / "late.csv")  # complete: now it is taken
+
+    (inbox / "early.csv").write_text("account,owner,cash\nNEW1,nina,100\n")
+    dropper = threading.Thread(target=drop_later)
+    dropper.start()
+    sent = gateway(config, 3, capsys)
+    dropper.join()
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == ["early.csv", "late.csv"]
+    events = read_topic(kafka_bootstrap, "fix.events")
+    types = [msg_type(m) for m in events]
+    # each change once per partition (the mock cluster makes 4): the original and its copies
+    assert types.count(b"UA") == types.count(b"UC") == 4
+    assert sent["copies"] >= 2 * 3
+    assert {b"W", b"X"} <= set(types)
