@@ -16,6 +16,7 @@ import psycopg
 
 from brokerflow.cli import main
 from brokerflow.commands.gateway import FileInput, run_gateway
+from brokerflow.commands.replay import replay
 from brokerflow.commands.run import run_kafka
 from connectors.reference_inbox import InboxInput, postgres_lookup
 from tests.flows.test_executions_flow import load
@@ -169,3 +170,44 @@ def test_files_dropped_while_fix_sessions_run_are_published_among_their_messages
     assert types.count(b"UA") == types.count(b"UC") == 4
     assert sent["copies"] >= 2 * 3
     assert {b"W", b"X"} <= set(types)
+
+
+def test_a_day_with_reference_changes_through_kafka_gives_the_replays_rows(
+    kafka_bootstrap, settings_factory, postgres_dsn, tmp_path, monkeypatch
+) -> None:
+    """The changes are lines of the day's file; the gateway copies each into every partition,
+    and 2 workers read the 4 partitions: the ledger, margin and surveillance rows are the
+    replay's (in order with the fills however the partitions interleave)."""
+    from tests.kafka.stores import postgres_rows
+    from tests.kafka.test_kafka_flows import (
+        drop_database,
+        flush_redis,
+        fresh_database,
+        load_day,
+    )
+
+    day = tmp_path / "day.fix"
+    argv = ["simulate", "--symbols", "6", "--minutes", "2", "--orders", "--reference-changes",
+            "--out", str(day), "--seed", "5"]  # fmt: skip
+    assert main(argv) == 0
+    assert b"35=UA\x01" in day.read_bytes() and b"35=UC\x01" in day.read_bytes()
+    settings = settings_factory()
+    load_day(day, settings, monkeypatch)
+    replayed = replay([day], settings, progress=False).as_dict()
+    expected = postgres_rows(settings.postgres_dsn)
+    assert replayed["dead_letters"] == 0 and expected["executions"]
+
+    flush_redis(settings.redis_url)  # the margin flow's opening marks come from Redis
+    name, dsn = fresh_database(postgres_dsn)
+    try:
+        kafka = settings.model_copy(
+            update={"postgres_dsn": dsn, "kafka_bootstrap": kafka_bootstrap}
+        )
+        load_day(day, kafka, monkeypatch)
+        run_gateway(kafka, FileInput([day]), progress=False)
+        run_kafka(kafka, until_end=True, progress=False, workers=2)
+        got = postgres_rows(dsn)
+    finally:
+        drop_database(postgres_dsn, name)
+    for table, rows in expected.items():
+        assert got[table] == rows, table
