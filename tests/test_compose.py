@@ -209,6 +209,17 @@ def test_compose_gateway_session_reaches_the_exchange():
     assert f"{exchange.port}:{exchange.port}" in services["exchange"]["ports"]
 
 
+def test_compose_gateway_inbox_is_a_volume():
+    """The back office's drop folder of intraday changes outlives the gateway's container."""
+    gateway = _services()["gateway"]
+    config = build_parser().parse_args([str(a) for a in gateway["command"]]).config
+    path = _host_path(gateway, str(config))
+    assert path is not None
+    inbox = PurePosixPath(tomllib.loads(path.read_text())["reference"]["inbox"])
+    targets = [PurePosixPath(v.split(":")[1]) for v in gateway["volumes"]]
+    assert any(inbox.is_relative_to(t) and not str(t).startswith("/etc") for t in targets)
+
+
 def test_compose_reference_service_loads_what_the_exchange_writes():
     """The exchange's synthetic accounts reach the ledger: the files it writes are the ones the
     one-shot reference service loads, through one named volume."""

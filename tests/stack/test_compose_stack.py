@@ -315,13 +315,57 @@ def test_stack_books_the_exchanges_fills(stack: Stack) -> None:
     )
     assert refused == [(0,)], stack.tail()
     # The fills moved the cash the back office handed over (the exchange's accounts.csv).
-    reference = stack.services["reference"]
-    [folder] = [p for t, p in reference.mounts.items() if t == "/reference"]
-    with (folder / "accounts.csv").open() as handle:
-        opening = {row["account"]: Decimal(row["cash"]) for row in csv.DictReader(handle)}
+    opening = _opening_cash(stack)
     cash = dict(_query(stack.dsn, "SELECT account, cash FROM accounts"))
     assert set(cash) == set(opening)
     assert any(cash[a] != opening[a] for a in opening)
+
+
+def test_stack_applies_a_deposit_dropped_during_the_day(stack: Stack) -> None:
+    """A back office drops a deposit into the gateway's inbox (the `referenceinbox` volume):
+    it reaches the ledger without a restart, once; a bad file is refused whole, with its
+    line and reason."""
+    gateway = stack.services["gateway"]
+    [inbox] = [p for t, p in gateway.mounts.items() if t == "/inbox"]
+    account = _query(stack.dsn, "SELECT min(account) FROM accounts")[0][0]
+    (inbox / "bad.tmp").write_text(f"account,amount,movement_id\n{account},ten,BAD-1\n")
+    (inbox / "bad.tmp").rename(inbox / "bad.csv")
+    (inbox / "deposit.tmp").write_text(f"account,amount,movement_id\n{account},1000,STACK-DEP-1\n")
+    (inbox / "deposit.tmp").rename(inbox / "deposit.csv")  # complete files only, as documented
+
+    def booked() -> list[tuple]:
+        return _query(
+            stack.dsn,
+            "SELECT account, amount FROM cash_movements WHERE movement_id = 'STACK-DEP-1'",
+        )
+
+    assert _wait("the deposit booked", booked, stack) == [(account, Decimal(1000))]
+    assert _wait("the deposit file done", lambda: (inbox / "done" / "deposit.csv").exists(), stack)
+    reason = _wait(
+        "the bad file refused", lambda: list((inbox / "rejected").glob("*.reason")), stack
+    )
+    assert "line 2" in reason[0].read_text() and "ten" in reason[0].read_text()
+    assert _query(stack.dsn, "SELECT count(*) FROM cash_movements WHERE movement_id = 'BAD-1'") == [
+        (0,)
+    ]
+    # The ledger's cash is the opening cash, the fills' and the movements', in one snapshot:
+    # the deposit is in, once.
+    cash, fills, moved = _query(
+        stack.dsn,
+        "SELECT a.cash, "
+        "(SELECT coalesce(sum(cash_delta), 0) FROM executions e WHERE e.account = a.account), "
+        "(SELECT coalesce(sum(amount), 0) FROM cash_movements m WHERE m.account = a.account) "
+        f"FROM accounts a WHERE a.account = '{account}'",
+    )[0]
+    assert moved == 1000
+    assert cash == _opening_cash(stack)[account] + fills + moved
+
+
+def _opening_cash(stack: Stack) -> dict[str, Decimal]:
+    reference = stack.services["reference"]
+    [folder] = [p for t, p in reference.mounts.items() if t == "/reference"]
+    with (folder / "accounts.csv").open() as handle:
+        return {row["account"]: Decimal(row["cash"]) for row in csv.DictReader(handle)}
 
 
 def test_stack_quotes_reach_a_traders_websocket(stack: Stack) -> None:
