@@ -33,7 +33,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import resource_tracker
 from typing import Any
 
 from domain.dead_letters import DeadLetter
@@ -50,6 +49,7 @@ from quality.frames import (
 from quality.store import DqRecord, dq_writer
 from quality.suites import FILLS, QUOTES, Suite, fill_suite, quote_suite
 from quality.validator import GxValidator, Validation
+from sinks.child_signals import ignore_interrupts, interrupts_blocked
 
 STEP_ID = "check_data_quality"
 ERROR = "DataQualityError"
@@ -131,7 +131,7 @@ class DataQualityRunner:
 
     def start(self) -> None:
         self._started = self._clock()
-        with _main_module_hidden(), _interrupts_blocked():
+        with _main_module_hidden(), interrupts_blocked():
             self._process.start()
         self._receiver.start()
 
@@ -221,34 +221,9 @@ def _main_module_hidden() -> Iterator[None]:
             setattr(main, name, value)
 
 
-_GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-@contextmanager
-def _interrupts_blocked() -> Iterator[None]:
-    """Start a child with SIGINT and SIGTERM blocked: it inherits the mask, so a signal sent to
-    the process group during its start-up waits until it has set them aside
-    (`_ignore_interrupts`) instead of raising in it or killing it."""
-    # Started first: starting the resource tracker unblocks SIGINT and SIGTERM in this thread.
-    resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _ignore_interrupts() -> None:
-    """In the child: Ctrl-C (or a SIGTERM to the process group) reaches this process too, and
-    the parent stops it in order; drop both (one sent during start-up too), then unblock."""
-    for signum in _GROUP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _GROUP_SIGNALS)
-
-
 def _die_with_parent() -> None:
     """Linux: SIGKILL this process when the thread that started it ends (the run killed);
-    SIGKILL, as the child ignores SIGTERM (`_ignore_interrupts`)."""
+    SIGKILL, as the child ignores SIGTERM (`sinks.child_signals.ignore_interrupts`)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -264,7 +239,7 @@ otherwise live on, holding its pipes open)."""
 def _child_main(policy: DqPolicy, dsn: str, inbox: Any, outbox: Any, parent: int) -> None:
     """The validator process: validate what arrives, store results, report counters."""
     _die_with_parent()
-    _ignore_interrupts()  # the run stops this child in order (`close`)
+    ignore_interrupts()  # the run stops this child in order (`close`)
     if os.getppid() != parent:
         return  # the run was gone before this process got here
     # Best effort by design: below the flows and the stores' servers when cores are scarce.

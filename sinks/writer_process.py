@@ -27,16 +27,14 @@ module-level function, or a `functools.partial` of one.
 from __future__ import annotations
 
 import multiprocessing
-import signal
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from multiprocessing import resource_tracker
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Generic, Protocol, TypeVar
 
 from domain.errors import BrokerflowError
 from sinks.background import report_failure
+from sinks.child_signals import ignore_interrupts, interrupts_blocked
 
 T = TypeVar("T")
 Counter = Callable[[str, int], None]
@@ -56,34 +54,9 @@ class WriterProcessError(BrokerflowError):
     """The writer process failed a write (after its own retries) or died."""
 
 
-_GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-@contextmanager
-def _interrupts_blocked() -> Iterator[None]:
-    """Start a child with SIGINT and SIGTERM blocked: it inherits the mask, so a signal sent to
-    the process group during its start-up waits until it has set them aside
-    (`_ignore_interrupts`) instead of raising in it or killing it."""
-    # Started first: starting the resource tracker unblocks SIGINT and SIGTERM in this thread.
-    resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _ignore_interrupts() -> None:
-    """In the child: Ctrl-C (or a SIGTERM to the process group) reaches this process too, and
-    the parent stops it in order; drop both (one sent during start-up too), then unblock."""
-    for signum in _GROUP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _GROUP_SIGNALS)
-
-
 def _serve(make: Callable[[Counter], BatchWriter], conn: Connection, max_items: int) -> None:
     """The child: write what comes, reply per batch taken; see the module docstring."""
-    _ignore_interrupts()  # the parent closes the pipe when its run ends
+    ignore_interrupts()  # the parent closes the pipe when its run ends
     counts: dict[str, int] = {}
 
     def count(name: str, n: int) -> None:
@@ -163,7 +136,7 @@ class ProcessWriter(Generic[T]):
             target=_serve, args=(self._make, child, self._max_items), name=self._name,
             daemon=True,
         )  # fmt: skip
-        with _interrupts_blocked():
+        with interrupts_blocked():
             self._process.start()
         child.close()  # the child holds its end: our copy would hide its exit
         return self._conn
