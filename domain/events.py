@@ -55,11 +55,20 @@ class MdEntry:
 @tuple_pickled
 @dataclass(frozen=True, slots=True)
 class MarketDataSnapshot:
-    """A full refresh (35=W) of one symbol: replaces its book."""
+    """A full refresh (35=W) of one symbol: replaces its book.
+
+    Attributes:
+        rpt_seq: RptSeq (83) of the message, when the venue sends it: the baseline the next
+            increments' RptSeq continue from (`domain.book_integrity`).
+        crossed: the snapshot itself has best bid >= best ask (applied and published, flagged;
+            the decoder also dead-letters it, naming it).
+    """
 
     symbol: str
     ts_event: int
     entries: tuple[MdEntry, ...]
+    rpt_seq: int | None = None
+    crossed: bool = False
 
 
 @tuple_pickled
@@ -69,11 +78,33 @@ class MarketDataIncrement:
 
     An X message that carries several symbols becomes one increment per symbol (Symbol (55)
     is inherited from the previous entry when an entry omits it).
+
+    Attributes:
+        rpt_seq: (first, last) RptSeq (83) of this symbol's entries in the message (each entry
+            of an instrument advances it by one), or None when the venue sends none.
     """
 
     symbol: str
     ts_event: int
     entries: tuple[MdEntry, ...]
+    rpt_seq: tuple[int, int] | None = None
+
+
+@tuple_pickled
+@dataclass(frozen=True, slots=True)
+class BookDamaged:
+    """An update of `symbol`'s book was lost: its book is stale until the next snapshot.
+
+    Made by the decoder for a 35=W/X that became a dead letter but whose Symbol (55) could still
+    be read (reason "dead_letter"), and by a live FIX source for a market-data session's
+    MsgSeqNum gap it could not fill (reason "session_gap", one per symbol of the session).
+    Sharded by symbol with the market data (`domain.book_integrity`).
+    """
+
+    symbol: str
+    ts_event: int
+    reason: str
+    detail: str = ""
 
 
 MarketDataEvent = MarketDataSnapshot | MarketDataIncrement
