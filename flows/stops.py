@@ -19,6 +19,17 @@ full refreshes (35=W) give bid, ask and last after applying. Orders: 35=D with O
 3, 4 or P; 35=F and 35=G whose OrigClOrdID (41) is a stop in the book (other orders belong to
 the ledger alone); fills (35=8, ExecType F) of orders the book links (OCO legs, bracket entries).
 
+Stale books (issue 21, docs/book-integrity.md): each shard keeps a `BookIntegrity` fed by the
+W/X/BookDamaged events it sees. While a symbol's book is stale (an RptSeq gap, a lost update,
+a crossed or locked top built by increments) its prices are held as during a halt: no stop
+triggers, no trailing stop ratchets, no OCO or bracket leg fires. A trade print (269=2) in an
+increment of a stale book is held too: the print itself may be real, but with updates lost we
+cannot tell whether trades were lost before it or its order is right, and a stop fired on it is
+a real order at a possibly wrong moment. The first sound 35=W is evaluated at once (bid, ask
+and the snapshot's own last trade, if it carries one; else the last sound trade price stands),
+and fires what it crosses, at its prices. Orders, cancels, replaces and fills are taken as
+usual; a new stop's wrong-side check uses the last sound prices.
+
 Exactly once: the book is Bytewax state (snapshotted), every sink is idempotent by ClOrdID
 (rows, children, alert ids, audit event ids), and the state row is written before its child,
 so a crash anywhere and a replay from the last snapshot neither lose a trigger nor send a child
@@ -41,6 +52,7 @@ from bytewax.dataflow import Stream
 from connectors.fix.encode import OutboundCancel, OutboundOrder, encode_outbound
 from domain.alerts import CIRCUIT_BREAKER, STOP_TRIGGERED, Alert, make_alert
 from domain.audit import AuditRecord, order_triggered
+from domain.book_integrity import BookIntegrity
 from domain.circuit_breaker import (
     NS_PER_DAY,
     BreakerPolicy,
@@ -50,8 +62,10 @@ from domain.circuit_breaker import (
 )
 from domain.dead_letters import DeadLetter
 from domain.events import (
+    MD_DELETE,
     MD_NEW,
     MD_TRADE,
+    BookDamaged,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
@@ -115,9 +129,7 @@ class StopEffects:
     statuses: list[MarketStatusChanged] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(
-            self.rows or self.alerts or self.dead_letters or self.children or self.statuses
-        )
+        return bool(self.rows or self.alerts or self.dead_letters or self.children or self.statuses)
 
 
 def _row(order: StopOrder, status: str, stop_px: Decimal | None) -> StopRow:
@@ -148,6 +160,11 @@ class StopShardState:
     # the venue's statuses (35=f of the shard's symbols, every 35=h): prices of a symbol that
     # does not trade are not evaluated (issue 19)
     status: MarketStatusBook = field(default_factory=MarketStatusBook)
+    # the soundness of the shard's books (issue 21): a stale book's prices are not evaluated
+    integrity: BookIntegrity = field(default_factory=BookIntegrity)
+    # the last sound trade price of each stale symbol, the book's `ltp` again when it turns
+    # sound (a trade print of the stale spell is not a last price to evaluate)
+    held: dict[str, float | None] = field(default_factory=dict)
 
 
 STATUS_TYPES = frozenset((SecurityStatus, TradingSessionStatus))
@@ -187,6 +204,9 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
             self.state: StopShardState = pickle.loads(resume)
             if not hasattr(self.state, "status"):  # a snapshot from before issue 19
                 self.state.status = MarketStatusBook()
+            if not hasattr(self.state, "integrity"):  # a snapshot from before issue 21
+                self.state.integrity = BookIntegrity()
+                self.state.held = {}
         else:
             settings = ctx.settings
             close = time.fromisoformat(settings.session_close_utc)
@@ -202,6 +222,8 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
         effects = StopEffects()
         state = self.state
         stops, books, status = state.stops, state.books, state.status
+        integrity, held = state.integrity, state.held
+        is_stale = integrity.stale
         primary = values[0].shard == self.primary_key if values else False
         for events, *_ in values:
             statuses = getattr(events, "statuses", None)
@@ -215,10 +237,23 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
                     if book is None:
                         book = books[symbol] = SymbolBook(symbol)
                     ts = event.ts_event
+                    if event.rpt_seq is not None and not integrity.admit_increment(
+                        symbol, ts, event.rpt_seq
+                    ):
+                        continue  # a duplicate: nothing new in it
                     # The book first, so a trigger's audit snapshot includes its trade; then
                     # every trade price in order, so a gap fires at the first price past; then
                     # the top of the book.
+                    ltp = book.ltp
                     bid, ask = apply_increment_top(book, event)
+                    if bid is not None and ask is not None and bid >= ask:
+                        integrity.on_book(symbol, ts, bid, ask)
+                    if is_stale(symbol) is not None:
+                        # held: no trigger, no ratchet, not even on a trade print (see the
+                        # module docstring); evaluated again at the next sound snapshot
+                        if symbol not in held:
+                            held[symbol] = ltp  # the last sound trade price
+                        continue
                     if status.any_halt and not status.trading(symbol):
                         if not self._expired(ts, symbol, primary, effects):
                             continue  # held: evaluated again at the first price after the halt
@@ -233,11 +268,29 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
                     book = books.get(symbol)
                     if book is None:
                         book = books[symbol] = SymbolBook(symbol)
+                    ltp = book.ltp
                     apply_snapshot(book, event)
+                    integrity.on_snapshot(symbol, event.ts_event, event.rpt_seq, event.crossed)
+                    if is_stale(symbol) is not None:  # the snapshot is crossed itself
+                        if symbol not in held:
+                            held[symbol] = ltp
+                        continue
+                    if held and symbol in held:
+                        # sound again: a trade price of the stale spell is no last price;
+                        # the snapshot's own trade entry, if any, is
+                        sound_ltp = held.pop(symbol)
+                        if not _has_trade(event):
+                            book.ltp = sound_ltp
                     if status.any_halt and not status.trading(symbol):
                         if not self._expired(event.ts_event, symbol, primary, effects):
                             continue
                     self._quote(book, event.ts_event, effects, last=True)
+                elif kind is BookDamaged:
+                    symbol = event.symbol
+                    if is_stale(symbol) is None:
+                        book = books.get(symbol)
+                        held[symbol] = book.ltp if book is not None else None
+                    integrity.on_damaged(symbol, event.ts_event, event.reason, event.detail)
                 elif kind is tuple:  # a market status (`StatusEvents`) and whether to publish
                     self._status(*event, effects)
                 elif kind is OrderRequest:
@@ -457,6 +510,14 @@ def _breaker_alert(trip: CircuitBreakerStatus, halted: bool) -> Alert:
     )  # fmt: skip
 
 
+def _has_trade(event: MarketDataSnapshot) -> bool:
+    """Whether a full refresh carries a trade price (its last trade) of its own."""
+    for entry in event.entries:
+        if entry.entry_type == MD_TRADE and entry.price is not None and entry.action != MD_DELETE:
+            return True
+    return False
+
+
 def _list_leg(request: OrderRequest) -> StopOrder | Rejected:
     """A leg of a contingent list: a stop order, or a limit/market order the book tracks."""
     if request.ord_type in STOP_ORD_TYPES:
@@ -501,9 +562,7 @@ def shard(decoded: Stream, ctx: FlowContext, with_orders: bool) -> Stream:
     sharder = make_sharder(QUOTE_SHARDS, ctx.stats, with_orders, keys)
     policy = breaker_policy(ctx)
     breaker = CircuitBreaker(policy, opening=ctx.breaker_opening) if policy.enabled else None
-    return op.flat_map(
-        "shard_market_data", decoded, with_market_status(sharder, names, breaker)
-    )
+    return op.flat_map("shard_market_data", decoded, with_market_status(sharder, names, breaker))
 
 
 def breaker_policy(ctx: FlowContext) -> BreakerPolicy:
@@ -581,16 +640,16 @@ def _stream_order(item: tuple[int, int, object]) -> tuple[int, int]:
 def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Alert]]:
     """Add the stop engine to the market-data shards (`flows.quotes.shard`, with orders);
     return its alerts, for the pipeline's one alert sink."""
-    effects = op.stateful_batch(
-        STEP_ID, shards, lambda resume: StopShardLogic(resume, ctx)
-    )
+    effects = op.stateful_batch(STEP_ID, shards, lambda resume: StopShardLogic(resume, ctx))
     effects = op.key_rm("unkey_stop_effects", effects)
     writes = op.filter_map(
         "stop_writes",
         effects,
-        lambda e: (PARTITION, StopWrites(tuple(e.rows), tuple(e.children)))
-        if (e.rows or e.children)
-        else None,
+        lambda e: (
+            (PARTITION, StopWrites(tuple(e.rows), tuple(e.children)))
+            if (e.rows or e.children)
+            else None
+        ),
     )
     url, data_dir = ctx.settings.clickhouse_url, ctx.settings.data_dir
     # ORDER_HELD rows from the stop sink's partition: wherever it runs, it may open a server;
@@ -603,9 +662,17 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
     op.output(
         "write_stops",
         writes,
-        StopOutputSink(ctx.postgres_dsn, ctx.orders_out, _encode, ctx.stats.add, ctx.retry,
-                       ctx.order_writers, recovery=ctx.recovery,
-                       audit_store=held_audit, redis_url=ctx.redis_url),
+        StopOutputSink(
+            ctx.postgres_dsn,
+            ctx.orders_out,
+            _encode,
+            ctx.stats.add,
+            ctx.retry,
+            ctx.order_writers,
+            recovery=ctx.recovery,
+            audit_store=held_audit,
+            redis_url=ctx.redis_url,
+        ),
     )
     statuses = op.filter_map(
         "market_statuses", effects, lambda e: ("status", e.statuses) if e.statuses else None
