@@ -44,6 +44,7 @@ from domain.events import (
     MD_OPEN,
     MD_TRADE,
     MD_VOLUME,
+    BookDamaged,
     MarketDataIncrement,
     MarketDataSnapshot,
     MdEntry,
@@ -450,6 +451,8 @@ class QuoteCoalescer:
         push = heapq.heappush
         day, day_start, day_end = -1, 0, 0
         for event in events:
+            if type(event) is BookDamaged:
+                continue  # issue 21: not applied to the book (the staleness is the quotes flow's)
             ts = event.ts_event
             if ts >= self.watermark:
                 self.watermark = ts

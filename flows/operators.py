@@ -21,6 +21,7 @@ from connectors.raw import RawChunk
 from domain.dead_letters import DeadLetter
 from domain.events import (
     REFERENCE_TYPES,
+    BookDamaged,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
@@ -35,7 +36,8 @@ ALL_SHARDS = tuple(range(SYMBOL_SHARDS))
 KAFKA_SOURCE = "kafka:fix"
 """The source name of Kafka messages: a dead letter says `kafka:fix:{bf-seq}`."""
 
-MD_TYPES = (MarketDataSnapshot, MarketDataIncrement)
+# BookDamaged (issue 21) travels with its symbol's market data: sharded like W/X.
+MD_TYPES = (MarketDataSnapshot, MarketDataIncrement, BookDamaged)
 ORDER_TYPES = (ExecutionReport, OrderRequest)
 DEAD_LETTER_BURST = 100
 """Dead letters from one chunk that make a `dead_letter_burst` log line (one per chunk)."""
