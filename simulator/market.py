@@ -19,6 +19,15 @@ The feed, message by message:
   consumer must match the delete by MDEntryID/price, not blindly clear the side). Some messages
   batch a second symbol's quote change. Trade messages also carry TransactTime (60), and every
   few trades a day-volume entry (269=B, 279=1); a new session high or low adds 269=7/8 (279=1).
+* RptSeq (83), the venue's sequence per instrument: every 35=X entry carries its symbol's next
+  number (1, 2, ...: each entry of an instrument increments it), and every 35=W carries, in its
+  body, the number of the last entry it includes (0 before any). Consumers that ignore 83 see
+  the same book.
+* Optional, for testing book integrity (issue 21): ``drop_incrementals`` percent of the 35=X
+  messages are lost upstream (not emitted; their RptSeq numbers are skipped, the MsgSeqNum (34)
+  stays contiguous: the venue's FIX session never had them), drawn from a random stream of
+  their own; ``snapshot_every_s`` adds an unsolicited 35=W per symbol every S seconds of market
+  time, from the book as the messages before it left it.
 * Events per symbol arrive as a Poisson process (mean ``rate_per_symbol`` a second); each makes
   1-4 messages a fraction of a millisecond to a few milliseconds apart. Messages are emitted in
   event-time order across symbols; SendingTime (52) equals the event time (millisecond
@@ -198,10 +207,10 @@ class _Book:
     last_event_ns: int = 0
     busy_until_ns: int = 0  # event time of this symbol's last queued message
 
-    def state(self, ts_ms: int) -> tuple[int, ...]:
+    def state(self, ts_ms: int) -> tuple:
         return (
             self.bid, self.bid_size, self.ask, self.ask_size, self.ltp, self.ltq, self.volume,
-            self.volume_reported, self.open, self.high, self.low, ts_ms,
+            self.volume_reported, self.open, self.high, self.low, ts_ms, self.bid_id, self.ask_id,
         )  # fmt: skip
 
 
@@ -212,8 +221,10 @@ class _Pending:
     msg_type: bytes
     ts_ms: int
     body: list[tuple[bytes, bytes]]
-    states: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (symbol idx, state)
+    states: list[tuple[int, tuple]] = field(default_factory=list)  # (symbol idx, state)
     trades: int = 0
+    rpts: list[tuple[int, int]] = field(default_factory=list)  # (symbol idx, its last RptSeq)
+    snapshot_of: int = -1  # a periodic 35=W of this symbol: its body is made when emitted
 
 
 class _Clock:
@@ -273,6 +284,8 @@ class MarketSimulator:
         start_ns: int = DEFAULT_START_NS,
         rate_per_symbol: float = DEFAULT_RATE_PER_SYMBOL,
         session_open_ns: int | None = None,
+        drop_incrementals: float = 0.0,
+        snapshot_every_s: float | None = None,
     ) -> None:
         """Set up the symbols and their opening books; nothing is generated yet.
 
@@ -298,8 +311,26 @@ class MarketSimulator:
         if not rate_per_symbol > 0:
             msg = f"rate_per_symbol must be > 0, was {rate_per_symbol}"
             raise ValueError(msg)
+        if not 0 <= drop_incrementals <= 100:
+            msg = f"drop_incrementals must be a percentage (0-100), was {drop_incrementals}"
+            raise ValueError(msg)
+        if snapshot_every_s is not None and not snapshot_every_s > 0:
+            msg = f"snapshot_every_s must be > 0, was {snapshot_every_s}"
+            raise ValueError(msg)
         self.symbols = symbol_names(symbols)
         self.seed = seed
+        self.drop_share = drop_incrementals / 100
+        # Their own stream: the market's bytes do not depend on what is dropped.
+        self._drops = random.Random(f"brokerflow-drop:{seed}")
+        self.dropped = 0
+        self._snapshot_every_ns = (
+            None if snapshot_every_s is None else max(1, round(snapshot_every_s * _NS_PER_S))
+        )
+        self._next_snapshot_ns = (
+            None if self._snapshot_every_ns is None else start_ns + self._snapshot_every_ns
+        )
+        self._rpt_seq = [0] * symbols  # last RptSeq given, per symbol (generation order)
+        self._rpt_emitted = [0] * symbols  # last RptSeq emitted or dropped, per symbol
         self.start_ns = start_ns
         self.rate_per_symbol = rate_per_symbol
         self.session_open_ns = start_ns if session_open_ns is None else session_open_ns
@@ -318,6 +349,7 @@ class MarketSimulator:
         self.first_event_ns = 0
         self.last_event_ns = 0
         self._books = [self._open_book(name) for name in self.symbols]
+        self._symbol_idx = {book.symbol: i for i, book in enumerate(self._books)}
         self._next_event_ns = start_ns + self._interarrival_ns()
 
     # ---------------------------------------------------------------- set-up
@@ -391,12 +423,20 @@ class MarketSimulator:
         heap = self._heap
         pop = heapq.heappop
         emitted = 0
+        drop = self.drop_share
         while limit is None or emitted < limit:
             while not heap or heap[0][0] > self._next_event_ns:
                 self._generate_event()
+            snapshot_ns = self._next_snapshot_ns
+            if snapshot_ns is not None and heap[0][0] >= snapshot_ns:
+                self._schedule_snapshots(snapshot_ns)
+                continue
             if until_ns is not None and heap[0][2].ts_ms * _NS_PER_MS >= until_ns:
                 return
             pending = pop(heap)[2]
+            if drop and pending.msg_type == b"X" and self._drops.random() < drop:
+                self._lose(pending)
+                continue
             emitted += 1
             yield pending.ts_ms * _NS_PER_MS, self._emit(pending)
 
@@ -506,7 +546,7 @@ class MarketSimulator:
         """
         out: dict[str, dict[str, float | int | str]] = {}
         for idx, state in sorted(self._emitted.items()):
-            bid, bid_size, ask, ask_size, ltp, ltq, vol, vol_rep, op, hi, lo, ts_ms = state
+            bid, bid_size, ask, ask_size, ltp, ltq, vol, vol_rep, op, hi, lo, ts_ms = state[:12]
             out[self.symbols[idx]] = {
                 "symbol": self.symbols[idx],
                 "bid": bid / TICKS_PER_UNIT,
@@ -537,7 +577,28 @@ class MarketSimulator:
         self._counter += 1
         heapq.heappush(self._heap, (order_ns, self._counter, pending))
 
+    def _schedule_snapshots(self, snapshot_ns: int) -> None:
+        """Queue the periodic 35=W of every symbol at `snapshot_ns` (ahead of what follows)."""
+        ts_ms = snapshot_ns // _NS_PER_MS
+        for idx in range(len(self._books)):
+            self._push(_Pending(b"W", ts_ms, [], snapshot_of=idx), snapshot_ns)
+        assert self._snapshot_every_ns is not None
+        self._next_snapshot_ns = snapshot_ns + self._snapshot_every_ns
+
+    def _lose(self, pending: _Pending) -> None:
+        """A 35=X lost upstream: the market moved (its state and RptSeq numbers are used up),
+        but no one sees the message."""
+        self.dropped += 1
+        self.trades_emitted += pending.trades
+        emitted = self._emitted
+        for idx, state in pending.states:
+            emitted[idx] = state
+        for idx, rpt in pending.rpts:
+            self._rpt_emitted[idx] = rpt
+
     def _emit(self, pending: _Pending) -> bytes:
+        if pending.snapshot_of >= 0:
+            self._periodic_snapshot(pending)
         self._msg_seq_num += 1
         msg = simplefix.FixMessage()
         append = msg.append_pair
@@ -562,25 +623,52 @@ class MarketSimulator:
         emitted = self._emitted
         for idx, state in pending.states:
             emitted[idx] = state
+        for idx, rpt in pending.rpts:
+            self._rpt_emitted[idx] = rpt
         return encoded
+
+    def _periodic_snapshot(self, pending: _Pending) -> None:
+        """Fill in a periodic 35=W: the symbol's book as the messages before it left it."""
+        idx = pending.snapshot_of
+        state = self._emitted.get(idx)
+        if state is None:  # not possible after the opening 35=W; keep the opening book then
+            state = self._books[idx].state(pending.ts_ms)
+        bid, bid_size, ask, ask_size, ltp, ltq, volume, _, op, hi, lo, _, bid_id, ask_id = state
+        pending.body = self._snapshot_body(
+            self._books[idx].symbol, self._rpt_emitted[idx], pending.ts_ms,
+            (bid, bid_size, bid_id), (ask, ask_size, ask_id), (ltp, ltq), (op, hi, lo), volume,
+        )  # fmt: skip
+        pending.states = [(idx, (*state[:11], pending.ts_ms, *state[12:]))]
 
     # ---------------------------------------------------------------- generation
 
     def _snapshot_message(self, idx: int, ts_ms: int) -> _Pending:
         b = self._books[idx]
+        body = self._snapshot_body(
+            b.symbol, self._rpt_seq[idx], ts_ms, (b.bid, b.bid_size, b.bid_id),
+            (b.ask, b.ask_size, b.ask_id), (b.ltp, b.ltq), (b.open, b.high, b.low), b.volume,
+        )  # fmt: skip
+        return _Pending(b"W", ts_ms, body, [(idx, b.state(ts_ms))])
+
+    def _snapshot_body(
+        self, symbol: bytes, rpt_seq: int, ts_ms: int, bid: tuple, ask: tuple,
+        last: tuple[int, int], day: tuple[int, int, int], volume: int,
+    ) -> list[tuple[bytes, bytes]]:  # fmt: skip
+        """A 35=W body: MDReqID, Symbol, RptSeq (83: the last entry it includes), 7 entries."""
         t = self._clock.time_only(ts_ms)
         body: list[tuple[bytes, bytes]] = [
             (b"262", MD_REQ_ID.encode()),
-            (b"55", b.symbol),
+            (b"55", symbol),
+            (b"83", b"%d" % rpt_seq),
             (b"268", b"7"),
         ]
         for entry_type, price, size, entry_id in (
-            (_BID, b.bid, b.bid_size, b.bid_id),
-            (_OFFER, b.ask, b.ask_size, b.ask_id),
-            (_TRADE, b.ltp, b.ltq, None),
-            (_OPEN, b.open, None, None),
-            (_HIGH, b.high, None, None),
-            (_LOW, b.low, None, None),
+            (_BID, *bid),
+            (_OFFER, *ask),
+            (_TRADE, *last, None),
+            (_OPEN, day[0], None, None),
+            (_HIGH, day[1], None, None),
+            (_LOW, day[2], None, None),
         ):
             body.append((b"269", entry_type))
             body.append((b"270", _px(price)))
@@ -589,8 +677,8 @@ class MarketSimulator:
             if entry_id is not None:
                 body.append((b"278", entry_id))
             body.append((b"273", t))
-        body += [(b"269", _VOLUME), (b"271", b"%d" % b.volume), (b"273", t)]
-        return _Pending(b"W", ts_ms, body, [(idx, b.state(ts_ms))])
+        body += [(b"269", _VOLUME), (b"271", b"%d" % volume), (b"273", t)]
+        return body
 
     def _walk(self, book: _Book, t_ns: int) -> None:
         """Move the fair value by a geometric random walk over the time since the last event."""
@@ -654,7 +742,13 @@ class MarketSimulator:
         if pending.trades:
             body.append((b"60", self._clock.timestamp(pending.ts_ms)))
         body.append((b"268", b"%d" % len(entries)))
+        # RptSeq (83) per entry, in generation order: a symbol's messages are emitted in the
+        # order they are generated (a burst or batch never overtakes the symbol's earlier one).
+        rpt_seq, index = self._rpt_seq, self._symbol_idx
+        last: dict[int, int] = {}
         for action, entry_type, symbol, price, size, entry_id in entries:
+            idx = index[symbol]
+            rpt = last[idx] = rpt_seq[idx] = rpt_seq[idx] + 1
             body.append((b"279", action))
             body.append((b"269", entry_type))
             body.append((b"55", symbol))
@@ -665,6 +759,8 @@ class MarketSimulator:
             if entry_id is not None:
                 body.append((b"278", entry_id))
             body.append((b"273", t))
+            body.append((b"83", b"%d" % rpt))
+        pending.rpts = list(last.items())
 
     # Each event is a list of messages; each message a list of steps ("kind", arg, fn) whose
     # fn(book, entries) mutates the book, appends entries and returns the trades it printed.

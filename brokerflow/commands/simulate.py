@@ -116,6 +116,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         default=DEFAULT_RATE_PER_SYMBOL,
         help="mean market events per symbol per second (default %(default)s; 1-4 messages each)",
     )
+    add_integrity_options(p)
     orders = p.add_argument_group("order flow (only with --orders)")
     orders.add_argument(
         "--orders",
@@ -160,6 +161,33 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add_status_options(p)
     p.error = _one_line_error(p.prog)  # type: ignore[method-assign]
     p.set_defaults(func=run)
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        msg = f"must be a percentage from 0 to 100, was {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def add_integrity_options(p: argparse.ArgumentParser) -> None:
+    """Book-integrity test options (issue 21; docs/book-integrity.md), shared with
+    `simulate-exchange`: every 35=X carries RptSeq (83) per symbol whatever they say."""
+    group = p.add_argument_group("book integrity (issue 21: lost incrementals, snapshots)")
+    group.add_argument(
+        "--drop-incrementals", type=_percent, default=0.0, metavar="PCT",
+        help="lose PCT %% of the 35=X messages upstream (seeded): not sent, their RptSeq (83) "
+        "numbers skipped, as a lost update would (default 0)",
+    )  # fmt: skip
+    group.add_argument(
+        "--snapshot-every", type=_positive_float, default=None, metavar="SECONDS",
+        help="an unsolicited 35=W full refresh per symbol every SECONDS of market time "
+        "(default: only the opening ones)",
+    )  # fmt: skip
 
 
 def _spec(parse):
@@ -280,8 +308,9 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     market = MarketSimulator(
-        symbols=args.symbols, seed=args.seed, start_ns=args.start, rate_per_symbol=args.rate
-    )
+        symbols=args.symbols, seed=args.seed, start_ns=args.start, rate_per_symbol=args.rate,
+        drop_incrementals=args.drop_incrementals, snapshot_every_s=args.snapshot_every,
+    )  # fmt: skip
     scenario = status_scenario(args, market, args.start)
     sim: MarketSimulator | OrderFlowSimulator = market
     if args.orders:
@@ -317,6 +346,8 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(sim, OrderFlowSimulator)
         else ""
     )
+    if market.dropped:
+        orders += f"; {market.dropped:,} incrementals dropped (--drop-incrementals)"
     span = (
         f"{_clock(summary.first_event_ns)} .. {_clock(summary.last_event_ns)}"
         if summary.messages
