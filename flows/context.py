@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,10 @@ class FlowContext:
             FIX sessions, whose interleaving is not defined (those steps take arrival order).
         placement: the key names of the keyed steps' shards (`flows.placement`), chosen so
             that each runs where its data is read; None: the plain names.
+        request_snapshot: called by the quotes flow, after each batch of a shard, with the
+            symbols whose books just turned stale (docs/book-integrity.md), from a worker
+            thread: a live run asks the venue for their snapshots (35=V); None (replays): the
+            books stay stale until the input's next 35=W.
     """
 
     settings: Settings
@@ -74,6 +79,7 @@ class FlowContext:
     processes: int = 1
     ordered_inputs: int = 0
     placement: Placement | None = None
+    request_snapshot: Callable[[list[str]], None] | None = None
 
     @property
     def clickhouse_here(self) -> bool:
