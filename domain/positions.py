@@ -4,7 +4,8 @@ Two documents per account, each the latest of its kind (docs/edge.md, "Positions
 - holdings (the ledger's, published after each committed transaction that changed the account):
   `{"account","cash","holdings":[{"symbol","quantity","avg_price","realised_pnl_today"}],"ts"}`
 - margin (the margin flow's, with each `account_margin` row):
-  `{"account","equity","excess","state","ts"}`
+  `{"account","equity","excess","state","ts"}`, plus `"stale_marks":[symbols]` when held
+  symbols are valued at their last sound mark because their book is stale (issue 21)
 `ts` is event time in epoch milliseconds. Amounts are JSON numbers written from the exact
 decimals (never through float). "Today" is the UTC calendar day of event time (`day_of`), the
 day the quotes flow's OHLC bars use.
@@ -13,7 +14,7 @@ Pure and stdlib only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from domain.order_status import _number, _string
@@ -64,15 +65,27 @@ def holdings_doc(account: str, cash: Decimal, lines: Iterable[HoldingLine], ts_m
 
 
 def margin_doc(
-    account: str, equity: Decimal, excess: Decimal | None, state: str, ts_ms: int
+    account: str,
+    equity: Decimal,
+    excess: Decimal | None,
+    state: str,
+    ts_ms: int,
+    stale_marks: Sequence[str] = (),
 ) -> str:
     """The margin document of an account (the figures of its `account_margin` row).
+
+    `stale_marks` (issue 21): the held symbols whose book was stale, valued at their last
+    sound mark; the key is only there when some are.
 
     >>> from decimal import Decimal as D
     >>> margin_doc("A1", D("1500.25"), D("300"), "NORMAL", 2000)
     '{"account":"A1","equity":1500.25,"excess":300,"state":"NORMAL","ts":2000}'
+    >>> margin_doc("A1", D("1500.25"), D("300"), "NORMAL", 2000, ["ACME"])
+    '{"account":"A1","equity":1500.25,"excess":300,"state":"NORMAL","stale_marks":["ACME"],\
+"ts":2000}'
     """
+    stale = f',"stale_marks":[{",".join(map(_string, stale_marks))}]' if stale_marks else ""
     return (
         f'{{"account":{_string(account)},"equity":{_number(equity)}'
-        f',"excess":{_number(excess)},"state":{_string(state)},"ts":{int(ts_ms)}}}'
+        f',"excess":{_number(excess)},"state":{_string(state)}{stale},"ts":{int(ts_ms)}}}'
     )

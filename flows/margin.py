@@ -66,12 +66,14 @@ import numpy as np
 from bytewax.dataflow import Stream
 
 from domain.alerts import CONCENTRATION, Alert, make_alert
+from domain.book_integrity import BookIntegrity
 from domain.errors import ConfigError
 from domain.events import (
     MD_DELETE,
     MD_TRADE,
     OPEN,
     AccountChanged,
+    BookDamaged,
     CashMoved,
     ExecutionReport,
     MarketDataIncrement,
@@ -93,7 +95,7 @@ from domain.margin import (
 )
 from domain.margin_book import MarginBook, OpeningRow
 from domain.market_status import MarketStatusBook
-from domain.quotes import NS_PER_MS, SymbolBook, apply_increment, apply_snapshot
+from domain.quotes import NS_PER_MS, SymbolBook, apply_increment_top, apply_snapshot
 from domain.sharding import SYMBOL_SHARDS
 from domain.watermarks import END_SEQ, WatermarkMerge
 from flows.context import FlowContext
@@ -155,15 +157,20 @@ class FeedPart(NamedTuple):
 
 @dataclass(slots=True)
 class SymbolMark:
-    """One symbol's mark: `value` is the last trade price, or (bid, ask) until the first trade
-    (the full book is kept until then: depth feeds delete and re-add levels)."""
+    """One symbol's mark: `value` is the last trade price, or (bid, ask) until the first trade.
+    The full book is kept (depth feeds delete and re-add levels), also after the first trade:
+    its top tells a book crossed by increments (issue 21)."""
 
-    book: SymbolBook | None
+    book: SymbolBook | None  # None only in a state resumed from before issue 21
     value: float | tuple[float, float] | None = None
     changed_ns: int = 0  # event time of the event that last changed `value`
     published: float | tuple[float, float] | None = None
     published_ns: int | None = None  # when (event time) the last mark went out
     pending: bool = False  # waiting for its interval's end
+    # the book is stale (issue 21): `value` is the last sound mark, held; `sound_ltp` the last
+    # sound trade price, the book's `ltp` again when a snapshot without a trade makes it sound
+    held: bool = False
+    sound_ltp: float | None = None
 
 
 @dataclass
@@ -173,6 +180,18 @@ class FeedState:
     watermark: int = 0  # the shard's event time
     last_seq: int = 0  # the highest sequence number the shard has passed
     key: str = ""  # the symbol shard (Bytewax does not tell a logic its key)
+    # the soundness of the shard's books (issue 21): a stale book publishes no mark
+    integrity: BookIntegrity = field(default_factory=BookIntegrity)
+
+
+@dataclass(frozen=True, slots=True)
+class StaleMark:
+    """To every account shard, among the marks: `symbol`'s book turned stale at `ts_ns` (its
+    last sound mark stands, flagged), or sound again (`reason` None)."""
+
+    symbol: str
+    ts_ns: int
+    reason: str | None
 
 
 def _decimal(value: float | tuple[float, float]) -> Decimal:
@@ -183,6 +202,14 @@ def _decimal(value: float | tuple[float, float]) -> Decimal:
 
 def _float(value: float | tuple[float, float]) -> float:
     return (value[0] + value[1]) / 2 if type(value) is tuple else value
+
+
+def _has_trade(event: MarketDataSnapshot | MarketDataIncrement) -> bool:
+    """Whether a full refresh carries a trade price (its last trade) of its own."""
+    for entry in event.entries:
+        if entry.entry_type == MD_TRADE and entry.price is not None and entry.action != MD_DELETE:
+            return True
+    return False
 
 
 def _book_value(book: SymbolBook) -> float | tuple[float, float] | None:
@@ -197,6 +224,10 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
         self.state: FeedState = pickle.loads(resume) if resume is not None else FeedState()
+        if "integrity" not in self.state.__dict__:  # a snapshot from before issue 21
+            self.state.integrity = BookIntegrity()
+            for mark in self.state.symbols.values():
+                mark.held, mark.sound_ltp = False, None
         self.recovery = ctx.recovery
         self.interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
         self.shards = shard_count(ctx)
@@ -209,6 +240,8 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
         state = self.state
         state.key = values[0].shard
         symbols, due = state.symbols, state.due
+        integrity = state.integrity
+        is_stale = integrity.stale
         marks: list[tuple[int, Mark]] = []
         fills: dict[int, list[tuple[int, ExecutionReport]]] = {}
         statuses: list[tuple[int, Any]] = []
@@ -224,33 +257,55 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
                         state.watermark = ts
                         if due and due[0][0] <= ts:
                             self._flush(ts, marks, seq)
-                    mark = symbols.get(event.symbol)
-                    if mark is not None and mark.book is None:
-                        # After the first trade only trades move the mark: no book to keep.
-                        # The event's last priced trade entry is the mark (searched from the
-                        # end: a quote usually ends with its trade).
-                        px = None
-                        for entry in reversed(event.entries):
-                            if (
-                                entry.entry_type == MD_TRADE
-                                and entry.action != MD_DELETE
-                                and entry.price is not None
-                            ):
-                                px = entry.price
-                                break
-                        if px is None or px == mark.value:
-                            continue
-                        mark.value = px
+                    symbol = event.symbol
+                    mark = symbols.get(symbol)
+                    if mark is None:
+                        mark = symbols[symbol] = SymbolMark(SymbolBook(symbol))
+                    book = mark.book
+                    if book is None:  # resumed from before issue 21: a book from here on
+                        book = mark.book = SymbolBook(symbol)
+                    ltp = book.ltp
+                    if kind is MarketDataIncrement:
+                        if event.rpt_seq is not None and not integrity.admit_increment(
+                            symbol, ts, event.rpt_seq
+                        ):
+                            continue  # a duplicate: nothing new in it
+                        bid, ask = apply_increment_top(book, event)
+                        if bid is not None and ask is not None and bid >= ask:
+                            integrity.on_book(symbol, ts, bid, ask)
                     else:
-                        if mark is None:
-                            mark = symbols[event.symbol] = SymbolMark(SymbolBook(event.symbol))
-                        value = self._apply_book(mark, event)
-                        if value == mark.value:
-                            continue
-                        mark.value = value
+                        apply_snapshot(book, event)
+                        integrity.on_snapshot(symbol, ts, event.rpt_seq, event.crossed)
+                    if mark.held:
+                        if is_stale(symbol) is not None:
+                            continue  # the last sound mark stands
+                        # sound again (a snapshot): a trade of the stale spell is no mark
+                        mark.held = False
+                        marks.append((seq, StaleMark(symbol, ts, None)))
+                        if not _has_trade(event):
+                            book.ltp = mark.sound_ltp
+                    elif is_stale(symbol) is not None:
+                        mark.held, mark.sound_ltp = True, ltp
+                        marks.append((seq, StaleMark(symbol, ts, is_stale(symbol).reason)))
+                        continue
+                    ltp = book.ltp
+                    value = ltp if ltp is not None else _book_value(book)
+                    if value == mark.value:
+                        continue
+                    mark.value = value
                     mark.changed_ns = ts
                     if not mark.pending:  # else the interval's end publishes the latest value
-                        self._changed(event.symbol, mark, ts, marks, seq)
+                        self._changed(symbol, mark, ts, marks, seq)
+                elif kind is BookDamaged:
+                    symbol = event.symbol
+                    integrity.on_damaged(symbol, event.ts_event, event.reason, event.detail)
+                    mark = symbols.get(symbol)
+                    if mark is None:
+                        mark = symbols[symbol] = SymbolMark(SymbolBook(symbol))
+                    if not mark.held:
+                        mark.held = True
+                        mark.sound_ltp = mark.book.ltp if mark.book is not None else None
+                        marks.append((seq, StaleMark(symbol, event.ts_event, event.reason)))
                 elif kind is ExecutionReport:
                     if event.exec_type != "F" or not event.account or not event.last_qty:
                         continue
@@ -284,20 +339,6 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
             self._emit(marks, fills, progress.ordered, False, progress.idle, None),
             self.RETAIN,
         )
-
-    @staticmethod
-    def _apply_book(
-        mark: SymbolMark, event: MarketDataIncrement | MarketDataSnapshot
-    ) -> float | tuple[float, float] | None:
-        book = mark.book
-        if type(event) is MarketDataIncrement:
-            apply_increment(book, event)
-        else:
-            apply_snapshot(book, event)
-        if book.ltp is not None:
-            mark.book = None  # the first trade: the mark is the last trade from now on
-            return book.ltp
-        return _book_value(book)
 
     def _changed(
         self, symbol: str, mark: SymbolMark, ts: int, out: list[tuple[int, Mark]], seq: int
@@ -400,6 +441,9 @@ class AccountShard:
     status: MarketStatusBook = field(default_factory=MarketStatusBook)
     # the cash movements (35=UC) the book holds: in the opening cash, or applied since
     movements: set[str] = field(default_factory=set)
+    # symbols whose book is stale now (issue 21): their mark is the last sound one, flagged in
+    # the rows' documents (`stale_marks`); no mark of a stale book ever reaches this step
+    stale: dict[str, int] = field(default_factory=dict)  # symbol -> since (event time)
 
 
 @dataclass
@@ -458,6 +502,8 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             self.state.status = MarketStatusBook()  # a snapshot from before issue 19
         if self.state is not None and "movements" not in self.state.__dict__:
             self.state.movements = set()  # a snapshot from before issue 20
+        if self.state is not None and "stale" not in self.state.__dict__:
+            self.state.stale = {}  # a snapshot from before issue 21
         if self.state is not None and "merge" not in self.state.__dict__:
             self.state.merge = WatermarkMerge(SYMBOL_SHARDS)  # a snapshot before the merge
             self.state.end_ns = None
@@ -533,6 +579,12 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
                 self._cash(item, effects)
             elif kind is AccountChanged:
                 self._account(item, effects)
+            elif kind is StaleMark:
+                self._advance(item.ts_ns, effects)  # what came before is judged before it
+                if item.reason is None:
+                    self.state.stale.pop(item.symbol, None)
+                else:
+                    self.state.stale[item.symbol] = item.ts_ns
             else:
                 self._status(item, effects)
         if marks:
@@ -812,7 +864,9 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         if not always and not row_is_material(last, new, self.row_change):
             return None
         state.written[i] = new
-        effects.rows.append(_row(state.book.names[i], monitor, figures, ts))
+        stale = state.stale
+        held = tuple(s for s in figures.symbols if s in stale) if stale else ()
+        effects.rows.append(_row(state.book.names[i], monitor, figures, ts, held))
         return float(figures.equity), float(figures.gross_value)
 
     def _concentration_alert(
@@ -850,11 +904,14 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _row(account: str, monitor: MarginMonitor, f: MarginFigures, ts: int) -> MarginRow:
+def _row(
+    account: str, monitor: MarginMonitor, f: MarginFigures, ts: int, stale: tuple[str, ...] = ()
+) -> MarginRow:
     call_since = None if monitor.state is MarginState.NORMAL else monitor.episode_ns
     return MarginRow(
-        account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since, f.excess
-    )
+        account, f.equity, f.gross_value, f.ratio, monitor.state.value, ts, call_since, f.excess,
+        stale,
+    )  # fmt: skip
 
 
 def _alert(account: str, owner: str, t: MarginTransition) -> Alert:

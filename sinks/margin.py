@@ -129,6 +129,8 @@ class MarginRow:
     event_ns: int
     call_since_ns: int | None = None
     excess: Decimal | None = None  # equity over the maintenance requirement (not a column)
+    # held symbols valued at their last sound mark, their book stale (issue 21; not a column)
+    stale_marks: tuple[str, ...] = ()
 
 
 _UPSERT = """
@@ -214,7 +216,8 @@ def margin_docs(rows: Sequence[MarginRow]) -> list[tuple[str, int, str]]:
     out = []
     for r in sorted(_latest(rows).values(), key=lambda r: r.account):
         ts = r.event_ns // NS_PER_MS
-        out.append((r.account, ts, margin_doc(r.account, r.equity, r.excess, r.state, ts)))
+        doc = margin_doc(r.account, r.equity, r.excess, r.state, ts, r.stale_marks)
+        out.append((r.account, ts, doc))
     return out
 
 
