@@ -7,7 +7,11 @@
   of many accounts trading on it; `advance(now_ns)` returns what happened up to `now_ns`: the
   incremental refreshes (35=X) and the synthetic flow's execution reports (35=8, a drop copy);
 * `market_data_request(fields)` answers a MarketDataRequest (35=V): a full refresh (35=W) per
-  symbol from the current book, or a MarketDataRequestReject (35=Y) naming the problem;
+  symbol from the current book (263=0: a snapshot only, 1: then the updates), or a
+  MarketDataRequestReject (35=Y) naming the problem;
+* the feed's RptSeq (83) per symbol goes out as the simulator writes it; the market can lose a
+  share of its 35=X upstream (`drop_incrementals`) and send an unsolicited 35=W per symbol
+  every `snapshot_every_s` to the sessions subscribed to it (issue 21, book integrity);
   `filter_incremental(body, symbols)` keeps the entries of a 35=X a subscriber asked for;
 * `new_order(origin, fields, now_ns)` fills a NewOrderSingle (35=D) against the current book:
   a market order at once at the ask (buy) or bid (sell), a limit order when marketable, else
@@ -41,7 +45,8 @@ SOH = b"\x01"
 # validating against the FIX 4.4 dictionary would reject the message: TransactTime (60) in
 # 35=X (the event time is then MDEntryTime (273) on SendingTime's date) and TrdMatchID (880,
 # FIX 5.0) in 35=8.
-_NOT_IN_FIX44 = {b"X": frozenset((60,)), b"8": frozenset((880,))}
+# MDEntryID (278) in a 35=W entry (FIX 4.4's MDFullGrp has none): the periodic snapshots.
+_NOT_IN_FIX44 = {b"X": frozenset((60,)), b"8": frozenset((880,)), b"W": frozenset((278,))}
 # Order and execution ids of the synthetic flow, prefixed with the run id: the order-flow
 # simulator numbers them per day and seed, so a restarted exchange would reuse them.
 _ID_TAGS = frozenset((11, 17, 19, 37, 41))
@@ -84,6 +89,7 @@ class ExchangeStats:
 
     incrementals: int = 0
     snapshots: int = 0
+    snapshot_requests: int = 0  # 35=V with 263=0 (a snapshot only)
     drop_copies: int = 0
     orders_received: int = 0
     fills: int = 0
@@ -118,6 +124,8 @@ class ExchangeCore:
         accounts: accounts of the synthetic order flow.
         orders_per_minute: synthetic orders per minute (0: no synthetic flow).
         run_id: prefixes OrderID (37) and ExecID (17) so a restarted exchange reuses none.
+        drop_incrementals: percent of the market's 35=X lost upstream (`MarketSimulator`).
+        snapshot_every_s: an unsolicited 35=W per symbol every this many seconds.
 
     `add_status` merges the venue's halts, bands and a falling index
     (`simulator.market_status`) into the feed by event time.
@@ -132,8 +140,13 @@ class ExchangeCore:
         accounts: int = 200,
         orders_per_minute: float = 120.0,
         run_id: str = "SX",
+        drop_incrementals: float = 0.0,
+        snapshot_every_s: float | None = None,
     ) -> None:
-        self.market = MarketSimulator(symbols, seed, start_ns, rate_per_symbol)
+        self.market = MarketSimulator(
+            symbols, seed, start_ns, rate_per_symbol, drop_incrementals=drop_incrementals,
+            snapshot_every_s=snapshot_every_s,
+        )  # fmt: skip
         self.symbols = [s.encode() for s in self.market.symbols]
         self._index = {s: i for i, s in enumerate(self.symbols)}
         stream: Iterator[tuple[int, bytes]]
@@ -158,6 +171,7 @@ class ExchangeCore:
         self._entry_ids: dict[tuple[bytes, bytes], bytes] = {}  # (symbol, 269) -> 278
         self.orders_seen: dict[tuple[tuple[str, str, str], bytes], bytes] = {}  # -> OrderID
         self.stats = ExchangeStats()
+        self.snapshot_requests: list[tuple[bytes, tuple[bytes, ...]]] = []  # (262, symbols)
 
     def add_status(self, status: StatusScenario) -> None:
         """Merge a status scenario into the feed, from now on (its messages already due go
@@ -200,6 +214,9 @@ class ExchangeCore:
         if not symbols or unknown:
             text = f"unknown symbol {unknown[0].decode()!r}" if unknown else "no Symbol (55)"
             return [self._md_reject(req_id, b"0", text)], []
+        if kind == b"0":
+            self.stats.snapshot_requests += 1
+            self.snapshot_requests.append((req_id, tuple(symbols)))
         snapshots = [(b"W", self.snapshot(req_id, s)) for s in symbols]
         if self._status is not None:  # each symbol's band (35=f), as a venue sends it
             bands = [self._status.band_body(s.decode()) for s in symbols]
@@ -223,17 +240,23 @@ class ExchangeCore:
         return b"Y", [(262, req_id or b"?"), (281, reason), (58, text.encode())]
 
     def snapshot(self, req_id: bytes, symbol: bytes) -> Body:
-        """A 35=W body: the last trade of `symbol`; its bid and offer come with the next 35=X.
+        """A 35=W body: `symbol`'s best bid, offer and last trade, with the RptSeq (83) of the
+        last entry they include.
 
-        Not the book sides: the simulator's book is already past the message it holds back for
-        its time, so a snapshot of it plus that message would leave a stale level, and FIX
-        4.4's snapshot group has no MDEntryID (278) to retire it by (a validating session
-        rejects one that carries it). The incrementals key every level by ID.
+        The simulator's book may already be past a message held back for its time (the next
+        one, not sent yet); the snapshot includes it and says so by its RptSeq, so a consumer
+        that follows RptSeq ignores that message when it comes (a duplicate). FIX 4.4's
+        snapshot group has no MDEntryID (278): the levels are keyed by price until the
+        incrementals replace them.
         """
-        book = self.market.top_of_book(self._index[symbol])
+        index = self._index[symbol]
+        book = self.market.top_of_book(index)
         assert book is not None  # every snapshot of the simulator's own 35=W is out by then
-        last = book[4]
-        return [(262, req_id), (55, symbol), (268, b"1"),
+        bid, bid_size, ask, ask_size, last = book
+        return [(262, req_id), (55, symbol), (83, b"%d" % self.market.rpt_seq(index)),
+                (268, b"3"),
+                (269, b"0"), (270, format_price(bid).encode()), (271, b"%d" % bid_size),
+                (269, b"1"), (270, format_price(ask).encode()), (271, b"%d" % ask_size),
                 (269, b"2"), (270, format_price(last).encode()), (271, b"100")]  # fmt: skip
 
     @staticmethod
@@ -244,7 +267,7 @@ class ExchangeCore:
         except StopIteration:
             return None
         entries: list[Body] = []
-        for tag, value in body[start + 1:]:
+        for tag, value in body[start + 1 :]:
             if tag == 279 or not entries:
                 entries.append([])
             entries[-1].append((tag, value))
@@ -269,7 +292,7 @@ class ExchangeCore:
             if held[0] > now_ns:
                 break
             msg_type, body = split_message(held[1])
-            held = None
+            at_ns, held = held[0], None
             drop = _NOT_IN_FIX44.get(msg_type)
             if drop:
                 body = [f for f in body if f[0] not in drop]
@@ -290,8 +313,12 @@ class ExchangeCore:
             elif msg_type in STATUS_TYPES:  # the venue's statuses: every market-data session
                 symbols = frozenset(v for t, v in body if t == 55)
                 out.append(Routed(None, msg_type, body, symbols))
-            # 35=W (the simulator's own opening snapshots) and client 35=D/F/G stay inside:
-            # a subscriber gets its snapshot from `snapshot`.
+            elif msg_type == b"W" and at_ns > self.market.start_ns:
+                # a periodic snapshot (`snapshot_every_s`): to the symbol's subscribers
+                out.append(Routed(None, b"W", body, frozenset(v for t, v in body if t == 55)))
+                self.stats.snapshots += 1
+            # The opening 35=W and client 35=D/F/G stay inside: a subscriber gets its snapshot
+            # from `snapshot`.
         self._held = held
         if touched and self._resting:
             out.extend(self._fill_resting(touched, now_ns))
@@ -331,8 +358,15 @@ class ExchangeCore:
             return []
         self.stats.orders_received += 1
         order = _Order(
-            origin, self._next_id(b"O"), values.get(11, b""), values.get(1),
-            values.get(55, b""), values.get(54, b""), 0, values.get(40, b""), 0,
+            origin,
+            self._next_id(b"O"),
+            values.get(11, b""),
+            values.get(1),
+            values.get(55, b""),
+            values.get(54, b""),
+            0,
+            values.get(40, b""),
+            0,
         )
         problem = ""
         try:
@@ -363,9 +397,7 @@ class ExchangeCore:
             self._resting[(origin, order.cl_ord_id)] = order
         return out
 
-    def cancel_order(
-        self, origin: tuple[str, str, str], fields: Body, now_ns: int
-    ) -> list[Routed]:
+    def cancel_order(self, origin: tuple[str, str, str], fields: Body, now_ns: int) -> list[Routed]:
         """Answer an OrderCancelRequest (35=F): 35=8 150=4 for a resting order, else 35=9."""
         values = dict(fields)
         cl_ord_id = values.get(11, b"")

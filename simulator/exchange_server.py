@@ -2,7 +2,9 @@
 
 Each logged-on session can:
 * subscribe to market data (35=V): it gets a 35=W per symbol, then the 35=X of those symbols
-  as the simulated market produces them, paced by the wall clock (`tick_s`);
+  as the simulated market produces them, paced by the wall clock (`tick_s`), and the market's
+  periodic 35=W of those symbols, if it sends any; a 35=V with 263=0 gets the snapshots only
+  (a consumer recovering a book);
 * send orders (35=D, 35=F): the reports (35=8, 35=9) come back on the same session;
 * receive drop copies (`drop_copy`): every 35=8 of the synthetic order flow and a copy of the
   reports of the orders other sessions send.
@@ -81,15 +83,21 @@ class _SessionApp:
                 self.server.send(self, reply_type, body)
         elif msg_type == b"D":
             routed = core.new_order(self.key, message.body(), now_ns)
-            log.info("%s: NewOrderSingle %s -> %s", self.name,
-                     (message.get(11) or b"?").decode(errors="replace"),
-                     ", ".join(_describe(r) for r in routed) or "duplicate ClOrdID, ignored")
+            log.info(
+                "%s: NewOrderSingle %s -> %s",
+                self.name,
+                (message.get(11) or b"?").decode(errors="replace"),
+                ", ".join(_describe(r) for r in routed) or "duplicate ClOrdID, ignored",
+            )
             self.server.deliver(routed)
         elif msg_type == b"F":
             routed = core.cancel_order(self.key, message.body(), now_ns)
-            log.info("%s: OrderCancelRequest %s -> %s", self.name,
-                     (message.get(41) or b"?").decode(errors="replace"),
-                     ", ".join(_describe(r) for r in routed))
+            log.info(
+                "%s: OrderCancelRequest %s -> %s",
+                self.name,
+                (message.get(41) or b"?").decode(errors="replace"),
+                ", ".join(_describe(r) for r in routed),
+            )
             self.server.deliver(routed)
         else:
             raise UnsupportedMessageType
@@ -197,6 +205,10 @@ class ExchangeServer:
                 for app in apps:
                     if app.subscribed:
                         self.send(app, item.msg_type, item.body)
+            elif item.msg_type == b"W":  # a periodic snapshot: unsolicited, to its subscribers
+                for app in apps:
+                    if item.symbols & app.subscribed:
+                        self.send(app, b"W", item.body)
             elif item.to is None or item.msg_type == b"8":
                 for app in apps:
                     if app.drop_copy and app.key != item.to:

@@ -477,6 +477,11 @@ class MarketSimulator:
             return b.bid, b.bid_size, b.ask, b.ask_size, b.ltp
         return state[0], state[1], state[2], state[3], state[4]
 
+    def rpt_seq(self, index: int) -> int:
+        """The RptSeq (83) of symbol ``index``'s last entry emitted or lost so far (0: none):
+        what a snapshot of `top_of_book` includes."""
+        return self._rpt_emitted[index]
+
     def write_file(
         self,
         path: str | Path,

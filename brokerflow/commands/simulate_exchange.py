@@ -21,7 +21,11 @@ import logging
 import signal
 import time
 
-from brokerflow.commands.simulate import add_status_options, status_scenario
+from brokerflow.commands.simulate import (
+    add_integrity_options,
+    add_status_options,
+    status_scenario,
+)
 from connectors.fix.live import load_live_sessions
 from domain.errors import ConfigError
 from simulator.abuse import PATTERNS
@@ -67,6 +71,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="write the synthetic accounts and positions (for `brokerflow load`) and go on",
     )  # fmt: skip
     add_status_options(p)
+    add_integrity_options(p)
     p.set_defaults(func=run)
 
 
@@ -88,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     core = ExchangeCore(
         args.symbols, time.time_ns(), args.seed, args.rate, args.accounts,
         args.orders_per_minute, run_id=f"SX{int(time.time()):x}",
+        drop_incrementals=args.drop_incrementals, snapshot_every_s=args.snapshot_every,
     )  # fmt: skip
     scenario = status_scenario(args, core.market, core.market.start_ns)
     if scenario is not None:
@@ -110,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    server: ExchangeServer, host: str, port: int, seconds: float | None,
-    abuse_s: float | None = None, quiet_after_s: float | None = None,
+    server: ExchangeServer,
+    host: str,
+    port: int,
+    seconds: float | None,
+    abuse_s: float | None = None,
+    quiet_after_s: float | None = None,
 ) -> None:
     bound = await server.start(host, port)
     names = ", ".join(f"{s.config.target_comp_id} -> {s.config.sender_comp_id}"
@@ -184,7 +194,8 @@ def summary_lines(server: ExchangeServer, seconds: float) -> list[str]:
         f"exchange ran {seconds:.1f} s: {total:,} application messages sent "
         f"({', '.join(f'35={k} {v:,}' for k, v in sorted(sent.items())) or 'none'})",
         f"  market    {s.incrementals:,} incremental refreshes generated, {s.snapshots:,} "
-        f"snapshots sent",
+        f"snapshots sent ({s.snapshot_requests:,} snapshot requests), "
+        f"{server.core.market.dropped:,} incrementals dropped",
         f"  orders    {s.orders_received:,} received, {s.fills:,} filled, {s.cancels:,} "
         f"cancelled, {s.rejects:,} rejected, {s.duplicates:,} duplicate ClOrdIDs ignored",
         f"  drop copy {s.drop_copies:,} synthetic execution reports",

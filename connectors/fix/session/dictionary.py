@@ -228,6 +228,22 @@ class DataDictionary:
             self._add_children(node, mdef.fields, mdef.required, parent_required=True)
             self.messages[msg_type] = mdef
         del self._components
+        self._allow_rpt_seq()
+
+    def _allow_rpt_seq(self) -> None:
+        """RptSeq (83) where market-data venues send it: in each MDIncGrp entry of a 35=X and in
+        the body of a 35=W (FIX 5.0 defines both; CME MDP and others send them over FIX 4.x).
+        QuickFIX's FIX 4.2/4.4 dictionaries list neither, so a validating session would reject
+        every sequenced incremental, and book integrity (docs/book-integrity.md) needs them."""
+        if 83 not in self.names:
+            return
+        snapshot = self.messages.get(b"W")
+        if snapshot is not None:
+            snapshot.fields.setdefault(83, None)
+        incremental = self.messages.get(b"X")
+        group = incremental.fields.get(268) if incremental is not None else None
+        if group is not None:
+            group.fields.setdefault(83, None)
 
     def _add_children(
         self,
@@ -297,8 +313,14 @@ class DataDictionary:
             check = self._checks.get(tag)
             allowed = self.enums.get(tag)
             if check is not None or allowed is not None:
-                checks.append((index, check, allowed if tag not in self._multi else None,
-                               allowed if tag in self._multi else None))
+                checks.append(
+                    (
+                        index,
+                        check,
+                        allowed if tag not in self._multi else None,
+                        allowed if tag in self._multi else None,
+                    )
+                )
         return counts, checks
 
     @staticmethod

@@ -25,18 +25,25 @@ def test_a_subscription_gets_a_snapshot_per_symbol_from_the_current_book():
         [(262, b"R1"), (263, b"1"), (146, b"2"), (55, aapl), (55, msft)]
     )
     assert [t for t, _ in replies] == [b"W", b"W"] and streamed == [aapl, msft]
-    body = dict(replies[0][1])
-    last = _book(core, aapl)[4]
-    # The last trade only: no MDEntryID (FIX 4.4's snapshot group has none), no book sides
-    # that the held-back incremental would leave stale (the 35=X key every level by ID)
-    assert body[262] == b"R1" and body[55] == aapl and 278 not in body
-    assert body[269] == b"2" and body[270] == f"{last / 100:.2f}".encode()
+    body = replies[0][1]
+    bid, bid_size, ask, ask_size, last = _book(core, aapl)
+    # The top of book and the last trade, with the RptSeq (83) of the last entry included (a
+    # held-back incremental it already includes is then a duplicate); no MDEntryID (FIX 4.4's
+    # snapshot group has none)
+    assert body[:4] == [(262, b"R1"), (55, aapl), (83, b"%d" % core.market.rpt_seq(0)),
+                        (268, b"3")]  # fmt: skip
+    assert body[4:] == [
+        (269, b"0"), (270, f"{bid / 100:.2f}".encode()), (271, b"%d" % bid_size),
+        (269, b"1"), (270, f"{ask / 100:.2f}".encode()), (271, b"%d" % ask_size),
+        (269, b"2"), (270, f"{last / 100:.2f}".encode()), (271, b"100"),
+    ]  # fmt: skip
 
 
 def test_a_snapshot_only_request_streams_nothing_and_a_bad_one_is_rejected():
     core = _core()
     replies, streamed = core.market_data_request([(262, b"R"), (263, b"0"), (55, b"AAPL")])
     assert [t for t, _ in replies] == [b"W"] and streamed == []
+    assert core.snapshot_requests == [(b"R", (b"AAPL",))] and core.stats.snapshot_requests == 1
     replies, streamed = core.market_data_request([(262, b"R"), (263, b"1"), (55, b"NOPE")])
     assert replies[0][0] == b"Y" and b"NOPE" in dict(replies[0][1])[58] and streamed == []
 
@@ -114,3 +121,32 @@ def test_the_synthetic_flow_sends_execution_reports_as_drop_copies():
 def test_split_message_drops_the_header_and_trailer():
     raw = b"8=FIX.4.4\x019=20\x0135=D\x0134=7\x0149=A\x0156=B\x0152=x\x0111=C\x0110=000\x01"
     assert split_message(raw) == (b"D", [(11, b"C")])
+
+
+def test_lost_incrementals_skip_rptseq_and_periodic_snapshots_go_out():
+    """`drop_incrementals`: the subscribers see a gap in a symbol's RptSeq (83); a request's
+    snapshot carries the RptSeq the market reached (lost numbers included); with
+    `snapshot_every_s`, the market's 35=W go out (no MDEntryID: not FIX 4.4 in 35=W)."""
+    core = _core(drop_incrementals=20, snapshot_every_s=1)
+    routed = core.advance(T0 + 3_500_000_000)
+    last: dict[bytes, int] = {}
+    gaps = 0
+    for item in routed:
+        if item.msg_type != b"X":
+            continue
+        symbol = b""
+        for tag, value in item.body:
+            if tag == 55:
+                symbol = value
+            elif tag == 83:
+                gaps += int(value) > last.get(symbol, 0) + 1
+                last[symbol] = int(value)
+    assert gaps > 0 and core.market.dropped > 0
+    snapshots = [r for r in routed if r.msg_type == b"W"]
+    assert len(snapshots) == 3 * 3  # 1, 2 and 3 s, each symbol
+    assert all(t != 278 for r in snapshots for t, _ in r.body)
+    (reply,), _ = core.market_data_request([(262, b"R"), (263, b"0"), (55, b"AAPL")])
+    assert (
+        dict(reply[1])[83] == b"%d" % core.market.rpt_seq(0)
+        and core.market.rpt_seq(0) >= (last[b"AAPL"])
+    )

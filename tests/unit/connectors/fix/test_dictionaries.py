@@ -41,6 +41,28 @@ def test_the_shipped_dictionaries_are_used_by_default(monkeypatch: pytest.Monkey
         dictionary.validate(parse(raw))
 
 
+@pytest.mark.parametrize("begin_string", ["FIX.4.4", "FIX.4.2"])
+def test_rptseq_is_allowed_where_market_data_venues_send_it(begin_string: str) -> None:
+    """RptSeq (83) in each 35=X entry and in the 35=W body (issue 21), which QuickFIX's
+    dictionaries omit; still not in a message that has no use for it."""
+    dictionary = session_dictionary(SessionConfig("BF", "VENUE", begin_string=begin_string))
+    assert dictionary is not None
+    head = begin_string.encode() + b"\x019=1\x0135="
+    common = b"\x0149=VENUE\x0156=BF\x0134=2\x0152=20261207-10:00:00\x01"
+    incremental = (
+        head + b"X" + common + b"268=2\x01279=0\x01269=0\x0155=AAPL\x01270=1.5\x01"
+        b"83=7\x01279=1\x01269=1\x0155=AAPL\x01270=1.6\x0183=8\x0110=000\x01"
+    )
+    snapshot = (head + b"W" + common + b"55=AAPL\x0183=8\x01268=1\x01269=0\x01270=1.5\x01"
+                b"10=000\x01")  # fmt: skip
+    dictionary.validate(parse(incremental))
+    dictionary.validate(parse(snapshot))
+    order = (head + b"D" + common + b"11=A\x0121=1\x0155=AAPL\x0154=1\x0160=20261207-10:00:00"
+             b"\x0138=1\x0140=1\x0183=1\x0110=000\x01")  # fmt: skip
+    with pytest.raises(Exception, match="83"):
+        dictionary.validate(parse(order))
+
+
 def test_a_venue_dictionary_directory_overrides_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
