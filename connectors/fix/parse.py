@@ -25,6 +25,17 @@ Market-data rules:
 - Event time: TransactTime (60) before the group, else the first entry's MDEntryTime (273) on
   its MDEntryDate (272) or on the date of SendingTime (52), else the first entry's TransactTime
   (60, Binance puts it in the group), else SendingTime (52).
+- RptSeq (83): in 35=X per entry (FIX 4.4 MDIncGrp); each symbol's increment carries the
+  (first, last) of its entries' values in wire order, None when they carry none (an 83 before
+  the group of a 35=X is not read). In 35=W the body's 83 (entries' are not read). A value
+  that is not a plain sequence number (digits) makes the message a dead letter.
+- A 35=W whose own best bid >= best ask (levels keyed as the book keys them) is `crossed`:
+  the snapshot goes on flagged, and `decode_lines` adds a dead letter naming it.
+
+Book damage (issue 21): a 35=W/X line that `decode_lines` makes a dead letter, whose Symbol
+(55) can still be read from the raw line, also gives one `BookDamaged` per distinct readable
+symbol (reason "dead_letter", detail the dead letter's reason), in the line's place among the
+events (see `_damaged_books` for what is read and how it is dated).
 """
 
 from __future__ import annotations
@@ -64,6 +75,7 @@ from connectors.fix.timefmt import (
     parse_utc_timestamp,
     parse_utc_timestamps,
 )
+from domain.book_integrity import DEAD_LETTER
 from domain.dead_letters import DeadLetter
 from domain.errors import DecodeError, FieldError
 from domain.events import (
@@ -72,6 +84,7 @@ from domain.events import (
     OPEN,
     REFERENCE_TYPES,
     AccountChanged,
+    BookDamaged,
     CashMoved,
     ExecutionReport,
     MarketDataIncrement,
@@ -89,6 +102,7 @@ ADMIN_MSG_TYPES = frozenset(("0", "1", "2", "3", "4", "5", "A"))
 Event = (
     MarketDataSnapshot
     | MarketDataIncrement
+    | BookDamaged
     | ExecutionReport
     | OrderRequest
     | OrderList
@@ -165,21 +179,26 @@ def _make_md_entry_factory() -> _MdEntryFactory:
     return make
 
 
+_SNAPSHOT_FIELDS = ("symbol", "ts_event", "entries", "rpt_seq", "crossed")
+_INCREMENT_FIELDS = ("symbol", "ts_event", "entries", "rpt_seq")
+
+
 def _make_event_factory(
-    cls: type[MarketDataSnapshot] | type[MarketDataIncrement],
-) -> Callable[[str, int, tuple[MdEntry, ...]], MarketDataSnapshot | MarketDataIncrement]:
-    """Build a market-data event without the frozen dataclass `__init__`, as for MdEntry."""
+    cls: type[MarketDataSnapshot] | type[MarketDataIncrement], expected: tuple[str, ...]
+) -> Callable[..., MarketDataSnapshot | MarketDataIncrement]:
+    """Build a market-data event without the frozen dataclass `__init__`, as for MdEntry:
+    (symbol, ts_event, entries[, rpt_seq[, crossed]]), the rest at their defaults."""
     names = tuple(field.name for field in fields(cls))
-    if names != ("symbol", "ts_event", "entries"):
+    if names != expected:
         return cls
     new = object.__new__
-    set_symbol, set_ts_event, set_entries = (getattr(cls, name).__set__ for name in names)
+    setters = [getattr(cls, name).__set__ for name in names]
+    defaults = [field.default for field in fields(cls)]
 
-    def make(symbol: str, ts_event: int, entries: tuple[MdEntry, ...]) -> object:
+    def make(*values: object) -> object:
         event = new(cls)
-        set_symbol(event, symbol)
-        set_ts_event(event, ts_event)
-        set_entries(event, entries)
+        for set_value, value in zip(setters, (*values, *defaults[len(values) :]), strict=True):
+            set_value(event, value)
         return event
 
     return make
@@ -213,44 +232,72 @@ class _MdEntryBuilder:
 
 
 class _IncrementBuilder:
-    __slots__ = ("symbol", "ts_event", "entries")
+    __slots__ = _INCREMENT_FIELDS
 
-    def __init__(self, symbol: str, ts_event: int, entries: tuple[MdEntry, ...]) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        ts_event: int,
+        entries: tuple[MdEntry, ...],
+        rpt_seq: tuple[int, int] | None = None,
+    ) -> None:
         self.symbol = symbol
         self.ts_event = ts_event
         self.entries = entries
+        self.rpt_seq = rpt_seq
         self.__class__ = MarketDataIncrement  # type: ignore[assignment]
 
 
 class _SnapshotBuilder:
-    __slots__ = ("symbol", "ts_event", "entries")
+    __slots__ = _SNAPSHOT_FIELDS
 
-    def __init__(self, symbol: str, ts_event: int, entries: tuple[MdEntry, ...]) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        ts_event: int,
+        entries: tuple[MdEntry, ...],
+        rpt_seq: int | None = None,
+        crossed: bool = False,
+    ) -> None:
         self.symbol = symbol
         self.ts_event = ts_event
         self.entries = entries
+        self.rpt_seq = rpt_seq
+        self.crossed = crossed
         self.__class__ = MarketDataSnapshot  # type: ignore[assignment]
 
 
-def _checked_builder(builder: Callable, cls: type, fallback: Callable, *probe: object) -> Callable:
-    """`builder` if it makes the very object `cls(*probe)` makes, else `fallback`."""
-    try:
-        built = builder(*probe)
-    except TypeError:  # __class__ assignment refused: the slot layouts differ
-        return fallback
-    if type(built) is not cls or built != cls(*probe) or hasattr(built, "__dict__"):
-        return fallback
+def _checked_builder(
+    builder: Callable, cls: type, fallback: Callable, *probes: tuple[object, ...]
+) -> Callable:
+    """`builder` if it makes the very object `cls(*probe)` makes for each probe, else
+    `fallback`."""
+    for probe in probes:
+        try:
+            built = builder(*probe)
+        except TypeError:  # __class__ assignment refused: the slot layouts differ
+            return fallback
+        if type(built) is not cls or built != cls(*probe) or hasattr(built, "__dict__"):
+            return fallback
     return builder
 
 
 _make_md_entry = _checked_builder(
-    _MdEntryBuilder, MdEntry, _make_md_entry_factory(), "0", "1", 1.5, 2.0, "id"
+    _MdEntryBuilder, MdEntry, _make_md_entry_factory(), ("0", "1", 1.5, 2.0, "id")
 )
 _make_snapshot = _checked_builder(
-    _SnapshotBuilder, MarketDataSnapshot, _make_event_factory(MarketDataSnapshot), "A", 1, ()
+    _SnapshotBuilder,
+    MarketDataSnapshot,
+    _make_event_factory(MarketDataSnapshot, _SNAPSHOT_FIELDS),
+    ("A", 1, ()),
+    ("A", 1, (), 7, True),
 )
 _make_increment = _checked_builder(
-    _IncrementBuilder, MarketDataIncrement, _make_event_factory(MarketDataIncrement), "A", 1, ()
+    _IncrementBuilder,
+    MarketDataIncrement,
+    _make_event_factory(MarketDataIncrement, _INCREMENT_FIELDS),
+    ("A", 1, ()),
+    ("A", 1, (), (3, 4)),
 )
 
 
@@ -304,11 +351,53 @@ def _not_positive(raw: bytes) -> None:
 
 def _check_md_numbers(entries: list[tuple]) -> None:
     """Raise the FieldError for the first bad MDEntryPx (270) or MDEntrySize (271), if any."""
-    for _, _, price, size, _, _ in entries:
+    for _, _, price, size, _, _, _ in entries:
         if price is not None:
             _md_number(price, 270)
         if size is not None:
             _md_number(size, 271)
+
+
+def _rpt_seq(raw: bytes) -> int:
+    if not raw.isdigit():
+        msg = f"RptSeq(83) was '{show(raw)}', not a sequence number"
+        raise FieldError(83, msg)
+    return int(raw)
+
+
+def _crossed_top(entries: Iterable[MdEntry]) -> tuple[float, float] | None:
+    """(best bid, best ask) of a full refresh's entries when bid >= ask (crossed or locked),
+    else None. Levels are keyed by MDEntryID, else price, as the book keys them
+    (`domain.quotes`): a later entry of the same key replaces the earlier one."""
+    bids: dict[object, float] = {}
+    asks: dict[object, float] = {}
+    for entry in entries:
+        kind = entry.entry_type
+        price = entry.price
+        if price is None or (kind != "0" and kind != "1"):
+            continue
+        key = price if entry.entry_id is None else entry.entry_id
+        (bids if kind == "0" else asks)[key] = price
+    if not bids or not asks:
+        return None
+    bid, ask = max(bids.values()), min(asks.values())
+    return (bid, ask) if bid >= ask else None
+
+
+def _rpt_seqs_by_symbol(entries: list[tuple], symbol: bytes | None) -> dict[bytes, tuple[int, int]]:
+    """(first, last) RptSeq (83) of each symbol's entries in a 35=X (Symbol (55) inherited as
+    `_parse_md` does); every 83 must be a sequence number."""
+    out: dict[bytes, tuple[int, int]] = {}
+    current = symbol
+    for _, _, _, _, _, entry_symbol, rpt in entries:
+        if entry_symbol is not None:
+            current = entry_symbol
+        if rpt is None or current is None:
+            continue
+        number = _rpt_seq(rpt)
+        seen = out.get(current)
+        out[current] = (number, number) if seen is None else (seen[0], number)
+    return out
 
 
 def _field_tokens(region: bytes) -> list[bytes]:
@@ -334,7 +423,7 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
         FieldError: a missing or malformed market-data field.
         _SlowPath: a field the generic decoder must judge (garbled tag, empty value, data field).
     """
-    symbol = sending = transact = count_text = None
+    symbol = sending = transact = count_text = rpt_seq = None
     pairs = zip(*[iter(tokens)] * 2, strict=False)
     in_group = False
     for tag, value in pairs:
@@ -351,14 +440,17 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
             symbol = value
         elif tag == b"60":
             transact = value
+        elif tag == b"83":
+            rpt_seq = value  # a 35=W's; a 35=X carries it per entry (MDIncGrp)
         elif tag in slow_path_tags or not tag.isdigit() or tag[0] == 0x30:
             raise _SlowPath
 
     entries: list[tuple] = []
     append = entries.append
     first_time = first_date = first_transact = None
-    entry_type = action = price = size = entry_id = entry_symbol = None
+    entry_type = action = price = size = entry_id = entry_symbol = rpt = None
     by_action = False
+    has_rpt = False
     if in_group:
         # `tag, value` is the first 269 or 279: the group opens with it.
         if tag == b"269":
@@ -376,13 +468,13 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
             elif tag == b"269":
                 # A 269 opens an entry unless a 279 opened the current one and no 269 came yet.
                 if entry_type is not None or not by_action:
-                    append((entry_type, action, price, size, entry_id, entry_symbol))
-                    action = price = size = entry_id = entry_symbol = None
+                    append((entry_type, action, price, size, entry_id, entry_symbol, rpt))
+                    action = price = size = entry_id = entry_symbol = rpt = None
                     by_action = False
                 entry_type = value
             elif tag == b"279":
-                append((entry_type, action, price, size, entry_id, entry_symbol))
-                entry_type = price = size = entry_id = entry_symbol = None
+                append((entry_type, action, price, size, entry_id, entry_symbol, rpt))
+                entry_type = price = size = entry_id = entry_symbol = rpt = None
                 action = value
                 by_action = True
             elif tag == b"55":
@@ -398,9 +490,12 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
             elif tag == b"60":
                 if not entries:
                     first_transact = value
+            elif tag == b"83":
+                rpt = value
+                has_rpt = True
             elif tag in slow_path_tags or not tag.isdigit() or tag[0] == 0x30:
                 raise _SlowPath
-        append((entry_type, action, price, size, entry_id, entry_symbol))
+        append((entry_type, action, price, size, entry_id, entry_symbol, rpt))
 
     if count_text is None:
         msg = "NoMDEntries(268) missing"
@@ -438,7 +533,7 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
             raise FieldError(55, msg)
         snapshot_entries = []
         try:
-            for entry_type, _, price, size, entry_id, _ in entries:
+            for entry_type, _, price, size, entry_id, _, _ in entries:
                 if entry_type is None:
                     msg = "MDEntryType(269) missing in a NoMDEntries(268) entry"
                     raise FieldError(269, msg)
@@ -460,12 +555,20 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
             _check_md_numbers(entries)
         if total - total:
             _check_md_numbers(entries)
-        return [MarketDataSnapshot(_text(symbol), ts_event, tuple(snapshot_entries))]
+        return [
+            MarketDataSnapshot(
+                _text(symbol),
+                ts_event,
+                tuple(snapshot_entries),
+                None if rpt_seq is None else _rpt_seq(rpt_seq),
+                _crossed_top(snapshot_entries) is not None,
+            )
+        ]
 
     by_symbol: dict[bytes, list[MdEntry]] = {}
     current = symbol
     try:
-        for entry_type, action, price, size, entry_id, entry_symbol in entries:
+        for entry_type, action, price, size, entry_id, entry_symbol, _ in entries:
             if entry_symbol is not None:
                 current = entry_symbol
             elif current is None:
@@ -495,6 +598,14 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
         _check_md_numbers(entries)
     if total - total:
         _check_md_numbers(entries)
+    if has_rpt:
+        rpt_seqs = _rpt_seqs_by_symbol(entries, symbol)
+        return [
+            MarketDataIncrement(
+                text_of(key) or _text(key), ts_event, tuple(group), rpt_seqs.get(key)
+            )
+            for key, group in by_symbol.items()
+        ]
     return [
         MarketDataIncrement(text_of(key) or _text(key), ts_event, tuple(group))
         for key, group in by_symbol.items()
@@ -1194,8 +1305,11 @@ class DecodedBatch:
     """What `decode_lines` made of a batch of log lines.
 
     Attributes:
-        events: domain events, in input order.
-        dead_letters: one per line that failed to decode or parse, in input order.
+        events: domain events, in input order; a 35=W/X line that became a dead letter but
+            still names its symbols adds a `BookDamaged` per symbol in its place.
+        dead_letters: one per line that failed to decode or parse, in input order; also one
+            naming each crossed 35=W (whose snapshot is among the events, flagged), and one
+            per symbol outside the instrument list.
         admin: session-level messages (35=0,1,2,3,4,5,A) decoded and skipped.
         messages: lines that were not blank or `#` comments (each became events, an admin
             count or a dead letter; an X with 268=0 becomes nothing).
@@ -1263,17 +1377,19 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
         incremental: True for 35=X.
 
     Returns:
-        (count_at, count_text, time, single_symbol_at, entries) with indexes into the values
-        (-1 for absent): `count_at` NoMDEntries (268), `count_text` the count it must read,
-        `time` (_TIME_STAMP, at) or (_TIME_ENTRY, time_at, date_at, sending_at),
+        (count_at, count_text, time, single_symbol_at, entries, rpt_ats) with indexes into
+        the values (-1 for absent): `count_at` NoMDEntries (268), `count_text` the count it
+        must read, `time` (_TIME_STAMP, at) or (_TIME_ENTRY, time_at, date_at, sending_at),
         `single_symbol_at` the Symbol (55) of every entry if they all read the same field,
-        `entries` one (type, action, price, size, id, symbol) per entry, symbol resolved by
-        inheritance in 35=X (the message-level one in 35=W, whose action is always "0").
+        `entries` one (type, action, price, size, id, symbol, rpt_seq) per entry, symbol
+        resolved by inheritance in 35=X (the message-level one in 35=W, whose action is always
+        "0"), `rpt_ats` the RptSeq (83) fields the events read, in wire order: the entries'
+        in 35=X, the message's in 35=W (empty when there are none).
         None where `_parse_md` would not parse these tags, or would fail on them whatever
         the values, or finds no entries.
     """
     slow_tags = _SLOW_PATH_TAGS
-    symbol_at = sending_at = transact_at = count_at = -1
+    symbol_at = sending_at = transact_at = count_at = rpt_at = -1
     group_at = len(tags)
     for at, tag in enumerate(tags):
         if tag == b"269" or tag == b"279":
@@ -1287,6 +1403,8 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
             symbol_at = at
         elif tag == b"60":
             transact_at = at
+        elif tag == b"83":
+            rpt_at = at
         elif tag in slow_tags or not tag.isdigit() or tag[0] == 0x30:
             return None
     if group_at == len(tags) or count_at < 0:
@@ -1294,9 +1412,9 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
 
     entries: list[list[int]] = []
     time_at = date_at = group_transact_at = -1
-    # entry: [type, action, price, size, id, symbol]
+    # entry: [type, action, price, size, id, symbol, rpt_seq]
     by_action = tags[group_at] == b"279"
-    entry = [-1, group_at, -1, -1, -1, -1] if by_action else [group_at, -1, -1, -1, -1, -1]
+    entry = [-1, group_at, -1, -1, -1, -1, -1] if by_action else [group_at, -1, -1, -1, -1, -1, -1]
     for at in range(group_at + 1, len(tags)):
         tag = tags[at]
         if tag == b"270":
@@ -1307,12 +1425,12 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
             # A 269 opens an entry unless a 279 opened the current one and no 269 came yet.
             if entry[0] >= 0 or not by_action:
                 entries.append(entry)
-                entry = [-1, -1, -1, -1, -1, -1]
+                entry = [-1, -1, -1, -1, -1, -1, -1]
                 by_action = False
             entry[0] = at
         elif tag == b"279":
             entries.append(entry)
-            entry = [-1, at, -1, -1, -1, -1]
+            entry = [-1, at, -1, -1, -1, -1, -1]
             by_action = True
         elif tag == b"55":
             entry[5] = at
@@ -1327,6 +1445,8 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
         elif tag == b"60":
             if not entries:
                 group_transact_at = at
+        elif tag == b"83":
+            entry[6] = at
         elif tag in slow_tags or not tag.isdigit() or tag[0] == 0x30:
             return None
     entries.append(entry)
@@ -1361,12 +1481,17 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
     # One event when every entry reads the same Symbol (55) field; else grouped by value.
     symbol_ats = {entry[5] for entry in entries}
     single_symbol_at = entries[0][5] if len(symbol_ats) == 1 else -1
+    if incremental:
+        rpt_ats = tuple(entry[6] for entry in entries if entry[6] >= 0)
+    else:
+        rpt_ats = (rpt_at,) if rpt_at >= 0 else ()
     return (
         count_at,
         b"%d" % len(entries),
         time,
         single_symbol_at,
         tuple(tuple(entry) for entry in entries),
+        rpt_ats,
     )
 
 
@@ -1387,7 +1512,7 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
         values: the values after MsgType (35) and before CheckSum (10), in wire order.
         incremental: True for 35=X.
     """
-    count_at, count_text, time, single_symbol_at, entries = plan
+    count_at, count_text, time, single_symbol_at, entries, rpt_ats = plan
     if values[count_at] != count_text:
         return None
     try:
@@ -1416,7 +1541,7 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
     append = built.append
     total = 0.0  # NaN or infinity anywhere makes it non-finite
     try:
-        for type_at, action_at, price_at, size_at, id_at, _ in entries:
+        for type_at, action_at, price_at, size_at, id_at, _, _ in entries:
             entry_type = values[type_at]
             price = None if price_at < 0 else float(values[price_at])
             size = None if size_at < 0 else float(values[size_at])
@@ -1441,11 +1566,22 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
         return None
     if total - total:
         return None
+    if rpt_ats:
+        rpt_values = [values[at] for at in rpt_ats]
+        if not all(map(bytes.isdigit, rpt_values)):
+            return None
+    if not incremental:
+        if _crossed_top(built) is not None:
+            return None  # the careful path adds the dead letter naming it
+        symbol = values[single_symbol_at]
+        rpt_seq = int(rpt_values[0]) if rpt_ats else None
+        return [_make_snapshot(text_of(symbol) or _text(symbol), ts_event, tuple(built), rpt_seq)]
     if single_symbol_at >= 0:
         symbol = values[single_symbol_at]
-        make_event = _make_increment if incremental else _make_snapshot
-        return [make_event(text_of(symbol) or _text(symbol), ts_event, tuple(built))]
+        rpt = (int(rpt_values[0]), int(rpt_values[-1])) if rpt_ats else None
+        return [_make_increment(text_of(symbol) or _text(symbol), ts_event, tuple(built), rpt)]
     by_symbol: dict[bytes, list[MdEntry]] = {}
+    rpt_seqs: dict[bytes, tuple[int, int]] = {}
     for entry, plan_entry in zip(built, entries, strict=True):
         symbol = values[plan_entry[5]]
         group = by_symbol.get(symbol)
@@ -1453,9 +1589,15 @@ def _run_md_plan(plan: tuple, values: list[bytes], incremental: bool) -> list | 
             by_symbol[symbol] = [entry]
         else:
             group.append(entry)
+        if plan_entry[6] >= 0:
+            number = int(values[plan_entry[6]])
+            seen = rpt_seqs.get(symbol)
+            rpt_seqs[symbol] = (number, number) if seen is None else (seen[0], number)
     make_increment = _make_increment
     return [
-        make_increment(text_of(symbol) or _text(symbol), ts_event, tuple(group))
+        make_increment(
+            text_of(symbol) or _text(symbol), ts_event, tuple(group), rpt_seqs.get(symbol)
+        )
         for symbol, group in by_symbol.items()
     ]
 
@@ -1614,7 +1756,7 @@ def _run_md_columns(
         every item is an event.
     """
     count = len(group.lines)
-    count_at, count_text, _, _, entries = group.plan
+    count_at, count_text, _, _, entries, rpt_ats = group.plan
     float_of = _float_cache.__getitem__
     # fits[j]: line j is one the columns take; None while all lines are.
     fits: list[bool] | None = None
@@ -1626,7 +1768,7 @@ def _run_md_columns(
     if counts.count(count_text) != count:
         fits = _both(fits, map(count_text.__eq__, counts))
     numbers = []  # (prices, sizes) of each entry: a list, or None for a field absent
-    for _, _, price_at, size_at, _, _ in entries:
+    for _, _, price_at, size_at, _, _, _ in entries:
         prices = sizes = None
         if price_at >= 0:
             prices = list(map(float_of, group.column(tokens, price_at)))
@@ -1644,12 +1786,20 @@ def _run_md_columns(
             other = group.column(tokens, entry[5])
             if other != symbols:  # some lines have more than one: one event per symbol
                 fits = _both(fits, map(operator.eq, symbols, other))
+    rpt_columns = []  # RptSeq (83): the first and last of 35=X, the message's of 35=W
+    for at in rpt_ats:
+        column = group.column(tokens, at)
+        if not all(map(bytes.isdigit, column)):
+            fits = _both(fits, map(bytes.isdigit, column))
+        rpt_columns.append(column)
     if fits is not None:
         return _run_md_rows_split(tokens, group, ts_event, fits, incremental), False
 
     text_of = _text_cache.__getitem__
     entry_objects = []
-    for (type_at, action_at, _, _, id_at, _), (prices, sizes) in zip(entries, numbers, strict=True):
+    for (type_at, action_at, _, _, id_at, _, _), (prices, sizes) in zip(
+        entries, numbers, strict=True
+    ):
         entry_objects.append(
             list(
                 map(
@@ -1663,8 +1813,21 @@ def _run_md_columns(
             )
         )
     make_event = _make_increment if incremental else _make_snapshot
-    events = map(make_event, map(text_of, symbols), ts_event, zip(*entry_objects, strict=True))
-    return list(events), True
+    columns = [map(text_of, symbols), ts_event, zip(*entry_objects, strict=True)]
+    if not rpt_columns:
+        pass
+    elif incremental:
+        columns.append(zip(map(int, rpt_columns[0]), map(int, rpt_columns[-1]), strict=True))
+    else:
+        columns.append(map(int, rpt_columns[0]))
+    events = list(map(make_event, *columns))
+    if incremental:
+        return events, True
+    # A crossed snapshot goes to the careful path, which adds the dead letter naming it.
+    crossed = [row for row, event in enumerate(events) if _crossed_top(event.entries)]
+    for row in crossed:
+        events[row] = None
+    return events, not crossed
 
 
 def _run_md_rows_split(
@@ -2175,7 +2338,10 @@ def decode_lines(
     others = np.flatnonzero(framed & ~(market_x | market_w)).tolist()
     if others:
         _decode_order_lines(chunk, others, lines, source, line_nos, parsed)
-    return _gather(parsed, irregular, lines, source, line_nos, step_id, ts_init, instruments)
+    batch = _gather(parsed, irregular, lines, source, line_nos, step_id, ts_init, instruments)
+    if batch.dead_letters:
+        _date_damaged(batch.events, ts_init)
+    return batch
 
 
 def _line_numbers(first_line_no: int | Sequence[int], count: int) -> Sequence[int]:
@@ -2246,7 +2412,7 @@ def _gather(
 
     def flush_declined(stop: int) -> None:
         nonlocal admin, messages
-        careful = _decode_lines_careful(
+        careful = _careful_lines(
             lines[declined_from:stop],
             source,
             line_nos[declined_from:stop],
@@ -2318,6 +2484,22 @@ def _decode_lines_careful(
     instruments: frozenset[str] | None,
 ) -> DecodedBatch:
     """`decode_lines` line by line: any framing, delimiter, log prefix or message type."""
+    batch = _careful_lines(lines, source, first_line_no, step_id, ts_init, instruments)
+    if batch.dead_letters:
+        _date_damaged(batch.events, ts_init)
+    return batch
+
+
+def _careful_lines(
+    lines: list[bytes],
+    source: str,
+    first_line_no: int | Sequence[int],
+    step_id: str,
+    ts_init: int,
+    instruments: frozenset[str] | None,
+) -> DecodedBatch:
+    """`_decode_lines_careful`, its BookDamaged events left undated (`_date_damaged` dates
+    them once the whole batch is known)."""
     line_nos = _line_numbers(first_line_no, len(lines))
     framed = frame_lines(lines)
     events: list[Event] = []
@@ -2355,6 +2537,14 @@ def _decode_lines_careful(
                 # Not `continue` on the market-data path: the unknown symbols are flushed below.
                 _keep_instruments(parsed, instruments, events, unknown)
             lines_of += [index] * (len(events) - before)
+            if parsed and type(parsed[0]) is MarketDataSnapshot and parsed[0].crossed:
+                snapshot = parsed[0]
+                if instruments is None or snapshot.symbol in instruments:
+                    dead_letters.append(
+                        _crossed_letter(
+                            snapshot, received, f"{source}:{line_nos[index]}", step_id, ts_init
+                        )
+                    )
         except (DecodeError, FieldError) as error:
             dead_letters.append(
                 DeadLetter(
@@ -2367,6 +2557,11 @@ def _decode_lines_careful(
                     ts_init=ts_init,
                 )
             )
+            # the whole line: what framing kept of a damaged one may have lost its symbols
+            damaged = _damaged_books(lines[index], error.reason, instruments)
+            if damaged:
+                extend(damaged)
+                lines_of += [index] * len(damaged)
         if unknown:
             _unknown_symbol_letters(
                 unknown,
@@ -2377,6 +2572,91 @@ def _decode_lines_careful(
                 dead_letters,
             )
     return DecodedBatch(events, dead_letters, admin, len(framed.messages), lines_of)
+
+
+def _crossed_letter(
+    snapshot: MarketDataSnapshot, received: bytes, where: str, step_id: str, ts_init: int
+) -> DeadLetter:
+    """The dead letter naming a crossed 35=W (the snapshot itself still goes on, flagged)."""
+    bid, ask = _crossed_top(snapshot.entries) or (0.0, 0.0)
+    kind = "crossed" if bid > ask else "locked"
+    return DeadLetter(
+        source=where,
+        reason=f"35=W of {snapshot.symbol} is {kind}: bid {bid} >= ask {ask}",
+        raw=received,
+        step_id=step_id,
+        error="FieldError",
+        tag=270,
+        ts_init=ts_init,
+    )
+
+
+# -- the books a dead letter damages (issue 21) -----------------------------------------------
+#
+# A 35=W/X that becomes a dead letter is an update of its symbols' books that was lost. What of
+# it can still be read is read from the raw text, best effort, with either delimiter: whether
+# it is market data (MsgType (35) W or X, or a NoMDEntries (268) field when 35 is unreadable),
+# its symbols (each complete Symbol (55) field: a value cut by a truncation is not a symbol),
+# and its time (TransactTime (60), else SendingTime (52), when it parses). A line with no time
+# takes the previous event's in the batch (the books' clocks stay in step with the stream),
+# else the next event's, else the batch's ts_init (`_date_damaged`).
+
+_UNDATED = -(2**80)  # no UTCTimestamp (years 0-9999) is this far from the epoch
+_MD_DAMAGED = re.compile(rb"(?:^|[\x01|])(?:35=[WX][\x01|]|268=)")
+_SYMBOL_FIELD = re.compile(rb"(?:^|[\x01|])55=([!-{}~]+)(?=[\x01|])")  # printable, not "|"
+_TIME_FIELD = re.compile(rb"(?:^|[\x01|])(60|52)=([^\x01|]+)(?=[\x01|])")
+_DETAIL_LIMIT = 120
+
+
+def _damaged_books(
+    line: bytes, reason: str, instruments: frozenset[str] | None
+) -> list[BookDamaged]:
+    """One `BookDamaged` per distinct symbol a dead 35=W/X still names (see above); none for
+    other messages, or symbols outside the instrument list."""
+    if _MD_DAMAGED.search(line) is None:
+        return []
+    symbols = dict.fromkeys(match[1] for match in _SYMBOL_FIELD.finditer(line))
+    if not symbols:
+        return []
+    ts_event = _UNDATED
+    times = dict(reversed(_TIME_FIELD.findall(line)))  # the first of each tag
+    for tag in (b"60", b"52"):
+        raw = times.get(tag)
+        if raw is not None:
+            try:
+                ts_event = parse_utc_timestamp(raw)
+                break
+            except ValueError:
+                continue
+    detail = reason if len(reason) <= _DETAIL_LIMIT else reason[: _DETAIL_LIMIT - 3] + "..."
+    damaged = []
+    for raw_symbol in symbols:
+        symbol = raw_symbol.decode("ascii")
+        if instruments is None or symbol in instruments:
+            damaged.append(BookDamaged(symbol, ts_event, DEAD_LETTER, detail))
+    return damaged
+
+
+def _date_damaged(events: list[Event], ts_init: int) -> None:
+    """Give each undated `BookDamaged` the previous event's time, else the next one's, else
+    `ts_init` (in place)."""
+    previous = None
+    waiting: list[int] = []
+    for at, event in enumerate(events):
+        ts_event = event.ts_event
+        if ts_event != _UNDATED:
+            previous = ts_event
+            if waiting:
+                for early in waiting:
+                    events[early] = dataclasses.replace(events[early], ts_event=ts_event)
+                waiting.clear()
+        elif type(event) is BookDamaged:
+            if previous is None:
+                waiting.append(at)
+            else:
+                events[at] = dataclasses.replace(event, ts_event=previous)
+    for early in waiting:
+        events[early] = dataclasses.replace(events[early], ts_event=ts_init)
 
 
 def _unknown_symbol_letters(

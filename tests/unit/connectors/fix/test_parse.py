@@ -1,4 +1,5 @@
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ from connectors.fix.codec import decode, tokenize_chunk
 from connectors.fix.parse import decode_lines, parse_message
 from domain.errors import FieldError
 from domain.events import (
+    BookDamaged,
     ExecutionReport,
     MarketDataIncrement,
     MarketDataSnapshot,
@@ -368,7 +370,13 @@ def test_decode_lines_mixed_batch() -> None:
     batch = decode_lines(lines, "file:day.fix", 10, step_id="decode_md", ts_init=42)
     assert batch.messages == 5
     assert batch.admin == 1
-    assert [type(event).__name__ for event in batch.events] == ["MarketDataIncrement"]
+    # the damaged 35=X still names its symbol: its book is damaged, in the line's place
+    assert [type(event).__name__ for event in batch.events] == [
+        "MarketDataIncrement",
+        "BookDamaged",
+    ]
+    assert batch.events[1] == BookDamaged("A", SENT_NS, "dead_letter", batch.dead_letters[1].reason)
+    assert batch.lines == [2, 4]
     sources = [(d.source, d.error, d.tag, d.step_id, d.ts_init) for d in batch.dead_letters]
     assert sources == [
         ("file:day.fix:13", "DecodeError", 8, "decode_md", 42),
@@ -414,12 +422,29 @@ def test_decode_lines_fast_path_matches_decode_and_parse_message() -> None:
     batch = decode_lines(raws, "gen", 1)
     expected_events, expected_errors = [], []
     for line_no, raw in enumerate(raws, 1):
+        msg = decode(raw)
         try:
-            expected_events += parse_message(decode(raw))
+            events = parse_message(msg)
         except FieldError as error:
             expected_errors.append((f"gen:{line_no}", error.reason))
+            # the lost update still names its symbols: each one's book is damaged, at the
+            # message's TransactTime (60), else its SendingTime (52)
+            values = msg.first_values()
+            ts = fix_parse.parse_utc_timestamp(values.get(60) or values[52])
+            symbols = dict.fromkeys(value.decode() for tag, value in msg.fields if tag == 55)
+            expected_events += [BookDamaged(s, ts, "dead_letter", error.reason) for s in symbols]
+            continue
+        expected_events += events
+        if events and type(events[0]) is MarketDataSnapshot and events[0].crossed:
+            expected_errors.append((f"gen:{line_no}", "crossed"))
     assert batch.events == expected_events
-    assert [(d.source, d.reason) for d in batch.dead_letters] == expected_errors
+    reasons = [
+        (d.source, "crossed" if " is crossed: " in d.reason or " is locked: " in d.reason
+         else d.reason)
+        for d in batch.dead_letters
+    ]  # fmt: skip
+    assert reasons == expected_errors
+    assert any(reason == "crossed" for _, reason in expected_errors)
     assert batch.messages == 400
 
 
@@ -432,9 +457,21 @@ def test_decode_lines_every_truncation_is_a_dead_letter_never_an_exception() -> 
         pieces = [raw[:cut] for cut in range(1, len(raw) - 1)]
         pieces += [raw[cut:] for cut in range(1, len(raw))]
         batch = decode_lines(pieces, "cut", 1)
-        assert batch.events == []
         assert len(batch.dead_letters) == batch.messages == len(pieces)
         assert {letter.error for letter in batch.dead_letters} == {"DecodeError"}
+        # No event but the damage to A's book, at most once per piece, and only from a piece
+        # that still holds the whole Symbol (55) field
+        assert {(type(e), e.symbol, e.reason) for e in batch.events} == {
+            (BookDamaged, "A", "dead_letter")
+        }
+        assert len(set(batch.lines)) == len(batch.lines)
+        assert all(b"55=A\x01" in pieces[line] for line in batch.lines)
+        whole = [
+            line
+            for line, piece in enumerate(pieces)
+            if b"\x0155=A\x01" in piece and (b"\x0135=X\x01" in piece or b"\x0135=W\x01" in piece)
+        ]
+        assert set(whole) <= set(batch.lines)
 
 
 def test_decode_lines_body_length_too_large_on_market_data() -> None:
@@ -543,6 +580,10 @@ def _odd_order_lines() -> list[bytes]:
     ]
 
 
+def _undated(events: list) -> list:
+    return [replace(e, ts_event=0) if type(e) is BookDamaged else e for e in events]
+
+
 def _assert_same_as_careful(lines: list[bytes], instruments: frozenset[str] | None) -> None:
     fast = decode_lines(lines, "chunk", 100, "step", 7, instruments)
     careful = fix_parse._decode_lines_careful(lines, "chunk", 100, "step", 7, instruments)
@@ -576,7 +617,9 @@ def test_decode_lines_chunk_fast_path_matches_careful_path(
     assert list(by_line) == sorted(by_line)  # events stay in line order
     for index, events in list(by_line.items())[::7]:
         alone = decode_lines([lines[index]], "chunk", 100 + index, instruments=instruments)
-        assert alone.events == events and alone.lines == [0] * len(events)
+        # (a BookDamaged of a line without a time takes its neighbour's: none when alone)
+        assert _undated(alone.events) == _undated(events)
+        assert alone.lines == [0] * len(events)
     # and against the message-by-message reference, per line
     for line_no, line in enumerate(lines[:500], 100):
         batch = decode_lines([line], "chunk", line_no)
