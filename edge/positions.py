@@ -10,6 +10,9 @@ with a connected trader, what the flows publish (`domain.positions`):
 - the mark of each held symbol from the quote updates the edge reads anyway: the last trade
   price, else the mid of bid and ask (the margin flow's mark, `flows.margin.FeedLogic`), null
   until the symbol has one. unrealised_pnl = quantity x (mark - avg_price), exact decimals.
+  A quote flagged `"stale": true` (issue 21: its book is not trusted) moves no mark: the last
+  sound mark stands and the holding says `"stale":true` until a sound quote comes, as the
+  margin flow keeps its last sound mark (docs/book-integrity.md).
 `ts` is the latest event time (ms) among the two documents and the marks of the holdings.
 
 `PositionsBook` is the pure part: documents and marks in, frames out. Only watched accounts
@@ -110,6 +113,7 @@ class PositionsBook:
         # symbol -> watched accounts with an open holding in it: the quotes worth a look
         self.by_symbol: dict[str, set[str]] = {}
         self.marks: dict[str, tuple[Decimal, int]] = {}  # symbol -> (mark, quote ts ms)
+        self.stale: set[str] = set()  # held symbols whose latest quote is stale
         self.due: set[str] = set()
 
     # -- watching ----------------------------------------------------------------------------
@@ -143,6 +147,7 @@ class PositionsBook:
                 if not holders:
                     del by_symbol[symbol]
                     self.marks.pop(symbol, None)
+                    self.stale.discard(symbol)
         for symbol in after - before:
             by_symbol.setdefault(symbol, set()).add(account)
 
@@ -222,7 +227,17 @@ class PositionsBook:
         if not holders:
             return
         doc = _load(data)
-        mark = mark_of(doc) if doc is not None else None
+        if doc is None:
+            return
+        if doc.get("stale") is True:  # the last sound mark stands, flagged
+            if symbol not in self.stale:
+                self.stale.add(symbol)
+                self.due.update(holders)
+            return
+        if symbol in self.stale:
+            self.stale.discard(symbol)
+            self.due.update(holders)
+        mark = mark_of(doc)
         if mark is None:
             return
         old = self.marks.get(symbol)
@@ -242,10 +257,11 @@ class PositionsBook:
     def frame(self, account: str) -> bytes:
         """The `positions` frame of a watched account, as it stands."""
         view = self.accounts.get(account) or AccountPositions()
-        marks = self.marks
+        marks, stale = self.marks, self.stale
         ts = max(view.holdings_ts, view.margin_ts)
         items = []
         for h in view.holdings:
+            flag = ',"stale":true' if stale and h.quantity and h.symbol in stale else ""
             known = marks.get(h.symbol)
             if known is None:
                 mark_text = unrealised = "null"
@@ -259,7 +275,7 @@ class PositionsBook:
                 unrealised = "0"  # a position closed today: nothing unrealised
             items.append(
                 f'{{"symbol":{json.dumps(h.symbol)},"quantity":{number_text(h.quantity)}'
-                f',"avg_price":{number_text(h.avg_price)},"mark":{mark_text}'
+                f',"avg_price":{number_text(h.avg_price)},"mark":{mark_text}{flag}'
                 f',"unrealised_pnl":{unrealised}'
                 f',"realised_pnl_today":{number_text(h.realised_today)}}}'
             )

@@ -87,3 +87,23 @@ def test_positions_due_once_per_change_and_a_snapshot_never_overwrites_the_strea
     assert (account, got["holdings"][0]["quantity"], got["holdings"][0]["mark"]) == ("A1", 5, 2.0)
     assert (got["equity"], got["excess"], got["state"], got["ts"]) == (7, 2, "CALL", 70)
     assert book.take_due() == []
+
+
+def test_a_stale_quote_moves_no_mark_and_flags_the_holding_until_a_sound_one():
+    book = PositionsBook()
+    book.watch("A1")
+    book.set_holdings("A1", holdings("A1", ("ACME", "10", "100", "0"), ("XYZ", "1", "5", "0")))
+    book.on_quote("ACME", quote("ACME", 101.0, ts=30))
+    book.take_due()
+    stale = json.loads(quote("ACME", 80.0, bid=90.0, ask=89.0, ts=40))
+    stale |= {"stale": True, "stale_reason": "crossed", "stale_since": 40}
+    book.on_quote("ACME", json.dumps(stale).encode())
+    [(_, raw)] = book.take_due()  # the flag is news: the holder is due
+    got = {h["symbol"]: h for h in json.loads(raw, parse_float=Decimal)["holdings"]}
+    assert (got["ACME"]["mark"], got["ACME"]["stale"]) == (101, True)  # the last sound mark
+    assert got["ACME"]["unrealised_pnl"] == 10 and "stale" not in got["XYZ"]
+    book.on_quote("ACME", json.dumps(stale).encode())
+    assert book.take_due() == []  # still stale: nothing new
+    book.on_quote("ACME", quote("ACME", 95.0, ts=50))  # sound again
+    got = frame(book, "A1")["holdings"][0]
+    assert (got["mark"], "stale" in got) == (95, False)
