@@ -18,8 +18,11 @@ class RawChunk:
         source: names the partition for dead letters ("file:/path/day.fix").
         first_line_no: 1-based position of `lines[0]` in the partition (line or message number).
         lines: the raw lines, with or without their newline; may hold blank or comment lines.
+        damaged: events the source itself adds, each before the line at its index: a live
+            FIX session's `BookDamaged` for messages it lost (`connectors.fix.live`).
     """
 
     source: str
     first_line_no: int
     lines: list[bytes]
+    damaged: tuple = ()

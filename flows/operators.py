@@ -101,9 +101,12 @@ def make_decoder(
             chunk.source, max(1, ordered_files), ALL_SHARDS, first + len(chunk.lines) - 1,
             ordered=ordered_files > 0,
         )  # fmt: skip
+        events, lines = batch.events, batch.lines
+        if chunk.damaged:
+            events, lines = _with_damaged(events, lines, chunk.damaged)
         return FlowBatch(
-            batch.events, batch.dead_letters, batch.admin, batch.messages, batch.lines,
-            [first + line for line in batch.lines], progress,
+            events, batch.dead_letters, batch.admin, batch.messages, lines,
+            [first + line for line in lines], progress,
         )  # fmt: skip
 
     shard_of: dict[str, int] = {}
@@ -175,6 +178,27 @@ def make_decoder(
         return batch
 
     return decode
+
+
+def _with_damaged(events: list, lines: list[int], damaged: tuple) -> tuple[list, list[int]]:
+    """The decoded events with a source's own (`RawChunk.damaged`: a FIX session's lost
+    messages) each placed before the first event of its line or a later one."""
+    out_events: list = []
+    out_lines: list[int] = []
+    extra = iter(sorted(damaged, key=lambda item: item[0]))
+    pending = next(extra, None)
+    for event, line in zip(events, lines, strict=True):
+        while pending is not None and pending[0] <= line:
+            out_events.append(pending[1])
+            out_lines.append(pending[0])
+            pending = next(extra, None)
+        out_events.append(event)
+        out_lines.append(line)
+    while pending is not None:
+        out_events.append(pending[1])
+        out_lines.append(pending[0])
+        pending = next(extra, None)
+    return out_events, out_lines
 
 
 def merged(merge: WatermarkMerge | None, part: Any, count: Callable[[str, int], None]) -> list:

@@ -127,14 +127,15 @@ def run(args: argparse.Namespace) -> int:
                       name="demo-oe"),
         purposes=frozenset({"order-entry"}),
     ))  # fmt: skip
+    source = FixSessionSource([session], stop, args.seconds)
     ctx = FlowContext(
         settings, endpoints.redis_url, endpoints.postgres_dsn, live=True,
         margin_opening=opening, margin_marks=marks, owners=owners,
         breaker_opening=breaker_opening(settings, endpoints),
         order_writers=order_writers(entry, settings),
+        request_snapshot=source.request_snapshot,  # stale books ask the exchange (issue 21)
     )  # fmt: skip
     _place_stops_when_subscribed(exchange, run_id, accounts, stop)
-    source = FixSessionSource([session], stop, args.seconds)
     flow = build_pipeline(source, ctx)
     edge = None if args.no_edge else _start_edge(settings, endpoints, args, accounts)
     workbench = _start_console(settings, endpoints, args, edge)

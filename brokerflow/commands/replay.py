@@ -10,6 +10,7 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bytewax.inputs import FixedPartitionedSource, Source
@@ -217,15 +218,17 @@ def run_flows(
     addresses: list[str] | None = None,
     order_writers: tuple = (),
     stop: threading.Event | None = None,
+    request_snapshot: Callable[[list[str]], None] | None = None,
 ) -> RunSummary:
     """Run the chosen flows over `source` in this process (one of `addresses` when given).
 
     `live`: the input does not end, so quiet markets are flushed by the wall clock;
     `order_writers`: where the stop engine's children go besides `orders_out`
-    (`FlowContext.order_writers`). Ctrl-C or SIGTERM sets `stop`: give it when `source`
-    watches it itself (FIX sessions log out); otherwise a partitioned source is made to end
-    its input there (`connectors.stopping`). Either way the flows then complete as at the end
-    of their input, and the summary counts what was done.
+    (`FlowContext.order_writers`); `request_snapshot`: how stale books ask the venue for a
+    snapshot (`FlowContext.request_snapshot`: live FIX sessions). Ctrl-C or SIGTERM sets
+    `stop`: give it when `source` watches it itself (FIX sessions log out); otherwise a
+    partitioned source is made to end its input there (`connectors.stopping`). Either way the
+    flows then complete as at the end of their input, and the summary counts what was done.
     """
     chosen = check_flows(flows)
     endpoints = prepare_stores(settings, chosen, process_id)
@@ -247,6 +250,7 @@ def run_flows(
         processes=max(1, len(addresses or ())),
         # One file: its line numbers order the events (`FlowContext.ordered_inputs`).
         ordered_inputs=int(isinstance(source, FixLogSource) and len(source.list_parts()) == 1),
+        request_snapshot=request_snapshot,
     )
     if ctx.workers > 1:  # where each shard's key runs: by its data (`flows.placement`)
         parts = source.list_parts() if isinstance(source, FixedPartitionedSource) else None

@@ -205,6 +205,7 @@ def run_sessions(
             live=True,
             order_writers=order_writers(entry, settings),
             stop=stop,  # Ctrl-C or SIGTERM: the sessions log out, the flows complete
+            request_snapshot=source.request_snapshot,  # stale books: 35=V 263=0 (issue 21)
         )
     finally:
         if entry is not None:

@@ -12,6 +12,8 @@ with three more keys for what a session is used for::
     purpose = ["market-data", "drop-copy"]   # and/or "order-entry"
     symbols = ["AAPL", "MSFT"]               # market-data: subscribed with one 35=V per logon
     drop_copy = true                          # simulate-exchange's acceptor side only
+    snapshot_min_interval_s = 2.0             # book recovery: a symbol's 35=V 263=0 at most
+    snapshot_max_symbols = 50                 #   once per 2 s, 50 symbols a message at most
 
 `FixSessionSource`: one partition per market-data / drop-copy session. The partition runs an
 `Initiator` on an asyncio loop in a background thread (Bytewax's `next_batch` is synchronous)
@@ -29,6 +31,15 @@ was most of what `brokerflow run` cost (`bench run-cpu`). The flow's other timer
 shard's quiet flush, an epoch end) run between two waits, so at most `QUIET_WAIT_S` late, and
 only on a market that has been quiet for a second; the first message after the quiet goes in
 at once.
+
+Book integrity (issue 21, docs/book-integrity.md): the flows call `FixSessionSource.
+request_snapshot(symbols)` (`FlowContext.request_snapshot`, from a worker thread) when books turn
+stale; the request is handed to the loop of the market-data session that subscribed to each
+symbol, which sends a MarketDataRequest (35=V) 263=0, rate-limited
+(`connectors.fix.snapshot_requests`). And when a market-data session has a MsgSeqNum gap it could
+not fill (the ResendRequest answered by gap fills alone, or not answered:
+`SessionState.on_gap`), its partition emits `BookDamaged(symbol, now, "session_gap")` for every
+symbol of the subscription, at that place in its stream, so the flows mark them stale.
 
 Resuming (Bytewax recovery): a partition's snapshot is the last MsgSeqNum (34) it delivered.
 On resume, the session store's expected inbound number is set back to that + 1, so the
@@ -63,8 +74,16 @@ from connectors.fix.session import AppBatch, Initiator, SessionConfig
 from connectors.fix.session.config import session_from_mapping, session_tables
 from connectors.fix.session.engine import open_store, session_dictionary
 from connectors.fix.session.store import MessageStore
+from connectors.fix.snapshot_requests import (
+    DEFAULT_MAX_SYMBOLS,
+    DEFAULT_MIN_INTERVAL_S,
+    SnapshotLimiter,
+    snapshot_request,
+)
 from connectors.raw import RawChunk
+from domain.book_integrity import SESSION_GAP
 from domain.errors import ConfigError
+from domain.events import BookDamaged
 
 log = logging.getLogger("brokerflow.fix.live")
 
@@ -86,6 +105,8 @@ class LiveSession:
     purposes: frozenset[str] = frozenset(("market-data", "drop-copy"))
     symbols: tuple[str, ...] = ()
     drop_copy: bool = True
+    snapshot_min_interval_s: float = DEFAULT_MIN_INTERVAL_S
+    snapshot_max_symbols: int = DEFAULT_MAX_SYMBOLS
 
     @property
     def name(self) -> str:
@@ -102,6 +123,14 @@ def live_session_from_mapping(table: dict[str, Any], where: str = "session") -> 
     purpose = values.pop("purpose", ["market-data", "drop-copy"])
     symbols = values.pop("symbols", [])
     drop_copy = values.pop("drop_copy", True)
+    interval = values.pop("snapshot_min_interval_s", DEFAULT_MIN_INTERVAL_S)
+    max_symbols = values.pop("snapshot_max_symbols", DEFAULT_MAX_SYMBOLS)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+        msg = f"{where}: snapshot_min_interval_s = {interval!r} is not a number of seconds >= 0"
+        raise ConfigError(msg)
+    if isinstance(max_symbols, bool) or not isinstance(max_symbols, int) or max_symbols < 1:
+        msg = f"{where}: snapshot_max_symbols = {max_symbols!r} is not a whole number >= 1"
+        raise ConfigError(msg)
     purposes = [purpose] if isinstance(purpose, str) else purpose
     if not isinstance(purposes, list) or not purposes or any(p not in PURPOSES for p in purposes):
         msg = f"{where}: purpose = {purpose!r}: use one or more of {', '.join(PURPOSES)}"
@@ -119,7 +148,9 @@ def live_session_from_mapping(table: dict[str, Any], where: str = "session") -> 
     # Its dictionary now (loaded once, cached): a session that validates with none found is
     # a one-line error when the command starts, not a failure later inside the flow.
     session_dictionary(config)
-    return LiveSession(config, frozenset(purposes), tuple(symbols), drop_copy)
+    return LiveSession(
+        config, frozenset(purposes), tuple(symbols), drop_copy, float(interval), max_symbols
+    )
 
 
 def load_live_sessions(path: Path) -> list[LiveSession]:
@@ -182,6 +213,12 @@ class SessionThread:
         self.initiator: Initiator | None = None
         self._done = asyncio.Event()
         self.received = 0
+        self.snapshots = SnapshotLimiter(
+            session.snapshot_min_interval_s, session.snapshot_max_symbols
+        )
+        self._subscribed = frozenset(session.symbols)
+        self._snapshot_timer: asyncio.TimerHandle | None = None
+        self._snapshot_requests = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -219,6 +256,45 @@ class SessionThread:
                          req_id, len(self.session.symbols))
             while initiator.logged_on:
                 await asyncio.sleep(0.1)
+
+    def request_snapshot(self, symbols: list[str]) -> None:
+        """Ask for 35=W snapshots (263=0) of those of `symbols` this session subscribed to.
+
+        Any thread (a Bytewax worker's): the request is handed to the session's loop, which
+        sends it when the rate limit (`SnapshotLimiter`) and the logon allow.
+        """
+        wanted = [s for s in symbols if s in self._subscribed]
+        if not wanted or "market-data" not in self.session.purposes:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has stopped: the run is ending
+            self._loop.call_soon_threadsafe(self._ask_snapshots, wanted)
+
+    def _ask_snapshots(self, symbols: list[str]) -> None:
+        self.snapshots.ask(symbols)
+        self._send_snapshots()
+
+    def _send_snapshots(self) -> None:
+        """On the loop: send what the limiter lets go now; come back for what has to wait."""
+        self._snapshot_timer = None
+        initiator = self.initiator
+        now = time.monotonic()
+        if initiator is None or not initiator.logged_on:
+            wait = 0.5  # the next logon subscribes afresh; until then, keep them waiting
+        else:
+            for symbols in self.snapshots.take(now):
+                self._snapshot_requests += 1
+                req_id = f"{self.session.name}-snap-{int(time.time())}-{self._snapshot_requests}"
+                try:
+                    initiator.send(snapshot_request(req_id, symbols))
+                except ConnectionError:
+                    self.snapshots.ask(symbols)  # logged out meanwhile: later
+                    break
+                log.info("%s: stale books: snapshot request %s sent for %d symbol(s): %s",
+                         self.session.name, req_id, len(symbols), ", ".join(symbols[:10]))
+            due = self.snapshots.next_due()
+            wait = None if due is None else max(0.05, due - now)
+        if wait is not None and self.snapshots.waiting and self._snapshot_timer is None:
+            self._snapshot_timer = self._loop.call_later(wait, self._send_snapshots)
 
     async def _consume(self, initiator: Initiator) -> None:
         deliver = self._deliver
@@ -319,6 +395,8 @@ class _LivePartition(StatefulSourcePartition[RawChunk, int]):
         self._until = until
         self._awake: datetime | None = None
         self._doorbell = doorbell or _Doorbell()
+        # A market-data session's lost messages damage the books of all its symbols.
+        self._damaged_symbols = session.symbols if "market-data" in session.purposes else ()
         self._thread = SessionThread(session, store, self._offer)
         self._thread.start()
 
@@ -350,6 +428,7 @@ class _LivePartition(StatefulSourcePartition[RawChunk, int]):
     def _take(self) -> list[RawChunk]:
         """Everything queued, merged into one chunk (up to `MAX_LINES` lines); [] if none."""
         lines: list[bytes] = []
+        damaged: list[tuple[int, BookDamaged]] = []
         first = 0
         get = self._queue.get_nowait
         while len(lines) < MAX_LINES:
@@ -357,14 +436,39 @@ class _LivePartition(StatefulSourcePartition[RawChunk, int]):
                 batch = get()
             except queue.Empty:
                 break
+            if batch.gaps:
+                damaged += self._damage(len(lines), batch.gaps)
+            if not batch.seqs:
+                continue
             if not lines:
                 first = batch.seqs[0]
             lines.extend(batch.messages)
             self._last = batch.seqs[-1]
-        return [RawChunk(self._name, first, lines)] if lines else []
+        if not lines and not damaged:
+            return []
+        return [RawChunk(self._name, first or self._last + 1, lines, tuple(damaged))]
+
+    def _damage(
+        self, offset: int, gaps: list[tuple[int, int, int, str]]
+    ) -> list[tuple[int, BookDamaged]]:
+        """BookDamaged of every subscribed symbol for each gap, placed before the line that
+        followed it."""
+        now = time.time_ns()
+        out = []
+        for position, first, last, why in gaps:
+            detail = f"MsgSeqNum {first}..{last} lost: {why}"
+            log.warning("%s: %s: the books of its %d symbol(s) are stale until their next "
+                        "snapshot", self._name, detail, len(self._damaged_symbols))
+            out += [(offset + position, BookDamaged(symbol, now, SESSION_GAP, detail))
+                    for symbol in self._damaged_symbols]  # fmt: skip
+        return out
 
     def next_awake(self) -> datetime | None:
         return self._awake
+
+    @property
+    def session_thread(self) -> SessionThread:
+        return self._thread
 
     def snapshot(self) -> int:
         return self._last
@@ -399,15 +503,25 @@ class FixSessionSource(FixedPartitionedSource[RawChunk, int]):
         self._seconds = seconds
         self._started = time.monotonic()
         self._doorbell = _Doorbell()  # the partitions of this process share it
+        self._threads: dict[str, SessionThread] = {}  # the partitions' sessions, by name
 
     def list_parts(self) -> list[str]:
         return list(self._sessions)
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _LivePartition:
         until = None if self._seconds is None else self._started + self._seconds
-        return _LivePartition(
+        part = _LivePartition(
             self._sessions[for_part], resume_state, self._stop, until, self._doorbell
         )
+        self._threads[for_part] = part.session_thread
+        return part
+
+    def request_snapshot(self, symbols: list[str]) -> None:
+        """`FlowContext.request_snapshot`: a 35=V 263=0 for `symbols` on each market-data
+        session of this process that subscribed to some of them (any thread; rate-limited per
+        session, see `SnapshotLimiter`)."""
+        for thread in list(self._threads.values()):
+            thread.request_snapshot(symbols)
 
 
 class OrderEntrySession:
@@ -518,12 +632,16 @@ class SessionFeed:
                     name, batch = self._queue.get(timeout=0.1)
                 except queue.Empty:
                     continue
+                if not batch.messages:  # a gap report only (docs/book-integrity.md)
+                    continue
                 lines, first, last = list(batch.messages), batch.seqs[0], batch.seqs[-1]
                 while len(lines) < MAX_LINES:  # merge what else this session has queued
                     try:
                         more_name, more = self._queue.get_nowait()
                     except queue.Empty:
                         break
+                    if not more.messages:
+                        continue
                     if more_name != name:
                         yield self._chunk(name, first, last, lines)
                         name, lines, first = more_name, [], more.seqs[0]

@@ -303,13 +303,16 @@ class AppBatch:
     Attributes:
         seqs: their MsgSeqNum (34).
         messages: their raw bytes (from `8=` through CheckSum (10)).
+        gaps: messages the session lost (`SessionState.on_gap`): (how many of `messages` came
+            before, first and last MsgSeqNum lost, why); a batch may hold only gaps.
     """
 
-    __slots__ = ("seqs", "messages")
+    __slots__ = ("seqs", "messages", "gaps")
 
     def __init__(self) -> None:
         self.seqs: list[int] = []
         self.messages: list[bytes] = []
+        self.gaps: list[tuple[int, int, int, str]] = []
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -416,6 +419,10 @@ class Initiator(_Engine):
         self._pending.seqs.append(message.seq)
         self._pending.messages.append(message.raw)
 
+    def _gap(self, first: int, last: int, why: str) -> None:
+        pending = self._pending
+        pending.gaps.append((len(pending.messages), first, last, why))
+
     def after_batch(self, connection: Connection) -> None:
         state = connection.state
         if state is not None and state.logged_on and not self._logged_on.is_set():
@@ -423,7 +430,7 @@ class Initiator(_Engine):
         elif (state is None or not state.logged_on) and self._logged_on.is_set():
             self._logged_on.clear()  # logged out: waiters must not see a stale logon
         pending = self._pending
-        if pending.messages:
+        if pending.messages or pending.gaps:
             self._pending = AppBatch()
             try:
                 self._batches.put_nowait(pending)
@@ -447,6 +454,7 @@ class Initiator(_Engine):
                 config, self.store, self.dictionary, self._application, initiator=True,
                 now=time.time(),
             ))  # fmt: skip
+            state.on_gap = self._gap
             try:
                 _transport, connection = await loop.create_connection(
                     lambda state=state: Connection(self, state), config.host, config.port
@@ -463,6 +471,9 @@ class Initiator(_Engine):
             state.start_logon(time.time())
             connection.flush()
             await connection.closed
+            state.abandon_resend("the connection closed before the resend arrived")
+            if self._pending.gaps:
+                self.after_batch(connection)
             self._logged_on.clear()
             if state.received_logon:
                 failures = 0

@@ -15,6 +15,14 @@ SequenceReset-GapFill (35=4, 123=Y) for everything else; SequenceReset-Reset; se
 (35=3) with SessionRejectReason (373) and RefTagID (371); SendingTime and CompID checks (Reject
 then Logout); the Logout handshake. Every reject, logout and disconnect writes one log line
 saying why.
+
+Lost messages (`on_gap`, issue 21): a gap we asked to be resent and that came back as gap fills
+only (no application message resent: the peer does not keep them, so what it skipped may have
+been market data), a resend that does not come within `RESEND_WAIT_S` or before the connection
+closes (`abandon_resend`), and a SequenceReset-Reset that jumps ahead. From the wire alone a gap
+fill over admin messages looks the same as one over unkept application messages; a peer that
+resends some application messages in its answer keeps them, so its gap fills there are taken to
+cover admin messages only (no report).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ log = logging.getLogger("brokerflow.fix.session")
 
 ADMIN_TYPES = frozenset((b"0", b"1", b"2", b"3", b"4", b"5", b"A"))
 # Routing fields a Reject sends back swapped (OnBehalfOf <-> DeliverTo).
+RESEND_WAIT_S = 10.0  # a resend not complete by then is reported lost (`on_gap`), once
 _REVERSE_ROUTE = ((115, 128), (128, 115), (116, 129), (129, 116), (144, 145), (145, 144))
 _Field = tuple[int, bytes]
 
@@ -94,6 +103,13 @@ class SessionState:
         self.output: list[bytes] = []
         self.queue: dict[int, Message] = {}
         self.resend_range: tuple[int, int] | None = None
+        # Messages lost for good: called with (first, last MsgSeqNum, why); None: not watched.
+        self.on_gap: Callable[[int, int, str], None] | None = None
+        self._resend_at = 0.0
+        self._resend_skipped: list[tuple[int, int]] = []  # gap-filled within the resend
+        self._resend_resent = 0  # application messages resent within it
+        self._resend_reported = False
+        self._resend_done = False
         self.connected_at = now
         self.last_sent = now
         self.last_received = now
@@ -193,6 +209,10 @@ class SessionState:
             if now - self.connected_at >= self.config.logon_timeout_s:
                 self._disconnect(f"no Logon within {self.config.logon_timeout_s:g} s")
             return
+        if (self.resend_range is not None and not self._resend_reported
+                and now - self._resend_at >= RESEND_WAIT_S):
+            self._resend_reported = True
+            self._lost(*self.resend_range, f"no resend within {RESEND_WAIT_S:g} s")
         if self.sent_logout and now - self.logout_sent_at >= self.config.logout_timeout_s:
             self._disconnect(
                 f"no Logout answer within {self.config.logout_timeout_s:g} s of ours"
@@ -288,6 +308,8 @@ class SessionState:
                 self._business_reject(msg, now)
             else:
                 self.store.next_target += 1
+        if self._resend_done:
+            self._judge_resend()
         if not queued:
             self._process_queue(now)
 
@@ -344,10 +366,36 @@ class SessionState:
             else:
                 self._poss_dup(msg, seq, now)
             return False
-        if (check_high or check_low) and self.resend_range and seq >= self.resend_range[1]:
-            log.info("%s: ResendRequest %d..%d satisfied", self._label, *self.resend_range)
-            self.resend_range = None
+        if (check_high or check_low) and self.resend_range:
+            if msg.get(43) == b"Y" and msg.msg_type not in ADMIN_TYPES:
+                self._resend_resent += 1
+            if seq >= self.resend_range[1]:
+                log.info("%s: ResendRequest %d..%d satisfied", self._label, *self.resend_range)
+                self._resend_done = True  # judged once this message is handled
         return True
+
+    def _judge_resend(self) -> None:
+        """The resend is complete: report what gap fills alone answered (see the module
+        docstring)."""
+        self._resend_done = False
+        skipped, resent = self._resend_skipped, self._resend_resent
+        self.resend_range = None
+        self._resend_skipped = []
+        self._resend_resent = 0
+        if skipped and not resent and not self._resend_reported:
+            self._lost(skipped[0][0], skipped[-1][1], "gap-filled, no message resent")
+        self._resend_reported = False
+
+    def abandon_resend(self, why: str) -> None:
+        """The connection ended with a resend outstanding: report it (once)."""
+        if self.resend_range is not None and not self._resend_reported:
+            self._resend_reported = True
+            self._lost(*self.resend_range, why)
+
+    def _lost(self, first: int, last: int, why: str) -> None:
+        log.warning("%s: MsgSeqNum %d..%d lost (%s)", self._label, first, last, why)
+        if self.on_gap is not None:
+            self.on_gap(first, last, why)
 
     def _target_too_high(self, msg: Message, seq: int, now: float) -> None:
         expected = self.store.next_target
@@ -359,6 +407,10 @@ class SessionState:
         log.info("%s: MsgSeqNum %d too high, expecting %d: queued, sending ResendRequest",
                  self._label, seq, expected)
         self.resend_range = (expected, seq - 1)
+        self._resend_at = now
+        self._resend_skipped = []
+        self._resend_resent = 0
+        self._resend_reported = False
         self.resend_requests_sent += 1
         self.send(b"2", [(7, b"%d" % expected), (16, b"0")], now=now)
 
@@ -485,6 +537,14 @@ class SessionState:
             log.info("%s: SequenceReset%s from %d to %d", self._label,
                      "-GapFill" if gap_fill else "-Reset", expected, new_seq)
             self.store.next_target = new_seq
+            if not gap_fill:
+                self._lost(expected, new_seq - 1, "SequenceReset-Reset skipped them")
+            elif self.resend_range is not None:
+                end = min(new_seq - 1, self.resend_range[1])
+                if end >= expected:
+                    self._resend_skipped.append((expected, end))
+                if new_seq - 1 >= self.resend_range[1]:
+                    self._resend_done = True
         elif new_seq < expected:
             self._reject(msg, RejectReason.VALUE_IS_INCORRECT, 0, now)
 
