@@ -87,3 +87,24 @@ def test_no_call_on_a_stale_mark_and_a_call_once_a_sound_price_confirms_it(
     doc = json.loads(r.get("margin:ACC7"))
     assert doc["state"] == "CALL" and "stale_marks" not in doc
     r.close()
+
+
+def test_no_call_on_prices_after_an_rptseq_gap(tmp_path, settings, monkeypatch):
+    from tests.flows.test_stops_stale_book import sequenced, sequenced_book
+
+    setup(tmp_path, settings, monkeypatch, ACCOUNTS, POSITIONS)
+    lines = [
+        sequenced_book("XYZ", 0, 1, 10, "13.90", "14.10", "14"),
+        sequenced_book("ABC", 0, 2, 10, "49.90", "50.10", "50"),
+        sequenced("XYZ", "13.90", 1_000, 3, 11),
+        sequenced("XYZ", "11", 2_000, 4, 13),  # RptSeq 13 after 11: stale; would call
+        sequenced("XYZ", "10.50", 3_000, 5, 14),
+        sequenced("ABC", "50.50", 4_000, 6, 11),
+    ]
+    run(tmp_path, settings, lines, "gap.fix")
+    assert margin_alerts(settings.postgres_dsn) == []
+    # XYZ at its last sound mark 13.90: 13,900 + 5,050 - 13,000 = 5,950.
+    assert margin_row(settings.postgres_dsn, "ACC7")[0] == Decimal(5950)
+    r = redis.Redis.from_url(settings.redis_url)
+    assert json.loads(r.get("margin:ACC7"))["stale_marks"] == ["XYZ"]
+    r.close()

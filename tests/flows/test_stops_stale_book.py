@@ -146,3 +146,51 @@ def test_a_sound_snapshot_without_a_trade_keeps_the_last_sound_trade(tmp_path, s
     assert summary["stops"] == {"accepted": 1}
     assert stop_rows(settings.postgres_dsn)["S1"][0] == "ACTIVE"
     assert children(out) == []
+
+
+def sequenced(symbol: str, px: str, at_ms: int, seq: int, rpt_seq: int) -> bytes:
+    """A trade increment whose entry carries RptSeq (83)."""
+    entry = [(279, 0), (269, 2), (55, symbol), (83, rpt_seq), (270, px), (271, 100)]
+    return incremental([entry], at_ms, seq)
+
+
+def sequenced_book(symbol: str, at_ms: int, seq: int, rpt_seq: int, bid: str, ask: str,
+                   last: str) -> bytes:  # fmt: skip
+    pairs = [(55, symbol), (83, rpt_seq), (268, 3), (269, 0), (270, bid), (271, 100),
+             (269, 1), (270, ask), (271, 100), (269, 2), (270, last), (271, 100)]  # fmt: skip
+    return fix("W", pairs, seq, ts(at_ms))
+
+
+def damaged(line: bytes) -> bytes:
+    """The line with its CheckSum (10) wrong: a dead letter whose Symbol can still be read."""
+    head, _, _ = line.rpartition(b"10=")
+    return head + b"10=000\x01"
+
+
+def test_an_rptseq_gap_or_a_damaged_increment_holds_the_stop_until_the_next_snapshot(
+    tmp_path, settings
+):
+    lines = [
+        sequenced_book("ACME", 0, 1, 10, "99.90", "100.10", "100.00"),
+        sequenced_book("DMGX", 0, 2, 10, "99.90", "100.10", "100.00"),
+        stop("S1", "ACME", 100, 3, t40="3", t99="99.50"),
+        stop("S2", "DMGX", 100, 4, t40="3", t99="99.50"),
+        sequenced("ACME", "99.80", 1_000, 5, 11),
+        sequenced("ACME", "99.00", 2_000, 6, 13),  # RptSeq 13 after 11: a lost update
+        sequenced("ACME", "98.80", 2_500, 7, 14),
+        sequenced("ACME", "98.70", 2_600, 8, 12),  # behind: a duplicate, ignored
+        damaged(sequenced("DMGX", "99.60", 1_000, 9, 11)),  # a dead letter: DMGX is stale
+        sequenced("DMGX", "99.00", 2_000, 10, 12),  # in sequence, but the book is stale
+        sequenced_book("ACME", 3_000, 11, 20, "99.20", "99.30", "99.25"),
+        sequenced_book("DMGX", 3_500, 12, 20, "99.30", "99.50", "99.40"),
+    ]
+    summary, out = run(tmp_path, settings, lines)
+    assert summary["stops"] == {"accepted": 2, "triggered": 2}
+    rows = stop_rows(settings.postgres_dsn)
+    assert (rows["S1"][2], rows["S1"][3].strftime("%H:%M:%S.%f")) == (
+        Decimal("99.25"), "14:30:03.000000"
+    )  # fmt: skip
+    assert (rows["S2"][2], rows["S2"][3].strftime("%H:%M:%S.%f")) == (
+        Decimal("99.40"), "14:30:03.500000"
+    )  # fmt: skip
+    assert sorted(c[11] for c in children(out)) == [b"S1.T", b"S2.T"]
