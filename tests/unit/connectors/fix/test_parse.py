@@ -395,6 +395,9 @@ def _random_md(rng: random.Random) -> bytes:
         pairs.append((55, rng.choice(["AAPL", "MSFT", "EUR/USD"])))
     if rng.random() < 0.2:
         pairs.append((60, "20240102-14:30:05.123456"))
+    rpt_seq = rng.randint(0, 10**6)  # RptSeq (83): the W body's, each X entry's (issue 21)
+    if not incremental and rng.random() < 0.4:
+        pairs.append((83, rpt_seq if rng.random() < 0.95 else "1x"))
     count = rng.randint(0, 5)
     pairs.append((268, count))
     for index in range(count):
@@ -413,6 +416,9 @@ def _random_md(rng: random.Random) -> bytes:
             pairs.append((273, "14:30:05.000"))
         if rng.random() < 0.1:
             pairs.append((5041, rng.randint(1, 10**9)))
+        if incremental and rng.random() < 0.5:
+            rpt_seq += rng.choice((1, 1, 1, 2))
+            pairs.append((83, rpt_seq if rng.random() < 0.97 else rng.choice(("-1", "x", "1.5"))))
     return fix(*pairs)
 
 
@@ -531,6 +537,75 @@ def _odd_lines() -> list[bytes]:
         fix(*header("X"), (268, 1), (279, 0), *entry, (95, 3), (96, "abc")),  # data field
         fix(*header("X"), (268, 1), (279, 0), *entry, (35, "X")),  # header tag repeated
         fix(*header("X"), (268, 1), (279, 0), *entry, (7, "x"), (5041, 7)),
+        # RptSeq (83): per entry in 35=X, the body's in 35=W; crossed snapshots (issue 21)
+        fix(*header("X"), (268, 1), (279, 0), *entry, (83, 7)),
+        fix(
+            *header("X"), (268, 2), (279, 0), *entry, (83, 7), (279, 1), (269, 1), (270, 2), (83, 8)
+        ),
+        fix(*header("X"), (268, 2), (279, 0), *entry, (279, 0), (269, 1), (55, "B"), (83, 3)),
+        fix(
+            *header("X"),
+            (268, 2),
+            (279, 0),
+            *entry,
+            (83, 7),
+            (279, 0),
+            (269, 1),
+            (55, "B"),
+            (83, 3),
+        ),  # fmt: skip
+        fix(
+            *header("X"),
+            (268, 3),
+            (279, 0),
+            *entry,
+            (83, 7),
+            (279, 0),
+            (269, 1),
+            (55, "B"),
+            (83, 3),
+            (279, 0),
+            (269, 1),
+            (55, "A"),
+            (270, 3),
+            (83, 8),
+        ),  # fmt: skip
+        fix(
+            *header("X"),
+            (268, 2),
+            (279, 0),
+            *entry,
+            (83, "x"),
+            (279, 0),
+            (269, 1),
+            (55, "B"),
+            (83, 3),
+        ),  # fmt: skip
+        fix(*header("X"), (268, 1), (279, 0), *entry, (83, 7), (83, 9)),  # the entry's last
+        fix(*header("X"), (83, 5), (268, 1), (279, 0), *entry),  # before the group: not read
+        fix(*header("X"), (268, 1), (279, 0), *entry, (83, "x")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (83, "-1")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (83, "+1")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (83, "007")),
+        fix(*header("X"), (268, 1), (279, 0), *entry, (83, "99999999999999999999")),
+        fix(*header("W"), (55, "A"), (83, 12), (268, 2), (269, 0), (270, 1), (269, 1), (270, 2)),
+        fix(*header("W"), (55, "A"), (83, "1e3"), (268, 1), (269, 0), (270, 1)),
+        fix(*header("W"), (55, "A"), (268, 1), (269, 0), (270, 1), (83, "x")),  # entry's: unread
+        fix(*header("W"), (55, "A"), (268, 2), (269, 0), (270, 2), (269, 1), (270, 1)),  # crossed
+        fix(*header("W"), (55, "A"), (268, 2), (269, 0), (270, 2), (269, 1), (270, 2)),  # locked
+        fix(
+            *header("W"),
+            (55, "A"),
+            (268, 3),
+            (269, 0),
+            (270, 2),
+            (278, "b"),
+            (269, 0),
+            (270, 1),
+            (278, "b"),
+            (269, 1),
+            (270, "1.5"),
+        ),  # fmt: skip
         fix(*header("X"), (268, 1), (279, 0), *entry, (278, "é")),
         fix(*header("X"), (268, 1), (279, "Z"), (269, "Q"), (55, "Ü"), (270, 1)),
         good.replace(b"\x0149=", b"\x01049=", 1),  # tag with a leading 0 (checksum off too)
