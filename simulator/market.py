@@ -423,7 +423,6 @@ class MarketSimulator:
         heap = self._heap
         pop = heapq.heappop
         emitted = 0
-        drop = self.drop_share
         while limit is None or emitted < limit:
             while not heap or heap[0][0] > self._next_event_ns:
                 self._generate_event()
@@ -434,6 +433,8 @@ class MarketSimulator:
             if until_ns is not None and heap[0][2].ts_ms * _NS_PER_MS >= until_ns:
                 return
             pending = pop(heap)[2]
+            # (read each time: a live exchange may change it while its stream is open)
+            drop = self.drop_share
             if drop and pending.msg_type == b"X" and self._drops.random() < drop:
                 self._lose(pending)
                 continue
