@@ -249,6 +249,7 @@ _SNAPSHOT_JSON = (
     '{"symbol":%s,"bid":%s,"bid_size":%s,"ask":%s,"ask_size":%s,"ltp":%s,"ltq":%s,'
     '"volume":%s,"ts":%s,"seq":%s}'
 )
+_STALE_JSON = ',"stale":true,"stale_reason":%s,"stale_since":%s}'
 _INF = float("inf")
 
 
@@ -270,12 +271,14 @@ def snapshot_json(snapshot: Quote | None) -> str:
 
     The same text as `json.dumps` of the fields in this order with `separators=(",", ":")`
     (the tests check it), written through one template: ~1.5 µs instead of ~6 µs a record.
+    A quote of a stale book (docs/book-integrity.md) ends with `"stale":true,"stale_reason",
+    "stale_since"` (epoch ms), as in Redis; a sound one has none.
     """
     if snapshot is None:
         return "{}"
     symbol, bid, bid_size, ask, ask_size, ltp, ltq, volume, ts, seq = snapshot[:10]
     num = _number_json
-    return _SNAPSHOT_JSON % (
+    text = _SNAPSHOT_JSON % (
         _encode_str(symbol) if symbol.__class__ is str else json.dumps(symbol),
         num(bid),
         num(bid_size),
@@ -287,6 +290,10 @@ def snapshot_json(snapshot: Quote | None) -> str:
         num(ts),
         num(seq),
     )
+    stale = snapshot.stale
+    if stale is None:
+        return text
+    return text[:-1] + _STALE_JSON % (json.dumps(stale), num(snapshot.stale_since))
 
 
 def _details(fields: Mapping[str, Any]) -> str:

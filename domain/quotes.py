@@ -14,6 +14,12 @@ to publish. Decisions where FIX leaves room (docs/decisions.md):
   DELETE of a trade (a bust) is ignored by the book.
 - The trading day is the UTC date of the event time; a new day resets volume and OHLC, and the
   day's close (last trade, or the venue's 269=5) becomes the new day's `prev_close`.
+- Book integrity (issue 21, docs/book-integrity.md): the coalescer keeps a `BookIntegrity` fed by
+  the same events. An increment whose RptSeq (83) is not new is skipped entirely; a book that is
+  not trusted (an RptSeq gap, a lost update, a crossed or locked top) publishes its quotes with
+  `stale` (the reason) and `stale_since`, until its next sound 35=W. A change of that flag (sound
+  to stale, stale to sound) is published at once, whatever the coalescing interval or the move
+  filter would hold back: a trader never sees a stale price without the flag for an interval.
 - The previous close (docs/edge.md, "Change against the previous close"): a ClosingPrice (269=5)
   or SettlementPrice (269=6) that arrives while the symbol has no trade today (no open: the
   morning snapshot) is the previous session's official close and sets `prev_close`; a 269=5
@@ -30,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from domain.book_integrity import BookIntegrity, Staleness
 from domain.events import (
     MD_BID,
     MD_CHANGE,
@@ -68,6 +75,8 @@ class Quote(NamedTuple):
             default, so quotes pickled before it existed still load.
         lower_band / upper_band: the venue's price band (LowLimitPrice 1148 / HighLimitPrice
             1149 of a 35=f: `QuoteCoalescer.set_band`), or None; defaults for the same reason.
+        stale: why the book is not trusted (`domain.book_integrity` reasons), None when it is
+            sound; stale_since: since when, epoch milliseconds (event time), or None.
 
     A NamedTuple rather than a frozen dataclass: one is built per published update, and a
     tuple is built several times faster than a frozen dataclass sets its fields.
@@ -91,6 +100,8 @@ class Quote(NamedTuple):
     prev_close: float | None = None
     lower_band: float | None = None
     upper_band: float | None = None
+    stale: str | None = None
+    stale_since: int | None = None
 
 
 @dataclass(slots=True)
@@ -114,6 +125,9 @@ class SymbolBook:
     prev_close: float | None = None
     lower_band: float | None = None  # the venue's price band (35=f), kept until it sends another
     upper_band: float | None = None
+    # what its quotes say of the book's integrity (QuoteCoalescer): reason, since (epoch ms)
+    stale: str | None = None
+    stale_since: int | None = None
 
     def __setstate__(self, state: tuple) -> None:
         # Books pickled before a field was added (recovery snapshots) load with its default.
@@ -197,7 +211,7 @@ def _quote_of(book: SymbolBook) -> Quote:
             book.symbol, bid_px, bid_size, ask_px, ask_size, book.ltp, book.ltq, book.volume,
             book.ts_event // NS_PER_MS, book.seq, book.day,
             book.open, book.high, book.low, book.close, book.prev_close,
-            book.lower_band, book.upper_band,
+            book.lower_band, book.upper_band, book.stale, book.stale_since,
         ),
     )  # fmt: skip
 
@@ -229,8 +243,10 @@ def _apply_level(levels: dict[object, list], entry: MdEntry, keep_high: bool) ->
         if key is not None and key in levels:
             del levels[key]
         elif entry.entry_id is None and entry.price is None and levels:
-            best = max(levels.items(), key=lambda kv: kv[1][0]) if keep_high else min(
-                levels.items(), key=lambda kv: kv[1][0]
+            best = (
+                max(levels.items(), key=lambda kv: kv[1][0])
+                if keep_high
+                else min(levels.items(), key=lambda kv: kv[1][0])
             )
             del levels[best[0]]
         elif entry.price is not None:
@@ -423,6 +439,8 @@ class QuoteCoalescer:
         "_withheld",
         "_history",
         "new_symbols",
+        "integrity",
+        "turned_stale",
     )
 
     def __init__(self, policy: CoalescePolicy) -> None:
@@ -438,8 +456,14 @@ class QuoteCoalescer:
         # Symbols whose book `apply` created, in order, until the caller takes them
         # (`take_new_symbols`): the flow reads their previous close once.
         self.new_symbols: list[str] = []
+        self.integrity = BookIntegrity()
+        # Symbols whose quotes turned stale, until the caller takes them (`take_turned_stale`):
+        # a live flow asks the venue for their snapshots.
+        self.turned_stale: list[str] = []
 
-    def apply(self, events: list[MarketDataSnapshot | MarketDataIncrement]) -> list[Quote]:
+    def apply(
+        self, events: list[MarketDataSnapshot | MarketDataIncrement | BookDamaged]
+    ) -> list[Quote]:
         """Apply events in order and return the quotes to publish now."""
         out: list[Quote] = []
         books = self.books
@@ -449,21 +473,31 @@ class QuoteCoalescer:
         interval = self.policy.interval_ns
         publish = self._publish
         push = heapq.heappush
+        integrity = self.integrity
+        admit = integrity.admit_increment
+        stale_of = integrity.stale
         day, day_start, day_end = -1, 0, 0
         for event in events:
-            if type(event) is BookDamaged:
-                continue  # issue 21: not applied to the book (the staleness is the quotes flow's)
+            kind = type(event)
+            symbol = event.symbol
             ts = event.ts_event
+            if kind is MarketDataIncrement:
+                rpt_seq = event.rpt_seq
+                if rpt_seq is not None and not admit(symbol, ts, rpt_seq):
+                    continue  # a duplicate (RptSeq not new): nothing of it is applied
+            elif kind is BookDamaged:
+                self._damaged(event, out)
+                continue
             if ts >= self.watermark:
                 self.watermark = ts
                 if heap and heap[0][0] <= ts:
                     self._flush_until(ts, out)
-            symbol = event.symbol
             book = books.get(symbol)
-            if book is None:
+            created = book is None
+            if created:
                 book = books[symbol] = SymbolBook(symbol)
                 self.new_symbols.append(symbol)
-            if type(event) is MarketDataIncrement:
+            if kind is MarketDataIncrement:
                 # apply_increment inline (a call per event cost as much as the work); the
                 # day of `ts` without a division
                 if ts >= day_end or ts < day_start:
@@ -475,8 +509,40 @@ class QuoteCoalescer:
                 _apply_entries(book, event.entries, False)
                 if ts > book.ts_event:
                     book.ts_event = ts
+                # Only a sound book can change its flag here (a stale one stays so until a
+                # snapshot): by an RptSeq gap, by a crossed or locked top, or at its creation
+                # (a lost update of a symbol not seen before).
+                if book.stale is None:
+                    changed = created or rpt_seq is not None
+                    bids, asks = book.bids, book.asks
+                    if len(bids) == 1 and len(asks) == 1:  # L1 feeds: no call
+                        ((bid, _),) = bids.values()
+                        ((ask, _),) = asks.values()
+                    elif bids and asks:
+                        bid = _best_bid(bids)[0]
+                        ask = _best_ask(asks)[0]
+                    else:
+                        bid = ask = None
+                    if bid is not None and bid >= ask:
+                        integrity.on_book(symbol, ts, bid, ask)
+                        changed = True
+                    if changed:
+                        status = stale_of(symbol)
+                        if status is not None:
+                            self._flag(symbol, book, status, ts, out)
+                            continue
             else:
                 apply_snapshot(book, event)
+                crossed = event.crossed
+                if not crossed and book.bids and book.asks:
+                    # the decoder flags a crossed snapshot; checked here too, so that no
+                    # crossed book goes out unflagged whatever made the event
+                    crossed = _best_bid(book.bids)[0] >= _best_ask(book.asks)[0]
+                integrity.on_snapshot(symbol, ts, event.rpt_seq, crossed)
+                status = stale_of(symbol)
+                if (status is None) is not (book.stale is None):
+                    self._flag(symbol, book, status, ts, out)
+                    continue
             if symbol in pending:
                 continue  # already waiting for its interval's end; that publish carries this
             last = last_pub.get(symbol)
@@ -487,6 +553,38 @@ class QuoteCoalescer:
                 continue
             publish(symbol, book, ts, out, False)
         return out
+
+    def _damaged(self, event: BookDamaged, out: list[Quote]) -> None:
+        """A lost update of the symbol: no prices, and no say over event time (a damaged
+        message's own time may be wrong, or unknown: 0). The flag goes out at once."""
+        symbol = event.symbol
+        ts, watermark = event.ts_event, self.watermark
+        since = min(ts, watermark) if ts and watermark else ts or watermark
+        self.integrity.on_damaged(symbol, since, event.reason, event.detail)
+        book = self.books.get(symbol)
+        if book is not None and book.ts_event and book.stale is None:
+            self._flag(symbol, book, self.integrity.stale(symbol), book.ts_event, out)
+
+    def _flag(
+        self, symbol: str, book: SymbolBook, status: Staleness | None, pub_ns: int, out: list
+    ) -> None:
+        """The book's integrity changed (sound <-> stale): set its quotes' flag and publish
+        the book now, whatever is held (a held publish is this one)."""
+        if status is None:
+            book.stale = book.stale_since = None
+        else:
+            book.stale = status.reason
+            book.stale_since = status.since_ns // NS_PER_MS
+            self.turned_stale.append(symbol)
+        self._pending.pop(symbol, None)  # its heap entry, if any, is skipped from now on
+        self._publish(symbol, book, pub_ns, out, True)
+
+    def take_turned_stale(self) -> list[str]:
+        """The symbols whose quotes turned stale since the last call, each once, in order."""
+        if not self.turned_stale:
+            return []
+        found, self.turned_stale = self.turned_stale, []
+        return list(dict.fromkeys(found))
 
     def _publish(
         self, symbol: str, book: SymbolBook, pub_ns: int, out: list[Quote], force: bool
@@ -634,7 +732,9 @@ class QuoteCoalescer:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def __setstate__(self, state: dict) -> None:
-        self.new_symbols = []  # snapshots from before it existed
+        # snapshots from before these existed
+        self.new_symbols = []
+        self.integrity = BookIntegrity()
+        self.turned_stale = []
         for name, value in state.items():
             setattr(self, name, value)
-

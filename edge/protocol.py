@@ -183,6 +183,7 @@ def stream_id_key(stream_id: bytes | str) -> tuple[int, int]:
 
 
 _FULL_TAIL = b',"open":'  # where the quote JSON's fields of mode full start (sinks.redis)
+_STALE = b',"stale":true'  # a stale book's flag, before the full-only tail (sinks.redis)
 _NO_CHANGE = b',"prev_close":null,"change":null,"change_pct":null}'
 _NO_FULL = b',"open":null,"high":null,"low":null'
 _NO_BAND = b',"lower_band":null,"upper_band":null}'
@@ -233,29 +234,42 @@ def _number_at(data: bytes, name: bytes) -> bytes | None:
     return value if value and value.strip(b"-+.eE0123456789") in (b"", b"null") else None
 
 
+def _stale_part(data: bytes) -> bytes | None:
+    """`,"stale":true,"stale_reason":..,"stale_since":..` of the flow's quote JSON (a stale
+    book, docs/book-integrity.md), b"" when sound; None when not plainly written."""
+    at = data.find(_STALE)
+    if at < 0:
+        return b""
+    end = data.find(_FULL_TAIL, at)
+    return data[at:end] if end > 0 else None
+
+
 def ltp_frame(data: bytes, kind: bytes = b"quote") -> bytes:
     """Mode ltp: symbol, ltp, ts and seq of the quote JSON (sliced from the flow's JSON, whose
-    symbol comes first; parsed when it is not plainly written)."""
+    symbol comes first; parsed when it is not plainly written), and the stale flag with its
+    reason and time when the quote has them."""
     if data.startswith(b'{"symbol":"'):
         end = data.find(b'"', 11)
         symbol = data[10 : end + 1]
         ltp = _number_at(data, b'"ltp":')
         ts = _number_at(data, b'"ts":')
         seq = _number_at(data, b'"seq":')
-        if end > 11 and b"\\" not in symbol and ltp and ts and seq:
+        stale = _stale_part(data)
+        if end > 11 and b"\\" not in symbol and ltp and ts and seq and stale is not None:
             return (b'{"type":"' + kind + b'","symbol":' + symbol + b',"ltp":' + ltp
-                    + b',"ts":' + ts + b',"seq":' + seq + b"}")  # fmt: skip
+                    + b',"ts":' + ts + b',"seq":' + seq + stale + b"}")  # fmt: skip
     try:
         doc = json.loads(data)
     except ValueError:
         doc = {}
     if not isinstance(doc, dict):
         doc = {}
-    return json.dumps(
-        {"type": kind.decode(), "symbol": doc.get("symbol"), "ltp": doc.get("ltp"),
-         "ts": doc.get("ts"), "seq": doc.get("seq")},
-        separators=(",", ":"),
-    ).encode()  # fmt: skip
+    frame = {"type": kind.decode(), "symbol": doc.get("symbol"), "ltp": doc.get("ltp"),
+             "ts": doc.get("ts"), "seq": doc.get("seq")}  # fmt: skip
+    if doc.get("stale") is True:
+        frame.update(stale=True, stale_reason=doc.get("stale_reason"),
+                     stale_since=doc.get("stale_since"))  # fmt: skip
+    return json.dumps(frame, separators=(",", ":")).encode()
 
 
 def mode_frame(data: bytes, mode: str, kind: bytes = b"quote") -> bytes:

@@ -7,6 +7,14 @@ Steps (ids are recovery keys; renaming one orphans its state):
     write_quotes       `RedisQuoteSink`: quote:{SYMBOL}, ohlc:{SYMBOL}:{day}, stream:quotes
     evaluate_price_alerts / write_price_alerts   traders' price alerts on each shard's
                        published quotes (`flows.price_alerts`)
+Book integrity (issue 21, docs/book-integrity.md): each shard's coalescer keeps a `BookIntegrity`
+fed by its W/X and `BookDamaged` events; quotes of a stale book carry the flag. Per batch the
+shard counts into `FlowStats`: `books_stale` (net: symbols stale now), `book_stale.{reason}`
+(sound -> stale transitions), `book_stale_symbols` (symbols that went stale, once each per run),
+`book_stale_ns.{symbol}` (event time spent stale, when the book turns sound again and at the
+end), `book_duplicates` (increments ignored, RptSeq not new), and `crossed_quotes` /
+`crossed_quotes_unflagged` (published with bid > ask); and calls `FlowContext.request_snapshot`
+with the symbols that just turned stale.
 The previous close of a symbol the shard sees for the first time (when the venue sends none) is
 read once from its latest earlier `ohlc:` key (`PrevCloseReader`), before its first quote goes out.
 Keys: shard = `domain.sharding.symbol_shard(symbol)`; with several workers Bytewax routes each
@@ -130,9 +138,11 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         make_audit: Callable[[object, Quote | None], object] | None = None,
         recovery: bool = True,
         prev_closes: Callable[[list[tuple[str, int]]], dict[str, float]] | None = None,
+        request_snapshot: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.recovery = recovery
         self.prev_closes = prev_closes
+        self.request_snapshot = request_snapshot
         self.coalescer: QuoteCoalescer = (
             pickle.loads(resume) if resume is not None else QuoteCoalescer(policy)
         )
@@ -141,17 +151,29 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         self.make_audit = make_audit
         self._wall_ns = time.time_ns()
         self._symbols = len(self.coalescer.books)
+        # What this run has counted of the integrity counters (a resumed state's earlier
+        # counts are the earlier run's): the stats get the differences.
+        integrity = self.coalescer.integrity
+        self._duplicates = integrity.duplicates
+        self._became_stale = dict(integrity.became_stale)
+        self._stale_ns = dict(integrity.stale_ns)
+        self._stale_now = 0
+        self._went_stale: set[str] = set()
 
     def _emit(
         self, quotes: list[Quote], audit: list | None = None
     ) -> tuple[list[tuple[str, list]], bool]:
         out: list[tuple[str, list]] = []
         if quotes:
-            crossed = sum(
-                1 for q in quotes if q.bid is not None and q.ask is not None and q.bid > q.ask
-            )
+            crossed = [
+                q for q in quotes if q.bid is not None and q.ask is not None and q.bid > q.ask
+            ]
             if crossed:
-                self.stats.add("crossed_quotes", crossed)
+                # published with bid > ask: flagged stale (the book's state), or not (a bug)
+                unflagged = sum(1 for q in crossed if q.stale is None)
+                self.stats.add_many(
+                    {"crossed_quotes": len(crossed), "crossed_quotes_unflagged": unflagged}
+                )
             out.append(("quotes", quotes))
         if audit:
             out.append(("audit", audit))
@@ -184,7 +206,47 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
             self._symbols = len(coalescer.books)
         if coalescer.new_symbols:
             self._fill_prev_closes(quotes)
+        if coalescer.turned_stale:
+            turned = coalescer.take_turned_stale()
+            if self.request_snapshot is not None:
+                self.request_snapshot(turned)
+            new = [s for s in turned if s not in self._went_stale]
+            if new:
+                self._went_stale.update(new)
+                self.stats.add("book_stale_symbols", len(new))
+        self._count_integrity()
         return self._emit(quotes, audit)
+
+    def _count_integrity(self, end_ns: int | None = None) -> None:
+        """Add to the stats what the shard's `BookIntegrity` counted since the last call;
+        with `end_ns` (the end of the input), the spells still open count up to it."""
+        integrity = self.coalescer.integrity
+        counts: dict[str, int] = {}
+        if integrity.duplicates != self._duplicates:
+            counts["book_duplicates"] = integrity.duplicates - self._duplicates
+            self._duplicates = integrity.duplicates
+        became = integrity.became_stale
+        if became != self._became_stale:
+            for reason, n in became.items():
+                counts["book_stale." + reason] = n - self._became_stale.get(reason, 0)
+            self._became_stale = dict(became)
+        spent = integrity.stale_ns
+        if spent != self._stale_ns:  # a book made sound ended a spell
+            for symbol, ns in spent.items():
+                if ns != self._stale_ns.get(symbol, 0):
+                    counts["book_stale_ns." + symbol] = ns - self._stale_ns.get(symbol, 0)
+            self._stale_ns = dict(spent)
+        stale = integrity.stale_symbols()  # a copy, of the few stale symbols
+        stale_now = len(stale)
+        if end_ns is not None:
+            for symbol, status in stale.items():
+                key = "book_stale_ns." + symbol
+                counts[key] = counts.get(key, 0) + max(0, end_ns - status.since_ns)
+        if stale_now != self._stale_now:
+            counts["books_stale"] = stale_now - self._stale_now
+            self._stale_now = stale_now
+        if counts:
+            self.stats.add_many(counts)
 
     def _apply(self, events: list, has_orders: bool, quotes: list[Quote], audit: list) -> None:
         coalescer, make_audit = self.coalescer, self.make_audit
@@ -235,6 +297,7 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         return self._emit(quotes)
 
     def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
+        self._count_integrity(end_ns=self.coalescer.watermark)
         return self._emit(self.coalescer.flush_all())
 
     def notify_at(self) -> datetime | None:
@@ -305,6 +368,7 @@ def attach(
             make_audit,
             ctx.recovery,
             prev_closes.read,
+            ctx.request_snapshot,
         ),
     )
     # Traders' price alerts, per shard on the published quotes (flows.price_alerts).

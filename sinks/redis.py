@@ -71,7 +71,9 @@ def quote_json(q: Quote) -> str:
     """The contract's `quote:{SYMBOL}` JSON: `{"symbol","bid","bid_size","ask","ask_size","ltp",
     "ltq","volume","ts","seq"}` and then (docs/edge.md) `"prev_close","change","change_pct",
     "open","high","low"` and, once the venue sent a band (35=f), `"lower_band","upper_band"`,
-    numbers as `repr` writes them (sizes such as `300.0`), no spaces.
+    numbers as `repr` writes them (sizes such as `300.0`), no spaces. A quote of a stale book
+    (docs/book-integrity.md) has `"stale":true,"stale_reason","stale_since"` (epoch ms) after
+    `change_pct`, where every subscription mode of the edge keeps them; a sound one has none.
 
     `change` is ltp - prev_close rounded to 8 decimals (the float noise of the subtraction
     removed), `change_pct` that in percent of prev_close rounded to 2 decimals; both null
@@ -84,7 +86,7 @@ def quote_json(q: Quote) -> str:
     json.dumps.
     """
     t = _texts.get
-    s, b, bs, a, az, lp, lq, v, ts, seq, _day, o, h, low, _c, pc, lb, ub = q
+    s, b, bs, a, az, lp, lq, v, ts, seq, _day, o, h, low, _c, pc, lb, ub, stale, since = q
     if pc is None:
         change = _NO_CHANGE
     elif o is None or lp is None:
@@ -95,7 +97,8 @@ def quote_json(q: Quote) -> str:
         f'{{"symbol":{_sym(s)},"bid":{t(b) or _text(b)},"bid_size":{t(bs) or _text(bs)},'
         f'"ask":{t(a) or _text(a)},"ask_size":{t(az) or _text(az)},"ltp":{t(lp) or _text(lp)},'
         f'"ltq":{t(lq) or _text(lq)},"volume":{t(v) or _text(v)},"ts":{ts},"seq":{seq},'
-        f'{change},"open":{t(o) or _text(o)},"high":{t(h) or _text(h)},'
+        f"{change}{'' if stale is None else _stale_text(stale, since)},"
+        f'"open":{t(o) or _text(o)},"high":{t(h) or _text(h)},'
         f'"low":{t(low) or _text(low)}'
         f"{_NO_BAND if lb is None and ub is None else _band_text(lb, ub)}}}"
     )
@@ -106,6 +109,13 @@ _NO_BAND = ""  # no band: the fields are left out (the edge's mode full shows th
 
 def _band_text(low: float | None, high: float | None) -> str:
     return f',"lower_band":{_text(low)},"upper_band":{_text(high)}'
+
+
+def _stale_text(reason: str, since: int | None) -> str:
+    return (
+        f',"stale":true,"stale_reason":{json.dumps(reason)},'
+        f'"stale_since":{"null" if since is None else int(since)}'
+    )
 
 
 _NO_CHANGE = '"prev_close":null,"change":null,"change_pct":null'

@@ -270,7 +270,7 @@ def _reference_quote(book: SymbolBook) -> tuple:
         book.symbol, bid[0] if bid else None, bid[1] if bid else None,
         ask[0] if ask else None, ask[1] if ask else None, book.ltp, book.ltq, book.volume,
         book.ts_event // NS_PER_MS, book.seq, book.day, book.open, book.high, book.low, book.close,
-        book.prev_close, book.lower_band, book.upper_band,
+        book.prev_close, book.lower_band, book.upper_band, book.stale, book.stale_since,
     )  # fmt: skip
 
 
