@@ -1786,12 +1786,12 @@ def _run_md_columns(
             other = group.column(tokens, entry[5])
             if other != symbols:  # some lines have more than one: one event per symbol
                 fits = _both(fits, map(operator.eq, symbols, other))
-    rpt_columns = []  # RptSeq (83): the first and last of 35=X, the message's of 35=W
-    for at in rpt_ats:
-        column = group.column(tokens, at)
-        if not all(map(bytes.isdigit, column)):
+    # RptSeq (83): every one must be a number; the events take the first and last of 35=X,
+    # the message's of 35=W. (Values are never empty here: joined, all digits or not.)
+    rpt_columns = [group.column(tokens, at) for at in rpt_ats]
+    for column in rpt_columns:
+        if not b"".join(column).isdigit():
             fits = _both(fits, map(bytes.isdigit, column))
-        rpt_columns.append(column)
     if fits is not None:
         return _run_md_rows_split(tokens, group, ts_event, fits, incremental), False
 
@@ -1817,7 +1817,9 @@ def _run_md_columns(
     if not rpt_columns:
         pass
     elif incremental:
-        columns.append(zip(map(int, rpt_columns[0]), map(int, rpt_columns[-1]), strict=True))
+        firsts = list(map(int, rpt_columns[0]))
+        lasts = firsts if len(rpt_columns) == 1 else list(map(int, rpt_columns[-1]))
+        columns.append(zip(firsts, lasts, strict=True))
     else:
         columns.append(map(int, rpt_columns[0]))
     events = list(map(make_event, *columns))
