@@ -594,8 +594,7 @@ class MarketSimulator:
     def _lose(self, pending: _Pending) -> None:
         """A 35=X lost upstream: the market moved (its state and RptSeq numbers are used up),
         but no one sees the message."""
-        self.dropped += 1
-        self.trades_emitted += pending.trades
+        self.dropped += 1  # (its trades are not counted in `trades_emitted`: not written)
         emitted = self._emitted
         for idx, state in pending.states:
             emitted[idx] = state
