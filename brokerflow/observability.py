@@ -311,6 +311,19 @@ class StatsCollector(Collector):
 
         yield from self._data_quality(take)
 
+        # book integrity (flows.quotes, docs/book-integrity.md)
+        used.add("books_stale")
+        yield _gauge("books_stale", "symbols whose book is stale now (quotes flagged)", [],
+                     [((), counts.get("books_stale", 0))])  # fmt: skip
+        yield _counter("book_stale", "books turned stale (sound -> stale), by reason", ["reason"],
+                       [((k,), n) for k, n in sorted(take("book_stale.").items())])  # fmt: skip
+        yield _counter(
+            "book_stale_seconds",
+            "event-time seconds a symbol's book was stale (added when it turns sound again, "
+            "and at the end of the input)",
+            ["symbol"], [((k,), n / 1e9) for k, n in sorted(take("book_stale_ns.").items())],
+        )  # fmt: skip
+
         by_kind: dict[str, dict[str, Histogram]] = {}
         for key, h in histograms.items():
             kind, _, step = key.partition(".")

@@ -48,16 +48,21 @@ class RunSummary:
             "symbols": c.get("symbols", 0),
             "quotes": c.get("quotes_published", 0),
             "stale_quotes_skipped": c.get("quotes_stale", 0),
+            # published with bid > ask: all of them, and those without the stale flag (a bug)
             "crossed_quotes": c.get("crossed_quotes", 0),
+            "crossed_quotes_unflagged": c.get("crossed_quotes_unflagged", 0),
+            "stale_books": stale_books(c),
             "executions": c.get("executions", 0),
             "stops": {k[6:]: v for k, v in sorted(c.items()) if k.startswith("stops_") and v},
             "orders_out": c.get("orders_out", 0),
             "alerts": {k[7:]: v for k, v in sorted(c.items()) if k.startswith("alerts.")},
             # traders' price alerts (flows.price_alerts): rested from PostgreSQL, and how long
             # that took (summed over the shards), fired by the book
-            "price_alerts": {"loaded": c.get("price_alerts_loaded", 0),
-                             "load_ms": c.get("price_alerts_load_ms", 0),
-                             "fired": c.get("price_alerts_fired", 0)},  # fmt: skip
+            "price_alerts": {
+                "loaded": c.get("price_alerts_loaded", 0),
+                "load_ms": c.get("price_alerts_load_ms", 0),
+                "fired": c.get("price_alerts_fired", 0),
+            },  # fmt: skip
             "data_quality": data_quality(c),
             "seconds": round(self.seconds, 3),
             "messages_per_s": round(messages / self.seconds) if self.seconds > 0 else 0,
@@ -74,13 +79,38 @@ class RunSummary:
             f"symbols       {d['symbols']:>12,}",
             f"quotes        {d['quotes']:>12,}  published to Redis "
             f"({d['stale_quotes_skipped']:,} already there, skipped)",
-            f"crossed       {d['crossed_quotes']:>12,}  quotes with bid > ask (data-quality count)",
+            f"crossed       {d['crossed_quotes']:>12,}  quotes with bid > ask published: "
+            f"{d['crossed_quotes'] - d['crossed_quotes_unflagged']:,} flagged stale, "
+            f"{d['crossed_quotes_unflagged']:,} unflagged",
+            stale_books_line(d["stale_books"]),
             f"executions    {d['executions']:>12,}",
             "stops         "
             + (", ".join(f"{v:,} {k}" for k, v in d["stops"].items()) or "none")
             + (f"; {d['orders_out']:,} child orders sent" if d["orders_out"] else ""),
             f"alerts        {alerts}",
         ] + data_quality_lines(d["data_quality"])
+
+
+def stale_books(c: dict[str, int]) -> dict:
+    """The book-integrity counters of a run (`flows.quotes`, docs/book-integrity.md): symbols
+    whose quotes went stale, sound -> stale transitions by reason, event-time seconds stale
+    (summed over the symbols), increments ignored as duplicates, symbols stale at the end."""
+    return {
+        "symbols": c.get("book_stale_symbols", 0),
+        "reasons": {k[11:]: v for k, v in sorted(c.items()) if k.startswith("book_stale.") and v},
+        "seconds": round(sum(v for k, v in c.items() if k.startswith("book_stale_ns.")) / 1e9, 3),
+        "duplicates": c.get("book_duplicates", 0),
+        "stale_at_end": c.get("books_stale", 0),
+    }
+
+
+def stale_books_line(d: dict) -> str:
+    """`stale books   N  (reasons: rptseq_gap 3, crossed 2; 41.2 s stale; ...)`."""
+    reasons = ", ".join(f"{k} {v:,}" for k, v in d["reasons"].items()) or "none"
+    return (
+        f"stale books   {d['symbols']:>12,}  (reasons: {reasons}; {d['seconds']:,.1f} s stale; "
+        f"{d['stale_at_end']:,} stale at the end; {d['duplicates']:,} duplicates ignored)"
+    )
 
 
 def data_quality(c: dict[str, int]) -> dict:

@@ -457,9 +457,9 @@ class QuoteCoalescer:
         # (`take_new_symbols`): the flow reads their previous close once.
         self.new_symbols: list[str] = []
         self.integrity = BookIntegrity()
-        # Symbols whose quotes turned stale, until the caller takes them (`take_turned_stale`):
-        # a live flow asks the venue for their snapshots.
-        self.turned_stale: list[str] = []
+        # (symbol, reason) of each quote that turned stale (sound -> stale), until the caller
+        # takes them (`take_turned_stale`): a live flow asks the venue for their snapshots.
+        self.turned_stale: list[tuple[str, str]] = []
 
     def apply(
         self, events: list[MarketDataSnapshot | MarketDataIncrement | BookDamaged]
@@ -575,16 +575,14 @@ class QuoteCoalescer:
         else:
             book.stale = status.reason
             book.stale_since = status.since_ns // NS_PER_MS
-            self.turned_stale.append(symbol)
+            self.turned_stale.append((symbol, status.reason))
         self._pending.pop(symbol, None)  # its heap entry, if any, is skipped from now on
         self._publish(symbol, book, pub_ns, out, True)
 
-    def take_turned_stale(self) -> list[str]:
-        """The symbols whose quotes turned stale since the last call, each once, in order."""
-        if not self.turned_stale:
-            return []
+    def take_turned_stale(self) -> list[tuple[str, str]]:
+        """(symbol, reason) of the quotes that turned stale since the last call, in order."""
         found, self.turned_stale = self.turned_stale, []
-        return list(dict.fromkeys(found))
+        return found
 
     def _publish(
         self, symbol: str, book: SymbolBook, pub_ns: int, out: list[Quote], force: bool

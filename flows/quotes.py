@@ -8,13 +8,13 @@ Steps (ids are recovery keys; renaming one orphans its state):
     evaluate_price_alerts / write_price_alerts   traders' price alerts on each shard's
                        published quotes (`flows.price_alerts`)
 Book integrity (issue 21, docs/book-integrity.md): each shard's coalescer keeps a `BookIntegrity`
-fed by its W/X and `BookDamaged` events; quotes of a stale book carry the flag. Per batch the
-shard counts into `FlowStats`: `books_stale` (net: symbols stale now), `book_stale.{reason}`
-(sound -> stale transitions), `book_stale_symbols` (symbols that went stale, once each per run),
-`book_stale_ns.{symbol}` (event time spent stale, when the book turns sound again and at the
-end), `book_duplicates` (increments ignored, RptSeq not new), and `crossed_quotes` /
-`crossed_quotes_unflagged` (published with bid > ask); and calls `FlowContext.request_snapshot`
-with the symbols that just turned stale.
+fed by its W/X and `BookDamaged` events; quotes of a stale book carry the flag. The shard counts
+into `FlowStats`, per batch, of the symbols it has books of (a damaged line may name a symbol
+that does not trade): `book_stale.{reason}` (quotes turned stale), `book_stale_symbols` (each
+symbol once per run), `books_stale` (net: stale now), `book_stale_ns.{symbol}` (event time spent
+stale: when the book turns sound again, and at the end), `book_duplicates` (increments whose
+RptSeq was not new), `crossed_quotes` / `crossed_quotes_unflagged` (published with bid > ask);
+and calls `FlowContext.request_snapshot` with the symbols whose quotes just turned stale.
 The previous close of a symbol the shard sees for the first time (when the venue sends none) is
 read once from its latest earlier `ohlc:` key (`PrevCloseReader`), before its first quote goes out.
 Keys: shard = `domain.sharding.symbol_shard(symbol)`; with several workers Bytewax routes each
@@ -155,7 +155,6 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         # counts are the earlier run's): the stats get the differences.
         integrity = self.coalescer.integrity
         self._duplicates = integrity.duplicates
-        self._became_stale = dict(integrity.became_stale)
         self._stale_ns = dict(integrity.stale_ns)
         self._stale_now = 0
         self._went_stale: set[str] = set()
@@ -207,44 +206,49 @@ class QuoteShardLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, list], bytes]
         if coalescer.new_symbols:
             self._fill_prev_closes(quotes)
         if coalescer.turned_stale:
-            turned = coalescer.take_turned_stale()
-            if self.request_snapshot is not None:
-                self.request_snapshot(turned)
-            new = [s for s in turned if s not in self._went_stale]
-            if new:
-                self._went_stale.update(new)
-                self.stats.add("book_stale_symbols", len(new))
+            self._turned_stale(coalescer.take_turned_stale())
         self._count_integrity()
         return self._emit(quotes, audit)
 
+    def _turned_stale(self, turned: list[tuple[str, str]]) -> None:
+        """Count the quotes that turned stale, by reason, and the symbols (once each per run);
+        ask for the symbols' snapshots (`FlowContext.request_snapshot`)."""
+        counts: dict[str, int] = {}
+        for _, reason in turned:
+            counts["book_stale." + reason] = counts.get("book_stale." + reason, 0) + 1
+        symbols = list(dict.fromkeys(symbol for symbol, _ in turned))
+        new = [s for s in symbols if s not in self._went_stale]
+        if new:
+            self._went_stale.update(new)
+            counts["book_stale_symbols"] = len(new)
+        self.stats.add_many(counts)
+        if self.request_snapshot is not None:
+            self.request_snapshot(symbols)
+
     def _count_integrity(self, end_ns: int | None = None) -> None:
-        """Add to the stats what the shard's `BookIntegrity` counted since the last call;
+        """Add to the stats what the shard's `BookIntegrity` counted since the last call, of
+        the symbols it has books of (a damaged line may name a symbol that does not trade);
         with `end_ns` (the end of the input), the spells still open count up to it."""
-        integrity = self.coalescer.integrity
+        coalescer = self.coalescer
+        integrity, books = coalescer.integrity, coalescer.books
         counts: dict[str, int] = {}
         if integrity.duplicates != self._duplicates:
             counts["book_duplicates"] = integrity.duplicates - self._duplicates
             self._duplicates = integrity.duplicates
-        became = integrity.became_stale
-        if became != self._became_stale:
-            for reason, n in became.items():
-                counts["book_stale." + reason] = n - self._became_stale.get(reason, 0)
-            self._became_stale = dict(became)
         spent = integrity.stale_ns
         if spent != self._stale_ns:  # a book made sound ended a spell
             for symbol, ns in spent.items():
-                if ns != self._stale_ns.get(symbol, 0):
+                if ns != self._stale_ns.get(symbol, 0) and symbol in books:
                     counts["book_stale_ns." + symbol] = ns - self._stale_ns.get(symbol, 0)
             self._stale_ns = dict(spent)
-        stale = integrity.stale_symbols()  # a copy, of the few stale symbols
-        stale_now = len(stale)
+        stale = [(s, st) for s, st in integrity.stale_symbols().items() if s in books]
         if end_ns is not None:
-            for symbol, status in stale.items():
+            for symbol, status in stale:
                 key = "book_stale_ns." + symbol
                 counts[key] = counts.get(key, 0) + max(0, end_ns - status.since_ns)
-        if stale_now != self._stale_now:
-            counts["books_stale"] = stale_now - self._stale_now
-            self._stale_now = stale_now
+        if len(stale) != self._stale_now:
+            counts["books_stale"] = len(stale) - self._stale_now
+            self._stale_now = len(stale)
         if counts:
             self.stats.add_many(counts)
 

@@ -40,7 +40,8 @@ def test_an_rptseq_gap_flags_the_quote_at_once_until_the_next_sound_snapshot():
     # 12 was lost: the quote goes out now (the flag changed), held or not
     (q,) = c.apply([inc(2, bid(10.02), rpt=(13, 13))])
     assert (q.bid, q.stale, q.stale_since) == (10.02, RPTSEQ_GAP, (T0 + 2 * MS) // MS)
-    assert c.take_turned_stale() == ["ACME"]
+    assert c.take_turned_stale() == [("ACME", RPTSEQ_GAP)]
+    assert c.take_turned_stale() == []
     # later quotes of the stale book are coalesced as usual, and carry the flag
     assert c.apply([inc(3, bid(10.03), rpt=(14, 14))]) == []
     (q,) = c.apply([inc(200, bid(10.04), rpt=(15, 15))])  # 10.03 at its interval's end
