@@ -555,11 +555,11 @@ class QuoteCoalescer:
         return out
 
     def _damaged(self, event: BookDamaged, out: list[Quote]) -> None:
-        """A lost update of the symbol: no prices, and no say over event time (a damaged
-        message's own time may be wrong, or unknown: 0). The flag goes out at once."""
+        """A lost update of the symbol: the flag goes out at once. It has no prices and does
+        not move event time (the decoder dates it by the damaged message, whose time may be
+        damaged too); stale since its time (0, unknown: since the shard's latest)."""
         symbol = event.symbol
-        ts, watermark = event.ts_event, self.watermark
-        since = min(ts, watermark) if ts and watermark else ts or watermark
+        since = event.ts_event or self.watermark
         self.integrity.on_damaged(symbol, since, event.reason, event.detail)
         book = self.books.get(symbol)
         if book is not None and book.ts_event and book.stale is None:
