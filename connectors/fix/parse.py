@@ -2599,15 +2599,17 @@ def _crossed_letter(
 # it can still be read is read from the raw text, best effort, with either delimiter: whether
 # it is market data (MsgType (35) W or X, or a NoMDEntries (268) field when 35 is unreadable),
 # its symbols (each complete Symbol (55) field: a value cut by a truncation is not a symbol),
-# and its time (TransactTime (60), else SendingTime (52), when it parses). A line with no time
-# takes the previous event's in the batch (the books' clocks stay in step with the stream),
-# else the next event's, else the batch's ts_init (`_date_damaged`).
+# and its time (TransactTime (60), else SendingTime (52), when it parses). A line with no time,
+# or one more than a minute away from the stream's, takes the previous event's in the batch
+# (the books' clocks stay in step with the stream), else the next event's; a line alone in
+# its batch keeps its own, else takes the batch's ts_init (`_date_damaged`).
 
 _UNDATED = -(2**80)  # no UTCTimestamp (years 0-9999) is this far from the epoch
 _MD_DAMAGED = re.compile(rb"(?:^|[\x01|])(?:35=[WX][\x01|]|268=)")
 _SYMBOL_FIELD = re.compile(rb"(?:^|[\x01|])55=([!-{}~]+)(?=[\x01|])")  # printable, not "|"
 _TIME_FIELD = re.compile(rb"(?:^|[\x01|])(60|52)=([^\x01|]+)(?=[\x01|])")
 _DETAIL_LIMIT = 120
+_TIME_TOLERANCE_NS = 60 * 1_000_000_000
 
 
 def _damaged_books(
@@ -2640,25 +2642,35 @@ def _damaged_books(
 
 
 def _date_damaged(events: list[Event], ts_init: int) -> None:
-    """Give each undated `BookDamaged` the previous event's time, else the next one's, else
-    `ts_init` (in place)."""
+    """Date each `BookDamaged` of a batch (in place) by its neighbour in the stream: the
+    previous event that is not damage, else the next one. Its line's own time stands when it is
+    within `_TIME_TOLERANCE_NS` of the neighbour's; else (unreadable, or a flipped digit that
+    still parses: 2 years off, 40 years ahead, seen in a damaged simulated day) it takes the
+    neighbour's. With no neighbour (its line alone in the batch): its own time, else `ts_init`.
+    """
     previous = None
     waiting: list[int] = []
     for at, event in enumerate(events):
-        ts_event = event.ts_event
-        if ts_event != _UNDATED:
-            previous = ts_event
-            if waiting:
-                for early in waiting:
-                    events[early] = dataclasses.replace(events[early], ts_event=ts_event)
-                waiting.clear()
-        elif type(event) is BookDamaged:
+        if type(event) is BookDamaged:
             if previous is None:
                 waiting.append(at)
             else:
-                events[at] = dataclasses.replace(event, ts_event=previous)
+                events[at] = _near(event, previous)
+            continue
+        previous = event.ts_event
+        if waiting:
+            for early in waiting:
+                events[early] = _near(events[early], previous)
+            waiting.clear()
     for early in waiting:
-        events[early] = dataclasses.replace(events[early], ts_event=ts_init)
+        if events[early].ts_event == _UNDATED:
+            events[early] = dataclasses.replace(events[early], ts_event=ts_init)
+
+
+def _near(damaged: BookDamaged, neighbour_ns: int) -> BookDamaged:
+    if damaged.ts_event != _UNDATED and abs(damaged.ts_event - neighbour_ns) <= _TIME_TOLERANCE_NS:
+        return damaged
+    return dataclasses.replace(damaged, ts_event=neighbour_ns)
 
 
 def _unknown_symbol_letters(

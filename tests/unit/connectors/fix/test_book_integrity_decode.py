@@ -255,6 +255,22 @@ def test_a_damaged_line_without_a_time_takes_its_neighbours(tmp_path: Path) -> N
     assert batch.events == [BookDamaged("IBM", 42, "dead_letter", reason)]
 
 
+def test_a_damaged_line_whose_time_is_far_from_the_stream_takes_its_neighbours(
+    tmp_path: Path,
+) -> None:
+    x = fix(*header("X", 2, 100), (268, 1), *quote("IBM", 0, "101.11", 42))
+    late = fix(*header("X", 3, 59_000), (268, 1), *quote("IBM", 0, "101.12", 43))
+    # a flipped bit in the date that still parses: 20261125 -> 20261124, a day early
+    day_early = flip_bit(late, b"5-14:30:59")
+    # a damaged line within a minute of the stream keeps its own time
+    batch = decode(write_log(tmp_path, [x, day_early, late[:-4] + b"000\x01"]))
+    damage = [event.ts_event for event in batch.events if type(event) is BookDamaged]
+    assert damage == [ns(100), ns(59_000)]
+    # alone in its batch there is nothing to compare with: its own time
+    [alone] = decode(write_log(tmp_path, [day_early])).events
+    assert alone.ts_event == ns(59_000) - 86_400 * 10**9
+
+
 def test_a_damaged_line_of_a_symbol_not_configured_damages_no_book(tmp_path: Path) -> None:
     x = fix(
         *header("X", 2, 100), (268, 2), *quote("IBM", 0, "101.11", 42), *quote("ZZZ", 0, "5", 1)
