@@ -101,6 +101,13 @@ class BookIntegrity:
         self._last[symbol] = last
         return True
 
+    @property
+    def last_rpt_seq(self) -> dict[str, int]:
+        """symbol -> the last RptSeq admitted, for a hot loop's in-sequence case (the quotes
+        flow): an increment whose first RptSeq is this + 1 is admitted by storing its last
+        here, as `admit_increment` would; any other goes through `admit_increment`."""
+        return self._last
+
     def on_book(self, symbol: str, ts_ns: int, bid: float | None, ask: float | None) -> None:
         """After an increment was applied: a crossed or locked top of book breaks it."""
         if bid is not None and ask is not None and bid >= ask:

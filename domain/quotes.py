@@ -476,6 +476,7 @@ class QuoteCoalescer:
         integrity = self.integrity
         admit = integrity.admit_increment
         stale_of = integrity.stale
+        rpt_last = integrity.last_rpt_seq
         day, day_start, day_end = -1, 0, 0
         for event in events:
             kind = type(event)
@@ -483,8 +484,13 @@ class QuoteCoalescer:
             ts = event.ts_event
             if kind is MarketDataIncrement:
                 rpt_seq = event.rpt_seq
-                if rpt_seq is not None and not admit(symbol, ts, rpt_seq):
-                    continue  # a duplicate (RptSeq not new): nothing of it is applied
+                if rpt_seq is not None:
+                    seen = rpt_last.get(symbol)
+                    if seen is not None and rpt_seq[0] == seen + 1:
+                        rpt_last[symbol] = rpt_seq[1]  # in sequence: admitted, nothing changed
+                        rpt_seq = None
+                    elif not admit(symbol, ts, rpt_seq):
+                        continue  # a duplicate (RptSeq not new): nothing of it is applied
             elif kind is BookDamaged:
                 self._damaged(event, out)
                 continue
@@ -510,8 +516,8 @@ class QuoteCoalescer:
                 if ts > book.ts_event:
                     book.ts_event = ts
                 # Only a sound book can change its flag here (a stale one stays so until a
-                # snapshot): by an RptSeq gap, by a crossed or locked top, or at its creation
-                # (a lost update of a symbol not seen before).
+                # snapshot): by an RptSeq gap (`rpt_seq` is left set when not in sequence), by
+                # a crossed or locked top, or at its creation (damage before its first event).
                 if book.stale is None:
                     changed = created or rpt_seq is not None
                     bids, asks = book.bids, book.asks
