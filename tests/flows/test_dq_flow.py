@@ -85,11 +85,15 @@ def test_dq_bad_rows_become_results_dead_letters_and_counts_and_good_rows_land(t
     counts = summary["data_quality"]
     assert counts["rows_failed"] == {"quotes": 2, "fills": 3}
     assert counts["coverage"] == {"quotes": 1.0, "fills": 1.0}
-    assert summary["dead_letters"] == 5
+    # The five rows data quality failed, and the decoder's own dead letter of the crossed 35=W
+    # (issue 21: a crossed snapshot is published flagged and named).
+    assert summary["dead_letters"] == 6
 
     r = redis.Redis.from_url(settings.redis_url)
     assert quote(r, "GOOD")["bid"] == 20.0  # the stream went on
-    assert quote(r, "CROS")["bid"] == 30.05  # a failing row is reported, not withheld
+    crossed = quote(r, "CROS")
+    assert crossed["bid"] == 30.05  # a failing row is reported, not withheld
+    assert crossed["stale"] is True and crossed["stale_reason"] == "crossed_snapshot"
 
 
 def test_dq_off_adds_no_step_and_no_results(tmp_path, settings_factory):
@@ -100,7 +104,7 @@ def test_dq_off_adds_no_step_and_no_results(tmp_path, settings_factory):
 
     with psycopg.connect(settings.postgres_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM dq_results").fetchone()[0] == 0
-    assert summary["dead_letters"] == 0
+    assert summary["dead_letters"] == 1  # the decoder's: the 35=W of CROS is crossed
 
 
 def test_dq_docs_builds_data_docs_of_the_stored_validations(
