@@ -407,24 +407,30 @@ class StatsCollector(Collector):
         )
 
 
-def _counter(
-    name: str, doc: str, labels: list[str], samples: Iterable[tuple[tuple[str, ...], float]]
-) -> CounterMetricFamily:
-    """A counter family `PREFIX + name` with one sample per (label values, value)."""
-    fam = CounterMetricFamily(PREFIX + name, doc, labels=labels)
+def _family(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    doc: str,
+    labels: list[str],
+    samples: Iterable[tuple[tuple[str, ...], float]],
+) -> CounterMetricFamily | GaugeMetricFamily:
+    """A `kind` family `PREFIX + name` with one sample per (label values, value)."""
+    fam = kind(PREFIX + name, doc, labels=labels)
     for values, n in samples:
         fam.add_metric(list(values), n)
     return fam
+
+
+def _counter(
+    name: str, doc: str, labels: list[str], samples: Iterable[tuple[tuple[str, ...], float]]
+) -> CounterMetricFamily | GaugeMetricFamily:
+    return _family(CounterMetricFamily, name, doc, labels, samples)
 
 
 def _gauge(
     name: str, doc: str, labels: list[str], samples: Iterable[tuple[tuple[str, ...], float]]
-) -> GaugeMetricFamily:
-    """A gauge family `PREFIX + name` with one sample per (label values, value)."""
-    fam = GaugeMetricFamily(PREFIX + name, doc, labels=labels)
-    for values, n in samples:
-        fam.add_metric(list(values), n)
-    return fam
+) -> CounterMetricFamily | GaugeMetricFamily:
+    return _family(GaugeMetricFamily, name, doc, labels, samples)
 
 
 def _per_partition(values: dict[tuple[str, int], float]) -> list[tuple[tuple[str, ...], float]]:

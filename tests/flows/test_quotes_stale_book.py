@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 
 import psycopg
 import pytest
@@ -22,10 +21,10 @@ from websockets.asyncio.client import connect
 
 from brokerflow.cli import main
 from brokerflow.commands.replay import replay
-from brokerflow.observability import stop_metrics
 from tests.edge.conftest import running_edge
 from tests.edge.test_edge_server import _drain, _quotes, _until
 from tests.flows.test_executions_flow import audit_rows
+from tests.flows.test_metrics_endpoint import port  # noqa: F401 - a fixture
 from tests.flows.test_quotes_flow import fix, incremental, quote, stream_entries, ts, write_file
 from tests.scrape import scrape
 
@@ -210,15 +209,6 @@ def test_the_stale_quote_is_flagged_on_the_websocket_in_every_mode(
         asyncio.run(scenario(edge))
 
 
-@pytest.fixture
-def port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
-    yield free
-    stop_metrics(free)
-
-
 def damage_lines(lines: list[bytes], share: float, seed: int) -> list[bytes]:
     """Damage `share` of the lines as logs and links do (seeded): truncated, a bit flipped,
     bytes lost, garbage inserted."""
@@ -243,7 +233,11 @@ def damage_lines(lines: list[bytes], share: float, seed: int) -> list[bytes]:
 
 
 def test_a_damaged_day_publishes_no_crossed_quote_unflagged(
-    tmp_path, settings_factory, monkeypatch, capsys, port
+    tmp_path,
+    settings_factory,
+    monkeypatch,
+    capsys,
+    port,  # noqa: F811 - the fixture
 ):
     settings = settings_factory(metrics_port=port)
     day = tmp_path / "day.fix"

@@ -40,6 +40,7 @@ import yaml
 from websockets.asyncio.client import connect
 
 from tests.conftest import fresh_database, reserved_redis_db
+from tests.edge.conftest import free_port
 from tests.scrape import scrape
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,12 +54,6 @@ STORE_URLS = {
 }
 """The infrastructure services, and the variable through which the brokerflow services reach
 each: its value is replaced by this machine's stand-in."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -109,7 +104,7 @@ def _local_ports(specs: dict[str, dict]) -> dict[str, str]:
     """A free local port for each port the stack listens on: the published ones, and each
     service's metrics ports (BROKERFLOW_METRICS_PORT, one per edge process)."""
     ports = {
-        str(mapping).rsplit(":", 1)[1]: str(_free_port())
+        str(mapping).rsplit(":", 1)[1]: str(free_port())
         for spec in specs.values() for mapping in spec.get("ports", [])
     }  # fmt: skip
     for spec in specs.values():
@@ -119,7 +114,7 @@ def _local_ports(specs: dict[str, dict]) -> dict[str, str]:
         command = [str(a) for a in spec.get("command", [])]
         count = int(command[command.index("--processes") + 1]) if "--processes" in command else 1
         while True:  # `count` consecutive free ports
-            base = _free_port()
+            base = free_port()
             if all(_port_free(base + i) for i in range(1, count)):
                 break
         for i in range(count):
