@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import stops
 from domain.errors import ConfigError
 from domain.events import OrderRequest
 from domain.quotes import Quote
@@ -32,6 +31,7 @@ from domain.stops import (
     evaluate_stops,
     order_from_request,
 )
+from domain.stops import book as stop_book
 
 D = Decimal
 HOUR = 3600 * 10**9
@@ -1024,7 +1024,7 @@ def test_stop_book_matches_naive_model_long_stream(
     seed: int, slack: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Slack 0: the lazy-deletion heaps and the trailing ladders compact all the time.
-    monkeypatch.setattr(stops, "_COMPACT_SLACK", slack)
+    monkeypatch.setattr(stop_book, "_COMPACT_SLACK", slack)
     outcomes = _check_against_model(_random_ops(random.Random(seed), 3000, slow_clock=True))
     assert {"Triggered", "Cancelled", "Expired", "Replaced", "Rejected"} <= outcomes.keys()
 
