@@ -844,7 +844,7 @@ def retryable_errors(url: str | None) -> tuple[type[Exception], ...]:
 
 def default_sql_dir() -> Path:
     """Return the repository's `sql/clickhouse` directory."""
-    return Path(__file__).resolve().parents[1] / "sql" / "clickhouse"
+    return Path(__file__).resolve().parents[2] / "sql" / "clickhouse"
 
 
 def set_audit_retention(store: ClickHouseStore, years: int) -> bool:
