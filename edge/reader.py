@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
+from domain.backoff import Backoff
 from edge.hub import ALERT_STREAM, ORDER_STREAM, QUOTE_STREAM, Entries, Hub
 from edge.market_status import MARKET_STATUS_STREAM
 from edge.positions import POSITIONS_STREAM
@@ -24,6 +25,8 @@ log = logging.getLogger("brokerflow.edge")
 
 BLOCK_MS = 1000
 COUNT = 5000
+RECONNECT = Backoff(0.1, 5.0)
+"""Waits between tries while Redis is unreachable: 0.1 s doubling up to 5 s."""
 
 # stream -> Hub method its entries go to. Add a row for a new stream (and the method).
 STREAMS: dict[str, str] = {
@@ -57,7 +60,7 @@ async def read_streams(url: str, hub: Hub, ready: asyncio.Event | None = None) -
     client = aioredis.Redis.from_url(url, socket_keepalive=True)
     handlers = stream_handlers(hub)
     ids: dict[str, str] | None = None
-    backoff = 0.1
+    failures = 0
     try:
         while True:
             try:
@@ -66,11 +69,12 @@ async def read_streams(url: str, hub: Hub, ready: asyncio.Event | None = None) -
                     if ready is not None:
                         ready.set()
                 replies = await client.xread(ids, count=COUNT, block=BLOCK_MS)
-                backoff = 0.1
+                failures = 0
             except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-                log.warning("stream reader: %s; retrying in %.1f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                failures += 1
+                delay = RECONNECT.delay(failures)
+                log.warning("stream reader: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
                 continue
             for stream, entries in replies:
                 name = stream.decode() if isinstance(stream, bytes) else stream

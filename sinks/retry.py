@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from domain.backoff import Backoff
+
 log = logging.getLogger("brokerflow.sinks")
 
 T = TypeVar("T")
@@ -59,11 +61,7 @@ class RetryPolicy:
     def lasting(cls, total_s: float, base_s: float = 0.2, max_s: float = 5.0) -> RetryPolicy:
         """The policy that keeps trying for at least `total_s` (waits summed) before it raises:
         how long a flow rides out a store that is down (a restart, a failover)."""
-        attempts, waited = 1, 0.0
-        while waited < total_s:
-            waited += min(max_s, base_s * 2 ** (attempts - 1))
-            attempts += 1
-        return cls(attempts, base_s, max_s)
+        return cls(Backoff(base_s, max_s).tries_lasting(total_s), base_s, max_s)
 
     @property
     def budget_s(self) -> float:
@@ -77,7 +75,7 @@ def backoff_delays(attempts: int, base_s: float, max_s: float) -> list[float]:
     >>> backoff_delays(5, 0.1, 0.3)
     [0.1, 0.2, 0.3, 0.3]
     """
-    return [min(max_s, base_s * (2**n)) for n in range(max(0, attempts - 1))]
+    return Backoff(base_s, max_s).delays(attempts - 1)
 
 
 def retry_with_backoff(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from domain.backoff import Backoff
 from domain.errors import ConfigError
 
 BEGIN_STRINGS = ("FIX.4.2", "FIX.4.4", "FIXT.1.1")
@@ -88,6 +89,11 @@ class SessionConfig:
             object.__setattr__(
                 self, "name", f"{self.begin_string}-{self.sender_comp_id}-{self.target_comp_id}"
             )
+
+    @property
+    def reconnect_backoff(self) -> Backoff:
+        """The initiator's waits between connection attempts."""
+        return Backoff(self.reconnect_min_s, self.reconnect_max_s)
 
     @property
     def key(self) -> tuple[str, str, str]:

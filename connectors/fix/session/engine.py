@@ -449,6 +449,7 @@ class Initiator(_Engine):
         loop = asyncio.get_running_loop()
         failures = 0
         config = self.config
+        backoff = config.reconnect_backoff
         while not self._stopping:
             state = track(SessionState(
                 config, self.store, self.dictionary, self._application, initiator=True,
@@ -461,7 +462,7 @@ class Initiator(_Engine):
                 )
             except OSError as exc:
                 failures += 1
-                delay = min(config.reconnect_max_s, config.reconnect_min_s * 2 ** (failures - 1))
+                delay = backoff.delay(failures)
                 log.warning("%s: connect to %s:%d failed (%s): retrying in %.1f s", config.name,
                             config.host, config.port, exc, delay)
                 await asyncio.sleep(delay)
@@ -480,7 +481,7 @@ class Initiator(_Engine):
             if self._stopping:
                 break
             failures += 1
-            delay = min(config.reconnect_max_s, config.reconnect_min_s * 2 ** (failures - 1))
+            delay = backoff.delay(failures)
             log.warning("%s: disconnected (%s): reconnecting in %.1f s", config.name,
                         state.closed or "connection closed", delay)
             await asyncio.sleep(delay)
