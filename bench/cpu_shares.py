@@ -26,12 +26,14 @@ FLOW_FILES = {
     "flows/surveillance.py": "surveillance", "domain/surveillance.py": "surveillance",
     "flows/ledger.py": "ledger", "sinks/ledger.py": "ledger", "domain/ledger.py": "ledger",
     "domain/orders.py": "ledger",
-    "flows/audit.py": "audit", "sinks/clickhouse.py": "audit", "domain/audit.py": "audit",
+    "flows/audit.py": "audit", "domain/audit.py": "audit",
     "flows/quotes.py": "quotes", "domain/quotes.py": "quotes", "sinks/redis.py": "quotes",
     "sinks/alerts.py": "alerts", "domain/alerts.py": "alerts",
     "flows/operators.py": DECODE,
 }  # fmt: skip
-FLOW_PREFIXES = (("domain/margin", "margin"), ("connectors/", DECODE))
+FLOW_PREFIXES = (
+    ("domain/margin", "margin"), ("connectors/", DECODE), ("sinks/clickhouse/", "audit"),
+)  # fmt: skip
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<path>.*?)(?::\d+)?\)$")
 
 

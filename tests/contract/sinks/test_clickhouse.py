@@ -1009,7 +1009,7 @@ class _FlakyClient(FakeClient):
 def test_pipelined_sink_retries_a_server_that_is_down_in_order(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import sinks.clickhouse as clickhouse
+    import sinks.clickhouse.sinks as clickhouse  # where the sinks' writer opens the store
     from sinks.retry import RetryPolicy
 
     client = _FlakyClient(failures=2)

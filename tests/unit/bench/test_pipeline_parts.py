@@ -45,7 +45,7 @@ CHDB = f"{SITE}/chdb/state/sqlitelike.py"
          "stops"),
         ([("decode", "/repo/flows/operators.py"), ("tokenize", "/repo/connectors/fix/codec.py")],
          "read+decode"),
-        ([("write_batch", "/repo/sinks/clickhouse.py"), ("query", CHDB)], "audit"),
+        ([("write_batch", "/repo/sinks/clickhouse/sinks.py"), ("query", CHDB)], "audit"),
         ([("query", CHDB)], "audit"),
         ([("write", "/repo/sinks/postgres.py"), ("execute", PSYCOPG)], OTHER),
         ([("write", "/repo/sinks/alerts.py"), ("write", "/repo/sinks/postgres.py")], "alerts"),
