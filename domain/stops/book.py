@@ -1,917 +1,71 @@
-"""Domain layer: the trigger engine of stop, stop-limit, trailing-stop and contingent orders.
-
-Pure logic, stdlib only: no clock, no I/O, no logging. The flow feeds order requests, quotes and
-fill notifications in (every call carries its event time, int UTC ns) and gets plain frozen
-outcome dataclasses back. A `StopBook` is plain picklable state (Bytewax recovery snapshots it):
-it stores no lambdas, and `pickle.loads(pickle.dumps(book))` behaves exactly like `book`.
-
-Orders (`StopOrder`, built from a 35=D by `order_from_request`):
-
-- Stop, OrdType (40) 3: triggers a market child (40=1). Stop-limit, 40=4: a limit child at
-  Price (44). Trailing stop, 40=P with ExecInst (18) containing "a": PegOffsetValue (211) is a
-  price offset (PegOffsetType (836) "0") or basis points ("1"); an optional `activation_px`
-  delays trailing until the reference reaches it. A trailing stop sends a market child.
-- TimeInForce (59): Day "0" (the default), GTC "1" (expires `gtc_days` after acceptance), GTD "6"
-  (at ExpireTime (126)). A Day order expires at the first session close strictly after its
-  acceptance (`session_close`, UTC; no holiday calendar). An order is gone *at* its expiry time:
-  every call first expires what is due at its event time, so a quote at or after the expiry
-  cannot trigger the order. A replace keeps the original expiry.
-- Contingent lists (`submit_list`; from NewOrderList 35=E in `flows.stops`): ContingencyType (1385)
-  1, OCO: when a leg triggers, or a fill of a leg is reported, the other legs are cancelled in
-  the same step. 2, OTO: the first order is the entry, the rest are its children, held back
-  until the entry is FULLY filled (`on_fill`); two or more children are linked as an OCO
-  (bracket: take-profit limit + stop-loss). Limit or market legs (40=2/1) are not triggered here:
-  `Activated` carries them as a `ChildOrder` to send, and the book only tracks them for the
-  contingency. A triggered entry's fill is reported under its child's ClOrdID (`"<id>.T"`).
-
-Decisions:
-
-- Reference price: last trade by default; per order (`StopOrder.reference`), else per symbol
-  (`symbol_references`), else `default_reference`; one of last, bid, ask, mid ((bid + ask) / 2
-  of the current bid and ask). It is fixed at acceptance. Values are kept as quoted (a float is
-  read as the decimal it prints as, when a Decimal is needed).
-- Only a reference whose value *changed* is evaluated. `on_quote` takes the fields a quote carries
-  (None = not carried) and the book remembers the last bid, ask and last of each symbol, so a
-  full L1 `Quote` that repeats an unchanged last does not re-evaluate stops on last. Nothing is
-  lost: every resting order was already checked against the unchanged value (at acceptance or at
-  the change), and a repeated value cannot ratchet a trailing stop.
-- A price that gaps through the stop triggers at the observed reference (`trigger_px`), not at
-  StopPx. Sell stops trigger when reference <= stop, buy stops when reference >= stop.
-- Wrong-side stops are REJECTED at intake and on replace (a broker does so): a sell stop at or
-  above, a buy stop at or below the current reference would fire at once. With no reference
-  known yet the stop is accepted and the first price decides. A bracket stop-loss activated by
-  the entry's fill whose stop the market has already passed triggers at once at the current
-  reference instead: the position exists and must be protected.
-- Trailing stops: a sell trailing stop keeps the high-water mark X of its reference since
-  acceptance (or since the activation price was reached), stop = X - offset or
-  X * (1 - bps / 10000); a buy trailing stop the low-water mark, stop = X + offset or
-  X * (1 + bps / 10000). X only moves in the client's favour. With no reference known at
-  acceptance, X starts at the first price. Prices are assumed positive; stops are not rounded
-  to a tick.
-- Order of outcomes: within one call, expiries first (by expiry time, then acceptance sequence),
-  then the call's own outcomes. Orders fired by one quote are processed by acceptance sequence
-  (a replace is a new acceptance, as at a venue); an OCO leg cancelled by an earlier sibling in
-  the same step does not trigger. Same inputs give the same outcomes in the same order.
-- Exactly once: a triggered order leaves the book; a ClOrdID that is resting, or left the book
-  within `dedup_window_ns`, is rejected as a duplicate, so a resent 35=D cannot fire twice.
-- An OCO leg's partial fill cancels the siblings (FIX OCO semantics); a client cancel of one leg
-  cancels that leg only. A cancel of an entry, or its expiry, cancels its held children.
-
-Data structures and complexity (n = resting orders of one symbol, reference and side):
-
-- Stops and stop-limits: one binary heap per (reference, side) of (key, seq, ClOrdID) with key =
-  stop for buys and -stop for sells, so both sides fire while `key <= key(reference)`. Deletion
-  is lazy (an entry counts only while its ClOrdID maps to the same seq) and a heap is rebuilt
-  when dead entries outnumber live ones: O(log n) amortised per accept/cancel/replace/trigger.
-- Trailing stops: one `_TrailLadder` per (reference, side, offset type). Orders accepted earlier
-  have marks at least as good as later ones, so groups of equal mark form a monotonic stack; a
-  new best price pops the groups it improves on and melds them into one (union-find records
-  the merges). Each group holds a pairing heap of (offset, seq, ClOrdID) (smallest offset fires
-  first; O(1) insert and meld, O(log n) amortised pop), and a heap over groups keyed by each
-  group's most exposed stop finds the groups that fire. A group is created by one acceptance and
-  merged away at most once, so ratchets cost O(1) amortised per order plus one O(log n) push
-  per quote; orders awaiting their activation price wait in a heap keyed by it. Amortised
-  O(log n) per order accepted, cancelled, replaced or triggered.
-- Per quote: each reference with orders has a band (`_Band`): per side, the values at which one
-  of its orders may fire or activate, kept with the structures (as floats rounded outwards, in
-  one array per symbol: a quiet quote reads one block of memory and makes no Decimal). A value
-  inside it costs a few comparisons and widens the band's run (the highest and lowest value
-  since the trailing ladders were last brought up to date); the ladders ratchet to the run
-  lazily, before anything reads or changes them and before a value outside the band is
-  evaluated. Outside the band: O(1) per structure of that side, plus the fired orders (and
-  dead entries, once each); never a scan.
-- Expiry: one heap of (expire_ns, seq, ClOrdID), lazy deletion: O(log n) per order.
-"""
+"""Domain layer, stop engine: the book, `StopBook`, and `evaluate_stops` (package docstring)."""
 
 from __future__ import annotations
 
 import heapq
-import math
-from array import array
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import time
 from decimal import Decimal
 
 from domain.errors import ConfigError
 from domain.events import OrderRequest
 from domain.quotes import Quote
-
-NS_PER_SECOND = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_SECOND
-NS_PER_MS = 1_000_000
-
-# OrdType (40)
-ORD_TYPE_MARKET = "1"
-ORD_TYPE_LIMIT = "2"
-ORD_TYPE_STOP = "3"
-ORD_TYPE_STOP_LIMIT = "4"
-ORD_TYPE_PEGGED = "P"
-# TimeInForce (59)
-TIF_DAY = "0"
-TIF_GTC = "1"
-TIF_GTD = "6"
-# PegOffsetType (836)
-PEG_OFFSET_PRICE = "0"
-PEG_OFFSET_BPS = "1"
-# ExecInst (18) "a": trailing stop peg.
-EXEC_INST_TRAILING_STOP = "a"
-# ContingencyType (1385)
-CONTINGENCY_OCO = 1
-CONTINGENCY_OTO = 2
-# Side (54)
-SIDE_BUY = "1"
-SELL_SIDES = frozenset({"2", "5", "6"})  # sell, sell short, sell short exempt
-
-REFERENCES = ("last", "bid", "ask", "mid")
-
-_STOP_TYPES = frozenset({ORD_TYPE_STOP, ORD_TYPE_STOP_LIMIT, ORD_TYPE_PEGGED})
-_LEG_TYPES = frozenset({ORD_TYPE_MARKET, ORD_TYPE_LIMIT})  # allowed in lists only
-_TIFS = frozenset({TIF_DAY, TIF_GTC, TIF_GTD})
-_BPS = Decimal(10_000)
-_ONE = Decimal(1)
-_NO_ACTIVATION = Decimal("-Infinity")  # heap key of "activate at the first price"
-_INF = Decimal("Infinity")
-_NEG_INF = Decimal("-Infinity")
-_BAND_ATTR = {ref: f"band_{ref}" for ref in REFERENCES}
-_SELLS, _BUYS, _BOTH = 1, 2, 3  # sides of a band
-# Dead entries a structure may hold beyond its live ones before it compacts (amortised O(1)).
-_COMPACT_SLACK = 64
-
-# Record states.
-_PENDING = "pending"  # an OTO child held until its entry is fully filled
-_WORKING = "working"  # resting here (stops) or working at the venue (limit/market legs)
-
-
-@dataclass(frozen=True, slots=True)
-class StopOrder:
-    """A stop, stop-limit or trailing-stop order (or a limit/market leg of a contingent list).
-
-    Attributes:
-        cl_ord_id: ClOrdID (11).
-        symbol: Symbol (55).
-        side: Side (54): "1" buy; "2", "5", "6" sell.
-        order_qty: OrderQty (38).
-        ord_type: OrdType (40): "3" stop, "4" stop-limit, "P" trailing stop; "1"/"2" in lists.
-        stop_px: StopPx (99), for stops and stop-limits.
-        price: Price (44): the limit of a stop-limit's child, or of a limit leg.
-        time_in_force: TimeInForce (59): "0" Day, "1" GTC, "6" GTD.
-        expire_time: ExpireTime (126), UTC ns, for GTD.
-        peg_offset_value: PegOffsetValue (211): the trailing amount (price, or bps).
-        peg_offset_type: PegOffsetType (836): "0" price, "1" basis points.
-        activation_px: trailing starts once the reference reaches this price (sell: at or
-            above, buy: at or below); None starts at acceptance.
-        reference: "last", "bid", "ask" or "mid"; None takes the book's setting.
-        account: Account (1), copied to the child.
-    """
-
-    cl_ord_id: str
-    symbol: str
-    side: str
-    order_qty: Decimal | None
-    ord_type: str | None
-    stop_px: Decimal | None = None
-    price: Decimal | None = None
-    time_in_force: str = TIF_DAY
-    expire_time: int | None = None
-    peg_offset_value: Decimal | None = None
-    peg_offset_type: str = PEG_OFFSET_PRICE
-    activation_px: Decimal | None = None
-    reference: str | None = None
-    account: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChildOrder:
-    """An order to send to the venue: a triggered stop's child, or a released list leg.
-
-    Attributes:
-        cl_ord_id: ClOrdID (11): `"<stop ClOrdID>.T"` for a trigger, the leg's own for a leg.
-        ord_type: OrdType (40): "1" market or "2" limit.
-        price: Price (44) of a limit child, else None.
-    """
-
-    cl_ord_id: str
-    symbol: str
-    side: str
-    order_qty: Decimal
-    ord_type: str
-    price: Decimal | None
-    account: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """The order rests in the book (or, in a list, waits for its entry's fill)."""
-
-    cl_ord_id: str
-    ts_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A request the book refused; nothing changed. `cl_ord_id` is the request's ClOrdID."""
-
-    cl_ord_id: str
-    reason: str
-    ts_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Replaced:
-    """OrigClOrdID (41) now rests as ClOrdID (11) with the new terms."""
-
-    cl_ord_id: str
-    orig_cl_ord_id: str
-    ts_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Triggered:
-    """The stop fired and left the book: send `child`.
-
-    Attributes:
-        stop_px: the stop price when it fired (a trailing stop's ratcheted stop).
-        trigger_px: the reference price observed, past the stop when the price gapped.
-        reference: which reference fired it.
-    """
-
-    order: StopOrder
-    stop_px: Decimal
-    trigger_px: Decimal
-    reference: str
-    ts_ns: int
-    child: ChildOrder
-
-
-@dataclass(frozen=True, slots=True)
-class Cancelled:
-    """The order left the book unfired ("cancel requested", "OCO sibling X triggered", ...)."""
-
-    cl_ord_id: str
-    reason: str
-    ts_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Expired:
-    """The order's time in force ran out; `ts_ns` is when it was due."""
-
-    cl_ord_id: str
-    ts_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Activated:
-    """A list order became live: a held OTO child, or a limit/market leg to send now (`child`)."""
-
-    cl_ord_id: str
-    ts_ns: int
-    child: ChildOrder | None = None
-
-
-Outcome = Accepted | Rejected | Replaced | Triggered | Cancelled | Expired | Activated
-
-
-def check_stop_order(order: StopOrder, in_list: bool = False) -> str | None:
-    """Return why `order`'s fields are unusable, or None when they are fine.
-
-    Args:
-        order: the order to check (state-independent checks only).
-        in_list: limit and market legs are allowed in contingent lists.
-    """
-    side = order.side
-    if side != SIDE_BUY and side not in SELL_SIDES:
-        return f"Side(54) {side} is not supported"
-    qty = order.order_qty
-    if qty is None:
-        return "OrderQty(38) missing"
-    if not qty > 0:
-        return f"OrderQty(38) must be positive, was {qty}"
-    ord_type = order.ord_type
-    if ord_type == ORD_TYPE_STOP or ord_type == ORD_TYPE_STOP_LIMIT:
-        if order.stop_px is None:
-            return "StopPx(99) missing for a stop order"
-        if not order.stop_px > 0:
-            return f"StopPx(99) must be positive, was {order.stop_px}"
-    elif ord_type == ORD_TYPE_PEGGED:
-        offset = order.peg_offset_value
-        if offset is None:
-            return "PegOffsetValue(211) missing for a trailing stop"
-        if not offset > 0:
-            return f"PegOffsetValue(211) must be positive, was {offset}"
-        if order.peg_offset_type == PEG_OFFSET_BPS:
-            if offset >= _BPS:
-                return f"PegOffsetValue(211) must be below 10000 bps, was {offset}"
-        elif order.peg_offset_type != PEG_OFFSET_PRICE:
-            return f"PegOffsetType(836) {order.peg_offset_type} is not supported"
-        if order.activation_px is not None and not order.activation_px > 0:
-            return f"activation price must be positive, was {order.activation_px}"
-    elif not (in_list and ord_type in _LEG_TYPES):
-        return f"OrdType(40) {ord_type} is not a stop order"
-    if ord_type == ORD_TYPE_STOP_LIMIT or ord_type == ORD_TYPE_LIMIT:
-        if order.price is None:
-            return "Price(44) missing for a limit order"
-        if not order.price > 0:
-            return f"Price(44) must be positive, was {order.price}"
-    if order.reference is not None and order.reference not in REFERENCES:
-        return f"reference {order.reference} is not one of last, bid, ask, mid"
-    if order.time_in_force not in _TIFS:
-        return f"TimeInForce(59) {order.time_in_force} is not supported for stop orders"
-    if order.time_in_force == TIF_GTD and order.expire_time is None:
-        return "ExpireTime(126) missing for TimeInForce(59) 6 (GTD)"
-    return None
-
-
-def order_from_request(
-    request: OrderRequest,
-    *,
-    reference: str | None = None,
-    activation_px: Decimal | None = None,
-) -> StopOrder | Rejected:
-    """Build a `StopOrder` from a new order request (35=D), or say why not.
-
-    Args:
-        request: the decoded 35=D.
-        reference: the order's reference price (the FIX message has no field for it).
-        activation_px: a trailing stop's activation price (likewise not on the wire).
-
-    Returns:
-        The order, or `Rejected` naming the missing or unsupported field.
-    """
-    ts = request.ts_event
-    if request.msg_type != "D":
-        return Rejected(request.cl_ord_id, f"MsgType(35) {request.msg_type} is not 35=D", ts)
-    if request.ord_type == ORD_TYPE_PEGGED and EXEC_INST_TRAILING_STOP not in (
-        request.exec_inst or ""
-    ):
-        return Rejected(
-            request.cl_ord_id, "OrdType(40) P needs ExecInst(18) a (trailing stop peg)", ts
-        )
-    order = StopOrder(
-        cl_ord_id=request.cl_ord_id,
-        symbol=request.symbol,
-        side=request.side,
-        order_qty=request.order_qty,
-        ord_type=request.ord_type,
-        stop_px=request.stop_px if request.ord_type != ORD_TYPE_PEGGED else None,
-        price=request.price if request.ord_type == ORD_TYPE_STOP_LIMIT else None,
-        time_in_force=request.time_in_force or TIF_DAY,  # FIX: absent 59 means Day
-        expire_time=request.expire_time,
-        peg_offset_value=request.peg_offset_value,
-        peg_offset_type=request.peg_offset_type or PEG_OFFSET_PRICE,
-        activation_px=activation_px,
-        reference=reference,
-        account=request.account,
-    )
-    reason = check_stop_order(order)
-    if reason is not None:
-        return Rejected(request.cl_ord_id, reason, ts)
-    return order
-
-
-def _key(buy: bool, px: Decimal) -> Decimal:
-    # Heap key: both sides fire while key(stop) <= key(reference) and improve (trailing) when
-    # key(price) < key(mark).
-    return px if buy else -px
-
-
-def _to_decimal(value: float | Decimal | None) -> Decimal | None:
-    if value is None or type(value) is Decimal:
-        return value
-    # repr of a float is the shortest string that round-trips: the wire decimal (events.py).
-    return Decimal(repr(value)) if type(value) is float else Decimal(value)
-
-
-class _KeyHeap:
-    """A min-heap of (key, seq, cl_ord_id) with lazy deletion through `live`."""
-
-    __slots__ = ("heap", "live")
-
-    def __init__(self) -> None:
-        self.heap: list[tuple[Decimal, int, str]] = []
-        self.live: dict[str, int] = {}  # cl_ord_id -> seq of its one valid entry
-
-    def push(self, key: Decimal, seq: int, cl_ord_id: str) -> None:
-        self.live[cl_ord_id] = seq
-        heapq.heappush(self.heap, (key, seq, cl_ord_id))
-
-    def discard(self, cl_ord_id: str) -> None:
-        if (
-            self.live.pop(cl_ord_id, None) is not None
-            and len(self.heap) > 2 * len(self.live) + _COMPACT_SLACK
-        ):
-            live = self.live
-            self.heap = [e for e in self.heap if live.get(e[2]) == e[1]]
-            heapq.heapify(self.heap)
-
-    def pop_upto(self, limit: Decimal) -> list[tuple[int, str]]:
-        """Remove and return (seq, cl_ord_id) of the live entries with key <= limit."""
-        out: list[tuple[int, str]] = []
-        heap = self.heap
-        live = self.live
-        while heap and heap[0][0] <= limit:
-            _, seq, cl_ord_id = heapq.heappop(heap)
-            if live.get(cl_ord_id) == seq:
-                del live[cl_ord_id]
-                out.append((seq, cl_ord_id))
-        return out
-
-
-# A pairing-heap node: [entry, children]; entry = (offset, seq, cl_ord_id).
-def _meld(a: list | None, b: list | None) -> list | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if b[0] < a[0]:
-        a, b = b, a
-    a[1].append(b)
-    return a
-
-
-def _pop_root(node: list) -> list | None:
-    kids = node[1]
-    if not kids:
-        return None
-    # Two-pass pairing: pair left to right, then meld the pairs right to left.
-    paired = [_meld(kids[i], kids[i + 1]) for i in range(0, len(kids) - 1, 2)]
-    if len(kids) % 2:
-        paired.append(kids[-1])
-    root = paired.pop()
-    while paired:
-        root = _meld(paired.pop(), root)
-    return root
-
-
-class _Group:
-    """Trailing stops sharing one mark `x`, in a pairing heap by offset."""
-
-    __slots__ = ("x", "root", "version")
-
-    def __init__(self, x: Decimal) -> None:
-        self.x = x
-        self.root: list | None = None
-        self.version = 0
-
-    def __getstate__(self) -> tuple:
-        # Flatten: a pairing heap can be deep, and pickle recurses on nesting.
-        entries = []
-        stack = [self.root] if self.root is not None else []
-        while stack:
-            node = stack.pop()
-            entries.append(node[0])
-            stack.extend(node[1])
-        entries.sort()
-        return (self.x, self.version, entries)
-
-    def __setstate__(self, state: tuple) -> None:
-        self.x, self.version, entries = state
-        root = None
-        for entry in entries:
-            root = _meld(root, [entry, []])
-        self.root = root
-
-
-class _TrailLadder:
-    """Trailing stops of one symbol, reference, side and offset type (see the module docstring).
-
-    `live` maps a ClOrdID to (offset, seq, gid, activation key): gid is the group it joined
-    (follow `parent` to the group it was merged into), -1 while it waits for activation.
-    """
-
-    __slots__ = ("buy", "bps", "groups", "stack", "parent", "group_heap", "live", "dormant",
-                 "next_gid", "entries", "min_offset")  # fmt: skip
-
-    def __init__(self, buy: bool, bps: bool) -> None:
-        self.buy = buy
-        self.bps = bps
-        self.groups: dict[int, _Group] = {}  # live root gid -> group
-        self.stack: list[int] = []  # root gids, bottom (best mark) to top
-        self.parent: dict[int, int] = {}  # merged gid -> gid it merged into
-        self.group_heap: list[tuple[Decimal, int, int]] = []  # (stop key, gid, version)
-        self.live: dict[str, tuple[Decimal, int, int, Decimal | None]] = {}
-        self.dormant = _KeyHeap()  # keyed by -key(activation_px)
-        self.next_gid = 0
-        self.entries = 0  # pairing-heap entries, dead ones included
-        # The smallest offset of any order added since the last rebuild (a bound for `_Band`).
-        self.min_offset: Decimal | None = None
-
-    def stop_px(self, x: Decimal, offset: Decimal) -> Decimal:
-        if self.bps:
-            ratio = offset / _BPS
-            return x * (_ONE + ratio) if self.buy else x * (_ONE - ratio)
-        return x + offset if self.buy else x - offset
-
-    def _find(self, gid: int) -> int:
-        parent = self.parent
-        root = gid
-        while root in parent:
-            root = parent[root]
-        while gid != root:
-            parent[gid], gid = root, parent[gid]
-        return root
-
-    def mark(self, cl_ord_id: str) -> Decimal | None:
-        """The order's high/low-water mark, or None while it waits for activation."""
-        gid = self.live[cl_ord_id][2]
-        return None if gid < 0 else self.groups[self._find(gid)].x
-
-    def _push_group(self, gid: int, group: _Group) -> None:
-        group.version += 1
-        if group.root is not None:
-            offset = group.root[0][0]  # may be a dead entry: a lower bound, checked on pop
-            key = _key(self.buy, self.stop_px(group.x, offset))
-            heapq.heappush(self.group_heap, (key, gid, group.version))
-
-    def _join_top(self, cl_ord_id: str, seq: int, offset: Decimal, x: Decimal) -> None:
-        # Precondition: every group's mark is at least as good as x (x is the current price).
-        stack = self.stack
-        if stack and self.groups[stack[-1]].x == x:
-            gid = stack[-1]
-            group = self.groups[gid]
-        else:
-            gid = self.next_gid
-            self.next_gid += 1
-            group = self.groups[gid] = _Group(x)
-            stack.append(gid)
-        group.root = _meld(group.root, [(offset, seq, cl_ord_id), []])
-        self.entries += 1
-        self.live[cl_ord_id] = (offset, seq, gid, None)
-        self._push_group(gid, group)
-        if self.min_offset is None or offset < self.min_offset:
-            self.min_offset = offset
-
-    def add(
-        self,
-        cl_ord_id: str,
-        seq: int,
-        offset: Decimal,
-        current: Decimal | None,
-        activation_px: Decimal | None,
-    ) -> None:
-        """Add an order; it trails from `current` unless it waits for a price or activation."""
-        buy = self.buy
-        if current is not None and (
-            activation_px is None or _key(buy, current) <= _key(buy, activation_px)
-        ):
-            self._join_top(cl_ord_id, seq, offset, current)
-            return
-        act_key = _NO_ACTIVATION if activation_px is None else -_key(buy, activation_px)
-        self.dormant.push(act_key, seq, cl_ord_id)
-        self.live[cl_ord_id] = (offset, seq, -1, act_key)
-
-    def rekey(self, old_id: str, new_id: str, seq: int, offset: Decimal) -> None:
-        """Carry a replaced order over to its new ClOrdID, seq and offset, keeping its mark."""
-        _, _, gid, act_key = self.live.pop(old_id)
-        if gid < 0:
-            self.dormant.discard(old_id)
-            self.dormant.push(act_key, seq, new_id)
-            self.live[new_id] = (offset, seq, -1, act_key)
-            return
-        gid = self._find(gid)
-        group = self.groups[gid]
-        group.root = _meld(group.root, [(offset, seq, new_id), []])
-        self.entries += 1
-        self.live[new_id] = (offset, seq, gid, None)
-        self._push_group(gid, group)
-        if self.min_offset is None or offset < self.min_offset:
-            self.min_offset = offset
-
-    def discard(self, cl_ord_id: str) -> None:
-        entry = self.live.pop(cl_ord_id, None)
-        if entry is not None:
-            if entry[2] < 0:
-                self.dormant.discard(cl_ord_id)
-            self._maybe_rebuild()
-
-    def ratchet(self, px: Decimal) -> bool:
-        """Pop the groups whose mark `px` improves on and meld them into one, marked `px`.
-
-        Returns whether any mark moved.
-        """
-        buy = self.buy
-        price_key = px if buy else -px  # _key, inlined
-        groups = self.groups
-        stack = self.stack
-        if stack and (groups[stack[-1]].x if buy else -groups[stack[-1]].x) > price_key:
-            base_gid = stack.pop()
-            base = groups[base_gid]
-            while stack and _key(buy, groups[stack[-1]].x) > price_key:
-                # Keep the lower (older) group as the root: it absorbs the newer one.
-                gid = stack.pop()
-                group = groups.pop(gid)
-                group.root = _meld(group.root, base.root)
-                self.parent[base_gid] = gid
-                del groups[base_gid]
-                groups[gid] = group
-                base_gid, base = gid, group
-            base.x = px
-            stack.append(base_gid)
-            self._push_group(base_gid, base)
-            return True
-        return False
-
-    def top_mark(self) -> Decimal | None:
-        """The least favourable mark of the active orders (the newest group's), or None."""
-        return self.groups[self.stack[-1]].x if self.stack else None
-
-    def update(self, px: Decimal) -> list[tuple[int, str, Decimal]]:
-        """Apply a new reference price; return (seq, cl_ord_id, stop) of the orders it fires."""
-        buy = self.buy
-        price_key = px if buy else -px
-        groups = self.groups
-        # 1. Ratchet.
-        self.ratchet(px)
-        # 2. Activation: the orders whose activation price (or first price) is reached.
-        dormant = self.dormant
-        if dormant.heap and dormant.heap[0][0] <= -price_key:
-            live = self.live
-            for seq, cl_ord_id in sorted(dormant.pop_upto(-price_key)):
-                self._join_top(cl_ord_id, seq, live[cl_ord_id][0], px)
-        # 3. Fire: the groups whose most exposed stop is reached, smallest offset first.
-        fired: list[tuple[int, str, Decimal]] = []
-        group_heap = self.group_heap
-        live = self.live
-        while group_heap:
-            key, gid, version = group_heap[0]
-            group = groups.get(gid)
-            if group is None or group.version != version:
-                heapq.heappop(group_heap)
-                continue
-            if key > price_key:
-                break
-            heapq.heappop(group_heap)
-            x = group.x
-            root = group.root
-            while root is not None:
-                offset, seq, cl_ord_id = root[0]
-                entry = live.get(cl_ord_id)
-                if entry is not None and entry[1] == seq:
-                    stop = self.stop_px(x, offset)
-                    if _key(buy, stop) > price_key:
-                        break
-                    del live[cl_ord_id]
-                    fired.append((seq, cl_ord_id, stop))
-                root = _pop_root(root)
-                self.entries -= 1
-            group.root = root
-            self._push_group(gid, group)
-        if fired:
-            self._maybe_rebuild()
-        return fired
-
-    def _maybe_rebuild(self) -> None:
-        size = self.entries + len(self.parent) + len(self.group_heap) + len(self.groups)
-        if size > 4 * len(self.live) + _COMPACT_SLACK:
-            self._rebuild()
-
-    def _rebuild(self) -> None:
-        # Drop dead entries, merged group ids, empty groups and stale group keys: O(n log n),
-        # paid for by the >= 3n removals since the last rebuild.
-        buy = self.buy
-        active = []
-        for cl_ord_id, (offset, seq, gid, _) in self.live.items():
-            if gid >= 0:
-                x = self.groups[self._find(gid)].x
-                active.append((_key(buy, x), seq, x, offset, cl_ord_id))
-        active.sort()
-        self.groups = {}
-        self.stack = []
-        self.parent = {}
-        self.group_heap = []
-        self.entries = 0
-        self.min_offset = min((entry[0] for entry in self.live.values()), default=None)
-        for _, seq, x, offset, cl_ord_id in active:
-            self._join_top(cl_ord_id, seq, offset, x)
+from domain.stops.bands import (
+    _BUY_AT,
+    _BUYS,
+    _LIM_WIDTH,
+    _REF_BASE,
+    _SELL_AT,
+    _SELLS,
+    _Band,
+    _down,
+    _evaluate,
+    _stirs,
+    _Symbol,
+    _up,
+)
+from domain.stops.heaps import _COMPACT_SLACK, _key, _KeyHeap
+from domain.stops.intake import check_stop_order, order_from_request
+from domain.stops.ladders import _TrailLadder
+from domain.stops.orders import (
+    _LEG_TYPES,
+    _PENDING,
+    _WORKING,
+    CONTINGENCY_OCO,
+    CONTINGENCY_OTO,
+    NS_PER_DAY,
+    NS_PER_MS,
+    NS_PER_SECOND,
+    ORD_TYPE_LIMIT,
+    ORD_TYPE_MARKET,
+    ORD_TYPE_PEGGED,
+    ORD_TYPE_STOP,
+    ORD_TYPE_STOP_LIMIT,
+    PEG_OFFSET_BPS,
+    REFERENCES,
+    SIDE_BUY,
+    TIF_GTC,
+    TIF_GTD,
+    Accepted,
+    Activated,
+    Cancelled,
+    ChildOrder,
+    Expired,
+    Outcome,
+    Rejected,
+    Replaced,
+    StopOrder,
+    Triggered,
+    _Record,
+    _release,
+)
 
 
 def _session_close_ns(close: time) -> int:
     return (
         close.hour * 3600 + close.minute * 60 + close.second
     ) * NS_PER_SECOND + close.microsecond * 1000
-
-
-@dataclass(slots=True)
-class _Record:
-    order: StopOrder
-    seq: int  # acceptance sequence: ordering and the validity token of heap entries
-    state: str
-    buy: bool
-    reference: str
-    expire_ns: int
-    oco: str | None = None  # OCO list id
-    parent: str | None = None  # OTO entry this child waits for
-    children: list[str] = field(default_factory=list)  # held OTO children
-
-
-# The float shadow of a band: slots of `_Symbol.lim` from the band's `base`.
-_HIGH, _LOW = 0, 1  # the run's extremes
-_SELL_AT, _WAKE_HIGH, _SELL_MARK, _SELL_OFF, _SELL_FACTOR = 2, 3, 4, 5, 6
-_BUY_AT, _WAKE_LOW, _BUY_MARK, _BUY_OFF, _BUY_FACTOR = 7, 8, 9, 10, 11
-_LIM_WIDTH = 12
-_REF_BASE = {ref: i * _LIM_WIDTH for i, ref in enumerate(REFERENCES)}
-_NAN = float("nan")  # "no such order": every comparison with it is false
-# Relative slack of the float bounds that are computed per quote (a few ulps suffice).
-_EPS = 2.0**-40
-
-
-def _up(value: Decimal) -> float:
-    """A float at or above `value` (float() rounds to nearest: one step up is always enough)."""
-    return math.nextafter(float(value), math.inf)
-
-
-def _down(value: Decimal) -> float:
-    return math.nextafter(float(value), -math.inf)
-
-
-@dataclass(slots=True)
-class _Band:
-    """One reference price of one symbol: its structures, and the values at which they may act.
-
-    A value strictly inside the band can neither fire nor activate an order on that reference:
-    the quote only widens `high`/`low`, the extremes of the reference since the sell and the buy
-    trailing ladders were last brought up to date. Trailing stops ratchet lazily to them: a
-    sell's mark is max(its group's mark, high), a buy's min(..., low); the ladders apply that
-    before anything reads or changes them, and before a value that may fire on their side.
-
-    Each side (sells fire at or below, buys at or above) is judged and evaluated on its own.
-    Bounds come from the structures' tops in Decimal and are kept as floats rounded outwards,
-    next to each other in the symbol's `lim` array, so that a quote is judged from one block of
-    memory (the resting orders of a million stops do not fit in a cache; every object a quote
-    touches costs a trip to memory). A bound only ever lets more through: lazy-deletion tops may
-    be dead entries, `min_offset` a departed order's, and the per-quote float sums carry a
-    slack of a few ulps. The worst it costs is a look at the structures that finds nothing.
-    `high`/`low` are the values as quoted (float or Decimal), read as Decimals when used.
-    """
-
-    lim: array  # the symbol's float shadows (`_Symbol.lim`)
-    base: int  # this reference's first slot in it
-    high: float | Decimal | None = None
-    low: float | Decimal | None = None
-    sell_heap: _KeyHeap | None = None  # the reference's fixed sell stops
-    buy_heap: _KeyHeap | None = None
-    sell_ladders: list[_TrailLadder] = field(default_factory=list)  # by price, by bps
-    buy_ladders: list[_TrailLadder] = field(default_factory=list)
-
-    def restart(self, sides: int, value: float | Decimal | None) -> None:
-        """Start the run of `sides` at `value` (the reference now; None: not quoted yet)."""
-        lim, i = self.lim, self.base
-        if sides & _SELLS:
-            self.high = value
-            lim[i + _HIGH] = -math.inf if value is None else float(value)
-        if sides & _BUYS:
-            self.low = value
-            lim[i + _LOW] = math.inf if value is None else float(value)
-
-    def rebound(self, sides: int = _BOTH) -> None:
-        """Recompute the bounds of `sides` from the structures (after they changed)."""
-        lim, i = self.lim, self.base
-        if sides & _SELLS:
-            heap = self.sell_heap
-            at = -heap.heap[0][0] if heap is not None and heap.heap else _NEG_INF
-            mark = wake = _INF
-            off = factor = None
-            for ladder in self.sell_ladders:
-                if ladder.group_heap:
-                    at = max(at, -ladder.group_heap[0][0])  # stale or dead entries: higher
-                top = ladder.top_mark()
-                if top is not None and ladder.min_offset is not None:
-                    mark = min(mark, top)
-                    if ladder.bps:
-                        factor = _ONE - ladder.min_offset / _BPS  # as `stop_px` computes it
-                    else:
-                        off = ladder.min_offset
-                if ladder.dormant.heap:
-                    wake = min(wake, ladder.dormant.heap[0][0])  # -key(activation) = price
-            lim[i + _SELL_AT] = _up(at)
-            lim[i + _WAKE_HIGH] = _down(wake)
-            lim[i + _SELL_MARK] = _down(mark)
-            lim[i + _SELL_OFF] = _NAN if off is None else float(off)
-            lim[i + _SELL_FACTOR] = _NAN if factor is None else float(factor)
-        if sides & _BUYS:
-            heap = self.buy_heap
-            at = heap.heap[0][0] if heap is not None and heap.heap else _INF
-            mark = wake = _NEG_INF
-            off = factor = None
-            for ladder in self.buy_ladders:
-                if ladder.group_heap:
-                    at = min(at, ladder.group_heap[0][0])
-                top = ladder.top_mark()
-                if top is not None and ladder.min_offset is not None:
-                    mark = max(mark, top)
-                    if ladder.bps:
-                        factor = _ONE + ladder.min_offset / _BPS
-                    else:
-                        off = ladder.min_offset
-                if ladder.dormant.heap:
-                    wake = max(wake, -ladder.dormant.heap[0][0])
-            lim[i + _BUY_AT] = _down(at)
-            lim[i + _WAKE_LOW] = _up(wake)
-            lim[i + _BUY_MARK] = _up(mark)
-            lim[i + _BUY_OFF] = _NAN if off is None else float(off)
-            lim[i + _BUY_FACTOR] = _NAN if factor is None else float(factor)
-
-
-def _stirs(band: _Band, lim: array, i: int, px: float | Decimal) -> int:
-    """Record `px` in the band's run; return the sides (`_SELLS`, `_BUYS`) it may act on.
-
-    `lim`/`i` are the band's (passed in so that a quiet quote never touches the band itself).
-    """
-    f = px if type(px) is float else float(px)
-    sides = 0
-    high = lim[i]
-    if f >= high and (f > high or (type(px) is not float and px > _to_decimal(band.high))):
-        lim[i] = high = f
-        band.high = px
-    if f <= lim[i + _SELL_AT] or f >= lim[i + _WAKE_HIGH]:
-        sides = _SELLS
-    elif high > lim[i + _SELL_MARK]:
-        slack = high * _EPS
-        if f <= high - lim[i + _SELL_OFF] + slack or f <= high * lim[i + _SELL_FACTOR] + slack:
-            sides = _SELLS
-    low = lim[i + _LOW]
-    if f <= low and (f < low or (type(px) is not float and px < _to_decimal(band.low))):
-        lim[i + _LOW] = low = f
-        band.low = px
-    if f >= lim[i + _BUY_AT] or f <= lim[i + _WAKE_LOW]:
-        return sides | _BUYS
-    if low < lim[i + _BUY_MARK]:
-        slack = low * _EPS
-        if f >= low + lim[i + _BUY_OFF] - slack or f >= low * lim[i + _BUY_FACTOR] - slack:
-            return sides | _BUYS
-    return sides
-
-
-def _evaluate(
-    band: _Band,
-    ref: str,
-    quoted: float | Decimal,
-    sides: int,
-    fired: list[tuple[int, str, Decimal | None, Decimal, str]],
-) -> None:
-    """Fire what a new value of `ref` reaches on `sides`; append (seq, id, stop, px, ref)."""
-    px = _to_decimal(quoted)
-    if sides & _SELLS:
-        _fire_side(band.sell_heap, band.sell_ladders, _to_decimal(band.high), -px, px, ref, fired)
-    if sides & _BUYS:
-        _fire_side(band.buy_heap, band.buy_ladders, _to_decimal(band.low), px, px, ref, fired)
-    band.restart(sides, quoted)
-    band.rebound(sides)
-
-
-def _fire_side(
-    heap: _KeyHeap | None,
-    ladders: list[_TrailLadder],
-    extreme: Decimal,
-    key: Decimal,
-    px: Decimal,
-    ref: str,
-    fired: list[tuple[int, str, Decimal | None, Decimal, str]],
-) -> None:
-    # One side of `_evaluate`: `key` is px's heap key, `extreme` the side's run extreme.
-    if heap is not None and heap.heap and heap.heap[0][0] <= key:
-        for seq, cl_ord_id in heap.pop_upto(key):
-            fired.append((seq, cl_ord_id, None, px, ref))
-    for ladder in ladders:
-        # The ratchet the quotes since the last look would have made (none fired), then this
-        # price: the same groups, marks and fires as looking at every quote.
-        if extreme != px:
-            ladder.ratchet(extreme)
-        for seq, cl_ord_id, stop in ladder.update(px):
-            fired.append((seq, cl_ord_id, stop, px, ref))
-
-
-@dataclass(slots=True)
-class _Symbol:
-    # The reference values as quoted (float or Decimal: read as Decimals by `current`).
-    last: float | Decimal | None = None
-    bid: float | Decimal | None = None
-    ask: float | Decimal | None = None
-    mid: Decimal | None = None  # kept only while orders reference the mid (`band_mid`)
-    stops: dict[tuple[str, bool], _KeyHeap] = field(default_factory=dict)
-    ladders: dict[tuple[str, bool, bool], _TrailLadder] = field(default_factory=dict)
-    # One band per reference that has orders (None: no structure on it).
-    band_last: _Band | None = None
-    band_bid: _Band | None = None
-    band_ask: _Band | None = None
-    band_mid: _Band | None = None
-    lim: array | None = None  # the bands' float shadows, `_LIM_WIDTH` slots per reference
-
-    def quoted(self, reference: str) -> float | Decimal | None:
-        """The reference's value as quoted (the mid: as a Decimal), or None."""
-        if reference == "mid":
-            bid, ask = self.bid, self.ask
-            return None if bid is None or ask is None else self.mid_of(bid, ask)
-        return getattr(self, reference)
-
-    def current(self, reference: str) -> Decimal | None:
-        """The reference's value as a Decimal, or None."""
-        return _to_decimal(self.quoted(reference))
-
-    @staticmethod
-    def mid_of(bid: float | Decimal, ask: float | Decimal) -> Decimal:
-        return (_to_decimal(bid) + _to_decimal(ask)) / 2
 
 
 class StopBook:
@@ -984,29 +138,7 @@ class StopBook:
             setattr(self, name, value)
         for sym in self._symbols.values():
             if not hasattr(sym, "lim"):
-                self._add_bands(sym)
-
-    def _add_bands(self, sym: _Symbol) -> None:
-        """Give a symbol of a book pickled before the bands (an earlier release's recovery
-        snapshot) its bands: the structures are the same, the bands are derived from them."""
-        for name in ("band_last", "band_bid", "band_ask", "band_mid", "lim"):
-            setattr(sym, name, None)
-        for ladder in sym.ladders.values():
-            if not hasattr(ladder, "min_offset"):
-                ladder.min_offset = min((e[0] for e in ladder.live.values()), default=None)
-        for (ref, buy), heap in sym.stops.items():
-            band = self._band(sym, ref)
-            if buy:
-                band.buy_heap = heap
-            else:
-                band.sell_heap = heap
-        for (ref, buy, _bps), ladder in sym.ladders.items():
-            band = self._band(sym, ref)
-            (band.buy_ladders if buy else band.sell_ladders).append(ladder)
-        for ref in REFERENCES:
-            band = getattr(sym, _BAND_ATTR[ref])
-            if band is not None:
-                band.rebound()
+                sym.add_bands()
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -1198,12 +330,7 @@ class StopBook:
         out = self.expire_due(ts_ns)
         rec = self._orders.get(orig_cl_ord_id)
         if rec is None:
-            why = (
-                f"{orig_cl_ord_id} already triggered"
-                if orig_cl_ord_id in self._triggered
-                else f"unknown ClOrdID {orig_cl_ord_id}"
-            )
-            out.append(Rejected(cl_ord_id or orig_cl_ord_id, why, ts_ns))
+            out.append(Rejected(cl_ord_id or orig_cl_ord_id, self._missing(orig_cl_ord_id), ts_ns))
             return out
         self._cancel(rec, reason, ts_ns, out)
         return out
@@ -1232,11 +359,7 @@ class StopBook:
         old = None if rec is None else rec.order
         reason = None
         if old is None:
-            reason = (
-                f"{orig_cl_ord_id} already triggered"
-                if orig_cl_ord_id in self._triggered
-                else f"unknown ClOrdID {orig_cl_ord_id}"
-            )
+            reason = self._missing(orig_cl_ord_id)
         elif side is not None and side != old.side:
             reason = f"replace changes Side(54) from {old.side} to {side}"
         elif symbol is not None and symbol != old.symbol:
@@ -1267,9 +390,7 @@ class StopBook:
         seq = self._seq
         if rec.state == _WORKING and old.ord_type == ORD_TYPE_PEGGED:
             self._ladder(rec).rekey(orig_cl_ord_id, cl_ord_id, seq, new.peg_offset_value)
-            self._band(self._symbols[old.symbol], rec.reference).rebound(
-                _BUYS if rec.buy else _SELLS
-            )
+            self._symbols[old.symbol].band(rec.reference).rebound(_BUYS if rec.buy else _SELLS)
         else:
             self._unrest(rec)
         del self._orders[orig_cl_ord_id]
@@ -1416,6 +537,12 @@ class StopBook:
                 del done[old_id]
         return cl_ord_id in self._orders or cl_ord_id in self._triggered or cl_ord_id in done
 
+    def _missing(self, orig_cl_ord_id: str) -> str:
+        """Why a cancel or replace of OrigClOrdID (41) finds no order to act on."""
+        if orig_cl_ord_id in self._triggered:
+            return f"{orig_cl_ord_id} already triggered"
+        return f"unknown ClOrdID {orig_cl_ord_id}"
+
     def _mark_done(self, cl_ord_id: str, ts_ns: int) -> None:
         self._done[cl_ord_id] = ts_ns
         self._done_order.append((ts_ns, cl_ord_id))
@@ -1466,58 +593,17 @@ class StopBook:
         return sym
 
     def _ladder(self, rec: _Record) -> _TrailLadder:
-        """The record's ladder, brought up to date with its reference's run (`_settle`)."""
+        """The record's ladder, brought up to date with its reference's run (`_Symbol.settle`)."""
         sym = self._symbol(rec.order.symbol)
-        self._settle(sym, rec.reference)
+        sym.settle(rec.reference)
         bps = rec.order.peg_offset_type == PEG_OFFSET_BPS
         key = (rec.reference, rec.buy, bps)
         ladder = sym.ladders.get(key)
         if ladder is None:
             ladder = sym.ladders[key] = _TrailLadder(rec.buy, bps)
-            band = self._band(sym, rec.reference)
+            band = sym.band(rec.reference)
             (band.buy_ladders if rec.buy else band.sell_ladders).append(ladder)
         return ladder
-
-    def _band(self, sym: _Symbol, ref: str) -> _Band:
-        """The band of `ref`, created (its run starting at the current value) on first use."""
-        attr = _BAND_ATTR[ref]
-        band = getattr(sym, attr)
-        if band is None:
-            if sym.lim is None:
-                sym.lim = array("d", [_NAN]) * (len(REFERENCES) * _LIM_WIDTH)
-            band = _Band(sym.lim, _REF_BASE[ref])
-            band.restart(_BOTH, sym.quoted(ref))
-            band.rebound()
-            setattr(sym, attr, band)
-            if ref == "mid":
-                sym.mid = band.high  # kept from now on, to tell a changed mid
-        return band
-
-    def _settle(self, sym: _Symbol, ref: str) -> None:
-        """Ratchet the ladders on `ref` to the extremes of its run, and start a new run.
-
-        Nothing fires: every value of the run was inside the band, which bounds what the
-        ratcheted stops could reach.
-        """
-        band = getattr(sym, _BAND_ATTR[ref])
-        if band is None:
-            return
-        current = sym.current(ref)
-        if current is None:
-            return
-        # Ratcheting to a mark the ladder already has changes nothing: no need to know which
-        # side has a run.
-        high, low = _to_decimal(band.high), _to_decimal(band.low)
-        moved = 0
-        for ladder in band.sell_ladders:
-            if ladder.ratchet(high):
-                moved |= _SELLS
-        for ladder in band.buy_ladders:
-            if ladder.ratchet(low):
-                moved |= _BUYS
-        band.restart(_BOTH, sym.quoted(ref))
-        if moved:
-            band.rebound(moved)  # the marks moved: so did the stops the band stands for
 
     def _rest(self, rec: _Record) -> None:
         order = rec.order
@@ -1527,16 +613,14 @@ class StopBook:
             self._ladder(rec).add(
                 order.cl_ord_id, rec.seq, order.peg_offset_value, current, order.activation_px
             )
-            self._band(self._symbols[order.symbol], rec.reference).rebound(
-                _BUYS if rec.buy else _SELLS
-            )
+            self._symbols[order.symbol].band(rec.reference).rebound(_BUYS if rec.buy else _SELLS)
         elif ord_type == ORD_TYPE_STOP or ord_type == ORD_TYPE_STOP_LIMIT:
             sym = self._symbol(order.symbol)
             key = (rec.reference, rec.buy)
             heap = sym.stops.get(key)
             if heap is None:
                 heap = sym.stops[key] = _KeyHeap()
-                band = self._band(sym, rec.reference)
+                band = sym.band(rec.reference)
                 if rec.buy:
                     band.buy_heap = heap
                 else:
@@ -1691,19 +775,6 @@ class StopBook:
             child = self._orders.get(child_id)
             if child is not None:
                 child.parent = new_id
-
-
-def _release(order: StopOrder) -> ChildOrder:
-    limit = order.ord_type == ORD_TYPE_LIMIT
-    return ChildOrder(
-        order.cl_ord_id,
-        order.symbol,
-        order.side,
-        order.order_qty,
-        order.ord_type,
-        order.price if limit else None,
-        order.account,
-    )
 
 
 def evaluate_stops(book: StopBook, quote: Quote) -> tuple[StopBook, list[Outcome]]:

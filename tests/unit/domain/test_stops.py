@@ -28,10 +28,12 @@ from domain.stops import (
     StopBook,
     StopOrder,
     Triggered,
+    book,
     evaluate_stops,
+    heaps,
+    ladders,
     order_from_request,
 )
-from domain.stops import book as stop_book
 
 D = Decimal
 HOUR = 3600 * 10**9
@@ -1024,7 +1026,8 @@ def test_stop_book_matches_naive_model_long_stream(
     seed: int, slack: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Slack 0: the lazy-deletion heaps and the trailing ladders compact all the time.
-    monkeypatch.setattr(stop_book, "_COMPACT_SLACK", slack)
+    for module in (heaps, ladders, book):  # each structure that compacts
+        monkeypatch.setattr(module, "_COMPACT_SLACK", slack)
     outcomes = _check_against_model(_random_ops(random.Random(seed), 3000, slow_clock=True))
     assert {"Triggered", "Cancelled", "Expired", "Replaced", "Rejected"} <= outcomes.keys()
 

@@ -1,8 +1,10 @@
-"""A stop book pickled before the bands (a recovery snapshot of an earlier release) resumes.
+"""A stop book pickled by an earlier release (a recovery snapshot) resumes.
 
-`data/stopbook-before-bands.pickle` was written by the `domain/stops.py` of commit 16cd1d1 from
-`OPS_BEFORE` (see `write_fixture`). Loaded by today's code, it must go on exactly as a book that
-saw the same operations today: same outcomes for `OPS_AFTER`, same resting orders and stops.
+`data/stopbook-before-bands.pickle` was written by the `domain/stops.py` of commit 16cd1d1, and
+`data/stopbook-before-split.pickle` by that of commit 6ec2191 (the last before `domain.stops`
+became a package: its classes are named `domain.stops.<class>`), both from `OPS_BEFORE` (see
+`write_fixture`). Loaded by today's code, each must go on exactly as a book that saw the same
+operations today: same outcomes for `OPS_AFTER`, same resting orders and stops.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import pickle
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
+
 from domain.stops import StopBook, StopOrder, Triggered
 
-FIXTURE = Path(__file__).parent / "data" / "stopbook-before-bands.pickle"
+DATA = Path(__file__).parent / "data"
+FIXTURE = DATA / "stopbook-before-bands.pickle"
+FIXTURES = [FIXTURE, DATA / "stopbook-before-split.pickle"]
 T0 = 1_764_081_000_000_000_000  # 2025-11-25 14:30 UTC
 
 
@@ -52,15 +58,16 @@ def apply(book: StopBook, op: tuple) -> list:
     return book.submit(op[1], op[2])
 
 
-def write_fixture() -> None:  # run with the old domain package first on sys.path
+def write_fixture(path: Path = FIXTURE) -> None:  # run with the old domain package on sys.path
     book = StopBook()
     for op in OPS_BEFORE:
         apply(book, op)
-    FIXTURE.write_bytes(pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL))
+    path.write_bytes(pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def test_book_pickled_before_the_bands_resumes_like_a_new_one() -> None:
-    old = pickle.loads(FIXTURE.read_bytes())
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda path: path.stem)
+def test_book_pickled_by_an_earlier_release_resumes_like_a_new_one(fixture: Path) -> None:
+    old = pickle.loads(fixture.read_bytes())
     new = StopBook()
     for op in OPS_BEFORE:
         apply(new, op)
