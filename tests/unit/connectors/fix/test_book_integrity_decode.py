@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import connectors.fix.parse as fix_parse
+import connectors.fix.parse.batch as fix_parse
 from connectors.fix.parse import DecodedBatch, decode_lines
 from domain.events import BookDamaged, MarketDataIncrement, MarketDataSnapshot, MdEntry
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 import simplefix
 
-import connectors.fix.parse as fix_parse
+import connectors.fix.parse.batch as fix_parse
 from connectors.fix.codec import decode, tokenize_chunk
 from connectors.fix.parse import decode_lines, parse_message, parse_order_list
 from domain.errors import FieldError

@@ -6,9 +6,10 @@ from decimal import Decimal
 import pytest
 import simplefix
 
-import connectors.fix.parse as fix_parse
+import connectors.fix.parse.batch as fix_parse
 from connectors.fix.codec import decode, tokenize_chunk
 from connectors.fix.parse import decode_lines, parse_message
+from connectors.fix.timefmt import parse_utc_timestamp
 from domain.errors import FieldError
 from domain.events import (
     BookDamaged,
@@ -436,7 +437,7 @@ def test_decode_lines_fast_path_matches_decode_and_parse_message() -> None:
             # the lost update still names its symbols: each one's book is damaged, at the
             # message's TransactTime (60), else its SendingTime (52)
             values = msg.first_values()
-            ts = fix_parse.parse_utc_timestamp(values.get(60) or values[52])
+            ts = parse_utc_timestamp(values.get(60) or values[52])
             symbols = dict.fromkeys(value.decode() for tag, value in msg.fields if tag == 55)
             expected_events += [BookDamaged(s, ts, "dead_letter", error.reason) for s in symbols]
             continue
