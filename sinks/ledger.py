@@ -7,8 +7,8 @@
    which serialises every writer of an account and cannot deadlock between ledger writers;
 3. read what the batch needs: the executions it names (its own ExecIDs, to drop those already
    booked, and the fills its H/G reports name), the holdings and the orders it moves;
-4. apply the events in order in Python through the pure domain (`domain.ledger`,
-   `domain.orders`); an event that cannot be applied (unknown account, a bad report, a
+4. book the events in order with `domain.ledger_book.LedgerBook`, which holds what step 3
+   read and the booking rules; an event it rejects (unknown account, a bad report, a
    transition the order table refuses, a trade cancel of an unknown fill) becomes a dead
    letter and changes nothing at all;
 5. write: one `COPY executions` of the new execution rows (an ExecID another transaction booked
@@ -39,23 +39,19 @@ from bytewax.outputs import (
 from psycopg import errors as pg_errors
 
 from domain.dead_letters import DeadLetter
-from domain.errors import BrokerflowError, FieldError, InvalidTransition
+from domain.errors import BrokerflowError
 from domain.events import REFERENCE_TYPES, ExecutionReport, OrderRequest, ReferenceEvent
-from domain.ledger import FLAT, ZERO, Holding, apply_fill, commission_from_raw, reverse_fill
-from domain.orders import (
-    BY_ORDER_ID,
-    FILL_EXEC_TYPES,
-    SUPERSEDED,
-    ExecType,
-    Order,
-    OrdStatus,
-    apply_execution_report,
-    apply_order_request,
-    check_execution_report,
-    route_execution_report,
-    route_order_request,
-    status_from_name,
+from domain.ledger import ZERO, Holding
+from domain.ledger_book import (
+    NO_DAY,
+    Booked,
+    BookedFill,
+    Duplicate,
+    HoldingKey,
+    LedgerBook,
+    Rejected,
 )
+from domain.orders import FILL_EXEC_TYPES, Order, OrdStatus, status_from_name
 from domain.positions import day_of, holding_item, holdings_doc_of
 from sinks.background import BackgroundPartition
 from sinks.positions import HOLDINGS, PositionsDoc, PositionsPublisher
@@ -331,27 +327,6 @@ def execution_rows(events: Iterable[LedgerEvent]) -> list[tuple[Any, ...]]:
     ]
 
 
-@dataclass(slots=True)
-class _Fill:
-    """A booked fill, as H and G reports need it."""
-
-    exec_id: str
-    account: str
-    symbol: str
-    side: str
-    last_qty: Decimal
-    last_px: Decimal
-    realised_pnl: Decimal
-    commission: Decimal
-    exec_type: str
-    reversed_by: str | None
-    ts_event: int
-
-
-# A holding's day of realised P&L (`day_of`, None before its first fill since migration 0011)
-# and that day's realised P&L: holdings.pnl_day and realised_pnl_day.
-DayPnl = tuple[int | None, Decimal]
-_NO_DAY: DayPnl = (None, ZERO)
 _DATES: dict[int, dt.date] = {}
 
 
@@ -366,17 +341,6 @@ def _date(day: int | None) -> dt.date | None:
 
 def _day_number(date: dt.date | None) -> int | None:
     return None if date is None else (date - _EPOCH_DATE).days
-
-
-class _Rejected(Exception):  # noqa: N818 - internal control flow, never escapes the module
-    def __init__(self, error: BrokerflowError, tag: int | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.tag = tag
-
-
-def _reject(tag: int, reason: str) -> _Rejected:
-    return _Rejected(FieldError(tag, reason), tag)
 
 
 def _order_from_row(row: Sequence[Any]) -> Order:
@@ -418,26 +382,18 @@ def _order_row(o: Order) -> tuple[Any, ...]:
 
 
 class _Batch:
-    """The in-memory state of one transaction: what was read, and what the events changed."""
+    """One transaction's booking: the `LedgerBook` its reads fill, and what its events
+    changed, to write."""
 
-    def __init__(self, cur: psycopg.Cursor, step_id: str) -> None:
+    def __init__(self, cur: psycopg.Cursor, step_id: str, book: LedgerBook) -> None:
         self.cur = cur
         self.step_id = step_id
-        self.fills: dict[str, _Fill] = {}
-        self.booked: set[str] = set()  # ExecIDs stored before this batch
-        self.orders: dict[str, Order] = {}
-        self.holdings: dict[tuple[str, str], Holding] = {}
-        self.cash: dict[str, Decimal] = {}
+        self.book = book
         self.rows: list[tuple[Any, ...]] = []
-        self.new_ids: set[str] = set()
         self.reversals: list[tuple[str, str]] = []
         self.dirty_orders: set[str] = set()
-        # OrderID (37) -> the ClOrdIDs of its rows, for the OrderIDs the batch's reports must be
-        # routed by (`wanted_order_ids`): the rows read and those the batch makes.
-        self.wanted_order_ids: set[str] = set()
-        self.by_order_id: dict[str, set[str]] = {}
-        self.dirty_holdings: set[tuple[str, str]] = set()
-        self.day_pnl: dict[tuple[str, str], DayPnl] = {}
+        self.dirty_holdings: set[HoldingKey] = set()
+        self.cash: dict[str, Decimal] = {}
         # account -> the latest event time of the batch's reports that moved its holdings or cash
         self.changed_accounts: dict[str, int] = {}
         self.versions: dict[str, str] = {}  # account -> xmin of its row when locked
@@ -453,77 +409,78 @@ class _Batch:
     # -- reads ---------------------------------------------------------------------------------
 
     def load_fills(self, exec_ids: set[str]) -> None:
-        want = [x for x in exec_ids if x not in self.fills]
+        book = self.book
+        want = [x for x in exec_ids if x not in book.fills]
         while want:
             self.cur.execute(_SELECT_FILLS, (_text_array(want),))
-            for row in self.cur.fetchall():
-                fill = _Fill(*row)
-                self.fills[fill.exec_id] = fill
-                self.booked.add(fill.exec_id)
-            # Follow corrections: an H or G may name a fill that a G replaced since.
-            want = [
-                f.reversed_by
-                for f in self.fills.values()
-                if f.reversed_by is not None and f.reversed_by not in self.fills
-            ]
+            want = book.add_booked_fills(BookedFill(*row) for row in self.cur.fetchall())
 
     def load_orders(self, cl_ord_ids: set[str]) -> None:
         if cl_ord_ids:
             self.cur.execute(_SELECT_ORDERS, (_text_array(cl_ord_ids),))
-            for row in self.cur.fetchall():
-                self.orders[row[0]] = _order_from_row(row)
+            self.book.add_orders(_order_from_row(row) for row in self.cur.fetchall())
 
     def load_orders_by_order_id(self, order_ids: set[str]) -> None:
         """Read every row of these OrderIDs (37), for the reports routed by it."""
-        self.wanted_order_ids = order_ids
-        if not order_ids:
-            return
-        self.cur.execute(_SELECT_ORDERS_BY_ORDER_ID, (_text_array(order_ids),))
-        by_order_id = self.by_order_id
-        for row in self.cur.fetchall():
-            self.orders.setdefault(row[0], _order_from_row(row))
-            by_order_id.setdefault(row[1], set()).add(row[0])
+        rows: list[Any] = []
+        if order_ids:
+            self.cur.execute(_SELECT_ORDERS_BY_ORDER_ID, (_text_array(order_ids),))
+            rows = self.cur.fetchall()
+        self.book.add_orders_by_order_id(order_ids, (_order_from_row(row) for row in rows))
 
     def load_pending_replacements(self) -> None:
-        """Read the rows of the 35=G requests pending on the orders read, which an echoed
-        replace (150=5, 11 = the order's first ClOrdID, no 41) moves though it names none."""
-        orders = self.orders
-        want = {
-            o.last_request_id
-            for o in orders.values()
-            if o.status == OrdStatus.PENDING_REPLACE
-            and o.last_request_id
-            and o.last_request_id not in orders
-        }
+        """Read the rows of the 35=G requests pending on the orders read."""
+        want = self.book.pending_replacements()
         if want:
-            self.cur.execute(_SELECT_ORDERS, (_text_array(want),))
-            for row in self.cur.fetchall():
-                orders.setdefault(row[0], _order_from_row(row))
+            self.load_orders(want)
 
-    def _live_order(self, order_id: str) -> str | None:
-        """The ClOrdID of the OrderID's live row: the one not REPLACED (the latest made, if
-        a venue's stray ids made more than one)."""
-        live = None
-        for cl_ord_id in self.by_order_id.get(order_id, ()):
-            order = self.orders[cl_ord_id]
-            if order.order_id != order_id or order.status == OrdStatus.REPLACED:
-                continue
-            if live is None or (order.ts_created, cl_ord_id) > (live.ts_created, live.cl_ord_id):
-                live = order
-        return live.cl_ord_id if live is not None else None
-
-    def load_holdings(self, keys: set[tuple[str, str]]) -> None:
+    def load_holdings(self, keys: set[HoldingKey]) -> None:
         if keys:
             accounts, symbols = zip(*keys, strict=True)
             self.cur.execute(_SELECT_HOLDINGS, (_text_array(accounts), _text_array(symbols)))
+            holdings, days = self.book.holdings, self.book.day_pnl
             for account, symbol, quantity, avg_price, realised, day, day_pnl in self.cur.fetchall():
-                self.holdings[account, symbol] = Holding(quantity, avg_price, realised)
-                self.day_pnl[account, symbol] = (_day_number(day), day_pnl)
+                holdings[account, symbol] = Holding(quantity, avg_price, realised)
+                days[account, symbol] = (_day_number(day), day_pnl)
 
     # -- events --------------------------------------------------------------------------------
 
-    def dead_letter(self, event: LedgerEvent, rejected: _Rejected) -> None:
-        error = rejected.error
+    def book_events(self, events: Sequence[LedgerEvent], accounts: Sequence[str | None]) -> None:
+        """Book each event with the `LedgerBook` and gather what to write."""
+        apply = self.book.apply
+        rows, reversals, cash, changed = self.rows, self.reversals, self.cash, self.changed_accounts
+        dirty_orders, dirty_holdings = self.dirty_orders, self.dirty_holdings
+        for event, account in zip(events, accounts, strict=True):
+            result = apply(event, account)  # type: ignore[arg-type]
+            kind = type(result)
+            if kind is Booked:
+                booked = cast(Booked, result)
+                dirty_orders.update(booked.orders)
+                self.applied += 1
+                if type(event) is not ExecutionReport:
+                    continue
+                account, cash_delta = booked.account, booked.cash_delta
+                if booked.holdings or cash_delta:
+                    dirty_holdings.update(booked.holdings)
+                    if changed.get(account, -1) < event.ts_event:
+                        changed[account] = event.ts_event
+                    # Even by 0: a change to the holdings always updates the account's row
+                    # (its xmin).
+                    cash[account] = cash.get(account, ZERO) + cash_delta
+                if booked.reversed is not None:
+                    reversals.append((booked.reversed, event.exec_id))
+                rows.append(
+                    _booked_row(event, account, booked.commission, booked.realised, cash_delta)
+                )
+            elif kind is Duplicate:
+                self.duplicates += 1
+                if cast(Duplicate, result).fill:
+                    self.replayed_accounts.add(cast(Duplicate, result).account)
+            else:
+                self.dead_letter(cast(Rejected, result))
+
+    def dead_letter(self, rejected: Rejected) -> None:
+        event, error = rejected.event, rejected.error
         self.dead_letters.append(
             DeadLetter(
                 source=event.source,
@@ -534,134 +491,6 @@ class _Batch:
                 tag=rejected.tag,
             )
         )
-
-    def apply_request(self, request: OrderRequest, account: str) -> None:
-        changed: dict[str, Order] = {}
-        for cl_ord_id, trigger in route_order_request(request):
-            order = changed.get(cl_ord_id) or self.orders.get(cl_ord_id)
-            if order is None and trigger != "request_new":
-                raise _reject(41, f"OrigClOrdID(41) '{cl_ord_id}' is not a known order")
-            changed[cl_ord_id] = apply_order_request(order, request, trigger, account)
-        self.orders.update(changed)
-        self.dirty_orders.update(changed)
-        self.applied += 1
-
-    def _live_fill(self, report: ExecutionReport) -> _Fill:
-        ref = report.exec_ref_id
-        fill = self.fills.get(ref) if ref else None
-        if fill is None:
-            raise _reject(19, f"ExecRefID(19) '{ref}' names no booked fill")
-        seen = {fill.exec_id}
-        while fill.reversed_by is not None:
-            by = self.fills.get(fill.reversed_by)
-            if by is None or by.exec_type != ExecType.TRADE_CORRECT or by.exec_id in seen:
-                raise _reject(
-                    19, f"ExecRefID(19) '{ref}': the fill was cancelled by '{fill.reversed_by}'"
-                )
-            fill = by  # corrected: the correction is the fill that stands now
-            seen.add(fill.exec_id)
-        if fill.exec_type not in (ExecType.TRADE, ExecType.TRADE_CORRECT):
-            raise _reject(19, f"ExecRefID(19) '{ref}' names a report that is not a fill")
-        return fill
-
-    def apply_report(self, report: ExecutionReport, account: str) -> None:
-        exec_id = report.exec_id
-        if exec_id in self.booked or exec_id in self.new_ids:
-            self.duplicates += 1
-            if report.exec_type in FILL_EXEC_TYPES:
-                self.replayed_accounts.add(account)
-            return
-        problem = check_execution_report(report)
-        if problem is not None:
-            raise _Rejected(problem, problem.tag)
-        exec_type = report.exec_type
-        commission = realised = cash_delta = ZERO
-        holding_changes: dict[tuple[str, str], Holding] = {}
-        day_changes: dict[tuple[str, str], DayPnl] = {}
-        reversed_fill: _Fill | None = None
-        if exec_type in FILL_EXEC_TYPES:
-            if exec_type != ExecType.TRADE:
-                reversed_fill = self._live_fill(report)
-                if reversed_fill.account != account:
-                    raise _reject(
-                        1,
-                        f"Account(1) '{account}' is not the account of fill "
-                        f"'{reversed_fill.exec_id}' ('{reversed_fill.account}')",
-                    )
-                key = (account, reversed_fill.symbol)
-                holding, back, _ = reverse_fill(
-                    self.holdings.get(key, FLAT),
-                    reversed_fill.side,
-                    reversed_fill.last_qty,
-                    reversed_fill.last_px,
-                    reversed_fill.realised_pnl,
-                    reversed_fill.commission,
-                )
-                holding_changes[key] = holding
-                cash_delta += back
-                # The reversed fill no longer counts in its day's realised P&L.
-                day, day_pnl = self.day_pnl.get(key, _NO_DAY)
-                if day == day_of(reversed_fill.ts_event):
-                    day_changes[key] = (day, day_pnl - reversed_fill.realised_pnl)
-            if exec_type != ExecType.TRADE_CANCEL:
-                try:
-                    commission = commission_from_raw(report.raw, report.last_qty, report.last_px)
-                except FieldError as exc:
-                    raise _Rejected(exc, exc.tag) from None
-                key = (account, report.symbol)
-                before = holding_changes.get(key) or self.holdings.get(key, FLAT)
-                holding, delta, realised = apply_fill(
-                    before, report.side, report.last_qty, report.last_px, commission
-                )
-                holding_changes[key] = holding
-                cash_delta += delta
-                day, day_pnl = day_changes.get(key) or self.day_pnl.get(key, _NO_DAY)
-                fill_day = day_of(report.ts_event)
-                if day is None or fill_day > day:  # the holding's first fill of a new day
-                    day_changes[key] = (fill_day, realised)
-                elif fill_day == day:
-                    day_changes[key] = (day, day_pnl + realised)
-                # else a late fill of an earlier day: not today's P&L (docs/edge.md)
-        order_changes: dict[str, Order] = {}
-        wanted = self.wanted_order_ids
-        by_order_id = bool(wanted) and report.order_id in wanted
-        pairs = route_execution_report(
-            report, self._known_order, self._live_order if by_order_id else None, self.orders.get
-        )
-        for cl_ord_id, trigger in pairs:
-            order = order_changes.get(cl_ord_id) or self.orders.get(cl_ord_id)
-            try:
-                order_changes[cl_ord_id] = apply_execution_report(order, report, trigger, account)
-            except InvalidTransition as exc:
-                raise _Rejected(exc) from None
-        if by_order_id:  # rows this batch makes for the OrderID are its rows too
-            self.by_order_id.setdefault(report.order_id, set()).update(order_changes)
-        # Everything checked: commit the event to the batch state.
-        self.holdings.update(holding_changes)
-        self.dirty_holdings.update(holding_changes)
-        self.day_pnl.update(day_changes)
-        if holding_changes or cash_delta:
-            changed = self.changed_accounts
-            if changed.get(account, -1) < report.ts_event:
-                changed[account] = report.ts_event
-        self.orders.update(order_changes)
-        self.dirty_orders.update(order_changes)
-        if holding_changes or cash_delta:
-            # Even by 0: a change to the holdings always updates the account's row (its xmin).
-            self.cash[account] = self.cash.get(account, ZERO) + cash_delta
-        if reversed_fill is not None:
-            reversed_fill.reversed_by = exec_id
-            self.reversals.append((reversed_fill.exec_id, exec_id))
-        self.fills[exec_id] = _Fill(
-            exec_id, account, report.symbol, report.side, report.last_qty, report.last_px,
-            realised, commission, exec_type, None, report.ts_event,
-        )  # fmt: skip
-        self.rows.append(_booked_row(report, account, commission, realised, cash_delta))
-        self.new_ids.add(exec_id)
-        self.applied += 1
-
-    def _known_order(self, cl_ord_id: str) -> bool:
-        return cl_ord_id in self.orders
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -679,11 +508,11 @@ class _Batch:
         if self.dirty_holdings or self.dirty_orders:
             cur.execute(_CREATE_STAGES)
         if self.dirty_holdings:
-            holdings, days = self.holdings, self.day_pnl
+            holdings, days = self.book.holdings, self.book.day_pnl
             rows = []
             for key in sorted(self.dirty_holdings):
                 h = holdings[key]
-                day, day_pnl = days.get(key, _NO_DAY)
+                day, day_pnl = days.get(key, NO_DAY)
                 rows.append(
                     (key[0], key[1], h.quantity, h.avg_price, h.realised_pnl, _date(day), day_pnl)
                 )
@@ -697,7 +526,7 @@ class _Batch:
             cur.execute(_UPDATE_CASH, (_text_array(accounts), deltas, ts))
             self.updated = {row[0]: row[1:] for row in cur.fetchall()}
         if self.dirty_orders:
-            orders = self.orders
+            orders = self.book.orders
             rows = [_order_row(orders[c]) for c in sorted(self.dirty_orders)]
             _copy(cur, f"COPY {_STAGE_ORDERS} FROM STDIN", _ORDER_TYPES, rows)
             cur.execute(_UPSERT_ORDERS)
@@ -725,7 +554,7 @@ class _Batch:
         touched: dict[str, list[str]] = {}
         for account, symbol in self.dirty_holdings:
             touched.setdefault(account, []).append(symbol)
-        holdings, days = self.holdings, self.day_pnl
+        holdings, days = self.book.holdings, self.book.day_pnl
         docs: list[PositionsDoc] = []
         kept: dict[str, _AccountDoc] = {}
         for account in sorted(changed):
@@ -744,7 +573,7 @@ class _Batch:
                 entry = _AccountDoc(version, dict(old.lines), texts, day, order)
                 for symbol in touched.get(account, ()):
                     h = holdings[account, symbol]
-                    pnl_day, day_pnl = days.get((account, symbol), _NO_DAY)
+                    pnl_day, day_pnl = days.get((account, symbol), NO_DAY)
                     line = (h.quantity, h.avg_price, pnl_day, day_pnl)
                     was = entry.lines.get(symbol)
                     entry.lines[symbol] = line
@@ -1039,12 +868,14 @@ class LedgerWriter:
     ) -> tuple[_Batch, list[PositionsDoc], dict[str, _AccountDoc]]:
         """Book a run of order events in the caller's transaction (steps 1-5 of the module
         docstring, dead letters not stored); return the batch and its holdings documents."""
-        batch = _Batch(cur, self._step_id)
         accounts = _resolve_accounts(cur, events)
         wanted = sorted({a for a in accounts if a is not None})
         cur.execute(_LOCK_ACCOUNTS, (_text_array(wanted),), prepare=False)
-        batch.versions = dict(cur.fetchall())
-        known = batch.versions.keys()
+        versions = dict(cur.fetchall())
+        known = versions.keys()
+        book = LedgerBook(known)
+        batch = _Batch(cur, self._step_id, book)
+        batch.versions = versions
 
         exec_ids: set[str] = set()
         cl_ord_ids: set[str] = set()
@@ -1063,92 +894,20 @@ class LedgerWriter:
                 if event.exec_type in FILL_EXEC_TYPES:
                     holding_keys.add((account, event.symbol))
         batch.load_fills(exec_ids)
-        for fill in batch.fills.values():
+        for fill in book.fills.values():
             if fill.account in known:
                 holding_keys.add((fill.account, fill.symbol))
         batch.load_holdings(holding_keys)
         batch.load_orders(cl_ord_ids)
-        order_ids, echoed_replace = _routed_by_order_id(events, accounts, known, batch)
+        order_ids, echoed_replace = book.order_ids_to_read(events, accounts)  # type: ignore[arg-type]
         batch.load_orders_by_order_id(order_ids)
         if echoed_replace:
             batch.load_pending_replacements()
 
-        for event, account in zip(events, accounts, strict=True):
-            try:
-                if account is None:
-                    raise _reject(1, "Account(1) missing")
-                if account not in known:
-                    raise _reject(1, f"Account(1) '{account}' is not a known account")
-                if type(event) is ExecutionReport:
-                    batch.apply_report(event, account)
-                else:
-                    batch.apply_request(event, account)  # type: ignore[arg-type]
-            except _Rejected as rejected:
-                batch.dead_letter(event, rejected)
+        batch.book_events(events, accounts)
         batch.write()
         docs, entries = batch.holdings_docs(self._cache) if self._positions else ([], {})
         return batch, docs, entries
-
-
-# ExecTypes that give an order its first row (a ledger started mid-day learns of orders by
-# them): one naming no known order is a new order, not a reason to look for one by OrderID.
-_FIRST_REPORTS = frozenset({ExecType.NEW, ExecType.PENDING_NEW, ExecType.TRADE, ExecType.REPLACED})
-
-
-def _routed_by_order_id(
-    events: Sequence[LedgerEvent], accounts: Sequence[str | None], known: set[str], batch: _Batch
-) -> tuple[set[str], bool]:
-    """The OrderIDs (37) of the reports `route_execution_report` may route by OrderID (trade
-    corrections and cancels, reports naming no order the batch has read by 11 or 41 or met
-    before them, and echoed reports, 11 without 41, naming a row a replace supersedes), and
-    whether the batch has an echoed replace (150=5 without 41)."""
-    orders = batch.orders
-    named: set[str] = set()  # ClOrdIDs of the batch's earlier events
-    replaced: set[str] = set()  # OrigClOrdIDs (41) of the batch's earlier replaces (G, 5)
-    order_ids: set[str] = set()
-    echoed_replace = False
-    for event, account in zip(events, accounts, strict=True):
-        cl_ord_id, orig = event.cl_ord_id, event.orig_cl_ord_id
-        if type(event) is ExecutionReport:
-            if account in known:
-                exec_type, order_id = event.exec_type, event.order_id
-                # 37=NONE: the reject of an order the venue never accepted
-                if (
-                    order_id
-                    and order_id != "NONE"
-                    and (
-                        exec_type in BY_ORDER_ID
-                        or cl_ord_id is None
-                        or (
-                            exec_type not in _FIRST_REPORTS
-                            and cl_ord_id not in orders
-                            and cl_ord_id not in named
-                            and (orig is None or (orig not in orders and orig not in named))
-                        )
-                        or (orig is None and _superseded(cl_ord_id, orders, replaced))
-                    )
-                ):
-                    order_ids.add(order_id)
-                if exec_type == ExecType.REPLACED and orig is None:
-                    echoed_replace = True
-            if orig and event.exec_type == ExecType.REPLACED:
-                replaced.add(orig)
-        elif orig and event.msg_type == "G":
-            replaced.add(orig)
-        if cl_ord_id:
-            named.add(cl_ord_id)
-        if orig:
-            named.add(orig)
-    return order_ids, echoed_replace
-
-
-def _superseded(cl_ord_id: str, orders: dict[str, Order], replaced: set[str]) -> bool:
-    """Whether the row of `cl_ord_id` is REPLACED or PENDING_REPLACE as read, or a replace
-    earlier in the batch names it in 41: an echoed report naming it may move another row."""
-    if cl_ord_id in replaced:
-        return True
-    order = orders.get(cl_ord_id)
-    return order is not None and order.status in SUPERSEDED
 
 
 def _resolve_accounts(cur: psycopg.Cursor, events: Sequence[LedgerEvent]) -> list[str | None]:
