@@ -1,17 +1,17 @@
 """Sinks layer: PostgreSQL, the system of record.
 
-Owns the migration runner (`migrate`: numbered files from `sql/postgres/`, each applied once,
-under an advisory lock), the dead-letter writer (`write_dead_letters`, idempotent on a key derived
-from the input) and its Bytewax sink (`DeadLetterSink`), and `PgBatchWriter`, the retrying batch
-writer the other PostgreSQL sinks can reuse.
+Owns the migrations of `sql/postgres/` (`migrate`: each file applied once, under an advisory
+lock, by the runner both databases share, `sinks.migrations`), the dead-letter writer
+(`write_dead_letters`, idempotent on a key derived from the input) and its Bytewax sink
+(`DeadLetterSink`), and `PgBatchWriter`, the retrying batch writer the other PostgreSQL sinks can
+reuse.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -19,14 +19,20 @@ import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from domain.dead_letters import DeadLetter
-from domain.errors import BrokerflowError
+from sinks.migrations import (
+    Migration,
+    failed,
+    load_migrations,
+    repository_sql_dir,
+    run_migrations,
+)
+from sinks.migrations import MigrationError as MigrationError  # where callers have imported it
 from sinks.retry import RetryPolicy, retry_with_backoff
 
 T = TypeVar("T")
 
 # pg_advisory_lock key of the migration runner: b"bfmigrat" as a signed 64-bit int.
 MIGRATION_LOCK_KEY = int.from_bytes(b"bfmigrat", "big", signed=True)
-_MIGRATION_NAME = re.compile(r"^(?P<version>\d+)_[A-Za-z0-9_]+\.sql$")
 
 _CREATE_SCHEMA_MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -45,58 +51,51 @@ ON CONFLICT (dedup_key) DO NOTHING
 """
 
 
-class MigrationError(BrokerflowError):
-    """A migration file is malformed, failed to apply, or changed after it was applied."""
-
-
 def default_sql_dir() -> Path:
     """Return the repository's `sql/postgres` directory."""
-    return Path(__file__).resolve().parents[1] / "sql" / "postgres"
+    return repository_sql_dir("postgres")
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One numbered migration file.
+class _PgMigrationTarget:
+    """PostgreSQL for `run_migrations`: a session advisory lock keeps concurrent starters apart,
+    and each file runs in one transaction together with its `schema_migrations` row."""
 
-    Attributes:
-        version: the number the file name starts with.
-        name: the file name, e.g. "0001_dead_letters.sql".
-        sql: the file's text.
-        checksum: sha256 of the text, to detect a file edited after it was applied.
-    """
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
 
-    version: int
-    name: str
-    sql: str
-    checksum: str
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        conn = self._conn
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            if not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
 
+    def applied(self) -> dict[int, tuple[str, str]]:
+        self._conn.execute(_CREATE_SCHEMA_MIGRATIONS)
+        rows = self._conn.execute("SELECT version, name, checksum FROM schema_migrations")
+        return {version: (name, checksum) for version, name, checksum in rows.fetchall()}
 
-def load_migrations(sql_dir: Path) -> list[Migration]:
-    """Read the `NNNN_name.sql` files of `sql_dir` in version order; other files are ignored.
-
-    Raises:
-        MigrationError: the directory is missing or two files share a version number.
-    """
-    if not sql_dir.is_dir():
-        msg = f"migration directory {sql_dir} does not exist"
-        raise MigrationError(msg)
-    found: dict[int, Migration] = {}
-    for path in sorted(sql_dir.iterdir()):
-        match = _MIGRATION_NAME.match(path.name)
-        if not match or not path.is_file():
-            continue
-        version = int(match["version"])
-        if version in found:
-            msg = f"migrations {found[version].name} and {path.name} share version {version}"
-            raise MigrationError(msg)
-        text = path.read_text(encoding="utf-8")
-        checksum = hashlib.sha256(text.encode()).hexdigest()
-        found[version] = Migration(version, path.name, text, checksum)
-    return [found[v] for v in sorted(found)]
+    def apply(self, migration: Migration) -> None:
+        conn = self._conn
+        try:
+            with conn.transaction():
+                conn.execute(migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum),
+                )
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            raise failed(migration, exc) from exc
 
 
 def migrate(dsn: str, sql_dir: Path | None = None) -> list[str]:
-    """Apply the migrations of `sql_dir` that this database has not seen yet.
+    """Apply the migrations of `sql_dir` that this database has not seen yet
+    (`sinks.migrations.run_migrations`).
 
     Each file runs in its own transaction together with its `schema_migrations` row, under a
     session advisory lock, so concurrent processes apply each file exactly once. Idempotent.
@@ -113,42 +112,8 @@ def migrate(dsn: str, sql_dir: Path | None = None) -> list[str]:
         psycopg.OperationalError: the database could not be reached.
     """
     migrations = load_migrations(sql_dir if sql_dir is not None else default_sql_dir())
-    applied_now: list[str] = []
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-        try:
-            conn.execute(_CREATE_SCHEMA_MIGRATIONS)
-            rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
-            applied = {version: (name, checksum) for version, name, checksum in rows}
-            for migration in migrations:
-                if migration.version in applied:
-                    name, checksum = applied[migration.version]
-                    if checksum != migration.checksum:
-                        msg = (
-                            f"migration {migration.name} was edited after it was applied "
-                            f"(as {name}); add a new numbered file instead"
-                        )
-                        raise MigrationError(msg)
-                    continue
-                try:
-                    with conn.transaction():
-                        conn.execute(migration.sql)
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, name, checksum) "
-                            "VALUES (%s, %s, %s)",
-                            (migration.version, migration.name, migration.checksum),
-                        )
-                except psycopg.OperationalError:
-                    raise
-                except psycopg.Error as exc:
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
-                    msg = f"migration {migration.name} failed: {first}"
-                    raise MigrationError(msg) from exc
-                applied_now.append(migration.name)
-        finally:
-            if not conn.closed:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-    return applied_now
+        return run_migrations(_PgMigrationTarget(conn), migrations)
 
 
 # -- dead letters ------------------------------------------------------------------------------

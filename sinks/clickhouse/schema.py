@@ -3,12 +3,13 @@ trail's retention (`set_audit_retention`)."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from sinks.clickhouse.errors import ClickHouseError
 from sinks.clickhouse.sql_text import split_statements
 from sinks.clickhouse.store import ClickHouseStore
-from sinks.postgres import MigrationError, load_migrations
+from sinks.migrations import Migration, failed, load_migrations, repository_sql_dir, run_migrations
 
 _CREATE_SCHEMA_MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS schema_migrations
@@ -25,7 +26,7 @@ ORDER BY version
 
 def default_sql_dir() -> Path:
     """Return the repository's `sql/clickhouse` directory."""
-    return Path(__file__).resolve().parents[2] / "sql" / "clickhouse"
+    return repository_sql_dir("clickhouse")
 
 
 def set_audit_retention(store: ClickHouseStore, years: int) -> bool:
@@ -47,13 +48,40 @@ def set_audit_retention(store: ClickHouseStore, years: int) -> bool:
     return True
 
 
-def migrate_clickhouse(store: ClickHouseStore, sql_dir: Path | None = None) -> list[str]:
-    """Apply the numbered files of `sql/clickhouse/` that this store has not seen yet.
+class _ChMigrationTarget:
+    """ClickHouse for `run_migrations`: no transactions and no advisory locks, so nothing is
+    locked and each file must be idempotent (`CREATE … IF NOT EXISTS`): a file interrupted
+    half-way, or applied by two processes at once, is simply run again, and `schema_migrations`
+    (a ReplacingMergeTree on `version`) keeps one row per file. Statements are sent one at a
+    time (a server takes one per request)."""
 
-    ClickHouse has no transactions and no advisory locks, so each file must be idempotent
-    (`CREATE … IF NOT EXISTS`): a file interrupted half-way, or applied by two processes at once,
-    is simply run again, and `schema_migrations` (a ReplacingMergeTree on `version`) keeps one
-    row per file. Statements are sent one at a time (a server takes one per request).
+    def __init__(self, store: ClickHouseStore) -> None:
+        self._store = store
+
+    def locked(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def applied(self) -> dict[int, tuple[str, str]]:
+        self._store.command(_CREATE_SCHEMA_MIGRATIONS)
+        _, rows = self._store.query("SELECT version, name, checksum FROM schema_migrations FINAL")
+        return {int(version): (name, checksum) for version, name, checksum in rows}
+
+    def apply(self, migration: Migration) -> None:
+        for statement in split_statements(migration.sql):
+            try:
+                self._store.command(statement)
+            except ClickHouseError as exc:
+                raise failed(migration, exc) from exc
+        self._store.insert(
+            "schema_migrations",
+            ("version", "name", "checksum"),
+            [(migration.version, migration.name, migration.checksum)],
+        )
+
+
+def migrate_clickhouse(store: ClickHouseStore, sql_dir: Path | None = None) -> list[str]:
+    """Apply the numbered files of `sql/clickhouse/` that this store has not seen yet
+    (`sinks.migrations.run_migrations`; each file idempotent, see `_ChMigrationTarget`).
 
     Returns:
         The names of the files applied by this call (empty when up to date).
@@ -62,30 +90,4 @@ def migrate_clickhouse(store: ClickHouseStore, sql_dir: Path | None = None) -> l
         MigrationError: a file failed, or was edited after it was applied.
     """
     migrations = load_migrations(sql_dir if sql_dir is not None else default_sql_dir())
-    store.command(_CREATE_SCHEMA_MIGRATIONS)
-    _, rows = store.query("SELECT version, name, checksum FROM schema_migrations FINAL")
-    applied = {int(version): (name, checksum) for version, name, checksum in rows}
-    applied_now: list[str] = []
-    for migration in migrations:
-        if migration.version in applied:
-            name, checksum = applied[migration.version]
-            if checksum != migration.checksum:
-                msg = (
-                    f"migration {migration.name} was edited after it was applied "
-                    f"(as {name}); add a new numbered file instead"
-                )
-                raise MigrationError(msg)
-            continue
-        for statement in split_statements(migration.sql):
-            try:
-                store.command(statement)
-            except ClickHouseError as exc:
-                msg = f"migration {migration.name} failed: {exc}"
-                raise MigrationError(msg) from exc
-        store.insert(
-            "schema_migrations",
-            ("version", "name", "checksum"),
-            [(migration.version, migration.name, migration.checksum)],
-        )
-        applied_now.append(migration.name)
-    return applied_now
+    return run_migrations(_ChMigrationTarget(store), migrations)
