@@ -29,7 +29,7 @@ from brokerflow.commands.replay import replay
 from brokerflow.services import ensure_services
 from brokerflow.settings import Settings
 from connectors.fix import decode_lines
-from simulator.orders import write_fills_file
+from simulator.fills import write_fills_file
 from sinks.clickhouse import is_embedded, open_store
 from sinks.ledger import EXECUTION_COLUMNS, execution_rows
 

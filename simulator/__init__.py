@@ -7,6 +7,7 @@ orders and the broker's execution reports into that stream and keeps the expecte
 files.
 """
 
+from simulator.fills import write_fills_file
 from simulator.market import (
     DEFAULT_RATE_PER_SYMBOL,
     DEFAULT_START_NS,
@@ -19,7 +20,6 @@ from simulator.orders import (
     DEFAULT_ORDERS_PER_MINUTE,
     AccountLedger,
     OrderFlowSimulator,
-    write_fills_file,
 )
 
 __all__ = [

@@ -38,14 +38,12 @@ from decimal import Decimal
 import simplefix
 
 from simulator.abuse import PATTERNS, _Reports
+from simulator.accounts import Account, Holding, apply_fill
 from simulator.market import MarketSimulator
 from simulator.orders import (
     DEFAULT_ACCOUNTS,
     DEFAULT_ORDERS_PER_MINUTE,
     OrderFlowSimulator,
-    _Account,
-    _apply_fill,
-    _Holding,
     _px,
 )
 
@@ -135,7 +133,7 @@ class PipelineDaySimulator(OrderFlowSimulator):
 
     # ---------------------------------------------------------------- books
 
-    def _open_accounts(self, count: int) -> list[_Account]:
+    def _open_accounts(self, count: int) -> list[Account]:
         accounts = super()._open_accounts(count)  # owners and sessions; the holdings are redone
         rng = random.Random(f"brokerflow-books:{self.seed}")
         order = list(range(count))
@@ -158,9 +156,7 @@ class PipelineDaySimulator(OrderFlowSimulator):
                 self.holders.setdefault(symbol.decode(), []).append(name)
         return accounts
 
-    def _book(
-        self, account: _Account, profile: str, rng: random.Random, opening: list[int]
-    ) -> None:
+    def _book(self, account: Account, profile: str, rng: random.Random, opening: list[int]) -> None:
         dollars = 2.0 ** rng.uniform(math.log2(50_000), math.log2(3_000_000))
         n_symbols = len(opening)
         if profile == "concentrated":
@@ -178,7 +174,7 @@ class PipelineDaySimulator(OrderFlowSimulator):
             px = opening[idx]
             qty = max(1, round(dollars * 100 * weight / px))
             avg = Decimal(max(1, round(px * rng.uniform(0.8, 1.2)))).scaleb(-2)
-            holdings[self._symbols[idx]] = _Holding(qty, avg)
+            holdings[self._symbols[idx]] = Holding(qty, avg)
             value += qty * px
         if profile == "margin":
             cash = round(value * (rng.uniform(0.40, 0.75) - 1))  # equity = cash + value
@@ -206,7 +202,7 @@ class PipelineDaySimulator(OrderFlowSimulator):
         self._seqs[CLIENT] += 1
         return self._seqs[CLIENT]
 
-    def _drop_copy(self, ns: int, account: _Account, body: list) -> bytes:
+    def _drop_copy(self, ns: int, account: Account, body: list) -> bytes:
         return self._encode(b"8", account, ns, body)
 
     def _order_list(self, ns: int, list_id: bytes, contingency: bytes, legs: list) -> bytes:
@@ -268,9 +264,9 @@ class PipelineDaySimulator(OrderFlowSimulator):
 
         self.at(ns, make)
 
-    def _entry_fill(self, ns: int, account: _Account, symbol: bytes, qty: int, px: int,
+    def _entry_fill(self, ns: int, account: Account, symbol: bytes, qty: int, px: int,
                     body: list) -> bytes:  # fmt: skip
-        _apply_fill(account, symbol, _BUY, qty, px)  # the simulated broker's books follow
+        apply_fill(account, symbol, _BUY, qty, px)  # the simulated broker's books follow
         return self._drop_copy(ns, account, body)
 
     # ---------------------------------------------------------------- surveillance patterns

@@ -43,11 +43,32 @@ import heapq
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import simplefix
+
+from simulator.clock import Clock
+from simulator.files import SimulationSummary, write_lines
+from simulator.market_book import Book, Pending
+from simulator.symbols import LOT, TICKERS, TICKS_PER_UNIT, format_price, symbol_names
+
+__all__ = [
+    "BEGIN_STRING",
+    "DEFAULT_RATE_PER_SYMBOL",
+    "DEFAULT_START_NS",
+    "LOT",
+    "MD_REQ_ID",
+    "SENDER_COMP_ID",
+    "TARGET_COMP_ID",
+    "TICKERS",
+    "TICKS_PER_UNIT",
+    "MarketSimulator",
+    "SimulationSummary",
+    "format_price",
+    "symbol_names",
+    "write_lines",
+]
 
 BEGIN_STRING = "FIX.4.4"
 SENDER_COMP_ID = "SIMX"
@@ -57,18 +78,6 @@ MD_REQ_ID = "SIMX-MD-1"
 #: 2026-11-25T14:30:00Z (09:30 New York, the regular-session open), in UTC nanoseconds.
 DEFAULT_START_NS = int(datetime(2026, 11, 25, 14, 30, tzinfo=UTC).timestamp()) * 1_000_000_000
 DEFAULT_RATE_PER_SYMBOL = 5.0
-LOT = 100
-TICKS_PER_UNIT = 100  # tick size 0.01
-
-#: Real-looking US tickers used first; symbol 61 onwards is SYM0060, SYM0061, ...
-TICKERS = (
-    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B", "JPM", "V",
-    "UNH", "XOM", "JNJ", "WMT", "MA", "PG", "HD", "CVX", "MRK", "ABBV",
-    "KO", "PEP", "AVGO", "COST", "LLY", "BAC", "ADBE", "CRM", "MCD", "CSCO",
-    "ACN", "TMO", "ABT", "NFLX", "AMD", "DIS", "WFC", "INTC", "CMCSA", "VZ",
-    "TXN", "PFE", "NKE", "ORCL", "QCOM", "T", "UPS", "IBM", "CAT", "GS",
-    "SBUX", "BA", "GE", "F", "GM", "PYPL", "UBER", "SNAP", "PLTR", "SOFI",
-)  # fmt: skip
 
 # Event mix and burst shape.
 _P_TRADE = 0.4  # share of events that are trades (the rest are quote changes)
@@ -88,177 +97,11 @@ _NEW, _CHANGE, _DELETE = b"0", b"1", b"2"
 _BID, _OFFER, _TRADE, _OPEN, _HIGH, _LOW, _VOLUME = b"0", b"1", b"2", b"4", b"7", b"8", b"B"
 
 
-def symbol_names(count: int) -> list[str]:
-    """Return the first ``count`` simulated symbols: the fixed tickers, then ``SYM0060``...
-
-    Args:
-        count: how many symbols.
-
-    Returns:
-        The symbols, always the same for the same count.
-    """
-    head = list(TICKERS[:count])
-    return head + [f"SYM{i:04d}" for i in range(len(head), count)]
-
-
-def format_price(ticks: int) -> str:
-    """Format a price in 0.01 ticks as FIX decimal text (``12345`` -> ``"123.45"``).
-
-    Args:
-        ticks: the price in cents, positive.
-
-    Returns:
-        The decimal string, always two places.
-    """
-    return f"{ticks // TICKS_PER_UNIT}.{ticks % TICKS_PER_UNIT:02d}"
-
-
-@dataclass(frozen=True, slots=True)
-class SimulationSummary:
-    """What a simulation run emitted.
-
-    Attributes:
-        messages: messages written.
-        by_type: messages per MsgType (35), e.g. ``{"W": 100, "X": 999900}``.
-        symbols: symbols simulated.
-        trades: trade entries (269=2) in 35=X messages (the opening prints in 35=W excluded).
-        first_event_ns: event time of the first message, UTC nanoseconds (0 if none).
-        last_event_ns: event time of the last message, UTC nanoseconds (0 if none).
-        bytes_written: bytes written, newlines included (0 when nothing was written).
-    """
-
-    messages: int
-    by_type: dict[str, int]
-    symbols: int
-    trades: int
-    first_event_ns: int
-    last_event_ns: int
-    bytes_written: int = 0
-
-
-def write_lines(
-    path: str | Path,
-    messages: Iterator[tuple[int, bytes]],
-    progress: Callable[[int, int], None] | None = None,
-    progress_every: int = 100_000,
-    stop: Callable[[], bool] | None = None,
-) -> tuple[int, int, dict[str, int], int, int]:
-    """Write `(event time ns, message)` items one a line (``\\n``-terminated), in batches.
-
-    Args:
-        path: the output file (overwritten).
-        messages: the messages, in event-time order.
-        progress: called as ``progress(messages_written, event_time_ns)`` every
-            ``progress_every`` messages.
-        progress_every: see ``progress``.
-        stop: asked after each message; True ends the file there.
-
-    Returns:
-        (messages written, bytes written, messages per MsgType, first and last event time).
-    """
-    by_type: dict[str, int] = {}
-    first_ns = last_ns = written = size = 0
-    batch: list[bytes] = []
-    with open(path, "wb") as out:
-        for ts_ns, message in messages:
-            if not written:
-                first_ns = ts_ns
-            last_ns = ts_ns
-            batch.append(message)
-            written += 1
-            start = message.index(b"\x0135=") + 4
-            key = message[start : message.index(b"\x01", start)].decode()
-            by_type[key] = by_type.get(key, 0) + 1
-            if len(batch) == 10_000:
-                size += out.write(b"\n".join(batch) + b"\n")
-                batch.clear()
-            if progress is not None and written % progress_every == 0:
-                progress(written, ts_ns)
-            if stop is not None and stop():
-                break
-        if batch:
-            size += out.write(b"\n".join(batch) + b"\n")
-    return written, size, dict(sorted(by_type.items())), first_ns, last_ns
-
-
-@dataclass(slots=True)
-class _Book:
-    """One symbol's simulated top of book and session statistics (prices in ticks)."""
-
-    symbol: bytes
-    fair: float  # fair value in ticks; the quotes follow it
-    sigma: float  # volatility per sqrt(second), relative
-    max_spread: int  # ticks
-    depth_lots: int  # typical top-of-book size in lots
-    bid: int = 0
-    bid_size: int = 0
-    bid_id: bytes = b""
-    ask: int = 0
-    ask_size: int = 0
-    ask_id: bytes = b""
-    ltp: int = 0
-    ltq: int = 0
-    volume: int = 0
-    volume_reported: int = 0
-    open: int = 0
-    high: int = 0
-    low: int = 0
-    trades_to_volume: int = 5  # trades left until the next 269=B entry
-    last_event_ns: int = 0
-    busy_until_ns: int = 0  # event time of this symbol's last queued message
-
-    def state(self, ts_ms: int) -> tuple:
-        return (
-            self.bid, self.bid_size, self.ask, self.ask_size, self.ltp, self.ltq, self.volume,
-            self.volume_reported, self.open, self.high, self.low, ts_ms, self.bid_id, self.ask_id,
-        )  # fmt: skip
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A message generated but not yet emitted (kept in event-time order in a heap)."""
-
-    msg_type: bytes
-    ts_ms: int
-    body: list[tuple[bytes, bytes]]
-    states: list[tuple[int, tuple]] = field(default_factory=list)  # (symbol idx, state)
-    trades: int = 0
-    rpts: list[tuple[int, int]] = field(default_factory=list)  # (symbol idx, its last RptSeq)
-    snapshot_of: int = -1  # a periodic 35=W of this symbol: its body is made when emitted
-
-
-class _Clock:
-    """Formats event times (ms since the epoch) as FIX UTCTimestamp / UTCTimeOnly bytes."""
-
-    __slots__ = ("_second", "_date_time", "_time")
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._date_time = b""
-        self._time = b""
-
-    def _load(self, second: int) -> None:
-        stamp = datetime.fromtimestamp(second, tz=UTC).strftime("%Y%m%d-%H:%M:%S").encode()
-        self._second, self._date_time, self._time = second, stamp, stamp[9:]
-
-    def timestamp(self, ts_ms: int) -> bytes:
-        second, ms = divmod(ts_ms, 1000)
-        if second != self._second:
-            self._load(second)
-        return b"%s.%03d" % (self._date_time, ms)
-
-    def time_only(self, ts_ms: int) -> bytes:
-        second, ms = divmod(ts_ms, 1000)
-        if second != self._second:
-            self._load(second)
-        return b"%s.%03d" % (self._time, ms)
-
-
 def _px(ticks: int) -> bytes:
     return b"%d.%02d" % divmod(ticks, TICKS_PER_UNIT)
 
 
-def _size_change(book: _Book, ask: bool) -> tuple[bytes, ...]:
+def _size_change(book: Book, ask: bool) -> tuple[bytes, ...]:
     # 279=1 of the top level at its current price, size and MDEntryID (278).
     if ask:
         return (_CHANGE, _OFFER, book.symbol, _px(book.ask), b"%d" % book.ask_size, book.ask_id)
@@ -335,10 +178,10 @@ class MarketSimulator:
         self.rate_per_symbol = rate_per_symbol
         self.session_open_ns = start_ns if session_open_ns is None else session_open_ns
         self._rng = random.Random(seed)
-        self._clock = _Clock()
+        self._clock = Clock()
         self._entry_id = 0
         self._counter = 0  # heap tie-break: generation order
-        self._heap: list[tuple[int, int, _Pending]] = []
+        self._heap: list[tuple[int, int, Pending]] = []
         self._msg_seq_num = 0
         self._next_event_ns = start_ns
         self._started = False
@@ -363,17 +206,17 @@ class MarketSimulator:
         rate = self.rate_per_symbol * len(self.symbols)
         return max(1, int(self._rng.expovariate(rate) * _NS_PER_S))
 
-    def _lots(self, book: _Book) -> int:
+    def _lots(self, book: Book) -> int:
         # Top-of-book sizes: mostly small, sometimes a few times the typical size.
         return LOT * max(1, int(self._rng.expovariate(1.0 / book.depth_lots)) + 1)
 
-    def _open_book(self, name: str) -> _Book:
+    def _open_book(self, name: str) -> Book:
         rng = self._rng
         price = math.exp(rng.uniform(math.log(5.0), math.log(500.0)))
         fair = price * TICKS_PER_UNIT
         max_spread = min(5, 1 + int(price // 100) + rng.randint(0, 1))
         annual_vol = rng.uniform(0.2, 0.9)
-        book = _Book(
+        book = Book(
             symbol=name.encode(),
             fair=fair,
             sigma=annual_vol / math.sqrt(_SECONDS_PER_YEAR),
@@ -394,7 +237,7 @@ class MarketSimulator:
         book.trades_to_volume = rng.randint(3, 8)
         return book
 
-    def _traded_before_start(self, book: _Book) -> int:
+    def _traded_before_start(self, book: Book) -> int:
         """The volume traded between the session's open and the feed's start (no random draw:
         the bytes after it are those of a feed that starts at the open)."""
         elapsed_s = max(0, self.start_ns - self.session_open_ns) / _NS_PER_S
@@ -579,7 +422,7 @@ class MarketSimulator:
             for idx in range(len(self._books)):
                 self._push(self._snapshot_message(idx, self.start_ns // _NS_PER_MS), self.start_ns)
 
-    def _push(self, pending: _Pending, order_ns: int) -> None:
+    def _push(self, pending: Pending, order_ns: int) -> None:
         self._counter += 1
         heapq.heappush(self._heap, (order_ns, self._counter, pending))
 
@@ -587,11 +430,11 @@ class MarketSimulator:
         """Queue the periodic 35=W of every symbol at `snapshot_ns` (ahead of what follows)."""
         ts_ms = snapshot_ns // _NS_PER_MS
         for idx in range(len(self._books)):
-            self._push(_Pending(b"W", ts_ms, [], snapshot_of=idx), snapshot_ns)
+            self._push(Pending(b"W", ts_ms, [], snapshot_of=idx), snapshot_ns)
         assert self._snapshot_every_ns is not None
         self._next_snapshot_ns = snapshot_ns + self._snapshot_every_ns
 
-    def _lose(self, pending: _Pending) -> None:
+    def _lose(self, pending: Pending) -> None:
         """A 35=X lost upstream: the market moved (its state and RptSeq numbers are used up),
         but no one sees the message."""
         self.dropped += 1  # (its trades are not counted in `trades_emitted`: not written)
@@ -601,7 +444,7 @@ class MarketSimulator:
         for idx, rpt in pending.rpts:
             self._rpt_emitted[idx] = rpt
 
-    def _emit(self, pending: _Pending) -> bytes:
+    def _emit(self, pending: Pending) -> bytes:
         if pending.snapshot_of >= 0:
             self._periodic_snapshot(pending)
         self._msg_seq_num += 1
@@ -632,7 +475,7 @@ class MarketSimulator:
             self._rpt_emitted[idx] = rpt
         return encoded
 
-    def _periodic_snapshot(self, pending: _Pending) -> None:
+    def _periodic_snapshot(self, pending: Pending) -> None:
         """Fill in a periodic 35=W: the symbol's book as the messages before it left it."""
         idx = pending.snapshot_of
         state = self._emitted.get(idx)
@@ -647,13 +490,13 @@ class MarketSimulator:
 
     # ---------------------------------------------------------------- generation
 
-    def _snapshot_message(self, idx: int, ts_ms: int) -> _Pending:
+    def _snapshot_message(self, idx: int, ts_ms: int) -> Pending:
         b = self._books[idx]
         body = self._snapshot_body(
             b.symbol, self._rpt_seq[idx], ts_ms, (b.bid, b.bid_size, b.bid_id),
             (b.ask, b.ask_size, b.ask_id), (b.ltp, b.ltq), (b.open, b.high, b.low), b.volume,
         )  # fmt: skip
-        return _Pending(b"W", ts_ms, body, [(idx, b.state(ts_ms))])
+        return Pending(b"W", ts_ms, body, [(idx, b.state(ts_ms))])
 
     def _snapshot_body(
         self, symbol: bytes, rpt_seq: int, ts_ms: int, bid: tuple, ask: tuple,
@@ -685,7 +528,7 @@ class MarketSimulator:
         body += [(b"269", _VOLUME), (b"271", b"%d" % volume), (b"273", t)]
         return body
 
-    def _walk(self, book: _Book, t_ns: int) -> None:
+    def _walk(self, book: Book, t_ns: int) -> None:
         """Move the fair value by a geometric random walk over the time since the last event."""
         dt_s = (t_ns - book.last_event_ns) / _NS_PER_S
         book.last_event_ns = t_ns
@@ -718,7 +561,7 @@ class MarketSimulator:
             if n:
                 order_ns += rng.randint(100_000, 3_000_000)
             ts_ms = order_ns // _NS_PER_MS
-            pending = _Pending(b"X", ts_ms, [])
+            pending = Pending(b"X", ts_ms, [])
             entries: list[tuple[bytes, ...]] = []
             for step in steps:
                 kind, arg = step[0], step[1]
@@ -740,7 +583,7 @@ class MarketSimulator:
             self._push(pending, order_ns)
         book.busy_until_ns = order_ns
 
-    def _fill_body(self, pending: _Pending, entries: list[tuple[bytes, ...]]) -> None:
+    def _fill_body(self, pending: Pending, entries: list[tuple[bytes, ...]]) -> None:
         """Turn entries ``(action, type, symbol, price|None, size|None, id|None)`` into fields."""
         t = self._clock.time_only(pending.ts_ms)
         body = pending.body
@@ -770,7 +613,7 @@ class MarketSimulator:
     # Each event is a list of messages; each message a list of steps ("kind", arg, fn) whose
     # fn(book, entries) mutates the book, appends entries and returns the trades it printed.
 
-    def _trade_event(self, idx: int, book: _Book) -> list[list[tuple]]:
+    def _trade_event(self, idx: int, book: Book) -> list[list[tuple]]:
         rng = self._rng
         buy = rng.random() < 0.5 + max(-0.3, min(0.3, (book.fair - (book.bid + book.ask) / 2)))
         spread = book.ask - book.bid
@@ -788,7 +631,7 @@ class MarketSimulator:
             book.trades_to_volume = rng.randint(3, 8)
         volume_in_trade_message = rng.random() < 0.5
 
-        def print_trade(b: _Book, entries: list[tuple[bytes, ...]]) -> int:
+        def print_trade(b: Book, entries: list[tuple[bytes, ...]]) -> int:
             b.ltp, b.ltq = price, size
             b.volume += size
             entries.append((_NEW, _TRADE, b.symbol, _px(price), b"%d" % size, None))
@@ -802,12 +645,12 @@ class MarketSimulator:
                 report(b, entries)
             return 1
 
-        def report(b: _Book, entries: list[tuple[bytes, ...]]) -> int:
+        def report(b: Book, entries: list[tuple[bytes, ...]]) -> int:
             b.volume_reported = b.volume
             entries.append((_CHANGE, _VOLUME, b.symbol, None, b"%d" % b.volume, None))
             return 0
 
-        def react(b: _Book, entries: list[tuple[bytes, ...]]) -> int:
+        def react(b: Book, entries: list[tuple[bytes, ...]]) -> int:
             # The hit level shrinks, or is consumed and the next level becomes the top.
             if buy:
                 if size < b.ask_size:
@@ -825,7 +668,7 @@ class MarketSimulator:
                 entries.append(_size_change(b, ask=False))
             return 0
 
-        def requote(b: _Book, entries: list[tuple[bytes, ...]]) -> int:
+        def requote(b: Book, entries: list[tuple[bytes, ...]]) -> int:
             self._requote(b, entries, both=False)
             return 0
 
@@ -838,27 +681,27 @@ class MarketSimulator:
             bursts.append([("volume", None, report)])
         return bursts
 
-    def _quote_event(self, idx: int, book: _Book) -> list[list[tuple]]:
+    def _quote_event(self, idx: int, book: Book) -> list[list[tuple]]:
         rng = self._rng
         if rng.random() < _P_SPLIT_SIDES:
             # Two messages: each requotes one side (the safe side first, so bid < ask holds).
-            def first(b: _Book, entries: list[tuple[bytes, ...]]) -> int:
+            def first(b: Book, entries: list[tuple[bytes, ...]]) -> int:
                 self._requote(b, entries, both=False)
                 return 0
 
-            def second(b: _Book, entries: list[tuple[bytes, ...]]) -> int:
+            def second(b: Book, entries: list[tuple[bytes, ...]]) -> int:
                 self._requote(b, entries, both=False)
                 return 0
 
             return [[("quote", None, first)], [("quote", None, second)]]
 
-        def both(b: _Book, entries: list[tuple[bytes, ...]]) -> int:
+        def both(b: Book, entries: list[tuple[bytes, ...]]) -> int:
             self._requote(b, entries, both=True)
             return 0
 
         return [[("quote", None, both)]]
 
-    def _requote(self, book: _Book, entries: list[tuple[bytes, ...]], both: bool) -> None:
+    def _requote(self, book: Book, entries: list[tuple[bytes, ...]], both: bool) -> None:
         """Re-centre the quotes on the fair value: both sides, or the one that can move safely.
 
         With ``both`` False, only one side moves, chosen so the book cannot cross; when no
@@ -899,7 +742,7 @@ class MarketSimulator:
             entries.append(_size_change(book, ask=is_ask))
 
     def _move_top(
-        self, book: _Book, entries: list[tuple[bytes, ...]], ask: bool, price: int
+        self, book: Book, entries: list[tuple[bytes, ...]], ask: bool, price: int
     ) -> None:
         """Move one side's top level to ``price``: 279=1 change, or 279=2 old + 279=0 new."""
         rng = self._rng

@@ -37,15 +37,7 @@ Per order, message by message:
   position in a symbol is busted, and only when no other order of the account in the symbol is
   working.
 
-The ledger (`expected_ledger`), which a consumer of the file must reproduce exactly (no
-commissions; cash and prices are exact cents; ``avg_price`` is rounded half-even to 6 places):
-
-* buy fill: ``cash -= qty*px``; ``avg = round6((held*avg + qty*px) / (held + qty))``;
-  ``held += qty``.
-* sell fill: ``cash += qty*px``; ``held -= qty``; ``avg`` unchanged.
-* bust of a buy: ``cash += qty*px``; ``avg = round6((held*avg - qty*px) / (held - qty))`` when
-  ``held - qty > 0`` (else unchanged); ``held -= qty``.
-* bust of a sell: ``cash -= qty*px``; ``held += qty``; ``avg`` unchanged.
+The ledger a consumer of the file must reproduce (`expected_ledger`): `simulator.accounts`.
 
 Nothing reads the wall clock; the same arguments give the same bytes, and the market-data
 messages are byte for byte those of the same `MarketSimulator` run without orders.
@@ -53,25 +45,49 @@ messages are byte for byte those of the same `MarketSimulator` run without order
 
 from __future__ import annotations
 
-import csv
 import heapq
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import simplefix
 
-from simulator.market import (
-    LOT,
-    TICKS_PER_UNIT,
-    MarketSimulator,
-    SimulationSummary,
-    _Clock,
-    write_lines,
+from simulator.accounts import (
+    BUY,
+    DEFAULT_INITIAL_MARGIN,
+    DEFAULT_MAINTENANCE_MARGIN,
+    SELL,
+    Account,
+    AccountLedger,
+    Fill,
+    Order,
+    apply_fill,
+    avg_text,
+    cents,
+    open_accounts,
+    reverse_fill,
+    round_avg,
+    write_accounts_csv,
+    write_positions_csv,
 )
+from simulator.clock import Clock
+from simulator.files import SimulationSummary, write_lines
+from simulator.market import MarketSimulator
+from simulator.symbols import LOT, TICKS_PER_UNIT
+
+__all__ = [
+    "BROKER_COMP_ID",
+    "CLIENT_SESSIONS",
+    "DEFAULT_ACCOUNTS",
+    "DEFAULT_INITIAL_MARGIN",
+    "DEFAULT_MAINTENANCE_MARGIN",
+    "DEFAULT_ORDERS_PER_MINUTE",
+    "REFERENCE_INTERVAL_S",
+    "AccountLedger",
+    "OrderFlowSimulator",
+    "round_avg",
+]
 
 BROKER_COMP_ID = "BROKER"
 CLIENT_SESSIONS = ("WEB", "MOBILE", "API")
@@ -80,8 +96,6 @@ _P_NEW_ACCOUNT = 0.3  # of a reference change: an account opened, else a cash mo
 #: Default order rate: a 10-minute file has about 3,000 orders, whatever the symbol count.
 DEFAULT_ORDERS_PER_MINUTE = 300.0
 DEFAULT_ACCOUNTS = 500
-DEFAULT_INITIAL_MARGIN = Decimal("0.50")
-DEFAULT_MAINTENANCE_MARGIN = Decimal("0.30")
 
 # Order mix (probabilities).
 _P_SELL = 0.45  # share of orders that sell, when the account holds something to sell
@@ -95,108 +109,12 @@ _MARKET_RESERVE_NUM, _MARKET_RESERVE_DEN = 11, 10  # market buys reserve 110% of
 
 _NS_PER_MS = 1_000_000
 _NS_PER_S = 1_000_000_000
-_AVG_PLACES = Decimal("0.000001")
-_CENT = Decimal("0.01")
 
-_BUY, _SELL = b"1", b"2"
 _MARKET, _LIMIT = b"1", b"2"
-
-
-def round_avg(value: Decimal) -> Decimal:
-    """Round an average price the way the ledger does: half-even to 6 decimal places.
-
-    Args:
-        value: the exact average.
-
-    Returns:
-        The rounded average.
-    """
-    return value.quantize(_AVG_PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def _px(ticks: int) -> bytes:
     return b"%d.%02d" % divmod(ticks, TICKS_PER_UNIT)
-
-
-def _cents(cents: int) -> Decimal:
-    return Decimal(cents).scaleb(-2)
-
-
-def _avg_text(notional_cents: int, qty: int) -> bytes:
-    """AvgPx (6): notional / qty, 6 places half-even, trailing zeros cut to 2 places."""
-    if not qty:
-        return b"0"
-    text = str(round_avg(Decimal(notional_cents) / qty / TICKS_PER_UNIT))
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0")
-    return ("%s.%s" % (whole, frac.ljust(2, "0"))).encode()
-
-
-@dataclass(frozen=True, slots=True)
-class AccountLedger:
-    """One account's ledger after the messages emitted so far.
-
-    Attributes:
-        account: Account (1).
-        owner: the account's owner.
-        cash: cash balance.
-        holdings: ``{symbol: (quantity, avg_price)}``, quantities > 0 only.
-    """
-
-    account: str
-    owner: str
-    cash: Decimal
-    holdings: dict[str, tuple[int, Decimal]]
-
-
-@dataclass(slots=True)
-class _Holding:
-    qty: int = 0
-    avg: Decimal = Decimal(0)
-
-
-@dataclass(slots=True)
-class _Account:
-    account: bytes
-    owner: str
-    session: int
-    cash: int  # cents
-    holdings: dict[bytes, _Holding] = field(default_factory=dict)
-    reserved_cash: int = 0  # cents held by working buys
-    reserved_qty: dict[bytes, int] = field(default_factory=dict)  # shares held by working sells
-    working: dict[bytes, int] = field(default_factory=dict)  # working orders per symbol
-    last_fill: dict[bytes, _Fill | None] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Order:
-    cl_ord_id: bytes
-    account: _Account
-    symbol_idx: int
-    symbol: bytes
-    side: bytes
-    qty: int
-    ord_type: bytes
-    price: int  # limit price in ticks, 0 for market orders
-    order_id: bytes = b""
-    cum: int = 0
-    notional: int = 0  # sum of last_qty * last_px, cents
-    status: bytes = b"0"
-    reserve_px: int = 0  # cents reserved per open share (buys)
-    reserved: int = 0  # cents (buys) or shares (sells) this order holds
-    pending: bool = False  # a cancel or replace is in flight: no fills until answered
-    rested: bool = False  # has rested on the book: fills at its limit from now on
-    done: bool = False
-    version: int = 0  # bumped when the work chain restarts; stale work events are dropped
-
-
-@dataclass(slots=True)
-class _Fill:
-    order: _Order
-    qty: int
-    px: int
-    exec_id: bytes
-    match_id: bytes
 
 
 class OrderFlowSimulator:
@@ -254,7 +172,7 @@ class OrderFlowSimulator:
         self.orders_per_minute = orders_per_minute
         self.fills_only = fills_only
         self._rng = random.Random(f"brokerflow-orders:{self.seed}")
-        self._clock = _Clock()
+        self._clock = Clock()
         self._symbols = [s.encode() for s in market.symbols]
         self._symbol_idx = {s: i for i, s in enumerate(self._symbols)}
         day = datetime.fromtimestamp(market.start_ns // _NS_PER_S, tz=UTC).strftime("%Y%m%d")
@@ -288,35 +206,8 @@ class OrderFlowSimulator:
 
     # ---------------------------------------------------------------- set-up
 
-    def _open_accounts(self, count: int) -> list[_Account]:
-        rng = self._rng
-        market = self.market
-        out: list[_Account] = []
-        owner = 0
-        left_for_owner = 0
-        for n in range(1, count + 1):
-            if not left_for_owner:
-                owner += 1
-                r = rng.random()
-                left_for_owner = 1 if r < 0.75 else 2 if r < 0.92 else 3
-            left_for_owner -= 1
-            dollars = round(2.0 ** rng.uniform(14.3, 20.9))  # about 20k .. 2M
-            account = _Account(
-                account=b"ACC%05d" % n,
-                owner=f"OWN{owner:04d}",
-                session=rng.randrange(len(CLIENT_SESSIONS)),
-                cash=dollars * 100,
-            )
-            for _ in range(rng.randint(0, 5)):
-                idx = rng.randrange(len(self._symbols))
-                quote = market.top_of_book(idx)
-                assert quote is not None  # the market has not started
-                avg_ticks = max(1, round(quote[4] * rng.uniform(0.7, 1.3)))
-                account.holdings[self._symbols[idx]] = _Holding(
-                    LOT * rng.randint(1, 20), Decimal(avg_ticks).scaleb(-2)
-                )
-            out.append(account)
-        return out
+    def _open_accounts(self, count: int) -> list[Account]:
+        return open_accounts(self._rng, self.market, self._symbols, count, len(CLIENT_SESSIONS))
 
     def _reference_interval_ns(self) -> int:
         rate = 1.0 / REFERENCE_INTERVAL_S
@@ -332,7 +223,7 @@ class OrderFlowSimulator:
             # an owner with accounts already, sometimes: wash detection across them
             owner = owners[rng.randrange(len(owners))] if rng.random() < 0.3 else (
                 f"OWN{len(owners) + 1:04d}")  # fmt: skip
-            account = _Account(
+            account = Account(
                 account=b"ACC%05d" % (len(self._accounts) + 1),
                 owner=owner,
                 session=rng.randrange(len(CLIENT_SESSIONS)),
@@ -340,7 +231,7 @@ class OrderFlowSimulator:
             )
             self._accounts.append(account)
             body = [(b"1", account.account), (b"5001", owner.encode()),
-                    (b"5004", str(_cents(account.cash)).encode())]  # fmt: skip
+                    (b"5004", str(cents(account.cash)).encode())]  # fmt: skip
             return self._back_office(b"UA", ns, body)
         account = self._accounts[rng.randrange(len(self._accounts))]
         free = account.cash - account.reserved_cash
@@ -349,7 +240,7 @@ class OrderFlowSimulator:
         else:
             amount = -rng.randint(1, free // 2)
         account.cash += amount
-        body = [(b"1", account.account), (b"5010", str(_cents(amount)).encode()),
+        body = [(b"1", account.account), (b"5010", str(cents(amount)).encode()),
                 (b"5011", self._next_id(b"M"))]  # fmt: skip
         return self._back_office(b"UC", ns, body)
 
@@ -483,7 +374,7 @@ class OrderFlowSimulator:
     def expected_ledger(self) -> dict[str, AccountLedger]:
         """Return every account's cash and holdings after the messages emitted so far.
 
-        Fills and busts are applied by the rules in the module docstring to the opening state
+        Fills and busts are applied by the rules of `simulator.accounts` to the opening state
         of `accounts_csv` and `positions_csv`; holdings of quantity 0 are left out.
 
         Returns:
@@ -495,7 +386,7 @@ class OrderFlowSimulator:
             out[name] = AccountLedger(
                 account=name,
                 owner=a.owner,
-                cash=_cents(a.cash),
+                cash=cents(a.cash),
                 holdings={
                     s.decode(): (h.qty, h.avg) for s, h in sorted(a.holdings.items()) if h.qty
                 },
@@ -508,14 +399,7 @@ class OrderFlowSimulator:
         Args:
             path: the CSV file (overwritten); the format of ``brokerflow load accounts``.
         """
-        with open(path, "w", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(["account", "owner", "cash", "initial_margin", "maintenance_margin"])
-            for account, owner, cash, _ in self._initial:
-                writer.writerow(
-                    [account, owner, _cents(cash), DEFAULT_INITIAL_MARGIN,
-                     DEFAULT_MAINTENANCE_MARGIN]
-                )  # fmt: skip
+        write_accounts_csv(path, self._initial)
 
     def positions_csv(self, path: str | Path) -> None:
         """Write the opening positions as ``account,symbol,quantity,avg_price``.
@@ -523,17 +407,12 @@ class OrderFlowSimulator:
         Args:
             path: the CSV file (overwritten); the format of ``brokerflow load positions``.
         """
-        with open(path, "w", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(["account", "symbol", "quantity", "avg_price"])
-            for account, _, _, holdings in self._initial:
-                for symbol, (qty, avg) in sorted(holdings.items()):
-                    writer.writerow([account, symbol.decode(), qty, avg])
+        write_positions_csv(path, self._initial)
 
     # ---------------------------------------------------------------- wire
 
     def _encode(
-        self, msg_type: bytes, account: _Account, ns: int, body: list[tuple[bytes, bytes]]
+        self, msg_type: bytes, account: Account, ns: int, body: list[tuple[bytes, bytes]]
     ) -> bytes:
         session = self._sessions[account.session]
         if msg_type == b"8":
@@ -561,7 +440,7 @@ class OrderFlowSimulator:
         return msg.encode()
 
     def _client_message(
-        self, msg_type: bytes, order: _Order, ns: int, cl_ord_id: bytes, orig: bytes | None,
+        self, msg_type: bytes, order: Order, ns: int, cl_ord_id: bytes, orig: bytes | None,
         qty: int, price: int,
     ) -> bytes | None:  # fmt: skip
         if self.fills_only:
@@ -579,7 +458,7 @@ class OrderFlowSimulator:
         return self._encode(msg_type, order.account, ns, body)
 
     def _report(
-        self, order: _Order, ns: int, exec_type: bytes, exec_id: bytes,
+        self, order: Order, ns: int, exec_type: bytes, exec_id: bytes,
         extra: Sequence[tuple[bytes, bytes]] = (),
         last: tuple[int, int] | None = None, leaves: int | None = None,
         cl_ord_id: bytes | None = None, orig: bytes | None = None,
@@ -601,7 +480,7 @@ class OrderFlowSimulator:
         body += [
             (b"14", b"%d" % order.cum),
             (b"151", b"%d" % (order.qty - order.cum if leaves is None else leaves)),
-            (b"6", _avg_text(order.notional, order.cum)),
+            (b"6", avg_text(order.notional, order.cum)),
         ]
         body += extra
         return self._encode(b"8", order.account, ns, body)
@@ -655,12 +534,12 @@ class OrderFlowSimulator:
                 lots = max(lots, affordable + rng.randint(1, 5))
             elif affordable > 0:
                 lots = min(lots, affordable)
-        order = _Order(
+        order = Order(
             cl_ord_id=self._next_id(b"C"),
             account=account,
             symbol_idx=idx,
             symbol=symbol,
-            side=_SELL if sell else _BUY,
+            side=SELL if sell else BUY,
             qty=lots * LOT,
             ord_type=ord_type,
             price=price,
@@ -669,7 +548,7 @@ class OrderFlowSimulator:
         self._schedule(ns + self._latency_ns(), self._on_new_order, order)
         return self._client_message(b"D", order, ns, order.cl_ord_id, None, order.qty, price)
 
-    def _on_cancel_request(self, ns: int, order: _Order) -> bytes | None:
+    def _on_cancel_request(self, ns: int, order: Order) -> bytes | None:
         if order.done or order.pending:
             return None
         order.pending = True
@@ -677,7 +556,7 @@ class OrderFlowSimulator:
         self._schedule(ns + self._latency_ns(), self._on_cancel, order, cl_ord_id)
         return self._client_message(b"F", order, ns, cl_ord_id, order.cl_ord_id, order.qty, 0)
 
-    def _on_replace_request(self, ns: int, order: _Order) -> bytes | None:
+    def _on_replace_request(self, ns: int, order: Order) -> bytes | None:
         if order.done or order.pending:
             return None
         rng = self._rng
@@ -685,14 +564,14 @@ class OrderFlowSimulator:
         assert quote is not None
         bid, _, ask, _, _ = quote
         aggressive = rng.random() < 0.3
-        if order.side == _BUY:
+        if order.side == BUY:
             price = ask if aggressive else max(1, bid - rng.randint(0, 3))
         else:
             price = bid if aggressive else ask + rng.randint(0, 3)
         qty = max(order.cum + LOT, order.qty + LOT * rng.randint(-2, 2))
         account = order.account
         # The change is reserved now (the order cannot fill while the request is in flight).
-        if order.side == _BUY:
+        if order.side == BUY:
             reserved = (qty - order.cum) * price
             if reserved - order.reserved > account.cash - account.reserved_cash:
                 return None
@@ -712,17 +591,17 @@ class OrderFlowSimulator:
 
     # ---------------------------------------------------------------- broker
 
-    def _reject(self, ns: int, order: _Order, reason: bytes) -> bytes:
+    def _reject(self, ns: int, order: Order, reason: bytes) -> bytes:
         order.status, order.done = b"8", True
         return self._report(
             order, ns, b"8", self._next_id(b"E"), [(b"103", b"0"), (b"58", reason)], leaves=0
         )
 
-    def _on_new_order(self, ns: int, order: _Order) -> bytes:
+    def _on_new_order(self, ns: int, order: Order) -> bytes:
         order.order_id = self._next_id(b"O")
         account = order.account
         symbol = order.symbol
-        if order.side == _BUY:
+        if order.side == BUY:
             if order.price:
                 reserve_px = order.price
             else:
@@ -745,10 +624,10 @@ class OrderFlowSimulator:
         self._schedule(ns + self._rng.randint(0, _NS_PER_MS), self._on_work, order, order.version)
         return self._report(order, ns, b"0", self._next_id(b"E"))
 
-    def _release(self, order: _Order) -> None:
+    def _release(self, order: Order) -> None:
         """Free what a finished order still holds."""
         account = order.account
-        if order.side == _BUY:
+        if order.side == BUY:
             account.reserved_cash -= order.reserved
         else:
             account.reserved_qty[order.symbol] -= order.reserved
@@ -756,14 +635,14 @@ class OrderFlowSimulator:
         order.done = True
         account.working[order.symbol] -= 1
 
-    def _on_cancel(self, ns: int, order: _Order, cl_ord_id: bytes) -> bytes:
+    def _on_cancel(self, ns: int, order: Order, cl_ord_id: bytes) -> bytes:
         orig = order.cl_ord_id
         order.cl_ord_id = cl_ord_id
         order.status, order.pending = b"4", False
         self._release(order)
         return self._report(order, ns, b"4", self._next_id(b"E"), leaves=0, orig=orig)
 
-    def _on_replace(self, ns: int, order: _Order, cl_ord_id: bytes, qty: int, price: int) -> bytes:
+    def _on_replace(self, ns: int, order: Order, cl_ord_id: bytes, qty: int, price: int) -> bytes:
         orig = order.cl_ord_id
         order.cl_ord_id, order.qty, order.price = cl_ord_id, qty, price
         order.pending, order.rested = False, False
@@ -772,7 +651,7 @@ class OrderFlowSimulator:
         self._schedule(ns + self._rng.randint(0, _NS_PER_MS), self._on_work, order, order.version)
         return self._report(order, ns, b"5", self._next_id(b"E"), orig=orig)
 
-    def _rest(self, ns: int, order: _Order) -> None:
+    def _rest(self, ns: int, order: Order) -> None:
         rng = self._rng
         if not order.rested:
             order.rested = True
@@ -787,7 +666,7 @@ class OrderFlowSimulator:
         delay = 200 * _NS_PER_MS + int(rng.expovariate(1 / 2) * _NS_PER_S)
         self._schedule(ns + delay, self._on_work, order, order.version)
 
-    def _on_work(self, ns: int, order: _Order, version: int) -> bytes | None:
+    def _on_work(self, ns: int, order: Order, version: int) -> bytes | None:
         """Fill what the market allows now, then plan the next look at the order."""
         if order.done or version != order.version:
             return None
@@ -798,7 +677,7 @@ class OrderFlowSimulator:
         quote = self.market.top_of_book(order.symbol_idx)
         assert quote is not None
         bid, bid_size, ask, ask_size, _ = quote
-        buy = order.side == _BUY
+        buy = order.side == BUY
         touch, touch_size = (ask, ask_size) if buy else (bid, bid_size)
         leaves = order.qty - order.cum
         if order.price:
@@ -826,21 +705,21 @@ class OrderFlowSimulator:
                 )  # fmt: skip
         return self._fill(ns, order, qty, px)
 
-    def _fill(self, ns: int, order: _Order, qty: int, px: int) -> bytes:
+    def _fill(self, ns: int, order: Order, qty: int, px: int) -> bytes:
         account = order.account
         symbol = order.symbol
         order.cum += qty
         order.notional += qty * px
         leaves = order.qty - order.cum
-        if order.side == _BUY:
+        if order.side == BUY:
             reserved = leaves * order.reserve_px
             account.reserved_cash += reserved - order.reserved
             order.reserved = reserved
         else:
             account.reserved_qty[symbol] -= qty
             order.reserved -= qty
-        _apply_fill(account, symbol, order.side, qty, px)
-        fill = _Fill(order, qty, px, self._next_id(b"E"), self._next_id(b"T"))
+        apply_fill(account, symbol, order.side, qty, px)
+        fill = Fill(order, qty, px, self._next_id(b"E"), self._next_id(b"T"))
         account.last_fill[symbol] = fill
         self.fills_emitted += 1
         rng = self._rng
@@ -858,7 +737,7 @@ class OrderFlowSimulator:
             order, ns, b"F", fill.exec_id, [(b"880", fill.match_id)], last=(qty, px)
         )
 
-    def _on_bust(self, ns: int, fill: _Fill) -> bytes | None:
+    def _on_bust(self, ns: int, fill: Fill) -> bytes | None:
         order = fill.order
         account = order.account
         symbol = order.symbol
@@ -867,10 +746,10 @@ class OrderFlowSimulator:
             order.status != b"2"
             or account.last_fill.get(symbol) is not fill
             or account.working.get(symbol, 0)
-            or (order.side == _SELL and account.cash - account.reserved_cash < cost)
+            or (order.side == SELL and account.cash - account.reserved_cash < cost)
         ):
             return None
-        _reverse_fill(account, symbol, order.side, fill.qty, fill.px)
+        reverse_fill(account, symbol, order.side, fill.qty, fill.px)
         account.last_fill[symbol] = None
         # The order re-opens for the busted quantity and works again.
         order.cum -= fill.qty
@@ -879,7 +758,7 @@ class OrderFlowSimulator:
         order.done = False
         order.version += 1
         account.working[symbol] += 1
-        if order.side == _BUY:
+        if order.side == BUY:
             if not order.price:
                 quote = self.market.top_of_book(order.symbol_idx)
                 assert quote is not None
@@ -894,73 +773,3 @@ class OrderFlowSimulator:
             order, ns, b"H", self._next_id(b"E"),
             [(b"19", fill.exec_id), (b"880", fill.match_id)], last=(fill.qty, fill.px),
         )  # fmt: skip
-
-
-def _apply_fill(account: _Account, symbol: bytes, side: bytes, qty: int, px: int) -> None:
-    cost = qty * px
-    holding = account.holdings.get(symbol)
-    if holding is None:
-        holding = account.holdings[symbol] = _Holding()
-    if side == _BUY:
-        account.cash -= cost
-        total = holding.qty + qty
-        holding.avg = round_avg((holding.avg * holding.qty + _cents(cost)) / total)
-        holding.qty = total
-    else:
-        account.cash += cost
-        holding.qty -= qty
-
-
-def _reverse_fill(account: _Account, symbol: bytes, side: bytes, qty: int, px: int) -> None:
-    cost = qty * px
-    holding = account.holdings[symbol]
-    if side == _BUY:
-        account.cash += cost
-        left = holding.qty - qty
-        if left:
-            holding.avg = round_avg((holding.avg * holding.qty - _cents(cost)) / left)
-        holding.qty = left
-    else:
-        account.cash -= cost
-        holding.qty += qty
-
-
-def write_fills_file(
-    path: str | Path,
-    fills: int,
-    accounts: int = 1000,
-    symbols: int = 100,
-    seed: int = 1,
-    accounts_out: str | Path | None = None,
-    positions_out: str | Path | None = None,
-) -> OrderFlowSimulator:
-    """Write a fills-heavy file of execution reports (35=8 only) for ledger benchmarks.
-
-    Orders arrive at 120,000 a simulated minute (mostly market and marketable limit orders),
-    so the market data that prices them is a small part of the work; it is not written. About
-    half the messages are fills, most of the rest acks, a few rejects, broker cancels and busts
-    (about 26,000 messages a second on one core).
-
-    Args:
-        path: the output file (overwritten), one message per line.
-        fills: stop after this many fills (150=F).
-        accounts: how many accounts trade.
-        symbols: how many symbols.
-        seed: random seed.
-        accounts_out: the opening accounts CSV (default: ``path`` with ``.accounts.csv``).
-        positions_out: the opening positions CSV (default: ``path`` with ``.positions.csv``).
-
-    Returns:
-        The simulator, whose ``expected_ledger()`` is the state after the file.
-    """
-    path = Path(path)
-    sim = OrderFlowSimulator(
-        MarketSimulator(symbols=symbols, seed=seed),
-        accounts=accounts,
-        orders_per_minute=120_000.0,
-        fills_only=True,
-    )
-    sim.accounts_csv(accounts_out or path.with_suffix(".accounts.csv"))
-    sim.positions_csv(positions_out or path.with_suffix(".positions.csv"))
-    sim.write_file(path, max_fills=fills)
-    return sim
