@@ -1,20 +1,21 @@
-"""Connectors layer: the market simulator as a live Bytewax source, paced by the wall clock.
+"""Connectors layer: a simulated feed as a live Bytewax source, paced by the wall clock.
 
-The simulator's session starts "now", and each poll emits the messages whose event time has come,
-so the flows see the same shape of traffic a FIX session would deliver.
+The feed's session starts "now", and each poll emits the messages whose event time has come,
+so the flows see the same shape of traffic a FIX session would deliver. The feed itself is
+given (a producer such as `simulator.MarketSimulator`): connectors are sources and never import
+the simulator, which sits above them (its exchange speaks FIX through `connectors.fix`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from connectors.raw import RawChunk
-from simulator.market import MarketSimulator
 
 MAX_CHUNK = 5_000
 IDLE_POLL_S = 0.05
@@ -22,9 +23,13 @@ IDLE_POLL_S = 0.05
 
 class _PacedPartition(StatefulSourcePartition[RawChunk, int]):
     def __init__(
-        self, sim: MarketSimulator, skip: int, stop: threading.Event, until_ns: int | None
+        self,
+        messages: Iterator[tuple[int, bytes]],
+        skip: int,
+        stop: threading.Event,
+        until_ns: int | None,
     ) -> None:
-        self._messages: Iterator[tuple[int, bytes]] = sim.messages()
+        self._messages = messages
         self._emitted = 0
         for _ in range(skip):
             next(self._messages)
@@ -65,35 +70,33 @@ class _PacedPartition(StatefulSourcePartition[RawChunk, int]):
 
 
 class PacedSimulatorSource(FixedPartitionedSource[RawChunk, int]):
-    """Simulated market data in real time, from `start_ns` (default: now) until stopped.
+    """A simulated feed in real time, from `start_ns` (default: now) until stopped.
 
     Args:
-        symbols: number of simulated symbols.
-        seed: simulator seed.
+        feed: given the session's start (UTC nanoseconds), the feed's `(event time ns, message)`
+            items in event-time order, the same for the same start (a resumed partition skips
+            what it had emitted); e.g.
+            ``lambda start: MarketSimulator(symbols, seed, start, rate).messages()``.
         stop: set it to end the stream (the flow then ends cleanly).
         seconds: stop by itself after this many seconds, if given.
-        rate_per_symbol: mean market events per symbol per second.
+        start_ns: the session's start (default: now).
     """
 
     def __init__(
         self,
-        symbols: int,
-        seed: int,
+        feed: Callable[[int], Iterator[tuple[int, bytes]]],
         stop: threading.Event,
         seconds: float | None = None,
-        rate_per_symbol: float = 5.0,
         start_ns: int | None = None,
     ) -> None:
-        self._symbols = symbols
-        self._seed = seed
+        self._feed = feed
         self._stop = stop
         self._start_ns = start_ns if start_ns is not None else time.time_ns()
         self._until_ns = None if seconds is None else self._start_ns + int(seconds * 1e9)
-        self._rate = rate_per_symbol
 
     def list_parts(self) -> list[str]:
         return ["sim:market"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PacedPartition:
-        sim = MarketSimulator(self._symbols, self._seed, self._start_ns, self._rate)
-        return _PacedPartition(sim, resume_state or 0, self._stop, self._until_ns)
+        messages = self._feed(self._start_ns)
+        return _PacedPartition(messages, resume_state or 0, self._stop, self._until_ns)
