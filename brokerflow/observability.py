@@ -2,8 +2,9 @@
 
 Nothing here runs on the hot path: the flows keep counting into `FlowStats` once per batch, and
 `StatsCollector` turns a snapshot into metric families when Prometheus scrapes. Sinks are timed
-by wrapping every output step of a built dataflow (`instrument_sinks`): one `perf_counter` pair
-per written batch.
+by wrapping every output step of a copy of the built dataflow (`with_timed_sinks`): one
+`perf_counter` pair per written batch, observed into prometheus_client histograms
+(`brokerflow.metrics`).
 
 Families (all prefixed `brokerflow_`): messages_in_total{source}, messages_out_total{flow,step},
 dead_letters_total{reason} (the error class, a bounded set), alerts_total{kind},
@@ -18,6 +19,7 @@ process counts its own), and counter_total{name} for every other counter of the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -40,7 +42,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from brokerflow.metrics import ITEMS_BUCKETS, SECONDS_BUCKETS, FlowStats, Histogram
+from brokerflow.metrics import SINK_HISTOGRAMS, FlowStats, sink_histogram
 from connectors.fix.session.registry import figures as session_figures
 from domain.quotes import Quote
 from sinks.retry import retry_counts
@@ -137,20 +139,25 @@ class _BatchTimer:
         self._stats = stats
         self._step = step
         self._items = "sink_items." + step
-        self._batch = "batch_items." + step
-        self._seconds = "sink_seconds." + step
-        self._latency = "e2e_seconds." + step
+        # The step's series, made on its first observation: a step that never wrote (or never
+        # dated an item) has no series, as before prometheus_client kept them.
+        self._series: dict[str, Any] = {}
+
+    def _observe(self, kind: str, value: float) -> None:
+        series = self._series.get(kind)
+        if series is None:
+            series = self._series[kind] = sink_histogram(self._stats, kind).labels(self._step)
+        series.observe(value)
 
     def observe(self, items: list[Any], elapsed: float) -> None:
-        stats = self._stats
         n = sum(len(i) if type(i) is list else 1 for i in items)
-        stats.add(self._items, n)
-        stats.observe(self._batch, n, ITEMS_BUCKETS)
-        stats.observe(self._seconds, elapsed, SECONDS_BUCKETS)
+        self._stats.add(self._items, n)
+        self._observe("batch_items", n)
+        self._observe("sink_seconds", elapsed)
         if items:
             event_ns = _event_ns(items[-1])
             if event_ns is not None:
-                stats.observe(self._latency, (time.time_ns() - event_ns) / 1e9, SECONDS_BUCKETS)
+                self._observe("e2e_seconds", (time.time_ns() - event_ns) / 1e9)
 
 
 class _TimedPartition(StatelessSinkPartition[Any]):
@@ -221,48 +228,52 @@ class TimedPartitionedSink(FixedPartitionedSink[Any, Any]):
         return _TimedStatefulPartition(inner, self._stats, self._step)
 
 
-def _output_steps(step: Any) -> Iterator[Any]:
-    for sub in getattr(step, "substeps", ()):
-        if type(sub).__name__ == "output" and hasattr(sub, "sink"):
-            yield sub
-        else:
-            yield from _output_steps(sub)
+def _timed(step: Any, stats: FlowStats) -> Any:
+    """`step` (a Dataflow or an operator) rebuilt with every output step below it timed.
 
-
-def instrument_sinks(flow: Dataflow, stats: FlowStats) -> int:
-    """Wrap every sink of `flow` in a `TimedSink` (dynamic) or `TimedPartitionedSink`
-    (partitioned); return how many were wrapped.
-
-    Done on the built dataflow, so flows need not know about metrics. Bytewax's `output`
-    step is a frozen dataclass; its `sink` is replaced before the dataflow runs.
+    Bytewax's steps are frozen dataclasses: each one on the way to a sink is copied with
+    `dataclasses.replace`, never changed, so the dataflow the caller built stays as it was.
+    Steps refer to their streams by id, not by object, so the copies wire up the same.
     """
-    wrapped = 0
-    for step in _output_steps(flow):
-        sink = step.sink
+    sink = getattr(step, "sink", None)
+    if type(step).__name__ == "output" and sink is not None:
         name = step.step_id.rsplit(".", 1)[-1]
         if isinstance(sink, DynamicSink) and not isinstance(sink, TimedSink):
-            object.__setattr__(step, "sink", TimedSink(sink, stats, name))
-            wrapped += 1
-        elif isinstance(sink, FixedPartitionedSink) and not isinstance(sink, TimedPartitionedSink):
-            object.__setattr__(step, "sink", TimedPartitionedSink(sink, stats, name))
-            wrapped += 1
-    return wrapped
+            return dataclasses.replace(step, sink=TimedSink(sink, stats, name))
+        if isinstance(sink, FixedPartitionedSink) and not isinstance(sink, TimedPartitionedSink):
+            return dataclasses.replace(step, sink=TimedPartitionedSink(sink, stats, name))
+        return step
+    substeps = [_timed(sub, stats) for sub in step.substeps]
+    if all(new is old for new, old in zip(substeps, step.substeps, strict=True)):
+        return step
+    if isinstance(step, Dataflow):  # a fresh scope: the copy's own substeps, not the original's
+        return dataclasses.replace(step, substeps=substeps, _scope=None)
+    return dataclasses.replace(step, substeps=substeps)
+
+
+def with_timed_sinks(flow: Dataflow, stats: FlowStats) -> Dataflow:
+    """A copy of `flow` whose sinks are each wrapped in a `TimedSink` (dynamic) or a
+    `TimedPartitionedSink` (partitioned), counting and timing every batch into `stats`.
+
+    Done on the built dataflow, so flows need not know about metrics; `flow` is not changed.
+    """
+    return _timed(flow, stats)
 
 
 # -- the collector -------------------------------------------------------------------------------
 
 
-def _histogram(name: str, doc: str, label: str, by_label: dict[str, Histogram]) -> Metric:
-    family = HistogramMetricFamily(PREFIX + name, doc, labels=[label])
-    for value, h in sorted(by_label.items()):
-        cumulative, buckets = 0, []
-        for bound, n in zip(h.bounds, h.counts, strict=False):
-            cumulative += n
-            buckets.append((repr(float(bound)), cumulative))
-        cumulative += h.counts[-1]
-        buckets.append(("+Inf", cumulative))
-        family.add_metric([value], buckets, h.total)
-    return family
+def _sink_histograms(stats: FlowStats | None) -> Iterator[Metric]:
+    """The run's sink histograms as prometheus_client collects them, series in step order and
+    without the `_created` samples (these families never had them)."""
+    for kind, (name, doc, _bounds) in SINK_HISTOGRAMS.items():
+        if stats is None:
+            yield HistogramMetricFamily(PREFIX + name, doc, labels=["step"])
+            continue
+        for family in sink_histogram(stats, kind).collect():
+            samples = [s for s in family.samples if not s.name.endswith("_created")]
+            family.samples = sorted(samples, key=lambda s: s.labels["step"])  # stable: le order
+            yield family
 
 
 class StatsCollector(Collector):
@@ -277,7 +288,6 @@ class StatsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
         counts = stats.snapshot() if stats is not None else {}
-        histograms = stats.histograms() if stats is not None else {}
         used: set[str] = set()
 
         def take(prefix: str) -> dict[str, int]:
@@ -324,17 +334,7 @@ class StatsCollector(Collector):
             ["symbol"], [((k,), n / 1e9) for k, n in sorted(take("book_stale_ns.").items())],
         )  # fmt: skip
 
-        by_kind: dict[str, dict[str, Histogram]] = {}
-        for key, h in histograms.items():
-            kind, _, step = key.partition(".")
-            by_kind.setdefault(kind, {})[step] = h
-        for kind, name, doc in (
-            ("batch_items", "batch_items", "items per written batch"),
-            ("sink_seconds", "sink_write_seconds", "time to write one batch"),
-            ("e2e_seconds", "end_to_end_latency_seconds",
-             "wall time of the write minus event time of the batch's last item"),
-        ):  # fmt: skip
-            yield _histogram(name, doc, "step", by_kind.get(kind, {}))
+        yield from _sink_histograms(stats)
 
         by_partition = ["topic", "partition"]
         yield _gauge("kafka_lag_messages", "messages behind the partition's high watermark",

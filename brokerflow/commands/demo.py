@@ -36,7 +36,7 @@ from brokerflow.commands.replay import (
 )
 from brokerflow.commands.run import order_writers
 from brokerflow.interrupts import stop_on_signals
-from brokerflow.observability import instrument_sinks, serve_metrics
+from brokerflow.observability import serve_metrics, with_timed_sinks
 from brokerflow.runner import Progress, RunSummary, run_dataflow
 from brokerflow.services import Endpoints
 from brokerflow.settings import Settings, load_settings
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     edge = None if args.no_edge else _start_edge(settings, endpoints, args, accounts)
     workbench = _start_console(settings, endpoints, args, edge)
     if port:
-        instrument_sinks(flow, ctx.stats)
+        flow = with_timed_sinks(flow, ctx.stats)
         try:
             serve_metrics(port, ctx.stats)
         except OSError as exc:  # a second demo on the machine: go on without metrics

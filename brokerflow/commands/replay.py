@@ -16,7 +16,7 @@ from pathlib import Path
 from bytewax.inputs import FixedPartitionedSource, Source
 
 from brokerflow.interrupts import stop_on_signals
-from brokerflow.observability import instrument_sinks, serve_metrics
+from brokerflow.observability import serve_metrics, with_timed_sinks
 from brokerflow.runner import Progress, RunSummary, run_dataflow
 from brokerflow.services import Endpoints
 from brokerflow.settings import Settings, load_settings
@@ -262,7 +262,7 @@ def run_flows(
             source = StoppableSource(source, stop)
     flow = build_pipeline(source, ctx, chosen)
     if settings.metrics_port:
-        instrument_sinks(flow, ctx.stats)
+        flow = with_timed_sinks(flow, ctx.stats)
         serve_metrics(settings.metrics_port, ctx.stats)
     log.info(
         "run_start",
