@@ -7,7 +7,7 @@ from pathlib import Path
 
 from brokerflow.stores import migrate_clickhouse_store
 from sinks.clickhouse import AUDIT_COLUMNS, ChdbStore, audit_rows, open_store, set_audit_retention
-from tests.contract.sinks.test_clickhouse import scenario
+from tests.contract.sinks.clickhouse_cases import scenario
 
 
 def audit_kept(tmp_path: Path, settings_factory, years: int) -> int:
