@@ -27,7 +27,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parents=[common],
         help="run the benchmarks (prints a table, writes bench/results/NAME.json)",
     )
-    p.add_argument("name", nargs="?", choices=BENCHMARKS, help="one benchmark (default: all)")
+    p.add_argument(
+        "name",
+        nargs="?",
+        choices=(*BENCHMARKS, "compare"),
+        help="one benchmark (default: all); compare: base commit against current, back to back",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -110,6 +115,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     from bench import run_cpu
 
     run_cpu.add_arguments(p)  # --run-cpu-*
+    from bench import compare
+
+    compare.add_arguments(p)  # bench compare --base REV --only ... --repeat N
     p.set_defaults(func=run)
     _FULL_DEFAULTS.update({dest: p.get_default(dest) for dest in QUICK_SIZES})
 
@@ -185,6 +193,10 @@ def _summarise(results_dir: Path, failed: dict[str, str], readme: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.name == "compare":  # runs `brokerflow bench` of two checkouts, sizes applied there
+        from bench import compare
+
+        return compare.run(args)
     if args.summary_only:
         return _summarise(_results_dir(args.quick), {}, readme=not args.quick)
     if args.quick:
