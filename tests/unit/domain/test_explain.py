@@ -8,7 +8,9 @@ Decimals as strings), so a renamed evidence key fails here."""
 from __future__ import annotations
 
 import doctest
+import importlib
 import json
+import pkgutil
 import re
 from decimal import Decimal as D
 from types import SimpleNamespace
@@ -441,4 +443,9 @@ def test_explain_partial_or_damaged_details_never_raise(kind, details):
 
 
 def test_explain_module_examples():
-    assert doctest.testmod(explain_module).failed == 0
+    # The package and each of its modules (a re-exported function's examples are its module's).
+    names = [m.name for m in pkgutil.iter_modules(explain_module.__path__)]
+    modules = [explain_module, *(importlib.import_module(f"domain.explain.{n}") for n in names)]
+    results = [doctest.testmod(module) for module in modules]
+    assert sum(r.failed for r in results) == 0
+    assert sum(r.attempted for r in results) > 0
