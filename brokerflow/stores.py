@@ -3,11 +3,16 @@ migrated before the dataflow starts, so that sinks never create schemas themselv
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from brokerflow.services import Endpoints, ensure_services
-from brokerflow.settings import Settings
+from brokerflow.settings import Settings, load_settings
 from sinks.postgres import migrate
+
+if TYPE_CHECKING:
+    from sinks.clickhouse import ClickHouseStore
 
 
 def migrate_clickhouse_store(settings: Settings) -> list[str]:
@@ -38,3 +43,18 @@ def prepare_stores(settings: Settings, flows: Iterable[str], process_id: int = 0
     if {"audit", "surveillance"} & set(flows) and may_open:
         migrate_clickhouse_store(settings)
     return endpoints
+
+
+def open_clickhouse(args: argparse.Namespace) -> ClickHouseStore:
+    """Open the configured ClickHouse store (the command's --config and --data-dir) and bring
+    its schema up to date; shared by `report`, `sql clickhouse`, `audit` and `gdpr`."""
+    from sinks.clickhouse import migrate_clickhouse, open_store
+
+    settings = load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
+    store = open_store(settings.clickhouse_url, settings.data_dir)
+    try:
+        migrate_clickhouse(store)  # schemas are created on first use
+    except BaseException:
+        store.close()
+        raise
+    return store

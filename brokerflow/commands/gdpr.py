@@ -36,7 +36,7 @@ off the data host too).
 
 The audit trail's day seals (`brokerflow audit seal`): the sealed days holding the account's
 rows are checked against their seals before the rewrite and re-sealed after it
-(`brokerflow.commands.audit.plan_reseal`, `reseal_after`), the seal log naming who, why (the
+(`brokerflow.seals.plan_reseal`, `reseal_after`), the seal log naming who, why (the
 pseudonym, never the account) and the digest replaced; a day that did not match its seal before,
 or in which anything but the account's rows changed, is left for `audit verify --day` to report.
 """
@@ -351,10 +351,10 @@ def run(args: argparse.Namespace) -> int:
     """Pseudonymise the account and print its pseudonym."""
     import psycopg
 
-    from brokerflow.commands.audit import actor_name, plan_reseal, reseal_after
-    from brokerflow.commands.report import open_clickhouse
+    from brokerflow.seals import actor_name, plan_reseal, reseal_after
     from brokerflow.services import ensure_services
     from brokerflow.settings import load_settings
+    from brokerflow.stores import open_clickhouse
     from sinks.postgres import migrate
 
     settings = load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from console.reports import (
     Report,
@@ -35,9 +35,6 @@ __all__ = [
     "run_report",
 ]
 
-if TYPE_CHECKING:
-    from sinks.clickhouse import ClickHouseStore
-
 
 def parse_param_args(values: Sequence[str]) -> dict[str, str]:
     """Turn `--param k=v` values into a dict; a value may contain '='."""
@@ -52,21 +49,6 @@ def parse_param_args(values: Sequence[str]) -> dict[str, str]:
             raise ReportError(msg)
         params[key.strip()] = text
     return params
-
-
-def open_clickhouse(args: argparse.Namespace) -> ClickHouseStore:
-    """Open the configured ClickHouse store and bring its schema up to date."""
-    from brokerflow.settings import load_settings
-    from sinks.clickhouse import migrate_clickhouse, open_store
-
-    settings = load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
-    store = open_store(settings.clickhouse_url, settings.data_dir)
-    try:
-        migrate_clickhouse(store)  # schemas are created on first use
-    except BaseException:
-        store.close()
-        raise
-    return store
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -94,6 +76,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     """List the reports, or run one and print its rows."""
+    from brokerflow.stores import open_clickhouse
+
     if args.list:
         write_listing(load_reports(), sys.stdout)
         return 0

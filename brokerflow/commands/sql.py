@@ -19,7 +19,6 @@ from domain.errors import BrokerflowError
 __all__ = ["FORMATS", "QueryError", "query_clickhouse", "query_postgres", "write_result"]
 
 
-
 class QueryError(BrokerflowError):
     """The store refused or failed the query."""
 
@@ -92,7 +91,7 @@ def query_clickhouse(
         ReadOnlyError: the statement could write, or there is not exactly one.
         ClickHouseError: the store refused or failed it; one line.
     """
-    from brokerflow.commands.report import open_clickhouse
+    from brokerflow.stores import open_clickhouse
     from sinks.clickhouse import check_read_only
 
     statement = check_read_only(query)  # before opening the store: bad input fails fast
