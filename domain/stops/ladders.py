@@ -105,6 +105,11 @@ class _TrailLadder:
             self.next_gid += 1
             group = self.groups[gid] = _Group(x)
             stack.append(gid)
+        self._enter(gid, group, cl_ord_id, seq, offset)
+
+    def _enter(self, gid: int, group: _Group, cl_ord_id: str, seq: int, offset: Decimal) -> None:
+        # An active order joins `group`: its heap, the entry count, the order's live record, the
+        # group's key, and the smallest offset (the bound `_Band` reads).
         group.root = _meld(group.root, [(offset, seq, cl_ord_id), []])
         self.entries += 1
         self.live[cl_ord_id] = (offset, seq, gid, None)
@@ -140,13 +145,7 @@ class _TrailLadder:
             self.live[new_id] = (offset, seq, -1, act_key)
             return
         gid = self._find(gid)
-        group = self.groups[gid]
-        group.root = _meld(group.root, [(offset, seq, new_id), []])
-        self.entries += 1
-        self.live[new_id] = (offset, seq, gid, None)
-        self._push_group(gid, group)
-        if self.min_offset is None or offset < self.min_offset:
-            self.min_offset = offset
+        self._enter(gid, self.groups[gid], new_id, seq, offset)
 
     def discard(self, cl_ord_id: str) -> None:
         entry = self.live.pop(cl_ord_id, None)
