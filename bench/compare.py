@@ -53,7 +53,8 @@ out = Path(sys.argv[1])
 bench.common.RESULTS_DIR = out
 command._results_dir = lambda quick: out
 from brokerflow.cli import main
-sys.exit(main(sys.argv[2:]))
+sys.argv = ["brokerflow", *sys.argv[2:]]  # as `brokerflow bench ...` (results record argv)
+sys.exit(main(sys.argv[1:]))
 """
 
 
