@@ -25,6 +25,8 @@ from tests.golden.days import (
     replay_day,
 )
 
+pytestmark = pytest.mark.slow  # a dataflow over generated days, three times: ~20 s
+
 
 @pytest.mark.parametrize(
     ("name", "workers"), [("pipeline", 1), ("status", 1), ("pipeline", 2)],
