@@ -269,12 +269,15 @@ class _PipelinedColumnsPartition(StatefulSinkPartition[list[Any], None]):
 
 class _PipelinedSink(FixedPartitionedSink[list[Any], None]):
     """One table's rows from `(partition, [item])` items, inserted by a background writer while
-    the flow goes on (`sinks.background`); see `PipelinedAuditSink`."""
+    the flow goes on (`sinks.background`); see `PipelinedAuditSink`. `min_rows` and `max_rows`
+    left at None are the sink's `default_min_rows` and `default_max_rows`."""
 
     table: str
     columns: tuple[str, ...]
     partition: str
     counter_name: str
+    default_min_rows = 20_000
+    default_max_rows = 50_000
 
     def __init__(
         self,
@@ -282,8 +285,8 @@ class _PipelinedSink(FixedPartitionedSink[list[Any], None]):
         data_dir: Path,
         count: Counter | None = None,
         policy: RetryPolicy | None = None,
-        min_rows: int = 20_000,
-        max_rows: int = 50_000,
+        min_rows: int | None = None,
+        max_rows: int | None = None,
         max_delay_s: float | None = 1.0,
         recovery: bool = True,
         local: bool = True,
@@ -294,8 +297,8 @@ class _PipelinedSink(FixedPartitionedSink[list[Any], None]):
         self._data_dir = Path(data_dir)
         self._count = count
         self._policy = policy
-        self._min_rows = min_rows
-        self._max_rows = max_rows
+        self._min_rows = self.default_min_rows if min_rows is None else min_rows
+        self._max_rows = self.default_max_rows if max_rows is None else max_rows
         self._max_delay_s = max_delay_s
 
     @staticmethod
@@ -382,22 +385,8 @@ class PipelinedTicksSink(_PipelinedSink):
     partition = TICKS_PARTITION
     counter_name = "ticks"
     to_columns = staticmethod(tick_columns)
-
-    def __init__(
-        self,
-        url: str | None,
-        data_dir: Path,
-        count: Counter | None = None,
-        policy: RetryPolicy | None = None,
-        min_rows: int = 100_000,
-        max_rows: int = 200_000,
-        max_delay_s: float | None = 1.0,
-        recovery: bool = True,
-        local: bool = True,
-    ) -> None:
-        super().__init__(
-            url, data_dir, count, policy, min_rows, max_rows, max_delay_s, recovery, local
-        )
+    default_min_rows = 100_000
+    default_max_rows = 200_000
 
 
 class TicksSink(ClickHouseSink):

@@ -124,6 +124,14 @@ def execution(
     )
 
 
+def fill_f1(source: str = "file:t.fix:2") -> ExecutionReport:
+    """The scenario's fill F1 (ACC1 buys 60 AAPL @ 100.20), as delivered by `source`."""
+    return execution(
+        "F", "F1", "O1", "C1b", "ACC1", "AAPL", "1", "2024-03-04 10:00:05", "60", "100.20", "1",
+        source=source,
+    )  # fmt: skip
+
+
 def scenario() -> tuple[list[AuditRecord], list[Quote]]:
     """The small book of the report tests; the expected figures are worked out in each test."""
     aapl_0 = quote("AAPL", 100.00, 100.20, "2024-03-04 10:00:00")  # arrival mid 100.10
@@ -141,22 +149,7 @@ def scenario() -> tuple[list[AuditRecord], list[Quote]]:
         audit_record(
             execution("5", "R1", "O1", "C1b", "ACC1", "AAPL", "1", "2024-03-04 10:00:04"), aapl_1
         ),
-        audit_record(
-            execution(
-                "F",
-                "F1",
-                "O1",
-                "C1b",
-                "ACC1",
-                "AAPL",
-                "1",
-                "2024-03-04 10:00:05",
-                "60",
-                "100.20",
-                "1",
-            ),
-            aapl_1,
-        ),
+        audit_record(fill_f1(), aapl_1),
         audit_record(
             execution(
                 "F",

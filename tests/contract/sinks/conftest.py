@@ -19,7 +19,7 @@ from sinks.clickhouse import (
     open_store,
     tick_rows,
 )
-from tests.contract.sinks.clickhouse_cases import execution, scenario
+from tests.contract.sinks.clickhouse_cases import fill_f1, scenario
 
 
 @pytest.fixture
@@ -39,23 +39,7 @@ def book(store: ChdbStore) -> ChdbStore:
     """The store holding `scenario()`, fill F1 delivered twice (from another file)."""
     records, ticks = scenario()
     store.insert("audit_log", AUDIT_COLUMNS, audit_rows(records))
-    again = audit_record(
-        execution(
-            "F",
-            "F1",
-            "O1",
-            "C1b",
-            "ACC1",
-            "AAPL",
-            "1",
-            "2024-03-04 10:00:05",
-            "60",
-            "100.20",
-            "1",
-            source="file:other.fix:9",
-        ),
-        None,
-    )
+    again = audit_record(fill_f1(source="file:other.fix:9"), None)
     store.insert("audit_log", AUDIT_COLUMNS, audit_rows([again, records[0]]))
     store.insert("market_ticks", TICK_COLUMNS, tick_rows(ticks + ticks[:2]))
     return store
