@@ -68,17 +68,20 @@ class InboxFileError(Exception):
         self.reason = reason
 
 
-def load_reference_inbox(config: Path) -> Path | None:
-    """The `[reference] inbox` folder of a TOML file, or None without a [reference] table.
+def load_reference_inbox(config: Path, document: dict[str, Any] | None = None) -> Path | None:
+    """The `[reference] inbox` folder of a TOML file, or None without a [reference] table;
+    `document`: the file already parsed (`flows.settings.Settings.reference_inbox`), None
+    reads it.
 
     Raises:
         ConfigError: an unknown key, or the folder does not exist.
     """
-    try:
-        document = tomllib.loads(config.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        msg = f"{config}: {exc}"
-        raise ConfigError(msg) from exc
+    if document is None:
+        try:
+            document = tomllib.loads(config.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            msg = f"{config}: {exc}"
+            raise ConfigError(msg) from exc
     table = document.get("reference")
     if table is None:
         return None

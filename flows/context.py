@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brokerflow.metrics import FlowStats
-from brokerflow.settings import Settings
 from domain.circuit_breaker import BreakerOpening
+from flows.settings import Settings
+from flows.stats import FlowStats
 from sinks.clickhouse import opens_store
 from sinks.retry import RetryPolicy
 

@@ -33,13 +33,13 @@ from typing import NamedTuple
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 
-from brokerflow.metrics import FlowStats
 from domain.events import REFERENCE_TYPES, OrderList, SecurityStatus
 from domain.quotes import NS_PER_MS, CoalescePolicy, Quote, QuoteCoalescer
 from domain.sharding import SYMBOL_SHARDS, symbol_shard
 from flows import price_alerts
 from flows.context import FlowContext
 from flows.operators import MD_TYPES, ORDER_TYPES, FlowBatch, Progress
+from flows.stats import FlowStats
 from sinks.redis import PrevCloseReader, RedisQuoteSink
 
 QUOTE_SHARDS = SYMBOL_SHARDS

@@ -549,7 +549,7 @@ def attach(decoded: Stream[FlowBatch], ctx: FlowContext) -> Stream[list[Alert]]:
     by_symbol = op.filter("surveil_by_symbol", routed, lambda kv: kv[0][0] == "s")
     by_account = op.filter("surveil_by_account", routed, lambda kv: kv[0][0] == "a")
     owners = ctx.owners or {}
-    params = model_parameters(ctx.settings.surveillance)
+    params = ctx.settings.surveillance_parameters()
     gap_ns = params["episodes"].get("gap_ns", EPISODE_GAP_NS)
 
     def symbol_logic(resume: bytes | None) -> SurveillanceLogic:

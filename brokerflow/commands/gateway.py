@@ -32,7 +32,7 @@ from typing import Protocol
 from brokerflow.interrupts import stop_on_signals
 from brokerflow.settings import Settings, load_settings
 from connectors.file import DEFAULT_CHUNK_BYTES, check_fix_file
-from connectors.fix.live import SessionFeed, load_live_sessions
+from connectors.fix.live import SessionFeed
 from connectors.kafka import (
     COPY_HEADER,
     FIX_TOPIC,
@@ -45,7 +45,7 @@ from connectors.kafka import (
     symbol_partition,
 )
 from connectors.raw import RawChunk
-from connectors.reference_inbox import InboxInput, load_reference_inbox, postgres_lookup
+from connectors.reference_inbox import InboxInput, postgres_lookup
 from domain.errors import ConfigError
 from domain.sharding import used_partitions
 from sinks.kafka import CheckedProducer
@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         source = FileInput(args.files)
         stop = source.stop.set
     else:
-        sessions = load_live_sessions(args.config) if args.config else []
+        sessions = settings.fix_sessions()
         if not sessions:
             msg = "no input: give FIX log files, or --config with [[fix.session]] tables"
             raise ConfigError(msg)
@@ -288,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
             from brokerflow.observability import serve_metrics
 
             serve_metrics(settings.metrics_port, FlowStats())
-    inbox = load_reference_inbox(args.config) if args.config else None
+    inbox = settings.reference_inbox()
     if inbox is not None:  # the back office's reference changes, among the FIX messages
         dsn = settings.postgres_dsn  # unset: no checks against the ledger (it dead-letters)
         source = InboxInput(source, inbox, postgres_lookup(dsn) if dsn else None)

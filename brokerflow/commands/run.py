@@ -28,7 +28,6 @@ from connectors.fix.live import (
     FixSessionSource,
     LiveSession,
     OrderEntrySession,
-    load_live_sessions,
 )
 from connectors.kafka import INPUT_TOPICS, KafkaFixSource
 from domain.errors import ConfigError
@@ -216,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     settings = with_overrides(load_settings(args.config, args.data_dir), args.overrides)
     sessions = [
         s
-        for s in (load_live_sessions(args.config) if args.config else [])
+        for s in settings.fix_sessions()
         if s.config.role == "initiator"
     ]
     flows = [name.strip() for name in args.flows.split(",") if name.strip()]

@@ -153,9 +153,11 @@ def live_session_from_mapping(table: dict[str, Any], where: str = "session") -> 
     )
 
 
-def load_live_sessions(path: Path) -> list[LiveSession]:
-    """The `[[fix.session]]` tables of a TOML file (none when it has no [fix] table)."""
-    sessions = [live_session_from_mapping(table, where) for table, where in session_tables(path)]
+def load_live_sessions(path: Path, document: dict[str, Any] | None = None) -> list[LiveSession]:
+    """The `[[fix.session]]` tables of a TOML file (none when it has no [fix] table); `document`:
+    the file already parsed (`flows.settings.Settings.fix_sessions`), None reads it."""
+    tables = session_tables(path, document)
+    sessions = [live_session_from_mapping(table, where) for table, where in tables]
     names = [s.name for s in sessions]
     if len(set(names)) != len(names):
         msg = f"{path}: two [[fix.session]] tables have the same name"

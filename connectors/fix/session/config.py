@@ -140,18 +140,24 @@ def load_sessions(path: Path) -> list[SessionConfig]:
     return [session_from_mapping(table, where) for table, where in session_tables(path)]
 
 
-def session_tables(path: Path) -> list[tuple[dict, str]]:
+def session_tables(path: Path, document: dict[str, Any] | None = None) -> list[tuple[dict, str]]:
     """The raw `[[fix.session]]` tables of a TOML file (none without a [fix] table), each with
     the place to name in an error.
+
+    Args:
+        path: the file, named in errors.
+        document: its parsed contents when the caller has read it already (`flows.settings`
+            reads the `--config` file once); None reads `path`.
 
     Raises:
         ConfigError: the file cannot be read or parsed, or [fix.session] is not an array.
     """
-    try:
-        document = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        msg = f"{path}: {exc}"
-        raise ConfigError(msg) from exc
+    if document is None:
+        try:
+            document = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            msg = f"{path}: {exc}"
+            raise ConfigError(msg) from exc
     tables = document.get("fix", {}).get("session", [])
     if not isinstance(tables, list):
         msg = f"{path}: [fix.session] must be an array of tables ([[fix.session]])"
