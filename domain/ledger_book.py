@@ -103,6 +103,10 @@ class Booked(NamedTuple):
     reversed: str | None
 
 
+# `Booked._make` skips the generated `__new__`'s Python frame (~0.2 us of ~9 a report).
+_make_booked = Booked._make
+
+
 class Duplicate(NamedTuple):
     """An execution report whose ExecID (17) is booked already: it changes nothing.
 
@@ -302,7 +306,7 @@ class LedgerBook:
                 raise _refuse(41, f"OrigClOrdID(41) '{cl_ord_id}' is not a known order")
             changed[cl_ord_id] = apply_order_request(order, request, trigger, account)
         self.orders.update(changed)
-        return Booked(request, account, changed, {}, {}, ZERO, ZERO, ZERO, None)
+        return _make_booked((request, account, changed, {}, {}, ZERO, ZERO, ZERO, None))
 
     def _live_fill(self, report: ExecutionReport) -> BookedFill:
         """The fill a trade cancel or correct reverses: the one ExecRefID (19) names, or the
@@ -423,10 +427,10 @@ class LedgerBook:
             realised, commission, exec_type, None, report.ts_event,
         )  # fmt: skip
         self.new_ids.add(exec_id)
-        return Booked(
+        return _make_booked((
             report, account, order_changes, holding_changes, day_changes, cash_delta,
             commission, realised, reversed_id,
-        )  # fmt: skip
+        ))  # fmt: skip
 
 
 def _superseded(cl_ord_id: str, orders: dict[str, Order], replaced: set[str]) -> bool:

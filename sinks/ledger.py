@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from bytewax.outputs import (
@@ -196,34 +196,36 @@ class _Batch:
         apply = self.book.apply
         rows, reversals, cash, changed = self.rows, self.reversals, self.cash, self.changed_accounts
         dirty_orders, dirty_holdings = self.dirty_orders, self.dirty_holdings
+        applied = duplicates = 0
         for event, account in zip(events, accounts, strict=True):
             result = apply(event, account)  # type: ignore[arg-type]
-            kind = type(result)
-            if kind is Booked:
-                booked = cast(Booked, result)
-                dirty_orders.update(booked.orders)
-                self.applied += 1
+            if type(result) is Booked:
+                # Unpacked, not read by name: a named field is a property call each.
+                _, account, orders, holdings, _, cash_delta, commission, realised, reversed_id = (
+                    result
+                )
+                dirty_orders.update(orders)
+                applied += 1
                 if type(event) is not ExecutionReport:
                     continue
-                account, cash_delta = booked.account, booked.cash_delta
-                if booked.holdings or cash_delta:
-                    dirty_holdings.update(booked.holdings)
+                if holdings or cash_delta:
+                    dirty_holdings.update(holdings)
                     if changed.get(account, -1) < event.ts_event:
                         changed[account] = event.ts_event
                     # Even by 0: a change to the holdings always updates the account's row
                     # (its xmin).
                     cash[account] = cash.get(account, ZERO) + cash_delta
-                if booked.reversed is not None:
-                    reversals.append((booked.reversed, event.exec_id))
-                rows.append(
-                    booked_row(event, account, booked.commission, booked.realised, cash_delta)
-                )
-            elif kind is Duplicate:
-                self.duplicates += 1
-                if cast(Duplicate, result).fill:
-                    self.replayed_accounts.add(cast(Duplicate, result).account)
+                if reversed_id is not None:
+                    reversals.append((reversed_id, event.exec_id))
+                rows.append(booked_row(event, account, commission, realised, cash_delta))
+            elif type(result) is Duplicate:
+                duplicates += 1
+                if result.fill:
+                    self.replayed_accounts.add(result.account)
             else:
-                self.dead_letter(cast(Rejected, result))
+                self.dead_letter(result)  # type: ignore[arg-type]
+        self.applied += applied
+        self.duplicates += duplicates
 
     def dead_letter(self, rejected: Rejected) -> None:
         event, error = rejected.event, rejected.error
