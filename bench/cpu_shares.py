@@ -21,9 +21,9 @@ DECODE = "read+decode"
 FLOWS = ("quotes", "ledger", "audit", "stops", "margin", "surveillance", "alerts", DECODE, OTHER)
 FLOW_FILES = {
     "flows/margin.py": "margin", "sinks/margin.py": "margin",
-    "flows/stops.py": "stops", "domain/stops.py": "stops", "sinks/stops.py": "stops",
+    "flows/stops.py": "stops", "sinks/stops.py": "stops",
     "sinks/order_file.py": "stops", "connectors/fix/encode.py": "stops",
-    "flows/surveillance.py": "surveillance", "domain/surveillance.py": "surveillance",
+    "flows/surveillance.py": "surveillance",
     "flows/ledger.py": "ledger", "sinks/ledger.py": "ledger", "domain/ledger.py": "ledger",
     "domain/orders.py": "ledger",
     "flows/audit.py": "audit", "domain/audit.py": "audit",
@@ -33,6 +33,7 @@ FLOW_FILES = {
 }  # fmt: skip
 FLOW_PREFIXES = (
     ("domain/margin", "margin"), ("connectors/", DECODE), ("sinks/clickhouse/", "audit"),
+    ("domain/stops/", "stops"), ("domain/surveillance/", "surveillance"),
 )  # fmt: skip
 _FRAME = re.compile(r"^(?P<name>.*) \((?P<path>.*?)(?::\d+)?\)$")
 
