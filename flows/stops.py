@@ -78,6 +78,7 @@ from domain.market_status import MarketStatusBook, MarketStatusChanged
 from domain.quotes import SymbolBook, apply_increment_top, apply_snapshot
 from domain.sharding import symbol_shard
 from domain.stops import (
+    CHILD_SUFFIX,
     Accepted,
     Activated,
     Cancelled,
@@ -372,7 +373,7 @@ class StopShardLogic(op.StatefulBatchLogic[ShardBatch, StopEffects, bytes]):
         stops = self.state.stops
         if report.cum_qty >= report.order_qty:
             self.state.sent_legs.pop(cl_ord_id, None)  # done at the venue: nothing to cancel
-        if cl_ord_id in stops or cl_ord_id.endswith(".T"):
+        if cl_ord_id in stops or cl_ord_id.endswith(CHILD_SUFFIX):
             outcomes = stops.on_fill(cl_ord_id, report.cum_qty, report.order_qty, report.ts_event)
             self._apply(outcomes, effects)
 

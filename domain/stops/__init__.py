@@ -98,6 +98,7 @@ from domain.stops.intake import check_stop_order, order_from_request
 from domain.stops.ladders import _Group as _Group
 from domain.stops.ladders import _TrailLadder as _TrailLadder
 from domain.stops.orders import (
+    CHILD_SUFFIX,
     CONTINGENCY_OCO,
     CONTINGENCY_OTO,
     EXEC_INST_TRAILING_STOP,
@@ -131,6 +132,7 @@ from domain.stops.orders import (
 from domain.stops.orders import _Record as _Record
 
 __all__ = [
+    "CHILD_SUFFIX",
     "CONTINGENCY_OCO",
     "CONTINGENCY_OTO",
     "EXEC_INST_TRAILING_STOP",

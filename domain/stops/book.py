@@ -32,6 +32,7 @@ from domain.stops.orders import (
     _LEG_TYPES,
     _PENDING,
     _WORKING,
+    CHILD_SUFFIX,
     CONTINGENCY_OCO,
     CONTINGENCY_OTO,
     NS_PER_DAY,
@@ -650,7 +651,7 @@ class StopBook:
         """Take a record out of the book and its links (not its children)."""
         cl_ord_id = rec.order.cl_ord_id
         if self._triggered.pop(cl_ord_id, None) is not None:
-            self._aliases.pop(cl_ord_id + ".T", None)
+            self._aliases.pop(cl_ord_id + CHILD_SUFFIX, None)
         else:
             del self._orders[cl_ord_id]
             self._unrest(rec)
@@ -713,7 +714,7 @@ class StopBook:
         cl_ord_id = order.cl_ord_id
         limit = order.ord_type == ORD_TYPE_STOP_LIMIT
         child = ChildOrder(
-            cl_ord_id + ".T",
+            cl_ord_id + CHILD_SUFFIX,
             order.symbol,
             order.side,
             order.order_qty,

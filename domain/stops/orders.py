@@ -38,6 +38,9 @@ SIDE_BUY = "1"
 SELL_SIDES = frozenset({"2", "5", "6"})  # sell, sell short, sell short exempt
 
 REFERENCES = ("last", "bid", "ask", "mid")
+# A triggered stop's child is sent as "<stop ClOrdID>.T": deterministic, so a replay sends the
+# same ClOrdID, and the venue's fills of it lead back to the stop (an OTO entry's children).
+CHILD_SUFFIX = ".T"
 
 _LEG_TYPES = frozenset({ORD_TYPE_MARKET, ORD_TYPE_LIMIT})  # allowed in lists only
 _TIFS = frozenset({TIF_DAY, TIF_GTC, TIF_GTD})
