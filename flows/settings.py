@@ -273,7 +273,7 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: an unknown model or parameter, or a bad value, in one line.
         """
-        from flows.surveillance import model_parameters
+        from flows.surveillance_parameters import model_parameters
 
         return model_parameters(self.surveillance)
 

@@ -14,7 +14,7 @@ from connectors.fix.live import load_live_sessions
 from connectors.reference_inbox import load_reference_inbox
 from domain.errors import ConfigError
 from flows.settings import Settings, load_settings
-from flows.surveillance import model_parameters
+from flows.surveillance_parameters import model_parameters
 
 SESSION = """
 [[fix.session]]
