@@ -419,23 +419,99 @@ def _moved(last: Quote, now: Quote, min_move_bps: float) -> bool:
     return False
 
 
+class IntervalThrottle:
+    """The publishing rule of per-key changes in event time, in one place: the first change of a
+    key that has not published for an interval goes out at once (leading edge); later changes
+    within the interval are held, and the latest goes out at the interval's end, when event
+    time passes it. The quote coalescer publishes quotes by it, the margin flow's marks
+    (`domain.margin_marks.MarkPublisher`) likewise.
+
+    The throttle only keeps the times; the caller holds the values and decides whether a
+    change is worth publishing at all (a move filter, an unchanged mark). It calls `offer` on a
+    change, `sent` when it published one, and publishes the keys `pop_due` returns when its
+    event time passes their interval's end (peeking `heap[0][0]` first is allowed: an entry
+    `cancel` left there is skipped by `pop_due`).
+    """
+
+    __slots__ = ("interval_ns", "last_ns", "pending", "heap")
+
+    def __init__(self, interval_ns: int) -> None:
+        self.interval_ns = interval_ns
+        self.last_ns: dict[str, int] = {}  # key -> event time of its last publish
+        self.pending: dict[str, int] = {}  # key -> the end of its interval: a change is held
+        self.heap: list[tuple[int, str]] = []  # (interval end, key); cancelled ones linger
+
+    def offer(self, key: str, ts_ns: int) -> bool:
+        """A change of `key` at event time `ts_ns`: True to publish it now (then call `sent`);
+        False when it is held, until the end of the interval since the key's last publish."""
+        if key in self.pending:
+            return False  # already waiting for its interval's end; that publish carries this
+        last = self.last_ns.get(key)
+        if last is not None and ts_ns < last + self.interval_ns:
+            deadline = last + self.interval_ns
+            self.pending[key] = deadline
+            heapq.heappush(self.heap, (deadline, key))
+            return False
+        return True
+
+    def sent(self, key: str, ts_ns: int) -> None:
+        """`key` published at event time `ts_ns`: its next interval starts then."""
+        self.last_ns[key] = ts_ns
+
+    def held(self, key: str) -> bool:
+        """Whether a change of `key` waits for its interval's end."""
+        return key in self.pending
+
+    def cancel(self, key: str) -> None:
+        """Hold `key` no longer (the caller published it out of turn)."""
+        self.pending.pop(key, None)  # its heap entry, if any, is skipped from now on
+
+    def pop_due(self, upto_ns: int | None) -> list[tuple[int, str]]:
+        """(interval end, key) of the held keys whose interval ended by `upto_ns` (all when
+        None), in that order, no longer held: the caller publishes each (as of its interval's
+        end) if its change still stands."""
+        heap, pending = self.heap, self.pending
+        pop = heapq.heappop
+        out = []
+        while heap and (upto_ns is None or heap[0][0] <= upto_ns):
+            deadline, key = pop(heap)
+            if pending.get(key) != deadline:
+                continue  # cancelled, or a later hold of the key
+            del pending[key]
+            out.append((deadline, key))
+        return out
+
+    def drain(self) -> list[tuple[int, str]]:
+        """Every held (interval end, key), in that order, none held any more (the end)."""
+        out = sorted((deadline, key) for key, deadline in self.pending.items())
+        self.pending.clear()
+        self.heap.clear()
+        return out
+
+    def next_deadline(self) -> int | None:
+        """The earliest held interval end, or None."""
+        heap, pending = self.heap, self.pending
+        while heap and pending.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+
 class QuoteCoalescer:
     """Books and coalescing state for a set of symbols (one shard of the symbol space).
 
     Leading edge: a change to a symbol that has not published for an interval goes out at once.
     Within an interval further changes are held; the latest state goes out when the interval ends
     (when event time, the highest seen in this shard, passes the deadline), at `flush_due` from an
-    idle timer, or at `flush_all` when the stream ends: the last state is never withheld.
+    idle timer, or at `flush_all` when the stream ends: the last state is never withheld. The
+    rule is `IntervalThrottle`'s (`throttle`).
     """
 
     __slots__ = (
         "books",
         "policy",
         "watermark",
-        "_last_pub_ns",
+        "throttle",
         "_last_quote",
-        "_pending",
-        "_heap",
         "_withheld",
         "_history",
         "new_symbols",
@@ -446,10 +522,8 @@ class QuoteCoalescer:
     def __init__(self, policy: CoalescePolicy) -> None:
         self.policy = policy
         self.books: dict[str, SymbolBook] = {}
-        self._last_pub_ns: dict[str, int] = {}
+        self.throttle = IntervalThrottle(policy.interval_ns)
         self._last_quote: dict[str, Quote] = {}
-        self._pending: dict[str, int] = {}  # symbol -> deadline (event time, ns)
-        self._heap: list[tuple[int, str]] = []
         self._withheld: set[str] = set()  # published nothing since a change the filter held back
         self._history: dict[str, deque[Quote]] = {}
         self.watermark = 0
@@ -467,10 +541,9 @@ class QuoteCoalescer:
         """Apply events in order and return the quotes to publish now."""
         out: list[Quote] = []
         books = self.books
-        heap = self._heap
-        pending = self._pending
-        last_pub = self._last_pub_ns
-        interval = self.policy.interval_ns
+        throttle = self.throttle
+        heap, pending, last_pub = throttle.heap, throttle.pending, throttle.last_ns
+        interval = throttle.interval_ns
         publish = self._publish
         push = heapq.heappush
         integrity = self.integrity
@@ -549,8 +622,10 @@ class QuoteCoalescer:
                 if (status is None) is not (book.stale is None):
                     self._flag(symbol, book, status, ts, out)
                     continue
+            # `throttle.offer(symbol, ts)` inlined (a call per event cost ~5 % of the
+            # coalescer); tests/unit/domain/test_throttle.py holds the two to the same times
             if symbol in pending:
-                continue  # already waiting for its interval's end; that publish carries this
+                continue
             last = last_pub.get(symbol)
             if last is not None and ts < last + interval:
                 deadline = last + interval
@@ -582,7 +657,7 @@ class QuoteCoalescer:
             book.stale = status.reason
             book.stale_since = status.since_ns // NS_PER_MS
             self.turned_stale.append((symbol, status.reason))
-        self._pending.pop(symbol, None)  # its heap entry, if any, is skipped from now on
+        self.throttle.cancel(symbol)
         self._publish(symbol, book, pub_ns, out, True)
 
     def take_turned_stale(self) -> list[tuple[str, str]]:
@@ -603,7 +678,7 @@ class QuoteCoalescer:
             self._withheld.discard(symbol)
         book.seq += 1
         quote = _quote_of(book)
-        self._last_pub_ns[symbol] = pub_ns
+        self.throttle.last_ns[symbol] = pub_ns  # `throttle.sent`, without the call
         if min_move > 0:
             self._last_quote[symbol] = quote  # only the move filter reads it
         history = self._history.get(symbol)
@@ -652,17 +727,13 @@ class QuoteCoalescer:
             return []
         book.lower_band, book.upper_band = new_low, new_high
         out: list[Quote] = []
-        if not book.ts_event or symbol in self._pending:
+        throttle = self.throttle
+        if not book.ts_event or throttle.held(symbol):
             return out  # nothing published yet, or the held publish carries it
         if ts_event > book.ts_event:
             book.ts_event = ts_event
-        last = self._last_pub_ns.get(symbol)
-        if last is not None and ts_event < last + self.policy.interval_ns:
-            deadline = last + self.policy.interval_ns
-            self._pending[symbol] = deadline
-            heapq.heappush(self._heap, (deadline, symbol))
-            return out
-        self._publish(symbol, book, ts_event, out, True)
+        if throttle.offer(symbol, ts_event):
+            self._publish(symbol, book, ts_event, out, True)
         return out
 
     def quote_at(self, symbol: str, ts_event: int) -> Quote | None:
@@ -685,52 +756,42 @@ class QuoteCoalescer:
         return history[i - 1] if i else None
 
     def _flush_until(self, now_ns: int, out: list[Quote]) -> None:
-        heap = self._heap
-        pending = self._pending
         books = self.books
         publish = self._publish
-        pop = heapq.heappop
-        while heap and heap[0][0] <= now_ns:
-            deadline, symbol = pop(heap)
-            if pending.get(symbol) != deadline:
-                continue
-            del pending[symbol]
+        for deadline, symbol in self.throttle.pop_due(now_ns):
             publish(symbol, books[symbol], deadline, out, False)
 
     def flush_due(self, now_ns: int) -> list[Quote]:
         """Publish the held states whose interval ended by `now_ns` (event time)."""
         out: list[Quote] = []
-        if self._heap and self._heap[0][0] <= now_ns:
+        heap = self.throttle.heap
+        if heap and heap[0][0] <= now_ns:
             self._flush_until(now_ns, out)
         return out
 
     def flush_withheld(self) -> list[Quote]:
         """Publish the changes the move filter withheld (the stream went quiet)."""
         out: list[Quote] = []
-        for symbol in sorted(self._withheld - self._pending.keys()):
+        for symbol in sorted(self._withheld - self.throttle.pending.keys()):
             book = self.books[symbol]
-            self._publish(symbol, book, self._last_pub_ns[symbol], out, force=True)
+            self._publish(symbol, book, self.throttle.last_ns[symbol], out, force=True)
         return out
 
     def has_withheld(self) -> bool:
         """Whether `flush_withheld` has something to publish."""
-        return bool(self._withheld - self._pending.keys())
+        return bool(self._withheld - self.throttle.pending.keys())
 
     def flush_all(self) -> list[Quote]:
         """Publish every held or withheld state (end of stream): the last state is never lost."""
         out: list[Quote] = []
-        for symbol, deadline in sorted(self._pending.items(), key=lambda kv: (kv[1], kv[0])):
+        for deadline, symbol in self.throttle.drain():
             self._publish(symbol, self.books[symbol], deadline, out, force=True)
-        self._pending.clear()
-        self._heap.clear()
         out += self.flush_withheld()
         return out
 
     def next_deadline(self) -> int | None:
         """Event time of the earliest held state, or None."""
-        while self._heap and self._pending.get(self._heap[0][1]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+        return self.throttle.next_deadline()
 
     def __getstate__(self) -> dict:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -740,5 +801,12 @@ class QuoteCoalescer:
         self.new_symbols = []
         self.integrity = BookIntegrity()
         self.turned_stale = []
+        if "throttle" not in state:  # from before the throttle held the publishing times
+            state = dict(state)
+            throttle = IntervalThrottle(state["policy"].interval_ns)
+            throttle.last_ns = state.pop("_last_pub_ns")
+            throttle.pending = state.pop("_pending")
+            throttle.heap = state.pop("_heap")
+            state["throttle"] = throttle
         for name, value in state.items():
             setattr(self, name, value)

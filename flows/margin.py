@@ -66,19 +66,8 @@ import numpy as np
 from bytewax.dataflow import Stream
 
 from domain.alerts import CONCENTRATION, Alert, make_alert
-from domain.book_integrity import BookIntegrity
 from domain.errors import ConfigError
-from domain.events import (
-    MD_DELETE,
-    MD_TRADE,
-    OPEN,
-    AccountChanged,
-    BookDamaged,
-    CashMoved,
-    ExecutionReport,
-    MarketDataIncrement,
-    MarketDataSnapshot,
-)
+from domain.events import OPEN, AccountChanged, CashMoved, ExecutionReport
 from domain.ledger import side_sign
 from domain.margin import (
     ConcentrationFinding,
@@ -94,8 +83,10 @@ from domain.margin import (
     row_is_material,
 )
 from domain.margin_book import MarginBook, OpeningRow
+from domain.margin_marks import Mark, MarkPublisher, StaleMark
+from domain.margin_marks import SymbolMark as DomainSymbolMark
 from domain.market_status import MarketStatusBook
-from domain.quotes import NS_PER_MS, SymbolBook, apply_increment_top, apply_snapshot
+from domain.quotes import NS_PER_MS, SymbolBook
 from domain.sharding import SYMBOL_SHARDS
 from domain.watermarks import END_SEQ, WatermarkMerge
 from flows.context import FlowContext
@@ -121,7 +112,6 @@ def shard_count(ctx: FlowContext) -> int:
     return max(1, ctx.workers)
 
 
-Mark = tuple[str, Decimal, int, float]  # (symbol, mark, event time of the price ns, as float)
 _seq_of = itemgetter(0)
 _symbol_mark, _mark_ts, _symbol_mark_f = itemgetter(0, 1), itemgetter(2), itemgetter(0, 3)
 
@@ -155,81 +145,66 @@ class FeedPart(NamedTuple):
 # -- marks per symbol shard, fills among them -------------------------------------------------
 
 
+@dataclass
+class FeedState:
+    publisher: MarkPublisher
+    last_seq: int = 0  # the highest sequence number the shard has passed
+    key: str = ""  # the symbol shard (Bytewax does not tell a logic its key)
+
+
 @dataclass(slots=True)
 class SymbolMark:
-    """One symbol's mark: `value` is the last trade price, or (bid, ask) until the first trade.
-    The full book is kept (depth feeds delete and re-add levels), also after the first trade:
-    its top tells a book crossed by increments (issue 21)."""
+    """A symbol's mark as snapshots before issue 22 pickled it (`_upgrade_feed` reads it)."""
 
-    book: SymbolBook | None  # None only in a state resumed from before issue 21
+    book: SymbolBook | None  # None in a state resumed from before issue 21
     value: float | tuple[float, float] | None = None
-    changed_ns: int = 0  # event time of the event that last changed `value`
+    changed_ns: int = 0
     published: float | tuple[float, float] | None = None
-    published_ns: int | None = None  # when (event time) the last mark went out
-    pending: bool = False  # waiting for its interval's end
-    # the book is stale (issue 21): `value` is the last sound mark, held; `sound_ltp` the last
-    # sound trade price, the book's `ltp` again when a snapshot without a trade makes it sound
+    published_ns: int | None = None
+    pending: bool = False
     held: bool = False
     sound_ltp: float | None = None
 
 
-@dataclass
-class FeedState:
-    symbols: dict[str, SymbolMark] = field(default_factory=dict)
-    due: list[tuple[int, str]] = field(default_factory=list)  # (interval end, symbol) pending
-    watermark: int = 0  # the shard's event time
-    last_seq: int = 0  # the highest sequence number the shard has passed
-    key: str = ""  # the symbol shard (Bytewax does not tell a logic its key)
-    # the soundness of the shard's books (issue 21): a stale book publishes no mark
-    integrity: BookIntegrity = field(default_factory=BookIntegrity)
-
-
-@dataclass(frozen=True, slots=True)
-class StaleMark:
-    """To every account shard, among the marks: `symbol`'s book turned stale at `ts_ns` (its
-    last sound mark stands, flagged), or sound again (`reason` None)."""
-
-    symbol: str
-    ts_ns: int
-    reason: str | None
-
-
-def _decimal(value: float | tuple[float, float]) -> Decimal:
-    if type(value) is tuple:
-        return (Decimal(repr(value[0])) + Decimal(repr(value[1]))) / 2
-    return Decimal(repr(value))
-
-
-def _float(value: float | tuple[float, float]) -> float:
-    return (value[0] + value[1]) / 2 if type(value) is tuple else value
-
-
-def _has_trade(event: MarketDataSnapshot | MarketDataIncrement) -> bool:
-    """Whether a full refresh carries a trade price (its last trade) of its own."""
-    for entry in event.entries:
-        if entry.entry_type == MD_TRADE and entry.price is not None and entry.action != MD_DELETE:
-            return True
-    return False
-
-
-def _book_value(book: SymbolBook) -> float | tuple[float, float] | None:
-    bid, ask = book.best_bid(), book.best_ask()
-    return (bid[0], ask[0]) if bid is not None and ask is not None else None
+def _upgrade_feed(old: Any, interval_ns: int) -> FeedState:
+    """A `FeedState` pickled before issue 22 (its marks' publishing times in `SymbolMark`s):
+    the same state in a `MarkPublisher`."""
+    d = old.__dict__
+    publisher = MarkPublisher(interval_ns)
+    publisher.watermark = d.get("watermark", 0)
+    before_21 = "integrity" not in d
+    if not before_21:
+        publisher.integrity = d["integrity"]
+    throttle = publisher.throttle
+    for symbol, m in d.get("symbols", {}).items():
+        publisher.symbols[symbol] = DomainSymbolMark(
+            m.book if m.book is not None else SymbolBook(symbol), m.value, m.changed_ns,
+            m.published, *((False, None) if before_21 else (m.held, m.sound_ltp)),
+        )  # fmt: skip
+        if m.published_ns is not None:
+            throttle.last_ns[symbol] = m.published_ns
+    for end, symbol in d.get("due", []):
+        throttle.pending[symbol] = end
+    throttle.heap = list(d.get("due", []))
+    return FeedState(publisher, d.get("last_seq", 0), d.get("key", ""))
 
 
 class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
-    """One symbol shard's events once, in its input order: the marks, and the fills among
-    them. Event time is the shard's own (its events'): what it publishes does not depend on
-    other shards, so neither on how shards were spread over partitions and workers."""
+    """One symbol shard's events once, in its input order: the marks
+    (`domain.margin_marks.MarkPublisher`), and the fills among them. Event time is the shard's
+    own (its events'): what it publishes does not depend on other shards, so neither on how
+    shards were spread over partitions and workers."""
 
     def __init__(self, resume: bytes | None, ctx: FlowContext) -> None:
-        self.state: FeedState = pickle.loads(resume) if resume is not None else FeedState()
-        if "integrity" not in self.state.__dict__:  # a snapshot from before issue 21
-            self.state.integrity = BookIntegrity()
-            for mark in self.state.symbols.values():
-                mark.held, mark.sound_ltp = False, None
+        interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
+        state = pickle.loads(resume) if resume is not None else None
+        if state is None:
+            state = FeedState(MarkPublisher(interval_ns))
+        elif "publisher" not in state.__dict__:
+            state = _upgrade_feed(state, interval_ns)
+        state.publisher.throttle.interval_ns = interval_ns  # as configured now
+        self.state: FeedState = state
         self.recovery = ctx.recovery
-        self.interval_ns = ctx.settings.margin_mark_ms * NS_PER_MS
         self.shards = shard_count(ctx)
         placed = ctx.placement.margin_account if ctx.placement is not None else ()
         self.account_keys = (
@@ -239,92 +214,25 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
     def on_batch(self, values: list[ShardBatch]) -> tuple[list[tuple[str, FeedPart]], bool]:
         state = self.state
         state.key = values[0].shard
-        symbols, due = state.symbols, state.due
-        integrity = state.integrity
-        is_stale = integrity.stale
-        marks: list[tuple[int, Mark]] = []
-        fills: dict[int, list[tuple[int, ExecutionReport]]] = {}
+        apply = state.publisher.apply
+        marks: list[tuple[int, Any]] = []
+        others: list[tuple[int, Any]] = []
         statuses: list[tuple[int, Any]] = []
         for events, _, seqs, *_ in values:
             found = getattr(events, "statuses", None)
             if found:  # halts pause the grace periods (issue 19); a market-wide one from one shard
                 statuses += [(seq, event) for _, event, primary, seq in found if primary]
-            for event, seq in zip(events, seqs, strict=True):
-                kind = type(event)
-                if kind is MarketDataIncrement or kind is MarketDataSnapshot:
-                    ts = event.ts_event
-                    if ts > state.watermark:
-                        state.watermark = ts
-                        if due and due[0][0] <= ts:
-                            self._flush(ts, marks, seq)
-                    symbol = event.symbol
-                    mark = symbols.get(symbol)
-                    if mark is None:
-                        mark = symbols[symbol] = SymbolMark(SymbolBook(symbol))
-                    book = mark.book
-                    if book is None:  # resumed from before issue 21: a book from here on
-                        book = mark.book = SymbolBook(symbol)
-                    ltp = book.ltp
-                    if kind is MarketDataIncrement:
-                        if event.rpt_seq is not None and not integrity.admit_increment(
-                            symbol, ts, event.rpt_seq
-                        ):
-                            continue  # a duplicate: nothing new in it
-                        bid, ask = apply_increment_top(book, event)
-                        if bid is not None and ask is not None and bid >= ask:
-                            integrity.on_book(symbol, ts, bid, ask)
-                    else:
-                        apply_snapshot(book, event)
-                        integrity.on_snapshot(symbol, ts, event.rpt_seq, event.crossed)
-                    if mark.held:
-                        if is_stale(symbol) is not None:
-                            continue  # the last sound mark stands
-                        # sound again (a snapshot): a trade of the stale spell is no mark
-                        mark.held = False
-                        marks.append((seq, StaleMark(symbol, ts, None)))
-                        if not _has_trade(event):
-                            book.ltp = mark.sound_ltp
-                    elif is_stale(symbol) is not None:
-                        mark.held, mark.sound_ltp = True, ltp
-                        marks.append((seq, StaleMark(symbol, ts, is_stale(symbol).reason)))
-                        continue
-                    ltp = book.ltp
-                    value = ltp if ltp is not None else _book_value(book)
-                    if value == mark.value:
-                        continue
-                    mark.value = value
-                    mark.changed_ns = ts
-                    if not mark.pending:  # else the interval's end publishes the latest value
-                        self._changed(symbol, mark, ts, marks, seq)
-                elif kind is BookDamaged:
-                    symbol = event.symbol
-                    integrity.on_damaged(symbol, event.ts_event, event.reason, event.detail)
-                    mark = symbols.get(symbol)
-                    if mark is None:
-                        mark = symbols[symbol] = SymbolMark(SymbolBook(symbol))
-                    if not mark.held:
-                        mark.held = True
-                        mark.sound_ltp = mark.book.ltp if mark.book is not None else None
-                        marks.append((seq, StaleMark(symbol, event.ts_event, event.reason)))
-                elif kind is ExecutionReport:
-                    if event.exec_type != "F" or not event.account or not event.last_qty:
-                        continue
-                    ts = event.ts_event
-                    if ts > state.watermark:
-                        state.watermark = ts
-                        if due and due[0][0] <= ts:
-                            self._flush(ts, marks, seq)
-                    n = shard_of(event.account, self.shards)
-                    shard = fills.get(n)
-                    if shard is None:
-                        fills[n] = [(seq, event)]
-                    else:
-                        shard.append((seq, event))
-                elif kind is AccountChanged or kind is CashMoved:
-                    # to its account's shard at its place, as a fill (issue 20); it does not
-                    # move the shard's clock (a back office's time is not the market's)
-                    n = shard_of(event.account, self.shards)
-                    fills.setdefault(n, []).append((seq, event))
+            apply(events, seqs, marks, others)
+        # fills, cash movements and account changes to their account's shard, at their place
+        fills: dict[int, list[tuple[int, Any]]] = {}
+        shards = self.shards
+        for seq, event in others:
+            n = shard_of(event.account, shards)
+            shard = fills.get(n)
+            if shard is None:
+                fills[n] = [(seq, event)]
+            else:
+                shard.append((seq, event))
         if statuses:  # every account shard gets them, among the marks
             marks = list(heapq.merge(statuses, marks, key=_seq_of))
         progress = values[-1].progress
@@ -339,35 +247,6 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
             self._emit(marks, fills, progress.ordered, False, progress.idle, None),
             self.RETAIN,
         )
-
-    def _changed(
-        self, symbol: str, mark: SymbolMark, ts: int, out: list[tuple[int, Mark]], seq: int
-    ) -> None:
-        if mark.pending or mark.value is None:
-            return  # the interval's end publishes the latest value
-        if mark.value == mark.published:
-            return
-        last = mark.published_ns
-        if last is not None and ts < last + self.interval_ns:
-            mark.pending = True
-            heapq.heappush(self.state.due, (last + self.interval_ns, symbol))
-            return
-        mark.published, mark.published_ns = mark.value, ts  # leading edge
-        out.append((seq, (symbol, _decimal(mark.value), ts, _float(mark.value))))
-
-    def _flush(self, upto: int | None, out: list[tuple[int, Mark]], seq: int) -> None:
-        """Publish the held marks whose interval ended by `upto` (all when None), at `seq`:
-        the event that took the shard's time past them."""
-        due, symbols = self.state.due, self.state.symbols
-        while due and (upto is None or due[0][0] <= upto):
-            end, symbol = heapq.heappop(due)
-            mark = symbols[symbol]
-            mark.pending = False
-            if mark.value is not None and mark.value != mark.published:
-                mark.published, mark.published_ns = mark.value, end
-                out.append(
-                    (seq, (symbol, _decimal(mark.value), mark.changed_ns, _float(mark.value)))
-                )
 
     def _emit(
         self,
@@ -396,10 +275,11 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
         return out
 
     def on_eof(self) -> tuple[list[tuple[str, FeedPart]], bool]:
-        marks: list[tuple[int, Mark]] = []
-        self._flush(None, marks, END_SEQ)
+        marks: list[tuple[int, Any]] = []
+        publisher = self.state.publisher
+        publisher.flush(None, marks, END_SEQ)
         self.state.last_seq = END_SEQ
-        return self._emit(marks, {}, True, True, False, self.state.watermark), self.RETAIN
+        return self._emit(marks, {}, True, True, False, publisher.watermark), self.RETAIN
 
     def snapshot(self) -> bytes | None:
         if not self.recovery:
