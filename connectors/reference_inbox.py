@@ -31,7 +31,6 @@ import logging
 import queue
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +39,7 @@ from typing import Any
 
 import psycopg
 
+from connectors.config_file import read_config_document
 from connectors.fix.reference import (
     account_changed_message,
     cash_moved_message,
@@ -77,11 +77,7 @@ def load_reference_inbox(config: Path, document: dict[str, Any] | None = None) -
         ConfigError: an unknown key, or the folder does not exist.
     """
     if document is None:
-        try:
-            document = tomllib.loads(config.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            msg = f"{config}: {exc}"
-            raise ConfigError(msg) from exc
+        document = read_config_document(config)
     table = document.get("reference")
     if table is None:
         return None

@@ -22,11 +22,11 @@ Unknown keys and bad values are a `ConfigError` naming the key.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from connectors.config_file import read_config_document
 from domain.backoff import Backoff
 from domain.errors import ConfigError
 
@@ -153,11 +153,7 @@ def session_tables(path: Path, document: dict[str, Any] | None = None) -> list[t
         ConfigError: the file cannot be read or parsed, or [fix.session] is not an array.
     """
     if document is None:
-        try:
-            document = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            msg = f"{path}: {exc}"
-            raise ConfigError(msg) from exc
+        document = read_config_document(path)
     tables = document.get("fix", {}).get("session", [])
     if not isinstance(tables, list):
         msg = f"{path}: [fix.session] must be an array of tables ([[fix.session]])"
