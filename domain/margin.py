@@ -296,35 +296,18 @@ def _reduction(figures: MarginFigures, initial: bool) -> tuple[Decimal, list[Liq
     return _reduction_rounds(figures, initial)
 
 
-def _by_size(p: Position) -> tuple[Decimal, str]:
-    return (-abs(p.value), p.symbol)
+def _shares_needed(quantity: Decimal, need: Decimal, rate: Decimal, mark: Decimal) -> Decimal:
+    """Whole shares of a position (at most all of it) whose sale at `mark` frees `need` of
+    requirement at `rate`: selling x shares leaves equity alone and frees x·mark·rate."""
+    return min(abs(quantity), (need / rate / mark).to_integral_value(ROUND_CEILING))
 
 
 def _reduction_one_pass(
-    figures: MarginFigures, initial: bool, order: list[Position] | None = None
+    figures: MarginFigures, initial: bool
 ) -> tuple[Decimal, list[LiquidationLine]]:
-    """`_reduction` when rates cannot change: selling x shares at mark P leaves equity alone
-    and lowers the requirement by x·P·rate, so the need falls by exactly that, and a position
-    only partly sold covers the rest of the need."""
-    need = (
-        figures.initial_requirement if initial else figures.maintenance_requirement
-    ) - figures.equity
+    """`_reduction` when rates cannot change (`_reduction_total`, with its lines)."""
     lines: list[LiquidationLine] = []
-    total = ZERO
-    # One rate for all: the liquidation order is by size then symbol (the order is shared by
-    # the two reductions of `shortfall`).
-    for p in order if order is not None else sorted(figures.positions, key=_by_size):
-        if need <= 0:
-            break
-        if not p.quantity:
-            continue
-        rate = p.initial_rate if initial else p.maintenance_rate
-        shares = min(abs(p.quantity), (need / rate / p.mark).to_integral_value(ROUND_CEILING))
-        need -= shares * p.mark * rate
-        side = "2" if p.quantity > 0 else "1"
-        lines.append(LiquidationLine(p.symbol, side, shares, p.mark, shares * p.mark))
-        total += shares * p.mark
-    return total, lines
+    return _reduction_total(figures, initial, _size_order(figures), lines), lines
 
 
 def _reduction_rounds(
@@ -345,7 +328,7 @@ def _reduction_rounds(
             break
         p = candidates[0]
         rate = p.initial_rate if initial else p.maintenance_rate
-        shares = min(abs(p.quantity), (need / rate / p.mark).to_integral_value(ROUND_CEILING))
+        shares = _shares_needed(p.quantity, need, rate, p.mark)
         sign = 1 if p.quantity > 0 else -1
         holdings[p.symbol] -= sign * shares
         cash += sign * shares * p.mark
@@ -380,8 +363,8 @@ NO_SHORTFALL = Shortfall(ZERO, ZERO, ZERO, ZERO)  # a cure's (frozen: shared)
 def shortfall(figures: MarginFigures) -> Shortfall:
     """The deposit or the position reduction that restores maintenance, and initial margin."""
     if not figures.unmarked and not figures.policy.concentration:
-        # Every margin call computes this: the totals of `_reduction_one_pass` without its
-        # lines, over one liquidation order shared by the two levels.
+        # Every margin call computes this: `_reduction_total` without lines, over one
+        # liquidation order shared by the two levels.
         order = _size_order(figures)
         to_maintenance = _reduction_total(figures, False, order)
         to_initial = _reduction_total(figures, True, order)
@@ -397,22 +380,30 @@ def shortfall(figures: MarginFigures) -> Shortfall:
 
 
 def _size_order(figures: MarginFigures) -> list[int]:
-    """The positions' indices in the order of `sorted(figures.positions, key=_by_size)`: the
-    positions are in symbol order, and a stable descending sort by size keeps that order among
-    equal sizes. With no short position every value is its size (no abs per key)."""
+    """The positions' indices by size, largest first, then symbol: the positions are in symbol
+    order, and a stable descending sort by size keeps that order among equal sizes. With no
+    short position every value is its size (no abs per key)."""
     values = figures.values
     key = values.__getitem__ if not figures.short_value else (lambda k: abs(values[k]))
     return sorted(range(len(values)), key=key, reverse=True)
 
 
-def _reduction_total(figures: MarginFigures, initial: bool, order: list[int]) -> Decimal:
-    """`_reduction_one_pass(figures, initial, ...)[0]` over the positions in `order` (without
-    concentration every position has the account's rates): the same steps, no lines built."""
+def _reduction_total(
+    figures: MarginFigures,
+    initial: bool,
+    order: list[int],
+    lines: list[LiquidationLine] | None = None,
+) -> Decimal:
+    """The value to liquidate, over the positions in `order`, to restore the maintenance (or
+    initial) requirement when rates cannot change (no concentration add-on: every position
+    has the account's rates). Selling x shares at mark P leaves equity alone and lowers the
+    requirement by x·P·rate, so the need falls by exactly that, and a position only partly
+    sold covers the rest of the need. With `lines`, each sale is appended to it as well."""
     need = (
         figures.initial_requirement if initial else figures.maintenance_requirement
     ) - figures.equity
     rate = figures.initial_rate if initial else figures.maintenance_rate
-    quantities, marks = figures.quantities, figures.marks
+    symbols, quantities, marks = figures.symbols, figures.quantities, figures.marks
     total = ZERO
     for k in order:
         if need <= 0:
@@ -421,10 +412,13 @@ def _reduction_total(figures: MarginFigures, initial: bool, order: list[int]) ->
         if not quantity:
             continue
         mark = marks[k]
-        shares = min(abs(quantity), (need / rate / mark).to_integral_value(ROUND_CEILING))
+        shares = _shares_needed(quantity, need, rate, mark)
         value = shares * mark
         need -= value * rate  # = shares * mark * rate, evaluated left to right
         total += value
+        if lines is not None:
+            side = "2" if quantity > 0 else "1"
+            lines.append(LiquidationLine(symbols[k], side, shares, mark, value))
     return total
 
 

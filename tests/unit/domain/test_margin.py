@@ -210,3 +210,29 @@ def test_one_pass_reduction_equals_the_rounds_when_rates_are_fixed(cash, positio
     marks = {s: D(c).scaleb(-2) for s, (_, c) in positions.items()}
     f = margin_figures(D(cash), holdings, marks, policy=NO_ADD_ON)
     assert _reduction_one_pass(f, initial) == _reduction_rounds(f, initial)
+
+
+@given(
+    cash=st.integers(-80_000, 20_000),
+    positions=st.dictionaries(
+        st.sampled_from("ABCDEFG"),
+        st.tuples(st.integers(-500, 500).filter(bool), st.integers(1, 50_000)),
+        min_size=1,
+    ),
+)
+def test_shortfall_and_liquidation_agree_with_the_general_reduction(cash, positions):
+    """The margin-call path (`shortfall`: totals only) and the liquidation path
+    (`propose_liquidation`: the lines) give what the general rule, one position per round
+    with the figures recomputed, gives when rates are fixed."""
+    from domain.margin import _reduction_rounds, propose_liquidation, shortfall
+
+    holdings = {s: D(q) for s, (q, _) in positions.items()}
+    marks = {s: D(c).scaleb(-2) for s, (_, c) in positions.items()}
+    f = margin_figures(D(cash), holdings, marks, policy=NO_ADD_ON)
+    owed = shortfall(f)
+    to_maintenance, _ = _reduction_rounds(f, False)
+    to_initial, lines = _reduction_rounds(f, True)
+    assert owed.reduction_to_maintenance == to_maintenance
+    assert owed.reduction_to_initial == to_initial
+    assert propose_liquidation(f) == lines
+    assert sum((x.value for x in lines), D(0)) == to_initial
