@@ -13,7 +13,11 @@ Days:
               surveillance pattern (wash, layering, owner wash, round trips, order-to-trade,
               pump and dump, marking the close).
     status    `brokerflow simulate --orders` with the back office's reference changes (accounts
-              opened, deposits, withdrawals), a symbol halt, a market halt and price bands.
+              opened, deposits, withdrawals), a symbol halt, a market halt, price bands, lost
+              incrementals (stale books) and periodic snapshots; and, in the middle of the day,
+              `ODD_LINES`: unusable lines and execution reports on the edges where the decoder's,
+              the ledger's and data quality's checks were written apart (issue 22), so that
+              whichever of them rejects or books each one stays as it was.
 """
 
 from __future__ import annotations
@@ -43,7 +47,65 @@ _STATUS_DAY = [
     "simulate", "--symbols", "4", "--minutes", "1.5", "--seed", "11", "--orders",
     "--orders-per-minute", "200", "--accounts", "60", "--reference-changes",
     "--halt", "AAPL@0.5+0.25", "--market-halt", "1+0.1", "--bands", "4",
+    "--drop-incrementals", "2", "--snapshot-every", "30",
 ]  # fmt: skip
+_ODD_AT = b"20261125-14:30:45.000"  # before the first line sent at or after this
+_ODD_HEAD = b"35=8\x0149=BROKER\x0156=GOLDEN\x0134=%d\x0152=" + _ODD_AT + b"\x01"
+_ODD_ORDER = b"1=ACC00001\x0155=MSFT\x0140=2\x0144=20.00\x0159=0\x0160=" + _ODD_AT + b"\x01"
+# Execution reports of orders of their own (GLD-n), each off on one rule: (ExecID, ExecType,
+# OrdStatus, Side, OrderQty, LastQty, LastPx, CumQty, LeavesQty, AvgPx, ExecRefID). Not here: a
+# fill whose Side is a FIX Side but not a buy or a sell (7, C): the decoder passes it, and at
+# 6ec2191 the ledger's check then stops the replay ("the flow stopped: ... Side(54) '7' is not
+# a buy or a sell"), no output to keep.
+_ODD_REPORTS = (
+    ("1", "A", "A", "1", "100", None, None, "0", "50", "0", None),  # pending new, leaves off
+    ("4", "0", "0", "Z", "100", None, None, "0", "100", "0", None),  # no such Side
+    ("5", "F", "1", "1", "100", "150", "20.00", "150", "0", "20.00", None),  # CumQty > OrderQty
+    ("6", "4", "4", "1", "100", None, None, "0", "5", "0", None),  # canceled, leaves left
+    ("7", "F", "1", "1", "100", "0", "20.00", "40", "60", "20.00", None),  # fill of nothing
+    ("8", "H", "0", "1", "100", "0", "0", "0", "100", "0", None),  # trade cancel, no ExecRefID
+    ("9", "F", "1", "1", "100", "40", "20.00", "40", "50", "20.00", None),  # leaves off
+    ("10", "6", "6", "1", "100", None, None, "0", "70", "0", None),  # pending cancel, off
+    ("11", "F", "1", "2", "100", "40", "20.00", "40", "60", "20.00", None),  # a good one
+    ("12", "H", "0", "2", "100", "0", "0", "0", "100", "0", "GLD-E11"),  # and its bust
+)
+
+
+def _framed(body: bytes) -> bytes:
+    """A FIX 4.4 message of `body` with a right BodyLength and CheckSum, and a newline."""
+    head = b"8=FIX.4.4\x019=%d\x01" % len(body)
+    return head + body + b"10=%03d\x01\n" % (sum(head + body) % 256)
+
+
+def _odd_report(seq: int, fields: tuple[str | None, ...]) -> bytes:
+    exec_id, exec_type, status, side, qty, last_qty, last_px, cum, leaves, avg, ref = fields
+    order = "GLD-" + (exec_id if exec_id not in ("12",) else "11")
+    tags = [(37, f"V-{order}"), (11, order), (17, f"GLD-E{exec_id}"), (150, exec_type),
+            (39, status), (54, side), (38, qty), (32, last_qty), (31, last_px), (14, cum),
+            (151, leaves), (6, avg), (19, ref)]  # fmt: skip
+    body = b"".join(b"%d=%s\x01" % (t, v.encode()) for t, v in tags if v is not None)
+    return _framed(_ODD_HEAD % seq + body + _ODD_ORDER)
+
+
+ODD_LINES = (
+    b"this line is not FIX\n",
+    b"8=FIX.4.4\x019=20\x0135=X\x0155=AAPL\x01268=0\x0110=000\x01\n",  # BodyLength, CheckSum off
+    b"8=FIX.4.4\x019=12\x0135=j\x0158=x\x0110=000\x01\n",  # a MsgType nobody routes
+    *(_odd_report(n, fields) for n, fields in enumerate(_ODD_REPORTS, 1)),
+)
+
+
+def _insert_odd_lines(path: Path) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if _sent_at(line) >= _ODD_AT), len(lines))
+    path.write_bytes(b"".join(lines[:at] + list(ODD_LINES) + lines[at:]))
+
+
+def _sent_at(line: bytes) -> bytes:
+    start = line.find(b"\x0152=")
+    return line[start + 4 : line.find(b"\x01", start + 4)] if start >= 0 else b""
+
+
 DAYS = ("pipeline", "status")
 
 # Replay summary fields that are timing, or name this run's files, not what was replayed.
@@ -100,6 +162,8 @@ def make_day(name: str, out_dir: Path, cwd: Path = ROOT) -> Path:
         msg = f"no golden day named {name!r} (known: {', '.join(DAYS)})"
         raise ValueError(msg)
     _run(argv, cwd, env, f"generating the {name} day")
+    if name == "status":
+        _insert_odd_lines(path)
     return path
 
 
