@@ -556,20 +556,36 @@ class ConcentrationRule:
     24.98 %…) would alert on every crossing; without the wait an account trading the same big
     position in and out every few seconds would alert on every round trip.
 
+    Concentration is judged at most once per `screen_ns` of event time (the first margin
+    window that ends that long after the last judgement), and nowhere else, so that alerts do
+    not depend on which accounts an evaluation happened to look at.
+
     Attributes:
         share: the threshold (a fraction of gross value, e.g. 0.25).
         rearm_band: how far below the threshold the share must fall to re-arm (e.g. 0.05:
             re-armed below 20 % for a 25 % threshold).
         rearm_after_ns: event time from an episode's start before it can re-arm.
+        screen_ns: event time between two judgements.
     """
 
     share: Decimal = Decimal("0.25")
     rearm_band: Decimal = Decimal("0.05")
     rearm_after_ns: int = 3600 * NS_PER_S
+    screen_ns: int = NS_PER_S
 
     @property
     def rearm_share(self) -> Decimal:
         return self.share - self.rearm_band
+
+    def rearm_at(self, flagged: Mapping[str, int]) -> int:
+        """The event time from which the oldest of these flags (symbol -> its episode's start)
+        may re-arm (the screen's cue: none re-arms before it)."""
+        return min(flagged.values(), default=0) + self.rearm_after_ns
+
+    def screen_at(self, now_ns: int) -> tuple[float, float, int]:
+        """(threshold share, re-arm share, `now_ns`) for `MarginBook.screen`: the float screen
+        of this rule at event time `now_ns`."""
+        return float(self.share), float(self.rearm_share), now_ns
 
 
 class ConcentrationFinding(NamedTuple):

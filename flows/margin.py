@@ -3,10 +3,10 @@
 Steps (ids are recovery keys; renaming one orphans its state):
     margin_key_feed  every decoded batch to the one key "feed" (`unkey_feed` after the step)
     margin_feed      one ordered step (`FeedLogic`): the decoded events in input order, a mark
-                     book per symbol (last trade; the mid of a full L1 book until the first
-                     trade) and the marks it publishes, at most once per `margin_mark_ms` of
-                     event time per symbol (leading edge; the latest at the interval's end,
-                     when event time passes it) and only when the mark changed; every account
+                     book per symbol (`domain.margin_marks.MarkPublisher`: last trade; the
+                     mid of a full L1 book until the first trade) and the marks it publishes
+                     by the coalescer's rule (`domain.quotes.IntervalThrottle`, per
+                     `margin_mark_ms`) and only when the mark changed; every account
                      shard ("a{n}") gets every mark, and the fills (35=8 ExecType F with
                      Account) and reference changes (35=UA/UC, docs/reference-data.md) of its
                      own accounts, each at its place among the marks
@@ -24,8 +24,9 @@ Steps (ids are recovery keys; renaming one orphans its state):
                      a material move of the figures: `domain.margin.row_is_material`), each
                      also the trader's `margin:{account}` document (`sinks.positions`);
                      MARGIN_CALL, MARGIN_CALL_CURED, LIQUIDATION and CONCENTRATION alerts
-                     (one per episode: `domain.margin.assess_concentration`), returned to the
-                     pipeline (`write_alerts`)
+                     (`domain.margin_alerts`; concentration one per episode:
+                     `domain.margin.assess_concentration`), returned to the pipeline
+                     (`write_alerts`)
 
 Same input, same result: marks and fills reach an account shard by ONE path, in input order
 (one sender per shard, and Bytewax keeps a sender's items in order per epoch and processes
@@ -65,7 +66,7 @@ import bytewax.operators as op
 import numpy as np
 from bytewax.dataflow import Stream
 
-from domain.alerts import CONCENTRATION, Alert, make_alert
+from domain.alerts import Alert
 from domain.errors import ConfigError
 from domain.events import OPEN, AccountChanged, CashMoved, ExecutionReport
 from domain.ledger import side_sign
@@ -76,12 +77,11 @@ from domain.margin import (
     MarginMonitor,
     MarginPolicy,
     MarginState,
-    MarginTransition,
     WrittenFigures,
-    assess_concentration,
     margin_figures_sorted,
     row_is_material,
 )
+from domain.margin_alerts import concentration_alert, judge_concentration, margin_alert
 from domain.margin_book import MarginBook, OpeningRow
 from domain.margin_marks import Mark, MarkPublisher, StaleMark
 from domain.margin_marks import SymbolMark as DomainSymbolMark
@@ -95,7 +95,6 @@ from flows.quotes import ShardBatch
 from sinks.margin import AccountMarginSink, MarginRow, OpeningAccount, margin_partition_key
 
 SHARDS = 8  # the default of `shard_of` (tests and benchmarks that shard accounts themselves)
-SEVERITY = {"MARGIN_CALL": "HIGH", "MARGIN_CALL_CURED": "INFO", "LIQUIDATION": "CRITICAL"}
 
 
 def shard_of(key: str, shards: int = SHARDS) -> int:
@@ -290,7 +289,6 @@ class FeedLogic(op.StatefulBatchLogic[ShardBatch, tuple[str, FeedPart], bytes]):
 # -- accounts: account shards -------------------------------------------------------------------
 
 
-CONCENTRATION_SCREEN_NS = 1_000_000_000  # concentration is screened once per event-time second
 
 
 @dataclass
@@ -353,10 +351,6 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             Decimal(repr(settings.margin_concentration_rearm)),
             int(settings.margin_concentration_rearm_after_s * 1_000_000_000),
         )
-        self.screen_concentration = (
-            float(self.concentration.share),
-            float(self.concentration.rearm_share),
-        )  # + the event time, per window
         self.row_change = Decimal(repr(settings.margin_row_change))
         self.window_ns = settings.margin_mark_ms * NS_PER_MS
         self.opening: dict[str, OpeningAccount] = ctx.margin_opening or {}
@@ -539,8 +533,8 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         state.pending.clear()
         concentration = None
         if ts >= state.next_concentration_ns:
-            concentration = (*self.screen_concentration, ts)
-            state.next_concentration_ns = ts + CONCENTRATION_SCREEN_NS
+            concentration = self.concentration.screen_at(ts)
+            state.next_concentration_ns = ts + self.concentration.screen_ns
         candidates = state.book.screen(
             self.top_rate, concentration, float(self.row_change), self.cure_band
         )
@@ -691,7 +685,7 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         was_call = monitor.due_ns()
         account, owner = book.names[i], state.owners[i]
         for t in monitor.update(figures, ts):
-            effects.alerts.append(_alert(account, owner, t))
+            effects.alerts.append(margin_alert(account, owner, t))
         if monitor.state is MarginState.NORMAL:
             state.monitors.pop(i, None)
         else:
@@ -703,9 +697,8 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             else:
                 heapq.heappush(state.due, (due, i))
         if concentration:
-            flagged, found = assess_concentration(figures, flagged, self.concentration, ts)
-            for x in found:
-                effects.alerts.append(self._concentration_alert(account, owner, x, figures, ts))
+            alerts, rule = effects.alerts, self.concentration
+            flagged = judge_concentration(account, owner, figures, flagged, rule, ts, alerts)
             if flagged:
                 state.flags[i] = flagged
             else:
@@ -714,7 +707,7 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
         book.note(
             i, called=monitor.state is not MarginState.NORMAL, judged=True,
             flagged=frozenset(flagged),
-            rearm_at=min(flagged.values(), default=0) + self.concentration.rearm_after_ns,
+            rearm_at=self.concentration.rearm_at(flagged),
             written=written,
         )  # fmt: skip
 
@@ -751,15 +744,8 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
 
     def _concentration_alert(
         self, account: str, owner: str, x: ConcentrationFinding, f: MarginFigures, ts: int
-    ) -> Alert:
-        rule = self.concentration
-        return make_alert(
-            CONCENTRATION, f"{account}:{x.symbol}:{ts}", "MEDIUM", ts,
-            account=account, owner=owner, symbol=x.symbol,
-            details={"share": x.share.quantize(Decimal("0.0001")), "threshold": rule.share,
-                     "rearm_below": rule.rearm_share, "value": x.value,
-                     "gross_value": f.gross_value, "mark": x.mark},
-        )  # fmt: skip
+    ) -> Alert:  # the name tests/unit/domain/test_explain.py calls
+        return concentration_alert(account, owner, x, f, self.concentration, ts)
 
     def _grace(self, effects: MarginEffects) -> None:
         """The earliest standing deadline: LIQUIDATION if the call still stands."""
@@ -773,7 +759,7 @@ class AccountLogic(op.StatefulBatchLogic[FeedPart, MarginEffects, bytes]):
             return  # cured, liquidating already, or a newer episode since
         figures = self.figures(i)
         for t in monitor.check_grace(figures, due):
-            effects.alerts.append(_alert(state.book.names[i], state.owners[i], t))
+            effects.alerts.append(margin_alert(state.book.names[i], state.owners[i], t))
         written = self._write(i, monitor, figures, due, effects, always=False)
         if written is not None:
             state.book.written_equity[i], state.book.written_gross[i] = written
@@ -794,42 +780,7 @@ def _row(
     )  # fmt: skip
 
 
-def _alert(account: str, owner: str, t: MarginTransition) -> Alert:
-    f, s = t.figures, t.shortfall
-    details: dict[str, Any] = {
-        "episode_start_ns": t.episode_ns,
-        "equity": f.equity,
-        "gross_value": f.gross_value,
-        "long_value": f.long_value,
-        "short_value": f.short_value,
-        "ratio": None if f.ratio is None else f.ratio.quantize(Decimal("0.000001")),
-        "maintenance_requirement": f.maintenance_requirement,
-        "initial_requirement": f.initial_requirement,
-        "excess": f.excess,
-        "marks": dict(zip(f.symbols, f.marks, strict=True)),
-        "cash": f.cash,
-    }
-    if t.kind != "MARGIN_CALL_CURED":
-        details |= {
-            "cash_to_maintenance": s.cash_to_maintenance,
-            "cash_to_initial": s.cash_to_initial,
-            "reduction_to_maintenance": s.reduction_to_maintenance,
-            "reduction_to_initial": s.reduction_to_initial,
-            # What a deposit must be to cure the call (maintenance plus the cure band).
-            "cash_to_cure": max(Decimal(0), f.policy.cure_band * f.gross_value - f.excess).quantize(
-                Decimal("0.01")
-            ),
-        }
-    if t.liquidation:
-        details["liquidation"] = [
-            {"symbol": x.symbol, "side": x.side, "quantity": x.quantity, "mark": x.mark,
-             "value": x.value}
-            for x in t.liquidation
-        ]  # fmt: skip
-    return make_alert(
-        t.kind, f"{account}:{t.episode_ns}", SEVERITY[t.kind], t.ts_ns,
-        account=account, owner=owner, details=details,
-    )  # fmt: skip
+_alert = margin_alert  # the name tests and docs know
 
 
 def attach(shards: Stream[tuple[str, ShardBatch]], ctx: FlowContext) -> Stream[list[Alert]]:
