@@ -36,12 +36,17 @@ Which order rows an event moves (`route_execution_report`, `route_order_request`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 
 from domain.errors import FieldError, InvalidTransition
 from domain.events import ExecutionReport, OrderRequest
+
+# FILL_EXEC_TYPES: the ExecTypes that move balances (the ledger imports them from here).
+from domain.execution_reports import FILL_EXEC_TYPES as FILL_EXEC_TYPES
+from domain.execution_reports import booking_problem, validate_execution_report
+from domain.frozen import fast_factory
 
 
 class OrdStatus(StrEnum):
@@ -94,9 +99,6 @@ REQUEST_REPLACE = "request_replace"
 # Resolved targets.
 BY_FILL = "by_fill"
 UNLESS_FILLED = "unless_filled"
-
-# ExecTypes that move balances.
-FILL_EXEC_TYPES = frozenset({ExecType.TRADE, ExecType.TRADE_CORRECT, ExecType.TRADE_CANCEL})
 
 S = OrdStatus
 E = ExecType
@@ -340,77 +342,9 @@ _ORDER_FIELDS = (
     "quantity", "price", "stop_px", "cum_qty", "leaves_qty", "avg_px", "time_in_force",
     "ts_created", "ts_updated", "last_exec_id", "last_request_id",
 )  # fmt: skip
-if _ORDER_FIELDS != tuple(f.name for f in fields(Order)):
-    msg = "Order's fields changed: update _ORDER_FIELDS and _new_order"
-    raise AssertionError(msg)
-(
-    _set_cl_ord_id,
-    _set_account,
-    _set_symbol,
-    _set_side,
-    _set_status,
-    _set_order_id,
-    _set_orig_cl_ord_id,
-    _set_ord_type,
-    _set_quantity,
-    _set_price,
-    _set_stop_px,
-    _set_cum_qty,
-    _set_leaves_qty,
-    _set_avg_px,
-    _set_time_in_force,
-    _set_ts_created,
-    _set_ts_updated,
-    _set_last_exec_id,
-    _set_last_request_id,
-) = (Order.__dict__[name].__set__ for name in _ORDER_FIELDS)
-_new_object = object.__new__
-
-
-def _new_order(
-    cl_ord_id: str,
-    account: str,
-    symbol: str,
-    side: str,
-    status: OrdStatus,
-    order_id: str | None,
-    orig_cl_ord_id: str | None,
-    ord_type: str | None,
-    quantity: Decimal | None,
-    price: Decimal | None,
-    stop_px: Decimal | None,
-    cum_qty: Decimal,
-    leaves_qty: Decimal | None,
-    avg_px: Decimal,
-    time_in_force: str | None,
-    ts_created: int,
-    ts_updated: int,
-    last_exec_id: str | None,
-    last_request_id: str | None,
-) -> Order:
-    """`Order(...)` (every field, in field order) without the frozen dataclass' per-field
-    `object.__setattr__`: the ledger builds one per execution report."""
-    order = _new_object(Order)
-    _set_cl_ord_id(order, cl_ord_id)
-    _set_account(order, account)
-    _set_symbol(order, symbol)
-    _set_side(order, side)
-    _set_status(order, status)
-    _set_order_id(order, order_id)
-    _set_orig_cl_ord_id(order, orig_cl_ord_id)
-    _set_ord_type(order, ord_type)
-    _set_quantity(order, quantity)
-    _set_price(order, price)
-    _set_stop_px(order, stop_px)
-    _set_cum_qty(order, cum_qty)
-    _set_leaves_qty(order, leaves_qty)
-    _set_avg_px(order, avg_px)
-    _set_time_in_force(order, time_in_force)
-    _set_ts_created(order, ts_created)
-    _set_ts_updated(order, ts_updated)
-    _set_last_exec_id(order, last_exec_id)
-    _set_last_request_id(order, last_request_id)
-    return order
+_new_order = fast_factory(Order, _ORDER_FIELDS)
+"""`Order(...)` (every field, in field order) without the frozen dataclass' per-field
+`object.__setattr__`: the ledger builds one per execution report."""
 
 
 def apply_execution_report(
@@ -650,62 +584,15 @@ def _route_echoed(
     return [(named.cl_ord_id, ExecType.NEW if exec_type == ExecType.REPLACED else exec_type)]
 
 
-# OrdStatus (39) values where LeavesQty = OrderQty - CumQty must hold.
-_WORKING = frozenset({"0", "1", "2", "A"})
-
-
 def check_execution_report(report: ExecutionReport) -> FieldError | None:
-    """Return why a report cannot be booked, or None when it can.
-
-    Checks: no negative price; a trade has a positive LastQty (32); CumQty (14) not above
-    OrderQty (38); LeavesQty (151) = OrderQty - CumQty while the order is working or filled;
-    a trade cancel or correct names the fill in ExecRefID (19); a fill's Side is a buy or a sell.
+    """Why the ledger cannot book a report, or None when it can: the report is not consistent
+    (`validate_execution_report`, the rule the decoder and data quality apply too), or it is a
+    fill the ledger cannot book (`booking_problem`).
 
     >>> from domain.events import ExecutionReport
     >>> r = ExecutionReport("e1", "o1", "c1", None, "F", "1", "A1", "AAPL", "1", Decimal(10),
     ...     "2", None, None, Decimal(4), Decimal(100), Decimal(12), Decimal(0), Decimal(100), 0)
     >>> check_execution_report(r).reason
-    'CumQty(14) 12 is above OrderQty(38) 10'
+    'CumQty(14) was 12, more than OrderQty(38) 10'
     """
-    # Plain comparisons, in the order of the messages below: the ledger runs this per report,
-    # and looping over tuples of (tag, name, value) cost more than the checks themselves.
-    last_px, price, stop_px, avg_px = report.last_px, report.price, report.stop_px, report.avg_px
-    if last_px is not None and last_px < 0:
-        return _negative(31, "LastPx", last_px)
-    if price is not None and price < 0:
-        return _negative(44, "Price", price)
-    if stop_px is not None and stop_px < 0:
-        return _negative(99, "StopPx", stop_px)
-    if avg_px is not None and avg_px < 0:
-        return _negative(6, "AvgPx", avg_px)
-    if report.last_qty < 0:
-        return _negative(32, "LastQty", report.last_qty)
-    if report.cum_qty < 0:
-        return _negative(14, "CumQty", report.cum_qty)
-    if report.leaves_qty < 0:
-        return _negative(151, "LeavesQty", report.leaves_qty)
-    if report.exec_type in FILL_EXEC_TYPES:
-        if report.side not in SIDES:
-            return FieldError(54, f"Side(54) '{report.side}' is not a buy or a sell")
-        if report.exec_type != ExecType.TRADE_CANCEL and report.last_qty <= 0:
-            return FieldError(32, f"LastQty(32) was {report.last_qty}, not positive")
-        if report.exec_type != ExecType.TRADE and not report.exec_ref_id:
-            return FieldError(19, "ExecRefID(19) missing")
-    qty = report.order_qty
-    if qty is not None:
-        if report.cum_qty > qty:
-            return FieldError(14, f"CumQty(14) {report.cum_qty} is above OrderQty(38) {qty}")
-        if report.ord_status in _WORKING and report.leaves_qty != qty - report.cum_qty:
-            return FieldError(
-                151,
-                f"LeavesQty(151) {report.leaves_qty} is not OrderQty(38) {qty} - "
-                f"CumQty(14) {report.cum_qty}",
-            )
-    return None
-
-
-def _negative(tag: int, name: str, value: Decimal) -> FieldError:
-    return FieldError(tag, f"{name}({tag}) was {value}, negative")
-
-
-SIDES = frozenset({"1", "2", "3", "4", "5", "6", "B"})
+    return validate_execution_report(report) or booking_problem(report)

@@ -13,11 +13,10 @@ from statistics import median_low
 from typing import Any
 
 from domain.events import ExecutionReport
+from domain.execution_reports import TRADE, expected_leaves_qty
 from domain.quotes import Quote
 
-EXEC_TYPE_TRADE = "F"  # ExecType (150); FIX 4.2 partial fill/fill are normalised to "F"
-# OrdStatus (39) of an order that can fill no more: LeavesQty (151) is 0 by rule.
-CLOSED_STATUSES = frozenset(("3", "4", "8", "C"))
+EXEC_TYPE_TRADE = TRADE  # ExecType (150); FIX 4.2 partial fill/fill are normalised to "F"
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 
@@ -92,17 +91,16 @@ def fills_of(events: Iterable[object]) -> list[ExecutionReport]:
 
 
 def fill_frame(fills: list[ExecutionReport], market: MarketReference) -> Frame:
-    """Columns of fills; `open_qty` is what LeavesQty (151) should be: OrderQty - CumQty
-    (exact, in Decimal), 0 once the order is closed; `px_dev_bps` the distance of LastPx from
-    the market reference (None without one)."""
+    """Columns of fills; `open_qty` is what LeavesQty (151) should be by the rule the decoder
+    and the ledger apply (`domain.execution_reports.expected_leaves_qty`: OrderQty - CumQty,
+    exact, while working; 0 once closed; None where it is not judged); `px_dev_bps` the
+    distance of LastPx from the market reference (None without one)."""
     prices = market.prices
     open_qty: list[float | None] = []
     deviation: list[float | None] = []
     for f in fills:
-        if f.ord_status in CLOSED_STATUSES:
-            open_qty.append(0.0)
-        else:
-            open_qty.append(None if f.order_qty is None else float(f.order_qty - f.cum_qty))
+        expected = expected_leaves_qty(f.ord_status, f.order_qty, f.cum_qty)
+        open_qty.append(None if expected is None else float(expected))
         ref = prices.get(f.symbol)
         deviation.append(None if ref is None else abs(float(f.last_px) - ref) / ref * 1e4)
     return Frame(

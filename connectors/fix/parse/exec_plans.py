@@ -9,10 +9,8 @@ from decimal import Decimal
 from connectors.fix.parse.caches import _text, _text_cache
 from connectors.fix.parse.factories import _make_execution_report
 from connectors.fix.parse.messages import (
-    _CLOSED,
     _EXEC_TYPE_BY_ORD_STATUS,
     _EXEC_TYPE_BY_TRANS_TYPE,
-    _WORKING_OR_FILLED,
     _ZERO,
     Event,
 )
@@ -20,6 +18,7 @@ from connectors.fix.parse.values import _DECIMAL, _SLOW_PATH_TAGS, _SlowPath
 from connectors.fix.timefmt import (
     parse_utc_timestamp,
 )
+from domain.execution_reports import execution_report_problem
 
 # -- execution-report plans: where each field of a 35=8 sits, decided once per tag sequence --
 #
@@ -161,25 +160,24 @@ def _run_exec_plan(plan: tuple, values: list[bytes], raw: bytes, source: str) ->
             exec_type = "F"
         else:
             exec_type = _EXEC_TYPE_BY_ORD_STATUS.get(ord_status, "I")
-    # _check_execution_quantities, then Price (44) and StopPx (99) not negative.
-    if order_qty is not None and cum_qty > order_qty:
-        return None
-    if ord_status in _WORKING_OR_FILLED:
-        if order_qty is not None and leaves_qty != order_qty - cum_qty:
-            return None
-    elif ord_status in _CLOSED and leaves_qty != 0:
-        return None
+    if exec_type == "F" and (last_qty is None or last_px is None):
+        return None  # the careful path names the field missing
     if (
-        (last_qty is not None and last_qty < 0)
-        or (last_px is not None and last_px < 0)
-        or avg_px < 0
-        or (price is not None and price < 0)
-        or (stop_px is not None and stop_px < 0)
+        execution_report_problem(
+            exec_type,
+            ord_status,
+            order_qty,
+            cum_qty,
+            leaves_qty,
+            _ZERO if last_qty is None else last_qty,
+            _ZERO if last_px is None else last_px,
+            avg_px,
+            price,
+            stop_px,
+        )
+        is not None
     ):
-        return None
-    if exec_type == "F":
-        if last_qty is None or last_px is None or last_qty <= 0 or last_px <= 0:
-            return None
+        return None  # the careful path gives the dead letter
     symbol = values[symbol_at]
     side = values[side_at]
     account = None if account_at < 0 else values[account_at]

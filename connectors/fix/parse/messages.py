@@ -46,6 +46,7 @@ from domain.events import (
     SecurityStatus,
     TradingSessionStatus,
 )
+from domain.execution_reports import FIX_SIDES, execution_report_problem
 
 ADMIN_MSG_TYPES = frozenset(("0", "1", "2", "3", "4", "5", "A"))
 """Session-level MsgType (35) values: decoded and counted, no events."""
@@ -113,72 +114,12 @@ def _exec_type(values: dict[int, bytes], ord_status: str, last_qty: Decimal | No
 
 
 _ZERO = Decimal(0)
-# Side (54) values of FIX 4.4 / 5.0 SP2: 1 buy ... 9 cross short, A cross short exempt,
-# B as defined, C opposite, D subscribe, E redeem, F lend, G borrow, H sell undisclosed.
-_SIDES = frozenset("123456789ABCDEFGH")
-# OrdStatus (39) of a working or filled order: LeavesQty (151) = OrderQty (38) - CumQty (14).
-_WORKING_OR_FILLED = frozenset(("0", "1", "2"))
-# OrdStatus (39) of an order that can fill no more (done for day, canceled, rejected,
-# expired): LeavesQty (151) is 0 by rule, whatever CumQty (14) is.
-_CLOSED = frozenset(("3", "4", "8", "C"))
-
-
-def _check_not_negative(value: Decimal | None, tag: int) -> None:
-    if value is not None and value < 0:
-        msg = f"{label(tag)} was {value}, negative"
-        raise FieldError(tag, msg)
 
 
 def _check_positive(value: Decimal | None, tag: int) -> None:
     if value is not None and value <= 0:
         msg = f"{label(tag)} was {value}, not positive"
         raise FieldError(tag, msg)
-
-
-def _check_execution_quantities(
-    exec_type: str,
-    ord_status: str,
-    order_qty: Decimal | None,
-    cum_qty: Decimal,
-    leaves_qty: Decimal | None,
-    last_qty: Decimal | None,
-    last_px: Decimal | None,
-    avg_px: Decimal,
-) -> None:
-    """Raise the FieldError for the first quantity or price of an execution report that is off.
-
-    In this order: CumQty (14) not above OrderQty (38); LeavesQty (151) = OrderQty - CumQty for
-    OrdStatus 0/1/2 (new, partially filled, filled) when OrderQty is present, and 0 for
-    OrdStatus 3/4/8/C (done for day, canceled, rejected, expired), not checked for the pending,
-    replaced, stopped, suspended and calculated states, nor when `leaves_qty` is None (FIX
-    4.0/4.1); LastQty (32), LastPx (31) and AvgPx (6) not negative; a fill (ExecType (150) F)
-    has LastQty and LastPx above 0.
-    """
-    if order_qty is not None and cum_qty > order_qty:
-        msg = f"CumQty(14) was {cum_qty}, more than OrderQty(38) {order_qty}"
-        raise FieldError(14, msg)
-    if leaves_qty is None:
-        pass
-    elif ord_status in _WORKING_OR_FILLED:
-        if order_qty is not None and leaves_qty != order_qty - cum_qty:
-            msg = (
-                f"LeavesQty(151) was {leaves_qty}, expected OrderQty(38) - CumQty(14) = "
-                f"{order_qty - cum_qty}"
-            )
-            raise FieldError(151, msg)
-    elif ord_status in _CLOSED and leaves_qty != 0:
-        msg = f"LeavesQty(151) was {leaves_qty}, expected 0 with OrdStatus(39) {ord_status}"
-        raise FieldError(151, msg)
-    _check_not_negative(last_qty, 32)
-    _check_not_negative(last_px, 31)
-    _check_not_negative(avg_px, 6)
-    if exec_type == "F":
-        if last_qty is not None and last_qty <= 0:
-            msg = f"LastQty(32) was {last_qty}, not positive on a fill (ExecType(150) F)"
-            raise FieldError(32, msg)
-        if last_px is not None and last_px <= 0:
-            msg = f"LastPx(31) was {last_px}, not positive on a fill (ExecType(150) F)"
-            raise FieldError(31, msg)
 
 
 def parse_execution_report(msg: FixMessage, source: str = "", raw: bytes = b"") -> ExecutionReport:
@@ -188,8 +129,8 @@ def parse_execution_report(msg: FixMessage, source: str = "", raw: bytes = b"") 
     AvgPx (6) once something has filled (0 when CumQty is 0 and it is absent), and LeavesQty
     (151) (derived as OrderQty - CumQty for FIX 4.0/4.1 when absent).
     LastQty (32) and LastPx (31) are required for fills and 0 when absent otherwise.
-    Quantities and prices must agree (`_check_execution_quantities`); Price (44) and StopPx
-    (99) must not be negative.
+    Quantities, prices, statuses, Side and ExecRefID (19) must agree
+    (`domain.execution_reports`, the rule the ledger and data quality apply too).
 
     Args:
         msg: a decoded 35=8.
@@ -232,7 +173,7 @@ def parse_execution_report(msg: FixMessage, source: str = "", raw: bytes = b"") 
         leaves_qty = order_qty - cum_qty
     price = _optional_decimal(values, 44)
     stop_px = _optional_decimal(values, 99)
-    _check_execution_quantities(
+    problem = execution_report_problem(
         exec_type,
         ord_status,
         order_qty,
@@ -240,12 +181,14 @@ def parse_execution_report(msg: FixMessage, source: str = "", raw: bytes = b"") 
         # FIX 4.0/4.1: 151 is derived above or, from QuickFIX/J's FIX.4.1 Executor, 0 on
         # acks and fills alike (sample session_log_quickfixj_banzai_executor_fix41): unchecked.
         None if msg.begin_string in ("FIX.4.0", "FIX.4.1") else leaves_qty,
-        last_qty,
-        last_px,
+        _ZERO if last_qty is None else last_qty,
+        _ZERO if last_px is None else last_px,
         avg_px,
+        price,
+        stop_px,
     )
-    _check_not_negative(price, 44)
-    _check_not_negative(stop_px, 99)
+    if problem is not None:
+        raise problem
     return ExecutionReport(
         exec_id=exec_id,
         order_id=order_id,
@@ -318,7 +261,7 @@ def _order_request(
     price = _optional_decimal(values, 44)
     stop_px = _optional_decimal(values, 99)
     if msg_type != "F":
-        if side not in _SIDES:
+        if side not in FIX_SIDES:
             msg_text = f"Side(54) was '{show(side.encode())}', not a FIX Side value"
             raise FieldError(54, msg_text)
         _check_positive(order_qty, 38)
