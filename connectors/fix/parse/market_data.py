@@ -23,7 +23,7 @@ Market-data rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from connectors.fix.codec import (
     SOH,
@@ -98,6 +98,81 @@ def _field_tokens(region: bytes) -> list[bytes]:
     return tokens
 
 
+# -- the grouping of a 35=W/X: one rule, read by this parser and by the plans (md_plans) ------
+#
+# Where each field goes depends on its tag alone: fields before the first entry are message
+# level (`_MD_HEAD`); each MDUpdateAction (279), and each MDEntryType (269) not preceded by a
+# 279 in the same entry, opens a NoMDEntries (268) entry; the entry's other fields fill its
+# slots (`_MD_ENTRY_SLOTS`); the first entry's times (`_MD_FIRST_ENTRY`) may date the event.
+# Any other tag that is a plain positive number is ignored, unless it is one of `slow_tags`.
+
+# message level: SendingTime, NoMDEntries, Symbol, TransactTime, RptSeq (a 35=W's)
+_MD_HEAD = {b"52": 0, b"268": 1, b"55": 2, b"60": 3, b"83": 4}
+# entry slots: MDEntryType 0 and MDUpdateAction 1 (openers), MDEntryPx 2, MDEntrySize 3,
+# MDEntryID 4, Symbol 5, RptSeq 6 (35=X's MDIncGrp)
+_MD_ENTRY_SLOTS = {b"270": 2, b"271": 3, b"278": 4, b"55": 5, b"83": 6}
+# the first entry's MDEntryTime, MDEntryDate, TransactTime (Binance puts 60 in the group)
+_MD_FIRST_ENTRY = {b"273": 0, b"272": 1, b"60": 2}
+
+
+def _md_layout(
+    tags: Sequence[bytes], slow_tags: frozenset[bytes]
+) -> tuple[list[int], list[list[int]], list[int]] | None:
+    """Where each field of a 35=W/X with these tags (after MsgType (35), before CheckSum (10))
+    goes, as indexes into its fields (-1 for absent).
+
+    Returns:
+        (head, entries, first): head by `_MD_HEAD`, one list per entry by slot (none when
+        there is no group), the first entry's times by `_MD_FIRST_ENTRY`; None for a tag the
+        generic decoder must judge (not a plain positive number, or one of `slow_tags`).
+    """
+    head = [-1, -1, -1, -1, -1]
+    first = [-1, -1, -1]
+    entries: list[list[int]] = []
+    head_role = _MD_HEAD.get
+    group_at = 0
+    for group_at, tag in enumerate(tags):  # noqa: B007 - where the group starts, after the loop
+        if tag == b"269" or tag == b"279":
+            break
+        role = head_role(tag)
+        if role is not None:
+            head[role] = group_at
+        elif tag in slow_tags or not tag.isdigit() or tag[0] == 0x30:
+            return None
+    else:
+        return head, entries, first  # no group
+    by_action = tags[group_at] == b"279"
+    entry = [-1] * 7
+    entry[1 if by_action else 0] = group_at
+    entry_slot = _MD_ENTRY_SLOTS.get
+    first_role = _MD_FIRST_ENTRY.get
+    for at in range(group_at + 1, len(tags)):
+        tag = tags[at]
+        slot = entry_slot(tag)
+        if slot is not None:
+            entry[slot] = at
+        elif tag == b"269":
+            # A 269 opens an entry unless a 279 opened the current one and no 269 came yet.
+            if entry[0] >= 0 or not by_action:
+                entries.append(entry)
+                entry = [-1, -1, -1, -1, -1, -1, -1]
+                by_action = False
+            entry[0] = at
+        elif tag == b"279":
+            entries.append(entry)
+            entry = [-1, at, -1, -1, -1, -1, -1]
+            by_action = True
+        else:
+            role = first_role(tag)
+            if role is not None:
+                if not entries:
+                    first[role] = at
+            elif tag in slow_tags or not tag.isdigit() or tag[0] == 0x30:
+                return None
+    entries.append(entry)
+    return head, entries, first
+
+
 def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[bytes]) -> list:
     """Parse a 35=W or 35=X from the fields after MsgType (35) and before CheckSum (10).
 
@@ -110,79 +185,18 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
         FieldError: a missing or malformed market-data field.
         _SlowPath: a field the generic decoder must judge (garbled tag, empty value, data field).
     """
-    symbol = sending = transact = count_text = rpt_seq = None
-    pairs = zip(*[iter(tokens)] * 2, strict=False)
-    in_group = False
-    for tag, value in pairs:
-        if not value:
-            raise _SlowPath
-        if tag == b"269" or tag == b"279":
-            in_group = True
-            break
-        if tag == b"52":
-            sending = value
-        elif tag == b"268":
-            count_text = value
-        elif tag == b"55":
-            symbol = value
-        elif tag == b"60":
-            transact = value
-        elif tag == b"83":
-            rpt_seq = value  # a 35=W's; a 35=X carries it per entry (MDIncGrp)
-        elif tag in slow_path_tags or not tag.isdigit() or tag[0] == 0x30:
-            raise _SlowPath
-
-    entries: list[tuple] = []
-    append = entries.append
-    first_time = first_date = first_transact = None
-    entry_type = action = price = size = entry_id = entry_symbol = rpt = None
-    by_action = False
-    has_rpt = False
-    if in_group:
-        # `tag, value` is the first 269 or 279: the group opens with it.
-        if tag == b"269":
-            entry_type = value
-        else:
-            action = value
-            by_action = True
-        for tag, value in pairs:
-            if not value:
-                raise _SlowPath
-            if tag == b"270":
-                price = value
-            elif tag == b"271":
-                size = value
-            elif tag == b"269":
-                # A 269 opens an entry unless a 279 opened the current one and no 269 came yet.
-                if entry_type is not None or not by_action:
-                    append((entry_type, action, price, size, entry_id, entry_symbol, rpt))
-                    action = price = size = entry_id = entry_symbol = rpt = None
-                    by_action = False
-                entry_type = value
-            elif tag == b"279":
-                append((entry_type, action, price, size, entry_id, entry_symbol, rpt))
-                entry_type = price = size = entry_id = entry_symbol = rpt = None
-                action = value
-                by_action = True
-            elif tag == b"55":
-                entry_symbol = value
-            elif tag == b"278":
-                entry_id = value
-            elif tag == b"273":
-                if not entries:
-                    first_time = value
-            elif tag == b"272":
-                if not entries:
-                    first_date = value
-            elif tag == b"60":
-                if not entries:
-                    first_transact = value
-            elif tag == b"83":
-                rpt = value
-                has_rpt = True
-            elif tag in slow_path_tags or not tag.isdigit() or tag[0] == 0x30:
-                raise _SlowPath
-        append((entry_type, action, price, size, entry_id, entry_symbol, rpt))
+    fields = len(tokens) // 2
+    values = tokens[1 : 2 * fields : 2]
+    if b"" in values:
+        raise _SlowPath
+    layout = _md_layout(tokens[0 : 2 * fields : 2], slow_path_tags)
+    if layout is None:
+        raise _SlowPath
+    head, positions, first = layout
+    sending, count_text, symbol, transact, rpt_seq = [None if at < 0 else values[at] for at in head]
+    first_time, first_date, first_transact = [None if at < 0 else values[at] for at in first]
+    entries = [tuple([None if at < 0 else values[at] for at in entry]) for entry in positions]
+    has_rpt = any(entry[6] >= 0 for entry in positions)
 
     if count_text is None:
         msg = "NoMDEntries(268) missing"
@@ -214,53 +228,21 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
     # Sum of every price and size: NaN or infinity anywhere makes it non-finite (an overflow
     # of huge sizes can too; _check_md_numbers then finds nothing wrong and we go on).
     total = 0.0
-    if not incremental:
-        if symbol is None:
-            msg = "Symbol(55) missing"
-            raise FieldError(55, msg)
-        snapshot_entries = []
-        try:
-            for entry_type, _, price, size, entry_id, _, _ in entries:
-                if entry_type is None:
-                    msg = "MDEntryType(269) missing in a NoMDEntries(268) entry"
-                    raise FieldError(269, msg)
-                price_value = None if price is None else float(price)
-                size_value = None if size is None else float(size)
-                total += (price_value or 0.0) + (size_value or 0.0)
-                if price_value is not None and price_value <= 0.0:
-                    _not_positive(price)
-                snapshot_entries.append(
-                    make_entry(
-                        text_of(entry_type) or _text(entry_type),
-                        "0",
-                        price_value,
-                        size_value,
-                        None if entry_id is None else entry_id.decode("utf-8", "backslashreplace"),
-                    )
-                )
-        except ValueError:
-            _check_md_numbers(entries)
-        if total - total:
-            _check_md_numbers(entries)
-        return [
-            MarketDataSnapshot(
-                _text(symbol),
-                ts_event,
-                tuple(snapshot_entries),
-                None if rpt_seq is None else _rpt_seq(rpt_seq),
-                _crossed_top(snapshot_entries) is not None,
-            )
-        ]
-
-    by_symbol: dict[bytes, list[MdEntry]] = {}
+    if not incremental and symbol is None:
+        msg = "Symbol(55) missing"
+        raise FieldError(55, msg)
+    built: list[MdEntry] = []
+    symbols: list[bytes] = []  # 35=X: each entry's Symbol (55), inherited when omitted
     current = symbol
     try:
         for entry_type, action, price, size, entry_id, entry_symbol, _ in entries:
-            if entry_symbol is not None:
-                current = entry_symbol
-            elif current is None:
-                msg = "Symbol(55) missing"
-                raise FieldError(55, msg)
+            if incremental:
+                if entry_symbol is not None:
+                    current = entry_symbol
+                elif current is None:
+                    msg = "Symbol(55) missing"
+                    raise FieldError(55, msg)
+                symbols.append(current)
             if entry_type is None:
                 msg = "MDEntryType(269) missing in a NoMDEntries(268) entry"
                 raise FieldError(269, msg)
@@ -269,22 +251,37 @@ def _parse_md(tokens: list[bytes], incremental: bool, slow_path_tags: frozenset[
             total += (price_value or 0.0) + (size_value or 0.0)
             if price_value is not None and price_value <= 0.0:
                 _not_positive(price)
-            entry = make_entry(
-                text_of(entry_type) or _text(entry_type),
-                "0" if action is None else text_of(action) or _text(action),
-                price_value,
-                size_value,
-                None if entry_id is None else entry_id.decode("utf-8", "backslashreplace"),
+            built.append(
+                make_entry(
+                    text_of(entry_type) or _text(entry_type),
+                    # MDUpdateAction: "0" when an X entry omits it, and always in a W
+                    "0" if action is None or not incremental else text_of(action) or _text(action),
+                    price_value,
+                    size_value,
+                    None if entry_id is None else entry_id.decode("utf-8", "backslashreplace"),
+                )
             )
-            group = by_symbol.get(current)
-            if group is None:
-                by_symbol[current] = [entry]
-            else:
-                group.append(entry)
     except ValueError:
         _check_md_numbers(entries)
     if total - total:
         _check_md_numbers(entries)
+    if not incremental:
+        return [
+            MarketDataSnapshot(
+                _text(symbol),
+                ts_event,
+                tuple(built),
+                None if rpt_seq is None else _rpt_seq(rpt_seq),
+                _crossed_top(built) is not None,
+            )
+        ]
+    by_symbol: dict[bytes, list[MdEntry]] = {}
+    for key, entry in zip(symbols, built, strict=True):
+        group = by_symbol.get(key)
+        if group is None:
+            by_symbol[key] = [entry]
+        else:
+            group.append(entry)
     if has_rpt:
         rpt_seqs = _rpt_seqs_by_symbol(entries, symbol)
         return [

@@ -18,7 +18,7 @@ from connectors.fix.codec import (
 )
 from connectors.fix.parse.caches import _INFINITY, _decode_texts, _float_cache, _text, _text_cache
 from connectors.fix.parse.factories import _make_increment, _make_md_entry, _make_snapshot
-from connectors.fix.parse.market_data import _crossed_top
+from connectors.fix.parse.market_data import _crossed_top, _md_layout
 from connectors.fix.parse.values import _SLOW_PATH_TAGS, _entry_time
 from connectors.fix.timefmt import (
     NS_PER_DAY,
@@ -27,16 +27,14 @@ from connectors.fix.timefmt import (
     parse_utc_timestamps,
 )
 from domain.errors import FieldError
-from domain.events import (
-    MdEntry,
-)
+from domain.events import MdEntry
 
 # -- market-data plans: the grouping of a 35=W/X decided once per tag sequence -------------
 #
 # Which field opens which NoMDEntries (268) entry, which Symbol (55) an entry inherits and which
 # field dates the event depend on the tags alone, so they are worked out once per distinct tag
-# sequence (a venue sends a few hundred) by `_compile_md_plan`, which walks the tags exactly as
-# `_parse_md` walks the fields. `_run_md_plan` then only reads values. A plan is None when
+# sequence (a venue sends a few hundred) by `_compile_md_plan`, from the grouping `_parse_md`
+# reads too (`_md_layout`). `_run_md_plan` then only reads values. A plan is None when
 # `_parse_md` would decline or fail on the tags alone, and `_run_md_plan` returns None on any
 # value it does not like: the careful path then gives the event or the precise dead letter.
 
@@ -52,7 +50,8 @@ _TIME_ENTRY = 1  # MDEntryTime (273), on MDEntryDate (272) or on the date of Sen
 
 
 def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
-    """Work out where each value of a 35=W/X with these body tags goes, as `_parse_md` does.
+    """Work out where each value of a 35=W/X with these body tags goes (`_md_layout`, as
+    `_parse_md` reads them), and what `_parse_md` would then decide from the tags alone.
 
     Args:
         tags: the tags after MsgType (35) and before CheckSum (10), in wire order.
@@ -70,68 +69,13 @@ def _compile_md_plan(tags: list[bytes], incremental: bool) -> tuple | None:
         None where `_parse_md` would not parse these tags, or would fail on them whatever
         the values, or finds no entries.
     """
-    slow_tags = _SLOW_PATH_TAGS
-    symbol_at = sending_at = transact_at = count_at = rpt_at = -1
-    group_at = len(tags)
-    for at, tag in enumerate(tags):
-        if tag == b"269" or tag == b"279":
-            group_at = at
-            break
-        if tag == b"52":
-            sending_at = at
-        elif tag == b"268":
-            count_at = at
-        elif tag == b"55":
-            symbol_at = at
-        elif tag == b"60":
-            transact_at = at
-        elif tag == b"83":
-            rpt_at = at
-        elif tag in slow_tags or not tag.isdigit() or tag[0] == 0x30:
-            return None
-    if group_at == len(tags) or count_at < 0:
+    layout = _md_layout(tags, _SLOW_PATH_TAGS)  # the grouping `_parse_md` reads too
+    if layout is None:
         return None
-
-    entries: list[list[int]] = []
-    time_at = date_at = group_transact_at = -1
-    # entry: [type, action, price, size, id, symbol, rpt_seq]
-    by_action = tags[group_at] == b"279"
-    entry = [-1, group_at, -1, -1, -1, -1, -1] if by_action else [group_at, -1, -1, -1, -1, -1, -1]
-    for at in range(group_at + 1, len(tags)):
-        tag = tags[at]
-        if tag == b"270":
-            entry[2] = at
-        elif tag == b"271":
-            entry[3] = at
-        elif tag == b"269":
-            # A 269 opens an entry unless a 279 opened the current one and no 269 came yet.
-            if entry[0] >= 0 or not by_action:
-                entries.append(entry)
-                entry = [-1, -1, -1, -1, -1, -1, -1]
-                by_action = False
-            entry[0] = at
-        elif tag == b"279":
-            entries.append(entry)
-            entry = [-1, at, -1, -1, -1, -1, -1]
-            by_action = True
-        elif tag == b"55":
-            entry[5] = at
-        elif tag == b"278":
-            entry[4] = at
-        elif tag == b"273":
-            if not entries:
-                time_at = at
-        elif tag == b"272":
-            if not entries:
-                date_at = at
-        elif tag == b"60":
-            if not entries:
-                group_transact_at = at
-        elif tag == b"83":
-            entry[6] = at
-        elif tag in slow_tags or not tag.isdigit() or tag[0] == 0x30:
-            return None
-    entries.append(entry)
+    (sending_at, count_at, symbol_at, transact_at, rpt_at), entries, first = layout
+    time_at, date_at, group_transact_at = first
+    if not entries or count_at < 0:
+        return None
 
     if transact_at >= 0:
         time: tuple[int, ...] = (_TIME_STAMP, transact_at)
