@@ -23,6 +23,7 @@ from brokerflow.cli import main
 from simulator.exchange import ExchangeCore
 from simulator.exchange_server import ExchangeThread, default_sessions
 from tests.edge.conftest import free_port
+from tests.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 START_S = 90.0  # a cold start (imports, chdb, GX) on a busy 2-core machine
@@ -41,12 +42,17 @@ class Started:
 
     def wait_for(self, ready: Callable[[str, str], bool]) -> None:
         """Poll until `ready(stdout, stderr)`; fail if the command ends or takes too long."""
-        deadline = time.monotonic() + START_S
-        while not ready(*self.text()):
+
+        def check() -> bool:
             out, err = self.text()
+            if ready(out, err):
+                return True
             assert self.process.poll() is None, f"ended early ({self.process.returncode}): {err}"
-            assert time.monotonic() < deadline, f"not ready in {START_S:.0f} s:\n{out}\n{err}"
-            time.sleep(0.1)
+            return False
+
+        eventually(
+            check, START_S, 0.1, "the command ready", describe=lambda: "\n".join(self.text())
+        )
 
     def interrupt(self, signum: int) -> tuple[str, str]:
         """Signal the whole process group, as a terminal's Ctrl-C does; wait for the end."""
@@ -55,10 +61,8 @@ class Started:
         out, err = self.text()
         assert code == 0, f"exit {code}:\n{err}"
         assert not BAD.search(err), err
-        deadline = time.monotonic() + 10
-        while _group_alive(self.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _group_alive(self.process.pid), "a process of the group outlived the command"
+        group = self.process.pid
+        eventually(lambda: not _group_alive(group), 10, 0.05, "the command's process group gone")
         return out, err
 
 

@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.edge.conftest import RunningEdge
+from tests.eventually import eventually_async
 from tests.scrape import Samples, scrape
 
 
@@ -22,12 +23,12 @@ async def _recv(ws, timeout: float = 3.0) -> dict[str, Any]:
 
 async def _until(ws, kind: str, timeout: float = 3.0) -> dict[str, Any]:
     """The next frame of type `kind`, skipping others."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        frame = await _recv(ws, max(0.01, deadline - loop.time()))
-        if frame["type"] == kind:
-            return frame
+
+    async def next_of_kind() -> dict[str, Any] | None:
+        frame = await _recv(ws, timeout)
+        return frame if frame["type"] == kind else None
+
+    return await eventually_async(next_of_kind, timeout, 0, f"a {kind!r} frame")
 
 
 async def _drain(ws, quiet_s: float = 0.3) -> list[dict[str, Any]]:
@@ -63,7 +64,7 @@ def test_edge_subscribe_gives_snapshot_then_updates_in_seq_order(edge: RunningEd
             assert (snapshot["symbol"], snapshot["bid"], snapshot["seq"]) == ("AAPL", 100.0, 1)
             for seq in range(2, 12):
                 edge.set_quote("AAPL", seq=seq, bid=100.0 + seq)
-                await asyncio.sleep(0.03)
+                await asyncio.sleep(0.03)  # updates spread in time, on purpose
             updates = _quotes(await _drain(ws))
             seqs = [q["seq"] for q in updates]
             assert seqs == sorted(set(seqs)) and seqs[0] > 1
@@ -179,7 +180,7 @@ def test_edge_slow_client_gets_latest_quote_and_every_alert(edge: RunningEdge):
                 if seq % 20 == 0:
                     sent_alerts.append(f"slow-{seq}")
                     edge.add_alert(sent_alerts[-1], "STOP_TRIGGERED", "A1")
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # a publishing pace, on purpose
             frames = await _drain(ws, quiet_s=1.0)
             updates = _quotes(frames)
             alerts = [f["alert_id"] for f in frames if f["type"] == "alert"]
@@ -258,7 +259,7 @@ def test_edge_metrics_show_connections_by_role_and_what_it_sent(edge: RunningEdg
             await _until(trader, "snapshot")
             for seq in range(2, 6):
                 edge.set_quote("AAPL", seq=seq, bid=100.0 + seq)
-                await asyncio.sleep(0.03)
+                await asyncio.sleep(0.03)  # updates spread in time, on purpose
             updates = _quotes(await _drain(trader))
             m = await asyncio.to_thread(_edge_metrics, edge)
             connections = {dict(k)["role"]: v for (name, k), v in m.items()
@@ -273,8 +274,12 @@ def test_edge_metrics_show_connections_by_role_and_what_it_sent(edge: RunningEdg
             rules = Path(__file__).resolve().parents[2] / "deploy" / "prometheus-rules.yml"
             read = set(re.findall(r"\bbrokerflow_edge_\w+", rules.read_text()))
             assert read and read <= {name for name, _labels in m}
-        await asyncio.sleep(0.2)
-        m = await asyncio.to_thread(_edge_metrics, edge)
-        assert m[("brokerflow_edge_connections", (("role", "trader"),))] == 0  # closed: gone
+        trader_gauge = ("brokerflow_edge_connections", (("role", "trader"),))
+
+        async def trader_gone() -> bool:
+            m = await asyncio.to_thread(_edge_metrics, edge)
+            return m[trader_gauge] == 0  # closed: gone
+
+        await eventually_async(trader_gone, 5, 0.05, "the trader's connection gauge at 0")
 
     asyncio.run(scenario())

@@ -22,6 +22,7 @@ import redis
 
 from brokerflow.services import ensure_services, stop_services
 from brokerflow.settings import Settings
+from tests.eventually import eventually
 from tests.faults.reference import ReferenceDay, load_day
 from tests.faults.sinks import postgres_contents, redis_contents
 
@@ -51,13 +52,6 @@ def _failed(process: subprocess.Popen) -> str:
     _, error = process.communicate(timeout=120)
     assert process.returncode != 0
     return error.strip()
-
-
-def _wait_for(predicate, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _quotes_written(url: str) -> bool:
@@ -97,9 +91,10 @@ def test_redis_down_for_seconds_mid_run_loses_and_doubles_nothing(
     env = {"BROKERFLOW_POSTGRES_DSN": pg_dsn, "BROKERFLOW_REDIS_URL": url}
     load_day(day, env, tmp_path / "outage")
     process = _replay(day, env, tmp_path / "outage")
-    _wait_for(lambda: _quotes_written(url))
+    eventually(lambda: _quotes_written(url), 120, 0.05, "quotes in Redis")
     assert stop_services(stores) == ["redis"]
-    time.sleep(2.0)  # the flow keeps trying meanwhile
+    # Not a wait for a condition: the outage lasts 2 s on purpose; the flow keeps trying meanwhile.
+    time.sleep(2.0)
     assert process.poll() is None, "the flow gave up during a 2 s outage"
     assert _embedded(stores, "redis", postgres_dsn=pg_dsn) == url  # same port
     _succeeded(process)
@@ -115,9 +110,9 @@ def test_postgres_down_for_seconds_mid_run_loses_and_doubles_nothing(
     env = {"BROKERFLOW_POSTGRES_DSN": dsn, "BROKERFLOW_REDIS_URL": redis_db_url}
     load_day(day, env, tmp_path / "outage")
     process = _replay(day, env, tmp_path / "outage")
-    _wait_for(lambda: _executions_booked(dsn))
+    eventually(lambda: _executions_booked(dsn), 120, 0.05, "executions booked")
     assert stop_services(stores) == ["postgres"]
-    time.sleep(2.0)
+    time.sleep(2.0)  # a 2 s outage on purpose, as above
     assert process.poll() is None, "the flow gave up during a 2 s outage"
     assert _embedded(stores, "postgres", redis_url=redis_db_url) == dsn
     _succeeded(process)
@@ -134,7 +129,7 @@ def test_a_store_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
            "BROKERFLOW_SINK_RETRY_S": "1"}  # fmt: skip
     load_day(day, env, tmp_path / "outage")
     process = _replay(day, env, tmp_path / "outage")
-    _wait_for(lambda: _quotes_written(url))
+    eventually(lambda: _quotes_written(url), 120, 0.05, "quotes in Redis")
     stop_services(stores)
     error = _failed(process)
     assert "Traceback" not in error, error
@@ -152,7 +147,7 @@ def test_postgres_down_for_longer_than_the_retries_stops_the_flow_with_one_line(
            "BROKERFLOW_SINK_RETRY_S": "1"}  # fmt: skip
     load_day(day, env, tmp_path / "outage")
     process = _replay(day, env, tmp_path / "outage")
-    _wait_for(lambda: _executions_booked(dsn))
+    eventually(lambda: _executions_booked(dsn), 120, 0.05, "executions booked")
     stop_services(stores)
     error = _failed(process)
     assert "Traceback" not in error and "panic in a destructor" not in error, error

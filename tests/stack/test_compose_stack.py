@@ -28,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -41,6 +40,7 @@ from websockets.asyncio.client import connect
 
 from tests.conftest import fresh_database, reserved_redis_db
 from tests.edge.conftest import free_port
+from tests.eventually import eventually
 from tests.scrape import scrape
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,14 +183,8 @@ class Stack:
 
 
 def _wait(what: str, check, stack: Stack, timeout: float = START_S, every: float = 0.5):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:.0f} s\n{stack.tail()}")
-        time.sleep(every)
+    """`eventually`, with the services' last log lines when it times out."""
+    return eventually(check, timeout, every, what, describe=stack.tail)
 
 
 def _start(svc: Service, stack: Stack) -> None:

@@ -11,6 +11,7 @@ from connectors.fix.session.config import SessionConfig
 from connectors.fix.session.engine import Acceptor, Initiator
 from connectors.fix.session.state import SessionState
 from connectors.fix.session.wire import Clock, Framer, Message, encode, parse
+from tests.eventually import eventually_async
 
 
 def venue(*, sender: str = "VENUE", target: str = "BF", **overrides) -> SessionConfig:
@@ -41,13 +42,6 @@ class Orders:
         self.cl_ord_ids.append(message.get(11) or b"")
 
 
-async def eventually(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 def test_logon_heartbeats_orders_and_logout() -> None:
     async def scenario() -> None:
         orders = Orders()
@@ -56,15 +50,17 @@ def test_logon_heartbeats_orders_and_logout() -> None:
         initiator = Initiator(broker(port))
         initiator.start()
         await initiator.wait_logged_on(5)
-        await asyncio.sleep(2.3)  # HeartBtInt 1 s: both sides heartbeat while idle
+        # Not a wait for a condition: 2.3 s of idle time must pass (HeartBtInt 1 s) so that
+        # both sides heartbeat while idle.
+        await asyncio.sleep(2.3)
         store = acceptor.stores[venue().key]
         assert store.next_target >= 3 and initiator.store.next_target >= 3
         assert initiator.logged_on
         seq = initiator.send((b"D", [(11, b"ord-1"), (54, b"1")]))
-        await eventually(lambda: orders.cl_ord_ids == [b"ord-1"])
+        await eventually_async(lambda: orders.cl_ord_ids == [b"ord-1"])
         assert seq == initiator.store.next_sender - 1
         await initiator.stop()
-        await eventually(lambda: not acceptor.active)
+        await eventually_async(lambda: not acceptor.active)
         session = initiator.session
         assert session is not None and session.closed == "Logout handshake complete"
         await acceptor.close()
@@ -78,7 +74,7 @@ def test_wrong_password_is_refused() -> None:
         port = await acceptor.start()
         initiator = Initiator(broker(port, password="wrong", reconnect_min_s=5))
         initiator.start()
-        await eventually(lambda: initiator.session is not None and initiator.session.closed)
+        await eventually_async(lambda: initiator.session is not None and initiator.session.closed)
         session = initiator.session
         assert session is not None and not session.received_logon
         assert "invalid Password (554)" in session.closed
@@ -98,7 +94,7 @@ def test_dropped_connection_is_reconnected_and_numbering_continues() -> None:
         initiator.send((b"D", [(11, b"before")]))
         sent_before = initiator.store.next_sender
         acceptor.active[venue().key].close()  # the venue drops us
-        await eventually(lambda: initiator.connects == 2 and initiator.logged_on)
+        await eventually_async(lambda: initiator.connects == 2 and initiator.logged_on)
         assert initiator.store.next_sender == sent_before + 1  # the new Logon, no reset
         await initiator.stop()
         await acceptor.close()
@@ -116,14 +112,14 @@ def test_restarted_initiator_continues_its_sequence_numbers(tmp_path: Path) -> N
         await first.wait_logged_on(5)
         first.send((b"D", [(11, b"a")]))
         first.send((b"D", [(11, b"b")]))
-        await eventually(lambda: len(orders.cl_ord_ids) == 2)
+        await eventually_async(lambda: len(orders.cl_ord_ids) == 2)
         await first.stop()
         second = Initiator(broker(port, store_dir=str(tmp_path)))
         assert second.store.next_sender == 5  # Logon 1, orders 2-3, Logout 4
         second.start()
         await second.wait_logged_on(5)
         second.send((b"D", [(11, b"c")]))
-        await eventually(lambda: orders.cl_ord_ids == [b"a", b"b", b"c"])
+        await eventually_async(lambda: orders.cl_ord_ids == [b"a", b"b", b"c"])
         # No gap on either side: the venue asked for no resend.
         assert acceptor.stores[venue().key].next_target == second.store.next_sender
         await second.stop()
@@ -160,7 +156,7 @@ def test_silent_counterparty_gets_test_request_then_is_dropped_and_redialled() -
         port = server.sockets[0].getsockname()[1]
         initiator = Initiator(broker(port))
         initiator.start()
-        await eventually(lambda: len(connections) >= 2, timeout=6)
+        await eventually_async(lambda: len(connections) >= 2, timeout=6)
         assert b"1" in connections[0]  # the TestRequest before giving up
         await initiator.stop(timeout=0.2)
         server.close()
@@ -200,7 +196,7 @@ def test_garbage_oversize_and_wrong_comp_ids_leave_other_sessions_alone() -> Non
         )
         assert answers == [b"", b"", b""]  # each dropped without a word
         initiator.send((b"D", [(11, b"still-here")]))
-        await eventually(lambda: orders.cl_ord_ids == [b"still-here"])
+        await eventually_async(lambda: orders.cl_ord_ids == [b"still-here"])
         assert initiator.logged_on and initiator.connects == 1
         await initiator.stop()
         await acceptor.close()
@@ -243,8 +239,9 @@ def test_a_peer_that_stops_reading_is_dropped_after_the_close_grace(monkeypatch)
         transport = _StuckTransport()
         connection.connection_made(transport)
         connection.close()
-        await asyncio.sleep(0.3)
-        assert transport.closing and transport.aborted  # not left half-open for ever
+        # not left half-open for ever
+        await eventually_async(lambda: transport.closing and transport.aborted, timeout=1.0,
+                               what="the stuck transport closed and aborted")  # fmt: skip
 
     asyncio.run(scenario())
 
@@ -278,7 +275,7 @@ def test_the_metrics_show_each_sessions_state_sequence_numbers_and_resends() -> 
         initiator.send((b"D", [(11, b"two")]))
         ours, theirs = "FIX.4.4-BFM-VENUE", "FIX.4.4-VENUE-BFM"
         resend = "brokerflow_fix_session_resend_requests_total"
-        await eventually(lambda: scrape().get((resend, (("direction", "received"),
+        await eventually_async(lambda: scrape().get((resend, (("direction", "received"),
                                                        ("session", ours))), 0) == 1)  # fmt: skip
         m = await asyncio.to_thread(scrape)
         await initiator.stop()

@@ -6,21 +6,14 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from brokerflow.peers import Peer, PeerLost, PeerWatch, unconnected, watch_peers
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the watch reads /proc/self")
-
-
-def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture

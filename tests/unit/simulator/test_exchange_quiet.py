@@ -11,17 +11,9 @@ from connectors.fix.live import market_data_request
 from connectors.fix.session import Initiator, SessionConfig
 from simulator.exchange import ExchangeCore
 from simulator.exchange_server import ExchangeServer, default_sessions
+from tests.eventually import eventually_async
 
 QUIET_TICKS = 100  # pacer ticks (20 ms) the market stays quiet: ~2 s, ~200 events held back
-
-
-async def _until(predicate, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.01)
-    return False
 
 
 async def _quiet_then_live() -> dict[str, int | bool]:
@@ -42,10 +34,12 @@ async def _quiet_then_live() -> dict[str, int | bool]:
     try:
         await initiator.wait_logged_on(5)
         initiator.send(market_data_request("R1", ("AAPL", "MSFT")))
-        assert await _until(lambda: server.sent.get("X", 0) >= 3)
+        await eventually_async(lambda: server.sent.get("X", 0) >= 3, every=0.01, what="3 35=X sent")
         server.set_quiet(True)
         sent, generated, at = server.sent["X"], core.stats.incrementals, ticks[0]
-        assert await _until(lambda: ticks[0] >= at + QUIET_TICKS)
+        await eventually_async(
+            lambda: ticks[0] >= at + QUIET_TICKS, every=0.01, what="the quiet ticks"
+        )
         out["x_while_quiet"] = server.sent["X"] - sent
         out["generated_while_quiet"] = core.stats.incrementals - generated
         out["logged_on_while_quiet"] = initiator.logged_on
@@ -53,9 +47,9 @@ async def _quiet_then_live() -> dict[str, int | bool]:
         server.set_quiet(False)  # skips the backlog now
         out["backlog_skipped"] = core.stats.incrementals - before
         at = ticks[0]
-        assert await _until(lambda: ticks[0] >= at + 1)
+        await eventually_async(lambda: ticks[0] >= at + 1, every=0.01, what="a pacer tick")
         out["first_live_tick"] = core.stats.incrementals - before
-        assert await _until(lambda: server.sent["X"] > sent)
+        await eventually_async(lambda: server.sent["X"] > sent, every=0.01, what="a 35=X sent")
         out["live_again"] = True
     finally:
         await initiator.stop()

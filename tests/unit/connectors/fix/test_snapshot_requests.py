@@ -14,6 +14,7 @@ from connectors.fix.snapshot_requests import SnapshotLimiter
 from domain.errors import ConfigError
 from simulator.exchange import ExchangeCore
 from simulator.exchange_server import ExchangeThread, default_sessions
+from tests.eventually import eventually
 
 
 def test_a_symbol_is_asked_for_at_most_once_per_interval_and_messages_are_capped() -> None:
@@ -40,15 +41,6 @@ def test_the_settings_are_checked() -> None:
         live_session_from_mapping({**table, "snapshot_min_interval_s": "x"})
 
 
-def _wait(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_a_worker_threads_request_goes_out_on_the_session_that_subscribed() -> None:
     core = ExchangeCore(4, time.time_ns(), rate_per_symbol=5, orders_per_minute=0)
     exchange = ExchangeThread(core, default_sessions())
@@ -62,17 +54,18 @@ def test_a_worker_threads_request_goes_out_on_the_session_that_subscribed() -> N
     part = source.build_part("read_fix", "md", None)
     try:
         app_key = ("FIX.4.4", "SIMX", "BROKERFLOW")
-        assert _wait(lambda: bool(getattr(exchange.server.apps.get(app_key), "subscribed", 0)))
+        app = exchange.server.apps.get
+        eventually(lambda: getattr(app(app_key), "subscribed", 0), what="the session subscribed")
         # From another thread, as the quotes flow's worker calls it; GOOGL is not subscribed.
         worker = threading.Thread(target=source.request_snapshot, args=(["MSFT", "GOOGL", "AAPL"],))
         worker.start()
         worker.join()
-        assert _wait(lambda: len(core.snapshot_requests) == 1)
+        eventually(lambda: len(core.snapshot_requests) == 1, what="the first snapshot request")
         req_id, symbols = core.snapshot_requests[0]
         assert symbols == (b"AAPL", b"MSFT") and req_id.startswith(b"md-snap-")
         # Asked again: AAPL goes out alone (once its interval has passed), a new MDReqID.
         source.request_snapshot(["AAPL"])
-        assert _wait(lambda: len(core.snapshot_requests) == 2)
+        eventually(lambda: len(core.snapshot_requests) == 2, what="the second snapshot request")
         assert core.snapshot_requests[1][1] == (b"AAPL",) and core.snapshot_requests[1][0] != req_id
         # The answers come in the partition's stream: 35=W with their RptSeq (83).
         lines: list[bytes] = []
@@ -82,7 +75,7 @@ def test_a_worker_threads_request_goes_out_on_the_session_that_subscribed() -> N
                 lines.extend(chunk.lines)
             return sum(b"\x0135=W\x01" in line and b"\x0183=" in line for line in lines) >= 5
 
-        assert _wait(answered)  # 2 on subscribing, 3 on request
+        eventually(answered, what="5 snapshots with RptSeq")  # 2 on subscribing, 3 on request
     finally:
         stop.set()
         part.close()
