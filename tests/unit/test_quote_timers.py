@@ -5,13 +5,13 @@ market)."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from brokerflow.metrics import FlowStats
 from domain.events import MarketDataIncrement, MdEntry
 from domain.quotes import NS_PER_MS, CoalescePolicy
 from flows.quotes import QUIET_FLUSH_S, QuoteShardLogic, ShardBatch
+from tests.eventually import eventually
 
 T0 = 1_764_081_000 * 1_000_000_000
 
@@ -26,13 +26,7 @@ def _quotes(out: tuple[list, bool]) -> list[float]:
 
 
 def _notify_until_published(logic: QuoteShardLogic, timeout_s: float = 5.0) -> list[float]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        published = _quotes(logic.on_notify())
-        if published:
-            return published
-        time.sleep(0.02)
-    return []
+    return eventually(lambda: _quotes(logic.on_notify()), timeout_s, 0.02, "a published quote")
 
 
 def _live(min_move_bps: float = 0.0) -> QuoteShardLogic:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from bytewax.testing import TestingSource
 from brokerflow.runner import FlowStopped, run_dataflow
 from sinks.background import BackgroundPartition, take_failures
 from sinks.writer_process import ProcessWriter, WriterProcessError
+from tests.eventually import eventually
 
 
 class LineWriter:
@@ -115,10 +115,7 @@ def test_the_child_ends_when_its_parent_closes_the_pipe(tmp_path: Path) -> None:
     writer.drain()
     process = writer._process  # noqa: SLF001
     writer._conn.close()  # noqa: SLF001 - what a killed parent leaves the child
-    deadline = time.monotonic() + 10
-    while process.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not process.is_alive()
+    eventually(lambda: not process.is_alive(), 10, 0.05, "the writer process ended")
 
 
 class _ProcessSink(FixedPartitionedSink[int, None]):

@@ -15,6 +15,7 @@ from connectors.fix.live import FixSessionSource, LiveSession
 from connectors.fix.session import SessionConfig
 from simulator.exchange import ExchangeCore
 from simulator.exchange_server import ExchangeThread, default_sessions
+from tests.eventually import eventually
 
 LONG_WAIT_S = 20.0  # the test's wait: a read that returns well before it was woken
 
@@ -31,11 +32,13 @@ def quiet_exchange():
 
 def _read_until(part, predicate, timeout_s: float = 10.0) -> list[bytes]:
     lines: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not predicate(lines):
+
+    def read() -> bool:
         for chunk in part.next_batch():
             lines.extend(chunk.lines)
-        time.sleep(0.01)
+        return predicate(lines)
+
+    eventually(read, timeout_s, 0.01, "the lines expected", describe=lambda: f"read {lines!r}")
     return lines
 
 
@@ -51,9 +54,7 @@ def test_a_message_after_the_quiet_is_returned_by_the_read_that_waited(quiet_exc
         snapshots = _read_until(part, lambda lines: len(lines) >= 2)
         assert [b"\x0135=W\x01" in m for m in snapshots] == [True, True]
         # Quiet for QUIET_AFTER_S: the next read waits. A trade comes meanwhile.
-        deadline = time.monotonic() + 10
-        while not part._doorbell.quiet() and time.monotonic() < deadline:  # noqa: SLF001
-            time.sleep(0.05)
+        eventually(part._doorbell.quiet, 10, 0.05, "the session quiet")  # noqa: SLF001
         trade = [(268, b"1"), (279, b"0"), (269, b"2"), (55, b"AAPL"), (270, b"190.5"),
                  (271, b"100")]  # fmt: skip
         threading.Timer(0.3, quiet_exchange.inject, (b"X", trade)).start()
