@@ -20,6 +20,7 @@ from sinks.positions import MARGIN, PositionsPublisher
 from sinks.postgres import migrate
 from tests.contract.sinks.test_ledger import fill
 from tests.edge.conftest import RunningEdge
+from tests.eventually import eventually_async
 
 D = Decimal
 
@@ -31,12 +32,11 @@ def _positions(raw: str | bytes) -> dict[str, Any] | None:
 
 async def _next_positions(ws, timeout: float = 4.0) -> dict[str, Any]:
     """The next positions frame, skipping other frames."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        frame = _positions(await asyncio.wait_for(ws.recv(), max(0.01, deadline - loop.time())))
-        if frame is not None:
-            return frame
+
+    async def next_positions() -> dict[str, Any] | None:
+        return _positions(await asyncio.wait_for(ws.recv(), timeout))
+
+    return await eventually_async(next_positions, timeout, 0, "a positions frame")
 
 
 async def _collect(ws, seconds: float) -> list[dict[str, Any]]:

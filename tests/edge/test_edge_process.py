@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench.common import wait_port
 from tests.edge.conftest import free_port
+from tests.eventually import eventually
 
 
 def _children(pid: int) -> list[int]:
@@ -38,18 +39,13 @@ def test_edge_processes_sigterm_stops_every_server(redis_db_url: str, tmp_path: 
     )  # fmt: skip
     try:
         assert wait_port(port, 30), f"nothing listens on port {port}"
-        deadline = time.monotonic() + 10
-        while not _children(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        children = _children(proc.pid)
-        assert children, "the second server process did not start"
-        time.sleep(0.5)  # past start-up: the servers' loops and their auto-ping tasks run
+        children = eventually(lambda: _children(proc.pid), 10, 0.05, "the second server process")
+        # Not a wait for a condition: past start-up, the servers' loops and their auto-ping
+        # tasks run (what SIGTERM must stop).
+        time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0, proc.stderr.read() if proc.stderr else ""
-        deadline = time.monotonic() + 5
-        while any(_alive(c) for c in children) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(_alive(c) for c in children)
+        eventually(lambda: not any(_alive(c) for c in children), 5, 0.05, "the servers ended")
     finally:
         if proc.poll() is None:
             proc.kill()

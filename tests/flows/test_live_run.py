@@ -16,6 +16,7 @@ from simulator.exchange import ExchangeCore, split_message
 from simulator.exchange_server import ExchangeThread, default_sessions
 from simulator.market import format_price
 from simulator.stops import stop_order
+from tests.eventually import eventually
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA")
 
@@ -47,17 +48,18 @@ def _inject_when_subscribed(exchange: ExchangeThread, body: list, trade: list) -
     """Once the run's session subscribed: a client's order (35=D) on the drop copy, then a
     trade (35=X) in the feed."""
 
+    def subscribed() -> bool:
+        app = exchange.server.apps.get(("FIX.4.4", "SIMX", "BROKERFLOW"))
+        return app is not None and app.subscribed
+
     def inject() -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            app = exchange.server.apps.get(("FIX.4.4", "SIMX", "BROKERFLOW"))
-            if app is not None and app.subscribed:
-                time.sleep(0.5)  # the flow has seen AAPL's first prices
-                exchange.inject(b"D", body)
-                time.sleep(0.3)
-                exchange.inject(b"X", trade)
-                return
-            time.sleep(0.05)
+        eventually(subscribed, 10, 0.05, "the run's session subscribed")
+        # Not waits for a condition: the flow sees AAPL's first prices, then the order,
+        # before the trade (nothing in the stores says when it has).
+        time.sleep(0.5)
+        exchange.inject(b"D", body)
+        time.sleep(0.3)
+        exchange.inject(b"X", trade)
 
     threading.Thread(target=inject, daemon=True).start()
 

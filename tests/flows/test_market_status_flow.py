@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from brokerflow.commands.halt import halt, resume
+from tests.eventually import eventually
 from tests.flows.test_executions_flow import audit_rows, load
 from tests.flows.test_quotes_flow import fix, snapshot, ts
 from tests.flows.test_stops_flow import children, run, stop, stop_rows, trade
@@ -227,8 +228,6 @@ def test_statuses_reach_their_shards_in_stream_order_and_a_session_status_every_
 
 
 def test_a_running_sink_releases_held_children_after_resume_within_seconds(tmp_path, pg_dsn):
-    import time as wall
-
     from connectors.fix.encode import OutboundOrder
     from flows.stops import _encode
     from sinks.postgres import migrate
@@ -246,9 +245,7 @@ def test_a_running_sink_releases_held_children_after_resume_within_seconds(tmp_p
         part._background.drain()
         assert [c[11] for c in children(out)] == [b"S8.T"]
         resume(pg_dsn, "ACC1")
-        deadline = wall.monotonic() + 5
-        while len(children(out)) < 2 and wall.monotonic() < deadline:
-            wall.sleep(0.1)
+        eventually(lambda: len(children(out)) >= 2, 5, 0.1, "the held child released")
         assert [c[11] for c in children(out)] == [b"S8.T", b"S9.T"]
         part.write_batch([StopWrites((), (("S9.T", child),))])  # decided again: not resent
         part._background.drain()
