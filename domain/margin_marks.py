@@ -3,7 +3,7 @@
 A symbol's mark is its last trade price, or the mid of a full L1 book until the first trade.
 `MarkPublisher` keeps a book per symbol (the full book, also after the first trade: its top tells
 a book crossed by increments) and publishes a mark when it changed, by the quote coalescer's
-interval rule (`domain.quotes.IntervalThrottle`: at once when the symbol has not published for
+interval rule (`domain.throttle.IntervalThrottle`: at once when the symbol has not published for
 `interval_ns` of event time, else the latest at the interval's end, when event time passes it).
 
 A stale book (issue 21, `domain.book_integrity`) publishes no mark: its last sound mark stands,
@@ -28,7 +28,8 @@ from domain.events import (
     MarketDataIncrement,
     MarketDataSnapshot,
 )
-from domain.quotes import IntervalThrottle, SymbolBook, apply_increment_top, apply_snapshot
+from domain.quotes import SymbolBook, apply_increment_top, apply_snapshot
+from domain.throttle import IntervalThrottle
 
 Mark = tuple[str, Decimal, int, float]  # (symbol, mark, event time of the price ns, as float)
 

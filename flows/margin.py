@@ -5,7 +5,7 @@ Steps (ids are recovery keys; renaming one orphans its state):
     margin_feed      one ordered step (`FeedLogic`): the decoded events in input order, a mark
                      book per symbol (`domain.margin_marks.MarkPublisher`: last trade; the
                      mid of a full L1 book until the first trade) and the marks it publishes
-                     by the coalescer's rule (`domain.quotes.IntervalThrottle`, per
+                     by the coalescer's rule (`domain.throttle.IntervalThrottle`, per
                      `margin_mark_ms`) and only when the mark changed; every account
                      shard ("a{n}") gets every mark, and the fills (35=8 ExecType F with
                      Account) and reference changes (35=UA/UC, docs/reference-data.md) of its

@@ -194,41 +194,39 @@ def test_proposed_liquidation_restores_initial_margin(cash, positions) -> None:
     assert result.meets_initial or all(q == 0 for q in after.values())
 
 
-@given(
-    cash=st.integers(-80_000, 20_000),
-    positions=st.dictionaries(
+# Accounts whose rates are fixed (no concentration add-on), marks in cents.
+FIXED_RATE_ACCOUNTS = {
+    "cash": st.integers(-80_000, 20_000),
+    "positions": st.dictionaries(
         st.sampled_from("ABCDEFG"),
         st.tuples(st.integers(-500, 500).filter(bool), st.integers(1, 50_000)),
         min_size=1,
     ),
-    initial=st.booleans(),
-)
+}
+
+
+def _fixed_rate_figures(cash: int, positions: dict[str, tuple[int, int]]):
+    holdings = {s: D(q) for s, (q, _) in positions.items()}
+    marks = {s: D(c).scaleb(-2) for s, (_, c) in positions.items()}
+    return margin_figures(D(cash), holdings, marks, policy=NO_ADD_ON)
+
+
+@given(**FIXED_RATE_ACCOUNTS, initial=st.booleans())
 def test_one_pass_reduction_equals_the_rounds_when_rates_are_fixed(cash, positions, initial):
     from domain.margin import _reduction_one_pass, _reduction_rounds
 
-    holdings = {s: D(q) for s, (q, _) in positions.items()}
-    marks = {s: D(c).scaleb(-2) for s, (_, c) in positions.items()}
-    f = margin_figures(D(cash), holdings, marks, policy=NO_ADD_ON)
+    f = _fixed_rate_figures(cash, positions)
     assert _reduction_one_pass(f, initial) == _reduction_rounds(f, initial)
 
 
-@given(
-    cash=st.integers(-80_000, 20_000),
-    positions=st.dictionaries(
-        st.sampled_from("ABCDEFG"),
-        st.tuples(st.integers(-500, 500).filter(bool), st.integers(1, 50_000)),
-        min_size=1,
-    ),
-)
+@given(**FIXED_RATE_ACCOUNTS)
 def test_shortfall_and_liquidation_agree_with_the_general_reduction(cash, positions):
     """The margin-call path (`shortfall`: totals only) and the liquidation path
     (`propose_liquidation`: the lines) give what the general rule, one position per round
     with the figures recomputed, gives when rates are fixed."""
     from domain.margin import _reduction_rounds, propose_liquidation, shortfall
 
-    holdings = {s: D(q) for s, (q, _) in positions.items()}
-    marks = {s: D(c).scaleb(-2) for s, (_, c) in positions.items()}
-    f = margin_figures(D(cash), holdings, marks, policy=NO_ADD_ON)
+    f = _fixed_rate_figures(cash, positions)
     owed = shortfall(f)
     to_maintenance, _ = _reduction_rounds(f, False)
     to_initial, lines = _reduction_rounds(f, True)

@@ -1,4 +1,4 @@
-"""The publishing rule in one place (`domain.quotes.IntervalThrottle`): the rule itself from its
+"""The publishing rule in one place (`domain.throttle.IntervalThrottle`): the rule itself from its
 definition, and the two publishers built on it held to it on random streams: the quote
 coalescer (whose hot loop inlines `offer`) and the margin marks (`MarkPublisher`)."""
 
@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from domain.events import MarketDataIncrement, MdEntry
 from domain.margin_marks import MarkPublisher
-from domain.quotes import CoalescePolicy, IntervalThrottle, QuoteCoalescer
+from domain.quotes import CoalescePolicy, QuoteCoalescer
+from domain.throttle import IntervalThrottle
 
 MS = 1_000_000
 INTERVAL = 100 * MS
