@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench import common, summary
+from bench.command import BENCHMARKS, _apply_quick
 from brokerflow.cli import build_parser, main
-from brokerflow.commands.bench import BENCHMARKS, _apply_quick
 
 
 def _result(name: str, unit: str, value: float | None, goal: float | None, yardsticks: dict,

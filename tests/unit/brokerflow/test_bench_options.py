@@ -10,8 +10,8 @@ import argparse
 import re
 
 from bench import margin
+from bench.command import _apply_quick
 from brokerflow.cli import build_parser
-from brokerflow.commands.bench import _apply_quick
 
 
 def _bench_parser() -> argparse.ArgumentParser:

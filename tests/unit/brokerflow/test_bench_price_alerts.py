@@ -15,8 +15,8 @@ import pytest
 
 import bench.common
 import bench.price_alerts
+from bench.command import BENCHMARKS
 from bench.price_alerts import make_alerts, quote_stream
-from brokerflow.commands.bench import BENCHMARKS
 
 CONTRACT_KEYS = {"name", "unit", "value", "goal", "yardsticks", "machine", "python_loop_mops",
                  "date", "commit"}  # fmt: skip

@@ -1,5 +1,8 @@
 """`brokerflow bench [NAME]`: the benchmarks; prints a table, writes bench/results/NAME.json.
 
+The benchmarks' own command line. bench sits above the CLI (it drives replay, load and the
+services), so `brokerflow.cli` loads this module by name at run time instead of importing it.
+
 Without NAME every benchmark runs and one summary table ends the run (`bench/summary.py`),
 also written as bench/results/summary.json and SUMMARY.md. `--summary-only` builds that table
 from the results already there; `--quick` runs everything at small sizes into
@@ -13,12 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.names import BENCHMARKS
 from brokerflow.settings import load_settings
-
-BENCHMARKS = (
-    "ingest", "ingest-kafka", "executions", "stops", "margin", "surveillance", "edge",
-    "fix-session", "pipeline", "scale-out", "audit", "price-alerts", "run-cpu",
-)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -186,7 +185,9 @@ def _summarise(results_dir: Path, failed: dict[str, str], readme: bool) -> int:
     json_path, md_path = summary.write_summary(doc, results_dir)
     print(f"wrote {json_path} and {md_path}")
     if readme:
-        path = Path(__file__).resolve().parents[2] / "README.md"
+        from bench import common
+
+        path = common.ROOT / "README.md"
         if path.is_file() and summary.update_readme(path, doc):
             print(f"refreshed the benchmark table in {path}")
     return 1 if failed else 0
