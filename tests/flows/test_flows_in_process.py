@@ -21,7 +21,9 @@ import redis
 from bytewax.testing import TestingSource
 
 from bench.stores_digest import differences, digests
+from brokerflow.cli import main
 from brokerflow.commands.replay import account_state
+from brokerflow.settings import Settings
 from brokerflow.stores import prepare_stores
 from connectors.raw import RawChunk
 from flows.context import FlowContext
@@ -63,29 +65,28 @@ def day() -> list[bytes]:
     ]
 
 
-def chunks(lines: list[bytes]) -> list[RawChunk]:
+def chunks(lines: list[bytes], size: int = CHUNK_LINES) -> list[RawChunk]:
     return [
-        RawChunk("test:day", start + 1, lines[start : start + CHUNK_LINES])
-        for start in range(0, len(lines), CHUNK_LINES)
+        RawChunk("test:day", start + 1, lines[start : start + size])
+        for start in range(0, len(lines), size)
     ]
 
 
-def run_day(settings, entry_point: EntryPoint, orders_out: Path) -> None:  # noqa: ANN001
-    """The day through every flow, with the context `brokerflow replay` would build."""
+def run_day(settings: Settings, entry_point: EntryPoint, out: Path, source: TestingSource) -> None:
+    """`source` through every flow, with the context `brokerflow replay` would build."""
     endpoints = prepare_stores(settings, ALL_FLOWS)
     opening, marks, owners = account_state(endpoints, set(ALL_FLOWS))
     ctx = FlowContext(
         settings,
         endpoints.redis_url,
         endpoints.postgres_dsn,
-        orders_out=orders_out,
+        orders_out=out,
         margin_opening=opening,
         margin_marks=marks,
         owners=owners,
         workers=entry_point.workers,
         ordered_inputs=1,  # one input in order: its line numbers order the events
     )
-    source = TestingSource(chunks(day()))
     if ctx.workers > 1:  # as `brokerflow replay -w 2` places the shards
         placed = plan(source.list_parts(), ctx.workers, shard_count(ctx), ACCOUNT_SHARDS)
         ctx = dataclasses.replace(ctx, placement=placed)
@@ -115,7 +116,7 @@ def settings(settings_factory, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
 
 def test_every_flow_stores_what_a_user_sees(settings, entry_point, tmp_path) -> None:  # noqa: ANN001
     orders_out = tmp_path / "orders-out.fix"
-    run_day(settings, entry_point, orders_out)
+    run_day(settings, entry_point, orders_out, TestingSource(chunks(day())))
     dsn = settings.postgres_dsn
 
     # quotes: the last L1 of each symbol in Redis
@@ -172,3 +173,32 @@ def test_every_flow_stores_what_a_user_sees(settings, entry_point, tmp_path) -> 
     CONTENTS[entry_point.workers] = digests(settings)
     if len(CONTENTS) == 2:
         assert differences(CONTENTS[1], CONTENTS[2]) == []
+
+
+SIMULATED: dict[int, dict] = {}  # as CONTENTS, for the simulated day
+
+
+def test_a_simulated_day_gives_the_same_stores_with_1_and_2_workers(
+    settings_factory, entry_point, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    """`brokerflow simulate`'s day with orders: more keys per shard than the hand-written one."""
+    path = tmp_path / "day.fix"
+    options = ["--symbols", "4", "--minutes", "2", "--orders", "--accounts", "20", "--seed", "7"]
+    assert main(["simulate", *options, "--out", str(path)]) == 0
+    settings = settings_factory()
+    load(settings, "accounts", path.with_suffix(".accounts.csv"), monkeypatch)
+    load(settings, "positions", path.with_suffix(".positions.csv"), monkeypatch)
+    lines = path.read_bytes().splitlines()
+    run_day(settings, entry_point, tmp_path / "orders-out.fix", TestingSource(chunks(lines, 500)))
+
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert len(list(r.scan_iter("quote:*"))) == 4
+    finally:
+        r.close()
+    [(executions,)] = rows(settings.postgres_dsn, "SELECT count(*) FROM executions")
+    assert executions > 100
+    assert rows(settings.postgres_dsn, "SELECT count(*) FROM dead_letters") == [(0,)]
+    SIMULATED[entry_point.workers] = digests(settings)
+    if len(SIMULATED) == 2:
+        assert differences(SIMULATED[1], SIMULATED[2]) == []
