@@ -14,21 +14,23 @@ connectors/fix/dictionaries), and where this project reads them more strictly or
     reports a computed state of a live order, not its end.
   - Every other status: OrderQty - CumQty (when the report carries 38).
   - Enforced (the report refused) only for `LEAVES_ENFORCED_STATUSES`: the closed ones and
-    `LEAVES_OPEN_STATUSES` (0 new, 1 partially filled, 2 filled, A pending new: none of the
-    inactive states, and a pending order has filled nothing, so 151 = 38). For the others
-    (5 replaced, 6 pending cancel, 7 stopped, 9 suspended, B, D, E pending replace) venues
+    `LEAVES_OPEN_STATUSES` (0 new, 1 partially filled, 2 filled). For the others (5 replaced,
+    6 pending cancel, 7 stopped, 9 suspended, A pending new, B, D, E pending replace) venues
     differ on which OrderQty (the old or the new) the report carries, so a mismatch is not a
-    malformed report: data quality flags it (its fills suite), the decoder and the ledger
-    keep it.
+    malformed report: data quality flags it (its fills suite) and the decoder keeps it. The
+    ledger refuses pending new (A) too (`booking_problem`): the order row it books from it
+    must hold its whole quantity open. By FIX's text A is no exception; it stays the ledger's
+    alone because the golden replay of record (tests/golden, 6ec2191) has such a report
+    (GLD-E1) decoded, audited and then refused by the ledger.
   - `leaves_qty=None` skips it: FIX 4.0 has no 151 (the decoder derives it) and QuickFIX/J's
     FIX.4.1 executor sends 151=0 on every report; only the decoder knows the BeginString.
-- LastQty (32), LastPx (31), AvgPx (6), Price (44), StopPx (99), CumQty (14) and LeavesQty
-  (151) are never negative (Qty and Price fields of an order's state).
+- LastQty (32), LastPx (31), AvgPx (6), Price (44) and StopPx (99) are never negative.
 - A trade (ExecType (150) F) has LastQty and LastPx above 0.
 
 What the ledger needs besides, to book a fill (`booking_problem`, after the rule above; the
 decoder does not apply it: such a report is well formed, only not bookable, and the other
 flows still see it):
+- CumQty (14) and LeavesQty (151) not negative;
 - a trade correct (G) has LastQty above 0 (the corrected fill's quantity); a trade cancel (H)
   may carry 0;
 - a trade correct or cancel (G, H) names the fill it corrects in ExecRefID (19) (FIX requires
@@ -36,12 +38,16 @@ flows still see it):
   that it is seen, and the ledger refuses it);
 - fills (F, G, H) are on a side the ledger can book (`FILL_SIDES`: the sides of
   `domain.ledger.SIDE_SIGN`, a buy or a sell). FIX has other Side values (7 undisclosed,
-  8 cross, D subscribe...), valid on order requests (`FIX_SIDES`) but not on a position.
+  8 cross, D subscribe...), valid on order requests (`FIX_SIDES`) but not on a position;
+- LeavesQty = OrderQty - CumQty for `BOOKED_LEAVES_STATUSES` (0, 1, 2 and A), judged even on
+  FIX 4.0/4.1 reports, whose LeavesQty the decoder does not judge (the ledger cannot tell them
+  apart). A closed order's LeavesQty of 0 is not the ledger's to judge: on a FIX 4.0 report
+  the decoder derived it (OrderQty - CumQty), and the ledger books such a cancel as it is.
 
 The first check that fails is the answer (its FieldError names the tag), so every caller gives
 the same reason for the same report. They run in the order the decoder has always reported
 them: CumQty above OrderQty, LeavesQty, LastQty/LastPx/AvgPx negative, a trade's LastQty and
-LastPx, Price/StopPx negative, then CumQty/LeavesQty negative.
+LastPx, Price/StopPx negative; the ledger's, in the order it has always reported them.
 """
 
 from __future__ import annotations
@@ -53,13 +59,16 @@ from domain.events import ExecutionReport
 from domain.ledger import SIDE_SIGN
 
 # OrdStatus (39) values (see the module docstring).
-LEAVES_OPEN_STATUSES = frozenset(("0", "1", "2", "A"))
-"""OrdStatus of a working, filled or pending-new order: LeavesQty = OrderQty - CumQty."""
+LEAVES_OPEN_STATUSES = frozenset(("0", "1", "2"))
+"""OrdStatus of a working or filled order: LeavesQty = OrderQty - CumQty."""
 CLOSED_STATUSES = frozenset(("3", "4", "8", "C"))
 """OrdStatus of an order that can fill no more (done for day, canceled, rejected, expired):
 LeavesQty = 0."""
 LEAVES_ENFORCED_STATUSES = LEAVES_OPEN_STATUSES | CLOSED_STATUSES
 """OrdStatus values whose LeavesQty mismatch makes a report inconsistent (refused)."""
+PENDING_NEW = "A"
+BOOKED_LEAVES_STATUSES = LEAVES_OPEN_STATUSES | {PENDING_NEW}
+"""OrdStatus values whose LeavesQty the ledger needs to be OrderQty - CumQty."""
 
 # ExecType (150) values of fills (FIX 4.4; the decoder normalises FIX 4.2's 1/2 to F).
 TRADE, TRADE_CORRECT, TRADE_CANCEL = "F", "G", "H"
@@ -136,18 +145,16 @@ def execution_report_problem(
         return _negative(44, "Price", price)
     if stop_px is not None and stop_px < 0:
         return _negative(99, "StopPx", stop_px)
-    if cum_qty < 0:
-        return _negative(14, "CumQty", cum_qty)
-    if leaves_qty is not None and leaves_qty < 0:
-        return _negative(151, "LeavesQty", leaves_qty)
     return None
 
 
-def validate_execution_report(report: ExecutionReport) -> FieldError | None:
+def validate_execution_report(
+    report: ExecutionReport, *, leaves_judged: bool = True
+) -> FieldError | None:
     """Why a report is not consistent (`execution_report_problem`), or None when it is.
 
-    Its LeavesQty (151) is judged: a report does not say whether the venue sent 151 (the
-    decoder, which does know, skips it for FIX 4.0/4.1).
+    `leaves_judged` False leaves LeavesQty (151) out (the ledger judges it in
+    `booking_problem`: a report does not say whether the venue sent its 151).
 
     >>> from domain.events import ExecutionReport
     >>> r = ExecutionReport("e1", "o1", "c1", None, "F", "1", "A1", "AAPL", "1", Decimal(10),
@@ -160,7 +167,7 @@ def validate_execution_report(report: ExecutionReport) -> FieldError | None:
         report.ord_status,
         report.order_qty,
         report.cum_qty,
-        report.leaves_qty,
+        report.leaves_qty if leaves_judged else None,
         report.last_qty,
         report.last_px,
         report.avg_px,
@@ -178,15 +185,26 @@ def booking_problem(report: ExecutionReport) -> FieldError | None:
     >>> booking_problem(bust).reason
     'ExecRefID(19) missing'
     """
+    cum_qty, leaves_qty = report.cum_qty, report.leaves_qty
+    if cum_qty < 0:
+        return _negative(14, "CumQty", cum_qty)
+    if leaves_qty < 0:
+        return _negative(151, "LeavesQty", leaves_qty)
     exec_type = report.exec_type
-    if exec_type not in FILL_EXEC_TYPES:
-        return None
-    if report.side not in FILL_SIDES:
-        return FieldError(54, f"Side(54) '{report.side}' is not a buy or a sell")
-    if exec_type != TRADE_CANCEL and report.last_qty <= 0:
-        return FieldError(32, f"LastQty(32) was {report.last_qty}, not positive")
-    if exec_type != TRADE and not report.exec_ref_id:
-        return FieldError(19, "ExecRefID(19) missing")
+    if exec_type in FILL_EXEC_TYPES:
+        if report.side not in FILL_SIDES:
+            return FieldError(54, f"Side(54) '{report.side}' is not a buy or a sell")
+        if exec_type != TRADE_CANCEL and report.last_qty <= 0:
+            return FieldError(32, f"LastQty(32) was {report.last_qty}, not positive")
+        if exec_type != TRADE and not report.exec_ref_id:
+            return FieldError(19, "ExecRefID(19) missing")
+    qty = report.order_qty
+    if qty is not None and report.ord_status in BOOKED_LEAVES_STATUSES:
+        expected = expected_leaves_qty(report.ord_status, qty, cum_qty)
+        if leaves_qty != expected:
+            return FieldError(
+                151, f"LeavesQty(151) {leaves_qty} is not OrderQty(38) {qty} - CumQty(14) {cum_qty}"
+            )
     return None
 
 

@@ -543,8 +543,7 @@ def route_execution_report(
     if exec_type in _ON_ORIGINAL and orig:
         return [(orig, exec_type)]
     if live is not None and (
-        exec_type in BY_ORDER_ID
-        or not ((cl_ord_id and known(cl_ord_id)) or (orig and known(orig)))
+        exec_type in BY_ORDER_ID or not ((cl_ord_id and known(cl_ord_id)) or (orig and known(orig)))
     ):
         current = live(report.order_id)
         if current is not None:
@@ -586,8 +585,8 @@ def _route_echoed(
 
 def check_execution_report(report: ExecutionReport) -> FieldError | None:
     """Why the ledger cannot book a report, or None when it can: the report is not consistent
-    (`validate_execution_report`, the rule the decoder and data quality apply too), or it is a
-    fill the ledger cannot book (`booking_problem`).
+    (`validate_execution_report`, the rule the decoder and data quality apply too; LeavesQty
+    (151) left to `booking_problem`), or it is one the ledger cannot book (`booking_problem`).
 
     >>> from domain.events import ExecutionReport
     >>> r = ExecutionReport("e1", "o1", "c1", None, "F", "1", "A1", "AAPL", "1", Decimal(10),
@@ -595,4 +594,4 @@ def check_execution_report(report: ExecutionReport) -> FieldError | None:
     >>> check_execution_report(r).reason
     'CumQty(14) was 12, more than OrderQty(38) 10'
     """
-    return validate_execution_report(report) or booking_problem(report)
+    return validate_execution_report(report, leaves_judged=False) or booking_problem(report)

@@ -10,7 +10,12 @@ import simplefix
 import connectors.fix.parse.batch as fix_batch
 from connectors.fix.parse import decode_lines
 from domain.events import ExecutionReport
-from domain.execution_reports import LEAVES_ENFORCED_STATUSES, validate_execution_report
+from domain.execution_reports import (
+    CLOSED_STATUSES,
+    LEAVES_ENFORCED_STATUSES,
+    booking_problem,
+    validate_execution_report,
+)
 from domain.orders import check_execution_report
 from quality.frames import MarketReference, fill_frame
 
@@ -36,7 +41,7 @@ CASES = [
     ("0", "0", "100", "0", "100", "0", "0", "0", "10"),  # new
     ("0", "0", "100", "0", "0", "0", "0", "0", "10"),  # new, 151 off
     ("A", "A", "100", "0", "100", "0", "0", "0", "10"),  # pending new
-    ("A", "A", "100", "0", "0", "0", "0", "0", "10"),  # pending new, 151 off
+    ("A", "A", "100", "0", "0", "0", "0", "0", "10"),  # pending new, 151 off: the ledger's
     ("4", "4", "100", "40", "0", "0", "0", "10", "10"),  # canceled
     ("4", "4", "100", "40", "60", "0", "0", "10", "10"),  # canceled, 151 off
     ("8", "8", "100", "0", "100", "0", "0", "0", "10"),  # rejected, 151 off
@@ -106,11 +111,22 @@ def test_decoder_ledger_and_data_quality_agree(case: tuple[str, ...]) -> None:
             assert [(d.tag, d.reason) for d in batch.dead_letters] == [
                 (problem.tag, problem.reason)
             ] * 2
-    # the ledger refuses what the rule refuses, for the same reason (side 1: bookable)
+    # the ledger refuses what the rule refuses, on the same tag (it words LeavesQty its own
+    # way, `booking_problem`), and beyond it only what it cannot book (side 1 is bookable)
     ledger = check_execution_report(report)
-    assert (ledger is None) == (problem is None)
-    if problem is not None:
-        assert (ledger.tag, ledger.reason) == (problem.tag, problem.reason)
+    if problem is None:
+        booking = booking_problem(report)
+        assert (ledger is None) == (booking is None)
+        if booking is not None:
+            assert (ledger.tag, ledger.reason) == (booking.tag, booking.reason)
+    elif problem.tag == 151 and report.ord_status in CLOSED_STATUSES:
+        # a closed order's LeavesQty of 0 is the decoder's to judge: the ledger cannot tell a
+        # FIX 4.0 LeavesQty the decoder derived (module docstring)
+        assert ledger is None or ledger.tag == 151
+    else:
+        assert ledger is not None and ledger.tag == problem.tag
+        if problem.tag != 151:
+            assert ledger.reason == problem.reason
     # data quality's LeavesQty expectation (leaves_qty == open_qty unless open_qty is None)
     # holds where the rule accepts, and fails where the rule's LeavesQty check does; beyond
     # the statuses the rule enforces, it flags what FIX says (pending cancel below)
