@@ -442,7 +442,7 @@ def _instrumented(prefix_lines: int) -> Iterator[dict]:
     reads when it is built) to time market-data chunks and trigger latencies."""
     probe: dict = {"md_start": None, "chunk_ts": [], "chunk_wall": [], "latencies": []}
     make_decoder = flows.pipeline.make_decoder
-    encode = flows.stops._encode
+    encode = flows.stops.encode_child_order
     clock = time.perf_counter_ns
 
     def make_timed_decoder(ctx, *args, **kwargs):  # noqa: ANN001, ANN202
@@ -472,12 +472,12 @@ def _instrumented(prefix_lines: int) -> Iterator[dict]:
         return out
 
     flows.pipeline.make_decoder = make_timed_decoder
-    flows.stops._encode = timed_encode
+    flows.stops.encode_child_order = timed_encode
     try:
         yield probe
     finally:
         flows.pipeline.make_decoder = make_decoder
-        flows.stops._encode = encode
+        flows.stops.encode_child_order = encode
 
 
 def run_flow(path: Path, prefix_lines: int, settings: Settings, orders_out: Path) -> FlowRun:

@@ -549,7 +549,12 @@ def _outbound(child: ChildOrder, ts_ns: int) -> OutboundOrder:
     )
 
 
-def _encode(message: OutboundOrder | OutboundCancel, seq: int) -> bytes:
+def encode_child_order(message: OutboundOrder | OutboundCancel, seq: int) -> bytes:
+    """The FIX line of a child order (or its cancel) that the stop sink writes and sends.
+
+    `attach` reads this module attribute when the flow is built, so the stops benchmark may
+    wrap it to time trigger latency (a quote's chunk decoded -> its child order encoded).
+    """
     return encode_outbound(message, seq)
 
 
@@ -666,7 +671,7 @@ def attach(shards: Stream, ctx: FlowContext, with_audit: bool) -> Stream[list[Al
         StopOutputSink(
             ctx.postgres_dsn,
             ctx.orders_out,
-            _encode,
+            encode_child_order,
             ctx.stats.add,
             ctx.retry,
             ctx.order_writers,

@@ -242,7 +242,7 @@ def test_stop_sink_held_child_becomes_a_held_order_frame_with_the_reason(
 ):
     from brokerflow.commands.halt import halt
     from connectors.fix.encode import OutboundOrder
-    from flows.stops import _encode
+    from flows.stops import encode_child_order as _encode
     from sinks.postgres import migrate
     from sinks.stops import TRIGGERED, StopOutputSink, StopRow, StopWrites
 

@@ -229,7 +229,7 @@ def test_statuses_reach_their_shards_in_stream_order_and_a_session_status_every_
 
 def test_a_running_sink_releases_held_children_after_resume_within_seconds(tmp_path, pg_dsn):
     from connectors.fix.encode import OutboundOrder
-    from flows.stops import _encode
+    from flows.stops import encode_child_order as _encode
     from sinks.postgres import migrate
     from sinks.stops import StopOutputSink, StopWrites
 
