@@ -12,6 +12,7 @@ import httpx
 
 from edge.tokens import edge_secret, issue_token
 from tests.edge.conftest import free_port
+from tests.eventually import eventually
 
 
 def _env(pg_dsn: str) -> dict[str, str]:
@@ -33,21 +34,19 @@ def test_console_serves_the_api_then_a_second_one_on_the_same_chdb_says_why_not(
     first = subprocess.Popen(_command(port, data), env=_env(pg_dsn), stderr=subprocess.PIPE,
                              text=True)  # fmt: skip
     try:
-        answer = None
-        deadline = time.monotonic() + 60
-        while answer is None and time.monotonic() < deadline:
+
+        def ask() -> tuple[httpx.Response] | None:
+            """The API's answer, once the console made its secret and listens."""
             assert first.poll() is None, first.stderr.read()
-            secret_made = (data / "edge_secret").exists()
+            if not (data / "edge_secret").exists():
+                return None
             token = issue_token(edge_secret(None, data), "sue", "analyst", [], int(time.time()),
-                                600) if secret_made else ""  # fmt: skip
-            try:
-                got = httpx.get(f"http://127.0.0.1:{port}/api/alerts", params={"token": token},
-                                timeout=5)  # fmt: skip
-            except httpx.TransportError:
-                time.sleep(0.2)
-                continue
-            answer = got if secret_made else None
-        assert answer is not None and answer.status_code == 200
+                                600)  # fmt: skip
+            return (httpx.get(f"http://127.0.0.1:{port}/api/alerts", params={"token": token},
+                              timeout=5),)  # fmt: skip
+
+        [answer] = eventually(ask, 60, 0.2, "the console's API", ignore=(httpx.TransportError,))
+        assert answer.status_code == 200
         assert answer.json()["alerts"] == []
 
         # The first console holds the embedded chdb store: a second one says so in one line.
