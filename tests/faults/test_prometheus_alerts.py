@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from brokerflow.services import stop_services
+from tests.eventually import eventually
 from tests.faults.reference import ReferenceDay, load_day
-from tests.faults.test_store_outage import _embedded, _quotes_written, _replay, _wait_for
+from tests.faults.test_store_outage import _embedded, _quotes_written, _replay
 from tests.test_dashboards import promql
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus-rules.yml"
@@ -77,21 +78,21 @@ def test_redis_down_under_a_run_makes_the_sink_retry_alert_pending(
     env = {**os.environ, "BROKERFLOW_POSTGRES_DSN": pg_dsn, "BROKERFLOW_REDIS_URL": url,
            "BROKERFLOW_METRICS_PORT": str(metrics), "BROKERFLOW_SINK_RETRY_S": "120"}  # fmt: skip
     load_day(reference_day.day, env, tmp_path / "run")
-    _wait_for(lambda: _answers(web, "query?query=up"), 30)
+    eventually(lambda: _answers(web, "query?query=up"), 30, what="Prometheus answering")
     run = _replay(reference_day.day, env, tmp_path / "run")  # every flow, as users replay
     try:
-        _wait_for(lambda: _quotes_written(url), 60)
+        eventually(lambda: _quotes_written(url), 60, what="quotes in Redis")
         assert stop_services(stores) == ["redis"]
         assert run.poll() is None, "the replay ended before Redis went down: make the day longer"
         # The run now retries for up to 120 s, its metrics still served: Prometheus scrapes
         # the retries counting up and evaluates the rule every second.
-        _wait_for(lambda: _scraped_up(web), 30)
+        eventually(lambda: _scraped_up(web), 30, what="the flows scraped")
 
         def pending() -> bool:
             return any(a["labels"]["alertname"] == "BrokerflowSinkRetrying"
                        and a["labels"].get("store") == "redis" for a in _alerts(web))  # fmt: skip
 
-        _wait_for(pending, 45)
+        eventually(pending, 45, what="BrokerflowSinkRetrying pending")
         [alert] = [a for a in _alerts(web) if a["labels"]["alertname"] == "BrokerflowSinkRetrying"]
         assert alert["state"] in ("pending", "firing")  # firing only after a minute down
         assert alert["labels"]["severity"] == "warning"
