@@ -46,7 +46,6 @@ from bench.margin_engine import (
     INITIAL,
     MAINTENANCE,
     SEED,
-    SHARDS,
     TARGET_ACCOUNTS,
     account_specs,
     batch_recompute,
@@ -58,7 +57,6 @@ from bench.margin_engine import (
     screen_pass,
 )
 from brokerflow.settings import Settings
-from flows.context import FlowContext
 from simulator.market import MarketSimulator, format_price
 
 __all__ = ["DEFAULTS", "account_specs", "add_arguments", "options", "run"]
@@ -81,12 +79,6 @@ BENCH_REDIS_DB = 14  # flushed; not the other benchmarks' 15, which one may be u
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _context(settings: Settings) -> FlowContext:
-    # The engine part splits the accounts into SHARDS books itself, as a cluster would.
-    settings = settings.model_copy(update={"margin_shards": SHARDS})
-    return FlowContext(settings, "redis://unused", "postgresql://unused")
 
 
 # -- the full flow ------------------------------------------------------------------------------
@@ -242,7 +234,7 @@ def run(
     accounts, holdings, symbols = o["accounts"], o["holdings"], o["symbols"]
     say(f"engine only: building {accounts:,} accounts x {holdings} holdings over {symbols:,} "
         f"symbols ({o['near']:.1%} built to breach)")  # fmt: skip
-    book = build_book(_context(settings), accounts, holdings, symbols, o["near"], say)
+    book = build_book(settings, accounts, holdings, symbols, o["near"], say)
     mark_ms = settings.margin_mark_ms
     demand = fanout_demand(book, GOAL_QUOTES_PER_S, mark_ms)
     say(f"engine only: {book.holdings:,} positions in {book.build_seconds:,.0f} s, "
@@ -254,8 +246,8 @@ def run(
     stream = run_stream(book, o["quotes"], o["seconds"], o["batch"], say)
     yardsticks = engine_figures(book, stream, demand, mark_ms, o["batch"])
     yardsticks.update({
-        "engine_only": "flows.margin.FeedLogic and AccountLogic called directly: no Bytewax, "
-                       "no decoding, no sinks",
+        "engine_only": "domain.margin_marks.MarkPublisher and domain.margin_shard.MarginShard "
+                       "called directly: no Bytewax, no decoding, no sinks",
         "batch_full_recompute_seconds": round(full.seconds, 2),
         "batch_full_recompute_accounts_per_s": round(full.accounts_per_s),
         "batch_full_recompute_deficits": full.deficits,

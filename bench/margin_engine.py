@@ -1,12 +1,12 @@
 """The margin benchmark's engine-only part (`bench.margin` prints it beside the full flow).
 
 Printed under "engine only" beside the full flow:
-    engine only   `flows.margin.FeedLogic` (one symbol shard holding every symbol; its marks
-                  are `domain.margin_marks.MarkPublisher`'s) and `flows.margin.AccountLogic`
-                  (one per account shard) driven directly, without Bytewax, decoding or
-                  sinks, with the items the flow passes them (a `ShardBatch` in, one
-                  `FeedPart` per account shard out). `--margin-accounts` accounts x
-                  `--margin-holdings` holdings over `--margin-symbols` symbols, then
+    engine only   `domain.margin_marks.MarkPublisher` (one publisher holding every symbol)
+                  and `domain.margin_shard.MarginShard` (one per account shard) driven
+                  directly, without Bytewax, decoding or sinks: the quotes into the
+                  publisher, every mark it publishes into every shard, as the flow's steps
+                  (`flows.margin.FeedLogic`, `AccountLogic`) pass them. `--margin-accounts`
+                  accounts x `--margin-holdings` holdings over `--margin-symbols` symbols, then
                   random-walk quotes (35=X increments with a bid, an offer and a trade) fed as
                   fast as they go in batches of `--margin-batch` quotes, until
                   `--margin-quotes` quotes or `--margin-seconds` of wall time, whichever comes
@@ -39,8 +39,8 @@ evaluations per second. At the end of the stream the end of the input is fed (th
 window is judged).
 
 Latency (engine only): per MARGIN_CALL, wall time from the earliest quote batch that can hold
-its breaching quote entering `FeedLogic.on_batch` (perf_counter_ns before the batch goes in)
-to its account shard's `AccountLogic.on_batch` returning the alert: the earliest batch behind
+its breaching quote entering the publisher (perf_counter_ns before the batch goes in)
+to its account shard's `MarginShard.marks` returning the alert: the earliest batch behind
 the marks of the account's symbols applied in the alert's window, a held mark counting from
 the first quote of its hold that moved the price (`BreachOrigins`). An upper bound on the
 true latency: it counts the window's wait and the coalescing hold. This is service latency
@@ -90,17 +90,9 @@ from domain.events import (
 from domain.margin import margin_figures
 from domain.margin_book import MarginBook
 from domain.margin_marks import MarkPublisher, SymbolMark
+from domain.margin_shard import SHARDS, AccountShard, MarginEffects, MarginShard, shard_of
 from domain.quotes import NS_PER_MS, SymbolBook
-from flows.margin import (
-    SHARDS,
-    AccountLogic,
-    AccountShard,
-    FeedLogic,
-    FeedPart,
-    FeedState,
-    shard_of,
-)
-from flows.quotes import ShardBatch
+from domain.watermarks import END_SEQ
 from simulator.market import DEFAULT_START_NS, format_price, symbol_names
 
 GOAL_QUOTES_PER_S = 100_000
@@ -198,8 +190,8 @@ def account_specs(
 class Book:
     names: list[str]
     ticks: list[int]  # the symbols' current prices (cents); the quote stream walks these
-    feed: FeedLogic
-    account_logics: list[AccountLogic]
+    feed: MarkPublisher
+    account_shards: list[MarginShard]
     near: set[str]
     accounts: int
     holdings: int  # positions in all
@@ -209,23 +201,22 @@ class Book:
 
 
 def build_book(
-    ctx: Any,
+    settings: Any,
     accounts: int,
     holdings: int,
     symbols: int,
     near: float,
     say: Callable[[str], None] = _say,
 ) -> Book:
-    """The two logics' state, as their `_load` builds it from the opening accounts and marks
-    (a `MarginBook` per account shard), plus each symbol's last published mark at a random
-    moment of the last interval. `ctx`: the flows' `FlowContext` with `margin_shards` =
-    `SHARDS` (`bench.margin` makes it: the flows' plumbing is theirs and the CLI's)."""
+    """The publisher's and the `SHARDS` account shards' state, as the flow's steps build it
+    from the opening accounts and marks (a `MarginBook` per account shard), plus each symbol's
+    last published mark at a random moment of the last interval. `settings`: the margin rules
+    (`brokerflow.settings.Settings`' `margin_*` values)."""
     gen = np.random.default_rng(SEED)
     names = symbol_names(symbols)
     ticks = opening_ticks(symbols, gen)
     marks = [Decimal(format_price(t)) for t in ticks]  # one object per symbol, as the flow
-    feed = FeedLogic(None, ctx)
-    account_logics = [AccountLogic(None, ctx) for _ in range(SHARDS)]
+    account_shards = [MarginShard.configured(settings, _uncounted) for _ in range(SHARDS)]
     columns = [([], [], [0], [], []) for _ in range(SHARDS)]  # names, indices, indptr, data, cash
     holders = [0] * symbols
     near_accounts: set[str] = set()
@@ -250,7 +241,7 @@ def build_book(
                 near_accounts.add(spec.account)
             if n % 200_000 == 0:
                 say(f"state: {n:,} accounts built ({time.perf_counter() - t0:,.0f} s)")
-        interval = ctx.settings.margin_mark_ms * NS_PER_MS
+        interval = settings.margin_mark_ms * NS_PER_MS
         publisher = MarkPublisher(interval)
         for s in range(symbols):
             at = START_NS - int(gen.integers(1, interval))
@@ -258,7 +249,6 @@ def build_book(
             publisher.symbols[names[s]] = SymbolMark(SymbolBook(names[s]), px, at, px)
             publisher.throttle.sent(names[s], at)
         publisher.watermark = START_NS
-        feed.state = FeedState(publisher)
         for n, (account_names, indices, indptr, data, cash) in enumerate(columns):
             q = sp.csr_matrix(
                 (np.array(data), np.array(indices, np.int32), np.array(indptr, np.int64)),
@@ -271,14 +261,14 @@ def build_book(
             book.set_marks(dict(zip(names, marks, strict=True)))
             book.judged[:] = True  # every account starts marked, as `_load` finds it
             book.set_baseline()
-            account_logics[n].state = AccountShard(
+            account_shards[n].state = AccountShard(
                 book, ["owner"] * k, marks=dict(zip(names, marks, strict=True))
             )
         columns.clear()
     build_seconds = time.perf_counter() - t0
     gc.collect()
     return Book(
-        names=names, ticks=ticks, feed=feed, account_logics=account_logics,
+        names=names, ticks=ticks, feed=publisher, account_shards=account_shards,
         near=near_accounts, accounts=accounts, holdings=n_positions, holders=holders,
         rss_bytes=rss_bytes() - rss0, build_seconds=build_seconds,
     )  # fmt: skip
@@ -311,11 +301,11 @@ def batch_recompute(book: Book) -> BatchResult:
     """One pass of `margin_figures` over every account at its current marks (the design's
     once-a-minute loop); counts the accounts in deficit."""
     deficits = n = 0
-    policy = book.account_logics[0].policy
+    policy = book.account_shards[0].policy
     t0 = time.perf_counter()
     with tuned_gc():
-        for logic in book.account_logics:
-            state = logic.state
+        for shard in book.account_shards:
+            state = shard.state
             b = state.book
             for i in range(len(b.names)):
                 f = margin_figures(
@@ -329,8 +319,8 @@ def batch_recompute(book: Book) -> BatchResult:
 def screen_pass(book: Book) -> float:
     """Seconds for one screen of every account shard (what each window costs)."""
     t0 = time.perf_counter()
-    for logic in book.account_logics:
-        logic.state.book.screen(logic.top_rate)
+    for shard in book.account_shards:
+        shard.state.book.screen(shard.top_rate)
     return time.perf_counter() - t0
 
 
@@ -373,9 +363,26 @@ class StreamResult:
         return percentile(sorted(self.processing_ns), q)
 
 
-def _marks_of(out: list) -> list:
-    """The marks one feed call published (the same in every account shard's part)."""
-    return [m for _, m in out[0][1].items if type(m) is tuple] if out else []
+def _uncounted(name: str, n: int) -> None:
+    """The shards' counts: the flow's statistics; nobody reads them here."""
+
+
+def _marks_only(published: list) -> list:
+    """The marks among what the publisher published (not its stale-book notices)."""
+    return [m for m in published if type(m) is tuple]
+
+
+def _deliver(shard: MarginShard, published: list, effects: MarginEffects) -> None:
+    """What the publisher published, in order, into one account shard."""
+    start = 0
+    for i, item in enumerate(published):
+        if type(item) is not tuple:  # a stale-book notice among the marks
+            if start < i:
+                shard.marks(published, start, i, effects)
+            shard.stale(item, effects)
+            start = i + 1
+    if start < len(published):
+        shard.marks(published, start, len(published), effects)
 
 
 def _quote_batch(
@@ -465,10 +472,10 @@ def run_stream(
     gen = np.random.default_rng(SEED + 1)
     rng = random.Random(SEED + 1)
     p = popularity(len(book.names))
-    origins = BreachOrigins(book.account_logics[0].window_ns)
-    origins.published_px = {s: m.published for s, m in book.feed.state.publisher.symbols.items()}
+    origins = BreachOrigins(book.account_shards[0].window_ns)
+    origins.published_px = {s: m.published for s, m in book.feed.symbols.items()}
     batch_in: list[int] = []
-    feed, account_logics = book.feed, book.account_logics
+    feed, account_shards = book.feed, book.account_shards
     clock = time.perf_counter_ns
     budget_ns = int(seconds * 1e9)
     busy = part_busy = 0
@@ -487,34 +494,41 @@ def run_stream(
     unexplained = 0
     settled: list[int] = []  # the calls after the first event-time second (start-up burst)
 
-    def through_accounts(out: list, t_in: int) -> list[tuple[int, list]]:
+    def through_accounts(published: list, end_ns: int | None = None) -> list:
+        """Every published mark into every account shard (as `AccountLogic` takes them);
+        at the end of the input, the end of event time too."""
         done = []
-        for _key, item in out:
-            effects, _ = account_logics[item.shard].on_batch([item])
-            done.append((clock(), item, effects))
+        if not published and end_ns is None:
+            return done  # nothing for the shards (the flow sends them nothing either)
+        delivered = sum(1 for m in published if type(m) is tuple)
+        for n, shard in enumerate(account_shards):
+            effects = MarginEffects()
+            _deliver(shard, published, effects)
+            if end_ns is not None:
+                shard.end(end_ns, effects)
+            done.append((clock(), n, delivered, effects))
         return done
 
     def account(done: list, t_in: int) -> None:
         nonlocal marks, evaluations, unexplained
-        for t_out, item, effects in done:
-            marks += sum(1 for _, m in item.items if type(m) is tuple)
-            for e in effects:
-                evaluations += len(e.rows)
-                for alert in e.alerts:
-                    alerts[alert.kind] = alerts.get(alert.kind, 0) + 1
-                    if alert.kind != "MARGIN_CALL":
-                        continue
-                    called.add(alert.account)
-                    shard = account_logics[item.shard].state
-                    held = shard.book.holdings(shard.book.index[alert.account])
-                    origin = origins.origin(alert.event_time, held)
-                    if origin is None:
-                        unexplained += 1  # no mark of its symbols in the window: not timed
-                        continue
-                    latencies.append(t_out - batch_in[origin])
-                    if alert.event_time >= START_NS + NS_PER_S:
-                        settled.append(t_out - batch_in[origin])
-                    processing.append(t_out - t_in)
+        for t_out, k, delivered, e in done:
+            marks += delivered
+            evaluations += len(e.rows)
+            for alert in e.alerts:
+                alerts[alert.kind] = alerts.get(alert.kind, 0) + 1
+                if alert.kind != "MARGIN_CALL":
+                    continue
+                called.add(alert.account)
+                shard = account_shards[k].state
+                held = shard.book.holdings(shard.book.index[alert.account])
+                origin = origins.origin(alert.event_time, held)
+                if origin is None:
+                    unexplained += 1  # no mark of its symbols in the window: not timed
+                    continue
+                latencies.append(t_out - batch_in[origin])
+                if alert.event_time >= START_NS + NS_PER_S:
+                    settled.append(t_out - batch_in[origin])
+                processing.append(t_out - t_in)
 
     with tuned_gc():
         b = 0
@@ -526,10 +540,12 @@ def run_stream(
             qs = _quote_batch(book, rng, picks, fed)
             t_in = clock()
             batch_in.append(t_in)
-            out, _ = feed.on_batch([ShardBatch(qs, False, list(range(fed, fed + n)), None, "0")])
-            done = through_accounts(out, t_in)
+            out: list = []
+            feed.apply(qs, list(range(fed, fed + n)), out, [])
+            published = [m for _, m in out]
+            done = through_accounts(published)
             spent = clock() - t_in
-            origins.batch(qs, _marks_of(out), b)
+            origins.batch(qs, _marks_only(published), b)
             account(done, t_in)
             busy += spent
             part_busy += spent
@@ -548,14 +564,12 @@ def run_stream(
                 break
         t_in = clock()
         batch_in.append(t_in)
-        out, _ = feed.on_eof()
-        done = through_accounts(out, t_in)
-        for n, logic in enumerate(account_logics):  # the end: the last window, the deadlines
-            if logic.state is not None:
-                effects, _ = logic.on_eof()
-                done.append((clock(), FeedPart("0", [], 0, n, False), effects))
+        out = []
+        feed.flush(None, out, END_SEQ)  # the end: the held marks, then the last window
+        published = [m for _, m in out]
+        done = through_accounts(published, feed.watermark)
         busy += clock() - t_in
-        origins.published(_marks_of(out), b)
+        origins.published(_marks_only(published), b)
         origins.end()
         account(done, t_in)
     if part_n and (not part_rates or part_n >= part_size // 2 or part_busy >= part_ns // 2):

@@ -23,7 +23,7 @@ import psycopg
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from psycopg import errors as pg_errors
 
-from domain.pickling import tuple_pickled
+from domain.margin_rows import MarginRow  # moved to domain; still importable from here
 from domain.positions import NS_PER_MS, margin_doc
 from sinks.background import BackgroundPartition
 from sinks.positions import MARGIN, PositionsPublisher
@@ -114,23 +114,6 @@ def holders_of(opening: dict[str, OpeningAccount]) -> dict[str, dict[str, Decima
         for symbol, quantity in a.holdings.items():
             out.setdefault(symbol, {})[a.account] = quantity
     return out
-
-
-@tuple_pickled
-@dataclass(frozen=True, slots=True)
-class MarginRow:
-    """One `account_margin` row."""
-
-    account: str
-    equity: Decimal
-    gross_value: Decimal
-    ratio: Decimal | None
-    state: str
-    event_ns: int
-    call_since_ns: int | None = None
-    excess: Decimal | None = None  # equity over the maintenance requirement (not a column)
-    # held symbols valued at their last sound mark, their book stale (issue 21; not a column)
-    stale_marks: tuple[str, ...] = ()
 
 
 _UPSERT = """
