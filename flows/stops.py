@@ -92,6 +92,7 @@ from domain.stops import (
     Triggered,
     order_from_request,
 )
+from domain.time_of_day import time_of_day_ns
 from flows.context import FlowContext
 from flows.quotes import QUOTE_SHARDS, ShardBatch, make_sharder
 from sinks.clickhouse import (
@@ -574,11 +575,10 @@ def shard(decoded: Stream, ctx: FlowContext, with_orders: bool) -> Stream:
 def breaker_policy(ctx: FlowContext) -> BreakerPolicy:
     """The index circuit breaker of the settings (`[market_status]`)."""
     config = ctx.settings.market_status
-    close = time.fromisoformat(ctx.settings.session_close_utc)
     return BreakerPolicy(
         index_symbol=config.index_symbol,
         basket=tuple(sorted(config.basket.items())),
-        session_close_ns=(close.hour * 3600 + close.minute * 60) * 1_000_000_000,
+        session_close_ns=time_of_day_ns(ctx.settings.session_close_utc),
     )
 
 

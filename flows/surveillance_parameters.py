@@ -13,6 +13,7 @@ from typing import Any
 
 from domain.errors import ConfigError
 from domain.surveillance import NS_PER_S
+from domain.time_of_day import time_of_day_ns
 
 # model -> parameter -> (the model's keyword, conversion): what `[surveillance.MODEL]` accepts.
 _S = NS_PER_S
@@ -29,7 +30,7 @@ PARAMETERS: dict[str, dict[str, tuple[str, Any]]] = {
         "max_resting_hours": ("max_resting_ns", lambda v: int(float(v) * 3600 * _S)),
     },
     "marking_the_close": {
-        "close_utc": ("close_ns_of_day", lambda v: _hhmm_ns(str(v))),
+        "close_utc": ("close_ns_of_day", lambda v: time_of_day_ns(str(v))),
         "window_minutes": ("window_ns", lambda v: int(float(v) * 60 * _S)),
         "window_share": ("window_share", lambda v: Decimal(str(v))),
         "day_share": ("day_share", lambda v: Decimal(str(v))),
@@ -46,11 +47,6 @@ PARAMETERS: dict[str, dict[str, tuple[str, Any]]] = {
     # Not a model: findings of one model, subject and symbol this close together are one alert.
     "episodes": {"gap_minutes": ("gap_ns", lambda v: int(float(v) * 60 * _S))},
 }
-
-
-def _hhmm_ns(text: str) -> int:
-    hours, minutes = (int(x) for x in text.split(":"))
-    return (hours * 3600 + minutes * 60) * _S
 
 
 def model_parameters(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -37,7 +37,6 @@ from domain.stops.orders import (
     CONTINGENCY_OTO,
     NS_PER_DAY,
     NS_PER_MS,
-    NS_PER_SECOND,
     ORD_TYPE_LIMIT,
     ORD_TYPE_MARKET,
     ORD_TYPE_PEGGED,
@@ -61,12 +60,7 @@ from domain.stops.orders import (
     _Record,
     _release,
 )
-
-
-def _session_close_ns(close: time) -> int:
-    return (
-        close.hour * 3600 + close.minute * 60 + close.second
-    ) * NS_PER_SECOND + close.microsecond * 1000
+from domain.time_of_day import time_of_day_ns
 
 
 class StopBook:
@@ -120,7 +114,7 @@ class StopBook:
         self.session_close = session_close
         self.gtc_days = gtc_days
         self.dedup_window_ns = dedup_window_ns
-        self._close_ns = _session_close_ns(session_close)
+        self._close_ns = time_of_day_ns(session_close)
         self._seq = 0
         self._orders: dict[str, _Record] = {}  # pending and working
         self._triggered: dict[str, _Record] = {}  # triggered OTO entries awaiting their fill
