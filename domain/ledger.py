@@ -58,6 +58,17 @@ class Holding:
 FLAT = Holding()
 
 
+def is_buy(side: str | None) -> bool:
+    """Whether Side (54) adds to a position: 1 buy and 3 buy minus. Every other value, a sell
+    or one that is neither (7 undisclosed, 8 cross), is not a buy. The one answer for the
+    ledger, surveillance and the alerts' words.
+
+    >>> is_buy("1"), is_buy("3"), is_buy("2"), is_buy("7"), is_buy(None)
+    (True, True, False, False, False)
+    """
+    return SIDE_SIGN.get(side or "", 0) > 0
+
+
 def side_sign(side: str) -> int:
     """Return +1 for a buy side, -1 for a sell side.
 

@@ -18,6 +18,7 @@ from domain.explain.words import (
     percent,
     quantity,
 )
+from domain.ledger import is_buy
 
 
 def _stop_triggered(ev: _Evidence, c: _Context) -> tuple[str, list[str]]:
@@ -26,7 +27,7 @@ def _stop_triggered(ev: _Evidence, c: _Context) -> tuple[str, list[str]]:
     ord_type = ORD_TYPES.get(ev.text("ord_type") or "", "stop")
     qty, stop, trigger = ev.num("quantity"), ev.num("stop_px"), ev.num("trigger_px")
     reference = ev.text("reference") or "reference"
-    sell = side != "1"
+    sell = not is_buy(side)
     side_word = SIDES.get(side or "", "sell" if sell else "buy").capitalize() if side else "The"
     child, child_type = ev.text("child_cl_ord_id"), ORD_TYPES.get(ev.text("child_ord_type") or "")
     child_price = ev.price("child_price")

@@ -18,6 +18,7 @@ from domain.explain.words import (
     percent,
     quantity,
 )
+from domain.ledger import is_buy
 
 
 def _wash_trade(ev: _Evidence, c: _Context) -> tuple[str, list[str]]:
@@ -106,7 +107,7 @@ def _spoofing(ev: _Evidence, c: _Context) -> tuple[str, list[str]]:
     if side is None:
         traded, resting_side = "traded", "trade"
     else:
-        traded, resting_side = ("bought", "sell") if side == "1" else ("sold", "buy")
+        traded, resting_side = ("bought", "sell") if is_buy(side) else ("sold", "buy")
     at = f" at {_count(len(levels), 'price', 'prices')}" if levels else ""
     headline = (
         f"{c.who} {traded} {quantity(fill_qty)} {c.shares} against {quantity(resting_volume)} "

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from domain.ledger import is_buy
+
 NS_PER_S = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
 WASH_TRADE = "WASH_TRADE"
@@ -25,7 +27,7 @@ class Fill:
     exec_id: str
     account: str
     symbol: str
-    side: str  # Side (54): "1" buy, else sell
+    side: str  # Side (54): a buy by domain.ledger.is_buy (1, 3), else a sell
     qty: Decimal
     px: Decimal
     ts_ns: int
@@ -34,7 +36,7 @@ class Fill:
 
     @property
     def buy(self) -> bool:
-        return self.side == "1"
+        return is_buy(self.side)
 
 
 @dataclass(frozen=True, slots=True)

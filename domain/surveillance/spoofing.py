@@ -6,6 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from domain.ledger import is_buy
 from domain.surveillance.findings import NS_PER_DAY, NS_PER_S, SPOOFING, Fill, Finding
 
 
@@ -151,7 +152,7 @@ class SpoofingModel:
         opposite = {
             cl: _Resting(r.side, r.qty, r.px, r.ts_ns)
             for cl, r in resting.items()
-            if (r.side == "1") != fill.buy
+            if is_buy(r.side) != fill.buy
         }
         volume = sum((r.qty for r in opposite.values()), Decimal(0))
         if opposite and volume >= self.size_multiple * fill.qty:
